@@ -1,0 +1,9 @@
+//! rswan: a userspace IPsec gateway for Linux routers — FreeS/WAN's KLIPS (packet path) and
+//! Pluto (IKE keying daemon) in one process.
+//!
+//! The protocol cores (wire formats, transforms, SADB, eroute table, configuration) are plain Rust
+//! over byte buffers with time passed in; the `shell` modules (TUN devices, sockets, threads, the
+//! control socket) are a thin layer around them. See `docs/ARCHITECTURE.md`.
+
+pub mod addr;
+pub mod said;
