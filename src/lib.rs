@@ -7,3 +7,7 @@
 
 pub mod addr;
 pub mod said;
+pub mod config;
+pub mod crypto;
+pub mod pluto;
+pub mod xform;
