@@ -6,6 +6,10 @@
 //! control socket) are a thin layer around them. See `docs/ARCHITECTURE.md`.
 
 pub mod addr;
+pub mod eroute;
+pub mod klips;
+pub mod sadb;
+pub mod wire;
 pub mod said;
 pub mod config;
 pub mod crypto;

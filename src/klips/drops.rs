@@ -1,0 +1,199 @@
+//! Why packets are discarded, and the counters behind `ipsec look` and `ifconfig ipsecN`
+//! (spec 8: KLIPS' list, plus the reasons a userspace datapath adds).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A reason a packet was discarded. Inbound reasons also raise RX dropped on the ipsecN device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Not an IPsec packet (bad IP header, unknown protocol, garbage on UDP 4500).
+    NotIpsec,
+    /// Shorter than its headers say.
+    Truncated,
+    /// AH payload length not a multiple of 4 / inconsistent.
+    PayloadLenNotX4,
+    /// AH authenticator length does not match the SA.
+    BadAuthLen,
+    /// No SA for (destination, SPI, protocol).
+    NoSa,
+    /// Outer source address differs from the SA's source.
+    SaSourceMismatch,
+    /// Sequence number outside the window or already seen.
+    Replay,
+    /// ICV did not verify.
+    AuthFailure,
+    /// ESP ciphertext length not a multiple of the cipher block size.
+    EspLenNotX8,
+    /// ESP padding bytes are not 1, 2, 3, ….
+    BadPadding,
+    /// IP options where they are not allowed (AH).
+    IpOptions,
+    /// TTL expired.
+    TtlExpired,
+    /// No eroute covers the packet (outbound).
+    NoEroute,
+    /// The eroute names an SA that does not exist (outbound).
+    ErouteWithoutSa,
+    /// The eroute is `%drop` (or `%trap`/`%hold` replaced an older held packet).
+    ShuntDrop,
+    /// The eroute is `%reject`.
+    ShuntReject,
+    /// The packet was held by a `%hold` eroute and later replaced by a newer one.
+    HoldReplaced,
+    /// The SA's hard lifetime is reached.
+    SaExpired,
+    /// Decapsulated addresses are outside the SA's policy (tunnel-exit check).
+    ArrivalCheck,
+    /// Nested SA is not the next SA of the group.
+    GroupMismatch,
+    /// IPComp data did not inflate.
+    DecompressFailure,
+    /// Too big to send even after fragmentation.
+    Oversize,
+    /// A device or socket refused the packet.
+    SendFailure,
+}
+
+impl DropReason {
+    /// Every reason, in display order.
+    pub const ALL: [DropReason; 23] = [
+        DropReason::NotIpsec,
+        DropReason::Truncated,
+        DropReason::PayloadLenNotX4,
+        DropReason::BadAuthLen,
+        DropReason::NoSa,
+        DropReason::SaSourceMismatch,
+        DropReason::Replay,
+        DropReason::AuthFailure,
+        DropReason::EspLenNotX8,
+        DropReason::BadPadding,
+        DropReason::IpOptions,
+        DropReason::TtlExpired,
+        DropReason::NoEroute,
+        DropReason::ErouteWithoutSa,
+        DropReason::ShuntDrop,
+        DropReason::ShuntReject,
+        DropReason::HoldReplaced,
+        DropReason::SaExpired,
+        DropReason::ArrivalCheck,
+        DropReason::GroupMismatch,
+        DropReason::DecompressFailure,
+        DropReason::Oversize,
+        DropReason::SendFailure,
+    ];
+
+    /// The human text, KLIPS' wording where KLIPS had one.
+    pub fn text(self) -> &'static str {
+        match self {
+            DropReason::NotIpsec => "not an IPsec packet",
+            DropReason::Truncated => "truncated",
+            DropReason::PayloadLenNotX4 => "payload length not x4",
+            DropReason::BadAuthLen => "bad authenticator length",
+            DropReason::NoSa => "no SA",
+            DropReason::SaSourceMismatch => "SA source mismatch",
+            DropReason::Replay => "replay",
+            DropReason::AuthFailure => "auth failure",
+            DropReason::EspLenNotX8 => "ESP length not x8",
+            DropReason::BadPadding => "bad padding",
+            DropReason::IpOptions => "IP options",
+            DropReason::TtlExpired => "TTL expired",
+            DropReason::NoEroute => "no eroute",
+            DropReason::ErouteWithoutSa => "eroute without SA",
+            DropReason::ShuntDrop => "%drop shunt",
+            DropReason::ShuntReject => "%reject shunt",
+            DropReason::HoldReplaced => "%hold replaced",
+            DropReason::SaExpired => "SA expired",
+            DropReason::ArrivalCheck => "inner address outside SA policy",
+            DropReason::GroupMismatch => "not next SA of group",
+            DropReason::DecompressFailure => "IPComp decompression failure",
+            DropReason::Oversize => "oversize",
+            DropReason::SendFailure => "send failure",
+        }
+    }
+
+    /// Whether this reason applies to packets arriving from the network (counted as RX dropped
+    /// on ipsecN), as opposed to packets leaving through ipsecN (TX dropped).
+    pub fn is_inbound(self) -> bool {
+        !matches!(
+            self,
+            DropReason::NoEroute
+                | DropReason::ErouteWithoutSa
+                | DropReason::ShuntDrop
+                | DropReason::ShuntReject
+                | DropReason::HoldReplaced
+                | DropReason::Oversize
+        )
+    }
+}
+
+/// Drop counters by reason, shared by all datapath threads.
+#[derive(Debug, Default)]
+pub struct DropStats {
+    counts: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl DropStats {
+    /// Counts one discarded packet.
+    pub fn count(&self, r: DropReason) {
+        self.counts[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.counts[r as usize].load(Ordering::Relaxed)
+    }
+
+    /// Non-zero counters in display order.
+    pub fn nonzero(&self) -> Vec<(DropReason, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|&r| (r, self.get(r)))
+            .filter(|&(_, n)| n != 0)
+            .collect()
+    }
+
+    /// Sum of inbound (RX) and outbound (TX) drops.
+    pub fn totals(&self) -> (u64, u64) {
+        let mut rx = 0;
+        let mut tx = 0;
+        for r in DropReason::ALL {
+            if r.is_inbound() {
+                rx += self.get(r);
+            } else {
+                tx += self.get(r);
+            }
+        }
+        (rx, tx)
+    }
+
+    /// Zeroes every counter.
+    pub fn clear(&self) {
+        for c in &self.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_discriminant_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn counting() {
+        let s = DropStats::default();
+        s.count(DropReason::Replay);
+        s.count(DropReason::Replay);
+        s.count(DropReason::NoEroute);
+        assert_eq!(s.get(DropReason::Replay), 2);
+        assert_eq!(s.totals(), (2, 1));
+        assert_eq!(s.nonzero().len(), 2);
+    }
+}
