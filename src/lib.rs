@@ -6,6 +6,11 @@
 //! control socket) are a thin layer around them. See `docs/ARCHITECTURE.md`.
 
 pub mod addr;
+pub mod cli;
+pub mod cmd;
+pub mod manual;
+pub mod shell;
+pub mod updown;
 pub mod eroute;
 pub mod klips;
 pub mod sadb;

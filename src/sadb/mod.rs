@@ -1,5 +1,177 @@
-//! The SADB: security associations keyed by SAID, SA groups (spigrp), anti-replay windows,
-//! lifetimes and counters.
+//! The SADB: security associations keyed by SAID (SPI, destination, protocol), SA groups
+//! (spigrp, applied inner→outer: IPIP, IPComp, ESP, AH), anti-replay windows, lifetimes and
+//! counters.
 
 pub mod lifetime;
 pub mod replay;
+pub mod sa;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::said::Said;
+
+pub use sa::{Dir, KeyBytes, Sa, SaError, SaSpec, UdpEncap, XformSpec};
+
+/// SAs of one group, innermost first.
+pub type SaGroup = Arc<[Arc<Sa>]>;
+
+/// The SA database.
+#[derive(Debug, Default)]
+pub struct Sadb {
+    sas: HashMap<Said, Arc<Sa>>,
+    /// Group head (innermost SA) → the group.
+    groups: HashMap<Said, SaGroup>,
+    /// Any member → its group head.
+    member_of: HashMap<Said, Said>,
+}
+
+impl Sadb {
+    /// An empty SADB.
+    pub fn new() -> Sadb {
+        Sadb::default()
+    }
+
+    /// Number of SAs.
+    pub fn len(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// Whether there are no SAs.
+    pub fn is_empty(&self) -> bool {
+        self.sas.is_empty()
+    }
+
+    /// Adds a keyed SA; fails if the SAID exists.
+    pub fn add(&mut self, sa: Sa) -> Result<Arc<Sa>, SaError> {
+        if self.sas.contains_key(&sa.said) {
+            return Err(SaError(format!("SA {} already exists", sa.said)));
+        }
+        let sa = Arc::new(sa);
+        self.sas.insert(sa.said, sa.clone());
+        Ok(sa)
+    }
+
+    /// The SA with this SAID.
+    pub fn get(&self, said: &Said) -> Option<&Arc<Sa>> {
+        self.sas.get(said)
+    }
+
+    /// Groups existing, ungrouped SAs inner→outer (`ipsec spigrp`). One SAID ungroups its group.
+    pub fn group(&mut self, saids: &[Said]) -> Result<(), SaError> {
+        match saids.len() {
+            0 => return Err(SaError("spigrp needs at least one SA".into())),
+            1 => {
+                let head = self
+                    .member_of
+                    .get(&saids[0])
+                    .copied()
+                    .ok_or_else(|| SaError(format!("SA {} is not in a group", saids[0])))?;
+                self.ungroup(&head);
+                return Ok(());
+            }
+            n if n > 4 => return Err(SaError("at most 4 SAs can be grouped".into())),
+            _ => {}
+        }
+        let mut v = Vec::new();
+        for s in saids {
+            let sa = self
+                .sas
+                .get(s)
+                .ok_or_else(|| SaError(format!("SA {s} does not exist")))?;
+            if self.member_of.contains_key(s) {
+                return Err(SaError(format!("SA {s} is already grouped")));
+            }
+            if v.iter().any(|o: &Arc<Sa>| o.said == *s) {
+                return Err(SaError(format!("SA {s} listed twice")));
+            }
+            v.push(sa.clone());
+        }
+        let head = saids[0];
+        for s in saids {
+            self.member_of.insert(*s, head);
+        }
+        self.groups.insert(head, v.into());
+        Ok(())
+    }
+
+    fn ungroup(&mut self, head: &Said) {
+        if let Some(g) = self.groups.remove(head) {
+            for sa in g.iter() {
+                self.member_of.remove(&sa.said);
+            }
+        }
+    }
+
+    /// The group `said` heads or belongs to; a lone SA is a group of one.
+    pub fn group_of(&self, said: &Said) -> Option<SaGroup> {
+        if let Some(head) = self.member_of.get(said) {
+            return self.groups.get(head).cloned();
+        }
+        self.sas.get(said).map(|sa| Arc::from(vec![sa.clone()]))
+    }
+
+    /// Deletes `said` and every SA grouped with it (`ipsec spi … --del`). Returns the deleted SAs.
+    pub fn delete(&mut self, said: &Said) -> Result<Vec<Arc<Sa>>, SaError> {
+        if !self.sas.contains_key(said) {
+            return Err(SaError(format!("SA {said} does not exist")));
+        }
+        let members: Vec<Said> = match self.member_of.get(said).copied() {
+            Some(head) => {
+                let g = self.groups.get(&head).cloned();
+                self.ungroup(&head);
+                g.map(|g| g.iter().map(|s| s.said).collect()).unwrap_or_default()
+            }
+            None => vec![*said],
+        };
+        Ok(members.iter().filter_map(|s| self.sas.remove(s)).collect())
+    }
+
+    /// Removes every SA.
+    pub fn clear(&mut self) {
+        self.sas.clear();
+        self.groups.clear();
+        self.member_of.clear();
+    }
+
+    /// Every SA, sorted by SAID text as `sort /proc/net/ipsec_spi` would.
+    pub fn sorted(&self) -> Vec<Arc<Sa>> {
+        let mut v: Vec<_> = self.sas.values().cloned().collect();
+        v.sort_by_key(|s| s.said.to_string());
+        v
+    }
+
+    /// `/proc/net/ipsec_spigrp` lines: SAIDs inner→outer separated by spaces, trailing space.
+    pub fn spigrp_lines(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .groups
+            .values()
+            .map(|g| g.iter().map(|s| format!("{} ", s.said)).collect())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Removes SAs that hit a hard lifetime at `now`; returns them.
+    pub fn expire(&mut self, now: u64) -> Vec<Arc<Sa>> {
+        let dead: Vec<Said> = self
+            .sas
+            .values()
+            .filter(|sa| {
+                let mut st = sa.state.lock().unwrap_or_else(|p| p.into_inner());
+                matches!(sa.expiry(&mut st, now), lifetime::Expiry::Hard(_)) || st.dead
+            })
+            .map(|sa| sa.said)
+            .collect();
+        let mut out = Vec::new();
+        for s in dead {
+            if let Some(head) = self.member_of.get(&s).copied() {
+                self.ungroup(&head);
+            }
+            if let Some(sa) = self.sas.remove(&s) {
+                out.push(sa);
+            }
+        }
+        out
+    }
+}

@@ -275,3 +275,76 @@ mod tests {
         assert_eq!(Ipv4Packet::new_checked(&b).unwrap_err(), Ipv4Error::Truncated);
     }
 }
+
+/// Splits an IPv4 packet (no options assumed beyond what its header says) into fragments no
+/// larger than `mtu`, clearing DF. Returns None if `mtu` is too small to carry any payload.
+pub fn fragment(pkt: &[u8], mtu: usize) -> Option<Vec<Vec<u8>>> {
+    let p = Ipv4Packet::new_checked(pkt).ok()?;
+    let hl = p.header_len();
+    if pkt.len() <= mtu {
+        return Some(vec![pkt.to_vec()]);
+    }
+    let chunk = (mtu.checked_sub(hl)? / 8) * 8;
+    if chunk == 0 {
+        return None;
+    }
+    let payload = p.payload();
+    let base_off = usize::from(u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff) * 8;
+    let orig_mf = pkt[6] & 0x20 != 0;
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < payload.len() {
+        let end = (off + chunk).min(payload.len());
+        let last = end == payload.len();
+        let mut f = Vec::with_capacity(hl + end - off);
+        f.extend_from_slice(&pkt[..hl]);
+        f.extend_from_slice(&payload[off..end]);
+        let fo = ((base_off + off) / 8) as u16;
+        let mf = if !last || orig_mf { 0x2000 } else { 0 };
+        f[6..8].copy_from_slice(&(fo | mf).to_be_bytes());
+        let flen = f.len() as u16;
+        f[2..4].copy_from_slice(&flen.to_be_bytes());
+        f[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum(&f[..hl]);
+        f[10..12].copy_from_slice(&c.to_be_bytes());
+        out.push(f);
+        off = end;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod frag_tests {
+    use super::*;
+
+    #[test]
+    fn fragments_reassemble() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let mut pkt = vec![0u8; HEADER_LEN + payload.len()];
+        Ipv4Repr {
+            src: Ipv4Addr::new(1, 1, 1, 1),
+            dst: Ipv4Addr::new(2, 2, 2, 2),
+            protocol: proto::ESP,
+            tos: 0,
+            ttl: 64,
+            ident: 9,
+            dont_frag: true,
+            payload_len: payload.len(),
+        }
+        .emit(&mut pkt);
+        pkt[HEADER_LEN..].copy_from_slice(&payload);
+        let frags = fragment(&pkt, 1500).unwrap();
+        assert_eq!(frags.len(), 3);
+        let mut re = Vec::new();
+        for (i, f) in frags.iter().enumerate() {
+            assert!(f.len() <= 1500);
+            let p = Ipv4Packet::new_checked(f).unwrap();
+            assert_eq!(checksum(p.header()), 0);
+            assert!(!p.dont_frag());
+            let mf = f[6] & 0x20 != 0;
+            assert_eq!(mf, i < 2);
+            re.extend_from_slice(p.payload());
+        }
+        assert_eq!(re, payload);
+    }
+}

@@ -1,0 +1,220 @@
+//! The `ipsec` command: FreeS/WAN's subcommands. Table commands (`eroute`, `spi`, `spigrp`,
+//! `tncfg`, `look`) and `manual` are carried out by the running daemon over the control socket;
+//! `setup` starts and stops the daemon; `_updown` is the default updown script.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::shell::control;
+use crate::shell::daemon::{self, VERSION};
+use crate::shell::paths::Paths;
+
+const USAGE: &str = "\
+Usage: ipsec [--config FILE] [--secrets FILE] [--rundir DIR] COMMAND [ARGS]
+Commands:
+  setup start|stop|restart|status [--nofork]   start or stop the gateway daemon
+  manual --up|--down|--route|--unroute CONN    manually keyed connections
+  look                                         brief status: eroutes, SAs, drops, routes
+  eroute [--add|--replace|--del|--clear ...]   the eroute table
+  spi [SA --esp|--ah|--comp|--ip4 ...|--del|--clear]   the SADB
+  spigrp [--said SA...]                        SA groups
+  tncfg                                        ipsecN devices
+  --version                                    print the version
+Environment: IPSEC_CONF, IPSEC_SECRETS, IPSEC_RUNDIR.";
+
+/// Runs the `ipsec` command line `args` (without the program name); returns the exit status.
+pub fn main(mut args: Vec<String>) -> i32 {
+    let paths = match Paths::take_from(&mut args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ipsec: {e}");
+            return 2;
+        }
+    };
+    let Some(cmd) = args.first().cloned() else {
+        eprintln!("{USAGE}");
+        return 2;
+    };
+    let rest: Vec<String> = args[1..].to_vec();
+    match cmd.as_str() {
+        "--version" | "version" => {
+            println!("Linux rswan {VERSION} (FreeS/WAN 2.04 compatible)");
+            0
+        }
+        "--help" | "help" => {
+            println!("{USAGE}");
+            0
+        }
+        "setup" => setup(&paths, &rest),
+        "_updown" => crate::updown::default_script(),
+        "eroute" | "spi" | "spigrp" | "tncfg" | "look" => forward(&paths, &args),
+        "manual" => {
+            let mut a = args.clone();
+            a.push("--config".into());
+            a.push(paths.config.display().to_string());
+            forward(&paths, &a)
+        }
+        other => {
+            eprintln!("ipsec: unknown command \"{other}\"\n{USAGE}");
+            2
+        }
+    }
+}
+
+fn forward(paths: &Paths, args: &[String]) -> i32 {
+    match control::call(&paths.ctl(), args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!(
+                "ipsec {}: rswan is not running ({}: {e}); start it with \"ipsec setup start\"",
+                args[0],
+                paths.ctl().display()
+            );
+            1
+        }
+    }
+}
+
+fn running(paths: &Paths) -> bool {
+    std::os::unix::net::UnixStream::connect(paths.ctl()).is_ok()
+}
+
+fn setup(paths: &Paths, args: &[String]) -> i32 {
+    let nofork = args.iter().any(|a| a == "--nofork");
+    let ops: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let [op] = ops.as_slice() else {
+        eprintln!("usage: ipsec setup start|stop|restart|status [--nofork]");
+        return 2;
+    };
+    match op.as_str() {
+        "start" => start(paths, nofork),
+        "stop" => stop(paths),
+        "restart" => {
+            stop(paths);
+            start(paths, nofork)
+        }
+        "status" => {
+            if running(paths) {
+                forward(paths, &["status".to_string()])
+            } else {
+                println!("IPsec stopped");
+                3
+            }
+        }
+        other => {
+            eprintln!("ipsec setup: unknown operation \"{other}\"");
+            2
+        }
+    }
+}
+
+fn start(paths: &Paths, nofork: bool) -> i32 {
+    println!("ipsec_setup: Starting rswan IPsec {VERSION}...");
+    if running(paths) {
+        eprintln!("ipsec_setup: rswan is already running ({})", paths.ctl().display());
+        return 1;
+    }
+    if nofork {
+        return daemon::run(paths.clone());
+    }
+    if let Err(e) = std::fs::create_dir_all(&paths.rundir) {
+        eprintln!("ipsec_setup: cannot create {}: {e}", paths.rundir.display());
+        return 1;
+    }
+    let log = match std::fs::File::create(paths.log()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("ipsec_setup: cannot create {}: {e}", paths.log().display());
+            return 1;
+        }
+    };
+    let exe = crate::updown::self_exe();
+    let mut c = Command::new(exe);
+    c.args(["--config", &path_str(&paths.config)])
+        .args(["--secrets", &path_str(&paths.secrets)])
+        .args(["--rundir", &path_str(&paths.rundir)])
+        .args(["setup", "start", "--nofork"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid() is async-signal-safe and touches no Rust state in the forked child.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = match c.spawn() {
+        Ok(ch) => ch,
+        Err(e) => {
+            eprintln!("ipsec_setup: cannot start the daemon: {e}");
+            return 1;
+        }
+    };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprint!("{}", tail(&paths.log()));
+            eprintln!("ipsec_setup: daemon exited ({status})");
+            return status.code().unwrap_or(1).max(1);
+        }
+        if running(paths) && std::fs::read_to_string(paths.log()).is_ok_and(|l| l.contains("started")) {
+            println!("ipsec_setup: ...rswan IPsec started");
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("ipsec_setup: the daemon did not come up in 20 s; see {}", paths.log().display());
+    1
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn tail(p: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(p) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s.lines()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn stop(paths: &Paths) -> i32 {
+    println!("ipsec_setup: Stopping rswan IPsec...");
+    if !running(paths) {
+        println!("ipsec_setup: rswan IPsec is not running");
+        return 0;
+    }
+    let _ = control::call(&paths.ctl(), &["shutdown".to_string()]);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        if !paths.pid().exists() {
+            println!("ipsec_setup: ...rswan IPsec stopped");
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Ok(pid) = std::fs::read_to_string(paths.pid()) {
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            // SAFETY: sending SIGKILL to the pid recorded by our own daemon.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+    let _ = std::fs::remove_file(paths.pid());
+    let _ = std::fs::remove_file(paths.ctl());
+    println!("ipsec_setup: ...rswan IPsec stopped (killed)");
+    0
+}

@@ -1,0 +1,315 @@
+//! Outbound: a packet read from ipsecN → eroute lookup → shunt action or the SA group applied
+//! inner→outer (IPIP, IPComp, ESP, AH) → packets for the physical interface (spec 8).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::addr::Subnet;
+use crate::eroute::Eroute;
+use crate::said::{Proto, Said, Shunt};
+use crate::sadb::lifetime::Expiry;
+use crate::sadb::sa::{Sa, Xform};
+use crate::wire::icmp;
+use crate::wire::ipv4::{self, proto, Ipv4Packet, Ipv4Repr};
+use crate::xform::ipcomp::{self, CompressOutcome};
+
+use super::{Acquire, DropReason, Emit, Klips, SaEvent};
+
+/// IKE's ports: locally sourced IKE traffic bypasses eroutes that would send it into its own SA.
+const IKE_PORTS: [u16; 2] = [500, 4500];
+
+struct Dev {
+    addr: std::net::Ipv4Addr,
+    phys_mtu: usize,
+    mtu: usize,
+}
+
+impl Klips {
+    /// Processes one packet the kernel routed into ipsecN `dev`.
+    pub fn outbound(
+        &self,
+        dev: usize,
+        pkt: &[u8],
+        now: u64,
+        rng: &mut dyn RngCore,
+        out: &mut Vec<Emit>,
+    ) {
+        let Ok(p) = Ipv4Packet::new_checked(pkt) else {
+            // Not IPv4 (eroutes are IPv4 only) or malformed: nothing can cover it.
+            self.drop(dev, DropReason::NoEroute, out);
+            return;
+        };
+        let d = {
+            let devs = super::read(&self.devs);
+            match devs.get(dev) {
+                Some(d) => Dev {
+                    addr: d.addr,
+                    phys_mtu: d.phys_mtu,
+                    mtu: d.mtu,
+                },
+                None => Dev {
+                    addr: std::net::Ipv4Addr::UNSPECIFIED,
+                    phys_mtu: 1500,
+                    mtu: 1500,
+                },
+            }
+        };
+        let eroute = match self.eroutes().lookup(p.src(), p.dst()) {
+            Some(e) => e.clone(),
+            None => {
+                if self.ike_bypass(&p, None) {
+                    out.push(Emit::Net {
+                        dev,
+                        pkt: p.packet().to_vec(),
+                    });
+                } else {
+                    self.drop(dev, DropReason::NoEroute, out);
+                }
+                return;
+            }
+        };
+        if self.ike_bypass(&p, Some(&eroute)) {
+            out.push(Emit::Net {
+                dev,
+                pkt: p.packet().to_vec(),
+            });
+            return;
+        }
+        eroute.count.fetch_add(1, Ordering::Relaxed);
+        match eroute.said.shunt() {
+            Some(Shunt::Pass) => out.push(Emit::Net {
+                dev,
+                pkt: p.packet().to_vec(),
+            }),
+            Some(Shunt::Drop) => self.drop(dev, DropReason::ShuntDrop, out),
+            Some(Shunt::Reject) => {
+                if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::PKT_FILTERED, 0) {
+                    out.push(Emit::Tun { dev, pkt: icmp });
+                }
+                self.drop(dev, DropReason::ShuntReject, out);
+            }
+            Some(Shunt::Hold) => self.hold(&eroute, &p, dev, out),
+            Some(s @ (Shunt::Trap | Shunt::TrapSubnet)) => self.trap(s, &eroute, &p, dev, out),
+            None => self.encapsulate(&eroute.said, &p, &d, dev, now, rng, out),
+        }
+    }
+
+    fn ike_bypass(&self, p: &Ipv4Packet<'_>, e: Option<&Arc<Eroute>>) -> bool {
+        if p.protocol() != proto::UDP || !self.is_local(p.src()) {
+            return false;
+        }
+        let (sport, _) = p.ports();
+        if !IKE_PORTS.contains(&sport) {
+            return false;
+        }
+        match e {
+            None => true,
+            Some(e) => e.said.shunt().is_some() || e.said.dst == p.dst(),
+        }
+    }
+
+    fn hold(&self, e: &Eroute, p: &Ipv4Packet<'_>, dev: usize, out: &mut Vec<Emit>) {
+        let mut held = e.held.lock().unwrap_or_else(|x| x.into_inner());
+        if held.replace(p.packet().to_vec()).is_some() {
+            self.drop(dev, DropReason::HoldReplaced, out);
+        }
+    }
+
+    fn trap(&self, s: Shunt, e: &Eroute, p: &Ipv4Packet<'_>, dev: usize, out: &mut Vec<Emit>) {
+        let (sport, dport) = p.ports();
+        let hold = Said::new(Proto::Int, Shunt::Hold.spi(), std::net::Ipv4Addr::UNSPECIFIED);
+        let (src, dst) = if s == Shunt::TrapSubnet {
+            (e.src, e.dst)
+        } else {
+            (Subnet::host(p.src()), Subnet::host(p.dst()))
+        };
+        let held = {
+            let mut t = self.eroutes_mut();
+            match t.get(&src, &dst) {
+                Some(h) if h.said.shunt() == Some(Shunt::Hold) => h.clone(),
+                _ => t.replace(Eroute::new(src, dst, hold)).0,
+            }
+        };
+        self.hold(&held, p, dev, out);
+        self.send_acquire(Acquire {
+            src: p.src(),
+            dst: p.dst(),
+            proto: p.protocol(),
+            sport,
+            dport,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encapsulate(
+        &self,
+        said: &Said,
+        p: &Ipv4Packet<'_>,
+        d: &Dev,
+        dev: usize,
+        now: u64,
+        rng: &mut dyn RngCore,
+        out: &mut Vec<Emit>,
+    ) {
+        let Some(group) = self.sadb().group_of(said) else {
+            self.drop(dev, DropReason::ErouteWithoutSa, out);
+            return;
+        };
+        if p.dont_frag() && p.packet().len() > d.mtu && self.params().fragicmp {
+            if let Some(icmp) = icmp::unreachable(p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16) {
+                out.push(Emit::Tun { dev, pkt: icmp });
+            }
+        }
+        let mut cur = p.packet().to_vec();
+        for sa in group.iter() {
+            if let Err(r) = self.apply(sa, &mut cur, now, rng) {
+                self.drop(dev, r, out);
+                return;
+            }
+        }
+        if cur.len() <= d.phys_mtu {
+            out.push(Emit::Net { dev, pkt: cur });
+            return;
+        }
+        match ipv4::fragment(&cur, d.phys_mtu) {
+            Some(frags) => out.extend(frags.into_iter().map(|pkt| Emit::Net { dev, pkt })),
+            None => self.drop(dev, DropReason::Oversize, out),
+        }
+    }
+
+    /// Applies one SA's transform to the IPv4 packet in `cur` (replacing its payload, or
+    /// wrapping it in a new header for IPIP).
+    fn apply(
+        &self,
+        sa: &Sa,
+        cur: &mut Vec<u8>,
+        now: u64,
+        rng: &mut dyn RngCore,
+    ) -> Result<(), DropReason> {
+        let mut st = sa.state.lock().unwrap_or_else(|x| x.into_inner());
+        if st.dead {
+            return Err(DropReason::SaExpired);
+        }
+        match sa.account(&mut st, cur.len(), now) {
+            Expiry::Hard(_) => {
+                self.send_event(SaEvent::HardExpired(sa.said));
+                return Err(DropReason::SaExpired);
+            }
+            Expiry::Soft(_) if !st.soft_reported => {
+                st.soft_reported = true;
+                self.send_event(SaEvent::SoftExpired(sa.said));
+            }
+            _ => {}
+        }
+        let ip = Ipv4Packet::new_checked(cur).map_err(|_| DropReason::Truncated)?;
+        let hl = ip.header_len();
+        match &sa.xform {
+            Xform::Ipip => {
+                let repr = Ipv4Repr {
+                    src: sa.src,
+                    dst: sa.said.dst,
+                    protocol: proto::IPIP,
+                    tos: if self.params().hidetos { 0 } else { ip.tos() },
+                    ttl: 64,
+                    ident: self.next_ident(),
+                    dont_frag: ip.dont_frag(),
+                    payload_len: cur.len(),
+                };
+                let mut n = vec![0u8; ipv4::HEADER_LEN + cur.len()];
+                if !repr.emit(&mut n) {
+                    return Err(DropReason::Oversize);
+                }
+                n[ipv4::HEADER_LEN..].copy_from_slice(cur);
+                *cur = n;
+            }
+            Xform::Deflate(state) => {
+                if ip.is_fragment() {
+                    return Ok(());
+                }
+                let mut state = state.lock().unwrap_or_else(|x| x.into_inner());
+                let mut c = Vec::with_capacity(cur.len());
+                let outcome = ipcomp::compress(
+                    &mut state,
+                    sa.said.spi as u16,
+                    ip.protocol(),
+                    ip.payload(),
+                    &mut c,
+                );
+                if outcome == CompressOutcome::Compressed {
+                    sa.comp_ratio
+                        .0
+                        .fetch_add(ip.payload().len() as u64, Ordering::Relaxed);
+                    sa.comp_ratio.1.fetch_add(c.len() as u64, Ordering::Relaxed);
+                    cur.truncate(hl);
+                    cur.extend_from_slice(&c);
+                    ipv4::fix_header(cur, proto::COMP);
+                }
+            }
+            Xform::Esp { crypto, enc, .. } => {
+                if st.seq_out == u32::MAX {
+                    st.dead = true;
+                    return Err(DropReason::SaExpired);
+                }
+                st.seq_out += 1;
+                let seq = st.seq_out;
+                drop(st);
+                let mut iv = [0u8; 16];
+                let iv = &mut iv[..enc.iv_len()];
+                if enc.is_aead() {
+                    iv.copy_from_slice(&u64::from(seq).to_be_bytes()[8 - enc.iv_len()..]);
+                } else {
+                    rng.fill_bytes(iv);
+                }
+                let nh = ip.protocol();
+                let mut n = Vec::with_capacity(cur.len() + crypto.max_overhead() + 8);
+                n.extend_from_slice(&cur[..hl]);
+                let encap = sa.encap;
+                if encap.is_some() {
+                    n.extend_from_slice(&[0u8; 8]);
+                }
+                crypto.encapsulate(sa.said.spi, seq, nh, &cur[hl..], iv, &mut n);
+                if let Some(e) = encap {
+                    let ulen = (n.len() - hl) as u16;
+                    n[hl..hl + 2].copy_from_slice(&e.sport.to_be_bytes());
+                    n[hl + 2..hl + 4].copy_from_slice(&e.dport.to_be_bytes());
+                    n[hl + 4..hl + 6].copy_from_slice(&ulen.to_be_bytes());
+                    // RFC 3948 2.1: the checksum is sent as zero.
+                    ipv4::fix_header(&mut n, proto::UDP);
+                } else {
+                    ipv4::fix_header(&mut n, proto::ESP);
+                }
+                *cur = n;
+            }
+            Xform::Ah { integ, .. } => {
+                if ip.has_options() {
+                    return Err(DropReason::IpOptions);
+                }
+                st.seq_out = st.seq_out.checked_add(1).ok_or(DropReason::SaExpired)?;
+                let seq = st.seq_out;
+                drop(st);
+                let mut n = Vec::with_capacity(cur.len() + 48);
+                crate::xform::ah::ah_output(integ.as_ref(), sa.said.spi, seq, cur, &mut n)
+                    .map_err(|_| DropReason::IpOptions)?;
+                *cur = n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-sends the packet held by a replaced `%hold` eroute through the new eroute.
+    pub fn release_held(
+        &self,
+        old: &Eroute,
+        dev: usize,
+        now: u64,
+        rng: &mut dyn RngCore,
+        out: &mut Vec<Emit>,
+    ) {
+        let held = old.held.lock().unwrap_or_else(|x| x.into_inner()).take();
+        if let Some(pkt) = held {
+            self.outbound(dev, &pkt, now, rng, out);
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! Manual keying (`ipsec manual`, spec 6.2): turns a `conn` section into the SAs, SA groups,
+//! eroute and `_updown` facts that bring it up. Sans-IO: host facts are passed in.
+
+use std::net::Ipv4Addr;
+
+use crate::addr::Subnet;
+use crate::config::conf::{ConfError, ConnSection, Section};
+use crate::config::ttodata::ttodata;
+use crate::crypto::{parse_esp_transform, AuthAlg, EncAlg};
+use crate::said::{Proto, Said, Shunt};
+use crate::sadb::lifetime::Lifetimes;
+use crate::sadb::replay::{DEFAULT_WINDOW, MAX_WINDOW};
+use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
+use crate::updown::UpdownInfo;
+
+/// What the host looks like, for orienting a connection and picking its ipsecN.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Every local IPv4 address.
+    pub local: Vec<Ipv4Addr>,
+    /// The default route: (address of its interface, next hop).
+    pub defaultroute: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// ipsecN devices: (name, address of its physical interface).
+    pub ipsec: Vec<(String, Ipv4Addr)>,
+}
+
+/// Everything needed to bring a manual connection up.
+#[derive(Debug, Clone)]
+pub struct ManualPlan {
+    /// Connection name.
+    pub name: String,
+    /// The SAs to add, outbound then inbound.
+    pub sas: Vec<SaSpec>,
+    /// The SA groups (inner→outer), outbound then inbound.
+    pub groups: Vec<Vec<Said>>,
+    /// The outbound eroute: our client, peer client, group head or shunt.
+    pub eroute: (Subnet, Subnet, Said),
+    /// Facts for the updown script.
+    pub updown: UpdownInfo,
+}
+
+/// One end of a connection after orientation.
+#[derive(Debug, Clone)]
+struct End {
+    side: &'static str,
+    addr: Ipv4Addr,
+    client: Subnet,
+    nexthop: Option<Ipv4Addr>,
+    id: Option<String>,
+    updown: Option<String>,
+}
+
+fn end(
+    p: &Section,
+    side: &'static str,
+    host: &HostFacts,
+) -> Result<End, ConfError> {
+    let key = |k: &str| format!("{side}{k}");
+    let name = key("");
+    let raw = p
+        .get(&name)
+        .ok_or_else(|| p.err_at(&name, format!("{name}= is required")))?;
+    let (addr, dr_nexthop) = match raw {
+        "%defaultroute" => {
+            let (a, nh) = host.defaultroute.ok_or_else(|| {
+                p.err_at(&name, format!("{name}=%defaultroute but there is no default route"))
+            })?;
+            (a, Some(nh))
+        }
+        _ => (
+            raw.parse::<Ipv4Addr>().map_err(|_| {
+                p.err_at(
+                    &name,
+                    format!("{name}=\"{raw}\": manual keying needs a dotted-quad address"),
+                )
+            })?,
+            None,
+        ),
+    };
+    let client = match p.get(&key("subnet")) {
+        Some(s) => s
+            .parse::<Subnet>()
+            .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,
+        None => Subnet::host(addr),
+    };
+    let nexthop = match p.get(&key("nexthop")) {
+        None | Some("%direct") => dr_nexthop,
+        Some("%defaultroute") => Some(host.defaultroute.map(|d| d.1).ok_or_else(|| {
+            p.err_at(&key("nexthop"), "%defaultroute but there is no default route")
+        })?),
+        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+            p.err_at(&key("nexthop"), format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")))
+        })?),
+    };
+    Ok(End {
+        side,
+        addr,
+        client,
+        nexthop,
+        id: p.get(&key("id")).map(str::to_owned),
+        updown: p.get(&key("updown")).map(str::to_owned),
+    })
+}
+
+fn spi_value(p: &Section, name: &str) -> Result<Option<u32>, ConfError> {
+    let Some(s) = p.get(name) else {
+        return Ok(None);
+    };
+    let v = s
+        .strip_prefix("0x")
+        .and_then(|h| u32::from_str_radix(&h.replace('_', ""), 16).ok())
+        .ok_or_else(|| p.err_at(name, format!("{name}=\"{s}\" is not 0xHEX")))?;
+    if v < 0x100 {
+        return Err(p.err_at(name, format!("{name}={s}: SPIs below 0x100 are reserved")));
+    }
+    Ok(Some(v))
+}
+
+/// The SPI of the SAs whose destination is `dst_side` ("left"/"right"), for protocol key part
+/// `kind` ("esp", "ah").
+fn spi_for(p: &Section, dst_side: &str, kind: &str) -> Result<u32, ConfError> {
+    if let Some(v) = spi_value(p, &format!("{dst_side}{kind}spi"))? {
+        return Ok(v);
+    }
+    if let Some(v) = spi_value(p, "spi")? {
+        return Ok(v);
+    }
+    if let Some(v) = spi_value(p, "spibase")? {
+        // left→right SAs (destination right) get the even number, right→left the odd one.
+        return Ok((v & !1) | u32::from(dst_side == "left"));
+    }
+    Err(ConfError::new(
+        p.file().to_path_buf(),
+        p.line(),
+        "manual connection needs spi=, spibase= or per-side SPIs",
+    ))
+}
+
+fn key_for(p: &Section, dst_side: &str, kind: &str, conn_line: (&std::path::Path, usize)) -> Result<KeyBytes, ConfError> {
+    let side_name = format!("{dst_side}{kind}");
+    let name = if p.contains(&side_name) {
+        side_name
+    } else {
+        kind.to_string()
+    };
+    let s = p.get(&name).ok_or_else(|| {
+        ConfError::new(
+            conn_line.0.to_path_buf(),
+            conn_line.1,
+            format!("manual connection needs {kind}= (or left{kind}=/right{kind}=)"),
+        )
+    })?;
+    ttodata(s)
+        .map(KeyBytes)
+        .map_err(|e| p.err_at(&name, format!("{name}: {}", e.message())))
+}
+
+fn window(p: &Section, name: &str) -> Result<u32, ConfError> {
+    match p.get(name) {
+        None => Ok(DEFAULT_WINDOW),
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|w| *w <= MAX_WINDOW)
+            .ok_or_else(|| p.err_at(name, format!("{name}=\"{s}\" is not 0..{MAX_WINDOW}"))),
+    }
+}
+
+fn check_key_len(
+    p: &Section,
+    what: &str,
+    got: &KeyBytes,
+    want: usize,
+) -> Result<(), ConfError> {
+    if got.0.len() != want {
+        return Err(ConfError::new(
+            p.file().to_path_buf(),
+            p.line(),
+            format!(
+                "{what} needs a {}-bit key, got {} bits",
+                want * 8,
+                got.0.len() * 8
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the plan for manual connection `conn` on this host.
+pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfError> {
+    let p = &conn.params;
+    let at = (conn.file.as_path(), conn.line);
+    let left = end(p, "left", host)?;
+    let right = end(p, "right", host)?;
+    let (me, peer) = if host.local.contains(&left.addr) {
+        (left, right)
+    } else if host.local.contains(&right.addr) {
+        (right, left)
+    } else {
+        return Err(ConfError::new(
+            conn.file.clone(),
+            conn.line,
+            format!(
+                "cannot determine which side of \"{}\" is us: neither left={} nor right={} is an address of this host",
+                conn.name, left.addr, right.addr
+            ),
+        ));
+    };
+    let iface = host
+        .ipsec
+        .iter()
+        .find(|(_, a)| *a == me.addr)
+        .map(|(n, _)| n.clone())
+        .ok_or_else(|| {
+            ConfError::new(
+                conn.file.clone(),
+                conn.line,
+                format!(
+                    "no ipsecN interface is attached to the interface holding {} (check interfaces= in config setup)",
+                    me.addr
+                ),
+            )
+        })?;
+    let ty = p.get("type").unwrap_or("tunnel");
+    let tunnel = match ty {
+        "tunnel" => true,
+        "transport" => {
+            for e in [&me, &peer] {
+                if e.client != Subnet::host(e.addr) {
+                    return Err(p.err_at(
+                        &format!("{}subnet", e.side),
+                        "type=transport forbids leftsubnet/rightsubnet",
+                    ));
+                }
+            }
+            false
+        }
+        "passthrough" | "drop" | "reject" => {
+            let shunt = match ty {
+                "passthrough" => Shunt::Pass,
+                "drop" => Shunt::Drop,
+                _ => Shunt::Reject,
+            };
+            return Ok(ManualPlan {
+                name: conn.name.clone(),
+                sas: Vec::new(),
+                groups: Vec::new(),
+                eroute: (
+                    me.client,
+                    peer.client,
+                    Said::new(Proto::Int, shunt.spi(), Ipv4Addr::UNSPECIFIED),
+                ),
+                updown: updown(conn, &me, &peer, &iface),
+            });
+        }
+        other => return Err(p.err_at("type", format!("type=\"{other}\" is not tunnel, transport, passthrough, drop or reject"))),
+    };
+    let esp = match p.get("esp") {
+        Some(s) => Some(
+            parse_esp_transform(s)
+                .map_err(|e| p.err_at("esp", format!("esp=\"{s}\": {e}")))?,
+        ),
+        None if p.contains("espenckey")
+            || p.contains("leftespenckey")
+            || p.contains("rightespenckey") =>
+        {
+            Some((EncAlg::TripleDesCbc, Some(AuthAlg::HmacMd5_96)))
+        }
+        None => None,
+    };
+    let ah = match p.get("ah") {
+        Some(s) => Some(
+            s.parse::<AuthAlg>()
+                .map_err(|e| p.err_at("ah", format!("ah=\"{s}\": {e}")))?,
+        ),
+        None if p.contains("ahkey") || p.contains("leftahkey") || p.contains("rightahkey") => {
+            Some(AuthAlg::HmacMd5_96)
+        }
+        None => None,
+    };
+    if esp.is_none() && ah.is_none() {
+        return Err(ConfError::new(
+            conn.file.clone(),
+            conn.line,
+            "manual connection needs esp= and/or ah= with keys",
+        ));
+    }
+    if let Some((enc @ (EncAlg::Des | EncAlg::NullEnc), _)) = esp {
+        return Err(p.err_at(
+            "esp",
+            format!("esp={}: refused ({})", enc.conf_name(), if enc == EncAlg::Des { "single DES is insecure" } else { "NULL encryption sends cleartext" }),
+        ));
+    }
+    let compress = p.get_bool("compress", false)?;
+    let encaps = p.get_bool("forceencaps", false)?;
+    let esp_window = window(p, "espreplay_window")?;
+    let ah_window = window(p, "ahreplay_window")?;
+
+    let mut sas = Vec::new();
+    let mut groups = Vec::new();
+    // (source, destination, destination side) for outbound then inbound.
+    for (src, dst, inbound) in [(&me, &peer, false), (&peer, &me, true)] {
+        let side = dst.side;
+        let mut group = Vec::new();
+        let base = spi_for(p, side, if esp.is_some() { "esp" } else { "ah" })?;
+        let policy = inbound.then_some((src.client, dst.client));
+        let dir = if inbound { Dir::In } else { Dir::Out };
+        let mk = |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
+            said,
+            src: src.addr,
+            dir: Some(dir),
+            xform,
+            replay_window: window,
+            life: Lifetimes::default(),
+            encap,
+            policy,
+        };
+        let mut policy_pending = policy;
+        if tunnel {
+            let said = Said::new(Proto::Tun, base, dst.addr);
+            sas.push(mk(said, XformSpec::Ipip, 0, None, policy_pending.take()));
+            group.push(said);
+        }
+        if compress {
+            let cpi = base & 0xffff;
+            if !(256..=61439).contains(&cpi) {
+                return Err(p.err_at("compress", format!("IPComp CPI 0x{cpi:x} (from the SPI) is outside 256..61439")));
+            }
+            let said = Said::new(Proto::Comp, cpi, dst.addr);
+            sas.push(mk(said, XformSpec::Deflate, 0, None, policy_pending.take()));
+            group.push(said);
+        }
+        if let Some((enc, auth)) = esp {
+            let spi = spi_for(p, side, "esp")?;
+            let enckey = key_for(p, side, "espenckey", at)?;
+            check_key_len(p, &format!("esp={}", enc.conf_name()), &enckey, enc.key_len())?;
+            let authkey = match auth {
+                Some(a) => {
+                    let k = key_for(p, side, "espauthkey", at)?;
+                    check_key_len(p, &format!("ESP integrity {}", a.conf_name()), &k, a.key_len())?;
+                    k
+                }
+                None => KeyBytes::default(),
+            };
+            let said = Said::new(Proto::Esp, spi, dst.addr);
+            let encap = encaps.then_some(UdpEncap {
+                sport: 4500,
+                dport: 4500,
+            });
+            sas.push(mk(
+                said,
+                XformSpec::Esp {
+                    enc,
+                    enckey,
+                    auth,
+                    authkey,
+                },
+                esp_window,
+                encap,
+                policy_pending.take(),
+            ));
+            group.push(said);
+        }
+        if let Some(a) = ah {
+            let spi = spi_for(p, side, "ah")?;
+            let authkey = key_for(p, side, "ahkey", at)?;
+            check_key_len(p, &format!("ah={}", a.conf_name()), &authkey, a.key_len())?;
+            let said = Said::new(Proto::Ah, spi, dst.addr);
+            sas.push(mk(
+                said,
+                XformSpec::Ah { auth: a, authkey },
+                ah_window,
+                None,
+                policy_pending.take(),
+            ));
+            group.push(said);
+        }
+        groups.push(group);
+    }
+    let head = groups[0][0];
+    Ok(ManualPlan {
+        name: conn.name.clone(),
+        sas,
+        eroute: (me.client, peer.client, head),
+        groups,
+        updown: updown(conn, &me, &peer, &iface),
+    })
+}
+
+fn updown(conn: &ConnSection, me: &End, peer: &End, iface: &str) -> UpdownInfo {
+    UpdownInfo {
+        connection: conn.name.clone(),
+        next_hop: me.nexthop.unwrap_or(peer.addr),
+        interface: iface.to_string(),
+        me: me.addr,
+        my_id: me.id.clone().unwrap_or_else(|| me.addr.to_string()),
+        my_client: me.client,
+        peer: peer.addr,
+        peer_id: peer.id.clone().unwrap_or_else(|| peer.addr.to_string()),
+        peer_client: peer.client,
+        command: me.updown.clone(),
+    }
+}

@@ -1,0 +1,130 @@
+//! The control socket (`RUNDIR/pluto.ctl`): `ipsec` commands send their argument vector to the
+//! running daemon and stream back its output and exit status, like whack talks to Pluto.
+//!
+//! Wire format (both directions length-prefixed, big-endian):
+//! request  = u32 length, then the arguments joined by NUL bytes;
+//! response = frames of kind u8 (1 stdout, 2 stderr, 0 exit) + u32 length + bytes; the exit
+//! frame carries an i32 status and ends the exchange.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+/// Largest request accepted (arguments are short; this bounds memory per client).
+const MAX_REQUEST: usize = 1 << 20;
+
+/// Sends `args` to the daemon at `sock` and copies its output to our stdout/stderr.
+/// Returns the daemon's exit status.
+pub fn call(sock: &Path, args: &[String]) -> io::Result<i32> {
+    let mut s = UnixStream::connect(sock)?;
+    let body = args.join("\0");
+    s.write_all(&(body.len() as u32).to_be_bytes())?;
+    s.write_all(body.as_bytes())?;
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    loop {
+        let mut hdr = [0u8; 5];
+        s.read_exact(&mut hdr)?;
+        let len = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]) as usize;
+        let mut buf = vec![0u8; len.min(MAX_REQUEST)];
+        s.read_exact(&mut buf)?;
+        match hdr[0] {
+            0 => {
+                let code = buf
+                    .get(..4)
+                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(1);
+                return Ok(code);
+            }
+            1 => {
+                let mut o = stdout.lock();
+                o.write_all(&buf)?;
+                o.flush()?;
+            }
+            _ => {
+                let mut e = stderr.lock();
+                e.write_all(&buf)?;
+                e.flush()?;
+            }
+        }
+    }
+}
+
+/// The daemon's side of one client connection: output goes back as frames.
+#[derive(Debug)]
+pub struct Reply {
+    stream: UnixStream,
+    broken: bool,
+}
+
+impl Reply {
+    fn frame(&mut self, kind: u8, data: &[u8]) {
+        if self.broken {
+            return;
+        }
+        let mut f = Vec::with_capacity(5 + data.len());
+        f.push(kind);
+        f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        f.extend_from_slice(data);
+        if self.stream.write_all(&f).is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// Writes to the client's stdout.
+    pub fn out(&mut self, s: &str) {
+        self.frame(1, s.as_bytes());
+    }
+
+    /// Writes to the client's stderr.
+    pub fn err(&mut self, s: &str) {
+        self.frame(2, s.as_bytes());
+    }
+
+    /// Sends the exit status; the exchange is over.
+    pub fn exit(mut self, code: i32) {
+        self.frame(0, &code.to_be_bytes());
+    }
+}
+
+/// Reads one request from a new connection.
+pub fn read_request(mut stream: UnixStream) -> io::Result<(Vec<String>, Reply)> {
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_REQUEST {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too large"));
+    }
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body)?;
+    let text = String::from_utf8(body)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request is not UTF-8"))?;
+    let args = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\0').map(str::to_owned).collect()
+    };
+    Ok((
+        args,
+        Reply {
+            stream,
+            broken: false,
+        },
+    ))
+}
+
+/// Binds the control socket, replacing a stale one, readable by root only.
+pub fn listen(sock: &Path) -> io::Result<UnixListener> {
+    if UnixStream::connect(sock).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} is in use: is another rswan running?", sock.display()),
+        ));
+    }
+    let _ = std::fs::remove_file(sock);
+    let l = UnixListener::bind(sock)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}

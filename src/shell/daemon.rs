@@ -1,0 +1,597 @@
+//! The rswan daemon (`ipsec setup start`): reads ipsec.conf, creates ipsecN, opens the sockets,
+//! starts the datapath threads, serves the control socket, brings up manual connections, and
+//! tears everything down on `ipsec setup stop`, SIGTERM or SIGINT.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::cmd::{self, Ctx};
+use crate::config::conf::{ConfError, IpsecConf};
+use crate::klips::{DevInfo, Emit, Klips, Params, SaEvent};
+use crate::manual::{self, HostFacts, ManualPlan};
+use crate::updown::Verb;
+
+use super::datapath::{self, Clock, DevRuntime};
+use super::net::{RawSender, UdpSock};
+use super::paths::Paths;
+use super::{control, iface, tun};
+
+/// rswan's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Worst-case bytes IPsec adds to a packet: outer IPv4 20 + UDP 8 + ESP header 8 + IV 16 +
+/// padding 15 + trailer 2 + ICV 32 + AH 12 + ICV 32.
+pub const WORST_OVERHEAD: usize = 145;
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Writes a timestamped line to the daemon's log (stderr).
+pub fn log(line: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "{line}");
+}
+
+/// One ipsecN device as configured by `interfaces=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfacePair {
+    /// ipsecN.
+    pub virt: String,
+    /// The physical interface.
+    pub phys: String,
+}
+
+/// Parses `interfaces=` (`"ipsec0=eth0 ipsec1=eth1"`, `%defaultroute`, `%none`).
+pub fn parse_interfaces(
+    conf: &IpsecConf,
+    defaultroute: Option<&str>,
+) -> Result<Vec<IfacePair>, ConfError> {
+    let s = &conf.setup;
+    let v = s.get("interfaces").unwrap_or("%defaultroute");
+    let mut out = Vec::new();
+    for item in v.split_whitespace() {
+        match item {
+            "%none" => {}
+            "%defaultroute" => {
+                let phys = defaultroute.ok_or_else(|| {
+                    s.err_at("interfaces", "interfaces=%defaultroute but there is no default route")
+                })?;
+                out.push(IfacePair {
+                    virt: format!("ipsec{}", out.len()),
+                    phys: phys.to_string(),
+                });
+            }
+            _ => {
+                let (virt, phys) = item.split_once('=').ok_or_else(|| {
+                    s.err_at("interfaces", format!("interfaces: \"{item}\" is not ipsecN=PHYS"))
+                })?;
+                let n_ok = virt
+                    .strip_prefix("ipsec")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+                if !n_ok || phys.is_empty() || phys.len() >= 16 {
+                    return Err(s.err_at(
+                        "interfaces",
+                        format!("interfaces: \"{item}\" is not ipsecN=PHYS"),
+                    ));
+                }
+                if out.iter().any(|p: &IfacePair| p.virt == virt) {
+                    return Err(s.err_at("interfaces", format!("interfaces: {virt} given twice")));
+                }
+                out.push(IfacePair {
+                    virt: virt.to_string(),
+                    phys: phys.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The running daemon's state shared with the control and timer threads.
+pub struct Daemon {
+    klips: Arc<Klips>,
+    paths: Paths,
+    clock: Clock,
+    senders: Vec<Arc<RawSender>>,
+    tun_out: Vec<tun::TunQueue>,
+    manual: Mutex<BTreeMap<String, ManualPlan>>,
+    stop: AtomicBool,
+}
+
+impl Daemon {
+    fn host_facts(&self) -> HostFacts {
+        let local = iface::addresses()
+            .map(|v| v.into_iter().map(|a| a.addr).collect())
+            .unwrap_or_default();
+        let defaultroute = iface::default_route().and_then(|(dev, nh)| {
+            iface::address_of(&dev).ok().map(|a| (a.addr, nh))
+        });
+        HostFacts {
+            local,
+            defaultroute,
+            ipsec: self
+                .klips
+                .devs()
+                .into_iter()
+                .map(|d| (d.name, d.addr))
+                .collect(),
+        }
+    }
+
+    /// Carries out packets produced outside the datapath threads (released holds, ICMP).
+    fn emit(&self, emits: Vec<Emit>) {
+        for e in emits {
+            match e {
+                Emit::Net { dev, pkt } => {
+                    if let (Some(s), Ok(p)) = (
+                        self.senders.get(dev),
+                        crate::wire::ipv4::Ipv4Packet::new_checked(&pkt),
+                    ) {
+                        let _ = s.send(p.dst(), &pkt);
+                    }
+                }
+                Emit::Tun { dev, pkt } => {
+                    if let Some(q) = self.tun_out.get(dev) {
+                        let _ = q.send(&pkt);
+                    }
+                }
+                Emit::Drop { dev, reason } if reason.is_inbound() => {
+                    if let Some(q) = self.tun_out.get(dev) {
+                        q.count_rx_drop();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn manual_up(&self, conf: &IpsecConf, name: &str, out: &mut String) -> Result<(), String> {
+        let conn = conf
+            .conn(name)
+            .ok_or_else(|| format!("no connection named \"{name}\""))?;
+        let plan = manual::plan(conn, &self.host_facts()).map_err(|e| e.to_string())?;
+        // Replace an older instance of the same connection.
+        self.manual_down(name, &mut String::new(), true);
+        let mut rng = StdRng::from_entropy();
+        let now = self.clock.now();
+        let mut ctx = Ctx::new(&self.klips, now, &mut rng);
+        let mut added = Vec::new();
+        for spec in &plan.sas {
+            if let Err(e) = cmd::spi::add(&mut ctx, spec) {
+                for s in &added {
+                    let _ = self.klips.sadb_mut().delete(s);
+                }
+                return Err(format!("\"{name}\": {e}"));
+            }
+            added.push(spec.said);
+        }
+        for g in &plan.groups {
+            if g.len() > 1 {
+                self.klips
+                    .sadb_mut()
+                    .group(g)
+                    .map_err(|e| format!("\"{name}\": {e}"))?;
+            }
+        }
+        let u = &plan.updown;
+        if let Err(e) = u.run(Verb::Prepare) {
+            log(&e);
+        }
+        if let Err(e) = u.run(Verb::Route) {
+            log(&e);
+            out.push_str(&format!("025 \"{name}\": could not route: {e}\n"));
+        }
+        let (src, dst, said) = plan.eroute;
+        let (_, old) = self
+            .klips
+            .eroutes_mut()
+            .replace(crate::eroute::Eroute::new(src, dst, said));
+        if let Some(old) = old {
+            let dev = self.klips.dev_for_addr(u.me);
+            self.klips
+                .release_held(&old, dev, now, ctx.rng, &mut ctx.emits);
+        }
+        let emits = std::mem::take(&mut ctx.emits);
+        self.emit(emits);
+        if said.shunt().is_none() {
+            if let Err(e) = u.run(Verb::Up) {
+                log(&e);
+            }
+        }
+        log(&format!("\"{name}\": manual connection up ({src} -> {dst} => {said})"));
+        self.manual
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), plan);
+        Ok(())
+    }
+
+    fn manual_down(&self, name: &str, _out: &mut String, quiet: bool) -> bool {
+        let plan = self
+            .manual
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        let Some(plan) = plan else {
+            return false;
+        };
+        let (src, dst, said) = plan.eroute;
+        if said.shunt().is_none() {
+            if let Err(e) = plan.updown.run(Verb::Down) {
+                log(&e);
+            }
+        }
+        self.klips.eroutes_mut().delete(&src, &dst);
+        for g in &plan.groups {
+            if let Some(first) = g.first() {
+                let _ = self.klips.sadb_mut().delete(first);
+            }
+        }
+        for spec in &plan.sas {
+            let _ = self.klips.sadb_mut().delete(&spec.said);
+        }
+        if !quiet {
+            log(&format!("\"{name}\": manual connection down"));
+        }
+        true
+    }
+
+    fn unroute(&self, plan_name: &str, conf: &IpsecConf) -> Result<(), String> {
+        let conn = conf
+            .conn(plan_name)
+            .ok_or_else(|| format!("no connection named \"{plan_name}\""))?;
+        let plan = manual::plan(conn, &self.host_facts()).map_err(|e| e.to_string())?;
+        plan.updown.run(Verb::Unroute).map(|_| ())
+    }
+
+    fn manual_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
+        let mut args = args.to_vec();
+        let paths = match Paths::take_from(&mut args) {
+            Ok(p) => p,
+            Err(e) => {
+                reply.err(&format!("ipsec manual: {e}\n"));
+                return 1;
+            }
+        };
+        let config = if args.iter().any(|a| a == "--config") {
+            paths.config
+        } else {
+            self.paths.config.clone()
+        };
+        let ops = ["--up", "--down", "--route", "--unroute"];
+        let op = args.iter().find(|a| ops.contains(&a.as_str())).cloned();
+        let names: Vec<&String> = args
+            .iter()
+            .filter(|a| !a.starts_with("--"))
+            .collect();
+        let (Some(op), [name]) = (op, names.as_slice()) else {
+            reply.err("usage: ipsec manual [--config F] --up|--down|--route|--unroute CONN\n");
+            return 2;
+        };
+        let conf = match IpsecConf::load(&config) {
+            Ok(c) => c,
+            Err(e) => {
+                reply.err(&format!("ipsec manual: {e}\n"));
+                return 1;
+            }
+        };
+        let mut out = String::new();
+        let r = match op.as_str() {
+            "--up" => self.manual_up(&conf, name, &mut out),
+            "--down" => {
+                if self.manual_down(name, &mut out, false) {
+                    Ok(())
+                } else {
+                    Err(format!("\"{name}\" is not up"))
+                }
+            }
+            "--route" => conf
+                .conn(name)
+                .ok_or_else(|| format!("no connection named \"{name}\""))
+                .and_then(|c| manual::plan(c, &self.host_facts()).map_err(|e| e.to_string()))
+                .and_then(|p| p.updown.run(Verb::Route).map(|_| ())),
+            _ => self.unroute(name, &conf),
+        };
+        reply.out(&out);
+        match r {
+            Ok(()) => 0,
+            Err(e) => {
+                reply.err(&format!("ipsec manual: {e}\n"));
+                1
+            }
+        }
+    }
+
+    fn look_header(&self) -> (String, String) {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let date = std::process::Command::new("date")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let devs: Vec<String> = self.klips.devs().into_iter().map(|d| d.name).collect();
+        let routes = std::process::Command::new("netstat")
+            .arg("-nr")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut r = String::new();
+        for (i, l) in routes.lines().enumerate() {
+            if i == 1 || devs.iter().any(|d| l.ends_with(d.as_str())) {
+                r.push_str(l);
+                r.push('\n');
+            }
+        }
+        (format!("{host} {date}"), r)
+    }
+
+    /// Handles one control-socket request.
+    fn handle(&self, args: Vec<String>, mut reply: control::Reply) {
+        let Some((name, rest)) = args.split_first() else {
+            reply.err("empty request\n");
+            reply.exit(2);
+            return;
+        };
+        let mut rng = StdRng::from_entropy();
+        let now = self.clock.now();
+        let code = match name.as_str() {
+            "eroute" | "spi" | "spigrp" | "tncfg" => {
+                let mut ctx = Ctx::new(&self.klips, now, &mut rng);
+                let r = match name.as_str() {
+                    "eroute" => cmd::eroute::run(&mut ctx, rest),
+                    "spi" => cmd::spi::run(&mut ctx, rest),
+                    "spigrp" => cmd::spigrp::run(&mut ctx, rest),
+                    _ => cmd::tncfg::run(&mut ctx, rest),
+                };
+                reply.out(&ctx.out);
+                let emits = std::mem::take(&mut ctx.emits);
+                self.emit(emits);
+                match r {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        reply.err(&format!("ipsec {name}: {e}\n"));
+                        1
+                    }
+                }
+            }
+            "look" => {
+                let (h, routes) = self.look_header();
+                let mut ctx = Ctx::new(&self.klips, now, &mut rng);
+                cmd::look::run(&mut ctx, &h, &routes);
+                reply.out(&ctx.out);
+                0
+            }
+            "manual" => self.manual_cmd(rest, &mut reply),
+            "status" => {
+                reply.out(&format!("IPsec running\npluto pid {}\n", std::process::id()));
+                0
+            }
+            "shutdown" => {
+                self.stop.store(true, Ordering::SeqCst);
+                0
+            }
+            other => {
+                reply.err(&format!("ipsec: the daemon does not know \"{other}\"\n"));
+                2
+            }
+        };
+        reply.exit(code);
+    }
+}
+
+fn write_pid(paths: &Paths) -> Result<(), String> {
+    let pidfile = paths.pid();
+    if let Ok(old) = std::fs::read_to_string(&pidfile) {
+        if let Ok(pid) = old.trim().parse::<i32>() {
+            // SAFETY: kill with signal 0 only checks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0;
+            if alive && pid != std::process::id() as i32 && UnixStream::connect(paths.ctl()).is_ok() {
+                return Err(format!(
+                    "rswan is already running (pid {pid}, lock {})",
+                    pidfile.display()
+                ));
+            }
+        }
+    }
+    std::fs::write(&pidfile, format!("{}\n", std::process::id()))
+        .map_err(|e| format!("cannot write {}: {e}", pidfile.display()))
+}
+
+/// Runs the daemon in the foreground until stopped. Returns the exit status.
+pub fn run(paths: Paths) -> i32 {
+    match run_inner(paths) {
+        Ok(()) => 0,
+        Err((code, msg)) => {
+            log(&format!("ipsec_setup: {msg}"));
+            code
+        }
+    }
+}
+
+fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
+    let fail = |e: String| (1, e);
+    let conf = IpsecConf::load(&paths.config).map_err(|e| fail(e.to_string()))?;
+    std::fs::create_dir_all(&paths.rundir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", paths.rundir.display())))?;
+    write_pid(&paths).map_err(|e| (10, e))?;
+
+    let setup = &conf.setup;
+    let params = Params {
+        hidetos: setup.get_bool("hidetos", true).map_err(|e| fail(e.to_string()))?,
+        fragicmp: setup.get_bool("fragicmp", true).map_err(|e| fail(e.to_string()))?,
+        disable_arrival_check: false,
+    };
+    let workers = setup.get_u32("workers", 0).map_err(|e| fail(e.to_string()))? as usize;
+    let overridemtu = setup.get_u32("overridemtu", 0).map_err(|e| fail(e.to_string()))?;
+    let dr = iface::default_route();
+    let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
+        .map_err(|e| fail(e.to_string()))?;
+    let queues = if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        workers
+    };
+
+    let klips = Arc::new(Klips::new());
+    klips.set_params(params);
+    let mut devs = Vec::new();
+    let mut infos = Vec::new();
+    let mut senders = Vec::new();
+    let mut tun_out = Vec::new();
+    for p in &pairs {
+        let a = iface::address_of(&p.phys).map_err(|e| fail(e.to_string()))?;
+        let phys_mtu = iface::mtu_of(&p.phys).map_err(|e| fail(e.to_string()))?;
+        let mtu = if overridemtu != 0 {
+            overridemtu as usize
+        } else {
+            phys_mtu.saturating_sub(WORST_OVERHEAD).max(576)
+        };
+        let qs = tun::open(&p.virt, queues).map_err(|e| fail(format!("cannot create {}: {e}", p.virt)))?;
+        tun::configure(&p.virt, mtu as u32, Some((a.addr, a.prefix)))
+            .map_err(|e| fail(format!("cannot configure {}: {e}", p.virt)))?;
+        let sender = Arc::new(
+            RawSender::new(Some(&p.phys)).map_err(|e| fail(format!("raw socket on {}: {e}", p.phys)))?,
+        );
+        tun_out.push(qs[0].try_clone().map_err(|e| fail(e.to_string()))?);
+        let info = DevInfo {
+            name: p.virt.clone(),
+            phys: p.phys.clone(),
+            addr: a.addr,
+            phys_mtu,
+            mtu,
+        };
+        infos.push(info.clone());
+        senders.push(sender.clone());
+        devs.push(DevRuntime {
+            info,
+            queues: qs,
+            sender,
+        });
+        log(&format!("ipsec_setup: {} -> {} mtu={} ({})", p.virt, p.phys, mtu, a.addr));
+    }
+    klips.set_devs(infos);
+    if let Some((dev, nh)) = &dr {
+        let addr = iface::address_of(dev).map(|a| a.addr.to_string()).unwrap_or_default();
+        let virt = pairs
+            .iter()
+            .find(|p| &p.phys == dev)
+            .map(|p| p.virt.clone())
+            .unwrap_or_default();
+        let _ = std::fs::write(
+            paths.info(),
+            format!("defaultroutephys={dev}\ndefaultroutevirt={virt}\ndefaultrouteaddr={addr}\ndefaultroutenexthop={nh}\n"),
+        );
+    }
+    let udp = Arc::new(UdpSock::bind(4500).map_err(|e| fail(format!("cannot bind UDP 4500: {e}")))?);
+    let clock = Clock::new();
+    let dp = datapath::start(klips.clone(), devs, workers, clock, Some(udp), None)
+        .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
+
+    let daemon = Arc::new(Daemon {
+        klips: klips.clone(),
+        paths: paths.clone(),
+        clock,
+        senders,
+        tun_out,
+        manual: Mutex::new(BTreeMap::new()),
+        stop: AtomicBool::new(false),
+    });
+
+    // SAFETY: installing a handler that only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+
+    let listener = control::listen(&paths.ctl()).map_err(|e| fail(e.to_string()))?;
+    {
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                for s in listener.incoming().flatten() {
+                    let d = d.clone();
+                    let _ = std::thread::Builder::new().name("ctl-client".into()).spawn(move || {
+                        if let Ok((args, reply)) = control::read_request(s) {
+                            d.handle(args, reply);
+                        }
+                    });
+                }
+            })
+            .map_err(|e| fail(e.to_string()))?;
+    }
+
+    // Manual connections: manualstart= plus auto=manual.
+    let mut start: Vec<String> = setup
+        .get("manualstart")
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    for c in &conf.conns {
+        if c.params.get("auto") == Some("manual") && !start.contains(&c.name) {
+            start.push(c.name.clone());
+        }
+    }
+    for name in &start {
+        let mut out = String::new();
+        if let Err(e) = daemon.manual_up(&conf, name, &mut out) {
+            log(&format!("ipsec_setup: manual --up {name}: {e}"));
+        }
+    }
+    log(&format!("ipsec_setup: ...rswan IPsec {VERSION} started"));
+
+    while !SIGNALLED.load(Ordering::SeqCst) && !daemon.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = clock.now();
+        klips.expire(now);
+        while let Ok(ev) = klips.sa_events().try_recv() {
+            match ev {
+                SaEvent::SoftExpired(s) => log(&format!("SA {s}: soft lifetime reached")),
+                SaEvent::HardExpired(s) => log(&format!("SA {s}: hard lifetime reached, deleted")),
+            }
+        }
+        while let Ok(a) = klips.acquires().try_recv() {
+            log(&format!(
+                "acquire: {}:{} -> {}:{} proto {} (no keying daemon yet)",
+                a.src, a.sport, a.dst, a.dport, a.proto
+            ));
+        }
+    }
+    log("ipsec_setup: Stopping rswan IPsec...");
+    let names: Vec<String> = daemon
+        .manual
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    for n in names {
+        daemon.manual_down(&n, &mut String::new(), false);
+        if let Ok(c) = IpsecConf::load(&paths.config) {
+            let _ = daemon.unroute(&n, &c);
+        }
+    }
+    dp.stop();
+    for p in &pairs {
+        tun::destroy(&p.virt);
+    }
+    let _ = std::fs::remove_file(paths.ctl());
+    let _ = std::fs::remove_file(paths.pid());
+    let _ = std::fs::remove_file(paths.info());
+    log("ipsec_setup: ...rswan IPsec stopped");
+    let _ = Ipv4Addr::UNSPECIFIED;
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! The datapath threads: readers (one per TUN queue, one per raw socket, one for UDP 4500) →
+//! crypto workers → writers (one per physical sender, one per TUN device). Packets move in
+//! batches (one channel hop per batch, `recvmmsg`/`sendmmsg` at the sockets). Each SA is served
+//! by exactly one worker (chosen from its SPI), so per-SA (hence per-flow) order is kept and
+//! sequence numbers leave in order.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::klips::{DevInfo, DropReason, Emit, Klips};
+use crate::wire::ipv4::{self, Ipv4Packet};
+
+use super::net::{RawReceiver, RawSender, UdpSock, MAX_PKT};
+use super::tun::TunQueue;
+
+/// Packets per batch.
+pub const BATCH: usize = 64;
+
+/// Seconds on the daemon's monotonic clock, the time base handed to the sans-IO cores.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(Instant);
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock(Instant::now())
+    }
+
+    /// Seconds since the clock started.
+    pub fn now(&self) -> u64 {
+        self.0.elapsed().as_secs()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::new()
+    }
+}
+
+/// One ipsecN device with its TUN queues and the raw socket for its physical interface.
+#[derive(Debug)]
+pub struct DevRuntime {
+    /// Facts for the sans-IO core.
+    pub info: DevInfo,
+    /// The TUN queues (one reader thread each).
+    pub queues: Vec<TunQueue>,
+    /// Sender bound to the physical interface.
+    pub sender: Arc<RawSender>,
+}
+
+/// An IKE datagram that arrived on UDP 4500 (for the keying daemon).
+pub type IkeDatagram = (SocketAddrV4, Ipv4Addr, Vec<u8>);
+
+enum Job {
+    Out { dev: usize, pkt: Vec<u8> },
+    In(Vec<u8>),
+    InUdp { src: SocketAddrV4, dst: Ipv4Addr, pkt: Vec<u8> },
+}
+
+enum TunOut {
+    Pkt(Vec<u8>),
+    RxDrop,
+}
+
+/// Handle on the running datapath threads.
+#[derive(Debug)]
+pub struct Datapath {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Datapath {
+    /// Asks every thread to stop and waits for them.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+/// Starts the threads. `workers` = crypto threads (the number of cores when 0).
+pub fn start(
+    klips: Arc<Klips>,
+    devs: Vec<DevRuntime>,
+    workers: usize,
+    clock: Clock,
+    udp: Option<Arc<UdpSock>>,
+    ike_tx: Option<Sender<IkeDatagram>>,
+) -> io::Result<Datapath> {
+    let workers = if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        workers
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+
+    // Writers.
+    let mut net_tx = Vec::new();
+    let mut tun_tx = Vec::new();
+    for (i, d) in devs.iter().enumerate() {
+        let (tx, rx) = bounded::<Vec<(Ipv4Addr, Vec<u8>)>>(256);
+        net_tx.push(tx);
+        let sender = d.sender.clone();
+        let k = klips.clone();
+        threads.push(spawn(format!("net-w{i}"), move || {
+            for batch in rx {
+                let failed = sender.send_batch(&batch);
+                for _ in 0..failed {
+                    k.drops.count(DropReason::SendFailure);
+                }
+            }
+        })?);
+        let (tx, rx) = bounded::<Vec<TunOut>>(256);
+        tun_tx.push(tx);
+        let q = d.queues[0].try_clone()?;
+        threads.push(spawn(format!("tun-w{i}"), move || {
+            for batch in rx {
+                for o in batch {
+                    match o {
+                        TunOut::Pkt(p) => {
+                            let _ = q.send(&p);
+                        }
+                        TunOut::RxDrop => q.count_rx_drop(),
+                    }
+                }
+            }
+        })?);
+    }
+
+    // Workers.
+    let mut work_tx = Vec::new();
+    for w in 0..workers {
+        let (tx, rx) = bounded::<Vec<Job>>(128);
+        work_tx.push(tx);
+        let k = klips.clone();
+        let net_tx = net_tx.clone();
+        let tun_tx = tun_tx.clone();
+        let ike_tx = ike_tx.clone();
+        threads.push(spawn(format!("crypto{w}"), move || {
+            worker(k, rx, net_tx, tun_tx, ike_tx, clock)
+        })?);
+    }
+    drop(net_tx);
+    drop(tun_tx);
+
+    // Readers.
+    for (i, d) in devs.into_iter().enumerate() {
+        for (qi, q) in d.queues.into_iter().enumerate() {
+            let k = klips.clone();
+            let tx = work_tx.clone();
+            let stop = stop.clone();
+            threads.push(spawn(format!("tun-r{i}.{qi}"), move || {
+                tun_reader(k, i, q, tx, stop)
+            })?);
+        }
+    }
+    for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
+        let sock = RawReceiver::new(proto)?;
+        set_timeout(sock.fd())?;
+        let tx = work_tx.clone();
+        let stop = stop.clone();
+        threads.push(spawn(format!("raw-r{proto}"), move || {
+            raw_reader(sock, proto, tx, stop)
+        })?);
+    }
+    if let Some(u) = udp {
+        set_timeout(u.fd())?;
+        let tx = work_tx.clone();
+        let stop = stop.clone();
+        threads.push(spawn("udp-r4500".into(), move || udp_reader(u, tx, stop))?);
+    }
+    Ok(Datapath { stop, threads })
+}
+
+fn set_timeout(fd: i32) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: SO_RCVTIMEO takes a struct timeval; the pointer and size describe `tv`.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn worker(
+    k: Arc<Klips>,
+    rx: Receiver<Vec<Job>>,
+    net_tx: Vec<Sender<Vec<(Ipv4Addr, Vec<u8>)>>>,
+    tun_tx: Vec<Sender<Vec<TunOut>>>,
+    ike_tx: Option<Sender<IkeDatagram>>,
+    clock: Clock,
+) {
+    let mut rng = StdRng::from_entropy();
+    let mut emits = Vec::with_capacity(BATCH * 2);
+    let ndev = net_tx.len();
+    let mut net: Vec<Vec<(Ipv4Addr, Vec<u8>)>> = vec![Vec::new(); ndev];
+    let mut tun: Vec<Vec<TunOut>> = (0..ndev).map(|_| Vec::new()).collect();
+    for batch in rx {
+        let now = clock.now();
+        emits.clear();
+        for job in batch {
+            match job {
+                Job::Out { dev, pkt } => k.outbound(dev, &pkt, now, &mut rng, &mut emits),
+                Job::In(pkt) => k.inbound(&pkt, now, &mut emits),
+                Job::InUdp { src, dst, pkt } => k.inbound_udp(src, dst, &pkt, now, &mut emits),
+            }
+        }
+        for e in emits.drain(..) {
+            match e {
+                Emit::Net { dev, pkt } => {
+                    if let (Some(v), Ok(p)) = (net.get_mut(dev), Ipv4Packet::new_checked(&pkt)) {
+                        let dst = p.dst();
+                        v.push((dst, pkt));
+                    }
+                }
+                Emit::Tun { dev, pkt } => {
+                    if let Some(v) = tun.get_mut(dev) {
+                        v.push(TunOut::Pkt(pkt));
+                    }
+                }
+                Emit::Drop { dev, reason } => {
+                    if reason.is_inbound() {
+                        if let Some(v) = tun.get_mut(dev) {
+                            v.push(TunOut::RxDrop);
+                        }
+                    }
+                }
+                Emit::Ike { src, dst, data } => {
+                    if let Some(t) = &ike_tx {
+                        let _ = t.try_send((src, dst, data));
+                    }
+                }
+            }
+        }
+        for (i, v) in net.iter_mut().enumerate() {
+            if !v.is_empty() {
+                let _ = net_tx[i].send(std::mem::take(v));
+            }
+        }
+        for (i, v) in tun.iter_mut().enumerate() {
+            if !v.is_empty() {
+                let _ = tun_tx[i].send(std::mem::take(v));
+            }
+        }
+    }
+}
+
+/// Sends per-worker batches and empties them.
+fn flush(batches: &mut [Vec<Job>], tx: &[Sender<Vec<Job>>]) -> bool {
+    for (i, b) in batches.iter_mut().enumerate() {
+        if !b.is_empty() && tx[i].send(std::mem::take(b)).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+fn spi_worker(spi: u32, n: usize) -> usize {
+    // Fibonacci hashing spreads sequential SPIs.
+    (spi.wrapping_mul(0x9e37_79b9) >> 16) as usize % n
+}
+
+fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, tx: Vec<Sender<Vec<Job>>>, stop: Arc<AtomicBool>) {
+    let n = tx.len();
+    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+    let fd = q.fd();
+    // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let mut buf = vec![0u8; MAX_PKT];
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd for at most 200 ms.
+        let r = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if r <= 0 {
+            continue;
+        }
+        let mut got = 0;
+        {
+            let eroutes = k.eroutes();
+            while got < BATCH {
+                match q.recv(&mut buf) {
+                    Ok(len) if len > 0 => {
+                        let pkt = buf[..len].to_vec();
+                        let w = match Ipv4Packet::new_checked(&pkt) {
+                            Ok(p) => match eroutes.lookup(p.src(), p.dst()) {
+                                Some(e) => spi_worker(e.said.spi, n),
+                                None => 0,
+                            },
+                            Err(_) => 0,
+                        };
+                        batches[w].push(Job::Out { dev, pkt });
+                        got += 1;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if !flush(&mut batches, &tx) {
+            return;
+        }
+    }
+}
+
+fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<Sender<Vec<Job>>>, stop: Arc<AtomicBool>) {
+    let n = tx.len();
+    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
+    let mut lens = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(got) = sock.recv_batch(&mut bufs, &mut lens) else {
+            continue;
+        };
+        for (b, &len) in bufs.iter().zip(&lens).take(got) {
+            let pkt = b[..len].to_vec();
+            let ihl = usize::from(pkt.first().copied().unwrap_or(0) & 0x0f) * 4;
+            let off = if proto == ipv4::proto::AH { ihl + 4 } else { ihl };
+            let spi = pkt
+                .get(off..off + 4)
+                .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+            batches[spi_worker(spi, n)].push(Job::In(pkt));
+        }
+        if !flush(&mut batches, &tx) {
+            return;
+        }
+    }
+}
+
+fn udp_reader(sock: Arc<UdpSock>, tx: Vec<Sender<Vec<Job>>>, stop: Arc<AtomicBool>) {
+    let n = tx.len();
+    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
+    let mut lens = Vec::with_capacity(BATCH);
+    let mut metas = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(got) = sock.recv_batch(&mut bufs, &mut lens, &mut metas) else {
+            continue;
+        };
+        for i in 0..got {
+            let pkt = bufs[i][..lens[i]].to_vec();
+            let spi = pkt
+                .get(0..4)
+                .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+            batches[spi_worker(spi, n)].push(Job::InUdp {
+                src: metas[i].src,
+                dst: metas[i].dst,
+                pkt,
+            });
+        }
+        if !flush(&mut batches, &tx) {
+            return;
+        }
+    }
+}

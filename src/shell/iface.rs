@@ -1,0 +1,111 @@
+//! Facts about the host's interfaces: a physical interface's IPv4 address, prefix and MTU, the
+//! default route (for `%defaultroute`), and every local IPv4 address (to orient connections).
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+/// An IPv4 address on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    /// Interface name.
+    pub dev: String,
+    /// Address.
+    pub addr: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+/// Every IPv4 address on the host (`ip -o -4 addr show`).
+pub fn addresses() -> io::Result<Vec<IfAddr>> {
+    let out = Command::new("ip").args(["-o", "-4", "addr", "show"]).output()?;
+    Ok(parse_ip_addr(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parses `ip -o -4 addr show` output.
+pub fn parse_ip_addr(text: &str) -> Vec<IfAddr> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some(i) = f.iter().position(|w| *w == "inet") else {
+            continue;
+        };
+        let (Some(dev), Some(cidr)) = (f.get(1), f.get(i + 1)) else {
+            continue;
+        };
+        let dev = dev.trim_end_matches(':').split('@').next().unwrap_or_default();
+        let Some((a, p)) = cidr.split_once('/') else {
+            continue;
+        };
+        if let (Ok(addr), Ok(prefix)) = (a.parse(), p.parse()) {
+            v.push(IfAddr {
+                dev: dev.to_string(),
+                addr,
+                prefix,
+            });
+        }
+    }
+    v
+}
+
+/// The first IPv4 address of `dev`.
+pub fn address_of(dev: &str) -> io::Result<IfAddr> {
+    addresses()?
+        .into_iter()
+        .find(|a| a.dev == dev)
+        .ok_or_else(|| io::Error::other(format!("interface {dev} has no IPv4 address")))
+}
+
+/// The MTU of `dev`.
+pub fn mtu_of(dev: &str) -> io::Result<usize> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
+        .map_err(|e| io::Error::other(format!("interface {dev}: {e}")))?;
+    s.trim()
+        .parse()
+        .map_err(|_| io::Error::other(format!("interface {dev}: unreadable MTU")))
+}
+
+/// The default route's device and next hop (from /proc/net/route).
+pub fn default_route() -> Option<(String, Ipv4Addr)> {
+    let text = std::fs::read_to_string("/proc/net/route").ok()?;
+    parse_proc_route(&text)
+}
+
+/// Parses /proc/net/route for the default route.
+pub fn parse_proc_route(text: &str) -> Option<(String, Ipv4Addr)> {
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
+            continue;
+        }
+        let gw = u32::from_str_radix(f[2], 16).ok()?;
+        return Some((f[0].to_string(), Ipv4Addr::from(u32::from_be(gw))));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ip_addr_output() {
+        let t = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
+                 5: veth0@if4    inet 192.0.2.1/24 brd 192.0.2.255 scope global veth0\\ x\n";
+        let v = parse_ip_addr(t);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].dev, "veth0");
+        assert_eq!(v[1].addr, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(v[1].prefix, 24);
+    }
+
+    #[test]
+    fn parses_default_route() {
+        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                 eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
+        assert_eq!(
+            parse_proc_route(t),
+            Some(("eth0".into(), Ipv4Addr::new(192, 168, 2, 1)))
+        );
+    }
+}

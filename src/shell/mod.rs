@@ -1,0 +1,10 @@
+//! The thin I/O shell around the sans-IO cores: TUN devices, sockets, datapath threads, the
+//! control socket and the daemon that ties them together. `unsafe` code lives only here.
+
+pub mod control;
+pub mod daemon;
+pub mod datapath;
+pub mod iface;
+pub mod net;
+pub mod paths;
+pub mod tun;

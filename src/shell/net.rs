@@ -1,0 +1,272 @@
+//! The datapath's sockets: a raw IPv4 sender (we build every outer header ourselves), raw
+//! receivers for ESP (50) and AH (51), and the UDP port 4500 socket for ESP-in-UDP (RFC 3948).
+//! Batches move with `sendmmsg`/`recvmmsg` to cut system calls.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Largest datagram we read.
+pub const MAX_PKT: usize = 65536;
+
+/// Sends complete IPv4 packets (header included) out of one physical interface. Binding to the
+/// device makes the kernel route with that output interface only, so `%pass` traffic and ESP
+/// never loop back into ipsecN even when a route via ipsecN covers the destination.
+#[derive(Debug)]
+pub struct RawSender {
+    sock: Socket,
+}
+
+impl RawSender {
+    /// A raw IPPROTO_RAW socket (implies IP_HDRINCL), bound to `device` if given.
+    pub fn new(device: Option<&str>) -> io::Result<RawSender> {
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
+        if let Some(d) = device {
+            sock.bind_device(Some(d.as_bytes()))?;
+        }
+        sock.set_send_buffer_size(4 << 20)?;
+        Ok(RawSender { sock })
+    }
+
+    /// Sends one packet to `dst`.
+    pub fn send(&self, dst: Ipv4Addr, pkt: &[u8]) -> io::Result<usize> {
+        self.sock
+            .send_to(pkt, &SockAddr::from(SocketAddrV4::new(dst, 0)))
+    }
+
+    /// Sends a batch with one `sendmmsg` call per 64 packets. Returns how many failed.
+    pub fn send_batch(&self, pkts: &[(Ipv4Addr, Vec<u8>)]) -> usize {
+        let mut failed = 0;
+        for chunk in pkts.chunks(64) {
+            let addrs: Vec<libc::sockaddr_in> = chunk
+                .iter()
+                .map(|(d, _)| libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*d).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                })
+                .collect();
+            let mut iovs: Vec<libc::iovec> = chunk
+                .iter()
+                .map(|(_, p)| libc::iovec {
+                    iov_base: p.as_ptr() as *mut libc::c_void,
+                    iov_len: p.len(),
+                })
+                .collect();
+            let mut msgs: Vec<libc::mmsghdr> = (0..chunk.len())
+                .map(|i| {
+                    // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+                    let mut m: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+                    m.msg_hdr.msg_name = &addrs[i] as *const _ as *mut libc::c_void;
+                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+                    m.msg_hdr.msg_iov = &mut iovs[i];
+                    m.msg_hdr.msg_iovlen = 1;
+                    m
+                })
+                .collect();
+            let mut off = 0;
+            while off < msgs.len() {
+                // SAFETY: every mmsghdr points at an address and an iovec that live in `addrs`,
+                // `iovs` and `chunk` until this call returns; the count matches the slice.
+                let n = unsafe {
+                    libc::sendmmsg(
+                        self.sock.as_raw_fd(),
+                        msgs[off..].as_mut_ptr(),
+                        (msgs.len() - off) as u32,
+                        0,
+                    )
+                };
+                if n <= 0 {
+                    // Skip the packet the kernel refused (e.g. EMSGSIZE) and go on.
+                    failed += 1;
+                    off += 1;
+                } else {
+                    off += n as usize;
+                }
+            }
+        }
+        failed
+    }
+}
+
+/// Receives whole IPv4 packets of one protocol (ESP or AH) addressed to this host.
+#[derive(Debug)]
+pub struct RawReceiver {
+    sock: Socket,
+}
+
+impl RawReceiver {
+    /// A raw socket for IP protocol `proto`.
+    pub fn new(proto: u8) -> io::Result<RawReceiver> {
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(proto))))?;
+        sock.set_recv_buffer_size(8 << 20)?;
+        Ok(RawReceiver { sock })
+    }
+
+    /// Blocks until at least one packet arrives, then takes up to `bufs.len()` with one
+    /// `recvmmsg`. Fills `lens` with each packet's length and returns the count.
+    pub fn recv_batch(&self, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> io::Result<usize> {
+        recv_batch(self.sock.as_raw_fd(), bufs, lens, None)
+    }
+
+    /// The raw descriptor.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// A datagram received on UDP 4500 with the address it was sent to.
+#[derive(Debug, Clone, Copy)]
+pub struct UdpMeta {
+    /// Sender address and port.
+    pub src: SocketAddrV4,
+    /// Our address it arrived on (from IP_PKTINFO).
+    pub dst: Ipv4Addr,
+}
+
+/// The UDP socket for ESP-in-UDP (and, later, IKE's NAT-T port).
+#[derive(Debug)]
+pub struct UdpSock {
+    sock: Socket,
+}
+
+impl UdpSock {
+    /// Binds 0.0.0.0:`port` with IP_PKTINFO so the destination address of each datagram is known.
+    pub fn bind(port: u16) -> io::Result<UdpSock> {
+        let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        sock.set_reuse_address(true)?;
+        sock.set_recv_buffer_size(8 << 20)?;
+        let one: libc::c_int = 1;
+        // SAFETY: IP_PKTINFO takes an int flag; the pointer and length describe `one`.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        sock.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))?;
+        Ok(UdpSock { sock })
+    }
+
+    /// Like [`RawReceiver::recv_batch`], also filling `metas` with sender and destination.
+    pub fn recv_batch(
+        &self,
+        bufs: &mut [Vec<u8>],
+        lens: &mut Vec<usize>,
+        metas: &mut Vec<UdpMeta>,
+    ) -> io::Result<usize> {
+        recv_batch(self.sock.as_raw_fd(), bufs, lens, Some(metas))
+    }
+
+    /// Sends a datagram from this socket (source port = bound port).
+    pub fn send_to(&self, data: &[u8], to: SocketAddrV4) -> io::Result<usize> {
+        self.sock.send_to(data, &SockAddr::from(to))
+    }
+
+    /// The raw descriptor.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+const CMSG_SPACE: usize = 64;
+
+fn recv_batch(
+    fd: i32,
+    bufs: &mut [Vec<u8>],
+    lens: &mut Vec<usize>,
+    mut metas: Option<&mut Vec<UdpMeta>>,
+) -> io::Result<usize> {
+    let n = bufs.len().min(64);
+    lens.clear();
+    if let Some(m) = metas.as_deref_mut() {
+        m.clear();
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut iovs: Vec<libc::iovec> = bufs[..n]
+        .iter_mut()
+        .map(|b| {
+            if b.len() < MAX_PKT {
+                b.resize(MAX_PKT, 0);
+            }
+            libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            }
+        })
+        .collect();
+    // SAFETY: all-zero is a valid sockaddr_in.
+    let mut addrs: Vec<libc::sockaddr_in> = vec![unsafe { MaybeUninit::zeroed().assume_init() }; n];
+    let mut cmsgs = vec![[0u8; CMSG_SPACE]; n];
+    let mut msgs: Vec<libc::mmsghdr> = (0..n)
+        .map(|i| {
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+            let mut m: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+            m.msg_hdr.msg_name = &mut addrs[i] as *mut _ as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_control = cmsgs[i].as_mut_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_controllen = CMSG_SPACE;
+            m
+        })
+        .collect();
+    // SAFETY: each mmsghdr points into `addrs`, `iovs` (which point into `bufs`) and `cmsgs`,
+    // all alive and unaliased until the call returns; MSG_WAITFORONE blocks for the first only.
+    let got = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            n as u32,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = got as usize;
+    for (i, m) in msgs.iter().enumerate().take(got) {
+        lens.push(m.msg_len as usize);
+        if let Some(metas) = metas.as_deref_mut() {
+            let a = &addrs[i];
+            let src = SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            );
+            let dst = pktinfo_dst(&m.msg_hdr).unwrap_or(Ipv4Addr::UNSPECIFIED);
+            metas.push(UdpMeta { src, dst });
+        }
+    }
+    Ok(got)
+}
+
+fn pktinfo_dst(hdr: &libc::msghdr) -> Option<Ipv4Addr> {
+    // SAFETY: `hdr` was filled by recvmmsg; the CMSG_* macros walk its control buffer within
+    // msg_controllen, and we only read an in_pktinfo when the header says that is what it holds.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in_pktinfo);
+                return Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    None
+}
