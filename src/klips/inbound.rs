@@ -250,6 +250,14 @@ impl Klips {
     ) -> Result<Vec<u8>, DropReason> {
         let pos = group.iter().position(|s| Arc::ptr_eq(s, sa)).unwrap_or(0);
         let inner = pos.checked_sub(1).and_then(|i| group.get(i));
+        // IPComp is skipped for small or incompressible packets (RFC 3173 2.2): then the
+        // payload goes straight to the SA inside the comp SA.
+        let inner_skip_comp = match inner {
+            Some(c) if c.said.proto == Proto::Comp && nh != proto::COMP => {
+                pos.checked_sub(2).and_then(|i| group.get(i))
+            }
+            other => other,
+        };
         match nh {
             proto::ESP => {
                 let inner = inner.ok_or(DropReason::GroupMismatch)?;
@@ -283,7 +291,7 @@ impl Klips {
                 self.next_header(outer, inner, group, nh2, &data, now)
             }
             proto::IPIP => {
-                let checker = match inner {
+                let checker = match inner_skip_comp {
                     Some(t) if t.said.proto == Proto::Tun => {
                         self.admit(t, t.src, payload.len(), now)?;
                         t
@@ -296,7 +304,7 @@ impl Klips {
                 Ok(p.packet().to_vec())
             }
             _ => {
-                if inner.is_some_and(|i| i.said.proto == Proto::Tun) {
+                if inner_skip_comp.is_some_and(|i| i.said.proto == Proto::Tun) {
                     // The group says tunnel mode but the packet is transport: refuse.
                     return Err(DropReason::GroupMismatch);
                 }

@@ -1,0 +1,416 @@
+//! Test harness: network namespaces, veth links, rswan gateways and traffic helpers.
+//! Every topology gets a unique name prefix and is torn down on drop (also when a test fails).
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The `ipsec` binary under test.
+pub fn ipsec_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ipsec")
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short prefix for names (interface names must stay under 16 bytes).
+pub fn unique_prefix() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let pid = std::process::id() % 10000;
+    format!("r{pid}{n}")
+}
+
+/// Runs a command, returning its output (never panics on failure to spawn: returns it in stderr).
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+}
+
+/// Runs a command that must succeed.
+pub fn must(cmd: &str, args: &[&str]) -> String {
+    let o = run(cmd, args);
+    assert!(
+        o.status.success(),
+        "{cmd} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `args` inside network namespace `ns`.
+pub fn ns_run(ns: &str, args: &[&str]) -> Output {
+    let mut a = vec!["netns", "exec", ns];
+    a.extend_from_slice(args);
+    run("ip", &a)
+}
+
+/// Runs `args` inside `ns`; it must succeed.
+pub fn ns_must(ns: &str, args: &[&str]) -> String {
+    let mut a = vec!["netns", "exec", ns];
+    a.extend_from_slice(args);
+    must("ip", &a)
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates `/tmp/rswan-test-PREFIX`.
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("rswan-test-{prefix}"));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// A path inside.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("RSWAN_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// host A (10.0.1.10) — gateway A (10.0.1.1 | 192.0.2.1) ==== (192.0.2.2 | 10.0.2.1) gateway B —
+/// host B (10.0.2.10). Gateways route to each other by default route, forward IPv4.
+pub struct Topo {
+    /// Name prefix.
+    pub p: String,
+    /// Namespaces.
+    pub ha: String,
+    /// Gateway A's namespace.
+    pub ga: String,
+    /// Gateway B's namespace.
+    pub gb: String,
+    /// Host B's namespace.
+    pub hb: String,
+    /// Gateway A's interface on the middle link.
+    pub ga_out: String,
+    /// Gateway B's interface on the middle link.
+    pub gb_out: String,
+    /// Scratch files.
+    pub dir: TempDir,
+    gateways: Vec<(String, PathBuf)>,
+    children: Vec<Child>,
+}
+
+impl Topo {
+    /// Builds the four namespaces and links.
+    pub fn new() -> Topo {
+        let p = unique_prefix();
+        let t = Topo {
+            ha: format!("{p}hA"),
+            ga: format!("{p}gA"),
+            gb: format!("{p}gB"),
+            hb: format!("{p}hB"),
+            ga_out: format!("{p}m0"),
+            gb_out: format!("{p}m1"),
+            dir: TempDir::new(&p),
+            p,
+            gateways: Vec::new(),
+            children: Vec::new(),
+        };
+        let p = &t.p;
+        for n in [&t.ha, &t.ga, &t.gb, &t.hb] {
+            must("ip", &["netns", "add", n]);
+            must("ip", &["-n", n, "link", "set", "lo", "up"]);
+        }
+        let link = |a: &str, na: &str, b: &str, nb: &str| {
+            must(
+                "ip",
+                &["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb],
+            );
+        };
+        link(&format!("{p}a0"), &t.ha, &format!("{p}a1"), &t.ga);
+        link(&t.ga_out, &t.ga, &t.gb_out, &t.gb);
+        link(&format!("{p}b1"), &t.gb, &format!("{p}b0"), &t.hb);
+        let addr = |ns: &str, dev: &str, a: &str| {
+            must("ip", &["-n", ns, "addr", "add", a, "dev", dev]);
+            must("ip", &["-n", ns, "link", "set", dev, "up"]);
+        };
+        addr(&t.ha, &format!("{p}a0"), "10.0.1.10/24");
+        addr(&t.ga, &format!("{p}a1"), "10.0.1.1/24");
+        addr(&t.ga, &t.ga_out, "192.0.2.1/24");
+        addr(&t.gb, &t.gb_out, "192.0.2.2/24");
+        addr(&t.gb, &format!("{p}b1"), "10.0.2.1/24");
+        addr(&t.hb, &format!("{p}b0"), "10.0.2.10/24");
+        must("ip", &["-n", &t.ha, "route", "add", "default", "via", "10.0.1.1"]);
+        must("ip", &["-n", &t.hb, "route", "add", "default", "via", "10.0.2.1"]);
+        must("ip", &["-n", &t.ga, "route", "add", "default", "via", "192.0.2.2"]);
+        must("ip", &["-n", &t.gb, "route", "add", "default", "via", "192.0.2.1"]);
+        for g in [&t.ga, &t.gb] {
+            ns_must(g, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        }
+        t
+    }
+
+    /// Writes `conf` and starts rswan in namespace `ns`. Returns the run directory.
+    pub fn start_gateway(&mut self, ns: &str, conf: &str) -> PathBuf {
+        let cfg = self.dir.path(&format!("{ns}.conf"));
+        fs::write(&cfg, conf).unwrap();
+        let secrets = self.dir.path(&format!("{ns}.secrets"));
+        if !secrets.exists() {
+            fs::write(&secrets, "").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&secrets, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let rundir = self.dir.path(&format!("{ns}.run"));
+        let out = ns_run(
+            ns,
+            &[
+                ipsec_bin(),
+                "--config",
+                cfg.to_str().unwrap(),
+                "--secrets",
+                secrets.to_str().unwrap(),
+                "--rundir",
+                rundir.to_str().unwrap(),
+                "setup",
+                "start",
+            ],
+        );
+        let log = fs::read_to_string(rundir.join("rswan.log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "gateway in {ns} did not start: {}{}\nlog:\n{log}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.gateways.push((ns.to_string(), rundir.clone()));
+        rundir
+    }
+
+    /// Runs `ipsec ARGS` against the gateway in `ns`.
+    pub fn ipsec(&self, ns: &str, args: &[&str]) -> Output {
+        let rundir = &self
+            .gateways
+            .iter()
+            .find(|(n, _)| n == ns)
+            .expect("no gateway in that namespace")
+            .1;
+        let mut a = vec![ipsec_bin(), "--rundir", rundir.to_str().unwrap()];
+        a.extend_from_slice(args);
+        ns_run(ns, &a)
+    }
+
+    /// Runs `ipsec ARGS` in `ns`; it must succeed; returns stdout.
+    pub fn ipsec_ok(&self, ns: &str, args: &[&str]) -> String {
+        let o = self.ipsec(ns, args);
+        assert!(
+            o.status.success(),
+            "ipsec {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The daemon log of the gateway in `ns`.
+    pub fn log(&self, ns: &str) -> String {
+        self.gateways
+            .iter()
+            .find(|(n, _)| n == ns)
+            .map(|(_, r)| fs::read_to_string(r.join("rswan.log")).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Keeps a background process to kill at teardown.
+    pub fn adopt(&mut self, c: Child) {
+        self.children.push(c);
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (ns, rundir) in &self.gateways {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", ns, ipsec_bin(), "--rundir"])
+                .arg(rundir)
+                .args(["setup", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for n in [&self.ha, &self.ga, &self.gb, &self.hb] {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+/// Moves the calling thread into network namespace `ns` (for in-process sockets).
+pub fn enter_netns(ns: &str) {
+    let f = fs::File::open(format!("/var/run/netns/{ns}")).expect("netns file");
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on a valid namespace descriptor affects only the calling thread.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+}
+
+/// Runs `f` on a new thread inside `ns` and returns its result.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter_netns(&ns);
+        f()
+    })
+    .join()
+    .expect("thread in netns panicked")
+}
+
+/// Pings `dst` from `ns`; true if at least `want` of `count` replies came back.
+pub fn ping(ns: &str, dst: &str, count: u32, want: u32) -> bool {
+    let o = ns_run(ns, &["ping", "-c", &count.to_string(), "-i", "0.2", "-W", "2", dst]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let got = text
+        .lines()
+        .find_map(|l| {
+            l.split(',')
+                .find(|p| p.contains("received"))
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+        .unwrap_or(0);
+    got >= want
+}
+
+/// A deterministic pseudo-random payload of `len` bytes containing `marker` every 4 KiB.
+pub fn payload(len: usize, marker: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    while v.len() < len {
+        if v.len() % 4096 == 0 {
+            v.extend_from_slice(marker);
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.push(x as u8);
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+/// FNV-1a 64-bit hash (enough to compare transfers).
+pub fn hash(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Sends `data` over TCP from namespace `from` to `to_addr:port` served in namespace `to`;
+/// returns (sent hash, received hash, bytes received).
+pub fn tcp_transfer(from: &str, to: &str, to_addr: Ipv4Addr, port: u16, data: Vec<u8>) -> (u64, u64, usize) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let to_ns = to.to_string();
+    let server = std::thread::spawn(move || {
+        enter_netns(&to_ns);
+        let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        tx.send(()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        buf
+    });
+    rx.recv().unwrap();
+    let sent = hash(&data);
+    let from_ns = from.to_string();
+    in_netns(&from_ns, move || {
+        let mut s = TcpStream::connect_timeout(
+            &std::net::SocketAddr::V4(SocketAddrV4::new(to_addr, port)),
+            Duration::from_secs(10),
+        )
+        .expect("connect through tunnel");
+        s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(&data).expect("send through tunnel");
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let got = server.join().unwrap();
+    (sent, hash(&got), got.len())
+}
+
+/// A packet capture running in a namespace.
+pub struct Capture {
+    child: Child,
+    /// The pcap file.
+    pub file: PathBuf,
+}
+
+impl Capture {
+    /// Starts `tcpdump -i dev -w file` in `ns` and waits until it is listening.
+    pub fn start(ns: &str, dev: &str, file: &Path) -> Capture {
+        let errfile = file.with_extension("err");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump", "-Z", "root", "-i", dev, "-nn", "-U", "-s", "0", "-w"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&errfile).unwrap())
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump prints "listening on" to stderr once ready.
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10)
+            && !fs::read_to_string(&errfile).unwrap_or_default().contains("listening")
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Capture {
+            child,
+            file: file.to_path_buf(),
+        }
+    }
+
+    /// Stops the capture and returns tcpdump's one-line summaries and the raw file bytes.
+    pub fn stop(mut self) -> (Vec<String>, Vec<u8>) {
+        std::thread::sleep(Duration::from_millis(300));
+        // SIGINT so tcpdump flushes and exits cleanly.
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        let text = must("tcpdump", &["-nn", "-r", self.file.to_str().unwrap()]);
+        let raw = fs::read(&self.file).unwrap_or_default();
+        (text.lines().map(str::to_owned).collect(), raw)
+    }
+}
+
+/// True if `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A manual net-to-net connection between the topology's gateways with extra `body` lines.
+pub fn manual_conf(body: &str) -> String {
+    format!(
+        "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tspibase=0x200\n\tauto=manual\n{body}"
+    )
+}
+
+/// RX dropped of `dev` in `ns` (from sysfs).
+pub fn rx_dropped(ns: &str, dev: &str) -> u64 {
+    ns_must(ns, &["cat", &format!("/sys/class/net/{dev}/statistics/rx_dropped")])
+        .trim()
+        .parse()
+        .unwrap()
+}
