@@ -144,7 +144,10 @@ mod tests {
     #[test]
     fn parse_forms() {
         assert_eq!("10.0.1.0/24".parse::<Subnet>().unwrap().len(), 24);
-        assert_eq!("10.0.1.0/255.255.255.0".parse::<Subnet>().unwrap().len(), 24);
+        assert_eq!(
+            "10.0.1.0/255.255.255.0".parse::<Subnet>().unwrap().len(),
+            24
+        );
         assert_eq!("10.0.1.7".parse::<Subnet>().unwrap().len(), 32);
         assert!("10.0.1.7/24".parse::<Subnet>().is_err());
         assert!("10.0.1.0/33".parse::<Subnet>().is_err());

@@ -113,7 +113,10 @@ fn setup(paths: &Paths, args: &[String]) -> i32 {
 fn start(paths: &Paths, nofork: bool) -> i32 {
     println!("ipsec_setup: Starting rswan IPsec {VERSION}...");
     if running(paths) {
-        eprintln!("ipsec_setup: rswan is already running ({})", paths.ctl().display());
+        eprintln!(
+            "ipsec_setup: rswan is already running ({})",
+            paths.ctl().display()
+        );
         return 1;
     }
     if nofork {
@@ -161,13 +164,18 @@ fn start(paths: &Paths, nofork: bool) -> i32 {
             eprintln!("ipsec_setup: daemon exited ({status})");
             return status.code().unwrap_or(1).max(1);
         }
-        if running(paths) && std::fs::read_to_string(paths.log()).is_ok_and(|l| l.contains("started")) {
+        if running(paths)
+            && std::fs::read_to_string(paths.log()).is_ok_and(|l| l.contains("started"))
+        {
             println!("ipsec_setup: ...rswan IPsec started");
             return 0;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("ipsec_setup: the daemon did not come up in 20 s; see {}", paths.log().display());
+    eprintln!(
+        "ipsec_setup: the daemon did not come up in 20 s; see {}",
+        paths.log().display()
+    );
     1
 }
 

@@ -157,8 +157,12 @@ impl ErouteTable {
 
     /// Every eroute, sorted by source then destination address (as `ipsec look` lists them).
     pub fn sorted(&self) -> Vec<Arc<Eroute>> {
-        let mut v: Vec<_> = self.maps.values().flat_map(|m| m.values().cloned()).collect();
-        v.sort_by(|a, b| (a.src, a.dst).cmp(&(b.src, b.dst)));
+        let mut v: Vec<_> = self
+            .maps
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        v.sort_by_key(|e| (e.src, e.dst));
         v
     }
 }
@@ -183,14 +187,30 @@ mod tests {
     #[test]
     fn most_specific_wins() {
         let mut t = ErouteTable::new();
-        t.add(Eroute::new(net("0.0.0.0/0"), net("0.0.0.0/0"), shunt(Shunt::Drop)))
-            .unwrap();
-        t.add(Eroute::new(net("10.0.1.0/24"), net("10.0.2.0/24"), shunt(Shunt::Trap)))
-            .unwrap();
-        t.add(Eroute::new(net("10.0.1.0/24"), net("10.0.2.7/32"), shunt(Shunt::Pass)))
-            .unwrap();
-        t.add(Eroute::new(net("10.0.1.5/32"), net("0.0.0.0/0"), shunt(Shunt::Reject)))
-            .unwrap();
+        t.add(Eroute::new(
+            net("0.0.0.0/0"),
+            net("0.0.0.0/0"),
+            shunt(Shunt::Drop),
+        ))
+        .unwrap();
+        t.add(Eroute::new(
+            net("10.0.1.0/24"),
+            net("10.0.2.0/24"),
+            shunt(Shunt::Trap),
+        ))
+        .unwrap();
+        t.add(Eroute::new(
+            net("10.0.1.0/24"),
+            net("10.0.2.7/32"),
+            shunt(Shunt::Pass),
+        ))
+        .unwrap();
+        t.add(Eroute::new(
+            net("10.0.1.5/32"),
+            net("0.0.0.0/0"),
+            shunt(Shunt::Reject),
+        ))
+        .unwrap();
         let said = |s, d| t.lookup(ip(s), ip(d)).unwrap().said.shunt().unwrap();
         assert_eq!(said("10.0.1.9", "10.0.2.9"), Shunt::Trap);
         assert_eq!(said("10.0.1.9", "10.0.2.7"), Shunt::Pass);
@@ -202,8 +222,12 @@ mod tests {
     #[test]
     fn no_match_without_default() {
         let mut t = ErouteTable::new();
-        t.add(Eroute::new(net("10.0.1.0/24"), net("10.0.2.0/24"), shunt(Shunt::Pass)))
-            .unwrap();
+        t.add(Eroute::new(
+            net("10.0.1.0/24"),
+            net("10.0.2.0/24"),
+            shunt(Shunt::Pass),
+        ))
+        .unwrap();
         assert!(t.lookup(ip("10.0.3.1"), ip("10.0.2.1")).is_none());
     }
 
@@ -227,12 +251,19 @@ mod tests {
         for i in 0..10_000u32 {
             let src = Subnet::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24);
             let dst = Subnet::new(Ipv4Addr::from(0xac10_0000 + (i << 8)), 24);
-            t.add(Eroute::new(src, dst, Said::new(Proto::Tun, 0x1000 + i, ip("192.0.2.2"))))
-                .unwrap();
+            t.add(Eroute::new(
+                src,
+                dst,
+                Said::new(Proto::Tun, 0x1000 + i, ip("192.0.2.2")),
+            ))
+            .unwrap();
         }
         for i in (0..10_000u32).step_by(97) {
             let e = t
-                .lookup(Ipv4Addr::from(0x0a00_0005 + (i << 8)), Ipv4Addr::from(0xac10_0009 + (i << 8)))
+                .lookup(
+                    Ipv4Addr::from(0x0a00_0005 + (i << 8)),
+                    Ipv4Addr::from(0xac10_0009 + (i << 8)),
+                )
                 .unwrap();
             assert_eq!(e.said.spi, 0x1000 + i);
         }

@@ -7,10 +7,10 @@ use crate::addr::Subnet;
 use crate::config::conf::{ConfError, ConnSection, Section};
 use crate::config::ttodata::ttodata;
 use crate::crypto::{parse_esp_transform, AuthAlg, EncAlg};
-use crate::said::{Proto, Said, Shunt};
 use crate::sadb::lifetime::Lifetimes;
 use crate::sadb::replay::{DEFAULT_WINDOW, MAX_WINDOW};
 use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
+use crate::said::{Proto, Said, Shunt};
 use crate::updown::UpdownInfo;
 
 /// What the host looks like, for orienting a connection and picking its ipsecN.
@@ -50,11 +50,7 @@ struct End {
     updown: Option<String>,
 }
 
-fn end(
-    p: &Section,
-    side: &'static str,
-    host: &HostFacts,
-) -> Result<End, ConfError> {
+fn end(p: &Section, side: &'static str, host: &HostFacts) -> Result<End, ConfError> {
     let key = |k: &str| format!("{side}{k}");
     let name = key("");
     let raw = p
@@ -63,7 +59,10 @@ fn end(
     let (addr, dr_nexthop) = match raw {
         "%defaultroute" => {
             let (a, nh) = host.defaultroute.ok_or_else(|| {
-                p.err_at(&name, format!("{name}=%defaultroute but there is no default route"))
+                p.err_at(
+                    &name,
+                    format!("{name}=%defaultroute but there is no default route"),
+                )
             })?;
             (a, Some(nh))
         }
@@ -86,10 +85,16 @@ fn end(
     let nexthop = match p.get(&key("nexthop")) {
         None | Some("%direct") => dr_nexthop,
         Some("%defaultroute") => Some(host.defaultroute.map(|d| d.1).ok_or_else(|| {
-            p.err_at(&key("nexthop"), "%defaultroute but there is no default route")
+            p.err_at(
+                &key("nexthop"),
+                "%defaultroute but there is no default route",
+            )
         })?),
         Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-            p.err_at(&key("nexthop"), format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")))
+            p.err_at(
+                &key("nexthop"),
+                format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
+            )
         })?),
     };
     Ok(End {
@@ -136,7 +141,12 @@ fn spi_for(p: &Section, dst_side: &str, kind: &str) -> Result<u32, ConfError> {
     ))
 }
 
-fn key_for(p: &Section, dst_side: &str, kind: &str, conn_line: (&std::path::Path, usize)) -> Result<KeyBytes, ConfError> {
+fn key_for(
+    p: &Section,
+    dst_side: &str,
+    kind: &str,
+    conn_line: (&std::path::Path, usize),
+) -> Result<KeyBytes, ConfError> {
     let side_name = format!("{dst_side}{kind}");
     let name = if p.contains(&side_name) {
         side_name
@@ -166,12 +176,7 @@ fn window(p: &Section, name: &str) -> Result<u32, ConfError> {
     }
 }
 
-fn check_key_len(
-    p: &Section,
-    what: &str,
-    got: &KeyBytes,
-    want: usize,
-) -> Result<(), ConfError> {
+fn check_key_len(p: &Section, what: &str, got: &KeyBytes, want: usize) -> Result<(), ConfError> {
     if got.0.len() != want {
         return Err(ConfError::new(
             p.file().to_path_buf(),
@@ -253,13 +258,17 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
                 updown: updown(conn, &me, &peer, &iface),
             });
         }
-        other => return Err(p.err_at("type", format!("type=\"{other}\" is not tunnel, transport, passthrough, drop or reject"))),
+        other => {
+            return Err(p.err_at(
+                "type",
+                format!("type=\"{other}\" is not tunnel, transport, passthrough, drop or reject"),
+            ))
+        }
     };
     let esp = match p.get("esp") {
-        Some(s) => Some(
-            parse_esp_transform(s)
-                .map_err(|e| p.err_at("esp", format!("esp=\"{s}\": {e}")))?,
-        ),
+        Some(s) => {
+            Some(parse_esp_transform(s).map_err(|e| p.err_at("esp", format!("esp=\"{s}\": {e}")))?)
+        }
         None if p.contains("espenckey")
             || p.contains("leftespenckey")
             || p.contains("rightespenckey") =>
@@ -288,7 +297,15 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
     if let Some((enc @ (EncAlg::Des | EncAlg::NullEnc), _)) = esp {
         return Err(p.err_at(
             "esp",
-            format!("esp={}: refused ({})", enc.conf_name(), if enc == EncAlg::Des { "single DES is insecure" } else { "NULL encryption sends cleartext" }),
+            format!(
+                "esp={}: refused ({})",
+                enc.conf_name(),
+                if enc == EncAlg::Des {
+                    "single DES is insecure"
+                } else {
+                    "NULL encryption sends cleartext"
+                }
+            ),
         ));
     }
     let compress = p.get_bool("compress", false)?;
@@ -305,16 +322,17 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
         let base = spi_for(p, side, if esp.is_some() { "esp" } else { "ah" })?;
         let policy = inbound.then_some((src.client, dst.client));
         let dir = if inbound { Dir::In } else { Dir::Out };
-        let mk = |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
-            said,
-            src: src.addr,
-            dir: Some(dir),
-            xform,
-            replay_window: window,
-            life: Lifetimes::default(),
-            encap,
-            policy,
-        };
+        let mk =
+            |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
+                said,
+                src: src.addr,
+                dir: Some(dir),
+                xform,
+                replay_window: window,
+                life: Lifetimes::default(),
+                encap,
+                policy,
+            };
         let mut policy_pending = policy;
         if tunnel {
             let said = Said::new(Proto::Tun, base, dst.addr);
@@ -324,7 +342,10 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
         if compress {
             let cpi = base & 0xffff;
             if !(256..=61439).contains(&cpi) {
-                return Err(p.err_at("compress", format!("IPComp CPI 0x{cpi:x} (from the SPI) is outside 256..61439")));
+                return Err(p.err_at(
+                    "compress",
+                    format!("IPComp CPI 0x{cpi:x} (from the SPI) is outside 256..61439"),
+                ));
             }
             let said = Said::new(Proto::Comp, cpi, dst.addr);
             sas.push(mk(said, XformSpec::Deflate, 0, None, policy_pending.take()));
@@ -333,11 +354,21 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
         if let Some((enc, auth)) = esp {
             let spi = spi_for(p, side, "esp")?;
             let enckey = key_for(p, side, "espenckey", at)?;
-            check_key_len(p, &format!("esp={}", enc.conf_name()), &enckey, enc.key_len())?;
+            check_key_len(
+                p,
+                &format!("esp={}", enc.conf_name()),
+                &enckey,
+                enc.key_len(),
+            )?;
             let authkey = match auth {
                 Some(a) => {
                     let k = key_for(p, side, "espauthkey", at)?;
-                    check_key_len(p, &format!("ESP integrity {}", a.conf_name()), &k, a.key_len())?;
+                    check_key_len(
+                        p,
+                        &format!("ESP integrity {}", a.conf_name()),
+                        &k,
+                        a.key_len(),
+                    )?;
                     k
                 }
                 None => KeyBytes::default(),

@@ -210,7 +210,11 @@ impl FromStr for Said {
         if let Some(sh) = Shunt::from_name(s) {
             return Ok(Said::new(Proto::Int, sh.spi(), Ipv4Addr::UNSPECIFIED));
         }
-        let bad = || SaidError(format!("\"{s}\" is not a SAID (expected e.g. esp0x1234@192.0.2.1)"));
+        let bad = || {
+            SaidError(format!(
+                "\"{s}\" is not a SAID (expected e.g. esp0x1234@192.0.2.1)"
+            ))
+        };
         let (head, dst) = s.split_once('@').ok_or_else(bad)?;
         let dst: Ipv4Addr = dst
             .parse()
@@ -244,7 +248,10 @@ mod tests {
         assert_eq!(s.pluto(), "esp.1234abcd@192.0.2.1");
         assert_eq!("esp.1234abcd@192.0.2.1".parse::<Said>().unwrap(), s);
         assert_eq!("tun9@1.2.3.4".parse::<Said>().unwrap().spi, 9);
-        assert_eq!("comp0x3d0@1.2.3.4".parse::<Said>().unwrap().proto, Proto::Comp);
+        assert_eq!(
+            "comp0x3d0@1.2.3.4".parse::<Said>().unwrap().proto,
+            Proto::Comp
+        );
         let p: Said = "%pass".parse().unwrap();
         assert_eq!(p.shunt(), Some(Shunt::Pass));
         assert_eq!(p.to_string(), "%pass");

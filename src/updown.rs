@@ -84,7 +84,10 @@ impl UpdownInfo {
             e("PLUTO_PEER_ID", self.peer_id.clone()),
             e("PLUTO_PEER_CLIENT", self.peer_client.to_string()),
             e("PLUTO_PEER_CLIENT_NET", self.peer_client.addr().to_string()),
-            e("PLUTO_PEER_CLIENT_MASK", self.peer_client.netmask().to_string()),
+            e(
+                "PLUTO_PEER_CLIENT_MASK",
+                self.peer_client.netmask().to_string(),
+            ),
         ]
     }
 
@@ -128,7 +131,12 @@ pub fn self_exe() -> String {
 
 /// The `ip route` argument lists the default script runs for a verb (empty for up/down).
 /// The peer client 0.0.0.0/0 becomes 0.0.0.0/1 + 128.0.0.0/1 so the default route stays.
-pub fn default_script_commands(verb: &str, peer_client: &str, next_hop: &str, iface: &str) -> Vec<Vec<String>> {
+pub fn default_script_commands(
+    verb: &str,
+    peer_client: &str,
+    next_hop: &str,
+    iface: &str,
+) -> Vec<Vec<String>> {
     let word = verb.split('-').next().unwrap_or("");
     let nets: Vec<&str> = if peer_client == "0.0.0.0/0" {
         vec!["0.0.0.0/1", "128.0.0.0/1"]
@@ -139,7 +147,14 @@ pub fn default_script_commands(verb: &str, peer_client: &str, next_hop: &str, if
     nets.iter()
         .filter_map(|net| match word {
             "route" => Some(vec![
-                s("route"), s("replace"), s(net), s("via"), s(next_hop), s("dev"), s(iface), s("onlink"),
+                s("route"),
+                s("replace"),
+                s(net),
+                s("via"),
+                s(next_hop),
+                s("dev"),
+                s(iface),
+                s("onlink"),
             ]),
             "unroute" => Some(vec![s("route"), s("del"), s(net), s("dev"), s(iface)]),
             "prepare" => Some(vec![s("route"), s("del"), s(net)]),

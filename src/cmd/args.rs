@@ -109,7 +109,11 @@ mod tests {
 
     #[test]
     fn options_and_operands() {
-        let o = Opts::parse(&v("--add --src 10.0.0.0/8 --dst=1.2.3.4 x"), &["src", "dst"]).unwrap();
+        let o = Opts::parse(
+            &v("--add --src 10.0.0.0/8 --dst=1.2.3.4 x"),
+            &["src", "dst"],
+        )
+        .unwrap();
         assert!(o.has("add"));
         assert_eq!(o.get("src"), Some("10.0.0.0/8"));
         assert_eq!(o.get("dst"), Some("1.2.3.4"));

@@ -7,13 +7,20 @@ use super::args::{err, CmdError, Opts};
 use super::{said_arg, Ctx};
 
 fn subnet(what: &str, s: &str) -> Result<Subnet, CmdError> {
-    s.parse()
-        .map_err(|e| CmdError(format!("{what}: {e}")))
+    s.parse().map_err(|e| CmdError(format!("{what}: {e}")))
 }
 
 /// Runs `ipsec eroute ARGS`.
 pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
-    let mut vals = vec!["eraf", "src", "dst", "label", "transport-proto", "src-port", "dst-port"];
+    let mut vals = vec![
+        "eraf",
+        "src",
+        "dst",
+        "label",
+        "transport-proto",
+        "src-port",
+        "dst-port",
+    ];
     vals.extend(said_arg::VALUE_OPTS);
     let o = Opts::parse(args, &vals)?;
     let mut known = vec!["add", "replace", "del", "clear"];

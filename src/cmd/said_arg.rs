@@ -41,14 +41,19 @@ pub fn parse_ip(what: &str, s: &str) -> Result<Ipv4Addr, CmdError> {
 /// The SA named by `--said` or by `--af/--edst/--spi/--proto`, if either form is present.
 pub fn from_opts(o: &Opts) -> Result<Option<Said>, CmdError> {
     if let Some(s) = o.get("said") {
-        return s.parse::<Said>().map(Some).map_err(|e| CmdError(e.to_string()));
+        return s
+            .parse::<Said>()
+            .map(Some)
+            .map_err(|e| CmdError(e.to_string()));
     }
     if !(o.has("edst") || o.has("spi") || o.has("proto")) {
         return Ok(None);
     }
     if let Some(af) = o.get("af") {
         if af != "inet" {
-            return err(format!("address family \"{af}\" is not supported (only inet)"));
+            return err(format!(
+                "address family \"{af}\" is not supported (only inet)"
+            ));
         }
     }
     let dst = parse_ip("--edst", o.need("edst")?)?;

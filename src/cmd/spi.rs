@@ -3,11 +3,11 @@
 
 use crate::addr::Subnet;
 use crate::config::ttodata::ttodata;
-use crate::said::Proto;
+use crate::crypto::{parse_esp_transform, AuthAlg};
 use crate::sadb::lifetime::Lifetimes;
 use crate::sadb::replay::DEFAULT_WINDOW;
-use crate::crypto::{parse_esp_transform, AuthAlg};
 use crate::sadb::{Dir, KeyBytes, Sa, SaSpec, UdpEncap, XformSpec};
+use crate::said::Proto;
 
 use super::args::{err, CmdError, Opts};
 use super::{said_arg, Ctx};
@@ -142,7 +142,10 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
     let src = said_arg::parse_ip("--src", o.need("src")?)?;
     if let Some(d) = o.get("dst") {
         if said_arg::parse_ip("--dst", d)? != said.dst {
-            return err(format!("--dst {d} differs from the SA's destination {}", said.dst));
+            return err(format!(
+                "--dst {d} differs from the SA's destination {}",
+                said.dst
+            ));
         }
     }
     let replay_window = match o.get("replay_window") {
@@ -160,7 +163,8 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
     };
     let mut life = Lifetimes::default();
     if let Some(l) = o.get("life") {
-        life.parse_arg(l).map_err(|e| CmdError(format!("--life: {e}")))?;
+        life.parse_arg(l)
+            .map_err(|e| CmdError(format!("--life: {e}")))?;
     }
     let encap = o.get("udpencap").map(udpencap).transpose()?;
     if encap.is_some() && said.proto != Proto::Esp {

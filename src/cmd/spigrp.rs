@@ -23,10 +23,13 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
     let mut saids: Vec<Said> = Vec::new();
     if a[0] == "--said" {
         for s in &a[1..] {
-            saids.push(s.parse().map_err(|e: crate::said::SaidError| CmdError(e.to_string()))?);
+            saids.push(
+                s.parse()
+                    .map_err(|e: crate::said::SaidError| CmdError(e.to_string()))?,
+            );
         }
     } else {
-        if a.len() % 4 != 0 {
+        if !a.len().is_multiple_of(4) {
             return err("expected groups of AF DST SPI PROTO, or --said SA...");
         }
         for c in a.chunks(4) {

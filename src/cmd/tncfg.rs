@@ -8,7 +8,12 @@ pub fn lines(ctx: &Ctx<'_>) -> Vec<String> {
     ctx.klips
         .devs()
         .iter()
-        .map(|d| format!("{} -> {} mtu={}({}) -> {}", d.name, d.phys, d.mtu, d.mtu, d.phys_mtu))
+        .map(|d| {
+            format!(
+                "{} -> {} mtu={}({}) -> {}",
+                d.name, d.phys, d.mtu, d.mtu, d.phys_mtu
+            )
+        })
         .collect()
 }
 

@@ -6,10 +6,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::said::{Proto, Said};
 use crate::sadb::lifetime::Expiry;
 use crate::sadb::sa::{Sa, Xform};
 use crate::sadb::SaGroup;
+use crate::said::{Proto, Said};
 use crate::wire::ipv4::{self, proto, Ipv4Packet};
 use crate::xform::ah::{self, AhError};
 use crate::xform::esp::{EspCrypto, EspError};
@@ -232,9 +232,7 @@ impl Klips {
         })?;
         self.replay_update(&sa, seq)?;
         self.admit(&sa, outer.src, pkt.len(), now)?;
-        let payload = pkt
-            .get(info.header_len..)
-            .ok_or(DropReason::Truncated)?;
+        let payload = pkt.get(info.header_len..).ok_or(DropReason::Truncated)?;
         self.next_header(outer, &sa, &group, info.next_header, payload, now)
     }
 

@@ -8,9 +8,9 @@ use rand::RngCore;
 
 use crate::addr::Subnet;
 use crate::eroute::Eroute;
-use crate::said::{Proto, Said, Shunt};
 use crate::sadb::lifetime::Expiry;
 use crate::sadb::sa::{Sa, Xform};
+use crate::said::{Proto, Said, Shunt};
 use crate::wire::icmp;
 use crate::wire::ipv4::{self, proto, Ipv4Packet, Ipv4Repr};
 use crate::xform::ipcomp::{self, CompressOutcome};
@@ -119,7 +119,11 @@ impl Klips {
 
     fn trap(&self, s: Shunt, e: &Eroute, p: &Ipv4Packet<'_>, dev: usize, out: &mut Vec<Emit>) {
         let (sport, dport) = p.ports();
-        let hold = Said::new(Proto::Int, Shunt::Hold.spi(), std::net::Ipv4Addr::UNSPECIFIED);
+        let hold = Said::new(
+            Proto::Int,
+            Shunt::Hold.spi(),
+            std::net::Ipv4Addr::UNSPECIFIED,
+        );
         let (src, dst) = if s == Shunt::TrapSubnet {
             (e.src, e.dst)
         } else {

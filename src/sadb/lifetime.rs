@@ -155,7 +155,11 @@ impl Lifetimes {
             match which {
                 "soft" => lim.soft = v,
                 "hard" => lim.hard = v,
-                _ => return Err(format!("lifetime name \"{name}\" is not soft-KIND or hard-KIND")),
+                _ => {
+                    return Err(format!(
+                        "lifetime name \"{name}\" is not soft-KIND or hard-KIND"
+                    ))
+                }
             }
         }
         Ok(())

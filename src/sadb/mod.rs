@@ -120,7 +120,8 @@ impl Sadb {
             Some(head) => {
                 let g = self.groups.get(&head).cloned();
                 self.ungroup(&head);
-                g.map(|g| g.iter().map(|s| s.said).collect()).unwrap_or_default()
+                g.map(|g| g.iter().map(|s| s.said).collect())
+                    .unwrap_or_default()
             }
             None => vec![*said],
         };

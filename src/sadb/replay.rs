@@ -37,7 +37,11 @@ impl ReplayWindow {
     pub fn new(size: u32) -> ReplayWindow {
         let size = size.min(MAX_WINDOW);
         // One spare block so the block holding `last` and the oldest in-window block never alias.
-        let blocks = if size == 0 { 0 } else { size.div_ceil(64) as usize + 1 };
+        let blocks = if size == 0 {
+            0
+        } else {
+            size.div_ceil(64) as usize + 1
+        };
         ReplayWindow {
             size,
             last: 0,

@@ -94,7 +94,10 @@ pub fn read_request(mut stream: UnixStream) -> io::Result<(Vec<String>, Reply)> 
     stream.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_REQUEST {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "request too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request too large",
+        ));
     }
     let mut body = vec![0u8; len];
     stream.read_exact(&mut body)?;

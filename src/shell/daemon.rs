@@ -65,7 +65,10 @@ pub fn parse_interfaces(
             "%none" => {}
             "%defaultroute" => {
                 let phys = defaultroute.ok_or_else(|| {
-                    s.err_at("interfaces", "interfaces=%defaultroute but there is no default route")
+                    s.err_at(
+                        "interfaces",
+                        "interfaces=%defaultroute but there is no default route",
+                    )
                 })?;
                 out.push(IfacePair {
                     virt: format!("ipsec{}", out.len()),
@@ -74,7 +77,10 @@ pub fn parse_interfaces(
             }
             _ => {
                 let (virt, phys) = item.split_once('=').ok_or_else(|| {
-                    s.err_at("interfaces", format!("interfaces: \"{item}\" is not ipsecN=PHYS"))
+                    s.err_at(
+                        "interfaces",
+                        format!("interfaces: \"{item}\" is not ipsecN=PHYS"),
+                    )
                 })?;
                 let n_ok = virt
                     .strip_prefix("ipsec")
@@ -114,9 +120,8 @@ impl Daemon {
         let local = iface::addresses()
             .map(|v| v.into_iter().map(|a| a.addr).collect())
             .unwrap_or_default();
-        let defaultroute = iface::default_route().and_then(|(dev, nh)| {
-            iface::address_of(&dev).ok().map(|a| (a.addr, nh))
-        });
+        let defaultroute = iface::default_route()
+            .and_then(|(dev, nh)| iface::address_of(&dev).ok().map(|a| (a.addr, nh)));
         HostFacts {
             local,
             defaultroute,
@@ -209,7 +214,9 @@ impl Daemon {
                 log(&e);
             }
         }
-        log(&format!("\"{name}\": manual connection up ({src} -> {dst} => {said})"));
+        log(&format!(
+            "\"{name}\": manual connection up ({src} -> {dst} => {said})"
+        ));
         self.manual
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -271,10 +278,7 @@ impl Daemon {
         };
         let ops = ["--up", "--down", "--route", "--unroute"];
         let op = args.iter().find(|a| ops.contains(&a.as_str())).cloned();
-        let names: Vec<&String> = args
-            .iter()
-            .filter(|a| !a.starts_with("--"))
-            .collect();
+        let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
         let (Some(op), [name]) = (op, names.as_slice()) else {
             reply.err("usage: ipsec manual [--config F] --up|--down|--route|--unroute CONN\n");
             return 2;
@@ -376,7 +380,10 @@ impl Daemon {
             }
             "manual" => self.manual_cmd(rest, &mut reply),
             "status" => {
-                reply.out(&format!("IPsec running\npluto pid {}\n", std::process::id()));
+                reply.out(&format!(
+                    "IPsec running\npluto pid {}\n",
+                    std::process::id()
+                ));
                 0
             }
             "shutdown" => {
@@ -398,7 +405,8 @@ fn write_pid(paths: &Paths) -> Result<(), String> {
         if let Ok(pid) = old.trim().parse::<i32>() {
             // SAFETY: kill with signal 0 only checks whether the process exists.
             let alive = unsafe { libc::kill(pid, 0) } == 0;
-            if alive && pid != std::process::id() as i32 && UnixStream::connect(paths.ctl()).is_ok() {
+            if alive && pid != std::process::id() as i32 && UnixStream::connect(paths.ctl()).is_ok()
+            {
                 return Err(format!(
                     "rswan is already running (pid {pid}, lock {})",
                     pidfile.display()
@@ -430,12 +438,20 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
 
     let setup = &conf.setup;
     let params = Params {
-        hidetos: setup.get_bool("hidetos", true).map_err(|e| fail(e.to_string()))?,
-        fragicmp: setup.get_bool("fragicmp", true).map_err(|e| fail(e.to_string()))?,
+        hidetos: setup
+            .get_bool("hidetos", true)
+            .map_err(|e| fail(e.to_string()))?,
+        fragicmp: setup
+            .get_bool("fragicmp", true)
+            .map_err(|e| fail(e.to_string()))?,
         disable_arrival_check: false,
     };
-    let workers = setup.get_u32("workers", 0).map_err(|e| fail(e.to_string()))? as usize;
-    let overridemtu = setup.get_u32("overridemtu", 0).map_err(|e| fail(e.to_string()))?;
+    let workers = setup
+        .get_u32("workers", 0)
+        .map_err(|e| fail(e.to_string()))? as usize;
+    let overridemtu = setup
+        .get_u32("overridemtu", 0)
+        .map_err(|e| fail(e.to_string()))?;
     let dr = iface::default_route();
     let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
         .map_err(|e| fail(e.to_string()))?;
@@ -459,11 +475,13 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         } else {
             phys_mtu.saturating_sub(WORST_OVERHEAD).max(576)
         };
-        let qs = tun::open(&p.virt, queues).map_err(|e| fail(format!("cannot create {}: {e}", p.virt)))?;
+        let qs = tun::open(&p.virt, queues)
+            .map_err(|e| fail(format!("cannot create {}: {e}", p.virt)))?;
         tun::configure(&p.virt, mtu as u32, Some((a.addr, a.prefix)))
             .map_err(|e| fail(format!("cannot configure {}: {e}", p.virt)))?;
         let sender = Arc::new(
-            RawSender::new(Some(&p.phys)).map_err(|e| fail(format!("raw socket on {}: {e}", p.phys)))?,
+            RawSender::new(Some(&p.phys))
+                .map_err(|e| fail(format!("raw socket on {}: {e}", p.phys)))?,
         );
         tun_out.push(qs[0].try_clone().map_err(|e| fail(e.to_string()))?);
         let info = DevInfo {
@@ -480,11 +498,16 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             queues: qs,
             sender,
         });
-        log(&format!("ipsec_setup: {} -> {} mtu={} ({})", p.virt, p.phys, mtu, a.addr));
+        log(&format!(
+            "ipsec_setup: {} -> {} mtu={} ({})",
+            p.virt, p.phys, mtu, a.addr
+        ));
     }
     klips.set_devs(infos);
     if let Some((dev, nh)) = &dr {
-        let addr = iface::address_of(dev).map(|a| a.addr.to_string()).unwrap_or_default();
+        let addr = iface::address_of(dev)
+            .map(|a| a.addr.to_string())
+            .unwrap_or_default();
         let virt = pairs
             .iter()
             .find(|p| &p.phys == dev)
@@ -495,7 +518,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             format!("defaultroutephys={dev}\ndefaultroutevirt={virt}\ndefaultrouteaddr={addr}\ndefaultroutenexthop={nh}\n"),
         );
     }
-    let udp = Arc::new(UdpSock::bind(4500).map_err(|e| fail(format!("cannot bind UDP 4500: {e}")))?);
+    let udp =
+        Arc::new(UdpSock::bind(4500).map_err(|e| fail(format!("cannot bind UDP 4500: {e}")))?);
     let clock = Clock::new();
     let dp = datapath::start(klips.clone(), devs, workers, clock, Some(udp), None)
         .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
@@ -525,11 +549,14 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             .spawn(move || {
                 for s in listener.incoming().flatten() {
                     let d = d.clone();
-                    let _ = std::thread::Builder::new().name("ctl-client".into()).spawn(move || {
-                        if let Ok((args, reply)) = control::read_request(s) {
-                            d.handle(args, reply);
-                        }
-                    });
+                    let _ =
+                        std::thread::Builder::new()
+                            .name("ctl-client".into())
+                            .spawn(move || {
+                                if let Ok((args, reply)) = control::read_request(s) {
+                                    d.handle(args, reply);
+                                }
+                            });
                 }
             })
             .map_err(|e| fail(e.to_string()))?;

@@ -60,10 +60,20 @@ pub struct DevRuntime {
 /// An IKE datagram that arrived on UDP 4500 (for the keying daemon).
 pub type IkeDatagram = (SocketAddrV4, Ipv4Addr, Vec<u8>);
 
+/// A batch of (destination, packet) for one physical sender.
+type NetBatch = Vec<(Ipv4Addr, Vec<u8>)>;
+
 enum Job {
-    Out { dev: usize, pkt: Vec<u8> },
+    Out {
+        dev: usize,
+        pkt: Vec<u8>,
+    },
     In(Vec<u8>),
-    InUdp { src: SocketAddrV4, dst: Ipv4Addr, pkt: Vec<u8> },
+    InUdp {
+        src: SocketAddrV4,
+        dst: Ipv4Addr,
+        pkt: Vec<u8>,
+    },
 }
 
 enum TunOut {
@@ -113,7 +123,7 @@ pub fn start(
     let mut net_tx = Vec::new();
     let mut tun_tx = Vec::new();
     for (i, d) in devs.iter().enumerate() {
-        let (tx, rx) = bounded::<Vec<(Ipv4Addr, Vec<u8>)>>(256);
+        let (tx, rx) = bounded::<NetBatch>(256);
         net_tx.push(tx);
         let sender = d.sender.clone();
         let k = klips.clone();
@@ -212,7 +222,7 @@ fn set_timeout(fd: i32) -> io::Result<()> {
 fn worker(
     k: Arc<Klips>,
     rx: Receiver<Vec<Job>>,
-    net_tx: Vec<Sender<Vec<(Ipv4Addr, Vec<u8>)>>>,
+    net_tx: Vec<Sender<NetBatch>>,
     tun_tx: Vec<Sender<Vec<TunOut>>>,
     ike_tx: Option<Sender<IkeDatagram>>,
     clock: Clock,
@@ -220,7 +230,7 @@ fn worker(
     let mut rng = StdRng::from_entropy();
     let mut emits = Vec::with_capacity(BATCH * 2);
     let ndev = net_tx.len();
-    let mut net: Vec<Vec<(Ipv4Addr, Vec<u8>)>> = vec![Vec::new(); ndev];
+    let mut net: Vec<NetBatch> = vec![Vec::new(); ndev];
     let mut tun: Vec<Vec<TunOut>> = (0..ndev).map(|_| Vec::new()).collect();
     for batch in rx {
         let now = clock.now();
@@ -287,7 +297,13 @@ fn spi_worker(spi: u32, n: usize) -> usize {
     (spi.wrapping_mul(0x9e37_79b9) >> 16) as usize % n
 }
 
-fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, tx: Vec<Sender<Vec<Job>>>, stop: Arc<AtomicBool>) {
+fn tun_reader(
+    k: Arc<Klips>,
+    dev: usize,
+    q: TunQueue,
+    tx: Vec<Sender<Vec<Job>>>,
+    stop: Arc<AtomicBool>,
+) {
     let n = tx.len();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let fd = q.fd();
@@ -347,7 +363,11 @@ fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<Sender<Vec<Job>>>, stop: Arc
         for (b, &len) in bufs.iter().zip(&lens).take(got) {
             let pkt = b[..len].to_vec();
             let ihl = usize::from(pkt.first().copied().unwrap_or(0) & 0x0f) * 4;
-            let off = if proto == ipv4::proto::AH { ihl + 4 } else { ihl };
+            let off = if proto == ipv4::proto::AH {
+                ihl + 4
+            } else {
+                ihl
+            };
             let spi = pkt
                 .get(off..off + 4)
                 .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));

@@ -18,7 +18,9 @@ pub struct IfAddr {
 
 /// Every IPv4 address on the host (`ip -o -4 addr show`).
 pub fn addresses() -> io::Result<Vec<IfAddr>> {
-    let out = Command::new("ip").args(["-o", "-4", "addr", "show"]).output()?;
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()?;
     Ok(parse_ip_addr(&String::from_utf8_lossy(&out.stdout)))
 }
 
@@ -33,7 +35,11 @@ pub fn parse_ip_addr(text: &str) -> Vec<IfAddr> {
         let (Some(dev), Some(cidr)) = (f.get(1), f.get(i + 1)) else {
             continue;
         };
-        let dev = dev.trim_end_matches(':').split('@').next().unwrap_or_default();
+        let dev = dev
+            .trim_end_matches(':')
+            .split('@')
+            .next()
+            .unwrap_or_default();
         let Some((a, p)) = cidr.split_once('/') else {
             continue;
         };
@@ -101,7 +107,8 @@ mod tests {
 
     #[test]
     fn parses_default_route() {
-        let t = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+        let t =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
                  eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         assert_eq!(
             parse_proc_route(t),

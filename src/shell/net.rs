@@ -23,7 +23,11 @@ pub struct RawSender {
 impl RawSender {
     /// A raw IPPROTO_RAW socket (implies IP_HDRINCL), bound to `device` if given.
     pub fn new(device: Option<&str>) -> io::Result<RawSender> {
-        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(libc::IPPROTO_RAW)),
+        )?;
         if let Some(d) = device {
             sock.bind_device(Some(d.as_bytes()))?;
         }
@@ -104,7 +108,11 @@ pub struct RawReceiver {
 impl RawReceiver {
     /// A raw socket for IP protocol `proto`.
     pub fn new(proto: u8) -> io::Result<RawReceiver> {
-        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(i32::from(proto))))?;
+        let sock = Socket::new(
+            Domain::IPV4,
+            Type::RAW,
+            Some(Protocol::from(i32::from(proto))),
+        )?;
         sock.set_recv_buffer_size(8 << 20)?;
         Ok(RawReceiver { sock })
     }
@@ -156,7 +164,10 @@ impl UdpSock {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        sock.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))?;
+        sock.bind(&SockAddr::from(SocketAddrV4::new(
+            Ipv4Addr::UNSPECIFIED,
+            port,
+        )))?;
         Ok(UdpSock { sock })
     }
 

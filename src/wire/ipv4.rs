@@ -264,15 +264,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        assert_eq!(Ipv4Packet::new_checked(&[0x45; 10]).unwrap_err(), Ipv4Error::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&[0x45; 10]).unwrap_err(),
+            Ipv4Error::Truncated
+        );
         let mut b = [0u8; 20];
         b[0] = 0x60;
         assert_eq!(Ipv4Packet::new_checked(&b).unwrap_err(), Ipv4Error::NotIpv4);
         b[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&b).unwrap_err(), Ipv4Error::BadLength);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b).unwrap_err(),
+            Ipv4Error::BadLength
+        );
         b[0] = 0x45;
         b[3] = 40;
-        assert_eq!(Ipv4Packet::new_checked(&b).unwrap_err(), Ipv4Error::Truncated);
+        assert_eq!(
+            Ipv4Packet::new_checked(&b).unwrap_err(),
+            Ipv4Error::Truncated
+        );
     }
 }
 

@@ -9,7 +9,14 @@ pub const HEADER_LEN: usize = 8;
 
 /// Appends a UDP header and payload to `out`, with the checksum computed over the IPv4
 /// pseudo-header (RFC 768). ESP-in-UDP may leave it zero (RFC 3948); we fill it in.
-pub fn emit(out: &mut Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) {
+pub fn emit(
+    out: &mut Vec<u8>,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) {
     let len = (HEADER_LEN + payload.len()) as u16;
     let start = out.len();
     out.extend_from_slice(&sport.to_be_bytes());
