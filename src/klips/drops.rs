@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A reason a packet was discarded. Inbound reasons also raise RX dropped on the ipsecN device.
+/// A reason a packet was discarded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
@@ -111,32 +111,22 @@ impl DropReason {
             DropReason::SendFailure => "send failure",
         }
     }
-
-    /// Whether this reason applies to packets arriving from the network (counted as RX dropped
-    /// on ipsecN), as opposed to packets leaving through ipsecN (TX dropped).
-    pub fn is_inbound(self) -> bool {
-        !matches!(
-            self,
-            DropReason::NoEroute
-                | DropReason::ErouteWithoutSa
-                | DropReason::ShuntDrop
-                | DropReason::ShuntReject
-                | DropReason::HoldReplaced
-                | DropReason::Oversize
-        )
-    }
 }
 
 /// Drop counters by reason, shared by all datapath threads.
 #[derive(Debug, Default)]
 pub struct DropStats {
     counts: [AtomicU64; DropReason::ALL.len()],
+    rx: AtomicU64,
+    tx: AtomicU64,
 }
 
 impl DropStats {
-    /// Counts one discarded packet.
-    pub fn count(&self, r: DropReason) {
+    /// Counts one discarded packet; `inbound` tells whether it came from the network (RX) or
+    /// was on its way out through ipsecN (TX).
+    pub fn count(&self, r: DropReason, inbound: bool) {
         self.counts[r as usize].fetch_add(1, Ordering::Relaxed);
+        if inbound { &self.rx } else { &self.tx }.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The count for one reason.
@@ -155,21 +145,15 @@ impl DropStats {
 
     /// Sum of inbound (RX) and outbound (TX) drops.
     pub fn totals(&self) -> (u64, u64) {
-        let mut rx = 0;
-        let mut tx = 0;
-        for r in DropReason::ALL {
-            if r.is_inbound() {
-                rx += self.get(r);
-            } else {
-                tx += self.get(r);
-            }
-        }
-        (rx, tx)
+        (
+            self.rx.load(Ordering::Relaxed),
+            self.tx.load(Ordering::Relaxed),
+        )
     }
 
     /// Zeroes every counter.
     pub fn clear(&self) {
-        for c in &self.counts {
+        for c in self.counts.iter().chain([&self.rx, &self.tx]) {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -189,9 +173,9 @@ mod tests {
     #[test]
     fn counting() {
         let s = DropStats::default();
-        s.count(DropReason::Replay);
-        s.count(DropReason::Replay);
-        s.count(DropReason::NoEroute);
+        s.count(DropReason::Replay, true);
+        s.count(DropReason::Replay, true);
+        s.count(DropReason::NoEroute, false);
         assert_eq!(s.get(DropReason::Replay), 2);
         assert_eq!(s.totals(), (2, 1));
         assert_eq!(s.nonzero().len(), 2);

@@ -31,7 +31,7 @@ impl Klips {
         let p = match Ipv4Packet::new_checked(pkt) {
             Ok(p) => p,
             Err(_) => {
-                self.drop(0, DropReason::NotIpsec, out);
+                self.drop_in(0, DropReason::NotIpsec, out);
                 return;
             }
         };
@@ -51,7 +51,7 @@ impl Klips {
         };
         match r {
             Ok(inner) => out.push(Emit::Tun { dev, pkt: inner }),
-            Err(reason) => self.drop(dev, reason, out),
+            Err(reason) => self.drop_in(dev, reason, out),
         }
     }
 
@@ -78,7 +78,7 @@ impl Klips {
             return;
         }
         if data.len() < 8 {
-            self.drop(dev, DropReason::NotIpsec, out);
+            self.drop_in(dev, DropReason::NotIpsec, out);
             return;
         }
         // Rebuild a plain header for transport-mode reassembly and the arrival check.
@@ -102,7 +102,7 @@ impl Klips {
         let mut esp = data.to_vec();
         match self.esp_in(&outer, &mut esp, None, now) {
             Ok(inner) => out.push(Emit::Tun { dev, pkt: inner }),
-            Err(reason) => self.drop(dev, reason, out),
+            Err(reason) => self.drop_in(dev, reason, out),
         }
     }
 
@@ -124,10 +124,8 @@ impl Klips {
             return Err(DropReason::SaExpired);
         }
         match sa.account(&mut st, len, now) {
-            Expiry::Hard(_) => {
-                self.send_event(SaEvent::HardExpired(sa.said));
-                Err(DropReason::SaExpired)
-            }
+            // The expiry timer removes the SA (and its group) and reports it.
+            Expiry::Hard(_) => Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
                 st.soft_reported = true;
                 self.send_event(SaEvent::SoftExpired(sa.said));

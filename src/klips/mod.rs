@@ -43,6 +43,8 @@ pub enum Emit {
         dev: usize,
         /// Why.
         reason: DropReason,
+        /// It arrived from the network (as opposed to leaving through ipsecN).
+        inbound: bool,
     },
     /// An IKE datagram arrived on UDP 4500 (non-ESP marker stripped): for the keying daemon.
     Ike {
@@ -239,9 +241,24 @@ impl Klips {
         read(&self.devs).iter().any(|d| d.addr == addr)
     }
 
-    pub(crate) fn drop(&self, dev: usize, reason: DropReason, out: &mut Vec<Emit>) {
-        self.drops.count(reason);
-        out.push(Emit::Drop { dev, reason });
+    /// Counts and reports a packet discarded on its way out through ipsecN.
+    pub(crate) fn drop_out(&self, dev: usize, reason: DropReason, out: &mut Vec<Emit>) {
+        self.drops.count(reason, false);
+        out.push(Emit::Drop {
+            dev,
+            reason,
+            inbound: false,
+        });
+    }
+
+    /// Counts and reports a packet from the network that was discarded.
+    pub(crate) fn drop_in(&self, dev: usize, reason: DropReason, out: &mut Vec<Emit>) {
+        self.drops.count(reason, true);
+        out.push(Emit::Drop {
+            dev,
+            reason,
+            inbound: true,
+        });
     }
 
     /// Removes SAs past their hard lifetime at `now` and reports soft/hard expiries.

@@ -38,7 +38,7 @@ impl Klips {
     ) {
         let Ok(p) = Ipv4Packet::new_checked(pkt) else {
             // Not IPv4 (eroutes are IPv4 only) or malformed: nothing can cover it.
-            self.drop(dev, DropReason::NoEroute, out);
+            self.drop_out(dev, DropReason::NoEroute, out);
             return;
         };
         let d = {
@@ -65,7 +65,7 @@ impl Klips {
                         pkt: p.packet().to_vec(),
                     });
                 } else {
-                    self.drop(dev, DropReason::NoEroute, out);
+                    self.drop_out(dev, DropReason::NoEroute, out);
                 }
                 return;
             }
@@ -83,12 +83,12 @@ impl Klips {
                 dev,
                 pkt: p.packet().to_vec(),
             }),
-            Some(Shunt::Drop) => self.drop(dev, DropReason::ShuntDrop, out),
+            Some(Shunt::Drop) => self.drop_out(dev, DropReason::ShuntDrop, out),
             Some(Shunt::Reject) => {
                 if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::PKT_FILTERED, 0) {
                     out.push(Emit::Tun { dev, pkt: icmp });
                 }
-                self.drop(dev, DropReason::ShuntReject, out);
+                self.drop_out(dev, DropReason::ShuntReject, out);
             }
             Some(Shunt::Hold) => self.hold(&eroute, &p, dev, out),
             Some(s @ (Shunt::Trap | Shunt::TrapSubnet)) => self.trap(s, &eroute, &p, dev, out),
@@ -113,7 +113,7 @@ impl Klips {
     fn hold(&self, e: &Eroute, p: &Ipv4Packet<'_>, dev: usize, out: &mut Vec<Emit>) {
         let mut held = e.held.lock().unwrap_or_else(|x| x.into_inner());
         if held.replace(p.packet().to_vec()).is_some() {
-            self.drop(dev, DropReason::HoldReplaced, out);
+            self.drop_out(dev, DropReason::HoldReplaced, out);
         }
     }
 
@@ -158,7 +158,7 @@ impl Klips {
         out: &mut Vec<Emit>,
     ) {
         let Some(group) = self.sadb().group_of(said) else {
-            self.drop(dev, DropReason::ErouteWithoutSa, out);
+            self.drop_out(dev, DropReason::ErouteWithoutSa, out);
             return;
         };
         if p.dont_frag() && p.packet().len() > d.mtu && self.params().fragicmp {
@@ -169,7 +169,7 @@ impl Klips {
         let mut cur = p.packet().to_vec();
         for sa in group.iter() {
             if let Err(r) = self.apply(sa, &mut cur, now, rng) {
-                self.drop(dev, r, out);
+                self.drop_out(dev, r, out);
                 return;
             }
         }
@@ -179,7 +179,7 @@ impl Klips {
         }
         match ipv4::fragment(&cur, d.phys_mtu) {
             Some(frags) => out.extend(frags.into_iter().map(|pkt| Emit::Net { dev, pkt })),
-            None => self.drop(dev, DropReason::Oversize, out),
+            None => self.drop_out(dev, DropReason::Oversize, out),
         }
     }
 
@@ -197,10 +197,8 @@ impl Klips {
             return Err(DropReason::SaExpired);
         }
         match sa.account(&mut st, cur.len(), now) {
-            Expiry::Hard(_) => {
-                self.send_event(SaEvent::HardExpired(sa.said));
-                return Err(DropReason::SaExpired);
-            }
+            // The expiry timer removes the SA (and its group) and reports it.
+            Expiry::Hard(_) => return Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
                 st.soft_reported = true;
                 self.send_event(SaEvent::SoftExpired(sa.said));

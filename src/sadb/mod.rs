@@ -153,7 +153,8 @@ impl Sadb {
         v
     }
 
-    /// Removes SAs that hit a hard lifetime at `now`; returns them.
+    /// Removes SAs that hit a hard lifetime at `now`, with every SA grouped with them; returns
+    /// the removed SAs.
     pub fn expire(&mut self, now: u64) -> Vec<Arc<Sa>> {
         let dead: Vec<Said> = self
             .sas
@@ -164,15 +165,63 @@ impl Sadb {
             })
             .map(|sa| sa.said)
             .collect();
+        // A group loses all its SAs with one: a tunnel group whose ESP SA died must not go on
+        // sending bare IPIP (cleartext).
         let mut out = Vec::new();
         for s in dead {
-            if let Some(head) = self.member_of.get(&s).copied() {
-                self.ungroup(&head);
-            }
-            if let Some(sa) = self.sas.remove(&s) {
-                out.push(sa);
+            if self.sas.contains_key(&s) {
+                out.extend(self.delete(&s).unwrap_or_default());
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::said::Proto;
+    use std::net::Ipv4Addr;
+
+    fn spec(proto: Proto, xform: XformSpec, hard_packets: u64) -> SaSpec {
+        let mut life = lifetime::Lifetimes::default();
+        life.packets.hard = hard_packets;
+        SaSpec {
+            said: Said::new(proto, 0x200, Ipv4Addr::new(192, 0, 2, 2)),
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dir: Some(Dir::Out),
+            xform,
+            replay_window: 64,
+            life,
+            encap: None,
+            policy: None,
+        }
+    }
+
+    #[test]
+    fn expiry_removes_the_whole_group() {
+        let mut db = Sadb::new();
+        let tun = spec(Proto::Tun, XformSpec::Ipip, 0);
+        let esp = spec(
+            Proto::Esp,
+            XformSpec::Esp {
+                enc: crate::crypto::EncAlg::AesCbc128,
+                enckey: KeyBytes(vec![7; 16]),
+                auth: Some(crate::crypto::AuthAlg::HmacSha1_96),
+                authkey: KeyBytes(vec![9; 20]),
+            },
+            1,
+        );
+        db.add(Sa::new(&tun, Dir::Out, 0).unwrap()).unwrap();
+        let e = db.add(Sa::new(&esp, Dir::Out, 0).unwrap()).unwrap();
+        db.group(&[tun.said, esp.said]).unwrap();
+        {
+            let mut st = e.state.lock().unwrap();
+            e.account(&mut st, 100, 1);
+        }
+        let gone = db.expire(2);
+        assert_eq!(gone.len(), 2, "the IPIP SA must go with its ESP SA");
+        assert!(db.group_of(&tun.said).is_none());
+        assert!(db.is_empty());
     }
 }

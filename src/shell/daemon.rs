@@ -151,7 +151,9 @@ impl Daemon {
                         let _ = q.send(&pkt);
                     }
                 }
-                Emit::Drop { dev, reason } if reason.is_inbound() => {
+                Emit::Drop {
+                    dev, inbound: true, ..
+                } => {
                     if let Some(q) = self.tun_out.get(dev) {
                         q.count_rx_drop();
                     }

@@ -131,7 +131,7 @@ pub fn start(
             for batch in rx {
                 let failed = sender.send_batch(&batch);
                 for _ in 0..failed {
-                    k.drops.count(DropReason::SendFailure);
+                    k.drops.count(DropReason::SendFailure, false);
                 }
             }
         })?);
@@ -255,8 +255,8 @@ fn worker(
                         v.push(TunOut::Pkt(pkt));
                     }
                 }
-                Emit::Drop { dev, reason } => {
-                    if reason.is_inbound() {
+                Emit::Drop { dev, inbound, .. } => {
+                    if inbound {
                         if let Some(v) = tun.get_mut(dev) {
                             v.push(TunOut::RxDrop);
                         }
