@@ -11,6 +11,7 @@ const K160: &str = "0x0123456789abcdef0123456789abcdef01234567";
 const EMPTY_CONF: &str = "version 2\nconfig setup\n\tinterfaces=%defaultroute\n";
 
 /// Keys one direction pair on the gateway in `ns` whose address is `me`, peer `peer`.
+#[allow(clippy::too_many_arguments)]
 fn key_side(
     t: &Topo,
     ns: &str,
