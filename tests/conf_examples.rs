@@ -31,5 +31,8 @@ fn shipped_examples_parse_and_plan() {
             n += 1;
         }
     }
-    assert!(n >= 2, "expected at least two manual example conns, found {n}");
+    assert!(
+        n >= 2,
+        "expected at least two manual example conns, found {n}"
+    );
 }

@@ -22,13 +22,19 @@ fn check_capture(lines: &[String], raw: &[u8]) {
             continue;
         }
         assert!(
-            l.contains("ESP(") || l.contains("AH(") || l.contains(".4500 > ") || l.contains(".4500: "),
+            l.contains("ESP(")
+                || l.contains("AH(")
+                || l.contains(".4500 > ")
+                || l.contains(".4500: "),
             "cleartext on the wire: {l}"
         );
         ipsec += 1;
     }
     assert!(ipsec > 1000, "capture saw only {ipsec} IPsec packets");
-    assert!(!contains(raw, MARKER), "inner cleartext marker found on the wire");
+    assert!(
+        !contains(raw, MARKER),
+        "inner cleartext marker found on the wire"
+    );
 }
 
 /// Net-to-net through the tunnel: host A ↔ host B.
@@ -42,15 +48,13 @@ fn net_to_net_with(body: &str, data: Vec<u8>) -> Topo {
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
     t.start_gateway(&ga, &conf);
     t.start_gateway(&gb, &conf);
-    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "ping through the tunnel failed\n{}", t.log(&ga));
-    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("cap.pcap"));
-    let (sent, got, n) = tcp_transfer(
-        &t.ha,
-        &t.hb,
-        Ipv4Addr::new(10, 0, 2, 10),
-        5001,
-        data,
+    assert!(
+        ping(&t.ha, "10.0.2.10", 3, 3),
+        "ping through the tunnel failed\n{}",
+        t.log(&ga)
     );
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("cap.pcap"));
+    let (sent, got, n) = tcp_transfer(&t.ha, &t.hb, Ipv4Addr::new(10, 0, 2, 10), 5001, data);
     let (lines, raw) = cap.stop();
     assert_eq!(n, SIZE, "short transfer");
     assert_eq!(sent, got, "transfer corrupted");
@@ -62,14 +66,18 @@ fn net_to_net_with(body: &str, data: Vec<u8>) -> Topo {
 
 #[test]
 fn esp_3des_sha1() {
-    let t = net_to_net(&format!("\tesp=3des-sha1\n\tespenckey={K192}\n\tespauthkey={K160}\n"));
+    let t = net_to_net(&format!(
+        "\tesp=3des-sha1\n\tespenckey={K192}\n\tespauthkey={K160}\n"
+    ));
     let spi = t.ipsec_ok(&t.ga, &["spi"]);
     assert!(spi.contains("ESP_3DES_HMAC_SHA1"), "{spi}");
 }
 
 #[test]
 fn esp_aes_cbc_sha1() {
-    let t = net_to_net(&format!("\tesp=aes128-sha1\n\tespenckey={K128}\n\tespauthkey={K160}\n"));
+    let t = net_to_net(&format!(
+        "\tesp=aes128-sha1\n\tespenckey={K128}\n\tespauthkey={K160}\n"
+    ));
     let spi = t.ipsec_ok(&t.gb, &["spi"]);
     assert!(spi.contains("ESP_AES128_HMAC_SHA1"), "{spi}");
 }
@@ -89,7 +97,10 @@ fn esp_aes_gcm() {
     // 128-bit key + 32-bit salt
     let t = net_to_net(&format!("\tesp=aes128gcm16\n\tespenckey={K128}01020304\n"));
     let spi = t.ipsec_ok(&t.ga, &["spi"]);
-    assert!(spi.contains("ESP_AES128GCM16") || spi.contains("ESP_AES_GCM"), "{spi}");
+    assert!(
+        spi.contains("ESP_AES128GCM16") || spi.contains("ESP_AES_GCM"),
+        "{spi}"
+    );
 }
 
 #[test]
@@ -98,7 +109,10 @@ fn ah_plus_esp() {
         "\tesp=aes128-sha1\n\tespenckey={K128}\n\tespauthkey={K160}\n\tah=hmac-sha1-96\n\tahkey={K160}\n"
     ));
     let grp = t.ipsec_ok(&t.ga, &["spigrp"]);
-    assert!(grp.contains("tun0x200@192.0.2.2 esp0x200@192.0.2.2 ah0x200@192.0.2.2 "), "{grp}");
+    assert!(
+        grp.contains("tun0x200@192.0.2.2 esp0x200@192.0.2.2 ah0x200@192.0.2.2 "),
+        "{grp}"
+    );
 }
 
 #[test]
@@ -127,7 +141,10 @@ fn esp_with_ipcomp() {
     let (u, c): (u64, u64) = (u.parse().unwrap(), c.parse().unwrap());
     assert!(c * 2 < u, "poor compression {u}:{c}");
     let grp = t.ipsec_ok(&t.gb, &["spigrp"]);
-    assert!(grp.contains("tun0x200@192.0.2.2 comp0x200@192.0.2.2 esp0x200@192.0.2.2 "), "{grp}");
+    assert!(
+        grp.contains("tun0x200@192.0.2.2 comp0x200@192.0.2.2 esp0x200@192.0.2.2 "),
+        "{grp}"
+    );
 }
 
 #[test]
@@ -148,13 +165,26 @@ fn transport_mode() {
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
     t.start_gateway(&ga, &conf);
     t.start_gateway(&gb, &conf);
-    assert!(ping(&ga, "192.0.2.2", 3, 3), "ping in transport mode failed\n{}", t.log(&ga));
+    assert!(
+        ping(&ga, "192.0.2.2", 3, 3),
+        "ping in transport mode failed\n{}",
+        t.log(&ga)
+    );
     let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("cap.pcap"));
-    let (sent, got, n) = tcp_transfer(&ga, &gb, Ipv4Addr::new(192, 0, 2, 2), 5002, payload(SIZE, MARKER));
+    let (sent, got, n) = tcp_transfer(
+        &ga,
+        &gb,
+        Ipv4Addr::new(192, 0, 2, 2),
+        5002,
+        payload(SIZE, MARKER),
+    );
     let (lines, raw) = cap.stop();
     assert_eq!(n, SIZE);
     assert_eq!(sent, got);
     check_capture(&lines, &raw);
     let spi = t.ipsec_ok(&ga, &["spi"]);
-    assert!(!spi.contains("IPIP"), "transport mode must not use IPIP SAs: {spi}");
+    assert!(
+        !spi.contains("IPIP"),
+        "transport mode must not use IPIP SAs: {spi}"
+    );
 }
