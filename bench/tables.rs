@@ -1,0 +1,320 @@
+//! Lookup cost of the datapath's two tables at 10,000 entries:
+//! * eroute lookup (`ErouteTable::lookup`, most specific (src, dst) match) among 10,000 eroutes
+//!   with mixed prefix lengths, for random hits and random misses;
+//! * SA lookup (`Sadb::get` by SAID) among 10,000 ESP SAs, hits and misses;
+//! * baseline, in the same run: `HashMap<u64, u64>::get` with 10,000 entries (std's default
+//!   SipHash, as both tables use), hits and misses.
+//!
+//! Run: `cargo bench --bench tables` (knobs as in bench/xform.rs). Queries are drawn up front
+//! (65,536 per case, random order) and walked in a loop, so the figure is ns per lookup
+//! including the cache misses a random traffic mix causes, not one hot key.
+
+mod timing;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use rswan::addr::Subnet;
+use rswan::eroute::{Eroute, ErouteTable};
+use rswan::sadb::lifetime::Lifetimes;
+use rswan::sadb::{Dir, KeyBytes, Sa, SaSpec, Sadb, XformSpec};
+use rswan::said::{Proto, Said};
+use timing::{keep, measure, selected, Sample};
+
+const N: usize = 10_000;
+const QUERIES: usize = 1 << 16;
+
+/// Source and destination prefix lengths used, with their weights: mostly /24 ↔ /24
+/// (net-to-net), some hosts (/32, road warriors), some wider nets.
+const SRC_LENS: [u8; 5] = [16, 20, 24, 28, 32];
+const DST_LENS: [u8; 4] = [16, 24, 28, 32];
+
+fn pick_len(rng: &mut StdRng, lens: &[u8]) -> u8 {
+    lens[rng.gen_range(0..lens.len())]
+}
+
+/// A random address inside `n`.
+fn inside(rng: &mut StdRng, n: &Subnet) -> Ipv4Addr {
+    let host = if n.len() >= 32 {
+        0
+    } else {
+        rng.gen::<u32>() & !n.mask()
+    };
+    Ipv4Addr::from(u32::from(n.addr()) | host)
+}
+
+fn per_lookup(s: &Sample) -> Sample {
+    let k = QUERIES as f64;
+    Sample {
+        median_ns: s.median_ns / k,
+        min_ns: s.min_ns / k,
+        max_ns: s.max_ns / k,
+    }
+}
+
+fn main() {
+    timing::preamble("rswan table lookups (bench/tables.rs)");
+    let mut rng = StdRng::seed_from_u64(4301);
+    let mut results: Vec<(String, Sample, String)> = Vec::new();
+
+    // --- Baseline: HashMap<u64, u64>.
+    let mut base: HashMap<u64, u64> = HashMap::new();
+    while base.len() < N {
+        let k: u64 = rng.gen();
+        base.insert(k, k ^ 0x5555);
+    }
+    let keys: Vec<u64> = base.keys().copied().collect();
+    let hits: Vec<u64> = (0..QUERIES)
+        .map(|_| keys[rng.gen_range(0..keys.len())])
+        .collect();
+    let misses: Vec<u64> = (0..QUERIES)
+        .map(|_| loop {
+            let k: u64 = rng.gen();
+            if !base.contains_key(&k) {
+                break k;
+            }
+        })
+        .collect();
+    for (name, q) in [
+        ("HashMap<u64,u64> get, hit (baseline)", &hits),
+        ("HashMap<u64,u64> get, miss (baseline)", &misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for k in q.iter() {
+                    acc = acc.wrapping_add(*keep(&base).get(k).unwrap_or(&0));
+                }
+                keep(acc);
+            });
+            results.push((name.into(), per_lookup(&s), format!("{N} entries")));
+        }
+    }
+
+    // --- Eroutes: 10,000 (src, dst) pairs with mixed prefix lengths, inside 10.0.0.0/8.
+    let mut table = ErouteTable::new();
+    let mut routes: Vec<(Subnet, Subnet)> = Vec::with_capacity(N);
+    while routes.len() < N {
+        let src = Subnet::new(
+            Ipv4Addr::from(0x0a00_0000 | (rng.gen::<u32>() & 0x00ff_ffff)),
+            pick_len(&mut rng, &SRC_LENS),
+        );
+        let dst = Subnet::new(
+            Ipv4Addr::from(0x0a00_0000 | (rng.gen::<u32>() & 0x00ff_ffff)),
+            pick_len(&mut rng, &DST_LENS),
+        );
+        let said = Said::new(
+            Proto::Tun,
+            0x1000 + routes.len() as u32,
+            Ipv4Addr::new(192, 0, 2, 2),
+        );
+        if table.add(Eroute::new(src, dst, said)).is_ok() {
+            routes.push((src, dst));
+        }
+    }
+    let classes = {
+        let mut c: Vec<(u8, u8)> = routes.iter().map(|(s, d)| (s.len(), d.len())).collect();
+        c.sort();
+        c.dedup();
+        c.len()
+    };
+    let e_hits: Vec<(Ipv4Addr, Ipv4Addr)> = (0..QUERIES)
+        .map(|_| {
+            let (s, d) = routes[rng.gen_range(0..routes.len())];
+            (inside(&mut rng, &s), inside(&mut rng, &d))
+        })
+        .collect();
+    assert!(e_hits.iter().all(|(s, d)| table.lookup(*s, *d).is_some()));
+    // Misses: source inside a known net, destination outside 10/8 (the common miss: traffic for
+    // a peer we have no tunnel to).
+    let e_misses: Vec<(Ipv4Addr, Ipv4Addr)> = (0..QUERIES)
+        .map(|_| {
+            let (s, _) = routes[rng.gen_range(0..routes.len())];
+            (
+                inside(&mut rng, &s),
+                Ipv4Addr::from(0xac10_0000 | (rng.gen::<u32>() & 0x000f_ffff)),
+            )
+        })
+        .collect();
+    assert!(e_misses.iter().all(|(s, d)| table.lookup(*s, *d).is_none()));
+    for (name, q) in [
+        ("eroute lookup, hit, mixed", &e_hits),
+        ("eroute lookup, miss, mixed", &e_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for (src, dst) in q.iter() {
+                    if let Some(e) = keep(&table).lookup(*src, *dst) {
+                        acc = acc.wrapping_add(u64::from(e.said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((
+                name.into(),
+                per_lookup(&s),
+                format!("{N} eroutes, {classes} prefix-length classes"),
+            ));
+        }
+    }
+
+    // --- The same count with a single class (every eroute /24 -> /24): lookup cost depends on
+    // the number of distinct prefix-length classes, not on the number of eroutes.
+    let mut flat = ErouteTable::new();
+    let mut flat_routes: Vec<(Subnet, Subnet)> = Vec::with_capacity(N);
+    while flat_routes.len() < N {
+        let src = Subnet::new(
+            Ipv4Addr::from(0x0a00_0000 | (rng.gen::<u32>() & 0x00ff_ff00)),
+            24,
+        );
+        let dst = Subnet::new(
+            Ipv4Addr::from(0x0a00_0000 | (rng.gen::<u32>() & 0x00ff_ff00)),
+            24,
+        );
+        let said = Said::new(
+            Proto::Tun,
+            0x1000 + flat_routes.len() as u32,
+            Ipv4Addr::new(192, 0, 2, 2),
+        );
+        if flat.add(Eroute::new(src, dst, said)).is_ok() {
+            flat_routes.push((src, dst));
+        }
+    }
+    let f_hits: Vec<(Ipv4Addr, Ipv4Addr)> = (0..QUERIES)
+        .map(|_| {
+            let (s, d) = flat_routes[rng.gen_range(0..flat_routes.len())];
+            (inside(&mut rng, &s), inside(&mut rng, &d))
+        })
+        .collect();
+    let f_misses: Vec<(Ipv4Addr, Ipv4Addr)> = (0..QUERIES)
+        .map(|_| {
+            let (s, _) = flat_routes[rng.gen_range(0..flat_routes.len())];
+            (
+                inside(&mut rng, &s),
+                Ipv4Addr::from(0xac10_0000 | (rng.gen::<u32>() & 0x000f_ffff)),
+            )
+        })
+        .collect();
+    assert!(f_hits.iter().all(|(s, d)| flat.lookup(*s, *d).is_some()));
+    assert!(f_misses.iter().all(|(s, d)| flat.lookup(*s, *d).is_none()));
+    for (name, q) in [
+        ("eroute lookup, hit, 1 class", &f_hits),
+        ("eroute lookup, miss, 1 class", &f_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for (src, dst) in q.iter() {
+                    if let Some(e) = keep(&flat).lookup(*src, *dst) {
+                        acc = acc.wrapping_add(u64::from(e.said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((
+                name.into(),
+                per_lookup(&s),
+                format!("{N} eroutes, all /24 -> /24"),
+            ));
+        }
+    }
+
+    // --- SADB: 10,000 ESP SAs (AES128-CBC-SHA1) to 250 peers.
+    let mut db = Sadb::new();
+    let mut saids = Vec::with_capacity(N);
+    while saids.len() < N {
+        let said = Said::new(
+            Proto::Esp,
+            rng.gen_range(0x100..u32::MAX),
+            Ipv4Addr::new(192, 0, 2, 1 + (saids.len() % 250) as u8),
+        );
+        let spec = SaSpec {
+            said,
+            src: Ipv4Addr::new(198, 51, 100, 1),
+            dir: Some(Dir::In),
+            xform: XformSpec::Esp {
+                enc: rswan::crypto::EncAlg::AesCbc128,
+                enckey: KeyBytes(vec![0x42; 16]),
+                auth: Some(rswan::crypto::AuthAlg::HmacSha1_96),
+                authkey: KeyBytes(vec![0x24; 20]),
+            },
+            replay_window: 32,
+            life: Lifetimes::default(),
+            encap: None,
+            policy: None,
+        };
+        let sa = Sa::new(&spec, Dir::In, 0).expect("SA");
+        if db.add(sa).is_ok() {
+            saids.push(said);
+        }
+    }
+    let s_hits: Vec<Said> = (0..QUERIES)
+        .map(|_| saids[rng.gen_range(0..saids.len())])
+        .collect();
+    let s_misses: Vec<Said> = (0..QUERIES)
+        .map(|_| loop {
+            let s = Said::new(
+                Proto::Esp,
+                rng.gen(),
+                saids[rng.gen_range(0..saids.len())].dst,
+            );
+            if db.get(&s).is_none() {
+                break s;
+            }
+        })
+        .collect();
+    for (name, q) in [("SADB get, hit", &s_hits), ("SADB get, miss", &s_misses)] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for said in q.iter() {
+                    if let Some(sa) = keep(&db).get(said) {
+                        acc = acc.wrapping_add(u64::from(sa.said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((name.into(), per_lookup(&s), format!("{N} ESP SAs")));
+        }
+    }
+
+    let base_hit = results
+        .iter()
+        .find(|r| r.0.starts_with("HashMap") && r.0.contains("hit"))
+        .map(|r| r.1.median_ns);
+    let base_miss = results
+        .iter()
+        .find(|r| r.0.starts_with("HashMap") && r.0.contains("miss"))
+        .map(|r| r.1.median_ns);
+    println!();
+    println!(
+        "| {:<40} | {:>10} | {:>11} | {:>7} | {:<40} |",
+        "lookup", "ns/lookup", "× baseline", "spread", "table"
+    );
+    println!(
+        "|{:-<42}|{:->12}|{:->13}|{:->9}|{:-<42}|",
+        "", ":", ":", ":", ""
+    );
+    for (name, s, note) in &results {
+        let b = if name.contains("miss") {
+            base_miss
+        } else {
+            base_hit
+        };
+        let ratio = b.map_or("-".into(), |b| format!("{:.2}", s.median_ns / b));
+        println!(
+            "| {:<40} | {:>10.1} | {:>11} | {:>6.1}% | {:<40} |",
+            name,
+            s.median_ns,
+            ratio,
+            s.spread_pct(),
+            note
+        );
+    }
+    println!();
+    println!("# × baseline = ns/lookup divided by the HashMap<u64,u64> figure for the same outcome (hit or miss)");
+}
