@@ -21,6 +21,10 @@ Commands:
   spi [SA --esp|--ah|--comp|--ip4 ...|--del|--clear]   the SADB
   spigrp [--said SA...]                        SA groups
   tncfg                                        ipsecN devices
+  newhostkey --output F [--bits N]             generate an RSA host key (ipsec.secrets block)
+  rsasigkey NBITS                              print a new RSA key block
+  showhostkey --left|--right|--txt GW|--key|--pem|--pem-private   show our RSA key
+  ranbits [--continuous] [--bytes] N           random bits in hex
   --version                                    print the version
 Environment: IPSEC_CONF, IPSEC_SECRETS, IPSEC_RUNDIR.";
 
@@ -49,6 +53,10 @@ pub fn main(mut args: Vec<String>) -> i32 {
         }
         "setup" => setup(&paths, &rest),
         "_updown" => crate::updown::default_script(),
+        "newhostkey" => local(crate::cmd::keys::newhostkey(&rest)),
+        "rsasigkey" => local(crate::cmd::keys::rsasigkey(&rest)),
+        "showhostkey" => local(crate::cmd::keys::showhostkey(&rest, &paths.secrets)),
+        "ranbits" => local(crate::cmd::keys::ranbits(&rest)),
         "eroute" | "spi" | "spigrp" | "tncfg" | "look" => forward(&paths, &args),
         "manual" => {
             let mut a = args.clone();
@@ -59,6 +67,19 @@ pub fn main(mut args: Vec<String>) -> i32 {
         other => {
             eprintln!("ipsec: unknown command \"{other}\"\n{USAGE}");
             2
+        }
+    }
+}
+
+fn local(r: Result<String, crate::cmd::CmdError>) -> i32 {
+    match r {
+        Ok(s) => {
+            print!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("ipsec: {e}");
+            1
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod eroute;
+pub mod keys;
 pub mod look;
 pub mod said_arg;
 pub mod spi;

@@ -1,0 +1,84 @@
+//! `ipsec newhostkey`, `showhostkey` and `ranbits` through the real binary.
+
+use std::process::Command;
+
+fn ipsec(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ipsec"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn newhostkey_then_showhostkey() {
+    let dir = std::env::temp_dir().join(format!("rswan-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("ipsec.secrets");
+    let fs = f.to_str().unwrap();
+    let (ok, _, e) = ipsec(&[
+        "newhostkey",
+        "--output",
+        fs,
+        "--bits",
+        "1024",
+        "--hostname",
+        "west",
+        "--quiet",
+    ]);
+    assert!(ok, "{e}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(
+        text.starts_with(": RSA\t{\n\t# RSA 1024 bits   west   "),
+        "{text}"
+    );
+    assert!(text.contains("\t# everything after this point is secret\n"));
+    // Refuses to overwrite.
+    assert!(!ipsec(&["newhostkey", "--output", fs, "--bits", "1024", "--quiet"]).0);
+
+    let (ok, left, e) = ipsec(&["showhostkey", "--file", fs, "--left"]);
+    assert!(ok, "{e}");
+    let key = left
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("leftrsasigkey="))
+        .unwrap();
+    assert!(key.starts_with("0sAwEAA"), "{key}");
+    assert!(text.contains(&format!("#pubkey={key}")));
+    let (ok, pem, _) = ipsec(&["showhostkey", "--file", fs, "--pem"]);
+    assert!(ok && pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let (ok, pem, _) = ipsec(&["showhostkey", "--file", fs, "--pem-private"]);
+    assert!(ok && pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let (ok, txt, _) = ipsec(&["showhostkey", "--file", fs, "--txt", "192.0.2.1"]);
+    assert!(
+        ok && txt.contains("\"X-IPsec-Server(10)=192.0.2.1 AwEAA"),
+        "{txt}"
+    );
+
+    // A secrets file readable by others is refused, naming the file.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, e) = ipsec(&["showhostkey", "--file", fs, "--left"]);
+    assert!(!ok && e.contains(fs) && e.contains("chmod 600"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ranbits_output() {
+    let (ok, out, _) = ipsec(&["ranbits", "64"]);
+    assert!(ok);
+    let out = out.trim();
+    assert_eq!(out.len(), 2 + 16 + 1, "{out}");
+    assert!(out.starts_with("0x") && out.as_bytes()[10] == b'_');
+    let (ok, out, _) = ipsec(&["ranbits", "--continuous", "--bytes", "20"]);
+    assert!(ok && out.trim().len() == 42 && !out.contains('_'));
+    assert!(!ipsec(&["ranbits", "nope"]).0);
+}
