@@ -31,7 +31,7 @@ fn bits_arg(s: &str) -> Result<usize, CmdError> {
     let bits: usize = s
         .parse()
         .map_err(|_| CmdError(format!("\"{s}\" is not a number of bits")))?;
-    if bits % 16 != 0 || !(512..=4096).contains(&bits) {
+    if !bits.is_multiple_of(16) || !(512..=4096).contains(&bits) {
         return err(format!(
             "key size {bits} must be a multiple of 16 between 512 and 4096"
         ));
