@@ -37,10 +37,32 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::SeqCst);
 }
 
-/// Writes a timestamped line to the daemon's log (stderr).
+/// Writes a line to the daemon's log: stderr (the log file when running in the background) and
+/// syslog (facility daemon; authpriv for Pluto's lines is chosen by the caller's prefix).
 pub fn log(line: &str) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "{line}");
+    drop(e);
+    syslog(line);
+}
+
+fn syslog(line: &str) {
+    static OPEN: std::sync::Once = std::sync::Once::new();
+    OPEN.call_once(|| {
+        // SAFETY: openlog keeps the ident pointer; it points at a static C string.
+        unsafe {
+            libc::openlog(
+                c"rswan".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_DAEMON,
+            )
+        };
+    });
+    let Ok(msg) = std::ffi::CString::new(line.replace('\0', " ")) else {
+        return;
+    };
+    // SAFETY: "%s" with one NUL-terminated string argument that outlives the call.
+    unsafe { libc::syslog(libc::LOG_INFO, c"%s".as_ptr(), msg.as_ptr()) };
 }
 
 /// One ipsecN device as configured by `interfaces=`.
