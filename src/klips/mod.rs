@@ -36,6 +36,15 @@ pub enum Emit {
         /// The packet.
         pkt: Vec<u8>,
     },
+    /// Send this IPv4 packet from the gateway's own IP stack, routed by the host's routing table
+    /// (not bound to a physical interface, not into ipsecN): ICMP errors the gateway originates
+    /// about packets routed into ipsecN (`%reject`, fragmentation needed), like KLIPS'
+    /// `icmp_send`. Written into ipsecN instead, a packet from one of our own addresses would be
+    /// dropped by the kernel as a martian.
+    Local {
+        /// The packet, IPv4 header included.
+        pkt: Vec<u8>,
+    },
     /// The packet was discarded (already counted in [`DropStats`]); inbound drops also raise RX
     /// dropped on ipsecN `dev`.
     Drop {

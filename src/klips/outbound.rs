@@ -86,7 +86,7 @@ impl Klips {
             Some(Shunt::Drop) => self.drop_out(dev, DropReason::ShuntDrop, out),
             Some(Shunt::Reject) => {
                 if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::PKT_FILTERED, 0) {
-                    out.push(Emit::Tun { dev, pkt: icmp });
+                    out.push(Emit::Local { pkt: icmp });
                 }
                 self.drop_out(dev, DropReason::ShuntReject, out);
             }
@@ -163,7 +163,7 @@ impl Klips {
         };
         if p.dont_frag() && p.packet().len() > d.mtu && self.params().fragicmp {
             if let Some(icmp) = icmp::unreachable(p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16) {
-                out.push(Emit::Tun { dev, pkt: icmp });
+                out.push(Emit::Local { pkt: icmp });
             }
         }
         let mut cur = p.packet().to_vec();
@@ -313,5 +313,88 @@ impl Klips {
         if let Some(pkt) = held {
             self.outbound(dev, &pkt, now, rng, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klips::DevInfo;
+    use crate::wire::ipv4::Ipv4Repr;
+
+    fn klips_with(shunt: Shunt) -> Klips {
+        let k = Klips::new();
+        k.set_devs(vec![DevInfo {
+            name: "ipsec0".into(),
+            phys: "eth0".into(),
+            addr: "192.0.2.1".parse().unwrap(),
+            phys_mtu: 1500,
+            mtu: 1355,
+        }]);
+        k.eroutes_mut()
+            .add(Eroute::new(
+                "10.0.1.0/24".parse().unwrap(),
+                "10.0.2.0/24".parse().unwrap(),
+                Said::new(Proto::Int, shunt.spi(), std::net::Ipv4Addr::UNSPECIFIED),
+            ))
+            .unwrap();
+        k
+    }
+
+    fn udp_from_host_a() -> Vec<u8> {
+        let mut p = vec![0u8; 20 + 12];
+        Ipv4Repr {
+            src: "10.0.1.10".parse().unwrap(),
+            dst: "10.0.2.10".parse().unwrap(),
+            protocol: proto::UDP,
+            tos: 0,
+            ttl: 63,
+            ident: 1,
+            dont_frag: false,
+            payload_len: 12,
+        }
+        .emit(&mut p);
+        p[20..24].copy_from_slice(&[0x30, 0x39, 0x27, 0x0f]);
+        p[24..26].copy_from_slice(&12u16.to_be_bytes());
+        p
+    }
+
+    /// `%reject`'s ICMP comes from one of our addresses: it must leave through the host's own
+    /// stack, never be written into ipsecN (where the kernel drops it as a martian).
+    #[test]
+    fn reject_icmp_is_sent_locally() {
+        let k = klips_with(Shunt::Reject);
+        let mut out = Vec::new();
+        k.outbound(0, &udp_from_host_a(), 0, &mut rand::thread_rng(), &mut out);
+        assert!(!out
+            .iter()
+            .any(|e| matches!(e, Emit::Tun { .. } | Emit::Net { .. })));
+        let icmp = out
+            .iter()
+            .find_map(|e| match e {
+                Emit::Local { pkt } => Some(pkt),
+                _ => None,
+            })
+            .expect("an ICMP error");
+        let p = Ipv4Packet::new_checked(icmp).unwrap();
+        assert_eq!(p.dst().to_string(), "10.0.1.10");
+        assert_eq!(p.protocol(), proto::ICMP);
+        assert_eq!(&p.payload()[..2], &[icmp::DEST_UNREACH, icmp::PKT_FILTERED]);
+        assert_eq!(k.drops.get(DropReason::ShuntReject), 1);
+    }
+
+    #[test]
+    fn drop_is_silent() {
+        let k = klips_with(Shunt::Drop);
+        let mut out = Vec::new();
+        k.outbound(0, &udp_from_host_a(), 0, &mut rand::thread_rng(), &mut out);
+        assert_eq!(
+            out,
+            vec![Emit::Drop {
+                dev: 0,
+                reason: DropReason::ShuntDrop,
+                inbound: false
+            }]
+        );
     }
 }

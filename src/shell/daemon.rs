@@ -132,6 +132,8 @@ pub struct Daemon {
     paths: Paths,
     clock: Clock,
     senders: Vec<Arc<RawSender>>,
+    /// Unbound sender for packets the gateway originates (ICMP errors).
+    local: RawSender,
     tun_out: Vec<tun::TunQueue>,
     manual: Mutex<BTreeMap<String, ManualPlan>>,
     stop: AtomicBool,
@@ -173,6 +175,7 @@ impl Daemon {
                         let _ = q.send(&pkt);
                     }
                 }
+                Emit::Local { pkt } => datapath::send_local(&self.klips, &self.local, &pkt),
                 Emit::Drop {
                     dev, inbound: true, ..
                 } => {
@@ -553,6 +556,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         paths: paths.clone(),
         clock,
         senders,
+        local: RawSender::new(None).map_err(|e| fail(format!("raw socket: {e}")))?,
         tun_out,
         manual: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),

@@ -152,6 +152,9 @@ pub fn start(
         })?);
     }
 
+    // ICMP errors the gateway originates leave through the host's own routing.
+    let local = Arc::new(RawSender::new(None)?);
+
     // Workers.
     let mut work_tx = Vec::new();
     for w in 0..workers {
@@ -161,8 +164,9 @@ pub fn start(
         let net_tx = net_tx.clone();
         let tun_tx = tun_tx.clone();
         let ike_tx = ike_tx.clone();
+        let local = local.clone();
         threads.push(spawn(format!("crypto{w}"), move || {
-            worker(k, rx, net_tx, tun_tx, ike_tx, clock)
+            worker(k, rx, net_tx, tun_tx, ike_tx, local, clock)
         })?);
     }
     drop(net_tx);
@@ -225,6 +229,7 @@ fn worker(
     net_tx: Vec<Sender<NetBatch>>,
     tun_tx: Vec<Sender<Vec<TunOut>>>,
     ike_tx: Option<Sender<IkeDatagram>>,
+    local: Arc<RawSender>,
     clock: Clock,
 ) {
     let mut rng = StdRng::from_entropy();
@@ -255,6 +260,7 @@ fn worker(
                         v.push(TunOut::Pkt(pkt));
                     }
                 }
+                Emit::Local { pkt } => send_local(&k, &local, &pkt),
                 Emit::Drop { dev, inbound, .. } => {
                     if inbound {
                         if let Some(v) = tun.get_mut(dev) {
@@ -279,6 +285,14 @@ fn worker(
                 let _ = tun_tx[i].send(std::mem::take(v));
             }
         }
+    }
+}
+
+/// Sends a packet the gateway originates (an ICMP error) through the host's routing.
+pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
+    let sent = Ipv4Packet::new_checked(pkt).is_ok_and(|p| local.send(p.dst(), pkt).is_ok());
+    if !sent {
+        k.drops.count(DropReason::SendFailure, false);
     }
 }
 
