@@ -295,3 +295,119 @@ impl Drop for Cap {
         let _ = self.child.wait();
     }
 }
+
+/// Pings `dst` from `ns` (`count` requests 0.2 s apart, waiting 1 s for late replies); returns
+/// the number of replies and ping's output.
+pub fn ping_out(ns: &str, dst: &str, count: u32) -> (u32, String) {
+    let o = ns_run(
+        ns,
+        &[
+            "ping",
+            "-n",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            dst,
+        ],
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let got = text
+        .lines()
+        .find_map(|l| {
+            l.split(',')
+                .find(|p| p.contains("received"))
+                .and_then(|p| p.split_whitespace().next())
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+        .unwrap_or(0);
+    (got, text)
+}
+
+/// A UDP listener bound inside a namespace, collecting datagrams on a background thread.
+pub struct UdpSink {
+    rx: std::sync::mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
+}
+
+impl UdpSink {
+    /// Binds `0.0.0.0:port` in `ns`.
+    pub fn bind(ns: &str, port: u16) -> UdpSink {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ns = ns.to_string();
+        std::thread::spawn(move || {
+            enter_netns(&ns);
+            let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            ready_tx.send(()).unwrap();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match s.recv_from(&mut buf) {
+                    Ok((n, std::net::SocketAddr::V4(a))) => {
+                        if tx.send((a, buf[..n].to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        // Timeout: stop once the test has dropped the sink.
+                        if tx
+                            .send((SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), Vec::new()))
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        ready_rx.recv().unwrap();
+        UdpSink { rx }
+    }
+
+    /// Datagrams received within `wait` (the whole time is waited out, to catch extras).
+    pub fn collect(&self, wait: Duration) -> Vec<Vec<u8>> {
+        let t0 = Instant::now();
+        let mut v = Vec::new();
+        while let Some(left) = wait.checked_sub(t0.elapsed()) {
+            match self.rx.recv_timeout(left) {
+                Ok((a, d)) if a.port() != 0 => v.push(d),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        v
+    }
+
+    /// Waits up to `timeout` for `n` datagrams; returns what arrived.
+    pub fn wait_n(&self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        let t0 = Instant::now();
+        let mut v = Vec::new();
+        while v.len() < n {
+            let Some(left) = timeout.checked_sub(t0.elapsed()) else {
+                break;
+            };
+            match self.rx.recv_timeout(left) {
+                Ok((a, d)) if a.port() != 0 => v.push(d),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        v
+    }
+}
+
+/// Sends UDP datagrams from `ns` (from one socket, so one source port) to `dst`, returning the
+/// source port used.
+pub fn send_udp_from(ns: &str, dst: SocketAddrV4, datagrams: Vec<Vec<u8>>) -> u16 {
+    in_netns(ns, move || {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        for d in datagrams {
+            s.send_to(&d, dst).expect("send udp");
+        }
+        s.local_addr().unwrap().port()
+    })
+}
