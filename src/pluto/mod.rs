@@ -1,15 +1,63 @@
-//! Pluto: the embedded IKE keying daemon.
+//! Pluto: the embedded IKE keying daemon, sans-IO.
 //!
-//! This is the sans-IO foundation: plain Rust over byte buffers, time passed in.
+//! Plain Rust over byte buffers: no sockets, threads or clocks. Time goes in as milliseconds
+//! (`now_ms`, any monotonic origin), randomness is injected at construction.
 //!
-//! * [`isakmp`] — the ISAKMP / IKEv1 wire codec (header, payloads, NAT-T framing).
-//! * [`crypto`] — primitives shared by IKEv1 and (later) IKEv2: MODP Diffie-Hellman, PRFs,
-//!   CBC ciphers, RSA keys and signatures, `0x`/`0s`/`0t` text data.
-//! * [`ikev1`] — IKEv1-specific computations (RFC 2409 key derivation, hashes, IV chaining,
-//!   message encryption).
+//! # The endpoint ([`Pluto`])
+//!
+//! ```text
+//! let mut p = Pluto::new(PlutoConfig { interfaces, defaultroute, .. }, Box::new(rng));
+//! p.load_secrets(secrets);                    // config::Secrets
+//! let errors = p.load_conns(&ipsec_conf);     // auto=add|route|start conns; route ones get %trap
+//! for name in p.start_conns() { p.whack(now, 0, WhackCmd::Up { name, asynchronous: true }) }
+//! loop {
+//!     // inputs, in any order:
+//!     p.handle_datagram(now, local, remote, ike_bytes);   // UDP 500, or 4500 minus marker
+//!     p.handle_acquire(now, acquire);                     // from Klips::acquires()
+//!     p.handle_sa_event(now, event);                      // from Klips::sa_events()
+//!     p.whack(now, client_id, cmd);                       // control socket
+//!     if p.poll_timeout().is_some_and(|t| t <= now) { p.handle_timeout(now) }
+//!     // then drain and apply outputs IN ORDER:
+//!     while let Some(o) = p.poll_output() { apply(o) }
+//! }
+//! ```
+//!
+//! # Outputs ([`Output`]), applied in the order produced
+//!
+//! * `Send { local, remote, data }`: one UDP datagram, `data` verbatim (on port 4500 it
+//!   already carries the non-ESP marker, or is the 1-byte NAT keepalive).
+//! * `InstallSas { conn, sas, groups }`: add each `SaSpec` to the SADB (inbound first), then
+//!   group each `groups` entry inner→outer (tun→comp→esp→ah), like `ipsec spigrp`.
+//! * `Eroute { op, src, dst, said }`: add/replace/delete the eroute for (src, dst); `said`
+//!   is the outbound group head or an `int` shunt (`%trap`, `%pass`, …). A Replace of a
+//!   `%trap`/`%hold` releases the held packet.
+//! * `DeleteSas { saids }`: delete those SAs.
+//! * `Updown { verb, info }`: run the conn's `leftupdown` (`info.run(verb)`).
+//! * `Log(line)`: Pluto-style log line (no key material unless `plutodebug=private`).
+//! * `Whack { client, code, text }`: print `format!("{code:03} {text}")` to that client.
+//! * `WhackDone { client, status }`: the command is over; exit status.
+//!
+//! # Layout
+//!
+//! Shared by protocol engines: [`engine`] (the endpoint, routing, SA installation, timers),
+//! [`connection`], [`proposal`], [`spi`], [`output`], `status`. IKEv1 exchanges: [`ikev1`].
+//! Foundations: [`isakmp`] (codec), [`crypto`] (MODP DH, PRFs, CBC, RSA).
 
 #![deny(missing_docs)]
 
+pub mod connection;
 pub mod crypto;
+pub mod engine;
 pub mod ikev1;
 pub mod isakmp;
+pub mod output;
+pub mod proposal;
+pub mod spi;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+pub use connection::Connection;
+pub use engine::Pluto;
+pub use output::{rc, DebugFlags, ErouteOp, Interface, Output, PlutoConfig, WhackCmd};

@@ -1,0 +1,736 @@
+//! Connections: `conn` sections turned into oriented, typed policy (shared by every IKE
+//! engine), with Road-Warrior templates and their instances, and routing state.
+
+use std::net::Ipv4Addr;
+
+use crate::addr::Subnet;
+use crate::config::conf::{ConfError, ConnSection, Section};
+use crate::config::secrets::Id;
+use crate::pluto::crypto::{DhGroup, PublicKey};
+use crate::pluto::isakmp::Identification;
+use crate::said::Shunt;
+
+use super::output::{Interface, PlutoConfig};
+use super::proposal::{self, AuthKind, EspAlg, IkeAlg, QmPolicy};
+
+/// Longest `ikelifetime` (8 h).
+pub const IKE_LIFETIME_CAP: u64 = 8 * 3600;
+/// Longest `keylife` (24 h).
+pub const IPSEC_LIFETIME_CAP: u64 = 24 * 3600;
+
+/// One end of a connection, after orientation.
+#[derive(Debug, Clone)]
+pub struct End {
+    /// Public address; `None` for `%any` (Road Warrior template).
+    pub host: Option<Ipv4Addr>,
+    /// Client network; the host /32 when no subnet is given.
+    pub client: Subnet,
+    /// `leftsubnet=` was given.
+    pub has_client: bool,
+    /// Next hop (ours only; `None` = the peer).
+    pub nexthop: Option<Ipv4Addr>,
+    /// IKE identity (default: the host address, `%any` for a Road Warrior).
+    pub id: Id,
+    /// The ID was given explicitly.
+    pub id_explicit: bool,
+    /// RSA public key (`leftrsasigkey=0s…`).
+    pub rsakey: Option<PublicKey>,
+    /// `leftupdown=`.
+    pub updown: Option<String>,
+}
+
+impl End {
+    /// The host as text (`%any` when unknown).
+    pub fn host_text(&self) -> String {
+        self.host
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "%any".into())
+    }
+}
+
+/// `type=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnType {
+    /// Tunnel mode (default).
+    Tunnel,
+    /// Transport mode.
+    Transport,
+    /// A shunt eroute only.
+    Shunt(Shunt),
+}
+
+/// `auto=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auto {
+    /// Nothing at startup.
+    Ignore,
+    /// Load.
+    Add,
+    /// Load and route.
+    Route,
+    /// Load, route and bring up.
+    Start,
+    /// Manual keying (not for Pluto).
+    Manual,
+}
+
+/// `dpdaction=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    /// Keep the route as `%trap` (traffic re-triggers negotiation).
+    Hold,
+    /// Remove SAs and eroute.
+    Clear,
+    /// Renegotiate at once.
+    Restart,
+}
+
+/// Dead Peer Detection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dpd {
+    /// Seconds between R_U_THERE.
+    pub delay: u64,
+    /// Seconds of silence before the peer is declared dead.
+    pub timeout: u64,
+    /// What then.
+    pub action: DpdAction,
+}
+
+/// Routing state of a connection (spec 5.8 wording).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// No eroute.
+    Unrouted,
+    /// `%trap` (or a type= shunt) eroute.
+    Prospective,
+    /// Eroute to an SA group.
+    Erouted,
+    /// Failure shunt in place.
+    FailShunt,
+}
+
+impl Routing {
+    /// `--status` wording.
+    pub fn text(self) -> &'static str {
+        match self {
+            Routing::Unrouted => "unrouted",
+            Routing::Prospective => "prospective erouted",
+            Routing::Erouted => "erouted",
+            Routing::FailShunt => "fail erouted",
+        }
+    }
+}
+
+/// A connection (or a Road-Warrior template, or one of its instances).
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// Name as written.
+    pub name: String,
+    /// Instance number (0 = not an instance).
+    pub instance: u32,
+    /// Our end.
+    pub this: End,
+    /// The peer's end.
+    pub that: End,
+    /// Tunnel, transport or shunt.
+    pub ctype: ConnType,
+    /// Startup action.
+    pub auto: Auto,
+    /// Authentication methods allowed (empty for authby=never).
+    pub auth: Vec<AuthKind>,
+    /// `auth=ah`.
+    pub ah: bool,
+    /// PFS.
+    pub pfs: bool,
+    /// IPComp.
+    pub compress: bool,
+    /// Phase-1 suites.
+    pub ike: Vec<IkeAlg>,
+    /// `ike=` given explicitly.
+    pub ike_explicit: bool,
+    /// ESP suites.
+    pub esp: Vec<EspAlg>,
+    /// `esp=` given explicitly.
+    pub esp_explicit: bool,
+    /// `pfsgroup=`.
+    pub pfsgroup: Option<DhGroup>,
+    /// ISAKMP SA lifetime (s).
+    pub ikelifetime: u64,
+    /// IPsec SA lifetime (s).
+    pub keylife: u64,
+    /// Rekey margin (s).
+    pub rekeymargin: u64,
+    /// Rekey fuzz (percent).
+    pub rekeyfuzz: u64,
+    /// `rekey=yes`.
+    pub rekey: bool,
+    /// Keying attempts (0 = forever).
+    pub keyingtries: u32,
+    /// Failure shunt.
+    pub failureshunt: Option<Shunt>,
+    /// DPD (None: we do not probe, but we answer).
+    pub dpd: Option<Dpd>,
+    /// `forceencaps=yes`.
+    pub forceencaps: bool,
+    /// `disablearrivalcheck=yes`.
+    pub disablearrivalcheck: bool,
+    /// Our interface.
+    pub interface: Interface,
+    /// Routing state.
+    pub routing: Routing,
+    /// Routed by `auto=route` / `--route` (the `%trap` stays when SAs go).
+    pub policy_routed: bool,
+    /// State owning the eroute.
+    pub eroute_owner: u64,
+    /// Newest ISAKMP SA.
+    pub newest_isakmp: u64,
+    /// Newest IPsec SA.
+    pub newest_ipsec: u64,
+    /// `--up` given (policy UP).
+    pub up: bool,
+    /// Instances made so far (templates).
+    pub next_instance: u32,
+    /// Connection-level keying attempt counter.
+    pub tries: u32,
+}
+
+fn conf_err(c: &ConnSection, msg: impl Into<String>) -> ConfError {
+    ConfError::new(c.file.clone(), c.line, msg)
+}
+
+struct RawEnd {
+    host: Option<Ipv4Addr>,
+    dr_nexthop: Option<Ipv4Addr>,
+}
+
+fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfError> {
+    let v = p
+        .get(side)
+        .ok_or_else(|| p.err_at(side, format!("{side}= is required")))?;
+    match v {
+        "%any" | "0.0.0.0" => Ok(RawEnd {
+            host: None,
+            dr_nexthop: None,
+        }),
+        "%defaultroute" => {
+            let (a, nh) = cfg.defaultroute.ok_or_else(|| {
+                p.err_at(side, format!("{side}=%defaultroute but there is no default route"))
+            })?;
+            Ok(RawEnd {
+                host: Some(a),
+                dr_nexthop: Some(nh),
+            })
+        }
+        "%opportunistic" | "%group" | "%opportunisticgroup" => Err(p.err_at(
+            side,
+            format!("{side}={v}: opportunistic encryption is not supported"),
+        )),
+        s => s.parse::<Ipv4Addr>().map(|a| RawEnd {
+            host: Some(a),
+            dr_nexthop: None,
+        }).map_err(|_| {
+            p.err_at(side, format!("{side}=\"{s}\" is not an IPv4 address (names are not resolved)"))
+        }),
+    }
+}
+
+fn build_end(
+    p: &Section,
+    side: &str,
+    raw: RawEnd,
+    ours: bool,
+    cfg: &PlutoConfig,
+) -> Result<End, ConfError> {
+    let key = |k: &str| format!("{side}{k}");
+    let (client, has_client) = match p.get(&key("subnet")) {
+        Some(s) => (
+            s.parse::<Subnet>()
+                .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,
+            true,
+        ),
+        None => (Subnet::host(raw.host.unwrap_or(Ipv4Addr::UNSPECIFIED)), false),
+    };
+    let nexthop = if ours {
+        match p.get(&key("nexthop")) {
+            None | Some("%direct") => raw.dr_nexthop,
+            Some("%defaultroute") => cfg.defaultroute.map(|d| d.1),
+            Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+                p.err_at(&key("nexthop"), format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")))
+            })?),
+        }
+    } else {
+        None
+    };
+    let (id, id_explicit) = match p.get(&key("id")) {
+        None => (raw.host.map_or(Id::Any, Id::Ipv4), false),
+        Some("%myid") => (
+            cfg.myid
+                .clone()
+                .unwrap_or_else(|| raw.host.map_or(Id::Any, Id::Ipv4)),
+            true,
+        ),
+        Some(s) => (
+            Id::parse(s).map_err(|e| p.err_at(&key("id"), format!("{}=\"{s}\": {e}", key("id"))))?,
+            true,
+        ),
+    };
+    let rsakey = match p.get(&key("rsasigkey")) {
+        Some(s) if s.starts_with("0s") || s.starts_with("0x") => Some(
+            PublicKey::from_text(s)
+                .map_err(|e| p.err_at(&key("rsasigkey"), format!("{}: {e}", key("rsasigkey"))))?,
+        ),
+        _ => None,
+    };
+    Ok(End {
+        host: raw.host,
+        client,
+        has_client,
+        nexthop,
+        id,
+        id_explicit,
+        rsakey,
+        updown: p.get(&key("updown")).map(str::to_owned),
+    })
+}
+
+fn shunt_of(s: &str) -> Option<Shunt> {
+    match s {
+        "passthrough" => Some(Shunt::Pass),
+        "drop" => Some(Shunt::Drop),
+        "reject" => Some(Shunt::Reject),
+        _ => None,
+    }
+}
+
+impl Connection {
+    /// Builds a connection from a resolved `conn` section, oriented by our interfaces.
+    /// `Err((code, error))`: 22 = cannot orient, 32 = other problem (whack codes).
+    pub fn from_section(c: &ConnSection, cfg: &PlutoConfig) -> Result<Connection, (u16, ConfError)> {
+        let bad = |e: ConfError| (32u16, e);
+        let p = &c.params;
+        let left = raw_end(p, "left", cfg).map_err(bad)?;
+        let right = raw_end(p, "right", cfg).map_err(bad)?;
+        let ours = |h: Option<Ipv4Addr>| h.and_then(|a| cfg.interfaces.iter().find(|i| i.addr == a).cloned());
+        let (this_side, that_side, this_raw, that_raw, iface) = if let Some(i) = ours(left.host) {
+            ("left", "right", left, right, i)
+        } else if let Some(i) = ours(right.host) {
+            ("right", "left", right, left, i)
+        } else {
+            return Err((
+                22,
+                conf_err(
+                    c,
+                    format!(
+                        "cannot determine which side of \"{}\" is us: neither left nor right is an address of one of our interfaces",
+                        c.name
+                    ),
+                ),
+            ));
+        };
+        if this_raw.host == that_raw.host {
+            return Err((22, conf_err(c, "left and right are the same host")));
+        }
+        let this = build_end(p, this_side, this_raw, true, cfg).map_err(bad)?;
+        let that = build_end(p, that_side, that_raw, false, cfg).map_err(bad)?;
+        let ctype = match p.get_or("type", "tunnel") {
+            "tunnel" => ConnType::Tunnel,
+            "transport" => {
+                if this.has_client || that.has_client {
+                    return Err(bad(p.err_at("type", "type=transport forbids leftsubnet/rightsubnet")));
+                }
+                ConnType::Transport
+            }
+            s => ConnType::Shunt(shunt_of(s).ok_or_else(|| bad(p.err_at("type", format!("bad type={s}"))))?),
+        };
+        let auto = match p.get_or("auto", "ignore") {
+            "add" => Auto::Add,
+            "route" => Auto::Route,
+            "start" => Auto::Start,
+            "manual" => Auto::Manual,
+            _ => Auto::Ignore,
+        };
+        let auth = match p.get_or("authby", "rsasig") {
+            "secret" => vec![AuthKind::Psk],
+            "rsasig" => vec![AuthKind::Rsa],
+            "secret|rsasig" => vec![AuthKind::Psk, AuthKind::Rsa],
+            "rsasig|secret" => vec![AuthKind::Rsa, AuthKind::Psk],
+            _ => Vec::new(),
+        };
+        let (ike, ike_explicit) = match p.get("ike") {
+            Some(s) => (proposal::parse_ike(s).map_err(|e| bad(p.err_at("ike", e)))?, true),
+            None => (proposal::default_ike(), false),
+        };
+        let (esp, esp_group, esp_explicit) = match p.get("esp") {
+            Some(s) => {
+                let (v, g) = proposal::parse_esp(s).map_err(|e| bad(p.err_at("esp", e)))?;
+                (v, g, true)
+            }
+            None => (proposal::default_esp(), None, false),
+        };
+        let pfsgroup = match p.get("pfsgroup") {
+            Some(g) => Some(
+                match g {
+                    "modp1024" => DhGroup::Modp1024,
+                    "modp1536" => DhGroup::Modp1536,
+                    "modp2048" => DhGroup::Modp2048,
+                    _ => return Err(bad(p.err_at("pfsgroup", format!("pfsgroup={g}: unknown or refused group")))),
+                },
+            ),
+            None => esp_group,
+        };
+        let dur = |k: &str, d: u64| p.get_duration(k, d).map_err(bad);
+        let ikelifetime = dur("ikelifetime", 3600)?.clamp(1, IKE_LIFETIME_CAP);
+        let keylife = dur("keylife", 8 * 3600)?.clamp(1, IPSEC_LIFETIME_CAP);
+        let rekeymargin = dur("rekeymargin", 540)?;
+        let rekeyfuzz = p
+            .get_or("rekeyfuzz", "100%")
+            .trim_end_matches('%')
+            .parse::<u64>()
+            .unwrap_or(100);
+        let keyingtries = match p.get_or("keyingtries", "%forever") {
+            "%forever" => 0,
+            s => s.parse::<u32>().unwrap_or(0),
+        };
+        let failureshunt = match p.get_or("failureshunt", "none") {
+            "none" => None,
+            s => shunt_of(s),
+        };
+        let dpd = if p.contains("dpdaction") || p.contains("dpddelay") || p.contains("dpdtimeout") {
+            Some(Dpd {
+                delay: dur("dpddelay", 30)?.max(1),
+                timeout: dur("dpdtimeout", 120)?.max(1),
+                action: match p.get_or("dpdaction", "hold") {
+                    "clear" => DpdAction::Clear,
+                    "restart" => DpdAction::Restart,
+                    _ => DpdAction::Hold,
+                },
+            })
+        } else {
+            None
+        };
+        let b = |k: &str, d: bool| p.get_bool(k, d).map_err(bad);
+        Ok(Connection {
+            name: c.name.clone(),
+            instance: 0,
+            ctype,
+            auto,
+            auth,
+            ah: p.get_or("auth", "esp") == "ah",
+            pfs: b("pfs", true)?,
+            compress: b("compress", false)?,
+            ike,
+            ike_explicit,
+            esp,
+            esp_explicit,
+            pfsgroup,
+            ikelifetime,
+            keylife,
+            rekeymargin,
+            rekeyfuzz,
+            rekey: b("rekey", true)?,
+            keyingtries,
+            failureshunt,
+            dpd,
+            forceencaps: b("forceencaps", false)?,
+            disablearrivalcheck: b("disablearrivalcheck", false)?,
+            interface: iface,
+            this,
+            that,
+            routing: Routing::Unrouted,
+            policy_routed: false,
+            eroute_owner: 0,
+            newest_isakmp: 0,
+            newest_ipsec: 0,
+            up: false,
+            next_instance: 0,
+            tries: 0,
+        })
+    }
+
+    /// The key this connection is stored under: `name` or `name[N]`.
+    pub fn key(&self) -> String {
+        if self.instance == 0 {
+            self.name.clone()
+        } else {
+            format!("{}[{}]", self.name, self.instance)
+        }
+    }
+
+    /// The quoted name used in logs: `"name"` or `"name"[N]`.
+    pub fn quoted(&self) -> String {
+        if self.instance == 0 {
+            format!("\"{}\"", self.name)
+        } else {
+            format!("\"{}\"[{}]", self.name, self.instance)
+        }
+    }
+
+    /// The quoted name plus, for instances, the peer address (state lines).
+    pub fn log_name(&self) -> String {
+        if self.instance == 0 {
+            self.quoted()
+        } else {
+            format!("{} {}", self.quoted(), self.that.host_text())
+        }
+    }
+
+    /// A Road-Warrior template (peer `%any`).
+    pub fn is_template(&self) -> bool {
+        self.that.host.is_none()
+    }
+
+    /// Negotiates with IKE (not a shunt, not authby=never).
+    pub fn negotiates(&self) -> bool {
+        !matches!(self.ctype, ConnType::Shunt(_)) && !self.auth.is_empty()
+    }
+
+    /// Tunnel mode.
+    pub fn tunnel(&self) -> bool {
+        self.ctype == ConnType::Tunnel
+    }
+
+    /// Makes an instance of this template for a peer at `peer`.
+    pub fn instantiate(&mut self, peer: Ipv4Addr) -> Connection {
+        self.next_instance += 1;
+        let mut c = self.clone();
+        c.instance = self.next_instance;
+        c.that.host = Some(peer);
+        if !c.that.has_client {
+            c.that.client = Subnet::host(peer);
+        }
+        c.routing = Routing::Unrouted;
+        c.policy_routed = false;
+        c.eroute_owner = 0;
+        c.newest_isakmp = 0;
+        c.newest_ipsec = 0;
+        c.next_instance = 0;
+        c.auto = Auto::Add;
+        c
+    }
+
+    /// The Quick Mode policy for this connection.
+    pub fn qm_policy(&self, p1_group: DhGroup) -> QmPolicy {
+        let pfs = self.pfs.then(|| self.pfsgroup.unwrap_or(p1_group));
+        let (esp, ah) = if self.ah {
+            let mut encs: Vec<EspAlg> = Vec::new();
+            let mut auths = Vec::new();
+            for e in &self.esp {
+                if e.enc.is_aead() {
+                    continue;
+                }
+                let x = EspAlg {
+                    enc: e.enc,
+                    auth: None,
+                };
+                if !encs.contains(&x) {
+                    encs.push(x);
+                }
+                if let Some(a) = e.auth {
+                    if !auths.contains(&a) {
+                        auths.push(a);
+                    }
+                }
+            }
+            (encs, auths)
+        } else {
+            (self.esp.clone(), Vec::new())
+        };
+        QmPolicy {
+            esp,
+            ah,
+            compress: self.compress,
+            tunnel: self.tunnel(),
+            pfs,
+            life: self.keylife,
+        }
+    }
+
+    /// The policy string of `--status` (spec 5.8).
+    pub fn policy_text(&self) -> String {
+        let mut v: Vec<String> = Vec::new();
+        for a in &self.auth {
+            v.push(match a {
+                AuthKind::Psk => "PSK".into(),
+                AuthKind::Rsa => "RSASIG".into(),
+            });
+        }
+        if self.negotiates() {
+            v.push("ENCRYPT".into());
+            if self.ah {
+                v.push("AUTHENTICATE".into());
+            }
+        }
+        if self.compress {
+            v.push("COMPRESS".into());
+        }
+        if self.tunnel() {
+            v.push("TUNNEL".into());
+        }
+        if self.pfs {
+            v.push("PFS".into());
+        }
+        if self.disablearrivalcheck {
+            v.push("DISABLEARRIVALCHECK".into());
+        }
+        if !self.rekey {
+            v.push("DONTREKEY".into());
+        }
+        if self.up {
+            v.push("UP".into());
+        }
+        if let ConnType::Shunt(s) = self.ctype {
+            v.push(
+                match s {
+                    Shunt::Pass => "PASS",
+                    Shunt::Drop => "DROP",
+                    _ => "REJECT",
+                }
+                .into(),
+            );
+        }
+        if let Some(s) = self.failureshunt {
+            v.push(
+                match s {
+                    Shunt::Pass => "failurePASS",
+                    Shunt::Drop => "failureDROP",
+                    _ => "failureREJECT",
+                }
+                .into(),
+            );
+        }
+        if self.auth.is_empty() {
+            v.push("NEVER_NEGOTIATE".into());
+        }
+        v.join("+")
+    }
+
+    /// `client===host[id]---nexthop...` ends of `--status` (spec 5.8).
+    pub fn describe(&self) -> String {
+        let end = |e: &End, nh: Option<Ipv4Addr>, left: bool| -> String {
+            let mut s = String::new();
+            let host = e.host_text();
+            let id = match (&e.id, e.host) {
+                (Id::Ipv4(a), Some(h)) if *a == h => String::new(),
+                (Id::Any, None) => String::new(),
+                (id, _) => format!("[{id}]"),
+            };
+            let client = if e.has_client {
+                Some(e.client.to_string())
+            } else {
+                None
+            };
+            if left {
+                if let Some(c) = &client {
+                    s.push_str(c);
+                    s.push_str("===");
+                }
+                s.push_str(&host);
+                s.push_str(&id);
+                if let Some(n) = nh {
+                    s.push_str(&format!("---{n}"));
+                }
+            } else {
+                if let Some(n) = nh {
+                    s.push_str(&format!("{n}---"));
+                }
+                s.push_str(&host);
+                s.push_str(&id);
+                if let Some(c) = &client {
+                    s.push_str("===");
+                    s.push_str(c);
+                }
+            }
+            s
+        };
+        let our_nh = self.this.nexthop.filter(|n| Some(*n) != self.that.host);
+        let their_nh = self.that.host.and(self.this.host).filter(|_| our_nh.is_some());
+        format!(
+            "{}...{}",
+            end(&self.this, our_nh, true),
+            end(&self.that, their_nh, false)
+        )
+    }
+
+    /// Updown facts for this connection.
+    pub fn updown_info(&self) -> crate::updown::UpdownInfo {
+        let me = self.this.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let peer = self.that.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        crate::updown::UpdownInfo {
+            connection: self.key(),
+            next_hop: self.this.nexthop.unwrap_or(peer),
+            interface: self.interface.virt.clone(),
+            me,
+            my_id: self.this.id.to_string(),
+            my_client: self.this.client,
+            peer,
+            peer_id: self.that.id.to_string(),
+            peer_client: self.that.client,
+            command: self.this.updown.clone(),
+        }
+    }
+}
+
+/// The ISAKMP identification for a configured ID (`None` for `%any`).
+pub fn id_to_identification(id: &Id) -> Option<Identification> {
+    Some(match id {
+        Id::Ipv4(a) => Identification::Ipv4Addr(*a),
+        Id::Fqdn(s) | Id::Name(s) => Identification::Fqdn(s.as_bytes().to_vec()),
+        Id::UserFqdn(s) => Identification::UserFqdn(s.as_bytes().to_vec()),
+        Id::Any => return None,
+    })
+}
+
+/// The configured-ID form of a received identification (`None` for types we do not match).
+pub fn identification_to_id(i: &Identification) -> Option<Id> {
+    Some(match i {
+        Identification::Ipv4Addr(a) => Id::Ipv4(*a),
+        Identification::Fqdn(b) => Id::Fqdn(String::from_utf8_lossy(b).into_owned()),
+        Identification::UserFqdn(b) => Id::UserFqdn(String::from_utf8_lossy(b).into_owned()),
+        _ => return None,
+    })
+}
+
+/// Printable form of a received identification (`@host`, `user@host`, address, or type).
+pub fn identification_text(i: &Identification) -> String {
+    match identification_to_id(i) {
+        Some(id) => id.to_string(),
+        None => format!("{i:?}"),
+    }
+}
+
+/// The identification of a client subnet for Quick Mode (ID_IPV4_ADDR for a /32).
+pub fn subnet_identification(s: &Subnet) -> Identification {
+    if s.len() == 32 {
+        Identification::Ipv4Addr(s.addr())
+    } else {
+        Identification::Ipv4Subnet {
+            addr: s.addr(),
+            mask: s.netmask(),
+        }
+    }
+}
+
+/// The client subnet a Quick Mode ID names (`None` for anything but v4 addr/subnet/range
+/// that is a subnet).
+pub fn identification_subnet(i: &Identification) -> Option<Subnet> {
+    match i {
+        Identification::Ipv4Addr(a) => Some(Subnet::host(*a)),
+        Identification::Ipv4Subnet { addr, mask } => {
+            let m = u32::from(*mask);
+            let len = m.leading_ones() as u8;
+            if crate::addr::prefix_mask(len) != m || u32::from(*addr) & !m != 0 {
+                return None;
+            }
+            Some(Subnet::new(*addr, len))
+        }
+        Identification::Ipv4Range { start, end } => {
+            let (s, e) = (u32::from(*start), u32::from(*end));
+            let span = e.checked_sub(s)?.checked_add(1)?;
+            if !span.is_power_of_two() || s % span != 0 {
+                return None;
+            }
+            Some(Subnet::new(*start, 32 - span.trailing_zeros() as u8))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,1340 @@
+//! The Pluto endpoint: connections, secrets, states, timers, SA installation and whack, with
+//! datagrams dispatched to the IKEv1 engine ([`crate::pluto::ikev1`]). Sans-IO: inputs are
+//! method calls with the time in milliseconds; outputs queue up for [`Pluto::poll_output`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use rand::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::addr::Subnet;
+use crate::config::conf::{ConfError, IpsecConf};
+use crate::config::secrets::{Id, Secrets};
+use crate::klips::{Acquire, SaEvent};
+use crate::pluto::crypto::{PrivateKey, PrivateKeyParts};
+use crate::pluto::ikev1::state::{Event, Family, State, StateKind};
+use crate::pluto::isakmp::natt::{add_non_esp_marker, NAT_T_PORT};
+use crate::pluto::isakmp::{ExchangeType, Header, ParseError};
+use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
+use crate::said::{Proto, Said, Shunt};
+use crate::updown::Verb;
+
+use super::connection::{Auto, ConnType, Connection, DpdAction, Routing};
+use super::output::{rc, whack_status, ErouteOp, Output, PlutoConfig, WhackCmd};
+use super::spi::SpiAllocator;
+
+/// Retransmission base delay (ms): sends at 0, 10, 30 s; give up at 70 s.
+pub(crate) const RETRANSMIT_BASE_MS: u64 = 10_000;
+/// Retransmissions before giving up.
+pub(crate) const MAX_RETRANSMISSIONS: u32 = 2;
+/// Retransmissions of MI1 when keyingtries is %forever.
+pub(crate) const MAX_RETRANSMISSIONS_INITIAL: u32 = 20;
+/// How long a half-open responder state lives (ms).
+pub(crate) const HALF_OPEN_TIMEOUT_MS: u64 = 60_000;
+/// Most output items queued before new log lines are dropped (memory bound).
+const MAX_QUEUED_LOGS: usize = 100_000;
+
+/// The injected random source, usable where a `CryptoRng` is required.
+pub(crate) struct InjectedRng<'a>(pub(crate) &'a mut (dyn RngCore + Send));
+
+impl RngCore for InjectedRng<'_> {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest)
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.0.try_fill_bytes(dest)
+    }
+}
+
+impl CryptoRng for InjectedRng<'_> {}
+
+/// The sans-IO Pluto: feed it datagrams, acquires, SA events, whack commands and time; take
+/// [`Output`]s. See the [module docs](crate::pluto) for the contract with the shell.
+pub struct Pluto {
+    pub(crate) cfg: PlutoConfig,
+    pub(crate) rng: Box<dyn RngCore + Send>,
+    pub(crate) conns: BTreeMap<String, Connection>,
+    pub(crate) secrets: Secrets,
+    pub(crate) states: BTreeMap<u64, State>,
+    pub(crate) next_serial: u64,
+    pub(crate) spis: SpiAllocator,
+    pub(crate) out: VecDeque<Output>,
+    pub(crate) now: u64,
+    pub(crate) half_open_dropped: u64,
+    pub(crate) logs_dropped: u64,
+}
+
+impl std::fmt::Debug for Pluto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pluto")
+            .field("conns", &self.conns.len())
+            .field("states", &self.states.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pluto {
+    /// A Pluto with no connections or secrets.
+    pub fn new(cfg: PlutoConfig, mut rng: Box<dyn RngCore + Send>) -> Pluto {
+        let seed_spi = rng.next_u32();
+        let seed_cpi = (rng.next_u32() & 0xffff) as u16;
+        Pluto {
+            cfg,
+            rng,
+            conns: BTreeMap::new(),
+            secrets: Secrets::default(),
+            states: BTreeMap::new(),
+            next_serial: 1,
+            spis: SpiAllocator::new(0x1000 + (seed_spi % 0x7000_0000), seed_cpi),
+            out: VecDeque::new(),
+            now: 0,
+            half_open_dropped: 0,
+            logs_dropped: 0,
+        }
+    }
+
+    /// Loads every `conn` of `conf` whose `auto=` is add, route or start (and routes them,
+    /// but does not start them: the shell sends `WhackCmd::Up` for auto=start after
+    /// `Listen`, like `ipsec setup`). Returns the errors of conns that could not be loaded.
+    pub fn load_conns(&mut self, conf: &IpsecConf) -> Vec<ConfError> {
+        let mut errs = Vec::new();
+        for c in &conf.conns {
+            let auto = c.params.get_or("auto", "ignore");
+            if !matches!(auto, "add" | "route" | "start") {
+                continue;
+            }
+            match Connection::from_section(c, &self.cfg) {
+                Ok(conn) => {
+                    let key = conn.key();
+                    let route = matches!(conn.auto, Auto::Route | Auto::Start);
+                    self.conns.insert(key.clone(), conn);
+                    self.log(format!("added connection description \"{key}\""));
+                    if route {
+                        let _ = self.route_conn(&key, None);
+                    }
+                }
+                Err((_, e)) => errs.push(e),
+            }
+        }
+        errs
+    }
+
+    /// Replaces the secrets.
+    pub fn load_secrets(&mut self, s: Secrets) {
+        self.secrets = s;
+        self.log("loaded secrets".into());
+    }
+
+    /// The names of loaded conns with `auto=start` (for the shell's startup `--up`s).
+    pub fn start_conns(&self) -> Vec<String> {
+        self.conns
+            .values()
+            .filter(|c| c.auto == Auto::Start && c.instance == 0)
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Handles one IKE datagram (on port 4500 without its non-ESP marker).
+    pub fn handle_datagram(
+        &mut self,
+        now_ms: u64,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        data: &[u8],
+    ) {
+        self.now = now_ms;
+        let hdr = match Header::parse_datagram(data) {
+            Ok((h, _)) => h,
+            Err(ParseError::UnsupportedVersion { major, minor }) => {
+                self.log(format!(
+                    "packet from {remote}: ISAKMP version {major}.{minor} not supported; message dropped"
+                ));
+                return;
+            }
+            Err(e) => {
+                self.log(format!("packet from {remote}: {e}; message dropped"));
+                return;
+            }
+        };
+        match hdr.exchange_type {
+            ExchangeType::MainMode => self.v1_main(local, remote, &hdr, data),
+            ExchangeType::QuickMode => self.v1_quick(local, remote, &hdr, data),
+            ExchangeType::Informational => self.v1_info(local, remote, &hdr, data),
+            ExchangeType::Aggressive => self.log(format!(
+                "packet from {remote}: Aggressive Mode is not supported; message dropped"
+            )),
+            other => self.log(format!(
+                "packet from {remote}: unsupported exchange type {other}; message dropped"
+            )),
+        }
+    }
+
+    /// A `%trap` eroute caught a packet: negotiate the routed connection covering it.
+    pub fn handle_acquire(&mut self, now_ms: u64, a: Acquire) {
+        self.now = now_ms;
+        let found = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.negotiates()
+                    && !c.is_template()
+                    && c.this.client.contains(a.src)
+                    && c.that.client.contains(a.dst)
+                    && matches!(c.routing, Routing::Prospective | Routing::FailShunt)
+            })
+            .max_by_key(|c| (c.this.client.len(), c.that.client.len()))
+            .map(|c| c.key());
+        match found {
+            Some(key) => {
+                if self.negotiation_pending(&key) {
+                    return;
+                }
+                let name = self.conn_quoted(&key);
+                self.log(format!(
+                    "{name}: initiate on demand from {}:{} to {}:{} proto={}",
+                    a.src, a.sport, a.dst, a.dport, a.proto
+                ));
+                self.initiate(&key, None, 0);
+            }
+            None => self.log(format!(
+                "acquire from {} to {}: no routed connection covers it",
+                a.src, a.dst
+            )),
+        }
+    }
+
+    /// A datapath lifetime event for one of our SAs.
+    pub fn handle_sa_event(&mut self, now_ms: u64, e: SaEvent) {
+        self.now = now_ms;
+        let (said, hard) = match e {
+            SaEvent::SoftExpired(s) => (s, false),
+            SaEvent::HardExpired(s) => (s, true),
+        };
+        let Some(serial) = self.states.values().find_map(|st| {
+            st.p2()
+                .filter(|p| p.inbound.contains(&said) || p.outbound.contains(&said))
+                .map(|_| st.serial)
+        }) else {
+            return;
+        };
+        if hard {
+            self.slog(serial, "IPsec SA expired in the datapath".into());
+            self.delete_state(serial, true);
+        } else {
+            self.event_sa_replace(serial);
+        }
+    }
+
+    /// The next time [`Pluto::handle_timeout`] wants to run (ms), if any.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut t: Option<u64> = None;
+        let mut take = |x: Option<u64>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |c: u64| c.min(x)));
+            }
+        };
+        for st in self.states.values() {
+            take(st.event.map(|e| e.0));
+            if let Some(p1) = st.p1() {
+                take(p1.dpd.next);
+                take(p1.keepalive_at);
+            }
+        }
+        t
+    }
+
+    /// Runs every timer due at `now_ms`.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.now = now_ms;
+        let due: Vec<(u64, Option<Event>, bool, bool)> = self
+            .states
+            .values()
+            .filter_map(|st| {
+                let ev = st.event.filter(|e| e.0 <= now_ms).map(|e| e.1);
+                let (dpd, ka) = st.p1().map_or((false, false), |p| {
+                    (
+                        p.dpd.next.is_some_and(|t| t <= now_ms),
+                        p.keepalive_at.is_some_and(|t| t <= now_ms),
+                    )
+                });
+                (ev.is_some() || dpd || ka).then_some((st.serial, ev, dpd, ka))
+            })
+            .collect();
+        for (serial, ev, dpd, ka) in due {
+            if ka {
+                self.send_keepalive(serial);
+            }
+            if dpd {
+                self.dpd_event(serial);
+            }
+            if let Some(ev) = ev {
+                if let Some(st) = self.states.get_mut(&serial) {
+                    st.event = None;
+                } else {
+                    continue;
+                }
+                match ev {
+                    Event::Retransmit => self.event_retransmit(serial),
+                    Event::SoDiscard => {
+                        if let Some(st) = self.states.get(&serial) {
+                            if st.kind.half_open_responder() {
+                                self.slog(serial, "deleting half-open state (no MI2/MI3 from peer)".into());
+                            }
+                        }
+                        self.delete_state(serial, false)
+                    }
+                    Event::SaReplace => self.event_sa_replace(serial),
+                    Event::SaExpire => {
+                        self.slog(serial, "SA expired".into());
+                        self.delete_state(serial, true)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the next output, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Whack.
+
+    /// Runs a whack command for `client`. Progress lines and a final
+    /// [`Output::WhackDone`] come out through [`Pluto::poll_output`] (for `Up`, possibly much
+    /// later, when the negotiation ends).
+    pub fn whack(&mut self, now_ms: u64, client: u64, cmd: WhackCmd) {
+        self.now = now_ms;
+        match cmd {
+            WhackCmd::Add(sec) => {
+                if self.conns.contains_key(&sec.name) {
+                    self.whack_done_code(
+                        client,
+                        rc::DUPNAME,
+                        format!("attempt to redefine connection \"{}\"", sec.name),
+                    );
+                    return;
+                }
+                self.add_conn(client, &sec);
+            }
+            WhackCmd::Replace(sec) => {
+                if self.conns.contains_key(&sec.name) {
+                    self.delete_conn(&sec.name.clone());
+                }
+                self.add_conn(client, &sec);
+            }
+            WhackCmd::Delete(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    return;
+                }
+                self.delete_conn(&name);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Up { name, asynchronous } => {
+                let Some(c) = self.conns.get_mut(&name) else {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    return;
+                };
+                if !c.negotiates() || c.is_template() {
+                    let why = if c.is_template() {
+                        "cannot initiate connection with a wildcard peer (%any)"
+                    } else {
+                        "cannot initiate: connection does not negotiate (authby=never or shunt type)"
+                    };
+                    let q = c.quoted();
+                    self.whack_done_code(client, rc::ORIENT, format!("{q}: {why}"));
+                    return;
+                }
+                c.up = true;
+                c.tries = 0;
+                let w = if asynchronous { None } else { Some(client) };
+                self.initiate(&name, w, 0);
+                if asynchronous {
+                    self.whack_done(client, 0);
+                }
+            }
+            WhackCmd::Down(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    return;
+                }
+                self.down_conn(&name);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Route(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    return;
+                }
+                match self.route_conn(&name, Some(client)) {
+                    Ok(()) => self.whack_done(client, 0),
+                    Err(e) => self.whack_done_code(client, rc::ROUTE, e),
+                }
+            }
+            WhackCmd::Unroute(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    return;
+                }
+                match self.unroute_conn(&name) {
+                    Ok(()) => self.whack_done(client, 0),
+                    Err(e) => self.whack_done_code(client, rc::ROUTE, e),
+                }
+            }
+            WhackCmd::Status => {
+                for line in self.status_lines() {
+                    self.out.push_back(Output::Whack {
+                        client,
+                        code: rc::COMMENT,
+                        text: line,
+                    });
+                }
+                self.whack_done(client, 0);
+            }
+            WhackCmd::RereadSecrets(s) => {
+                self.load_secrets(s);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Listen(s) => {
+                if let Some(s) = s {
+                    self.load_secrets(s);
+                }
+                let ifaces: Vec<String> = self
+                    .cfg
+                    .interfaces
+                    .iter()
+                    .map(|i| format!("adding interface {}/{} {}", i.virt, i.phys, i.addr))
+                    .collect();
+                for l in ifaces {
+                    self.log(l);
+                }
+                self.whack_done(client, 0);
+            }
+            WhackCmd::DeleteState(n) => {
+                if self.states.contains_key(&n) {
+                    self.delete_state(n, true);
+                    self.whack_done(client, 0);
+                } else {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no state #{n}"));
+                }
+            }
+            WhackCmd::Debug(flags) => {
+                self.cfg.debug = super::output::DebugFlags::parse(&flags);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Shutdown => {
+                self.log("shutting down".into());
+                let serials: Vec<u64> = self.states.keys().rev().copied().collect();
+                for s in serials {
+                    self.delete_state(s, false);
+                }
+                let keys: Vec<String> = self.conns.keys().cloned().collect();
+                for k in keys {
+                    let _ = self.unroute_conn(&k);
+                }
+                self.conns.clear();
+                self.whack_done(client, 0);
+            }
+        }
+    }
+
+    fn add_conn(&mut self, client: u64, sec: &crate::config::conf::ConnSection) {
+        match Connection::from_section(sec, &self.cfg) {
+            Ok(c) => {
+                let key = c.key();
+                self.conns.insert(key.clone(), c);
+                let line = format!("added connection description \"{key}\"");
+                self.log(line.clone());
+                self.out.push_back(Output::Whack {
+                    client,
+                    code: rc::LOG,
+                    text: line,
+                });
+                self.whack_done(client, 0);
+            }
+            Err((code, e)) => self.whack_done_code(client, code, e.to_string()),
+        }
+    }
+
+    fn delete_conn(&mut self, name: &str) {
+        let keys: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.name == name)
+            .map(|c| c.key())
+            .collect();
+        for key in keys.iter().rev() {
+            let serials: Vec<u64> = self
+                .states
+                .values()
+                .filter(|s| &s.conn == key)
+                .map(|s| s.serial)
+                .rev()
+                .collect();
+            for s in serials {
+                self.delete_state(s, true);
+            }
+            if let Some(c) = self.conns.get_mut(key) {
+                c.policy_routed = false;
+            }
+            let _ = self.unroute_conn(key);
+            self.conns.remove(key);
+        }
+        self.log(format!("deleting connection \"{name}\""));
+    }
+
+    /// `--down`: delete SAs (sending Deletes); the %trap stays if the conn is routed.
+    fn down_conn(&mut self, name: &str) {
+        let keys: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.name == name)
+            .map(|c| c.key())
+            .collect();
+        for key in keys {
+            if let Some(c) = self.conns.get_mut(&key) {
+                c.up = false;
+            }
+            // IPsec SAs first (their Deletes ride on the ISAKMP SA), then ISAKMP SAs.
+            let mut serials: Vec<(bool, u64)> = self
+                .states
+                .values()
+                .filter(|s| s.conn == key)
+                .map(|s| (s.p1().is_some(), s.serial))
+                .collect();
+            serials.sort();
+            for (_, s) in serials.into_iter().rev().collect::<Vec<_>>().into_iter().rev() {
+                self.delete_state(s, true);
+            }
+            self.instance_gc(&key);
+        }
+    }
+
+    pub(crate) fn whack_done(&mut self, client: u64, status: i32) {
+        self.out.push_back(Output::WhackDone { client, status });
+    }
+
+    pub(crate) fn whack_done_code(&mut self, client: u64, code: u16, text: String) {
+        self.log(text.clone());
+        self.out.push_back(Output::Whack { client, code, text });
+        self.out.push_back(Output::WhackDone {
+            client,
+            status: whack_status(code),
+        });
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Logging.
+
+    pub(crate) fn log(&mut self, line: String) {
+        if self.out.len() >= MAX_QUEUED_LOGS {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.out.push_back(Output::Log(line));
+    }
+
+    pub(crate) fn conn_quoted(&self, key: &str) -> String {
+        self.conns
+            .get(key)
+            .map(|c| c.log_name())
+            .unwrap_or_else(|| format!("\"{key}\""))
+    }
+
+    /// The `"conn" #N:` prefix of a state.
+    pub(crate) fn sprefix(&self, serial: u64) -> String {
+        match self.states.get(&serial) {
+            Some(st) => {
+                let mut name = self.conn_quoted(&st.conn);
+                if let (Some(p1), Some(c)) = (st.p1(), self.conns.get(&st.conn)) {
+                    if p1.template && c.is_template() {
+                        name = format!("{} {}", c.quoted(), p1.remote.ip());
+                    }
+                }
+                format!("{name} #{serial}")
+            }
+            None => format!("#{serial}"),
+        }
+    }
+
+    /// Logs a line about a state (and copies it to its whack client as code 002).
+    pub(crate) fn slog(&mut self, serial: u64, text: String) {
+        self.slog_code(serial, rc::LOG, text);
+    }
+
+    /// Logs a line about a state with a whack code for its client.
+    pub(crate) fn slog_code(&mut self, serial: u64, code: u16, text: String) {
+        let line = format!("{}: {}", self.sprefix(serial), text);
+        self.log(line.clone());
+        if let Some(c) = self.states.get(&serial).and_then(|s| s.whack) {
+            self.out.push_back(Output::Whack {
+                client: c,
+                code,
+                text: line,
+            });
+        }
+    }
+
+    /// Logs a state transition `STATE_X: story` with whack code 100+n (or 004).
+    pub(crate) fn log_transition(&mut self, serial: u64, extra: &str) {
+        let Some(st) = self.states.get(&serial) else {
+            return;
+        };
+        let kind = st.kind;
+        let established = kind.isakmp_established() || kind.ipsec_established();
+        let code = if established {
+            rc::SUCCESS
+        } else {
+            rc::NEW_STATE + kind.number()
+        };
+        self.slog_code(serial, code, format!("{}: {}{}", kind.name(), kind.story(), extra));
+    }
+
+    /// Releases the whack client of a state with a final status.
+    pub(crate) fn release_whack(&mut self, serial: u64, status: i32) {
+        if let Some(c) = self.states.get_mut(&serial).and_then(|s| s.whack.take()) {
+            self.whack_done(c, status);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Helpers.
+
+    pub(crate) fn rng(&mut self) -> InjectedRng<'_> {
+        InjectedRng(&mut *self.rng)
+    }
+
+    pub(crate) fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill_bytes(&mut v);
+        v
+    }
+
+    pub(crate) fn new_serial(&mut self) -> u64 {
+        let s = self.next_serial;
+        self.next_serial += 1;
+        s
+    }
+
+    /// Sends a message for a state and remembers it for retransmission.
+    pub(crate) fn send_for(&mut self, serial: u64, local: SocketAddrV4, remote: SocketAddrV4, msg: Vec<u8>) {
+        let wire = if local.port() == NAT_T_PORT {
+            add_non_esp_marker(&msg)
+        } else {
+            msg
+        };
+        if let Some(st) = self.states.get_mut(&serial) {
+            st.last_sent = Some((local, remote, wire.clone()));
+        }
+        self.out.push_back(Output::Send {
+            local,
+            remote,
+            data: wire,
+        });
+    }
+
+    /// Sends a message unrelated to retransmission.
+    pub(crate) fn send_raw(&mut self, local: SocketAddrV4, remote: SocketAddrV4, msg: Vec<u8>) {
+        let wire = if local.port() == NAT_T_PORT {
+            add_non_esp_marker(&msg)
+        } else {
+            msg
+        };
+        self.out.push_back(Output::Send {
+            local,
+            remote,
+            data: wire,
+        });
+    }
+
+    /// Resends the last message of a state (duplicate received).
+    pub(crate) fn resend_last(&mut self, serial: u64) {
+        if let Some((l, r, d)) = self.states.get(&serial).and_then(|s| s.last_sent.clone()) {
+            self.out.push_back(Output::Send {
+                local: l,
+                remote: r,
+                data: d,
+            });
+        }
+    }
+
+    pub(crate) fn schedule(&mut self, serial: u64, after_ms: u64, ev: Event) {
+        let at = self.now.saturating_add(after_ms);
+        if let Some(st) = self.states.get_mut(&serial) {
+            st.event = Some((at, ev));
+        }
+    }
+
+    /// Our IDs for secret lookup.
+    pub(crate) fn our_ids(&self, c: &Connection) -> Vec<Id> {
+        let mut v = vec![c.this.id.clone()];
+        if let Some(h) = c.this.host {
+            if !v.contains(&Id::Ipv4(h)) {
+                v.push(Id::Ipv4(h));
+            }
+        }
+        v
+    }
+
+    /// The pre-shared key for a connection (peer ID `peer`, default the conn's).
+    pub(crate) fn psk_for(&mut self, key: &str, peer: Option<&Id>) -> Option<Zeroizing<Vec<u8>>> {
+        let c = self.conns.get(key)?;
+        let ours = self.our_ids(c);
+        let mut theirs = vec![peer.cloned().unwrap_or_else(|| c.that.id.clone())];
+        if c.is_template() || c.instance != 0 {
+            if let Some(h) = c.that.host {
+                theirs.push(Id::Ipv4(h));
+            }
+            theirs.push(Id::Any);
+        }
+        match self.secrets.find_psk(&ours, &theirs) {
+            Ok(Some(s)) => Some(Zeroizing::new(s.as_bytes().to_vec())),
+            Ok(None) => None,
+            Err(e) => {
+                self.log(format!("{e}"));
+                None
+            }
+        }
+    }
+
+    /// Our RSA private key for a connection.
+    pub(crate) fn rsa_key_for(&mut self, key: &str) -> Option<PrivateKey> {
+        let c = self.conns.get(key)?;
+        let ours = self.our_ids(c);
+        let want = c.this.rsakey.clone();
+        let found = match self.secrets.find_rsa(&ours) {
+            Ok(Some(k)) => Some(k.clone()),
+            Ok(None) => None,
+            Err(e) => {
+                self.log(format!("{e}"));
+                None
+            }
+        };
+        let candidates: Vec<_> = found
+            .into_iter()
+            .chain(self.secrets.entries().iter().filter_map(|e| match &e.key {
+                crate::config::secrets::SecretKey::Rsa(k) => Some(k.clone()),
+                _ => None,
+            }))
+            .collect();
+        for k in candidates {
+            let parts = PrivateKeyParts {
+                modulus: k.modulus.clone(),
+                public_exponent: k.public_exponent.clone(),
+                private_exponent: k.private_exponent.as_bytes().to_vec(),
+                prime1: k.prime1.as_bytes().to_vec(),
+                prime2: k.prime2.as_bytes().to_vec(),
+                exponent1: k.exponent1.as_bytes().to_vec(),
+                exponent2: k.exponent2.as_bytes().to_vec(),
+                coefficient: k.coefficient.as_bytes().to_vec(),
+            };
+            if let Ok(pk) = PrivateKey::from_parts(&parts) {
+                match &want {
+                    Some(w) if pk.public_key() != *w => continue,
+                    _ => return Some(pk),
+                }
+            }
+        }
+        None
+    }
+
+    /// Whether a negotiation for the conn is already under way.
+    pub(crate) fn negotiation_pending(&self, key: &str) -> bool {
+        self.states.values().any(|s| {
+            s.conn == key
+                && (matches!(
+                    s.kind,
+                    StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3 | StateKind::QuickI1
+                ) || s.p1().is_some_and(|p| p.pending_qm.is_some()))
+        })
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Routing and SA installation (shared by all engines).
+
+    fn trap_said() -> Said {
+        Said::new(Proto::Int, Shunt::Trap.spi(), Ipv4Addr::UNSPECIFIED)
+    }
+
+    fn shunt_said(s: Shunt) -> Said {
+        Said::new(Proto::Int, s.spi(), Ipv4Addr::UNSPECIFIED)
+    }
+
+    fn updown(&mut self, key: &str, verb: Verb) {
+        if let Some(c) = self.conns.get(key) {
+            let info = c.updown_info();
+            self.out.push_back(Output::Updown { verb, info });
+        }
+    }
+
+    fn eroute(&mut self, key: &str, op: ErouteOp, said: Said) {
+        if let Some(c) = self.conns.get(key) {
+            let (src, dst) = (c.this.client, c.that.client);
+            self.out.push_back(Output::Eroute { op, src, dst, said });
+        }
+    }
+
+    /// Another routed conn with the same client pair (eroutes would clash).
+    fn route_conflict(&self, key: &str) -> Option<String> {
+        let c = self.conns.get(key)?;
+        self.conns
+            .values()
+            .find(|o| {
+                o.key() != key
+                    && o.routing != Routing::Unrouted
+                    && o.this.client == c.this.client
+                    && o.that.client == c.that.client
+            })
+            .map(|o| o.key())
+    }
+
+    /// `--route`: %trap (or the type= shunt) eroute plus prepare/route updown.
+    pub(crate) fn route_conn(&mut self, key: &str, _client: Option<u64>) -> Result<(), String> {
+        let Some(c) = self.conns.get(key) else {
+            return Err(format!("no connection named \"{key}\""));
+        };
+        if c.is_template() {
+            return Err(format!(
+                "{}: cannot route connection with a wildcard peer (%any)",
+                c.quoted()
+            ));
+        }
+        if c.routing != Routing::Unrouted {
+            if let Some(c) = self.conns.get_mut(key) {
+                c.policy_routed = true;
+            }
+            return Ok(());
+        }
+        if let Some(other) = self.route_conflict(key) {
+            return Err(format!(
+                "cannot route \"{key}\": its eroute would clash with \"{other}\""
+            ));
+        }
+        let said = match c.ctype {
+            ConnType::Shunt(s) => Self::shunt_said(s),
+            _ => Self::trap_said(),
+        };
+        self.updown(key, Verb::Prepare);
+        self.updown(key, Verb::Route);
+        self.eroute(key, ErouteOp::Add, said);
+        if let Some(c) = self.conns.get_mut(key) {
+            c.routing = Routing::Prospective;
+            c.policy_routed = true;
+        }
+        Ok(())
+    }
+
+    /// `--unroute`: refused while an SA owns the eroute.
+    pub(crate) fn unroute_conn(&mut self, key: &str) -> Result<(), String> {
+        let Some(c) = self.conns.get(key) else {
+            return Err(format!("no connection named \"{key}\""));
+        };
+        match c.routing {
+            Routing::Unrouted => Ok(()),
+            Routing::Erouted => Err(format!(
+                "cannot unroute \"{key}\": IPsec SA #{} uses the route",
+                c.eroute_owner
+            )),
+            _ => {
+                self.eroute(key, ErouteOp::Delete, Self::trap_said());
+                self.updown(key, Verb::Unroute);
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.routing = Routing::Unrouted;
+                    c.policy_routed = false;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Builds the SAs of one direction of an established phase 2 (`inbound` = to us).
+    pub(crate) fn build_sas(&mut self, serial: u64, inbound: bool) -> Option<(Vec<SaSpec>, Vec<Said>)> {
+        let st = self.states.get(&serial)?;
+        let p2 = st.p2()?;
+        let c = self.conns.get(&st.conn)?;
+        let parent = self.states.get(&p2.parent)?.p1()?;
+        let keys = parent.keys.as_ref()?;
+        let prf = parent.choice.as_ref()?.alg.prf;
+        let choice = p2.choice.as_ref()?;
+        let (me, peer) = (parent.local.ip(), parent.remote.ip());
+        let (src, dst) = if inbound { (*peer, *me) } else { (*me, *peer) };
+        let dir = if inbound { Dir::In } else { Dir::Out };
+        let gxy: Option<&[u8]> = p2.gxy.as_deref().map(|v| v.as_slice());
+        let mut sas = Vec::new();
+        let mut group = Vec::new();
+        let mut policy = inbound.then_some((p2.peer_client, p2.our_client));
+        let mk = |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
+            said,
+            src,
+            dir: Some(dir),
+            xform,
+            replay_window: window,
+            life: Default::default(),
+            encap,
+            policy,
+        };
+        if c.tunnel() {
+            let (tin, tout) = p2.tun?;
+            let said = Said::new(Proto::Tun, if inbound { tin } else { tout }, dst);
+            sas.push(mk(said, XformSpec::Ipip, 0, None, policy.take()));
+            group.push(said);
+        }
+        if let Some(peer_cpi) = choice.cpi {
+            let cpi = if inbound { p2.our.cpi? } else { peer_cpi };
+            let said = Said::new(Proto::Comp, u32::from(cpi), dst);
+            sas.push(mk(said, XformSpec::Deflate, 0, None, policy.take()));
+            group.push(said);
+        }
+        let kmat = |proto: u8, spi: u32, len: usize| {
+            super::ikev1::crypto::keymat(
+                prf,
+                &keys.skeyid_d,
+                gxy,
+                proto,
+                &spi.to_be_bytes(),
+                &p2.ni,
+                &p2.nr,
+                len,
+            )
+        };
+        if let Some((alg, peer_spi)) = choice.esp {
+            let spi = if inbound { p2.our.esp? } else { peer_spi };
+            let elen = alg.enc.key_len();
+            let alen = alg.auth.map_or(0, |a| a.key_len());
+            let km = kmat(3, spi, elen + alen);
+            let said = Said::new(Proto::Esp, spi, dst);
+            let encap = p2.encap_port.map(|p| UdpEncap {
+                sport: NAT_T_PORT,
+                dport: p,
+            });
+            sas.push(mk(
+                said,
+                XformSpec::Esp {
+                    enc: alg.enc,
+                    enckey: KeyBytes(km.get(..elen)?.to_vec()),
+                    auth: alg.auth,
+                    authkey: KeyBytes(km.get(elen..)?.to_vec()),
+                },
+                64,
+                encap,
+                policy.take(),
+            ));
+            group.push(said);
+        }
+        if let Some((alg, peer_spi)) = choice.ah {
+            let spi = if inbound { p2.our.ah? } else { peer_spi };
+            let km = kmat(2, spi, alg.key_len());
+            let said = Said::new(Proto::Ah, spi, dst);
+            sas.push(mk(
+                said,
+                XformSpec::Ah {
+                    auth: alg,
+                    authkey: KeyBytes(km.to_vec()),
+                },
+                64,
+                None,
+                policy.take(),
+            ));
+            group.push(said);
+        }
+        Some((sas, group))
+    }
+
+    /// Installs inbound (and, with `outbound`, outbound) SAs of a phase 2.
+    pub(crate) fn install_sas(&mut self, serial: u64, inbound: bool, outbound: bool) -> bool {
+        let mut sas = Vec::new();
+        let mut groups = Vec::new();
+        for dir_in in [true, false] {
+            if (dir_in && !inbound) || (!dir_in && !outbound) {
+                continue;
+            }
+            let Some((s, g)) = self.build_sas(serial, dir_in) else {
+                self.slog(serial, "cannot derive IPsec keys; SA not installed".into());
+                return false;
+            };
+            if let Some(p2) = self.states.get_mut(&serial).and_then(|s| s.p2_mut()) {
+                if dir_in {
+                    p2.inbound = g.clone();
+                } else {
+                    p2.outbound = g.clone();
+                }
+            }
+            sas.extend(s);
+            groups.push(g);
+        }
+        let conn = self.states.get(&serial).map(|s| s.conn.clone()).unwrap_or_default();
+        if self.cfg.debug.klips {
+            let saids: Vec<String> = sas.iter().map(|s| s.said.pluto()).collect();
+            self.slog(serial, format!("| installing SAs {}", saids.join(" ")));
+        }
+        self.out.push_back(Output::InstallSas { conn, sas, groups });
+        true
+    }
+
+    /// Points the conn's eroute at this state's outbound group (make-before-break).
+    pub(crate) fn route_to_state(&mut self, serial: u64) {
+        let Some(st) = self.states.get(&serial) else {
+            return;
+        };
+        let key = st.conn.clone();
+        let Some(head) = st.p2().and_then(|p| p.outbound.first().copied()) else {
+            return;
+        };
+        let Some(routing) = self.conns.get(&key).map(|c| c.routing) else {
+            return;
+        };
+        match routing {
+            Routing::Unrouted => {
+                if let Some(other) = self.route_conflict(&key) {
+                    // A responder evicts the conflicting conn's SAs (spec 7).
+                    let owners: Vec<u64> = self
+                        .states
+                        .values()
+                        .filter(|s| s.conn == other && s.p2().is_some())
+                        .map(|s| s.serial)
+                        .collect();
+                    self.slog(serial, format!("route conflicts with \"{other}\"; releasing its SAs"));
+                    for o in owners {
+                        self.delete_state(o, true);
+                    }
+                    if let Some(oc) = self.conns.get_mut(&other) {
+                        oc.policy_routed = false;
+                    }
+                    let _ = self.unroute_conn(&other);
+                }
+                self.updown(&key, Verb::Prepare);
+                self.updown(&key, Verb::Route);
+                self.eroute(&key, ErouteOp::Add, head);
+                self.updown(&key, Verb::Up);
+            }
+            Routing::Prospective | Routing::FailShunt => {
+                self.eroute(&key, ErouteOp::Replace, head);
+                self.updown(&key, Verb::Up);
+            }
+            Routing::Erouted => self.eroute(&key, ErouteOp::Replace, head),
+        }
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.routing = Routing::Erouted;
+            c.eroute_owner = serial;
+            c.newest_ipsec = serial;
+        }
+    }
+
+    /// Deletes a state: its SAs, its eroute ownership, its timers. With `notify`, sends a
+    /// Delete to the peer (IPsec SPIs or ISAKMP cookies) over an established ISAKMP SA.
+    pub(crate) fn delete_state(&mut self, serial: u64, notify: bool) {
+        let Some(st) = self.states.get(&serial) else {
+            return;
+        };
+        let key = st.conn.clone();
+        let kind = st.kind;
+        if notify && (kind.ipsec_established() || kind == StateKind::QuickR1 || kind.isakmp_established()) {
+            self.send_delete_for(serial);
+        }
+        self.release_whack(serial, whack_status(rc::NORETRANSMISSION));
+        let Some(st) = self.states.remove(&serial) else {
+            return;
+        };
+        if self.cfg.debug.lifecycle {
+            self.log(format!("| deleting state #{serial} ({})", st.kind.name()));
+        }
+        match &st.family {
+            Family::P2(p2) => {
+                let mut saids: Vec<Said> = p2.inbound.clone();
+                saids.extend(p2.outbound.iter().copied());
+                for s in [p2.our.esp, p2.our.ah].into_iter().flatten() {
+                    self.spis.release(s);
+                }
+                if let Some(c) = p2.our.cpi {
+                    self.spis.release_cpi(c);
+                }
+                if !saids.is_empty() {
+                    self.out.push_back(Output::DeleteSas { saids });
+                }
+                let owner = self.conns.get(&key).map(|c| c.eroute_owner);
+                if owner == Some(serial) {
+                    // Another established SA of the conn takes over, else %trap or nothing.
+                    let successor = self
+                        .states
+                        .values()
+                        .filter(|s| s.conn == key && s.kind.ipsec_established())
+                        .map(|s| s.serial)
+                        .max();
+                    match successor {
+                        Some(n) => {
+                            if let Some(c) = self.conns.get_mut(&key) {
+                                c.eroute_owner = 0;
+                            }
+                            self.route_to_state(n);
+                        }
+                        None => self.unroute_after_sa(&key),
+                    }
+                }
+                if let Some(c) = self.conns.get_mut(&key) {
+                    if c.newest_ipsec == serial {
+                        c.newest_ipsec = 0;
+                    }
+                }
+            }
+            Family::P1(_) => {
+                if let Some(c) = self.conns.get_mut(&key) {
+                    if c.newest_isakmp == serial {
+                        c.newest_isakmp = 0;
+                    }
+                }
+                // Phase 2 negotiations in progress on it die with it.
+                let children: Vec<u64> = self
+                    .states
+                    .values()
+                    .filter(|s| s.p2().is_some_and(|p| p.parent == serial) && !s.kind.ipsec_established())
+                    .map(|s| s.serial)
+                    .collect();
+                for ch in children {
+                    self.delete_state(ch, false);
+                }
+            }
+        }
+    }
+
+    /// The conn's SA-owned eroute went away: back to %trap if policy-routed, else unrouted.
+    fn unroute_after_sa(&mut self, key: &str) {
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        if c.routing != Routing::Erouted {
+            return;
+        }
+        if c.policy_routed {
+            self.eroute(key, ErouteOp::Replace, Self::trap_said());
+            self.updown(key, Verb::Down);
+            if let Some(c) = self.conns.get_mut(key) {
+                c.routing = Routing::Prospective;
+                c.eroute_owner = 0;
+            }
+        } else {
+            self.eroute(key, ErouteOp::Delete, Self::trap_said());
+            self.updown(key, Verb::Down);
+            self.updown(key, Verb::Unroute);
+            if let Some(c) = self.conns.get_mut(key) {
+                c.routing = Routing::Unrouted;
+                c.eroute_owner = 0;
+            }
+        }
+    }
+
+    /// Drops an instance with no states left.
+    pub(crate) fn instance_gc(&mut self, key: &str) {
+        let is_instance = self.conns.get(key).is_some_and(|c| c.instance != 0);
+        if is_instance && !self.states.values().any(|s| s.conn == key) {
+            if let Some(c) = self.conns.get(key) {
+                if c.routing == Routing::Erouted {
+                    return;
+                }
+            }
+            let _ = self.unroute_conn(key);
+            self.conns.remove(key);
+        }
+    }
+
+    /// Negotiation failed for good: install the failure shunt if routed, release whack.
+    pub(crate) fn negotiation_failed(&mut self, key: &str) {
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        if let (Some(s), Routing::Prospective) = (c.failureshunt, c.routing) {
+            self.eroute(key, ErouteOp::Replace, Self::shunt_said(s));
+            if let Some(c) = self.conns.get_mut(key) {
+                c.routing = Routing::FailShunt;
+            }
+        }
+    }
+
+    /// Starts (or restarts) keying for a conn: phase 2 over an existing ISAKMP SA, else
+    /// Main Mode first.
+    pub(crate) fn initiate(&mut self, key: &str, whack: Option<u64>, replacing: u64) {
+        if !self.conns.get(key).is_some_and(|c| c.negotiates() && !c.is_template()) {
+            return;
+        }
+        let isakmp = self
+            .states
+            .values()
+            .filter(|s| s.conn == key && s.kind.isakmp_established())
+            .map(|s| s.serial)
+            .max();
+        match isakmp {
+            Some(p1) => self.quick_initiate(p1, key, whack, replacing),
+            None => {
+                // A Main Mode already under way takes the phase 2 along.
+                let pending = self
+                    .states
+                    .values()
+                    .find(|s| s.conn == key && matches!(s.kind, StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3))
+                    .map(|s| s.serial);
+                match pending {
+                    Some(p) => {
+                        if let Some(st) = self.states.get_mut(&p) {
+                            if st.whack.is_none() {
+                                st.whack = whack;
+                            } else if let Some(w) = whack {
+                                self.whack_done(w, 0);
+                            }
+                        }
+                    }
+                    None => self.main_initiate(
+                        key,
+                        whack,
+                        1,
+                        Some(crate::pluto::ikev1::state::PendingQm { whack, replacing }),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// DPD declared the peer dead: apply the conn's action.
+    pub(crate) fn dpd_dead(&mut self, serial: u64) {
+        let Some(st) = self.states.get(&serial) else {
+            return;
+        };
+        let key = st.conn.clone();
+        let action = self
+            .conns
+            .get(&key)
+            .and_then(|c| c.dpd)
+            .map_or(DpdAction::Hold, |d| d.action);
+        self.slog(serial, "DPD: No response from peer - declaring peer dead".into());
+        let all: Vec<u64> = self
+            .states
+            .values()
+            .filter(|s| s.conn == key)
+            .map(|s| s.serial)
+            .collect();
+        match action {
+            DpdAction::Clear => {
+                self.slog(serial, "DPD: Clearing Connection".into());
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.policy_routed = false;
+                }
+                for s in all.into_iter().rev() {
+                    self.delete_state(s, false);
+                }
+                let _ = self.unroute_conn(&key);
+                self.instance_gc(&key);
+            }
+            DpdAction::Hold => {
+                self.slog(serial, "DPD: Putting connection on hold".into());
+                if let Some(c) = self.conns.get_mut(&key) {
+                    if c.instance == 0 {
+                        c.policy_routed = true;
+                    }
+                }
+                for s in all.into_iter().rev() {
+                    self.delete_state(s, false);
+                }
+                self.instance_gc(&key);
+            }
+            DpdAction::Restart => {
+                self.slog(serial, "DPD: Restarting Connection".into());
+                for s in all.into_iter().rev() {
+                    self.delete_state(s, false);
+                }
+                let template = self.conns.get(&key).is_some_and(|c| c.instance != 0);
+                if template {
+                    self.instance_gc(&key);
+                } else {
+                    self.initiate(&key, None, 0);
+                }
+            }
+        }
+    }
+
+    /// Rekeying time for a state: replace it if it is the conn's newest and we rekey; it
+    /// then lives on until its hard expiry (make-before-break).
+    pub(crate) fn event_sa_replace(&mut self, serial: u64) {
+        let Some(st) = self.states.get(&serial) else {
+            return;
+        };
+        let key = st.conn.clone();
+        let is_p1 = st.p1().is_some();
+        let expires_at = st.expires_at;
+        let Some(c) = self.conns.get(&key) else {
+            self.delete_state(serial, true);
+            return;
+        };
+        let newest = if is_p1 { c.newest_isakmp } else { c.newest_ipsec };
+        let rekey = c.rekey && c.instance == 0 && !c.is_template();
+        if newest == serial && rekey {
+            self.slog(
+                serial,
+                format!(
+                    "{} SA expiring soon: replacing",
+                    if is_p1 { "ISAKMP" } else { "IPsec" }
+                ),
+            );
+            if is_p1 {
+                self.main_initiate(&key, None, 1, None);
+            } else {
+                self.initiate(&key, None, serial);
+            }
+        }
+        let remaining = expires_at.saturating_sub(self.now).max(1);
+        self.schedule(serial, remaining, Event::SaExpire);
+    }
+
+    /// The rekey delay for an SA of `life` seconds (spec 7).
+    pub(crate) fn replace_delay_ms(&mut self, key: &str, life: u64, initiator: bool) -> (u64, Event) {
+        let Some(c) = self.conns.get(key) else {
+            return (life * 1000, Event::SaExpire);
+        };
+        let (margin, fuzz, rekey) = (c.rekeymargin, c.rekeyfuzz, c.rekey);
+        if !rekey && !initiator {
+            return (life * 1000, Event::SaExpire);
+        }
+        let margin_ms = if initiator {
+            let r = (self.rng.next_u32() % 1000) as u64;
+            margin * 1000 + margin * fuzz * r / 100
+        } else {
+            margin * 1000 / 2
+        };
+        let life_ms = life * 1000;
+        if !rekey {
+            return (life_ms, Event::SaExpire);
+        }
+        if margin_ms < life_ms {
+            (life_ms - margin_ms, Event::SaReplace)
+        } else {
+            (life_ms / 2, Event::SaReplace)
+        }
+    }
+
+    /// The `cannot respond… no connection is known` text form of a host/client pair.
+    pub(crate) fn fmt_pair(
+        our_client: &Subnet,
+        me: Ipv4Addr,
+        our_id: &Id,
+        peer: Ipv4Addr,
+        peer_id: &Id,
+        peer_client: &Subnet,
+    ) -> String {
+        let oc = if *our_client == Subnet::host(me) {
+            String::new()
+        } else {
+            format!("{our_client}===")
+        };
+        let pc = if *peer_client == Subnet::host(peer) {
+            String::new()
+        } else {
+            format!("==={peer_client}")
+        };
+        format!("{oc}{me}[{our_id}]...{peer}[{peer_id}]{pc}")
+    }
+}

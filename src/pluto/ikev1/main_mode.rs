@@ -1,0 +1,1164 @@
+//! Main Mode (RFC 2409 5, identity protection) with PSK and RSA signatures, NAT-T discovery
+//! (RFC 3947) and the DPD Vendor ID (RFC 3706), initiator and responder.
+
+use std::net::SocketAddrV4;
+
+use zeroize::Zeroizing;
+
+use crate::config::secrets::Id;
+use crate::pluto::connection::{id_to_identification, identification_text, identification_to_id};
+use crate::pluto::crypto::{DhGroup, DhKeyPair, PublicKey};
+use crate::pluto::engine::{Pluto, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
+use crate::pluto::ikev1::crypto as kc;
+use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
+use crate::pluto::ikev1::state::{DpdState, Event, Family, Natt, PendingQm, Phase1, State, StateKind};
+use crate::pluto::isakmp::natt::{vendor_id, IKE_PORT, NAT_T_PORT};
+use crate::pluto::isakmp::{
+    Doi, ExchangeType, Flags, Header, IdPayload, Message, MessageBody, NatDPayload,
+    NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
+};
+use crate::pluto::output::rc;
+use crate::pluto::proposal::{self, AuthKind, UdpEncapMode};
+
+const NONCE_LEN: usize = 32;
+
+impl Pluto {
+    /// Finds a phase-1 state by cookies (an MI1 state matches any responder cookie).
+    pub(crate) fn find_p1(&self, icky: &[u8; 8], rcky: &[u8; 8]) -> Option<u64> {
+        self.states.values().find_map(|s| {
+            let p = s.p1()?;
+            let ok = p.icookie == *icky
+                && (p.rcookie == *rcky || (s.kind == StateKind::MainI1 && p.rcookie == [0; 8]));
+            ok.then_some(s.serial)
+        })
+    }
+
+    /// Dispatches a Main Mode message.
+    pub(crate) fn v1_main(&mut self, local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+        if hdr.message_id != 0 {
+            self.log(format!("packet from {remote}: Main Mode message with non-zero Message ID; dropped"));
+            return;
+        }
+        if hdr.responder_cookie == [0; 8] {
+            // MI1, or a retransmission of it.
+            let dup = self.states.values().find_map(|s| {
+                let p = s.p1()?;
+                (p.icookie == hdr.initiator_cookie && !p.initiator && p.remote.ip() == remote.ip())
+                    .then_some(s.serial)
+            });
+            if let Some(serial) = dup {
+                if self.states.get(&serial).is_some_and(|s| s.last_recv == data && s.kind == StateKind::MainR1) {
+                    self.resend_last(serial);
+                }
+                return;
+            }
+            self.main_r0(local, remote, hdr, data);
+            return;
+        }
+        let Some(serial) = self.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie) else {
+            self.log(format!("packet from {remote}: Main Mode message for unknown ISAKMP SA; dropped"));
+            return;
+        };
+        let (kind, dup) = match self.states.get(&serial) {
+            Some(s) => (s.kind, s.last_recv == data),
+            None => return,
+        };
+        if dup {
+            // A retransmission of the peer's last message: answer with our last one.
+            if matches!(kind, StateKind::MainR1 | StateKind::MainR2 | StateKind::MainR3) {
+                self.resend_last(serial);
+            }
+            return;
+        }
+        let initiator = self.states.get(&serial).and_then(|s| s.p1()).is_some_and(|p| p.initiator);
+        let r = match (kind, initiator) {
+            (StateKind::MainI1, true) => self.main_i1(serial, hdr, data),
+            (StateKind::MainR1, false) => self.main_r1(serial, hdr, data),
+            (StateKind::MainI2, true) => self.main_i2(serial, hdr, data),
+            (StateKind::MainR2, false) => self.main_r2(serial, local, remote, hdr, data),
+            (StateKind::MainI3, true) => self.main_i3(serial, remote, hdr, data),
+            _ => Err(format!("unexpected Main Mode message in {}; dropped", kind.name())),
+        };
+        match r {
+            Ok(()) => {
+                if let Some(s) = self.states.get_mut(&serial) {
+                    s.last_recv = data.to_vec();
+                }
+            }
+            Err(e) => self.slog(serial, e),
+        }
+    }
+
+    fn vids(&self, natt: Option<UdpEncapMode>, dpd: bool) -> Vec<Payload> {
+        let mut v = Vec::new();
+        match natt {
+            Some(UdpEncapMode::Rfc) => v.push(Payload::VendorId(vendor_id::NAT_T_RFC3947.to_vec())),
+            Some(UdpEncapMode::Draft) => {
+                v.push(Payload::VendorId(vendor_id::NAT_T_DRAFT_03.to_vec()))
+            }
+            Some(UdpEncapMode::None) => {
+                v.push(Payload::VendorId(vendor_id::NAT_T_RFC3947.to_vec()));
+                v.push(Payload::VendorId(vendor_id::NAT_T_DRAFT_03.to_vec()));
+                v.push(Payload::VendorId(vendor_id::NAT_T_DRAFT_02_N.to_vec()));
+                v.push(Payload::VendorId(vendor_id::NAT_T_DRAFT_02.to_vec()));
+            }
+            None => {}
+        }
+        if dpd {
+            v.push(Payload::VendorId(vendor_id::DPD.to_vec()));
+        }
+        v
+    }
+
+    fn read_vids(&self, chain: &Chain<'_>) -> (UdpEncapMode, bool) {
+        let mut natt = UdpEncapMode::None;
+        let mut dpd = false;
+        for it in chain.all(PT::VendorId) {
+            if let Payload::VendorId(v) = &it.p {
+                if v.as_slice() == vendor_id::NAT_T_RFC3947 {
+                    natt = UdpEncapMode::Rfc;
+                } else if (v.as_slice() == vendor_id::NAT_T_DRAFT_03
+                    || v.as_slice() == vendor_id::NAT_T_DRAFT_02
+                    || v.as_slice() == vendor_id::NAT_T_DRAFT_02_N)
+                    && natt == UdpEncapMode::None
+                {
+                    natt = UdpEncapMode::Draft;
+                } else if v.as_slice() == vendor_id::DPD {
+                    dpd = true;
+                }
+            }
+        }
+        if !self.cfg.nat_traversal {
+            natt = UdpEncapMode::None;
+        }
+        (natt, dpd)
+    }
+
+    fn header(icky: [u8; 8], rcky: [u8; 8], xchg: ExchangeType, msgid: u32) -> Header {
+        Header {
+            initiator_cookie: icky,
+            responder_cookie: rcky,
+            next_payload: PT::None,
+            exchange_type: xchg,
+            flags: Flags::NONE,
+            message_id: msgid,
+        }
+    }
+
+    fn cookie(&mut self) -> [u8; 8] {
+        loop {
+            let mut c = [0u8; 8];
+            self.rng.fill_bytes(&mut c);
+            if c != [0; 8] {
+                return c;
+            }
+        }
+    }
+
+    /// Starts Main Mode for a conn.
+    pub(crate) fn main_initiate(&mut self, key: &str, whack: Option<u64>, try_no: u32, pending: Option<PendingQm>) {
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        let (Some(me), Some(peer)) = (c.this.host, c.that.host) else {
+            return;
+        };
+        let local = SocketAddrV4::new(me, IKE_PORT);
+        let remote = SocketAddrV4::new(peer, IKE_PORT);
+        let offered = c.ike.clone();
+        let auths = c.auth.clone();
+        let life = c.ikelifetime;
+        let icky = self.cookie();
+        let sa = proposal::ike_sa_payload(&offered, &auths, life);
+        let Ok(sai_b) = Payload::Sa(sa.clone()).body_bytes() else {
+            return;
+        };
+        let mut payloads = vec![Payload::Sa(sa)];
+        let natt = self.cfg.nat_traversal.then_some(UdpEncapMode::None);
+        payloads.extend(self.vids(natt, true));
+        let msg = Message {
+            header: Self::header(icky, [0; 8], ExchangeType::MainMode, 0),
+            body: MessageBody::Payloads(payloads),
+        };
+        let Ok(bytes) = msg.to_bytes() else {
+            return;
+        };
+        let serial = self.new_serial();
+        let p1 = Phase1 {
+            initiator: true,
+            icookie: icky,
+            rcookie: [0; 8],
+            local,
+            remote,
+            offered,
+            auths,
+            choice: None,
+            life,
+            sai_b,
+            dh: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            nr: Vec::new(),
+            gxy: None,
+            keys: None,
+            iv: Vec::new(),
+            natt: Natt {
+                method: UdpEncapMode::None,
+                we_behind: false,
+                peer_behind: false,
+                floated: false,
+            },
+            dpd: DpdState::default(),
+            peer_id: None,
+            msgids: Vec::new(),
+            pending_qm: pending,
+            keepalive_at: None,
+            template: false,
+        };
+        self.states.insert(
+            serial,
+            State {
+                serial,
+                conn: key.to_string(),
+                kind: StateKind::MainI1,
+                family: Family::P1(Box::new(p1)),
+                event: None,
+                retransmits: 0,
+                last_sent: None,
+                last_recv: Vec::new(),
+                whack,
+                try_no,
+                created: self.now,
+                expires_at: 0,
+                psk: None,
+            },
+        );
+        let replacing = pending.map_or(0, |p| p.replacing);
+        if replacing != 0 {
+            self.slog(serial, format!("initiating Main Mode to replace #{replacing}"));
+        } else {
+            self.slog(serial, "initiating Main Mode".into());
+        }
+        self.slog_code(serial, rc::NEW_STATE + StateKind::MainI1.number(), "STATE_MAIN_I1: initiate".into());
+        self.send_for(serial, local, remote, bytes);
+        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+    }
+
+    fn half_open_count(&self, peer: Option<std::net::Ipv4Addr>) -> usize {
+        self.states
+            .values()
+            .filter(|s| s.kind.half_open_responder())
+            .filter(|s| peer.is_none_or(|ip| s.p1().is_some_and(|p| *p.remote.ip() == ip)))
+            .count()
+    }
+
+    /// MI1 arrived: pick a connection and a transform, answer MR1.
+    fn main_r0(&mut self, local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+        if hdr.flags.encrypted() {
+            self.log(format!("packet from {remote}: encrypted MI1; dropped"));
+            return;
+        }
+        let Ok((_, body)) = Header::parse_datagram(data) else {
+            return;
+        };
+        let chain = match parse_chain(hdr.next_payload, body, false) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log(format!("packet from {remote}: {e}; message dropped"));
+                return;
+            }
+        };
+        if let Err(e) = chain.check(&[(PT::Sa, 1, 1), (PT::VendorId, 0, 32)]) {
+            self.log(format!("packet from {remote}: {e}"));
+            return;
+        }
+        let me = *local.ip();
+        let peer = *remote.ip();
+        let explicit: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.negotiates() && c.this.host == Some(me) && c.that.host == Some(peer))
+            .map(|c| c.key())
+            .collect();
+        let templates: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.negotiates() && c.this.host == Some(me) && c.is_template())
+            .map(|c| c.key())
+            .collect();
+        if explicit.is_empty() && templates.is_empty() {
+            self.log(format!(
+                "packet from {remote}: initial Main Mode message received on {me}:{} but no connection has been authorized",
+                local.port()
+            ));
+            return;
+        }
+        // Flood protection: bounded half-open states, per peer and in total.
+        if self.states.len() >= self.cfg.max_states {
+            self.note_half_open_drop(remote);
+            return;
+        }
+        if self.half_open_count(Some(peer)) >= self.cfg.max_half_open_per_peer {
+            self.note_half_open_drop(remote);
+            return;
+        }
+        if explicit.is_empty() && self.half_open_count(None) >= self.cfg.max_half_open {
+            // Evict the oldest half-open Road-Warrior state.
+            let oldest = self
+                .states
+                .values()
+                .filter(|s| s.kind.half_open_responder() && s.p1().is_some_and(|p| p.template))
+                .map(|s| s.serial)
+                .min();
+            match oldest {
+                Some(o) => {
+                    self.states.remove(&o);
+                    self.note_half_open_drop(remote);
+                }
+                None => {
+                    self.note_half_open_drop(remote);
+                    return;
+                }
+            }
+        }
+        let Some(Payload::Sa(sa)) = chain.get(PT::Sa).map(|i| &i.p) else {
+            return;
+        };
+        let sai_b = chain.get(PT::Sa).map(|i| i.raw.body().to_vec()).unwrap_or_default();
+        let mut chosen = None;
+        let mut first_why = Vec::new();
+        for key in explicit.iter().chain(templates.iter()) {
+            let Some(c) = self.conns.get(key) else {
+                continue;
+            };
+            let mut why = Vec::new();
+            match proposal::select_ike(sa, &c.ike, &c.auth, &mut why) {
+                Ok(ch) => {
+                    chosen = Some((key.clone(), ch));
+                    break;
+                }
+                Err(n) => {
+                    if first_why.is_empty() {
+                        first_why = why.into_iter().map(|w| (key.clone(), w)).collect();
+                        first_why.push((key.clone(), format!("sending notification {n} to {remote}")));
+                    }
+                }
+            }
+        }
+        let Some((key, choice)) = chosen else {
+            for (k, w) in first_why {
+                let q = self.conn_quoted(&k);
+                self.log(format!("{q}: {w}"));
+            }
+            self.send_unprotected_notify(local, remote, hdr.initiator_cookie, NotifyType::NoProposalChosen);
+            return;
+        };
+        let (natt, peer_dpd) = self.read_vids(&chain);
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        let template = c.is_template();
+        let life = choice
+            .life
+            .unwrap_or(28800)
+            .min(proposal::MAX_IKE_LIFETIME)
+            .min(c.ikelifetime);
+        let offered = c.ike.clone();
+        let auths = c.auth.clone();
+        let rcky = self.cookie();
+        let mut payloads = vec![Payload::Sa(proposal::ike_response(&choice))];
+        payloads.extend(self.vids((natt != UdpEncapMode::None).then_some(natt), true));
+        let msg = Message {
+            header: Self::header(hdr.initiator_cookie, rcky, ExchangeType::MainMode, 0),
+            body: MessageBody::Payloads(payloads),
+        };
+        let Ok(bytes) = msg.to_bytes() else {
+            return;
+        };
+        let serial = self.new_serial();
+        let p1 = Phase1 {
+            initiator: false,
+            icookie: hdr.initiator_cookie,
+            rcookie: rcky,
+            local,
+            remote,
+            offered,
+            auths,
+            choice: Some(choice),
+            life,
+            sai_b,
+            dh: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni: Vec::new(),
+            nr: Vec::new(),
+            gxy: None,
+            keys: None,
+            iv: Vec::new(),
+            natt: Natt {
+                method: natt,
+                we_behind: false,
+                peer_behind: false,
+                floated: local.port() == NAT_T_PORT,
+            },
+            dpd: DpdState {
+                peer_supports: peer_dpd,
+                ..DpdState::default()
+            },
+            peer_id: None,
+            msgids: Vec::new(),
+            pending_qm: None,
+            keepalive_at: None,
+            template,
+        };
+        self.states.insert(
+            serial,
+            State {
+                serial,
+                conn: key.clone(),
+                kind: StateKind::MainR1,
+                family: Family::P1(Box::new(p1)),
+                event: None,
+                retransmits: 0,
+                last_sent: None,
+                last_recv: data.to_vec(),
+                whack: None,
+                try_no: 0,
+                created: self.now,
+                expires_at: 0,
+                psk: None,
+            },
+        );
+        if template {
+            self.slog(serial, format!("responding to Main Mode from unknown peer {}", remote.ip()));
+        } else {
+            self.slog(serial, "responding to Main Mode".into());
+        }
+        self.log_transition(serial, "");
+        self.send_for(serial, local, remote, bytes);
+        self.schedule(serial, HALF_OPEN_TIMEOUT_MS, Event::SoDiscard);
+    }
+
+    fn note_half_open_drop(&mut self, remote: SocketAddrV4) {
+        self.half_open_dropped += 1;
+        if self.half_open_dropped == 1 || self.half_open_dropped.is_power_of_two() {
+            self.log(format!(
+                "packet from {remote}: too many half-open IKE states ({} MI1s refused or evicted so far)",
+                self.half_open_dropped
+            ));
+        }
+    }
+
+    /// An unencrypted Informational with one notification (for failures before keys exist).
+    fn send_unprotected_notify(&mut self, local: SocketAddrV4, remote: SocketAddrV4, icky: [u8; 8], n: NotifyType) {
+        let msg = Message {
+            header: Self::header(icky, [0; 8], ExchangeType::Informational, 0),
+            body: MessageBody::Payloads(vec![Payload::Notification(NotificationPayload {
+                doi: Doi::Ipsec,
+                protocol: ProtocolId::Isakmp,
+                spi: Vec::new(),
+                notify_type: n,
+                data: Vec::new(),
+            })]),
+        };
+        if let Ok(b) = msg.to_bytes() {
+            self.send_raw(local, remote, b);
+        }
+    }
+
+    fn plain_chain<'a>(&self, hdr: &Header, data: &'a [u8]) -> Result<Chain<'a>, String> {
+        if hdr.flags.encrypted() {
+            return Err("unexpected encrypted message; dropped".into());
+        }
+        let (_, body) = Header::parse_datagram(data).map_err(|e| format!("{e}; dropped"))?;
+        parse_chain(hdr.next_payload, body, false).map_err(|e| format!("{e}; message dropped"))
+    }
+
+    fn nat_d_payloads(&mut self, serial: u64) -> Vec<Payload> {
+        let Some(st) = self.states.get(&serial) else {
+            return Vec::new();
+        };
+        let Some(p1) = st.p1() else {
+            return Vec::new();
+        };
+        if p1.natt.method == UdpEncapMode::None {
+            return Vec::new();
+        }
+        let Some(prf) = p1.choice.as_ref().map(|c| c.alg.prf) else {
+            return Vec::new();
+        };
+        let draft = p1.natt.method == UdpEncapMode::Draft;
+        let force = self.conns.get(&st.conn).is_some_and(|c| c.forceencaps);
+        let (ic, rc_, remote, local) = (p1.icookie, p1.rcookie, p1.remote, p1.local);
+        let theirs = kc::nat_d_hash(prf, &ic, &rc_, (*remote.ip()).into(), remote.port());
+        let ours = if force {
+            // Pretend to be behind a NAT so both ends encapsulate (as strongSwan does).
+            self.random_bytes(prf.output_len())
+        } else {
+            kc::nat_d_hash(prf, &ic, &rc_, (*local.ip()).into(), local.port())
+        };
+        vec![
+            Payload::NatD(NatDPayload { hash: theirs, draft }),
+            Payload::NatD(NatDPayload { hash: ours, draft }),
+        ]
+    }
+
+    fn read_nat_d(&mut self, serial: u64, chain: &Chain<'_>) {
+        let hashes: Vec<Vec<u8>> = chain
+            .all(PT::NatD)
+            .filter_map(|i| match &i.p {
+                Payload::NatD(n) => Some(n.hash.clone()),
+                _ => None,
+            })
+            .collect();
+        let force = self
+            .states
+            .get(&serial)
+            .and_then(|s| self.conns.get(&s.conn))
+            .is_some_and(|c| c.forceencaps);
+        let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) else {
+            return;
+        };
+        if p1.natt.method == UdpEncapMode::None {
+            return;
+        }
+        if hashes.is_empty() {
+            p1.natt.method = UdpEncapMode::None;
+            return;
+        }
+        let Some(prf) = p1.choice.as_ref().map(|c| c.alg.prf) else {
+            return;
+        };
+        let me = kc::nat_d_hash(prf, &p1.icookie, &p1.rcookie, (*p1.local.ip()).into(), p1.local.port());
+        let him = kc::nat_d_hash(prf, &p1.icookie, &p1.rcookie, (*p1.remote.ip()).into(), p1.remote.port());
+        p1.natt.we_behind = force || !hashes.first().is_some_and(|h| ct_eq(h, &me));
+        p1.natt.peer_behind = !hashes.iter().skip(1).any(|h| ct_eq(h, &him));
+        let (we, he) = (p1.natt.we_behind, p1.natt.peer_behind);
+        let mut v = Vec::new();
+        if we {
+            v.push(if force { "forcing encapsulation (forceencaps=yes)" } else { "NAT-Traversal: we are behind a NAT" });
+        }
+        if he {
+            v.push("NAT-Traversal: peer is behind a NAT (or asks for UDP encapsulation)");
+        }
+        for l in v {
+            self.slog(serial, l.into());
+        }
+    }
+
+    /// Computes g^xy, SKEYID and the phase-1 keys and IV.
+    fn compute_p1_keys(&mut self, serial: u64) -> Result<(), String> {
+        let key = self.states.get(&serial).map(|s| s.conn.clone()).unwrap_or_default();
+        let (auth, psk) = {
+            let st = self.states.get(&serial).ok_or("no state")?;
+            let p1 = st.p1().ok_or("no state")?;
+            let auth = p1.choice.as_ref().ok_or("no transform")?.auth;
+            (auth, st.psk.clone())
+        };
+        let psk = match (auth, psk) {
+            (AuthKind::Psk, Some(p)) => Some(p),
+            (AuthKind::Psk, None) => match self.psk_for(&key, None) {
+                Some(p) => Some(p),
+                None => {
+                    let (a, b) = self
+                        .conns
+                        .get(&key)
+                        .map(|c| (c.this.id.to_string(), c.that.id.to_string()))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "Can't authenticate: no preshared key found for `{a}' and `{b}'"
+                    ));
+                }
+            },
+            _ => None,
+        };
+        let st = self.states.get_mut(&serial).ok_or("no state")?;
+        st.psk = psk.clone();
+        let p1 = st.p1_mut().ok_or("no state")?;
+        let ch = p1.choice.as_ref().ok_or("no transform")?;
+        let (prf, cipher) = (ch.alg.prf, ch.alg.cipher);
+        let peer_pub = if p1.initiator { &p1.gxr } else { &p1.gxi };
+        let dh = p1.dh.as_ref().ok_or("no DH")?;
+        let gxy = dh.compute_shared(peer_pub).map_err(|e| format!("bad KE from peer: {e}"))?;
+        let gxy = Zeroizing::new(gxy.as_bytes().to_vec());
+        let skeyid = match &psk {
+            Some(p) => kc::skeyid_psk(prf, p, &p1.ni, &p1.nr),
+            None => kc::skeyid_sig(prf, &p1.ni, &p1.nr, &gxy),
+        };
+        let keys = kc::derive_phase1_keys(prf, &skeyid, &gxy, &p1.icookie, &p1.rcookie, cipher.key_len());
+        p1.iv = kc::phase1_iv(prf, &p1.gxi, &p1.gxr, cipher.block_size());
+        p1.keys = Some(keys);
+        p1.gxy = Some(gxy);
+        p1.dh = None;
+        if self.cfg.debug.private {
+            let hex: String = skeyid.iter().map(|b| format!("{b:02x}")).collect();
+            self.slog(serial, format!("| SKEYID: {hex}"));
+        }
+        Ok(())
+    }
+
+    /// MR1 arrived: check the choice, send KE, Ni, NAT-D.
+    fn main_i1(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
+        let chain = self.plain_chain(hdr, data)?;
+        chain.check(&[(PT::Sa, 1, 1), (PT::VendorId, 0, 32)])?;
+        let Some(Payload::Sa(sa)) = chain.get(PT::Sa).map(|i| &i.p) else {
+            return Err("missing SA".into());
+        };
+        let (natt, dpd) = self.read_vids(&chain);
+        let st = self.states.get(&serial).ok_or("gone")?;
+        let p1 = st.p1().ok_or("gone")?;
+        let choice = proposal::check_ike_response(sa, &p1.offered, &p1.auths)?;
+        let group = choice.alg.group;
+        let dh = DhKeyPair::generate(group, &mut self.rng());
+        let ni = self.random_bytes(NONCE_LEN);
+        let p1 = self.states.get_mut(&serial).and_then(|s| s.p1_mut()).ok_or("gone")?;
+        p1.rcookie = hdr.responder_cookie;
+        p1.natt.method = natt;
+        p1.dpd.peer_supports = dpd;
+        p1.gxi = dh.public_value().to_vec();
+        p1.ni = ni.clone();
+        let gxi = p1.gxi.clone();
+        p1.dh = Some(dh);
+        p1.choice = Some(choice);
+        let (icky, rcky, local, remote) = (p1.icookie, p1.rcookie, p1.local, p1.remote);
+        let mut payloads = vec![Payload::KeyExchange(gxi), Payload::Nonce(ni)];
+        payloads.extend(self.nat_d_payloads(serial));
+        let msg = Message {
+            header: Self::header(icky, rcky, ExchangeType::MainMode, 0),
+            body: MessageBody::Payloads(payloads),
+        };
+        let bytes = msg.to_bytes().map_err(|e| e.to_string())?;
+        self.advance(serial, StateKind::MainI2);
+        self.send_for(serial, local, remote, bytes);
+        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        Ok(())
+    }
+
+    pub(crate) fn advance(&mut self, serial: u64, kind: StateKind) {
+        if let Some(s) = self.states.get_mut(&serial) {
+            s.kind = kind;
+            s.retransmits = 0;
+        }
+        self.log_transition(serial, "");
+    }
+
+    fn take_ke_nonce(chain: &Chain<'_>, group: DhGroup) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let ke = match chain.get(PT::KeyExchange).map(|i| &i.p) {
+            Some(Payload::KeyExchange(k)) => k.clone(),
+            _ => return Err("missing KE".into()),
+        };
+        crate::pluto::crypto::dh::validate_public_value(group, &ke)
+            .map_err(|e| format!("KE payload rejected: {e}"))?;
+        let nonce = match chain.get(PT::Nonce) {
+            Some(it) => it.raw.body().to_vec(),
+            None => return Err("missing Nonce".into()),
+        };
+        if !(8..=256).contains(&nonce.len()) {
+            return Err(format!("Nonce of {} bytes rejected", nonce.len()));
+        }
+        Ok((ke, nonce))
+    }
+
+    /// MI2 arrived: send KE, Nr, NAT-D; compute keys.
+    fn main_r1(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
+        let chain = self.plain_chain(hdr, data)?;
+        chain.check(&[(PT::KeyExchange, 1, 1), (PT::Nonce, 1, 1), (PT::NatD, 0, 8), (PT::VendorId, 0, 32)])?;
+        let group = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .and_then(|p| p.choice.as_ref())
+            .map(|c| c.alg.group)
+            .ok_or("gone")?;
+        let (gxi, ni) = Self::take_ke_nonce(&chain, group)?;
+        let dh = DhKeyPair::generate(group, &mut self.rng());
+        let nr = self.random_bytes(NONCE_LEN);
+        {
+            let p1 = self.states.get_mut(&serial).and_then(|s| s.p1_mut()).ok_or("gone")?;
+            p1.gxi = gxi;
+            p1.ni = ni;
+            p1.gxr = dh.public_value().to_vec();
+            p1.nr = nr;
+            p1.dh = Some(dh);
+        }
+        self.read_nat_d(serial, &chain);
+        self.compute_p1_keys(serial)?;
+        let p1 = self.states.get(&serial).and_then(|s| s.p1()).ok_or("gone")?;
+        let (icky, rcky, local, remote) = (p1.icookie, p1.rcookie, p1.local, p1.remote);
+        let mut payloads = vec![Payload::KeyExchange(p1.gxr.clone()), Payload::Nonce(p1.nr.clone())];
+        payloads.extend(self.nat_d_payloads(serial));
+        let msg = Message {
+            header: Self::header(icky, rcky, ExchangeType::MainMode, 0),
+            body: MessageBody::Payloads(payloads),
+        };
+        let bytes = msg.to_bytes().map_err(|e| e.to_string())?;
+        self.advance(serial, StateKind::MainR2);
+        self.send_for(serial, local, remote, bytes);
+        self.schedule(serial, HALF_OPEN_TIMEOUT_MS, Event::SoDiscard);
+        Ok(())
+    }
+
+    /// Our ID payload and the auth payload (HASH or SIG) for MI3/MR3.
+    fn auth_payloads(&mut self, serial: u64) -> Result<Vec<Payload>, String> {
+        let st = self.states.get(&serial).ok_or("gone")?;
+        let key = st.conn.clone();
+        let c = self.conns.get(&key).ok_or("connection gone")?;
+        let ident = id_to_identification(&c.this.id).ok_or("our ID is %any")?;
+        let idp = IdPayload::new(&ident, 0, 0);
+        let id_b = Payload::Id(idp.clone()).body_bytes().map_err(|e| e.to_string())?;
+        let p1 = st.p1().ok_or("gone")?;
+        let ch = p1.choice.as_ref().ok_or("no transform")?;
+        let keys = p1.keys.as_ref().ok_or("no keys")?;
+        let h = if p1.initiator {
+            kc::hash_i(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b)
+        } else {
+            kc::hash_r(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b)
+        };
+        let auth = ch.auth;
+        let second = match auth {
+            AuthKind::Psk => Payload::Hash(h),
+            AuthKind::Rsa => {
+                let k = self
+                    .rsa_key_for(&key)
+                    .ok_or("unable to locate my private key for RSA Signature")?;
+                let sig = k.sign(&mut self.rng(), &h).map_err(|e| e.to_string())?;
+                Payload::Signature(sig)
+            }
+        };
+        Ok(vec![Payload::Id(idp), second])
+    }
+
+    fn send_encrypted_p1(&mut self, serial: u64, payloads: Vec<Payload>) -> Result<(), String> {
+        let p1 = self.states.get(&serial).and_then(|s| s.p1()).ok_or("gone")?;
+        let ch = p1.choice.as_ref().ok_or("no transform")?;
+        let keys = p1.keys.as_ref().ok_or("no keys")?;
+        let hdr = Self::header(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
+        let (bytes, iv) = kc::encrypt_message(&hdr, &payloads, ch.alg.cipher, &keys.enc_key, &p1.iv)
+            .map_err(|e| e.to_string())?;
+        let (local, remote) = (p1.local, p1.remote);
+        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
+            p1.iv = iv;
+        }
+        self.send_for(serial, local, remote, bytes);
+        Ok(())
+    }
+
+    /// MR2 arrived: compute keys, float to 4500 if needed, send MI3.
+    fn main_i2(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
+        let chain = self.plain_chain(hdr, data)?;
+        chain.check(&[(PT::KeyExchange, 1, 1), (PT::Nonce, 1, 1), (PT::NatD, 0, 8), (PT::VendorId, 0, 32)])?;
+        let group = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .and_then(|p| p.choice.as_ref())
+            .map(|c| c.alg.group)
+            .ok_or("gone")?;
+        let (gxr, nr) = Self::take_ke_nonce(&chain, group)?;
+        {
+            let p1 = self.states.get_mut(&serial).and_then(|s| s.p1_mut()).ok_or("gone")?;
+            p1.gxr = gxr;
+            p1.nr = nr;
+        }
+        self.read_nat_d(serial, &chain);
+        self.compute_p1_keys(serial)?;
+        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
+            if p1.natt.encapsulate() {
+                p1.local.set_port(NAT_T_PORT);
+                p1.remote.set_port(NAT_T_PORT);
+                p1.natt.floated = true;
+            }
+        }
+        let mut payloads = self.auth_payloads(serial)?;
+        let p1 = self.states.get(&serial).and_then(|s| s.p1()).ok_or("gone")?;
+        let spi = [p1.icookie, p1.rcookie].concat();
+        payloads.push(Payload::Notification(NotificationPayload {
+            doi: Doi::Ipsec,
+            protocol: ProtocolId::Isakmp,
+            spi,
+            notify_type: NotifyType::InitialContact,
+            data: Vec::new(),
+        }));
+        self.send_encrypted_p1(serial, payloads)?;
+        self.advance(serial, StateKind::MainI3);
+        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        Ok(())
+    }
+
+    /// Decrypts a phase-1 message (MI3/MR3); returns plaintext and the next IV.
+    fn decrypt_p1(&self, serial: u64, data: &[u8]) -> Result<kc::DecryptedMessage, String> {
+        let st = self.states.get(&serial).ok_or("gone")?;
+        let p1 = st.p1().ok_or("gone")?;
+        let ch = p1.choice.as_ref().ok_or("no transform")?;
+        let keys = p1.keys.as_ref().ok_or("no keys")?;
+        kc::decrypt_message(data, ch.alg.cipher, &keys.enc_key, &p1.iv).map_err(|e| {
+            if ch.auth == AuthKind::Psk {
+                format!("probable authentication failure (mismatch of preshared secrets?): {e}; message dropped")
+            } else {
+                format!("{e}; message dropped")
+            }
+        })
+    }
+
+    /// Verifies the peer's ID + HASH/SIG of MI3/MR3 against connection `key`.
+    fn verify_peer_auth(&self, serial: u64, key: &str, chain: &Chain<'_>) -> Result<(), String> {
+        let st = self.states.get(&serial).ok_or("gone")?;
+        let p1 = st.p1().ok_or("gone")?;
+        let ch = p1.choice.as_ref().ok_or("no transform")?;
+        let keys = p1.keys.as_ref().ok_or("no keys")?;
+        let id_b = chain.get(PT::Id).map(|i| i.raw.body()).ok_or("missing ID")?;
+        let h = if p1.initiator {
+            kc::hash_r(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, id_b)
+        } else {
+            kc::hash_i(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, id_b)
+        };
+        match ch.auth {
+            AuthKind::Psk => {
+                let Some(Payload::Hash(got)) = chain.get(PT::Hash).map(|i| &i.p) else {
+                    return Err("missing HASH payload".into());
+                };
+                if !ct_eq(got, &h) {
+                    return Err("received Hash Payload does not match computed value".into());
+                }
+            }
+            AuthKind::Rsa => {
+                let Some(Payload::Signature(sig)) = chain.get(PT::Signature).map(|i| &i.p) else {
+                    return Err("missing SIG payload".into());
+                };
+                let c = self.conns.get(key).ok_or("connection gone")?;
+                let pk: &PublicKey = c.that.rsakey.as_ref().ok_or_else(|| {
+                    format!("no RSA public key known for '{}'", c.that.id)
+                })?;
+                if pk.verify(&h, sig).is_err() {
+                    let peer = match chain.get(PT::Id).map(|i| &i.p) {
+                        Some(Payload::Id(id)) => id.identification().map(|i| identification_text(&i)).unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    return Err(format!(
+                        "Signature check (on {peer}) failed (wrong key?); tried *{}",
+                        pk.key_id()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn peer_id_of(chain: &Chain<'_>) -> Result<(Id, String), String> {
+        match chain.get(PT::Id).map(|i| &i.p) {
+            Some(Payload::Id(idp)) => {
+                let ident = idp.identification().ok_or("malformed ID payload")?;
+                let text = identification_text(&ident);
+                let id = identification_to_id(&ident).ok_or_else(|| format!("unsupported peer ID type {}", idp.id_type))?;
+                Ok((id, text))
+            }
+            _ => Err("missing ID payload".into()),
+        }
+    }
+
+    /// Responder: the conn that fits the peer's ID (possibly switching), spec 7.
+    fn refine_conn(&mut self, serial: u64, peer_id: &Id, text: &str) -> Result<String, String> {
+        let st = self.states.get(&serial).ok_or("gone")?;
+        let key = st.conn.clone();
+        let psk = st.psk.clone();
+        let p1 = st.p1().ok_or("gone")?;
+        let auth = p1.choice.as_ref().ok_or("no transform")?.auth;
+        let (me, peer) = (*p1.local.ip(), *p1.remote.ip());
+        let fits = |c: &crate::pluto::connection::Connection| c.that.id == Id::Any || c.that.id == *peer_id;
+        if self.conns.get(&key).is_some_and(fits) {
+            return Ok(key);
+        }
+        let candidates: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.negotiates()
+                    && c.instance == 0
+                    && c.this.host == Some(me)
+                    && (c.that.host == Some(peer) || c.is_template())
+                    && c.auth.contains(&auth)
+                    && fits(c)
+            })
+            .map(|c| c.key())
+            .collect();
+        for cand in candidates {
+            let ok = match auth {
+                AuthKind::Psk => match (self.psk_for(&cand, Some(peer_id)), &psk) {
+                    (Some(a), Some(b)) => ct_eq(&a, b),
+                    _ => false,
+                },
+                AuthKind::Rsa => self.conns.get(&cand).is_some_and(|c| c.that.rsakey.is_some()),
+            };
+            if ok {
+                let from = self.conn_quoted(&key);
+                let to = self.conn_quoted(&cand);
+                if let Some(s) = self.states.get_mut(&serial) {
+                    s.conn = cand.clone();
+                    let tmpl = self.conns.get(&cand).is_some_and(|c| c.is_template());
+                    if let Some(p) = s.p1_mut() {
+                        p.template = tmpl;
+                    }
+                }
+                self.slog(serial, format!("switched from {from} to {to}"));
+                return Ok(cand);
+            }
+        }
+        Err(format!("no suitable connection for peer '{text}'"))
+    }
+
+    /// MI3 arrived: authenticate, maybe switch conn, answer MR3; ISAKMP SA established.
+    fn main_r2(&mut self, serial: u64, local: SocketAddrV4, remote: SocketAddrV4, _hdr: &Header, data: &[u8]) -> Result<(), String> {
+        let dm = self.decrypt_p1(serial, data)?;
+        let chain = parse_chain(dm.header.next_payload, &dm.plaintext, true).map_err(|e| {
+            format!("probable authentication failure (mismatch of preshared secrets?): {e}; message dropped")
+        })?;
+        chain.check(&[
+            (PT::Id, 1, 1),
+            (PT::Hash, 0, 1),
+            (PT::Signature, 0, 1),
+            (PT::Cert, 0, 4),
+            (PT::CertReq, 0, 4),
+            (PT::Notification, 0, 8),
+            (PT::VendorId, 0, 16),
+        ])?;
+        let (peer_id, text) = Self::peer_id_of(&chain)?;
+        let key = self.refine_conn(serial, &peer_id, &text)?;
+        self.verify_peer_auth(serial, &key, &chain)?;
+        // Authenticated: adopt the IV, the (possibly floated) endpoint, instantiate.
+        let template = self.conns.get(&key).is_some_and(|c| c.is_template());
+        let key = if template {
+            let Some(t) = self.conns.get_mut(&key) else {
+                return Err("connection gone".into());
+            };
+            let mut inst = t.instantiate(*remote.ip());
+            inst.that.id = peer_id.clone();
+            let k = inst.key();
+            self.conns.insert(k.clone(), inst);
+            if let Some(s) = self.states.get_mut(&serial) {
+                s.conn = k.clone();
+                if let Some(p) = s.p1_mut() {
+                    p.template = false;
+                }
+            }
+            k
+        } else {
+            key
+        };
+        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
+            p1.iv = dm.next_iv.clone();
+            p1.peer_id = Some(peer_id.clone());
+            if p1.natt.method != UdpEncapMode::None && (local != p1.local || remote != p1.remote) {
+                p1.local = local;
+                p1.remote = remote;
+                p1.natt.floated = local.port() == NAT_T_PORT;
+            }
+        }
+        let payloads = self.auth_payloads(serial)?;
+        self.send_encrypted_p1(serial, payloads)?;
+        if let Some(s) = self.states.get_mut(&serial) {
+            s.last_recv = data.to_vec();
+        }
+        self.advance(serial, StateKind::MainR3);
+        self.p1_established(serial, &key, &peer_id);
+        Ok(())
+    }
+
+    /// MR3 arrived: authenticate; ISAKMP SA established; start the pending Quick Mode.
+    fn main_i3(&mut self, serial: u64, remote: SocketAddrV4, _hdr: &Header, data: &[u8]) -> Result<(), String> {
+        let dm = self.decrypt_p1(serial, data)?;
+        let chain = parse_chain(dm.header.next_payload, &dm.plaintext, true).map_err(|e| {
+            format!("probable authentication failure (mismatch of preshared secrets?): {e}; message dropped")
+        })?;
+        chain.check(&[
+            (PT::Id, 1, 1),
+            (PT::Hash, 0, 1),
+            (PT::Signature, 0, 1),
+            (PT::Cert, 0, 4),
+            (PT::CertReq, 0, 4),
+            (PT::Notification, 0, 8),
+            (PT::VendorId, 0, 16),
+        ])?;
+        let (peer_id, text) = Self::peer_id_of(&chain)?;
+        let key = self.states.get(&serial).map(|s| s.conn.clone()).ok_or("gone")?;
+        let want = self.conns.get(&key).map(|c| c.that.id.clone()).ok_or("connection gone")?;
+        if want != Id::Any && want != peer_id {
+            return Err(format!("we require peer to have ID '{want}', but peer declares '{text}'"));
+        }
+        self.verify_peer_auth(serial, &key, &chain)?;
+        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
+            p1.iv = dm.next_iv.clone();
+            p1.peer_id = Some(peer_id.clone());
+            if p1.natt.method != UdpEncapMode::None && remote.port() != p1.remote.port() {
+                p1.remote = remote;
+            }
+        }
+        self.advance(serial, StateKind::MainI4);
+        self.p1_established(serial, &key, &peer_id);
+        let pending = self
+            .states
+            .get_mut(&serial)
+            .and_then(|s| s.p1_mut())
+            .and_then(|p| p.pending_qm.take());
+        match pending {
+            Some(pq) => {
+                let whack = self.states.get_mut(&serial).and_then(|s| s.whack.take()).or(pq.whack);
+                self.quick_initiate(serial, &key, whack, pq.replacing);
+            }
+            None => self.release_whack(serial, 0),
+        }
+        Ok(())
+    }
+
+    /// Bookkeeping when an ISAKMP SA is established: newest, timers, DPD, keepalives,
+    /// uniqueids.
+    fn p1_established(&mut self, serial: u64, key: &str, peer_id: &Id) {
+        let now = self.now;
+        let (life, initiator, floated, peer_dpd, remote_ip) = match self.states.get(&serial).and_then(|s| s.p1()) {
+            Some(p) => (p.life, p.initiator, p.natt.floated, p.dpd.peer_supports, *p.remote.ip()),
+            None => return,
+        };
+        let dpd = self.conns.get(key).and_then(|c| c.dpd);
+        let keepalive = self.cfg.keepalive_interval * 1000;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.newest_isakmp = serial;
+        }
+        let (delay, ev) = self.replace_delay_ms(key, life, initiator);
+        if let Some(s) = self.states.get_mut(&serial) {
+            s.expires_at = now + life * 1000;
+            s.event = Some((now + delay, ev));
+            if let Some(p) = s.p1_mut() {
+                p.dpd.last_heard = now;
+                if let (Some(d), true) = (dpd, peer_dpd) {
+                    p.dpd.next = Some(now + d.delay * 1000);
+                }
+                if floated {
+                    p.keepalive_at = Some(now + keepalive);
+                }
+            }
+        }
+        if dpd.is_some() && !peer_dpd {
+            self.slog(serial, "DPD: peer does not support Dead Peer Detection".into());
+        }
+        if self.cfg.uniqueids {
+            // Release conns with the same peer ID at another address.
+            let stale: Vec<u64> = self
+                .states
+                .values()
+                .filter(|s| {
+                    s.serial != serial
+                        && s.p1().is_some_and(|p| {
+                            p.peer_id.as_ref() == Some(peer_id) && *p.remote.ip() != remote_ip && p.peer_id != Some(Id::Any)
+                        })
+                })
+                .map(|s| s.serial)
+                .collect();
+            for s in stale {
+                let k = self.states.get(&s).map(|x| x.conn.clone()).unwrap_or_default();
+                let children: Vec<u64> = self
+                    .states
+                    .values()
+                    .filter(|x| x.conn == k && x.p2().is_some())
+                    .map(|x| x.serial)
+                    .collect();
+                self.slog(s, format!("deleting: new ISAKMP SA #{serial} for the same peer ID (uniqueids)"));
+                for ch in children {
+                    self.delete_state(ch, true);
+                }
+                self.delete_state(s, true);
+                self.instance_gc(&k);
+            }
+        }
+    }
+
+    /// Retransmission timer of an initiator (or QR1) state.
+    pub(crate) fn event_retransmit(&mut self, serial: u64) {
+        let Some(st) = self.states.get(&serial) else {
+            return;
+        };
+        let (kind, n, key, try_no) = (st.kind, st.retransmits, st.conn.clone(), st.try_no);
+        let keyingtries = self.conns.get(&key).map_or(1, |c| c.keyingtries);
+        let delay = if n < crate::pluto::engine::MAX_RETRANSMISSIONS {
+            Some(RETRANSMIT_BASE_MS << (n + 1))
+        } else if kind == StateKind::MainI1
+            && keyingtries == 0
+            && n < crate::pluto::engine::MAX_RETRANSMISSIONS_INITIAL
+        {
+            Some(RETRANSMIT_BASE_MS << crate::pluto::engine::MAX_RETRANSMISSIONS)
+        } else {
+            None
+        };
+        if let Some(d) = delay {
+            if let Some(s) = self.states.get_mut(&serial) {
+                s.retransmits += 1;
+            }
+            self.slog_code(
+                serial,
+                rc::RETRANSMISSION,
+                format!("{}: retransmission; will wait {}s for response", kind.name(), d / 1000),
+            );
+            self.resend_last(serial);
+            self.schedule(serial, d, Event::Retransmit);
+            return;
+        }
+        let why = match kind {
+            StateKind::MainI1 => "  No response (or no acceptable response) to our first IKE message",
+            StateKind::MainI3 => "  Possible authentication failure: no acceptable response to our first encrypted message",
+            StateKind::QuickI1 => "  No acceptable response to our first Quick Mode message: perhaps peer likes no proposal",
+            _ => "",
+        };
+        self.slog_code(
+            serial,
+            rc::NORETRANSMISSION,
+            format!(
+                "max number of retransmissions ({}) reached {}.{why}",
+                crate::pluto::engine::MAX_RETRANSMISSIONS,
+                kind.name()
+            ),
+        );
+        let pending = self.states.get(&serial).and_then(|s| s.p1()).and_then(|p| p.pending_qm);
+        let replacing = self.states.get(&serial).and_then(|s| s.p2()).map_or(0, |p| p.replacing);
+        let more = keyingtries == 0 || try_no < keyingtries;
+        let is_initiator = !matches!(kind, StateKind::QuickR1);
+        if more && is_initiator && self.conns.get(&key).is_some_and(|c| c.instance == 0) {
+            let of = if keyingtries == 0 {
+                "an unlimited number".to_string()
+            } else {
+                format!("at most {keyingtries}")
+            };
+            let release = self.states.get(&serial).is_some_and(|s| s.whack.is_some());
+            self.slog(
+                serial,
+                format!(
+                    "starting keying attempt {} of {of}{}",
+                    try_no + 1,
+                    if release { ", but releasing whack" } else { "" }
+                ),
+            );
+            self.release_whack(serial, crate::pluto::output::whack_status(rc::NORETRANSMISSION));
+            self.delete_state(serial, false);
+            if kind == StateKind::QuickI1 {
+                let p1 = self
+                    .states
+                    .values()
+                    .filter(|s| s.conn == key && s.kind.isakmp_established())
+                    .map(|s| s.serial)
+                    .max();
+                match p1 {
+                    Some(p) => self.quick_initiate_try(p, &key, None, replacing, try_no + 1),
+                    None => self.main_initiate(&key, None, try_no + 1, Some(PendingQm { whack: None, replacing })),
+                }
+            } else {
+                let pq = pending.map(|p| PendingQm { whack: None, replacing: p.replacing });
+                self.main_initiate(&key, None, try_no + 1, pq);
+            }
+        } else {
+            self.release_whack(serial, crate::pluto::output::whack_status(rc::NORETRANSMISSION));
+            self.delete_state(serial, false);
+            if is_initiator {
+                self.negotiation_failed(&key);
+            }
+            self.instance_gc(&key);
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! What goes into and comes out of the sans-IO Pluto core: [`PlutoConfig`], [`WhackCmd`] and
+//! [`Output`]. Shared by every protocol engine.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::addr::Subnet;
+use crate::config::conf::ConnSection;
+use crate::config::secrets::{Id, Secrets};
+use crate::sadb::SaSpec;
+use crate::said::Said;
+use crate::updown::{UpdownInfo, Verb};
+
+/// One ipsecN device paired with the physical interface holding one of our addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// `ipsec0`, …
+    pub virt: String,
+    /// `eth0`, …
+    pub phys: String,
+    /// The physical interface's IPv4 address: IKE listens on it (ports 500 and 4500).
+    pub addr: Ipv4Addr,
+}
+
+/// Debug switches (`plutodebug=` / `whack --debug-*`). Only `private` changes behaviour beyond
+/// extra log lines: it allows key material in logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DebugFlags {
+    /// `raw`: packet dumps (lengths only here).
+    pub raw: bool,
+    /// `crypt`: crypto steps (never keys unless `private`).
+    pub crypt: bool,
+    /// `parsing`: payload parsing.
+    pub parsing: bool,
+    /// `emitting`: payload emission.
+    pub emitting: bool,
+    /// `control`: state machine decisions.
+    pub control: bool,
+    /// `lifecycle`: states and connections created and deleted.
+    pub lifecycle: bool,
+    /// `klips`: SA and eroute operations requested.
+    pub klips: bool,
+    /// `private`: allow secrets (PSK, SKEYID, KEYMAT) in debug lines.
+    pub private: bool,
+}
+
+impl DebugFlags {
+    /// Parses `none`, `all` or a space-separated list of flag names (unknown names ignored).
+    pub fn parse(s: &str) -> DebugFlags {
+        let mut d = DebugFlags::default();
+        for w in s.split_whitespace() {
+            match w {
+                "all" => {
+                    d = DebugFlags {
+                        raw: true,
+                        crypt: true,
+                        parsing: true,
+                        emitting: true,
+                        control: true,
+                        lifecycle: true,
+                        klips: true,
+                        private: d.private,
+                    }
+                }
+                "raw" => d.raw = true,
+                "crypt" => d.crypt = true,
+                "parsing" => d.parsing = true,
+                "emitting" => d.emitting = true,
+                "control" => d.control = true,
+                "lifecycle" => d.lifecycle = true,
+                "klips" => d.klips = true,
+                "private" => d.private = true,
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// The `debug …` line of `--status` (`none` or the `+`-joined names).
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.raw, "raw"),
+            (self.crypt, "crypt"),
+            (self.parsing, "parsing"),
+            (self.emitting, "emitting"),
+            (self.control, "control"),
+            (self.lifecycle, "lifecycle"),
+            (self.klips, "klips"),
+            (self.private, "private"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join("+")
+        }
+    }
+
+    /// Any flag that produces debug lines.
+    pub fn any(&self) -> bool {
+        self.raw || self.crypt || self.parsing || self.emitting || self.control || self.lifecycle
+    }
+}
+
+/// Static facts and limits for a [`Pluto`](super::Pluto) instance.
+#[derive(Debug, Clone)]
+pub struct PlutoConfig {
+    /// Our interfaces (ipsecN/phys/address). Connections are oriented by these addresses.
+    pub interfaces: Vec<Interface>,
+    /// The default route: (our address on it, next hop); resolves `%defaultroute`.
+    pub defaultroute: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// `%myid` (`myid=`), if set.
+    pub myid: Option<Id>,
+    /// `uniqueids=yes`: a new ISAKMP SA with a peer ID releases older conns of that ID.
+    pub uniqueids: bool,
+    /// NAT traversal (RFC 3947 and drafts) offered and accepted.
+    pub nat_traversal: bool,
+    /// Debug switches.
+    pub debug: DebugFlags,
+    /// Most half-open Main Mode responder states kept at once (flood protection).
+    pub max_half_open: usize,
+    /// Most half-open responder states per peer address.
+    pub max_half_open_per_peer: usize,
+    /// NAT keepalive interval in seconds (RFC 3948; 20 s).
+    pub keepalive_interval: u64,
+    /// Most states of any kind (memory bound); new negotiations beyond it are refused.
+    pub max_states: usize,
+}
+
+impl Default for PlutoConfig {
+    fn default() -> PlutoConfig {
+        PlutoConfig {
+            interfaces: Vec::new(),
+            defaultroute: None,
+            myid: None,
+            uniqueids: true,
+            nat_traversal: true,
+            debug: DebugFlags::default(),
+            max_half_open: 1024,
+            max_half_open_per_peer: 16,
+            keepalive_interval: 20,
+            max_states: 16384,
+        }
+    }
+}
+
+/// Eroute operation (spec 5.3 `ipsec eroute --add|--replace|--del`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErouteOp {
+    /// Add a new eroute (none exists for the pair).
+    Add,
+    /// Replace the existing eroute of the pair (releases `%hold`-ed packets).
+    Replace,
+    /// Delete the eroute of the pair.
+    Delete,
+}
+
+/// Commands from `ipsec whack` / `ipsec auto`. The shell parses files; the core gets data.
+#[derive(Debug, Clone)]
+pub enum WhackCmd {
+    /// `auto --add`: load a connection (error 020 if the name exists).
+    Add(ConnSection),
+    /// `auto --replace`: delete if present, then add.
+    Replace(ConnSection),
+    /// `auto --delete`: drop the connection, its SAs and routing.
+    Delete(String),
+    /// `auto --up`: negotiate. With `asynchronous`, the whack client is released at once.
+    Up {
+        /// Connection name.
+        name: String,
+        /// `--asynchronous`.
+        asynchronous: bool,
+    },
+    /// `auto --down`: delete the SAs locally, send Deletes; routing (%trap) stays.
+    Down(String),
+    /// `auto --route`: install the `%trap` eroute (and run prepare/route updown).
+    Route(String),
+    /// `auto --unroute`: remove the route (refused while an SA uses it).
+    Unroute(String),
+    /// `auto --status`: spec 5.8.
+    Status,
+    /// `auto --rereadsecrets`: the shell reread the file and hands over the result.
+    RereadSecrets(Secrets),
+    /// `auto --ready` / `--listen`: (re)start IKE; optional fresh secrets.
+    Listen(Option<Secrets>),
+    /// `whack --deletestate N`.
+    DeleteState(u64),
+    /// `whack --debug-…` (the flags as a `plutodebug=` list).
+    Debug(String),
+    /// `whack --shutdown`: delete everything locally without notifying peers.
+    Shutdown,
+}
+
+/// Something the shell must do, in the order produced.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Send `data` verbatim as one UDP datagram from `local` to `remote`. On port 4500 the
+    /// data already carries the non-ESP marker (or is the 1-byte NAT keepalive `0xFF`).
+    Send {
+        /// Our address and port (500 or 4500).
+        local: SocketAddrV4,
+        /// Peer's address and port.
+        remote: SocketAddrV4,
+        /// The UDP payload.
+        data: Vec<u8>,
+    },
+    /// Add these SAs to the SADB and group them. `sas` holds inbound SAs first, then outbound
+    /// ones (make-before-break); each `groups` entry lists one group inner→outer
+    /// (tun→comp→esp→ah).
+    InstallSas {
+        /// Connection name (with instance suffix).
+        conn: String,
+        /// The SAs.
+        sas: Vec<SaSpec>,
+        /// SA groups to create.
+        groups: Vec<Vec<Said>>,
+    },
+    /// Change the eroute for (`src`, `dst`): to an SA group head or to a shunt
+    /// (`int` SAID, e.g. `%trap`).
+    Eroute {
+        /// What to do.
+        op: ErouteOp,
+        /// Our client network.
+        src: Subnet,
+        /// Peer's client network.
+        dst: Subnet,
+        /// The target (ignored for Delete).
+        said: Said,
+    },
+    /// Delete these SAs (each SAID of each group).
+    DeleteSas {
+        /// The SAIDs.
+        saids: Vec<Said>,
+    },
+    /// Run the connection's updown script for `verb`.
+    Updown {
+        /// The verb (suffix from `info.verb_text`).
+        verb: Verb,
+        /// The environment facts.
+        info: UpdownInfo,
+    },
+    /// A log line (syslog authpriv in the daemon).
+    Log(String),
+    /// A line for whack client `client`: print as `format!("{code:03} {text}")`.
+    Whack {
+        /// The client given to [`Pluto::whack`](super::Pluto::whack).
+        client: u64,
+        /// The whack code (spec 5.9).
+        code: u16,
+        /// The text.
+        text: String,
+    },
+    /// The whack command of `client` is complete; exit with `status`.
+    WhackDone {
+        /// The client.
+        client: u64,
+        /// Exit status: last non-log code, 004 → 0.
+        status: i32,
+    },
+}
+
+/// Whack codes (spec 5.9).
+pub mod rc {
+    /// Comment.
+    pub const COMMENT: u16 = 0;
+    /// Whack problem.
+    pub const WHACK_PROBLEM: u16 = 1;
+    /// Log line (hidden by `ipsec auto` unless --verbose).
+    pub const LOG: u16 = 2;
+    /// Serious log line.
+    pub const LOG_SERIOUS: u16 = 3;
+    /// Success.
+    pub const SUCCESS: u16 = 4;
+    /// Retransmission.
+    pub const RETRANSMISSION: u16 = 10;
+    /// Duplicate connection name.
+    pub const DUPNAME: u16 = 20;
+    /// Unknown connection name.
+    pub const UNKNOWN_NAME: u16 = 21;
+    /// Cannot orient.
+    pub const ORIENT: u16 = 22;
+    /// Cannot route.
+    pub const ROUTE: u16 = 25;
+    /// Not listening.
+    pub const DEAF: u16 = 24;
+    /// Max retransmissions.
+    pub const NORETRANSMISSION: u16 = 31;
+    /// Internal error / bad input.
+    pub const INTERNAL: u16 = 32;
+    /// New state: 100 + state number.
+    pub const NEW_STATE: u16 = 100;
+    /// Notification received: 200 + type.
+    pub const NOTIFY: u16 = 200;
+}
+
+/// Exit status for whack from the last non-log code (spec 5.9).
+pub fn whack_status(code: u16) -> i32 {
+    match code {
+        rc::SUCCESS => 0,
+        c => i32::from(c),
+    }
+}
