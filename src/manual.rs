@@ -146,7 +146,7 @@ fn key_for(
     dst_side: &str,
     kind: &str,
     conn_line: (&std::path::Path, usize),
-) -> Result<KeyBytes, ConfError> {
+) -> Result<(KeyBytes, String), ConfError> {
     let side_name = format!("{dst_side}{kind}");
     let name = if p.contains(&side_name) {
         side_name
@@ -160,9 +160,10 @@ fn key_for(
             format!("manual connection needs {kind}= (or left{kind}=/right{kind}=)"),
         )
     })?;
-    ttodata(s)
+    let key = ttodata(s)
         .map(KeyBytes)
-        .map_err(|e| p.err_at(&name, format!("{name}: {}", e.message())))
+        .map_err(|e| p.err_at(&name, format!("{name}: {}", e.message())))?;
+    Ok((key, name))
 }
 
 fn window(p: &Section, name: &str) -> Result<u32, ConfError> {
@@ -176,13 +177,19 @@ fn window(p: &Section, name: &str) -> Result<u32, ConfError> {
     }
 }
 
-fn check_key_len(p: &Section, what: &str, got: &KeyBytes, want: usize) -> Result<(), ConfError> {
+/// Checks a key's length; the error cites the line where the key (`name`) was written, and
+/// never its value.
+fn check_key_len(
+    p: &Section,
+    (got, name): &(KeyBytes, String),
+    what: &str,
+    want: usize,
+) -> Result<(), ConfError> {
     if got.0.len() != want {
-        return Err(ConfError::new(
-            p.file().to_path_buf(),
-            p.line(),
+        return Err(p.err_at(
+            name,
             format!(
-                "{what} needs a {}-bit key, got {} bits",
+                "{name}: {what} needs a {}-bit key, got {} bits",
                 want * 8,
                 got.0.len() * 8
             ),
@@ -356,20 +363,21 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
             let enckey = key_for(p, side, "espenckey", at)?;
             check_key_len(
                 p,
-                &format!("esp={}", enc.conf_name()),
                 &enckey,
+                &format!("esp={}", enc.conf_name()),
                 enc.key_len(),
             )?;
+            let enckey = enckey.0;
             let authkey = match auth {
                 Some(a) => {
                     let k = key_for(p, side, "espauthkey", at)?;
                     check_key_len(
                         p,
-                        &format!("ESP integrity {}", a.conf_name()),
                         &k,
+                        &format!("ESP integrity {}", a.conf_name()),
                         a.key_len(),
                     )?;
-                    k
+                    k.0
                 }
                 None => KeyBytes::default(),
             };
@@ -395,7 +403,8 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
         if let Some(a) = ah {
             let spi = spi_for(p, side, "ah")?;
             let authkey = key_for(p, side, "ahkey", at)?;
-            check_key_len(p, &format!("ah={}", a.conf_name()), &authkey, a.key_len())?;
+            check_key_len(p, &authkey, &format!("ah={}", a.conf_name()), a.key_len())?;
+            let authkey = authkey.0;
             let said = Said::new(Proto::Ah, spi, dst.addr);
             sas.push(mk(
                 said,
@@ -430,5 +439,57 @@ fn updown(conn: &ConnSection, me: &End, peer: &End, iface: &str) -> UpdownInfo {
         peer_id: peer.id.clone().unwrap_or_else(|| peer.addr.to_string()),
         peer_client: peer.client,
         command: me.updown.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::conf::IpsecConf;
+
+    fn host() -> HostFacts {
+        HostFacts {
+            local: vec!["192.0.2.1".parse().unwrap()],
+            defaultroute: None,
+            ipsec: vec![("ipsec0".into(), "192.0.2.1".parse().unwrap())],
+        }
+    }
+
+    fn plan_of(body: &str) -> Result<ManualPlan, ConfError> {
+        let text = format!(
+            "version 2\nconn net\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\tspibase=0x200\n{body}\tauto=manual\n"
+        );
+        let conf = IpsecConf::parse_str(&text, "/etc/ipsec.conf").unwrap();
+        plan(conf.conn("net").unwrap(), &host())
+    }
+
+    /// A key of the wrong length is reported at the line of the key, by name, without its value.
+    #[test]
+    fn bad_key_length_cites_the_key_line() {
+        let e = plan_of("\tesp=aes128-sha1\n\tespenckey=0x5ec2e75ec2e7\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/ipsec.conf:7: espenckey: esp=aes128 needs a 128-bit key, got 48 bits"
+        );
+        let e = plan_of("\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\trightespauthkey=0xa17e\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/ipsec.conf:8: rightespauthkey: ESP integrity sha1 needs a 160-bit key, got 16 bits"
+        );
+        let e = plan_of("\tah=hmac-md5-96\n\tahkey=0x0011\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/ipsec.conf:7: ahkey: "), "{e}");
+        assert!(!e.contains("0011"), "{e}");
+    }
+
+    #[test]
+    fn good_keys_plan() {
+        let p = plan_of("\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n").unwrap();
+        assert_eq!(p.sas.len(), 4);
     }
 }
