@@ -445,9 +445,21 @@ impl Pluto {
         let (me, peer) = (*p.local.ip(), *p.remote.ip());
         let peer_id = p.peer_id.clone().unwrap_or(crate::config::secrets::Id::Ipv4(peer));
         let auth = p.choice.as_ref().map(|c| c.auth);
+        let nat = p.natt.peer_behind;
         let fits = |c: &crate::pluto::connection::Connection| c.this.client == *our_client && c.that.client == *peer_client;
         if self.conns.get(&key).is_some_and(|c| fits(c)) {
             return Ok(key);
+        }
+        // A peer behind a NAT names its private address as its client: accept it for a
+        // host-only Road-Warrior instance (the tunnel's outer address is the NAT's).
+        let nat_fit = |c: &crate::pluto::connection::Connection| {
+            nat && c.instance != 0 && !c.that.has_client && peer_client.len() == 32 && c.this.client == *our_client
+        };
+        if let Some(c) = self.conns.get_mut(&key) {
+            if nat_fit(c) {
+                c.that.client = *peer_client;
+                return Ok(key);
+            }
         }
         let same_hosts = |c: &crate::pluto::connection::Connection| {
             c.negotiates()

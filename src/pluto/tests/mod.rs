@@ -1,1 +1,283 @@
+//! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
+mod scenarios;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::addr::Subnet;
+use crate::config::conf::IpsecConf;
+use crate::config::secrets::Secrets;
+use crate::pluto::isakmp::natt::{strip_non_esp_marker, NAT_T_PORT};
+use crate::pluto::{ErouteOp, Interface, Output, Pluto, PlutoConfig, WhackCmd};
+use crate::sadb::SaSpec;
+use crate::said::Said;
+use crate::updown::Verb;
+
+pub(crate) const WEST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub(crate) const EAST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+/// Public address of the fake NAT in front of a node.
+pub(crate) const NAT_PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
+
+/// One engine and what it produced.
+pub(crate) struct Node {
+    pub p: Pluto,
+    pub addr: Ipv4Addr,
+    pub logs: Vec<String>,
+    pub whack: Vec<(u64, u16, String)>,
+    pub done: Vec<(u64, i32)>,
+    pub installs: Vec<(String, Vec<SaSpec>, Vec<Vec<Said>>)>,
+    pub eroutes: Vec<(ErouteOp, Subnet, Subnet, Said)>,
+    pub deleted: Vec<Said>,
+    pub updown: Vec<Verb>,
+    pub sent: Vec<(u64, SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    pub keepalives: usize,
+    /// Live SADB model.
+    pub sadb: HashMap<Said, SaSpec>,
+}
+
+impl Node {
+    pub fn new(addr: Ipv4Addr, seed: u64, conf: &str, secrets: &str) -> Node {
+        let cfg = PlutoConfig {
+            interfaces: vec![Interface {
+                virt: "ipsec0".into(),
+                phys: "eth0".into(),
+                addr,
+            }],
+            ..PlutoConfig::default()
+        };
+        let mut p = Pluto::new(cfg, Box::new(StdRng::seed_from_u64(seed)));
+        let conf = IpsecConf::parse_str(conf, "/etc/ipsec.conf").expect("ipsec.conf parses");
+        let errs = p.load_conns(&conf);
+        assert!(errs.is_empty(), "{errs:?}");
+        p.load_secrets(Secrets::parse_str(secrets, "/etc/ipsec.secrets").expect("secrets parse"));
+        Node {
+            p,
+            addr,
+            logs: Vec::new(),
+            whack: Vec::new(),
+            done: Vec::new(),
+            installs: Vec::new(),
+            eroutes: Vec::new(),
+            deleted: Vec::new(),
+            updown: Vec::new(),
+            sent: Vec::new(),
+            keepalives: 0,
+            sadb: HashMap::new(),
+        }
+    }
+
+    pub fn log_has(&self, s: &str) -> bool {
+        self.logs.iter().any(|l| l.contains(s))
+    }
+
+    pub fn whack_has(&self, code: u16, s: &str) -> bool {
+        self.whack.iter().any(|(_, c, t)| *c == code && t.contains(s))
+    }
+
+    pub fn established_ipsec(&self) -> usize {
+        self.p
+            .states
+            .values()
+            .filter(|s| s.kind.ipsec_established())
+            .count()
+    }
+
+    pub fn established_isakmp(&self) -> usize {
+        self.p
+            .states
+            .values()
+            .filter(|s| s.kind.isakmp_established())
+            .count()
+    }
+
+    pub fn dump(&self) -> String {
+        self.logs.join("\n")
+    }
+}
+
+/// Which direction a datagram travels.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Dir {
+    AtoB,
+    BtoA,
+}
+
+/// Two engines and the wire between them.
+pub(crate) struct Net {
+    pub a: Node,
+    pub b: Node,
+    pub now: u64,
+    pub drop: Box<dyn FnMut(Dir, &[u8]) -> bool>,
+    /// Node A sits behind a NAT (A's source is rewritten to NAT_PUBLIC, ports +1000).
+    pub nat_a: bool,
+    pub delivered: usize,
+}
+
+impl Net {
+    pub fn new(a: Node, b: Node) -> Net {
+        Net {
+            a,
+            b,
+            now: 0,
+            drop: Box::new(|_, _| false),
+            nat_a: false,
+            delivered: 0,
+        }
+    }
+
+    fn drain(node: &mut Node, now: u64) -> Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)> {
+        let mut sends = Vec::new();
+        while let Some(o) = node.p.poll_output() {
+            match o {
+                Output::Send { local, remote, data } => {
+                    if data == [0xff] {
+                        node.keepalives += 1;
+                        continue;
+                    }
+                    node.sent.push((now, local, remote, data.clone()));
+                    sends.push((local, remote, data));
+                }
+                Output::InstallSas { conn, sas, groups } => {
+                    for s in &sas {
+                        node.sadb.insert(s.said, s.clone());
+                    }
+                    node.installs.push((conn, sas, groups));
+                }
+                Output::Eroute { op, src, dst, said } => node.eroutes.push((op, src, dst, said)),
+                Output::DeleteSas { saids } => {
+                    for s in &saids {
+                        node.sadb.remove(s);
+                    }
+                    node.deleted.extend(saids)
+                }
+                Output::Updown { verb, .. } => node.updown.push(verb),
+                Output::Log(l) => node.logs.push(l),
+                Output::Whack { client, code, text } => node.whack.push((client, code, text)),
+                Output::WhackDone { client, status } => node.done.push((client, status)),
+            }
+        }
+        sends
+    }
+
+    /// Delivers everything until quiet (no time passes).
+    pub fn run(&mut self) {
+        for _ in 0..10_000 {
+            let now = self.now;
+            let from_a = Self::drain(&mut self.a, now);
+            let from_b = Self::drain(&mut self.b, now);
+            if from_a.is_empty() && from_b.is_empty() {
+                return;
+            }
+            for (local, remote, data) in from_a {
+                if (self.drop)(Dir::AtoB, &data) || *remote.ip() != self.b.addr {
+                    continue;
+                }
+                let src = if self.nat_a {
+                    SocketAddrV4::new(NAT_PUBLIC, local.port() + 1000)
+                } else {
+                    local
+                };
+                Self::deliver(&mut self.b, now, remote, src, &data);
+                self.delivered += 1;
+            }
+            for (local, remote, data) in from_b {
+                if (self.drop)(Dir::BtoA, &data) {
+                    continue;
+                }
+                let dst = if self.nat_a {
+                    if *remote.ip() != NAT_PUBLIC {
+                        continue;
+                    }
+                    SocketAddrV4::new(self.a.addr, remote.port() - 1000)
+                } else {
+                    if *remote.ip() != self.a.addr {
+                        continue;
+                    }
+                    remote
+                };
+                Self::deliver(&mut self.a, now, dst, local, &data);
+                self.delivered += 1;
+            }
+        }
+        panic!("network never went quiet");
+    }
+
+    fn deliver(node: &mut Node, now: u64, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]) {
+        let ike = if local.port() == NAT_T_PORT {
+            match strip_non_esp_marker(data) {
+                Some(d) => d,
+                None => return,
+            }
+        } else {
+            data
+        };
+        node.p.handle_datagram(now, local, remote, ike);
+    }
+
+    /// Runs timers and traffic until `t` (ms).
+    pub fn advance_to(&mut self, t: u64) {
+        loop {
+            self.run();
+            let next = [self.a.p.poll_timeout(), self.b.p.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(n) if n <= t => {
+                    self.now = self.now.max(n);
+                    let now = self.now;
+                    if self.a.p.poll_timeout().is_some_and(|x| x <= now) {
+                        self.a.p.handle_timeout(now);
+                    }
+                    if self.b.p.poll_timeout().is_some_and(|x| x <= now) {
+                        self.b.p.handle_timeout(now);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(t);
+        self.run();
+    }
+
+    pub fn whack_a(&mut self, client: u64, cmd: WhackCmd) {
+        self.a.p.whack(self.now, client, cmd);
+        self.run();
+    }
+
+    pub fn whack_b(&mut self, client: u64, cmd: WhackCmd) {
+        self.b.p.whack(self.now, client, cmd);
+        self.run();
+    }
+
+    pub fn up_a(&mut self, name: &str) {
+        self.whack_a(
+            1,
+            WhackCmd::Up {
+                name: name.into(),
+                asynchronous: false,
+            },
+        );
+    }
+}
+
+/// A pair of conns, `west` (A) and `east` (B), with extra lines for both.
+pub(crate) fn conf(name: &str, extra: &str) -> String {
+    format!(
+        "version 2\nconn {name}\n\tleft={WEST}\n\tleftsubnet=10.0.1.0/24\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauto=add\n{extra}"
+    )
+}
+
+pub(crate) const PSK: &str = "192.0.2.1 198.51.100.7: PSK \"a very secret phrase\"\n";
+
+/// West and east with the same PSK conn.
+pub(crate) fn psk_pair(extra_both: &str) -> Net {
+    let extra = format!("\tauthby=secret\n{extra_both}");
+    let a = Node::new(WEST, 1, &conf("net", &extra), PSK);
+    let b = Node::new(EAST, 2, &conf("net", &extra), PSK);
+    Net::new(a, b)
+}

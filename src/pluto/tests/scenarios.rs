@@ -1,0 +1,552 @@
+//! Scenario tests: every exchange and failure mode, two engines back to back.
+
+use super::*;
+use crate::sadb::{Dir as SaDir, Sa, XformSpec};
+use crate::said::{Proto, Shunt};
+
+/// Checks that every outbound SA of `x` has a matching inbound SA on `y` (same SAID, same
+/// keys) by passing an ESP packet (and comparing AH keys).
+fn sas_match(x: &Node, y: &Node) -> usize {
+    let mut checked = 0;
+    for (said, spec) in &x.sadb {
+        if spec.dir != Some(SaDir::Out) || said.proto == Proto::Tun {
+            continue;
+        }
+        // Under NAT the destinations differ (public vs private address): match on SPI.
+        let peer = y
+            .sadb
+            .iter()
+            .find(|(k, _)| k.proto == said.proto && k.spi == said.spi)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("{said} missing on the peer"));
+        assert_eq!(peer.dir, Some(SaDir::In));
+        match (&spec.xform, &peer.xform) {
+            (XformSpec::Esp { .. }, XformSpec::Esp { .. }) => {
+                let out = Sa::new(spec, SaDir::Out, 0).expect("outbound SA builds");
+                let inb = Sa::new(peer, SaDir::In, 0).expect("inbound SA builds");
+                let (crate::sadb::sa::Xform::Esp { crypto: co, .. }, crate::sadb::sa::Xform::Esp { crypto: ci, .. }) =
+                    (&out.xform, &inb.xform)
+                else {
+                    panic!("not ESP");
+                };
+                let payload = b"hello through the tunnel, padded to something".to_vec();
+                let iv = vec![7u8; co.iv_len()];
+                let mut pkt = Vec::new();
+                co.try_encapsulate(said.spi, 1, 4, &payload, &iv, &mut pkt).expect("encapsulate");
+                let (nh, range) = ci.open(&mut pkt).expect("peer decrypts our ESP");
+                assert_eq!(nh, 4);
+                assert_eq!(&pkt[range], &payload[..]);
+                assert_eq!(spec.encap.is_some(), peer.encap.is_some());
+                checked += 1;
+            }
+            (XformSpec::Ah { auth: a1, authkey: k1 }, XformSpec::Ah { auth: a2, authkey: k2 }) => {
+                assert_eq!(a1, a2);
+                assert_eq!(k1, k2);
+                checked += 1;
+            }
+            (XformSpec::Ipip, XformSpec::Ipip) | (XformSpec::Deflate, XformSpec::Deflate) => {}
+            other => panic!("transform mismatch {other:?}"),
+        }
+    }
+    checked
+}
+
+fn assert_up(net: &Net) {
+    assert_eq!(net.a.established_ipsec(), 1, "A:\n{}\nB:\n{}", net.a.dump(), net.b.dump());
+    assert_eq!(net.b.established_ipsec(), 1, "B:\n{}", net.b.dump());
+    assert!(sas_match(&net.a, &net.b) >= 1);
+    assert!(sas_match(&net.b, &net.a) >= 1);
+}
+
+#[test]
+fn psk_main_and_quick_mode_default_algorithms() {
+    let mut net = psk_pair("");
+    net.up_a("net");
+    assert_up(&net);
+    let a = &net.a;
+    for (code, text) in [
+        (104, "\"net\" #1: STATE_MAIN_I1: initiate"),
+        (106, "\"net\" #1: STATE_MAIN_I2: sent MI2, expecting MR2"),
+        (108, "\"net\" #1: STATE_MAIN_I3: sent MI3, expecting MR3"),
+        (4, "\"net\" #1: STATE_MAIN_I4: ISAKMP SA established"),
+        (112, "\"net\" #2: STATE_QUICK_I1: initiate"),
+        (4, "\"net\" #2: STATE_QUICK_I2: sent QI2, IPsec SA established {ESP=>0x"),
+    ] {
+        assert!(a.whack_has(code, text), "missing {code} {text}:\n{:?}", a.whack);
+    }
+    assert_eq!(a.done, vec![(1, 0)]);
+    assert!(net.b.log_has("STATE_MAIN_R3: sent MR3, ISAKMP SA established"));
+    assert!(net.b.log_has("STATE_QUICK_R2: IPsec SA established"));
+    // Default suite: AES/SHA2/MODP2048 first.
+    let st = net.a.p.states.values().find_map(|s| s.p1()).unwrap();
+    assert_eq!(st.choice.as_ref().unwrap().alg.name(), "AES_CBC_128-SHA2_256-MODP2048");
+    // Eroutes: tunnel group heads, updown prepare/route/up.
+    let (op, src, dst, said) = net.a.eroutes.last().copied().unwrap();
+    assert_eq!(op, ErouteOp::Add);
+    assert_eq!(src.to_string(), "10.0.1.0/24");
+    assert_eq!(dst.to_string(), "10.0.2.0/24");
+    assert_eq!(said.proto, Proto::Tun);
+    assert_eq!(net.a.updown, vec![Verb::Prepare, Verb::Route, Verb::Up]);
+    // Groups are inner→outer and inbound first.
+    let (_, sas, groups) = &net.a.installs[0];
+    assert_eq!(groups[0][0].proto, Proto::Tun);
+    assert_eq!(groups[0][1].proto, Proto::Esp);
+    assert_eq!(sas[0].dir, Some(SaDir::In));
+    assert!(sas[0].policy.is_some());
+    // No key material in logs.
+    for l in net.a.logs.iter().chain(net.b.logs.iter()) {
+        assert!(!l.contains("a very secret phrase"), "{l}");
+        assert!(!l.contains("SKEYID"), "{l}");
+    }
+}
+
+#[test]
+fn status_lists_conns_and_states() {
+    let mut net = psk_pair("");
+    net.up_a("net");
+    net.whack_a(9, WhackCmd::Status);
+    let lines: Vec<&str> = net.a.whack.iter().filter(|w| w.0 == 9).map(|w| w.2.as_str()).collect();
+    assert!(lines.contains(&"interface ipsec0/eth0 192.0.2.1"), "{lines:#?}");
+    assert!(lines.contains(&"%myid = (none)"));
+    assert!(lines.contains(&"debug none"));
+    assert!(lines.iter().any(|l| l.starts_with(
+        "\"net\": 10.0.1.0/24===192.0.2.1...198.51.100.7===10.0.2.0/24; erouted; eroute owner: #2"
+    )), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("policy: PSK+ENCRYPT+TUNNEL+PFS+UP")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("#2: \"net\" STATE_QUICK_I2 (sent QI2, IPsec SA established); EVENT_SA_REPLACE in ")
+        && l.ends_with("; newest IPSEC; eroute owner")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("#2: \"net\" esp.") && l.contains("@198.51.100.7 esp.") && l.contains("tun.")));
+    assert!(net.a.done.contains(&(9, 0)));
+}
+
+fn rsa_keys(seed: u64) -> (crate::pluto::crypto::PrivateKey, String) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let k = crate::pluto::crypto::PrivateKey::generate_with_exponent(&mut rng, 1024, 3).unwrap();
+    let body = k.to_secrets_body("test");
+    (k, format!(": RSA {{\n{}\n\t}}\n", body.as_str()))
+}
+
+fn rsa_pair(west_key_for_east: Option<String>) -> Net {
+    let (wk, wsec) = rsa_keys(11);
+    let (ek, esec) = rsa_keys(12);
+    let wpub = wk.public_key().to_text();
+    let epub = ek.public_key().to_text();
+    let west_seen_by_east = west_key_for_east.unwrap_or(wpub.clone());
+    let wconf = conf(
+        "net",
+        &format!("\tauthby=rsasig\n\tleftid=@west\n\trightid=@east\n\tleftrsasigkey={wpub}\n\trightrsasigkey={epub}\n"),
+    );
+    let econf = conf(
+        "net",
+        &format!("\tauthby=rsasig\n\tleftid=@west\n\trightid=@east\n\tleftrsasigkey={west_seen_by_east}\n\trightrsasigkey={epub}\n"),
+    );
+    Net::new(Node::new(WEST, 1, &wconf, &wsec), Node::new(EAST, 2, &econf, &esec))
+}
+
+#[test]
+fn rsa_signatures_main_mode() {
+    let mut net = rsa_pair(None);
+    net.up_a("net");
+    assert_up(&net);
+    assert!(net.a.whack_has(4, "STATE_MAIN_I4: ISAKMP SA established"));
+}
+
+#[test]
+fn rsa_wrong_key_is_refused() {
+    let (other, _) = rsa_keys(99);
+    let mut net = rsa_pair(Some(other.public_key().to_text()));
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(net.b.log_has("Signature check (on @west) failed (wrong key?); tried *"), "{}", net.b.dump());
+}
+
+#[test]
+fn wrong_psk_is_refused() {
+    let extra = "\tauthby=secret\n";
+    let a = Node::new(WEST, 1, &conf("net", extra), PSK);
+    let b = Node::new(EAST, 2, &conf("net", extra), "192.0.2.1 198.51.100.7: PSK \"something else\"\n");
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.b.established_isakmp(), 0);
+    assert!(
+        net.b.log_has("probable authentication failure (mismatch of preshared secrets?)")
+            || net.b.log_has("received Hash Payload does not match computed value"),
+        "{}",
+        net.b.dump()
+    );
+}
+
+#[test]
+fn explicit_algorithms_pfs_off_ah_ipcomp_gcm() {
+    for extra in [
+        "\tike=3des-sha1-modp1024\n\tesp=3des-md5\n\tpfs=no\n",
+        "\tike=aes256-sha2_256-modp2048\n\tesp=aes256gcm16\n",
+        "\tike=aes128-md5-modp1536\n\tesp=aes192-sha2_512\n",
+        "\tesp=aes128-sha2_384\n\tcompress=yes\n",
+        "\tauth=ah\n\tesp=aes128-sha1\n",
+        "\tauth=ah\n\tcompress=yes\n\tpfsgroup=modp1536\n",
+    ] {
+        let mut net = psk_pair(extra);
+        net.up_a("net");
+        assert_up(&net);
+        let p2 = net.a.p.states.values().find_map(|s| s.p2()).unwrap();
+        let ch = p2.choice.as_ref().unwrap();
+        if extra.contains("pfs=no") {
+            assert!(ch.pfs.is_none() && p2.gxy.is_none());
+        } else {
+            assert!(ch.pfs.is_some(), "{extra}");
+        }
+        if extra.contains("compress") {
+            assert!(ch.cpi.is_some(), "{extra}");
+            assert!(net.a.whack_has(4, "IPCOMP=>0x"));
+        }
+        if extra.contains("auth=ah") {
+            assert!(ch.ah.is_some() && ch.esp.unwrap().0.auth.is_none());
+            assert!(net.a.whack_has(4, "AH=>0x"));
+        }
+        if extra.contains("gcm") {
+            assert_eq!(ch.esp.unwrap().0.enc, crate::crypto::EncAlg::AesGcm16_256);
+        }
+    }
+}
+
+#[test]
+fn transport_mode() {
+    let c = format!("version 2\nconn t\n\tleft={WEST}\n\tright={EAST}\n\ttype=transport\n\tauthby=secret\n\tauto=add\n");
+    let mut net = Net::new(Node::new(WEST, 1, &c, PSK), Node::new(EAST, 2, &c, PSK));
+    net.up_a("t");
+    assert_up(&net);
+    assert!(net.a.sadb.keys().all(|s| s.proto != Proto::Tun));
+    let (_, src, dst, said) = *net.a.eroutes.last().unwrap();
+    assert_eq!((src, dst, said.proto), (Subnet::host(WEST), Subnet::host(EAST), Proto::Esp));
+}
+
+#[test]
+fn proposal_mismatch_is_logged() {
+    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n\tike=3des-md5-modp1024\n\tkeyingtries=1\n"), PSK);
+    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n\tike=aes256-sha2_256-modp2048\n"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert!(net.b.log_has("transform #0: 3DES_CBC_192-MD5-MODP1024 not in our ike= list"), "{}", net.b.dump());
+    assert!(net.b.log_has("no acceptable Oakley Transform"));
+    assert!(net.a.log_has("ignoring unprotected informational payload, type NO_PROPOSAL_CHOSEN"));
+    // Phase 2 mismatch.
+    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n\tesp=3des-md5\n\tkeyingtries=1\n"), PSK);
+    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n\tesp=aes128-sha1\n"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.a.established_isakmp(), 1);
+    assert!(net.b.log_has("ESP 3des-md5 not in our esp= list") || net.b.log_has("not in our esp= list"), "{}", net.b.dump());
+    assert!(net.b.log_has("no acceptable transform"));
+    assert!(net.a.log_has("received and ignored informational message type NO_PROPOSAL_CHOSEN"));
+}
+
+#[test]
+fn retransmission_and_give_up() {
+    let mut net = psk_pair("\tkeyingtries=1\n");
+    net.drop = Box::new(|_, _| true);
+    net.up_a("net");
+    net.advance_to(200_000);
+    let times: Vec<u64> = net.a.sent.iter().map(|s| s.0).collect();
+    assert_eq!(times, vec![0, 10_000, 30_000], "{:?}", net.a.whack);
+    assert!(net.a.whack_has(10, "\"net\" #1: STATE_MAIN_I1: retransmission; will wait 20s for response"));
+    assert!(net.a.whack_has(10, "\"net\" #1: STATE_MAIN_I1: retransmission; will wait 40s for response"));
+    assert!(net.a.whack_has(
+        31,
+        "\"net\" #1: max number of retransmissions (2) reached STATE_MAIN_I1.  No response (or no acceptable response) to our first IKE message"
+    ));
+    assert_eq!(net.a.done, vec![(1, 31)]);
+    assert!(net.a.p.states.is_empty());
+    // keyingtries=3: three attempts, then give up.
+    let mut net = psk_pair("\tkeyingtries=3\n");
+    net.drop = Box::new(|_, _| true);
+    net.up_a("net");
+    net.advance_to(1_000_000);
+    assert_eq!(net.a.sent.len(), 9);
+    assert!(net.a.log_has("starting keying attempt 3 of at most 3"));
+    assert!(net.a.p.states.is_empty());
+}
+
+#[test]
+fn rekey_is_make_before_break() {
+    let mut net = psk_pair("\tkeylife=120s\n\tikelifetime=600s\n\trekeymargin=30s\n\trekeyfuzz=0%\n");
+    net.up_a("net");
+    assert_up(&net);
+    let first: Vec<Said> = net.a.sadb.keys().copied().collect();
+    net.advance_to(95_000);
+    // New SAs exist and the eroute moved; old ones still there.
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    for s in &first {
+        assert!(net.a.sadb.contains_key(s), "old SA {s} removed before expiry");
+    }
+    let last = net.a.eroutes.last().unwrap();
+    assert_eq!(last.0, ErouteOp::Replace);
+    assert!(!first.contains(&last.3));
+    assert!(sas_match(&net.a, &net.b) >= 2);
+    net.advance_to(125_000);
+    for s in &first {
+        assert!(!net.a.sadb.contains_key(s), "old SA {s} survived its lifetime");
+    }
+    assert_eq!(net.a.established_ipsec(), 1);
+    assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
+    assert!(sas_match(&net.a, &net.b) >= 1);
+    assert!(sas_match(&net.b, &net.a) >= 1);
+}
+
+#[test]
+fn down_deletes_on_both_sides() {
+    let mut net = psk_pair("");
+    net.up_a("net");
+    assert_up(&net);
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.a.sadb.is_empty());
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+    assert_eq!(net.b.established_ipsec(), 0);
+    assert_eq!(net.b.established_isakmp(), 0);
+    assert!(net.b.log_has("received Delete SA payload: deleting IPSEC State"));
+    // And from B's side.
+    let mut net = psk_pair("");
+    net.up_a("net");
+    net.whack_b(2, WhackCmd::Down("net".into()));
+    assert!(net.a.sadb.is_empty(), "{}", net.a.dump());
+    assert_eq!(net.a.established_isakmp(), 0);
+}
+
+#[test]
+fn dpd_clear_and_restart() {
+    for (action, restart) in [("clear", false), ("restart", true)] {
+        let mut net = psk_pair(&format!("\tdpdaction={action}\n\tdpddelay=30s\n\tdpdtimeout=120s\n"));
+        net.up_a("net");
+        assert_up(&net);
+        net.advance_to(65_000);
+        assert_eq!(net.a.established_ipsec(), 1, "DPD must keep a live peer");
+        // B goes silent.
+        net.drop = Box::new(|d, _| d == Dir::BtoA);
+        let before = net.a.sent.len();
+        net.advance_to(65_000 + 130_000);
+        assert!(net.a.log_has("DPD: No response from peer - declaring peer dead"), "{}", net.a.dump());
+        if restart {
+            assert!(net.a.log_has("DPD: Restarting Connection"));
+            assert!(net.a.sent.len() > before + 3);
+            assert!(net.a.log_has("initiating Main Mode"));
+        } else {
+            assert!(net.a.log_has("DPD: Clearing Connection"));
+            assert!(net.a.sadb.is_empty());
+            assert_eq!(net.a.eroutes.last().unwrap().0, ErouteOp::Delete);
+        }
+    }
+}
+
+#[test]
+fn nat_t_forceencaps_and_real_nat() {
+    let mut net = psk_pair("\tforceencaps=yes\n");
+    net.up_a("net");
+    assert_up(&net);
+    let esp = net.a.sadb.values().find(|s| s.said.proto == Proto::Esp).unwrap();
+    assert_eq!(esp.encap.map(|e| e.sport), Some(4500));
+    assert!(net.a.sent.iter().skip(2).all(|s| s.1.port() == 4500));
+    net.advance_to(25_000);
+    assert!(net.a.keepalives >= 1);
+
+    // A behind a NAT, B a Road-Warrior responder.
+    let a = Node::new(
+        Ipv4Addr::new(10, 9, 0, 2),
+        1,
+        &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let mut net = Net::new(a, b);
+    net.nat_a = true;
+    net.up_a("rw");
+    assert_up(&net);
+    assert!(net.a.log_has("NAT-Traversal: we are behind a NAT"), "{}", net.a.dump());
+    assert!(net.b.log_has("NAT-Traversal: peer is behind a NAT"));
+    let esp = net.b.sadb.values().find(|s| s.said.proto == Proto::Esp && s.dir == Some(SaDir::Out)).unwrap();
+    assert_eq!(esp.encap.map(|e| e.dport), Some(5500));
+    assert!(net.b.log_has("\"rw\"[1] 203.0.113.9 #"), "{}", net.b.dump());
+}
+
+#[test]
+fn road_warrior_instance_and_no_connection() {
+    let rw_b = format!(
+        "version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"
+    );
+    let a = Node::new(
+        WEST,
+        1,
+        &format!("version 2\nconn rw\n\tleft={WEST}\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let b = Node::new(EAST, 2, &rw_b, "198.51.100.7 %any : PSK \"rw secret\"\n");
+    let mut net = Net::new(a, b);
+    net.up_a("rw");
+    assert_up(&net);
+    assert!(net.b.p.conns.contains_key("rw[1]"));
+    assert!(net.b.log_has("responding to Main Mode from unknown peer 192.0.2.1"));
+    // Nobody authorized.
+    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n\tkeyingtries=1\n"), PSK);
+    let b = Node::new(EAST, 2, "version 2\n", PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert!(net.b.log_has(
+        "initial Main Mode message received on 198.51.100.7:500 but no connection has been authorized"
+    ));
+}
+
+#[test]
+fn switch_connection_on_peer_id_and_unknown_peer() {
+    let secrets = ": PSK \"shared\"\n";
+    let b_conf = format!(
+        "version 2\nconn one\n\tleft={EAST}\n\tright={WEST}\n\trightid=@one\n\tauthby=secret\n\tauto=add\nconn two\n\tleft={EAST}\n\tright={WEST}\n\trightid=@two\n\tauthby=secret\n\trightsubnet=10.0.1.0/24\n\tauto=add\n"
+    );
+    let a_conf = format!(
+        "version 2\nconn two\n\tleft={WEST}\n\tleftid=@two\n\tleftsubnet=10.0.1.0/24\n\tright={EAST}\n\tauthby=secret\n\tauto=add\n"
+    );
+    let mut net = Net::new(Node::new(WEST, 1, &a_conf, secrets), Node::new(EAST, 2, &b_conf, secrets));
+    net.up_a("two");
+    assert!(net.b.log_has("switched from \"one\" to \"two\""), "{}", net.b.dump());
+    assert_up(&net);
+    let a_conf = a_conf.replace("@two", "@three");
+    let mut net = Net::new(Node::new(WEST, 1, &a_conf, secrets), Node::new(EAST, 2, &b_conf, secrets));
+    net.up_a("two");
+    assert!(net.b.log_has("no suitable connection for peer '@three'"), "{}", net.b.dump());
+    // QM for subnets nobody configured.
+    let a_conf2 = format!(
+        "version 2\nconn x\n\tleft={WEST}\n\tleftid=@one\n\tleftsubnet=10.7.0.0/16\n\tright={EAST}\n\tauthby=secret\n\tauto=add\n\tkeyingtries=1\n"
+    );
+    let mut net = Net::new(Node::new(WEST, 1, &a_conf2, secrets), Node::new(EAST, 2, &b_conf, secrets));
+    net.up_a("x");
+    assert!(
+        net.b.log_has("cannot respond to IPsec SA request because no connection is known for 198.51.100.7[198.51.100.7]...192.0.2.1[@one]===10.7.0.0/16"),
+        "{}",
+        net.b.dump()
+    );
+}
+
+#[test]
+fn auto_route_and_acquire() {
+    let mut net = psk_pair("");
+    net.a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n").replace("auto=add", "auto=route"), PSK);
+    net.run();
+    let (op, _, _, said) = net.a.eroutes[0];
+    assert_eq!(op, ErouteOp::Add);
+    assert_eq!(said.shunt(), Some(Shunt::Trap));
+    net.a.p.handle_acquire(
+        net.now,
+        crate::klips::Acquire {
+            src: Ipv4Addr::new(10, 0, 1, 5),
+            dst: Ipv4Addr::new(10, 0, 2, 9),
+            proto: 1,
+            sport: 0,
+            dport: 0,
+        },
+    );
+    net.run();
+    assert_up(&net);
+    let (op, _, _, said) = *net.a.eroutes.last().unwrap();
+    assert_eq!(op, ErouteOp::Replace);
+    assert_eq!(said.proto, Proto::Tun);
+    // --down keeps the %trap.
+    net.whack_a(5, WhackCmd::Down("net".into()));
+    let (op, _, _, said) = *net.a.eroutes.last().unwrap();
+    assert_eq!((op, said.shunt()), (ErouteOp::Replace, Some(Shunt::Trap)));
+}
+
+#[test]
+fn half_open_flood_is_bounded() {
+    let rw_b = format!(
+        "version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"
+    );
+    let a = Node::new(
+        WEST,
+        1,
+        &format!("version 2\nconn rw\n\tleft={WEST}\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let b = Node::new(EAST, 2, &rw_b, "198.51.100.7 %any : PSK \"rw secret\"\n");
+    let mut net = Net::new(a, b);
+    // Capture a real MI1 to replay from spoofed sources.
+    net.drop = Box::new(|_, _| true);
+    net.up_a("rw");
+    let mi1 = net.a.sent[0].3.clone();
+    net.a.p.whack(0, 3, WhackCmd::Down("rw".into()));
+    net.run();
+    net.drop = Box::new(|_, _| false);
+    let local = SocketAddrV4::new(EAST, 500);
+    for i in 0..10_000u32 {
+        let mut m = mi1.clone();
+        m[..4].copy_from_slice(&i.to_be_bytes());
+        let src = SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + i), 500);
+        net.b.p.handle_datagram(0, local, src, &m);
+        while net.b.p.poll_output().is_some() {}
+    }
+    assert!(net.b.p.states.len() <= 1024, "{} states", net.b.p.states.len());
+    net.a.sent.clear();
+    net.up_a("rw");
+    assert_eq!(net.a.established_ipsec(), 1, "{}", net.a.dump());
+    assert!(net.b.p.states.len() <= 1026);
+}
+
+#[test]
+fn aggressive_mode_and_garbage_never_panic() {
+    let mut net = psk_pair("");
+    net.up_a("net");
+    let captured: Vec<Vec<u8>> = net.a.sent.iter().chain(net.b.sent.iter()).map(|s| s.3.clone()).collect();
+    let mut am = captured[0].clone();
+    am[18] = 4;
+    net.b.p.handle_datagram(0, SocketAddrV4::new(EAST, 500), SocketAddrV4::new(WEST, 500), &am);
+    net.run();
+    assert!(net.b.log_has("Aggressive Mode is not supported"));
+    let mut rng = StdRng::seed_from_u64(42);
+    use rand::Rng;
+    for round in 0..20_000 {
+        let base = &captured[round % captured.len()];
+        let mut m = base.clone();
+        let m = match rng.gen_range(0..5) {
+            0 => {
+                let n = rng.gen_range(0..m.len());
+                m.truncate(n);
+                m
+            }
+            1 => {
+                for _ in 0..rng.gen_range(1..8) {
+                    let i = rng.gen_range(0..m.len());
+                    m[i] = rng.gen();
+                }
+                m
+            }
+            2 => {
+                let i = rng.gen_range(28..m.len().max(29));
+                if i < m.len() {
+                    m[i] ^= 0xff;
+                }
+                m
+            }
+            3 => {
+                m.extend((0..rng.gen_range(1..40)).map(|_| rng.gen::<u8>()));
+                m
+            }
+            _ => (0..rng.gen_range(0..300)).map(|_| rng.gen::<u8>()).collect(),
+        };
+        let to_b = round % 2 == 0;
+        let (node, local, remote) = if to_b {
+            (&mut net.b, SocketAddrV4::new(EAST, 500), SocketAddrV4::new(WEST, 500))
+        } else {
+            (&mut net.a, SocketAddrV4::new(WEST, 500), SocketAddrV4::new(EAST, 500))
+        };
+        node.p.handle_datagram(0, local, remote, &m);
+        while node.p.poll_output().is_some() {}
+    }
+    // Still serving: the SA is there and a new negotiation works.
+    assert_eq!(net.a.established_ipsec(), 1);
+    net.whack_a(7, WhackCmd::Down("net".into()));
+    net.a.done.clear();
+    net.up_a("net");
+    assert!(net.a.done.contains(&(1, 0)), "{}", net.a.dump());
+}
