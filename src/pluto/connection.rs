@@ -214,7 +214,10 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
         }),
         "%defaultroute" => {
             let (a, nh) = cfg.defaultroute.ok_or_else(|| {
-                p.err_at(side, format!("{side}=%defaultroute but there is no default route"))
+                p.err_at(
+                    side,
+                    format!("{side}=%defaultroute but there is no default route"),
+                )
             })?;
             Ok(RawEnd {
                 host: Some(a),
@@ -225,12 +228,18 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
             side,
             format!("{side}={v}: opportunistic encryption is not supported"),
         )),
-        s => s.parse::<Ipv4Addr>().map(|a| RawEnd {
-            host: Some(a),
-            dr_nexthop: None,
-        }).map_err(|_| {
-            p.err_at(side, format!("{side}=\"{s}\" is not an IPv4 address (names are not resolved)"))
-        }),
+        s => s
+            .parse::<Ipv4Addr>()
+            .map(|a| RawEnd {
+                host: Some(a),
+                dr_nexthop: None,
+            })
+            .map_err(|_| {
+                p.err_at(
+                    side,
+                    format!("{side}=\"{s}\" is not an IPv4 address (names are not resolved)"),
+                )
+            }),
     }
 }
 
@@ -248,14 +257,20 @@ fn build_end(
                 .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,
             true,
         ),
-        None => (Subnet::host(raw.host.unwrap_or(Ipv4Addr::UNSPECIFIED)), false),
+        None => (
+            Subnet::host(raw.host.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            false,
+        ),
     };
     let nexthop = if ours {
         match p.get(&key("nexthop")) {
             None | Some("%direct") => raw.dr_nexthop,
             Some("%defaultroute") => cfg.defaultroute.map(|d| d.1),
             Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-                p.err_at(&key("nexthop"), format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")))
+                p.err_at(
+                    &key("nexthop"),
+                    format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
+                )
             })?),
         }
     } else {
@@ -270,7 +285,8 @@ fn build_end(
             true,
         ),
         Some(s) => (
-            Id::parse(s).map_err(|e| p.err_at(&key("id"), format!("{}=\"{s}\": {e}", key("id"))))?,
+            Id::parse(s)
+                .map_err(|e| p.err_at(&key("id"), format!("{}=\"{s}\": {e}", key("id"))))?,
             true,
         ),
     };
@@ -305,12 +321,17 @@ fn shunt_of(s: &str) -> Option<Shunt> {
 impl Connection {
     /// Builds a connection from a resolved `conn` section, oriented by our interfaces.
     /// `Err((code, error))`: 22 = cannot orient, 32 = other problem (whack codes).
-    pub fn from_section(c: &ConnSection, cfg: &PlutoConfig) -> Result<Connection, (u16, ConfError)> {
+    pub fn from_section(
+        c: &ConnSection,
+        cfg: &PlutoConfig,
+    ) -> Result<Connection, (u16, ConfError)> {
         let bad = |e: ConfError| (32u16, e);
         let p = &c.params;
         let left = raw_end(p, "left", cfg).map_err(bad)?;
         let right = raw_end(p, "right", cfg).map_err(bad)?;
-        let ours = |h: Option<Ipv4Addr>| h.and_then(|a| cfg.interfaces.iter().find(|i| i.addr == a).cloned());
+        let ours = |h: Option<Ipv4Addr>| {
+            h.and_then(|a| cfg.interfaces.iter().find(|i| i.addr == a).cloned())
+        };
         let (this_side, that_side, this_raw, that_raw, iface) = if let Some(i) = ours(left.host) {
             ("left", "right", left, right, i)
         } else if let Some(i) = ours(right.host) {
@@ -336,11 +357,15 @@ impl Connection {
             "tunnel" => ConnType::Tunnel,
             "transport" => {
                 if this.has_client || that.has_client {
-                    return Err(bad(p.err_at("type", "type=transport forbids leftsubnet/rightsubnet")));
+                    return Err(bad(
+                        p.err_at("type", "type=transport forbids leftsubnet/rightsubnet")
+                    ));
                 }
                 ConnType::Transport
             }
-            s => ConnType::Shunt(shunt_of(s).ok_or_else(|| bad(p.err_at("type", format!("bad type={s}"))))?),
+            s => ConnType::Shunt(
+                shunt_of(s).ok_or_else(|| bad(p.err_at("type", format!("bad type={s}"))))?,
+            ),
         };
         let auto = match p.get_or("auto", "ignore") {
             "add" => Auto::Add,
@@ -357,7 +382,10 @@ impl Connection {
             _ => Vec::new(),
         };
         let (ike, ike_explicit) = match p.get("ike") {
-            Some(s) => (proposal::parse_ike(s).map_err(|e| bad(p.err_at("ike", e)))?, true),
+            Some(s) => (
+                proposal::parse_ike(s).map_err(|e| bad(p.err_at("ike", e)))?,
+                true,
+            ),
             None => (proposal::default_ike(), false),
         };
         let (esp, esp_group, esp_explicit) = match p.get("esp") {
@@ -368,14 +396,17 @@ impl Connection {
             None => (proposal::default_esp(), None, false),
         };
         let pfsgroup = match p.get("pfsgroup") {
-            Some(g) => Some(
-                match g {
-                    "modp1024" => DhGroup::Modp1024,
-                    "modp1536" => DhGroup::Modp1536,
-                    "modp2048" => DhGroup::Modp2048,
-                    _ => return Err(bad(p.err_at("pfsgroup", format!("pfsgroup={g}: unknown or refused group")))),
-                },
-            ),
+            Some(g) => Some(match g {
+                "modp1024" => DhGroup::Modp1024,
+                "modp1536" => DhGroup::Modp1536,
+                "modp2048" => DhGroup::Modp2048,
+                _ => {
+                    return Err(bad(p.err_at(
+                        "pfsgroup",
+                        format!("pfsgroup={g}: unknown or refused group"),
+                    )))
+                }
+            }),
             None => esp_group,
         };
         let dur = |k: &str, d: u64| p.get_duration(k, d).map_err(bad);
@@ -643,7 +674,11 @@ impl Connection {
             s
         };
         let our_nh = self.this.nexthop.filter(|n| Some(*n) != self.that.host);
-        let their_nh = self.that.host.and(self.this.host).filter(|_| our_nh.is_some());
+        let their_nh = self
+            .that
+            .host
+            .and(self.this.host)
+            .filter(|_| our_nh.is_some());
         format!(
             "{}...{}",
             end(&self.this, our_nh, true),

@@ -285,7 +285,10 @@ impl Pluto {
                     Event::SoDiscard => {
                         if let Some(st) = self.states.get(&serial) {
                             if st.kind.half_open_responder() {
-                                self.slog(serial, "deleting half-open state (no MI2/MI3 from peer)".into());
+                                self.slog(
+                                    serial,
+                                    "deleting half-open state (no MI2/MI3 from peer)".into(),
+                                );
                             }
                         }
                         self.delete_state(serial, false)
@@ -333,7 +336,11 @@ impl Pluto {
             }
             WhackCmd::Delete(name) => {
                 if !self.conns.contains_key(&name) {
-                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
                     return;
                 }
                 self.delete_conn(&name);
@@ -341,7 +348,11 @@ impl Pluto {
             }
             WhackCmd::Up { name, asynchronous } => {
                 let Some(c) = self.conns.get_mut(&name) else {
-                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
                     return;
                 };
                 if !c.negotiates() || c.is_template() {
@@ -364,7 +375,11 @@ impl Pluto {
             }
             WhackCmd::Down(name) => {
                 if !self.conns.contains_key(&name) {
-                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
                     return;
                 }
                 self.down_conn(&name);
@@ -372,7 +387,11 @@ impl Pluto {
             }
             WhackCmd::Route(name) => {
                 if !self.conns.contains_key(&name) {
-                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
                     return;
                 }
                 match self.route_conn(&name, Some(client)) {
@@ -382,7 +401,11 @@ impl Pluto {
             }
             WhackCmd::Unroute(name) => {
                 if !self.conns.contains_key(&name) {
-                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no connection named \"{name}\""));
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
                     return;
                 }
                 match self.unroute_conn(&name) {
@@ -512,7 +535,13 @@ impl Pluto {
                 .map(|s| (s.p1().is_some(), s.serial))
                 .collect();
             serials.sort();
-            for (_, s) in serials.into_iter().rev().collect::<Vec<_>>().into_iter().rev() {
+            for (_, s) in serials
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
                 self.delete_state(s, true);
             }
             self.instance_gc(&key);
@@ -596,7 +625,11 @@ impl Pluto {
         } else {
             rc::NEW_STATE + kind.number()
         };
-        self.slog_code(serial, code, format!("{}: {}{}", kind.name(), kind.story(), extra));
+        self.slog_code(
+            serial,
+            code,
+            format!("{}: {}{}", kind.name(), kind.story(), extra),
+        );
     }
 
     /// Releases the whack client of a state with a final status.
@@ -626,7 +659,13 @@ impl Pluto {
     }
 
     /// Sends a message for a state and remembers it for retransmission.
-    pub(crate) fn send_for(&mut self, serial: u64, local: SocketAddrV4, remote: SocketAddrV4, msg: Vec<u8>) {
+    pub(crate) fn send_for(
+        &mut self,
+        serial: u64,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        msg: Vec<u8>,
+    ) {
         let wire = if local.port() == NAT_T_PORT {
             add_non_esp_marker(&msg)
         } else {
@@ -857,7 +896,11 @@ impl Pluto {
     }
 
     /// Builds the SAs of one direction of an established phase 2 (`inbound` = to us).
-    pub(crate) fn build_sas(&mut self, serial: u64, inbound: bool) -> Option<(Vec<SaSpec>, Vec<Said>)> {
+    pub(crate) fn build_sas(
+        &mut self,
+        serial: u64,
+        inbound: bool,
+    ) -> Option<(Vec<SaSpec>, Vec<Said>)> {
         let st = self.states.get(&serial)?;
         let p2 = st.p2()?;
         let c = self.conns.get(&st.conn)?;
@@ -872,16 +915,17 @@ impl Pluto {
         let mut sas = Vec::new();
         let mut group = Vec::new();
         let mut policy = inbound.then_some((p2.peer_client, p2.our_client));
-        let mk = |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
-            said,
-            src,
-            dir: Some(dir),
-            xform,
-            replay_window: window,
-            life: Default::default(),
-            encap,
-            policy,
-        };
+        let mk =
+            |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
+                said,
+                src,
+                dir: Some(dir),
+                xform,
+                replay_window: window,
+                life: Default::default(),
+                encap,
+                policy,
+            };
         if c.tunnel() {
             let (tin, tout) = p2.tun?;
             let said = Said::new(Proto::Tun, if inbound { tin } else { tout }, dst);
@@ -971,7 +1015,11 @@ impl Pluto {
             sas.extend(s);
             groups.push(g);
         }
-        let conn = self.states.get(&serial).map(|s| s.conn.clone()).unwrap_or_default();
+        let conn = self
+            .states
+            .get(&serial)
+            .map(|s| s.conn.clone())
+            .unwrap_or_default();
         if self.cfg.debug.klips {
             let saids: Vec<String> = sas.iter().map(|s| s.said.pluto()).collect();
             self.slog(serial, format!("| installing SAs {}", saids.join(" ")));
@@ -1002,7 +1050,10 @@ impl Pluto {
                         .filter(|s| s.conn == other && s.p2().is_some())
                         .map(|s| s.serial)
                         .collect();
-                    self.slog(serial, format!("route conflicts with \"{other}\"; releasing its SAs"));
+                    self.slog(
+                        serial,
+                        format!("route conflicts with \"{other}\"; releasing its SAs"),
+                    );
                     for o in owners {
                         self.delete_state(o, true);
                     }
@@ -1037,7 +1088,9 @@ impl Pluto {
         };
         let key = st.conn.clone();
         let kind = st.kind;
-        if notify && (kind.ipsec_established() || kind == StateKind::QuickR1 || kind.isakmp_established()) {
+        if notify
+            && (kind.ipsec_established() || kind == StateKind::QuickR1 || kind.isakmp_established())
+        {
             self.send_delete_for(serial);
         }
         self.release_whack(serial, whack_status(rc::NORETRANSMISSION));
@@ -1095,7 +1148,9 @@ impl Pluto {
                 let children: Vec<u64> = self
                     .states
                     .values()
-                    .filter(|s| s.p2().is_some_and(|p| p.parent == serial) && !s.kind.ipsec_established())
+                    .filter(|s| {
+                        s.p2().is_some_and(|p| p.parent == serial) && !s.kind.ipsec_established()
+                    })
                     .map(|s| s.serial)
                     .collect();
                 for ch in children {
@@ -1161,7 +1216,11 @@ impl Pluto {
     /// Starts (or restarts) keying for a conn: phase 2 over an existing ISAKMP SA, else
     /// Main Mode first.
     pub(crate) fn initiate(&mut self, key: &str, whack: Option<u64>, replacing: u64) {
-        if !self.conns.get(key).is_some_and(|c| c.negotiates() && !c.is_template()) {
+        if !self
+            .conns
+            .get(key)
+            .is_some_and(|c| c.negotiates() && !c.is_template())
+        {
             return;
         }
         let isakmp = self
@@ -1177,7 +1236,13 @@ impl Pluto {
                 let pending = self
                     .states
                     .values()
-                    .find(|s| s.conn == key && matches!(s.kind, StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3))
+                    .find(|s| {
+                        s.conn == key
+                            && matches!(
+                                s.kind,
+                                StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3
+                            )
+                    })
                     .map(|s| s.serial);
                 match pending {
                     Some(p) => {
@@ -1211,7 +1276,10 @@ impl Pluto {
             .get(&key)
             .and_then(|c| c.dpd)
             .map_or(DpdAction::Hold, |d| d.action);
-        self.slog(serial, "DPD: No response from peer - declaring peer dead".into());
+        self.slog(
+            serial,
+            "DPD: No response from peer - declaring peer dead".into(),
+        );
         let all: Vec<u64> = self
             .states
             .values()
@@ -1270,7 +1338,11 @@ impl Pluto {
             self.delete_state(serial, true);
             return;
         };
-        let newest = if is_p1 { c.newest_isakmp } else { c.newest_ipsec };
+        let newest = if is_p1 {
+            c.newest_isakmp
+        } else {
+            c.newest_ipsec
+        };
         let rekey = c.rekey && c.instance == 0 && !c.is_template();
         if newest == serial && rekey {
             self.slog(
@@ -1291,7 +1363,12 @@ impl Pluto {
     }
 
     /// The rekey delay for an SA of `life` seconds (spec 7).
-    pub(crate) fn replace_delay_ms(&mut self, key: &str, life: u64, initiator: bool) -> (u64, Event) {
+    pub(crate) fn replace_delay_ms(
+        &mut self,
+        key: &str,
+        life: u64,
+        initiator: bool,
+    ) -> (u64, Event) {
         let Some(c) = self.conns.get(key) else {
             return (life * 1000, Event::SaExpire);
         };

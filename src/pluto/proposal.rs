@@ -6,10 +6,10 @@
 use crate::crypto::{AuthAlg, EncAlg};
 use crate::pluto::crypto::{Cipher, DhGroup, Prf};
 use crate::pluto::isakmp::{
-    AhTransformId, Attribute, AuthAlgorithm, Doi, EncapsulationMode, EspTransformId,
-    IkeAttrType, IpcompTransformId, IpsecAttrType, NotifyType, OakleyAuthMethod, OakleyEncAlg,
-    OakleyGroup, OakleyHash, OakleyLifeType, Proposal, ProtocolId, SaLifeType, SaPayload,
-    Transform, SIT_IDENTITY_ONLY,
+    AhTransformId, Attribute, AuthAlgorithm, Doi, EncapsulationMode, EspTransformId, IkeAttrType,
+    IpcompTransformId, IpsecAttrType, NotifyType, OakleyAuthMethod, OakleyEncAlg, OakleyGroup,
+    OakleyHash, OakleyLifeType, Proposal, ProtocolId, SaLifeType, SaPayload, Transform,
+    SIT_IDENTITY_ONLY,
 };
 
 /// Most ISAKMP SA lifetime accepted (seconds; Pluto's code value, 24 h).
@@ -150,11 +150,14 @@ pub fn parse_ike(s: &str) -> Result<Vec<IkeAlg>, String> {
             .and_then(|c| ike_cipher(c))
             .ok_or_else(|| format!("ike=\"{item}\": unknown or refused cipher"))?;
         let hashes = match parts.get(1) {
-            Some(h) => vec![ike_hash(h).ok_or_else(|| format!("ike=\"{item}\": unknown hash \"{h}\""))?],
+            Some(h) => {
+                vec![ike_hash(h).ok_or_else(|| format!("ike=\"{item}\": unknown hash \"{h}\""))?]
+            }
             None => vec![Prf::HmacSha1, Prf::HmacMd5],
         };
         let groups = match parts.get(2) {
-            Some(g) => vec![ike_group(g).ok_or_else(|| format!("ike=\"{item}\": unknown or refused DH group \"{g}\""))?],
+            Some(g) => vec![ike_group(g)
+                .ok_or_else(|| format!("ike=\"{item}\": unknown or refused DH group \"{g}\""))?],
             None => vec![DhGroup::Modp1536, DhGroup::Modp1024],
         };
         if parts.len() > 3 {
@@ -193,8 +196,8 @@ pub fn parse_esp(s: &str) -> Result<(Vec<EspAlg>, Option<DhGroup>), String> {
         if item.is_empty() {
             continue;
         }
-        let (enc, auth) = crate::crypto::parse_esp_transform(item)
-            .map_err(|e| format!("esp=\"{item}\": {e}"))?;
+        let (enc, auth) =
+            crate::crypto::parse_esp_transform(item).map_err(|e| format!("esp=\"{item}\": {e}"))?;
         if matches!(enc, EncAlg::Des | EncAlg::NullEnc) {
             return Err(format!("esp=\"{item}\": refused cipher"));
         }
@@ -369,7 +372,10 @@ pub fn select_ike(
         return Err(NotifyType::DoiNotSupported);
     }
     if sa.situation != SIT_IDENTITY_ONLY {
-        why.push(format!("unsupported IPsec DOI situation 0x{:x}", sa.situation));
+        why.push(format!(
+            "unsupported IPsec DOI situation 0x{:x}",
+            sa.situation
+        ));
         return Err(NotifyType::SituationNotSupported);
     }
     if sa.proposals.len() != 1 {
@@ -381,7 +387,10 @@ pub fn select_ike(
     }
     let p = &sa.proposals[0];
     if p.protocol != ProtocolId::Isakmp {
-        why.push(format!("unexpected Protocol ID ({}) in proposal", p.protocol));
+        why.push(format!(
+            "unexpected Protocol ID ({}) in proposal",
+            p.protocol
+        ));
         return Err(NotifyType::InvalidProtocolId);
     }
     for t in &p.transforms {
@@ -442,7 +451,10 @@ pub fn check_ike_response(
     };
     let (alg, auth, life) = parse_ike_transform(t)?;
     if !offered.contains(&alg) || !auths.contains(&auth) {
-        return Err(format!("responder chose {} which we did not offer", alg.name()));
+        return Err(format!(
+            "responder chose {} which we did not offer",
+            alg.name()
+        ));
     }
     Ok(IkeChoice {
         alg,
@@ -741,7 +753,8 @@ fn check_common(
     let group = match a.group {
         None => None,
         Some(g) => Some(
-            DhGroup::from_id(g).ok_or_else(|| format!("{} not acceptable", OakleyGroup::from(g)))?,
+            DhGroup::from_id(g)
+                .ok_or_else(|| format!("{} not acceptable", OakleyGroup::from(g)))?,
         ),
     };
     match (group, pol.pfs) {
@@ -773,7 +786,8 @@ fn parse_esp_transform(t: &Transform, a: &P2Attrs) -> Result<EspAlg, String> {
     let auth = match a.auth {
         None => None,
         Some(v) => Some(
-            auth_from_attr(v).ok_or_else(|| format!("{} not acceptable", AuthAlgorithm::from(v)))?,
+            auth_from_attr(v)
+                .ok_or_else(|| format!("{} not acceptable", AuthAlgorithm::from(v)))?,
         ),
     };
     if enc.is_aead() && auth.is_some() {
@@ -891,13 +905,16 @@ fn select_group(
                     ProtocolId::Esp => {
                         let e = parse_esp_transform(t, &a)?;
                         let wanted = pol.esp.iter().any(|o| {
-                            o.enc == e.enc && (o.auth == e.auth || (e.enc.is_aead() && e.auth.is_none()))
+                            o.enc == e.enc
+                                && (o.auth == e.auth || (e.enc.is_aead() && e.auth.is_none()))
                         });
                         if !wanted {
                             return Err(format!(
                                 "ESP {}{} not in our esp= list",
                                 e.enc.conf_name(),
-                                e.auth.map(|a| format!("-{}", a.conf_name())).unwrap_or_default()
+                                e.auth
+                                    .map(|a| format!("-{}", a.conf_name()))
+                                    .unwrap_or_default()
                             ));
                         }
                         Ok((udp, g, a.life, Picked::Esp(e)))

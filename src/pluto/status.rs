@@ -13,7 +13,10 @@ impl Pluto {
         }
         v.push(format!(
             "%myid = {}",
-            self.cfg.myid.as_ref().map_or("(none)".to_string(), |i| i.to_string())
+            self.cfg
+                .myid
+                .as_ref()
+                .map_or("(none)".to_string(), |i| i.to_string())
         ));
         v.push(format!("debug {}", self.cfg.debug.describe()));
         v.push(" ".into());
@@ -49,7 +52,12 @@ impl Pluto {
         for st in self.states.values().rev() {
             let c = self.conns.get(&st.conn);
             let name = c.map_or_else(|| format!("\"{}\"", st.conn), |c| c.log_name());
-            let mut line = format!("#{}: {name} {} ({})", st.serial, st.kind.name(), st.kind.story());
+            let mut line = format!(
+                "#{}: {name} {} ({})",
+                st.serial,
+                st.kind.name(),
+                st.kind.story()
+            );
             match st.event {
                 Some((at, ev)) => line.push_str(&format!(
                     "; {} in {}s",
@@ -73,7 +81,12 @@ impl Pluto {
             if let Family::P2(p2) = &st.family {
                 if !p2.inbound.is_empty() || !p2.outbound.is_empty() {
                     let mut saids = Vec::new();
-                    for proto in [crate::said::Proto::Ah, crate::said::Proto::Esp, crate::said::Proto::Comp, crate::said::Proto::Tun] {
+                    for proto in [
+                        crate::said::Proto::Ah,
+                        crate::said::Proto::Esp,
+                        crate::said::Proto::Comp,
+                        crate::said::Proto::Tun,
+                    ] {
                         for s in p2.outbound.iter().chain(p2.inbound.iter()) {
                             if s.proto == proto {
                                 saids.push(s.pluto());

@@ -10,8 +10,8 @@ use crate::pluto::ikev1::msg::{ct_eq, parse_chain};
 use crate::pluto::ikev1::quick_mode::P1Ctx;
 use crate::pluto::isakmp::natt::NAT_KEEPALIVE;
 use crate::pluto::isakmp::{
-    emit_payloads, parse_payloads, DeletePayload, Doi, ExchangeType, Flags, Header, NotificationPayload,
-    NotifyType, Payload, PayloadType as PT, ProtocolId,
+    emit_payloads, parse_payloads, DeletePayload, Doi, ExchangeType, Flags, Header,
+    NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
 };
 use crate::pluto::output::Output;
 
@@ -40,13 +40,26 @@ impl Pluto {
         let mut all = vec![Payload::Hash(h)];
         all.extend(payloads);
         let iv = kc::phase2_iv(ctx.prf, &ctx.iv, msgid, ctx.cipher.block_size());
-        if let Ok((bytes, _)) = kc::encrypt_message(&Self::info_header(&ctx, msgid), &all, ctx.cipher, &ctx.enc_key, &iv) {
+        if let Ok((bytes, _)) = kc::encrypt_message(
+            &Self::info_header(&ctx, msgid),
+            &all,
+            ctx.cipher,
+            &ctx.enc_key,
+            &iv,
+        ) {
             self.send_raw(ctx.local, ctx.remote, bytes);
         }
     }
 
     /// Sends a protected notification.
-    pub(crate) fn send_notify(&mut self, p1: u64, n: NotifyType, protocol: ProtocolId, spi: Vec<u8>, data: Vec<u8>) {
+    pub(crate) fn send_notify(
+        &mut self,
+        p1: u64,
+        n: NotifyType,
+        protocol: ProtocolId,
+        spi: Vec<u8>,
+        data: Vec<u8>,
+    ) {
         self.send_info(
             p1,
             vec![Payload::Notification(NotificationPayload {
@@ -83,7 +96,11 @@ impl Pluto {
                 );
             }
             (None, Some(p2)) => {
-                let parent = if self.states.get(&p2.parent).is_some_and(|s| s.kind.isakmp_established()) {
+                let parent = if self
+                    .states
+                    .get(&p2.parent)
+                    .is_some_and(|s| s.kind.isakmp_established())
+                {
                     Some(p2.parent)
                 } else {
                     self.states
@@ -124,7 +141,13 @@ impl Pluto {
     }
 
     /// Dispatches an Informational message.
-    pub(crate) fn v1_info(&mut self, _local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+    pub(crate) fn v1_info(
+        &mut self,
+        _local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &Header,
+        data: &[u8],
+    ) {
         if !hdr.flags.encrypted() {
             let what = Header::parse_datagram(data)
                 .ok()
@@ -146,15 +169,24 @@ impl Pluto {
             return;
         }
         let Some(p1) = self.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie) else {
-            self.log(format!("packet from {remote}: Informational for unknown ISAKMP SA; dropped"));
+            self.log(format!(
+                "packet from {remote}: Informational for unknown ISAKMP SA; dropped"
+            ));
             return;
         };
         let Some(ctx) = self.p1_ctx(p1) else {
             self.slog(p1, "Informational before keys exist; dropped".into());
             return;
         };
-        if !self.states.get(&p1).is_some_and(|s| s.kind.isakmp_established()) {
-            self.slog(p1, "Informational before ISAKMP SA established; dropped".into());
+        if !self
+            .states
+            .get(&p1)
+            .is_some_and(|s| s.kind.isakmp_established())
+        {
+            self.slog(
+                p1,
+                "Informational before ISAKMP SA established; dropped".into(),
+            );
             return;
         }
         let msgid = hdr.message_id;
@@ -180,12 +212,25 @@ impl Pluto {
             self.slog(p1, "Informational without HASH; dropped".into());
             return;
         };
-        let after = dm.plaintext.get(first.raw.bytes.len()..chain.end).unwrap_or(&[]);
-        if !ct_eq(h, &kc::informational_hash(ctx.prf, &ctx.skeyid_a, msgid, after)) {
-            self.slog(p1, "received HASH(1) of Informational does not match; dropped".into());
+        let after = dm
+            .plaintext
+            .get(first.raw.bytes.len()..chain.end)
+            .unwrap_or(&[]);
+        if !ct_eq(
+            h,
+            &kc::informational_hash(ctx.prf, &ctx.skeyid_a, msgid, after),
+        ) {
+            self.slog(
+                p1,
+                "received HASH(1) of Informational does not match; dropped".into(),
+            );
             return;
         }
-        if let Err(e) = chain.check(&[(PT::Hash, 1, 1), (PT::Notification, 0, 8), (PT::Delete, 0, 8)]) {
+        if let Err(e) = chain.check(&[
+            (PT::Hash, 1, 1),
+            (PT::Notification, 0, 8),
+            (PT::Delete, 0, 8),
+        ]) {
             self.slog(p1, e);
             return;
         }
@@ -219,7 +264,10 @@ impl Pluto {
         match n.notify_type {
             NotifyType::RUThere => {
                 if !cookies_ok || n.data.len() != 4 {
-                    self.slog(p1, "DPD: R_U_THERE with bad cookies or sequence; ignored".into());
+                    self.slog(
+                        p1,
+                        "DPD: R_U_THERE with bad cookies or sequence; ignored".into(),
+                    );
                     return;
                 }
                 let spi = n.spi.clone();
@@ -236,10 +284,16 @@ impl Pluto {
                 let seq = u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]);
                 let ours = self.states.get(&p1).and_then(|s| s.p1()).map(|p| p.dpd.seq);
                 if ours != Some(seq) {
-                    self.slog(p1, format!("DPD: R_U_THERE_ACK for unexpected sequence {seq}"));
+                    self.slog(
+                        p1,
+                        format!("DPD: R_U_THERE_ACK for unexpected sequence {seq}"),
+                    );
                 }
             }
-            t => self.slog(p1, format!("received and ignored informational message type {t}")),
+            t => self.slog(
+                p1,
+                format!("received and ignored informational message type {t}"),
+            ),
         }
     }
 
@@ -260,11 +314,19 @@ impl Pluto {
                     }
                     let target = self.states.values().find_map(|s| {
                         let p = s.p1()?;
-                        ([p.icookie, p.rcookie].concat() == spi && *p.remote.ip() == peer_ip).then_some(s.serial)
+                        ([p.icookie, p.rcookie].concat() == spi && *p.remote.ip() == peer_ip)
+                            .then_some(s.serial)
                     });
                     if let Some(t) = target {
-                        let key = self.states.get(&t).map(|s| s.conn.clone()).unwrap_or_default();
-                        self.slog(t, "received Delete SA payload: deleting ISAKMP State".into());
+                        let key = self
+                            .states
+                            .get(&t)
+                            .map(|s| s.conn.clone())
+                            .unwrap_or_default();
+                        self.slog(
+                            t,
+                            "received Delete SA payload: deleting ISAKMP State".into(),
+                        );
                         self.delete_state(t, false);
                         self.instance_gc(&key);
                     }
@@ -280,28 +342,46 @@ impl Pluto {
                     let esp = d.protocol == ProtocolId::Esp;
                     let target = self.states.values().find_map(|s| {
                         let p = s.p2()?;
-                        let parent_peer = self.states.get(&p.parent).and_then(|x| x.p1()).map(|x| *x.remote.ip());
+                        let parent_peer = self
+                            .states
+                            .get(&p.parent)
+                            .and_then(|x| x.p1())
+                            .map(|x| *x.remote.ip());
                         let same_peer = parent_peer == Some(peer_ip)
                             || self.conns.get(&s.conn).and_then(|c| c.that.host) == Some(peer_ip);
                         let ch = p.choice.as_ref()?;
-                        let theirs = if esp { ch.esp.map(|e| e.1) } else { ch.ah.map(|a| a.1) };
+                        let theirs = if esp {
+                            ch.esp.map(|e| e.1)
+                        } else {
+                            ch.ah.map(|a| a.1)
+                        };
                         (same_peer && theirs == Some(spi)).then_some(s.serial)
                     });
                     match target {
                         Some(t) => {
-                            let key = self.states.get(&t).map(|s| s.conn.clone()).unwrap_or_default();
+                            let key = self
+                                .states
+                                .get(&t)
+                                .map(|s| s.conn.clone())
+                                .unwrap_or_default();
                             self.slog(t, "received Delete SA payload: deleting IPSEC State".into());
                             self.delete_state(t, false);
                             self.instance_gc(&key);
                         }
                         None => self.slog(
                             p1,
-                            format!("ignoring Delete SA payload: {} SA(0x{spi:08x}) not found", d.protocol),
+                            format!(
+                                "ignoring Delete SA payload: {} SA(0x{spi:08x}) not found",
+                                d.protocol
+                            ),
                         ),
                     }
                 }
             }
-            other => self.slog(p1, format!("ignoring Delete SA payload for protocol {other}")),
+            other => self.slog(
+                p1,
+                format!("ignoring Delete SA payload for protocol {other}"),
+            ),
         }
     }
 

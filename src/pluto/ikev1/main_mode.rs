@@ -11,7 +11,9 @@ use crate::pluto::crypto::{DhGroup, DhKeyPair, PublicKey};
 use crate::pluto::engine::{Pluto, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
-use crate::pluto::ikev1::state::{DpdState, Event, Family, Natt, PendingQm, Phase1, State, StateKind};
+use crate::pluto::ikev1::state::{
+    DpdState, Event, Family, Natt, PendingQm, Phase1, State, StateKind,
+};
 use crate::pluto::isakmp::natt::{vendor_id, IKE_PORT, NAT_T_PORT};
 use crate::pluto::isakmp::{
     Doi, ExchangeType, Flags, Header, IdPayload, Message, MessageBody, NatDPayload,
@@ -34,9 +36,17 @@ impl Pluto {
     }
 
     /// Dispatches a Main Mode message.
-    pub(crate) fn v1_main(&mut self, local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+    pub(crate) fn v1_main(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &Header,
+        data: &[u8],
+    ) {
         if hdr.message_id != 0 {
-            self.log(format!("packet from {remote}: Main Mode message with non-zero Message ID; dropped"));
+            self.log(format!(
+                "packet from {remote}: Main Mode message with non-zero Message ID; dropped"
+            ));
             return;
         }
         if hdr.responder_cookie == [0; 8] {
@@ -47,7 +57,11 @@ impl Pluto {
                     .then_some(s.serial)
             });
             if let Some(serial) = dup {
-                if self.states.get(&serial).is_some_and(|s| s.last_recv == data && s.kind == StateKind::MainR1) {
+                if self
+                    .states
+                    .get(&serial)
+                    .is_some_and(|s| s.last_recv == data && s.kind == StateKind::MainR1)
+                {
                     self.resend_last(serial);
                 }
                 return;
@@ -56,7 +70,9 @@ impl Pluto {
             return;
         }
         let Some(serial) = self.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie) else {
-            self.log(format!("packet from {remote}: Main Mode message for unknown ISAKMP SA; dropped"));
+            self.log(format!(
+                "packet from {remote}: Main Mode message for unknown ISAKMP SA; dropped"
+            ));
             return;
         };
         let (kind, dup) = match self.states.get(&serial) {
@@ -65,19 +81,29 @@ impl Pluto {
         };
         if dup {
             // A retransmission of the peer's last message: answer with our last one.
-            if matches!(kind, StateKind::MainR1 | StateKind::MainR2 | StateKind::MainR3) {
+            if matches!(
+                kind,
+                StateKind::MainR1 | StateKind::MainR2 | StateKind::MainR3
+            ) {
                 self.resend_last(serial);
             }
             return;
         }
-        let initiator = self.states.get(&serial).and_then(|s| s.p1()).is_some_and(|p| p.initiator);
+        let initiator = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .is_some_and(|p| p.initiator);
         let r = match (kind, initiator) {
             (StateKind::MainI1, true) => self.main_i1(serial, hdr, data),
             (StateKind::MainR1, false) => self.main_r1(serial, hdr, data),
             (StateKind::MainI2, true) => self.main_i2(serial, hdr, data),
             (StateKind::MainR2, false) => self.main_r2(serial, local, remote, hdr, data),
             (StateKind::MainI3, true) => self.main_i3(serial, remote, hdr, data),
-            _ => Err(format!("unexpected Main Mode message in {}; dropped", kind.name())),
+            _ => Err(format!(
+                "unexpected Main Mode message in {}; dropped",
+                kind.name()
+            )),
         };
         match r {
             Ok(()) => {
@@ -156,7 +182,13 @@ impl Pluto {
     }
 
     /// Starts Main Mode for a conn.
-    pub(crate) fn main_initiate(&mut self, key: &str, whack: Option<u64>, try_no: u32, pending: Option<PendingQm>) {
+    pub(crate) fn main_initiate(
+        &mut self,
+        key: &str,
+        whack: Option<u64>,
+        try_no: u32,
+        pending: Option<PendingQm>,
+    ) {
         let Some(c) = self.conns.get(key) else {
             return;
         };
@@ -236,11 +268,18 @@ impl Pluto {
         );
         let replacing = pending.map_or(0, |p| p.replacing);
         if replacing != 0 {
-            self.slog(serial, format!("initiating Main Mode to replace #{replacing}"));
+            self.slog(
+                serial,
+                format!("initiating Main Mode to replace #{replacing}"),
+            );
         } else {
             self.slog(serial, "initiating Main Mode".into());
         }
-        self.slog_code(serial, rc::NEW_STATE + StateKind::MainI1.number(), "STATE_MAIN_I1: initiate".into());
+        self.slog_code(
+            serial,
+            rc::NEW_STATE + StateKind::MainI1.number(),
+            "STATE_MAIN_I1: initiate".into(),
+        );
         self.send_for(serial, local, remote, bytes);
         self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
     }
@@ -325,7 +364,10 @@ impl Pluto {
         let Some(Payload::Sa(sa)) = chain.get(PT::Sa).map(|i| &i.p) else {
             return;
         };
-        let sai_b = chain.get(PT::Sa).map(|i| i.raw.body().to_vec()).unwrap_or_default();
+        let sai_b = chain
+            .get(PT::Sa)
+            .map(|i| i.raw.body().to_vec())
+            .unwrap_or_default();
         let mut chosen = None;
         let mut first_why = Vec::new();
         for key in explicit.iter().chain(templates.iter()) {
@@ -341,7 +383,8 @@ impl Pluto {
                 Err(n) => {
                     if first_why.is_empty() {
                         first_why = why.into_iter().map(|w| (key.clone(), w)).collect();
-                        first_why.push((key.clone(), format!("sending notification {n} to {remote}")));
+                        first_why
+                            .push((key.clone(), format!("sending notification {n} to {remote}")));
                     }
                 }
             }
@@ -351,7 +394,12 @@ impl Pluto {
                 let q = self.conn_quoted(&k);
                 self.log(format!("{q}: {w}"));
             }
-            self.send_unprotected_notify(local, remote, hdr.initiator_cookie, NotifyType::NoProposalChosen);
+            self.send_unprotected_notify(
+                local,
+                remote,
+                hdr.initiator_cookie,
+                NotifyType::NoProposalChosen,
+            );
             return;
         };
         let (natt, peer_dpd) = self.read_vids(&chain);
@@ -431,7 +479,10 @@ impl Pluto {
             },
         );
         if template {
-            self.slog(serial, format!("responding to Main Mode from unknown peer {}", remote.ip()));
+            self.slog(
+                serial,
+                format!("responding to Main Mode from unknown peer {}", remote.ip()),
+            );
         } else {
             self.slog(serial, "responding to Main Mode".into());
         }
@@ -451,7 +502,13 @@ impl Pluto {
     }
 
     /// An unencrypted Informational with one notification (for failures before keys exist).
-    fn send_unprotected_notify(&mut self, local: SocketAddrV4, remote: SocketAddrV4, icky: [u8; 8], n: NotifyType) {
+    fn send_unprotected_notify(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        icky: [u8; 8],
+        n: NotifyType,
+    ) {
         let msg = Message {
             header: Self::header(icky, [0; 8], ExchangeType::Informational, 0),
             body: MessageBody::Payloads(vec![Payload::Notification(NotificationPayload {
@@ -499,7 +556,10 @@ impl Pluto {
             kc::nat_d_hash(prf, &ic, &rc_, (*local.ip()).into(), local.port())
         };
         vec![
-            Payload::NatD(NatDPayload { hash: theirs, draft }),
+            Payload::NatD(NatDPayload {
+                hash: theirs,
+                draft,
+            }),
             Payload::NatD(NatDPayload { hash: ours, draft }),
         ]
     }
@@ -530,14 +590,30 @@ impl Pluto {
         let Some(prf) = p1.choice.as_ref().map(|c| c.alg.prf) else {
             return;
         };
-        let me = kc::nat_d_hash(prf, &p1.icookie, &p1.rcookie, (*p1.local.ip()).into(), p1.local.port());
-        let him = kc::nat_d_hash(prf, &p1.icookie, &p1.rcookie, (*p1.remote.ip()).into(), p1.remote.port());
+        let me = kc::nat_d_hash(
+            prf,
+            &p1.icookie,
+            &p1.rcookie,
+            (*p1.local.ip()).into(),
+            p1.local.port(),
+        );
+        let him = kc::nat_d_hash(
+            prf,
+            &p1.icookie,
+            &p1.rcookie,
+            (*p1.remote.ip()).into(),
+            p1.remote.port(),
+        );
         p1.natt.we_behind = force || !hashes.first().is_some_and(|h| ct_eq(h, &me));
         p1.natt.peer_behind = !hashes.iter().skip(1).any(|h| ct_eq(h, &him));
         let (we, he) = (p1.natt.we_behind, p1.natt.peer_behind);
         let mut v = Vec::new();
         if we {
-            v.push(if force { "forcing encapsulation (forceencaps=yes)" } else { "NAT-Traversal: we are behind a NAT" });
+            v.push(if force {
+                "forcing encapsulation (forceencaps=yes)"
+            } else {
+                "NAT-Traversal: we are behind a NAT"
+            });
         }
         if he {
             v.push("NAT-Traversal: peer is behind a NAT (or asks for UDP encapsulation)");
@@ -549,7 +625,11 @@ impl Pluto {
 
     /// Computes g^xy, SKEYID and the phase-1 keys and IV.
     fn compute_p1_keys(&mut self, serial: u64) -> Result<(), String> {
-        let key = self.states.get(&serial).map(|s| s.conn.clone()).unwrap_or_default();
+        let key = self
+            .states
+            .get(&serial)
+            .map(|s| s.conn.clone())
+            .unwrap_or_default();
         let (auth, psk) = {
             let st = self.states.get(&serial).ok_or("no state")?;
             let p1 = st.p1().ok_or("no state")?;
@@ -580,13 +660,22 @@ impl Pluto {
         let (prf, cipher) = (ch.alg.prf, ch.alg.cipher);
         let peer_pub = if p1.initiator { &p1.gxr } else { &p1.gxi };
         let dh = p1.dh.as_ref().ok_or("no DH")?;
-        let gxy = dh.compute_shared(peer_pub).map_err(|e| format!("bad KE from peer: {e}"))?;
+        let gxy = dh
+            .compute_shared(peer_pub)
+            .map_err(|e| format!("bad KE from peer: {e}"))?;
         let gxy = Zeroizing::new(gxy.as_bytes().to_vec());
         let skeyid = match &psk {
             Some(p) => kc::skeyid_psk(prf, p, &p1.ni, &p1.nr),
             None => kc::skeyid_sig(prf, &p1.ni, &p1.nr, &gxy),
         };
-        let keys = kc::derive_phase1_keys(prf, &skeyid, &gxy, &p1.icookie, &p1.rcookie, cipher.key_len());
+        let keys = kc::derive_phase1_keys(
+            prf,
+            &skeyid,
+            &gxy,
+            &p1.icookie,
+            &p1.rcookie,
+            cipher.key_len(),
+        );
         p1.iv = kc::phase1_iv(prf, &p1.gxi, &p1.gxr, cipher.block_size());
         p1.keys = Some(keys);
         p1.gxy = Some(gxy);
@@ -612,7 +701,11 @@ impl Pluto {
         let group = choice.alg.group;
         let dh = DhKeyPair::generate(group, &mut self.rng());
         let ni = self.random_bytes(NONCE_LEN);
-        let p1 = self.states.get_mut(&serial).and_then(|s| s.p1_mut()).ok_or("gone")?;
+        let p1 = self
+            .states
+            .get_mut(&serial)
+            .and_then(|s| s.p1_mut())
+            .ok_or("gone")?;
         p1.rcookie = hdr.responder_cookie;
         p1.natt.method = natt;
         p1.dpd.peer_supports = dpd;
@@ -663,7 +756,12 @@ impl Pluto {
     /// MI2 arrived: send KE, Nr, NAT-D; compute keys.
     fn main_r1(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
         let chain = self.plain_chain(hdr, data)?;
-        chain.check(&[(PT::KeyExchange, 1, 1), (PT::Nonce, 1, 1), (PT::NatD, 0, 8), (PT::VendorId, 0, 32)])?;
+        chain.check(&[
+            (PT::KeyExchange, 1, 1),
+            (PT::Nonce, 1, 1),
+            (PT::NatD, 0, 8),
+            (PT::VendorId, 0, 32),
+        ])?;
         let group = self
             .states
             .get(&serial)
@@ -675,7 +773,11 @@ impl Pluto {
         let dh = DhKeyPair::generate(group, &mut self.rng());
         let nr = self.random_bytes(NONCE_LEN);
         {
-            let p1 = self.states.get_mut(&serial).and_then(|s| s.p1_mut()).ok_or("gone")?;
+            let p1 = self
+                .states
+                .get_mut(&serial)
+                .and_then(|s| s.p1_mut())
+                .ok_or("gone")?;
             p1.gxi = gxi;
             p1.ni = ni;
             p1.gxr = dh.public_value().to_vec();
@@ -684,9 +786,16 @@ impl Pluto {
         }
         self.read_nat_d(serial, &chain);
         self.compute_p1_keys(serial)?;
-        let p1 = self.states.get(&serial).and_then(|s| s.p1()).ok_or("gone")?;
+        let p1 = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .ok_or("gone")?;
         let (icky, rcky, local, remote) = (p1.icookie, p1.rcookie, p1.local, p1.remote);
-        let mut payloads = vec![Payload::KeyExchange(p1.gxr.clone()), Payload::Nonce(p1.nr.clone())];
+        let mut payloads = vec![
+            Payload::KeyExchange(p1.gxr.clone()),
+            Payload::Nonce(p1.nr.clone()),
+        ];
         payloads.extend(self.nat_d_payloads(serial));
         let msg = Message {
             header: Self::header(icky, rcky, ExchangeType::MainMode, 0),
@@ -706,14 +815,34 @@ impl Pluto {
         let c = self.conns.get(&key).ok_or("connection gone")?;
         let ident = id_to_identification(&c.this.id).ok_or("our ID is %any")?;
         let idp = IdPayload::new(&ident, 0, 0);
-        let id_b = Payload::Id(idp.clone()).body_bytes().map_err(|e| e.to_string())?;
+        let id_b = Payload::Id(idp.clone())
+            .body_bytes()
+            .map_err(|e| e.to_string())?;
         let p1 = st.p1().ok_or("gone")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
         let h = if p1.initiator {
-            kc::hash_i(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b)
+            kc::hash_i(
+                ch.alg.prf,
+                &keys.skeyid,
+                &p1.gxi,
+                &p1.gxr,
+                &p1.icookie,
+                &p1.rcookie,
+                &p1.sai_b,
+                &id_b,
+            )
         } else {
-            kc::hash_r(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, &id_b)
+            kc::hash_r(
+                ch.alg.prf,
+                &keys.skeyid,
+                &p1.gxi,
+                &p1.gxr,
+                &p1.icookie,
+                &p1.rcookie,
+                &p1.sai_b,
+                &id_b,
+            )
         };
         let auth = ch.auth;
         let second = match auth {
@@ -730,12 +859,17 @@ impl Pluto {
     }
 
     fn send_encrypted_p1(&mut self, serial: u64, payloads: Vec<Payload>) -> Result<(), String> {
-        let p1 = self.states.get(&serial).and_then(|s| s.p1()).ok_or("gone")?;
+        let p1 = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .ok_or("gone")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
         let hdr = Self::header(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
-        let (bytes, iv) = kc::encrypt_message(&hdr, &payloads, ch.alg.cipher, &keys.enc_key, &p1.iv)
-            .map_err(|e| e.to_string())?;
+        let (bytes, iv) =
+            kc::encrypt_message(&hdr, &payloads, ch.alg.cipher, &keys.enc_key, &p1.iv)
+                .map_err(|e| e.to_string())?;
         let (local, remote) = (p1.local, p1.remote);
         if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
             p1.iv = iv;
@@ -747,7 +881,12 @@ impl Pluto {
     /// MR2 arrived: compute keys, float to 4500 if needed, send MI3.
     fn main_i2(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
         let chain = self.plain_chain(hdr, data)?;
-        chain.check(&[(PT::KeyExchange, 1, 1), (PT::Nonce, 1, 1), (PT::NatD, 0, 8), (PT::VendorId, 0, 32)])?;
+        chain.check(&[
+            (PT::KeyExchange, 1, 1),
+            (PT::Nonce, 1, 1),
+            (PT::NatD, 0, 8),
+            (PT::VendorId, 0, 32),
+        ])?;
         let group = self
             .states
             .get(&serial)
@@ -757,7 +896,11 @@ impl Pluto {
             .ok_or("gone")?;
         let (gxr, nr) = Self::take_ke_nonce(&chain, group)?;
         {
-            let p1 = self.states.get_mut(&serial).and_then(|s| s.p1_mut()).ok_or("gone")?;
+            let p1 = self
+                .states
+                .get_mut(&serial)
+                .and_then(|s| s.p1_mut())
+                .ok_or("gone")?;
             p1.gxr = gxr;
             p1.nr = nr;
         }
@@ -771,7 +914,11 @@ impl Pluto {
             }
         }
         let mut payloads = self.auth_payloads(serial)?;
-        let p1 = self.states.get(&serial).and_then(|s| s.p1()).ok_or("gone")?;
+        let p1 = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .ok_or("gone")?;
         let spi = [p1.icookie, p1.rcookie].concat();
         payloads.push(Payload::Notification(NotificationPayload {
             doi: Doi::Ipsec,
@@ -807,11 +954,32 @@ impl Pluto {
         let p1 = st.p1().ok_or("gone")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
-        let id_b = chain.get(PT::Id).map(|i| i.raw.body()).ok_or("missing ID")?;
+        let id_b = chain
+            .get(PT::Id)
+            .map(|i| i.raw.body())
+            .ok_or("missing ID")?;
         let h = if p1.initiator {
-            kc::hash_r(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, id_b)
+            kc::hash_r(
+                ch.alg.prf,
+                &keys.skeyid,
+                &p1.gxi,
+                &p1.gxr,
+                &p1.icookie,
+                &p1.rcookie,
+                &p1.sai_b,
+                id_b,
+            )
         } else {
-            kc::hash_i(ch.alg.prf, &keys.skeyid, &p1.gxi, &p1.gxr, &p1.icookie, &p1.rcookie, &p1.sai_b, id_b)
+            kc::hash_i(
+                ch.alg.prf,
+                &keys.skeyid,
+                &p1.gxi,
+                &p1.gxr,
+                &p1.icookie,
+                &p1.rcookie,
+                &p1.sai_b,
+                id_b,
+            )
         };
         match ch.auth {
             AuthKind::Psk => {
@@ -827,12 +995,17 @@ impl Pluto {
                     return Err("missing SIG payload".into());
                 };
                 let c = self.conns.get(key).ok_or("connection gone")?;
-                let pk: &PublicKey = c.that.rsakey.as_ref().ok_or_else(|| {
-                    format!("no RSA public key known for '{}'", c.that.id)
-                })?;
+                let pk: &PublicKey = c
+                    .that
+                    .rsakey
+                    .as_ref()
+                    .ok_or_else(|| format!("no RSA public key known for '{}'", c.that.id))?;
                 if pk.verify(&h, sig).is_err() {
                     let peer = match chain.get(PT::Id).map(|i| &i.p) {
-                        Some(Payload::Id(id)) => id.identification().map(|i| identification_text(&i)).unwrap_or_default(),
+                        Some(Payload::Id(id)) => id
+                            .identification()
+                            .map(|i| identification_text(&i))
+                            .unwrap_or_default(),
                         _ => String::new(),
                     };
                     return Err(format!(
@@ -850,7 +1023,8 @@ impl Pluto {
             Some(Payload::Id(idp)) => {
                 let ident = idp.identification().ok_or("malformed ID payload")?;
                 let text = identification_text(&ident);
-                let id = identification_to_id(&ident).ok_or_else(|| format!("unsupported peer ID type {}", idp.id_type))?;
+                let id = identification_to_id(&ident)
+                    .ok_or_else(|| format!("unsupported peer ID type {}", idp.id_type))?;
                 Ok((id, text))
             }
             _ => Err("missing ID payload".into()),
@@ -865,7 +1039,9 @@ impl Pluto {
         let p1 = st.p1().ok_or("gone")?;
         let auth = p1.choice.as_ref().ok_or("no transform")?.auth;
         let (me, peer) = (*p1.local.ip(), *p1.remote.ip());
-        let fits = |c: &crate::pluto::connection::Connection| c.that.id == Id::Any || c.that.id == *peer_id;
+        let fits = |c: &crate::pluto::connection::Connection| {
+            c.that.id == Id::Any || c.that.id == *peer_id
+        };
         if self.conns.get(&key).is_some_and(fits) {
             return Ok(key);
         }
@@ -888,7 +1064,10 @@ impl Pluto {
                     (Some(a), Some(b)) => ct_eq(&a, b),
                     _ => false,
                 },
-                AuthKind::Rsa => self.conns.get(&cand).is_some_and(|c| c.that.rsakey.is_some()),
+                AuthKind::Rsa => self
+                    .conns
+                    .get(&cand)
+                    .is_some_and(|c| c.that.rsakey.is_some()),
             };
             if ok {
                 let from = self.conn_quoted(&key);
@@ -908,7 +1087,14 @@ impl Pluto {
     }
 
     /// MI3 arrived: authenticate, maybe switch conn, answer MR3; ISAKMP SA established.
-    fn main_r2(&mut self, serial: u64, local: SocketAddrV4, remote: SocketAddrV4, _hdr: &Header, data: &[u8]) -> Result<(), String> {
+    fn main_r2(
+        &mut self,
+        serial: u64,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        _hdr: &Header,
+        data: &[u8],
+    ) -> Result<(), String> {
         let dm = self.decrypt_p1(serial, data)?;
         let chain = parse_chain(dm.header.next_payload, &dm.plaintext, true).map_err(|e| {
             format!("probable authentication failure (mismatch of preshared secrets?): {e}; message dropped")
@@ -965,7 +1151,13 @@ impl Pluto {
     }
 
     /// MR3 arrived: authenticate; ISAKMP SA established; start the pending Quick Mode.
-    fn main_i3(&mut self, serial: u64, remote: SocketAddrV4, _hdr: &Header, data: &[u8]) -> Result<(), String> {
+    fn main_i3(
+        &mut self,
+        serial: u64,
+        remote: SocketAddrV4,
+        _hdr: &Header,
+        data: &[u8],
+    ) -> Result<(), String> {
         let dm = self.decrypt_p1(serial, data)?;
         let chain = parse_chain(dm.header.next_payload, &dm.plaintext, true).map_err(|e| {
             format!("probable authentication failure (mismatch of preshared secrets?): {e}; message dropped")
@@ -980,10 +1172,20 @@ impl Pluto {
             (PT::VendorId, 0, 16),
         ])?;
         let (peer_id, text) = Self::peer_id_of(&chain)?;
-        let key = self.states.get(&serial).map(|s| s.conn.clone()).ok_or("gone")?;
-        let want = self.conns.get(&key).map(|c| c.that.id.clone()).ok_or("connection gone")?;
+        let key = self
+            .states
+            .get(&serial)
+            .map(|s| s.conn.clone())
+            .ok_or("gone")?;
+        let want = self
+            .conns
+            .get(&key)
+            .map(|c| c.that.id.clone())
+            .ok_or("connection gone")?;
         if want != Id::Any && want != peer_id {
-            return Err(format!("we require peer to have ID '{want}', but peer declares '{text}'"));
+            return Err(format!(
+                "we require peer to have ID '{want}', but peer declares '{text}'"
+            ));
         }
         self.verify_peer_auth(serial, &key, &chain)?;
         if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
@@ -1002,7 +1204,11 @@ impl Pluto {
             .and_then(|p| p.pending_qm.take());
         match pending {
             Some(pq) => {
-                let whack = self.states.get_mut(&serial).and_then(|s| s.whack.take()).or(pq.whack);
+                let whack = self
+                    .states
+                    .get_mut(&serial)
+                    .and_then(|s| s.whack.take())
+                    .or(pq.whack);
                 self.quick_initiate(serial, &key, whack, pq.replacing);
             }
             None => self.release_whack(serial, 0),
@@ -1014,10 +1220,17 @@ impl Pluto {
     /// uniqueids.
     fn p1_established(&mut self, serial: u64, key: &str, peer_id: &Id) {
         let now = self.now;
-        let (life, initiator, floated, peer_dpd, remote_ip) = match self.states.get(&serial).and_then(|s| s.p1()) {
-            Some(p) => (p.life, p.initiator, p.natt.floated, p.dpd.peer_supports, *p.remote.ip()),
-            None => return,
-        };
+        let (life, initiator, floated, peer_dpd, remote_ip) =
+            match self.states.get(&serial).and_then(|s| s.p1()) {
+                Some(p) => (
+                    p.life,
+                    p.initiator,
+                    p.natt.floated,
+                    p.dpd.peer_supports,
+                    *p.remote.ip(),
+                ),
+                None => return,
+            };
         let dpd = self.conns.get(key).and_then(|c| c.dpd);
         let keepalive = self.cfg.keepalive_interval * 1000;
         if let Some(c) = self.conns.get_mut(key) {
@@ -1038,7 +1251,10 @@ impl Pluto {
             }
         }
         if dpd.is_some() && !peer_dpd {
-            self.slog(serial, "DPD: peer does not support Dead Peer Detection".into());
+            self.slog(
+                serial,
+                "DPD: peer does not support Dead Peer Detection".into(),
+            );
         }
         if self.cfg.uniqueids {
             // Release conns with the same peer ID at another address.
@@ -1048,20 +1264,29 @@ impl Pluto {
                 .filter(|s| {
                     s.serial != serial
                         && s.p1().is_some_and(|p| {
-                            p.peer_id.as_ref() == Some(peer_id) && *p.remote.ip() != remote_ip && p.peer_id != Some(Id::Any)
+                            p.peer_id.as_ref() == Some(peer_id)
+                                && *p.remote.ip() != remote_ip
+                                && p.peer_id != Some(Id::Any)
                         })
                 })
                 .map(|s| s.serial)
                 .collect();
             for s in stale {
-                let k = self.states.get(&s).map(|x| x.conn.clone()).unwrap_or_default();
+                let k = self
+                    .states
+                    .get(&s)
+                    .map(|x| x.conn.clone())
+                    .unwrap_or_default();
                 let children: Vec<u64> = self
                     .states
                     .values()
                     .filter(|x| x.conn == k && x.p2().is_some())
                     .map(|x| x.serial)
                     .collect();
-                self.slog(s, format!("deleting: new ISAKMP SA #{serial} for the same peer ID (uniqueids)"));
+                self.slog(
+                    s,
+                    format!("deleting: new ISAKMP SA #{serial} for the same peer ID (uniqueids)"),
+                );
                 for ch in children {
                     self.delete_state(ch, true);
                 }
@@ -1095,7 +1320,11 @@ impl Pluto {
             self.slog_code(
                 serial,
                 rc::RETRANSMISSION,
-                format!("{}: retransmission; will wait {}s for response", kind.name(), d / 1000),
+                format!(
+                    "{}: retransmission; will wait {}s for response",
+                    kind.name(),
+                    d / 1000
+                ),
             );
             self.resend_last(serial);
             self.schedule(serial, d, Event::Retransmit);
@@ -1116,8 +1345,16 @@ impl Pluto {
                 kind.name()
             ),
         );
-        let pending = self.states.get(&serial).and_then(|s| s.p1()).and_then(|p| p.pending_qm);
-        let replacing = self.states.get(&serial).and_then(|s| s.p2()).map_or(0, |p| p.replacing);
+        let pending = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p1())
+            .and_then(|p| p.pending_qm);
+        let replacing = self
+            .states
+            .get(&serial)
+            .and_then(|s| s.p2())
+            .map_or(0, |p| p.replacing);
         let more = keyingtries == 0 || try_no < keyingtries;
         let is_initiator = !matches!(kind, StateKind::QuickR1);
         if more && is_initiator && self.conns.get(&key).is_some_and(|c| c.instance == 0) {
@@ -1135,7 +1372,10 @@ impl Pluto {
                     if release { ", but releasing whack" } else { "" }
                 ),
             );
-            self.release_whack(serial, crate::pluto::output::whack_status(rc::NORETRANSMISSION));
+            self.release_whack(
+                serial,
+                crate::pluto::output::whack_status(rc::NORETRANSMISSION),
+            );
             self.delete_state(serial, false);
             if kind == StateKind::QuickI1 {
                 let p1 = self
@@ -1146,14 +1386,28 @@ impl Pluto {
                     .max();
                 match p1 {
                     Some(p) => self.quick_initiate_try(p, &key, None, replacing, try_no + 1),
-                    None => self.main_initiate(&key, None, try_no + 1, Some(PendingQm { whack: None, replacing })),
+                    None => self.main_initiate(
+                        &key,
+                        None,
+                        try_no + 1,
+                        Some(PendingQm {
+                            whack: None,
+                            replacing,
+                        }),
+                    ),
                 }
             } else {
-                let pq = pending.map(|p| PendingQm { whack: None, replacing: p.replacing });
+                let pq = pending.map(|p| PendingQm {
+                    whack: None,
+                    replacing: p.replacing,
+                });
                 self.main_initiate(&key, None, try_no + 1, pq);
             }
         } else {
-            self.release_whack(serial, crate::pluto::output::whack_status(rc::NORETRANSMISSION));
+            self.release_whack(
+                serial,
+                crate::pluto::output::whack_status(rc::NORETRANSMISSION),
+            );
             self.delete_state(serial, false);
             if is_initiator {
                 self.negotiation_failed(&key);

@@ -16,7 +16,11 @@ pub(crate) struct Chain<'a> {
 }
 
 /// Parses a chain; trailing bytes are allowed only when `padded` (decrypted bodies).
-pub(crate) fn parse_chain(first: PayloadType, body: &[u8], padded: bool) -> Result<Chain<'_>, ParseError> {
+pub(crate) fn parse_chain(
+    first: PayloadType,
+    body: &[u8],
+    padded: bool,
+) -> Result<Chain<'_>, ParseError> {
     let mut iter = PayloadIter::new(first, body);
     let mut items = Vec::new();
     for raw in &mut iter {
@@ -53,7 +57,11 @@ impl<'a> Chain<'a> {
             }
         }
         for (t, min, max) in allowed {
-            let n = self.items.iter().filter(|i| norm(i.raw.payload_type) == *t).count();
+            let n = self
+                .items
+                .iter()
+                .filter(|i| norm(i.raw.payload_type) == *t)
+                .count();
             if n < *min {
                 return Err(format!("missing payload {t}; message dropped"));
             }
@@ -71,7 +79,9 @@ impl<'a> Chain<'a> {
 
     /// All payloads of a type.
     pub(crate) fn all(&self, t: PayloadType) -> impl Iterator<Item = &Item<'a>> {
-        self.items.iter().filter(move |i| norm(i.raw.payload_type) == t)
+        self.items
+            .iter()
+            .filter(move |i| norm(i.raw.payload_type) == t)
     }
 }
 

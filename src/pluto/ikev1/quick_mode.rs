@@ -86,11 +86,24 @@ impl Pluto {
     }
 
     /// Starts Quick Mode for `key` over ISAKMP SA `p1`.
-    pub(crate) fn quick_initiate(&mut self, p1: u64, key: &str, whack: Option<u64>, replacing: u64) {
+    pub(crate) fn quick_initiate(
+        &mut self,
+        p1: u64,
+        key: &str,
+        whack: Option<u64>,
+        replacing: u64,
+    ) {
         self.quick_initiate_try(p1, key, whack, replacing, 1);
     }
 
-    pub(crate) fn quick_initiate_try(&mut self, p1: u64, key: &str, whack: Option<u64>, replacing: u64, try_no: u32) {
+    pub(crate) fn quick_initiate_try(
+        &mut self,
+        p1: u64,
+        key: &str,
+        whack: Option<u64>,
+        replacing: u64,
+        try_no: u32,
+    ) {
         let Some(ctx) = self.p1_ctx(p1) else {
             return;
         };
@@ -112,7 +125,11 @@ impl Pluto {
             our.cpi = Some(self.spis.cpi());
         }
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
-        let encap_mode = if ctx.encap { ctx.natt } else { UdpEncapMode::None };
+        let encap_mode = if ctx.encap {
+            ctx.natt
+        } else {
+            UdpEncapMode::None
+        };
         let sa = proposal::qm_sa_payload(&policy, &our, encap_mode);
         let ni = self.random_bytes(NONCE_LEN);
         let dh = policy.pfs.map(|g| DhKeyPair::generate(g, &mut self.rng()));
@@ -122,8 +139,16 @@ impl Pluto {
             rest.push(Payload::KeyExchange(d.public_value().to_vec()));
         }
         if send_ids {
-            rest.push(Payload::Id(IdPayload::new(&subnet_identification(&our_client), 0, 0)));
-            rest.push(Payload::Id(IdPayload::new(&subnet_identification(&peer_client), 0, 0)));
+            rest.push(Payload::Id(IdPayload::new(
+                &subnet_identification(&our_client),
+                0,
+                0,
+            )));
+            rest.push(Payload::Id(IdPayload::new(
+                &subnet_identification(&peer_client),
+                0,
+                0,
+            )));
         }
         let Ok(after) = emit_payloads(&rest) else {
             return;
@@ -133,7 +158,9 @@ impl Pluto {
         payloads.extend(rest);
         let iv = kc::phase2_iv(ctx.prf, &ctx.iv, msgid, ctx.cipher.block_size());
         let hdr = qm_header(&ctx, msgid);
-        let Ok((bytes, next_iv)) = kc::encrypt_message(&hdr, &payloads, ctx.cipher, &ctx.enc_key, &iv) else {
+        let Ok((bytes, next_iv)) =
+            kc::encrypt_message(&hdr, &payloads, ctx.cipher, &ctx.enc_key, &iv)
+        else {
             return;
         };
         let serial = self.new_serial();
@@ -176,29 +203,58 @@ impl Pluto {
                 psk: None,
             },
         );
-        let pol = self.conns.get(key).map(|c| c.policy_text()).unwrap_or_default();
+        let pol = self
+            .conns
+            .get(key)
+            .map(|c| c.policy_text())
+            .unwrap_or_default();
         if replacing != 0 {
-            self.slog(serial, format!("initiating Quick Mode {pol} to replace #{replacing}"));
+            self.slog(
+                serial,
+                format!("initiating Quick Mode {pol} to replace #{replacing}"),
+            );
         } else {
             self.slog(serial, format!("initiating Quick Mode {pol}"));
         }
-        self.slog_code(serial, rc::NEW_STATE + StateKind::QuickI1.number(), "STATE_QUICK_I1: initiate".into());
+        self.slog_code(
+            serial,
+            rc::NEW_STATE + StateKind::QuickI1.number(),
+            "STATE_QUICK_I1: initiate".into(),
+        );
         self.send_for(serial, ctx.local, ctx.remote, bytes);
         self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
     }
 
     /// Dispatches a Quick Mode message.
-    pub(crate) fn v1_quick(&mut self, local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+    pub(crate) fn v1_quick(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &Header,
+        data: &[u8],
+    ) {
         let Some(p1) = self.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie) else {
-            self.log(format!("packet from {remote}: Quick Mode message for unknown ISAKMP SA; dropped"));
+            self.log(format!(
+                "packet from {remote}: Quick Mode message for unknown ISAKMP SA; dropped"
+            ));
             return;
         };
-        if !self.states.get(&p1).is_some_and(|s| s.kind.isakmp_established()) {
-            self.slog(p1, "Quick Mode message received before ISAKMP SA established; dropped".into());
+        if !self
+            .states
+            .get(&p1)
+            .is_some_and(|s| s.kind.isakmp_established())
+        {
+            self.slog(
+                p1,
+                "Quick Mode message received before ISAKMP SA established; dropped".into(),
+            );
             return;
         }
         if !hdr.flags.encrypted() || hdr.message_id == 0 {
-            self.slog(p1, "Quick Mode message is unencrypted or has a zero Message ID; dropped".into());
+            self.slog(
+                p1,
+                "Quick Mode message is unencrypted or has a zero Message ID; dropped".into(),
+            );
             return;
         }
         let existing = self.states.values().find_map(|s| {
@@ -220,7 +276,10 @@ impl Pluto {
                 let r = match kind {
                     StateKind::QuickI1 => self.quick_i1(serial, p1, data),
                     StateKind::QuickR1 => self.quick_r1(serial, p1, data),
-                    _ => Err(format!("unexpected Quick Mode message in {}; dropped", kind.name())),
+                    _ => Err(format!(
+                        "unexpected Quick Mode message in {}; dropped",
+                        kind.name()
+                    )),
                 };
                 match r {
                     Ok(()) => {
@@ -258,10 +317,12 @@ impl Pluto {
         iv: &[u8],
         data: &[u8],
         plain: &'a mut Vec<u8>,
-    ) -> Result<(Chain<'a>, Vec<u8>, Vec<u8>, Vec<u8>), String> {
-        let dm = kc::decrypt_message(data, ctx.cipher, &ctx.enc_key, iv).map_err(|e| format!("{e}; message dropped"))?;
+    ) -> Result<Decrypted<'a>, String> {
+        let dm = kc::decrypt_message(data, ctx.cipher, &ctx.enc_key, iv)
+            .map_err(|e| format!("{e}; message dropped"))?;
         *plain = dm.plaintext;
-        let chain = parse_chain(dm.header.next_payload, plain, true).map_err(|e| format!("{e}; message dropped"))?;
+        let chain = parse_chain(dm.header.next_payload, plain, true)
+            .map_err(|e| format!("{e}; message dropped"))?;
         let first = chain.items.first().ok_or("empty message")?;
         if first.raw.payload_type != PT::Hash {
             return Err("first payload is not HASH; message dropped".into());
@@ -276,14 +337,24 @@ impl Pluto {
     }
 
     /// QI1 arrived: find the connection, choose, install inbound SAs, answer QR1.
-    fn quick_r0(&mut self, p1: u64, _local: SocketAddrV4, _remote: SocketAddrV4, hdr: &Header, data: &[u8]) -> Result<(), String> {
+    fn quick_r0(
+        &mut self,
+        p1: u64,
+        _local: SocketAddrV4,
+        _remote: SocketAddrV4,
+        hdr: &Header,
+        data: &[u8],
+    ) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let msgid = hdr.message_id;
         let iv = kc::phase2_iv(ctx.prf, &ctx.iv, msgid, ctx.cipher.block_size());
         let mut plain = Vec::new();
         let (chain, h, after, next_iv) = Self::qm_decrypt(&ctx, &iv, data, &mut plain)?;
         if !ct_eq(&h, &kc::quick_hash1(ctx.prf, &ctx.skeyid_a, msgid, &after)) {
-            return Err("received HASH(1) does not match computed value in Quick Mode; message dropped".into());
+            return Err(
+                "received HASH(1) does not match computed value in Quick Mode; message dropped"
+                    .into(),
+            );
         }
         chain.check(&[
             (PT::Hash, 1, 1),
@@ -298,7 +369,10 @@ impl Pluto {
         self.heard_from(p1);
         let ids: Vec<&crate::pluto::ikev1::msg::Item<'_>> = chain.all(PT::Id).collect();
         let (peer_client, our_client) = match ids.as_slice() {
-            [] => (Subnet::host(*ctx.remote.ip()), Subnet::host(*ctx.local.ip())),
+            [] => (
+                Subnet::host(*ctx.remote.ip()),
+                Subnet::host(*ctx.local.ip()),
+            ),
             [i, r] => {
                 let sub = |it: &crate::pluto::ikev1::msg::Item<'_>| match &it.p {
                     Payload::Id(p) => p.identification().and_then(|i| identification_subnet(&i)),
@@ -341,17 +415,34 @@ impl Pluto {
                 for w in why {
                     self.log(format!("{q}: {w}"));
                 }
-                self.send_notify(p1, n, crate::pluto::isakmp::ProtocolId::Esp, Vec::new(), Vec::new());
-                return Err(format!("sent protected notification {n} for Quick Mode proposal"));
+                self.send_notify(
+                    p1,
+                    n,
+                    crate::pluto::isakmp::ProtocolId::Esp,
+                    Vec::new(),
+                    Vec::new(),
+                );
+                return Err(format!(
+                    "sent protected notification {n} for Quick Mode proposal"
+                ));
             }
         };
-        let ni = chain.get(PT::Nonce).map(|i| i.raw.body().to_vec()).ok_or("missing Nonce")?;
+        let ni = chain
+            .get(PT::Nonce)
+            .map(|i| i.raw.body().to_vec())
+            .ok_or("missing Nonce")?;
         let (dh, gxy, ke_out) = match (choice.pfs, chain.get(PT::KeyExchange).map(|i| &i.p)) {
             (Some(g), Some(Payload::KeyExchange(ke))) => {
                 let dh = DhKeyPair::generate(g, &mut self.rng());
-                let s = dh.compute_shared(ke).map_err(|e| format!("bad KE in Quick Mode: {e}"))?;
+                let s = dh
+                    .compute_shared(ke)
+                    .map_err(|e| format!("bad KE in Quick Mode: {e}"))?;
                 let pubv = dh.public_value().to_vec();
-                (None::<DhKeyPair>, Some(Zeroizing::new(s.as_bytes().to_vec())), Some(pubv))
+                (
+                    None::<DhKeyPair>,
+                    Some(Zeroizing::new(s.as_bytes().to_vec())),
+                    Some(pubv),
+                )
             }
             (Some(_), _) => return Err("PFS proposed but no KE payload".into()),
             (None, Some(_)) => return Err("KE payload without PFS group".into()),
@@ -371,8 +462,15 @@ impl Pluto {
         }
         let tunnel = self.conns.get(&key).is_some_and(|c| c.tunnel());
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
-        let life = choice.life.unwrap_or(28800).min(keylife).min(proposal::MAX_IPSEC_LIFETIME);
-        let mut rest = vec![Payload::Sa(proposal::qm_response(&choice, &our)), Payload::Nonce(nr.clone())];
+        let life = choice
+            .life
+            .unwrap_or(28800)
+            .min(keylife)
+            .min(proposal::MAX_IPSEC_LIFETIME);
+        let mut rest = vec![
+            Payload::Sa(proposal::qm_response(&choice, &our)),
+            Payload::Nonce(nr.clone()),
+        ];
         if let Some(k) = ke_out {
             rest.push(Payload::KeyExchange(k));
         }
@@ -383,8 +481,14 @@ impl Pluto {
         let h2 = kc::quick_hash2(ctx.prf, &ctx.skeyid_a, msgid, &ni, &after);
         let mut payloads = vec![Payload::Hash(h2)];
         payloads.extend(rest);
-        let (bytes, iv_after) = kc::encrypt_message(&qm_header(&ctx, msgid), &payloads, ctx.cipher, &ctx.enc_key, &next_iv)
-            .map_err(|e| e.to_string())?;
+        let (bytes, iv_after) = kc::encrypt_message(
+            &qm_header(&ctx, msgid),
+            &payloads,
+            ctx.cipher,
+            &ctx.enc_key,
+            &next_iv,
+        )
+        .map_err(|e| e.to_string())?;
         let encap_port = choice.udp_encap.then_some(ctx.remote.port());
         let serial = self.new_serial();
         let p2 = Phase2 {
@@ -438,22 +542,35 @@ impl Pluto {
     }
 
     /// The conn a Quick Mode request on ISAKMP SA `p1` is for (spec 7).
-    fn find_qm_conn(&mut self, p1: u64, our_client: &Subnet, peer_client: &Subnet) -> Result<String, String> {
+    fn find_qm_conn(
+        &mut self,
+        p1: u64,
+        our_client: &Subnet,
+        peer_client: &Subnet,
+    ) -> Result<String, String> {
         let st = self.states.get(&p1).ok_or("gone")?;
         let key = st.conn.clone();
         let p = st.p1().ok_or("gone")?;
         let (me, peer) = (*p.local.ip(), *p.remote.ip());
-        let peer_id = p.peer_id.clone().unwrap_or(crate::config::secrets::Id::Ipv4(peer));
+        let peer_id = p
+            .peer_id
+            .clone()
+            .unwrap_or(crate::config::secrets::Id::Ipv4(peer));
         let auth = p.choice.as_ref().map(|c| c.auth);
         let nat = p.natt.peer_behind;
-        let fits = |c: &crate::pluto::connection::Connection| c.this.client == *our_client && c.that.client == *peer_client;
-        if self.conns.get(&key).is_some_and(|c| fits(c)) {
+        let fits = |c: &crate::pluto::connection::Connection| {
+            c.this.client == *our_client && c.that.client == *peer_client
+        };
+        if self.conns.get(&key).is_some_and(&fits) {
             return Ok(key);
         }
         // A peer behind a NAT names its private address as its client: accept it for a
         // host-only Road-Warrior instance (the tunnel's outer address is the NAT's).
         let nat_fit = |c: &crate::pluto::connection::Connection| {
-            nat && c.instance != 0 && !c.that.has_client && peer_client.len() == 32 && c.this.client == *our_client
+            nat && c.instance != 0
+                && !c.that.has_client
+                && peer_client.len() == 32
+                && c.this.client == *our_client
         };
         if let Some(c) = self.conns.get_mut(&key) {
             if nat_fit(c) {
@@ -483,7 +600,11 @@ impl Pluto {
                 same_hosts(c)
                     && c.is_template()
                     && c.this.client == *our_client
-                    && (if c.that.has_client { c.that.client == *peer_client } else { *peer_client == Subnet::host(peer) })
+                    && (if c.that.has_client {
+                        c.that.client == *peer_client
+                    } else {
+                        *peer_client == Subnet::host(peer)
+                    })
             })
             .map(|c| c.key());
         if let Some(t) = tmpl {
@@ -510,13 +631,23 @@ impl Pluto {
     fn quick_i1(&mut self, serial: u64, p1: u64, data: &[u8]) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let (iv, msgid, ni) = {
-            let p2 = self.states.get(&serial).and_then(|s| s.p2()).ok_or("gone")?;
+            let p2 = self
+                .states
+                .get(&serial)
+                .and_then(|s| s.p2())
+                .ok_or("gone")?;
             (p2.iv.clone(), p2.msgid, p2.ni.clone())
         };
         let mut plain = Vec::new();
         let (chain, h, after, next_iv) = Self::qm_decrypt(&ctx, &iv, data, &mut plain)?;
-        if !ct_eq(&h, &kc::quick_hash2(ctx.prf, &ctx.skeyid_a, msgid, &ni, &after)) {
-            return Err("received HASH(2) does not match computed value in Quick Mode; message dropped".into());
+        if !ct_eq(
+            &h,
+            &kc::quick_hash2(ctx.prf, &ctx.skeyid_a, msgid, &ni, &after),
+        ) {
+            return Err(
+                "received HASH(2) does not match computed value in Quick Mode; message dropped"
+                    .into(),
+            );
         }
         chain.check(&[
             (PT::Hash, 1, 1),
@@ -532,7 +663,11 @@ impl Pluto {
             return Err("missing SA".into());
         };
         let (policy, our_client, peer_client) = {
-            let p2 = self.states.get(&serial).and_then(|s| s.p2()).ok_or("gone")?;
+            let p2 = self
+                .states
+                .get(&serial)
+                .and_then(|s| s.p2())
+                .ok_or("gone")?;
             (p2.policy.clone(), p2.our_client, p2.peer_client)
         };
         let natt = ctx.natt != UdpEncapMode::None;
@@ -547,22 +682,40 @@ impl Pluto {
                 return Err("Quick Mode responder changed the client IDs; message dropped".into());
             }
         }
-        let nr = chain.get(PT::Nonce).map(|i| i.raw.body().to_vec()).ok_or("missing Nonce")?;
+        let nr = chain
+            .get(PT::Nonce)
+            .map(|i| i.raw.body().to_vec())
+            .ok_or("missing Nonce")?;
         let gxy = {
-            let p2 = self.states.get(&serial).and_then(|s| s.p2()).ok_or("gone")?;
+            let p2 = self
+                .states
+                .get(&serial)
+                .and_then(|s| s.p2())
+                .ok_or("gone")?;
             match (&p2.dh, chain.get(PT::KeyExchange).map(|i| &i.p)) {
                 (Some(dh), Some(Payload::KeyExchange(ke))) => Some(Zeroizing::new(
-                    dh.compute_shared(ke).map_err(|e| format!("bad KE in QR1: {e}"))?.as_bytes().to_vec(),
+                    dh.compute_shared(ke)
+                        .map_err(|e| format!("bad KE in QR1: {e}"))?
+                        .as_bytes()
+                        .to_vec(),
                 )),
                 (Some(_), _) => return Err("PFS requested but responder sent no KE".into()),
                 (None, Some(_)) => return Err("unexpected KE in QR1".into()),
                 (None, None) => None,
             }
         };
-        let key = self.states.get(&serial).map(|s| s.conn.clone()).unwrap_or_default();
+        let key = self
+            .states
+            .get(&serial)
+            .map(|s| s.conn.clone())
+            .unwrap_or_default();
         let keylife = self.conns.get(&key).map_or(28800, |c| c.keylife);
         {
-            let p2 = self.states.get_mut(&serial).and_then(|s| s.p2_mut()).ok_or("gone")?;
+            let p2 = self
+                .states
+                .get_mut(&serial)
+                .and_then(|s| s.p2_mut())
+                .ok_or("gone")?;
             p2.nr = nr.clone();
             p2.gxy = gxy;
             p2.dh = None;
@@ -577,9 +730,14 @@ impl Pluto {
             p2.choice = Some(choice);
         }
         let h3 = kc::quick_hash3(ctx.prf, &ctx.skeyid_a, msgid, &ni, &nr);
-        let (bytes, iv_after) =
-            kc::encrypt_message(&qm_header(&ctx, msgid), &[Payload::Hash(h3)], ctx.cipher, &ctx.enc_key, &next_iv)
-                .map_err(|e| e.to_string())?;
+        let (bytes, iv_after) = kc::encrypt_message(
+            &qm_header(&ctx, msgid),
+            &[Payload::Hash(h3)],
+            ctx.cipher,
+            &ctx.enc_key,
+            &next_iv,
+        )
+        .map_err(|e| e.to_string())?;
         if let Some(p2) = self.states.get_mut(&serial).and_then(|s| s.p2_mut()) {
             p2.iv = iv_after;
         }
@@ -602,13 +760,23 @@ impl Pluto {
     fn quick_r1(&mut self, serial: u64, p1: u64, data: &[u8]) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let (iv, msgid, ni, nr) = {
-            let p2 = self.states.get(&serial).and_then(|s| s.p2()).ok_or("gone")?;
+            let p2 = self
+                .states
+                .get(&serial)
+                .and_then(|s| s.p2())
+                .ok_or("gone")?;
             (p2.iv.clone(), p2.msgid, p2.ni.clone(), p2.nr.clone())
         };
         let mut plain = Vec::new();
         let (chain, h, _after, next_iv) = Self::qm_decrypt(&ctx, &iv, data, &mut plain)?;
-        if !ct_eq(&h, &kc::quick_hash3(ctx.prf, &ctx.skeyid_a, msgid, &ni, &nr)) {
-            return Err("received HASH(3) does not match computed value in Quick Mode; message dropped".into());
+        if !ct_eq(
+            &h,
+            &kc::quick_hash3(ctx.prf, &ctx.skeyid_a, msgid, &ni, &nr),
+        ) {
+            return Err(
+                "received HASH(3) does not match computed value in Quick Mode; message dropped"
+                    .into(),
+            );
         }
         chain.check(&[(PT::Hash, 1, 1), (PT::Notification, 0, 8)])?;
         self.heard_from(p1);
@@ -675,6 +843,9 @@ impl Pluto {
     }
 }
 
+/// A decrypted phase-2 message: chain, received HASH, bytes after the HASH, next IV.
+type Decrypted<'a> = (Chain<'a>, Vec<u8>, Vec<u8>, Vec<u8>);
+
 pub(crate) fn qm_header(ctx: &P1Ctx, msgid: u32) -> Header {
     Header {
         initiator_cookie: ctx.icky,
@@ -685,4 +856,3 @@ pub(crate) fn qm_header(ctx: &P1Ctx, msgid: u32) -> Header {
         message_id: msgid,
     }
 }
-

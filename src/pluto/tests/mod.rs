@@ -75,7 +75,9 @@ impl Node {
     }
 
     pub fn whack_has(&self, code: u16, s: &str) -> bool {
-        self.whack.iter().any(|(_, c, t)| *c == code && t.contains(s))
+        self.whack
+            .iter()
+            .any(|(_, c, t)| *c == code && t.contains(s))
     }
 
     pub fn established_ipsec(&self) -> usize {
@@ -106,12 +108,15 @@ pub(crate) enum Dir {
     BtoA,
 }
 
+/// Decides whether a datagram is lost.
+pub(crate) type DropFn = Box<dyn FnMut(Dir, &[u8]) -> bool>;
+
 /// Two engines and the wire between them.
 pub(crate) struct Net {
     pub a: Node,
     pub b: Node,
     pub now: u64,
-    pub drop: Box<dyn FnMut(Dir, &[u8]) -> bool>,
+    pub drop: DropFn,
     /// Node A sits behind a NAT (A's source is rewritten to NAT_PUBLIC, ports +1000).
     pub nat_a: bool,
     pub delivered: usize,
@@ -133,7 +138,11 @@ impl Net {
         let mut sends = Vec::new();
         while let Some(o) = node.p.poll_output() {
             match o {
-                Output::Send { local, remote, data } => {
+                Output::Send {
+                    local,
+                    remote,
+                    data,
+                } => {
                     if data == [0xff] {
                         node.keepalives += 1;
                         continue;

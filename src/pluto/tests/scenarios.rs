@@ -24,22 +24,34 @@ fn sas_match(x: &Node, y: &Node) -> usize {
             (XformSpec::Esp { .. }, XformSpec::Esp { .. }) => {
                 let out = Sa::new(spec, SaDir::Out, 0).expect("outbound SA builds");
                 let inb = Sa::new(peer, SaDir::In, 0).expect("inbound SA builds");
-                let (crate::sadb::sa::Xform::Esp { crypto: co, .. }, crate::sadb::sa::Xform::Esp { crypto: ci, .. }) =
-                    (&out.xform, &inb.xform)
+                let (
+                    crate::sadb::sa::Xform::Esp { crypto: co, .. },
+                    crate::sadb::sa::Xform::Esp { crypto: ci, .. },
+                ) = (&out.xform, &inb.xform)
                 else {
                     panic!("not ESP");
                 };
                 let payload = b"hello through the tunnel, padded to something".to_vec();
                 let iv = vec![7u8; co.iv_len()];
                 let mut pkt = Vec::new();
-                co.try_encapsulate(said.spi, 1, 4, &payload, &iv, &mut pkt).expect("encapsulate");
+                co.try_encapsulate(said.spi, 1, 4, &payload, &iv, &mut pkt)
+                    .expect("encapsulate");
                 let (nh, range) = ci.open(&mut pkt).expect("peer decrypts our ESP");
                 assert_eq!(nh, 4);
                 assert_eq!(&pkt[range], &payload[..]);
                 assert_eq!(spec.encap.is_some(), peer.encap.is_some());
                 checked += 1;
             }
-            (XformSpec::Ah { auth: a1, authkey: k1 }, XformSpec::Ah { auth: a2, authkey: k2 }) => {
+            (
+                XformSpec::Ah {
+                    auth: a1,
+                    authkey: k1,
+                },
+                XformSpec::Ah {
+                    auth: a2,
+                    authkey: k2,
+                },
+            ) => {
                 assert_eq!(a1, a2);
                 assert_eq!(k1, k2);
                 checked += 1;
@@ -52,7 +64,13 @@ fn sas_match(x: &Node, y: &Node) -> usize {
 }
 
 fn assert_up(net: &Net) {
-    assert_eq!(net.a.established_ipsec(), 1, "A:\n{}\nB:\n{}", net.a.dump(), net.b.dump());
+    assert_eq!(
+        net.a.established_ipsec(),
+        1,
+        "A:\n{}\nB:\n{}",
+        net.a.dump(),
+        net.b.dump()
+    );
     assert_eq!(net.b.established_ipsec(), 1, "B:\n{}", net.b.dump());
     assert!(sas_match(&net.a, &net.b) >= 1);
     assert!(sas_match(&net.b, &net.a) >= 1);
@@ -70,16 +88,28 @@ fn psk_main_and_quick_mode_default_algorithms() {
         (108, "\"net\" #1: STATE_MAIN_I3: sent MI3, expecting MR3"),
         (4, "\"net\" #1: STATE_MAIN_I4: ISAKMP SA established"),
         (112, "\"net\" #2: STATE_QUICK_I1: initiate"),
-        (4, "\"net\" #2: STATE_QUICK_I2: sent QI2, IPsec SA established {ESP=>0x"),
+        (
+            4,
+            "\"net\" #2: STATE_QUICK_I2: sent QI2, IPsec SA established {ESP=>0x",
+        ),
     ] {
-        assert!(a.whack_has(code, text), "missing {code} {text}:\n{:?}", a.whack);
+        assert!(
+            a.whack_has(code, text),
+            "missing {code} {text}:\n{:?}",
+            a.whack
+        );
     }
     assert_eq!(a.done, vec![(1, 0)]);
-    assert!(net.b.log_has("STATE_MAIN_R3: sent MR3, ISAKMP SA established"));
+    assert!(net
+        .b
+        .log_has("STATE_MAIN_R3: sent MR3, ISAKMP SA established"));
     assert!(net.b.log_has("STATE_QUICK_R2: IPsec SA established"));
     // Default suite: AES/SHA2/MODP2048 first.
     let st = net.a.p.states.values().find_map(|s| s.p1()).unwrap();
-    assert_eq!(st.choice.as_ref().unwrap().alg.name(), "AES_CBC_128-SHA2_256-MODP2048");
+    assert_eq!(
+        st.choice.as_ref().unwrap().alg.name(),
+        "AES_CBC_128-SHA2_256-MODP2048"
+    );
     // Eroutes: tunnel group heads, updown prepare/route/up.
     let (op, src, dst, said) = net.a.eroutes.last().copied().unwrap();
     assert_eq!(op, ErouteOp::Add);
@@ -105,17 +135,42 @@ fn status_lists_conns_and_states() {
     let mut net = psk_pair("");
     net.up_a("net");
     net.whack_a(9, WhackCmd::Status);
-    let lines: Vec<&str> = net.a.whack.iter().filter(|w| w.0 == 9).map(|w| w.2.as_str()).collect();
-    assert!(lines.contains(&"interface ipsec0/eth0 192.0.2.1"), "{lines:#?}");
+    let lines: Vec<&str> = net
+        .a
+        .whack
+        .iter()
+        .filter(|w| w.0 == 9)
+        .map(|w| w.2.as_str())
+        .collect();
+    assert!(
+        lines.contains(&"interface ipsec0/eth0 192.0.2.1"),
+        "{lines:#?}"
+    );
     assert!(lines.contains(&"%myid = (none)"));
     assert!(lines.contains(&"debug none"));
-    assert!(lines.iter().any(|l| l.starts_with(
+    assert!(
+        lines.iter().any(|l| {
+            l.starts_with(
         "\"net\": 10.0.1.0/24===192.0.2.1...198.51.100.7===10.0.2.0/24; erouted; eroute owner: #2"
-    )), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("policy: PSK+ENCRYPT+TUNNEL+PFS+UP")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.starts_with("#2: \"net\" STATE_QUICK_I2 (sent QI2, IPsec SA established); EVENT_SA_REPLACE in ")
-        && l.ends_with("; newest IPSEC; eroute owner")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.starts_with("#2: \"net\" esp.") && l.contains("@198.51.100.7 esp.") && l.contains("tun.")));
+    )
+        }),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("policy: PSK+ENCRYPT+TUNNEL+PFS+UP")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "#2: \"net\" STATE_QUICK_I2 (sent QI2, IPsec SA established); EVENT_SA_REPLACE in "
+        ) && l.ends_with("; newest IPSEC; eroute owner")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("#2: \"net\" esp.")
+        && l.contains("@198.51.100.7 esp.")
+        && l.contains("tun.")));
     assert!(net.a.done.contains(&(9, 0)));
 }
 
@@ -140,7 +195,10 @@ fn rsa_pair(west_key_for_east: Option<String>) -> Net {
         "net",
         &format!("\tauthby=rsasig\n\tleftid=@west\n\trightid=@east\n\tleftrsasigkey={west_seen_by_east}\n\trightrsasigkey={epub}\n"),
     );
-    Net::new(Node::new(WEST, 1, &wconf, &wsec), Node::new(EAST, 2, &econf, &esec))
+    Net::new(
+        Node::new(WEST, 1, &wconf, &wsec),
+        Node::new(EAST, 2, &econf, &esec),
+    )
 }
 
 #[test]
@@ -157,20 +215,33 @@ fn rsa_wrong_key_is_refused() {
     let mut net = rsa_pair(Some(other.public_key().to_text()));
     net.up_a("net");
     assert_eq!(net.a.established_ipsec(), 0);
-    assert!(net.b.log_has("Signature check (on @west) failed (wrong key?); tried *"), "{}", net.b.dump());
+    assert!(
+        net.b
+            .log_has("Signature check (on @west) failed (wrong key?); tried *"),
+        "{}",
+        net.b.dump()
+    );
 }
 
 #[test]
 fn wrong_psk_is_refused() {
     let extra = "\tauthby=secret\n";
     let a = Node::new(WEST, 1, &conf("net", extra), PSK);
-    let b = Node::new(EAST, 2, &conf("net", extra), "192.0.2.1 198.51.100.7: PSK \"something else\"\n");
+    let b = Node::new(
+        EAST,
+        2,
+        &conf("net", extra),
+        "192.0.2.1 198.51.100.7: PSK \"something else\"\n",
+    );
     let mut net = Net::new(a, b);
     net.up_a("net");
     assert_eq!(net.b.established_isakmp(), 0);
     assert!(
-        net.b.log_has("probable authentication failure (mismatch of preshared secrets?)")
-            || net.b.log_has("received Hash Payload does not match computed value"),
+        net.b
+            .log_has("probable authentication failure (mismatch of preshared secrets?)")
+            || net
+                .b
+                .log_has("received Hash Payload does not match computed value"),
         "{}",
         net.b.dump()
     );
@@ -218,27 +289,66 @@ fn transport_mode() {
     assert_up(&net);
     assert!(net.a.sadb.keys().all(|s| s.proto != Proto::Tun));
     let (_, src, dst, said) = *net.a.eroutes.last().unwrap();
-    assert_eq!((src, dst, said.proto), (Subnet::host(WEST), Subnet::host(EAST), Proto::Esp));
+    assert_eq!(
+        (src, dst, said.proto),
+        (Subnet::host(WEST), Subnet::host(EAST), Proto::Esp)
+    );
 }
 
 #[test]
 fn proposal_mismatch_is_logged() {
-    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n\tike=3des-md5-modp1024\n\tkeyingtries=1\n"), PSK);
-    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n\tike=aes256-sha2_256-modp2048\n"), PSK);
+    let a = Node::new(
+        WEST,
+        1,
+        &conf(
+            "net",
+            "\tauthby=secret\n\tike=3des-md5-modp1024\n\tkeyingtries=1\n",
+        ),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        &conf("net", "\tauthby=secret\n\tike=aes256-sha2_256-modp2048\n"),
+        PSK,
+    );
     let mut net = Net::new(a, b);
     net.up_a("net");
-    assert!(net.b.log_has("transform #0: 3DES_CBC_192-MD5-MODP1024 not in our ike= list"), "{}", net.b.dump());
+    assert!(
+        net.b
+            .log_has("transform #0: 3DES_CBC_192-MD5-MODP1024 not in our ike= list"),
+        "{}",
+        net.b.dump()
+    );
     assert!(net.b.log_has("no acceptable Oakley Transform"));
-    assert!(net.a.log_has("ignoring unprotected informational payload, type NO_PROPOSAL_CHOSEN"));
+    assert!(net
+        .a
+        .log_has("ignoring unprotected informational payload, type NO_PROPOSAL_CHOSEN"));
     // Phase 2 mismatch.
-    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n\tesp=3des-md5\n\tkeyingtries=1\n"), PSK);
-    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n\tesp=aes128-sha1\n"), PSK);
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tesp=3des-md5\n\tkeyingtries=1\n"),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        &conf("net", "\tauthby=secret\n\tesp=aes128-sha1\n"),
+        PSK,
+    );
     let mut net = Net::new(a, b);
     net.up_a("net");
     assert_eq!(net.a.established_isakmp(), 1);
-    assert!(net.b.log_has("ESP 3des-md5 not in our esp= list") || net.b.log_has("not in our esp= list"), "{}", net.b.dump());
+    assert!(
+        net.b.log_has("ESP 3des-md5 not in our esp= list") || net.b.log_has("not in our esp= list"),
+        "{}",
+        net.b.dump()
+    );
     assert!(net.b.log_has("no acceptable transform"));
-    assert!(net.a.log_has("received and ignored informational message type NO_PROPOSAL_CHOSEN"));
+    assert!(net
+        .a
+        .log_has("received and ignored informational message type NO_PROPOSAL_CHOSEN"));
 }
 
 #[test]
@@ -249,8 +359,14 @@ fn retransmission_and_give_up() {
     net.advance_to(200_000);
     let times: Vec<u64> = net.a.sent.iter().map(|s| s.0).collect();
     assert_eq!(times, vec![0, 10_000, 30_000], "{:?}", net.a.whack);
-    assert!(net.a.whack_has(10, "\"net\" #1: STATE_MAIN_I1: retransmission; will wait 20s for response"));
-    assert!(net.a.whack_has(10, "\"net\" #1: STATE_MAIN_I1: retransmission; will wait 40s for response"));
+    assert!(net.a.whack_has(
+        10,
+        "\"net\" #1: STATE_MAIN_I1: retransmission; will wait 20s for response"
+    ));
+    assert!(net.a.whack_has(
+        10,
+        "\"net\" #1: STATE_MAIN_I1: retransmission; will wait 40s for response"
+    ));
     assert!(net.a.whack_has(
         31,
         "\"net\" #1: max number of retransmissions (2) reached STATE_MAIN_I1.  No response (or no acceptable response) to our first IKE message"
@@ -269,7 +385,8 @@ fn retransmission_and_give_up() {
 
 #[test]
 fn rekey_is_make_before_break() {
-    let mut net = psk_pair("\tkeylife=120s\n\tikelifetime=600s\n\trekeymargin=30s\n\trekeyfuzz=0%\n");
+    let mut net =
+        psk_pair("\tkeylife=120s\n\tikelifetime=600s\n\trekeymargin=30s\n\trekeyfuzz=0%\n");
     net.up_a("net");
     assert_up(&net);
     let first: Vec<Said> = net.a.sadb.keys().copied().collect();
@@ -277,7 +394,10 @@ fn rekey_is_make_before_break() {
     // New SAs exist and the eroute moved; old ones still there.
     assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
     for s in &first {
-        assert!(net.a.sadb.contains_key(s), "old SA {s} removed before expiry");
+        assert!(
+            net.a.sadb.contains_key(s),
+            "old SA {s} removed before expiry"
+        );
     }
     let last = net.a.eroutes.last().unwrap();
     assert_eq!(last.0, ErouteOp::Replace);
@@ -285,7 +405,10 @@ fn rekey_is_make_before_break() {
     assert!(sas_match(&net.a, &net.b) >= 2);
     net.advance_to(125_000);
     for s in &first {
-        assert!(!net.a.sadb.contains_key(s), "old SA {s} survived its lifetime");
+        assert!(
+            !net.a.sadb.contains_key(s),
+            "old SA {s} survived its lifetime"
+        );
     }
     assert_eq!(net.a.established_ipsec(), 1);
     assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
@@ -303,7 +426,9 @@ fn down_deletes_on_both_sides() {
     assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
     assert_eq!(net.b.established_ipsec(), 0);
     assert_eq!(net.b.established_isakmp(), 0);
-    assert!(net.b.log_has("received Delete SA payload: deleting IPSEC State"));
+    assert!(net
+        .b
+        .log_has("received Delete SA payload: deleting IPSEC State"));
     // And from B's side.
     let mut net = psk_pair("");
     net.up_a("net");
@@ -315,7 +440,9 @@ fn down_deletes_on_both_sides() {
 #[test]
 fn dpd_clear_and_restart() {
     for (action, restart) in [("clear", false), ("restart", true)] {
-        let mut net = psk_pair(&format!("\tdpdaction={action}\n\tdpddelay=30s\n\tdpdtimeout=120s\n"));
+        let mut net = psk_pair(&format!(
+            "\tdpdaction={action}\n\tdpddelay=30s\n\tdpdtimeout=120s\n"
+        ));
         net.up_a("net");
         assert_up(&net);
         net.advance_to(65_000);
@@ -324,7 +451,12 @@ fn dpd_clear_and_restart() {
         net.drop = Box::new(|d, _| d == Dir::BtoA);
         let before = net.a.sent.len();
         net.advance_to(65_000 + 130_000);
-        assert!(net.a.log_has("DPD: No response from peer - declaring peer dead"), "{}", net.a.dump());
+        assert!(
+            net.a
+                .log_has("DPD: No response from peer - declaring peer dead"),
+            "{}",
+            net.a.dump()
+        );
         if restart {
             assert!(net.a.log_has("DPD: Restarting Connection"));
             assert!(net.a.sent.len() > before + 3);
@@ -342,7 +474,12 @@ fn nat_t_forceencaps_and_real_nat() {
     let mut net = psk_pair("\tforceencaps=yes\n");
     net.up_a("net");
     assert_up(&net);
-    let esp = net.a.sadb.values().find(|s| s.said.proto == Proto::Esp).unwrap();
+    let esp = net
+        .a
+        .sadb
+        .values()
+        .find(|s| s.said.proto == Proto::Esp)
+        .unwrap();
     assert_eq!(esp.encap.map(|e| e.sport), Some(4500));
     assert!(net.a.sent.iter().skip(2).all(|s| s.1.port() == 4500));
     net.advance_to(25_000);
@@ -365,9 +502,18 @@ fn nat_t_forceencaps_and_real_nat() {
     net.nat_a = true;
     net.up_a("rw");
     assert_up(&net);
-    assert!(net.a.log_has("NAT-Traversal: we are behind a NAT"), "{}", net.a.dump());
+    assert!(
+        net.a.log_has("NAT-Traversal: we are behind a NAT"),
+        "{}",
+        net.a.dump()
+    );
     assert!(net.b.log_has("NAT-Traversal: peer is behind a NAT"));
-    let esp = net.b.sadb.values().find(|s| s.said.proto == Proto::Esp && s.dir == Some(SaDir::Out)).unwrap();
+    let esp = net
+        .b
+        .sadb
+        .values()
+        .find(|s| s.said.proto == Proto::Esp && s.dir == Some(SaDir::Out))
+        .unwrap();
     assert_eq!(esp.encap.map(|e| e.dport), Some(5500));
     assert!(net.b.log_has("\"rw\"[1] 203.0.113.9 #"), "{}", net.b.dump());
 }
@@ -388,9 +534,16 @@ fn road_warrior_instance_and_no_connection() {
     net.up_a("rw");
     assert_up(&net);
     assert!(net.b.p.conns.contains_key("rw[1]"));
-    assert!(net.b.log_has("responding to Main Mode from unknown peer 192.0.2.1"));
+    assert!(net
+        .b
+        .log_has("responding to Main Mode from unknown peer 192.0.2.1"));
     // Nobody authorized.
-    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n\tkeyingtries=1\n"), PSK);
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tkeyingtries=1\n"),
+        PSK,
+    );
     let b = Node::new(EAST, 2, "version 2\n", PSK);
     let mut net = Net::new(a, b);
     net.up_a("net");
@@ -408,19 +561,36 @@ fn switch_connection_on_peer_id_and_unknown_peer() {
     let a_conf = format!(
         "version 2\nconn two\n\tleft={WEST}\n\tleftid=@two\n\tleftsubnet=10.0.1.0/24\n\tright={EAST}\n\tauthby=secret\n\tauto=add\n"
     );
-    let mut net = Net::new(Node::new(WEST, 1, &a_conf, secrets), Node::new(EAST, 2, &b_conf, secrets));
+    let mut net = Net::new(
+        Node::new(WEST, 1, &a_conf, secrets),
+        Node::new(EAST, 2, &b_conf, secrets),
+    );
     net.up_a("two");
-    assert!(net.b.log_has("switched from \"one\" to \"two\""), "{}", net.b.dump());
+    assert!(
+        net.b.log_has("switched from \"one\" to \"two\""),
+        "{}",
+        net.b.dump()
+    );
     assert_up(&net);
     let a_conf = a_conf.replace("@two", "@three");
-    let mut net = Net::new(Node::new(WEST, 1, &a_conf, secrets), Node::new(EAST, 2, &b_conf, secrets));
+    let mut net = Net::new(
+        Node::new(WEST, 1, &a_conf, secrets),
+        Node::new(EAST, 2, &b_conf, secrets),
+    );
     net.up_a("two");
-    assert!(net.b.log_has("no suitable connection for peer '@three'"), "{}", net.b.dump());
+    assert!(
+        net.b.log_has("no suitable connection for peer '@three'"),
+        "{}",
+        net.b.dump()
+    );
     // QM for subnets nobody configured.
     let a_conf2 = format!(
         "version 2\nconn x\n\tleft={WEST}\n\tleftid=@one\n\tleftsubnet=10.7.0.0/16\n\tright={EAST}\n\tauthby=secret\n\tauto=add\n\tkeyingtries=1\n"
     );
-    let mut net = Net::new(Node::new(WEST, 1, &a_conf2, secrets), Node::new(EAST, 2, &b_conf, secrets));
+    let mut net = Net::new(
+        Node::new(WEST, 1, &a_conf2, secrets),
+        Node::new(EAST, 2, &b_conf, secrets),
+    );
     net.up_a("x");
     assert!(
         net.b.log_has("cannot respond to IPsec SA request because no connection is known for 198.51.100.7[198.51.100.7]...192.0.2.1[@one]===10.7.0.0/16"),
@@ -432,7 +602,12 @@ fn switch_connection_on_peer_id_and_unknown_peer() {
 #[test]
 fn auto_route_and_acquire() {
     let mut net = psk_pair("");
-    net.a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n").replace("auto=add", "auto=route"), PSK);
+    net.a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n").replace("auto=add", "auto=route"),
+        PSK,
+    );
     net.run();
     let (op, _, _, said) = net.a.eroutes[0];
     assert_eq!(op, ErouteOp::Add);
@@ -486,7 +661,11 @@ fn half_open_flood_is_bounded() {
         net.b.p.handle_datagram(0, local, src, &m);
         while net.b.p.poll_output().is_some() {}
     }
-    assert!(net.b.p.states.len() <= 1024, "{} states", net.b.p.states.len());
+    assert!(
+        net.b.p.states.len() <= 1024,
+        "{} states",
+        net.b.p.states.len()
+    );
     net.a.sent.clear();
     net.up_a("rw");
     assert_eq!(net.a.established_ipsec(), 1, "{}", net.a.dump());
@@ -497,10 +676,21 @@ fn half_open_flood_is_bounded() {
 fn aggressive_mode_and_garbage_never_panic() {
     let mut net = psk_pair("");
     net.up_a("net");
-    let captured: Vec<Vec<u8>> = net.a.sent.iter().chain(net.b.sent.iter()).map(|s| s.3.clone()).collect();
+    let captured: Vec<Vec<u8>> = net
+        .a
+        .sent
+        .iter()
+        .chain(net.b.sent.iter())
+        .map(|s| s.3.clone())
+        .collect();
     let mut am = captured[0].clone();
     am[18] = 4;
-    net.b.p.handle_datagram(0, SocketAddrV4::new(EAST, 500), SocketAddrV4::new(WEST, 500), &am);
+    net.b.p.handle_datagram(
+        0,
+        SocketAddrV4::new(EAST, 500),
+        SocketAddrV4::new(WEST, 500),
+        &am,
+    );
     net.run();
     assert!(net.b.log_has("Aggressive Mode is not supported"));
     let mut rng = StdRng::seed_from_u64(42);
@@ -532,13 +722,23 @@ fn aggressive_mode_and_garbage_never_panic() {
                 m.extend((0..rng.gen_range(1..40)).map(|_| rng.gen::<u8>()));
                 m
             }
-            _ => (0..rng.gen_range(0..300)).map(|_| rng.gen::<u8>()).collect(),
+            _ => (0..rng.gen_range(0..300))
+                .map(|_| rng.gen::<u8>())
+                .collect(),
         };
         let to_b = round % 2 == 0;
         let (node, local, remote) = if to_b {
-            (&mut net.b, SocketAddrV4::new(EAST, 500), SocketAddrV4::new(WEST, 500))
+            (
+                &mut net.b,
+                SocketAddrV4::new(EAST, 500),
+                SocketAddrV4::new(WEST, 500),
+            )
         } else {
-            (&mut net.a, SocketAddrV4::new(WEST, 500), SocketAddrV4::new(EAST, 500))
+            (
+                &mut net.a,
+                SocketAddrV4::new(WEST, 500),
+                SocketAddrV4::new(EAST, 500),
+            )
         };
         node.p.handle_datagram(0, local, remote, &m);
         while node.p.poll_output().is_some() {}
