@@ -412,12 +412,13 @@ impl Connection {
         let dur = |k: &str, d: u64| p.get_duration(k, d).map_err(bad);
         let ikelifetime = dur("ikelifetime", 3600)?.clamp(1, IKE_LIFETIME_CAP);
         let keylife = dur("keylife", 8 * 3600)?.clamp(1, IPSEC_LIFETIME_CAP);
-        let rekeymargin = dur("rekeymargin", 540)?;
+        let rekeymargin = dur("rekeymargin", 540)?.min(IPSEC_LIFETIME_CAP);
         let rekeyfuzz = p
             .get_or("rekeyfuzz", "100%")
             .trim_end_matches('%')
             .parse::<u64>()
-            .unwrap_or(100);
+            .unwrap_or(100)
+            .min(10_000);
         let keyingtries = match p.get_or("keyingtries", "%forever") {
             "%forever" => 0,
             s => s.parse::<u32>().unwrap_or(0),
@@ -428,8 +429,8 @@ impl Connection {
         };
         let dpd = if p.contains("dpdaction") || p.contains("dpddelay") || p.contains("dpdtimeout") {
             Some(Dpd {
-                delay: dur("dpddelay", 30)?.max(1),
-                timeout: dur("dpdtimeout", 120)?.max(1),
+                delay: dur("dpddelay", 30)?.clamp(1, IPSEC_LIFETIME_CAP),
+                timeout: dur("dpdtimeout", 120)?.clamp(1, IPSEC_LIFETIME_CAP),
                 action: match p.get_or("dpdaction", "hold") {
                     "clear" => DpdAction::Clear,
                     "restart" => DpdAction::Restart,

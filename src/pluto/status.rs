@@ -44,8 +44,6 @@ impl Pluto {
                     "{q}:   newest ISAKMP SA: #{}; newest IPsec SA: #{}; ",
                     c.newest_isakmp, c.newest_ipsec
                 ));
-                let ike: Vec<String> = c.ike.iter().map(|a| a.name()).collect();
-                v.push(format!("{q}:   IKE algorithms wanted: {}", ike.join(", ")));
             }
         }
         v.push(" ".into());

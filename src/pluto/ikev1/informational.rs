@@ -420,7 +420,7 @@ impl Pluto {
         let seq = match self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
             Some(p) => {
                 p.dpd.seq = p.dpd.seq.wrapping_add(1).max(1);
-                p.dpd.next = Some(now + dpd.delay * 1000);
+                p.dpd.next = Some(now.saturating_add(dpd.delay * 1000));
                 p.dpd.seq
             }
             None => return,
@@ -436,12 +436,12 @@ impl Pluto {
 
     /// NAT keepalive timer.
     pub(crate) fn send_keepalive(&mut self, serial: u64) {
-        let interval = self.cfg.keepalive_interval * 1000;
+        let interval = self.cfg.keepalive_interval.saturating_mul(1000);
         let now = self.now;
         let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) else {
             return;
         };
-        p.keepalive_at = Some(now + interval.max(1000));
+        p.keepalive_at = Some(now.saturating_add(interval.max(1000)));
         let (local, remote) = (p.local, p.remote);
         self.out.push_back(Output::Send {
             local,

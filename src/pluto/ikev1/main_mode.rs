@@ -1232,21 +1232,21 @@ impl Pluto {
                 None => return,
             };
         let dpd = self.conns.get(key).and_then(|c| c.dpd);
-        let keepalive = self.cfg.keepalive_interval * 1000;
+        let keepalive = self.cfg.keepalive_interval.saturating_mul(1000);
         if let Some(c) = self.conns.get_mut(key) {
             c.newest_isakmp = serial;
         }
         let (delay, ev) = self.replace_delay_ms(key, life, initiator);
         if let Some(s) = self.states.get_mut(&serial) {
-            s.expires_at = now + life * 1000;
-            s.event = Some((now + delay, ev));
+            s.expires_at = now.saturating_add(life * 1000);
+            s.event = Some((now.saturating_add(delay), ev));
             if let Some(p) = s.p1_mut() {
                 p.dpd.last_heard = now;
                 if let (Some(d), true) = (dpd, peer_dpd) {
-                    p.dpd.next = Some(now + d.delay * 1000);
+                    p.dpd.next = Some(now.saturating_add(d.delay * 1000));
                 }
                 if floated {
-                    p.keepalive_at = Some(now + keepalive);
+                    p.keepalive_at = Some(now.saturating_add(keepalive));
                 }
             }
         }

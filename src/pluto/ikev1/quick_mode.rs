@@ -829,8 +829,8 @@ impl Pluto {
         let (life, initiator) = st.p2().map_or((0, false), |p| (p.life, p.initiator));
         let (delay, ev) = self.replace_delay_ms(&key, life, initiator);
         if let Some(s) = self.states.get_mut(&serial) {
-            s.expires_at = now + life * 1000;
-            s.event = Some((now + delay, ev));
+            s.expires_at = now.saturating_add(life * 1000);
+            s.event = Some((now.saturating_add(delay), ev));
         }
     }
 

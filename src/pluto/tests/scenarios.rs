@@ -750,3 +750,101 @@ fn aggressive_mode_and_garbage_never_panic() {
     net.up_a("net");
     assert!(net.a.done.contains(&(1, 0)), "{}", net.a.dump());
 }
+
+#[test]
+fn failure_shunt_after_give_up() {
+    let mut net = psk_pair("");
+    net.a = Node::new(
+        WEST,
+        1,
+        &conf(
+            "net",
+            "\tauthby=secret\n\tkeyingtries=1\n\tfailureshunt=passthrough\n",
+        )
+        .replace("auto=add", "auto=route"),
+        PSK,
+    );
+    net.drop = Box::new(|_, _| true);
+    net.run();
+    net.whack_a(
+        1,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: false,
+        },
+    );
+    net.advance_to(100_000);
+    let (op, _, _, said) = *net.a.eroutes.last().unwrap();
+    assert_eq!((op, said.shunt()), (ErouteOp::Replace, Some(Shunt::Pass)));
+    assert_eq!(net.a.done, vec![(1, 31)]);
+}
+
+#[test]
+fn isakmp_rekey_keeps_ipsec_working() {
+    let mut net =
+        psk_pair("\tikelifetime=100s\n\tkeylife=300s\n\trekeymargin=20s\n\trekeyfuzz=0%\n");
+    net.up_a("net");
+    assert_up(&net);
+    net.advance_to(85_000);
+    assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
+    net.advance_to(105_000);
+    assert_eq!(net.a.established_isakmp(), 1);
+    assert_eq!(net.b.established_isakmp(), 1, "{}", net.b.dump());
+    assert_eq!(net.a.established_ipsec(), 1);
+    // IPsec rekey now runs over the new ISAKMP SA.
+    net.advance_to(290_000);
+    assert!(net.a.established_ipsec() >= 1);
+    assert!(sas_match(&net.a, &net.b) >= 1);
+    assert!(sas_match(&net.b, &net.a) >= 1);
+}
+
+#[test]
+fn whack_codes() {
+    let mut net = psk_pair("");
+    let sec = IpsecConf::parse_str(&conf("net", "\tauthby=secret\n"), "/x")
+        .unwrap()
+        .conns[0]
+        .clone();
+    net.whack_a(1, WhackCmd::Add(sec.clone()));
+    assert!(net
+        .a
+        .whack_has(20, "attempt to redefine connection \"net\""));
+    assert_eq!(net.a.done.last(), Some(&(1, 20)));
+    net.whack_a(
+        2,
+        WhackCmd::Up {
+            name: "nope".into(),
+            asynchronous: false,
+        },
+    );
+    assert_eq!(net.a.done.last(), Some(&(2, 21)));
+    net.whack_a(3, WhackCmd::Replace(sec));
+    assert_eq!(net.a.done.last(), Some(&(3, 0)));
+    net.whack_a(4, WhackCmd::Route("net".into()));
+    assert_eq!(net.a.done.last(), Some(&(4, 0)));
+    assert_eq!(net.a.eroutes.last().unwrap().3.shunt(), Some(Shunt::Trap));
+    net.whack_a(5, WhackCmd::Unroute("net".into()));
+    assert_eq!(net.a.eroutes.last().unwrap().0, ErouteOp::Delete);
+    let mut bad = IpsecConf::parse_str(&conf("other", "\tauthby=secret\n"), "/x")
+        .unwrap()
+        .conns[0]
+        .clone();
+    bad.params.set(
+        "left",
+        crate::config::conf::Value::new("192.0.2.99", "/x", 1),
+    );
+    net.whack_a(6, WhackCmd::Add(bad));
+    assert_eq!(net.a.done.last(), Some(&(6, 22)));
+    net.whack_a(
+        7,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: true,
+        },
+    );
+    assert_eq!(net.a.done.last(), Some(&(7, 0)));
+    assert_up(&net);
+    net.whack_a(8, WhackCmd::Delete("net".into()));
+    assert!(net.a.sadb.is_empty());
+    assert!(net.a.p.states.is_empty());
+}
