@@ -49,6 +49,14 @@ fn setup(body: &str, udp: bool) -> (Topo, Vec<Vec<u8>>) {
         "tunnel does not pass ping\n{}",
         t.log(&ga)
     );
+    let from_b_esp = |p: &Vec<u8>| {
+        let (proto, src, dst, hl) = ip_fields(p);
+        src == GW_B && dst == GW_A && proto == if udp { 17 } else { 50 } && p.len() > hl + 16
+    };
+    // Gateway B's three echo replies must all be on disk before the capture stops.
+    cap.wait(Duration::from_secs(5), |pkts| {
+        pkts.iter().filter(|p| from_b_esp(p)).count() >= 3
+    });
     let mut from_b = Vec::new();
     for p in cap.stop() {
         let (proto, src, dst, hl) = ip_fields(&p);

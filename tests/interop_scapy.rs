@@ -165,6 +165,13 @@ fn scapy_decrypts(conf: &str, alg: &Alg, tunnel: bool) {
             "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "-p", PATTERN, dst,
         ],
     );
+    // All six ESP packets (3 requests, 3 replies) on disk before the capture stops.
+    cap.wait(Duration::from_secs(5), |pkts| {
+        pkts.iter()
+            .filter(|p| matches!(ip_fields(p).0, 17 | 50))
+            .count()
+            >= 6
+    });
     let pkts = cap.stop();
     let ping_out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(

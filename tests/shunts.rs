@@ -73,6 +73,13 @@ fn pass_sends_clear_without_looping() {
     eroute(&t, "--add", "10.0.1.0/24", "10.0.2.0/24", "%pass");
     let cap = wire(&t, "pass.pcap");
     let (got, out) = ping_out(&t.ha, "10.0.2.10", 3);
+    let is_request = |p: &Vec<u8>| {
+        let (proto, src, dst, hl) = ip_fields(p);
+        proto == 1 && src == HOST_A && dst == HOST_B && p[hl] == 8
+    };
+    cap.wait(Duration::from_secs(5), |pkts| {
+        pkts.iter().filter(|p| is_request(p)).count() >= 3
+    });
     let pkts = cap.stop();
     assert_eq!(
         got,
@@ -80,13 +87,7 @@ fn pass_sends_clear_without_looping() {
         "ping through %pass failed:\n{out}\n{}",
         t.log(&t.ga)
     );
-    let requests = pkts
-        .iter()
-        .filter(|p| {
-            let (proto, src, dst, hl) = ip_fields(p);
-            proto == 1 && src == HOST_A && dst == HOST_B && p[hl] == 8
-        })
-        .count();
+    let requests = pkts.iter().filter(|p| is_request(p)).count();
     assert_eq!(requests, 3, "cleartext echo requests on the wire");
     let (count, said) = eroute_line(&t, "10.0.1.0/24", "10.0.2.0/24").expect("eroute");
     assert_eq!(said, "%pass");
@@ -122,6 +123,13 @@ fn reject_answers_packet_filtered() {
     let ha_dev = format!("{}a0", t.p);
     let at_host = Cap::start(&t.ha, &ha_dev, &t.dir.path("reject-ha.pcap"), &["icmp"]);
     let (got, out) = ping_out(&t.ha, "10.0.2.10", 3);
+    let is_unreach = |p: &Vec<u8>| {
+        let (proto, _, dst, hl) = ip_fields(p);
+        proto == 1 && dst == HOST_A && p[hl] == 3 && p[hl + 1] == 13
+    };
+    at_host.wait(Duration::from_secs(5), |pkts| {
+        pkts.iter().filter(|p| is_unreach(p)).count() >= 3
+    });
     let host_pkts = at_host.stop();
     let pkts = cap.stop();
     assert_eq!(got, 0, "ping passed a %reject eroute:\n{out}");
@@ -131,13 +139,7 @@ fn reject_answers_packet_filtered() {
         "ping saw no ICMP packet-filtered:\n{out}\n{}",
         t.log(&t.ga)
     );
-    let unreach = host_pkts
-        .iter()
-        .filter(|p| {
-            let (proto, _, dst, hl) = ip_fields(p);
-            proto == 1 && dst == HOST_A && p[hl] == 3 && p[hl + 1] == 13
-        })
-        .count();
+    let unreach = host_pkts.iter().filter(|p| is_unreach(p)).count();
     assert_eq!(unreach, 3, "ICMP type 3 code 13 messages reaching host A");
     let d = drops(&t, &t.ga);
     assert_eq!(d.get("%reject shunt"), 3, "{d:?}");

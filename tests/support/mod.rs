@@ -97,7 +97,11 @@ pub fn pcap_ipv4(raw: &[u8]) -> Vec<Vec<u8>> {
     let mut off = 24;
     while off + 16 <= raw.len() {
         let incl = u32_at(raw, off + 8) as usize;
-        let data = &raw[off + 16..(off + 16 + incl).min(raw.len())];
+        if off + 16 + incl > raw.len() {
+            // A record still being written.
+            break;
+        }
+        let data = &raw[off + 16..off + 16 + incl];
         off += 16 + incl;
         let ip = match linktype {
             // Ethernet
@@ -108,6 +112,9 @@ pub fn pcap_ipv4(raw: &[u8]) -> Vec<Vec<u8>> {
             101 | 228 => data,
             _ => continue,
         };
+        if ip.len() < 20 || ip[0] >> 4 != 4 {
+            continue;
+        }
         out.push(ip.to_vec());
     }
     out
@@ -267,6 +274,16 @@ impl Cap {
             child,
             file: file.to_path_buf(),
         }
+    }
+
+    /// The IPv4 packets written so far (the capture keeps running).
+    pub fn so_far(&self) -> Vec<Vec<u8>> {
+        pcap_ipv4(&std::fs::read(&self.file).unwrap_or_default())
+    }
+
+    /// Waits up to `timeout` until `pred` holds for the packets captured so far.
+    pub fn wait(&self, timeout: Duration, pred: impl Fn(&[Vec<u8>]) -> bool) -> bool {
+        wait_for(timeout, || pred(&self.so_far()))
     }
 
     /// Stops the capture; returns the IPv4 packets captured.
