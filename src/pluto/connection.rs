@@ -27,7 +27,7 @@ pub struct End {
     pub client: Subnet,
     /// `leftsubnet=` was given.
     pub has_client: bool,
-    /// Next hop (ours only; `None` = the peer).
+    /// Next hop (`None` = directly connected to the peer).
     pub nexthop: Option<Ipv4Addr>,
     /// IKE identity (default: the host address, `%any` for a Road Warrior).
     pub id: Id,
@@ -262,19 +262,16 @@ fn build_end(
             false,
         ),
     };
-    let nexthop = if ours {
-        match p.get(&key("nexthop")) {
-            None | Some("%direct") => raw.dr_nexthop,
-            Some("%defaultroute") => cfg.defaultroute.map(|d| d.1),
-            Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-                p.err_at(
-                    &key("nexthop"),
-                    format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
-                )
-            })?),
-        }
-    } else {
-        None
+    let nexthop = match p.get(&key("nexthop")) {
+        None | Some("%direct") => raw.dr_nexthop,
+        Some("%defaultroute") if ours => cfg.defaultroute.map(|d| d.1),
+        Some("%defaultroute") => None,
+        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+            p.err_at(
+                &key("nexthop"),
+                format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
+            )
+        })?),
     };
     let (id, id_explicit) = match p.get(&key("id")) {
         None => (raw.host.map_or(Id::Any, Id::Ipv4), false),
@@ -675,11 +672,7 @@ impl Connection {
             s
         };
         let our_nh = self.this.nexthop.filter(|n| Some(*n) != self.that.host);
-        let their_nh = self
-            .that
-            .host
-            .and(self.this.host)
-            .filter(|_| our_nh.is_some());
+        let their_nh = self.that.nexthop.filter(|n| Some(*n) != self.this.host);
         format!(
             "{}...{}",
             end(&self.this, our_nh, true),

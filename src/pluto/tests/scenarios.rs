@@ -848,3 +848,32 @@ fn whack_codes() {
     assert!(net.a.sadb.is_empty());
     assert!(net.a.p.states.is_empty());
 }
+
+#[test]
+fn uniqueids_releases_the_old_peer_address() {
+    let rw_a = |me: Ipv4Addr| {
+        format!("version 2\nconn rw\n\tleft={me}\n\tleftid=@roadie\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n")
+    };
+    let rw_b = format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n");
+    let sec_b = "198.51.100.7 %any : PSK \"rw secret\"\n";
+    let sec_a = ": PSK \"rw secret\"\n";
+    let mut net = Net::new(
+        Node::new(WEST, 1, &rw_a(WEST), sec_a),
+        Node::new(EAST, 2, &rw_b, sec_b),
+    );
+    net.up_a("rw");
+    assert_up(&net);
+    let Net { b, now, .. } = net;
+    let other = Ipv4Addr::new(192, 0, 2, 50);
+    let mut net = Net::new(Node::new(other, 3, &rw_a(other), sec_a), b);
+    net.now = now;
+    net.up_a("rw");
+    assert_eq!(net.a.established_ipsec(), 1);
+    assert!(
+        net.b.log_has("for the same peer ID (uniqueids)"),
+        "{}",
+        net.b.dump()
+    );
+    assert_eq!(net.b.established_ipsec(), 1);
+    assert!(net.b.p.conns.contains_key("rw[2]") && !net.b.p.conns.contains_key("rw[1]"));
+}
