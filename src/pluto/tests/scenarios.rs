@@ -877,3 +877,50 @@ fn uniqueids_releases_the_old_peer_address() {
     assert_eq!(net.b.established_ipsec(), 1);
     assert!(net.b.p.conns.contains_key("rw[2]") && !net.b.p.conns.contains_key("rw[1]"));
 }
+
+#[test]
+fn lost_replies_are_answered_by_resending() {
+    // Lose B's first MR1, MR2 and QR1: A retransmits and B answers each duplicate with
+    // its last message.
+    for lose in [0usize, 1, 2, 3] {
+        let mut net = psk_pair("");
+        let mut n = 0usize;
+        net.drop = Box::new(move |d, _| {
+            if d == Dir::BtoA {
+                n += 1;
+                return n - 1 == lose;
+            }
+            false
+        });
+        net.up_a("net");
+        net.advance_to(15_000);
+        assert_up(&net);
+        assert!(net
+            .a
+            .whack_has(10, "retransmission; will wait 20s for response"));
+    }
+}
+
+#[test]
+fn datapath_soft_expiry_rekeys() {
+    let mut net = psk_pair("");
+    net.up_a("net");
+    assert_up(&net);
+    let out = *net
+        .a
+        .sadb
+        .keys()
+        .find(|s| s.proto == Proto::Esp && s.dst == EAST)
+        .unwrap();
+    net.a
+        .p
+        .handle_sa_event(net.now, crate::klips::SaEvent::SoftExpired(out));
+    net.run();
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    net.a
+        .p
+        .handle_sa_event(net.now, crate::klips::SaEvent::HardExpired(out));
+    net.run();
+    assert_eq!(net.a.established_ipsec(), 1);
+    assert!(sas_match(&net.a, &net.b) >= 1);
+}
