@@ -74,10 +74,93 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
         ctx.klips.eroutes_mut().replace(e).1
     };
     if let Some(old) = old {
-        // A %hold that is replaced sends the packet it was keeping through the new eroute.
-        let dev = 0;
+        // A %hold that is replaced sends the packet it was keeping through the new eroute: out
+        // of the device whose address is the new SA's (outer) source address, so a gateway with
+        // several ipsecN devices uses the right physical interface (shunts: the first device).
+        let dev = ctx
+            .klips
+            .sadb()
+            .get(&said)
+            .map_or(0, |sa| ctx.klips.dev_for_addr(sa.src));
         ctx.klips
             .release_held(&old, dev, ctx.now, ctx.rng, &mut ctx.emits);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klips::{DevInfo, Emit, Klips};
+
+    fn run_cmd(
+        k: &Klips,
+        f: fn(&mut Ctx<'_>, &[String]) -> Result<(), CmdError>,
+        a: &str,
+    ) -> Vec<Emit> {
+        let mut rng = rand::thread_rng();
+        let mut ctx = Ctx::new(k, 0, &mut rng);
+        let args: Vec<String> = a.split_whitespace().map(String::from).collect();
+        f(&mut ctx, &args).unwrap();
+        ctx.emits
+    }
+
+    fn dev(name: &str, addr: &str) -> DevInfo {
+        DevInfo {
+            name: name.into(),
+            phys: format!("{name}-phys"),
+            addr: addr.parse().unwrap(),
+            phys_mtu: 1500,
+            mtu: 1400,
+        }
+    }
+
+    /// A held packet released by `--replace` leaves through the device of the new SA's source.
+    #[test]
+    fn released_hold_uses_the_sas_device() {
+        let k = Klips::new();
+        k.set_devs(vec![
+            dev("ipsec0", "192.0.2.1"),
+            dev("ipsec1", "198.51.100.1"),
+        ]);
+        run_cmd(
+            &k,
+            super::super::spi::run,
+            "--said tun0x300@203.0.113.2 --ip4 --src 198.51.100.1 --dst 203.0.113.2",
+        );
+        run_cmd(
+            &k,
+            run,
+            "--add --eraf inet --src 10.0.1.0/24 --dst 10.9.0.0/16 --said %hold",
+        );
+        let mut pkt = vec![0u8; 28];
+        crate::wire::ipv4::Ipv4Repr {
+            src: "10.0.1.10".parse().unwrap(),
+            dst: "10.9.0.1".parse().unwrap(),
+            protocol: 17,
+            tos: 0,
+            ttl: 63,
+            ident: 7,
+            dont_frag: false,
+            payload_len: 8,
+        }
+        .emit(&mut pkt);
+        let mut out = Vec::new();
+        k.outbound(1, &pkt, 0, &mut rand::thread_rng(), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let emits = run_cmd(
+            &k,
+            run,
+            "--replace --eraf inet --src 10.0.1.0/24 --dst 10.9.0.0/16 --said tun0x300@203.0.113.2",
+        );
+        assert_eq!(emits.len(), 1, "{emits:?}");
+        match &emits[0] {
+            Emit::Net { dev, pkt } => {
+                assert_eq!(*dev, 1);
+                assert_eq!(&pkt[12..16], &[198, 51, 100, 1]);
+                assert_eq!(&pkt[20 + 12..20 + 16], &[10, 0, 1, 10]);
+            }
+            e => panic!("{e:?}"),
+        }
+    }
 }
