@@ -16,6 +16,9 @@ Usage: ipsec [--config FILE] [--secrets FILE] [--rundir DIR] COMMAND [ARGS]
 Commands:
   setup start|stop|restart|status [--nofork]   start or stop the gateway daemon
   manual --up|--down|--route|--unroute CONN    manually keyed connections
+  auto --add|--delete|--replace|--up|--down|--route|--unroute CONN   IKE connections
+  auto --status|--rereadsecrets|--rereadall|--ready                  IKE daemon
+  whack --status|--name N --initiate|--terminate|...                 Pluto control
   look                                         brief status: eroutes, SAs, drops, routes
   eroute [--add|--replace|--del|--clear ...]   the eroute table
   spi [SA --esp|--ah|--comp|--ip4 ...|--del|--clear]   the SADB
@@ -58,12 +61,15 @@ pub fn main(mut args: Vec<String>) -> i32 {
         "showhostkey" => local(crate::cmd::keys::showhostkey(&rest, &paths.secrets)),
         "ranbits" => local(crate::cmd::keys::ranbits(&rest)),
         "eroute" | "spi" | "spigrp" | "tncfg" | "look" => forward(&paths, &args),
-        "manual" => {
+        "manual" | "auto" => {
             let mut a = args.clone();
             a.push("--config".into());
             a.push(paths.config.display().to_string());
+            a.push("--secrets".into());
+            a.push(paths.secrets.display().to_string());
             forward(&paths, &a)
         }
+        "whack" => forward(&paths, &args),
         other => {
             eprintln!("ipsec: unknown command \"{other}\"\n{USAGE}");
             2

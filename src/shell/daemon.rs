@@ -15,14 +15,17 @@ use rand::SeedableRng;
 
 use crate::cmd::{self, Ctx};
 use crate::config::conf::{ConfError, IpsecConf};
-use crate::klips::{DevInfo, Emit, Klips, Params, SaEvent};
+use crate::klips::{DevInfo, Emit, Klips, Params};
 use crate::manual::{self, HostFacts, ManualPlan};
+use crate::pluto::{DebugFlags, Interface, Pluto, PlutoConfig, WhackCmd};
 use crate::updown::Verb;
 
 use super::datapath::{self, Clock, DevRuntime};
+use super::keying::{IkeIn, Keying, KeyingHost, WhackLine};
 use super::net::{RawSender, UdpSock};
 use super::paths::Paths;
 use super::{control, iface, tun};
+use crate::config::secrets::Secrets;
 
 /// rswan's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -137,6 +140,21 @@ pub struct Daemon {
     tun_out: Vec<tun::TunQueue>,
     manual: Mutex<BTreeMap<String, ManualPlan>>,
     stop: AtomicBool,
+    keying: Mutex<Option<Keying>>,
+}
+
+impl KeyingHost for Daemon {
+    fn klips(&self) -> &Arc<Klips> {
+        &self.klips
+    }
+
+    fn emit(&self, emits: Vec<Emit>) {
+        Daemon::emit(self, emits)
+    }
+
+    fn log(&self, line: &str) {
+        log(line)
+    }
 }
 
 impl Daemon {
@@ -344,6 +362,251 @@ impl Daemon {
         }
     }
 
+    /// Sends `cmd` to Pluto and streams its whack lines to the client (code 002 only with
+    /// `verbose`). Returns the exit status.
+    fn run_whack(&self, cmd: WhackCmd, verbose: bool, reply: &mut control::Reply) -> i32 {
+        let rx = {
+            let k = self.keying.lock().unwrap_or_else(|p| p.into_inner());
+            match k.as_ref() {
+                Some(k) => k.whack(cmd),
+                None => {
+                    reply.err("024 pluto is not listening\n");
+                    return 1;
+                }
+            }
+        };
+        loop {
+            match rx.recv_timeout(Duration::from_secs(3600)) {
+                Ok(WhackLine::Line(code, text)) => {
+                    if code != crate::pluto::rc::LOG || verbose {
+                        reply.out(&format!("{code:03} {text}\n"));
+                    }
+                }
+                Ok(WhackLine::Done(status)) => return status,
+                Err(_) => return 1,
+            }
+        }
+    }
+
+    fn load_secrets(&self, file: &std::path::Path, reply: &mut control::Reply) -> Option<Secrets> {
+        match Secrets::load(file) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                reply.err(&format!("ipsec auto: {e}\n"));
+                None
+            }
+        }
+    }
+
+    /// `ipsec auto [--config F] [--verbose] [--asynchronous] OP [CONN]` (spec 6.1).
+    fn auto_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
+        let mut args = args.to_vec();
+        let given = args
+            .iter()
+            .any(|a| a == "--config" || a.starts_with("--config="));
+        let gs = args
+            .iter()
+            .any(|a| a == "--secrets" || a.starts_with("--secrets="));
+        let paths = match Paths::take_from(&mut args) {
+            Ok(p) => p,
+            Err(e) => {
+                reply.err(&format!("ipsec auto: {e}\n"));
+                return 2;
+            }
+        };
+        let config = if given {
+            paths.config
+        } else {
+            self.paths.config.clone()
+        };
+        let secrets = if gs {
+            paths.secrets
+        } else {
+            self.paths.secrets.clone()
+        };
+        let flags = ["verbose", "asynchronous", "show", "showonly"];
+        let ops = [
+            "add",
+            "delete",
+            "replace",
+            "up",
+            "down",
+            "route",
+            "unroute",
+            "status",
+            "rereadsecrets",
+            "rereadall",
+            "ready",
+            "rereadgroups",
+            "listen",
+        ];
+        let mut op = None;
+        let mut names = Vec::new();
+        for a in &args {
+            match a.strip_prefix("--") {
+                Some(f) if flags.contains(&f) => {}
+                Some(o) if ops.contains(&o) => {
+                    if op.replace(o.to_string()).is_some() {
+                        reply.err("ipsec auto: only one operation at a time\n");
+                        return 2;
+                    }
+                }
+                Some(o) => {
+                    reply.err(&format!("ipsec auto: unknown option --{o}\n"));
+                    return 2;
+                }
+                None => names.push(a.clone()),
+            }
+        }
+        let has = |f: &str| args.iter().any(|a| a == &format!("--{f}"));
+        let Some(op) = op else {
+            reply.err("usage: ipsec auto [--config F] [--verbose] [--asynchronous] --add|--delete|--replace|--up|--down|--route|--unroute|--status|--rereadsecrets|--rereadall|--ready [CONN]\n");
+            return 2;
+        };
+        let needs_name = !matches!(
+            op.as_str(),
+            "status" | "rereadsecrets" | "rereadall" | "ready" | "rereadgroups" | "listen"
+        );
+        let name = match (needs_name, names.as_slice()) {
+            (true, [n]) => n.clone(),
+            (false, []) => String::new(),
+            _ => {
+                reply.err(&format!(
+                    "ipsec auto --{op}: {}\n",
+                    if needs_name {
+                        "needs exactly one connection name"
+                    } else {
+                        "takes no connection name"
+                    }
+                ));
+                return 2;
+            }
+        };
+        if has("showonly") || has("show") {
+            reply.out(&format!("ipsec whack --name {name} --{op}\n"));
+            if has("showonly") {
+                return 0;
+            }
+        }
+        let conn_section =
+            |reply: &mut control::Reply| -> Option<crate::config::conf::ConnSection> {
+                match IpsecConf::load(&config) {
+                    Ok(c) => match c.conn(&name) {
+                        Some(s) => Some(s.clone()),
+                        None => {
+                            reply.err(&format!(
+                                "021 ipsec auto: no connection named \"{name}\" in {}\n",
+                                config.display()
+                            ));
+                            None
+                        }
+                    },
+                    Err(e) => {
+                        reply.err(&format!("ipsec auto: {e}\n"));
+                        None
+                    }
+                }
+            };
+        let cmd = match op.as_str() {
+            "add" => match conn_section(reply) {
+                Some(c) => WhackCmd::Add(c),
+                None => return 1,
+            },
+            "replace" => match conn_section(reply) {
+                Some(c) => WhackCmd::Replace(c),
+                None => return 1,
+            },
+            "delete" => WhackCmd::Delete(name),
+            "up" => WhackCmd::Up {
+                name,
+                asynchronous: has("asynchronous"),
+            },
+            "down" => WhackCmd::Down(name),
+            "route" => WhackCmd::Route(name),
+            "unroute" => WhackCmd::Unroute(name),
+            "status" => WhackCmd::Status,
+            "rereadsecrets" | "rereadall" => match self.load_secrets(&secrets, reply) {
+                Some(s) => WhackCmd::RereadSecrets(s),
+                None => return 1,
+            },
+            _ => match self.load_secrets(&secrets, reply) {
+                Some(s) => WhackCmd::Listen(Some(s)),
+                None => return 1,
+            },
+        };
+        self.run_whack(cmd, has("verbose"), reply)
+    }
+
+    /// `ipsec whack` (spec 6.4): the control forms; connections are defined in ipsec.conf and
+    /// loaded with `ipsec auto --add`.
+    fn whack_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
+        let o =
+            match crate::cmd::args::Opts::parse(args, &["name", "deletestate", "ctlbase", "label"])
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    reply.err(&format!("ipsec whack: {e}\n"));
+                    return 2;
+                }
+            };
+        let name = o.get("name").map(str::to_owned);
+        let need_name = |reply: &mut control::Reply| -> Option<String> {
+            if name.is_none() {
+                reply.err("ipsec whack: --name is required\n");
+            }
+            name.clone()
+        };
+        let debug: Vec<&str> = o.names().filter_map(|n| n.strip_prefix("debug-")).collect();
+        let cmd = if o.has("status") {
+            WhackCmd::Status
+        } else if o.has("shutdown") {
+            self.stop.store(true, Ordering::SeqCst);
+            reply.out("002 shutting down\n");
+            return 0;
+        } else if o.has("initiate") {
+            let Some(n) = need_name(reply) else { return 2 };
+            WhackCmd::Up {
+                name: n,
+                asynchronous: o.has("asynchronous"),
+            }
+        } else if o.has("terminate") {
+            let Some(n) = need_name(reply) else { return 2 };
+            WhackCmd::Down(n)
+        } else if o.has("route") {
+            let Some(n) = need_name(reply) else { return 2 };
+            WhackCmd::Route(n)
+        } else if o.has("unroute") {
+            let Some(n) = need_name(reply) else { return 2 };
+            WhackCmd::Unroute(n)
+        } else if o.has("delete") {
+            let Some(n) = need_name(reply) else { return 2 };
+            WhackCmd::Delete(n)
+        } else if let Some(n) = o.get("deletestate") {
+            match n.trim_start_matches('#').parse() {
+                Ok(n) => WhackCmd::DeleteState(n),
+                Err(_) => {
+                    reply.err(&format!(
+                        "ipsec whack: --deletestate {n}: not a state number\n"
+                    ));
+                    return 2;
+                }
+            }
+        } else if o.has("rereadsecrets") {
+            match self.load_secrets(&self.paths.secrets, reply) {
+                Some(s) => WhackCmd::RereadSecrets(s),
+                None => return 1,
+            }
+        } else if o.has("listen") {
+            WhackCmd::Listen(self.load_secrets(&self.paths.secrets, reply))
+        } else if !debug.is_empty() {
+            WhackCmd::Debug(debug.join(" "))
+        } else {
+            reply.err("ipsec whack: connections are defined in ipsec.conf and added with \"ipsec auto --add\"; supported: --status, --shutdown, --name N --initiate|--terminate|--route|--unroute|--delete, --deletestate N, --rereadsecrets, --listen, --debug-*\n");
+            return 2;
+        };
+        self.run_whack(cmd, true, reply)
+    }
+
     fn look_header(&self) -> (String, String) {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .unwrap_or_default()
@@ -406,6 +669,8 @@ impl Daemon {
                 0
             }
             "manual" => self.manual_cmd(rest, &mut reply),
+            "auto" => self.auto_cmd(rest, &mut reply),
+            "whack" => self.whack_cmd(rest, &mut reply),
             "status" => {
                 reply.out(&format!(
                     "IPsec running\npluto pid {}\n",
@@ -547,9 +812,19 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     }
     let udp =
         Arc::new(UdpSock::bind(4500).map_err(|e| fail(format!("cannot bind UDP 4500: {e}")))?);
+    let udp500 =
+        Arc::new(UdpSock::bind(500).map_err(|e| fail(format!("cannot bind UDP 500: {e}")))?);
     let clock = Clock::new();
-    let dp = datapath::start(klips.clone(), devs, workers, clock, Some(udp), None)
-        .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
+    let (ike_tx, ike_rx) = crossbeam_channel::bounded::<IkeIn>(1024);
+    let dp = datapath::start(
+        klips.clone(),
+        devs,
+        workers,
+        clock,
+        Some(udp.clone()),
+        Some(ike_tx.clone()),
+    )
+    .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
 
     let daemon = Arc::new(Daemon {
         klips: klips.clone(),
@@ -560,7 +835,40 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         tun_out,
         manual: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
+        keying: Mutex::new(None),
     });
+
+    // Pluto: the IKE keying daemon.
+    let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref())
+        .map_err(|e| fail(e.to_string()))?;
+    let mut pluto = Pluto::new(pluto_cfg, Box::new(StdRng::from_entropy()));
+    match crate::config::secrets::Secrets::load(&paths.secrets) {
+        Ok(s) => pluto.load_secrets(s),
+        Err(e) => log(&format!("ipsec_setup: cannot load secrets: {e}")),
+    }
+    for e in pluto.load_conns(&conf) {
+        log(&format!("ipsec_setup: {e}"));
+    }
+    let auto_start = pluto.start_conns();
+    let keying_stop = Arc::new(AtomicBool::new(false));
+    let keying = Keying::start(
+        pluto,
+        daemon.clone(),
+        clock,
+        udp500,
+        udp,
+        ike_tx,
+        ike_rx,
+        keying_stop.clone(),
+    )
+    .map_err(|e| fail(format!("cannot start pluto: {e}")))?;
+    for name in auto_start {
+        keying.whack_detached(WhackCmd::Up {
+            name,
+            asynchronous: true,
+        });
+    }
+    *daemon.keying.lock().unwrap_or_else(|p| p.into_inner()) = Some(keying);
 
     // SAFETY: installing a handler that only stores to an atomic (async-signal-safe).
     unsafe {
@@ -610,22 +918,19 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
 
     while !SIGNALLED.load(Ordering::SeqCst) && !daemon.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
-        let now = clock.now();
-        klips.expire(now);
-        while let Ok(ev) = klips.sa_events().try_recv() {
-            match ev {
-                SaEvent::SoftExpired(s) => log(&format!("SA {s}: soft lifetime reached")),
-                SaEvent::HardExpired(s) => log(&format!("SA {s}: hard lifetime reached, deleted")),
-            }
-        }
-        while let Ok(a) = klips.acquires().try_recv() {
-            log(&format!(
-                "acquire: {}:{} -> {}:{} proto {} (no keying daemon yet)",
-                a.src, a.sport, a.dst, a.dport, a.proto
-            ));
-        }
+        // SA lifetime events and acquires go to the keying thread.
+        klips.expire(clock.now());
     }
     log("ipsec_setup: Stopping rswan IPsec...");
+    keying_stop.store(true, Ordering::SeqCst);
+    let keying = daemon
+        .keying
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(k) = keying {
+        k.stop();
+    }
     let names: Vec<String> = daemon
         .manual
         .lock()
@@ -647,6 +952,44 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let _ = std::fs::remove_file(paths.pid());
     let _ = std::fs::remove_file(paths.info());
     log("ipsec_setup: ...rswan IPsec stopped");
-    let _ = Ipv4Addr::UNSPECIFIED;
     Ok(())
+}
+
+fn infos_for_pluto(klips: &Klips) -> Vec<Interface> {
+    klips
+        .devs()
+        .into_iter()
+        .map(|d| Interface {
+            virt: d.name,
+            phys: d.phys,
+            addr: d.addr,
+        })
+        .collect()
+}
+
+/// Pluto's settings from `config setup` and the host's interfaces.
+fn pluto_config(
+    conf: &IpsecConf,
+    interfaces: &[Interface],
+    defaultroute: Option<&(String, Ipv4Addr)>,
+) -> Result<PlutoConfig, ConfError> {
+    let s = &conf.setup;
+    let myid = match s.get("myid") {
+        Some(v) => Some(
+            crate::config::secrets::Id::parse(v)
+                .map_err(|e| s.err_at("myid", format!("myid: {}", e.message())))?,
+        ),
+        None => None,
+    };
+    let defaultroute =
+        defaultroute.and_then(|(dev, nh)| iface::address_of(dev).ok().map(|a| (a.addr, *nh)));
+    Ok(PlutoConfig {
+        interfaces: interfaces.to_vec(),
+        defaultroute,
+        myid,
+        uniqueids: s.get_bool("uniqueids", true)?,
+        nat_traversal: s.get_bool("nat_traversal", true)?,
+        debug: DebugFlags::parse(s.get("plutodebug").unwrap_or("none")),
+        ..PlutoConfig::default()
+    })
 }

@@ -38,6 +38,11 @@ impl Clock {
     pub fn now(&self) -> u64 {
         self.0.elapsed().as_secs()
     }
+
+    /// Milliseconds since the clock started (the keying daemon's time base).
+    pub fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
 }
 
 impl Default for Clock {
@@ -58,7 +63,7 @@ pub struct DevRuntime {
 }
 
 /// An IKE datagram that arrived on UDP 4500 (for the keying daemon).
-pub type IkeDatagram = (SocketAddrV4, Ipv4Addr, Vec<u8>);
+pub type IkeDatagram = super::keying::IkeIn;
 
 /// A batch of (destination, packet) for one physical sender.
 type NetBatch = Vec<(Ipv4Addr, Vec<u8>)>;
@@ -270,7 +275,11 @@ fn worker(
                 }
                 Emit::Ike { src, dst, data } => {
                     if let Some(t) = &ike_tx {
-                        let _ = t.try_send((src, dst, data));
+                        let _ = t.try_send(super::keying::IkeIn {
+                            local: SocketAddrV4::new(dst, 4500),
+                            remote: src,
+                            data,
+                        });
                     }
                 }
             }

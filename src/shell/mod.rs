@@ -5,6 +5,7 @@ pub mod control;
 pub mod daemon;
 pub mod datapath;
 pub mod iface;
+pub mod keying;
 pub mod net;
 pub mod paths;
 pub mod tun;

@@ -181,6 +181,58 @@ impl UdpSock {
         recv_batch(self.sock.as_raw_fd(), bufs, lens, Some(metas))
     }
 
+    /// Sends a datagram from this socket with source address `from` (IP_PKTINFO), so IKE
+    /// replies leave from the address the peer talks to.
+    pub fn send_from(&self, data: &[u8], from: Ipv4Addr, to: SocketAddrV4) -> io::Result<usize> {
+        if from.is_unspecified() {
+            return self.send_to(data, to);
+        }
+        let dst = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: to.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*to.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        let mut cbuf = [0u8; CMSG_SPACE];
+        // SAFETY: all-zero is a valid msghdr; every pointer set below refers to locals that
+        // outlive the sendmsg call, and the control buffer is large enough for one in_pktinfo
+        // (CMSG_SPACE(12) = 32 ≤ 64), written through the CMSG_* helpers within its bounds.
+        let r = unsafe {
+            let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
+            msg.msg_name = &dst as *const _ as *mut libc::c_void;
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen =
+                libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::IPPROTO_IP;
+            (*c).cmsg_type = libc::IP_PKTINFO;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(from).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::in_pktinfo, info);
+            libc::sendmsg(self.sock.as_raw_fd(), &msg, 0)
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
     /// Sends a datagram from this socket (source port = bound port).
     pub fn send_to(&self, data: &[u8], to: SocketAddrV4) -> io::Result<usize> {
         self.sock.send_to(data, &SockAddr::from(to))

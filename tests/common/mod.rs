@@ -132,7 +132,9 @@ impl Topo {
         let link = |a: &str, na: &str, b: &str, nb: &str| {
             must(
                 "ip",
-                &["link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb],
+                &[
+                    "link", "add", a, "netns", na, "type", "veth", "peer", "name", b, "netns", nb,
+                ],
             );
         };
         link(&format!("{p}a0"), &t.ha, &format!("{p}a1"), &t.ga);
@@ -148,10 +150,22 @@ impl Topo {
         addr(&t.gb, &t.gb_out, "192.0.2.2/24");
         addr(&t.gb, &format!("{p}b1"), "10.0.2.1/24");
         addr(&t.hb, &format!("{p}b0"), "10.0.2.10/24");
-        must("ip", &["-n", &t.ha, "route", "add", "default", "via", "10.0.1.1"]);
-        must("ip", &["-n", &t.hb, "route", "add", "default", "via", "10.0.2.1"]);
-        must("ip", &["-n", &t.ga, "route", "add", "default", "via", "192.0.2.2"]);
-        must("ip", &["-n", &t.gb, "route", "add", "default", "via", "192.0.2.1"]);
+        must(
+            "ip",
+            &["-n", &t.ha, "route", "add", "default", "via", "10.0.1.1"],
+        );
+        must(
+            "ip",
+            &["-n", &t.hb, "route", "add", "default", "via", "10.0.2.1"],
+        );
+        must(
+            "ip",
+            &["-n", &t.ga, "route", "add", "default", "via", "192.0.2.2"],
+        );
+        must(
+            "ip",
+            &["-n", &t.gb, "route", "add", "default", "via", "192.0.2.1"],
+        );
         for g in [&t.ga, &t.gb] {
             ns_must(g, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         }
@@ -278,7 +292,19 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 
 /// Pings `dst` from `ns`; true if at least `want` of `count` replies came back.
 pub fn ping(ns: &str, dst: &str, count: u32, want: u32) -> bool {
-    let o = ns_run(ns, &["ping", "-c", &count.to_string(), "-i", "0.2", "-W", "2", dst]);
+    let o = ns_run(
+        ns,
+        &[
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            dst,
+        ],
+    );
     let text = String::from_utf8_lossy(&o.stdout);
     let got = text
         .lines()
@@ -322,7 +348,13 @@ pub fn hash(data: &[u8]) -> u64 {
 
 /// Sends `data` over TCP from namespace `from` to `to_addr:port` served in namespace `to`;
 /// returns (sent hash, received hash, bytes received).
-pub fn tcp_transfer(from: &str, to: &str, to_addr: Ipv4Addr, port: u16, data: Vec<u8>) -> (u64, u64, usize) {
+pub fn tcp_transfer(
+    from: &str,
+    to: &str,
+    to_addr: Ipv4Addr,
+    port: u16,
+    data: Vec<u8>,
+) -> (u64, u64, usize) {
     let (tx, rx) = std::sync::mpsc::channel();
     let to_ns = to.to_string();
     let server = std::thread::spawn(move || {
@@ -364,7 +396,22 @@ impl Capture {
     pub fn start(ns: &str, dev: &str, file: &Path) -> Capture {
         let errfile = file.with_extension("err");
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, "tcpdump", "-Z", "root", "-i", dev, "-nn", "-U", "-s", "0", "-w"])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "tcpdump",
+                "-Z",
+                "root",
+                "--immediate-mode",
+                "-i",
+                dev,
+                "-nn",
+                "-U",
+                "-s",
+                "0",
+                "-w",
+            ])
             .arg(file)
             .stdout(Stdio::null())
             .stderr(fs::File::create(&errfile).unwrap())
@@ -373,7 +420,9 @@ impl Capture {
         // tcpdump prints "listening on" to stderr once ready.
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(10)
-            && !fs::read_to_string(&errfile).unwrap_or_default().contains("listening")
+            && !fs::read_to_string(&errfile)
+                .unwrap_or_default()
+                .contains("listening")
         {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -387,7 +436,9 @@ impl Capture {
     pub fn stop(mut self) -> (Vec<String>, Vec<u8>) {
         std::thread::sleep(Duration::from_millis(300));
         // SIGINT so tcpdump flushes and exits cleanly.
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
         let text = must("tcpdump", &["-nn", "-r", self.file.to_str().unwrap()]);
         let raw = fs::read(&self.file).unwrap_or_default();
@@ -409,8 +460,14 @@ pub fn manual_conf(body: &str) -> String {
 
 /// RX dropped of `dev` in `ns` (from sysfs).
 pub fn rx_dropped(ns: &str, dev: &str) -> u64 {
-    ns_must(ns, &["cat", &format!("/sys/class/net/{dev}/statistics/rx_dropped")])
-        .trim()
-        .parse()
-        .unwrap()
+    ns_must(
+        ns,
+        &[
+            "cat",
+            &format!("/sys/class/net/{dev}/statistics/rx_dropped"),
+        ],
+    )
+    .trim()
+    .parse()
+    .unwrap()
 }

@@ -1,0 +1,329 @@
+//! The keying-daemon thread: feeds the sans-IO [`Pluto`] core with IKE datagrams (UDP 500, and
+//! UDP 4500 via the datapath), acquires and SA lifetime events from the datapath, whack commands
+//! from the control socket and timer ticks, and carries out its [`Output`]s: datagrams, SAs and
+//! eroutes into the datapath tables, updown scripts, log lines and whack progress lines.
+
+use std::collections::HashMap;
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::eroute::Eroute;
+use crate::klips::{Emit, Klips, SaEvent};
+use crate::pluto::{ErouteOp, Output, Pluto, WhackCmd};
+use crate::sadb::{Dir, Sa};
+
+use super::datapath::Clock;
+use super::net::{UdpSock, MAX_PKT};
+
+/// An IKE datagram for the keying daemon (on 4500 the non-ESP marker is already stripped).
+#[derive(Debug, Clone)]
+pub struct IkeIn {
+    /// Our address and port it arrived on.
+    pub local: SocketAddrV4,
+    /// The sender.
+    pub remote: SocketAddrV4,
+    /// The IKE message.
+    pub data: Vec<u8>,
+}
+
+/// A line for a whack client, or the end of its command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhackLine {
+    /// `NNN text`.
+    Line(u16, String),
+    /// Done with this exit status.
+    Done(i32),
+}
+
+enum Msg {
+    Whack {
+        client: u64,
+        cmd: WhackCmd,
+        reply: Option<Sender<WhackLine>>,
+    },
+    Stop,
+}
+
+/// What the keying thread needs from the daemon to carry out outputs.
+pub trait KeyingHost: Send + Sync + 'static {
+    /// The datapath.
+    fn klips(&self) -> &Arc<Klips>;
+    /// Carries out packets produced outside the datapath threads (released holds).
+    fn emit(&self, emits: Vec<Emit>);
+    /// Writes a log line.
+    fn log(&self, line: &str);
+}
+
+/// Handle on the running keying thread.
+pub struct Keying {
+    tx: Sender<Msg>,
+    next_client: AtomicU64,
+    thread: Option<JoinHandle<()>>,
+    ike_threads: Vec<JoinHandle<()>>,
+}
+
+impl Keying {
+    /// Starts the keying thread and the UDP 500 reader. IKE datagrams arriving on 4500 come
+    /// through `ike_rx` (fed by the datapath); `ike_tx` is its sender, also used by the 500
+    /// reader.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start<H: KeyingHost>(
+        pluto: Pluto,
+        host: Arc<H>,
+        clock: Clock,
+        sock500: Arc<UdpSock>,
+        sock4500: Arc<UdpSock>,
+        ike_tx: Sender<IkeIn>,
+        ike_rx: Receiver<IkeIn>,
+        stop_flag: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::io::Result<Keying> {
+        let (tx, rx) = bounded::<Msg>(64);
+        let reader = {
+            let sock = sock500.clone();
+            let stop = stop_flag.clone();
+            std::thread::Builder::new()
+                .name("udp-r500".into())
+                .spawn(move || udp500_reader(sock, ike_tx, stop))?
+        };
+        let thread = std::thread::Builder::new()
+            .name("pluto".into())
+            .spawn(move || run(pluto, host, clock, sock500, sock4500, ike_rx, rx))?;
+        Ok(Keying {
+            tx,
+            next_client: AtomicU64::new(1),
+            thread: Some(thread),
+            ike_threads: vec![reader],
+        })
+    }
+
+    /// Sends a whack command; returns the channel on which its lines arrive.
+    pub fn whack(&self, cmd: WhackCmd) -> Receiver<WhackLine> {
+        let (tx, rx) = bounded(1024);
+        let client = self.next_client.fetch_add(1, Ordering::Relaxed);
+        let _ = self.tx.send(Msg::Whack {
+            client,
+            cmd,
+            reply: Some(tx),
+        });
+        rx
+    }
+
+    /// Sends a whack command whose output nobody reads (start-up `auto=start`).
+    pub fn whack_detached(&self, cmd: WhackCmd) {
+        let _ = self.tx.send(Msg::Whack {
+            client: 0,
+            cmd,
+            reply: None,
+        });
+    }
+
+    /// Deletes everything locally (whack --shutdown), runs the resulting updown scripts and
+    /// stops the thread.
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for t in self.ike_threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn udp500_reader(sock: Arc<UdpSock>, tx: Sender<IkeIn>, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let mut bufs: Vec<Vec<u8>> = (0..8).map(|_| vec![0u8; MAX_PKT]).collect();
+    let mut lens = Vec::new();
+    let mut metas = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(n) = sock.recv_batch(&mut bufs, &mut lens, &mut metas) else {
+            continue;
+        };
+        for i in 0..n {
+            let _ = tx.try_send(IkeIn {
+                local: SocketAddrV4::new(metas[i].dst, 500),
+                remote: metas[i].src,
+                data: bufs[i][..lens[i]].to_vec(),
+            });
+        }
+    }
+}
+
+fn run<H: KeyingHost>(
+    mut pluto: Pluto,
+    host: Arc<H>,
+    clock: Clock,
+    sock500: Arc<UdpSock>,
+    sock4500: Arc<UdpSock>,
+    ike_rx: Receiver<IkeIn>,
+    rx: Receiver<Msg>,
+) {
+    let klips = host.klips().clone();
+    let acquires = klips.acquires().clone();
+    let events = klips.sa_events().clone();
+    let mut clients: HashMap<u64, Sender<WhackLine>> = HashMap::new();
+    let mut rng = StdRng::from_entropy();
+    let mut stopping = false;
+    loop {
+        let now = clock.now_ms();
+        let wait = pluto
+            .poll_timeout()
+            .map_or(1000, |t| t.saturating_sub(now))
+            .min(1000);
+        select! {
+            recv(ike_rx) -> m => if let Ok(m) = m {
+                pluto.handle_datagram(clock.now_ms(), m.local, m.remote, &m.data);
+            },
+            recv(rx) -> m => match m {
+                Ok(Msg::Whack { client, cmd, reply }) => {
+                    if let Some(r) = reply {
+                        clients.insert(client, r);
+                    }
+                    pluto.whack(clock.now_ms(), client, cmd);
+                }
+                Ok(Msg::Stop) | Err(_) => {
+                    pluto.whack(clock.now_ms(), 0, WhackCmd::Shutdown);
+                    stopping = true;
+                }
+            },
+            recv(acquires) -> a => if let Ok(a) = a {
+                host.log(&format!(
+                    "acquire: {}:{} -> {}:{} proto {}",
+                    a.src, a.sport, a.dst, a.dport, a.proto
+                ));
+                pluto.handle_acquire(clock.now_ms(), a);
+            },
+            recv(events) -> e => if let Ok(e) = e {
+                match e {
+                    SaEvent::SoftExpired(s) => host.log(&format!("SA {s}: soft lifetime reached")),
+                    SaEvent::HardExpired(s) => {
+                        host.log(&format!("SA {s}: hard lifetime reached, deleted"))
+                    }
+                }
+                pluto.handle_sa_event(clock.now_ms(), e);
+            },
+            default(Duration::from_millis(wait)) => {}
+        }
+        let now = clock.now_ms();
+        if pluto.poll_timeout().is_some_and(|t| t <= now) {
+            pluto.handle_timeout(now);
+        }
+        while let Some(o) = pluto.poll_output() {
+            apply(
+                &*host,
+                &klips,
+                &clock,
+                &sock500,
+                &sock4500,
+                &mut clients,
+                &mut rng,
+                o,
+            );
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply<H: KeyingHost>(
+    host: &H,
+    klips: &Klips,
+    clock: &Clock,
+    sock500: &UdpSock,
+    sock4500: &UdpSock,
+    clients: &mut HashMap<u64, Sender<WhackLine>>,
+    rng: &mut StdRng,
+    o: Output,
+) {
+    match o {
+        Output::Send {
+            local,
+            remote,
+            data,
+        } => {
+            let sock = if local.port() == 4500 {
+                sock4500
+            } else {
+                sock500
+            };
+            if let Err(e) = sock.send_from(&data, *local.ip(), remote) {
+                host.log(&format!("sending IKE to {remote} failed: {e}"));
+            }
+        }
+        Output::InstallSas { conn, sas, groups } => {
+            let now = clock.now();
+            for spec in &sas {
+                let dir = spec.dir.unwrap_or(if klips.is_local(spec.said.dst) {
+                    Dir::In
+                } else {
+                    Dir::Out
+                });
+                let r = Sa::new(spec, dir, now).and_then(|sa| klips.sadb_mut().add(sa).map(|_| ()));
+                if let Err(e) = r {
+                    host.log(&format!("\"{conn}\": cannot install SA {}: {e}", spec.said));
+                }
+            }
+            for g in groups.iter().filter(|g| g.len() > 1) {
+                if let Err(e) = klips.sadb_mut().group(g) {
+                    host.log(&format!("\"{conn}\": cannot group SAs: {e}"));
+                }
+            }
+        }
+        Output::Eroute { op, src, dst, said } => {
+            let old = match op {
+                ErouteOp::Add | ErouteOp::Replace => {
+                    klips.eroutes_mut().replace(Eroute::new(src, dst, said)).1
+                }
+                ErouteOp::Delete => {
+                    klips.eroutes_mut().delete(&src, &dst);
+                    None
+                }
+            };
+            if let Some(old) = old {
+                let mut emits = Vec::new();
+                let dev = klips.dev_for_addr(src.addr());
+                klips.release_held(&old, dev, clock.now(), rng, &mut emits);
+                host.emit(emits);
+            }
+        }
+        Output::DeleteSas { saids } => {
+            let mut db = klips.sadb_mut();
+            for s in saids {
+                if db.get(&s).is_some() {
+                    let _ = db.delete(&s);
+                }
+            }
+        }
+        Output::Updown { verb, info } => match info.run(verb) {
+            Ok(out) => {
+                for l in out.lines() {
+                    host.log(l);
+                }
+            }
+            Err(e) => {
+                for l in e.lines() {
+                    host.log(l);
+                }
+            }
+        },
+        Output::Log(line) => host.log(&line),
+        Output::Whack { client, code, text } => {
+            if let Some(c) = clients.get(&client) {
+                let _ = c.try_send(WhackLine::Line(code, text));
+            }
+        }
+        Output::WhackDone { client, status } => {
+            if let Some(c) = clients.remove(&client) {
+                let _ = c.try_send(WhackLine::Done(status));
+            }
+        }
+    }
+}
