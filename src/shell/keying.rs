@@ -85,6 +85,9 @@ impl Keying {
         stop_flag: Arc<std::sync::atomic::AtomicBool>,
     ) -> std::io::Result<Keying> {
         let (tx, rx) = bounded::<Msg>(64);
+        // The reader checks `stop_flag` between reads: without a timeout it would block in
+        // recvmmsg forever and `stop` (the daemon's shutdown) would hang on joining it.
+        set_rcv_timeout(sock500.fd(), Duration::from_millis(200))?;
         let reader = {
             let sock = sock500.clone();
             let stop = stop_flag.clone();
@@ -134,6 +137,28 @@ impl Keying {
         for t in self.ike_threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+fn set_rcv_timeout(fd: i32, d: Duration) -> std::io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: SO_RCVTIMEO takes a struct timeval; the pointer and size describe `tv`.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
