@@ -33,6 +33,17 @@ Environment: IPSEC_CONF, IPSEC_SECRETS, IPSEC_RUNDIR.";
 
 /// Runs the `ipsec` command line `args` (without the program name); returns the exit status.
 pub fn main(mut args: Vec<String>) -> i32 {
+    // Whether the user named the files: only then do `auto`/`manual` tell the daemon which
+    // ones to read (else it keeps those it was started with, not /etc/ipsec.conf).
+    let named = |opt: &str, env: &str| {
+        args.iter()
+            .any(|a| a == &format!("--{opt}") || a.starts_with(&format!("--{opt}=")))
+            || std::env::var_os(env).is_some_and(|v| !v.is_empty())
+    };
+    let (named_config, named_secrets) = (
+        named("config", "IPSEC_CONF"),
+        named("secrets", "IPSEC_SECRETS"),
+    );
     let paths = match Paths::take_from(&mut args) {
         Ok(p) => p,
         Err(e) => {
@@ -63,10 +74,14 @@ pub fn main(mut args: Vec<String>) -> i32 {
         "eroute" | "spi" | "spigrp" | "tncfg" | "look" => forward(&paths, &args),
         "manual" | "auto" => {
             let mut a = args.clone();
-            a.push("--config".into());
-            a.push(paths.config.display().to_string());
-            a.push("--secrets".into());
-            a.push(paths.secrets.display().to_string());
+            if named_config {
+                a.push("--config".into());
+                a.push(paths.config.display().to_string());
+            }
+            if named_secrets {
+                a.push("--secrets".into());
+                a.push(paths.secrets.display().to_string());
+            }
             forward(&paths, &a)
         }
         "whack" => forward(&paths, &args),

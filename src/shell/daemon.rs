@@ -309,6 +309,9 @@ impl Daemon {
 
     fn manual_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
         let mut args = args.to_vec();
+        let given = args
+            .iter()
+            .any(|a| a == "--config" || a.starts_with("--config="));
         let paths = match Paths::take_from(&mut args) {
             Ok(p) => p,
             Err(e) => {
@@ -316,7 +319,7 @@ impl Daemon {
                 return 1;
             }
         };
-        let config = if args.iter().any(|a| a == "--config") {
+        let config = if given {
             paths.config
         } else {
             self.paths.config.clone()

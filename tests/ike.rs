@@ -1,0 +1,422 @@
+//! Pluto between two rswan gateways in network namespaces: PSK and RSA Main Mode + Quick Mode,
+//! algorithm/PFS/IPComp/AH variants, whack output and exit codes, status, road warrior, on-demand
+//! (%trap) keying, make-before-break rekey, Delete, auto=start, rereadsecrets, garbage on UDP
+//! 500/4500 and custom updown scripts.
+
+mod common;
+
+use common::*;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+const MARKER: &[u8] = b"RSWAN-IKE-CLEARTEXT-MARKER-91c4";
+const SIZE: usize = 10 * 1024 * 1024 + 77;
+const PSK: &str = "this is the shared secret of ike.rs";
+const HB: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 10);
+
+/// Polls `f` every 100 ms until it holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ipsec.conf` with a net-to-net conn `net` (A's subnet 10.0.1.0/24 behind 192.0.2.1, B's
+/// 10.0.2.0/24 behind 192.0.2.2) plus `body` lines (tab-indented, newline-terminated).
+fn net_conf(body: &str) -> String {
+    format!(
+        "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n{body}"
+    )
+}
+
+fn write_secrets(t: &Topo, ns: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let f = t.dir.path(&format!("{ns}.secrets"));
+    std::fs::write(&f, text).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn psk_line(psk: &str) -> String {
+    format!("192.0.2.1 192.0.2.2 : PSK \"{psk}\"\n")
+}
+
+/// Both gateways with the same `conf` and the PSK secrets; nothing initiated yet.
+fn psk_pair(conf: &str) -> Topo {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, conf);
+    t.start_gateway(&ga, conf);
+    t
+}
+
+/// Runs `ipsec auto --up CONN` on `ns`; returns (exit code, stdout+stderr).
+fn up(t: &Topo, ns: &str, conn: &str) -> (i32, String) {
+    let o = t.ipsec(ns, &["auto", "--up", conn]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code().unwrap_or(-1), text)
+}
+
+fn up_ok(t: &Topo, ns: &str, conn: &str) -> String {
+    let (code, text) = up(t, ns, conn);
+    assert_eq!(
+        code,
+        0,
+        "ipsec auto --up {conn} failed: {text}\nlog {ns}:\n{}\nlog peer:\n{}",
+        t.log(ns),
+        t.log(if ns == t.ga { &t.gb } else { &t.ga })
+    );
+    text
+}
+
+fn status(t: &Topo, ns: &str) -> String {
+    t.ipsec_ok(ns, &["auto", "--status"])
+}
+
+/// SAIDs (`esp0x…@…`, `ah…`, `comp…`) listed by `ipsec spi`.
+fn spis(t: &Topo, ns: &str) -> Vec<String> {
+    t.ipsec_ok(ns, &["spi"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Ping, a ≥10 MB TCP transfer host A → host B with matching hash, and a capture on the middle
+/// link holding only IKE and ESP/AH — never the inner cleartext.
+fn check_traffic(t: &Topo) {
+    // IKEv1's last message (QI2) is not acknowledged: give the responder the moment it needs to
+    // install its outbound SA, eroute and route.
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(&t.gb, &["eroute"])
+            .contains("=> tun0x")),
+        "responder has no tunnel eroute\n{}",
+        t.log(&t.gb)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "no ping through the tunnel\nA:\n{}\nB:\n{}",
+        t.log(&t.ga),
+        t.log(&t.gb)
+    );
+    let o = ns_run(
+        &t.ha,
+        &["ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", "10.0.2.10"],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains(" 0% packet loss"),
+        "ping lost packets: {text}\nA:\n{}\nB:\n{}\nspi A:\n{}\nspi B:\n{}",
+        t.log(&t.ga),
+        t.log(&t.gb),
+        t.ipsec_ok(&t.ga, &["spi"]),
+        t.ipsec_ok(&t.gb, &["spi"])
+    );
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("mid.pcap"));
+    let port = 5100 + (std::process::id() % 500) as u16;
+    let (sent, got, n) = tcp_transfer(&t.ha, &t.hb, HB, port, payload(SIZE, MARKER));
+    let (lines, raw) = cap.stop();
+    assert_eq!(n, SIZE, "short transfer");
+    assert_eq!(sent, got, "transfer corrupted");
+    check_wire(&lines, &raw, 1000);
+}
+
+/// Every captured packet is IKE (UDP 500/4500) or ESP/AH; at least `min` IPsec packets; the
+/// marker never appears.
+fn check_wire(lines: &[String], raw: &[u8], min: usize) {
+    let mut ipsec = 0;
+    for l in lines {
+        if l.contains(" ARP") || l.contains(" IP6 ") {
+            continue;
+        }
+        let ike = l.contains(".500 > ")
+            || l.contains(".4500 > ")
+            || l.contains("isakmp")
+            || l.contains("UDP-encap");
+        assert!(
+            l.contains("ESP(") || l.contains("AH(") || ike,
+            "cleartext on the wire: {l}"
+        );
+        if !ike {
+            ipsec += 1;
+        }
+    }
+    assert!(ipsec >= min, "capture saw only {ipsec} IPsec packets");
+    assert!(
+        !contains(raw, MARKER),
+        "inner cleartext marker found on the wire"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Net-to-net, PSK and RSA, variants.
+
+#[test]
+fn psk_net_to_net() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tauto=add\n"));
+    up_ok(&t, &t.ga, "net");
+    check_traffic(&t);
+    let st = status(&t, &t.gb);
+    assert!(st.contains("STATE_QUICK_R2"), "{st}");
+    assert!(st.contains("STATE_MAIN_R3"), "{st}");
+}
+
+/// Generates an RSA host key into `file` and returns the `ipsec showhostkey` line for `side`
+/// (`left` or `right`), e.g. `leftrsasigkey=0sAw…`.
+fn hostkey(file: &std::path::Path, side: &str) -> String {
+    if !file.exists() {
+        must(
+            ipsec_bin(),
+            &[
+                "newhostkey",
+                "--output",
+                file.to_str().unwrap(),
+                "--bits",
+                "2048",
+            ],
+        );
+    }
+    let out = must(
+        ipsec_bin(),
+        &[
+            "showhostkey",
+            &format!("--{side}"),
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    out.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{side}rsasigkey=0s")))
+        .unwrap_or_else(|| panic!("showhostkey --{side}: {out}"))
+        .to_string()
+}
+
+#[test]
+fn rsa_net_to_net() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let ka = t.dir.path("a.key");
+    let kb = t.dir.path("b.key");
+    let left = hostkey(&ka, "left");
+    let right = hostkey(&kb, "right");
+    let conf = net_conf(&format!(
+        "\tauthby=rsasig\n\t{left}\n\t{right}\n\tauto=add\n"
+    ));
+    // Each gateway's secrets file holds its own private key, exactly as newhostkey wrote it.
+    write_secrets(&t, &ga, &std::fs::read_to_string(&ka).unwrap());
+    write_secrets(&t, &gb, &std::fs::read_to_string(&kb).unwrap());
+    t.start_gateway(&gb, &conf);
+    t.start_gateway(&ga, &conf);
+    up_ok(&t, &ga, "net");
+    check_traffic(&t);
+    for ns in [&ga, &gb] {
+        let st = status(&t, ns);
+        assert!(st.contains("policy: RSASIG+ENCRYPT+TUNNEL+PFS"), "{st}");
+    }
+    assert!(status(&t, &gb).contains("STATE_QUICK_R2"));
+}
+
+#[test]
+fn rsa_wrong_public_key_is_refused() {
+    // B is told a key for A that is not A's: B must refuse A's signature.
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let ka = t.dir.path("a.key");
+    let kb = t.dir.path("b.key");
+    let kx = t.dir.path("x.key");
+    let left = hostkey(&ka, "left");
+    let wrong_left = hostkey(&kx, "left");
+    let right = hostkey(&kb, "right");
+    write_secrets(&t, &ga, &std::fs::read_to_string(&ka).unwrap());
+    write_secrets(&t, &gb, &std::fs::read_to_string(&kb).unwrap());
+    t.start_gateway(
+        &gb,
+        &net_conf(&format!(
+            "\tauthby=rsasig\n\t{wrong_left}\n\t{right}\n\tauto=add\n"
+        )),
+    );
+    t.start_gateway(
+        &ga,
+        &net_conf(&format!(
+            "\tauthby=rsasig\n\t{left}\n\t{right}\n\tauto=add\n"
+        )),
+    );
+    let o = t.ipsec(&ga, &["auto", "--asynchronous", "--up", "net"]);
+    assert!(o.status.success());
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .log(&gb)
+            .contains("Signature check")),
+        "B did not reject the signature:\n{}",
+        t.log(&gb)
+    );
+    assert!(!status(&t, &gb).contains("STATE_MAIN_R3"));
+    assert!(!status(&t, &ga).contains("STATE_QUICK_I2"));
+}
+
+#[test]
+fn pfs_no() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tpfs=no\n\tauto=add\n"));
+    up_ok(&t, &t.ga, "net");
+    check_traffic(&t);
+    for ns in [&t.ga, &t.gb] {
+        let st = status(&t, ns);
+        let pol = st
+            .lines()
+            .find(|l| l.contains("policy: "))
+            .unwrap()
+            .to_string();
+        assert!(pol.contains("PSK+ENCRYPT+TUNNEL"), "{pol}");
+        assert!(!pol.contains("PFS"), "pfs=no still negotiates PFS: {pol}");
+    }
+}
+
+#[test]
+fn pfs_mismatch_is_refused() {
+    // The responder insists on PFS; an initiator with pfs=no gets no IPsec SA.
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tpfs=no\n\tauto=add\n"));
+    let o = t.ipsec(&ga, &["auto", "--asynchronous", "--up", "net"]);
+    assert!(o.status.success());
+    assert!(
+        wait_until(Duration::from_secs(5), || status(&t, &gb)
+            .contains("STATE_MAIN_R3")),
+        "{}",
+        t.log(&gb)
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let st = status(&t, &gb);
+    assert!(!st.contains("STATE_QUICK_R2"), "{st}\n{}", t.log(&gb));
+}
+
+#[test]
+fn compress_yes() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tcompress=yes\n\tauto=add\n"));
+    let out = up_ok(&t, &t.ga, "net");
+    assert!(out.contains("IPCOMP=>0x"), "{out}");
+    check_traffic(&t);
+    // Compressible data is compressed.
+    let mut data = Vec::with_capacity(SIZE);
+    while data.len() < 2 * 1024 * 1024 {
+        data.extend_from_slice(b"All work and no play makes Jack a dull boy. ");
+    }
+    let (sent, got, _) = tcp_transfer(&t.ha, &t.hb, HB, 5300, data);
+    assert_eq!(sent, got);
+    for ns in [&t.ga, &t.gb] {
+        let spi = t.ipsec_ok(ns, &["spi"]);
+        assert!(spi.contains("COMP_DEFLATE"), "no IPComp SA:\n{spi}");
+        let grp = t.ipsec_ok(ns, &["spigrp"]);
+        assert!(grp.contains(" comp0x"), "{grp}");
+        let st = status(&t, ns);
+        assert!(st.contains("COMPRESS"), "{st}");
+        assert!(st.contains(" comp."), "{st}");
+    }
+    let spi = t.ipsec_ok(&t.ga, &["spi"]);
+    let out_comp = spi
+        .lines()
+        .find(|l| l.contains("COMP_DEFLATE: dir=out"))
+        .unwrap();
+    let ratio = out_comp
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ratio="))
+        .unwrap_or_else(|| panic!("nothing compressed: {out_comp}"));
+    let (u, c) = ratio.split_once(':').unwrap();
+    let (u, c): (u64, u64) = (u.parse().unwrap(), c.parse().unwrap());
+    assert!(c * 2 < u, "poor compression {u}:{c}");
+}
+
+#[test]
+fn auth_ah() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tauth=ah\n\tauto=add\n"));
+    let out = up_ok(&t, &t.ga, "net");
+    assert!(out.contains("AH=>0x"), "{out}");
+    check_traffic(&t);
+    for ns in [&t.ga, &t.gb] {
+        let spi = t.ipsec_ok(ns, &["spi"]);
+        assert!(
+            spi.lines().filter(|l| l.starts_with("ah0x")).count() == 2,
+            "no AH SAs:\n{spi}"
+        );
+        let st = status(&t, ns);
+        assert!(st.contains("AUTHENTICATE"), "{st}");
+    }
+    // The wire carries AH.
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("ah.pcap"));
+    assert!(ping(&t.ha, "10.0.2.10", 2, 2));
+    let (lines, _) = cap.stop();
+    assert!(lines.iter().any(|l| l.contains("AH(")), "{lines:?}");
+}
+
+#[test]
+fn explicit_algorithms() {
+    let conf =
+        net_conf("\tauthby=secret\n\tike=aes128-sha1-modp2048\n\tesp=aes128gcm16\n\tauto=add\n");
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    // First B accepts only another IKE proposal: ike= is honoured by both sides.
+    t.start_gateway(
+        &gb,
+        &net_conf("\tauthby=secret\n\tike=aes256-sha2_256-modp1536\n\tauto=add\n"),
+    );
+    t.start_gateway(&ga, &conf);
+    let o = t.ipsec(&ga, &["auto", "--asynchronous", "--up", "net"]);
+    assert!(o.status.success());
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .log(&gb)
+            .contains("no acceptable Oakley Transform")),
+        "{}",
+        t.log(&gb)
+    );
+    assert!(
+        t.log(&gb).contains("AES_CBC_128-SHA1-MODP2048") || t.log(&gb).contains("MODP2048"),
+        "{}",
+        t.log(&gb)
+    );
+    t.ipsec_ok(&ga, &["auto", "--down", "net"]);
+    // Now the same algorithms on both sides.
+    std::fs::write(t.dir.path(&format!("{gb}.conf")), &conf).unwrap();
+    t.ipsec_ok(&gb, &["auto", "--replace", "net"]);
+    up_ok(&t, &ga, "net");
+    check_traffic(&t);
+    for ns in [&ga, &gb] {
+        let spi = t.ipsec_ok(ns, &["spi"]);
+        assert!(
+            spi.lines()
+                .filter(|l| l.starts_with("esp0x") && l.contains("GCM"))
+                .count()
+                == 2,
+            "esp=aes128gcm16 not used:\n{spi}"
+        );
+    }
+}
+
+#[test]
+fn explicit_3des_sha1_modp1536() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tike=3des-sha1-modp1536\n\tesp=3des-sha1\n\tauto=add\n",
+    ));
+    up_ok(&t, &t.ga, "net");
+    check_traffic(&t);
+    let spi = t.ipsec_ok(&t.gb, &["spi"]);
+    assert!(spi.contains("ESP_3DES_HMAC_SHA1"), "{spi}");
+}
