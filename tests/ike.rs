@@ -420,3 +420,309 @@ fn explicit_3des_sha1_modp1536() {
     let spi = t.ipsec_ok(&t.gb, &["spi"]);
     assert!(spi.contains("ESP_3DES_HMAC_SHA1"), "{spi}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Whack output, exit codes, status.
+
+/// The hex SPIs of `{ESP=>0xOUT <0xIN}` in an `ipsec auto --up` line.
+fn esp_spis(up: &str) -> (u32, u32) {
+    let l = up
+        .lines()
+        .find(|l| l.contains("{ESP=>0x"))
+        .unwrap_or_else(|| panic!("no ESP SPIs in: {up}"));
+    let out = l.split("ESP=>0x").nth(1).unwrap();
+    let out: String = out.chars().take_while(char::is_ascii_hexdigit).collect();
+    let inn = l.split(" <0x").nth(1).unwrap();
+    let inn: String = inn.chars().take_while(char::is_ascii_hexdigit).collect();
+    assert_eq!(
+        (out.len(), inn.len()),
+        (8, 8),
+        "SPIs are printed as 0x%08x: {l}"
+    );
+    (
+        u32::from_str_radix(&out, 16).unwrap(),
+        u32::from_str_radix(&inn, 16).unwrap(),
+    )
+}
+
+#[test]
+fn whack_output_exit_codes_and_status() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tauto=add\n"));
+    let (ga, gb) = (&t.ga, &t.gb);
+    // Added, not up: the conn is listed, unrouted, no states.
+    let st = status(&t, ga);
+    assert!(
+        st.contains("000 \"net\": 10.0.1.0/24===192.0.2.1...192.0.2.2===10.0.2.0/24; unrouted; eroute owner: #0"),
+        "{st}"
+    );
+    assert!(!st.contains("#1:"), "{st}");
+
+    let out = up_ok(&t, ga, "net");
+    let want = [
+        "104 \"net\" #1: STATE_MAIN_I1: initiate",
+        "106 \"net\" #1: STATE_MAIN_I2: sent MI2, expecting MR2",
+        "108 \"net\" #1: STATE_MAIN_I3: sent MI3, expecting MR3",
+        "004 \"net\" #1: STATE_MAIN_I4: ISAKMP SA established",
+        "112 \"net\" #2: STATE_QUICK_I1: initiate",
+        "004 \"net\" #2: STATE_QUICK_I2: sent QI2, IPsec SA established {ESP=>0x",
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{out}");
+    for (l, w) in lines.iter().zip(want) {
+        assert!(l.starts_with(w), "got {l:?}, want {w:?}\n{out}");
+    }
+    let (o, i) = esp_spis(&out);
+
+    // Status, spec 5.8.
+    let st = status(&t, ga);
+    for l in st.lines() {
+        assert!(l.starts_with("000 "), "{l}");
+    }
+    for w in [
+        "000 interface ipsec0/",
+        "000 \"net\": 10.0.1.0/24===192.0.2.1...192.0.2.2===10.0.2.0/24; erouted; eroute owner: #2",
+        "000 \"net\":   policy: PSK+ENCRYPT+TUNNEL+PFS+UP; prio: 24,24; interface: ",
+        "000 \"net\":   newest ISAKMP SA: #1; newest IPsec SA: #2; ",
+        "000 #2: \"net\" STATE_QUICK_I2 (sent QI2, IPsec SA established); EVENT_SA_REPLACE in ",
+        "000 #1: \"net\" STATE_MAIN_I4 (ISAKMP SA established); EVENT_SA_REPLACE in ",
+    ] {
+        assert!(st.contains(w), "missing {w:?} in\n{st}");
+    }
+    let saids = format!("\"net\" esp.{o:x}@192.0.2.2 esp.{i:x}@192.0.2.1 tun.");
+    assert!(st.contains(&saids), "missing {saids:?} in\n{st}");
+    // The SAIDs are the datapath's.
+    let spi = t.ipsec_ok(ga, &["spi"]);
+    assert!(spi.contains(&format!("esp0x{o:x}@192.0.2.2 ")), "{spi}");
+    assert!(spi.contains(&format!("esp0x{i:x}@192.0.2.1 ")), "{spi}");
+    let spi = t.ipsec_ok(gb, &["spi"]);
+    assert!(spi.contains(&format!("esp0x{o:x}@192.0.2.2 ")), "{spi}");
+    // The responder's view.
+    let st = status(&t, gb);
+    assert!(
+        st.contains("000 \"net\": 10.0.2.0/24===192.0.2.2...192.0.2.1===10.0.1.0/24; erouted; eroute owner: #2"),
+        "{st}"
+    );
+    assert!(
+        st.contains("000 #2: \"net\" STATE_QUICK_R2 (IPsec SA established)"),
+        "{st}"
+    );
+    assert!(
+        st.contains("000 #1: \"net\" STATE_MAIN_R3 (sent MR3, ISAKMP SA established)"),
+        "{st}"
+    );
+    assert!(
+        st.contains(&format!(
+            "\"net\" esp.{i:x}@192.0.2.1 esp.{o:x}@192.0.2.2 tun."
+        )),
+        "{st}"
+    );
+    // `ipsec whack --status` is the same report.
+    let w = t.ipsec_ok(gb, &["whack", "--status"]);
+    assert!(w.contains("STATE_QUICK_R2"), "{w}");
+
+    // Unknown conn: 021 and a non-zero exit.
+    let (code, text) = up(&t, ga, "nosuch");
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("021 "), "{text}");
+    assert!(text.contains("nosuch"), "{text}");
+    // A second --up of an established conn only does a new Quick Mode over the ISAKMP SA.
+    let out = up_ok(&t, ga, "net");
+    assert!(!out.contains("STATE_MAIN_I1"), "{out}");
+    assert!(
+        out.contains("112 \"net\" #3: STATE_QUICK_I1: initiate"),
+        "{out}"
+    );
+    assert!(out.contains("004 \"net\" #3: STATE_QUICK_I2"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Road warrior.
+
+#[test]
+fn road_warrior() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    // B accepts anyone knowing the RW PSK; its peer is only a host (no rightsubnet).
+    write_secrets(&t, &gb, &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
+    write_secrets(&t, &ga, &psk_line(PSK));
+    t.start_gateway(
+        &gb,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n",
+    );
+    t.start_gateway(
+        &ga,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n",
+    );
+    let st = status(&t, &gb);
+    assert!(
+        st.contains("\"rw\": 10.0.2.0/24===192.0.2.2...%any; unrouted"),
+        "{st}"
+    );
+    up_ok(&t, &ga, "rw");
+    let st = status(&t, &gb);
+    assert!(
+        st.contains("\"rw\"[1]: 10.0.2.0/24===192.0.2.2...192.0.2.1; erouted"),
+        "{st}"
+    );
+    assert!(
+        st.contains("#2: \"rw\"[1] 192.0.2.1 STATE_QUICK_R2"),
+        "{st}"
+    );
+    assert!(st.contains("#1: \"rw\"[1] 192.0.2.1 STATE_MAIN_R3"), "{st}");
+    // Gateway A itself is the road warrior.
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(&gb, &["eroute"])
+            .contains("10.0.2.0/24        -> 192.0.2.1/32")),
+        "{}",
+        t.ipsec_ok(&gb, &["eroute"])
+    );
+    assert!(ping(&ga, "10.0.2.10", 3, 3), "{}", t.log(&gb));
+    let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("rw.pcap"));
+    let (sent, got, n) = tcp_transfer(&ga, &t.hb, HB, 5400, payload(SIZE, MARKER));
+    let (lines, raw) = cap.stop();
+    assert_eq!(n, SIZE);
+    assert_eq!(sent, got);
+    check_wire(&lines, &raw, 1000);
+    // Down from the road warrior: the instance goes away on B.
+    t.ipsec_ok(&ga, &["auto", "--down", "rw"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !status(&t, &gb)
+            .contains("\"rw\"[1]")),
+        "{}",
+        status(&t, &gb)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. On demand.
+
+#[test]
+fn auto_route_keys_on_demand() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=route\n"));
+    let er = t.ipsec_ok(&ga, &["eroute"]);
+    assert!(
+        er.contains("10.0.1.0/24        -> 10.0.2.0/24        => %trap"),
+        "{er}"
+    );
+    let st = status(&t, &ga);
+    assert!(st.contains("prospective erouted"), "{st}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!status(&t, &gb).contains("#1:"), "{}", status(&t, &gb));
+    // The first packet (one UDP datagram) triggers the negotiation; it is held and sent
+    // through the tunnel once the SA is up.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hb = t.hb.clone();
+    let listener = std::thread::spawn(move || {
+        enter_netns(&hb);
+        let s = std::net::UdpSocket::bind("0.0.0.0:7777").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 100];
+        s.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+    });
+    rx.recv().unwrap();
+    in_netns(&t.ha, || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"first packet", "10.0.2.10:7777").unwrap();
+    });
+    let got = listener.join().unwrap();
+    assert_eq!(
+        got.as_deref(),
+        Some(&b"first packet"[..]),
+        "the trapped packet was not delivered\nA:\n{}\nB:\n{}\n{}",
+        t.log(&ga),
+        t.log(&gb),
+        t.ipsec_ok(&ga, &["look"])
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "no tunnel on demand\nA:\n{}\nB:\n{}",
+        t.log(&ga),
+        t.log(&gb)
+    );
+    // No narrow %hold is left behind.
+    let er = t.ipsec_ok(&ga, &["eroute"]);
+    assert!(!er.contains("%hold"), "{er}");
+    assert!(t.log(&ga).contains("acquire: 10.0.1.10"), "{}", t.log(&ga));
+    let er = t.ipsec_ok(&ga, &["eroute"]);
+    assert!(
+        er.contains("10.0.1.0/24        -> 10.0.2.0/24        => tun0x"),
+        "{er}"
+    );
+    let st = status(&t, &ga);
+    assert!(st.contains("STATE_QUICK_I2"), "{st}");
+    assert!(st.contains("; erouted; "), "{st}");
+    assert!(status(&t, &gb).contains("STATE_QUICK_R2"));
+    check_traffic(&t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Down.
+
+#[test]
+fn down_deletes_on_both_sides() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=route\n"));
+    up_ok(&t, &ga, "net");
+    check_traffic(&t);
+    let old_a = spis(&t, &ga);
+    let old_b = spis(&t, &gb);
+    assert_eq!(old_a.len(), 4, "{old_a:?}");
+    assert_eq!(old_b.len(), 4, "{old_b:?}");
+    let o = t.ipsec(&ga, &["auto", "--down", "net"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(spis(&t, &ga).is_empty(), "{:?}", spis(&t, &ga));
+    // The peer honours the authenticated Delete.
+    assert!(
+        wait_until(Duration::from_secs(5), || spis(&t, &gb).is_empty()),
+        "B kept {:?}\n{}",
+        spis(&t, &gb),
+        t.log(&gb)
+    );
+    assert!(
+        t.log(&gb).contains("received Delete SA payload"),
+        "{}",
+        t.log(&gb)
+    );
+    let st = status(&t, &gb);
+    assert!(!st.contains("STATE_QUICK_R2"), "{st}");
+    // A was routed: its %trap stays, the route too.
+    let er = t.ipsec_ok(&ga, &["eroute"]);
+    assert!(
+        er.contains("10.0.1.0/24        -> 10.0.2.0/24        => %trap"),
+        "{er}"
+    );
+    let st = status(&t, &ga);
+    assert!(st.contains("prospective erouted"), "{st}");
+    assert!(!st.contains("+UP"), "{st}");
+    let route = ns_must(&ga, &["ip", "route", "show", "10.0.2.0/24"]);
+    assert!(route.contains("ipsec0"), "{route}");
+    // Traffic triggers a new negotiation (the conn is still routed).
+    assert!(
+        wait_until(Duration::from_secs(10), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "A:\n{}\nB:\n{}\n{}{}{}{}",
+        t.log(&ga),
+        t.log(&gb),
+        t.ipsec_ok(&ga, &["look"]),
+        t.ipsec_ok(&gb, &["look"]),
+        status(&t, &ga),
+        status(&t, &gb),
+    );
+    let now_a = spis(&t, &ga);
+    assert!(
+        now_a
+            .iter()
+            .all(|s| !old_a.contains(s) || s.starts_with("tun")),
+        "{now_a:?}"
+    );
+}

@@ -69,6 +69,10 @@ pub struct Pluto {
     pub(crate) now: u64,
     pub(crate) half_open_dropped: u64,
     pub(crate) logs_dropped: u64,
+    /// Narrow `%hold` eroutes (packet src/32 → dst/32) the datapath put in for a `%trap` of a
+    /// conn (key) wider than that pair: re-pointed at the tunnel (releasing the held packet)
+    /// and removed once the conn's SA is up, removed when keying gives up.
+    pub(crate) narrow_holds: Vec<(String, Subnet, Subnet)>,
 }
 
 impl std::fmt::Debug for Pluto {
@@ -97,6 +101,7 @@ impl Pluto {
             now: 0,
             half_open_dropped: 0,
             logs_dropped: 0,
+            narrow_holds: Vec::new(),
         }
     }
 
@@ -187,12 +192,37 @@ impl Pluto {
                     && !c.is_template()
                     && c.this.client.contains(a.src)
                     && c.that.client.contains(a.dst)
-                    && matches!(c.routing, Routing::Prospective | Routing::FailShunt)
+                    && matches!(
+                        c.routing,
+                        Routing::Prospective | Routing::FailShunt | Routing::Erouted
+                    )
             })
             .max_by_key(|c| (c.this.client.len(), c.that.client.len()))
-            .map(|c| c.key());
+            .map(|c| (c.key(), c.routing, c.this.client, c.that.client));
         match found {
-            Some(key) => {
+            Some((key, routing, ours, peers)) => {
+                // The datapath holds the packet in a src/32 → dst/32 %hold, which would
+                // shadow the conn's wider eroute for good: remember it.
+                let (src, dst) = (Subnet::host(a.src), Subnet::host(a.dst));
+                if (src, dst) != (ours, peers)
+                    && !self
+                        .narrow_holds
+                        .iter()
+                        .any(|(k, s, d)| *k == key && (*s, *d) == (src, dst))
+                {
+                    self.narrow_holds.push((key.clone(), src, dst));
+                }
+                if routing == Routing::Erouted {
+                    // The SA came up while this acquire was queued: release the packet now.
+                    let head = self.conns.get(&key).map(|c| c.eroute_owner).and_then(|o| {
+                        self.states
+                            .get(&o)
+                            .and_then(|st| st.p2())
+                            .and_then(|p| p.outbound.first().copied())
+                    });
+                    self.settle_narrow_holds(&key, head);
+                    return;
+                }
                 if self.negotiation_pending(&key) {
                     return;
                 }
@@ -544,6 +574,7 @@ impl Pluto {
             {
                 self.delete_state(s, true);
             }
+            self.settle_narrow_holds(&key, None);
             self.instance_gc(&key);
         }
     }
@@ -884,6 +915,7 @@ impl Pluto {
                 c.eroute_owner
             )),
             _ => {
+                self.settle_narrow_holds(key, None);
                 self.eroute(key, ErouteOp::Delete, Self::trap_said());
                 self.updown(key, Verb::Unroute);
                 if let Some(c) = self.conns.get_mut(key) {
@@ -1078,6 +1110,7 @@ impl Pluto {
             c.eroute_owner = serial;
             c.newest_ipsec = serial;
         }
+        self.settle_narrow_holds(&key, Some(head));
     }
 
     /// Deletes a state: its SAs, its eroute ownership, its timers. With `notify`, sends a
@@ -1186,6 +1219,31 @@ impl Pluto {
         }
     }
 
+    /// Re-points the conn's narrow `%hold` eroutes at `head` (the datapath then sends the held
+    /// packet through it) and deletes them; with `None` just deletes them.
+    pub(crate) fn settle_narrow_holds(&mut self, key: &str, head: Option<Said>) {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.narrow_holds)
+            .into_iter()
+            .partition(|(k, _, _)| k == key);
+        self.narrow_holds = rest;
+        for (_, src, dst) in mine {
+            if let Some(said) = head {
+                self.out.push_back(Output::Eroute {
+                    op: ErouteOp::Replace,
+                    src,
+                    dst,
+                    said,
+                });
+            }
+            self.out.push_back(Output::Eroute {
+                op: ErouteOp::Delete,
+                src,
+                dst,
+                said: Self::shunt_said(Shunt::Hold),
+            });
+        }
+    }
+
     /// Drops an instance with no states left.
     pub(crate) fn instance_gc(&mut self, key: &str) {
         let is_instance = self.conns.get(key).is_some_and(|c| c.instance != 0);
@@ -1202,6 +1260,7 @@ impl Pluto {
 
     /// Negotiation failed for good: install the failure shunt if routed, release whack.
     pub(crate) fn negotiation_failed(&mut self, key: &str) {
+        self.settle_narrow_holds(key, None);
         let Some(c) = self.conns.get(key) else {
             return;
         };

@@ -195,6 +195,20 @@ fn run<H: KeyingHost>(
     let mut clients: HashMap<u64, Sender<WhackLine>> = HashMap::new();
     let mut rng = StdRng::from_entropy();
     let mut stopping = false;
+    // Outputs of what happened before the thread started (load_conns: %trap eroutes and
+    // route updown of auto=route conns) are carried out now, not after the first event.
+    while let Some(o) = pluto.poll_output() {
+        apply(
+            &*host,
+            &klips,
+            &clock,
+            &sock500,
+            &sock4500,
+            &mut clients,
+            &mut rng,
+            o,
+        );
+    }
     loop {
         let now = clock.now_ms();
         let wait = pluto

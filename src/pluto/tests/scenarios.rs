@@ -624,13 +624,86 @@ fn auto_route_and_acquire() {
     );
     net.run();
     assert_up(&net);
-    let (op, _, _, said) = *net.a.eroutes.last().unwrap();
+    // The conn's own (/24) eroute; the packet's narrow %hold is settled after it.
+    let (op, _, _, said) = *net
+        .a
+        .eroutes
+        .iter()
+        .rev()
+        .find(|e| e.1.len() == 24)
+        .unwrap();
     assert_eq!(op, ErouteOp::Replace);
     assert_eq!(said.proto, Proto::Tun);
     // --down keeps the %trap.
     net.whack_a(5, WhackCmd::Down("net".into()));
     let (op, _, _, said) = *net.a.eroutes.last().unwrap();
     assert_eq!((op, said.shunt()), (ErouteOp::Replace, Some(Shunt::Trap)));
+}
+
+#[test]
+fn acquire_narrow_hold_is_released_then_removed() {
+    // The datapath holds a trapped packet in a src/32 -> dst/32 %hold; once the conn's SA is up
+    // that hold must be pointed at the tunnel (releasing the packet) and deleted, else it
+    // shadows the conn's /24 eroute for that host pair forever.
+    let mut net = psk_pair("");
+    net.a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n").replace("auto=add", "auto=route"),
+        PSK,
+    );
+    net.run();
+    let acq = |dst: [u8; 4]| crate::klips::Acquire {
+        src: Ipv4Addr::new(10, 0, 1, 5),
+        dst: Ipv4Addr::from(dst),
+        proto: 1,
+        sport: 0,
+        dport: 0,
+    };
+    net.a.p.handle_acquire(net.now, acq([10, 0, 2, 9]));
+    // A second host pair trapped while negotiating.
+    net.a.p.handle_acquire(net.now, acq([10, 0, 2, 8]));
+    net.run();
+    assert_up(&net);
+    let head = net
+        .a
+        .eroutes
+        .iter()
+        .rev()
+        .find(|e| e.1.len() == 24)
+        .map(|e| e.3)
+        .unwrap();
+    assert_eq!(head.proto, Proto::Tun);
+    for dst in [Ipv4Addr::new(10, 0, 2, 9), Ipv4Addr::new(10, 0, 2, 8)] {
+        let narrow: Vec<_> = net
+            .a
+            .eroutes
+            .iter()
+            .filter(|e| e.1 == Subnet::host(Ipv4Addr::new(10, 0, 1, 5)) && e.2 == Subnet::host(dst))
+            .map(|e| (e.0, e.3))
+            .collect();
+        assert_eq!(
+            narrow,
+            vec![
+                (ErouteOp::Replace, head),
+                (
+                    ErouteOp::Delete,
+                    Said::new(Proto::Int, Shunt::Hold.spi(), Ipv4Addr::UNSPECIFIED)
+                )
+            ],
+            "{:?}",
+            net.a.eroutes
+        );
+    }
+    assert!(net.a.p.narrow_holds.is_empty());
+    // An acquire that was queued while the SA came up is settled at once.
+    let before = net.a.eroutes.len();
+    net.a.p.handle_acquire(net.now, acq([10, 0, 2, 7]));
+    net.run();
+    let new: Vec<_> = net.a.eroutes[before..].iter().map(|e| (e.0, e.2)).collect();
+    let h = Subnet::host(Ipv4Addr::new(10, 0, 2, 7));
+    assert_eq!(new, vec![(ErouteOp::Replace, h), (ErouteOp::Delete, h)]);
+    assert_eq!(net.a.established_ipsec(), 1, "no new negotiation");
 }
 
 #[test]
