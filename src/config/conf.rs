@@ -273,6 +273,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "disable_port_floating",
     "virtual_private",
     "workers",
+    "offload",
 ];
 
 /// Every parameter name accepted in a `conn` section (besides `also`, `alsoflip` and
@@ -379,7 +380,8 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "strictcrlpolicy"
             | "nat_traversal"
             | "force_keepalive"
-            | "disable_port_floating" => Check::Bool,
+            | "disable_port_floating"
+            | "offload" => Check::Bool,
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
             "crlcheckinterval" | "keep_alive" => Check::Duration,
             "overridemtu" => Check::Int {

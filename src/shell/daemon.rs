@@ -744,6 +744,9 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let workers = setup
         .get_u32("workers", 0)
         .map_err(|e| fail(e.to_string()))? as usize;
+    let offload = setup
+        .get_bool("offload", true)
+        .map_err(|e| fail(e.to_string()))?;
     let overridemtu = setup
         .get_u32("overridemtu", 0)
         .map_err(|e| fail(e.to_string()))?;
@@ -770,7 +773,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         } else {
             phys_mtu.saturating_sub(WORST_OVERHEAD).max(576)
         };
-        let qs = tun::open(&p.virt, queues)
+        let qs = tun::open(&p.virt, queues, offload)
             .map_err(|e| fail(format!("cannot create {}: {e}", p.virt)))?;
         tun::configure(&p.virt, mtu as u32, Some((a.addr, a.prefix)))
             .map_err(|e| fail(format!("cannot configure {}: {e}", p.virt)))?;

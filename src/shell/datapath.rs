@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::Sender;
+
+use super::pipe::{pipe, PipeRx, PipeTx};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::klips::{DevInfo, DropReason, Emit, Klips};
 use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::offload::{self, Coalescer, OffloadError, VnetHdr, VNET_HDR_LEN};
 
 use super::net::{RawReceiver, RawSender, UdpSock, MAX_PKT};
 use super::tun::TunQueue;
@@ -128,7 +131,7 @@ pub fn start(
     let mut net_tx = Vec::new();
     let mut tun_tx = Vec::new();
     for (i, d) in devs.iter().enumerate() {
-        let (tx, rx) = bounded::<NetBatch>(256);
+        let (tx, rx) = pipe::<NetBatch>(256);
         net_tx.push(tx);
         let sender = d.sender.clone();
         let k = klips.clone();
@@ -140,19 +143,27 @@ pub fn start(
                 }
             }
         })?);
-        let (tx, rx) = bounded::<Vec<TunOut>>(256);
+        let (tx, rx) = pipe::<Vec<TunOut>>(256);
         tun_tx.push(tx);
         let q = d.queues[0].try_clone()?;
         threads.push(spawn(format!("tun-w{i}"), move || {
+            let mut gro = Coalescer::new();
             for batch in rx {
                 for o in batch {
                     match o {
+                        TunOut::Pkt(p) if q.offload() => gro.push(p),
                         TunOut::Pkt(p) => {
                             let _ = q.send(&p);
                         }
                         TunOut::RxDrop => q.count_rx_drop(),
                     }
                 }
+                // Consecutive TCP segments of one flow go to the kernel as one super-packet.
+                gro.finish(|h, p| {
+                    let mut hb = [0u8; VNET_HDR_LEN];
+                    h.emit(&mut hb);
+                    let _ = q.send_gso(&hb, &p);
+                });
             }
         })?);
     }
@@ -163,7 +174,7 @@ pub fn start(
     // Workers.
     let mut work_tx = Vec::new();
     for w in 0..workers {
-        let (tx, rx) = bounded::<Vec<Job>>(128);
+        let (tx, rx) = pipe::<Vec<Job>>(128);
         work_tx.push(tx);
         let k = klips.clone();
         let net_tx = net_tx.clone();
@@ -230,9 +241,9 @@ fn set_timeout(fd: i32) -> io::Result<()> {
 
 fn worker(
     k: Arc<Klips>,
-    rx: Receiver<Vec<Job>>,
-    net_tx: Vec<Sender<NetBatch>>,
-    tun_tx: Vec<Sender<Vec<TunOut>>>,
+    rx: PipeRx<Vec<Job>>,
+    net_tx: Vec<PipeTx<NetBatch>>,
+    tun_tx: Vec<PipeTx<Vec<TunOut>>>,
     ike_tx: Option<Sender<IkeDatagram>>,
     local: Arc<RawSender>,
     clock: Clock,
@@ -306,7 +317,7 @@ pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
 }
 
 /// Sends per-worker batches and empties them.
-fn flush(batches: &mut [Vec<Job>], tx: &[Sender<Vec<Job>>]) -> bool {
+fn flush(batches: &mut [Vec<Job>], tx: &[PipeTx<Vec<Job>>]) -> bool {
     for (i, b) in batches.iter_mut().enumerate() {
         if !b.is_empty() && tx[i].send(std::mem::take(b)).is_err() {
             return false;
@@ -324,7 +335,7 @@ fn tun_reader(
     k: Arc<Klips>,
     dev: usize,
     q: TunQueue,
-    tx: Vec<Sender<Vec<Job>>>,
+    tx: Vec<PipeTx<Vec<Job>>>,
     stop: Arc<AtomicBool>,
 ) {
     let n = tx.len();
@@ -336,6 +347,7 @@ fn tun_reader(
         libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
     let mut buf = vec![0u8; MAX_PKT];
+    let mut pkts = Vec::with_capacity(64);
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
@@ -353,15 +365,31 @@ fn tun_reader(
             while got < BATCH {
                 match q.recv(&mut buf) {
                     Ok(len) if len > 0 => {
-                        let pkt = buf[..len].to_vec();
-                        let w = match Ipv4Packet::new_checked(&pkt) {
-                            Ok(p) => match eroutes.lookup(p.src(), p.dst()) {
-                                Some(e) => spi_worker(e.said.spi, n),
-                                None => 0,
-                            },
-                            Err(_) => 0,
-                        };
-                        batches[w].push(Job::Out { dev, pkt });
+                        pkts.clear();
+                        if q.offload() {
+                            // A TCP super-packet (TSO) becomes MTU-size segments here.
+                            let split = VnetHdr::parse(&buf[..len])
+                                .ok_or(OffloadError::Malformed)
+                                .and_then(|h| {
+                                    offload::split(&h, &buf[VNET_HDR_LEN..len], &mut pkts)
+                                });
+                            if split.is_err() {
+                                k.drops.count(DropReason::NoEroute, false);
+                                continue;
+                            }
+                        } else {
+                            pkts.push(buf[..len].to_vec());
+                        }
+                        for pkt in pkts.drain(..) {
+                            let w = match Ipv4Packet::new_checked(&pkt) {
+                                Ok(p) => match eroutes.lookup(p.src(), p.dst()) {
+                                    Some(e) => spi_worker(e.said.spi, n),
+                                    None => 0,
+                                },
+                                Err(_) => 0,
+                            };
+                            batches[w].push(Job::Out { dev, pkt });
+                        }
                         got += 1;
                     }
                     _ => break,
@@ -374,7 +402,7 @@ fn tun_reader(
     }
 }
 
-fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<Sender<Vec<Job>>>, stop: Arc<AtomicBool>) {
+fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc<AtomicBool>) {
     let n = tx.len();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
@@ -402,7 +430,7 @@ fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<Sender<Vec<Job>>>, stop: Arc
     }
 }
 
-fn udp_reader(sock: Arc<UdpSock>, tx: Vec<Sender<Vec<Job>>>, stop: Arc<AtomicBool>) {
+fn udp_reader(sock: Arc<UdpSock>, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc<AtomicBool>) {
     let n = tx.len();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();

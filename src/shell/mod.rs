@@ -8,4 +8,5 @@ pub mod iface;
 pub mod keying;
 pub mod net;
 pub mod paths;
+pub mod pipe;
 pub mod tun;

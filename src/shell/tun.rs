@@ -6,10 +6,16 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
+use crate::wire::offload::VNET_HDR_LEN;
+
 const IFF_TUN: libc::c_short = 0x0001;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUNSETIFF: libc::c_ulong = 0x400454ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x400454d0;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
 
 #[repr(C)]
 struct IfReq {
@@ -18,27 +24,60 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
-/// One queue of a TUN device.
+/// One queue of a TUN device. With offloads on, every frame carries a `virtio_net_hdr`
+/// (see `wire::offload`); `send` adds an empty one, `send_gso` a given one.
 #[derive(Debug)]
 pub struct TunQueue {
     file: File,
+    vnet: bool,
 }
 
 impl TunQueue {
-    /// Reads one packet (blocking). Returns its length.
+    /// Reads one frame (blocking, or EAGAIN when non-blocking). Returns its length; with
+    /// offloads the frame starts with the vnet header.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)
     }
 
-    /// Writes one packet into the kernel as if received on the device.
+    /// Whether frames carry a vnet header (TSO/GRO offloads are on).
+    pub fn offload(&self) -> bool {
+        self.vnet
+    }
+
+    /// Writes one IPv4 packet into the kernel as if received on the device.
     pub fn send(&self, pkt: &[u8]) -> io::Result<usize> {
-        (&self.file).write(pkt)
+        if self.vnet {
+            self.send_gso(&[0u8; VNET_HDR_LEN], pkt)
+        } else {
+            (&self.file).write(pkt)
+        }
+    }
+
+    /// Writes a packet with its vnet header (a GRO super-packet or a plain one).
+    pub fn send_gso(&self, hdr: &[u8; VNET_HDR_LEN], pkt: &[u8]) -> io::Result<usize> {
+        let iov = [
+            libc::iovec {
+                iov_base: hdr.as_ptr() as *mut libc::c_void,
+                iov_len: hdr.len(),
+            },
+            libc::iovec {
+                iov_base: pkt.as_ptr() as *mut libc::c_void,
+                iov_len: pkt.len(),
+            },
+        ];
+        // SAFETY: two iovecs pointing at live buffers of the given lengths; writev only reads.
+        let n = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), 2) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
     }
 
     /// Makes the kernel count one RX-dropped packet on the device: a TUN device drops and counts
     /// a written frame whose IP version nibble is neither 4 nor 6 (drivers/net/tun.c).
     pub fn count_rx_drop(&self) {
-        let _ = (&self.file).write(&[0u8; 20]);
+        let _ = self.send(&[0u8; 20]);
     }
 
     /// The raw descriptor (for poll).
@@ -50,13 +89,16 @@ impl TunQueue {
     pub fn try_clone(&self) -> io::Result<TunQueue> {
         Ok(TunQueue {
             file: self.file.try_clone()?,
+            vnet: self.vnet,
         })
     }
 }
 
 /// Opens `queues` queues of the TUN device `name` (created if absent, IFF_TUN | IFF_NO_PI,
-/// multi-queue when more than one queue is asked for).
-pub fn open(name: &str, queues: usize) -> io::Result<Vec<TunQueue>> {
+/// multi-queue when more than one queue is asked for). With `offload`, frames carry a vnet
+/// header and the device accepts TCP segmentation offload (the kernel hands us TCP
+/// super-packets and takes coalesced ones); if the kernel refuses, offloads stay off.
+pub fn open(name: &str, queues: usize, offload: bool) -> io::Result<Vec<TunQueue>> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -66,6 +108,9 @@ pub fn open(name: &str, queues: usize) -> io::Result<Vec<TunQueue>> {
     let mut flags = IFF_TUN | IFF_NO_PI;
     if queues > 1 {
         flags |= IFF_MULTI_QUEUE;
+    }
+    if offload {
+        flags |= IFF_VNET_HDR;
     }
     let mut v = Vec::new();
     for _ in 0..queues.max(1) {
@@ -87,7 +132,20 @@ pub fn open(name: &str, queues: usize) -> io::Result<Vec<TunQueue>> {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        v.push(TunQueue { file });
+        v.push(TunQueue {
+            file,
+            vnet: offload,
+        });
+    }
+    if offload {
+        let feats: libc::c_uint = TUN_F_CSUM | TUN_F_TSO4;
+        // SAFETY: TUNSETOFFLOAD takes the feature bits by value as the ioctl argument.
+        let r =
+            unsafe { libc::ioctl(v[0].file.as_raw_fd(), TUNSETOFFLOAD, feats as libc::c_ulong) };
+        if r < 0 {
+            // Frames still carry the (empty) vnet header; the kernel just never sends GSO.
+            return Ok(v);
+        }
     }
     Ok(v)
 }

@@ -3,4 +3,5 @@
 
 pub mod icmp;
 pub mod ipv4;
+pub mod offload;
 pub mod udp;

@@ -1,0 +1,501 @@
+//! TUN offloads (`IFF_VNET_HDR`): the `virtio_net_hdr` in front of every packet, splitting the
+//! TCP super-packets the kernel hands us (TSO) into MTU-size segments with valid checksums, and
+//! coalescing consecutive TCP segments of one flow into a super-packet for the kernel (GRO), so
+//! the datapath moves one large packet per system call instead of dozens of small ones.
+
+use super::ipv4::{self, proto};
+
+/// Length of the `virtio_net_hdr` rswan asks the TUN device for.
+pub const VNET_HDR_LEN: usize = 10;
+
+/// `flags`: the L4 checksum is partial and must be completed (`csum_start`/`csum_offset`).
+pub const F_NEEDS_CSUM: u8 = 1;
+/// `gso_type`: not a super-packet.
+pub const GSO_NONE: u8 = 0;
+/// `gso_type`: TCP over IPv4 super-packet.
+pub const GSO_TCPV4: u8 = 1;
+
+/// Largest packet a coalesced super-packet may become (IPv4 total length).
+pub const MAX_SUPER: usize = 65535;
+
+/// The `virtio_net_hdr` fields (little-endian on the wire, as TUN uses on x86/arm).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VnetHdr {
+    /// `F_NEEDS_CSUM` or 0.
+    pub flags: u8,
+    /// `GSO_NONE`, `GSO_TCPV4`, … (ECN bit 0x80 possible).
+    pub gso_type: u8,
+    /// Length of the headers (IP + TCP) of a super-packet.
+    pub hdr_len: u16,
+    /// Payload bytes per segment of a super-packet.
+    pub gso_size: u16,
+    /// Where checksumming starts (the L4 header).
+    pub csum_start: u16,
+    /// Offset of the checksum field from `csum_start`.
+    pub csum_offset: u16,
+}
+
+impl VnetHdr {
+    /// Parses the header at the front of `b`.
+    pub fn parse(b: &[u8]) -> Option<VnetHdr> {
+        if b.len() < VNET_HDR_LEN {
+            return None;
+        }
+        let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(VnetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
+    }
+
+    /// Writes the header into `b[..10]`.
+    pub fn emit(&self, b: &mut [u8]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+    }
+}
+
+/// Why a packet from TUN could not be split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffloadError {
+    /// Headers shorter than they say, or not IPv4/TCP where a TCP super-packet was announced.
+    Malformed,
+    /// A GSO type rswan did not ask for.
+    Unsupported,
+}
+
+/// Completes a partial checksum (`F_NEEDS_CSUM`): the field at `start + offset` holds the
+/// pseudo-header sum; the one's-complement sum of everything from `start` goes there.
+pub fn complete_csum(pkt: &mut [u8], start: usize, offset: usize) -> Result<(), OffloadError> {
+    let at = start + offset;
+    if at + 2 > pkt.len() || start > pkt.len() {
+        return Err(OffloadError::Malformed);
+    }
+    let c = !ipv4::fold(ipv4::sum(&pkt[start..], 0));
+    // UDP uses 0xffff for a computed zero; TCP never sends 0 either way.
+    let c = if c == 0 { 0xffff } else { c };
+    pkt[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// TCP checksum of `seg` (IPv4 header of length `ihl` then TCP), written into the TCP header.
+fn tcp_checksum(seg: &mut [u8], ihl: usize) {
+    let tcp_len = seg.len() - ihl;
+    seg[ihl + 16..ihl + 18].copy_from_slice(&[0, 0]);
+    let mut acc = ipv4::sum(&seg[12..20], 0);
+    acc = acc.wrapping_add(u32::from(proto::TCP));
+    acc = acc.wrapping_add(tcp_len as u32);
+    acc = ipv4::sum(&seg[ihl..], acc);
+    let c = !ipv4::fold(acc);
+    seg[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The pseudo-header sum (not complemented) the kernel expects in the TCP checksum field of a
+/// super-packet marked `F_NEEDS_CSUM`.
+fn tcp_pseudo(seg: &mut [u8], ihl: usize) {
+    let tcp_len = seg.len() - ihl;
+    let mut acc = ipv4::sum(&seg[12..20], 0);
+    acc = acc.wrapping_add(u32::from(proto::TCP));
+    acc = acc.wrapping_add(tcp_len as u32);
+    let c = ipv4::fold(acc);
+    seg[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Turns one packet read from TUN (vnet header already parsed, `pkt` after it) into ordinary
+/// IPv4 packets with complete checksums, appended to `out`. A TCP super-packet becomes
+/// segments of `gso_size` payload bytes each (sequence numbers, IP ids, lengths and flags fixed).
+pub fn split(h: &VnetHdr, pkt: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), OffloadError> {
+    match h.gso_type & 0x7f {
+        GSO_NONE => {
+            let mut p = pkt.to_vec();
+            if h.flags & F_NEEDS_CSUM != 0 {
+                complete_csum(
+                    &mut p,
+                    usize::from(h.csum_start),
+                    usize::from(h.csum_offset),
+                )?;
+            }
+            out.push(p);
+            Ok(())
+        }
+        GSO_TCPV4 => split_tcp4(h, pkt, out),
+        _ => Err(OffloadError::Unsupported),
+    }
+}
+
+fn split_tcp4(h: &VnetHdr, pkt: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), OffloadError> {
+    if pkt.len() < 40 || pkt[0] >> 4 != 4 || pkt[9] != proto::TCP {
+        return Err(OffloadError::Malformed);
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
+    if ihl < 20 || pkt.len() < ihl + 20 {
+        return Err(OffloadError::Malformed);
+    }
+    let thl = usize::from(pkt[ihl + 12] >> 4) * 4;
+    let hl = ihl + thl;
+    // The kernel may leave the IP total length at 0 for >64 KiB; trust the buffer then.
+    let end = if total >= hl && total <= pkt.len() {
+        total
+    } else {
+        pkt.len()
+    };
+    let mss = usize::from(h.gso_size);
+    if thl < 20 || hl > end || mss == 0 {
+        return Err(OffloadError::Malformed);
+    }
+    let payload = &pkt[hl..end];
+    let id0 = u16::from_be_bytes([pkt[4], pkt[5]]);
+    let seq0 = u32::from_be_bytes([pkt[ihl + 4], pkt[ihl + 5], pkt[ihl + 6], pkt[ihl + 7]]);
+    let flags = pkt[ihl + 13];
+    let n = payload.len().div_ceil(mss).max(1);
+    for i in 0..n {
+        let a = i * mss;
+        let b = (a + mss).min(payload.len());
+        let mut s = Vec::with_capacity(hl + b - a);
+        s.extend_from_slice(&pkt[..hl]);
+        s.extend_from_slice(&payload[a..b]);
+        let len = s.len() as u16;
+        s[2..4].copy_from_slice(&len.to_be_bytes());
+        s[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+        s[10..12].copy_from_slice(&[0, 0]);
+        let c = ipv4::checksum(&s[..ihl]);
+        s[10..12].copy_from_slice(&c.to_be_bytes());
+        s[ihl + 4..ihl + 8].copy_from_slice(&seq0.wrapping_add(a as u32).to_be_bytes());
+        let mut f = flags;
+        if i + 1 < n {
+            f &= !(0x01 | 0x08); // FIN, PSH only on the last segment
+        }
+        if i > 0 {
+            f &= !0x80; // CWR only on the first
+        }
+        s[ihl + 13] = f;
+        tcp_checksum(&mut s, ihl);
+        out.push(s);
+    }
+    Ok(())
+}
+
+/// Identity of a TCP/IPv4 segment for coalescing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Flow {
+    addrs: [u8; 8],
+    ports: [u8; 4],
+    tos: u8,
+    ttl: u8,
+    df: bool,
+    /// TCP header bytes 8..20 except the checksum and the flags' PSH bit: ack, offset, window,
+    /// urgent — must be identical — plus any options.
+    opts: Vec<u8>,
+    ack: [u8; 4],
+    win: [u8; 2],
+}
+
+struct Super {
+    flow: Flow,
+    ihl: usize,
+    hl: usize,
+    seg: usize,
+    next_seq: u32,
+    buf: Vec<u8>,
+    /// The last segment was shorter than `seg` (or carried PSH): nothing may follow it.
+    closed: bool,
+    count: usize,
+}
+
+/// Groups consecutive TCP/IPv4 segments of one flow (same addresses, ports, ACK, window,
+/// options, equal payload sizes, contiguous sequence numbers, plain ACK/PSH flags) into
+/// super-packets the kernel resegments (GRO). Other packets pass through unchanged, and
+/// packet order within each flow is kept.
+#[derive(Default)]
+pub struct Coalescer {
+    items: Vec<Item>,
+}
+
+enum Item {
+    Plain(Vec<u8>),
+    Super(Super),
+}
+
+fn flow_of(p: &[u8]) -> Option<(Flow, usize, usize, u32, usize)> {
+    if p.len() < 40 || p[0] >> 4 != 4 || p[9] != proto::TCP {
+        return None;
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    if ihl != 20 || p.len() < ihl + 20 {
+        return None;
+    }
+    if u16::from_be_bytes([p[6], p[7]]) & 0x3fff != 0 {
+        return None; // fragment
+    }
+    let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+    if total != p.len() {
+        return None;
+    }
+    let thl = usize::from(p[ihl + 12] >> 4) * 4;
+    let hl = ihl + thl;
+    if thl < 20 || hl > p.len() {
+        return None;
+    }
+    let flags = p[ihl + 13];
+    // Only ACK (and PSH on the last one) may be set: no SYN/FIN/RST/URG/ECE/CWR.
+    if flags & !(0x10 | 0x08) != 0 || flags & 0x10 == 0 {
+        return None;
+    }
+    let payload = p.len() - hl;
+    if payload == 0 {
+        return None;
+    }
+    let seq = u32::from_be_bytes([p[ihl + 4], p[ihl + 5], p[ihl + 6], p[ihl + 7]]);
+    let mut addrs = [0u8; 8];
+    addrs.copy_from_slice(&p[12..20]);
+    let mut ports = [0u8; 4];
+    ports.copy_from_slice(&p[ihl..ihl + 4]);
+    let mut ack = [0u8; 4];
+    ack.copy_from_slice(&p[ihl + 8..ihl + 12]);
+    let win = [p[ihl + 14], p[ihl + 15]];
+    Some((
+        Flow {
+            addrs,
+            ports,
+            tos: p[1],
+            ttl: p[8],
+            df: p[6] & 0x40 != 0,
+            opts: p[ihl + 20..hl].to_vec(),
+            ack,
+            win,
+        },
+        ihl,
+        hl,
+        seq,
+        payload,
+    ))
+}
+
+impl Coalescer {
+    /// An empty coalescer.
+    pub fn new() -> Coalescer {
+        Coalescer::default()
+    }
+
+    /// Adds one IPv4 packet (complete checksums).
+    pub fn push(&mut self, p: Vec<u8>) {
+        let Some((flow, ihl, hl, seq, payload)) = flow_of(&p) else {
+            self.items.push(Item::Plain(p));
+            return;
+        };
+        let psh = p[ihl + 13] & 0x08 != 0;
+        // Options other than timestamps-style equality are fine as long as identical; a
+        // segment may join only the most recent super-packet of its flow, so order is kept.
+        for it in self.items.iter_mut().rev() {
+            match it {
+                Item::Super(s) if s.flow.addrs == flow.addrs && s.flow.ports == flow.ports => {
+                    let fits = s.flow == flow
+                        && !s.closed
+                        && s.next_seq == seq
+                        && payload <= s.seg
+                        && s.buf.len() + payload <= MAX_SUPER;
+                    if fits {
+                        s.buf.extend_from_slice(&p[hl..]);
+                        s.next_seq = seq.wrapping_add(payload as u32);
+                        s.count += 1;
+                        if psh {
+                            s.buf[ihl + 13] |= 0x08;
+                        }
+                        if payload < s.seg || psh {
+                            s.closed = true;
+                        }
+                        return;
+                    }
+                    break;
+                }
+                Item::Plain(q)
+                    if q.len() >= 24
+                        && q[12..20] == flow.addrs[..]
+                        && q[20..24] == flow.ports[..] =>
+                {
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let closed = psh;
+        self.items.push(Item::Super(Super {
+            flow,
+            ihl,
+            hl,
+            seg: payload,
+            next_seq: seq.wrapping_add(payload as u32),
+            buf: p,
+            closed,
+            count: 1,
+        }));
+    }
+
+    /// Emits everything pushed, in order: each as (vnet header, packet) ready for TUN.
+    pub fn finish(&mut self, mut emit: impl FnMut(VnetHdr, Vec<u8>)) {
+        for it in self.items.drain(..) {
+            match it {
+                Item::Plain(p) => emit(VnetHdr::default(), p),
+                Item::Super(s) if s.count == 1 => emit(VnetHdr::default(), s.buf),
+                Item::Super(mut s) => {
+                    let len = s.buf.len() as u16;
+                    s.buf[2..4].copy_from_slice(&len.to_be_bytes());
+                    s.buf[10..12].copy_from_slice(&[0, 0]);
+                    let c = ipv4::checksum(&s.buf[..s.ihl]);
+                    s.buf[10..12].copy_from_slice(&c.to_be_bytes());
+                    tcp_pseudo(&mut s.buf, s.ihl);
+                    let h = VnetHdr {
+                        flags: F_NEEDS_CSUM,
+                        gso_type: GSO_TCPV4,
+                        hdr_len: s.hl as u16,
+                        gso_size: s.seg as u16,
+                        csum_start: s.ihl as u16,
+                        csum_offset: 16,
+                    };
+                    emit(h, s.buf)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ipv4::{Ipv4Packet, Ipv4Repr};
+    use std::net::Ipv4Addr;
+
+    fn tcp_packet(seq: u32, payload: &[u8], flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 20 + 20 + payload.len()];
+        Ipv4Repr {
+            src: Ipv4Addr::new(10, 0, 1, 10),
+            dst: Ipv4Addr::new(10, 0, 2, 10),
+            protocol: proto::TCP,
+            tos: 0,
+            ttl: 63,
+            ident: 100,
+            dont_frag: true,
+            payload_len: 20 + payload.len(),
+        }
+        .emit(&mut p);
+        p[20..22].copy_from_slice(&5001u16.to_be_bytes());
+        p[22..24].copy_from_slice(&40000u16.to_be_bytes());
+        p[24..28].copy_from_slice(&seq.to_be_bytes());
+        p[28..32].copy_from_slice(&7u32.to_be_bytes());
+        p[32] = 5 << 4;
+        p[33] = flags;
+        p[34..36].copy_from_slice(&500u16.to_be_bytes());
+        p[40..].copy_from_slice(payload);
+        tcp_checksum(&mut p, 20);
+        p
+    }
+
+    fn tcp_ok(p: &[u8]) -> bool {
+        let ihl = 20;
+        let mut acc = ipv4::sum(&p[12..20], 0);
+        acc = acc.wrapping_add(u32::from(proto::TCP));
+        acc = acc.wrapping_add((p.len() - ihl) as u32);
+        acc = ipv4::sum(&p[ihl..], acc);
+        ipv4::fold(acc) == 0xffff && ipv4::checksum(&p[..20]) == 0
+    }
+
+    #[test]
+    fn split_super_packet_into_valid_segments() {
+        let data: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+        // A super-packet as TSO delivers it: headers once, partial checksum.
+        let mut sp = tcp_packet(1000, &data, 0x18);
+        tcp_pseudo(&mut sp, 20);
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 1300,
+            csum_start: 20,
+            csum_offset: 16,
+        };
+        let mut out = Vec::new();
+        split(&h, &sp, &mut out).unwrap();
+        assert_eq!(out.len(), 4);
+        let mut re = Vec::new();
+        for (i, s) in out.iter().enumerate() {
+            assert!(tcp_ok(s), "segment {i} checksums");
+            assert!(s.len() <= 1340);
+            let p = Ipv4Packet::new_checked(s).unwrap();
+            let seq = u32::from_be_bytes(s[24..28].try_into().unwrap());
+            assert_eq!(seq, 1000 + (i as u32) * 1300);
+            assert_eq!(s[33] & 0x08 != 0, i == 3, "PSH only on the last");
+            re.extend_from_slice(&p.payload()[20..]);
+        }
+        assert_eq!(re, data);
+    }
+
+    #[test]
+    fn coalesce_then_split_round_trip() {
+        let mut c = Coalescer::new();
+        let seg = 1300;
+        for i in 0..5u32 {
+            let payload = vec![i as u8; if i == 4 { 700 } else { seg }];
+            c.push(tcp_packet(5000 + i * seg as u32, &payload, 0x10));
+        }
+        // A packet of another flow passes through.
+        let mut other = tcp_packet(1, b"x", 0x10);
+        other[20..22].copy_from_slice(&80u16.to_be_bytes());
+        tcp_checksum(&mut other, 20);
+        c.push(other.clone());
+        let mut got = Vec::new();
+        c.finish(|h, p| got.push((h, p)));
+        assert_eq!(got.len(), 2);
+        let (h, sp) = &got[0];
+        assert_eq!(h.gso_type, GSO_TCPV4);
+        assert_eq!(usize::from(h.gso_size), seg);
+        assert_eq!(sp.len(), 40 + 4 * seg + 700);
+        let mut segs = Vec::new();
+        split(h, sp, &mut segs).unwrap();
+        assert_eq!(segs.len(), 5);
+        for s in &segs {
+            assert!(tcp_ok(s));
+        }
+        assert_eq!(got[1].1, other);
+        assert_eq!(got[1].0, VnetHdr::default());
+    }
+
+    #[test]
+    fn gaps_and_flags_break_coalescing() {
+        let mut c = Coalescer::new();
+        c.push(tcp_packet(0, &[1; 100], 0x10));
+        c.push(tcp_packet(200, &[2; 100], 0x10)); // gap
+        c.push(tcp_packet(300, &[3; 100], 0x11)); // FIN
+        let mut n = 0;
+        c.finish(|h, _| {
+            assert_eq!(h.gso_type, GSO_NONE);
+            n += 1;
+        });
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn partial_checksum_completed() {
+        let mut p = tcp_packet(9, b"hello", 0x18);
+        let good = p.clone();
+        tcp_pseudo(&mut p, 20);
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 20,
+            csum_offset: 16,
+            ..VnetHdr::default()
+        };
+        let mut out = Vec::new();
+        split(&h, &p, &mut out).unwrap();
+        assert_eq!(out[0], good);
+        assert!(split(&VnetHdr { gso_type: 3, ..h }, &p, &mut out).is_err());
+    }
+}
