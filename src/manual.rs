@@ -316,6 +316,8 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
         ));
     }
     let compress = p.get_bool("compress", false)?;
+    // Tunnel-exit check on inbound SAs, unless the administrator turned it off.
+    let arrival_check = !p.get_bool("disablearrivalcheck", false)?;
     let encaps = p.get_bool("forceencaps", false)?;
     let esp_window = window(p, "espreplay_window")?;
     let ah_window = window(p, "ahreplay_window")?;
@@ -327,7 +329,7 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
         let side = dst.side;
         let mut group = Vec::new();
         let base = spi_for(p, side, if esp.is_some() { "esp" } else { "ah" })?;
-        let policy = inbound.then_some((src.client, dst.client));
+        let policy = (inbound && arrival_check).then_some((src.client, dst.client));
         let dir = if inbound { Dir::In } else { Dir::Out };
         let mk =
             |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>, policy| SaSpec {
