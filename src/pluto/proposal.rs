@@ -326,7 +326,9 @@ fn parse_ike_transform(t: &Transform) -> Result<(IkeAlg, AuthKind, Option<u64>),
             IkeAttrType::LifeDuration => {
                 let d = v.ok_or("bad OAKLEY_LIFE_DURATION")?;
                 if life_type == Some(OakleyLifeType::Seconds.value()) {
-                    life = Some(d);
+                    // 0 s is "no limit" (strongSwan sends it with reauth_time=0): treat it as
+                    // not given, or the SA would expire the moment it is established.
+                    life = (d > 0).then_some(d);
                 } else if life_type != Some(OakleyLifeType::Kilobytes.value()) {
                     return Err("OAKLEY_LIFE_DURATION without OAKLEY_LIFE_TYPE".into());
                 }
@@ -707,6 +709,8 @@ fn parse_p2_attrs(t: &Transform) -> Result<P2Attrs, String> {
             IpsecAttrType::SaLifeDuration => {
                 let d = a.as_u64().ok_or("bad SA_LIFE_DURATION")?;
                 match life_type {
+                    // 0 s means "no limit": as if not given (see parse_ike_transform).
+                    Some(1) if d == 0 => {}
                     Some(1) => out.life = Some(out.life.map_or(d, |l: u64| l.min(d))),
                     Some(2) => {}
                     _ => return Err("SA_LIFE_DURATION without SA_LIFE_TYPE".into()),

@@ -1,6 +1,7 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
 mod scenarios;
+mod strongswan;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
