@@ -130,13 +130,14 @@ fn check_traffic(t: &Topo) {
     let (lines, raw) = cap.stop();
     assert_eq!(n, SIZE, "short transfer");
     assert_eq!(sent, got, "transfer corrupted");
-    check_wire(&lines, &raw, 1000);
+    check_wire(t, &lines, &raw, 200);
 }
 
 /// Every captured packet is IKE (UDP 500/4500) or ESP/AH; at least `min` IPsec packets; the
-/// marker never appears.
-fn check_wire(lines: &[String], raw: &[u8], min: usize) {
+/// marker never appears. Panics with both gateways' logs and tables otherwise.
+fn check_wire(t: &Topo, lines: &[String], raw: &[u8], min: usize) {
     let mut ipsec = 0;
+    let mut problem = None;
     for l in lines {
         if l.contains(" ARP") || l.contains(" IP6 ") {
             continue;
@@ -145,19 +146,37 @@ fn check_wire(lines: &[String], raw: &[u8], min: usize) {
             || l.contains(".4500 > ")
             || l.contains("isakmp")
             || l.contains("UDP-encap");
-        assert!(
-            l.contains("ESP(") || l.contains("AH(") || ike,
-            "cleartext on the wire: {l}"
-        );
+        if !(l.contains("ESP(") || l.contains("AH(") || ike) {
+            problem = Some(format!("cleartext on the wire: {l}"));
+            break;
+        }
         if !ike {
             ipsec += 1;
         }
     }
-    assert!(ipsec >= min, "capture saw only {ipsec} IPsec packets");
-    assert!(
-        !contains(raw, MARKER),
-        "inner cleartext marker found on the wire"
-    );
+    if problem.is_none() && ipsec < min {
+        problem = Some(format!("capture saw only {ipsec} IPsec packets"));
+    }
+    if problem.is_none() && contains(raw, MARKER) {
+        problem = Some("inner cleartext marker found on the wire".into());
+    }
+    if let Some(p) = problem {
+        panic!("{p}\n{}", diag(t));
+    }
+}
+
+/// Both gateways' logs, `ipsec look` and status, for failure messages.
+fn diag(t: &Topo) -> String {
+    let mut s = String::new();
+    for ns in [&t.ga, &t.gb] {
+        s.push_str(&format!(
+            "===== {ns} log:\n{}\n----- look:\n{}\n----- status:\n{}\n",
+            t.log(ns),
+            String::from_utf8_lossy(&t.ipsec(ns, &["look"]).stdout),
+            String::from_utf8_lossy(&t.ipsec(ns, &["auto", "--status"]).stdout),
+        ));
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,7 +602,7 @@ fn road_warrior() {
     let (lines, raw) = cap.stop();
     assert_eq!(n, SIZE);
     assert_eq!(sent, got);
-    check_wire(&lines, &raw, 1000);
+    check_wire(&t, &lines, &raw, 200);
     // Down from the road warrior: the instance goes away on B.
     t.ipsec_ok(&ga, &["auto", "--down", "rw"]);
     assert!(
@@ -725,4 +744,427 @@ fn down_deletes_on_both_sides() {
             .all(|s| !old_a.contains(s) || s.starts_with("tun")),
         "{now_a:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. auto=start / auto=add, rereadsecrets, wrong PSK.
+
+#[test]
+fn auto_start_brings_the_tunnel_up_auto_add_does_not() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    std::thread::sleep(Duration::from_millis(1500));
+    for ns in [&ga, &gb] {
+        let st = status(&t, ns);
+        assert!(st.contains("\"net\": "), "{st}");
+        assert!(!st.contains("#1:"), "auto=add negotiated by itself:\n{st}");
+        assert!(spis(&t, ns).is_empty());
+    }
+    // A clean, quick stop (no SIGKILL after a timeout).
+    let t0 = Instant::now();
+    let o = t.ipsec(&ga, &["setup", "stop"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("stopped") && !text.contains("killed"),
+        "{text}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "setup stop took {:?}",
+        t0.elapsed()
+    );
+    // auto=start: up without anyone running --up.
+    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=start\n"));
+    assert!(
+        wait_until(Duration::from_secs(10), || status(&t, &ga)
+            .contains("STATE_QUICK_I2 (sent QI2, IPsec SA established)")),
+        "{}\n{}",
+        status(&t, &ga),
+        t.log(&ga)
+    );
+    check_traffic(&t);
+}
+
+/// Waits until `ns`'s datapath has no SAs.
+fn wait_no_sas(t: &Topo, ns: &str) {
+    assert!(
+        wait_until(Duration::from_secs(5), || spis(t, ns).is_empty()),
+        "{ns} kept {:?}",
+        spis(t, ns)
+    );
+}
+
+#[test]
+fn rereadsecrets_and_wrong_psk() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tauto=add\n"));
+    let (ga, gb) = (&t.ga, &t.gb);
+    up_ok(&t, ga, "net");
+    t.ipsec_ok(ga, &["auto", "--down", "net"]);
+    wait_no_sas(&t, gb);
+    // A new PSK on A only: the next Main Mode uses it, so B (old PSK) cannot authenticate A.
+    write_secrets(&t, ga, &psk_line("a brand new secret"));
+    let out = t.ipsec_ok(ga, &["auto", "--rereadsecrets"]);
+    assert!(!out.contains("brand new"), "{out}");
+    let t0 = Instant::now();
+    let (code, text) = up(&t, ga, "net");
+    eprintln!(
+        "--up with a wrong PSK: exit {code} after {:?}",
+        t0.elapsed()
+    );
+    assert_ne!(code, 0, "--up with mismatched PSKs succeeded: {text}");
+    assert!(!text.contains("IPsec SA established"), "{text}");
+    let lb = t.log(gb);
+    assert!(
+        lb.contains("probable authentication failure (mismatch of preshared secrets?)")
+            || lb.contains("received Hash Payload does not match computed value"),
+        "no clear log line on B:\n{lb}"
+    );
+    assert!(!lb.contains("brand new"), "a secret was logged:\n{lb}");
+    assert!(!t.log(ga).contains("brand new"));
+    // Both daemons keep serving.
+    for ns in [ga, gb] {
+        assert!(t.ipsec(ns, &["look"]).status.success());
+        assert!(!t.log(ns).contains("panicked"));
+    }
+    // B learns the new PSK too: --up works again.
+    write_secrets(&t, gb, &psk_line("a brand new secret"));
+    t.ipsec_ok(gb, &["auto", "--rereadsecrets"]);
+    t.ipsec_ok(ga, &["auto", "--down", "net"]);
+    up_ok(&t, ga, "net");
+    let er = t.ipsec_ok(ga, &["eroute"]);
+    let route = ns_must(ga, &["ip", "route", "show", "10.0.2.0/24"]);
+    assert!(
+        er.contains("=> tun0x") && route.contains("ipsec0"),
+        "A not routed into the tunnel:\n{er}\n{route}\n{}",
+        t.log(ga)
+    );
+    check_traffic(&t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Garbage on UDP 500 and 4500.
+
+#[test]
+fn garbage_to_ike_ports_is_dropped() {
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tauto=add\n"));
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let header = |len: u32, np: u8, exch: u8| -> Vec<u8> {
+        let mut h = vec![0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88];
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&[np, 0x10, exch, 0]);
+        h.extend_from_slice(&[0; 4]);
+        h.extend_from_slice(&len.to_be_bytes());
+        h
+    };
+    let mut bad: Vec<Vec<u8>> = vec![
+        header(28, 1, 2)[..20].to_vec(), // truncated header
+        random(1),
+        random(300),
+        random(1400),
+        header(0xffff, 1, 2), // length beyond the datagram
+        header(8, 1, 2),      // length shorter than the header
+        header(28, 1, 2),     // SA payload announced, none present
+        header(28, 0, 99),    // unknown exchange
+    ];
+    // A payload whose own length runs past the message.
+    let mut p = header(28 + 8, 1, 2);
+    p.extend_from_slice(&[0, 0, 0xff, 0xff, 0, 0, 0, 1]);
+    bad.push(p);
+    // A payload length of 0 (would loop forever in a careless parser).
+    let mut p = header(28 + 8, 1, 2);
+    p.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 1]);
+    bad.push(p);
+    // Version 2.0 and a Main Mode message with a response cookie nobody knows.
+    let mut p = header(28, 1, 2);
+    p[17] = 0x20;
+    bad.push(p);
+    let mut p = header(28, 5, 2);
+    p[8..16].copy_from_slice(&[9; 8]);
+    bad.push(p);
+    let mut on4500: Vec<Vec<u8>> = bad
+        .iter()
+        .map(|d| {
+            let mut m = vec![0, 0, 0, 0];
+            m.extend_from_slice(d);
+            m
+        })
+        .collect();
+    on4500.push(vec![0xff]); // NAT keepalive
+    on4500.push(vec![0, 0, 0]); // too short for a marker
+    on4500.push(random(100)); // ESP with an unknown SPI
+    let a = Ipv4Addr::new(192, 0, 2, 1);
+    for _ in 0..5 {
+        send_udp(&t.gb, SocketAddrV4::new(a, 500), bad.clone());
+        send_udp(&t.gb, SocketAddrV4::new(a, 4500), on4500.clone());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let la = t.log(&t.ga);
+    assert!(!la.contains("panicked"), "{la}");
+    assert!(t.ipsec(&t.ga, &["look"]).status.success());
+    assert!(
+        !status(&t, &t.ga).contains("#1:"),
+        "garbage created a state"
+    );
+    // Each bad message is logged and dropped, on 500 and (behind the marker) on 4500.
+    for w in [
+        "message truncated; message dropped",
+        "ISAKMP header length 8 is smaller than the header; message dropped",
+        "bad length 0 of ISAKMP_NEXT_SA payload; message dropped",
+        "bad length 65535 of ISAKMP_NEXT_SA payload; message dropped",
+        "ISAKMP version 2.0 not supported; message dropped",
+    ] {
+        let n = la
+            .lines()
+            .filter(|l| l.starts_with("packet from 192.0.2.2:") && l.ends_with(w))
+            .count();
+        assert!(n >= 10, "{w:?} logged {n} times, want 10:\n{la}");
+    }
+    up_ok(&t, &t.ga, "net");
+    check_traffic(&t);
+}
+
+/// Sends each of `datagrams` over UDP from namespace `ns` to `dst`.
+fn send_udp(ns: &str, dst: SocketAddrV4, datagrams: Vec<Vec<u8>>) {
+    in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        for d in datagrams {
+            s.send_to(&d, dst).expect("send udp");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Custom updown.
+
+#[test]
+fn custom_updown_gets_the_pluto_environment() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    let script = t.dir.path("updown.sh");
+    let rec = t.dir.path("updown.rec");
+    let write_script = |body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write_script(&format!(
+        "{{ echo \"== $PLUTO_VERB\"; env | grep '^PLUTO_' | sort; }} >> {}\nexec {} _updown\n",
+        rec.display(),
+        ipsec_bin()
+    ));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(
+        &ga,
+        &net_conf(&format!(
+            "\tauthby=secret\n\tleftupdown={}\n\tauto=add\n",
+            script.display()
+        )),
+    );
+    up_ok(&t, &ga, "net");
+    check_traffic(&t);
+    let r = std::fs::read_to_string(&rec).unwrap_or_default();
+    let section = |verb: &str| -> String {
+        r.split("== ")
+            .find(|s| s.starts_with(&format!("{verb}\n")))
+            .unwrap_or_else(|| panic!("updown never ran {verb}:\n{r}"))
+            .to_string()
+    };
+    for verb in ["route-client", "up-client"] {
+        let s = section(verb);
+        for want in [
+            format!("PLUTO_VERB={verb}"),
+            "PLUTO_VERSION=1.1".into(),
+            "PLUTO_CONNECTION=net".into(),
+            "PLUTO_INTERFACE=ipsec0".into(),
+            "PLUTO_ME=192.0.2.1".into(),
+            "PLUTO_PEER=192.0.2.2".into(),
+            "PLUTO_NEXT_HOP=192.0.2.2".into(),
+            "PLUTO_MY_CLIENT=10.0.1.0/24".into(),
+            "PLUTO_MY_CLIENT_NET=10.0.1.0".into(),
+            "PLUTO_MY_CLIENT_MASK=255.255.255.0".into(),
+            "PLUTO_PEER_CLIENT=10.0.2.0/24".into(),
+            "PLUTO_PEER_CLIENT_NET=10.0.2.0".into(),
+            "PLUTO_PEER_CLIENT_MASK=255.255.255.0".into(),
+        ] {
+            assert!(s.lines().any(|l| l == want), "{verb}: missing {want}:\n{s}");
+        }
+    }
+    // route before up.
+    assert!(r.find("== route-client").unwrap() < r.find("== up-client").unwrap());
+    assert!(!r.contains("== down-client"));
+    t.ipsec_ok(&ga, &["auto", "--down", "net"]);
+    let r = std::fs::read_to_string(&rec).unwrap_or_default();
+    assert!(r.contains("== down-client\n"), "{r}");
+    assert!(r.contains("PLUTO_VERB=down-client"), "{r}");
+
+    // A failing script: its output and exit status are logged; the daemon carries on.
+    write_script(&format!(
+        "echo \"updown says hello to $PLUTO_VERB\"\n[ \"$PLUTO_VERB\" = up-client ] && exit 1\nexec {} _updown\n",
+        ipsec_bin()
+    ));
+    let _ = up(&t, &ga, "net");
+    let la = t.log(&ga);
+    assert!(
+        la.contains("up-client output: updown says hello to up-client"),
+        "{la}"
+    );
+    assert!(
+        la.contains("up-client command exited with status 1"),
+        "{la}"
+    );
+    assert!(t.ipsec(&ga, &["look"]).status.success());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Rekey without loss.
+
+/// Sends `data` over TCP from `from` to host B at about `rate` bytes/s; returns (sent hash,
+/// received hash, bytes received, longest gap between reads at the receiver).
+fn paced_transfer(t: &Topo, port: u16, data: Vec<u8>, rate: usize) -> (u64, u64, usize, Duration) {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hb = t.hb.clone();
+    let server = std::thread::spawn(move || {
+        enter_netns(&hb);
+        let l = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+        tx.send(()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        let mut last = Instant::now();
+        let mut gap = Duration::ZERO;
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    gap = gap.max(last.elapsed());
+                    last = Instant::now();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+        (buf, gap)
+    });
+    rx.recv().unwrap();
+    let sent = hash(&data);
+    let ha = t.ha.clone();
+    in_netns(&ha, move || {
+        let mut s = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::V4(SocketAddrV4::new(HB, port)),
+            Duration::from_secs(10),
+        )
+        .expect("connect through the tunnel");
+        s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+        let t0 = Instant::now();
+        let mut off = 0;
+        while off < data.len() {
+            let allowed = (t0.elapsed().as_secs_f64() * rate as f64) as usize;
+            if allowed <= off {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            let end = allowed.min(data.len()).min(off + 65536);
+            s.write_all(&data[off..end])
+                .expect("send through the tunnel");
+            off = end;
+        }
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let (got, gap) = server.join().unwrap();
+    (sent, hash(&got), got.len(), gap)
+}
+
+/// `newest IPsec SA: #N` of conn `net` in a status report.
+fn newest_ipsec(st: &str) -> u64 {
+    st.lines()
+        .find_map(|l| l.split("newest IPsec SA: #").nth(1))
+        .and_then(|r| r.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no newest IPsec SA in\n{st}"))
+}
+
+#[test]
+fn rekey_without_loss() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tkeylife=20s\n\trekeymargin=10s\n\trekeyfuzz=0%\n\tikelifetime=30s\n\tauto=add\n",
+    ));
+    let (ga, gb) = (&t.ga, &t.gb);
+    let out = up_ok(&t, ga, "net");
+    let (first_out, first_in) = esp_spis(&out);
+    let first = newest_ipsec(&status(&t, ga));
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(gb, &["eroute"])
+            .contains("=> tun0x")),
+        "{}",
+        t.log(gb)
+    );
+    let cap = Capture::start(ga, &t.ga_out, &t.dir.path("rekey.pcap"));
+    let t0 = Instant::now();
+    // 10 MB over ~27 s: across the IPsec rekeys at 10 s and 20 s and the ISAKMP one at 20 s.
+    let (sent, got, n, gap) = paced_transfer(&t, 5600, payload(SIZE, MARKER), SIZE / 27);
+    let took = t0.elapsed();
+    let (lines, raw) = cap.stop();
+    eprintln!("paced transfer: {n} bytes in {took:?}, longest stall {gap:?}");
+    assert_eq!(n, SIZE, "short transfer\n{}\n{}", t.log(ga), t.log(gb));
+    assert_eq!(sent, got, "transfer corrupted");
+    assert!(took > Duration::from_secs(25), "{took:?}");
+    assert!(
+        gap < Duration::from_secs(3),
+        "the transfer stalled for {gap:?} around a rekey\n{}\n{}",
+        t.log(ga),
+        t.log(gb)
+    );
+    check_wire(&t, &lines, &raw, 200);
+    let st = status(&t, ga);
+    let newest = newest_ipsec(&st);
+    assert!(newest > first, "no newer IPsec SA than #{first}:\n{st}");
+    let la = t.log(ga);
+    assert!(
+        la.contains(&format!(
+            "initiating Quick Mode PSK+ENCRYPT+TUNNEL+PFS+UP to replace #{first}"
+        )),
+        "{la}"
+    );
+    assert!(
+        la.contains(&format!("#{first}: IPsec SA expiring soon: replacing")),
+        "{la}"
+    );
+    assert!(
+        la.contains("#1: ISAKMP SA expiring soon: replacing"),
+        "{la}"
+    );
+    // The first SAs are gone (expired) on both sides, newer ones carry the traffic.
+    for ns in [ga, gb] {
+        let s = spis(&t, ns);
+        for spi in [first_out, first_in] {
+            assert!(
+                !s.iter().any(|x| x.starts_with(&format!("esp0x{spi:x}@"))),
+                "{ns}: the first SA {spi:x} outlived its 20 s: {s:?}"
+            );
+        }
+        assert!(
+            s.iter().any(|x| x.starts_with("esp0x")),
+            "{ns}: no SAs left"
+        );
+    }
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3));
 }

@@ -32,6 +32,8 @@ pub(crate) const MAX_RETRANSMISSIONS: u32 = 2;
 pub(crate) const MAX_RETRANSMISSIONS_INITIAL: u32 = 20;
 /// How long a half-open responder state lives (ms).
 pub(crate) const HALF_OPEN_TIMEOUT_MS: u64 = 60_000;
+/// Most narrow `%hold`s remembered (memory bound against a flood of trapped host pairs).
+const MAX_NARROW_HOLDS: usize = 4096;
 /// Most output items queued before new log lines are dropped (memory bound).
 const MAX_QUEUED_LOGS: usize = 100_000;
 
@@ -205,6 +207,7 @@ impl Pluto {
                 // shadow the conn's wider eroute for good: remember it.
                 let (src, dst) = (Subnet::host(a.src), Subnet::host(a.dst));
                 if (src, dst) != (ours, peers)
+                    && self.narrow_holds.len() < MAX_NARROW_HOLDS
                     && !self
                         .narrow_holds
                         .iter()

@@ -17,11 +17,13 @@ pub fn ipsec_bin() -> &'static str {
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
-/// A unique short prefix for names (interface names must stay under 16 bytes).
+/// A unique short prefix for names (interface names must stay under 16 bytes): the whole pid
+/// in hex and a counter, with a separator, so that test binaries running at the same time never
+/// share a prefix (`r{pid % 10000}{n}` did: pid …636 with n=10 and pid …6361 with n=0 both gave
+/// `r63610`, and one test's teardown deleted the other's namespaces and scratch directory).
 pub fn unique_prefix() -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let pid = std::process::id() % 10000;
-    format!("r{pid}{n}")
+    format!("r{:x}x{n}", std::process::id())
 }
 
 /// Runs a command, returning its output (never panics on failure to spawn: returns it in stderr).
