@@ -15,6 +15,10 @@
 //!   R_U_THERE), and clears its SAs within ~10 s of charon being SIGKILLed; the other way round,
 //!   charon (dpd_delay=2s dpd_timeout=6s) keeps a live rswan and closes its SAs after rswan is
 //!   SIGKILLed.
+//! * Rekey: charon rekeys the CHILD_SA (rswan responds, honours the later Delete of the old
+//!   one) and rswan rekeys (charon takes the new SA, rswan deletes the old one at expiry);
+//!   pings keep flowing. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
+//!   either side initiating.
 //!
 //! A missing strongSwan fails the tests with a message to run scripts/install-deps.
 
@@ -100,13 +104,19 @@ const AES256GCM: Suite = Suite {
     size: 10 * MB + 321,
 };
 
-/// rswan's ipsec.conf on gateway A: one IKE conn `net` to gateway B, `auto=add`.
+/// rswan's ipsec.conf on gateway A: one IKE conn `net` to gateway B, `auto=add`, `pfs=yes`
+/// unless `extra` says otherwise.
 fn rswan_conf(s: &Suite, extra: &str) -> String {
+    let pfs = if extra.contains("pfs=") {
+        ""
+    } else {
+        "\tpfs=yes\n"
+    };
     format!(
         "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\tplutodebug=control\n\n\
          conn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=192.0.2.2\n\t\
-         rightsubnet=10.0.2.0/24\n\tauthby=secret\n\tike={}\n\tesp={}\n\tpfs=yes\n\t\
-         keylife=1h\n\tikelifetime=1h\n\tauto=add\n{extra}",
+         rightsubnet=10.0.2.0/24\n\tauthby=secret\n\tike={}\n\tesp={}\n{pfs}\t\
+         ikelifetime=1h\n\tauto=add\n{extra}",
         s.ike, s.esp
     )
 }
@@ -199,6 +209,27 @@ impl Pair {
             })
         };
         Some((find("@192.0.2.2")?, find("@192.0.2.1")?))
+    }
+
+    /// The ESP SPIs (out, in) of the IPsec SA that owns rswan's eroute, from `auto --status`
+    /// (`"net": … eroute owner: #N` and `#N: "net" esp.OUT@192.0.2.2 esp.IN@192.0.2.1 …`).
+    fn rswan_owner_spis(&self) -> Option<(u32, u32)> {
+        let st = self.t.ipsec_ok(self.ga(), &["auto", "--status"]);
+        let owner = st.lines().find_map(|l| {
+            l.split_once("eroute owner: #")
+                .map(|x| x.1.trim().to_string())
+        })?;
+        let prefix = format!("#{owner}: \"net\" esp.");
+        let line = st
+            .lines()
+            .find_map(|l| l.strip_prefix("000 ")?.strip_prefix(&prefix))?;
+        let spi = |suffix: &str| {
+            format!("esp.{line}").split_whitespace().find_map(|w| {
+                let hex = w.strip_prefix("esp.")?.strip_suffix(suffix)?;
+                u32::from_str_radix(hex, 16).ok()
+            })
+        };
+        Some((spi("@192.0.2.2")?, spi("@192.0.2.1")?))
     }
 
     /// rswan's `ipsec spi` lists no ESP SA and `ipsec auto --status` no IPsec SA state.
@@ -607,4 +638,189 @@ fn dpd_strongswan_notices_dead_rswan() {
         "charon closed the SAs {:?} after rswan's SIGKILL",
         t0.elapsed()
     );
+}
+
+/// Pings host A -> host B every 0.2 s for `secs` seconds in the background while `f` runs;
+/// returns (replies, sent).
+fn ping_during(p: &Pair, secs: u32, f: impl FnOnce()) -> (u32, u32) {
+    let count = secs * 5;
+    let ha = p.t.ha.clone();
+    let h = std::thread::spawn(move || {
+        let o = ns_run(
+            &ha,
+            &[
+                "ping",
+                "-c",
+                &count.to_string(),
+                "-i",
+                "0.2",
+                "-W",
+                "1",
+                "10.0.2.10",
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .find_map(|l| {
+                l.split(',')
+                    .find(|x| x.contains("received"))
+                    .and_then(|x| x.split_whitespace().next())
+                    .and_then(|n| n.parse::<u32>().ok())
+            })
+            .unwrap_or(0)
+    });
+    f();
+    (h.join().unwrap(), count)
+}
+
+/// The `swanctl --list-sas` counters line of charon's inbound SA `spi`: bytes.
+fn charon_in_bytes(sas: &str, spi: u32) -> Option<u64> {
+    sas.lines()
+        .find(|l| l.trim_start().starts_with(&format!("in  {spi:08x}")))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|f| f.trim().strip_suffix(" bytes"))
+        .and_then(|b| b.trim().parse().ok())
+}
+
+/// charon rekeys the CHILD_SA (IKEv1: a new Quick Mode on the ISAKMP SA; the old CHILD_SA
+/// stays until its life_time, then charon deletes it): rswan answers as responder, moves its
+/// outbound traffic to the new SA and honours the Delete of the old one; pings keep flowing.
+#[test]
+fn rekey_initiated_by_strongswan() {
+    let p = Pair::new(&AES128, "", |c| {
+        c.extra_child =
+            "\t\t\t\trekey_time = 5s\n\t\t\t\tlife_time = 9s\n\t\t\t\trand_time = 0s\n".into();
+    });
+    let first = p.establish(true);
+    let mut second = None;
+    let (got, sent) = ping_during(&p, 12, || {
+        let ok = poll(Duration::from_secs(10), || {
+            second = p
+                .rswan_owner_spis()
+                .filter(|s| s.0 != first.0 && s.1 != first.1);
+            second.is_some()
+        });
+        assert!(ok, "rswan did not take charon's new CHILD_SA\n{}", p.logs());
+        // charon deletes the old CHILD_SA at its life_time (9 s); rswan drops its SAs too.
+        let old_gone = poll(Duration::from_secs(8), || {
+            !p.t.ipsec_ok(p.ga(), &["spi"])
+                .contains(&format!("esp0x{:x}@192.0.2.2", first.0))
+        });
+        assert!(
+            old_gone,
+            "rswan kept the rekeyed SA after charon's Delete\n{}\n{}",
+            p.t.ipsec_ok(p.ga(), &["spi"]),
+            p.logs()
+        );
+    });
+    let second = second.unwrap();
+    let log = p.t.log(p.ga());
+    assert!(log.contains("responding to Quick Mode"), "{}", p.logs());
+    assert!(
+        log.contains("received Delete SA payload: deleting IPSEC State"),
+        "{}",
+        p.logs()
+    );
+    assert!(
+        got + 2 >= sent,
+        "pings lost across the rekey: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    // Traffic after the rekey uses the new SAs (charon counts bytes on its new inbound SA).
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    let sas = p.charon.list_sas();
+    let newest = p.rswan_owner_spis().unwrap_or(second);
+    assert!(
+        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{sas}",
+        newest.0
+    );
+    eprintln!("pings across charon's rekey: {got}/{sent}");
+}
+
+/// rswan rekeys (keylife 16 s, rekeymargin 8 s: a new Quick Mode at 8 s, the old SA expires and
+/// is deleted, with a Delete to charon, at 16 s): charon answers, takes the new SA, drops the
+/// old one; pings keep flowing.
+#[test]
+fn rekey_initiated_by_rswan() {
+    let p = Pair::new(
+        &AES128,
+        "\tkeylife=16s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
+        |_| {},
+    );
+    let first = p.establish(true);
+    let mut second = None;
+    let (got, sent) = ping_during(&p, 20, || {
+        let ok = poll(Duration::from_secs(12), || {
+            second = p
+                .rswan_owner_spis()
+                .filter(|s| s.0 != first.0 && s.1 != first.1);
+            second.is_some()
+        });
+        assert!(ok, "rswan did not rekey\n{}", p.logs());
+        let second = second.unwrap();
+        // charon has both, then only the new one once rswan deleted the old at expiry.
+        let old_gone = poll(Duration::from_secs(12), || {
+            let sas = p.charon.list_sas();
+            !sas.contains(&format!("in  {:08x}", first.0))
+                && sas.contains(&format!("in  {:08x}", second.0))
+        });
+        assert!(
+            old_gone,
+            "charon kept the old CHILD_SA or lacks the new one\n{}\n{}",
+            p.charon.list_sas(),
+            p.logs()
+        );
+    });
+    let second = second.unwrap();
+    assert!(
+        got + 2 >= sent,
+        "pings lost across the rekey: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    let sas = p.charon.list_sas();
+    let newest = p.rswan_owner_spis().unwrap_or(second);
+    assert!(
+        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{sas}",
+        newest.0
+    );
+    eprintln!("pings across rswan's rekey: {got}/{sent}");
+}
+
+/// Without PFS (rswan pfs=no, charon esp_proposals without a DH group): Quick Mode without KE
+/// payloads, each side initiating in turn.
+#[test]
+fn no_pfs_both_initiators() {
+    let suite = Suite {
+        ss_esp: "aes128-sha1",
+        ss_esp_name: "ESP:AES_CBC-128/HMAC_SHA1_96",
+        ..AES128
+    };
+    let p = Pair::new(&suite, "\tpfs=no\n", |_| {});
+    for rswan_initiates in [true, false] {
+        let spis = p.establish(rswan_initiates);
+        let sas = p.charon.list_sas();
+        assert!(sas.contains(suite.ss_esp_name), "{sas}");
+        assert!(!sas.contains("HMAC_SHA1_96/MODP"), "PFS used:\n{sas}");
+        let st = p.t.ipsec_ok(p.ga(), &["auto", "--status"]);
+        assert!(!st.contains("+PFS"), "rswan's policy has PFS:\n{st}");
+        assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+        assert!(
+            charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0),
+            "{}",
+            p.charon.list_sas()
+        );
+        p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
+        assert!(
+            poll(Duration::from_secs(10), || p
+                .charon
+                .list_sas()
+                .trim()
+                .is_empty()),
+            "{}",
+            p.charon.list_sas()
+        );
+    }
 }
