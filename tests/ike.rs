@@ -320,7 +320,13 @@ fn pfs_mismatch_is_refused() {
         "{}",
         t.log(&gb)
     );
-    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .log(&gb)
+            .contains("missing PFS group required by our policy")),
+        "{}",
+        t.log(&gb)
+    );
     let st = status(&t, &gb);
     assert!(!st.contains("STATE_QUICK_R2"), "{st}\n{}", t.log(&gb));
 }
@@ -552,6 +558,16 @@ fn whack_output_exit_codes_and_status() {
         "{out}"
     );
     assert!(out.contains("004 \"net\" #3: STATE_QUICK_I2"), "{out}");
+    // --down of a conn that was only added (not routed): no eroute, no route left.
+    t.ipsec_ok(ga, &["auto", "--down", "net"]);
+    assert!(spis(&t, ga).is_empty(), "{:?}", spis(&t, ga));
+    let er = t.ipsec_ok(ga, &["eroute"]);
+    assert!(er.trim().is_empty(), "{er}");
+    let route = ns_must(ga, &["ip", "route", "show", "10.0.2.0/24"]);
+    assert!(!route.contains("ipsec0"), "{route}");
+    let st = status(&t, ga);
+    assert!(st.contains("; unrouted; "), "{st}");
+    assert!(!st.contains("#3:"), "{st}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -715,6 +731,11 @@ fn down_deletes_on_both_sides() {
     );
     let st = status(&t, &gb);
     assert!(!st.contains("STATE_QUICK_R2"), "{st}");
+    // B (not routed by policy) drops its eroute and route with the SA.
+    let er = t.ipsec_ok(&gb, &["eroute"]);
+    assert!(!er.contains("10.0.2.0/24"), "{er}");
+    let route = ns_must(&gb, &["ip", "route", "show", "10.0.1.0/24"]);
+    assert!(!route.contains("ipsec0"), "{route}");
     // A was routed: its %trap stays, the route too.
     let er = t.ipsec_ok(&ga, &["eroute"]);
     assert!(
