@@ -920,17 +920,44 @@ impl Pluto {
             .and_then(|s| s.p1())
             .ok_or("gone")?;
         let spi = [p1.icookie, p1.rcookie].concat();
-        payloads.push(Payload::Notification(NotificationPayload {
-            doi: Doi::Ipsec,
-            protocol: ProtocolId::Isakmp,
-            spi,
-            notify_type: NotifyType::InitialContact,
-            data: Vec::new(),
-        }));
+        // INITIAL_CONTACT (RFC 2407 4.6.3.3) tells the peer it may delete every other SA it
+        // has with us: only when we have none. strongSwan does so at once, silently, so sent
+        // on an ISAKMP SA replacement it killed the CHILD_SAs our IPsec SAs still pointed at.
+        if !self.has_other_sas_with(serial, *p1.remote.ip()) {
+            payloads.push(Payload::Notification(NotificationPayload {
+                doi: Doi::Ipsec,
+                protocol: ProtocolId::Isakmp,
+                spi,
+                notify_type: NotifyType::InitialContact,
+                data: Vec::new(),
+            }));
+        }
         self.send_encrypted_p1(serial, payloads)?;
         self.advance(serial, StateKind::MainI3);
         self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
         Ok(())
+    }
+
+    /// Another established ISAKMP or IPsec SA than `serial` exists with the peer at `peer`.
+    fn has_other_sas_with(&self, serial: u64, peer: std::net::Ipv4Addr) -> bool {
+        self.states.values().any(|s| {
+            if s.serial == serial {
+                return false;
+            }
+            if s.kind.isakmp_established() {
+                return s.p1().is_some_and(|p| *p.remote.ip() == peer);
+            }
+            if s.kind.ipsec_established() {
+                let parent_peer = s
+                    .p2()
+                    .and_then(|p| self.states.get(&p.parent))
+                    .and_then(|x| x.p1())
+                    .map(|x| *x.remote.ip());
+                return parent_peer == Some(peer)
+                    || self.conns.get(&s.conn).and_then(|c| c.that.host) == Some(peer);
+            }
+            false
+        })
     }
 
     /// Decrypts a phase-1 message (MI3/MR3); returns plaintext and the next IV.
@@ -1111,6 +1138,15 @@ impl Pluto {
         let (peer_id, text) = Self::peer_id_of(&chain)?;
         let key = self.refine_conn(serial, &peer_id, &text)?;
         self.verify_peer_auth(serial, &key, &chain)?;
+        // As FreeS/WAN: notifications in MI3 (INITIAL_CONTACT) are logged, not acted on.
+        for item in &chain.items {
+            if let Payload::Notification(n) = &item.p {
+                self.slog(
+                    serial,
+                    format!("ignoring informational payload, type {}", n.notify_type),
+                );
+            }
+        }
         // Authenticated: adopt the IV, the (possibly floated) endpoint, instantiate.
         let template = self.conns.get(&key).is_some_and(|c| c.is_template());
         let key = if template {

@@ -97,3 +97,38 @@ fn zero_lifetimes_proposed_by_the_peer_are_no_limit() {
     assert!(!net.b.log_has("expiring soon"), "{}", net.b.dump());
     assert!(!net.b.log_has("SA expired"), "{}", net.b.dump());
 }
+
+/// INITIAL_CONTACT went out in MI3 of every Main Mode, also when replacing the ISAKMP SA while
+/// IPsec SAs lived on. strongSwan then destroyed its old IKE_SA and, silently, the CHILD_SAs
+/// our IPsec SAs pointed at ("destroying duplicate IKE_SA for peer '…', received
+/// INITIAL_CONTACT"): the tunnel went dark at the first ISAKMP rekey. Only the first contact
+/// carries it now (the responder logs what it ignores, as FreeS/WAN did).
+#[test]
+fn initial_contact_only_on_first_contact() {
+    const IC: &str = "ignoring informational payload, type IPSEC_INITIAL_CONTACT";
+    let mut net =
+        psk_pair("\tikelifetime=100s\n\tkeylife=300s\n\trekeymargin=20s\n\trekeyfuzz=0%\n");
+    net.up_a("net");
+    assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
+    assert_eq!(net.b.logs.iter().filter(|l| l.contains(IC)).count(), 1);
+    // ISAKMP replacement at 80 s, with the IPsec SA still up.
+    net.advance_to(85_000);
+    assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
+    assert_eq!(net.b.established_isakmp(), 2, "{}", net.b.dump());
+    assert_eq!(
+        net.b.logs.iter().filter(|l| l.contains(IC)).count(),
+        1,
+        "INITIAL_CONTACT on the replacement:\n{}",
+        net.b.dump()
+    );
+    // After everything is gone, the next Main Mode is a first contact again.
+    net.whack_a(9, WhackCmd::Down("net".into()));
+    assert_eq!(net.a.established_isakmp() + net.a.established_ipsec(), 0);
+    net.up_a("net");
+    assert_eq!(
+        net.b.logs.iter().filter(|l| l.contains(IC)).count(),
+        2,
+        "{}",
+        net.b.dump()
+    );
+}
