@@ -116,7 +116,7 @@ fn rswan_conf(s: &Suite, extra: &str) -> String {
         "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\tplutodebug=control\n\n\
          conn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=192.0.2.2\n\t\
          rightsubnet=10.0.2.0/24\n\tauthby=secret\n\tike={}\n\tesp={}\n{pfs}\t\
-         ikelifetime=1h\n\tauto=add\n{extra}",
+         auto=add\n{extra}",
         s.ike, s.esp
     )
 }
@@ -823,4 +823,59 @@ fn no_pfs_both_initiators() {
             p.charon.list_sas()
         );
     }
+}
+
+/// rswan replaces its ISAKMP SA (ikelifetime 16 s, rekeymargin 8 s: a new Main Mode at 8 s,
+/// the old ISAKMP SA expires at 16 s) while its IPsec SA lives on: charon moves the CHILD_SA to
+/// the new IKE_SA instead of destroying it (rswan no longer sends INITIAL_CONTACT on a
+/// replacement), and the IPsec SA is then rekeyed (keylife 22 s: at 14 s) over the new ISAKMP
+/// SA; pings keep flowing throughout.
+#[test]
+fn isakmp_rekey_by_rswan() {
+    let p = Pair::new(
+        &AES128,
+        "\tikelifetime=16s\n\trekeymargin=8s\n\trekeyfuzz=0%\n\tkeylife=22s\n",
+        |_| {},
+    );
+    let first = p.establish(true);
+    let mut second = None;
+    let (got, sent) = ping_during(&p, 20, || {
+        let ok = poll(Duration::from_secs(12), || {
+            p.t.ipsec_ok(p.ga(), &["auto", "--status"])
+                .contains("#3: \"net\" STATE_MAIN_I4")
+        });
+        assert!(ok, "rswan did not replace its ISAKMP SA\n{}", p.logs());
+        let ok = poll(Duration::from_secs(10), || {
+            second = p
+                .rswan_owner_spis()
+                .filter(|s| s.0 != first.0 && s.1 != first.1);
+            second.is_some()
+        });
+        assert!(ok, "rswan did not rekey its IPsec SA\n{}", p.logs());
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let second = second.unwrap();
+    let clog = p.charon.log_text();
+    assert!(
+        !clog.contains("destroying duplicate IKE_SA"),
+        "charon destroyed the old IKE_SA and its CHILD_SA\n{}",
+        p.logs()
+    );
+    assert!(
+        got + 2 >= sent,
+        "pings lost across the ISAKMP rekey: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    assert!(
+        p.t.log(p.ga()).contains("#1: SA expired"),
+        "old ISAKMP SA did not expire\n{}",
+        p.logs()
+    );
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    let sas = p.charon.list_sas();
+    assert!(
+        charon_in_bytes(&sas, second.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{sas}",
+        second.0
+    );
 }
