@@ -1189,3 +1189,28 @@ fn rekey_without_loss() {
     }
     assert!(ping(&t.ha, "10.0.2.10", 3, 3));
 }
+
+#[test]
+fn no_cleartext_right_after_up() {
+    // The initiator sends as soon as `--up` returns (QI2 sent); the responder may still be
+    // processing QI2. Host B's replies must not leave gateway B in the clear meanwhile.
+    let t = psk_pair(&net_conf("\tauthby=secret\n\tauto=add\n"));
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("race.pcap"));
+    up_ok(&t, &t.ga, "net");
+    ns_run(
+        &t.ha,
+        &[
+            "ping",
+            "-n",
+            "-c",
+            "20",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "10.0.2.10",
+        ],
+    );
+    let (lines, raw) = cap.stop();
+    check_wire(&t, &lines, &raw, 10);
+}

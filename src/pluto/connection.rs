@@ -107,6 +107,9 @@ pub enum Routing {
     Erouted,
     /// Failure shunt in place.
     FailShunt,
+    /// `%hold` eroute (and the route) while a responder waits for QI2 of the conn's first
+    /// IPsec SA, so the peer client's replies are not sent in the clear meanwhile.
+    Hold,
 }
 
 impl Routing {
@@ -117,6 +120,7 @@ impl Routing {
             Routing::Prospective => "prospective erouted",
             Routing::Erouted => "erouted",
             Routing::FailShunt => "fail erouted",
+            Routing::Hold => "erouted HOLD",
         }
     }
 }

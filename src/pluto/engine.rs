@@ -1102,7 +1102,7 @@ impl Pluto {
                 self.eroute(&key, ErouteOp::Add, head);
                 self.updown(&key, Verb::Up);
             }
-            Routing::Prospective | Routing::FailShunt => {
+            Routing::Prospective | Routing::FailShunt | Routing::Hold => {
                 self.eroute(&key, ErouteOp::Replace, head);
                 self.updown(&key, Verb::Up);
             }
@@ -1172,6 +1172,19 @@ impl Pluto {
                     if c.newest_ipsec == serial {
                         c.newest_ipsec = 0;
                     }
+                }
+                // A responder's hold whose QI2 never came.
+                let held = self
+                    .conns
+                    .get(&key)
+                    .is_some_and(|c| c.routing == Routing::Hold);
+                if held
+                    && !self
+                        .states
+                        .values()
+                        .any(|s| s.conn == key && s.p2().is_some())
+                {
+                    self.release_responder_hold(&key);
                 }
             }
             Family::P1(_) => {
@@ -1244,6 +1257,45 @@ impl Pluto {
                 dst,
                 said: Self::shunt_said(Shunt::Hold),
             });
+        }
+    }
+
+    /// A responder has installed the inbound SAs of a conn's first IPsec SA. The initiator
+    /// starts sending through them as soon as it has sent QI2, which may be before QI2 has been
+    /// processed here; the decrypted packets' replies would then leave by the ordinary route, in
+    /// the clear. So route the peer client into ipsecN now, with a `%hold` eroute: replies wait
+    /// (the newest is released through the tunnel once QI2 installs the outbound SAs).
+    pub(crate) fn hold_for_responder(&mut self, serial: u64) {
+        let Some(key) = self.states.get(&serial).map(|s| s.conn.clone()) else {
+            return;
+        };
+        if self.conns.get(&key).map(|c| c.routing) != Some(Routing::Unrouted)
+            || self.route_conflict(&key).is_some()
+        {
+            return;
+        }
+        self.updown(&key, Verb::Prepare);
+        self.updown(&key, Verb::Route);
+        self.eroute(&key, ErouteOp::Add, Self::shunt_said(Shunt::Hold));
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.routing = Routing::Hold;
+        }
+    }
+
+    /// Undoes [`Pluto::hold_for_responder`] when no IPsec SA came of it.
+    fn release_responder_hold(&mut self, key: &str) {
+        let routed = self.conns.get(key).is_some_and(|c| c.policy_routed);
+        if routed {
+            self.eroute(key, ErouteOp::Replace, Self::trap_said());
+            if let Some(c) = self.conns.get_mut(key) {
+                c.routing = Routing::Prospective;
+            }
+        } else {
+            self.eroute(key, ErouteOp::Delete, Self::trap_said());
+            self.updown(key, Verb::Unroute);
+            if let Some(c) = self.conns.get_mut(key) {
+                c.routing = Routing::Unrouted;
+            }
         }
     }
 

@@ -534,6 +534,7 @@ impl Pluto {
             self.delete_state(serial, false);
             return Err("inbound SAs could not be built".into());
         }
+        self.hold_for_responder(serial);
         self.slog(serial, "responding to Quick Mode".into());
         self.log_transition(serial, "");
         self.send_for(serial, ctx.local, ctx.remote, bytes);

@@ -707,6 +707,101 @@ fn acquire_narrow_hold_is_released_then_removed() {
 }
 
 #[test]
+fn responder_holds_replies_until_qi2() {
+    // Between QR1 and QI2 the responder already decrypts the initiator's traffic; the replies
+    // must not leave in the clear: the peer client is routed at R1 with a %hold eroute, which
+    // QI2 turns into the tunnel eroute.
+    let hold = Said::new(Proto::Int, Shunt::Hold.spi(), Ipv4Addr::UNSPECIFIED);
+    let mut net = psk_pair("");
+    // Hold back QI2 (A's fifth message) for now.
+    let sent_a = std::rc::Rc::new(std::cell::Cell::new(0));
+    let (c, held) = (
+        sent_a.clone(),
+        std::rc::Rc::new(std::cell::RefCell::new(None)),
+    );
+    let h = held.clone();
+    net.drop = Box::new(move |d, data| {
+        if d == Dir::AtoB {
+            c.set(c.get() + 1);
+            if c.get() == 5 {
+                *h.borrow_mut() = Some(data.to_vec());
+                return true;
+            }
+        }
+        false
+    });
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 1);
+    assert_eq!(net.b.established_ipsec(), 0);
+    assert_eq!(
+        net.b.updown,
+        vec![Verb::Prepare, Verb::Route],
+        "{}",
+        net.b.dump()
+    );
+    let (op, src, dst, said) = *net.b.eroutes.last().unwrap();
+    assert_eq!((op, said), (ErouteOp::Add, hold));
+    assert_eq!(
+        (src.to_string(), dst.to_string()),
+        ("10.0.2.0/24".into(), "10.0.1.0/24".into())
+    );
+    assert!(net
+        .b
+        .p
+        .status_lines()
+        .iter()
+        .any(|l| l.contains("erouted HOLD")));
+    // QI2 arrives: the hold becomes the tunnel.
+    let qi2 = held.borrow_mut().take().unwrap();
+    net.drop = Box::new(|_, _| false);
+    let now = net.now;
+    net.b.p.handle_datagram(
+        now,
+        SocketAddrV4::new(EAST, 500),
+        SocketAddrV4::new(WEST, 500),
+        &qi2,
+    );
+    net.run();
+    assert_up(&net);
+    let (op, _, _, said) = *net.b.eroutes.last().unwrap();
+    assert_eq!(op, ErouteOp::Replace);
+    assert_eq!(said.proto, Proto::Tun);
+    assert_eq!(net.b.updown, vec![Verb::Prepare, Verb::Route, Verb::Up]);
+
+    // QI2 never arrives: when the responder gives up on it, the hold and route go away.
+    let mut net = psk_pair("");
+    let c = std::rc::Rc::new(std::cell::Cell::new(0));
+    let c2 = c.clone();
+    net.drop = Box::new(move |d, _| {
+        if d == Dir::AtoB {
+            c2.set(c2.get() + 1);
+            return c2.get() >= 5;
+        }
+        false
+    });
+    net.up_a("net");
+    assert_eq!(
+        net.b.eroutes.last().map(|e| (e.0, e.3)),
+        Some((ErouteOp::Add, hold))
+    );
+    net.advance_to(300_000);
+    assert_eq!(net.b.established_ipsec(), 0);
+    assert_eq!(
+        net.b.eroutes.last().map(|e| e.0),
+        Some(ErouteOp::Delete),
+        "{}",
+        net.b.dump()
+    );
+    assert_eq!(net.b.updown.last(), Some(&Verb::Unroute));
+    assert!(net
+        .b
+        .p
+        .status_lines()
+        .iter()
+        .any(|l| l.contains("; unrouted; ")));
+}
+
+#[test]
 fn half_open_flood_is_bounded() {
     let rw_b = format!(
         "version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"
