@@ -17,7 +17,8 @@
 //!   SIGKILLed.
 //! * Rekey: charon rekeys the CHILD_SA (rswan responds, honours the later Delete of the old
 //!   one) and rswan rekeys (charon takes the new SA, rswan deletes the old one at expiry);
-//!   pings keep flowing. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
+//!   pings keep flowing. ISAKMP SA replacement by rswan (charon adopts the CHILD_SA) and IKEv1
+//!   reauthentication by charon keep the tunnel up. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
 //!   either side initiating.
 //!
 //! A missing strongSwan fails the tests with a message to run scripts/install-deps.
@@ -877,5 +878,51 @@ fn isakmp_rekey_by_rswan() {
         charon_in_bytes(&sas, second.0).is_some_and(|b| b > 0),
         "no traffic on the new SA {:08x}\n{sas}",
         second.0
+    );
+}
+
+/// charon re-authenticates (IKEv1 reauth_time 8 s, over_time 4 s: a new Main Mode from charon
+/// every 8 s, the CHILD_SA moved to the new IKE_SA): rswan answers each Main Mode as
+/// responder, lets the old ISAKMP SAs expire (sending their Delete) and keeps its IPsec SA;
+/// pings keep flowing.
+#[test]
+fn reauth_by_strongswan() {
+    // rekeymargin 2 s: rswan (responder) would replace charon's 12 s ISAKMP SAs itself only at
+    // 11 s, after charon's reauth at 8 s.
+    let p = Pair::new(&AES128, "\trekeymargin=2s\n\trekeyfuzz=0%\n", |c| {
+        c.reauth_time = "8s".into();
+        c.extra_conn = "\t\tover_time = 4s\n\t\trand_time = 0s\n".into();
+    });
+    let first = p.establish(false);
+    let (got, sent) = ping_during(&p, 14, || {
+        let ok = poll(Duration::from_secs(13), || {
+            p.t.log(p.ga()).contains("#1: SA expired")
+                && p.t.log(p.ga()).matches("responding to Main Mode").count() >= 2
+        });
+        assert!(
+            ok,
+            "no reauth / expiry of the first ISAKMP SA\n{}",
+            p.logs()
+        );
+    });
+    assert!(
+        p.charon.log_text().contains("reauthenticating IKE_SA"),
+        "{}",
+        p.logs()
+    );
+    assert!(
+        got + 2 >= sent,
+        "pings lost across the reauth: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    // The first IPsec SA is still the one in use on both ends.
+    assert_eq!(p.rswan_owner_spis(), Some(first), "{}", p.logs());
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    assert!(
+        p.charon
+            .list_sas()
+            .contains(&format!("in  {:08x}", first.0)),
+        "{}",
+        p.charon.list_sas()
     );
 }

@@ -97,6 +97,9 @@ pub struct CharonConf {
     pub esp: String,
     /// The pre-shared key.
     pub psk: String,
+    /// `reauth_time` (IKEv1: the IKE_SA is re-authenticated by a new Main Mode); `0` = never,
+    /// which also makes charon propose an ISAKMP lifetime of 0 s.
+    pub reauth_time: String,
     /// `dpd_delay` of the IKE_SA (None: no DPD probes from charon).
     pub dpd_delay: Option<String>,
     /// `dpd_timeout` (IKEv1 only).
@@ -120,6 +123,7 @@ impl CharonConf {
             ike: ike.into(),
             esp: esp.into(),
             psk: psk.into(),
+            reauth_time: "0".into(),
             dpd_delay: None,
             dpd_timeout: None,
             dpd_action: "clear".into(),
@@ -182,7 +186,7 @@ connections {{
 		proposals = {ike}
 		# No XAuth/Mode Config: plain Main Mode + Quick Mode like FreeS/WAN.
 		aggressive = no
-		reauth_time = 0
+		reauth_time = {reauth}
 {dpd}{extra_conn}
 		local {{
 			auth = psk
@@ -221,6 +225,7 @@ secrets {{
             rts = self.remote_ts,
             psk = self.psk,
             dpd_action = self.dpd_action,
+            reauth = self.reauth_time,
             extra_conn = self.extra_conn,
             extra_child = self.extra_child,
         )
