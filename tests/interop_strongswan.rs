@@ -18,7 +18,8 @@
 //! * Rekey: charon rekeys the CHILD_SA (rswan responds, honours the later Delete of the old
 //!   one) and rswan rekeys (charon takes the new SA, rswan deletes the old one at expiry);
 //!   pings keep flowing. ISAKMP SA replacement by rswan (charon adopts the CHILD_SA) and IKEv1
-//!   reauthentication by charon keep the tunnel up. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
+//!   reauthentication by charon keep the tunnel up. RSA signatures (keys from ipsec newhostkey,
+//!   handed to charon as PEM by ipsec showhostkey) instead of the PSK. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
 //!   either side initiating.
 //!
 //! A missing strongSwan fails the tests with a message to run scripts/install-deps.
@@ -925,4 +926,93 @@ fn reauth_by_strongswan() {
         "{}",
         p.charon.list_sas()
     );
+}
+
+/// Runs `ipsec ARGS` (key tools) outside any namespace; must succeed; returns stdout.
+fn ipsec_tool(args: &[&str]) -> String {
+    let o = std::process::Command::new(ipsec_bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ipsec {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// RSA signatures (authby=rsasig) instead of a PSK: rswan's key made by `ipsec newhostkey` and
+/// handed to charon as PEM (`ipsec showhostkey --pem`), charon's key (also made by
+/// newhostkey, exported with --pem-private) given to rswan as `rightrsasigkey=0s…`. Each side
+/// initiates once.
+#[test]
+fn rsa_signatures_both_initiators() {
+    strongswan::require();
+    let dir = TempDir::new(&format!("{}-rsa", unique_prefix()));
+    let keyfile = |name: &str| {
+        let f = dir.path(name);
+        ipsec_tool(&[
+            "newhostkey",
+            "--output",
+            f.to_str().unwrap(),
+            "--bits",
+            "2048",
+            "--quiet",
+        ]);
+        f
+    };
+    let (ka, kb) = (keyfile("a.secrets"), keyfile("b.secrets"));
+    let show = |f: &std::path::Path, what: &str| {
+        ipsec_tool(&["showhostkey", "--file", f.to_str().unwrap(), what])
+    };
+    let b_pubkey = show(&kb, "--right")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rightrsasigkey=").map(str::to_owned))
+        .expect("rightrsasigkey");
+    let charon_keys = (
+        show(&kb, "--pem-private"),
+        show(&kb, "--pem"),
+        show(&ka, "--pem"),
+    );
+    let p = {
+        let mut t = Topo::new();
+        let secrets = t.dir.path(&format!("{}.secrets", t.ga));
+        std::fs::copy(&ka, &secrets).unwrap();
+        let mut cc = CharonConf::gateway_b(AES128.ss_ike, AES128.ss_esp, PSK);
+        cc.rsa = Some(charon_keys);
+        let gb = t.gb.clone();
+        let charon = Charon::start(&t, &gb, &cc);
+        let ga = t.ga.clone();
+        let conf = rswan_conf(&AES128, &format!("\trightrsasigkey={b_pubkey}\n"))
+            .replace("authby=secret", "authby=rsasig");
+        t.start_gateway(&ga, &conf);
+        Pair { charon, t }
+    };
+    for rswan_initiates in [true, false] {
+        let spis = p.establish(rswan_initiates);
+        let clog = p.charon.log_text();
+        assert!(
+            clog.contains("authentication of '192.0.2.1' with RSA_EMSA_PKCS1_NULL successful"),
+            "charon did not verify rswan's RSA signature\n{}",
+            p.logs()
+        );
+        assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+        assert!(
+            charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0),
+            "{}",
+            p.charon.list_sas()
+        );
+        p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
+        assert!(
+            poll(Duration::from_secs(10), || p
+                .charon
+                .list_sas()
+                .trim()
+                .is_empty()),
+            "{}",
+            p.charon.list_sas()
+        );
+    }
 }

@@ -95,8 +95,12 @@ pub struct CharonConf {
     pub ike: String,
     /// ESP proposal; with a DH group (`aes128-sha1-modp2048`) = PFS.
     pub esp: String,
-    /// The pre-shared key.
+    /// The pre-shared key (used unless `rsa` is set).
     pub psk: String,
+    /// RSA signature authentication instead of the PSK: (our private key as PKCS#1 PEM, our
+    /// public key and the peer's as SubjectPublicKeyInfo PEM), written to
+    /// `swanctl/rsa/charon.pem`, `swanctl/pubkey/charon-pub.pem` and `swanctl/pubkey/peer.pem`.
+    pub rsa: Option<(String, String, String)>,
     /// `reauth_time` (IKEv1: the IKE_SA is re-authenticated by a new Main Mode); `0` = never,
     /// which also makes charon propose an ISAKMP lifetime of 0 s.
     pub reauth_time: String,
@@ -123,6 +127,7 @@ impl CharonConf {
             ike: ike.into(),
             esp: esp.into(),
             psk: psk.into(),
+            rsa: None,
             reauth_time: "0".into(),
             dpd_delay: None,
             dpd_timeout: None,
@@ -189,12 +194,12 @@ connections {{
 		reauth_time = {reauth}
 {dpd}{extra_conn}
 		local {{
-			auth = psk
-			id = {local}
+			auth = {auth}
+			id = {local}{local_key}
 		}}
 		remote {{
-			auth = psk
-			id = {remote}
+			auth = {auth}
+			id = {remote}{remote_key}
 		}}
 		children {{
 			net {{
@@ -226,6 +231,17 @@ secrets {{
             psk = self.psk,
             dpd_action = self.dpd_action,
             reauth = self.reauth_time,
+            auth = if self.rsa.is_some() { "pubkey" } else { "psk" },
+            local_key = if self.rsa.is_some() {
+                "\n\t\t\tpubkeys = charon-pub.pem"
+            } else {
+                ""
+            },
+            remote_key = if self.rsa.is_some() {
+                "\n\t\t\tpubkeys = peer.pem"
+            } else {
+                ""
+            },
             extra_conn = self.extra_conn,
             extra_child = self.extra_child,
         )
@@ -266,6 +282,11 @@ impl Charon {
             "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12",
         ] {
             fs::create_dir_all(etc.join("swanctl").join(d)).unwrap();
+        }
+        if let Some((private, public, peer_public)) = &conf.rsa {
+            fs::write(etc.join("swanctl/rsa/charon.pem"), private).unwrap();
+            fs::write(etc.join("swanctl/pubkey/charon-pub.pem"), public).unwrap();
+            fs::write(etc.join("swanctl/pubkey/peer.pem"), peer_public).unwrap();
         }
         fs::write(etc.join("strongswan.conf"), conf.strongswan_conf(ns, &log)).unwrap();
         fs::write(etc.join("swanctl/swanctl.conf"), conf.swanctl_conf()).unwrap();
