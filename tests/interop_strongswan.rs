@@ -20,7 +20,8 @@
 //!   pings keep flowing. ISAKMP SA replacement by rswan (charon adopts the CHILD_SA) and IKEv1
 //!   reauthentication by charon keep the tunnel up. RSA signatures (keys from ipsec newhostkey,
 //!   handed to charon as PEM by ipsec showhostkey) instead of the PSK. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
-//!   either side initiating.
+//!   either side initiating. Proposal selection among several suites either way (charon
+//!   offering ECP/MODP3072/SHA-512 first), and ESP AES-256-CBC/HMAC-SHA2-256 (128-bit ICV).
 //!
 //! A missing strongSwan fails the tests with a message to run scripts/install-deps.
 
@@ -1015,4 +1016,67 @@ fn rsa_signatures_both_initiators() {
             p.charon.list_sas()
         );
     }
+}
+
+/// Several proposals each way: charon offers algorithms rswan lacks (ECP, MODP3072, SHA-512)
+/// ahead of one it has, and rswan picks that one; rswan offers three IKE and two ESP suites and
+/// charon picks its only one.
+#[test]
+fn proposal_selection_both_ways() {
+    // charon initiates: rswan has ike=aes128-sha2_256-modp2048, esp=aes128gcm16.
+    let ours = Suite {
+        ike: "aes128-sha2_256-modp2048",
+        esp: "aes128gcm16",
+        ss_ike:
+            "aes256-sha512-ecp256,aes128-sha256-modp3072,aes128-sha256-modp2048,3des-sha1-modp1024",
+        ss_esp: "aes256gcm16-ecp256,aes128-sha512-modp2048,aes128gcm16-modp2048,3des-sha1-modp2048",
+        ..AES128
+    };
+    let p = Pair::new(&ours, "", |_| {});
+    let spis = p.establish(false);
+    let sas = p.charon.list_sas();
+    assert!(
+        sas.contains("AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048"),
+        "{sas}\n{}",
+        p.logs()
+    );
+    assert!(sas.contains("ESP:AES_GCM_16-128/MODP_2048"), "{sas}");
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    assert!(charon_in_bytes(&sas, spis.0).is_some());
+    drop(p);
+
+    // rswan initiates with three IKE and two ESP suites; charon has only the last of each.
+    let theirs = Suite {
+        ike: "aes256-sha2_256-modp2048,aes128-sha1-modp2048,3des-sha1-modp1024",
+        esp: "aes256gcm16,aes128-sha2_256,3des-sha1",
+        ss_ike: "3des-sha1-modp1024",
+        ss_esp: "3des-sha1-modp1024",
+        ..AES128
+    };
+    let p = Pair::new(&theirs, "", |_| {});
+    let spis = p.establish(true);
+    let sas = p.charon.list_sas();
+    assert!(sas.contains(TDES.ss_ike_name), "{sas}\n{}", p.logs());
+    assert!(sas.contains(TDES.ss_esp_name), "{sas}");
+    let spi = p.t.ipsec_ok(p.ga(), &["spi"]);
+    assert!(spi.contains("ESP_3DES_HMAC_SHA1"), "{spi}");
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    assert!(charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0));
+}
+
+/// ESP with HMAC-SHA2-256 (RFC 4868 128-bit ICV on both ends; strongSwan's sha256_96
+/// compatibility option stays off), AES-256-CBC, strongSwan initiating.
+#[test]
+fn esp_aes256_hmac_sha256_strongswan_initiates() {
+    let s = Suite {
+        ike: "aes256-sha2_256-modp2048",
+        esp: "aes256-sha2_256",
+        ss_ike: "aes256-sha256-modp2048",
+        ss_esp: "aes256-sha256-modp2048",
+        rswan_esp_name: "ESP_AES256_HMAC_SHA2_256",
+        ss_ike_name: AES256GCM.ss_ike_name,
+        ss_esp_name: "ESP:AES_CBC-256/HMAC_SHA2_256_128/MODP_2048",
+        size: 10 * MB + 5,
+    };
+    tunnel_case(&s, false);
 }
