@@ -95,9 +95,13 @@ impl Keying {
                 .name("udp-r500".into())
                 .spawn(move || udp500_reader(sock, ike_tx, stop))?
         };
+        let (ready_tx, ready_rx) = bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("pluto".into())
-            .spawn(move || run(pluto, host, clock, sock500, sock4500, ike_rx, rx))?;
+            .spawn(move || run(pluto, host, clock, sock500, sock4500, ike_rx, rx, ready_tx))?;
+        // The start-up outputs (auto=route %trap eroutes and their route updown) are in place
+        // before the daemon reports itself started, as `ipsec setup start` did them in order.
+        let _ = ready_rx.recv_timeout(Duration::from_secs(60));
         Ok(Keying {
             tx,
             next_client: AtomicU64::new(1),
@@ -180,6 +184,7 @@ fn udp500_reader(sock: Arc<UdpSock>, tx: Sender<IkeIn>, stop: Arc<std::sync::ato
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run<H: KeyingHost>(
     mut pluto: Pluto,
     host: Arc<H>,
@@ -188,6 +193,7 @@ fn run<H: KeyingHost>(
     sock4500: Arc<UdpSock>,
     ike_rx: Receiver<IkeIn>,
     rx: Receiver<Msg>,
+    ready: Sender<()>,
 ) {
     let klips = host.klips().clone();
     let acquires = klips.acquires().clone();
@@ -209,6 +215,8 @@ fn run<H: KeyingHost>(
             o,
         );
     }
+    let _ = ready.send(());
+    drop(ready);
     loop {
         let now = clock.now_ms();
         let wait = pluto
