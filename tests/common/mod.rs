@@ -406,6 +406,8 @@ impl Capture {
                 "-Z",
                 "root",
                 "--immediate-mode",
+                "-B",
+                "65536",
                 "-i",
                 dev,
                 "-nn",
