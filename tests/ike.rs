@@ -1173,6 +1173,7 @@ fn rekey_without_loss() {
         la.contains("#1: ISAKMP SA expiring soon: replacing"),
         "{la}"
     );
+    assert!(la.contains("initiating Main Mode to replace #1"), "{la}");
     // The first SAs are gone (expired) on both sides, newer ones carry the traffic.
     for ns in [ga, gb] {
         let s = spis(&t, ns);

@@ -1467,7 +1467,7 @@ impl Pluto {
                 ),
             );
             if is_p1 {
-                self.main_initiate(&key, None, 1, None);
+                self.main_initiate_replacing(&key, None, 1, None, serial);
             } else {
                 self.initiate(&key, None, serial);
             }

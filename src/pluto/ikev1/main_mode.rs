@@ -189,6 +189,18 @@ impl Pluto {
         try_no: u32,
         pending: Option<PendingQm>,
     ) {
+        self.main_initiate_replacing(key, whack, try_no, pending, 0)
+    }
+
+    /// Starts Main Mode for a conn, replacing ISAKMP SA `#replacing_isakmp` (0: none).
+    pub(crate) fn main_initiate_replacing(
+        &mut self,
+        key: &str,
+        whack: Option<u64>,
+        try_no: u32,
+        pending: Option<PendingQm>,
+        replacing_isakmp: u64,
+    ) {
         let Some(c) = self.conns.get(key) else {
             return;
         };
@@ -266,7 +278,10 @@ impl Pluto {
                 psk: None,
             },
         );
-        let replacing = pending.map_or(0, |p| p.replacing);
+        let replacing = match pending.map_or(0, |p| p.replacing) {
+            0 => replacing_isakmp,
+            n => n,
+        };
         if replacing != 0 {
             self.slog(
                 serial,

@@ -955,6 +955,12 @@ fn isakmp_rekey_keeps_ipsec_working() {
     assert_up(&net);
     net.advance_to(85_000);
     assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
+    assert!(
+        net.a
+            .log_has("\"net\" #3: initiating Main Mode to replace #1"),
+        "{}",
+        net.a.dump()
+    );
     net.advance_to(105_000);
     assert_eq!(net.a.established_isakmp(), 1);
     assert_eq!(net.b.established_isakmp(), 1, "{}", net.b.dump());
