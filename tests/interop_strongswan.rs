@@ -22,6 +22,8 @@
 //!   handed to charon as PEM by ipsec showhostkey) instead of the PSK. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
 //!   either side initiating. Proposal selection among several suites either way (charon
 //!   offering ECP/MODP3072/SHA-512 first), and ESP AES-256-CBC/HMAC-SHA2-256 (128-bit ICV).
+//!   A peer crashing and restarting without DPD: INITIAL_CONTACT from a restarted rswan makes
+//!   charon drop its stale SAs; a restarted charon's new SAs take over rswan's eroute.
 //!
 //! A missing strongSwan fails the tests with a message to run scripts/install-deps.
 
@@ -164,8 +166,10 @@ impl Pair {
     }
 
     /// Negotiates with `rswan_initiates` choosing the side, and waits until both ends have
-    /// their IPsec SAs. Returns rswan's (outbound, inbound) ESP SPIs.
+    /// the new IPsec SA: rswan's eroute owned by a new SA whose inbound SPI charon lists.
+    /// Returns rswan's (outbound, inbound) ESP SPIs of that SA.
     fn establish(&self, rswan_initiates: bool) -> (u32, u32) {
+        let before = self.rswan_owner_spis();
         if rswan_initiates {
             let o = self.t.ipsec(self.ga(), &["auto", "--up", "net"]);
             let out = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -188,8 +192,13 @@ impl Pair {
                 self.logs()
             );
         }
+        let mut now = None;
         let ok = poll(Duration::from_secs(10), || {
-            self.charon.list_sas().contains("INSTALLED") && self.rswan_spis().is_some()
+            now = self.rswan_owner_spis().filter(|s| Some(*s) != before);
+            now.is_some_and(|s| {
+                let sas = self.charon.list_sas();
+                sas.contains("INSTALLED") && sas.contains(&format!("in  {:08x}", s.0))
+            })
         });
         assert!(
             ok,
@@ -198,7 +207,7 @@ impl Pair {
             self.t.ipsec_ok(self.ga(), &["spi"]),
             self.logs()
         );
-        self.rswan_spis().unwrap()
+        now.unwrap()
     }
 
     /// rswan's ESP SPIs (out to 192.0.2.2, in at 192.0.2.1) from `ipsec spi`, if both exist.
@@ -323,6 +332,13 @@ fn traffic(p: &Pair, s: &Suite, spis: (u32, u32)) {
     );
     let secs = t0.elapsed().as_secs_f64();
     let (lines, raw) = cap.stop();
+    // Every packet must have been captured for "no cleartext on the wire" to mean anything.
+    let err = std::fs::read_to_string(t.dir.path("mid.err")).unwrap_or_default();
+    let dropped = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert_eq!(dropped, Some(0), "tcpdump lost packets:\n{err}");
     assert_eq!(n, s.size, "short transfer\n{}", p.logs());
     assert_eq!(sent, got, "transfer corrupted");
     eprintln!(
@@ -1079,4 +1095,70 @@ fn esp_aes256_hmac_sha256_strongswan_initiates() {
         size: 10 * MB + 5,
     };
     tunnel_case(&s, false);
+}
+
+/// A peer that crashes and comes back, without DPD. rswan restarted: its first Main Mode
+/// carries INITIAL_CONTACT, so charon drops the stale IKE_SA and CHILD_SA at once and only the
+/// new ones remain. charon restarted: rswan ignores charon's INITIAL_CONTACT (as FreeS/WAN)
+/// but moves its eroute to the new IPsec SA; traffic flows either way.
+#[test]
+fn peer_restart_without_dpd() {
+    let mut p = Pair::new(&AES128, "", |_| {});
+    let first = p.establish(true);
+    let ga = p.t.ga.clone();
+    let pid: i32 = std::fs::read_to_string(p.t.dir.path(&format!("{ga}.run/pluto.pid")))
+        .expect("pluto.pid")
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the rswan daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(
+        poll(Duration::from_secs(5), || {
+            // SAFETY: signal 0 only checks that the process exists.
+            unsafe { libc::kill(pid, 0) != 0 }
+        }),
+        "rswan did not die"
+    );
+    p.t.start_gateway(&ga, &rswan_conf(&AES128, ""));
+    let second = p.establish(true);
+    assert_ne!(second, first);
+    let ok = poll(Duration::from_secs(10), || {
+        let sas = p.charon.list_sas();
+        sas.matches("ESTABLISHED, IKEv1").count() == 1 && sas.matches("INSTALLED").count() == 1
+    });
+    assert!(
+        ok,
+        "charon kept the stale SAs:\n{}\n{}",
+        p.charon.list_sas(),
+        p.logs()
+    );
+    assert!(
+        p.charon
+            .log_text()
+            .contains("destroying duplicate IKE_SA for peer '192.0.2.1', received INITIAL_CONTACT"),
+        "{}",
+        p.logs()
+    );
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+
+    // Now charon crashes and initiates again after its restart.
+    let conf = CharonConf::gateway_b(AES128.ss_ike, AES128.ss_esp, PSK);
+    let t = &p.t;
+    p.charon.restart(t, &conf);
+    let third = p.establish(false);
+    assert_ne!(third, second);
+    assert!(
+        p.t.log(p.ga())
+            .contains("ignoring informational payload, type IPSEC_INITIAL_CONTACT"),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(p.rswan_owner_spis(), Some(third), "{}", p.logs());
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    assert!(
+        charon_in_bytes(&p.charon.list_sas(), third.0).is_some_and(|b| b > 0),
+        "{}",
+        p.charon.list_sas()
+    );
 }

@@ -365,6 +365,17 @@ impl Charon {
         c
     }
 
+    /// Kills this charon (SIGKILL, no Deletes sent: a crash) and starts a new one in the same
+    /// namespace with `conf`, with a fresh log (the old one is kept as `….log.1`).
+    pub fn restart(&mut self, t: &Topo, conf: &CharonConf) {
+        self.kill();
+        let _ = fs::rename(&self.log, self.log.with_extension("log.1"));
+        let new = Charon::start(t, &self.ns, conf);
+        // The old value must not remove the /etc/netns directory the new charon uses.
+        self.etc = PathBuf::new();
+        *self = new;
+    }
+
     /// charon's pid.
     pub fn pid(&self) -> u32 {
         self.pid
