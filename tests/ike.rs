@@ -2,6 +2,10 @@
 //! algorithm/PFS/IPComp/AH variants, whack output and exit codes, status, road warrior, on-demand
 //! (%trap) keying, make-before-break rekey, Delete, auto=start, rereadsecrets, garbage on UDP
 //! 500/4500 and custom updown scripts.
+//!
+//! Each test builds its own topology and takes seconds, except `rekey_without_loss` (~30 s: a
+//! paced transfer across rekeys) and `rereadsecrets_and_wrong_psk` (~75 s: an initiator only
+//! learns of a PSK mismatch when Main Mode gives up after its retransmissions, 70 s).
 
 mod common;
 
@@ -839,6 +843,11 @@ fn rereadsecrets_and_wrong_psk() {
     );
     assert_ne!(code, 0, "--up with mismatched PSKs succeeded: {text}");
     assert!(!text.contains("IPsec SA established"), "{text}");
+    assert!(
+        text.contains("031 \"net\" #")
+            && text.contains("Possible authentication failure: no acceptable response to our first encrypted message"),
+        "{text}"
+    );
     let lb = t.log(gb);
     assert!(
         lb.contains("probable authentication failure (mismatch of preshared secrets?)")
