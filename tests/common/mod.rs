@@ -265,6 +265,21 @@ impl Drop for Topo {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+            // If `setup stop` could not run (e.g. the ipsec binary was being rebuilt by a
+            // concurrent cargo build), the daemon would outlive its namespaces: kill it.
+            let pid = fs::read_to_string(rundir.join("pluto.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            if let Some(pid) = pid {
+                // Only if that pid is still this gateway's daemon (not a reused pid).
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if contains(&cmdline, rundir.to_string_lossy().as_bytes()) {
+                    // SAFETY: kill(2) on our own gateway's daemon; it only sends a signal.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                }
+            }
         }
         for n in [&self.ha, &self.ga, &self.gb, &self.hb] {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
