@@ -1469,7 +1469,8 @@ mod tests {
                 | "strictcrlpolicy"
                 | "nat_traversal"
                 | "force_keepalive"
-                | "disable_port_floating" => "yes",
+                | "disable_port_floating"
+                | "offload" => "yes",
                 "rp_filter" => "1",
                 "overridemtu" => "1500",
                 _ => "1",
