@@ -155,6 +155,11 @@ impl ErouteTable {
         })
     }
 
+    /// Every eroute, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Eroute>> {
+        self.maps.values().flat_map(HashMap::values)
+    }
+
     /// Every eroute, sorted by source then destination address (as `ipsec look` lists them).
     pub fn sorted(&self) -> Vec<Arc<Eroute>> {
         let mut v: Vec<_> = self

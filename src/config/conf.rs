@@ -274,6 +274,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "virtual_private",
     "workers",
     "offload",
+    "shuntscaninterval",
 ];
 
 /// Every parameter name accepted in a `conn` section (besides `also`, `alsoflip` and
@@ -383,7 +384,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "disable_port_floating"
             | "offload" => Check::Bool,
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
-            "crlcheckinterval" | "keep_alive" => Check::Duration,
+            "crlcheckinterval" | "keep_alive" | "shuntscaninterval" => Check::Duration,
             "overridemtu" => Check::Int {
                 min: 68,
                 max: 65535,

@@ -2,7 +2,7 @@
 //! datagrams dispatched to the IKEv1 engine ([`crate::pluto::ikev1`]). Sans-IO: inputs are
 //! method calls with the time in milliseconds; outputs queue up for [`Pluto::poll_output`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use rand::{CryptoRng, RngCore};
@@ -21,7 +21,7 @@ use crate::said::{Proto, Said, Shunt};
 use crate::updown::Verb;
 
 use super::connection::{Auto, ConnType, Connection, DpdAction, Routing};
-use super::output::{rc, whack_status, ErouteOp, Output, PlutoConfig, WhackCmd};
+use super::output::{rc, whack_status, ErouteOp, Output, PlutoConfig, ShuntEroute, WhackCmd};
 use super::spi::SpiAllocator;
 
 /// Retransmission base delay (ms): sends at 0, 10, 30 s; give up at 70 s.
@@ -32,8 +32,10 @@ pub(crate) const MAX_RETRANSMISSIONS: u32 = 2;
 pub(crate) const MAX_RETRANSMISSIONS_INITIAL: u32 = 20;
 /// How long a half-open responder state lives (ms).
 pub(crate) const HALF_OPEN_TIMEOUT_MS: u64 = 60_000;
-/// Most narrow `%hold`s remembered (memory bound against a flood of trapped host pairs).
-const MAX_NARROW_HOLDS: usize = 4096;
+/// Most bare shunts remembered (memory bound against a flood of trapped host pairs).
+const MAX_BARE_SHUNTS: usize = 4096;
+/// SHUNT_PATIENCE in shunt scan intervals (FreeS/WAN: SHUNT_SCAN_INTERVAL * 15 / 2).
+const SHUNT_PATIENCE_HALF_INTERVALS: u64 = 15;
 /// Most output items queued before new log lines are dropped (memory bound).
 const MAX_QUEUED_LOGS: usize = 100_000;
 
@@ -71,10 +73,37 @@ pub struct Pluto {
     pub(crate) now: u64,
     pub(crate) half_open_dropped: u64,
     pub(crate) logs_dropped: u64,
-    /// Narrow `%hold` eroutes (packet src/32 → dst/32) the datapath put in for a `%trap` of a
-    /// conn (key) wider than that pair: re-pointed at the tunnel (releasing the held packet)
-    /// and removed once the conn's SA is up, removed when keying gives up.
-    pub(crate) narrow_holds: Vec<(String, Subnet, Subnet)>,
+    /// Bare shunts (FreeS/WAN's `bare_shunts`, spec 4): shunt eroutes Pluto owns outside any
+    /// conn's routing, i.e. the narrow `%hold`s (packet src/32 → dst/32) the datapath put in
+    /// for trapped packets. One waiting for a conn's negotiation is re-pointed at the tunnel
+    /// (releasing the held packet) and removed once the SA is up, removed when keying gives up;
+    /// any is removed by the shunt scan after SHUNT_PATIENCE.
+    pub(crate) bare_shunts: Vec<BareShunt>,
+    /// Our installed SAs (inbound and outbound, every member of each group) → (state, inbound),
+    /// for the datapath's usage reports.
+    pub(crate) sa_owner: HashMap<Said, (u64, bool)>,
+    /// When the next shunt scan is due (ms).
+    pub(crate) next_shunt_scan: u64,
+}
+
+/// A shunt eroute Pluto owns outside any conn's routing (FreeS/WAN's "bare shunt"; spec 5.8
+/// lists them after the states).
+#[derive(Debug, Clone)]
+pub(crate) struct BareShunt {
+    /// Our side (the trapped packet's source /32).
+    pub(crate) ours: Subnet,
+    /// The peer side (the trapped packet's destination /32).
+    pub(crate) his: Subnet,
+    /// The shunt in place.
+    pub(crate) shunt: Shunt,
+    /// Why it is there (`--status` text).
+    pub(crate) why: String,
+    /// The conn whose negotiation the held packet waits for.
+    pub(crate) conn: Option<String>,
+    /// Packets counted at the last shunt scan.
+    pub(crate) count: u64,
+    /// Last sign of use (ms): added, re-trapped, or its count moved.
+    pub(crate) last_activity: u64,
 }
 
 impl std::fmt::Debug for Pluto {
@@ -91,6 +120,7 @@ impl Pluto {
     pub fn new(cfg: PlutoConfig, mut rng: Box<dyn RngCore + Send>) -> Pluto {
         let seed_spi = rng.next_u32();
         let seed_cpi = (rng.next_u32() & 0xffff) as u16;
+        let next_shunt_scan = cfg.shunt_scan_interval.saturating_mul(1000);
         Pluto {
             cfg,
             rng,
@@ -103,7 +133,9 @@ impl Pluto {
             now: 0,
             half_open_dropped: 0,
             logs_dropped: 0,
-            narrow_holds: Vec::new(),
+            bare_shunts: Vec::new(),
+            sa_owner: HashMap::new(),
+            next_shunt_scan,
         }
     }
 
@@ -184,16 +216,33 @@ impl Pluto {
     }
 
     /// A `%trap` eroute caught a packet: negotiate the routed connection covering it.
+    ///
+    /// The datapath holds the packet in a src/32 → dst/32 `%hold`. Pluto records it as a bare
+    /// shunt (FreeS/WAN's `record_and_initiate_opportunistic`); with a covering conn it waits
+    /// for that conn's negotiation. Without one (nothing routed covers the pair, e.g. the conn
+    /// was unrouted while the acquire was queued, or a `%trap` made with `ipsec eroute`) it is
+    /// FreeS/WAN's `cannot_oppo` with no failure shunt: the `%hold` is deleted at once, so the
+    /// pair falls back to whatever is below it (a `%trap` re-traps, no eroute drops).
     pub fn handle_acquire(&mut self, now_ms: u64, a: Acquire) {
         self.now = now_ms;
+        self.acquire(
+            a.src,
+            a.dst,
+            &format!("proto={}", a.proto),
+            a.sport,
+            a.dport,
+        );
+    }
+
+    fn acquire(&mut self, src_ip: Ipv4Addr, dst_ip: Ipv4Addr, what: &str, sport: u16, dport: u16) {
         let found = self
             .conns
             .values()
             .filter(|c| {
                 c.negotiates()
                     && !c.is_template()
-                    && c.this.client.contains(a.src)
-                    && c.that.client.contains(a.dst)
+                    && c.this.client.contains(src_ip)
+                    && c.that.client.contains(dst_ip)
                     && matches!(
                         c.routing,
                         Routing::Prospective | Routing::FailShunt | Routing::Erouted
@@ -201,20 +250,11 @@ impl Pluto {
             })
             .max_by_key(|c| (c.this.client.len(), c.that.client.len()))
             .map(|c| (c.key(), c.routing, c.this.client, c.that.client));
+        let (src, dst) = (Subnet::host(src_ip), Subnet::host(dst_ip));
+        let hold = Self::shunt_said(Shunt::Hold);
         match found {
             Some((key, routing, ours, peers)) => {
-                // The datapath holds the packet in a src/32 → dst/32 %hold, which would
-                // shadow the conn's wider eroute for good: remember it.
-                let (src, dst) = (Subnet::host(a.src), Subnet::host(a.dst));
-                if (src, dst) != (ours, peers)
-                    && self.narrow_holds.len() < MAX_NARROW_HOLDS
-                    && !self
-                        .narrow_holds
-                        .iter()
-                        .any(|(k, s, d)| *k == key && (*s, *d) == (src, dst))
-                {
-                    self.narrow_holds.push((key.clone(), src, dst));
-                }
+                let narrow = (src, dst) != (ours, peers);
                 if routing == Routing::Erouted {
                     // The SA came up while this acquire was queued: release the packet now.
                     let head = self.conns.get(&key).map(|c| c.eroute_owner).and_then(|o| {
@@ -224,22 +264,150 @@ impl Pluto {
                             .and_then(|p| p.outbound.first().copied())
                     });
                     self.settle_narrow_holds(&key, head);
+                    if narrow {
+                        if let Some(said) = head {
+                            self.out.push_back(Output::Eroute {
+                                op: ErouteOp::Replace,
+                                src,
+                                dst,
+                                said,
+                            });
+                        }
+                        self.out.push_back(Output::Eroute {
+                            op: ErouteOp::Delete,
+                            src,
+                            dst,
+                            said: hold,
+                        });
+                    }
                     return;
+                }
+                // The narrow %hold would shadow the conn's wider eroute for good: remember it.
+                if narrow {
+                    self.add_bare_shunt(src, dst, Shunt::Hold, "acquire", Some(&key));
                 }
                 if self.negotiation_pending(&key) {
                     return;
                 }
                 let name = self.conn_quoted(&key);
                 self.log(format!(
-                    "{name}: initiate on demand from {}:{} to {}:{} proto={}",
-                    a.src, a.sport, a.dst, a.dport, a.proto
+                    "{name}: initiate on demand from {src_ip}:{sport} to {dst_ip}:{dport} {what}"
                 ));
                 self.initiate(&key, None, 0);
             }
-            None => self.log(format!(
-                "acquire from {} to {}: no routed connection covers it",
-                a.src, a.dst
-            )),
+            None => {
+                self.log(format!(
+                    "acquire from {src_ip} to {dst_ip}: no routed connection covers it; %hold removed"
+                ));
+                self.bare_shunts.retain(|b| (b.ours, b.his) != (src, dst));
+                self.out.push_back(Output::Eroute {
+                    op: ErouteOp::Delete,
+                    src,
+                    dst,
+                    said: hold,
+                });
+            }
+        }
+    }
+
+    /// Records (or refreshes) a bare shunt.
+    fn add_bare_shunt(
+        &mut self,
+        ours: Subnet,
+        his: Subnet,
+        shunt: Shunt,
+        why: &str,
+        conn: Option<&str>,
+    ) {
+        let now = self.now;
+        if let Some(b) = self
+            .bare_shunts
+            .iter_mut()
+            .find(|b| (b.ours, b.his) == (ours, his))
+        {
+            b.shunt = shunt;
+            b.last_activity = now;
+            if conn.is_some() {
+                b.conn = conn.map(str::to_string);
+            }
+            return;
+        }
+        if self.bare_shunts.len() < MAX_BARE_SHUNTS {
+            self.bare_shunts.push(BareShunt {
+                ours,
+                his,
+                shunt,
+                why: why.to_string(),
+                conn: conn.map(str::to_string),
+                count: 0,
+                last_activity: now,
+            });
+        }
+    }
+
+    /// Whether the shunt scan is due ([`Pluto::handle_shunt_scan`]).
+    pub fn shunt_scan_due(&self, now_ms: u64) -> bool {
+        now_ms >= self.next_shunt_scan
+    }
+
+    /// The periodic shunt scan (spec 4; FreeS/WAN's `scan_proc_shunts`, every
+    /// SHUNT_SCAN_INTERVAL): `eroutes` are the datapath's shunt eroutes. A `%hold` Pluto does
+    /// not know of (its acquire was lost, or the trap outlived its negotiation) is handled as
+    /// an acquire for its pair: negotiated if a routed conn covers it, else deleted. A bare
+    /// shunt whose packet count moved is in use; one idle for SHUNT_PATIENCE (7.5 scan
+    /// intervals) is deleted.
+    pub fn handle_shunt_scan(&mut self, now_ms: u64, eroutes: &[ShuntEroute]) {
+        self.now = now_ms;
+        let interval = self.cfg.shunt_scan_interval.max(1).saturating_mul(1000);
+        self.next_shunt_scan = now_ms.saturating_add(interval);
+        let mut orphans = Vec::new();
+        for e in eroutes {
+            if let Some(b) = self
+                .bare_shunts
+                .iter_mut()
+                .find(|b| (b.ours, b.his) == (e.src, e.dst))
+            {
+                if e.packets != b.count {
+                    b.count = e.packets;
+                    if b.shunt != Shunt::Hold {
+                        b.last_activity = now_ms;
+                    }
+                }
+                continue;
+            }
+            if e.shunt != Shunt::Hold || e.src.len() != 32 || e.dst.len() != 32 {
+                continue;
+            }
+            // A conn's own %hold (responder waiting for QI2) is not an orphan.
+            let owned = self.conns.values().any(|c| {
+                c.routing == Routing::Hold && (c.this.client, c.that.client) == (e.src, e.dst)
+            });
+            if !owned && orphans.len() < MAX_BARE_SHUNTS {
+                orphans.push((e.src.addr(), e.dst.addr()));
+            }
+        }
+        for (src, dst) in orphans {
+            if self.cfg.debug.control {
+                self.log(format!("| shunt scan: orphaned %hold {src} -> {dst}"));
+            }
+            self.acquire(src, dst, "because: %hold found", 0, 0);
+        }
+        let patience = interval.saturating_mul(SHUNT_PATIENCE_HALF_INTERVALS) / 2;
+        let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.bare_shunts)
+            .into_iter()
+            .partition(|b| now_ms.saturating_sub(b.last_activity) > patience);
+        self.bare_shunts = keep;
+        for b in old {
+            self.log(format!(
+                "expire bare shunt {}:0 -0-> {}:0 => {}",
+                b.ours, b.his, b.shunt
+            ));
+            self.out.push_back(Output::Eroute {
+                op: ErouteOp::Delete,
+                src: b.ours,
+                dst: b.his,
+                said: Self::shunt_said(b.shunt),
+            });
         }
     }
 
@@ -263,6 +431,51 @@ impl Pluto {
         } else {
             self.event_sa_replace(serial);
         }
+    }
+
+    /// How long ago the datapath last used each of our SAs: `(said, Some(ms since the last
+    /// packet))`, `None` if never used. The shell reports the SAs Pluto installed about once a
+    /// second (any subset will do; unknown SAIDs are ignored). Inbound use is a sign of life of
+    /// the peer (DPD); use in either direction decides `rekey=no` replacements and the
+    /// `used Ns ago` of `--status`.
+    pub fn handle_sa_usage(&mut self, now_ms: u64, usage: &[(Said, Option<u64>)]) {
+        self.now = now_ms;
+        for &(said, idle) in usage {
+            let (Some(idle), Some(&(serial, inbound))) = (idle, self.sa_owner.get(&said)) else {
+                continue;
+            };
+            let at = now_ms.saturating_sub(idle);
+            let Some(st) = self.states.get_mut(&serial) else {
+                continue;
+            };
+            let Some(p2) = st.p2_mut() else {
+                continue;
+            };
+            let slot = if inbound {
+                &mut p2.used_in
+            } else {
+                &mut p2.used_out
+            };
+            if slot.is_some_and(|t| t >= at) {
+                continue;
+            }
+            *slot = Some(at);
+            if inbound {
+                let parent = p2.parent;
+                let newest = self.conns.get(&st.conn).map_or(0, |c| c.newest_isakmp);
+                for p1 in [parent, newest] {
+                    if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
+                        p.dpd.last_heard = p.dpd.last_heard.max(at);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `said` is one of the SAs Pluto installed (and has not deleted): the ones whose
+    /// usage [`Pluto::handle_sa_usage`] wants.
+    pub fn installed_sa(&self, said: &Said) -> bool {
+        self.sa_owner.contains_key(said)
     }
 
     /// The next time [`Pluto::handle_timeout`] wants to run (ms), if any.
@@ -327,6 +540,7 @@ impl Pluto {
                         self.delete_state(serial, false)
                     }
                     Event::SaReplace => self.event_sa_replace(serial),
+                    Event::SaReplaceIfUsed => self.sa_replace(serial, true),
                     Event::SaExpire => {
                         self.slog(serial, "SA expired".into());
                         self.delete_state(serial, true)
@@ -1047,6 +1261,9 @@ impl Pluto {
                     p2.outbound = g.clone();
                 }
             }
+            for said in &g {
+                self.sa_owner.insert(*said, (serial, dir_in));
+            }
             sas.extend(s);
             groups.push(g);
         }
@@ -1140,6 +1357,11 @@ impl Pluto {
             Family::P2(p2) => {
                 let mut saids: Vec<Said> = p2.inbound.clone();
                 saids.extend(p2.outbound.iter().copied());
+                for s in &saids {
+                    if self.sa_owner.get(s).is_some_and(|o| o.0 == serial) {
+                        self.sa_owner.remove(s);
+                    }
+                }
                 for s in [p2.our.esp, p2.our.ah].into_iter().flatten() {
                     self.spis.release(s);
                 }
@@ -1238,11 +1460,16 @@ impl Pluto {
     /// Re-points the conn's narrow `%hold` eroutes at `head` (the datapath then sends the held
     /// packet through it) and deletes them; with `None` just deletes them.
     pub(crate) fn settle_narrow_holds(&mut self, key: &str, head: Option<Said>) {
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.narrow_holds)
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.bare_shunts)
             .into_iter()
-            .partition(|(k, _, _)| k == key);
-        self.narrow_holds = rest;
-        for (_, src, dst) in mine {
+            .partition(|b| b.conn.as_deref() == Some(key));
+        self.bare_shunts = rest;
+        for BareShunt {
+            ours: src,
+            his: dst,
+            ..
+        } in mine
+        {
             if let Some(said) = head {
                 self.out.push_back(Output::Eroute {
                     op: ErouteOp::Replace,
@@ -1442,6 +1669,14 @@ impl Pluto {
     /// Rekeying time for a state: replace it if it is the conn's newest and we rekey; it
     /// then lives on until its hard expiry (make-before-break).
     pub(crate) fn event_sa_replace(&mut self, serial: u64) {
+        self.sa_replace(serial, false)
+    }
+
+    /// EVENT_SA_REPLACE, or with `if_used` EVENT_SA_REPLACE_IF_USED (`rekey=no` initiator,
+    /// spec 7): replace only if the SA (for an ISAKMP SA: any IPsec SA of the conn) was used
+    /// during the last rekeymargin, else let it expire. FreeS/WAN sampled outbound use only;
+    /// rswan counts both directions, so a one-way flow from the peer keeps the tunnel too.
+    pub(crate) fn sa_replace(&mut self, serial: u64, if_used: bool) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -1457,15 +1692,30 @@ impl Pluto {
         } else {
             c.newest_ipsec
         };
-        let rekey = c.rekey && c.instance == 0 && !c.is_template();
-        if newest == serial && rekey {
-            self.slog(
-                serial,
-                format!(
-                    "{} SA expiring soon: replacing",
-                    if is_p1 { "ISAKMP" } else { "IPsec" }
-                ),
-            );
+        let what = if is_p1 { "ISAKMP" } else { "IPsec" };
+        let (mut rekey, margin, created) =
+            (c.rekey, c.rekeymargin.saturating_mul(1000), st.created);
+        let replaceable = c.instance == 0 && !c.is_template();
+        if if_used && newest == serial {
+            let last = self.last_used(serial);
+            let since = last.unwrap_or(created);
+            if last.is_some_and(|t| self.now.saturating_sub(t) <= margin) {
+                rekey = true;
+                self.slog(serial, format!("replacing stale {what} SA: in use"));
+            } else {
+                self.slog(
+                    serial,
+                    format!(
+                        "not replacing stale {what} SA: inactive for {}s",
+                        self.now.saturating_sub(since) / 1000
+                    ),
+                );
+            }
+        }
+        if newest == serial && rekey && replaceable {
+            if !if_used {
+                self.slog(serial, format!("{what} SA expiring soon: replacing"));
+            }
             if is_p1 {
                 self.main_initiate_replacing(&key, None, 1, None, serial);
             } else {
@@ -1474,6 +1724,20 @@ impl Pluto {
         }
         let remaining = expires_at.saturating_sub(self.now).max(1);
         self.schedule(serial, remaining, Event::SaExpire);
+    }
+
+    /// Last use (ms) of an IPsec SA, or for an ISAKMP SA of any IPsec SA of its conn.
+    pub(crate) fn last_used(&self, serial: u64) -> Option<u64> {
+        let st = self.states.get(&serial)?;
+        match &st.family {
+            Family::P2(p2) => p2.last_used(),
+            Family::P1(_) => self
+                .states
+                .values()
+                .filter(|s| s.conn == st.conn)
+                .filter_map(|s| s.p2().and_then(|p| p.last_used()))
+                .max(),
+        }
     }
 
     /// The rekey delay for an SA of `life` seconds (spec 7).
@@ -1487,9 +1751,15 @@ impl Pluto {
             return (life * 1000, Event::SaExpire);
         };
         let (margin, fuzz, rekey) = (c.rekeymargin, c.rekeyfuzz, c.rekey);
+        // rekey=no: the responder lets the SA expire, the initiator replaces it only if used.
         if !rekey && !initiator {
             return (life * 1000, Event::SaExpire);
         }
+        let replace = if rekey {
+            Event::SaReplace
+        } else {
+            Event::SaReplaceIfUsed
+        };
         let margin_ms = if initiator {
             let r = (self.rng.next_u32() % 1000) as u64;
             margin * 1000 + margin * fuzz * r / 100
@@ -1497,13 +1767,10 @@ impl Pluto {
             margin * 1000 / 2
         };
         let life_ms = life * 1000;
-        if !rekey {
-            return (life_ms, Event::SaExpire);
-        }
         if margin_ms < life_ms {
-            (life_ms - margin_ms, Event::SaReplace)
+            (life_ms - margin_ms, replace)
         } else {
-            (life_ms / 2, Event::SaReplace)
+            (life_ms / 2, replace)
         }
     }
 

@@ -16,11 +16,19 @@
 //!     p.handle_acquire(now, acquire);                     // from Klips::acquires()
 //!     p.handle_sa_event(now, event);                      // from Klips::sa_events()
 //!     p.whack(now, client_id, cmd);                       // control socket
+//!     p.handle_sa_usage(now, &usage);     // ~1 s: (SAID, ms since last packet) of installed_sa()s
+//!     if p.shunt_scan_due(now) { p.handle_shunt_scan(now, &shunt_eroutes) }  // SHUNT_SCAN_INTERVAL
 //!     if p.poll_timeout().is_some_and(|t| t <= now) { p.handle_timeout(now) }
 //!     // then drain and apply outputs IN ORDER:
 //!     while let Some(o) = p.poll_output() { apply(o) }
 //! }
 //! ```
+//!
+//! SA usage is how Pluto sees traffic: inbound use is a sign of life of the peer (DPD probes
+//! only a quiet peer, and dpdtimeout counts from the last sign of life), use in either direction
+//! decides whether a `rekey=no` initiator replaces an SA (EVENT_SA_REPLACE_IF_USED) and is the
+//! `used Ns ago` of `--status`. The shunt scan (spec 4) reports the datapath's shunt eroutes:
+//! a `%hold` Pluto never heard of is handled like an acquire, idle bare shunts are removed.
 //!
 //! # Outputs ([`Output`]), applied in the order produced
 //!
@@ -60,4 +68,4 @@ mod tests;
 
 pub use connection::Connection;
 pub use engine::Pluto;
-pub use output::{rc, DebugFlags, ErouteOp, Interface, Output, PlutoConfig, WhackCmd};
+pub use output::{rc, DebugFlags, ErouteOp, Interface, Output, PlutoConfig, ShuntEroute, WhackCmd};

@@ -128,6 +128,11 @@ pub struct PlutoConfig {
     pub keepalive_interval: u64,
     /// Most states of any kind (memory bound); new negotiations beyond it are refused.
     pub max_states: usize,
+    /// Seconds between shunt scans (FreeS/WAN's SHUNT_SCAN_INTERVAL, 120 s; `config setup`
+    /// `shuntscaninterval=`): the shell then reports the datapath's shunt eroutes
+    /// ([`Pluto::handle_shunt_scan`](super::Pluto::handle_shunt_scan)); bare shunts idle for
+    /// 7.5 intervals (SHUNT_PATIENCE, 900 s) are removed.
+    pub shunt_scan_interval: u64,
 }
 
 impl Default for PlutoConfig {
@@ -143,8 +148,23 @@ impl Default for PlutoConfig {
             max_half_open_per_peer: 16,
             keepalive_interval: 20,
             max_states: 16384,
+            shunt_scan_interval: 120,
         }
     }
+}
+
+/// One shunt eroute of the datapath's table, as the shunt scan reports it (spec 4, FreeS/WAN's
+/// periodic read of `/proc/net/ipsec_eroute`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShuntEroute {
+    /// Source network.
+    pub src: Subnet,
+    /// Destination network.
+    pub dst: Subnet,
+    /// The shunt (`%hold`, `%pass`, `%drop`, `%reject`, `%trap`, …).
+    pub shunt: crate::said::Shunt,
+    /// Packets that matched it so far.
+    pub packets: u64,
 }
 
 /// Eroute operation (spec 5.3 `ipsec eroute --add|--replace|--del`).

@@ -1,8 +1,105 @@
 //! `ipsec auto --status` text (spec 5.8), without the `000 ` prefix (the shell prints whack
 //! lines with their code).
+//!
+//! Order: interfaces, `%myid`, debug, spacer; the algorithms rswan supports (Openswan's
+//! `algorithm ESP …` block, spacer, `algorithm IKE …` block, spacer); conns, spacer; states
+//! (each ISAKMP SA followed by the Quick Mode waiting for it), spacer; bare shunts, then a
+//! spacer if there are any.
 
+use crate::crypto::{AuthAlg, EncAlg};
+use crate::pluto::crypto::DhGroup;
 use crate::pluto::engine::Pluto;
 use crate::pluto::ikev1::state::Family;
+use crate::pluto::isakmp::{AuthAlgorithm, EspTransformId, OakleyEncAlg, OakleyGroup, OakleyHash};
+
+/// ESP ciphers rswan negotiates: (ESP transform ID, IV bits, key bits min, max).
+const ESP_ENCRYPT: [(EspTransformId, u32, u32, u32); 3] = [
+    (EspTransformId::TripleDes, 64, 168, 168),
+    (EspTransformId::Aes, 128, 128, 256),
+    (EspTransformId::AesGcm16, 64, 128, 256),
+];
+
+/// ESP/AH integrity algorithms: (AUTH_ALGORITHM value, key bits).
+const ESP_AUTH: [(AuthAlgorithm, u32); 5] = [
+    (AuthAlgorithm::HmacMd5, 128),
+    (AuthAlgorithm::HmacSha1, 160),
+    (AuthAlgorithm::HmacSha2_256, 256),
+    (AuthAlgorithm::HmacSha2_384, 384),
+    (AuthAlgorithm::HmacSha2_512, 512),
+];
+
+/// IKE ciphers: (Oakley ID, block size, default key length).
+const IKE_ENCRYPT: [(OakleyEncAlg, u32, u32); 2] = [
+    (OakleyEncAlg::TripleDesCbc, 8, 192),
+    (OakleyEncAlg::AesCbc, 16, 128),
+];
+
+/// IKE hashes rswan accepts: (Oakley ID, digest bytes).
+const IKE_HASH: [(OakleyHash, u32); 3] = [
+    (OakleyHash::Md5, 16),
+    (OakleyHash::Sha1, 20),
+    (OakleyHash::Sha2_256, 32),
+];
+
+/// `AES_128-HMAC_SHA2_256` (Openswan's `ESP algorithm newest`; `NONE` without integrity).
+fn esp_alg_text(enc: EncAlg, auth: Option<AuthAlg>) -> String {
+    let e = match enc {
+        EncAlg::TripleDesCbc => "3DES_192".to_string(),
+        EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => {
+            format!("AES_GCM_16_{}", (enc.key_len() - 4) * 8)
+        }
+        e => format!("AES_{}", e.key_len() * 8),
+    };
+    format!("{e}-{}", auth.map_or("NONE", auth_text))
+}
+
+fn auth_text(a: AuthAlg) -> &'static str {
+    match a {
+        AuthAlg::HmacMd5_96 => "HMAC_MD5",
+        AuthAlg::HmacSha1_96 => "HMAC_SHA1",
+        AuthAlg::HmacSha2_256_128 => "HMAC_SHA2_256",
+        AuthAlg::HmacSha2_384_192 => "HMAC_SHA2_384",
+        AuthAlg::HmacSha2_512_256 => "HMAC_SHA2_512",
+    }
+}
+
+/// Openswan's `algorithm …` lines ([OS], spec 5.8): what rswan can negotiate.
+fn algorithm_lines(v: &mut Vec<String>) {
+    for (id, ivlen, min, max) in ESP_ENCRYPT {
+        v.push(format!(
+            "algorithm ESP encrypt: id={}, name={id}, ivlen={ivlen}, keysizemin={min}, keysizemax={max}",
+            id.value()
+        ));
+    }
+    for (id, bits) in ESP_AUTH {
+        v.push(format!(
+            "algorithm ESP auth attr: id={}, name={id}, keysizemin={bits}, keysizemax={bits}",
+            id.value()
+        ));
+    }
+    v.push(" ".into());
+    for (id, block, keylen) in IKE_ENCRYPT {
+        v.push(format!(
+            "algorithm IKE encrypt: id={}, name={id}, blocksize={block}, keydeflen={keylen}",
+            id.value()
+        ));
+    }
+    for (id, size) in IKE_HASH {
+        v.push(format!(
+            "algorithm IKE hash: id={}, name={id}, hashsize={size}",
+            id.value()
+        ));
+    }
+    for g in DhGroup::ALL {
+        v.push(format!(
+            "algorithm IKE dh group: id={}, name={}, bits={}",
+            g.id(),
+            OakleyGroup::from(g.id()),
+            g.prime_len() * 8
+        ));
+    }
+    v.push(" ".into());
+}
 
 impl Pluto {
     /// The status report, one line per entry (code 000 each).
@@ -20,6 +117,7 @@ impl Pluto {
         ));
         v.push(format!("debug {}", self.cfg.debug.describe()));
         v.push(" ".into());
+        algorithm_lines(&mut v);
         for c in self.conns.values() {
             let q = c.quoted();
             v.push(format!(
@@ -44,6 +142,38 @@ impl Pluto {
                     "{q}:   newest ISAKMP SA: #{}; newest IPsec SA: #{}; ",
                     c.newest_isakmp, c.newest_ipsec
                 ));
+                let ike = self
+                    .states
+                    .get(&c.newest_isakmp)
+                    .and_then(|s| s.p1())
+                    .and_then(|p| p.choice.as_ref());
+                if let Some(ch) = ike {
+                    v.push(format!("{q}:   IKE algorithm newest: {}", ch.alg.name()));
+                }
+                let ipsec = self
+                    .states
+                    .get(&c.newest_ipsec)
+                    .and_then(|s| s.p2())
+                    .and_then(|p| p.choice.as_ref());
+                if let Some(ch) = ipsec {
+                    let pfs = match (c.pfs, c.pfsgroup) {
+                        (false, _) => "<N/A>".to_string(),
+                        (true, None) => "<Phase1>".to_string(),
+                        (true, Some(g)) => g.name().to_string(),
+                    };
+                    if let Some((alg, _)) = ch.esp {
+                        v.push(format!(
+                            "{q}:   ESP algorithm newest: {}; pfsgroup={pfs}",
+                            esp_alg_text(alg.enc, alg.auth)
+                        ));
+                    }
+                    if let Some((alg, _)) = ch.ah {
+                        v.push(format!(
+                            "{q}:   AH algorithm newest: {}; pfsgroup={pfs}",
+                            auth_text(alg)
+                        ));
+                    }
+                }
             }
         }
         v.push(" ".into());
@@ -76,8 +206,8 @@ impl Pluto {
                 line.push_str("; eroute owner");
             }
             v.push(line);
-            if let Family::P2(p2) = &st.family {
-                if !p2.inbound.is_empty() || !p2.outbound.is_empty() {
+            match &st.family {
+                Family::P2(p2) if !p2.inbound.is_empty() || !p2.outbound.is_empty() => {
                     let mut saids = Vec::new();
                     for proto in [
                         crate::said::Proto::Ah,
@@ -91,11 +221,36 @@ impl Pluto {
                             }
                         }
                     }
-                    v.push(format!("#{}: {name} {}", st.serial, saids.join(" ")));
+                    let used = p2.last_used().map_or(String::new(), |t| {
+                        format!("used {}s ago; ", self.now.saturating_sub(t) / 1000)
+                    });
+                    v.push(format!("#{}: {name} {used}{}", st.serial, saids.join(" ")));
                 }
+                Family::P1(p1) => {
+                    // FreeS/WAN's show_pending_phase2: a Quick Mode waiting for this SA.
+                    if let Some(pq) = &p1.pending_qm {
+                        let conn = c.map_or_else(|| format!("\"{}\"", st.conn), |c| c.quoted());
+                        v.push(format!(
+                            "#{}: pending Phase 2 for {conn} replacing #{}",
+                            st.serial, pq.replacing
+                        ));
+                    }
+                }
+                Family::P2(_) => {}
             }
         }
         v.push(" ".into());
+        for b in &self.bare_shunts {
+            // FreeS/WAN's show_shunt_status: ports and protocol are 0 (rswan's holds are
+            // host pairs), prio 0 (BOTTOM_PRIO, as for an acquire's %hold).
+            v.push(format!(
+                "{}:0 -0-> {}:0 => {} 0    {}",
+                b.ours, b.his, b.shunt, b.why
+            ));
+        }
+        if !self.bare_shunts.is_empty() {
+            v.push(" ".into());
+        }
         v
     }
 }

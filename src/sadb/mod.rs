@@ -135,6 +135,11 @@ impl Sadb {
         self.member_of.clear();
     }
 
+    /// Every SA, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Sa>> {
+        self.sas.values()
+    }
+
     /// Every SA, sorted by SAID text as `sort /proc/net/ipsec_spi` would.
     pub fn sorted(&self) -> Vec<Arc<Sa>> {
         let mut v: Vec<_> = self.sas.values().cloned().collect();

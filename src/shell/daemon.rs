@@ -996,6 +996,7 @@ fn pluto_config(
         uniqueids: s.get_bool("uniqueids", true)?,
         nat_traversal: s.get_bool("nat_traversal", true)?,
         debug: DebugFlags::parse(s.get("plutodebug").unwrap_or("none")),
+        shunt_scan_interval: s.get_duration("shuntscaninterval", 120)?.max(1),
         ..PlutoConfig::default()
     })
 }

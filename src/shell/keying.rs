@@ -1,7 +1,8 @@
 //! The keying-daemon thread: feeds the sans-IO [`Pluto`] core with IKE datagrams (UDP 500, and
 //! UDP 4500 via the datapath), acquires and SA lifetime events from the datapath, whack commands
-//! from the control socket and timer ticks, and carries out its [`Output`]s: datagrams, SAs and
-//! eroutes into the datapath tables, updown scripts, log lines and whack progress lines.
+//! from the control socket, timer ticks, the usage of its SAs (about once a second) and the
+//! shunt eroutes (every shunt scan interval), and carries out its [`Output`]s: datagrams, SAs
+//! and eroutes into the datapath tables, updown scripts, log lines and whack progress lines.
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -16,8 +17,9 @@ use rand::SeedableRng;
 
 use crate::eroute::Eroute;
 use crate::klips::{Emit, Klips, SaEvent};
-use crate::pluto::{ErouteOp, Output, Pluto, WhackCmd};
+use crate::pluto::{ErouteOp, Output, Pluto, ShuntEroute, WhackCmd};
 use crate::sadb::{Dir, Sa};
+use crate::said::{Proto, Said};
 
 use super::datapath::Clock;
 use super::net::{UdpSock, MAX_PKT};
@@ -201,6 +203,8 @@ fn run<H: KeyingHost>(
     let mut clients: HashMap<u64, Sender<WhackLine>> = HashMap::new();
     let mut rng = StdRng::from_entropy();
     let mut stopping = false;
+    let mut usage: Vec<(Said, Option<u64>)> = Vec::new();
+    let mut next_usage = 0u64;
     // Outputs of what happened before the thread started (load_conns: %trap eroutes and
     // route updown of auto=route conns) are carried out now, not after the first event.
     while let Some(o) = pluto.poll_output() {
@@ -258,6 +262,26 @@ fn run<H: KeyingHost>(
             default(Duration::from_millis(wait)) => {}
         }
         let now = clock.now_ms();
+        if now >= next_usage {
+            next_usage = now + USAGE_INTERVAL_MS;
+            collect_usage(&pluto, &klips, now, &mut usage);
+            pluto.handle_sa_usage(now, &usage);
+            if pluto.shunt_scan_due(now) {
+                let shunts: Vec<ShuntEroute> = klips
+                    .eroutes()
+                    .iter()
+                    .filter_map(|e| {
+                        e.said.shunt().map(|shunt| ShuntEroute {
+                            src: e.src,
+                            dst: e.dst,
+                            shunt,
+                            packets: e.packets(),
+                        })
+                    })
+                    .collect();
+                pluto.handle_shunt_scan(now, &shunts);
+            }
+        }
         if pluto.poll_timeout().is_some_and(|t| t <= now) {
             pluto.handle_timeout(now);
         }
@@ -276,6 +300,32 @@ fn run<H: KeyingHost>(
         if stopping {
             return;
         }
+    }
+}
+
+/// How often Pluto hears how recently its SAs were used (ms).
+const USAGE_INTERVAL_MS: u64 = 1000;
+
+/// Fills `out` with (SAID, ms since last use) of the ESP and AH SAs Pluto installed, under the
+/// SADB's read lock, reusing `out`'s allocation. An SA whose state a datapath worker holds at
+/// this instant is skipped (it is in use; the next round sees it).
+fn collect_usage(pluto: &Pluto, klips: &Klips, now_ms: u64, out: &mut Vec<(Said, Option<u64>)>) {
+    out.clear();
+    let db = klips.sadb();
+    for sa in db.iter() {
+        if !matches!(sa.said.proto, Proto::Esp | Proto::Ah) || !pluto.installed_sa(&sa.said) {
+            continue;
+        }
+        let last = match sa.state.try_lock() {
+            Ok(st) => st.last_used,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().last_used,
+            Err(std::sync::TryLockError::WouldBlock) => continue,
+        };
+        // The datapath's clock is the same one in whole seconds.
+        out.push((
+            sa.said,
+            last.map(|s| now_ms.saturating_sub(s.saturating_mul(1000))),
+        ));
     }
 }
 

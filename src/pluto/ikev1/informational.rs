@@ -385,7 +385,9 @@ impl Pluto {
         }
     }
 
-    /// DPD timer: probe, or declare the peer dead after dpdtimeout of silence.
+    /// DPD timer (RFC 3706, as Openswan): probe only when nothing came from the peer (IKE
+    /// message or inbound IPsec traffic, see [`Pluto::handle_sa_usage`]) for dpddelay; declare
+    /// it dead after dpdtimeout without a sign of life.
     pub(crate) fn dpd_event(&mut self, serial: u64) {
         let now = self.now;
         let key = match self.states.get(&serial) {
@@ -410,17 +412,30 @@ impl Pluto {
             }
             return;
         }
-        if now.saturating_sub(last) >= dpd.timeout * 1000 {
+        let (delay, timeout) = (dpd.delay * 1000, dpd.timeout * 1000);
+        let dead_at = last.saturating_add(timeout);
+        if now >= dead_at {
             if let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
                 p.dpd.next = None;
             }
             self.dpd_dead(serial);
             return;
         }
+        let quiet = now.saturating_sub(last) >= delay;
         let seq = match self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
             Some(p) => {
+                // Next look: dpddelay after this probe (or after the last sign of life), and
+                // no later than the moment the peer would be declared dead.
+                let next = if quiet {
+                    now.saturating_add(delay)
+                } else {
+                    last.saturating_add(delay)
+                };
+                p.dpd.next = Some(next.min(dead_at).max(now + 1));
+                if !quiet {
+                    return;
+                }
                 p.dpd.seq = p.dpd.seq.wrapping_add(1).max(1);
-                p.dpd.next = Some(now.saturating_add(dpd.delay * 1000));
                 p.dpd.seq
             }
             None => return,

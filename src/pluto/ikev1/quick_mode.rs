@@ -13,7 +13,9 @@ use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
 use crate::pluto::ikev1::state::{Event, Family, Phase2, State, StateKind};
 use crate::pluto::isakmp::{
-    emit_payloads, ExchangeType, Flags, Header, IdPayload, Payload, PayloadType as PT,
+    emit_payloads, AttrValue, Attribute, Doi, ExchangeType, Flags, Header, IdPayload,
+    IpsecAttrType, NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
+    SaLifeType,
 };
 use crate::pluto::output::rc;
 use crate::pluto::proposal::{self, Spis, UdpEncapMode};
@@ -184,6 +186,8 @@ impl Pluto {
             life: 0,
             replacing,
             encap_port: None,
+            used_in: None,
+            used_out: None,
         };
         self.states.insert(
             serial,
@@ -462,11 +466,9 @@ impl Pluto {
         }
         let tunnel = self.conns.get(&key).is_some_and(|c| c.tunnel());
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
-        let life = choice
-            .life
-            .unwrap_or(28800)
-            .min(keylife)
-            .min(proposal::MAX_IPSEC_LIFETIME);
+        // No lifetime proposed means RFC 2407's default of 8 h.
+        let proposed = choice.life.unwrap_or(28800);
+        let life = proposed.min(keylife).min(proposal::MAX_IPSEC_LIFETIME);
         let mut rest = vec![
             Payload::Sa(proposal::qm_response(&choice, &our)),
             Payload::Nonce(nr.clone()),
@@ -476,6 +478,16 @@ impl Pluto {
         }
         for it in &ids {
             rest.push(it.p.clone());
+        }
+        // We shortened the proposed lifetime: say so (RFC 2407 4.6.3.1), covered by HASH(2).
+        if life < proposed {
+            if let Some(n) = responder_lifetime(&choice, &our, life) {
+                rest.push(n);
+                self.slog(
+                    p1,
+                    format!("IPsec SA lifetime shortened to {life}s (peer proposed {proposed}s): sending RESPONDER-LIFETIME"),
+                );
+            }
         }
         let after = emit_payloads(&rest).map_err(|e| e.to_string())?;
         let h2 = kc::quick_hash2(ctx.prf, &ctx.skeyid_a, msgid, &ni, &after);
@@ -511,6 +523,8 @@ impl Pluto {
             life,
             replacing: 0,
             encap_port,
+            used_in: None,
+            used_out: None,
         };
         self.states.insert(
             serial,
@@ -711,6 +725,19 @@ impl Pluto {
             .map(|s| s.conn.clone())
             .unwrap_or_default();
         let keylife = self.conns.get(&key).map_or(28800, |c| c.keylife);
+        // RFC 2407 4.6.3.1: the responder chose a shorter lifetime than we proposed.
+        let notified = chain.all(PT::Notification).find_map(|it| match &it.p {
+            Payload::Notification(n) if n.notify_type == NotifyType::ResponderLifetime => {
+                lifetime_seconds(&n.data)
+            }
+            _ => None,
+        });
+        if let Some(n) = notified {
+            self.slog(
+                serial,
+                format!("received RESPONDER-LIFETIME: IPsec SA lifetime {n}s"),
+            );
+        }
         {
             let p2 = self
                 .states
@@ -721,6 +748,9 @@ impl Pluto {
             p2.gxy = gxy;
             p2.dh = None;
             p2.life = choice.life.unwrap_or(keylife).min(keylife);
+            if let Some(n) = notified {
+                p2.life = p2.life.min(n);
+            }
             p2.encap_port = (choice.udp_encap || ctx.encap).then_some(ctx.remote.port());
             if let Some(cpi) = p2.our.cpi {
                 if choice.cpi.is_none() {
@@ -842,6 +872,56 @@ impl Pluto {
             p.dpd.last_heard = now;
         }
     }
+}
+
+/// The RESPONDER-LIFETIME notification (RFC 2407 4.6.3.1) for the chosen SA: protocol and our
+/// (the sender's) inbound SPI, data = SA Life Type seconds + SA Life Duration.
+fn responder_lifetime(choice: &proposal::QmChoice, our: &Spis, life: u64) -> Option<Payload> {
+    let (protocol, spi) = match (choice.esp.and(our.esp), choice.ah.and(our.ah)) {
+        (Some(spi), _) => (ProtocolId::Esp, spi),
+        (None, Some(spi)) => (ProtocolId::Ah, spi),
+        (None, None) => return None,
+    };
+    let data = Attribute::encode_list(&[
+        Attribute::basic(
+            IpsecAttrType::SaLifeType.value(),
+            SaLifeType::Seconds.value(),
+        ),
+        Attribute::number(
+            IpsecAttrType::SaLifeDuration.value(),
+            u32::try_from(life).unwrap_or(u32::MAX),
+        ),
+    ])
+    .ok()?;
+    Some(Payload::Notification(NotificationPayload {
+        doi: Doi::Ipsec,
+        protocol,
+        spi: spi.to_be_bytes().to_vec(),
+        notify_type: NotifyType::ResponderLifetime,
+        data,
+    }))
+}
+
+/// The lifetime in seconds of a RESPONDER-LIFETIME notification's attribute list (the shortest
+/// if several are given; kilobyte lifetimes are ignored).
+fn lifetime_seconds(data: &[u8]) -> Option<u64> {
+    let attrs = Attribute::decode_list(data).ok()?;
+    let mut seconds = false;
+    let mut out: Option<u64> = None;
+    for a in attrs {
+        match IpsecAttrType::from(a.attr_type) {
+            IpsecAttrType::SaLifeType => {
+                seconds = a.value == AttrValue::Basic(SaLifeType::Seconds.value())
+            }
+            IpsecAttrType::SaLifeDuration if seconds => {
+                if let Some(d) = a.as_u64().filter(|d| *d > 0) {
+                    out = Some(out.map_or(d, |o| o.min(d)));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A decrypted phase-2 message: chain, received HASH, bytes after the HASH, next IV.

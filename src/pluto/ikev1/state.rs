@@ -127,6 +127,8 @@ pub enum Event {
     SoDiscard,
     /// Time to rekey.
     SaReplace,
+    /// Time to rekey if the SA was used during the rekey margin (`rekey=no` initiator, spec 7).
+    SaReplaceIfUsed,
     /// Lifetime over.
     SaExpire,
 }
@@ -138,6 +140,7 @@ impl Event {
             Event::Retransmit => "EVENT_RETRANSMIT",
             Event::SoDiscard => "EVENT_SO_DISCARD",
             Event::SaReplace => "EVENT_SA_REPLACE",
+            Event::SaReplaceIfUsed => "EVENT_SA_REPLACE_IF_USED",
             Event::SaExpire => "EVENT_SA_EXPIRE",
         }
     }
@@ -281,6 +284,18 @@ pub struct Phase2 {
     pub replacing: u64,
     /// UDP encapsulation in use: peer's port.
     pub encap_port: Option<u16>,
+    /// Last time (ms) a packet from the peer used the inbound SAs, per the datapath's usage
+    /// reports ([`crate::pluto::Pluto::handle_sa_usage`]).
+    pub used_in: Option<u64>,
+    /// Last time (ms) a packet was sent through the outbound SAs.
+    pub used_out: Option<u64>,
+}
+
+impl Phase2 {
+    /// Last use in either direction (ms), if any.
+    pub fn last_used(&self) -> Option<u64> {
+        self.used_in.max(self.used_out)
+    }
 }
 
 /// The protocol-specific part of a state.

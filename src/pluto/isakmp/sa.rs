@@ -95,6 +95,21 @@ impl Attribute {
         matches!(self.value, AttrValue::Basic(_))
     }
 
+    /// Encodes a data attribute list (e.g. the lifetimes a RESPONDER-LIFETIME notification
+    /// carries, RFC 2407 4.6.3.1).
+    pub fn encode_list(attrs: &[Attribute]) -> Result<Vec<u8>, EmitError> {
+        let mut out = Vec::new();
+        for a in attrs {
+            a.emit(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Decodes a data attribute list (notification data).
+    pub fn decode_list(body: &[u8]) -> Result<Vec<Attribute>, ParseError> {
+        Attribute::parse_list(body, PayloadType::Notification)
+    }
+
     fn parse_list(body: &[u8], payload_type: PayloadType) -> Result<Vec<Attribute>, ParseError> {
         let malformed = |reason| ParseError::MalformedPayload {
             payload_type,

@@ -2,6 +2,7 @@
 
 mod scenarios;
 mod strongswan;
+mod usage;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -99,6 +100,53 @@ impl Node {
 
     pub fn dump(&self) -> String {
         self.logs.join("\n")
+    }
+
+    /// Reports traffic to Pluto as the keying thread does: every installed ESP/AH SA of the
+    /// chosen directions was last used `idle_ms` ago.
+    pub fn use_sas(&mut self, now: u64, inbound: bool, outbound: bool, idle_ms: u64) {
+        let usage: Vec<(Said, Option<u64>)> = self
+            .sadb
+            .values()
+            .filter(|s| {
+                matches!(
+                    s.said.proto,
+                    crate::said::Proto::Esp | crate::said::Proto::Ah
+                )
+            })
+            .filter(|s| match s.dir {
+                Some(crate::sadb::Dir::In) => inbound,
+                _ => outbound,
+            })
+            .map(|s| (s.said, Some(idle_ms)))
+            .collect();
+        self.p.handle_sa_usage(now, &usage);
+    }
+
+    /// Informational exchanges (DPD, Delete, notifications) this node sent at or after `since`.
+    pub fn informationals_since(&self, since: u64) -> usize {
+        self.sent
+            .iter()
+            .filter(|(t, local, _, d)| {
+                let off = if local.port() == NAT_T_PORT { 4 } else { 0 };
+                *t >= since && d.get(off + 18) == Some(&5)
+            })
+            .count()
+    }
+
+    /// The `--status` lines.
+    pub fn status(&mut self, now: u64) -> Vec<String> {
+        self.p.whack(now, 999, WhackCmd::Status);
+        let mut v = Vec::new();
+        while let Some(o) = self.p.poll_output() {
+            if let Output::Whack {
+                client: 999, text, ..
+            } = o
+            {
+                v.push(text);
+            }
+        }
+        v
     }
 }
 
@@ -252,6 +300,17 @@ impl Net {
         }
         self.now = self.now.max(t);
         self.run();
+    }
+
+    /// Advances to `t` in `step` ms steps, calling `each` after every step (traffic reports).
+    pub fn advance_with(&mut self, t: u64, step: u64, mut each: impl FnMut(&mut Net)) {
+        while self.now + step <= t {
+            let next = self.now + step;
+            self.advance_to(next);
+            each(self);
+            self.run();
+        }
+        self.advance_to(t);
     }
 
     pub fn whack_a(&mut self, client: u64, cmd: WhackCmd) {

@@ -6,7 +6,7 @@ use crate::said::{Proto, Shunt};
 
 /// Checks that every outbound SA of `x` has a matching inbound SA on `y` (same SAID, same
 /// keys) by passing an ESP packet (and comparing AH keys).
-fn sas_match(x: &Node, y: &Node) -> usize {
+pub(super) fn sas_match(x: &Node, y: &Node) -> usize {
     let mut checked = 0;
     for (said, spec) in &x.sadb {
         if spec.dir != Some(SaDir::Out) || said.proto == Proto::Tun {
@@ -63,7 +63,7 @@ fn sas_match(x: &Node, y: &Node) -> usize {
     checked
 }
 
-fn assert_up(net: &Net) {
+pub(super) fn assert_up(net: &Net) {
     assert_eq!(
         net.a.established_ipsec(),
         1,
@@ -695,7 +695,7 @@ fn acquire_narrow_hold_is_released_then_removed() {
             net.a.eroutes
         );
     }
-    assert!(net.a.p.narrow_holds.is_empty());
+    assert!(net.a.p.bare_shunts.is_empty());
     // An acquire that was queued while the SA came up is settled at once.
     let before = net.a.eroutes.len();
     net.a.p.handle_acquire(net.now, acq([10, 0, 2, 7]));
