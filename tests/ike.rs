@@ -1224,3 +1224,376 @@ fn no_cleartext_right_after_up() {
     let (lines, raw) = cap.stop();
     check_wire(&t, &lines, &raw, 10);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. SA usage (rekey=no, DPD, `used Ns ago`), --status completeness, stale shunts,
+// RESPONDER-LIFETIME.
+
+/// Pings 10.0.2.10 from host A every 0.2 s for about `secs` seconds; returns the replies.
+fn ping_for(t: &Topo, secs: u32) -> u32 {
+    let o = ns_run(
+        &t.ha,
+        &[
+            "ping",
+            "-n",
+            "-c",
+            &(secs * 5).to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "10.0.2.10",
+        ],
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| {
+            l.split(',')
+                .find(|x| x.contains("received"))
+                .and_then(|x| x.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// rekey=no (spec 7): the initiator schedules EVENT_SA_REPLACE_IF_USED, the responder
+/// EVENT_SA_EXPIRE. An idle IPsec SA is not replaced and is gone on both sides at its 20 s
+/// lifetime; one carrying traffic is replaced at 10 s (the keying thread reports SA usage).
+#[test]
+fn rekey_no_replaces_only_used_sas() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\trekey=no\n\tkeylife=20s\n\trekeymargin=10s\n\trekeyfuzz=0%\n\tauto=add\n",
+    ));
+    let (ga, gb) = (&t.ga, &t.gb);
+    up_ok(&t, ga, "net");
+    let first = newest_ipsec(&status(&t, ga));
+    let st = status(&t, ga);
+    assert!(
+        st.contains(&format!(
+            "000 #{first}: \"net\" STATE_QUICK_I2 (sent QI2, IPsec SA established); EVENT_SA_REPLACE_IF_USED in "
+        )),
+        "{st}"
+    );
+    assert!(
+        st.contains("policy: PSK+ENCRYPT+TUNNEL+PFS+DONTREKEY+UP;"),
+        "{st}"
+    );
+    let st = status(&t, gb);
+    assert!(
+        st.contains("STATE_QUICK_R2 (IPsec SA established); EVENT_SA_EXPIRE in "),
+        "{st}"
+    );
+    // Idle: expires on both sides, not replaced.
+    assert!(
+        wait_until(Duration::from_secs(30), || spis(&t, ga).is_empty()
+            && spis(&t, gb).is_empty()),
+        "idle SAs outlived their 20 s\n{}",
+        diag(&t)
+    );
+    let la = t.log(ga);
+    assert!(
+        la.contains(&format!(
+            "#{first}: not replacing stale IPsec SA: inactive for "
+        )),
+        "{la}"
+    );
+    assert!(!la.contains(&format!("to replace #{first}")), "{la}");
+    // Up again, with traffic: replaced at 10 s, the traffic goes on across it.
+    up_ok(&t, ga, "net");
+    let second = newest_ipsec(&status(&t, ga));
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "{}",
+        diag(&t)
+    );
+    let got = ping_for(&t, 14);
+    assert!(got >= 60, "only {got} of 70 pings answered\n{}", diag(&t));
+    let la = t.log(ga);
+    assert!(
+        la.contains(&format!("#{second}: replacing stale IPsec SA: in use")),
+        "{la}"
+    );
+    assert!(
+        la.contains(&format!(
+            "initiating Quick Mode PSK+ENCRYPT+TUNNEL+PFS+DONTREKEY+UP to replace #{second}"
+        )),
+        "{la}"
+    );
+    assert!(newest_ipsec(&status(&t, ga)) > second);
+    // The second line of a used IPsec SA says when it was last used (spec 5.8).
+    let st = status(&t, ga);
+    assert!(
+        st.lines().any(|l| l.starts_with("000 #")
+            && l.contains(" \"net\" used ")
+            && l.contains("s ago; esp.")),
+        "{st}"
+    );
+}
+
+/// DPD (RFC 3706 / Openswan): no R_U_THERE while the peer's traffic keeps arriving; probes
+/// (answered) once the tunnel is idle for dpddelay.
+#[test]
+fn dpd_probes_only_an_idle_peer() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tdpddelay=3s\n\tdpdtimeout=30s\n\tdpdaction=clear\n\tauto=add\n",
+    ));
+    up_ok(&t, &t.ga, "net");
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "{}",
+        diag(&t)
+    );
+    let ike = |lines: &[String], from: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("{from}.500 > ")))
+            .count()
+    };
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("dpd-busy.pcap"));
+    let got = ping_for(&t, 10);
+    let (busy, _) = cap.stop();
+    assert!(got >= 45, "only {got} of 50 pings answered\n{}", diag(&t));
+    assert_eq!(
+        ike(&busy, "192.0.2.1") + ike(&busy, "192.0.2.2"),
+        0,
+        "DPD probed a peer whose traffic was arriving:\n{}\n{}",
+        busy.join("\n"),
+        diag(&t)
+    );
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("dpd-idle.pcap"));
+    std::thread::sleep(Duration::from_secs(10));
+    let (idle, _) = cap.stop();
+    assert!(
+        ike(&idle, "192.0.2.1") >= 2 && ike(&idle, "192.0.2.2") >= 2,
+        "no R_U_THERE / R_U_THERE_ACK while idle:\n{}",
+        idle.join("\n")
+    );
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
+    assert!(!t.log(&t.ga).contains("declaring peer dead"));
+}
+
+/// --status (spec 5.8): the algorithm lines, a Quick Mode waiting for its ISAKMP SA
+/// (`pending Phase 2`), the trapped packet's `%hold` in the bare shunt section, then the
+/// negotiated algorithms and `used Ns ago` once up.
+#[test]
+fn status_algorithms_pending_phase2_and_bare_shunts() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    // B does not know the conn yet: A's Main Mode stays in MAIN_I1.
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=ignore\n"));
+    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=route\n"));
+    in_netns(&t.ha, || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.send_to(b"trapped", "10.0.2.10:7777").unwrap();
+    });
+    let hold = "000 10.0.1.10/32:0 -0-> 10.0.2.10/32:0 => %hold 0    acquire";
+    assert!(
+        wait_until(Duration::from_secs(5), || status(&t, &ga).contains(hold)),
+        "{}",
+        status(&t, &ga)
+    );
+    let st = status(&t, &ga);
+    let lines: Vec<&str> = st.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("000 #1: \"net\" STATE_MAIN_I1"))
+        .unwrap_or_else(|| panic!("{st}"));
+    assert_eq!(
+        lines[i + 1..],
+        [
+            "000 #1: pending Phase 2 for \"net\" replacing #0",
+            "000  ",
+            hold,
+            "000  "
+        ],
+        "{st}"
+    );
+    let debug = lines.iter().position(|l| *l == "000 debug none").unwrap();
+    assert_eq!(lines[debug + 1], "000  ");
+    assert_eq!(
+        lines[debug + 2],
+        "000 algorithm ESP encrypt: id=3, name=ESP_3DES, ivlen=64, keysizemin=168, keysizemax=168"
+    );
+    for w in [
+        "000 algorithm ESP auth attr: id=5, name=AUTH_ALGORITHM_HMAC_SHA2_256, keysizemin=256, keysizemax=256",
+        "000 algorithm IKE encrypt: id=7, name=OAKLEY_AES_CBC, blocksize=16, keydeflen=128",
+        "000 algorithm IKE hash: id=2, name=OAKLEY_SHA1, hashsize=20",
+        "000 algorithm IKE dh group: id=5, name=OAKLEY_GROUP_MODP1536, bits=1536",
+    ] {
+        assert!(lines.contains(&w), "missing {w:?} in\n{st}");
+    }
+    assert!(t.ipsec_ok(&ga, &["eroute"]).contains("%hold"));
+    // B learns the conn; A's next MI1 retransmission gets through and the held packet leaves
+    // through the tunnel.
+    t.ipsec_ok(&gb, &["auto", "--add", "net"]);
+    assert!(
+        wait_until(Duration::from_secs(25), || status(&t, &ga)
+            .contains("STATE_QUICK_I2")),
+        "{}",
+        diag(&t)
+    );
+    let st = status(&t, &ga);
+    assert!(!st.contains("pending Phase 2"), "{st}");
+    assert!(!st.contains("%hold"), "{st}");
+    assert!(
+        st.contains("000 \"net\":   IKE algorithm newest: AES_CBC_128-SHA2_256-MODP2048"),
+        "{st}"
+    );
+    assert!(
+        st.contains(
+            "000 \"net\":   ESP algorithm newest: AES_128-HMAC_SHA2_256; pfsgroup=<Phase1>"
+        ),
+        "{st}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "{}",
+        diag(&t)
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || status(&t, &ga).lines().any(
+            |l| l.starts_with("000 #2: \"net\" used ") && l.contains("s ago; esp.")
+        )),
+        "{}",
+        status(&t, &ga)
+    );
+}
+
+/// Stale shunts (spec 4): the `%hold` of an acquire no routed conn covers is removed at once
+/// (FreeS/WAN's cannot_oppo with no failure shunt); a `%hold` Pluto never heard of is found by
+/// the shunt scan (shuntscaninterval=2s) and handled like an acquire: removed if nothing covers
+/// it, negotiated if a routed conn does.
+#[test]
+fn stale_holds_are_swept() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(
+        &ga,
+        &net_conf("\tauthby=secret\n\tauto=route\n").replace(
+            "\tinterfaces=%defaultroute\n",
+            "\tinterfaces=%defaultroute\n\tshuntscaninterval=2s\n",
+        ),
+    );
+    // A %trap nobody's conn covers (made by hand), and a route into ipsec0 for it.
+    t.ipsec_ok(
+        &ga,
+        &[
+            "eroute",
+            "--add",
+            "--eraf",
+            "inet",
+            "--src",
+            "10.0.1.0/24",
+            "--dst",
+            "10.9.0.0/16",
+            "--said",
+            "%trap",
+        ],
+    );
+    ns_must(&ga, &["ip", "route", "add", "10.9.0.0/16", "dev", "ipsec0"]);
+    ns_run(&t.ha, &["ping", "-n", "-c", "1", "-W", "1", "10.9.0.5"]);
+    assert!(
+        wait_until(Duration::from_secs(3), || t.log(&ga).contains(
+            "acquire from 10.0.1.10 to 10.9.0.5: no routed connection covers it; %hold removed"
+        )),
+        "{}",
+        t.log(&ga)
+    );
+    let er = t.ipsec_ok(&ga, &["eroute"]);
+    assert!(!er.contains("%hold"), "{er}");
+    assert!(
+        er.contains("10.0.1.0/24        -> 10.9.0.0/16        => %trap"),
+        "{er}"
+    );
+    // Orphaned %holds (as if their acquires had been lost): one nothing covers, one the routed
+    // conn covers.
+    for dst in ["10.9.0.7/32", "10.0.2.10/32"] {
+        t.ipsec_ok(
+            &ga,
+            &[
+                "eroute",
+                "--add",
+                "--eraf",
+                "inet",
+                "--src",
+                "10.0.1.10/32",
+                "--dst",
+                dst,
+                "--said",
+                "%hold",
+            ],
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let er = t.ipsec_ok(&ga, &["eroute"]);
+            !er.contains("%hold")
+                && er.contains("10.0.1.0/24        -> 10.0.2.0/24        => tun0x")
+        }),
+        "{}\n{}",
+        t.ipsec_ok(&ga, &["eroute"]),
+        diag(&t)
+    );
+    let la = t.log(&ga);
+    assert!(
+        la.contains(
+            "acquire from 10.0.1.10 to 10.9.0.7: no routed connection covers it; %hold removed"
+        ),
+        "{la}"
+    );
+    assert!(
+        la.contains(
+            "\"net\": initiate on demand from 10.0.1.10:0 to 10.0.2.10:0 because: %hold found"
+        ),
+        "{la}"
+    );
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
+}
+
+/// RESPONDER-LIFETIME (RFC 2407 4.6.3.1): B (keylife 30 s) shortens A's proposed 1 h and says
+/// so in QR1; A uses the 30 s (and so rekeys well before B's SA expires).
+#[test]
+fn responder_lifetime_shortens_the_initiators_sa() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(
+        &gb,
+        &net_conf("\tauthby=secret\n\tkeylife=30s\n\tauto=add\n"),
+    );
+    t.start_gateway(
+        &ga,
+        &net_conf("\tauthby=secret\n\tkeylife=1h\n\tauto=add\n"),
+    );
+    up_ok(&t, &ga, "net");
+    assert!(
+        t.log(&gb).contains(
+            "IPsec SA lifetime shortened to 30s (peer proposed 3600s): sending RESPONDER-LIFETIME"
+        ),
+        "{}",
+        t.log(&gb)
+    );
+    assert!(
+        t.log(&ga)
+            .contains("received RESPONDER-LIFETIME: IPsec SA lifetime 30s"),
+        "{}",
+        t.log(&ga)
+    );
+    // The rekey margin (540 s) exceeds 30 s: A replaces at half the lifetime.
+    let st = status(&t, &ga);
+    let secs: u64 = st
+        .lines()
+        .find(|l| l.contains("STATE_QUICK_I2"))
+        .and_then(|l| l.split("EVENT_SA_REPLACE in ").nth(1))
+        .and_then(|r| r.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(secs <= 15, "{st}");
+    check_traffic(&t);
+}

@@ -224,17 +224,23 @@ impl Pair {
     }
 
     /// The ESP SPIs (out, in) of the IPsec SA that owns rswan's eroute, from `auto --status`
-    /// (`"net": … eroute owner: #N` and `#N: "net" esp.OUT@192.0.2.2 esp.IN@192.0.2.1 …`).
+    /// (`"net": … eroute owner: #N` and `#N: "net" [used Ns ago; ]esp.OUT@192.0.2.2
+    /// esp.IN@192.0.2.1 …`).
     fn rswan_owner_spis(&self) -> Option<(u32, u32)> {
         let st = self.t.ipsec_ok(self.ga(), &["auto", "--status"]);
         let owner = st.lines().find_map(|l| {
             l.split_once("eroute owner: #")
                 .map(|x| x.1.trim().to_string())
         })?;
-        let prefix = format!("#{owner}: \"net\" esp.");
-        let line = st
-            .lines()
-            .find_map(|l| l.strip_prefix("000 ")?.strip_prefix(&prefix))?;
+        let prefix = format!("#{owner}: \"net\" ");
+        let line = st.lines().find_map(|l| {
+            let rest = l.strip_prefix("000 ")?.strip_prefix(&prefix)?;
+            let rest = match rest.strip_prefix("used ") {
+                Some(r) => r.split_once("; ")?.1,
+                None => rest,
+            };
+            rest.strip_prefix("esp.")
+        })?;
         let spi = |suffix: &str| {
             format!("esp.{line}").split_whitespace().find_map(|w| {
                 let hex = w.strip_prefix("esp.")?.strip_suffix(suffix)?;
