@@ -24,6 +24,8 @@
 //!   offering ECP/MODP3072/SHA-512 first), and ESP AES-256-CBC/HMAC-SHA2-256 (128-bit ICV).
 //!   A peer crashing and restarting without DPD: INITIAL_CONTACT from a restarted rswan makes
 //!   charon drop its stale SAs; a restarted charon's new SAs take over rswan's eroute.
+//!   RESPONDER-LIFETIME: rswan as responder shortening charon's proposed lifetime says so in
+//!   QR1; charon completes the Quick Mode and takes rswan's replacement SA.
 //!
 //! A missing strongSwan fails the tests with a message to run scripts/install-deps.
 
@@ -1165,6 +1167,58 @@ fn peer_restart_without_dpd() {
     assert!(
         charon_in_bytes(&p.charon.list_sas(), third.0).is_some_and(|b| b > 0),
         "{}",
+        p.charon.list_sas()
+    );
+}
+
+/// RESPONDER-LIFETIME (RFC 2407 4.6.3.1) towards charon: charon initiates with its default
+/// CHILD_SA lifetime (life_time = 1.1 × rekey_time = 3960 s), rswan (keylife 20 s) answers QR1 with the shorter lifetime and the
+/// RESPONDER-LIFETIME notification covered by HASH(2). charon accepts the Quick Mode (it parses
+/// the status notification, `N((24576))`, and ignores it), and rswan replaces the SA itself before its 20 s run out
+/// (responder margin: rekeymargin/2 = 4 s); pings flow throughout.
+#[test]
+fn responder_lifetime_to_strongswan() {
+    let p = Pair::new(
+        &AES128,
+        "\tkeylife=20s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
+        |_| {},
+    );
+    let first = p.establish(false);
+    let log = p.t.log(p.ga());
+    assert!(
+        log.contains("IPsec SA lifetime shortened to 20s (peer proposed ")
+            && log.contains("s): sending RESPONDER-LIFETIME"),
+        "{}",
+        p.logs()
+    );
+    assert!(
+        p.charon.log_text().contains("parsed QUICK_MODE response")
+            && p.charon.log_text().contains("N((24576)) ]"),
+        "charon did not get the notification\n{}",
+        p.logs()
+    );
+    let mut second = None;
+    let (got, sent) = ping_during(&p, 20, || {
+        let ok = poll(Duration::from_secs(18), || {
+            second = p
+                .rswan_owner_spis()
+                .filter(|s| s.0 != first.0 && s.1 != first.1);
+            second.is_some()
+        });
+        assert!(ok, "rswan did not replace its short SA\n{}", p.logs());
+    });
+    assert!(
+        got + 2 >= sent,
+        "pings lost: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    // Traffic after the replacement uses the new SAs (charon counts bytes on its inbound SA).
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    let newest = p.rswan_owner_spis().or(second).unwrap();
+    assert!(
+        charon_in_bytes(&p.charon.list_sas(), newest.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{}",
+        newest.0,
         p.charon.list_sas()
     );
 }
