@@ -13,6 +13,7 @@
 //! are wiped on drop.
 
 use core::fmt;
+use std::sync::OnceLock;
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Limb, Uint, Word, U1024, U1536, U2048, U512};
@@ -267,9 +268,9 @@ pub fn validate_public_value(group: DhGroup, y: &[u8]) -> Result<(), DhError> {
         });
     }
     let in_range = match group {
-        DhGroup::Modp1024 => in_range::<{ U1024::LIMBS }>(group, y),
-        DhGroup::Modp1536 => in_range::<{ U1536::LIMBS }>(group, y),
-        DhGroup::Modp2048 => in_range::<{ U2048::LIMBS }>(group, y),
+        DhGroup::Modp1024 => in_range(consts_1024(), y),
+        DhGroup::Modp1536 => in_range(consts_1536(), y),
+        DhGroup::Modp2048 => in_range(consts_2048(), y),
     };
     if in_range {
         Ok(())
@@ -303,38 +304,73 @@ fn uint_to_be<const L: usize>(value: &Uint<L>, out_len: usize) -> Vec<u8> {
     out
 }
 
-fn in_range<const L: usize>(group: DhGroup, y: &[u8]) -> bool {
-    match (uint_from_be::<L>(&group.prime()), uint_from_be::<L>(y)) {
-        (Some(p), Some(y)) => y > Uint::<L>::ONE && y < p.wrapping_sub(&Uint::<L>::ONE),
-        _ => false,
+/// A group's prime and its Montgomery parameters, computed once per process.
+/// `DynResidueParams::new` finds R mod p and R² mod p by bit-serial long division: for MODP2048
+/// that cost a third as much as the exponentiation itself, on every one of the four
+/// exponentiations each side of a Main Mode + PFS Quick Mode does (docs/performance.md).
+struct GroupConsts<const L: usize> {
+    p: Uint<L>,
+    params: DynResidueParams<L>,
+}
+
+impl<const L: usize> GroupConsts<L> {
+    fn new(group: DhGroup) -> GroupConsts<L> {
+        let p = uint_from_be::<L>(&group.prime()).expect("the prime fits its Uint");
+        // The MODP primes are odd, so the Montgomery parameters always exist.
+        GroupConsts {
+            p,
+            params: DynResidueParams::new(&p),
+        }
+    }
+}
+
+fn consts_1024() -> &'static GroupConsts<{ U1024::LIMBS }> {
+    static C: OnceLock<GroupConsts<{ U1024::LIMBS }>> = OnceLock::new();
+    C.get_or_init(|| GroupConsts::new(DhGroup::Modp1024))
+}
+
+fn consts_1536() -> &'static GroupConsts<{ U1536::LIMBS }> {
+    static C: OnceLock<GroupConsts<{ U1536::LIMBS }>> = OnceLock::new();
+    C.get_or_init(|| GroupConsts::new(DhGroup::Modp1536))
+}
+
+fn consts_2048() -> &'static GroupConsts<{ U2048::LIMBS }> {
+    static C: OnceLock<GroupConsts<{ U2048::LIMBS }>> = OnceLock::new();
+    C.get_or_init(|| GroupConsts::new(DhGroup::Modp2048))
+}
+
+fn in_range<const L: usize>(c: &GroupConsts<L>, y: &[u8]) -> bool {
+    match uint_from_be::<L>(y) {
+        Some(y) => y > Uint::<L>::ONE && y < c.p.wrapping_sub(&Uint::<L>::ONE),
+        None => false,
     }
 }
 
 /// base^exp mod p for the group, constant time in `exp`; `base` at most prime length.
 fn modexp(group: DhGroup, base: &[u8], exp: &Exponent) -> Vec<u8> {
     let bits = group.exponent_bits();
+    let len = group.prime_len();
     match group {
-        DhGroup::Modp1024 => modexp_limbs::<{ U1024::LIMBS }>(group, base, exp, bits),
-        DhGroup::Modp1536 => modexp_limbs::<{ U1536::LIMBS }>(group, base, exp, bits),
-        DhGroup::Modp2048 => modexp_limbs::<{ U2048::LIMBS }>(group, base, exp, bits),
+        DhGroup::Modp1024 => modexp_limbs(consts_1024(), len, base, exp, bits),
+        DhGroup::Modp1536 => modexp_limbs(consts_1536(), len, base, exp, bits),
+        DhGroup::Modp2048 => modexp_limbs(consts_2048(), len, base, exp, bits),
     }
 }
 
 fn modexp_limbs<const L: usize>(
-    group: DhGroup,
+    c: &GroupConsts<L>,
+    out_len: usize,
     base: &[u8],
     exp: &Exponent,
     exp_bits: usize,
 ) -> Vec<u8> {
-    let (Some(p), Some(b)) = (uint_from_be::<L>(&group.prime()), uint_from_be::<L>(base)) else {
+    let Some(b) = uint_from_be::<L>(base) else {
         return Vec::new();
     };
-    // The MODP primes are odd, so the Montgomery parameters always exist.
-    let params = DynResidueParams::new(&p);
-    let mut result = DynResidue::new(&b, params)
+    let mut result = DynResidue::new(&b, c.params)
         .pow_bounded_exp(exp, exp_bits.min(Exponent::BITS))
         .retrieve();
-    let out = uint_to_be(&result, group.prime_len());
+    let out = uint_to_be(&result, out_len);
     result.zeroize();
     out
 }
@@ -369,6 +405,28 @@ mod tests {
         let two = DynResidue::new(&Uint::<L>::from_u8(2), params);
         let pm1 = p.wrapping_sub(&Uint::<L>::ONE);
         two.pow(&pm1).retrieve() == Uint::<L>::ONE
+    }
+
+    #[test]
+    fn montgomery_parameters_are_computed_once_and_right() {
+        fn check<const L: usize>(group: DhGroup, c: fn() -> &'static GroupConsts<L>) {
+            // One instance per process, not one per exponentiation.
+            assert!(std::ptr::eq(c(), c()));
+            let p = uint_from_be::<L>(&group.prime()).unwrap();
+            assert_eq!(c().p, p);
+            assert_eq!(c().params, DynResidueParams::new(&p));
+        }
+        check(DhGroup::Modp1024, consts_1024);
+        check(DhGroup::Modp1536, consts_1536);
+        check(DhGroup::Modp2048, consts_2048);
+        // And results through the cached parameters match ones computed from scratch.
+        let mut rng = StdRng::seed_from_u64(3);
+        let kp = DhKeyPair::generate(DhGroup::Modp2048, &mut rng);
+        let p = uint_from_be::<{ U2048::LIMBS }>(&DhGroup::Modp2048.prime()).unwrap();
+        let fresh = DynResidue::new(&U2048::from_u8(2), DynResidueParams::new(&p))
+            .pow_bounded_exp(&kp.secret, DhGroup::Modp2048.exponent_bits())
+            .retrieve();
+        assert_eq!(kp.public_value(), &uint_to_be(&fresh, 256)[..]);
     }
 
     #[test]
