@@ -135,9 +135,14 @@ pub fn start(
         net_tx.push(tx);
         let sender = d.sender.clone();
         let k = klips.clone();
+        let gso = udp.clone().map(|u| (u, ifindex(&d.info.phys)));
         threads.push(spawn(format!("net-w{i}"), move || {
+            let mut raw = Vec::new();
             for batch in rx {
-                let failed = sender.send_batch(&batch);
+                let failed = match &gso {
+                    Some((u, ifx)) => send_with_gso(&sender, u, *ifx, batch, &mut raw),
+                    None => sender.send_batch(&batch),
+                };
                 for _ in 0..failed {
                     k.drops.count(DropReason::SendFailure, false);
                 }
@@ -210,6 +215,7 @@ pub fn start(
     }
     if let Some(u) = udp {
         set_timeout(u.fd())?;
+        u.enable_gro();
         let tx = work_tx.clone();
         let stop = stop.clone();
         threads.push(spawn("udp-r4500".into(), move || udp_reader(u, tx, stop))?);
@@ -441,18 +447,122 @@ fn udp_reader(sock: Arc<UdpSock>, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc<AtomicBoo
             continue;
         };
         for i in 0..got {
-            let pkt = bufs[i][..lens[i]].to_vec();
-            let spi = pkt
-                .get(0..4)
-                .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-            batches[spi_worker(spi, n)].push(Job::InUdp {
-                src: metas[i].src,
-                dst: metas[i].dst,
-                pkt,
-            });
+            // With UDP GRO one buffer may hold several datagrams of `seg` bytes each.
+            let data = &bufs[i][..lens[i]];
+            let seg = match metas[i].seg {
+                0 => data.len().max(1),
+                s => s,
+            };
+            for d in data.chunks(seg) {
+                let spi = d
+                    .get(0..4)
+                    .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+                batches[spi_worker(spi, n)].push(Job::InUdp {
+                    src: metas[i].src,
+                    dst: metas[i].dst,
+                    pkt: d.to_vec(),
+                });
+            }
         }
         if !flush(&mut batches, &tx) {
             return;
         }
     }
+}
+
+/// The kernel's index of interface `name` (0 if unknown: no interface pinning then).
+fn ifindex(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Most datagrams in one UDP GSO send, and most bytes.
+const GSO_MAX_SEGS: usize = 64;
+const GSO_MAX_BYTES: usize = 60_000;
+
+/// The UDP flow and payload of an outgoing ESP-in-UDP packet from port 4500.
+fn udp_encap_parts(p: &[u8]) -> Option<((Ipv4Addr, SocketAddrV4), &[u8])> {
+    let ihl = usize::from(*p.first()? & 0x0f) * 4;
+    if p.len() < ihl + 8 || p[9] != ipv4::proto::UDP {
+        return None;
+    }
+    let sport = u16::from_be_bytes([p[ihl], p[ihl + 1]]);
+    if sport != 4500 {
+        return None;
+    }
+    let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
+    Some(((src, SocketAddrV4::new(dst, dport)), &p[ihl + 8..]))
+}
+
+/// Sends a batch, turning runs of equal-size ESP-in-UDP datagrams of one flow (what a TCP
+/// super-packet becomes) into single UDP GSO sends; everything else goes out through the raw
+/// socket in order. Returns how many packets failed.
+fn send_with_gso(
+    raw_sender: &RawSender,
+    udp: &UdpSock,
+    ifx: u32,
+    mut batch: NetBatch,
+    raw: &mut NetBatch,
+) -> usize {
+    let mut failed = 0;
+    let mut i = 0;
+    let mut buf = Vec::new();
+    while i < batch.len() {
+        let Some((flow, first)) = udp_encap_parts(&batch[i].1) else {
+            raw.push((batch[i].0, std::mem::take(&mut batch[i].1)));
+            i += 1;
+            continue;
+        };
+        let seg = first.len();
+        let mut j = i + 1;
+        let mut total = seg;
+        while j < batch.len() && j - i < GSO_MAX_SEGS {
+            match udp_encap_parts(&batch[j].1) {
+                Some((f, pl))
+                    if f == flow && pl.len() <= seg && total + pl.len() <= GSO_MAX_BYTES =>
+                {
+                    total += pl.len();
+                    j += 1;
+                    if pl.len() < seg {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if j - i < 2 || seg == 0 || seg > usize::from(u16::MAX) {
+            raw.push((batch[i].0, std::mem::take(&mut batch[i].1)));
+            i += 1;
+            continue;
+        }
+        // Keep order: what went before this run leaves first.
+        if !raw.is_empty() {
+            failed += raw_sender.send_batch(raw);
+            raw.clear();
+        }
+        buf.clear();
+        for (_, p) in &batch[i..j] {
+            if let Some((_, pl)) = udp_encap_parts(p) {
+                buf.extend_from_slice(pl);
+            }
+        }
+        let tos = batch[i].1[1];
+        if udp
+            .send_gso(&buf, seg as u16, flow.0, ifx, tos, flow.1)
+            .is_err()
+        {
+            // Fall back to one datagram at a time through the raw socket.
+            failed += raw_sender.send_batch(&batch[i..j]);
+        }
+        i = j;
+    }
+    if !raw.is_empty() {
+        failed += raw_sender.send_batch(raw);
+        raw.clear();
+    }
+    failed
 }

@@ -136,6 +136,9 @@ pub struct UdpMeta {
     pub src: SocketAddrV4,
     /// Our address it arrived on (from IP_PKTINFO).
     pub dst: Ipv4Addr,
+    /// With UDP GRO on: the buffer holds several datagrams of this size (the last may be
+    /// shorter); 0 when it holds one.
+    pub seg: usize,
 }
 
 /// The UDP socket for ESP-in-UDP (and, later, IKE's NAT-T port).
@@ -179,6 +182,97 @@ impl UdpSock {
         metas: &mut Vec<UdpMeta>,
     ) -> io::Result<usize> {
         recv_batch(self.sock.as_raw_fd(), bufs, lens, Some(metas))
+    }
+
+    /// Asks the kernel to coalesce consecutive datagrams of a flow (UDP GRO): one receive then
+    /// returns many ESP-in-UDP packets, split by [`UdpMeta::seg`]. Returns false if refused.
+    pub fn enable_gro(&self) -> bool {
+        let one: libc::c_int = 1;
+        // SAFETY: UDP_GRO takes an int flag; the pointer and length describe `one`.
+        let r = unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                SOL_UDP,
+                UDP_GRO,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        r == 0
+    }
+
+    /// Sends `data` as datagrams of `seg` bytes each (the last may be shorter) with one system
+    /// call (UDP GSO), from address `from` out of interface `ifindex` (so routes through ipsecN
+    /// are never taken), with outer TOS `tos`.
+    pub fn send_gso(
+        &self,
+        data: &[u8],
+        seg: u16,
+        from: Ipv4Addr,
+        ifindex: u32,
+        tos: u8,
+        to: SocketAddrV4,
+    ) -> io::Result<usize> {
+        let dst = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: to.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*to.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        let mut cbuf = [0u64; 16];
+        // SAFETY: all-zero is a valid msghdr; the pointers set below refer to locals that outlive
+        // the sendmsg call; the 128-byte, 8-aligned control buffer holds the three messages
+        // (in_pktinfo 32 + u16 16 + int 16 bytes with headers) written via CMSG_* within bounds.
+        let r = unsafe {
+            let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
+            msg.msg_name = &dst as *const _ as *mut libc::c_void;
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+            let pk = std::mem::size_of::<libc::in_pktinfo>() as u32;
+            let space = libc::CMSG_SPACE(pk)
+                + libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32)
+                + libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32);
+            msg.msg_controllen = space as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::IPPROTO_IP;
+            (*c).cmsg_type = libc::IP_PKTINFO;
+            (*c).cmsg_len = libc::CMSG_LEN(pk) as usize;
+            let info = libc::in_pktinfo {
+                ipi_ifindex: ifindex as libc::c_int,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(from).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::in_pktinfo, info);
+            let c = libc::CMSG_NXTHDR(&msg, c);
+            (*c).cmsg_level = SOL_UDP;
+            (*c).cmsg_type = UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg);
+            let c = libc::CMSG_NXTHDR(&msg, c);
+            (*c).cmsg_level = libc::IPPROTO_IP;
+            (*c).cmsg_type = libc::IP_TOS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+            std::ptr::write_unaligned(
+                libc::CMSG_DATA(c) as *mut libc::c_int,
+                libc::c_int::from(tos),
+            );
+            libc::sendmsg(self.sock.as_raw_fd(), &msg, 0)
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
     }
 
     /// Sends a datagram from this socket with source address `from` (IP_PKTINFO), so IKE
@@ -311,25 +405,40 @@ fn recv_batch(
                 Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
                 u16::from_be(a.sin_port),
             );
-            let dst = pktinfo_dst(&m.msg_hdr).unwrap_or(Ipv4Addr::UNSPECIFIED);
-            metas.push(UdpMeta { src, dst });
+            let (dst, seg) = parse_cmsgs(&m.msg_hdr);
+            metas.push(UdpMeta {
+                src,
+                dst: dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                seg,
+            });
         }
     }
     Ok(got)
 }
 
-fn pktinfo_dst(hdr: &libc::msghdr) -> Option<Ipv4Addr> {
+/// `SOL_UDP` / `UDP_SEGMENT` / `UDP_GRO` (linux/udp.h).
+const SOL_UDP: libc::c_int = 17;
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+
+/// The destination address (IP_PKTINFO) and the UDP GRO segment size of a received message.
+fn parse_cmsgs(hdr: &libc::msghdr) -> (Option<Ipv4Addr>, usize) {
+    let mut dst = None;
+    let mut seg = 0;
     // SAFETY: `hdr` was filled by recvmmsg; the CMSG_* macros walk its control buffer within
-    // msg_controllen, and we only read an in_pktinfo when the header says that is what it holds.
+    // msg_controllen, and we only read an in_pktinfo or an int when the header says so.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(hdr);
         while !c.is_null() {
             if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
                 let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in_pktinfo);
-                return Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+                dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
+            } else if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                seg = usize::try_from(v).unwrap_or(0);
             }
             c = libc::CMSG_NXTHDR(hdr, c);
         }
     }
-    None
+    (dst, seg)
 }
