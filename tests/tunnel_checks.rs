@@ -157,3 +157,72 @@ fn parallel_flows_cause_no_replay_drops() {
         assert_eq!(d.get("replay"), 0, "{}", t.ipsec_ok(ns, &["look"]));
     }
 }
+
+/// `interfaces="ipsec0=PHYS ipsec1=PHYS"` creates both devices, up, with the MTU from
+/// `overridemtu` or the physical MTU minus the worst-case overhead; `ipsec tncfg` lists them.
+#[test]
+fn explicit_interfaces_and_mtu() {
+    let mut t = Topo::new();
+    let ga = t.ga.clone();
+    let lan = format!("{}a1", t.p);
+    let conf = format!(
+        "version 2\nconfig setup\n\tinterfaces=\"ipsec0={} ipsec1={lan}\"\n",
+        t.ga_out
+    );
+    t.start_gateway(&ga, &conf);
+    let tncfg = t.ipsec_ok(&ga, &["tncfg"]);
+    assert_eq!(
+        tncfg,
+        format!(
+            "ipsec0 -> {} mtu=1355(1355) -> 1500\nipsec1 -> {lan} mtu=1355(1355) -> 1500\n",
+            t.ga_out
+        )
+    );
+    for dev in ["ipsec0", "ipsec1"] {
+        let link = ns_must(&ga, &["ip", "-o", "link", "show", dev]);
+        assert!(link.contains("mtu 1355") && link.contains(",UP"), "{link}");
+    }
+    let addr = ns_must(&ga, &["ip", "-o", "-4", "addr", "show", "dev", "ipsec1"]);
+    assert!(addr.contains("10.0.1.1/24"), "{addr}");
+    ns_must(
+        &ga,
+        &[
+            ipsec_bin(),
+            "--rundir",
+            t.dir.path(&format!("{ga}.run")).to_str().unwrap(),
+            "setup",
+            "stop",
+        ],
+    );
+
+    let mut t2 = Topo::new();
+    let ga2 = t2.ga.clone();
+    let conf = "version 2\nconfig setup\n\tinterfaces=%defaultroute\n\toverridemtu=1400\n";
+    t2.start_gateway(&ga2, conf);
+    let tncfg = t2.ipsec_ok(&ga2, &["tncfg"]);
+    assert!(
+        tncfg.starts_with("ipsec0 -> ") && tncfg.contains("mtu=1400(1400) -> 1500"),
+        "{tncfg}"
+    );
+    // A bad interfaces= line is an error naming the file and line.
+    let t3 = Topo::new();
+    let ga3 = t3.ga.clone();
+    let cfg = t3.dir.path("bad.conf");
+    std::fs::write(&cfg, "version 2\nconfig setup\n\tinterfaces=\"eth0\"\n").unwrap();
+    let out = ns_run(
+        &ga3,
+        &[
+            ipsec_bin(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rundir",
+            t3.dir.path("run").to_str().unwrap(),
+            "setup",
+            "start",
+            "--nofork",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{}:3:", cfg.display())), "{err}");
+}
