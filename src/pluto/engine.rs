@@ -36,6 +36,8 @@ pub(crate) const HALF_OPEN_TIMEOUT_MS: u64 = 60_000;
 const MAX_BARE_SHUNTS: usize = 4096;
 /// SHUNT_PATIENCE in shunt scan intervals (FreeS/WAN: SHUNT_SCAN_INTERVAL * 15 / 2).
 const SHUNT_PATIENCE_HALF_INTERVALS: u64 = 15;
+/// The `--status` reason of a trapped packet's `%hold` that no routed conn covers.
+const UNCOVERED: &str = "no routed connection covers it";
 /// Most output items queued before new log lines are dropped (memory bound).
 const MAX_QUEUED_LOGS: usize = 100_000;
 
@@ -219,10 +221,14 @@ impl Pluto {
     ///
     /// The datapath holds the packet in a src/32 → dst/32 `%hold`. Pluto records it as a bare
     /// shunt (FreeS/WAN's `record_and_initiate_opportunistic`); with a covering conn it waits
-    /// for that conn's negotiation. Without one (nothing routed covers the pair, e.g. the conn
-    /// was unrouted while the acquire was queued, or a `%trap` made with `ipsec eroute`) it is
-    /// FreeS/WAN's `cannot_oppo` with no failure shunt: the `%hold` is deleted at once, so the
-    /// pair falls back to whatever is below it (a `%trap` re-traps, no eroute drops).
+    /// for that conn's negotiation (released into the tunnel, or removed when keying gives up).
+    /// Without one (nothing routed covers the pair: the conn was unrouted while the acquire was
+    /// queued, or the `%trap` was made with `ipsec eroute`) there is no failure shunt to put
+    /// in its place (spec 4: failure shunts are per policy), so the `%hold` stays, keeping
+    /// further packets of the pair from re-trapping one acquire each, until the first shunt
+    /// scan a full interval later deletes it (then the pair falls back to what lies below it:
+    /// a `%trap` re-traps, no eroute drops; never cleartext). A conn routed or brought up
+    /// meanwhile that covers the pair takes it over.
     pub fn handle_acquire(&mut self, now_ms: u64, a: Acquire) {
         self.now = now_ms;
         self.acquire(
@@ -297,15 +303,9 @@ impl Pluto {
             }
             None => {
                 self.log(format!(
-                    "acquire from {src_ip} to {dst_ip}: no routed connection covers it; %hold removed"
+                    "acquire from {src_ip} to {dst_ip}: no routed connection covers it; %hold kept as a bare shunt until the next shunt scan"
                 ));
-                self.bare_shunts.retain(|b| (b.ours, b.his) != (src, dst));
-                self.out.push_back(Output::Eroute {
-                    op: ErouteOp::Delete,
-                    src,
-                    dst,
-                    said: hold,
-                });
+                self.add_bare_shunt(src, dst, Shunt::Hold, UNCOVERED, None);
             }
         }
     }
@@ -327,8 +327,9 @@ impl Pluto {
         {
             b.shunt = shunt;
             b.last_activity = now;
-            if conn.is_some() {
+            if conn.is_some() || b.conn.is_none() {
                 b.conn = conn.map(str::to_string);
+                b.why = why.to_string();
             }
             return;
         }
@@ -351,26 +352,36 @@ impl Pluto {
     }
 
     /// The periodic shunt scan (spec 4; FreeS/WAN's `scan_proc_shunts`, every
-    /// SHUNT_SCAN_INTERVAL): `eroutes` are the datapath's shunt eroutes. A `%hold` Pluto does
-    /// not know of (its acquire was lost, or the trap outlived its negotiation) is handled as
-    /// an acquire for its pair: negotiated if a routed conn covers it, else deleted. A bare
-    /// shunt whose packet count moved is in use; one idle for SHUNT_PATIENCE (7.5 scan
-    /// intervals) is deleted.
+    /// SHUNT_SCAN_INTERVAL): `eroutes` are the datapath's shunt eroutes.
+    ///
+    /// * A narrow `%hold` Pluto does not know of (its acquire was lost, or it outlived its
+    ///   negotiation) is handled as an acquire for its pair: negotiated if a routed conn covers
+    ///   it, else kept as an uncovered bare shunt.
+    /// * A bare shunt no longer in the table as Pluto left it (replaced or deleted by hand) is
+    ///   forgotten.
+    /// * An uncovered `%hold` is deleted once it is a scan interval old; any other bare shunt
+    ///   when idle for SHUNT_PATIENCE (7.5 intervals; a `%hold` is idle from its last acquire,
+    ///   a `%pass`/`%drop`/`%reject` from the last scan its packet count moved).
     pub fn handle_shunt_scan(&mut self, now_ms: u64, eroutes: &[ShuntEroute]) {
         self.now = now_ms;
         let interval = self.cfg.shunt_scan_interval.max(1).saturating_mul(1000);
         self.next_shunt_scan = now_ms.saturating_add(interval);
+        let mut seen = vec![false; self.bare_shunts.len()];
         let mut orphans = Vec::new();
         for e in eroutes {
-            if let Some(b) = self
+            if let Some(i) = self
                 .bare_shunts
-                .iter_mut()
-                .find(|b| (b.ours, b.his) == (e.src, e.dst))
+                .iter()
+                .position(|b| (b.ours, b.his) == (e.src, e.dst))
             {
-                if e.packets != b.count {
-                    b.count = e.packets;
-                    if b.shunt != Shunt::Hold {
-                        b.last_activity = now_ms;
+                let b = &mut self.bare_shunts[i];
+                if b.shunt == e.shunt {
+                    seen[i] = true;
+                    if e.packets != b.count {
+                        b.count = e.packets;
+                        if b.shunt != Shunt::Hold {
+                            b.last_activity = now_ms;
+                        }
                     }
                 }
                 continue;
@@ -386,21 +397,24 @@ impl Pluto {
                 orphans.push((e.src.addr(), e.dst.addr()));
             }
         }
-        for (src, dst) in orphans {
-            if self.cfg.debug.control {
-                self.log(format!("| shunt scan: orphaned %hold {src} -> {dst}"));
-            }
-            self.acquire(src, dst, "because: %hold found", 0, 0);
-        }
+        let mut seen = seen.into_iter();
+        self.bare_shunts.retain(|_| seen.next().unwrap_or(false));
         let patience = interval.saturating_mul(SHUNT_PATIENCE_HALF_INTERVALS) / 2;
         let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.bare_shunts)
             .into_iter()
-            .partition(|b| now_ms.saturating_sub(b.last_activity) > patience);
+            .partition(|b| {
+                let age = now_ms.saturating_sub(b.last_activity);
+                if b.conn.is_none() && b.shunt == Shunt::Hold {
+                    age >= interval
+                } else {
+                    age > patience
+                }
+            });
         self.bare_shunts = keep;
         for b in old {
             self.log(format!(
-                "expire bare shunt {}:0 -0-> {}:0 => {}",
-                b.ours, b.his, b.shunt
+                "expire bare shunt {}:0 -0-> {}:0 => {} ({})",
+                b.ours, b.his, b.shunt, b.why
             ));
             self.out.push_back(Output::Eroute {
                 op: ErouteOp::Delete,
@@ -408,6 +422,12 @@ impl Pluto {
                 dst: b.his,
                 said: Self::shunt_said(b.shunt),
             });
+        }
+        for (src, dst) in orphans {
+            if self.cfg.debug.control {
+                self.log(format!("| shunt scan: orphaned %hold {src} -> {dst}"));
+            }
+            self.acquire(src, dst, "because: %hold found", 0, 0);
         }
     }
 
@@ -1117,6 +1137,24 @@ impl Pluto {
             c.routing = Routing::Prospective;
             c.policy_routed = true;
         }
+        // Packets held for want of a routed conn that this one covers: its negotiation now.
+        let held: Vec<(Ipv4Addr, Ipv4Addr)> = match self.conns.get(key) {
+            Some(c) if c.negotiates() => self
+                .bare_shunts
+                .iter()
+                .filter(|b| {
+                    b.conn.is_none()
+                        && b.shunt == Shunt::Hold
+                        && c.this.client.contains(b.ours.addr())
+                        && c.that.client.contains(b.his.addr())
+                })
+                .map(|b| (b.ours.addr(), b.his.addr()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (src, dst) in held {
+            self.acquire(src, dst, "because: %hold found", 0, 0);
+        }
         Ok(())
     }
 
@@ -1458,11 +1496,22 @@ impl Pluto {
     }
 
     /// Re-points the conn's narrow `%hold` eroutes at `head` (the datapath then sends the held
-    /// packet through it) and deletes them; with `None` just deletes them.
+    /// packet through it) and deletes them; with `None` just deletes them. With a `head`, the
+    /// holds no conn covered when they were trapped but this conn covers go the same way.
     pub(crate) fn settle_narrow_holds(&mut self, key: &str, head: Option<Said>) {
+        let covers = self
+            .conns
+            .get(key)
+            .filter(|_| head.is_some())
+            .map(|c| (c.this.client, c.that.client));
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.bare_shunts)
             .into_iter()
-            .partition(|b| b.conn.as_deref() == Some(key));
+            .partition(|b| match &b.conn {
+                Some(k) => k == key,
+                None => covers.is_some_and(|(o, p)| {
+                    b.shunt == Shunt::Hold && o.contains(b.ours.addr()) && p.contains(b.his.addr())
+                }),
+            });
         self.bare_shunts = rest;
         for BareShunt {
             ours: src,
