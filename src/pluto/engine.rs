@@ -269,6 +269,10 @@ impl Pluto {
                             .and_then(|st| st.p2())
                             .and_then(|p| p.outbound.first().copied())
                     });
+                    if narrow {
+                        // Released below, once.
+                        self.bare_shunts.retain(|b| (b.ours, b.his) != (src, dst));
+                    }
                     self.settle_narrow_holds(&key, head);
                     if narrow {
                         if let Some(said) = head {
