@@ -114,7 +114,9 @@ impl Keying {
 
     /// Sends a whack command; returns the channel on which its lines arrive.
     pub fn whack(&self, cmd: WhackCmd) -> Receiver<WhackLine> {
-        let (tx, rx) = bounded(1024);
+        // Unbounded: `--status` of a gateway with thousands of conns must not lose lines, and
+        // the client drains the channel as fast as the control socket allows.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let client = self.next_client.fetch_add(1, Ordering::Relaxed);
         let _ = self.tx.send(Msg::Whack {
             client,
@@ -414,12 +416,12 @@ fn apply<H: KeyingHost>(
         Output::Log(line) => host.log(&line),
         Output::Whack { client, code, text } => {
             if let Some(c) = clients.get(&client) {
-                let _ = c.try_send(WhackLine::Line(code, text));
+                let _ = c.send(WhackLine::Line(code, text));
             }
         }
         Output::WhackDone { client, status } => {
             if let Some(c) = clients.remove(&client) {
-                let _ = c.try_send(WhackLine::Done(status));
+                let _ = c.send(WhackLine::Done(status));
             }
         }
     }
