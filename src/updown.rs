@@ -129,6 +129,19 @@ pub fn self_exe() -> String {
         .unwrap_or_else(|_| "ipsec".into())
 }
 
+/// The networks the default script routes for a peer client: 0.0.0.0/0 becomes 0.0.0.0/1 +
+/// 128.0.0.0/1 so the default route stays.
+pub fn default_route_nets(peer_client: Subnet) -> Vec<Subnet> {
+    if peer_client == Subnet::ANY {
+        vec![
+            Subnet::new(Ipv4Addr::UNSPECIFIED, 1),
+            Subnet::new(Ipv4Addr::new(128, 0, 0, 0), 1),
+        ]
+    } else {
+        vec![peer_client]
+    }
+}
+
 /// The `ip route` argument lists the default script runs for a verb (empty for up/down).
 /// The peer client 0.0.0.0/0 becomes 0.0.0.0/1 + 128.0.0.0/1 so the default route stays.
 pub fn default_script_commands(
@@ -138,13 +151,16 @@ pub fn default_script_commands(
     iface: &str,
 ) -> Vec<Vec<String>> {
     let word = verb.split('-').next().unwrap_or("");
-    let nets: Vec<&str> = if peer_client == "0.0.0.0/0" {
-        vec!["0.0.0.0/1", "128.0.0.0/1"]
-    } else {
-        vec![peer_client]
+    let nets: Vec<String> = match peer_client.parse::<Subnet>() {
+        Ok(c) => default_route_nets(c)
+            .iter()
+            .map(|n| n.to_string())
+            .collect(),
+        Err(_) => vec![peer_client.to_string()],
     };
     let s = |x: &str| x.to_string();
     nets.iter()
+        .map(|n| n.as_str())
         .filter_map(|net| match word {
             "route" => Some(vec![
                 s("route"),

@@ -40,7 +40,8 @@
 //!   is the outbound group head or an `int` shunt (`%trap`, `%pass`, …). A Replace of a
 //!   `%trap`/`%hold` releases the held packet.
 //! * `DeleteSas { saids }`: delete those SAs.
-//! * `Updown { verb, info }`: run the conn's `leftupdown` (`info.run(verb)`).
+//! * `Updown { verb, info }`: run the conn's `leftupdown` (`info.run(verb)`; the shell runs the
+//!   default script in-process, `shell::netlink::run_updown`).
 //! * `Log(line)`: Pluto-style log line (no key material unless `plutodebug=private`).
 //! * `Whack { client, code, text }`: print `format!("{code:03} {text}")` to that client.
 //! * `WhackDone { client, status }`: the command is over; exit status.

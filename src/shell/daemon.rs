@@ -235,10 +235,10 @@ impl Daemon {
             }
         }
         let u = &plan.updown;
-        if let Err(e) = u.run(Verb::Prepare) {
+        if let Err(e) = super::netlink::run_updown(u, Verb::Prepare) {
             log(&e);
         }
-        if let Err(e) = u.run(Verb::Route) {
+        if let Err(e) = super::netlink::run_updown(u, Verb::Route) {
             log(&e);
             out.push_str(&format!("025 \"{name}\": could not route: {e}\n"));
         }
@@ -255,7 +255,7 @@ impl Daemon {
         let emits = std::mem::take(&mut ctx.emits);
         self.emit(emits);
         if said.shunt().is_none() {
-            if let Err(e) = u.run(Verb::Up) {
+            if let Err(e) = super::netlink::run_updown(u, Verb::Up) {
                 log(&e);
             }
         }
@@ -280,7 +280,7 @@ impl Daemon {
         };
         let (src, dst, said) = plan.eroute;
         if said.shunt().is_none() {
-            if let Err(e) = plan.updown.run(Verb::Down) {
+            if let Err(e) = super::netlink::run_updown(&plan.updown, Verb::Down) {
                 log(&e);
             }
         }
@@ -304,7 +304,7 @@ impl Daemon {
             .conn(plan_name)
             .ok_or_else(|| format!("no connection named \"{plan_name}\""))?;
         let plan = manual::plan(conn, &self.host_facts()).map_err(|e| e.to_string())?;
-        plan.updown.run(Verb::Unroute).map(|_| ())
+        super::netlink::run_updown(&plan.updown, Verb::Unroute).map(|_| ())
     }
 
     fn manual_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
@@ -352,7 +352,7 @@ impl Daemon {
                 .conn(name)
                 .ok_or_else(|| format!("no connection named \"{name}\""))
                 .and_then(|c| manual::plan(c, &self.host_facts()).map_err(|e| e.to_string()))
-                .and_then(|p| p.updown.run(Verb::Route).map(|_| ())),
+                .and_then(|p| super::netlink::run_updown(&p.updown, Verb::Route).map(|_| ())),
             _ => self.unroute(name, &conf),
         };
         reply.out(&out);

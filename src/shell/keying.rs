@@ -401,7 +401,7 @@ fn apply<H: KeyingHost>(
                 }
             }
         }
-        Output::Updown { verb, info } => match info.run(verb) {
+        Output::Updown { verb, info } => match super::netlink::run_updown(&info, verb) {
             Ok(out) => {
                 for l in out.lines() {
                     host.log(l);

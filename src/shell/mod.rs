@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod iface;
 pub mod keying;
 pub mod net;
+pub mod netlink;
 pub mod paths;
 pub mod pipe;
 pub mod tun;
