@@ -44,8 +44,21 @@ fn net_to_net(body: &str) -> Topo {
 }
 
 fn net_to_net_with(body: &str, data: Vec<u8>) -> Topo {
+    net_to_net_conf(&manual_conf(body), data)
+}
+
+/// The same with `datapath=inline` in `config setup`.
+fn inline_net_to_net(body: &str) -> Topo {
+    let conf = manual_conf(body).replace(
+        "\tinterfaces=%defaultroute\n",
+        "\tinterfaces=%defaultroute\n\tdatapath=inline\n",
+    );
+    net_to_net_conf(&conf, payload(SIZE, MARKER))
+}
+
+fn net_to_net_conf(conf: &str, data: Vec<u8>) -> Topo {
     let mut t = Topo::new();
-    let conf = manual_conf(body);
+    let conf = conf.to_string();
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
     t.start_gateway(&ga, &conf);
     t.start_gateway(&gb, &conf);
@@ -151,6 +164,48 @@ fn esp_with_ipcomp() {
 #[test]
 fn esp_in_udp() {
     let t = net_to_net(&format!(
+        "\tesp=aes128-sha1\n\tespenckey={K128}\n\tespauthkey={K160}\n\tforceencaps=yes\n"
+    ));
+    let spi = t.ipsec_ok(&t.ga, &["spi"]);
+    assert!(spi.contains("natencap=udp 4500->4500"), "{spi}");
+}
+
+/// The names of the gateway's datapath threads.
+fn thread_names(t: &Topo, ns: &str) -> Vec<String> {
+    let pid = std::fs::read_to_string(t.dir.path(&format!("{ns}.run")).join("pluto.pid")).unwrap();
+    let dir = format!("/proc/{}/task", pid.trim());
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// `datapath=inline`: readers encrypt and write themselves (no crypto or writer threads),
+/// with the same wire result.
+#[test]
+fn inline_datapath_esp_aes_gcm() {
+    let t = inline_net_to_net(&format!("\tesp=aes128gcm16\n\tespenckey={K128}01020304\n"));
+    for ns in [&t.ga, &t.gb] {
+        let names = thread_names(&t, ns);
+        assert!(names.iter().any(|n| n == "tun-r0.0"), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("crypto") || n.starts_with("tun-w")),
+            "inline mode still has worker/writer threads: {names:?}"
+        );
+        assert!(!names.iter().any(|n| n == "tun-r0.1"), "{names:?}");
+    }
+    let threaded = net_to_net(&format!("\tesp=aes128gcm16\n\tespenckey={K128}01020304\n"));
+    assert!(thread_names(&threaded, &threaded.ga)
+        .iter()
+        .any(|n| n == "crypto0"));
+}
+
+#[test]
+fn inline_datapath_esp_in_udp() {
+    let t = inline_net_to_net(&format!(
         "\tesp=aes128-sha1\n\tespenckey={K128}\n\tespauthkey={K160}\n\tforceencaps=yes\n"
     ));
     let spi = t.ipsec_ok(&t.ga, &["spi"]);

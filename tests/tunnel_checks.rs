@@ -130,11 +130,21 @@ fn hidetos_zeroes_or_copies_outer_tos() {
 /// our own threads never reorder an SA's packets, so the receiver's replay window drops none.
 #[test]
 fn parallel_flows_cause_no_replay_drops() {
+    parallel_flows("\tworkers=4\n");
+}
+
+/// The same with `datapath=inline` (each reader thread encrypts and sends its own batches).
+#[test]
+fn inline_datapath_parallel_flows_cause_no_replay_drops() {
+    parallel_flows("\tdatapath=inline\n");
+}
+
+fn parallel_flows(setup: &str) {
     let mut t = Topo::new();
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
     let conf = manual_conf(BODY).replace(
         "\tinterfaces=%defaultroute\n",
-        "\tinterfaces=%defaultroute\n\tworkers=4\n",
+        &format!("\tinterfaces=%defaultroute\n{setup}"),
     );
     t.start_gateway(&ga, &conf);
     t.start_gateway(&gb, &conf);

@@ -274,6 +274,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "virtual_private",
     "workers",
     "offload",
+    "datapath",
     "shuntscaninterval",
 ];
 
@@ -384,6 +385,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "disable_port_floating"
             | "offload" => Check::Bool,
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
+            "datapath" => Check::OneOf(&["threads", "inline"]),
             "crlcheckinterval" | "keep_alive" | "shuntscaninterval" => Check::Duration,
             "overridemtu" => Check::Int {
                 min: 68,
@@ -1473,6 +1475,7 @@ mod tests {
                 | "disable_port_floating"
                 | "offload" => "yes",
                 "rp_filter" => "1",
+                "datapath" => "inline",
                 "overridemtu" => "1500",
                 _ => "1",
             };
@@ -1563,6 +1566,8 @@ mod tests {
         assert!(e("rp_filter=3").contains("illegal rp_filter value"));
         assert!(e("workers=2000").contains("from 0 to 1024"));
         assert!(setup("workers=0").is_ok());
+        assert!(e("datapath=fast").contains("illegal datapath value \"fast\""));
+        assert!(setup("datapath=threads").is_ok());
         assert!(e("overridemtu=big").contains("illegal overridemtu value"));
         // extensions are never checked
         assert!(conn("x-auto=whatever").is_ok());

@@ -747,16 +747,22 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let offload = setup
         .get_bool("offload", true)
         .map_err(|e| fail(e.to_string()))?;
+    let mode = match setup.get("datapath") {
+        Some("inline") => datapath::Mode::Inline,
+        _ => datapath::Mode::Threads,
+    };
     let overridemtu = setup
         .get_u32("overridemtu", 0)
         .map_err(|e| fail(e.to_string()))?;
     let dr = iface::default_route();
     let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
         .map_err(|e| fail(e.to_string()))?;
-    let queues = if workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        workers
+    // Inline mode encrypts where it reads: one TUN queue per device, so one thread numbers
+    // and sends an SA's packets and they leave in sequence order.
+    let queues = match (mode, workers) {
+        (datapath::Mode::Inline, _) => 1,
+        (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => workers,
     };
 
     let klips = Arc::new(Klips::new());
@@ -826,6 +832,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         klips.clone(),
         devs,
         workers,
+        mode,
         clock,
         Some(udp.clone()),
         Some(ike_tx.clone()),

@@ -2,7 +2,8 @@
 //! crypto workers → writers (one per physical sender, one per TUN device). Packets move in
 //! batches (one channel hop per batch, `recvmmsg`/`sendmmsg` at the sockets). Each SA is served
 //! by exactly one worker (chosen from its SPI), so per-SA (hence per-flow) order is kept and
-//! sequence numbers leave in order.
+//! sequence numbers leave in order. In [`Mode::Inline`] each reader runs its batches through its
+//! own crypto step and writers instead (run to completion, no hand-offs).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::pipe::{pipe, PipeRx, PipeTx};
+use super::pipe::{pipe, PipeTx};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -110,11 +111,222 @@ fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<JoinHan
     std::thread::Builder::new().name(name).spawn(f)
 }
 
+/// How packets move between the reader, crypto and writer steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Separate reader, crypto-worker and writer threads joined by batch pipes (the default).
+    Threads,
+    /// Run to completion: each reader thread transforms and writes its own batches
+    /// (`datapath=inline` in `config setup`); no hand-offs, one thread per reader.
+    Inline,
+}
+
+/// Writes transformed packets to one physical interface (raw socket, UDP GSO for ESP-in-UDP).
+struct NetWriter {
+    k: Arc<Klips>,
+    sender: Arc<RawSender>,
+    gso: Option<(Arc<UdpSock>, u32)>,
+    raw: NetBatch,
+}
+
+impl NetWriter {
+    fn write(&mut self, batch: NetBatch) {
+        let failed = match &self.gso {
+            Some((u, ifx)) => send_with_gso(&self.sender, u, *ifx, batch, &mut self.raw),
+            None => self.sender.send_batch(&batch),
+        };
+        for _ in 0..failed {
+            self.k.drops.count(DropReason::SendFailure, false);
+        }
+    }
+}
+
+/// Writes decrypted packets (coalesced into TCP super-packets when offloads are on) and
+/// counted drops to one ipsecN device.
+struct TunWriter {
+    q: TunQueue,
+    gro: Coalescer,
+}
+
+impl TunWriter {
+    fn write(&mut self, batch: Vec<TunOut>) {
+        let q = &self.q;
+        for o in batch {
+            match o {
+                TunOut::Pkt(p) if q.offload() => self.gro.push(p),
+                TunOut::Pkt(p) => {
+                    let _ = q.send(&p);
+                }
+                TunOut::RxDrop => q.count_rx_drop(),
+            }
+        }
+        // Consecutive TCP segments of one flow go to the kernel as one super-packet.
+        self.gro.finish(|h, p| {
+            let mut hb = [0u8; VNET_HDR_LEN];
+            h.emit(&mut hb);
+            let _ = q.send_gso(&hb, &p);
+        });
+    }
+}
+
+/// Where the crypto step's results go.
+enum Out {
+    /// To the writer threads, one pipe per device.
+    Pipes {
+        net: Vec<PipeTx<NetBatch>>,
+        tun: Vec<PipeTx<Vec<TunOut>>>,
+    },
+    /// Written by the calling thread.
+    Direct {
+        net: Vec<NetWriter>,
+        tun: Vec<TunWriter>,
+    },
+}
+
+/// The crypto step: runs batches of jobs through the sans-IO core and hands the results on.
+struct Crypto {
+    k: Arc<Klips>,
+    rng: StdRng,
+    emits: Vec<Emit>,
+    net: Vec<NetBatch>,
+    tun: Vec<Vec<TunOut>>,
+    ike_tx: Option<Sender<IkeDatagram>>,
+    local: Arc<RawSender>,
+    clock: Clock,
+    out: Out,
+}
+
+impl Crypto {
+    fn new(
+        k: Arc<Klips>,
+        ndev: usize,
+        ike_tx: Option<Sender<IkeDatagram>>,
+        local: Arc<RawSender>,
+        clock: Clock,
+        out: Out,
+    ) -> Crypto {
+        Crypto {
+            k,
+            rng: StdRng::from_entropy(),
+            emits: Vec::with_capacity(BATCH * 2),
+            net: vec![Vec::new(); ndev],
+            tun: (0..ndev).map(|_| Vec::new()).collect(),
+            ike_tx,
+            local,
+            clock,
+            out,
+        }
+    }
+
+    /// Transforms one batch and sends every result on.
+    fn run(&mut self, batch: Vec<Job>) -> bool {
+        let now = self.clock.now();
+        let k = &self.k;
+        self.emits.clear();
+        for job in batch {
+            match job {
+                Job::Out { dev, pkt } => k.outbound(dev, &pkt, now, &mut self.rng, &mut self.emits),
+                Job::In(pkt) => k.inbound(&pkt, now, &mut self.emits),
+                Job::InUdp { src, dst, pkt } => k.inbound_udp(src, dst, &pkt, now, &mut self.emits),
+            }
+        }
+        for e in self.emits.drain(..) {
+            match e {
+                Emit::Net { dev, pkt } => {
+                    if let (Some(v), Ok(p)) = (self.net.get_mut(dev), Ipv4Packet::new_checked(&pkt))
+                    {
+                        let dst = p.dst();
+                        v.push((dst, pkt));
+                    }
+                }
+                Emit::Tun { dev, pkt } => {
+                    if let Some(v) = self.tun.get_mut(dev) {
+                        v.push(TunOut::Pkt(pkt));
+                    }
+                }
+                Emit::Local { pkt } => send_local(k, &self.local, &pkt),
+                Emit::Drop { dev, inbound, .. } => {
+                    if inbound {
+                        if let Some(v) = self.tun.get_mut(dev) {
+                            v.push(TunOut::RxDrop);
+                        }
+                    }
+                }
+                Emit::Ike { src, dst, data } => {
+                    if let Some(t) = &self.ike_tx {
+                        let _ = t.try_send(super::keying::IkeIn {
+                            local: SocketAddrV4::new(dst, 4500),
+                            remote: src,
+                            data,
+                        });
+                    }
+                }
+            }
+        }
+        let mut ok = true;
+        for (i, v) in self.net.iter_mut().enumerate() {
+            if !v.is_empty() {
+                let b = std::mem::take(v);
+                match &mut self.out {
+                    Out::Pipes { net, .. } => ok &= net[i].send(b).is_ok(),
+                    Out::Direct { net, .. } => net[i].write(b),
+                }
+            }
+        }
+        for (i, v) in self.tun.iter_mut().enumerate() {
+            if !v.is_empty() {
+                let b = std::mem::take(v);
+                match &mut self.out {
+                    Out::Pipes { tun, .. } => ok &= tun[i].send(b).is_ok(),
+                    Out::Direct { tun, .. } => tun[i].write(b),
+                }
+            }
+        }
+        ok
+    }
+}
+
+/// Where a reader's batches go: to the crypto workers, or through its own crypto step.
+enum Dispatch {
+    Workers(Vec<PipeTx<Vec<Job>>>),
+    Inline(Box<Crypto>),
+}
+
+impl Dispatch {
+    /// How many batches the reader keeps (one per worker).
+    fn lanes(&self) -> usize {
+        match self {
+            Dispatch::Workers(tx) => tx.len(),
+            Dispatch::Inline(_) => 1,
+        }
+    }
+
+    /// Sends (or processes) the non-empty batches and empties them; false once the
+    /// datapath is shutting down.
+    fn flush(&mut self, batches: &mut [Vec<Job>]) -> bool {
+        for (i, b) in batches.iter_mut().enumerate() {
+            if b.is_empty() {
+                continue;
+            }
+            let b = std::mem::take(b);
+            let ok = match self {
+                Dispatch::Workers(tx) => tx[i].send(b).is_ok(),
+                Dispatch::Inline(c) => c.run(b),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// Starts the threads. `workers` = crypto threads (the number of cores when 0).
 pub fn start(
     klips: Arc<Klips>,
     devs: Vec<DevRuntime>,
     workers: usize,
+    mode: Mode,
     clock: Clock,
     udp: Option<Arc<UdpSock>>,
     ike_tx: Option<Sender<IkeDatagram>>,
@@ -126,78 +338,109 @@ pub fn start(
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
+    let ndev = devs.len();
 
-    // Writers.
-    let mut net_tx = Vec::new();
-    let mut tun_tx = Vec::new();
-    for (i, d) in devs.iter().enumerate() {
-        let (tx, rx) = pipe::<NetBatch>(256);
-        net_tx.push(tx);
-        let sender = d.sender.clone();
-        let k = klips.clone();
-        let gso = udp.clone().map(|u| (u, ifindex(&d.info.phys)));
-        threads.push(spawn(format!("net-w{i}"), move || {
-            let mut raw = Vec::new();
-            for batch in rx {
-                let failed = match &gso {
-                    Some((u, ifx)) => send_with_gso(&sender, u, *ifx, batch, &mut raw),
-                    None => sender.send_batch(&batch),
-                };
-                for _ in 0..failed {
-                    k.drops.count(DropReason::SendFailure, false);
-                }
-            }
-        })?);
-        let (tx, rx) = pipe::<Vec<TunOut>>(256);
-        tun_tx.push(tx);
-        let q = d.queues[0].try_clone()?;
-        threads.push(spawn(format!("tun-w{i}"), move || {
-            let mut gro = Coalescer::new();
-            for batch in rx {
-                for o in batch {
-                    match o {
-                        TunOut::Pkt(p) if q.offload() => gro.push(p),
-                        TunOut::Pkt(p) => {
-                            let _ = q.send(&p);
-                        }
-                        TunOut::RxDrop => q.count_rx_drop(),
-                    }
-                }
-                // Consecutive TCP segments of one flow go to the kernel as one super-packet.
-                gro.finish(|h, p| {
-                    let mut hb = [0u8; VNET_HDR_LEN];
-                    h.emit(&mut hb);
-                    let _ = q.send_gso(&hb, &p);
-                });
-            }
-        })?);
-    }
+    // What every writer needs, per device: the physical sender (+ UDP GSO) and a TUN queue.
+    let net_parts: Vec<_> = devs
+        .iter()
+        .map(|d| {
+            let gso = udp.clone().map(|u| (u, ifindex(&d.info.phys)));
+            (d.sender.clone(), gso)
+        })
+        .collect();
+    let tun_queues: Vec<TunQueue> = devs
+        .iter()
+        .map(|d| d.queues[0].try_clone())
+        .collect::<io::Result<_>>()?;
+    let net_writer = |i: usize| {
+        let (sender, gso) = net_parts[i].clone();
+        NetWriter {
+            k: klips.clone(),
+            sender,
+            gso,
+            raw: Vec::new(),
+        }
+    };
+    let tun_writer = |i: usize| -> io::Result<TunWriter> {
+        Ok(TunWriter {
+            q: tun_queues[i].try_clone()?,
+            gro: Coalescer::new(),
+        })
+    };
 
     // ICMP errors the gateway originates leave through the host's own routing.
     let local = Arc::new(RawSender::new(None)?);
 
-    // Workers.
+    // Writers and workers (threads mode), or one crypto step per reader (inline mode).
     let mut work_tx = Vec::new();
-    for w in 0..workers {
-        let (tx, rx) = pipe::<Vec<Job>>(128);
-        work_tx.push(tx);
-        let k = klips.clone();
-        let net_tx = net_tx.clone();
-        let tun_tx = tun_tx.clone();
-        let ike_tx = ike_tx.clone();
-        let local = local.clone();
-        threads.push(spawn(format!("crypto{w}"), move || {
-            worker(k, rx, net_tx, tun_tx, ike_tx, local, clock)
-        })?);
+    if mode == Mode::Threads {
+        let mut net_tx = Vec::new();
+        let mut tun_tx = Vec::new();
+        for i in 0..ndev {
+            let (tx, rx) = pipe::<NetBatch>(256);
+            net_tx.push(tx);
+            let mut w = net_writer(i);
+            threads.push(spawn(format!("net-w{i}"), move || {
+                for batch in rx {
+                    w.write(batch);
+                }
+            })?);
+            let (tx, rx) = pipe::<Vec<TunOut>>(256);
+            tun_tx.push(tx);
+            let mut w = tun_writer(i)?;
+            threads.push(spawn(format!("tun-w{i}"), move || {
+                for batch in rx {
+                    w.write(batch);
+                }
+            })?);
+        }
+        for w in 0..workers {
+            let (tx, rx) = pipe::<Vec<Job>>(128);
+            work_tx.push(tx);
+            let out = Out::Pipes {
+                net: net_tx.clone(),
+                tun: tun_tx.clone(),
+            };
+            let mut c = Crypto::new(
+                klips.clone(),
+                ndev,
+                ike_tx.clone(),
+                local.clone(),
+                clock,
+                out,
+            );
+            threads.push(spawn(format!("crypto{w}"), move || {
+                for batch in rx {
+                    c.run(batch);
+                }
+            })?);
+        }
     }
-    drop(net_tx);
-    drop(tun_tx);
+    let dispatch = || -> io::Result<Dispatch> {
+        Ok(match mode {
+            Mode::Threads => Dispatch::Workers(work_tx.clone()),
+            Mode::Inline => {
+                let out = Out::Direct {
+                    net: (0..ndev).map(net_writer).collect(),
+                    tun: (0..ndev).map(tun_writer).collect::<io::Result<_>>()?,
+                };
+                Dispatch::Inline(Box::new(Crypto::new(
+                    klips.clone(),
+                    ndev,
+                    ike_tx.clone(),
+                    local.clone(),
+                    clock,
+                    out,
+                )))
+            }
+        })
+    };
 
     // Readers.
     for (i, d) in devs.into_iter().enumerate() {
         for (qi, q) in d.queues.into_iter().enumerate() {
             let k = klips.clone();
-            let tx = work_tx.clone();
+            let tx = dispatch()?;
             let stop = stop.clone();
             threads.push(spawn(format!("tun-r{i}.{qi}"), move || {
                 tun_reader(k, i, q, tx, stop)
@@ -207,16 +450,16 @@ pub fn start(
     for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
         let sock = RawReceiver::new(proto)?;
         set_timeout(sock.fd())?;
-        let tx = work_tx.clone();
+        let tx = dispatch()?;
         let stop = stop.clone();
         threads.push(spawn(format!("raw-r{proto}"), move || {
             raw_reader(sock, proto, tx, stop)
         })?);
     }
-    if let Some(u) = udp {
+    if let Some(u) = udp.clone() {
         set_timeout(u.fd())?;
         u.enable_gro();
-        let tx = work_tx.clone();
+        let tx = dispatch()?;
         let stop = stop.clone();
         threads.push(spawn("udp-r4500".into(), move || udp_reader(u, tx, stop))?);
     }
@@ -245,75 +488,6 @@ fn set_timeout(fd: i32) -> io::Result<()> {
     }
 }
 
-fn worker(
-    k: Arc<Klips>,
-    rx: PipeRx<Vec<Job>>,
-    net_tx: Vec<PipeTx<NetBatch>>,
-    tun_tx: Vec<PipeTx<Vec<TunOut>>>,
-    ike_tx: Option<Sender<IkeDatagram>>,
-    local: Arc<RawSender>,
-    clock: Clock,
-) {
-    let mut rng = StdRng::from_entropy();
-    let mut emits = Vec::with_capacity(BATCH * 2);
-    let ndev = net_tx.len();
-    let mut net: Vec<NetBatch> = vec![Vec::new(); ndev];
-    let mut tun: Vec<Vec<TunOut>> = (0..ndev).map(|_| Vec::new()).collect();
-    for batch in rx {
-        let now = clock.now();
-        emits.clear();
-        for job in batch {
-            match job {
-                Job::Out { dev, pkt } => k.outbound(dev, &pkt, now, &mut rng, &mut emits),
-                Job::In(pkt) => k.inbound(&pkt, now, &mut emits),
-                Job::InUdp { src, dst, pkt } => k.inbound_udp(src, dst, &pkt, now, &mut emits),
-            }
-        }
-        for e in emits.drain(..) {
-            match e {
-                Emit::Net { dev, pkt } => {
-                    if let (Some(v), Ok(p)) = (net.get_mut(dev), Ipv4Packet::new_checked(&pkt)) {
-                        let dst = p.dst();
-                        v.push((dst, pkt));
-                    }
-                }
-                Emit::Tun { dev, pkt } => {
-                    if let Some(v) = tun.get_mut(dev) {
-                        v.push(TunOut::Pkt(pkt));
-                    }
-                }
-                Emit::Local { pkt } => send_local(&k, &local, &pkt),
-                Emit::Drop { dev, inbound, .. } => {
-                    if inbound {
-                        if let Some(v) = tun.get_mut(dev) {
-                            v.push(TunOut::RxDrop);
-                        }
-                    }
-                }
-                Emit::Ike { src, dst, data } => {
-                    if let Some(t) = &ike_tx {
-                        let _ = t.try_send(super::keying::IkeIn {
-                            local: SocketAddrV4::new(dst, 4500),
-                            remote: src,
-                            data,
-                        });
-                    }
-                }
-            }
-        }
-        for (i, v) in net.iter_mut().enumerate() {
-            if !v.is_empty() {
-                let _ = net_tx[i].send(std::mem::take(v));
-            }
-        }
-        for (i, v) in tun.iter_mut().enumerate() {
-            if !v.is_empty() {
-                let _ = tun_tx[i].send(std::mem::take(v));
-            }
-        }
-    }
-}
-
 /// Sends a packet the gateway originates (an ICMP error) through the host's routing.
 pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
     let sent = Ipv4Packet::new_checked(pkt).is_ok_and(|p| local.send(p.dst(), pkt).is_ok());
@@ -322,29 +496,13 @@ pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
     }
 }
 
-/// Sends per-worker batches and empties them.
-fn flush(batches: &mut [Vec<Job>], tx: &[PipeTx<Vec<Job>>]) -> bool {
-    for (i, b) in batches.iter_mut().enumerate() {
-        if !b.is_empty() && tx[i].send(std::mem::take(b)).is_err() {
-            return false;
-        }
-    }
-    true
-}
-
 fn spi_worker(spi: u32, n: usize) -> usize {
     // Fibonacci hashing spreads sequential SPIs.
     (spi.wrapping_mul(0x9e37_79b9) >> 16) as usize % n
 }
 
-fn tun_reader(
-    k: Arc<Klips>,
-    dev: usize,
-    q: TunQueue,
-    tx: Vec<PipeTx<Vec<Job>>>,
-    stop: Arc<AtomicBool>,
-) {
-    let n = tx.len();
+fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Arc<AtomicBool>) {
+    let n = tx.lanes();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let fd = q.fd();
     // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
@@ -402,14 +560,14 @@ fn tun_reader(
                 }
             }
         }
-        if !flush(&mut batches, &tx) {
+        if !tx.flush(&mut batches) {
             return;
         }
     }
 }
 
-fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc<AtomicBool>) {
-    let n = tx.len();
+fn raw_reader(sock: RawReceiver, proto: u8, mut tx: Dispatch, stop: Arc<AtomicBool>) {
+    let n = tx.lanes();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
@@ -430,14 +588,14 @@ fn raw_reader(sock: RawReceiver, proto: u8, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc
                 .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
             batches[spi_worker(spi, n)].push(Job::In(pkt));
         }
-        if !flush(&mut batches, &tx) {
+        if !tx.flush(&mut batches) {
             return;
         }
     }
 }
 
-fn udp_reader(sock: Arc<UdpSock>, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc<AtomicBool>) {
-    let n = tx.len();
+fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
+    let n = tx.lanes();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
@@ -464,7 +622,7 @@ fn udp_reader(sock: Arc<UdpSock>, tx: Vec<PipeTx<Vec<Job>>>, stop: Arc<AtomicBoo
                 });
             }
         }
-        if !flush(&mut batches, &tx) {
+        if !tx.flush(&mut batches) {
             return;
         }
     }
