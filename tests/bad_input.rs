@@ -38,8 +38,16 @@ fn inner() -> Vec<u8> {
 /// Brings up the tunnel, pings through it while capturing the middle link, and returns the
 /// topology and the payloads (after the IP or UDP header) of ESP packets gateway B sent to A.
 fn setup(body: &str, udp: bool) -> (Topo, Vec<Vec<u8>>) {
+    setup_with("", body, udp)
+}
+
+/// [`setup`] with extra `config setup` lines.
+fn setup_with(extra: &str, body: &str, udp: bool) -> (Topo, Vec<Vec<u8>>) {
     let mut t = Topo::new();
-    let conf = manual_conf(body);
+    let conf = manual_conf(body).replace(
+        "\tinterfaces=%defaultroute\n",
+        &format!("\tinterfaces=%defaultroute\n{extra}"),
+    );
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
     t.start_gateway(&ga, &conf);
     t.start_gateway(&gb, &conf);
@@ -272,7 +280,18 @@ fn bad_esp_aes_cbc_sha1() {
 /// AES-GCM ESP-in-UDP (RFC 3948 + RFC 4106): the same classes of bad input arriving on UDP 4500.
 #[test]
 fn bad_esp_in_udp_aes_gcm() {
-    let (t, from_b) = setup(
+    bad_esp_in_udp("");
+}
+
+/// The same with `datapath=inline`: drops are counted (and RX dropped rises) by the reader thread.
+#[test]
+fn inline_datapath_bad_esp_in_udp_aes_gcm() {
+    bad_esp_in_udp("\tdatapath=inline\n");
+}
+
+fn bad_esp_in_udp(extra: &str) {
+    let (t, from_b) = setup_with(
+        extra,
         &format!("\tesp=aes128gcm16\n\tespenckey={K128}{SALT}\n\tforceencaps=yes\n"),
         true,
     );

@@ -121,6 +121,41 @@ pub enum Mode {
     Inline,
 }
 
+/// One step that takes batches and writes them out (a writer, or the crypto step itself).
+trait Write<B> {
+    fn write(&mut self, batch: B);
+}
+
+/// Where batches for one destination go: a thread's pipe, or a step run by the caller.
+enum Sink<B, W> {
+    Pipe(PipeTx<B>),
+    Direct(W),
+}
+
+impl<B, W: Write<B>> Sink<B, W> {
+    /// Hands one batch on; false once the receiving thread is gone.
+    fn put(&mut self, batch: B) -> bool {
+        match self {
+            Sink::Pipe(tx) => tx.send(batch).is_ok(),
+            Sink::Direct(w) => {
+                w.write(batch);
+                true
+            }
+        }
+    }
+}
+
+/// Hands each non-empty pending batch to its sink (same index) and empties it.
+fn hand_on<T, W: Write<Vec<T>>>(pending: &mut [Vec<T>], sinks: &mut [Sink<Vec<T>, W>]) -> bool {
+    let mut ok = true;
+    for (v, s) in pending.iter_mut().zip(sinks) {
+        if !v.is_empty() {
+            ok &= s.put(std::mem::take(v));
+        }
+    }
+    ok
+}
+
 /// Writes transformed packets to one physical interface (raw socket, UDP GSO for ESP-in-UDP).
 struct NetWriter {
     k: Arc<Klips>,
@@ -129,7 +164,7 @@ struct NetWriter {
     raw: NetBatch,
 }
 
-impl NetWriter {
+impl Write<NetBatch> for NetWriter {
     fn write(&mut self, batch: NetBatch) {
         let failed = match &self.gso {
             Some((u, ifx)) => send_with_gso(&self.sender, u, *ifx, batch, &mut self.raw),
@@ -148,7 +183,7 @@ struct TunWriter {
     gro: Coalescer,
 }
 
-impl TunWriter {
+impl Write<Vec<TunOut>> for TunWriter {
     fn write(&mut self, batch: Vec<TunOut>) {
         let q = &self.q;
         for o in batch {
@@ -169,20 +204,6 @@ impl TunWriter {
     }
 }
 
-/// Where the crypto step's results go.
-enum Out {
-    /// To the writer threads, one pipe per device.
-    Pipes {
-        net: Vec<PipeTx<NetBatch>>,
-        tun: Vec<PipeTx<Vec<TunOut>>>,
-    },
-    /// Written by the calling thread.
-    Direct {
-        net: Vec<NetWriter>,
-        tun: Vec<TunWriter>,
-    },
-}
-
 /// The crypto step: runs batches of jobs through the sans-IO core and hands the results on.
 struct Crypto {
     k: Arc<Klips>,
@@ -193,18 +214,20 @@ struct Crypto {
     ike_tx: Option<Sender<IkeDatagram>>,
     local: Arc<RawSender>,
     clock: Clock,
-    out: Out,
+    net_out: Vec<Sink<NetBatch, NetWriter>>,
+    tun_out: Vec<Sink<Vec<TunOut>, TunWriter>>,
 }
 
 impl Crypto {
     fn new(
         k: Arc<Klips>,
-        ndev: usize,
         ike_tx: Option<Sender<IkeDatagram>>,
         local: Arc<RawSender>,
         clock: Clock,
-        out: Out,
+        net_out: Vec<Sink<NetBatch, NetWriter>>,
+        tun_out: Vec<Sink<Vec<TunOut>, TunWriter>>,
     ) -> Crypto {
+        let ndev = net_out.len();
         Crypto {
             k,
             rng: StdRng::from_entropy(),
@@ -214,7 +237,8 @@ impl Crypto {
             ike_tx,
             local,
             clock,
-            out,
+            net_out,
+            tun_out,
         }
     }
 
@@ -263,61 +287,17 @@ impl Crypto {
                 }
             }
         }
-        let mut ok = true;
-        for (i, v) in self.net.iter_mut().enumerate() {
-            if !v.is_empty() {
-                let b = std::mem::take(v);
-                match &mut self.out {
-                    Out::Pipes { net, .. } => ok &= net[i].send(b).is_ok(),
-                    Out::Direct { net, .. } => net[i].write(b),
-                }
-            }
-        }
-        for (i, v) in self.tun.iter_mut().enumerate() {
-            if !v.is_empty() {
-                let b = std::mem::take(v);
-                match &mut self.out {
-                    Out::Pipes { tun, .. } => ok &= tun[i].send(b).is_ok(),
-                    Out::Direct { tun, .. } => tun[i].write(b),
-                }
-            }
-        }
-        ok
+        let net_ok = hand_on(&mut self.net, &mut self.net_out);
+        hand_on(&mut self.tun, &mut self.tun_out) && net_ok
     }
 }
 
-/// Where a reader's batches go: to the crypto workers, or through its own crypto step.
-enum Dispatch {
-    Workers(Vec<PipeTx<Vec<Job>>>),
-    Inline(Box<Crypto>),
-}
+/// Where a reader's batches go: one sink per crypto worker, or its own crypto step.
+type Dispatch = Vec<Sink<Vec<Job>, Box<Crypto>>>;
 
-impl Dispatch {
-    /// How many batches the reader keeps (one per worker).
-    fn lanes(&self) -> usize {
-        match self {
-            Dispatch::Workers(tx) => tx.len(),
-            Dispatch::Inline(_) => 1,
-        }
-    }
-
-    /// Sends (or processes) the non-empty batches and empties them; false once the
-    /// datapath is shutting down.
-    fn flush(&mut self, batches: &mut [Vec<Job>]) -> bool {
-        for (i, b) in batches.iter_mut().enumerate() {
-            if b.is_empty() {
-                continue;
-            }
-            let b = std::mem::take(b);
-            let ok = match self {
-                Dispatch::Workers(tx) => tx[i].send(b).is_ok(),
-                Dispatch::Inline(c) => c.run(b),
-            };
-            if !ok {
-                return false;
-            }
-        }
-        true
+impl Write<Vec<Job>> for Box<Crypto> {
+    fn write(&mut self, batch: Vec<Job>) {
+        self.run(batch);
     }
 }
 
@@ -397,17 +377,13 @@ pub fn start(
         for w in 0..workers {
             let (tx, rx) = pipe::<Vec<Job>>(128);
             work_tx.push(tx);
-            let out = Out::Pipes {
-                net: net_tx.clone(),
-                tun: tun_tx.clone(),
-            };
             let mut c = Crypto::new(
                 klips.clone(),
-                ndev,
                 ike_tx.clone(),
                 local.clone(),
                 clock,
-                out,
+                net_tx.iter().cloned().map(Sink::Pipe).collect(),
+                tun_tx.iter().cloned().map(Sink::Pipe).collect(),
             );
             threads.push(spawn(format!("crypto{w}"), move || {
                 for batch in rx {
@@ -418,20 +394,19 @@ pub fn start(
     }
     let dispatch = || -> io::Result<Dispatch> {
         Ok(match mode {
-            Mode::Threads => Dispatch::Workers(work_tx.clone()),
+            Mode::Threads => work_tx.iter().cloned().map(Sink::Pipe).collect(),
             Mode::Inline => {
-                let out = Out::Direct {
-                    net: (0..ndev).map(net_writer).collect(),
-                    tun: (0..ndev).map(tun_writer).collect::<io::Result<_>>()?,
-                };
-                Dispatch::Inline(Box::new(Crypto::new(
+                let tun = (0..ndev)
+                    .map(|i| tun_writer(i).map(Sink::Direct))
+                    .collect::<io::Result<_>>()?;
+                vec![Sink::Direct(Box::new(Crypto::new(
                     klips.clone(),
-                    ndev,
                     ike_tx.clone(),
                     local.clone(),
                     clock,
-                    out,
-                )))
+                    (0..ndev).map(|i| Sink::Direct(net_writer(i))).collect(),
+                    tun,
+                )))]
             }
         })
     };
@@ -502,7 +477,7 @@ fn spi_worker(spi: u32, n: usize) -> usize {
 }
 
 fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.lanes();
+    let n = tx.len();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let fd = q.fd();
     // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
@@ -560,14 +535,14 @@ fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Ar
                 }
             }
         }
-        if !tx.flush(&mut batches) {
+        if !hand_on(&mut batches, &mut tx) {
             return;
         }
     }
 }
 
 fn raw_reader(sock: RawReceiver, proto: u8, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.lanes();
+    let n = tx.len();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
@@ -588,14 +563,14 @@ fn raw_reader(sock: RawReceiver, proto: u8, mut tx: Dispatch, stop: Arc<AtomicBo
                 .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
             batches[spi_worker(spi, n)].push(Job::In(pkt));
         }
-        if !tx.flush(&mut batches) {
+        if !hand_on(&mut batches, &mut tx) {
             return;
         }
     }
 }
 
 fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.lanes();
+    let n = tx.len();
     let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
@@ -622,7 +597,7 @@ fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
                 });
             }
         }
-        if !tx.flush(&mut batches) {
+        if !hand_on(&mut batches, &mut tx) {
             return;
         }
     }
