@@ -13,7 +13,7 @@ RUN cargo build --release --locked --bin ipsec
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iproute2 net-tools iputils-ping ca-certificates \
+ && apt-get install -y --no-install-recommends iproute2 net-tools iputils-ping ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/ipsec /usr/sbin/ipsec
 COPY conf /usr/share/doc/rswan/examples

@@ -24,7 +24,7 @@
 
 mod timing;
 
-use rswan::crypto::{default_provider, AuthAlg, EncAlg};
+use rswan::crypto::{default_provider, AuthAlg, CryptoProvider, EncAlg, RustCryptoProvider};
 use rswan::xform::ipcomp::{self, CompressOutcome, IpcompState};
 use rswan::xform::{ah_input, ah_output, EspCrypto};
 use timing::{keep, measure, selected, Sample};
@@ -89,13 +89,28 @@ fn kpps(s: &Sample) -> f64 {
     1e6 / s.median_ns
 }
 
+/// One ESP case with the default provider, and again with the pure-Rust one for comparison.
 fn esp_case(name: &str, enc: EncAlg, auth: Option<AuthAlg>, rows: &mut Vec<Row>) {
+    esp_case_with(default_provider(), name, enc, auth, rows);
+    if default_provider().name() != RustCryptoProvider.name() {
+        esp_case_with(&RustCryptoProvider, name, enc, auth, rows);
+    }
+}
+
+fn esp_case_with(
+    p: &dyn CryptoProvider,
+    name: &str,
+    enc: EncAlg,
+    auth: Option<AuthAlg>,
+    rows: &mut Vec<Row>,
+) {
+    let name = &format!("{name} [{}]", p.name());
     if !selected(name) {
         return;
     }
     let ek = key(enc.key_len(), 0x11);
     let ak = auth.map_or(Vec::new(), |a| key(a.key_len(), 0x22));
-    let c = EspCrypto::new(default_provider(), enc, &ek, auth, &ak).expect("keying");
+    let c = EspCrypto::new(p, enc, &ek, auth, &ak).expect("keying");
     for &size in &SIZES {
         let payload = random_bytes(size, size as u64);
         let mut out = Vec::with_capacity(size + c.max_overhead());

@@ -333,7 +333,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::default_provider;
+
+    /// These vectors test the pure-Rust provider itself (the default one, OpenSSL, is checked
+    /// against it in `crypto::openssl`).
+    fn rc() -> &'static dyn CryptoProvider {
+        &RustCryptoProvider
+    }
 
     fn h(s: &str) -> Vec<u8> {
         hex::decode(s.replace([' ', '\n'], "")).unwrap()
@@ -371,7 +376,7 @@ mod tests {
                  35907aa632c3ffdf868bb7b29d3d46ad83ce9f9a102ee99d49a53e87f4c3da55",
             ),
         ];
-        let p = default_provider();
+        let p = rc();
         for (i, (key, iv, pt, ct)) in cases.iter().enumerate() {
             let c = p.block_cipher(EncAlg::AesCbc128, &h(key)).unwrap();
             assert_eq!(c.block_size(), 16);
@@ -393,9 +398,7 @@ mod tests {
         let key = h("0123456789abcdef23456789abcdef01456789abcdef0123");
         let pt = b"The qufck brown fox jump";
         let ct = h("a826fd8ce53b855fcce21c8112256fe668d5c05dd9b6b900");
-        let c = default_provider()
-            .block_cipher(EncAlg::TripleDesCbc, &key)
-            .unwrap();
+        let c = rc().block_cipher(EncAlg::TripleDesCbc, &key).unwrap();
         assert_eq!(c.block_size(), 8);
         for i in 0..3 {
             let mut block = pt[i * 8..i * 8 + 8].to_vec();
@@ -440,7 +443,7 @@ mod tests {
             c.decrypt(&[0u8; 8], &mut b).unwrap();
             assert_eq!(hex::encode(&b), pt);
         }
-        let err = default_provider()
+        let err = rc()
             .block_cipher(EncAlg::TripleDesCbc, &[0x01; 24])
             .err()
             .unwrap();
@@ -532,7 +535,7 @@ mod tests {
     fn gcm_spec_vectors_via_esp_salt_split() {
         // RFC 4106: keying material = key || salt, nonce = salt || 8-byte IV. A 96-bit GCM IV
         // therefore maps to salt = IV[0..4], ESP IV = IV[4..12].
-        let p = default_provider();
+        let p = rc();
         for c in gcm_cases() {
             let iv12 = h(c.iv);
             let mut keymat = h(c.key);
@@ -584,9 +587,7 @@ mod tests {
 
     #[test]
     fn gcm_bad_lengths_do_not_panic() {
-        let a = default_provider()
-            .aead(EncAlg::AesGcm16_128, &[7u8; 20])
-            .unwrap();
+        let a = rc().aead(EncAlg::AesGcm16_128, &[7u8; 20]).unwrap();
         let mut buf = [0u8; 5];
         let mut tag = [0u8; 16];
         assert!(matches!(
@@ -666,7 +667,7 @@ mod tests {
         assert!(i.verify(&[data], &full));
         // Truncated ICV; through the provider when the key has the IPsec key length.
         let t = if key.len() == alg.key_len() {
-            default_provider().integrity(alg, key).unwrap()
+            rc().integrity(alg, key).unwrap()
         } else {
             hmac_integrity(alg, key, alg.icv_len()).unwrap()
         };
@@ -691,9 +692,7 @@ mod tests {
             check_full_and_truncated(AuthAlg::HmacMd5_96, &key, &data, mac);
         }
         // RFC 2202 case 5 states HMAC-MD5-96 explicitly.
-        let i = default_provider()
-            .integrity(AuthAlg::HmacMd5_96, &[0x0c; 16])
-            .unwrap();
+        let i = rc().integrity(AuthAlg::HmacMd5_96, &[0x0c; 16]).unwrap();
         let mut icv = [0u8; 12];
         i.compute(&[b"Test With Truncation"], &mut icv);
         assert_eq!(hex::encode(icv), "56461ef2342edc00f9bab995");
@@ -705,9 +704,7 @@ mod tests {
             check_full_and_truncated(AuthAlg::HmacSha1_96, &key, &data, mac);
         }
         // RFC 2202 case 5 states HMAC-SHA1-96 explicitly.
-        let i = default_provider()
-            .integrity(AuthAlg::HmacSha1_96, &[0x0c; 20])
-            .unwrap();
+        let i = rc().integrity(AuthAlg::HmacSha1_96, &[0x0c; 20]).unwrap();
         let mut icv = [0u8; 12];
         i.compute(&[b"Test With Truncation"], &mut icv);
         assert_eq!(hex::encode(icv), "4c1a03424b55e07fe7f27be1");
@@ -847,9 +844,7 @@ block-size data. The key needs to be hashed before being used by the HMAC algori
                 "637edc6e01dce7e6742a99451aae82df23da3e92439e590e43e761b33e910fb8",
             ),
         ] {
-            let i = default_provider()
-                .integrity(alg, &vec![0x0b; key_len])
-                .unwrap();
+            let i = rc().integrity(alg, &vec![0x0b; key_len]).unwrap();
             let mut icv = vec![0u8; alg.icv_len()];
             i.compute(&[b"Hi There"], &mut icv);
             assert_eq!(hex::encode(&icv), want, "{alg:?}");
@@ -861,7 +856,7 @@ block-size data. The key needs to be hashed before being used by the HMAC algori
 
     #[test]
     fn provider_refuses_des_and_null() {
-        let p = default_provider();
+        let p = rc();
         assert_eq!(p.name(), "rustcrypto");
         let e = p.block_cipher(EncAlg::Des, &[1u8; 8]).err().unwrap();
         assert_eq!(e.to_string(), "single DES is not supported: it is insecure");
@@ -879,7 +874,7 @@ block-size data. The key needs to be hashed before being used by the HMAC algori
 
     #[test]
     fn provider_checks_key_lengths() {
-        let p = default_provider();
+        let p = rc();
         let e = p.block_cipher(EncAlg::AesCbc128, &[0u8; 8]).err().unwrap();
         assert_eq!(e.to_string(), "AES128 needs a 128-bit key, got 64 bits");
         let e = p
@@ -921,7 +916,7 @@ block-size data. The key needs to be hashed before being used by the HMAC algori
 
     #[test]
     fn cbc_bad_lengths_do_not_panic() {
-        let p = default_provider();
+        let p = rc();
         let c = p.block_cipher(EncAlg::AesCbc256, &[3u8; 32]).unwrap();
         let mut buf = [0u8; 17];
         assert_eq!(c.encrypt(&[0u8; 16], &mut buf), Err(CryptoError::BadLength));
@@ -945,9 +940,7 @@ block-size data. The key needs to be hashed before being used by the HMAC algori
 
     #[test]
     fn integrity_compute_with_odd_buffers() {
-        let i = default_provider()
-            .integrity(AuthAlg::HmacSha1_96, &[9u8; 20])
-            .unwrap();
+        let i = rc().integrity(AuthAlg::HmacSha1_96, &[9u8; 20]).unwrap();
         let mut full = [0u8; 12];
         i.compute(&[b"abc"], &mut full);
         let mut short = [0u8; 4];
@@ -962,7 +955,7 @@ block-size data. The key needs to be hashed before being used by the HMAC algori
 
     #[test]
     fn provider_objects_are_shareable_across_threads() {
-        let p = default_provider();
+        let p = rc();
         let c: std::sync::Arc<dyn BlockCipher> = p
             .block_cipher(EncAlg::AesCbc128, &[5u8; 16])
             .unwrap()
