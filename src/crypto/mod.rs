@@ -3,8 +3,8 @@
 //! The transforms in [`crate::xform`] never name a cipher implementation: they ask a
 //! [`CryptoProvider`] for keyed objects ([`BlockCipher`], [`Aead`], [`Integrity`]) and then use
 //! them through the traits. [`default_provider`] returns [`OpenSslProvider`] (module
-//! [`openssl`](self::openssl)), which serves the ciphers from OpenSSL and delegates integrity to
-//! the pure-Rust [`RustCryptoProvider`] (module [`rustcrypto`]) — the pattern for any faster
+//! [`openssl`](self::openssl)), which serves 3DES-CBC from OpenSSL and delegates everything else
+//! to the pure-Rust [`RustCryptoProvider`] (module [`rustcrypto`]) — the pattern for any faster
 //! backend: implement [`CryptoProvider`] for some algorithms, delegate the rest.
 //!
 //! Keyed objects are built once per SA (key schedules, GHASH keys and the HMAC inner/outer pads
@@ -494,10 +494,9 @@ pub trait CryptoProvider: Send + Sync {
 
 static DEFAULT_PROVIDER: OpenSslProvider = OpenSslProvider;
 
-/// The provider the datapath uses: ciphers from OpenSSL's libcrypto ([`OpenSslProvider`]:
-/// 2.9× RustCrypto on 3DES and faster AES-GCM here, `docs/performance.md` section 2), integrity
-/// from RustCrypto. [`RustCryptoProvider`] serves everything in pure Rust and is the reference
-/// the OpenSSL one is tested against.
+/// The provider the datapath uses: [`OpenSslProvider`] — 3DES-CBC from OpenSSL's libcrypto
+/// (2.6× RustCrypto's here, `docs/performance.md` section 2), everything else from
+/// [`RustCryptoProvider`], the pure-Rust reference the OpenSSL 3DES is tested against.
 pub fn default_provider() -> &'static dyn CryptoProvider {
     &DEFAULT_PROVIDER
 }
