@@ -1613,3 +1613,66 @@ fn responder_lifetime_shortens_the_initiators_sa() {
     assert!(secs <= 15, "{st}");
     check_traffic(&t);
 }
+
+/// Removes `/etc/netns/NS` directories a test wrote, also when it fails.
+struct NetnsEtc(Vec<std::path::PathBuf>);
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `left=`/`right=` may be host names, resolved when the conn is loaded (here from the
+/// namespace's `/etc/hosts`, which `ip netns exec` takes from `/etc/netns/NS/hosts`); a name
+/// that does not resolve is refused with the conn's file and line.
+#[test]
+fn host_names_in_left_and_right() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let mut etc = NetnsEtc(Vec::new());
+    for ns in [&ga, &gb] {
+        let d = std::path::PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&d).unwrap();
+        etc.0.push(d.clone());
+        std::fs::write(
+            d.join("hosts"),
+            "127.0.0.1 localhost\n192.0.2.1 gw-a.rswan.test\n192.0.2.2 gw-b.rswan.test\n",
+        )
+        .unwrap();
+        // No DNS server in the namespaces: an unknown name fails at once, not after timeouts.
+        std::fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    }
+    let conf = net_conf("\tauthby=secret\n\tauto=add\n")
+        .replace("left=192.0.2.1", "left=gw-a.rswan.test")
+        .replace("right=192.0.2.2", "right=gw-b.rswan.test")
+        + "\nconn lost\n\tleft=192.0.2.1\n\tright=nowhere.rswan.test\n\tauthby=secret\n\tauto=ignore\n";
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &conf);
+    t.start_gateway(&ga, &conf);
+    up_ok(&t, &ga, "net");
+    let st = status(&t, &ga);
+    assert!(
+        st.contains("\"net\": 10.0.1.0/24===192.0.2.1...192.0.2.2===10.0.2.0/24; erouted"),
+        "{st}"
+    );
+    check_traffic(&t);
+    let o = t.ipsec(&ga, &["auto", "--add", "lost"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains(".conf:")
+            && text.contains(
+                "right=\"nowhere.rswan.test\" is neither an IPv4 address nor a host name that resolves to one"
+            ),
+        "{text}"
+    );
+    drop(etc);
+}

@@ -226,6 +226,28 @@ pub struct ConnSection {
     pub params: Section,
 }
 
+impl ConnSection {
+    /// Replaces host names in `left=`, `right=`, `leftnexthop=` and `rightnexthop=` by their
+    /// first IPv4 address, as Pluto does when it loads a conn (`right=vpn.example.com`).
+    /// `resolve` does the lookup (the daemon passes [`system_resolve`]: `/etc/hosts`, DNS). A
+    /// name that does not resolve is left as written: loading the conn then fails with an
+    /// error naming its file and line.
+    pub fn resolve_names(&mut self, resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>) {
+        for key in ["left", "right", "leftnexthop", "rightnexthop"] {
+            let Some(v) = self.params.value(key) else {
+                continue;
+            };
+            if !is_host_name(&v.value) {
+                continue;
+            }
+            if let Some(a) = resolve(&v.value) {
+                let resolved = Value::new(a.to_string(), v.file.clone(), v.line);
+                self.params.set(key, resolved);
+            }
+        }
+    }
+}
+
 /// A loaded `ipsec.conf`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpsecConf {
@@ -235,6 +257,26 @@ pub struct IpsecConf {
     /// targets), each fully resolved. The implicit conns are not included; see
     /// [`IpsecConf::implicit_conns`].
     pub conns: Vec<ConnSection>,
+}
+
+/// True for a DNS host name (letters, digits, `-`, `.`, with a letter somewhere): not an
+/// address, not a `%keyword`.
+pub fn is_host_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 253
+        && v.chars().any(|c| c.is_ascii_alphabetic())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !v.starts_with(['-', '.'])
+}
+
+/// The system resolver's first IPv4 address for `name` (`/etc/hosts`, DNS).
+pub fn system_resolve(name: &str) -> Option<std::net::Ipv4Addr> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    (name, 0u16).to_socket_addrs().ok()?.find_map(|a| match a {
+        SocketAddr::V4(v4) => Some(*v4.ip()),
+        SocketAddr::V6(_) => None,
+    })
 }
 
 /// Pseudo file name used for the built-in implicit conns.
@@ -1103,6 +1145,19 @@ impl IpsecConf {
         Self::parse_str(text, path)
     }
 
+    /// Resolves host names ([`ConnSection::resolve_names`]) in the conns `which` selects; the
+    /// daemon does it for the conns it is about to load (never all of them: a name whose DNS
+    /// is unreachable must not slow down commands for other conns).
+    pub fn resolve_names(
+        &mut self,
+        which: impl Fn(&ConnSection) -> bool,
+        resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+    ) {
+        for c in self.conns.iter_mut().filter(|c| which(c)) {
+            c.resolve_names(resolve);
+        }
+    }
+
     /// Parse `text` as if it were the file `pseudo_path` (used in errors, and as the base for
     /// relative `include`s, which are read from disk).
     pub fn parse_str(text: &str, pseudo_path: impl AsRef<Path>) -> Result<IpsecConf, ConfError> {
@@ -1571,6 +1626,31 @@ mod tests {
         assert!(e("overridemtu=big").contains("illegal overridemtu value"));
         // extensions are never checked
         assert!(conn("x-auto=whatever").is_ok());
+    }
+
+    #[test]
+    fn host_names_in_left_and_right_are_resolved() {
+        let mut c = parse(
+            "version 2\nconn a\n\tleft=gw-a.example.net\n\tright=%any\n\tleftnexthop=router\n\
+             conn b\n\tleft=192.0.2.1\n\tright=unknown.example.net\n",
+        )
+        .unwrap();
+        c.resolve_names(|_| true, &|n| match n {
+            "gw-a.example.net" => Some("192.0.2.7".parse().unwrap()),
+            "router" => Some("192.0.2.254".parse().unwrap()),
+            _ => None,
+        });
+        let a = &c.conn("a").unwrap().params;
+        assert_eq!(a.get("left"), Some("192.0.2.7"));
+        assert_eq!(a.value("left").unwrap().line, 3);
+        assert_eq!(a.get("right"), Some("%any"));
+        assert_eq!(a.get("leftnexthop"), Some("192.0.2.254"));
+        let b = &c.conn("b").unwrap().params;
+        assert_eq!(b.get("left"), Some("192.0.2.1"));
+        assert_eq!(b.get("right"), Some("unknown.example.net"));
+        assert!(is_host_name("vpn.example.com") && is_host_name("gw1"));
+        assert!(!is_host_name("%defaultroute") && !is_host_name("10.0.0.1"));
+        assert!(!is_host_name("a b") && !is_host_name("-x") && !is_host_name(""));
     }
 
     #[test]

@@ -241,7 +241,7 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
             .map_err(|_| {
                 p.err_at(
                     side,
-                    format!("{side}=\"{s}\" is not an IPv4 address (names are not resolved)"),
+                    format!("{side}=\"{s}\" is neither an IPv4 address nor a host name that resolves to one"),
                 )
             }),
     }

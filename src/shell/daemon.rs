@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cmd::{self, Ctx};
-use crate::config::conf::{ConfError, IpsecConf};
+use crate::config::conf::{system_resolve, ConfError, IpsecConf};
 use crate::klips::{DevInfo, Emit, Klips, Params};
 use crate::manual::{self, HostFacts, ManualPlan};
 use crate::pluto::{DebugFlags, Interface, Pluto, PlutoConfig, WhackCmd};
@@ -332,7 +332,10 @@ impl Daemon {
             return 2;
         };
         let conf = match IpsecConf::load(&config) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                c.resolve_names(|c| &c.name == *name, &system_resolve);
+                c
+            }
             Err(e) => {
                 reply.err(&format!("ipsec manual: {e}\n"));
                 return 1;
@@ -495,7 +498,11 @@ impl Daemon {
             |reply: &mut control::Reply| -> Option<crate::config::conf::ConnSection> {
                 match IpsecConf::load(&config) {
                     Ok(c) => match c.conn(&name) {
-                        Some(s) => Some(s.clone()),
+                        Some(s) => {
+                            let mut s = s.clone();
+                            s.resolve_names(&system_resolve);
+                            Some(s)
+                        }
                         None => {
                             reply.err(&format!(
                                 "021 ipsec auto: no connection named \"{name}\" in {}\n",
@@ -726,7 +733,16 @@ pub fn run(paths: Paths) -> i32 {
 
 fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let fail = |e: String| (1, e);
-    let conf = IpsecConf::load(&paths.config).map_err(|e| fail(e.to_string()))?;
+    let mut conf = IpsecConf::load(&paths.config).map_err(|e| fail(e.to_string()))?;
+    // Names in the conns loaded at start (auto=add|route|start|manual, manualstart=).
+    let manualstart = conf.setup.get("manualstart").unwrap_or("").to_string();
+    conf.resolve_names(
+        |c| {
+            !matches!(c.params.get_or("auto", "ignore"), "ignore")
+                || manualstart.split_whitespace().any(|n| n == c.name)
+        },
+        &system_resolve,
+    );
     std::fs::create_dir_all(&paths.rundir)
         .map_err(|e| fail(format!("cannot create {}: {e}", paths.rundir.display())))?;
     write_pid(&paths).map_err(|e| (10, e))?;
@@ -953,7 +969,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         .collect();
     for n in names {
         daemon.manual_down(&n, &mut String::new(), false);
-        if let Ok(c) = IpsecConf::load(&paths.config) {
+        if let Ok(mut c) = IpsecConf::load(&paths.config) {
+            c.resolve_names(|c| c.name == n, &system_resolve);
             let _ = daemon.unroute(&n, &c);
         }
     }
