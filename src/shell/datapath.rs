@@ -324,7 +324,9 @@ pub fn start(
     let net_parts: Vec<_> = devs
         .iter()
         .map(|d| {
-            let gso = udp.clone().map(|u| (u, ifindex(&d.info.phys)));
+            // Interface index 0 (unknown): no pinning of the GSO sends then.
+            let ifx = super::netlink::ifindex(&d.info.phys).unwrap_or(0);
+            let gso = udp.clone().map(|u| (u, ifx));
             (d.sender.clone(), gso)
         })
         .collect();
@@ -601,14 +603,6 @@ fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
             return;
         }
     }
-}
-
-/// The kernel's index of interface `name` (0 if unknown: no interface pinning then).
-fn ifindex(name: &str) -> u32 {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Most datagrams in one UDP GSO send, and most bytes.
