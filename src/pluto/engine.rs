@@ -1617,13 +1617,13 @@ impl Pluto {
         {
             return;
         }
-        let isakmp = self
+        let own = self
             .states
             .values()
             .filter(|s| s.conn == key && s.kind.isakmp_established())
             .map(|s| s.serial)
             .max();
-        match isakmp {
+        match own.or_else(|| self.shared_phase1(key)) {
             Some(p1) => self.quick_initiate(p1, key, whack, replacing),
             None => {
                 // A Main Mode already under way takes the phase 2 along.
@@ -1657,6 +1657,35 @@ impl Pluto {
                 }
             }
         }
+    }
+
+    /// An established ISAKMP SA of another conn that conn `key`'s Quick Mode may use, as
+    /// FreeS/WAN's `find_phase1_state` allows: same local and peer host, same IDs on both
+    /// sides, an authentication method `key` permits (the newest such SA).
+    pub(crate) fn shared_phase1(&self, key: &str) -> Option<u64> {
+        let c = self.conns.get(key)?;
+        let (me, peer) = (c.this.host?, c.that.host?);
+        if c.that.id == crate::config::secrets::Id::Any {
+            return None;
+        }
+        self.states
+            .values()
+            .filter(|s| s.kind.isakmp_established())
+            .filter(|s| {
+                let (Some(p), Some(owner)) = (s.p1(), self.conns.get(&s.conn)) else {
+                    return false;
+                };
+                *p.local.ip() == me
+                    && *p.remote.ip() == peer
+                    && owner.this.id == c.this.id
+                    && owner.that.id == c.that.id
+                    && p.peer_id.as_ref().is_none_or(|id| *id == c.that.id)
+                    && p.choice
+                        .as_ref()
+                        .is_some_and(|ch| c.auth.contains(&ch.auth))
+            })
+            .map(|s| s.serial)
+            .max()
     }
 
     /// DPD declared the peer dead: apply the conn's action.

@@ -1098,3 +1098,68 @@ fn datapath_soft_expiry_rekeys() {
     assert_eq!(net.a.established_ipsec(), 1);
     assert!(sas_match(&net.a, &net.b) >= 1);
 }
+
+/// A second conn between the same two hosts with the same IDs does its Quick Mode over the
+/// first conn's ISAKMP SA (FreeS/WAN's `find_phase1_state`): one Main Mode for both. Its
+/// Delete travels over that ISAKMP SA too.
+#[test]
+fn conns_with_the_same_hosts_and_ids_share_the_isakmp_sa() {
+    let two = |n: &str| {
+        format!(
+            "{}\nconn net2\n\tleft={WEST}\n\tleftsubnet=10.0.3.0/24\n\tright={EAST}\n\trightsubnet=10.0.4.0/24\n\tauthby=secret\n\tauto=add\n",
+            conf(n, "\tauthby=secret\n")
+        )
+    };
+    let a = Node::new(WEST, 1, &two("net"), PSK);
+    let b = Node::new(EAST, 2, &two("net"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    net.up_a("net2");
+    assert_eq!(net.a.established_isakmp(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.established_isakmp(), 1, "{}", net.b.dump());
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+    let mains = net
+        .a
+        .logs
+        .iter()
+        .filter(|l| l.contains("STATE_MAIN_I1: initiate"))
+        .count();
+    assert_eq!(mains, 1, "{:?}", net.a.logs);
+    assert!(
+        net.a.log_has("\"net2\" #3: STATE_QUICK_I1: initiate"),
+        "{:?}",
+        net.a.logs
+    );
+    assert!(
+        net.b
+            .logs
+            .iter()
+            .any(|l| l.contains("\"net2\"") && l.contains("STATE_QUICK_R2")),
+        "{:?}",
+        net.b.logs
+    );
+    assert!(sas_match(&net.a, &net.b) >= 2);
+    // Down net2: its IPsec SA goes on both sides; net stays up.
+    net.whack_a(2, WhackCmd::Down("net2".into()));
+    net.run();
+    assert_eq!(net.a.established_ipsec(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
+    assert_eq!(net.b.established_isakmp(), 1, "{}", net.b.dump());
+    assert!(net.a.p.shared_phase1("net2").is_some());
+}
+
+/// Only a conn with the same IDs may use another conn's ISAKMP SA.
+#[test]
+fn a_conn_with_other_ids_does_not_share_the_isakmp_sa() {
+    let conf_a = format!(
+        "{}\nconn other\n\tleft={WEST}\n\tleftsubnet=10.0.3.0/24\n\tright={EAST}\n\trightid=@other.example\n\trightsubnet=10.0.4.0/24\n\tauthby=secret\n\tauto=add\n",
+        conf("net", "\tauthby=secret\n")
+    );
+    let a = Node::new(WEST, 1, &conf_a, PSK);
+    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.a.established_isakmp(), 1, "{}", net.a.dump());
+    assert_eq!(net.a.p.shared_phase1("other"), None);
+}
