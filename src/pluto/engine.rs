@@ -257,7 +257,6 @@ impl Pluto {
             .max_by_key(|c| (c.this.client.len(), c.that.client.len()))
             .map(|c| (c.key(), c.routing, c.this.client, c.that.client));
         let (src, dst) = (Subnet::host(src_ip), Subnet::host(dst_ip));
-        let hold = Self::shunt_said(Shunt::Hold);
         match found {
             Some((key, routing, ours, peers)) => {
                 let narrow = (src, dst) != (ours, peers);
@@ -275,20 +274,7 @@ impl Pluto {
                     }
                     self.settle_narrow_holds(&key, head);
                     if narrow {
-                        if let Some(said) = head {
-                            self.out.push_back(Output::Eroute {
-                                op: ErouteOp::Replace,
-                                src,
-                                dst,
-                                said,
-                            });
-                        }
-                        self.out.push_back(Output::Eroute {
-                            op: ErouteOp::Delete,
-                            src,
-                            dst,
-                            said: hold,
-                        });
+                        self.settle_hold(src, dst, head);
                     }
                     return;
                 }
@@ -1523,21 +1509,27 @@ impl Pluto {
             ..
         } in mine
         {
-            if let Some(said) = head {
-                self.out.push_back(Output::Eroute {
-                    op: ErouteOp::Replace,
-                    src,
-                    dst,
-                    said,
-                });
-            }
+            self.settle_hold(src, dst, head);
+        }
+    }
+
+    /// Re-points one `%hold` eroute at `head` (releasing its packet through it), if any, and
+    /// deletes it.
+    fn settle_hold(&mut self, src: Subnet, dst: Subnet, head: Option<Said>) {
+        if let Some(said) = head {
             self.out.push_back(Output::Eroute {
-                op: ErouteOp::Delete,
+                op: ErouteOp::Replace,
                 src,
                 dst,
-                said: Self::shunt_said(Shunt::Hold),
+                said,
             });
         }
+        self.out.push_back(Output::Eroute {
+            op: ErouteOp::Delete,
+            src,
+            dst,
+            said: Self::shunt_said(Shunt::Hold),
+        });
     }
 
     /// A responder has installed the inbound SAs of a conn's first IPsec SA. The initiator

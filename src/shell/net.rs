@@ -47,14 +47,7 @@ impl RawSender {
         for chunk in pkts.chunks(64) {
             let addrs: Vec<libc::sockaddr_in> = chunk
                 .iter()
-                .map(|(d, _)| libc::sockaddr_in {
-                    sin_family: libc::AF_INET as libc::sa_family_t,
-                    sin_port: 0,
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from(*d).to_be(),
-                    },
-                    sin_zero: [0; 8],
-                })
+                .map(|(d, _)| sockaddr_in(SocketAddrV4::new(*d, 0)))
                 .collect();
             let mut iovs: Vec<libc::iovec> = chunk
                 .iter()
@@ -213,14 +206,7 @@ impl UdpSock {
         tos: u8,
         to: SocketAddrV4,
     ) -> io::Result<usize> {
-        let dst = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: to.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*to.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
+        let dst = sockaddr_in(to);
         let mut iov = libc::iovec {
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
@@ -281,14 +267,7 @@ impl UdpSock {
         if from.is_unspecified() {
             return self.send_to(data, to);
         }
-        let dst = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: to.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*to.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
+        let dst = sockaddr_in(to);
         let mut iov = libc::iovec {
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
@@ -441,4 +420,16 @@ fn parse_cmsgs(hdr: &libc::msghdr) -> (Option<Ipv4Addr>, usize) {
         }
     }
     (dst, seg)
+}
+
+/// `to` as the kernel's `sockaddr_in`.
+fn sockaddr_in(to: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*to.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
 }
