@@ -4,6 +4,9 @@
 #     -v /etc/ipsec.conf:/etc/ipsec.conf:ro -v /etc/ipsec.secrets:/etc/ipsec.secrets:ro \
 #     --network host rswan
 FROM rust:1-bookworm AS build
+# libcrypto for the 3DES provider (openssl crate).
+RUN apt-get update && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
