@@ -1701,6 +1701,17 @@ impl Pluto {
             .filter(|s| s.conn == key)
             .map(|s| s.serial)
             .collect();
+        // IPsec SAs of other conns negotiated over this ISAKMP SA (`shared_phase1`) go too:
+        // their peer is the one that died.
+        let riders: Vec<u64> = self
+            .states
+            .values()
+            .filter(|s| s.conn != key && s.p2().is_some_and(|p| p.parent == serial))
+            .map(|s| s.serial)
+            .collect();
+        for s in riders.into_iter().rev() {
+            self.delete_state(s, false);
+        }
         match action {
             DpdAction::Clear => {
                 self.slog(serial, "DPD: Clearing Connection".into());

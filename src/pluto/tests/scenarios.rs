@@ -1163,3 +1163,36 @@ fn a_conn_with_other_ids_does_not_share_the_isakmp_sa() {
     assert_eq!(net.a.established_isakmp(), 1, "{}", net.a.dump());
     assert_eq!(net.a.p.shared_phase1("other"), None);
 }
+
+/// When DPD declares the peer dead, the IPsec SAs other conns negotiated over that ISAKMP SA
+/// go as well (their peer is the dead one).
+#[test]
+fn dpd_verdict_covers_conns_sharing_the_isakmp_sa() {
+    let two = || {
+        format!(
+            "{}\nconn net2\n\tleft={WEST}\n\tleftsubnet=10.0.3.0/24\n\tright={EAST}\n\trightsubnet=10.0.4.0/24\n\tauthby=secret\n\tauto=add\n",
+            conf(
+                "net",
+                "\tauthby=secret\n\tdpdaction=clear\n\tdpddelay=30s\n\tdpdtimeout=120s\n"
+            )
+        )
+    };
+    let mut net = Net::new(
+        Node::new(WEST, 1, &two(), PSK),
+        Node::new(EAST, 2, &two(), PSK),
+    );
+    net.up_a("net");
+    net.up_a("net2");
+    assert_eq!(net.a.established_isakmp(), 1, "{}", net.a.dump());
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    net.drop = Box::new(|d, _| d == Dir::BtoA);
+    net.advance_to(200_000);
+    assert!(
+        net.a
+            .log_has("DPD: No response from peer - declaring peer dead"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.established_ipsec(), 0, "{}", net.a.dump());
+    assert!(net.a.sadb.is_empty(), "{:?}", net.a.sadb.keys());
+}
