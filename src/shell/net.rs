@@ -206,26 +206,55 @@ impl UdpSock {
         tos: u8,
         to: SocketAddrV4,
     ) -> io::Result<usize> {
+        self.send_pktinfo(data, from, ifindex, to, Some((seg, tos)))
+    }
+
+    /// Sends a datagram from this socket with source address `from` (IP_PKTINFO), so IKE
+    /// replies leave from the address the peer talks to.
+    pub fn send_from(&self, data: &[u8], from: Ipv4Addr, to: SocketAddrV4) -> io::Result<usize> {
+        if from.is_unspecified() {
+            return self.send_to(data, to);
+        }
+        self.send_pktinfo(data, from, 0, to, None)
+    }
+
+    /// `sendmsg` of `data` to `to` with source address `from` and, if not 0, outgoing
+    /// interface `ifindex` (IP_PKTINFO); with `gso = Some((seg, tos))` also as UDP GSO
+    /// segments of `seg` bytes (UDP_SEGMENT) with outer TOS `tos` (IP_TOS).
+    fn send_pktinfo(
+        &self,
+        data: &[u8],
+        from: Ipv4Addr,
+        ifindex: u32,
+        to: SocketAddrV4,
+        gso: Option<(u16, u8)>,
+    ) -> io::Result<usize> {
         let dst = sockaddr_in(to);
         let mut iov = libc::iovec {
             iov_base: data.as_ptr() as *mut libc::c_void,
             iov_len: data.len(),
         };
-        let mut cbuf = [0u64; 16];
+        let mut cbuf = CmsgBuf([0; CMSG_SPACE]);
         // SAFETY: all-zero is a valid msghdr; the pointers set below refer to locals that outlive
-        // the sendmsg call; the 128-byte, 8-aligned control buffer holds the three messages
-        // (in_pktinfo 32 + u16 16 + int 16 bytes with headers) written via CMSG_* within bounds.
+        // the sendmsg call; the 8-aligned 128-byte control buffer holds the messages (in_pktinfo
+        // 32 + u16 16 + int 16 bytes with headers), written via the CMSG_* helpers within the
+        // msg_controllen computed from exactly those messages.
         let r = unsafe {
             let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
             msg.msg_name = &dst as *const _ as *mut libc::c_void;
             msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             msg.msg_iov = &mut iov;
             msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
             let pk = std::mem::size_of::<libc::in_pktinfo>() as u32;
-            let space = libc::CMSG_SPACE(pk)
-                + libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32)
-                + libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32);
+            let (u16_len, int_len) = (
+                std::mem::size_of::<u16>() as u32,
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+            let mut space = libc::CMSG_SPACE(pk);
+            if gso.is_some() {
+                space += libc::CMSG_SPACE(u16_len) + libc::CMSG_SPACE(int_len);
+            }
             msg.msg_controllen = space as usize;
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::IPPROTO_IP;
@@ -239,64 +268,21 @@ impl UdpSock {
                 ipi_addr: libc::in_addr { s_addr: 0 },
             };
             std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::in_pktinfo, info);
-            let c = libc::CMSG_NXTHDR(&msg, c);
-            (*c).cmsg_level = SOL_UDP;
-            (*c).cmsg_type = UDP_SEGMENT;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg);
-            let c = libc::CMSG_NXTHDR(&msg, c);
-            (*c).cmsg_level = libc::IPPROTO_IP;
-            (*c).cmsg_type = libc::IP_TOS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
-            std::ptr::write_unaligned(
-                libc::CMSG_DATA(c) as *mut libc::c_int,
-                libc::c_int::from(tos),
-            );
-            libc::sendmsg(self.sock.as_raw_fd(), &msg, 0)
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r as usize)
-        }
-    }
-
-    /// Sends a datagram from this socket with source address `from` (IP_PKTINFO), so IKE
-    /// replies leave from the address the peer talks to.
-    pub fn send_from(&self, data: &[u8], from: Ipv4Addr, to: SocketAddrV4) -> io::Result<usize> {
-        if from.is_unspecified() {
-            return self.send_to(data, to);
-        }
-        let dst = sockaddr_in(to);
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
-        let mut cbuf = [0u8; CMSG_SPACE];
-        // SAFETY: all-zero is a valid msghdr; every pointer set below refers to locals that
-        // outlive the sendmsg call, and the control buffer is large enough for one in_pktinfo
-        // (CMSG_SPACE(12) = 32 ≤ 64), written through the CMSG_* helpers within its bounds.
-        let r = unsafe {
-            let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
-            msg.msg_name = &dst as *const _ as *mut libc::c_void;
-            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen =
-                libc::CMSG_SPACE(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::IPPROTO_IP;
-            (*c).cmsg_type = libc::IP_PKTINFO;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::in_pktinfo>() as u32) as usize;
-            let info = libc::in_pktinfo {
-                ipi_ifindex: 0,
-                ipi_spec_dst: libc::in_addr {
-                    s_addr: u32::from(from).to_be(),
-                },
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            };
-            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::in_pktinfo, info);
+            if let Some((seg, tos)) = gso {
+                let c = libc::CMSG_NXTHDR(&msg, c);
+                (*c).cmsg_level = SOL_UDP;
+                (*c).cmsg_type = UDP_SEGMENT;
+                (*c).cmsg_len = libc::CMSG_LEN(u16_len) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg);
+                let c = libc::CMSG_NXTHDR(&msg, c);
+                (*c).cmsg_level = libc::IPPROTO_IP;
+                (*c).cmsg_type = libc::IP_TOS;
+                (*c).cmsg_len = libc::CMSG_LEN(int_len) as usize;
+                std::ptr::write_unaligned(
+                    libc::CMSG_DATA(c) as *mut libc::c_int,
+                    libc::c_int::from(tos),
+                );
+            }
             libc::sendmsg(self.sock.as_raw_fd(), &msg, 0)
         };
         if r < 0 {
@@ -317,7 +303,14 @@ impl UdpSock {
     }
 }
 
-const CMSG_SPACE: usize = 64;
+/// Bytes of control-message space per message (send: IP_PKTINFO + UDP_SEGMENT + IP_TOS;
+/// receive: IP_PKTINFO + UDP_GRO).
+const CMSG_SPACE: usize = 128;
+
+/// A control-message buffer aligned for `cmsghdr` (the CMSG_* helpers cast into it).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct CmsgBuf([u8; CMSG_SPACE]);
 
 fn recv_batch(
     fd: i32,
@@ -347,7 +340,7 @@ fn recv_batch(
         .collect();
     // SAFETY: all-zero is a valid sockaddr_in.
     let mut addrs: Vec<libc::sockaddr_in> = vec![unsafe { MaybeUninit::zeroed().assume_init() }; n];
-    let mut cmsgs = vec![[0u8; CMSG_SPACE]; n];
+    let mut cmsgs = vec![CmsgBuf([0; CMSG_SPACE]); n];
     let mut msgs: Vec<libc::mmsghdr> = (0..n)
         .map(|i| {
             // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
@@ -356,7 +349,7 @@ fn recv_batch(
             m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
             m.msg_hdr.msg_iov = &mut iovs[i];
             m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_control = cmsgs[i].as_mut_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_control = cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
             m.msg_hdr.msg_controllen = CMSG_SPACE;
             m
         })
