@@ -1231,29 +1231,7 @@ fn no_cleartext_right_after_up() {
 
 /// Pings 10.0.2.10 from host A every 0.2 s for about `secs` seconds; returns the replies.
 fn ping_for(t: &Topo, secs: u32) -> u32 {
-    let o = ns_run(
-        &t.ha,
-        &[
-            "ping",
-            "-n",
-            "-c",
-            &(secs * 5).to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            "10.0.2.10",
-        ],
-    );
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find_map(|l| {
-            l.split(',')
-                .find(|x| x.contains("received"))
-                .and_then(|x| x.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    ping_replies(&t.ha, "10.0.2.10", secs * 5, 1).0
 }
 
 /// rekey=no (spec 7): the initiator schedules EVENT_SA_REPLACE_IF_USED, the responder

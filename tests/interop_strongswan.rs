@@ -685,30 +685,7 @@ fn dpd_strongswan_notices_dead_rswan() {
 fn ping_during(p: &Pair, secs: u32, f: impl FnOnce()) -> (u32, u32) {
     let count = secs * 5;
     let ha = p.t.ha.clone();
-    let h = std::thread::spawn(move || {
-        let o = ns_run(
-            &ha,
-            &[
-                "ping",
-                "-c",
-                &count.to_string(),
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                "10.0.2.10",
-            ],
-        );
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .find_map(|l| {
-                l.split(',')
-                    .find(|x| x.contains("received"))
-                    .and_then(|x| x.split_whitespace().next())
-                    .and_then(|n| n.parse::<u32>().ok())
-            })
-            .unwrap_or(0)
-    });
+    let h = std::thread::spawn(move || ping_replies(&ha, "10.0.2.10", count, 1).0);
     f();
     (h.join().unwrap(), count)
 }

@@ -309,20 +309,27 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 
 /// Pings `dst` from `ns`; true if at least `want` of `count` replies came back.
 pub fn ping(ns: &str, dst: &str, count: u32, want: u32) -> bool {
+    ping_replies(ns, dst, count, 2).0 >= want
+}
+
+/// Pings `dst` from `ns` (`count` requests 0.2 s apart, waiting `wait_s` seconds for each
+/// reply); returns the number of replies and ping's output.
+pub fn ping_replies(ns: &str, dst: &str, count: u32, wait_s: u32) -> (u32, String) {
     let o = ns_run(
         ns,
         &[
             "ping",
+            "-n",
             "-c",
             &count.to_string(),
             "-i",
             "0.2",
             "-W",
-            "2",
+            &wait_s.to_string(),
             dst,
         ],
     );
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let got = text
         .lines()
         .find_map(|l| {
@@ -332,7 +339,7 @@ pub fn ping(ns: &str, dst: &str, count: u32, want: u32) -> bool {
                 .and_then(|n| n.parse::<u32>().ok())
         })
         .unwrap_or(0);
-    got >= want
+    (got, text)
 }
 
 /// A deterministic pseudo-random payload of `len` bytes containing `marker` every 4 KiB.

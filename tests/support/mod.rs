@@ -316,31 +316,7 @@ impl Drop for Cap {
 /// Pings `dst` from `ns` (`count` requests 0.2 s apart, waiting 1 s for late replies); returns
 /// the number of replies and ping's output.
 pub fn ping_out(ns: &str, dst: &str, count: u32) -> (u32, String) {
-    let o = ns_run(
-        ns,
-        &[
-            "ping",
-            "-n",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            dst,
-        ],
-    );
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let got = text
-        .lines()
-        .find_map(|l| {
-            l.split(',')
-                .find(|p| p.contains("received"))
-                .and_then(|p| p.split_whitespace().next())
-                .and_then(|n| n.parse::<u32>().ok())
-        })
-        .unwrap_or(0);
-    (got, text)
+    ping_replies(ns, dst, count, 1)
 }
 
 /// A UDP listener bound inside a namespace, collecting datagrams on a background thread.
