@@ -53,7 +53,7 @@ use rswan::config::secrets::Secrets;
 use rswan::pluto::crypto::dh::{DhGroup, DhKeyPair};
 use rswan::pluto::crypto::prf::Prf;
 use rswan::pluto::{Interface, Output, Pluto, PlutoConfig, WhackCmd};
-use timing::{keep, selected};
+use timing::{env_usize, keep, selected};
 
 const HUB: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const SPOKE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -88,14 +88,6 @@ fn cpu_measure<F: FnMut()>(iters: usize, reps: usize, mut f: F) -> (f64, f64) {
     let m = v[v.len() / 2];
     let spread = ((m - v[0]).max(v[v.len() - 1] - m)) / m * 100.0;
     (m, spread)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&v| v > 0)
-        .unwrap_or(default)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -30,7 +30,8 @@ impl Sample {
     }
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
+/// A positive integer from environment variable `name`, else `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
