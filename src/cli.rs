@@ -132,9 +132,12 @@ fn setup(paths: &Paths, args: &[String]) -> i32 {
     };
     match op.as_str() {
         "start" => start(paths, nofork),
-        "stop" => stop(paths),
+        "stop" => stop(paths, false),
         "restart" => {
-            stop(paths);
+            // The stopping daemon leaves ipsecN, its routes and the blackhole fallbacks in place
+            // and the new one adopts them: protected traffic is dropped, never sent in clear,
+            // while no daemon runs.
+            stop(paths, true);
             start(paths, nofork)
         }
         "status" => {
@@ -168,13 +171,15 @@ fn start(paths: &Paths, nofork: bool) -> i32 {
         eprintln!("ipsec_setup: cannot create {}: {e}", paths.rundir.display());
         return 1;
     }
-    let log = match std::fs::File::create(paths.log()) {
+    let log = match open_log(&paths.log()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("ipsec_setup: cannot create {}: {e}", paths.log().display());
+            eprintln!("ipsec_setup: cannot open {}: {e}", paths.log().display());
             return 1;
         }
     };
+    // This start's lines begin here: the log is appended to, never truncated.
+    let from = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = crate::updown::self_exe();
     let mut c = Command::new(exe);
     c.args(["--config", &path_str(&paths.config)])
@@ -202,13 +207,15 @@ fn start(paths: &Paths, nofork: bool) -> i32 {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(20) {
         if let Ok(Some(status)) = child.try_wait() {
-            eprint!("{}", tail(&paths.log()));
-            eprintln!("ipsec_setup: daemon exited ({status})");
+            eprint!("{}", setup_lines(&paths.log(), from));
+            eprintln!(
+                "ipsec_setup: daemon exited ({status}); see {}",
+                paths.log().display()
+            );
             return status.code().unwrap_or(1).max(1);
         }
-        if running(paths)
-            && std::fs::read_to_string(paths.log()).is_ok_and(|l| l.contains("started"))
-        {
+        if running(paths) && since(&paths.log(), from).lines().any(is_started_line) {
+            eprint!("{}", setup_lines(&paths.log(), from));
             println!("ipsec_setup: ...rswan IPsec started");
             return 0;
         }
@@ -225,28 +232,69 @@ fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn tail(p: &Path) -> String {
+/// The daemon's last start-up line (`ipsec_setup: ...rswan IPsec 0.1.0 started`).
+fn is_started_line(l: &str) -> bool {
+    l.contains("ipsec_setup: ...rswan IPsec") && l.ends_with(" started")
+}
+
+/// Opens the daemon's log for appending, created 0600 (it names peers and conns).
+fn open_log(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(p)
+}
+
+/// What the log gained since byte `from` (this start's lines).
+fn since(p: &Path, from: u64) -> String {
+    use std::io::{Seek, SeekFrom};
     let mut s = String::new();
     if let Ok(mut f) = std::fs::File::open(p) {
-        let _ = f.read_to_string(&mut s);
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let mut b = Vec::new();
+            let _ = f.read_to_end(&mut b);
+            s = String::from_utf8_lossy(&b).into_owned();
+        }
     }
-    s.lines()
-        .rev()
-        .take(20)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
+    s
+}
+
+/// This start's `ipsec_setup:` lines (interfaces, skipped conns and why, secrets problems,
+/// adopted state), without their timestamps, for the terminal as FreeS/WAN's `ipsec setup`
+/// showed them; the routine first and last ones are printed by [`start`] itself.
+fn setup_lines(p: &Path, from: u64) -> String {
+    since(p, from)
+        .lines()
+        .filter_map(|l| l.find("ipsec_setup: ").map(|i| &l[i..]))
+        .filter(|l| !l.contains("Starting rswan IPsec") && !is_started_line(l))
         .map(|l| format!("{l}\n"))
         .collect()
 }
 
-fn stop(paths: &Paths) -> i32 {
+/// `ipsec setup stop` (`keep` = false) or the first half of `restart` (`keep`: the daemon leaves
+/// the fail-closed kernel state for the next one). With no daemon running, `stop` still removes
+/// what a crashed one left: persistent ipsecN devices, routes and blackholes.
+fn stop(paths: &Paths, keep: bool) -> i32 {
     println!("ipsec_setup: Stopping rswan IPsec...");
     if !running(paths) {
+        if !keep && paths.failclosed().exists() {
+            for n in crate::shell::failclosed::clear_all(&paths.failclosed(), &[]) {
+                eprintln!("ipsec_setup: {n}");
+            }
+            let _ = std::fs::remove_file(paths.pid());
+            let _ = std::fs::remove_file(paths.ctl());
+            println!("ipsec_setup: removed the devices and routes a stopped daemon left");
+        }
         println!("ipsec_setup: rswan IPsec is not running");
         return 0;
     }
-    let _ = control::call(&paths.ctl(), &["shutdown".to_string()]);
+    let mut req = vec!["shutdown".to_string()];
+    if keep {
+        req.push("--keep".into());
+    }
+    let _ = control::call(&paths.ctl(), &req);
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(10) {
         if !paths.pid().exists() {
@@ -265,6 +313,11 @@ fn stop(paths: &Paths) -> i32 {
     }
     let _ = std::fs::remove_file(paths.pid());
     let _ = std::fs::remove_file(paths.ctl());
+    if !keep {
+        for n in crate::shell::failclosed::clear_all(&paths.failclosed(), &[]) {
+            eprintln!("ipsec_setup: {n}");
+        }
+    }
     println!("ipsec_setup: ...rswan IPsec stopped (killed)");
     0
 }

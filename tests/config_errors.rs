@@ -24,12 +24,24 @@ struct Attempt {
     cfg: PathBuf,
 }
 
-/// Writes `conf` and runs `ipsec setup start` with it in gateway A's namespace.
+/// Writes `conf` and runs `ipsec setup start` with it in gateway A's namespace (an empty
+/// ipsec.secrets, mode 0600).
 fn setup_start(t: &Topo, name: &str, conf: &str) -> Attempt {
+    setup_start_with(t, name, conf, Some(("", 0o600)))
+}
+
+/// Like [`setup_start`] with ipsec.secrets holding `text` with `mode` (None: no file).
+fn setup_start_with(t: &Topo, name: &str, conf: &str, secrets: Option<(&str, u32)>) -> Attempt {
     let cfg = t.dir.path(&format!("{name}.conf"));
     std::fs::write(&cfg, conf).unwrap();
-    let secrets = t.dir.path("ipsec.secrets");
-    std::fs::write(&secrets, "").unwrap();
+    let sfile = t.dir.path(&format!("{name}.secrets"));
+    let _ = std::fs::remove_file(&sfile);
+    if let Some((text, mode)) = secrets {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&sfile, text).unwrap();
+        std::fs::set_permissions(&sfile, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let secrets = sfile;
     let rundir = t.dir.path(&format!("{name}.run"));
     let o = ns_run(
         &t.ga,
@@ -299,4 +311,69 @@ fn bad_command_arguments() {
     no_secrets("daemon log", &t.log(&ga));
     let st = t.ipsec(&ga, &["setup", "status"]);
     assert_eq!(st.status.code(), Some(0), "{}", output_text(&st));
+}
+
+/// `ipsec setup start` tells the truth on the terminal: every conn it skipped with FILE:LINE and
+/// why, ipsec.secrets problems (missing, open mode, parse error) with a non-zero exit and no
+/// daemon left running, and a named interface that does not exist with its FILE:LINE.
+#[test]
+fn setup_start_reports_what_it_skipped() {
+    let t = Topo::new();
+    // (a) A conn that cannot be oriented (neither end is this host) is skipped, not fatal.
+    let a = setup_start(
+        &t,
+        "skip",
+        &base("conn far\n\tleft=198.51.100.1\n\tright=198.51.100.2\n\tauthby=secret\n\tauto=add\n"),
+    );
+    assert_eq!(a.status, Some(0), "{}", a.text);
+    let at = format!("{}:6:", a.cfg.display());
+    assert!(
+        a.text
+            .lines()
+            .any(|l| l.contains("conn \"far\" skipped") && l.contains(&at)),
+        "no skipped-conn line citing {at} on the terminal:\n{}",
+        a.text
+    );
+
+    // (b) ipsec.secrets readable by others: refused, the file named, non-zero exit.
+    let conf = base("");
+    let b = setup_start_with(&t, "mode", &conf, Some((": PSK \"x\"\n", 0o644)));
+    assert!(b.status.is_some_and(|c| c != 0), "{}", b.text);
+    assert!(
+        b.text.contains("mode.secrets") && b.text.contains("chmod 600"),
+        "secrets mode problem not shown:\n{}",
+        b.text
+    );
+    // (c) no ipsec.secrets at all.
+    let c = setup_start_with(&t, "missing", &conf, None);
+    assert!(c.status.is_some_and(|c| c != 0), "{}", c.text);
+    assert!(c.text.contains("missing.secrets"), "{}", c.text);
+    // (d) a parse error, with its line.
+    let d = setup_start_with(&t, "parse", &conf, Some(("\n: FROB \"x\"\n", 0o600)));
+    assert!(d.status.is_some_and(|c| c != 0), "{}", d.text);
+    assert!(d.text.contains("parse.secrets:2"), "{}", d.text);
+    no_secrets("secrets", &format!("{}{}{}", b.text, c.text, d.text));
+    for run in ["mode", "missing", "parse"] {
+        let st = ns_run(
+            &t.ga,
+            &[
+                ipsec_bin(),
+                "--rundir",
+                t.dir.path(&format!("{run}.run")).to_str().unwrap(),
+                "setup",
+                "status",
+            ],
+        );
+        assert_eq!(st.status.code(), Some(3), "{run}: a daemon is running");
+    }
+
+    // (e) interfaces= naming an interface that does not exist, on line 4.
+    let e = setup_start(
+        &t,
+        "iface",
+        "version 2\n\nconfig setup\n\tinterfaces=ipsec0=nosuch0\n",
+    );
+    refused(&e, "missing interface", 4, "nosuch0");
+    let links = ns_must(&t.ga, &["ip", "-o", "link"]);
+    assert!(!links.contains("ipsec0"), "ipsec0 left behind:\n{links}");
 }

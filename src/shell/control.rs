@@ -117,7 +117,9 @@ pub fn read_request(mut stream: UnixStream) -> io::Result<(Vec<String>, Reply)> 
     ))
 }
 
-/// Binds the control socket, replacing a stale one, readable by root only.
+/// Binds the control socket, replacing a stale one, usable by root only: created under umask
+/// 077, so it never exists with wider permissions, and every client is checked with
+/// [`peer_uid`] as well.
 pub fn listen(sock: &Path) -> io::Result<UnixListener> {
     if UnixStream::connect(sock).is_ok() {
         return Err(io::Error::new(
@@ -126,8 +128,50 @@ pub fn listen(sock: &Path) -> io::Result<UnixListener> {
         ));
     }
     let _ = std::fs::remove_file(sock);
-    let l = UnixListener::bind(sock)?;
+    // SAFETY: umask(2) only swaps the process's file mode mask; restored right after bind.
+    let old = unsafe { libc::umask(0o077) };
+    let l = UnixListener::bind(sock);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let l = l?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
+}
+
+/// The user id of the process at the other end of a control connection (SO_PEERCRED).
+pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes a `struct ucred` into `cred`, whose size is passed in `len`;
+    // both live for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// Answers a client that may not use the control socket: an error line and exit status 1,
+/// without reading its request.
+pub fn refuse(stream: UnixStream, why: &str) {
+    let mut r = Reply {
+        stream,
+        broken: false,
+    };
+    r.err(&format!("ipsec: {why}\n"));
+    r.exit(1);
 }

@@ -18,9 +18,10 @@ use crate::config::conf::{system_resolve, ConfError, IpsecConf};
 use crate::klips::{DevInfo, Emit, Klips, Params};
 use crate::manual::{self, HostFacts, ManualPlan};
 use crate::pluto::{DebugFlags, Interface, Pluto, PlutoConfig, WhackCmd};
-use crate::updown::Verb;
+use crate::updown::{default_route_nets, UpdownInfo, Verb};
 
 use super::datapath::{self, Clock, DevRuntime};
+use super::failclosed::{self, Guard, Kind, Record};
 use super::keying::{IkeIn, Keying, KeyingHost, WhackLine};
 use super::net::{RawSender, UdpSock};
 use super::paths::Paths;
@@ -40,13 +41,42 @@ extern "C" fn on_signal(_: libc::c_int) {
     SIGNALLED.store(true, Ordering::SeqCst);
 }
 
-/// Writes a line to the daemon's log: stderr (the log file when running in the background) and
-/// syslog (facility daemon; authpriv for Pluto's lines is chosen by the caller's prefix).
+/// Writes a line to the daemon's log: stderr (the log file when running in the background),
+/// every line with a timestamp, and syslog (facility daemon; authpriv for Pluto's lines is chosen
+/// by the caller's prefix).
 pub fn log(line: &str) {
+    let stamp = timestamp();
     let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{line}");
+    for l in line.lines() {
+        let _ = writeln!(e, "{stamp} {l}");
+    }
     drop(e);
     syslog(line);
+}
+
+/// Local time as `2026-12-07 14:52:22.123` for log lines.
+pub fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    // SAFETY: all-zero is a valid `struct tm`; localtime_r writes into it and reads `secs`,
+    // both live for the call.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec,
+        now.subsec_millis()
+    )
 }
 
 fn syslog(line: &str) {
@@ -141,6 +171,8 @@ pub struct Daemon {
     manual: Mutex<BTreeMap<String, ManualPlan>>,
     stop: AtomicBool,
     keying: Mutex<Option<Keying>>,
+    /// Fail-closed bookkeeping: blackhole fallbacks and the record for the next start.
+    guard: Arc<Guard>,
 }
 
 impl KeyingHost for Daemon {
@@ -155,9 +187,38 @@ impl KeyingHost for Daemon {
     fn log(&self, line: &str) {
         log(line)
     }
+
+    fn updown(&self, verb: Verb, info: &UpdownInfo) -> Result<String, String> {
+        Daemon::updown(self, Kind::Auto, verb, info)
+    }
 }
 
 impl Daemon {
+    /// Runs updown step `verb` and keeps the fail-closed state in step: routing a conn adds
+    /// blackhole fallbacks for its peer subnets and records it, unrouting removes them. While
+    /// stopping for a restart, routes are neither prepared away nor unrouted, so the protected
+    /// subnets stay routed into the persistent ipsecN for the next daemon.
+    fn updown(&self, kind: Kind, verb: Verb, info: &UpdownInfo) -> Result<String, String> {
+        if self.guard.keeping() && matches!(verb, Verb::Prepare | Verb::Unroute) {
+            return Ok(String::new());
+        }
+        let r = super::netlink::run_updown(info, verb);
+        let notes = match verb {
+            Verb::Route => self.guard.routed(
+                kind,
+                &info.connection,
+                &default_route_nets(info.peer_client),
+                info.peer,
+            ),
+            Verb::Unroute => self.guard.unrouted(kind, &info.connection),
+            _ => Vec::new(),
+        };
+        for n in notes {
+            log(&n.0);
+        }
+        r
+    }
+
     fn host_facts(&self) -> HostFacts {
         let local = iface::addresses()
             .map(|v| v.into_iter().map(|a| a.addr).collect())
@@ -235,10 +296,10 @@ impl Daemon {
             }
         }
         let u = &plan.updown;
-        if let Err(e) = super::netlink::run_updown(u, Verb::Prepare) {
+        if let Err(e) = self.updown(Kind::Manual, Verb::Prepare, u) {
             log(&e);
         }
-        if let Err(e) = super::netlink::run_updown(u, Verb::Route) {
+        if let Err(e) = self.updown(Kind::Manual, Verb::Route, u) {
             log(&e);
             out.push_str(&format!("025 \"{name}\": could not route: {e}\n"));
         }
@@ -255,10 +316,11 @@ impl Daemon {
         let emits = std::mem::take(&mut ctx.emits);
         self.emit(emits);
         if said.shunt().is_none() {
-            if let Err(e) = super::netlink::run_updown(u, Verb::Up) {
+            if let Err(e) = self.updown(Kind::Manual, Verb::Up, u) {
                 log(&e);
             }
         }
+        self.guard.manual_up(name, true);
         log(&format!(
             "\"{name}\": manual connection up ({src} -> {dst} => {said})"
         ));
@@ -280,10 +342,11 @@ impl Daemon {
         };
         let (src, dst, said) = plan.eroute;
         if said.shunt().is_none() {
-            if let Err(e) = super::netlink::run_updown(&plan.updown, Verb::Down) {
+            if let Err(e) = self.updown(Kind::Manual, Verb::Down, &plan.updown) {
                 log(&e);
             }
         }
+        self.guard.manual_up(name, false);
         self.klips.eroutes_mut().delete(&src, &dst);
         for g in &plan.groups {
             if let Some(first) = g.first() {
@@ -304,7 +367,8 @@ impl Daemon {
             .conn(plan_name)
             .ok_or_else(|| format!("no connection named \"{plan_name}\""))?;
         let plan = manual::plan(conn, &self.host_facts()).map_err(|e| e.to_string())?;
-        super::netlink::run_updown(&plan.updown, Verb::Unroute).map(|_| ())
+        self.updown(Kind::Manual, Verb::Unroute, &plan.updown)
+            .map(|_| ())
     }
 
     fn manual_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
@@ -355,7 +419,10 @@ impl Daemon {
                 .conn(name)
                 .ok_or_else(|| format!("no connection named \"{name}\""))
                 .and_then(|c| manual::plan(c, &self.host_facts()).map_err(|e| e.to_string()))
-                .and_then(|p| super::netlink::run_updown(&p.updown, Verb::Route).map(|_| ())),
+                .and_then(|p| {
+                    self.updown(Kind::Manual, Verb::Route, &p.updown)
+                        .map(|_| ())
+                }),
             _ => self.unroute(name, &conf),
         };
         reply.out(&out);
@@ -617,6 +684,81 @@ impl Daemon {
         self.run_whack(cmd, true, reply)
     }
 
+    /// After start-up: re-establishes what the previous daemon had routed — IKE conns are routed
+    /// again (`%trap`: the next packet renegotiates; auto=route|start ones already are), manual
+    /// conns come back up or routed as they were — then removes the routes and blackholes that
+    /// nothing protects any more (conns gone from ipsec.conf, road-warrior instances).
+    fn adopt(&self, conf: &IpsecConf, previous: &Record) {
+        for ((kind, name), entry) in &previous.routed {
+            let r = match kind {
+                Kind::Auto if name.contains('[') => Err("road-warrior instance".to_string()),
+                Kind::Auto => self.route_quietly(name),
+                Kind::Manual if self.manual_is_up(name) => Ok(()),
+                Kind::Manual => {
+                    let mut c = conf.clone();
+                    c.resolve_names(|c| &c.name == name, &system_resolve);
+                    if entry.up {
+                        self.manual_up(&c, name, &mut String::new())
+                    } else {
+                        c.conn(name)
+                            .ok_or_else(|| format!("no connection named \"{name}\""))
+                            .and_then(|c| {
+                                manual::plan(c, &self.host_facts()).map_err(|e| e.to_string())
+                            })
+                            .and_then(|p| {
+                                self.updown(Kind::Manual, Verb::Route, &p.updown)
+                                    .map(|_| ())
+                            })
+                    }
+                }
+            };
+            match r {
+                Ok(()) => log(&format!(
+                    "ipsec_setup: \"{name}\" was routed by the previous daemon: routed again{}",
+                    if entry.up && *kind == Kind::Manual {
+                        " and up"
+                    } else {
+                        ""
+                    }
+                )),
+                Err(e) => log(&format!(
+                    "ipsec_setup: \"{name}\" was routed by the previous daemon but cannot be now ({e}); its routes are removed"
+                )),
+            }
+        }
+        self.guard.adopted();
+        for n in self.guard.sweep() {
+            log(&format!("ipsec_setup: {n}"));
+        }
+    }
+
+    fn manual_is_up(&self, name: &str) -> bool {
+        self.manual
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+    }
+
+    /// `ipsec auto --route NAME` from inside the daemon; waits for Pluto's answer.
+    fn route_quietly(&self, name: &str) -> Result<(), String> {
+        let rx = {
+            let k = self.keying.lock().unwrap_or_else(|p| p.into_inner());
+            match k.as_ref() {
+                Some(k) => k.whack(WhackCmd::Route(name.to_string())),
+                None => return Err("pluto is not running".into()),
+            }
+        };
+        let mut last = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(WhackLine::Line(_, text)) => last = text,
+                Ok(WhackLine::Done(0)) => return Ok(()),
+                Ok(WhackLine::Done(_)) => return Err(last),
+                Err(_) => return Err("pluto did not answer".into()),
+            }
+        }
+    }
+
     fn look_header(&self) -> (String, String) {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .unwrap_or_default()
@@ -689,6 +831,10 @@ impl Daemon {
                 0
             }
             "shutdown" => {
+                // `ipsec setup restart`: leave the kernel's fail-closed state to the next daemon.
+                if rest.iter().any(|a| a == "--keep") {
+                    self.guard.keep();
+                }
                 self.stop.store(true, Ordering::SeqCst);
                 0
             }
@@ -746,6 +892,13 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     std::fs::create_dir_all(&paths.rundir)
         .map_err(|e| fail(format!("cannot create {}: {e}", paths.rundir.display())))?;
     write_pid(&paths).map_err(|e| (10, e))?;
+    // Without its secrets Pluto could authenticate nobody: refuse to start rather than run
+    // half-blind (`ipsec setup start` shows why and exits non-zero). An earlier daemon's
+    // persistent devices and routes keep dropping protected traffic meanwhile.
+    let secrets = Secrets::load(&paths.secrets).map_err(|e| {
+        let _ = std::fs::remove_file(paths.pid());
+        fail(format!("cannot load secrets: {e}"))
+    })?;
 
     let setup = &conf.setup;
     let params = Params {
@@ -783,20 +936,43 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
 
     let klips = Arc::new(Klips::new());
     klips.set_params(params);
+    // What an earlier daemon (killed, crashed, or stopped for a restart) left: persistent
+    // devices are attached to again below, its routed conns re-established after start-up.
+    let previous = Record::load(&paths.failclosed());
+    // Devices this start creates are deleted again if it fails; adopted ones stay (fail closed).
+    let mut created = CreatedDevices(Vec::new());
     let mut devs = Vec::new();
     let mut infos = Vec::new();
     let mut senders = Vec::new();
     let mut tun_out = Vec::new();
     for p in &pairs {
-        let a = iface::address_of(&p.phys).map_err(|e| fail(e.to_string()))?;
-        let phys_mtu = iface::mtu_of(&p.phys).map_err(|e| fail(e.to_string()))?;
+        let bad_iface = |e: std::io::Error| {
+            fail(
+                setup
+                    .err_at("interfaces", format!("interfaces: {}: {e}", p.phys))
+                    .to_string(),
+            )
+        };
+        let a = iface::address_of(&p.phys).map_err(bad_iface)?;
+        let phys_mtu = iface::mtu_of(&p.phys).map_err(bad_iface)?;
         let mtu = if overridemtu != 0 {
             overridemtu as usize
         } else {
             phys_mtu.saturating_sub(WORST_OVERHEAD).max(576)
         };
-        let qs = tun::open(&p.virt, queues, offload)
+        let opened = tun::open(&p.virt, queues, offload)
             .map_err(|e| fail(format!("cannot create {}: {e}", p.virt)))?;
+        if !opened.adopted {
+            created.0.push(p.virt.clone());
+        }
+        if opened.adopted {
+            log(&format!(
+                "ipsec_setup: {} adopted from the previous daemon with its routes ({} packets were dropped while no daemon ran)",
+                p.virt,
+                tun::tx_dropped(&p.virt)
+            ));
+        }
+        let qs = opened.queues;
         tun::configure(&p.virt, mtu as u32, Some((a.addr, a.prefix)))
             .map_err(|e| fail(format!("cannot configure {}: {e}", p.virt)))?;
         let sender = Arc::new(
@@ -824,6 +1000,16 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         ));
     }
     klips.set_devs(infos);
+    let dev_names: Vec<String> = pairs.iter().map(|p| p.virt.clone()).collect();
+    for d in previous.devices.iter().filter(|d| !dev_names.contains(d)) {
+        if tun::exists(d) {
+            tun::destroy(d);
+            log(&format!(
+                "ipsec_setup: {d} of the previous daemon is not in interfaces= any more: deleted"
+            ));
+        }
+    }
+    let guard = Arc::new(Guard::new(paths.failclosed(), &dev_names, previous.clone()));
     if let Some((dev, nh)) = &dr {
         let addr = iface::address_of(dev)
             .map(|a| a.addr.to_string())
@@ -865,18 +1051,22 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         manual: Mutex::new(BTreeMap::new()),
         stop: AtomicBool::new(false),
         keying: Mutex::new(None),
+        guard: guard.clone(),
     });
 
     // Pluto: the IKE keying daemon.
     let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref())
         .map_err(|e| fail(e.to_string()))?;
     let mut pluto = Pluto::new(pluto_cfg, Box::new(StdRng::from_entropy()));
-    match crate::config::secrets::Secrets::load(&paths.secrets) {
-        Ok(s) => pluto.load_secrets(s),
-        Err(e) => log(&format!("ipsec_setup: cannot load secrets: {e}")),
-    }
+    pluto.load_secrets(secrets);
     for e in pluto.load_conns(&conf) {
-        log(&format!("ipsec_setup: {e}"));
+        let name = conf
+            .conns
+            .iter()
+            .find(|c| c.file == e.file && c.line == e.line)
+            .map(|c| format!("conn \"{}\" ", c.name))
+            .unwrap_or_default();
+        log(&format!("ipsec_setup: {name}skipped: {e}"));
     }
     let auto_start = pluto.start_conns();
     let keying_stop = Arc::new(AtomicBool::new(false));
@@ -913,6 +1103,24 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             .name("control".into())
             .spawn(move || {
                 for s in listener.incoming().flatten() {
+                    // Root only, whatever the socket file's mode (SO_PEERCRED).
+                    match control::peer_uid(&s) {
+                        Ok(0) => {}
+                        Ok(uid) => {
+                            log(&format!("control: refused a request from uid {uid}"));
+                            control::refuse(
+                                s,
+                                "permission denied: the control socket is for root only",
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            log(&format!(
+                                "control: cannot check the client's credentials: {e}"
+                            ));
+                            continue;
+                        }
+                    }
                     let d = d.clone();
                     let _ =
                         std::thread::Builder::new()
@@ -943,6 +1151,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             log(&format!("ipsec_setup: manual --up {name}: {e}"));
         }
     }
+    daemon.adopt(&conf, &previous);
+    created.0.clear();
     log(&format!("ipsec_setup: ...rswan IPsec {VERSION} started"));
 
     while !SIGNALLED.load(Ordering::SeqCst) && !daemon.stop.load(Ordering::SeqCst) {
@@ -950,7 +1160,12 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         // SA lifetime events and acquires go to the keying thread.
         klips.expire(clock.now());
     }
-    log("ipsec_setup: Stopping rswan IPsec...");
+    let restarting = guard.keeping();
+    log(if restarting {
+        "ipsec_setup: Stopping rswan IPsec for a restart (ipsecN, routes and blackholes stay)..."
+    } else {
+        "ipsec_setup: Stopping rswan IPsec..."
+    });
     keying_stop.store(true, Ordering::SeqCst);
     let keying = daemon
         .keying
@@ -975,14 +1190,29 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         }
     }
     dp.stop();
-    for p in &pairs {
-        tun::destroy(&p.virt);
+    drop(daemon);
+    if !restarting {
+        // Everything rswan put into the kernel goes: routes (proto 115), blackholes, devices.
+        for n in failclosed::clear_all(&paths.failclosed(), &dev_names) {
+            log(&format!("ipsec_setup: {n}"));
+        }
     }
     let _ = std::fs::remove_file(paths.ctl());
     let _ = std::fs::remove_file(paths.pid());
     let _ = std::fs::remove_file(paths.info());
     log("ipsec_setup: ...rswan IPsec stopped");
     Ok(())
+}
+
+/// ipsecN devices a start created, deleted on drop unless the start succeeded (cleared).
+struct CreatedDevices(Vec<String>);
+
+impl Drop for CreatedDevices {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            tun::destroy(d);
+        }
+    }
 }
 
 fn infos_for_pluto(klips: &Klips) -> Vec<Interface> {

@@ -61,6 +61,13 @@ pub trait KeyingHost: Send + Sync + 'static {
     fn emit(&self, emits: Vec<Emit>);
     /// Writes a log line.
     fn log(&self, line: &str);
+    /// Runs updown step `verb` for an IKE conn (with the fail-closed bookkeeping that goes with
+    /// routing); Ok(text to log) or Err(failure to log).
+    fn updown(
+        &self,
+        verb: crate::updown::Verb,
+        info: &crate::updown::UpdownInfo,
+    ) -> Result<String, String>;
 }
 
 /// Handle on the running keying thread.
@@ -401,7 +408,7 @@ fn apply<H: KeyingHost>(
                 }
             }
         }
-        Output::Updown { verb, info } => match super::netlink::run_updown(&info, verb) {
+        Output::Updown { verb, info } => match host.updown(verb, &info) {
             Ok(out) => {
                 for l in out.lines() {
                     host.log(l);

@@ -4,6 +4,7 @@
 pub mod control;
 pub mod daemon;
 pub mod datapath;
+pub mod failclosed;
 pub mod iface;
 pub mod keying;
 pub mod net;

@@ -1,28 +1,135 @@
-//! Routes through ipsecN set with rtnetlink from inside the daemon: rswan's default updown
-//! script (`ipsec _updown`'s route/unroute/prepare) without forking `sh`, `ipsec` and `ip` for
-//! every SA — at a thousand tunnels those forks were most of the keying daemon's time.
+//! Routes set with rtnetlink from inside the daemon: rswan's default updown script (`ipsec
+//! _updown`'s route/unroute/prepare) without forking `sh`, `ipsec` and `ip` for every SA — at a
+//! thousand tunnels those forks were most of the keying daemon's time — and the fail-closed
+//! `blackhole` fallbacks behind them (`shell::failclosed`).
+//!
+//! Every route rswan adds carries the routing protocol [`RTPROT_RSWAN`] (`ip route` shows
+//! `proto 115`), so a later daemon, or `ipsec setup stop` after a crash, can find and remove
+//! exactly what an earlier one left.
 
 use std::io;
 use std::net::Ipv4Addr;
 
 use crate::addr::Subnet;
 
+/// The routing protocol number on every route rswan installs (`proto 115` in `ip route`).
+pub const RTPROT_RSWAN: u8 = 115;
+/// Metric of the fail-closed `blackhole` fallback for a protected subnet: far above the route
+/// through ipsecN (metric 0), so it only decides when that route is gone.
+pub const FALLBACK_METRIC: u32 = 4242;
+
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
+const RTM_GETROUTE: u16 = 26;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x01;
+const NLM_F_MULTI: u16 = 0x02;
 const NLM_F_ACK: u16 = 0x04;
+const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_CREATE: u16 = 0x400;
 const RT_TABLE_MAIN: u8 = 254;
-const RTPROT_BOOT: u8 = 3;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_NOWHERE: u8 = 255;
 const RTN_UNICAST: u8 = 1;
+const RTN_BLACKHOLE: u8 = 6;
 const RTNH_F_ONLINK: u32 = 4;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+
+/// Where a route sends packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `via GATEWAY dev IFINDEX onlink` (a route into ipsecN).
+    Via {
+        /// Next hop.
+        gateway: Ipv4Addr,
+        /// Output interface.
+        oif: u32,
+    },
+    /// `dev IFINDEX` without a next hop (only used to name the route to delete).
+    Dev(u32),
+    /// Any unicast route of the prefix (deletion only).
+    AnyUnicast,
+    /// `blackhole`: the kernel discards the packet (`ip route add blackhole`).
+    Blackhole,
+}
+
+/// One route request (sans-IO: [`route_msg`] turns it into an rtnetlink message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination prefix.
+    pub dst: Subnet,
+    /// What the route does.
+    pub target: Target,
+    /// Metric (`RTA_PRIORITY`); `None` = 0 when adding, any when deleting.
+    pub metric: Option<u32>,
+}
+
+/// Builds an RTM_NEWROUTE (replace) or RTM_DELROUTE request (sans-IO; unit-tested). Added routes
+/// carry [`RTPROT_RSWAN`]; a deletion names the route type, so deleting a unicast route never
+/// removes the blackhole fallback of the same prefix and vice versa.
+pub fn route_msg(new: bool, spec: &RouteSpec, seq: u32) -> Vec<u8> {
+    let mut m = vec![0u8; 16];
+    let ty = match spec.target {
+        Target::Blackhole => RTN_BLACKHOLE,
+        _ => RTN_UNICAST,
+    };
+    // rtmsg
+    m.push(libc::AF_INET as u8);
+    m.push(spec.dst.len());
+    m.push(0); // src_len
+    m.push(0); // tos
+    m.push(RT_TABLE_MAIN);
+    m.push(if new { RTPROT_RSWAN } else { 0 });
+    m.push(if new {
+        RT_SCOPE_UNIVERSE
+    } else {
+        RT_SCOPE_NOWHERE
+    });
+    m.push(ty);
+    let flags = match spec.target {
+        Target::Via { .. } if new => RTNH_F_ONLINK,
+        _ => 0,
+    };
+    m.extend_from_slice(&flags.to_ne_bytes());
+    attr(&mut m, RTA_DST, &spec.dst.addr().octets());
+    match spec.target {
+        Target::Via { gateway, oif } => {
+            if new {
+                attr(&mut m, RTA_GATEWAY, &gateway.octets());
+            }
+            attr(&mut m, RTA_OIF, &oif.to_ne_bytes());
+        }
+        Target::Dev(oif) => attr(&mut m, RTA_OIF, &oif.to_ne_bytes()),
+        Target::AnyUnicast | Target::Blackhole => {}
+    }
+    if let Some(p) = spec.metric {
+        attr(&mut m, RTA_PRIORITY, &p.to_ne_bytes());
+    }
+    let (ty, fl) = if new {
+        (
+            RTM_NEWROUTE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        )
+    } else {
+        (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    finish(&mut m, ty, fl, seq);
+    m
+}
+
+fn finish(m: &mut [u8], ty: u16, flags: u16, seq: u32) {
+    let len = m.len() as u32;
+    m[0..4].copy_from_slice(&len.to_ne_bytes());
+    m[4..6].copy_from_slice(&ty.to_ne_bytes());
+    m[6..8].copy_from_slice(&flags.to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+}
 
 fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     let len = 4 + data.len();
@@ -34,55 +141,122 @@ fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     }
 }
 
-/// Builds an RTM_NEWROUTE/RTM_DELROUTE request for `dst` (sans-IO; unit-tested).
-pub fn route_msg(
-    new: bool,
-    dst: Subnet,
-    gateway: Option<Ipv4Addr>,
-    oif: Option<u32>,
-    seq: u32,
-) -> Vec<u8> {
+/// An IPv4 route of the main table as the kernel lists it (`ip route`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelRoute {
+    /// Destination prefix.
+    pub dst: Subnet,
+    /// `rtm_type` (1 unicast, 6 blackhole, …).
+    pub rtype: u8,
+    /// Routing protocol ([`RTPROT_RSWAN`] for ours).
+    pub protocol: u8,
+    /// Output interface, if any.
+    pub oif: Option<u32>,
+    /// Metric.
+    pub metric: u32,
+}
+
+impl KernelRoute {
+    /// Whether this is a `blackhole` route.
+    pub fn is_blackhole(&self) -> bool {
+        self.rtype == RTN_BLACKHOLE
+    }
+
+    /// The request that deletes exactly this route.
+    pub fn delete_spec(&self) -> RouteSpec {
+        RouteSpec {
+            dst: self.dst,
+            target: if self.is_blackhole() {
+                Target::Blackhole
+            } else {
+                self.oif.map_or(Target::AnyUnicast, Target::Dev)
+            },
+            metric: Some(self.metric),
+        }
+    }
+}
+
+/// The RTM_GETROUTE dump request for IPv4 routes.
+pub fn dump_msg(seq: u32) -> Vec<u8> {
     let mut m = vec![0u8; 16];
-    // rtmsg
     m.push(libc::AF_INET as u8);
-    m.push(dst.len());
-    m.push(0); // src_len
-    m.push(0); // tos
-    m.push(RT_TABLE_MAIN);
-    m.push(if new { RTPROT_BOOT } else { 0 });
-    m.push(if new {
-        RT_SCOPE_UNIVERSE
-    } else {
-        RT_SCOPE_NOWHERE
-    });
-    m.push(if new { RTN_UNICAST } else { 0 });
-    let flags = if new && gateway.is_some() {
-        RTNH_F_ONLINK
-    } else {
-        0
-    };
-    m.extend_from_slice(&flags.to_ne_bytes());
-    attr(&mut m, RTA_DST, &dst.addr().octets());
-    if let Some(g) = gateway {
-        attr(&mut m, RTA_GATEWAY, &g.octets());
-    }
-    if let Some(i) = oif {
-        attr(&mut m, RTA_OIF, &i.to_ne_bytes());
-    }
-    let len = m.len() as u32;
-    let (ty, fl) = if new {
-        (
-            RTM_NEWROUTE,
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        )
-    } else {
-        (RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK)
-    };
-    m[0..4].copy_from_slice(&len.to_ne_bytes());
-    m[4..6].copy_from_slice(&ty.to_ne_bytes());
-    m[6..8].copy_from_slice(&fl.to_ne_bytes());
-    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 11]);
+    finish(&mut m, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq);
     m
+}
+
+/// Parses the messages of one dump reply buffer: routes of the main table are appended to `out`.
+/// Returns `Ok(true)` when the dump is complete (NLMSG_DONE), `Err` on an NLMSG_ERROR. Truncated
+/// or malformed messages end the buffer quietly.
+pub fn parse_dump(buf: &[u8], out: &mut Vec<KernelRoute>) -> io::Result<bool> {
+    let mut off = 0;
+    while buf.len().saturating_sub(off) >= 16 {
+        let b = &buf[off..];
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let ty = u16::from_ne_bytes([b[4], b[5]]);
+        if len < 16 || len > b.len() {
+            break;
+        }
+        let msg = &b[..len];
+        match ty {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => {
+                if let Some(e) = ack_errno(msg).filter(|e| *e != 0) {
+                    return Err(io::Error::from_raw_os_error(e));
+                }
+            }
+            RTM_NEWROUTE => {
+                if let Some(r) = parse_route(&msg[16..]) {
+                    out.push(r);
+                }
+            }
+            _ => {}
+        }
+        off += (len + 3) & !3usize;
+    }
+    Ok(false)
+}
+
+/// Parses one rtmsg with its attributes; `None` for other families or tables.
+fn parse_route(m: &[u8]) -> Option<KernelRoute> {
+    if m.len() < 12 || m[0] != libc::AF_INET as u8 {
+        return None;
+    }
+    let (dst_len, mut table, protocol, rtype) = (m[1], u32::from(m[4]), m[5], m[7]);
+    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut oif = None;
+    let mut metric = 0;
+    let mut a = &m[12..];
+    while a.len() >= 4 {
+        let alen = u16::from_ne_bytes([a[0], a[1]]) as usize;
+        let aty = u16::from_ne_bytes([a[2], a[3]]);
+        if alen < 4 || alen > a.len() {
+            break;
+        }
+        let d = &a[4..alen];
+        let u32_of = |d: &[u8]| {
+            d.get(..4)
+                .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match aty {
+            RTA_DST if d.len() >= 4 => dst = Ipv4Addr::new(d[0], d[1], d[2], d[3]),
+            RTA_OIF => oif = u32_of(d),
+            RTA_PRIORITY => metric = u32_of(d).unwrap_or(0),
+            RTA_TABLE => table = u32_of(d).unwrap_or(table),
+            _ => {}
+        }
+        a = &a[((alen + 3) & !3usize).min(a.len())..];
+    }
+    if table != u32::from(RT_TABLE_MAIN) || dst_len > 32 {
+        return None;
+    }
+    Some(KernelRoute {
+        dst: Subnet::new(dst, dst_len),
+        rtype,
+        protocol,
+        oif,
+        metric,
+    })
 }
 
 /// Reads the errno of an NLMSG_ERROR acknowledgement (0 = success).
@@ -95,61 +269,146 @@ pub fn ack_errno(resp: &[u8]) -> Option<i32> {
     ]))
 }
 
+/// A NETLINK_ROUTE socket.
+struct Socket(std::os::fd::OwnedFd);
+
+impl Socket {
+    fn open() -> io::Result<Socket> {
+        // SAFETY: plain socket(2) call; the descriptor is owned by the OwnedFd below.
+        let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        Ok(Socket(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw)
+        }))
+    }
+
+    fn send(&self, msg: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: all-zero is a valid sockaddr_nl (pid 0 = the kernel, no groups).
+        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: sendto with a buffer and address that live for the call.
+        let n = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                msg.as_ptr() as *const libc::c_void,
+                msg.len(),
+                0,
+                &kernel as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: recv into a buffer of the given length that outlives the call.
+        let n = unsafe {
+            libc::recv(
+                self.0.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(&buf[..n as usize])
+    }
+}
+
 /// Sends one request on a fresh NETLINK_ROUTE socket and waits for its acknowledgement.
 fn request(msg: &[u8]) -> io::Result<()> {
-    // SAFETY: plain socket(2) call; the descriptor is owned by `fd` below and closed on drop.
-    let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-    use std::os::fd::AsRawFd;
-    // SAFETY: all-zero is a valid sockaddr_nl (pid 0 = the kernel, no groups).
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: sendto with a buffer and address that live for the call.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            msg.as_ptr() as *const libc::c_void,
-            msg.len(),
-            0,
-            &kernel as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let s = Socket::open()?;
+    s.send(msg)?;
     let mut buf = [0u8; 4096];
-    // SAFETY: recv into a stack buffer of the given length.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            0,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    match ack_errno(&buf[..n as usize]) {
+    match ack_errno(s.recv(&mut buf)?) {
         Some(0) => Ok(()),
         Some(e) => Err(io::Error::from_raw_os_error(e)),
         None => Err(io::Error::other("unexpected netlink answer")),
     }
 }
 
-/// `ip route replace NET via GW dev IF onlink`.
-pub fn route_replace(net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
-    request(&route_msg(true, net, Some(gw), Some(ifindex), 1))
+/// Adds (or replaces) a route.
+pub fn route_add(spec: &RouteSpec) -> io::Result<()> {
+    request(&route_msg(true, spec, 1))
 }
 
-/// `ip route del NET [dev IF]`.
+/// Deletes a route; a missing one is not an error.
+pub fn route_delete(spec: &RouteSpec) -> io::Result<()> {
+    match request(&route_msg(false, spec, 1)) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r,
+    }
+}
+
+/// The IPv4 routes of the main table (`ip route`).
+pub fn routes() -> io::Result<Vec<KernelRoute>> {
+    let s = Socket::open()?;
+    s.send(&dump_msg(1))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut out = Vec::new();
+    loop {
+        let got = s.recv(&mut buf)?;
+        if got.is_empty() || parse_dump(got, &mut out)? {
+            return Ok(out);
+        }
+        // A dump reply without NLM_F_MULTI is a single message.
+        if got.len() >= 8 && u16::from_ne_bytes([got[6], got[7]]) & NLM_F_MULTI == 0 {
+            return Ok(out);
+        }
+    }
+}
+
+/// `ip route replace NET via GW dev IF onlink proto 115`.
+pub fn route_replace(net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+    route_add(&RouteSpec {
+        dst: net,
+        target: Target::Via {
+            gateway: gw,
+            oif: ifindex,
+        },
+        metric: None,
+    })
+}
+
+/// `ip route del unicast NET [dev IF]` (never the blackhole fallback); ESRCH is passed on.
 pub fn route_del(net: Subnet, ifindex: Option<u32>) -> io::Result<()> {
-    request(&route_msg(false, net, None, ifindex, 1))
+    request(&route_msg(
+        false,
+        &RouteSpec {
+            dst: net,
+            target: ifindex.map_or(Target::AnyUnicast, Target::Dev),
+            metric: None,
+        },
+        1,
+    ))
+}
+
+/// `ip route replace blackhole NET metric 4242 proto 115`: the fail-closed fallback.
+pub fn blackhole_add(net: Subnet) -> io::Result<()> {
+    route_add(&blackhole(net))
+}
+
+/// Removes the fail-closed fallback of `net` (missing is fine).
+pub fn blackhole_del(net: Subnet) -> io::Result<()> {
+    route_delete(&blackhole(net))
+}
+
+fn blackhole(net: Subnet) -> RouteSpec {
+    RouteSpec {
+        dst: net,
+        target: Target::Blackhole,
+        metric: Some(FALLBACK_METRIC),
+    }
 }
 
 /// The index of interface `name`.
@@ -219,9 +478,14 @@ mod tests {
     fn new_route_message_layout() {
         let m = route_msg(
             true,
-            "10.0.2.0/24".parse().unwrap(),
-            Some(Ipv4Addr::new(192, 0, 2, 2)),
-            Some(7),
+            &RouteSpec {
+                dst: "10.0.2.0/24".parse().unwrap(),
+                target: Target::Via {
+                    gateway: Ipv4Addr::new(192, 0, 2, 2),
+                    oif: 7,
+                },
+                metric: None,
+            },
             9,
         );
         assert_eq!(m.len(), 16 + 12 + 8 + 8 + 8);
@@ -234,9 +498,63 @@ mod tests {
         assert_eq!(&m[32..36], &[10, 0, 2, 0]);
         assert_eq!(&m[40..44], &[192, 0, 2, 2]);
         assert_eq!(u32::from_ne_bytes(m[48..52].try_into().unwrap()), 7);
-        let d = route_msg(false, "10.0.2.0/24".parse().unwrap(), None, None, 1);
+        assert_eq!(m[21], RTPROT_RSWAN);
+        assert_eq!(m[23], RTN_UNICAST);
+        let d = route_msg(
+            false,
+            &RouteSpec {
+                dst: "10.0.2.0/24".parse().unwrap(),
+                target: Target::AnyUnicast,
+                metric: None,
+            },
+            1,
+        );
         assert_eq!(u16::from_ne_bytes([d[4], d[5]]), RTM_DELROUTE);
         assert_eq!(d.len(), 16 + 12 + 8);
+        // A unicast deletion names its type, so the blackhole of the prefix survives it.
+        assert_eq!(d[23], RTN_UNICAST);
+        let b = route_msg(true, &blackhole("10.0.2.0/24".parse().unwrap()), 1);
+        assert_eq!(b[23], RTN_BLACKHOLE);
+        assert_eq!(b.len(), 16 + 12 + 8 + 8);
+        assert_eq!(
+            u32::from_ne_bytes(b[40..44].try_into().unwrap()),
+            FALLBACK_METRIC
+        );
+    }
+
+    #[test]
+    fn dump_parsing() {
+        // Two route messages as the kernel sends them, then NLMSG_DONE.
+        let mut buf = route_msg(true, &blackhole("10.0.2.0/24".parse().unwrap()), 1);
+        let via = route_msg(
+            true,
+            &RouteSpec {
+                dst: "10.0.3.0/24".parse().unwrap(),
+                target: Target::Via {
+                    gateway: Ipv4Addr::new(192, 0, 2, 2),
+                    oif: 9,
+                },
+                metric: None,
+            },
+            1,
+        );
+        buf.extend_from_slice(&via);
+        let mut done = vec![0u8; 20];
+        finish(&mut done, NLMSG_DONE, NLM_F_MULTI, 1);
+        buf.extend_from_slice(&done);
+        let mut out = Vec::new();
+        assert!(parse_dump(&buf, &mut out).unwrap());
+        assert_eq!(out.len(), 2);
+        assert!(out[0].is_blackhole());
+        assert_eq!(out[0].metric, FALLBACK_METRIC);
+        assert_eq!(out[0].protocol, RTPROT_RSWAN);
+        assert_eq!(out[1].dst.to_string(), "10.0.3.0/24");
+        assert_eq!(out[1].oif, Some(9));
+        assert_eq!(out[1].delete_spec().target, Target::Dev(9));
+        // Truncated input never panics.
+        for n in 0..buf.len() {
+            let _ = parse_dump(&buf[..n], &mut Vec::new());
+        }
     }
 
     #[test]

@@ -79,6 +79,11 @@ impl Paths {
     pub fn info(&self) -> PathBuf {
         self.rundir.join("ipsec.info")
     }
+
+    /// The fail-closed record (`shell::failclosed`): devices and routed conns, for the next start.
+    pub fn failclosed(&self) -> PathBuf {
+        self.rundir.join("failclosed")
+    }
 }
 
 #[cfg(test)]

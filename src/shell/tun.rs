@@ -1,5 +1,10 @@
 //! ipsecN as Linux TUN devices: open (multi-queue), configure (MTU, address, up), read and write
 //! IP packets, and raise the kernel's RX-dropped counter for packets the datapath discards.
+//!
+//! The devices are persistent (`TUNSETPERSIST`): when the daemon dies, ipsecN and the routes
+//! through it stay, and the kernel drops what it routes there (no reader) instead of sending it
+//! out in clear by another route, as KLIPS' eroutes outlived Pluto. The next daemon attaches to
+//! the same device ([`open`] reports it as adopted); `ipsec setup stop` deletes it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -14,6 +19,7 @@ const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUNSETIFF: libc::c_ulong = 0x400454ca;
 const TUNSETOFFLOAD: libc::c_ulong = 0x400454d0;
+const TUNSETPERSIST: libc::c_ulong = 0x400454cb;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 
@@ -94,11 +100,46 @@ impl TunQueue {
     }
 }
 
-/// Opens `queues` queues of the TUN device `name` (created if absent, IFF_TUN | IFF_NO_PI,
-/// multi-queue when more than one queue is asked for). With `offload`, frames carry a vnet
-/// header and the device accepts TCP segmentation offload (the kernel hands us TCP
+/// The queues of an opened ipsecN, and whether an earlier daemon's persistent device was adopted.
+#[derive(Debug)]
+pub struct Opened {
+    /// One handle per queue.
+    pub queues: Vec<TunQueue>,
+    /// The device existed (left by an earlier daemon) and was attached to, routes and all.
+    pub adopted: bool,
+}
+
+/// Whether a TUN device called `name` exists (a persistent one left by an earlier daemon).
+pub fn exists(name: &str) -> bool {
+    std::path::Path::new(&format!("/sys/class/net/{name}/tun_flags")).exists()
+}
+
+/// Opens `queues` queues of the persistent TUN device `name` (created if absent, IFF_TUN |
+/// IFF_NO_PI, multi-queue when more than one queue is asked for), attaching to an existing one
+/// so its routes survive a restart. An existing device whose flags do not match (queue mode or
+/// offload changed in ipsec.conf) is deleted and created anew. With `offload`, frames carry a
+/// vnet header and the device accepts TCP segmentation offload (the kernel hands us TCP
 /// super-packets and takes coalesced ones); if the kernel refuses, offloads stay off.
-pub fn open(name: &str, queues: usize, offload: bool) -> io::Result<Vec<TunQueue>> {
+pub fn open(name: &str, queues: usize, offload: bool) -> io::Result<Opened> {
+    let existed = exists(name);
+    match open_queues(name, queues, offload) {
+        Ok(q) => Ok(Opened {
+            queues: q,
+            adopted: existed,
+        }),
+        // EINVAL: the persistent device has other flags (TUN_FEATURES must match to attach).
+        Err(e) if existed && e.raw_os_error() == Some(libc::EINVAL) => {
+            destroy(name);
+            Ok(Opened {
+                queues: open_queues(name, queues, offload)?,
+                adopted: false,
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn open_queues(name: &str, queues: usize, offload: bool) -> io::Result<Vec<TunQueue>> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -137,6 +178,10 @@ pub fn open(name: &str, queues: usize, offload: bool) -> io::Result<Vec<TunQueue
             vnet: offload,
         });
     }
+    // SAFETY: TUNSETPERSIST takes the flag by value as the ioctl argument.
+    if unsafe { libc::ioctl(v[0].file.as_raw_fd(), TUNSETPERSIST, 1 as libc::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     if offload {
         let feats: libc::c_uint = TUN_F_CSUM | TUN_F_TSO4;
         // SAFETY: TUNSETOFFLOAD takes the feature bits by value as the ioctl argument.
@@ -150,12 +195,39 @@ pub fn open(name: &str, queues: usize, offload: bool) -> io::Result<Vec<TunQueue
     Ok(v)
 }
 
-/// Deletes a TUN device created by `open` (its queues must be closed first for it to vanish).
+/// Packets the kernel dropped on the device for want of a reader (its TX-dropped counter): what
+/// was routed into a persistent ipsecN while no daemon ran.
+pub fn tx_dropped(name: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/statistics/tx_dropped"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Deletes a TUN device created by `open`, persistent or not, with the routes through it.
 pub fn destroy(name: &str) {
     let _ = Command::new("ip")
         .args(["link", "del", "dev", name])
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// The IPv4 addresses (CIDR text) on `name`.
+fn ipv4_addrs(name: &str) -> Vec<String> {
+    let Ok(out) = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "dev", name])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet")?;
+            w.next().map(str::to_owned)
+        })
+        .collect()
 }
 
 fn ip(args: &[&str]) -> io::Result<()> {
@@ -173,13 +245,23 @@ fn ip(args: &[&str]) -> io::Result<()> {
 
 /// Sets MTU, gives the device the physical interface's address (without a prefix route, so the
 /// physical interface keeps its connected route), disables rp_filter on it, and brings it up.
+/// On an adopted device the address is kept if it is already there: deleting a device's last
+/// address makes the kernel flush every route through it, which would open a cleartext gap.
 pub fn configure(name: &str, mtu: u32, addr: Option<(std::net::Ipv4Addr, u8)>) -> io::Result<()> {
     ip(&["link", "set", "dev", name, "mtu", &mtu.to_string()])?;
     if let Some((a, len)) = addr {
         let cidr = format!("{a}/{len}");
-        // Re-adding after a restart is fine.
-        let _ = ip(&["addr", "del", &cidr, "dev", name]);
-        ip(&["addr", "add", &cidr, "dev", name, "noprefixroute"])?;
+        let had = ipv4_addrs(name);
+        if !had.contains(&cidr) {
+            ip(&["addr", "add", &cidr, "dev", name, "noprefixroute"])?;
+        }
+        // Addresses of an earlier configuration (the physical address changed): removed only
+        // now that the new one is in place.
+        for old in had {
+            if old != cidr {
+                let _ = ip(&["addr", "del", &old, "dev", name]);
+            }
+        }
     }
     let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "0");
     // IPv4 only: keep the kernel from sending IPv6 router solicitations into the tunnel.
