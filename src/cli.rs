@@ -65,7 +65,7 @@ pub fn main(mut args: Vec<String>) -> i32 {
             println!("{USAGE}");
             0
         }
-        "setup" => setup(&paths, &rest),
+        "setup" => setup(&paths, &rest, named_config || named_secrets),
         "_updown" => crate::updown::default_script(),
         "newhostkey" => local(crate::cmd::keys::newhostkey(&rest)),
         "rsasigkey" => local(crate::cmd::keys::rsasigkey(&rest)),
@@ -123,7 +123,7 @@ fn running(paths: &Paths) -> bool {
     std::os::unix::net::UnixStream::connect(paths.ctl()).is_ok()
 }
 
-fn setup(paths: &Paths, args: &[String]) -> i32 {
+fn setup(paths: &Paths, args: &[String], named: bool) -> i32 {
     let nofork = args.iter().any(|a| a == "--nofork");
     let ops: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let [op] = ops.as_slice() else {
@@ -137,8 +137,27 @@ fn setup(paths: &Paths, args: &[String]) -> i32 {
             // The stopping daemon leaves ipsecN, its routes and the blackhole fallbacks in place
             // and the new one adopts them: protected traffic is dropped, never sent in clear,
             // while no daemon runs.
-            stop(paths, true);
-            start(paths, nofork)
+            // Unless files were named, the new daemon reads those the running one was started
+            // with (several gateways on one host differ only in --rundir).
+            let paths = match (
+                named,
+                control::call_capture(&paths.ctl(), &["paths".into()]),
+            ) {
+                (false, Ok((0, text))) => {
+                    let mut l = text.lines();
+                    match (l.next(), l.next()) {
+                        (Some(c), Some(s)) => Paths {
+                            config: c.into(),
+                            secrets: s.into(),
+                            rundir: paths.rundir.clone(),
+                        },
+                        _ => paths.clone(),
+                    }
+                }
+                _ => paths.clone(),
+            };
+            stop(&paths, true);
+            start(&paths, nofork)
         }
         "status" => {
             if running(paths) {

@@ -16,12 +16,26 @@ const MAX_REQUEST: usize = 1 << 20;
 /// Sends `args` to the daemon at `sock` and copies its output to our stdout/stderr.
 /// Returns the daemon's exit status.
 pub fn call(sock: &Path, args: &[String]) -> io::Result<i32> {
+    call_to(sock, args, &mut io::stdout(), &mut io::stderr())
+}
+
+/// Sends `args` to the daemon and returns its exit status and what it wrote to stdout.
+pub fn call_capture(sock: &Path, args: &[String]) -> io::Result<(i32, String)> {
+    let mut out = Vec::new();
+    let code = call_to(sock, args, &mut out, &mut io::sink())?;
+    Ok((code, String::from_utf8_lossy(&out).into_owned()))
+}
+
+fn call_to(
+    sock: &Path,
+    args: &[String],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> io::Result<i32> {
     let mut s = UnixStream::connect(sock)?;
     let body = args.join("\0");
     s.write_all(&(body.len() as u32).to_be_bytes())?;
     s.write_all(body.as_bytes())?;
-    let stdout = io::stdout();
-    let stderr = io::stderr();
     loop {
         let mut hdr = [0u8; 5];
         s.read_exact(&mut hdr)?;
@@ -37,14 +51,12 @@ pub fn call(sock: &Path, args: &[String]) -> io::Result<i32> {
                 return Ok(code);
             }
             1 => {
-                let mut o = stdout.lock();
-                o.write_all(&buf)?;
-                o.flush()?;
+                stdout.write_all(&buf)?;
+                stdout.flush()?;
             }
             _ => {
-                let mut e = stderr.lock();
-                e.write_all(&buf)?;
-                e.flush()?;
+                stderr.write_all(&buf)?;
+                stderr.flush()?;
             }
         }
     }

@@ -830,6 +830,15 @@ impl Daemon {
                 ));
                 0
             }
+            // The files this daemon was started with (`ipsec setup restart` reuses them).
+            "paths" => {
+                reply.out(&format!(
+                    "{}\n{}\n",
+                    self.paths.config.display(),
+                    self.paths.secrets.display()
+                ));
+                0
+            }
             "shutdown" => {
                 // `ipsec setup restart`: leave the kernel's fail-closed state to the next daemon.
                 if rest.iter().any(|a| a == "--keep") {
