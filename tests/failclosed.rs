@@ -116,8 +116,10 @@ fn restart_daemon(t: &Topo, ns: &str) -> String {
     text
 }
 
+/// rswan's fail-closed routes (table 115) and its routes in main (`proto 115`).
 fn routes(ns: &str) -> String {
-    ns_must(ns, &["ip", "route", "show", "proto", "115"])
+    ns_must(ns, &["ip", "route", "show", "table", "115"])
+        + &ns_must(ns, &["ip", "route", "show", "proto", "115"])
 }
 
 #[test]
@@ -187,6 +189,10 @@ fn killed_daemon_leaks_nothing_and_start_adopts() {
     let o = t.ipsec(&ga, &["setup", "stop"]);
     assert!(o.status.success());
     assert_eq!(routes(&ga).trim(), "", "routes left after setup stop");
+    assert!(
+        !ns_must(&ga, &["ip", "rule"]).contains("lookup 115"),
+        "rule left after setup stop"
+    );
     assert!(!ns_run(&ga, &["ip", "link", "show", "ipsec0"])
         .status
         .success());

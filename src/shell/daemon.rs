@@ -204,12 +204,21 @@ impl Daemon {
         }
         let r = super::netlink::run_updown(info, verb);
         let notes = match verb {
-            Verb::Route => self.guard.routed(
-                kind,
-                &info.connection,
-                &default_route_nets(info.peer_client),
-                info.peer,
-            ),
+            Verb::Route => {
+                // A conn's own updown script routes as it likes: no table-115 routes over it.
+                let via = match &info.command {
+                    Some(_) => None,
+                    None => super::netlink::ifindex(&info.interface)
+                        .ok()
+                        .map(|i| (info.next_hop, i)),
+                };
+                self.guard.routed(
+                    kind,
+                    &info.connection,
+                    &default_route_nets(info.peer_client),
+                    via,
+                )
+            }
             Verb::Unroute => self.guard.unrouted(kind, &info.connection),
             _ => Vec::new(),
         };
@@ -1017,6 +1026,9 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                 "ipsec_setup: {d} of the previous daemon is not in interfaces= any more: deleted"
             ));
         }
+    }
+    if let Some(n) = failclosed::install_rule() {
+        log(&format!("ipsec_setup: {n}"));
     }
     let guard = Arc::new(Guard::new(paths.failclosed(), &dev_names, previous.clone()));
     if let Some((dev, nh)) = &dr {

@@ -6,12 +6,13 @@
 //! cleartext one. rswan keeps its policy in kernel objects that outlive the process:
 //! - ipsecN are persistent TUN devices (`shell::tun`): the routes through them stay, and the
 //!   kernel drops what it routes into a device nobody reads.
-//! - every subnet a conn routes into ipsecN also gets a `blackhole` route of the same prefix at
-//!   metric [`FALLBACK_METRIC`](super::netlink::FALLBACK_METRIC): it decides only when the route
-//!   through ipsecN is gone (device deleted, or `ignore_routes_with_linkdown` set). No blackhole
-//!   is put over a subnet that holds the peer's own gateway address (a host-to-host conn), as it
-//!   would also swallow the IKE packets that re-establish the tunnel; the persistent device
-//!   covers those.
+//! - every subnet a conn routes into ipsecN is also routed into it in table 115, consulted
+//!   before `main` by everything except rswan's own marked sockets, with a `blackhole` of the
+//!   same prefix behind it at metric [`FALLBACK_METRIC`](super::netlink::FALLBACK_METRIC): it
+//!   decides only when the route through ipsecN is gone (device deleted, or
+//!   `ignore_routes_with_linkdown` set). See `shell::netlink` for the rule and the mark.
+//!   A conn with its own `leftupdown` script routes as that script says: rswan adds no table-115
+//!   routes for it (they would override the script's).
 //! - a record in the run directory ([`Record`]: the devices, and which conns were routed or up)
 //!   tells the next daemon what to adopt: it routes those conns again (`%trap`, so the next
 //!   packet renegotiates), brings manual conns that were up back up, and then removes the
@@ -149,12 +150,6 @@ impl fmt::Display for Note {
     }
 }
 
-/// Whether `net` may get a blackhole fallback: not when it holds the peer's gateway (the IKE
-/// packets that re-establish the tunnel would be swallowed while the daemon restarts).
-pub fn wants_blackhole(net: Subnet, peer: Ipv4Addr) -> bool {
-    !net.contains(peer)
-}
-
 /// The running daemon's fail-closed state: blackholes for routed subnets, and the record.
 #[derive(Debug)]
 pub struct Guard {
@@ -218,15 +213,24 @@ impl Guard {
         }
     }
 
-    /// Conn `name` routed `nets` into ipsecN toward `peer`: each gets its blackhole fallback
-    /// (unless it holds the peer's gateway) and the record names the conn.
-    pub fn routed(&self, kind: Kind, name: &str, nets: &[Subnet], peer: Ipv4Addr) -> Vec<Note> {
+    /// Conn `name` routed `nets` into ipsecN: with `via` (next hop, ipsecN's index; `None` for
+    /// a conn whose own updown script routes) each gets its table-115 route and blackhole
+    /// fallback; the record names the conn.
+    pub fn routed(
+        &self,
+        kind: Kind,
+        name: &str,
+        nets: &[Subnet],
+        via: Option<(Ipv4Addr, u32)>,
+    ) -> Vec<Note> {
         let mut notes = Vec::new();
-        for n in nets {
-            if wants_blackhole(*n, peer) {
-                if let Err(e) = netlink::blackhole_add(*n) {
+        if let Some((gw, oif)) = via {
+            for n in nets {
+                let r = netlink::route_replace_in(netlink::RSWAN_TABLE, *n, gw, oif)
+                    .and_then(|()| netlink::blackhole_add(*n));
+                if let Err(e) = r {
                     notes.push(Note(format!(
-                        "\"{name}\": cannot add the fail-closed blackhole route for {n}: {e}"
+                        "\"{name}\": cannot add the fail-closed routes for {n}: {e}"
                     )));
                 }
             }
@@ -265,9 +269,10 @@ impl Guard {
         drop(i);
         let mut notes = Vec::new();
         for n in gone.nets.difference(&still) {
-            if let Err(e) = netlink::blackhole_del(*n) {
+            let r = netlink::failclosed_route_del(*n).and_then(|()| netlink::blackhole_del(*n));
+            if let Err(e) = r {
                 notes.push(Note(format!(
-                    "\"{name}\": cannot remove the blackhole route for {n}: {e}"
+                    "\"{name}\": cannot remove the fail-closed routes for {n}: {e}"
                 )));
             }
         }
@@ -286,16 +291,13 @@ impl Guard {
     }
 
     /// Removes what an earlier daemon left that this one does not protect: rswan's routes
-    /// (`proto 115`, through ipsecN or blackholes) for subnets no conn of this daemon routes.
+    /// (table 115, and `proto 115` in main) for subnets no conn of this daemon routes.
     pub fn sweep(&self) -> Vec<Note> {
         let keep = self.lock().record.nets();
         let mut notes = Vec::new();
         match netlink::routes() {
             Ok(routes) => {
-                for r in routes
-                    .iter()
-                    .filter(|r| r.protocol == RTPROT_RSWAN && !keep.contains(&r.dst))
-                {
+                for r in routes.iter().filter(|r| ours(r) && !keep.contains(&r.dst)) {
                     let what = if r.is_blackhole() { "blackhole " } else { "" };
                     match netlink::route_delete(&r.delete_spec()) {
                         Ok(()) => notes.push(Note(format!(
@@ -315,15 +317,31 @@ impl Guard {
     }
 }
 
-/// `ipsec setup stop`: removes every route rswan installed (`proto 115`: routes through ipsecN
-/// and the blackhole fallbacks), deletes the record's devices and the record itself. Also used
-/// when no daemon runs, to clean up after a crashed one.
+/// Whether rswan installed this route: everything in table 115, and `proto 115` in main.
+fn ours(r: &netlink::KernelRoute) -> bool {
+    r.table == u32::from(netlink::RSWAN_TABLE)
+        || (r.protocol == RTPROT_RSWAN && r.table == u32::from(netlink::MAIN_TABLE))
+}
+
+/// Installs the rule that puts table 115 before `main` (idempotent; at every start).
+pub fn install_rule() -> Option<Note> {
+    netlink::rule_ensure()
+        .err()
+        .map(|e| Note(format!("cannot add the routing rule for table 115: {e}")))
+}
+
+/// `ipsec setup stop`: removes every route rswan installed (table 115, `proto 115` in main),
+/// the rule, the record's devices and the record itself. Also used when no daemon runs, to
+/// clean up after a crashed one.
 pub fn clear_all(file: &Path, devices: &[String]) -> Vec<Note> {
     let mut notes = Vec::new();
     let mut all: BTreeSet<String> = Record::load(file).devices;
     all.extend(devices.iter().cloned());
+    if let Err(e) = netlink::rule_remove() {
+        notes.push(Note(format!("cannot remove the routing rule: {e}")));
+    }
     if let Ok(routes) = netlink::routes() {
-        for r in routes.iter().filter(|r| r.protocol == RTPROT_RSWAN) {
+        for r in routes.iter().filter(|r| ours(r)) {
             if let Err(e) = netlink::route_delete(&r.delete_spec()) {
                 notes.push(Note(format!("cannot remove the route for {}: {e}", r.dst)));
             }
@@ -367,13 +385,5 @@ mod tests {
         assert_eq!(r.devices.len(), 1);
         assert_eq!(r.routed.len(), 1);
         assert!(r.routed.contains_key(&(Kind::Auto, "a".to_string())));
-    }
-
-    #[test]
-    fn no_blackhole_over_the_peer_gateway() {
-        let peer = Ipv4Addr::new(192, 0, 2, 2);
-        assert!(wants_blackhole("10.0.2.0/24".parse().unwrap(), peer));
-        assert!(!wants_blackhole(Subnet::host(peer), peer));
-        assert!(!wants_blackhole("128.0.0.0/1".parse().unwrap(), peer));
     }
 }

@@ -31,6 +31,8 @@ impl RawSender {
         if let Some(d) = device {
             sock.bind_device(Some(d.as_bytes()))?;
         }
+        // rswan's own packets skip the fail-closed table (shell::netlink::RSWAN_TABLE).
+        sock.set_mark(super::netlink::RSWAN_MARK)?;
         sock.set_send_buffer_size(4 << 20)?;
         Ok(RawSender { sock })
     }
@@ -145,6 +147,8 @@ impl UdpSock {
     pub fn bind(port: u16) -> io::Result<UdpSock> {
         let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         sock.set_reuse_address(true)?;
+        // IKE and ESP-in-UDP skip the fail-closed table (shell::netlink::RSWAN_TABLE).
+        sock.set_mark(super::netlink::RSWAN_MARK)?;
         sock.set_recv_buffer_size(8 << 20)?;
         let one: libc::c_int = 1;
         // SAFETY: IP_PKTINFO takes an int flag; the pointer and length describe `one`.

@@ -6,6 +6,14 @@
 //! Every route rswan adds carries the routing protocol [`RTPROT_RSWAN`] (`ip route` shows
 //! `proto 115`), so a later daemon, or `ipsec setup stop` after a crash, can find and remove
 //! exactly what an earlier one left.
+//!
+//! The fail-closed routes live in their own table [`RSWAN_TABLE`] (115), consulted before
+//! `main` by the rule `not fwmark 0x115 lookup 115` ([`RULE_PRIORITY`]): the route into ipsecN
+//! and, behind it at [`FALLBACK_METRIC`], a `blackhole` of the same subnet. rswan's own sockets
+//! (ESP, `%pass`, IKE) carry the mark [`RSWAN_MARK`] and skip that table, so a blackhole never
+//! swallows what the datapath itself sends — a peer's gateway inside another conn's subnet, a
+//! `%pass` shunt inside a protected one. The copy of the ipsecN route in `main` is the one
+//! FreeS/WAN's `_updown` made, for `route -n` and `ipsec look`.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -17,10 +25,27 @@ pub const RTPROT_RSWAN: u8 = 115;
 /// Metric of the fail-closed `blackhole` fallback for a protected subnet: far above the route
 /// through ipsecN (metric 0), so it only decides when that route is gone.
 pub const FALLBACK_METRIC: u32 = 4242;
+/// The routing table holding the fail-closed routes (`ip route show table 115`).
+pub const RSWAN_TABLE: u8 = 115;
+/// The firewall mark of rswan's own sockets: its packets skip [`RSWAN_TABLE`].
+pub const RSWAN_MARK: u32 = 0x115;
+/// Priority of the rule `not fwmark 0x115 lookup 115`: just before `main` (32766).
+pub const RULE_PRIORITY: u32 = 32765;
+/// The `main` routing table.
+pub const MAIN_TABLE: u8 = 254;
 
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
 const RTM_GETROUTE: u16 = 26;
+const RTM_NEWRULE: u16 = 32;
+const RTM_DELRULE: u16 = 33;
+const FRA_PRIORITY: u16 = 6;
+const FRA_FWMARK: u16 = 10;
+const FRA_TABLE: u16 = 15;
+const FRA_FWMASK: u16 = 16;
+const FR_ACT_TO_TBL: u8 = 1;
+const FIB_RULE_INVERT: u32 = 2;
+const NLM_F_EXCL: u16 = 0x200;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x01;
@@ -29,7 +54,6 @@ const NLM_F_ACK: u16 = 0x04;
 const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_CREATE: u16 = 0x400;
-const RT_TABLE_MAIN: u8 = 254;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_NOWHERE: u8 = 255;
 const RTN_UNICAST: u8 = 1;
@@ -68,6 +92,8 @@ pub struct RouteSpec {
     pub target: Target,
     /// Metric (`RTA_PRIORITY`); `None` = 0 when adding, any when deleting.
     pub metric: Option<u32>,
+    /// Routing table ([`MAIN_TABLE`] or [`RSWAN_TABLE`]).
+    pub table: u8,
 }
 
 /// Builds an RTM_NEWROUTE (replace) or RTM_DELROUTE request (sans-IO; unit-tested). Added routes
@@ -84,7 +110,7 @@ pub fn route_msg(new: bool, spec: &RouteSpec, seq: u32) -> Vec<u8> {
     m.push(spec.dst.len());
     m.push(0); // src_len
     m.push(0); // tos
-    m.push(RT_TABLE_MAIN);
+    m.push(spec.table);
     m.push(if new { RTPROT_RSWAN } else { 0 });
     m.push(if new {
         RT_SCOPE_UNIVERSE
@@ -141,11 +167,13 @@ fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     }
 }
 
-/// An IPv4 route of the main table as the kernel lists it (`ip route`).
+/// An IPv4 route as the kernel lists it (`ip route show table all`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelRoute {
     /// Destination prefix.
     pub dst: Subnet,
+    /// Routing table.
+    pub table: u32,
     /// `rtm_type` (1 unicast, 6 blackhole, …).
     pub rtype: u8,
     /// Routing protocol ([`RTPROT_RSWAN`] for ours).
@@ -172,6 +200,7 @@ impl KernelRoute {
                 self.oif.map_or(Target::AnyUnicast, Target::Dev)
             },
             metric: Some(self.metric),
+            table: u8::try_from(self.table).unwrap_or(MAIN_TABLE),
         }
     }
 }
@@ -185,7 +214,7 @@ pub fn dump_msg(seq: u32) -> Vec<u8> {
     m
 }
 
-/// Parses the messages of one dump reply buffer: routes of the main table are appended to `out`.
+/// Parses the messages of one dump reply buffer: IPv4 routes are appended to `out`.
 /// Returns `Ok(true)` when the dump is complete (NLMSG_DONE), `Err` on an NLMSG_ERROR. Truncated
 /// or malformed messages end the buffer quietly.
 pub fn parse_dump(buf: &[u8], out: &mut Vec<KernelRoute>) -> io::Result<bool> {
@@ -217,7 +246,7 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<KernelRoute>) -> io::Result<bool> {
     Ok(false)
 }
 
-/// Parses one rtmsg with its attributes; `None` for other families or tables.
+/// Parses one rtmsg with its attributes; `None` for other families.
 fn parse_route(m: &[u8]) -> Option<KernelRoute> {
     if m.len() < 12 || m[0] != libc::AF_INET as u8 {
         return None;
@@ -247,11 +276,12 @@ fn parse_route(m: &[u8]) -> Option<KernelRoute> {
         }
         a = &a[((alen + 3) & !3usize).min(a.len())..];
     }
-    if table != u32::from(RT_TABLE_MAIN) || dst_len > 32 {
+    if dst_len > 32 {
         return None;
     }
     Some(KernelRoute {
         dst: Subnet::new(dst, dst_len),
+        table,
         rtype,
         protocol,
         oif,
@@ -350,7 +380,7 @@ pub fn route_delete(spec: &RouteSpec) -> io::Result<()> {
     }
 }
 
-/// The IPv4 routes of the main table (`ip route`).
+/// The IPv4 routes of every table (`ip route show table all`).
 pub fn routes() -> io::Result<Vec<KernelRoute>> {
     let s = Socket::open()?;
     s.send(&dump_msg(1))?;
@@ -368,8 +398,8 @@ pub fn routes() -> io::Result<Vec<KernelRoute>> {
     }
 }
 
-/// `ip route replace NET via GW dev IF onlink proto 115`.
-pub fn route_replace(net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+/// `ip route replace NET via GW dev IF onlink proto 115 [table T]`.
+pub fn route_replace_in(table: u8, net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
     route_add(&RouteSpec {
         dst: net,
         target: Target::Via {
@@ -377,7 +407,13 @@ pub fn route_replace(net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> 
             oif: ifindex,
         },
         metric: None,
+        table,
     })
+}
+
+/// `ip route replace NET via GW dev IF onlink proto 115` (main table).
+pub fn route_replace(net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+    route_replace_in(MAIN_TABLE, net, gw, ifindex)
 }
 
 /// `ip route del unicast NET [dev IF]` (never the blackhole fallback); ESRCH is passed on.
@@ -388,12 +424,23 @@ pub fn route_del(net: Subnet, ifindex: Option<u32>) -> io::Result<()> {
             dst: net,
             target: ifindex.map_or(Target::AnyUnicast, Target::Dev),
             metric: None,
+            table: MAIN_TABLE,
         },
         1,
     ))
 }
 
-/// `ip route replace blackhole NET metric 4242 proto 115`: the fail-closed fallback.
+/// Deletes the route of `net` into ipsecN from [`RSWAN_TABLE`] (missing is fine).
+pub fn failclosed_route_del(net: Subnet) -> io::Result<()> {
+    route_delete(&RouteSpec {
+        dst: net,
+        target: Target::AnyUnicast,
+        metric: None,
+        table: RSWAN_TABLE,
+    })
+}
+
+/// `ip route replace blackhole NET metric 4242 proto 115 table 115`: the fail-closed fallback.
 pub fn blackhole_add(net: Subnet) -> io::Result<()> {
     route_add(&blackhole(net))
 }
@@ -408,6 +455,56 @@ fn blackhole(net: Subnet) -> RouteSpec {
         dst: net,
         target: Target::Blackhole,
         metric: Some(FALLBACK_METRIC),
+        table: RSWAN_TABLE,
+    }
+}
+
+/// Builds the RTM_NEWRULE / RTM_DELRULE request for `not fwmark 0x115/0xffffffff lookup 115
+/// priority 32765` (sans-IO; unit-tested).
+pub fn rule_msg(new: bool, seq: u32) -> Vec<u8> {
+    let mut m = vec![0u8; 16];
+    // fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
+    m.extend_from_slice(&[
+        libc::AF_INET as u8,
+        0,
+        0,
+        0,
+        RSWAN_TABLE,
+        0,
+        0,
+        FR_ACT_TO_TBL,
+    ]);
+    m.extend_from_slice(&FIB_RULE_INVERT.to_ne_bytes());
+    attr(&mut m, FRA_PRIORITY, &RULE_PRIORITY.to_ne_bytes());
+    attr(&mut m, FRA_FWMARK, &RSWAN_MARK.to_ne_bytes());
+    attr(&mut m, FRA_FWMASK, &u32::MAX.to_ne_bytes());
+    attr(&mut m, FRA_TABLE, &u32::from(RSWAN_TABLE).to_ne_bytes());
+    let (ty, fl) = if new {
+        (
+            RTM_NEWRULE,
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+    } else {
+        (RTM_DELRULE, NLM_F_REQUEST | NLM_F_ACK)
+    };
+    finish(&mut m, ty, fl, seq);
+    m
+}
+
+/// Installs the rule that sends everything but rswan's own packets through [`RSWAN_TABLE`]
+/// first; an existing one is fine.
+pub fn rule_ensure() -> io::Result<()> {
+    match request(&rule_msg(true, 1)) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r,
+    }
+}
+
+/// Removes that rule (missing is fine).
+pub fn rule_remove() -> io::Result<()> {
+    match request(&rule_msg(false, 1)) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        r => r,
     }
 }
 
@@ -485,6 +582,7 @@ mod tests {
                     oif: 7,
                 },
                 metric: None,
+                table: MAIN_TABLE,
             },
             9,
         );
@@ -506,6 +604,7 @@ mod tests {
                 dst: "10.0.2.0/24".parse().unwrap(),
                 target: Target::AnyUnicast,
                 metric: None,
+                table: MAIN_TABLE,
             },
             1,
         );
@@ -535,6 +634,7 @@ mod tests {
                     oif: 9,
                 },
                 metric: None,
+                table: MAIN_TABLE,
             },
             1,
         );
@@ -546,6 +646,7 @@ mod tests {
         assert!(parse_dump(&buf, &mut out).unwrap());
         assert_eq!(out.len(), 2);
         assert!(out[0].is_blackhole());
+        assert_eq!(out[0].table, u32::from(RSWAN_TABLE));
         assert_eq!(out[0].metric, FALLBACK_METRIC);
         assert_eq!(out[0].protocol, RTPROT_RSWAN);
         assert_eq!(out[1].dst.to_string(), "10.0.3.0/24");
@@ -555,6 +656,21 @@ mod tests {
         for n in 0..buf.len() {
             let _ = parse_dump(&buf[..n], &mut Vec::new());
         }
+    }
+
+    #[test]
+    fn rule_message_layout() {
+        let m = rule_msg(true, 3);
+        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_NEWRULE);
+        assert_eq!(m[20], RSWAN_TABLE);
+        assert_eq!(m[23], FR_ACT_TO_TBL);
+        assert_eq!(
+            u32::from_ne_bytes(m[24..28].try_into().unwrap()),
+            FIB_RULE_INVERT
+        );
+        assert_eq!(m.len(), 16 + 12 + 4 * 8);
+        let d = rule_msg(false, 1);
+        assert_eq!(u16::from_ne_bytes([d[4], d[5]]), RTM_DELRULE);
     }
 
     #[test]
