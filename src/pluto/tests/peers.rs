@@ -490,34 +490,44 @@ fn deletes_from_another_peer_at_the_same_address_are_ignored() {
 }
 
 /// The same authenticated peer may delete, over its new ISAKMP SA, an IPsec SA negotiated over
-/// the ISAKMP SA it replaced.
+/// the ISAKMP SA it replaced: with a Road-Warrior template, and with a fixed-address conn whose
+/// `rightid=%any` uses a `%any` PSK.
 #[test]
 fn deletes_over_a_replacement_isakmp_sa_are_honoured() {
-    let mut net = Net::new(
-        road_warrior(
-            "@alice",
-            None,
-            "\tikelifetime=100s\n\tkeylife=300s\n\trekeymargin=20s\n\trekeyfuzz=0%\n",
-        ),
-        rw_gateway(),
+    let fixed = Node::new(
+        EAST,
+        2,
+        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright={WEST}\n\trightid=%any\n\trekey=no\n\tauthby=secret\n\tauto=add\n"),
+        "198.51.100.7 %any : PSK \"rw secret\"\n",
     );
-    net.up_a("rw");
-    assert_up(&net);
-    let old = net.b.p.conns["rw[1]"].newest_isakmp;
-    net.advance_to(85_000);
-    assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
-    let new = net.a.p.conns["rw"].newest_isakmp;
-    let parent = net.b.p.states.values().find_map(|s| {
-        s.p2()
-            .filter(|_| s.kind.ipsec_established())
-            .map(|p| p.parent)
-    });
-    assert_eq!(parent, Some(old));
-    let spi = esp_to_west(&net.b);
-    net.a.p.send_info(new, vec![esp_delete(&[spi])]);
-    net.run();
-    assert_eq!(net.b.established_ipsec(), 0, "{}", net.b.dump());
-    assert!(net
-        .b
-        .log_has("received Delete SA payload: deleting IPSEC State"));
+    for (b, conn) in [(rw_gateway(), "rw[1]"), (fixed, "rw")] {
+        let mut net = Net::new(
+            road_warrior(
+                "@alice",
+                None,
+                "\tikelifetime=100s\n\tkeylife=300s\n\trekeymargin=20s\n\trekeyfuzz=0%\n",
+            ),
+            b,
+        );
+        net.up_a("rw");
+        assert_up(&net);
+        let old = net.b.p.conns[conn].newest_isakmp;
+        net.advance_to(85_000);
+        assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
+        assert_eq!(net.b.established_isakmp(), 2, "{}", net.b.dump());
+        let new = net.a.p.conns["rw"].newest_isakmp;
+        let parent = net.b.p.states.values().find_map(|s| {
+            s.p2()
+                .filter(|_| s.kind.ipsec_established())
+                .map(|p| p.parent)
+        });
+        assert_eq!(parent, Some(old));
+        let spi = esp_to_west(&net.b);
+        net.a.p.send_info(new, vec![esp_delete(&[spi])]);
+        net.run();
+        assert_eq!(net.b.established_ipsec(), 0, "{}", net.b.dump());
+        assert!(net
+            .b
+            .log_has("received Delete SA payload: deleting IPSEC State"));
+    }
 }
