@@ -66,6 +66,11 @@ impl Subnet {
     pub fn covers(&self, other: &Subnet) -> bool {
         other.len >= self.len && self.contains(other.addr)
     }
+
+    /// Whether the two networks share an address (one covers the other).
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.covers(other) || other.covers(self)
+    }
 }
 
 /// The netmask of a prefix length as a 32-bit integer.
@@ -163,5 +168,17 @@ mod tests {
         assert!(Subnet::ANY.contains("1.2.3.4".parse().unwrap()));
         assert_eq!(format!("{:<14}|", n), "10.0.1.0/24   |");
         assert_eq!(n.netmask().to_string(), "255.255.255.0");
+    }
+
+    #[test]
+    fn covers_and_overlaps() {
+        let s = |x: &str| x.parse::<Subnet>().unwrap();
+        assert!(s("10.0.0.0/8").covers(&s("10.0.2.5/32")));
+        assert!(!s("10.0.2.5/32").covers(&s("10.0.0.0/8")));
+        assert!(s("10.0.0.0/8").overlaps(&s("10.0.2.5/32")));
+        assert!(s("10.0.2.5/32").overlaps(&s("10.0.0.0/8")));
+        assert!(s("10.0.2.0/24").overlaps(&s("10.0.2.0/24")));
+        assert!(!s("10.0.2.0/24").overlaps(&s("10.0.3.0/24")));
+        assert!(Subnet::ANY.overlaps(&s("192.0.2.1/32")));
     }
 }

@@ -18,33 +18,12 @@ const SIZE: usize = 10 * 1024 * 1024 + 77;
 const PSK: &str = "this is the shared secret of ike.rs";
 const HB: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 10);
 
-/// Polls `f` every 100 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    loop {
-        if f() {
-            return true;
-        }
-        if t0.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `ipsec.conf` with a net-to-net conn `net` (A's subnet 10.0.1.0/24 behind 192.0.2.1, B's
 /// 10.0.2.0/24 behind 192.0.2.2) plus `body` lines (tab-indented, newline-terminated).
 fn net_conf(body: &str) -> String {
     format!(
         "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n{body}"
     )
-}
-
-fn write_secrets(t: &Topo, ns: &str, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let f = t.dir.path(&format!("{ns}.secrets"));
-    std::fs::write(&f, text).unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn psk_line(psk: &str) -> String {

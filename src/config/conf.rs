@@ -408,6 +408,7 @@ enum Check {
     Int { min: u32, max: u32 },
     KeyingTries,
     Percent,
+    VirtualPrivate,
 }
 
 fn check_for(ty: SecType, name: &str) -> Check {
@@ -434,6 +435,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
                 max: 65535,
             },
             "workers" => Check::Int { min: 0, max: 1024 },
+            "virtual_private" => Check::VirtualPrivate,
             _ => Check::Free,
         },
         SecType::Conn => match name {
@@ -508,6 +510,9 @@ fn check_value(ty: SecType, name: &str, value: &str) -> Result<(), String> {
         Check::Percent if parse_u32(value.strip_suffix('%').unwrap_or(value)).is_none() => {
             Err(illegal("a percentage such as 100%"))
         }
+        Check::VirtualPrivate => super::virtual_private::VirtualPrivate::parse(value)
+            .map(|_| ())
+            .map_err(|e| format!("illegal {name} value: {e}")),
         _ => Ok(()),
     }
 }
@@ -1532,6 +1537,7 @@ mod tests {
                 "rp_filter" => "1",
                 "datapath" => "inline",
                 "overridemtu" => "1500",
+                "virtual_private" => "%v4:10.0.0.0/8",
                 _ => "1",
             };
             let text = format!("version 2\nconfig setup\n\t{kw}={v}\n");
@@ -1624,6 +1630,11 @@ mod tests {
         assert!(e("datapath=fast").contains("illegal datapath value \"fast\""));
         assert!(setup("datapath=threads").is_ok());
         assert!(e("overridemtu=big").contains("illegal overridemtu value"));
+        assert!(setup("virtual_private=%v4:10.0.0.0/8,%v4:!10.2.0.0/16,%v6:fd00::/8").is_ok());
+        assert_eq!(
+            e("virtual_private=%v4:10.0.0.0/8,10.2.0.0/16"),
+            "/etc/ipsec.conf:3: illegal virtual_private value: entry 2 \"10.2.0.0/16\": must start with %v4: (or %v6:), e.g. %v4:10.0.0.0/8 or %v4:!10.2.0.0/16"
+        );
         // extensions are never checked
         assert!(conn("x-auto=whatever").is_ok());
     }

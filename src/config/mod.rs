@@ -9,6 +9,7 @@
 //! * [`ttodata`](mod@ttodata): FreeS/WAN `0x`/`0s`/`0t` data notation.
 //! * [`duration`]: `N`, `Ns`, `N[.N]m|h|d` durations.
 //! * [`secret`]: [`Secret`], the wiped-on-drop buffer all key material is kept in.
+//! * [`virtual_private`]: the `virtual_private=` list (private clients a NATed peer may claim).
 //!
 //! Everything here is plain parsing over files and strings; nothing is resolved (DNS,
 //! `%defaultroute`, `%myid`) — that is the job of the callers.
@@ -19,6 +20,7 @@ mod include;
 pub mod secret;
 pub mod secrets;
 pub mod ttodata;
+pub mod virtual_private;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -33,3 +35,4 @@ pub use secrets::{
     check_permissions, Id, IdError, RsaPrivateKey, SecretEntry, SecretKey, Secrets, SecretsError,
 };
 pub use ttodata::{encode_base64, encode_hex, ttodata, ttodata_key, TtodataError};
+pub use virtual_private::{VirtualPrivate, VirtualPrivateError};

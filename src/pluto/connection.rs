@@ -256,6 +256,16 @@ fn build_end(
 ) -> Result<End, ConfError> {
     let key = |k: &str| format!("{side}{k}");
     let (client, has_client) = match p.get(&key("subnet")) {
+        Some(s) if s.starts_with("vhost:") || s.starts_with("virtual:") => {
+            return Err(p.err_at(
+                &key("subnet"),
+                format!(
+                    "{}={s}: Openswan's vhost:/virtual: subnets are not supported; omit {} so that a peer behind a NAT may use a private client that virtual_private= (config setup) allows",
+                    key("subnet"),
+                    key("subnet")
+                ),
+            ))
+        }
         Some(s) => (
             s.parse::<Subnet>()
                 .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,

@@ -982,11 +982,16 @@ impl Pluto {
         v
     }
 
-    /// The pre-shared key for a connection (peer ID `peer`, default the conn's).
+    /// The pre-shared key for a connection (peer ID `peer`, default the conn's). A template or
+    /// an instance also finds its peer by address and by `%any`; a `rightid=%any` conn asked
+    /// for a given peer ID also by `%any` (as when its ISAKMP SA was made).
     pub(crate) fn psk_for(&mut self, key: &str, peer: Option<&Id>) -> Option<Zeroizing<Vec<u8>>> {
         let c = self.conns.get(key)?;
         let ours = self.our_ids(c);
         let mut theirs = vec![peer.cloned().unwrap_or_else(|| c.that.id.clone())];
+        if c.that.id == Id::Any && peer.is_some() && !c.is_template() && c.instance == 0 {
+            theirs.push(Id::Any);
+        }
         if c.is_template() || c.instance != 0 {
             if let Some(h) = c.that.host {
                 theirs.push(Id::Ipv4(h));

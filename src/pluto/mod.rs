@@ -49,7 +49,8 @@
 //! # Layout
 //!
 //! Shared by protocol engines: [`engine`] (the endpoint, routing, SA installation, timers),
-//! [`connection`], [`proposal`], [`spi`], [`output`], `status`. IKEv1 exchanges: [`ikev1`].
+//! [`connection`], [`proposal`], [`peer_policy`] (what an authenticated peer may claim and
+//! delete), [`spi`], [`output`], `status`. IKEv1 exchanges: [`ikev1`].
 //! Foundations: [`isakmp`] (codec), [`crypto`] (MODP DH, PRFs, CBC, RSA).
 
 #![deny(missing_docs)]
@@ -60,6 +61,7 @@ pub mod engine;
 pub mod ikev1;
 pub mod isakmp;
 pub mod output;
+pub mod peer_policy;
 pub mod proposal;
 pub mod spi;
 mod status;

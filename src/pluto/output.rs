@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::addr::Subnet;
 use crate::config::conf::ConnSection;
 use crate::config::secrets::{Id, Secrets};
+use crate::config::VirtualPrivate;
 use crate::sadb::SaSpec;
 use crate::said::Said;
 use crate::updown::{UpdownInfo, Verb};
@@ -133,6 +134,9 @@ pub struct PlutoConfig {
     /// ([`Pluto::handle_shunt_scan`](super::Pluto::handle_shunt_scan)); bare shunts idle for
     /// 7.5 intervals (SHUNT_PATIENCE, 900 s) are removed.
     pub shunt_scan_interval: u64,
+    /// `virtual_private=`: the private clients a Road Warrior behind a NAT may claim
+    /// (default: none; see [`crate::pluto::peer_policy`]).
+    pub virtual_private: VirtualPrivate,
 }
 
 impl Default for PlutoConfig {
@@ -149,6 +153,7 @@ impl Default for PlutoConfig {
             keepalive_interval: 20,
             max_states: 16384,
             shunt_scan_interval: 120,
+            virtual_private: VirtualPrivate::default(),
         }
     }
 }

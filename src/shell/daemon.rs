@@ -1272,6 +1272,8 @@ fn pluto_config(
         nat_traversal: s.get_bool("nat_traversal", true)?,
         debug: DebugFlags::parse(s.get("plutodebug").unwrap_or("none")),
         shunt_scan_interval: s.get_duration("shuntscaninterval", 120)?.max(1),
+        virtual_private: crate::config::VirtualPrivate::parse(s.get_or("virtual_private", ""))
+            .map_err(|e| s.err_at("virtual_private", format!("virtual_private: {e}")))?,
         ..PlutoConfig::default()
     })
 }

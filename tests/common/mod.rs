@@ -108,6 +108,8 @@ pub struct Topo {
     pub dir: TempDir,
     gateways: Vec<(String, PathBuf)>,
     children: Vec<Child>,
+    /// Namespaces added after [`Topo::new`] (deleted on drop).
+    extra_ns: Vec<String>,
 }
 
 impl Topo {
@@ -125,6 +127,7 @@ impl Topo {
             p,
             gateways: Vec::new(),
             children: Vec::new(),
+            extra_ns: Vec::new(),
         };
         let p = &t.p;
         for n in [&t.ha, &t.ga, &t.gb, &t.hb] {
@@ -249,7 +252,40 @@ impl Topo {
     pub fn adopt(&mut self, c: Child) {
         self.children.push(c);
     }
+
+    /// A third host on the public side: namespace `{p}rw` at [`ROAD_WARRIOR`]/24 on a link to
+    /// gateway A (198.51.100.1, which forwards), default route via gateway A, so it reaches
+    /// gateway B (and B it) across A's public link. Returns the namespace name.
+    pub fn add_road_warrior(&mut self) -> String {
+        let (p, ns) = (&self.p, format!("{}rw", self.p));
+        must("ip", &["netns", "add", &ns]);
+        self.extra_ns.push(ns.clone());
+        let (dev, peer) = (format!("{p}r0"), format!("{p}r1"));
+        must(
+            "ip",
+            &[
+                "link", "add", &dev, "netns", &ns, "type", "veth", "peer", "name", &peer, "netns",
+                &self.ga,
+            ],
+        );
+        for (n, d, a) in [
+            (&ns, &dev, &format!("{ROAD_WARRIOR}/24")),
+            (&self.ga, &peer, &"198.51.100.1/24".to_string()),
+        ] {
+            must("ip", &["-n", n, "addr", "add", a, "dev", d]);
+            must("ip", &["-n", n, "link", "set", d, "up"]);
+        }
+        must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
+        must(
+            "ip",
+            &["-n", &ns, "route", "add", "default", "via", "198.51.100.1"],
+        );
+        ns
+    }
 }
+
+/// The address of the host [`Topo::add_road_warrior`] adds.
+pub const ROAD_WARRIOR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 
 impl Drop for Topo {
     fn drop(&mut self) {
@@ -281,7 +317,10 @@ impl Drop for Topo {
                 }
             }
         }
-        for n in [&self.ha, &self.ga, &self.gb, &self.hb] {
+        for n in [&self.ha, &self.ga, &self.gb, &self.hb]
+            .into_iter()
+            .chain(&self.extra_ns)
+        {
             let _ = Command::new("ip").args(["netns", "del", n]).status();
         }
     }
@@ -496,4 +535,26 @@ pub fn rx_dropped(ns: &str, dev: &str) -> u64 {
     .trim()
     .parse()
     .unwrap()
+}
+
+/// Polls `f` every 100 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes `text` as the `ipsec.secrets` (mode 0600) of the gateway `ns` is going to run.
+pub fn write_secrets(t: &Topo, ns: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let f = t.dir.path(&format!("{ns}.secrets"));
+    std::fs::write(&f, text).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

@@ -1,6 +1,7 @@
 //! Informational exchanges (RFC 2409 5.7): protected Notify and Delete, DPD R_U_THERE /
 //! R_U_THERE_ACK (RFC 3706), and NAT keepalives (RFC 3948). Only authenticated Deletes are
-//! honoured.
+//! honoured, and only for SAs of the same peer (`peer_policy`: negotiated over the ISAKMP SA
+//! the Delete came on, or with the same authenticated identity; never by address alone).
 
 use std::net::SocketAddrV4;
 
@@ -8,12 +9,14 @@ use crate::pluto::engine::Pluto;
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain};
 use crate::pluto::ikev1::quick_mode::P1Ctx;
+use crate::pluto::ikev1::state::State;
 use crate::pluto::isakmp::natt::NAT_KEEPALIVE;
 use crate::pluto::isakmp::{
     emit_payloads, parse_payloads, DeletePayload, Doi, ExchangeType, Flags, Header,
     NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
 };
 use crate::pluto::output::Output;
+use crate::pluto::peer_policy::{spi_list, MAX_DELETE_SPIS};
 
 impl Pluto {
     fn info_header(ctx: &P1Ctx, msgid: u32) -> Header {
@@ -297,91 +300,83 @@ impl Pluto {
         }
     }
 
+    /// A Delete payload: each named SA is deleted if this ISAKMP SA may delete it
+    /// ([`Pluto::may_delete`]: negotiated over it, or the same authenticated peer), never
+    /// because of the sender's address. At most [`MAX_DELETE_SPIS`] SPIs are acted on; SPIs
+    /// refused or not found are logged in one line each per payload, whatever their number.
     fn info_delete(&mut self, p1: u64, d: DeletePayload) {
-        let Some((peer_ip, icky, rcky)) = self
-            .states
-            .get(&p1)
-            .and_then(|s| s.p1())
-            .map(|p| (*p.remote.ip(), p.icookie, p.rcookie))
-        else {
-            return;
+        let (width, what) = match d.protocol {
+            ProtocolId::Isakmp => (16, "ISAKMP"),
+            ProtocolId::Esp => (4, "ESP"),
+            ProtocolId::Ah => (4, "AH"),
+            other => {
+                self.slog(
+                    p1,
+                    format!("ignoring Delete SA payload for protocol {other}"),
+                );
+                return;
+            }
         };
-        match d.protocol {
-            ProtocolId::Isakmp => {
-                for spi in d.spis {
-                    if spi.len() != 16 {
-                        continue;
-                    }
-                    let target = self.states.values().find_map(|s| {
-                        let p = s.p1()?;
-                        ([p.icookie, p.rcookie].concat() == spi && *p.remote.ip() == peer_ip)
-                            .then_some(s.serial)
-                    });
-                    if let Some(t) = target {
-                        let key = self
-                            .states
-                            .get(&t)
-                            .map(|s| s.conn.clone())
-                            .unwrap_or_default();
-                        self.slog(
-                            t,
-                            "received Delete SA payload: deleting ISAKMP State".into(),
-                        );
-                        self.delete_state(t, false);
-                        self.instance_gc(&key);
-                    }
-                }
-                let _ = (icky, rcky);
+        let (mut refused, mut missing) = (Vec::new(), Vec::new());
+        let total = d.spis.len();
+        for spi in d.spis.into_iter().take(MAX_DELETE_SPIS) {
+            if spi.len() != width {
+                continue;
             }
-            ProtocolId::Esp | ProtocolId::Ah => {
-                for spi in d.spis {
-                    let Ok(b) = <[u8; 4]>::try_from(spi.as_slice()) else {
-                        continue;
-                    };
-                    let spi = u32::from_be_bytes(b);
-                    let esp = d.protocol == ProtocolId::Esp;
-                    let target = self.states.values().find_map(|s| {
-                        let p = s.p2()?;
-                        let parent_peer = self
-                            .states
-                            .get(&p.parent)
-                            .and_then(|x| x.p1())
-                            .map(|x| *x.remote.ip());
-                        let same_peer = parent_peer == Some(peer_ip)
-                            || self.conns.get(&s.conn).and_then(|c| c.that.host) == Some(peer_ip);
-                        let ch = p.choice.as_ref()?;
-                        let theirs = if esp {
-                            ch.esp.map(|e| e.1)
-                        } else {
-                            ch.ah.map(|a| a.1)
-                        };
-                        (same_peer && theirs == Some(spi)).then_some(s.serial)
-                    });
-                    match target {
-                        Some(t) => {
-                            let key = self
-                                .states
-                                .get(&t)
-                                .map(|s| s.conn.clone())
-                                .unwrap_or_default();
-                            self.slog(t, "received Delete SA payload: deleting IPSEC State".into());
-                            self.delete_state(t, false);
-                            self.instance_gc(&key);
-                        }
-                        None => self.slog(
-                            p1,
-                            format!(
-                                "ignoring Delete SA payload: {} SA(0x{spi:08x}) not found",
-                                d.protocol
-                            ),
-                        ),
-                    }
+            let text = format!("0x{}", crate::config::encode_hex(&spi));
+            // Every state the SPI names; those negotiated over this ISAKMP SA first.
+            let mut named: Vec<(bool, u64)> = self
+                .states
+                .values()
+                .filter_map(|s| named_by(s, d.protocol, &spi).map(|via| (via != p1, s.serial)))
+                .collect();
+            named.sort();
+            let target = named.iter().map(|n| n.1).find(|&t| self.may_delete(p1, t));
+            match target {
+                Some(t) => {
+                    let key = self
+                        .states
+                        .get(&t)
+                        .map(|s| s.conn.clone())
+                        .unwrap_or_default();
+                    let kind = if width == 16 { "ISAKMP" } else { "IPSEC" };
+                    self.slog(
+                        t,
+                        format!("received Delete SA payload: deleting {kind} State"),
+                    );
+                    self.delete_state(t, false);
+                    self.instance_gc(&key);
                 }
+                None if named.is_empty() => missing.push(text),
+                None => refused.push(text),
             }
-            other => self.slog(
+        }
+        if !missing.is_empty() {
+            self.slog(
                 p1,
-                format!("ignoring Delete SA payload for protocol {other}"),
-            ),
+                format!(
+                    "ignoring Delete SA payload: {what} SA({}) not found",
+                    spi_list(&missing)
+                ),
+            );
+        }
+        if !refused.is_empty() {
+            self.slog(
+                p1,
+                format!(
+                    "ignoring Delete SA payload: {what} SA({}) not negotiated with this peer",
+                    spi_list(&refused)
+                ),
+            );
+        }
+        if total > MAX_DELETE_SPIS {
+            self.slog(
+                p1,
+                format!(
+                    "ignoring Delete SA payload: {} further SPIs beyond the first {MAX_DELETE_SPIS}",
+                    total - MAX_DELETE_SPIS
+                ),
+            );
         }
     }
 
@@ -463,5 +458,25 @@ impl Pluto {
             remote,
             data: NAT_KEEPALIVE.to_vec(),
         });
+    }
+}
+
+/// The ISAKMP SA a state was negotiated over (itself for an ISAKMP SA) if the Delete SPI
+/// `spi` of `proto` names it: the ISAKMP cookies, or the peer's inbound ESP/AH SPI (the one we
+/// send to).
+fn named_by(s: &State, proto: ProtocolId, spi: &[u8]) -> Option<u64> {
+    match (s.p1(), s.p2()) {
+        (Some(p), _) => (proto == ProtocolId::Isakmp && [p.icookie, p.rcookie].concat() == spi)
+            .then_some(s.serial),
+        (None, Some(p)) => {
+            let ch = p.choice.as_ref()?;
+            let theirs = match proto {
+                ProtocolId::Esp => ch.esp.map(|e| e.1),
+                ProtocolId::Ah => ch.ah.map(|a| a.1),
+                _ => None,
+            }?;
+            (theirs.to_be_bytes()[..] == *spi).then_some(p.parent)
+        }
+        _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
+mod peers;
 mod scenarios;
 mod strongswan;
 mod usage;
@@ -43,7 +44,18 @@ pub(crate) struct Node {
 
 impl Node {
     pub fn new(addr: Ipv4Addr, seed: u64, conf: &str, secrets: &str) -> Node {
-        let cfg = PlutoConfig {
+        Node::with_cfg(addr, seed, conf, secrets, |_| {})
+    }
+
+    /// A node whose `PlutoConfig` (`config setup`) `setup` adjusts.
+    pub fn with_cfg(
+        addr: Ipv4Addr,
+        seed: u64,
+        conf: &str,
+        secrets: &str,
+        setup: impl FnOnce(&mut PlutoConfig),
+    ) -> Node {
+        let mut cfg = PlutoConfig {
             interfaces: vec![Interface {
                 virt: "ipsec0".into(),
                 phys: "eth0".into(),
@@ -51,6 +63,7 @@ impl Node {
             }],
             ..PlutoConfig::default()
         };
+        setup(&mut cfg);
         let mut p = Pluto::new(cfg, Box::new(StdRng::seed_from_u64(seed)));
         let conf = IpsecConf::parse_str(conf, "/etc/ipsec.conf").expect("ipsec.conf parses");
         let errs = p.load_conns(&conf);

@@ -492,11 +492,13 @@ fn nat_t_forceencaps_and_real_nat() {
         &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n"),
         ": PSK \"rw secret\"\n",
     );
-    let b = Node::new(
+    // A's client is its private address: B allows it through virtual_private=.
+    let b = Node::with_cfg(
         EAST,
         2,
         &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
         ": PSK \"rw secret\"\n",
+        |c| c.virtual_private = crate::config::VirtualPrivate::parse("%v4:10.0.0.0/8").unwrap(),
     );
     let mut net = Net::new(a, b);
     net.nat_a = true;
