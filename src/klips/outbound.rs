@@ -249,7 +249,9 @@ impl Klips {
                     ipv4::fix_header(cur, proto::COMP);
                 }
             }
-            Xform::Esp { crypto, enc, .. } => {
+            Xform::Esp { crypto, .. } => {
+                // Sequence numbers are never reused and never wrap: the AEAD IV counter
+                // (`EspCrypto::next_iv`) relies on that for nonce uniqueness.
                 if st.seq_out == u32::MAX {
                     st.dead = true;
                     return Err(DropReason::SaExpired);
@@ -257,13 +259,9 @@ impl Klips {
                 st.seq_out += 1;
                 let seq = st.seq_out;
                 drop(st);
-                let mut iv = [0u8; 16];
-                let iv = &mut iv[..enc.iv_len()];
-                if enc.is_aead() {
-                    iv.copy_from_slice(&u64::from(seq).to_be_bytes()[8 - enc.iv_len()..]);
-                } else {
-                    rng.fill_bytes(iv);
-                }
+                let mut iv = [0u8; crate::crypto::MAX_IV_LEN];
+                let iv = &mut iv[..crypto.iv_len()];
+                crypto.next_iv(seq, rng, iv);
                 let nh = ip.protocol();
                 let mut n = Vec::with_capacity(cur.len() + crypto.max_overhead() + 8);
                 n.extend_from_slice(&cur[..hl]);
@@ -381,6 +379,82 @@ mod tests {
         assert_eq!(p.protocol(), proto::ICMP);
         assert_eq!(&p.payload()[..2], &[icmp::DEST_UNREACH, icmp::PKT_FILTERED]);
         assert_eq!(k.drops.get(DropReason::ShuntReject), 1);
+    }
+
+    /// A manually keyed AES-GCM SA as `ipsec manual` builds it: the same spec every time.
+    fn gcm_spec() -> crate::sadb::SaSpec {
+        use crate::sadb::{Dir, KeyBytes, SaSpec, XformSpec};
+        SaSpec {
+            said: Said::new(Proto::Esp, 0x200, "192.0.2.2".parse().unwrap()),
+            src: "192.0.2.1".parse().unwrap(),
+            dir: Some(Dir::Out),
+            xform: XformSpec::Esp {
+                enc: crate::crypto::EncAlg::AesGcm16_128,
+                enckey: KeyBytes((0..20).collect()),
+                auth: None,
+                authkey: KeyBytes(Vec::new()),
+            },
+            replay_window: 0,
+            life: Default::default(),
+            encap: None,
+            policy: None,
+        }
+    }
+
+    /// A datapath with the manual GCM SA installed and an eroute to it.
+    fn klips_with_gcm_sa() -> Klips {
+        let k = klips_with(Shunt::Pass);
+        let spec = gcm_spec();
+        let sa = Sa::new(&spec, crate::sadb::Dir::Out, 0).unwrap();
+        k.sadb_mut().add(sa).unwrap();
+        k.eroutes_mut().replace(Eroute::new(
+            "10.0.1.0/24".parse().unwrap(),
+            "10.0.2.0/24".parse().unwrap(),
+            spec.said,
+        ));
+        k
+    }
+
+    /// (SPI, sequence number, IV) of the ESP packets `k` sends for `n` packets from host A.
+    fn esp_ivs(k: &Klips, n: usize) -> Vec<(u32, u32, u64)> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let mut out = Vec::new();
+            k.outbound(0, &udp_from_host_a(), 0, &mut rand::thread_rng(), &mut out);
+            for e in out {
+                let Emit::Net { pkt, .. } = e else {
+                    panic!("not sent: {e:?}");
+                };
+                let p = Ipv4Packet::new_checked(&pkt[..]).unwrap();
+                assert_eq!(p.protocol(), proto::ESP);
+                let esp = p.payload();
+                let word = |r: std::ops::Range<usize>| {
+                    esp[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b))
+                };
+                v.push((word(0..4) as u32, word(4..8) as u32, word(8..16)));
+            }
+        }
+        v
+    }
+
+    /// Two instances of the same manual AES-GCM SA (`manual --down/--up`, a restart) send
+    /// their first packets with the same SPI and sequence numbers but different IVs; within an
+    /// instance the IV counts up by one per packet.
+    #[test]
+    fn manual_gcm_sa_instances_never_share_an_iv() {
+        let first = esp_ivs(&klips_with_gcm_sa(), 5);
+        let second = esp_ivs(&klips_with_gcm_sa(), 5);
+        assert_eq!(first.len(), 5);
+        for (a, b) in first.iter().zip(&second) {
+            assert_eq!((a.0, a.1), (b.0, b.1), "same SPI and sequence number");
+        }
+        for w in first.windows(2).chain(second.windows(2)) {
+            assert_eq!(w[1].1, w[0].1 + 1);
+            assert_eq!(w[1].2, w[0].2.wrapping_add(1));
+        }
+        let ivs: std::collections::HashSet<u64> =
+            first.iter().chain(&second).map(|x| x.2).collect();
+        assert_eq!(ivs.len(), 10, "an IV repeated: {first:x?} {second:x?}");
     }
 
     #[test]
