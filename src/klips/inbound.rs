@@ -127,8 +127,8 @@ impl Klips {
             // The expiry timer removes the SA (and its group) and reports it.
             Expiry::Hard(_) => Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
-                st.soft_reported = true;
-                self.send_event(SaEvent::SoftExpired(sa.said));
+                // Not marked reported if it could not be queued: the next packet retries.
+                st.soft_reported = self.send_event(SaEvent::SoftExpired(sa.said));
                 Ok(())
             }
             _ => Ok(()),

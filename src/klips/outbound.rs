@@ -129,13 +129,25 @@ impl Klips {
         } else {
             (Subnet::host(p.src()), Subnet::host(p.dst()))
         };
-        let held = {
+        let (held, evicted) = {
             let mut t = self.eroutes_mut();
             match t.get(&src, &dst) {
-                Some(h) if h.said.shunt() == Some(Shunt::Hold) => h.clone(),
-                _ => t.replace(Eroute::new(src, dst, hold)).0,
+                Some(h) if h.said.shunt() == Some(Shunt::Hold) => (h.clone(), Vec::new()),
+                // %trapsubnet turns the configured eroute itself into the hold: bounded by
+                // the configuration, not by traffic.
+                _ if s == Shunt::TrapSubnet => {
+                    (t.replace(Eroute::new(src, dst, hold)).0, Vec::new())
+                }
+                _ => t.add_trap_hold(src, dst, hold, self.max_trap_holds()),
             }
         };
+        for e in evicted {
+            self.notices.count(super::Notice::HoldEvicted);
+            let pkt = e.held.lock().unwrap_or_else(|x| x.into_inner()).take();
+            if pkt.is_some() {
+                self.drop_out(dev, DropReason::HoldEvicted, out);
+            }
+        }
         self.hold(&held, p, dev, out);
         self.send_acquire(Acquire {
             src: p.src(),
@@ -200,8 +212,8 @@ impl Klips {
             // The expiry timer removes the SA (and its group) and reports it.
             Expiry::Hard(_) => return Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
-                st.soft_reported = true;
-                self.send_event(SaEvent::SoftExpired(sa.said));
+                // Not marked reported if it could not be queued: the next packet retries.
+                st.soft_reported = self.send_event(SaEvent::SoftExpired(sa.said));
             }
             _ => {}
         }
@@ -379,6 +391,75 @@ mod tests {
         assert_eq!(p.protocol(), proto::ICMP);
         assert_eq!(&p.payload()[..2], &[icmp::DEST_UNREACH, icmp::PKT_FILTERED]);
         assert_eq!(k.drops.get(DropReason::ShuntReject), 1);
+    }
+
+    /// A UDP packet from host A to `dst`.
+    fn udp_to(dst: std::net::Ipv4Addr) -> Vec<u8> {
+        let mut p = udp_from_host_a();
+        p[16..20].copy_from_slice(&dst.octets());
+        ipv4::fix_header(&mut p, proto::UDP);
+        p
+    }
+
+    /// Host A sends to 10 destinations behind a `%trap` with room for 4 holds: the 4 newest
+    /// pairs keep a hold, each eviction is counted (and its held packet dropped under its own
+    /// reason), every trapped packet still produced an acquire, and the `%trap` stays.
+    #[test]
+    fn trap_holds_are_bounded_and_evictions_counted() {
+        let k = klips_with(Shunt::Trap);
+        k.set_max_trap_holds(4);
+        let dst = |i: u8| std::net::Ipv4Addr::new(10, 0, 2, 100 + i);
+        for i in 0..10 {
+            let mut out = Vec::new();
+            k.outbound(0, &udp_to(dst(i)), 0, &mut rand::thread_rng(), &mut out);
+            assert!(
+                !out.iter().any(|e| matches!(e, Emit::Net { .. })),
+                "{out:?}"
+            );
+        }
+        let t = k.eroutes();
+        assert_eq!(t.trap_holds(), 4);
+        assert_eq!(t.len(), 5, "the %trap and 4 holds");
+        let src = Subnet::host("10.0.1.10".parse().unwrap());
+        for i in 0..10 {
+            let h = t.get(&src, &Subnet::host(dst(i)));
+            assert_eq!(h.is_some(), i >= 6, "hold for {}", dst(i));
+        }
+        drop(t);
+        assert_eq!(k.notices.get(crate::klips::Notice::HoldEvicted), 6);
+        assert_eq!(k.drops.get(DropReason::HoldEvicted), 6);
+        assert_eq!(k.acquires().len(), 10);
+        // One log line at once, then nothing until the interval has passed, then a summary.
+        let lines = k.take_log_lines(100);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("%trap hold limit (4) reached: 6 oldest"),
+            "{lines:?}"
+        );
+        let mut out = Vec::new();
+        k.outbound(0, &udp_to(dst(10)), 0, &mut rand::thread_rng(), &mut out);
+        assert!(k.take_log_lines(101).is_empty());
+        assert!(k
+            .take_log_lines(100 + crate::klips::NOTICE_LOG_INTERVAL - 1)
+            .is_empty());
+        let lines = k.take_log_lines(100 + crate::klips::NOTICE_LOG_INTERVAL);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains(": 1 oldest %hold eroute(s) evicted (7 since start)"));
+        assert!(k.take_log_lines(1000).is_empty(), "nothing new");
+    }
+
+    /// A second packet of a held pair reuses its hold (newest packet kept), evicting nothing.
+    #[test]
+    fn retrapped_pair_reuses_its_hold() {
+        let k = klips_with(Shunt::Trap);
+        k.set_max_trap_holds(1);
+        let pkt = udp_to("10.0.2.7".parse().unwrap());
+        for _ in 0..3 {
+            k.outbound(0, &pkt, 0, &mut rand::thread_rng(), &mut Vec::new());
+        }
+        assert_eq!(k.eroutes().trap_holds(), 1);
+        assert_eq!(k.notices.get(crate::klips::Notice::HoldEvicted), 0);
+        assert_eq!(k.drops.get(DropReason::HoldReplaced), 2);
     }
 
     /// A manually keyed AES-GCM SA as `ipsec manual` builds it: the same spec every time.
