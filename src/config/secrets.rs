@@ -354,15 +354,47 @@ pub struct Secrets {
     warnings: Vec<SecretsError>,
 }
 
-/// Refuse a secrets file that group or others may access (`mode & 0o077 != 0`).
+/// Refuse a secrets file that group or others may access (`mode & 0o077 != 0`), or that is
+/// owned by anyone but root (so nobody else can rewrite it into keys of their choosing). A
+/// process running as another user (a key tool, a test) may also read files it owns itself.
 ///
 /// The error is at line 0, e.g.
-/// `/etc/ipsec.secrets: secrets file is readable by group or others (mode 0644); chmod 600 it`.
+/// `/etc/ipsec.secrets: secrets file is readable by group or others (mode 0644); chmod 600 it`
+/// or `/etc/ipsec.secrets: secrets file is owned by uid 1000, not root; chown root it`.
 pub fn check_permissions(path: impl AsRef<Path>) -> Result<(), SecretsError> {
-    use std::os::unix::fs::PermissionsExt;
+    check_permissions_owned_by(path, &[0, effective_uid()])
+}
+
+/// The effective uid of this process, from `/proc/self/status` (0, i.e. "root only", if that
+/// cannot be read).
+fn effective_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|u| u.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// [`check_permissions`] with the owners allowed given.
+fn check_permissions_owned_by(path: impl AsRef<Path>, owners: &[u32]) -> Result<(), SecretsError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let path = path.as_ref();
     let md = std::fs::metadata(path)
         .map_err(|e| SecretsError::new(path, 0, format!("cannot open secrets file: {e}")))?;
+    if !owners.contains(&md.uid()) {
+        return Err(SecretsError::new(
+            path,
+            0,
+            format!(
+                "secrets file is owned by uid {}, not root; chown root it",
+                md.uid()
+            ),
+        ));
+    }
     let mode = md.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         let what = if mode & 0o044 != 0 {
@@ -1679,6 +1711,29 @@ mod tests {
         assert_eq!(Secrets::load(&ok).unwrap().len(), 1);
         let ro = t.write_mode("ro.secrets", ": PSK \"x\"\n", 0o400);
         assert!(Secrets::load(&ro).is_ok());
+        // owned by someone else: refused, naming the file and the owner
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata(&ok).unwrap().uid();
+        assert_eq!(
+            check_permissions_owned_by(&ok, &[me + 1])
+                .unwrap_err()
+                .to_string(),
+            format!("{tp}/ok.secrets: secrets file is owned by uid {me}, not root; chown root it")
+        );
+        if effective_uid() == 0 {
+            let theirs = t.write_mode("theirs.secrets", ": PSK \"x\"\n", 0o600);
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            assert_eq!(
+                Secrets::load(&theirs).unwrap_err().to_string(),
+                format!("{tp}/theirs.secrets: secrets file is owned by uid 4242, not root; chown root it")
+            );
+            // an included file owned by someone else is refused too
+            let inc = t.write_mode("main2.secrets", "include theirs.secrets\n", 0o600);
+            assert!(Secrets::load(&inc)
+                .unwrap_err()
+                .to_string()
+                .contains("theirs.secrets: secrets file is owned by uid 4242"));
+        }
         // included files are checked too
         t.write_mode("inc.secrets", ": PSK \"y\"\n", 0o640);
         let main = t.write_mode("main.secrets", "include inc.secrets\n", 0o600);
