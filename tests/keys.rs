@@ -73,7 +73,9 @@ fn newhostkey_then_showhostkey() {
     std::os::unix::fs::chown(&f, Some(4242), None).unwrap();
     let (ok, _, e) = ipsec(&["showhostkey", "--file", fs, "--left"]);
     assert!(
-        !ok && e.contains(&format!("{fs}: secrets file is owned by uid 4242, not root")),
+        !ok && e.contains(&format!(
+            "{fs}: secrets file is owned by uid 4242, not root"
+        )),
         "{e}"
     );
     let _ = std::fs::remove_dir_all(&dir);
