@@ -6,11 +6,16 @@
 //! Lookup probes one hash map per distinct (source length, destination length) class present, in
 //! that order, so its cost depends on the number of classes (few in practice), not on the number
 //! of eroutes.
+//!
+//! The src/32 → dst/32 `%hold` eroutes a `%trap` creates for trapped packets are bounded: the
+//! table remembers them in creation order and [`ErouteTable::add_trap_hold`] evicts the oldest
+//! once there are more than the limit ([`DEFAULT_MAX_TRAP_HOLDS`] unless configured), so hosts
+//! behind a `%trap` cannot grow the table without bound by sending to many destinations.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::addr::Subnet;
 use crate::said::Said;
@@ -28,6 +33,9 @@ pub struct Eroute {
     pub count: AtomicU64,
     /// For `%hold`: the newest packet held while waiting for keying.
     pub held: Mutex<Option<Vec<u8>>>,
+    /// A `%hold` a `%trap` made for one trapped packet's (source, destination) pair: counted
+    /// against the trap-hold limit.
+    trap_hold: bool,
 }
 
 impl Eroute {
@@ -39,7 +47,13 @@ impl Eroute {
             said,
             count: AtomicU64::new(0),
             held: Mutex::new(None),
+            trap_hold: false,
         }
+    }
+
+    /// Whether this is a `%hold` made by a `%trap` (see [`ErouteTable::add_trap_hold`]).
+    pub fn is_trap_hold(&self) -> bool {
+        self.trap_hold
     }
 
     /// Packets matched so far.
@@ -61,12 +75,27 @@ impl Eroute {
 
 type Key = (u32, u32);
 
+/// How many `%hold` eroutes made by `%trap` may exist at once unless configured otherwise
+/// ([`crate::klips::Klips::set_max_trap_holds`]). Each one waits for a negotiation and holds
+/// one packet (up to an MTU), so this also bounds that memory (about 1.5 MB at 1024).
+pub const DEFAULT_MAX_TRAP_HOLDS: usize = 1024;
+
+/// The `%hold` eroutes made by `%trap`, oldest first. `order` may also hold entries for holds
+/// that were since replaced or deleted; they are skipped, and pruned when they pile up.
+#[derive(Debug, Default)]
+struct TrapHolds {
+    order: VecDeque<Weak<Eroute>>,
+    /// How many trap holds are in the table now.
+    live: usize,
+}
+
 /// The table of eroutes.
 #[derive(Debug, Default)]
 pub struct ErouteTable {
     /// Classes (source length, destination length), most specific first.
     classes: Vec<(u8, u8)>,
     maps: HashMap<(u8, u8), HashMap<Key, Arc<Eroute>>>,
+    trap_holds: TrapHolds,
 }
 
 fn key(src: &Subnet, dst: &Subnet) -> Key {
@@ -108,6 +137,55 @@ impl ErouteTable {
         self.insert(e)
     }
 
+    /// Installs the `%hold` eroute `src` → `dst` (`said` is `%hold`) that a `%trap` makes for
+    /// a trapped packet, replacing whatever had exactly these networks. If that makes more than
+    /// `limit` (at least 1) such holds, the oldest ones are deleted and returned: their held
+    /// packets are lost, and a negotiation waiting for one finds no hold to release.
+    pub fn add_trap_hold(
+        &mut self,
+        src: Subnet,
+        dst: Subnet,
+        said: Said,
+        limit: usize,
+    ) -> (Arc<Eroute>, Vec<Arc<Eroute>>) {
+        let mut e = Eroute::new(src, dst, said);
+        e.trap_hold = true;
+        let (new, _) = self.insert(e);
+        self.trap_holds.order.push_back(Arc::downgrade(&new));
+        let mut evicted = Vec::new();
+        while self.trap_holds.live > limit.max(1) {
+            let Some(oldest) = self.trap_holds.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = self.live_trap_hold(&oldest) {
+                self.delete(&old.src, &old.dst);
+                evicted.push(old);
+            }
+        }
+        // Replaced or deleted holds leave dead entries behind: prune them before they
+        // outnumber the live ones, so the queue stays proportional to the limit.
+        if self.trap_holds.order.len() > 2 * self.trap_holds.live + 64 {
+            let order = std::mem::take(&mut self.trap_holds.order);
+            self.trap_holds.order = order
+                .into_iter()
+                .filter(|w| self.live_trap_hold(w).is_some())
+                .collect();
+        }
+        (new, evicted)
+    }
+
+    /// The trap hold `w` points to, if it is still the table's eroute for its networks.
+    fn live_trap_hold(&self, w: &Weak<Eroute>) -> Option<Arc<Eroute>> {
+        let e = w.upgrade()?;
+        let cur = self.get(&e.src, &e.dst)?;
+        Arc::ptr_eq(cur, &e).then_some(e)
+    }
+
+    /// Number of `%hold` eroutes made by `%trap` in the table.
+    pub fn trap_holds(&self) -> usize {
+        self.trap_holds.live
+    }
+
     fn insert(&mut self, e: Eroute) -> (Arc<Eroute>, Option<Arc<Eroute>>) {
         let class = (e.src.len(), e.dst.len());
         let k = key(&e.src, &e.dst);
@@ -122,6 +200,12 @@ impl ErouteTable {
             HashMap::new()
         });
         let old = map.insert(k, e.clone());
+        if e.trap_hold {
+            self.trap_holds.live += 1;
+        }
+        if old.as_ref().is_some_and(|o| o.trap_hold) {
+            self.trap_holds.live -= 1;
+        }
         (e, old)
     }
 
@@ -134,6 +218,9 @@ impl ErouteTable {
             self.maps.remove(&class);
             self.classes.retain(|c| *c != class);
         }
+        if old.as_ref().is_some_and(|o| o.trap_hold) {
+            self.trap_holds.live -= 1;
+        }
         old
     }
 
@@ -141,6 +228,7 @@ impl ErouteTable {
     pub fn clear(&mut self) {
         self.maps.clear();
         self.classes.clear();
+        self.trap_holds = TrapHolds::default();
     }
 
     /// The most specific eroute covering a packet from `src` to `dst`.
@@ -273,6 +361,92 @@ mod tests {
             assert_eq!(e.said.spi, 0x1000 + i);
         }
         assert_eq!(t.len(), 10_000);
+    }
+
+    fn host_pair(i: u32) -> (Subnet, Subnet) {
+        (
+            Subnet::host(ip("10.0.1.10")),
+            Subnet::host(Ipv4Addr::from(0x0a00_0200 + i)),
+        )
+    }
+
+    #[test]
+    fn trap_holds_are_bounded_oldest_evicted_first() {
+        let mut t = ErouteTable::new();
+        t.add(Eroute::new(
+            net("10.0.1.0/24"),
+            net("10.0.2.0/24"),
+            shunt(Shunt::Trap),
+        ))
+        .unwrap();
+        for i in 0..4 {
+            let (s, d) = host_pair(i);
+            let (e, evicted) = t.add_trap_hold(s, d, shunt(Shunt::Hold), 4);
+            assert!(e.is_trap_hold());
+            assert!(evicted.is_empty());
+        }
+        assert_eq!((t.trap_holds(), t.len()), (4, 5));
+        let (s, d) = host_pair(4);
+        let (_, evicted) = t.add_trap_hold(s, d, shunt(Shunt::Hold), 4);
+        assert_eq!(evicted.len(), 1);
+        assert_eq!((evicted[0].src, evicted[0].dst), host_pair(0));
+        assert!(t.get(&host_pair(0).0, &host_pair(0).1).is_none());
+        assert_eq!((t.trap_holds(), t.len()), (4, 5));
+        // The pair falls back to the %trap below it (which traps again): never uncovered.
+        assert_eq!(
+            t.lookup(ip("10.0.1.10"), ip("10.0.2.0"))
+                .unwrap()
+                .said
+                .shunt(),
+            Some(Shunt::Trap)
+        );
+        // The configured %trap itself is never evicted.
+        for i in 5..100 {
+            let (s, d) = host_pair(i);
+            t.add_trap_hold(s, d, shunt(Shunt::Hold), 4);
+        }
+        assert_eq!((t.trap_holds(), t.len()), (4, 5));
+        assert!(t.get(&net("10.0.1.0/24"), &net("10.0.2.0/24")).is_some());
+        for i in 96..100 {
+            assert!(t.get(&host_pair(i).0, &host_pair(i).1).is_some(), "{i}");
+        }
+    }
+
+    /// A hold that keying replaced (by the tunnel eroute) or deleted no longer counts and is
+    /// never evicted later; the queue of remembered holds stays small.
+    #[test]
+    fn replaced_or_deleted_trap_holds_leave_the_count() {
+        let mut t = ErouteTable::new();
+        let tunnel = Said::new(Proto::Tun, 0x1000, ip("192.0.2.2"));
+        for i in 0..3 {
+            let (s, d) = host_pair(i);
+            t.add_trap_hold(s, d, shunt(Shunt::Hold), 3);
+        }
+        let (s0, d0) = host_pair(0);
+        t.replace(Eroute::new(s0, d0, tunnel));
+        let (s1, d1) = host_pair(1);
+        t.delete(&s1, &d1);
+        assert_eq!(t.trap_holds(), 1);
+        // Two more fit; a third evicts the oldest live hold (pair 2), not the tunnel eroute.
+        for i in 3..5 {
+            let (s, d) = host_pair(i);
+            assert!(t.add_trap_hold(s, d, shunt(Shunt::Hold), 3).1.is_empty());
+        }
+        let (s, d) = host_pair(5);
+        let (_, ev) = t.add_trap_hold(s, d, shunt(Shunt::Hold), 3);
+        assert_eq!(ev.len(), 1);
+        assert_eq!((ev[0].src, ev[0].dst), host_pair(2));
+        assert_eq!(t.get(&s0, &d0).unwrap().said, tunnel);
+        // Churn: holds made and replaced over and over do not grow the queue.
+        for i in 10..10_000 {
+            let (s, d) = host_pair(i);
+            t.add_trap_hold(s, d, shunt(Shunt::Hold), 3);
+            t.replace(Eroute::new(s, d, tunnel));
+            t.delete(&s, &d);
+        }
+        assert!(t.trap_holds.order.len() <= 2 * t.trap_holds() + 65);
+        t.clear();
+        assert_eq!(t.trap_holds(), 0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Hostile and broken input toward gateway A (spec 8): with a manual tunnel up, packets are
 //! injected from gateway B's namespace — truncated ESP, unknown SPI, bad ICV, replays, bad
-//! padding, bad lengths, over-long datagrams, garbage on UDP 4500. Each one must be counted under
+//! padding, bad lengths, over-long datagrams, garbage on UDP 4500, ESP arriving raw for an
+//! ESP-in-UDP SA or in UDP for a raw one. Each one must be counted under
 //! its reason in `ipsec look`, raise RX dropped on ipsec0 by exactly the number injected, leave
 //! the daemon running, and leave the tunnel working.
 
@@ -274,6 +275,17 @@ fn bad_esp_aes_cbc_sha1() {
         send_udp(&gb3, SocketAddrV4::new(GW_A, 4500), vec![vec![1, 2, 3]])
     });
 
+    // A valid packet for our raw-ESP SA, but inside UDP 4500: the SA does not use ESP-in-UDP.
+    let gb4 = t.gb.clone();
+    let in_udp = valid(FRESH + 2);
+    expect_drops(
+        &t,
+        "raw-ESP SA's packet in UDP 4500",
+        "ESP encapsulation mismatch",
+        1,
+        move || send_udp(&gb4, SocketAddrV4::new(GW_A, 4500), vec![in_udp]),
+    );
+
     finish(&t);
 }
 
@@ -416,6 +428,17 @@ fn bad_esp_in_udp(extra: &str) {
         "not an IPsec packet",
         1,
         udp(vec![vec![0xff], vec![0xfe, 0, 1]]),
+    );
+
+    // A valid packet for our ESP-in-UDP SA, sent as raw ESP (IP protocol 50).
+    let gb2 = t.gb.clone();
+    let raw = valid(FRESH + 4);
+    expect_drops(
+        &t,
+        "ESP-in-UDP SA's packet as raw ESP",
+        "ESP encapsulation mismatch",
+        1,
+        move || send_ip(&gb2, 50, GW_A, vec![raw]),
     );
 
     finish(&t);

@@ -68,6 +68,16 @@ fn newhostkey_then_showhostkey() {
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (ok, _, e) = ipsec(&["showhostkey", "--file", fs, "--left"]);
     assert!(!ok && e.contains(fs) && e.contains("chmod 600"), "{e}");
+    // So is one owned by anybody but root.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&f, Some(4242), None).unwrap();
+    let (ok, _, e) = ipsec(&["showhostkey", "--file", fs, "--left"]);
+    assert!(
+        !ok && e.contains(&format!(
+            "{fs}: secrets file is owned by uid 4242, not root"
+        )),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

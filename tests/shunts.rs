@@ -211,6 +211,83 @@ fn trap_acquires_and_holds() {
     assert!(sink.collect(Duration::from_millis(300)).is_empty());
 }
 
+/// Issue 7: `%hold` eroutes made by `%trap` are bounded. Host A sends to 1030 destinations
+/// behind a `%trap` (more than the default limit of 1024): 1024 holds remain, the 6 oldest are
+/// evicted and counted in `ipsec look`, the log says so once (rate-limited), the `%trap` stays,
+/// and nothing leaves in clear.
+#[test]
+fn trap_holds_are_bounded() {
+    const N: u32 = 1030;
+    const LIMIT: u32 = 1024;
+    let t = gateway_a(SETUP_ONLY, true);
+    ns_must(
+        &t.ga,
+        &[
+            "ip",
+            "route",
+            "replace",
+            "10.0.16.0/20",
+            "via",
+            "192.0.2.2",
+            "dev",
+            "ipsec0",
+            "onlink",
+        ],
+    );
+    eroute(&t, "--add", "10.0.1.0/24", "10.0.16.0/20", "%trap");
+    let cap = wire(&t, "holds.pcap");
+    let dst = |i: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 0, 16, 1)) + i);
+    in_netns(&t.ha, move || {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        for i in 0..N {
+            s.send_to(b"trapped", SocketAddrV4::new(dst(i), 9999))
+                .expect("send");
+        }
+    });
+    let holds = |t: &Topo| {
+        t.ipsec_ok(&t.ga, &["eroute"])
+            .lines()
+            .filter(|l| l.contains("10.0.1.10/32") && l.ends_with("%hold"))
+            .count() as u32
+    };
+    let look = |t: &Topo| t.ipsec_ok(&t.ga, &["look"]);
+    let evicted = format!("  %trap holds evicted              {}", N - LIMIT);
+    let done = wait_for(Duration::from_secs(10), || look(&t).contains(&evicted));
+    assert!(done, "no \"{evicted}\" in ipsec look:\n{}", look(&t));
+    let pkts = cap.stop();
+    assert!(pkts.is_empty(), "{} packets on the wire", pkts.len());
+    let l = look(&t);
+    assert!(
+        l.contains(&format!("events: %trap holds {LIMIT} of {LIMIT}\n")),
+        "{l}"
+    );
+    assert_eq!(drops(&t, &t.ga).get("%hold evicted"), u64::from(N - LIMIT));
+    assert_eq!(holds(&t), LIMIT);
+    // The oldest pairs lost their holds, the newest kept them; the %trap itself stays.
+    assert!(eroute_line(&t, "10.0.1.10/32", &format!("{}/32", dst(0))).is_none());
+    assert_eq!(
+        eroute_line(&t, "10.0.1.10/32", &format!("{}/32", dst(N - 1)))
+            .unwrap()
+            .1,
+        "%hold"
+    );
+    assert_eq!(
+        eroute_line(&t, "10.0.1.0/24", "10.0.16.0/20").unwrap().1,
+        "%trap"
+    );
+    let logged = wait_for(Duration::from_secs(5), || {
+        t.log(&t.ga)
+            .contains("klips: %trap hold limit (1024) reached")
+    });
+    assert!(logged, "eviction not logged:\n{}", t.log(&t.ga));
+    let lines = t
+        .log(&t.ga)
+        .lines()
+        .filter(|l| l.contains("%trap hold limit"))
+        .count();
+    assert!(lines <= 2, "{lines} log lines about evictions");
+}
+
 #[test]
 fn no_eroute_means_drop() {
     let t = gateway_a(SETUP_ONLY, true);

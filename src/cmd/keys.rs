@@ -9,7 +9,9 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 
 use crate::config::secrets::{RsaPrivateKey, SecretKey, Secrets};
-use crate::pluto::crypto::rsa::{PrivateKey, PrivateKeyParts};
+use crate::pluto::crypto::rsa::{
+    PrivateKey, PrivateKeyParts, MAX_RSA_BITS, MIN_RSA_BITS, WARN_RSA_BITS,
+};
 
 use super::args::{err, CmdError, Opts};
 
@@ -31,10 +33,15 @@ fn bits_arg(s: &str) -> Result<usize, CmdError> {
     let bits: usize = s
         .parse()
         .map_err(|_| CmdError(format!("\"{s}\" is not a number of bits")))?;
-    if !bits.is_multiple_of(16) || !(512..=4096).contains(&bits) {
+    if !bits.is_multiple_of(16) || !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
         return err(format!(
-            "key size {bits} must be a multiple of 16 between 512 and 4096"
+            "key size {bits} must be a multiple of 16 between {MIN_RSA_BITS} and {MAX_RSA_BITS}"
         ));
+    }
+    if bits < WARN_RSA_BITS {
+        eprintln!(
+            "ipsec: warning: a {bits}-bit RSA key is weak; use at least {WARN_RSA_BITS} bits"
+        );
     }
     Ok(bits)
 }
@@ -248,5 +255,14 @@ mod tests {
         assert!(bits_arg("2192").is_ok());
         assert!(bits_arg("1000").is_err());
         assert!(bits_arg("x").is_err());
+        // Below 1024 bits is refused (FreeS/WAN allowed 512); 1024 is allowed with a warning.
+        for short in ["512", "768", "1008"] {
+            assert_eq!(
+                bits_arg(short).unwrap_err().to_string(),
+                format!("key size {short} must be a multiple of 16 between 1024 and 4096")
+            );
+        }
+        assert!(bits_arg("1024").is_ok());
+        assert!(bits_arg("4112").is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! `ipsec look` (spec 5.7): a brief status — eroutes with their SA groups, tncfg, SAs, routes
-//! through ipsecN — plus rswan's drop counters by reason.
+//! through ipsecN — plus rswan's drop counters by reason and, when any is non-zero, the
+//! datapath's bound and queue counters (`%trap` holds evicted, acquires lost, SA events
+//! retried or lost).
 
 use crate::said::Said;
 
@@ -42,6 +44,16 @@ pub fn run(ctx: &mut Ctx<'_>, header: &str, routes: &str) {
     for (r, n) in drops {
         ctx.line(format!("  {:<32} {n}", r.text()));
     }
+    // Bounds hit and full queues (only when something happened).
+    let notices = ctx.klips.notices.nonzero();
+    if !notices.is_empty() {
+        let holds = ctx.klips.eroutes().trap_holds();
+        let max = ctx.klips.max_trap_holds();
+        ctx.line(format!("events: %trap holds {holds} of {max}"));
+        for (n, c) in notices {
+            ctx.line(format!("  {:<32} {c}", n.text()));
+        }
+    }
     ctx.out.push_str(routes);
 }
 
@@ -51,4 +63,33 @@ fn group_line(groups: &[String], said: &Said) -> Option<String> {
         .iter()
         .find(|g| g.split(' ').next() == Some(s.as_str()))
         .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::klips::{Klips, Notice};
+
+    fn look(k: &Klips) -> String {
+        let mut rng = rand::thread_rng();
+        let mut ctx = super::super::Ctx::new(k, 0, &mut rng);
+        run(&mut ctx, "host Mon Jan  5 12:00:00 2004", "");
+        ctx.out
+    }
+
+    #[test]
+    fn events_are_listed_only_when_counted() {
+        let k = Klips::new();
+        assert!(!look(&k).contains("events:"), "{}", look(&k));
+        k.notices.count(Notice::HoldEvicted);
+        k.notices.count(Notice::HoldEvicted);
+        k.notices.count(Notice::SaEventDeferred);
+        let text = look(&k);
+        assert!(
+            text.contains(
+                "drops: rx 0 tx 0\nevents: %trap holds 0 of 1024\n  %trap holds evicted              2\n  SA events retried (queue full)   1\n"
+            ),
+            "{text}"
+        );
+    }
 }

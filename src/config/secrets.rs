@@ -228,8 +228,9 @@ impl fmt::Display for Id {
 /// file (leading zero bytes kept). The public parts are plain bytes, the private ones
 /// [`Secret`]s. `Debug` shows only the size and key ID.
 ///
-/// Only the shape is checked here (all fields present, modulus 512–4096 bits); the arithmetic
-/// consistency (n = p·q, …) is for the crypto layer.
+/// Only the shape is checked here (all fields present, modulus 1024–4096 bits; below 2048 bits a
+/// warning, see [`Secrets::warnings`]); the arithmetic consistency (n = p·q, …) is for the
+/// crypto layer.
 #[derive(Clone)]
 pub struct RsaPrivateKey {
     /// n.
@@ -350,17 +351,50 @@ pub struct SecretEntry {
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     entries: Vec<SecretEntry>,
+    warnings: Vec<SecretsError>,
 }
 
-/// Refuse a secrets file that group or others may access (`mode & 0o077 != 0`).
+/// Refuse a secrets file that group or others may access (`mode & 0o077 != 0`), or that is
+/// owned by anyone but root (so nobody else can rewrite it into keys of their choosing). A
+/// process running as another user (a key tool, a test) may also read files it owns itself.
 ///
 /// The error is at line 0, e.g.
-/// `/etc/ipsec.secrets: secrets file is readable by group or others (mode 0644); chmod 600 it`.
+/// `/etc/ipsec.secrets: secrets file is readable by group or others (mode 0644); chmod 600 it`
+/// or `/etc/ipsec.secrets: secrets file is owned by uid 1000, not root; chown root it`.
 pub fn check_permissions(path: impl AsRef<Path>) -> Result<(), SecretsError> {
-    use std::os::unix::fs::PermissionsExt;
+    check_permissions_owned_by(path, &[0, effective_uid()])
+}
+
+/// The effective uid of this process, from `/proc/self/status` (0, i.e. "root only", if that
+/// cannot be read).
+fn effective_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|u| u.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// [`check_permissions`] with the owners allowed given.
+fn check_permissions_owned_by(path: impl AsRef<Path>, owners: &[u32]) -> Result<(), SecretsError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let path = path.as_ref();
     let md = std::fs::metadata(path)
         .map_err(|e| SecretsError::new(path, 0, format!("cannot open secrets file: {e}")))?;
+    if !owners.contains(&md.uid()) {
+        return Err(SecretsError::new(
+            path,
+            0,
+            format!(
+                "secrets file is owned by uid {}, not root; chown root it",
+                md.uid()
+            ),
+        ));
+    }
     let mode = md.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         let what = if mode & 0o044 != 0 {
@@ -391,10 +425,14 @@ impl Secrets {
         let mut l = Loader {
             check_perms: true,
             entries: Vec::new(),
+            warnings: Vec::new(),
             open_files: Vec::new(),
         };
         l.file(path, 0, None)?;
-        Ok(Secrets { entries: l.entries })
+        Ok(Secrets {
+            entries: l.entries,
+            warnings: l.warnings,
+        })
     }
 
     /// Parse `text` as if it were the file `pseudo_path`, without any permission checks (also
@@ -404,10 +442,20 @@ impl Secrets {
         let mut l = Loader {
             check_perms: false,
             entries: Vec::new(),
+            warnings: Vec::new(),
             open_files: vec![std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())],
         };
         l.text(path, text, 0)?;
-        Ok(Secrets { entries: l.entries })
+        Ok(Secrets {
+            entries: l.entries,
+            warnings: l.warnings,
+        })
+    }
+
+    /// Problems that do not stop the file from loading but that the daemon should log, each
+    /// at `file:line` (today: RSA keys shorter than [`RSA_WARN_BITS`]).
+    pub fn warnings(&self) -> &[SecretsError] {
+        &self.warnings
     }
 
     /// All entries in file order.
@@ -653,9 +701,13 @@ const RSA_FIELDS: [&str; 8] = [
     "Coefficient",
 ];
 
-/// Smallest and largest RSA modulus Pluto accepts, in bits.
-const RSA_MIN_BITS: usize = 512;
-const RSA_MAX_BITS: usize = 4096;
+/// Smallest RSA modulus accepted, in bits: shorter keys are refused (the same bound as
+/// [`crate::pluto::crypto::rsa::MIN_RSA_BITS`]).
+pub const RSA_MIN_BITS: usize = 1024;
+/// RSA keys shorter than this many bits load with a warning ([`Secrets::warnings`]).
+pub const RSA_WARN_BITS: usize = 2048;
+/// Largest RSA modulus accepted, in bits.
+pub const RSA_MAX_BITS: usize = 4096;
 
 fn has_data_prefix(s: &str) -> bool {
     let b = s.as_bytes();
@@ -665,6 +717,7 @@ fn has_data_prefix(s: &str) -> bool {
 struct Loader {
     check_perms: bool,
     entries: Vec<SecretEntry>,
+    warnings: Vec<SecretsError>,
     open_files: Vec<PathBuf>,
 }
 
@@ -793,7 +846,7 @@ impl Loader {
     /// Parse `KIND SECRET` starting at `toks[i]` (just after the colon); returns the key and
     /// the index after it.
     fn key(
-        &self,
+        &mut self,
         file: &Path,
         toks: &[Tok<'_>],
         i: usize,
@@ -823,7 +876,7 @@ impl Loader {
     }
 
     fn rsa(
-        &self,
+        &mut self,
         file: &Path,
         toks: &[Tok<'_>],
         mut i: usize,
@@ -937,10 +990,22 @@ impl Loader {
             coefficient: take(),
         };
         let bits = key.modulus_bits();
-        if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
+        if bits < RSA_MIN_BITS {
             return Err(err(
                 modulus_line,
-                &format!("RSA modulus is {bits} bits; only {RSA_MIN_BITS} to {RSA_MAX_BITS} bits are supported"),
+                &format!("RSA key is only {bits} bits; keys shorter than {RSA_MIN_BITS} bits are refused (make a new one with ipsec newhostkey --bits {RSA_WARN_BITS} or more)"),
+            ));
+        }
+        if bits > RSA_MAX_BITS {
+            return Err(err(
+                modulus_line,
+                &format!("RSA modulus is {bits} bits; at most {RSA_MAX_BITS} bits are supported"),
+            ));
+        }
+        if bits < RSA_WARN_BITS {
+            self.warnings.push(err(
+                modulus_line,
+                &format!("RSA key is only {bits} bits; keys shorter than {RSA_WARN_BITS} bits are weak (make a new one with ipsec newhostkey --bits {RSA_WARN_BITS} or more)"),
             ));
         }
         if strip_zeros(&key.public_exponent).is_empty() {
@@ -1012,11 +1077,11 @@ mod tests {
         s.find_psk(&o, &p).unwrap().map(Secret::as_bytes)
     }
 
-    /// A toy (not mathematically valid) 512-bit RSA block in `ipsec rsasigkey` layout.
+    /// A toy (not mathematically valid) RSA block in `ipsec rsasigkey` layout.
     fn toy_rsa_block(modulus_hex: &str) -> String {
         format!(
             ": RSA\t{{\n\
-             \t# RSA 512 bits   west   Mon Jan  5 12:00:00 2004\n\
+             \t# RSA 2048 bits   west   Mon Jan  5 12:00:00 2004\n\
              \t#pubkey=0sAQOF8tZ2\n\
              \tModulus: 0x{modulus_hex}\n\
              \tPublicExponent: 0x03\n\
@@ -1032,8 +1097,9 @@ mod tests {
         )
     }
 
-    fn modulus512() -> String {
-        format!("cc{}", "2a".repeat(63))
+    /// A 2048-bit toy modulus (no warning).
+    fn toy_modulus() -> String {
+        format!("cc{}", "2a".repeat(255))
     }
 
     #[test]
@@ -1099,7 +1165,7 @@ mod tests {
     fn parses_spec_example() {
         let text = format!(
             "10.1.0.1 10.2.0.1: PSK \"secret shared by two hosts\"\n{}include ipsec.*.secrets\n",
-            toy_rsa_block(&modulus512())
+            toy_rsa_block(&toy_modulus())
         );
         let s = Secrets::parse_str(&text, "/nonexistent-dir/ipsec.secrets").unwrap();
         assert_eq!(s.len(), 2);
@@ -1114,8 +1180,8 @@ mod tests {
         assert!(r.ids.is_empty());
         assert_eq!(r.line, 2);
         let SecretKey::Rsa(k) = &r.key else { panic!() };
-        assert_eq!(k.modulus_bits(), 512);
-        assert_eq!(k.modulus.len(), 64);
+        assert_eq!(k.modulus_bits(), 2048);
+        assert_eq!(k.modulus.len(), 256);
         assert_eq!(k.modulus[0], 0xcc);
         assert_eq!(k.public_exponent, vec![3]);
         assert_eq!(k.private_exponent.as_bytes(), &[0x88, 0x1c, 0x59, 0xfd]);
@@ -1126,18 +1192,47 @@ mod tests {
         assert_eq!(k.coefficient.as_bytes(), &[0xaf, 0xb7, 0x61, 0xd0]);
         let blob = k.public_key_blob();
         assert_eq!(&blob[..3], &[1, 3, 0xcc]);
-        assert_eq!(blob.len(), 66);
+        assert_eq!(blob.len(), 258);
         assert!(k.key_id().starts_with("AQPM"));
         assert_eq!(k.key_id().len(), 9);
         let dbg = format!("{k:?}");
-        assert!(dbg.contains("bits: 512") && !dbg.contains("881c") && !dbg.contains("136"));
+        assert!(dbg.contains("bits: 2048") && !dbg.contains("881c") && !dbg.contains("136"));
         assert!(s.find_rsa(&[id("192.0.2.1")]).unwrap().is_some());
+    }
+
+    /// RSA keys below 1024 bits are refused at their Modulus line; below 2048 they load with a
+    /// warning naming file:line; 2048 bits and more load quietly.
+    #[test]
+    fn short_rsa_keys_are_refused_or_warned_about() {
+        let text = |bits: usize| {
+            let n = bits.div_ceil(8);
+            let top = 1u8 << (bits - (n - 1) * 8 - 1);
+            let m = format!("{top:02x}{}", "55".repeat(n - 1));
+            format!("@a : PSK \"x\"\n{}", toy_rsa_block(&m))
+        };
+        assert_eq!(
+            perr(&text(1020)),
+            "/etc/ipsec.secrets:5: RSA key is only 1020 bits; keys shorter than 1024 bits are refused (make a new one with ipsec newhostkey --bits 2048 or more)"
+        );
+        assert!(perr(&text(768)).contains("RSA key is only 768 bits; keys shorter than 1024"));
+        for bits in [1024, 2044] {
+            let s = parse(&text(bits)).unwrap();
+            assert_eq!(s.len(), 2);
+            let w: Vec<String> = s.warnings().iter().map(|w| w.to_string()).collect();
+            assert_eq!(
+                w,
+                [format!("/etc/ipsec.secrets:5: RSA key is only {bits} bits; keys shorter than 2048 bits are weak (make a new one with ipsec newhostkey --bits 2048 or more)")]
+            );
+        }
+        for bits in [2048, 4096] {
+            assert!(parse(&text(bits)).unwrap().warnings().is_empty(), "{bits}");
+        }
     }
 
     #[test]
     fn rsa_variants() {
         // colons optional, field names case-insensitive, 0s values, glued "Name:value"
-        let m = ttodata_key(&format!("0x{}", modulus512())).unwrap();
+        let m = ttodata_key(&format!("0x{}", toy_modulus())).unwrap();
         let m64 = encode_base64(m.as_bytes());
         let text = format!(
             "@west.example.com: rsa {{\n  modulus 0s{m64}\n  PUBLICEXPONENT : 0sAw==\n  PrivateExponent:0x01\n  \
@@ -1152,18 +1247,18 @@ mod tests {
         assert_eq!(k.private_exponent.as_bytes(), &[1]);
         assert_eq!(k.coefficient.as_bytes(), &[6]);
         // leading zero bytes are kept but ignored for size and blob
-        let s = parse(&toy_rsa_block(&format!("00{}", modulus512()))).unwrap();
+        let s = parse(&toy_rsa_block(&format!("00{}", toy_modulus()))).unwrap();
         let SecretKey::Rsa(k) = &s.entries()[0].key else {
             panic!()
         };
-        assert_eq!(k.modulus.len(), 65);
-        assert_eq!(k.modulus_bits(), 512);
+        assert_eq!(k.modulus.len(), 257);
+        assert_eq!(k.modulus_bits(), 2048);
         assert_eq!(k.public_key_blob()[2], 0xcc);
     }
 
     #[test]
     fn rsa_errors() {
-        let block = toy_rsa_block(&modulus512());
+        let block = toy_rsa_block(&toy_modulus());
         // unindented closing brace
         let bad = block.replace("\t}\n", "}\n");
         assert_eq!(
@@ -1223,10 +1318,13 @@ mod tests {
         let small = toy_rsa_block("c1");
         assert_eq!(
             perr(&small),
-            "/etc/ipsec.secrets:4: RSA modulus is 8 bits; only 512 to 4096 bits are supported"
+            "/etc/ipsec.secrets:4: RSA key is only 8 bits; keys shorter than 1024 bits are refused (make a new one with ipsec newhostkey --bits 2048 or more)"
         );
         let huge = toy_rsa_block(&"ff".repeat(513));
-        assert!(perr(&huge).contains("RSA modulus is 4104 bits"));
+        assert_eq!(
+            perr(&huge),
+            "/etc/ipsec.secrets:4: RSA modulus is 4104 bits; at most 4096 bits are supported"
+        );
         let zero_e = block.replace("PublicExponent: 0x03", "PublicExponent: 0x00");
         assert_eq!(
             perr(&zero_e),
@@ -1372,7 +1470,10 @@ mod tests {
             format!(": RSA {{ Modulus 0x{H}"),
             format!(": RSA {{ Modulus 0x{H} PublicExponent 0x{H}g"),
             format!(": RSA {{ {S} 0x{H}"),
-            format!("{}\n{S}", toy_rsa_block(&modulus512()).replace("\t}\n", "")),
+            format!(
+                "{}\n{S}",
+                toy_rsa_block(&toy_modulus()).replace("\t}\n", "")
+            ),
             format!("10.0.0.1 {S} \"{S}\"\n10.0.0.1 {S} \"other\""),
         ];
         for c in &cases {
@@ -1388,7 +1489,7 @@ mod tests {
         // successful parses do not show keys in Debug either
         let s = parse(&format!(
             "10.0.0.1 : PSK \"{S}\"\n: PSK 0x{H}\n{}",
-            toy_rsa_block(&modulus512())
+            toy_rsa_block(&toy_modulus())
         ))
         .unwrap();
         let dbg = format!("{s:?}");
@@ -1469,7 +1570,7 @@ mod tests {
         // RSA entries are not PSKs
         assert_eq!(
             psk(
-                &parse(&toy_rsa_block(&modulus512())).unwrap(),
+                &parse(&toy_rsa_block(&toy_modulus())).unwrap(),
                 &["10.1.0.1"],
                 &[]
             ),
@@ -1494,8 +1595,8 @@ mod tests {
 
     #[test]
     fn rsa_selection() {
-        let m1 = modulus512();
-        let m2 = format!("dd{}", "2a".repeat(63));
+        let m1 = toy_modulus();
+        let m2 = format!("dd{}", "2a".repeat(255));
         let text = format!(
             "{}@west {}10.1.0.1 10.2.0.1 {}",
             toy_rsa_block(&m1),
@@ -1610,6 +1711,29 @@ mod tests {
         assert_eq!(Secrets::load(&ok).unwrap().len(), 1);
         let ro = t.write_mode("ro.secrets", ": PSK \"x\"\n", 0o400);
         assert!(Secrets::load(&ro).is_ok());
+        // owned by someone else: refused, naming the file and the owner
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata(&ok).unwrap().uid();
+        assert_eq!(
+            check_permissions_owned_by(&ok, &[me + 1])
+                .unwrap_err()
+                .to_string(),
+            format!("{tp}/ok.secrets: secrets file is owned by uid {me}, not root; chown root it")
+        );
+        if effective_uid() == 0 {
+            let theirs = t.write_mode("theirs.secrets", ": PSK \"x\"\n", 0o600);
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            assert_eq!(
+                Secrets::load(&theirs).unwrap_err().to_string(),
+                format!("{tp}/theirs.secrets: secrets file is owned by uid 4242, not root; chown root it")
+            );
+            // an included file owned by someone else is refused too
+            let inc = t.write_mode("main2.secrets", "include theirs.secrets\n", 0o600);
+            assert!(Secrets::load(&inc)
+                .unwrap_err()
+                .to_string()
+                .contains("theirs.secrets: secrets file is owned by uid 4242"));
+        }
         // included files are checked too
         t.write_mode("inc.secrets", ": PSK \"y\"\n", 0o640);
         let main = t.write_mode("main.secrets", "include inc.secrets\n", 0o600);

@@ -386,6 +386,9 @@ pub enum CryptoError {
     BadLength,
     /// AEAD tag verification failed (the buffer is left as it was).
     AuthFailed,
+    /// The operating system's random number generator failed (needed for the random start of
+    /// an AEAD IV counter).
+    NoRandomness,
 }
 
 impl fmt::Display for CryptoError {
@@ -418,6 +421,9 @@ impl fmt::Display for CryptoError {
             }
             CryptoError::BadLength => f.write_str("buffer length is not valid for the cipher"),
             CryptoError::AuthFailed => f.write_str("authentication failed"),
+            CryptoError::NoRandomness => {
+                f.write_str("the operating system's random number generator failed")
+            }
         }
     }
 }

@@ -334,6 +334,19 @@ where
 mod tests {
     use super::*;
 
+    /// The cipher crates wipe their expanded keys on drop: `ZeroizeOnDrop` exists only with
+    /// their `zeroize` feature (Cargo.toml), so this stops compiling if it is turned off.
+    #[test]
+    fn cipher_key_schedules_are_wiped_on_drop() {
+        fn wiped<T: zeroize::ZeroizeOnDrop>() {}
+        wiped::<aes::Aes128>();
+        wiped::<aes::Aes192>();
+        wiped::<aes::Aes256>();
+        wiped::<des::TdesEde3>();
+        wiped::<cbc::Encryptor<aes::Aes256>>();
+        wiped::<cbc::Decryptor<des::TdesEde3>>();
+    }
+
     /// These vectors test the pure-Rust provider itself (the default one, OpenSSL, is checked
     /// against it in `crypto::openssl`).
     fn rc() -> &'static dyn CryptoProvider {

@@ -41,6 +41,9 @@ pub enum DropReason {
     ShuntReject,
     /// The packet was held by a `%hold` eroute and later replaced by a newer one.
     HoldReplaced,
+    /// The packet was held by a `%hold` eroute made by `%trap` that was evicted because too
+    /// many such holds existed.
+    HoldEvicted,
     /// The SA's hard lifetime is reached.
     SaExpired,
     /// Decapsulated addresses are outside the SA's policy (tunnel-exit check).
@@ -53,11 +56,14 @@ pub enum DropReason {
     Oversize,
     /// A device or socket refused the packet.
     SendFailure,
+    /// ESP arrived encapsulated differently than its SA says: raw (IP protocol 50) for an SA
+    /// that uses ESP-in-UDP, or in UDP for one that does not.
+    EncapMismatch,
 }
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::NotIpsec,
         DropReason::Truncated,
         DropReason::PayloadLenNotX4,
@@ -75,12 +81,14 @@ impl DropReason {
         DropReason::ShuntDrop,
         DropReason::ShuntReject,
         DropReason::HoldReplaced,
+        DropReason::HoldEvicted,
         DropReason::SaExpired,
         DropReason::ArrivalCheck,
         DropReason::GroupMismatch,
         DropReason::DecompressFailure,
         DropReason::Oversize,
         DropReason::SendFailure,
+        DropReason::EncapMismatch,
     ];
 
     /// The human text, KLIPS' wording where KLIPS had one.
@@ -103,13 +111,80 @@ impl DropReason {
             DropReason::ShuntDrop => "%drop shunt",
             DropReason::ShuntReject => "%reject shunt",
             DropReason::HoldReplaced => "%hold replaced",
+            DropReason::HoldEvicted => "%hold evicted",
             DropReason::SaExpired => "SA expired",
             DropReason::ArrivalCheck => "inner address outside SA policy",
             DropReason::GroupMismatch => "not next SA of group",
             DropReason::DecompressFailure => "IPComp decompression failure",
             DropReason::Oversize => "oversize",
             DropReason::SendFailure => "send failure",
+            DropReason::EncapMismatch => "ESP encapsulation mismatch",
         }
+    }
+}
+
+/// Datapath events that are not packet drops but hit a bound or a full queue: counted for
+/// `ipsec look` and reported in the log at a bounded rate ([`super::Klips::take_log_lines`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Notice {
+    /// A `%hold` eroute made by `%trap` was evicted (oldest first) because the trap-hold limit
+    /// was reached.
+    HoldEvicted,
+    /// An acquire could not be queued for the keying daemon (queue full). Its `%hold` stays;
+    /// the keying daemon's next shunt scan treats it as an acquire.
+    AcquireLost,
+    /// An SA lifetime event could not be queued at once (queue full) and was kept for a retry.
+    SaEventDeferred,
+    /// An SA lifetime event could not be kept even for a retry (retry queue full). A soft
+    /// expiry is then reported again by the SA's next packet.
+    SaEventLost,
+}
+
+impl Notice {
+    /// Every notice, in display order.
+    pub const ALL: [Notice; 4] = [
+        Notice::HoldEvicted,
+        Notice::AcquireLost,
+        Notice::SaEventDeferred,
+        Notice::SaEventLost,
+    ];
+
+    /// The human text, as `ipsec look` lists it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Notice::HoldEvicted => "%trap holds evicted",
+            Notice::AcquireLost => "acquires lost (queue full)",
+            Notice::SaEventDeferred => "SA events retried (queue full)",
+            Notice::SaEventLost => "SA events lost (retry queue full)",
+        }
+    }
+}
+
+/// Counters of [`Notice`]s, shared by all datapath threads.
+#[derive(Debug, Default)]
+pub struct NoticeStats {
+    counts: [AtomicU64; Notice::ALL.len()],
+}
+
+impl NoticeStats {
+    /// Counts one occurrence.
+    pub fn count(&self, n: Notice) {
+        self.counts[n as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The count for one notice.
+    pub fn get(&self, n: Notice) -> u64 {
+        self.counts[n as usize].load(Ordering::Relaxed)
+    }
+
+    /// Non-zero counters in display order.
+    pub fn nonzero(&self) -> Vec<(Notice, u64)> {
+        Notice::ALL
+            .iter()
+            .map(|&n| (n, self.get(n)))
+            .filter(|&(_, c)| c != 0)
+            .collect()
     }
 }
 
@@ -168,6 +243,16 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
+    }
+
+    #[test]
+    fn notices_are_in_discriminant_order() {
+        for (i, n) in Notice::ALL.iter().enumerate() {
+            assert_eq!(*n as usize, i);
+        }
+        let s = NoticeStats::default();
+        s.count(Notice::AcquireLost);
+        assert_eq!(s.nonzero(), vec![(Notice::AcquireLost, 1)]);
     }
 
     #[test]

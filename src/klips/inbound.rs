@@ -1,6 +1,12 @@
 //! Inbound: ESP (50), AH (51) or ESP-in-UDP (4500) addressed to us → checks in order (SA lookup,
-//! source, replay window, ICV before decryption, replay update, decryption, padding) → nested SAs
-//! of the same group → tunnel-exit address check → delivery through ipsecN (spec 8).
+//! encapsulation, source, replay window, ICV before decryption, replay update, decryption,
+//! padding) → nested SAs of the same group → tunnel-exit address check → delivery through ipsecN
+//! (spec 8).
+//!
+//! The encapsulation check: ESP must arrive the way its SA says — in UDP (RFC 3948) for an SA
+//! with ESP-in-UDP ports, as IP protocol 50 otherwise. A mismatch is dropped and counted as
+//! [`DropReason::EncapMismatch`] before any cryptography, so a packet of a NAT-T SA cannot be
+//! slipped in raw past a filter that only watches UDP 4500, nor the other way round.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering;
@@ -23,6 +29,8 @@ struct Outer<'a> {
     dst: Ipv4Addr,
     /// The outer IPv4 header (rebuilt around the payload in transport mode).
     header: &'a [u8],
+    /// The outermost ESP arrived in UDP (port 4500) rather than as IP protocol 50.
+    udp: bool,
 }
 
 impl Klips {
@@ -40,6 +48,7 @@ impl Klips {
             src: p.src(),
             dst: p.dst(),
             header: p.header(),
+            udp: false,
         };
         let r = match p.protocol() {
             proto::ESP => {
@@ -98,6 +107,7 @@ impl Klips {
             src: *src.ip(),
             dst,
             header: &hdr,
+            udp: true,
         };
         let mut esp = data.to_vec();
         match self.esp_in(&outer, &mut esp, None, now) {
@@ -127,8 +137,8 @@ impl Klips {
             // The expiry timer removes the SA (and its group) and reports it.
             Expiry::Hard(_) => Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
-                st.soft_reported = true;
-                self.send_event(SaEvent::SoftExpired(sa.said));
+                // Not marked reported if it could not be queued: the next packet retries.
+                st.soft_reported = self.send_event(SaEvent::SoftExpired(sa.said));
                 Ok(())
             }
             _ => Ok(()),
@@ -167,9 +177,15 @@ impl Klips {
                 }
                 (sa.clone(), g.clone())
             }
-            None => self
-                .lookup(Proto::Esp, spi, outer.dst)
-                .ok_or(DropReason::NoSa)?,
+            None => {
+                let (sa, group) = self
+                    .lookup(Proto::Esp, spi, outer.dst)
+                    .ok_or(DropReason::NoSa)?;
+                if sa.encap.is_some() != outer.udp {
+                    return Err(DropReason::EncapMismatch);
+                }
+                (sa, group)
+            }
         };
         let Xform::Esp { crypto, enc, .. } = &sa.xform else {
             return Err(DropReason::NoSa);
@@ -335,5 +351,153 @@ fn ah_reason(e: AhError) -> DropReason {
         AhError::BadLength => DropReason::BadAuthLen,
         AhError::IpOptions => DropReason::IpOptions,
         AhError::AuthFailed => DropReason::AuthFailure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::EncAlg;
+    use crate::klips::DevInfo;
+    use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
+
+    const US: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+    const RAW_SPI: u32 = 0x201;
+    const UDP_SPI: u32 = 0x301;
+
+    fn gcm_key() -> Vec<u8> {
+        (100..120).collect()
+    }
+
+    /// Two inbound GCM SAs from the peer: one raw ESP, one ESP-in-UDP.
+    fn klips() -> Klips {
+        let k = Klips::new();
+        k.set_devs(vec![DevInfo {
+            name: "ipsec0".into(),
+            phys: "eth0".into(),
+            addr: US,
+            phys_mtu: 1500,
+            mtu: 1400,
+        }]);
+        for (spi, encap) in [
+            (RAW_SPI, None),
+            (
+                UDP_SPI,
+                Some(UdpEncap {
+                    sport: 4500,
+                    dport: 4500,
+                }),
+            ),
+        ] {
+            let spec = SaSpec {
+                said: Said::new(Proto::Esp, spi, US),
+                src: PEER,
+                dir: Some(Dir::In),
+                xform: XformSpec::Esp {
+                    enc: EncAlg::AesGcm16_128,
+                    enckey: KeyBytes(gcm_key()),
+                    auth: None,
+                    authkey: KeyBytes(Vec::new()),
+                },
+                replay_window: 32,
+                life: Default::default(),
+                encap,
+                policy: None,
+            };
+            k.sadb_mut()
+                .add(Sa::new(&spec, Dir::In, 0).unwrap())
+                .unwrap();
+        }
+        k
+    }
+
+    /// A valid tunnel-mode ESP packet (from the SPI on) for `spi` with sequence number `seq`.
+    fn esp(spi: u32, seq: u32) -> Vec<u8> {
+        let c = EspCrypto::new(
+            crate::crypto::default_provider(),
+            EncAlg::AesGcm16_128,
+            &gcm_key(),
+            None,
+            &[],
+        )
+        .unwrap();
+        let mut inner = vec![0u8; 28];
+        ipv4::Ipv4Repr {
+            src: Ipv4Addr::new(10, 0, 2, 10),
+            dst: Ipv4Addr::new(10, 0, 1, 10),
+            protocol: proto::UDP,
+            tos: 0,
+            ttl: 64,
+            ident: 7,
+            dont_frag: false,
+            payload_len: 8,
+        }
+        .emit(&mut inner);
+        let mut iv = [0u8; 8];
+        c.next_iv(seq, &mut rand::thread_rng(), &mut iv);
+        let mut out = Vec::new();
+        c.encapsulate(spi, seq, proto::IPIP, &inner, &iv, &mut out);
+        out
+    }
+
+    fn raw(esp: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; ipv4::HEADER_LEN + esp.len()];
+        ipv4::Ipv4Repr {
+            src: PEER,
+            dst: US,
+            protocol: proto::ESP,
+            tos: 0,
+            ttl: 64,
+            ident: 1,
+            dont_frag: false,
+            payload_len: esp.len(),
+        }
+        .emit(&mut p);
+        p[ipv4::HEADER_LEN..].copy_from_slice(esp);
+        p
+    }
+
+    fn delivered(out: &[Emit]) -> bool {
+        matches!(out, [Emit::Tun { .. }])
+    }
+
+    /// ESP must arrive the way its SA says: raw for a plain SA, in UDP 4500 for a NAT-T one.
+    /// A mismatch is dropped under its own reason before any cryptography (so the replay
+    /// window does not move), and the same packet arriving the right way is then accepted.
+    #[test]
+    fn esp_must_arrive_encapsulated_as_its_sa_says() {
+        let k = klips();
+        let peer = SocketAddrV4::new(PEER, 4500);
+        let mut out = Vec::new();
+        k.inbound_udp(peer, US, &esp(RAW_SPI, 1), 0, &mut out);
+        assert_eq!(
+            out,
+            vec![Emit::Drop {
+                dev: 0,
+                reason: DropReason::EncapMismatch,
+                inbound: true
+            }]
+        );
+        out.clear();
+        k.inbound(&raw(&esp(UDP_SPI, 1)), 0, &mut out);
+        assert_eq!(
+            out,
+            vec![Emit::Drop {
+                dev: 0,
+                reason: DropReason::EncapMismatch,
+                inbound: true
+            }]
+        );
+        assert_eq!(k.drops.get(DropReason::EncapMismatch), 2);
+        assert_eq!(k.drops.totals(), (2, 0));
+        // The same sequence numbers the right way round: accepted (nothing else moved).
+        out.clear();
+        k.inbound(&raw(&esp(RAW_SPI, 1)), 0, &mut out);
+        assert!(delivered(&out), "{out:?}");
+        out.clear();
+        k.inbound_udp(peer, US, &esp(UDP_SPI, 1), 0, &mut out);
+        assert!(delivered(&out), "{out:?}");
+        assert_eq!(k.drops.totals(), (2, 0));
     }
 }

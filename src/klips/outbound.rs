@@ -129,13 +129,25 @@ impl Klips {
         } else {
             (Subnet::host(p.src()), Subnet::host(p.dst()))
         };
-        let held = {
+        let (held, evicted) = {
             let mut t = self.eroutes_mut();
             match t.get(&src, &dst) {
-                Some(h) if h.said.shunt() == Some(Shunt::Hold) => h.clone(),
-                _ => t.replace(Eroute::new(src, dst, hold)).0,
+                Some(h) if h.said.shunt() == Some(Shunt::Hold) => (h.clone(), Vec::new()),
+                // %trapsubnet turns the configured eroute itself into the hold: bounded by
+                // the configuration, not by traffic.
+                _ if s == Shunt::TrapSubnet => {
+                    (t.replace(Eroute::new(src, dst, hold)).0, Vec::new())
+                }
+                _ => t.add_trap_hold(src, dst, hold, self.max_trap_holds()),
             }
         };
+        for e in evicted {
+            self.notices.count(super::Notice::HoldEvicted);
+            let pkt = e.held.lock().unwrap_or_else(|x| x.into_inner()).take();
+            if pkt.is_some() {
+                self.drop_out(dev, DropReason::HoldEvicted, out);
+            }
+        }
         self.hold(&held, p, dev, out);
         self.send_acquire(Acquire {
             src: p.src(),
@@ -200,8 +212,8 @@ impl Klips {
             // The expiry timer removes the SA (and its group) and reports it.
             Expiry::Hard(_) => return Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
-                st.soft_reported = true;
-                self.send_event(SaEvent::SoftExpired(sa.said));
+                // Not marked reported if it could not be queued: the next packet retries.
+                st.soft_reported = self.send_event(SaEvent::SoftExpired(sa.said));
             }
             _ => {}
         }
@@ -249,7 +261,9 @@ impl Klips {
                     ipv4::fix_header(cur, proto::COMP);
                 }
             }
-            Xform::Esp { crypto, enc, .. } => {
+            Xform::Esp { crypto, .. } => {
+                // Sequence numbers are never reused and never wrap: the AEAD IV counter
+                // (`EspCrypto::next_iv`) relies on that for nonce uniqueness.
                 if st.seq_out == u32::MAX {
                     st.dead = true;
                     return Err(DropReason::SaExpired);
@@ -257,13 +271,9 @@ impl Klips {
                 st.seq_out += 1;
                 let seq = st.seq_out;
                 drop(st);
-                let mut iv = [0u8; 16];
-                let iv = &mut iv[..enc.iv_len()];
-                if enc.is_aead() {
-                    iv.copy_from_slice(&u64::from(seq).to_be_bytes()[8 - enc.iv_len()..]);
-                } else {
-                    rng.fill_bytes(iv);
-                }
+                let mut iv = [0u8; crate::crypto::MAX_IV_LEN];
+                let iv = &mut iv[..crypto.iv_len()];
+                crypto.next_iv(seq, rng, iv);
                 let nh = ip.protocol();
                 let mut n = Vec::with_capacity(cur.len() + crypto.max_overhead() + 8);
                 n.extend_from_slice(&cur[..hl]);
@@ -381,6 +391,151 @@ mod tests {
         assert_eq!(p.protocol(), proto::ICMP);
         assert_eq!(&p.payload()[..2], &[icmp::DEST_UNREACH, icmp::PKT_FILTERED]);
         assert_eq!(k.drops.get(DropReason::ShuntReject), 1);
+    }
+
+    /// A UDP packet from host A to `dst`.
+    fn udp_to(dst: std::net::Ipv4Addr) -> Vec<u8> {
+        let mut p = udp_from_host_a();
+        p[16..20].copy_from_slice(&dst.octets());
+        ipv4::fix_header(&mut p, proto::UDP);
+        p
+    }
+
+    /// Host A sends to 10 destinations behind a `%trap` with room for 4 holds: the 4 newest
+    /// pairs keep a hold, each eviction is counted (and its held packet dropped under its own
+    /// reason), every trapped packet still produced an acquire, and the `%trap` stays.
+    #[test]
+    fn trap_holds_are_bounded_and_evictions_counted() {
+        let k = klips_with(Shunt::Trap);
+        k.set_max_trap_holds(4);
+        let dst = |i: u8| std::net::Ipv4Addr::new(10, 0, 2, 100 + i);
+        for i in 0..10 {
+            let mut out = Vec::new();
+            k.outbound(0, &udp_to(dst(i)), 0, &mut rand::thread_rng(), &mut out);
+            assert!(
+                !out.iter().any(|e| matches!(e, Emit::Net { .. })),
+                "{out:?}"
+            );
+        }
+        let t = k.eroutes();
+        assert_eq!(t.trap_holds(), 4);
+        assert_eq!(t.len(), 5, "the %trap and 4 holds");
+        let src = Subnet::host("10.0.1.10".parse().unwrap());
+        for i in 0..10 {
+            let h = t.get(&src, &Subnet::host(dst(i)));
+            assert_eq!(h.is_some(), i >= 6, "hold for {}", dst(i));
+        }
+        drop(t);
+        assert_eq!(k.notices.get(crate::klips::Notice::HoldEvicted), 6);
+        assert_eq!(k.drops.get(DropReason::HoldEvicted), 6);
+        assert_eq!(k.acquires().len(), 10);
+        // One log line at once, then nothing until the interval has passed, then a summary.
+        let lines = k.take_log_lines(100);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("%trap hold limit (4) reached: 6 oldest"),
+            "{lines:?}"
+        );
+        let mut out = Vec::new();
+        k.outbound(0, &udp_to(dst(10)), 0, &mut rand::thread_rng(), &mut out);
+        assert!(k.take_log_lines(101).is_empty());
+        assert!(k
+            .take_log_lines(100 + crate::klips::NOTICE_LOG_INTERVAL - 1)
+            .is_empty());
+        let lines = k.take_log_lines(100 + crate::klips::NOTICE_LOG_INTERVAL);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains(": 1 oldest %hold eroute(s) evicted (7 since start)"));
+        assert!(k.take_log_lines(1000).is_empty(), "nothing new");
+    }
+
+    /// A second packet of a held pair reuses its hold (newest packet kept), evicting nothing.
+    #[test]
+    fn retrapped_pair_reuses_its_hold() {
+        let k = klips_with(Shunt::Trap);
+        k.set_max_trap_holds(1);
+        let pkt = udp_to("10.0.2.7".parse().unwrap());
+        for _ in 0..3 {
+            k.outbound(0, &pkt, 0, &mut rand::thread_rng(), &mut Vec::new());
+        }
+        assert_eq!(k.eroutes().trap_holds(), 1);
+        assert_eq!(k.notices.get(crate::klips::Notice::HoldEvicted), 0);
+        assert_eq!(k.drops.get(DropReason::HoldReplaced), 2);
+    }
+
+    /// A manually keyed AES-GCM SA as `ipsec manual` builds it: the same spec every time.
+    fn gcm_spec() -> crate::sadb::SaSpec {
+        use crate::sadb::{Dir, KeyBytes, SaSpec, XformSpec};
+        SaSpec {
+            said: Said::new(Proto::Esp, 0x200, "192.0.2.2".parse().unwrap()),
+            src: "192.0.2.1".parse().unwrap(),
+            dir: Some(Dir::Out),
+            xform: XformSpec::Esp {
+                enc: crate::crypto::EncAlg::AesGcm16_128,
+                enckey: KeyBytes((0..20).collect()),
+                auth: None,
+                authkey: KeyBytes(Vec::new()),
+            },
+            replay_window: 0,
+            life: Default::default(),
+            encap: None,
+            policy: None,
+        }
+    }
+
+    /// A datapath with the manual GCM SA installed and an eroute to it.
+    fn klips_with_gcm_sa() -> Klips {
+        let k = klips_with(Shunt::Pass);
+        let spec = gcm_spec();
+        let sa = Sa::new(&spec, crate::sadb::Dir::Out, 0).unwrap();
+        k.sadb_mut().add(sa).unwrap();
+        k.eroutes_mut().replace(Eroute::new(
+            "10.0.1.0/24".parse().unwrap(),
+            "10.0.2.0/24".parse().unwrap(),
+            spec.said,
+        ));
+        k
+    }
+
+    /// (SPI, sequence number, IV) of the ESP packets `k` sends for `n` packets from host A.
+    fn esp_ivs(k: &Klips, n: usize) -> Vec<(u32, u32, u64)> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let mut out = Vec::new();
+            k.outbound(0, &udp_from_host_a(), 0, &mut rand::thread_rng(), &mut out);
+            for e in out {
+                let Emit::Net { pkt, .. } = e else {
+                    panic!("not sent: {e:?}");
+                };
+                let p = Ipv4Packet::new_checked(&pkt[..]).unwrap();
+                assert_eq!(p.protocol(), proto::ESP);
+                let esp = p.payload();
+                let word = |r: std::ops::Range<usize>| {
+                    esp[r].iter().fold(0u64, |a, &b| a << 8 | u64::from(b))
+                };
+                v.push((word(0..4) as u32, word(4..8) as u32, word(8..16)));
+            }
+        }
+        v
+    }
+
+    /// Two instances of the same manual AES-GCM SA (`manual --down/--up`, a restart) send
+    /// their first packets with the same SPI and sequence numbers but different IVs; within an
+    /// instance the IV counts up by one per packet.
+    #[test]
+    fn manual_gcm_sa_instances_never_share_an_iv() {
+        let first = esp_ivs(&klips_with_gcm_sa(), 5);
+        let second = esp_ivs(&klips_with_gcm_sa(), 5);
+        assert_eq!(first.len(), 5);
+        for (a, b) in first.iter().zip(&second) {
+            assert_eq!((a.0, a.1), (b.0, b.1), "same SPI and sequence number");
+        }
+        for w in first.windows(2).chain(second.windows(2)) {
+            assert_eq!(w[1].1, w[0].1 + 1);
+            assert_eq!(w[1].2, w[0].2.wrapping_add(1));
+        }
+        let ivs: std::collections::HashSet<u64> =
+            first.iter().chain(&second).map(|x| x.2).collect();
+        assert_eq!(ivs.len(), 10, "an IV repeated: {first:x?} {second:x?}");
     }
 
     #[test]

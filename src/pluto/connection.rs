@@ -320,6 +320,28 @@ fn build_end(
     })
 }
 
+/// Warnings about a conn section that loads: RSA public keys (`leftrsasigkey=`,
+/// `rightrsasigkey=`) shorter than [`crate::pluto::crypto::rsa::WARN_RSA_BITS`], each at the
+/// line of its keyword. (Keys shorter than `MIN_RSA_BITS` do not load at all.)
+pub fn key_warnings(c: &ConnSection) -> Vec<ConfError> {
+    ["leftrsasigkey", "rightrsasigkey"]
+        .iter()
+        .filter_map(|k| {
+            let key = PublicKey::from_text(c.params.get(k)?).ok()?;
+            key.is_weak().then(|| {
+                c.params.err_at(
+                    k,
+                    format!(
+                        "{k}: RSA key of {} bits is weak: keys shorter than {} bits should be replaced",
+                        key.bits(),
+                        crate::pluto::crypto::rsa::WARN_RSA_BITS
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 fn shunt_of(s: &str) -> Option<Shunt> {
     match s {
         "passthrough" => Some(Shunt::Pass),

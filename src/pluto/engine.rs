@@ -153,6 +153,9 @@ impl Pluto {
             }
             match Connection::from_section(c, &self.cfg) {
                 Ok(conn) => {
+                    for w in super::connection::key_warnings(c) {
+                        self.log(format!("WARNING: {w}"));
+                    }
                     let key = conn.key();
                     let route = matches!(conn.auto, Auto::Route | Auto::Start);
                     self.conns.insert(key.clone(), conn);
@@ -169,6 +172,9 @@ impl Pluto {
 
     /// Replaces the secrets.
     pub fn load_secrets(&mut self, s: Secrets) {
+        for w in s.warnings() {
+            self.log(format!("WARNING: {w}"));
+        }
         self.secrets = s;
         self.log("loaded secrets".into());
     }
@@ -730,6 +736,9 @@ impl Pluto {
     fn add_conn(&mut self, client: u64, sec: &crate::config::conf::ConnSection) {
         match Connection::from_section(sec, &self.cfg) {
             Ok(c) => {
+                for w in super::connection::key_warnings(sec) {
+                    self.log(format!("WARNING: {w}"));
+                }
                 let key = c.key();
                 self.conns.insert(key.clone(), c);
                 let line = format!("added connection description \"{key}\"");

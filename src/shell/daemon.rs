@@ -1180,6 +1180,10 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         std::thread::sleep(Duration::from_millis(100));
         // SA lifetime events and acquires go to the keying thread.
         klips.expire(clock.now());
+        // Bounds hit and full queues in the datapath, at a bounded rate.
+        for l in klips.take_log_lines(clock.now()) {
+            log(&l);
+        }
     }
     let restarting = guard.keeping();
     log(if restarting {

@@ -13,12 +13,18 @@
 //! * GCM: padded to 4 bytes; AAD = SPI || Seq (32-bit sequence numbers, no ESN); nonce =
 //!   salt || IV; ICV = the 16-byte GCM tag.
 //!
+//! Outbound IVs come from [`EspCrypto::next_iv`]: fresh random bytes per packet for CBC; for an
+//! AEAD a 64-bit counter that starts at a random offset drawn from the operating system when
+//! the transform is keyed (see [`EspCrypto::next_iv`] for why that never repeats a nonce).
+//!
 //! Inbound processing is split into the steps the datapath runs in KLIPS order: [`EspCrypto::header`]
 //! (SA lookup, replay check), [`EspCrypto::verify_icv`] (before decrypting), then
 //! [`EspCrypto::decrypt`] (in place; also checks the GCM tag and the padding).
 
 use std::fmt;
 use std::ops::Range;
+
+use rand::RngCore;
 
 use crate::crypto::{Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity};
 
@@ -75,6 +81,8 @@ pub struct EspCrypto {
     iv_len: usize,
     icv_len: usize,
     align: usize,
+    /// Random start of the AEAD IV counter of this instance (unused for CBC).
+    iv_base: u64,
 }
 
 impl fmt::Debug for EspCrypto {
@@ -128,6 +136,10 @@ impl EspCrypto {
             ),
             Keyed::Aead(a) => (a.iv_len(), a.tag_len(), 4),
         };
+        let iv_base = match keyed {
+            Keyed::Aead(_) => random_iv_base()?,
+            Keyed::Cbc { .. } => 0,
+        };
         Ok(EspCrypto {
             keyed,
             enc,
@@ -135,7 +147,48 @@ impl EspCrypto {
             iv_len,
             icv_len,
             align,
+            iv_base,
         })
+    }
+
+    /// The same transform with the AEAD IV counter starting at `base` instead of a random
+    /// offset: for tests that need known IVs. A fixed base in a real SA would repeat nonces
+    /// across instances of the same manually keyed SA.
+    #[cfg(test)]
+    pub(crate) fn with_iv_base(mut self, base: u64) -> EspCrypto {
+        self.iv_base = base;
+        self
+    }
+
+    /// Writes the IV for the outbound packet with sequence number `seq` into `iv` (exactly
+    /// [`EspCrypto::iv_len`] bytes; a longer buffer is filled only up to that, a shorter one as
+    /// far as it goes).
+    ///
+    /// * CBC: fresh random bytes from `rng` for every packet, as CBC needs an unpredictable IV
+    ///   (RFC 3602 section 3).
+    /// * AEAD (AES-GCM, and any AEAD added later): the 64-bit big-endian value
+    ///   `base + seq (mod 2^64)`, where `base` is drawn from the operating system's CSPRNG each
+    ///   time the transform is keyed, independent of the key and of the sequence number. RFC
+    ///   4106 section 3.1 only asks that an IV never repeat under one key. Within one SA
+    ///   instance it cannot: the datapath never reuses a sequence number and kills the SA
+    ///   before its 32-bit sequence number would wrap, so fewer than 2^32 consecutive values
+    ///   of a 2^64 space are used and even the modular addition never comes back to a used
+    ///   value. Across instances of the same manually keyed SA (`manual --down/--up`,
+    ///   `ipsec setup restart`, a crash), each instance uses an interval starting at an
+    ///   independent random point: two instances sending n1 and n2 packets overlap with
+    ///   probability at most (n1 + n2) / 2^64, so k instances sending N packets in all repeat
+    ///   an IV with probability at most k * N / 2^64 (e.g. below 2^-22 for 1024 restarts
+    ///   and 2^32 packets). No state has to survive the process.
+    pub fn next_iv(&self, seq: u32, rng: &mut dyn RngCore, iv: &mut [u8]) {
+        let n = iv.len().min(self.iv_len);
+        let iv = &mut iv[..n];
+        match &self.keyed {
+            Keyed::Cbc { .. } => rng.fill_bytes(iv),
+            Keyed::Aead(_) => {
+                let ctr = self.iv_base.wrapping_add(u64::from(seq)).to_be_bytes();
+                iv.copy_from_slice(&ctr[ctr.len() - n..]);
+            }
+        }
     }
 
     /// The encryption algorithm.
@@ -158,9 +211,9 @@ impl EspCrypto {
     /// and GCM, 16 for AES-CBC.
     ///
     /// IV rule: for CBC the IV must be unpredictable — fresh random bytes per packet (RFC
-    /// 3602 §3). For GCM it must never repeat under the key; the 64-bit big-endian sequence
-    /// number (`u64::from(seq).to_be_bytes()`) satisfies that, since an SA never reuses a
-    /// sequence number (RFC 4106 §3.1).
+    /// 3602 §3). For GCM it must never repeat under the key (RFC 4106 §3.1), also not across
+    /// several instances of one manually keyed SA: [`EspCrypto::next_iv`] produces IVs that
+    /// follow both rules.
     pub fn iv_len(&self) -> usize {
         self.iv_len
     }
@@ -369,6 +422,16 @@ impl EspCrypto {
     }
 }
 
+/// A fresh random start for the AEAD IV counter, straight from the operating system (no
+/// user-space generator state that a fork or a restored snapshot could duplicate).
+fn random_iv_base() -> Result<u64, CryptoError> {
+    let mut b = [0u8; 8];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut b)
+        .map_err(|_| CryptoError::NoRandomness)?;
+    Ok(u64::from_be_bytes(b))
+}
+
 /// Validates the decrypted trailer `… | pad 1,2,3,… | pad_len | next_header` and returns
 /// (next header, payload length).
 fn check_trailer(pt: &[u8]) -> Result<(u8, usize), EspError> {
@@ -550,6 +613,96 @@ mod tests {
             format!("{c:?}"),
             "EspCrypto { enc: AesCbc128, auth: None, .. }"
         );
+    }
+
+    fn gcm(seed: u8) -> EspCrypto {
+        EspCrypto::new(
+            default_provider(),
+            EncAlg::AesGcm16_128,
+            &key(20, seed),
+            None,
+            &[],
+        )
+        .unwrap()
+    }
+
+    fn iv_u64(c: &EspCrypto, seq: u32) -> u64 {
+        let mut iv = [0u8; 8];
+        c.next_iv(seq, &mut rand::thread_rng(), &mut iv);
+        u64::from_be_bytes(iv)
+    }
+
+    /// Two instances keyed with the same manual key (a restart) start their IV counters at
+    /// independent random offsets, so their first packets do not share (key, IV).
+    #[test]
+    fn aead_iv_counter_starts_at_a_random_offset_per_instance() {
+        let (a, b) = (gcm(3), gcm(3));
+        assert_ne!(iv_u64(&a, 1), iv_u64(&b, 1));
+        // Not the sequence number either (what a counter starting at zero would give).
+        assert_ne!(iv_u64(&a, 1), 1);
+        let mut pa = Vec::new();
+        let mut pb = Vec::new();
+        let mut iv = [0u8; 8];
+        a.next_iv(1, &mut rand::thread_rng(), &mut iv);
+        a.encapsulate(0x200, 1, 4, &payload(40), &iv, &mut pa);
+        b.next_iv(1, &mut rand::thread_rng(), &mut iv);
+        b.encapsulate(0x200, 1, 4, &payload(40), &iv, &mut pb);
+        assert_eq!(pa[..8], pb[..8], "same SPI and sequence number");
+        assert_ne!(pa[8..16], pb[8..16], "same IV under the same key");
+        // Each decrypts the other's packets: the IV travels in the packet.
+        b.open(&mut pa).unwrap();
+    }
+
+    #[test]
+    fn aead_iv_counter_increments_with_each_packet() {
+        let c = gcm(4);
+        let first = iv_u64(&c, 1);
+        for seq in 2..100u32 {
+            assert_eq!(iv_u64(&c, seq), first.wrapping_add(u64::from(seq - 1)));
+        }
+        // The same sequence number always gives the same IV: the datapath never reuses one.
+        assert_eq!(iv_u64(&c, 7), iv_u64(&c, 7));
+    }
+
+    #[test]
+    fn aead_iv_counter_wraps_without_panic() {
+        let c = gcm(5).with_iv_base(u64::MAX - 1);
+        assert_eq!(iv_u64(&c, 1), u64::MAX);
+        assert_eq!(iv_u64(&c, 2), 0);
+        assert_eq!(iv_u64(&c, u32::MAX), u64::from(u32::MAX) - 2);
+        let mut iv = [0u8; 8];
+        c.next_iv(2, &mut rand::thread_rng(), &mut iv);
+        let mut pkt = Vec::new();
+        c.encapsulate(0x200, 2, 4, &payload(30), &iv, &mut pkt);
+        let (nh, r) = c.open(&mut pkt).unwrap();
+        assert_eq!((nh, &pkt[r]), (4, &payload(30)[..]));
+        // A wrong-size buffer is filled as far as the IV goes, never a panic.
+        let mut short = [0u8; 3];
+        c.next_iv(1, &mut rand::thread_rng(), &mut short);
+        assert_eq!(short, [0xff; 3]);
+        let mut long = [0u8; 16];
+        c.next_iv(1, &mut rand::thread_rng(), &mut long);
+        assert_eq!(long[..8], [0xff; 8]);
+        assert_eq!(long[8..], [0; 8]);
+    }
+
+    #[test]
+    fn cbc_ivs_are_fresh_random_bytes() {
+        use rand::SeedableRng;
+        let c = EspCrypto::new(
+            default_provider(),
+            EncAlg::AesCbc128,
+            &key(16, 1),
+            None,
+            &[],
+        )
+        .unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+        c.next_iv(1, &mut rng, &mut a);
+        c.next_iv(1, &mut rng, &mut b);
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 16]);
     }
 
     #[test]

@@ -248,6 +248,33 @@ impl Topo {
             .unwrap_or_default()
     }
 
+    /// Runs `ipsec setup OP` (`restart`, `stop`, `start`) for the gateway in `ns` with the
+    /// configuration, secrets and run directory [`Topo::start_gateway`] gave it.
+    pub fn setup_op(&self, ns: &str, op: &str) -> Output {
+        let rundir = &self
+            .gateways
+            .iter()
+            .find(|(n, _)| n == ns)
+            .expect("no gateway in that namespace")
+            .1;
+        let cfg = self.dir.path(&format!("{ns}.conf"));
+        let secrets = self.dir.path(&format!("{ns}.secrets"));
+        ns_run(
+            ns,
+            &[
+                ipsec_bin(),
+                "--config",
+                cfg.to_str().unwrap(),
+                "--secrets",
+                secrets.to_str().unwrap(),
+                "--rundir",
+                rundir.to_str().unwrap(),
+                "setup",
+                op,
+            ],
+        )
+    }
+
     /// Keeps a background process to kill at teardown.
     pub fn adopt(&mut self, c: Child) {
         self.children.push(c);

@@ -17,8 +17,11 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::text;
 
-/// Smallest modulus accepted, in bits (Pluto's lower bound).
-pub const MIN_RSA_BITS: usize = 512;
+/// Smallest modulus accepted, in bits: shorter keys (FreeS/WAN accepted 512) are refused
+/// wherever they come from — `leftrsasigkey=`, `ipsec.secrets`, PEM, key generation.
+pub const MIN_RSA_BITS: usize = 1024;
+/// Keys shorter than this many bits are accepted with a warning.
+pub const WARN_RSA_BITS: usize = 2048;
 /// Largest modulus accepted, in bits (Pluto's upper bound).
 pub const MAX_RSA_BITS: usize = 4096;
 /// Public exponent of generated keys (FreeS/WAN used 3; 65537 is today's norm and both load).
@@ -50,6 +53,10 @@ impl fmt::Display for RsaError {
         match self {
             RsaError::BadBlob(why) => write!(f, "bad RSA public key blob: {why}"),
             RsaError::BadText(e) => write!(f, "bad RSA key text: {e}"),
+            RsaError::BadKeySize(bits) if *bits < MIN_RSA_BITS => write!(
+                f,
+                "RSA key of {bits} bits is too short: at least {MIN_RSA_BITS} bits are required ({WARN_RSA_BITS} or more recommended)"
+            ),
             RsaError::BadKeySize(bits) => write!(
                 f,
                 "RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..{MAX_RSA_BITS}"
@@ -152,6 +159,11 @@ impl PublicKey {
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
         self.inner.n().bits()
+    }
+
+    /// Whether the key is shorter than [`WARN_RSA_BITS`] (accepted, but worth a warning).
+    pub fn is_weak(&self) -> bool {
+        self.bits() < WARN_RSA_BITS
     }
 
     /// Modulus size in bytes: the length of every signature.
@@ -412,14 +424,14 @@ mod tests {
     use rand::SeedableRng;
     use std::sync::OnceLock;
 
-    /// One 1024-bit e=65537 key and one 768-bit e=3 key for all tests (generation is slow).
+    /// One 1024-bit e=65537 key and one 1024-bit e=3 key for all tests (generation is slow).
     fn keys() -> &'static (PrivateKey, PrivateKey) {
         static KEYS: OnceLock<(PrivateKey, PrivateKey)> = OnceLock::new();
         KEYS.get_or_init(|| {
             let mut rng = StdRng::seed_from_u64(1);
             (
                 PrivateKey::generate(&mut rng, 1024).unwrap(),
-                PrivateKey::generate_with_exponent(&mut rng, 768, 3).unwrap(),
+                PrivateKey::generate_with_exponent(&mut rng, 1024, 3).unwrap(),
             )
         })
     }
@@ -579,11 +591,11 @@ mod tests {
             minimal.coefficient.clear();
             assert!(PrivateKey::from_parts(&minimal).is_ok());
         }
-        let body = k3.to_secrets_body("RSA 768 bits   test   Thu Jan  1 00:00:00 1970");
+        let body = k3.to_secrets_body("RSA 1024 bits   test   Thu Jan  1 00:00:00 1970");
         let lines: Vec<&str> = body.lines().collect();
         assert_eq!(
             lines[0],
-            "\t# RSA 768 bits   test   Thu Jan  1 00:00:00 1970"
+            "\t# RSA 1024 bits   test   Thu Jan  1 00:00:00 1970"
         );
         assert!(lines[1].starts_with("\t#pubkey=0sAQ"));
         assert!(lines[2].starts_with("\tModulus: 0x"));
@@ -607,6 +619,34 @@ mod tests {
         assert!(PublicKey::from_pem("garbage").is_err());
     }
 
+    /// Public keys below 1024 bits are refused however they arrive; 1024-bit ones are
+    /// accepted but weak; 2048-bit ones are not weak.
+    #[test]
+    fn short_public_keys_are_refused() {
+        let modulus = |bits: usize| {
+            let mut m = vec![0x55u8; bits / 8];
+            m[0] = 0xc5;
+            *m.last_mut().unwrap() |= 1;
+            m
+        };
+        for bits in [512, 768, 1016] {
+            assert_eq!(
+                PublicKey::from_components(&modulus(bits), &[3]),
+                Err(RsaError::BadKeySize(bits))
+            );
+            let mut blob = vec![1, 3];
+            blob.extend_from_slice(&modulus(bits));
+            assert_eq!(
+                PublicKey::from_rfc3110(&blob),
+                Err(RsaError::BadKeySize(bits))
+            );
+        }
+        let (k, _) = keys();
+        assert!(k.public_key().is_weak());
+        let strong = PublicKey::from_components(&modulus(2048), &[3]).unwrap();
+        assert!(!strong.is_weak());
+    }
+
     #[test]
     fn generation_limits() {
         let mut rng = StdRng::seed_from_u64(4);
@@ -619,6 +659,10 @@ mod tests {
             RsaError::BadKeySize(256)
         );
         assert!(PrivateKey::generate_with_exponent(&mut rng, 1024, 4).is_err());
+        assert_eq!(
+            PrivateKey::generate(&mut rng, 768).unwrap_err().to_string(),
+            "RSA key of 768 bits is too short: at least 1024 bits are required (2048 or more recommended)"
+        );
         let (k, _) = keys();
         assert_eq!(k.public_key().bits(), 1024);
     }

@@ -223,6 +223,42 @@ fn rsa_wrong_key_is_refused() {
     );
 }
 
+/// RSA keys shorter than 2048 bits load with a warning at their file:line (conn and secrets);
+/// shorter than 1024 bits they are refused with an error at the keyword's line.
+#[test]
+fn short_rsa_keys_warned_or_refused() {
+    let mut net = rsa_pair(None);
+    net.up_a("net");
+    assert_up(&net);
+    for l in [
+        "WARNING: /etc/ipsec.conf:11: leftrsasigkey: RSA key of 1024 bits is weak: keys shorter than 2048 bits should be replaced",
+        "WARNING: /etc/ipsec.conf:12: rightrsasigkey: RSA key of 1024 bits is weak",
+        "WARNING: /etc/ipsec.secrets:4: RSA key is only 1024 bits; keys shorter than 2048 bits are weak",
+    ] {
+        assert!(net.a.log_has(l), "{l}\n{}", net.a.dump());
+    }
+    // A 768-bit public key (a valid RFC 3110 blob) does not load.
+    let mut blob = vec![1u8, 3];
+    blob.extend(std::iter::repeat_n(0xd5u8, 96));
+    let text = format!("0s{}", crate::config::ttodata::encode_base64(&blob));
+    let c = conf("net", &format!("\tauthby=rsasig\n\tleftrsasigkey={text}\n"));
+    let conf = crate::config::conf::IpsecConf::parse_str(&c, "/etc/ipsec.conf").unwrap();
+    let cfg = crate::pluto::PlutoConfig {
+        interfaces: vec![crate::pluto::Interface {
+            virt: "ipsec0".into(),
+            phys: "eth0".into(),
+            addr: WEST,
+        }],
+        ..crate::pluto::PlutoConfig::default()
+    };
+    let mut p = crate::pluto::Pluto::new(cfg, Box::new(StdRng::seed_from_u64(5)));
+    let errs: Vec<String> = p.load_conns(&conf).iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errs,
+        ["/etc/ipsec.conf:9: leftrsasigkey: RSA key of 768 bits is too short: at least 1024 bits are required (2048 or more recommended)"]
+    );
+}
+
 #[test]
 fn wrong_psk_is_refused() {
     let extra = "\tauthby=secret\n";
