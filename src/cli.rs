@@ -281,12 +281,19 @@ fn since(p: &Path, from: u64) -> String {
 }
 
 /// This start's `ipsec_setup:` lines (interfaces, skipped conns and why, secrets problems,
-/// adopted state), without their timestamps, for the terminal as FreeS/WAN's `ipsec setup`
-/// showed them; the routine first and last ones are printed by [`start`] itself.
+/// adopted state) and `WARNING:` lines (e.g. short RSA keys at FILE:LINE), without their
+/// timestamps, for the terminal as FreeS/WAN's `ipsec setup` showed them; the routine first and
+/// last ones are printed by [`start`] itself.
 fn setup_lines(p: &Path, from: u64) -> String {
     since(p, from)
         .lines()
-        .filter_map(|l| l.find("ipsec_setup: ").map(|i| &l[i..]))
+        .filter_map(|l| {
+            ["ipsec_setup: ", "WARNING: "]
+                .iter()
+                .filter_map(|w| l.find(w))
+                .min()
+                .map(|i| &l[i..])
+        })
         .filter(|l| !l.contains("Starting rswan IPsec") && !is_started_line(l))
         .map(|l| format!("{l}\n"))
         .collect()
