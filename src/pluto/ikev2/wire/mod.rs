@@ -49,7 +49,8 @@ pub use notify::{decode_hash_algorithms, encode_hash_algorithms, NotifyPayload};
 pub use payload::{
     AuthPayload, CertPayload, ConfigAttribute, ConfigPayload, DeletePayload,
     EncryptedFragmentPayload, EncryptedPayload, Identification, KePayload, Payload, PayloadIter,
-    PayloadPacket, RawPayload, Spi, GENERIC_HEADER_LEN, MAX_NONCE_LEN, MIN_NONCE_LEN,
+    PayloadPacket, RawPayload, Spi, GENERIC_HEADER_LEN, MAX_CONFIG_ATTRIBUTES, MAX_NONCE_LEN,
+    MIN_NONCE_LEN,
 };
 pub use sa::{
     AttrValue, Proposal, SaPayload, Transform, TransformAttribute, TransformId, MAX_PROPOSALS,

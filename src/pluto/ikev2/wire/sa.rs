@@ -15,7 +15,7 @@
 use super::consts::{DhGroup, EncrId, EsnId, IntegId, PayloadType, PrfId, ProtocolId};
 use super::consts::{TransformAttrType, TransformType};
 use super::error::{EmitError, ParseError};
-use super::payload::{emit_generic, split_generic, Reader, Spi, GENERIC_HEADER_LEN};
+use super::payload::{emit_generic, split_generic, Reader, Spi, Split, GENERIC_HEADER_LEN};
 
 /// Most proposals accepted in one SA payload.
 pub const MAX_PROPOSALS: usize = 64;
@@ -29,6 +29,18 @@ const LAST: u8 = 0;
 const MORE_PROPOSALS: u8 = 2;
 const MORE_TRANSFORMS: u8 = 3;
 const AF_TV: u16 = 0x8000;
+
+/// Splits a proposal or transform off `buf`; running out of bytes inside an SA payload is a
+/// malformed SA, not a truncated message.
+fn split_sub(buf: &[u8]) -> Result<Split<'_>, ParseError> {
+    split_generic(buf, PayloadType::Sa, GENERIC_HEADER_LEN + 4).map_err(|e| match e {
+        ParseError::Truncated => ParseError::MalformedPayload {
+            payload_type: PayloadType::Sa,
+            reason: "proposal or transform header truncated",
+        },
+        e => e,
+    })
+}
 
 /// A transform's type and ID, typed by the transform type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -296,7 +308,7 @@ impl Proposal {
             if transforms.len() >= declared as usize || transforms.len() >= MAX_TRANSFORMS {
                 return Err(malformed("more transforms than the proposal declares"));
             }
-            let split = split_generic(rest, PayloadType::Sa, GENERIC_HEADER_LEN + 4)?;
+            let split = split_sub(rest)?;
             transforms.push(Transform::parse(split.body())?);
             rest = split.rest;
             match split.next {
@@ -369,7 +381,7 @@ impl SaPayload {
             if proposals.len() >= MAX_PROPOSALS {
                 return Err(malformed("too many proposals"));
             }
-            let split = split_generic(rest, PayloadType::Sa, GENERIC_HEADER_LEN + 4)?;
+            let split = split_sub(rest)?;
             proposals.push(Proposal::parse(split.body())?);
             rest = split.rest;
             match split.next {
