@@ -154,7 +154,7 @@ pub fn encode_hash_algorithms(hashes: &[HashAlgorithm]) -> Vec<u8> {
 /// Decodes SIGNATURE_HASH_ALGORITHMS data (an even number of octets, at most
 /// [`MAX_HASH_ALGORITHMS`] entries; unknown values kept).
 pub fn decode_hash_algorithms(data: &[u8]) -> Result<Vec<HashAlgorithm>, ParseError> {
-    if data.len() % 2 != 0 {
+    if !data.len().is_multiple_of(2) {
         return Err(malformed("SIGNATURE_HASH_ALGORITHMS data of odd length"));
     }
     if data.len() / 2 > MAX_HASH_ALGORITHMS {

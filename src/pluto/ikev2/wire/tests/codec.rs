@@ -448,7 +448,10 @@ fn payload_errors() {
         }),
         Payload::VendorId(vec![0; 70_000]),
     ] {
-        assert!(emit_payloads(&[bad.clone()]).is_err(), "{bad:?}");
+        assert!(
+            emit_payloads(std::slice::from_ref(&bad)).is_err(),
+            "{bad:?}"
+        );
     }
     assert!(NotifyPayload::cookie(vec![]).is_err());
     assert!(NotifyPayload::cookie(vec![0; 65]).is_err());

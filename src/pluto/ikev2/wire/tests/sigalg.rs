@@ -192,7 +192,7 @@ fn signature_hash_algorithms_notify() {
         ]
     );
     assert!(decode_hash_algorithms(&[0, 2, 0]).is_err());
-    assert!(decode_hash_algorithms(&vec![0; 2 * (notify::MAX_HASH_ALGORITHMS + 1)]).is_err());
+    assert!(decode_hash_algorithms(&[0; 2 * (notify::MAX_HASH_ALGORITHMS + 1)]).is_err());
     assert_eq!(decode_hash_algorithms(&[]).unwrap(), vec![]);
     // Other notification data helpers.
     let ke = NotifyPayload::invalid_ke_payload(DhGroup::Curve25519);
