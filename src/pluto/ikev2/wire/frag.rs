@@ -14,8 +14,7 @@ use super::header::{Header, HEADER_LEN};
 use super::payload::{GENERIC_HEADER_LEN, SKF_FIELDS_LEN};
 use super::sk::{pad_plaintext, SealFrame, SkParams};
 
-/// Default most fragments of one message (strongSwan's default limit is 255; a 64 KiB
-/// message in 1 KiB fragments needs 64).
+/// Default most fragments of one message (a 64 KiB message in 1 KiB fragments needs 64).
 pub const MAX_FRAGMENTS: u16 = 64;
 /// Default most octets of a reassembled inner chain.
 pub const MAX_REASSEMBLED_LEN: usize = 64 * 1024;

@@ -257,6 +257,11 @@ impl SealFrame {
         ciphertext_len: usize,
         icv_len: usize,
     ) -> Result<SealFrame, EmitError> {
+        if fragment.is_some_and(|f| f.number == 0 || f.number > f.total) {
+            return Err(EmitError::Inconsistent(
+                "fragment number 0, or above total fragments",
+            ));
+        }
         let fields = if fragment.is_some() {
             SKF_FIELDS_LEN
         } else {
@@ -279,11 +284,6 @@ impl SealFrame {
         bytes.push(0);
         bytes.extend_from_slice(&payload_len.to_be_bytes());
         if let Some(f) = fragment {
-            if f.number == 0 || f.number > f.total {
-                return Err(EmitError::Inconsistent(
-                    "fragment number 0, or above total fragments",
-                ));
-            }
             bytes.extend_from_slice(&f.number.to_be_bytes());
             bytes.extend_from_slice(&f.total.to_be_bytes());
         }
