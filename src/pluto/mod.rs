@@ -59,6 +59,7 @@ pub mod connection;
 pub mod crypto;
 pub mod engine;
 pub mod ikev1;
+pub mod ikev2;
 pub mod isakmp;
 pub mod output;
 pub mod peer_policy;
