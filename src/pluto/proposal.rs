@@ -352,6 +352,7 @@ fn parse_ike_transform(t: &Transform) -> Result<(IkeAlg, AuthKind, Option<u64>),
     .ok_or_else(|| format!("{} not acceptable", OakleyHash::from(hash)))?;
     let group = group.ok_or("missing OAKLEY_GROUP_DESCRIPTION")?;
     let group = DhGroup::from_id(group)
+        .filter(|g| g.is_ikev1())
         .ok_or_else(|| format!("{} not acceptable", OakleyGroup::from(group)))?;
     let auth = match auth.ok_or("missing OAKLEY_AUTHENTICATION_METHOD")? {
         1 => AuthKind::Psk,
@@ -758,6 +759,7 @@ fn check_common(
         None => None,
         Some(g) => Some(
             DhGroup::from_id(g)
+                .filter(|g| g.is_ikev1())
                 .ok_or_else(|| format!("{} not acceptable", OakleyGroup::from(g)))?,
         ),
     };

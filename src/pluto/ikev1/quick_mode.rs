@@ -402,7 +402,7 @@ impl Pluto {
         let mut result = proposal::select_qm(sa, &base, natt, &mut why);
         if result.is_err() && !pfs_required {
             // Without PFS of our own, accept the peer's PFS in any group we know.
-            for g in DhGroup::ALL {
+            for g in DhGroup::IKEV1 {
                 let mut pol = base.clone();
                 pol.pfs = Some(g);
                 let mut w2 = Vec::new();
