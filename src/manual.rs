@@ -489,6 +489,24 @@ mod tests {
         assert!(!e.contains("0011"), "{e}");
     }
 
+    /// `esp=chacha20poly1305` (RFC 7634) keys a manual conn: 256-bit key + 32-bit salt, no
+    /// integrity key.
+    #[test]
+    fn chacha20_poly1305_manual_conn() {
+        let key = "0x808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3";
+        let p = plan_of(&format!("\tesp=chacha20poly1305\n\tespenckey={key}\n")).unwrap();
+        assert_eq!(p.sas.len(), 4);
+        let e = plan_of("\tesp=chacha20poly1305\n\tespenckey=0x00112233445566778899aabbccddeeff\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/etc/ipsec.conf:7: espenckey: "), "{e}");
+        assert!(e.contains("288"), "{e}");
+        let e = plan_of(&format!("\tesp=chacha20poly1305-sha1\n\tespenckey={key}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("take no integrity algorithm"), "{e}");
+    }
+
     #[test]
     fn good_keys_plan() {
         let p = plan_of("\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n").unwrap();

@@ -34,6 +34,11 @@ pub const MAX_ICV_LEN: usize = 32;
 pub const GCM_SALT_LEN: usize = 4;
 /// Length of the AES-GCM ICV used by ESP here (the 16-octet variant of RFC 4106).
 pub const GCM_TAG_LEN: usize = 16;
+/// Length of the ChaCha20-Poly1305 salt carried at the end of the keying material (RFC 7634
+/// section 2: 32-byte key, then 4 bytes of salt).
+pub const CHACHA_SALT_LEN: usize = 4;
+/// Length of the Poly1305 tag (RFC 7634 section 2).
+pub const CHACHA_TAG_LEN: usize = 16;
 
 /// ESP encryption algorithms known to rswan (the `esp=` cipher part).
 ///
@@ -52,6 +57,8 @@ pub enum EncAlg {
     AesGcm16_128,
     /// AES-256 in GCM mode with a 16-octet ICV, RFC 4106 (an AEAD: no separate integrity).
     AesGcm16_256,
+    /// ChaCha20-Poly1305, RFC 7634 (an AEAD: no separate integrity; 8-byte IV, 16-byte tag).
+    ChaCha20Poly1305,
     /// ESP NULL encryption (RFC 2410): parsed only to be refused.
     NullEnc,
     /// Single DES: parsed only to be refused (insecure).
@@ -60,19 +67,21 @@ pub enum EncAlg {
 
 impl EncAlg {
     /// All variants, for tests and for listing supported algorithms.
-    pub const ALL: [EncAlg; 8] = [
+    pub const ALL: [EncAlg; 9] = [
         EncAlg::TripleDesCbc,
         EncAlg::AesCbc128,
         EncAlg::AesCbc192,
         EncAlg::AesCbc256,
         EncAlg::AesGcm16_128,
         EncAlg::AesGcm16_256,
+        EncAlg::ChaCha20Poly1305,
         EncAlg::NullEnc,
         EncAlg::Des,
     ];
 
-    /// Bytes of keying material the SA needs: the cipher key, plus the 4-byte salt for GCM
-    /// (3DES 24, AES 16/24/32, AES-GCM 16+4 / 32+4, NULL 0, DES 8).
+    /// Bytes of keying material the SA needs: the cipher key, plus the 4-byte salt for the
+    /// AEADs (3DES 24, AES 16/24/32, AES-GCM 16+4 / 32+4, ChaCha20-Poly1305 32+4, NULL 0,
+    /// DES 8).
     pub fn key_len(self) -> usize {
         match self {
             EncAlg::TripleDesCbc => 24,
@@ -81,56 +90,75 @@ impl EncAlg {
             EncAlg::AesCbc256 => 32,
             EncAlg::AesGcm16_128 => 16 + GCM_SALT_LEN,
             EncAlg::AesGcm16_256 => 32 + GCM_SALT_LEN,
+            EncAlg::ChaCha20Poly1305 => 32 + CHACHA_SALT_LEN,
             EncAlg::NullEnc => 0,
             EncAlg::Des => 8,
         }
     }
 
     /// Cipher block size in bytes as ESP sees it: 8 for (3)DES, 16 for AES-CBC, and 1 for the
-    /// stream-like modes (GCM, NULL). ESP padding aligns to [`EncAlg::pad_align`], not to this.
+    /// stream-like modes (GCM, ChaCha20-Poly1305, NULL). ESP padding aligns to
+    /// [`EncAlg::pad_align`], not to this.
     pub fn block_size(self) -> usize {
         match self {
             EncAlg::TripleDesCbc | EncAlg::Des => 8,
             EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => 16,
-            EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 | EncAlg::NullEnc => 1,
+            EncAlg::AesGcm16_128
+            | EncAlg::AesGcm16_256
+            | EncAlg::ChaCha20Poly1305
+            | EncAlg::NullEnc => 1,
         }
     }
 
     /// The alignment ESP pads the plaintext (payload, padding, pad length, next header) to:
     /// the block size, but at least 4 bytes (RFC 4303 §2.4). 8 for 3DES, 16 for AES-CBC,
-    /// 4 for GCM.
+    /// 4 for GCM and ChaCha20-Poly1305.
     pub fn pad_align(self) -> usize {
         self.block_size().max(4)
     }
 
     /// Length in bytes of the explicit IV carried in each ESP packet: 8 for (3)DES, 16 for
-    /// AES-CBC, 8 for AES-GCM (RFC 4106 §3.1), 0 for NULL.
+    /// AES-CBC, 8 for AES-GCM (RFC 4106 §3.1) and ChaCha20-Poly1305 (RFC 7634 §2), 0 for NULL.
     pub fn iv_len(self) -> usize {
         match self {
             EncAlg::TripleDesCbc | EncAlg::Des => 8,
             EncAlg::AesCbc128 | EncAlg::AesCbc192 | EncAlg::AesCbc256 => 16,
-            EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 => 8,
+            EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 | EncAlg::ChaCha20Poly1305 => 8,
             EncAlg::NullEnc => 0,
         }
     }
 
-    /// True for combined-mode algorithms (AES-GCM), which must not be paired with an
-    /// [`AuthAlg`] and are served by [`CryptoProvider::aead`].
+    /// True for combined-mode algorithms (AES-GCM, ChaCha20-Poly1305), which must not be
+    /// paired with an [`AuthAlg`] and are served by [`CryptoProvider::aead`].
     pub fn is_aead(self) -> bool {
-        matches!(self, EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256)
+        matches!(
+            self,
+            EncAlg::AesGcm16_128 | EncAlg::AesGcm16_256 | EncAlg::ChaCha20Poly1305
+        )
     }
 
-    /// ICV length produced by the algorithm itself (16 for AES-GCM, 0 otherwise).
+    /// ICV length produced by the algorithm itself (16 for AES-GCM and ChaCha20-Poly1305, 0
+    /// otherwise).
     pub fn aead_icv_len(self) -> usize {
-        if self.is_aead() {
-            GCM_TAG_LEN
-        } else {
-            0
+        match self {
+            EncAlg::ChaCha20Poly1305 => CHACHA_TAG_LEN,
+            _ if self.is_aead() => GCM_TAG_LEN,
+            _ => 0,
+        }
+    }
+
+    /// Bytes of salt at the end of the keying material (4 for the AEADs, 0 otherwise): the
+    /// implicit part of the nonce, `nonce = salt || IV`.
+    pub fn salt_len(self) -> usize {
+        match self {
+            EncAlg::ChaCha20Poly1305 => CHACHA_SALT_LEN,
+            _ if self.is_aead() => GCM_SALT_LEN,
+            _ => 0,
         }
     }
 
     /// The KLIPS name, as in `ESP_3DES_HMAC_SHA1` (`3DES`, `AES128`, `AES192`, `AES256`,
-    /// `AES128GCM16`, `AES256GCM16`, `NULL`, `DES`).
+    /// `AES128GCM16`, `AES256GCM16`, `CHACHA20_POLY1305`, `NULL`, `DES`).
     pub fn klips_name(self) -> &'static str {
         match self {
             EncAlg::TripleDesCbc => "3DES",
@@ -139,13 +167,14 @@ impl EncAlg {
             EncAlg::AesCbc256 => "AES256",
             EncAlg::AesGcm16_128 => "AES128GCM16",
             EncAlg::AesGcm16_256 => "AES256GCM16",
+            EncAlg::ChaCha20Poly1305 => "CHACHA20_POLY1305",
             EncAlg::NullEnc => "NULL",
             EncAlg::Des => "DES",
         }
     }
 
-    /// The canonical `ipsec.conf` spelling (`3des`, `aes128`, …, `aes128gcm16`); also what
-    /// [`fmt::Display`] prints.
+    /// The canonical `ipsec.conf` spelling (`3des`, `aes128`, …, `aes128gcm16`,
+    /// `chacha20poly1305`); also what [`fmt::Display`] prints.
     pub fn conf_name(self) -> &'static str {
         match self {
             EncAlg::TripleDesCbc => "3des",
@@ -154,6 +183,7 @@ impl EncAlg {
             EncAlg::AesCbc256 => "aes256",
             EncAlg::AesGcm16_128 => "aes128gcm16",
             EncAlg::AesGcm16_256 => "aes256gcm16",
+            EncAlg::ChaCha20Poly1305 => "chacha20poly1305",
             EncAlg::NullEnc => "null",
             EncAlg::Des => "des",
         }
@@ -161,7 +191,7 @@ impl EncAlg {
 
     /// Key size in bits for `/proc/net/ipsec_spi` `eklen=` (keying material without the salt).
     pub fn key_bits(self) -> usize {
-        (self.key_len() - if self.is_aead() { GCM_SALT_LEN } else { 0 }) * 8
+        (self.key_len() - self.salt_len()) * 8
     }
 }
 
@@ -176,7 +206,7 @@ impl FromStr for EncAlg {
 
     /// Parses an `esp=` cipher name, ASCII case-insensitively: `3des`, `aes128` / `aes`,
     /// `aes192`, `aes256`, `aes128gcm16` / `aes128gcm128`, `aes256gcm16` / `aes256gcm128`,
-    /// `null`, `des`.
+    /// `chacha20poly1305` / `chacha20_poly1305`, `null`, `des`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let alg = match s.to_ascii_lowercase().as_str() {
             "3des" => EncAlg::TripleDesCbc,
@@ -185,6 +215,7 @@ impl FromStr for EncAlg {
             "aes256" => EncAlg::AesCbc256,
             "aes128gcm16" | "aes128gcm128" => EncAlg::AesGcm16_128,
             "aes256gcm16" | "aes256gcm128" => EncAlg::AesGcm16_256,
+            "chacha20poly1305" | "chacha20_poly1305" => EncAlg::ChaCha20Poly1305,
             "null" => EncAlg::NullEnc,
             "des" => EncAlg::Des,
             _ => {
@@ -329,7 +360,7 @@ pub fn parse_esp_transform(s: &str) -> Result<(EncAlg, Option<AuthAlg>), ParseAl
     };
     if enc.is_aead() && auth.is_some() {
         return Err(ParseAlgError {
-            kind: "ESP transform (AES-GCM takes no integrity algorithm)",
+            kind: "ESP transform (AES-GCM and ChaCha20-Poly1305 take no integrity algorithm)",
             name: s.to_string(),
         });
     }
@@ -446,8 +477,9 @@ pub trait BlockCipher: Send + Sync {
     fn decrypt(&self, iv: &[u8], buf: &mut [u8]) -> Result<(), CryptoError>;
 }
 
-/// A keyed AEAD for ESP (AES-GCM per RFC 4106): the 4-byte salt from the end of the keying
-/// material is held inside, and the 12-byte GCM nonce is `salt || iv`.
+/// A keyed AEAD for ESP (AES-GCM per RFC 4106, ChaCha20-Poly1305 per RFC 7634): the 4-byte
+/// salt from the end of the keying material is held inside, and the 12-byte nonce is
+/// `salt || iv`.
 pub trait Aead: Send + Sync {
     /// Length of the explicit per-packet IV (8).
     fn iv_len(&self) -> usize;
@@ -550,6 +582,17 @@ mod tests {
         assert_eq!(EncAlg::AesGcm16_256.key_bits(), 256);
         assert_eq!(EncAlg::TripleDesCbc.klips_name(), "3DES");
         assert_eq!(EncAlg::AesCbc128.klips_name(), "AES128");
+        // RFC 7634: 32-byte key + 4-byte salt, 8-byte IV, 16-byte tag, 4-byte alignment.
+        let c = EncAlg::ChaCha20Poly1305;
+        assert!(c.is_aead());
+        assert_eq!((c.key_len(), c.salt_len(), c.key_bits()), (36, 4, 256));
+        assert_eq!((c.iv_len(), c.aead_icv_len(), c.pad_align()), (8, 16, 4));
+        assert_eq!(c.block_size(), 1);
+        assert_eq!(c.klips_name(), "CHACHA20_POLY1305");
+        assert_eq!(EncAlg::AesGcm16_128.salt_len(), 4);
+        assert_eq!(EncAlg::AesCbc128.salt_len(), 0);
+        assert_eq!(EncAlg::AesGcm16_128.aead_icv_len(), 16);
+        assert_eq!(EncAlg::AesCbc128.aead_icv_len(), 0);
     }
 
     #[test]
@@ -582,6 +625,8 @@ mod tests {
             ("aes128gcm16", EncAlg::AesGcm16_128),
             ("aes128gcm128", EncAlg::AesGcm16_128),
             ("aes256gcm16", EncAlg::AesGcm16_256),
+            ("chacha20poly1305", EncAlg::ChaCha20Poly1305),
+            ("ChaCha20_Poly1305", EncAlg::ChaCha20Poly1305),
             ("null", EncAlg::NullEnc),
             ("des", EncAlg::Des),
         ];
@@ -643,6 +688,11 @@ mod tests {
             Ok((EncAlg::AesGcm16_128, None))
         );
         assert!(parse_esp_transform("aes128gcm16-sha1").is_err());
+        assert_eq!(
+            parse_esp_transform("chacha20poly1305"),
+            Ok((EncAlg::ChaCha20Poly1305, None))
+        );
+        assert!(parse_esp_transform("chacha20poly1305-sha2_256").is_err());
         assert!(parse_esp_transform("3des-foo").is_err());
         assert!(parse_esp_transform("").is_err());
     }

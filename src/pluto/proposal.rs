@@ -201,6 +201,11 @@ pub fn parse_esp(s: &str) -> Result<(Vec<EspAlg>, Option<DhGroup>), String> {
         if matches!(enc, EncAlg::Des | EncAlg::NullEnc) {
             return Err(format!("esp=\"{item}\": refused cipher"));
         }
+        if enc == EncAlg::ChaCha20Poly1305 {
+            return Err(format!(
+                "esp=\"{item}\": ChaCha20-Poly1305 has no IKEv1 transform (RFC 7634 defines it for IKEv2)"
+            ));
+        }
         let auths: Vec<Option<AuthAlg>> = match (enc.is_aead(), auth) {
             (true, _) => vec![None],
             (false, Some(a)) => vec![Some(a)],
@@ -530,7 +535,8 @@ fn esp_ids(enc: EncAlg) -> Option<(u8, Option<u16>)> {
         EncAlg::AesCbc256 => (EspTransformId::Aes.value(), Some(256)),
         EncAlg::AesGcm16_128 => (EspTransformId::AesGcm16.value(), Some(128)),
         EncAlg::AesGcm16_256 => (EspTransformId::AesGcm16.value(), Some(256)),
-        EncAlg::NullEnc | EncAlg::Des => return None,
+        // ChaCha20-Poly1305 has an IKEv2 transform ID only (RFC 7634); parse_esp refuses it.
+        EncAlg::ChaCha20Poly1305 | EncAlg::NullEnc | EncAlg::Des => return None,
     })
 }
 
@@ -1082,6 +1088,9 @@ mod tests {
         let (_, g) = parse_esp("aes128-sha1;modp2048").unwrap();
         assert_eq!(g, Some(DhGroup::Modp2048));
         assert!(parse_esp("des-md5").is_err());
+        // ChaCha20-Poly1305 is an ESP algorithm of the datapath but has no IKEv1 ID.
+        let e = parse_esp("aes128-sha1, chacha20poly1305").unwrap_err();
+        assert!(e.contains("no IKEv1 transform"), "{e}");
     }
 
     #[test]
