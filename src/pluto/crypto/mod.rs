@@ -1,11 +1,13 @@
-//! Cryptography shared by the IKE engines (IKEv1 now, IKEv2 later): MODP Diffie-Hellman,
-//! PRFs and hashes, CBC ciphers for message encryption, RSA keys and signatures, and the
-//! FreeS/WAN text forms of binary data.
+//! Cryptography shared by the IKE engines: Diffie-Hellman (MODP, ECP, Curve25519), PRFs and
+//! hashes, CBC ciphers for IKEv1 message encryption, RSA keys and signatures (IKEv1 and the
+//! IKEv2 schemes), the IKEv2 key schedule, SK payload protection and AUTH computations
+//! ([`ikev2`]), and the FreeS/WAN text forms of binary data.
 //!
 //! Every primitive comes from RustCrypto crates; this module only adapts them.
 
 pub mod cipher;
 pub mod dh;
+pub mod ikev2;
 pub mod prf;
 pub mod rsa;
 pub mod text;
@@ -13,4 +15,4 @@ pub mod text;
 pub use cipher::{Cipher, CipherError};
 pub use dh::{DhError, DhGroup, DhKeyPair, SharedSecret};
 pub use prf::Prf;
-pub use rsa::{PrivateKey, PrivateKeyParts, PublicKey, RsaError};
+pub use rsa::{PrivateKey, PrivateKeyParts, PublicKey, RsaError, SignatureScheme};

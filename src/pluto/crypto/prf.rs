@@ -37,6 +37,22 @@ fn hmac_parts<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Ve
     mac.finalize().into_bytes().to_vec()
 }
 
+fn hmac_verify<M: Mac + hmac::digest::KeyInit>(
+    key: &[u8],
+    parts: &[&[u8]],
+    expected: &[u8],
+) -> bool {
+    let mut mac = match <M as hmac::digest::KeyInit>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    // Constant time, and false unless `expected` has the full output length.
+    mac.verify_slice(expected).is_ok()
+}
+
 fn hash_parts<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
     let mut d = D::new();
     for part in parts {
@@ -77,6 +93,17 @@ impl Prf {
             Prf::HmacSha256 => hmac_parts::<Hmac<Sha256>>(key, data),
             Prf::HmacSha384 => hmac_parts::<Hmac<Sha384>>(key, data),
             Prf::HmacSha512 => hmac_parts::<Hmac<Sha512>>(key, data),
+        }
+    }
+
+    /// Checks in constant time that `expected` is prf(key, part1 | part2 | ...), full length.
+    pub fn verify(self, key: &[u8], data: &[&[u8]], expected: &[u8]) -> bool {
+        match self {
+            Prf::HmacMd5 => hmac_verify::<Hmac<Md5>>(key, data, expected),
+            Prf::HmacSha1 => hmac_verify::<Hmac<Sha1>>(key, data, expected),
+            Prf::HmacSha256 => hmac_verify::<Hmac<Sha256>>(key, data, expected),
+            Prf::HmacSha384 => hmac_verify::<Hmac<Sha384>>(key, data, expected),
+            Prf::HmacSha512 => hmac_verify::<Hmac<Sha512>>(key, data, expected),
         }
     }
 
@@ -187,6 +214,11 @@ mod tests {
         ] {
             assert_eq!(prf.hash(&[b"x"]).len(), prf.output_len());
             assert_eq!(prf.prf(b"k", &[b"x"]).len(), prf.output_len());
+            let mac = prf.prf(b"k", &[b"x", b"y"]);
+            assert!(prf.verify(b"k", &[b"xy"], &mac));
+            assert!(!prf.verify(b"k", &[b"xz"], &mac));
+            assert!(!prf.verify(b"K", &[b"xy"], &mac));
+            assert!(!prf.verify(b"k", &[b"xy"], &mac[1..]));
         }
         assert_eq!(Prf::from_oakley_hash(2), Some(Prf::HmacSha1));
         assert_eq!(Prf::from_oakley_hash(3), None);
