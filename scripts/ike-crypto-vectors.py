@@ -240,4 +240,7 @@ for name, pad, h in (
     sig = key.sign(MESSAGE, pad, h)
     key.public_key().verify(sig, MESSAGE, pad, h)
     print(name, sig.hex())
+# PSS with a salt shorter than the hash: rswan's schemes fix salt = hash length and refuse it.
+sig = key.sign(MESSAGE, padding.PSS(padding.MGF1(hashes.SHA256()), 20), hashes.SHA256())
+print("PssSha256Salt20", sig.hex())
 sys.exit(0)

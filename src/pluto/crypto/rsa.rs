@@ -570,6 +570,14 @@ impl PrivateKey {
         scheme: SignatureScheme,
         data: &[u8],
     ) -> Result<Vec<u8>, RsaError> {
+        // EMSA-PSS needs emLen >= hLen + sLen + 2 with sLen = hLen (RFC 8017 9.1.1).
+        let em_len = (self.inner.n().bits() - 1).div_ceil(8);
+        if scheme.is_pss() && em_len < 2 * scheme.hash_len() + 2 {
+            return Err(RsaError::SignFailed(format!(
+                "a {}-bit key is too short for {scheme}",
+                self.inner.n().bits()
+            )));
+        }
         let (hash, padding) = scheme.prepare(data);
         match padding {
             Padding::Pkcs1(p) => self.inner.sign_with_rng(rng, p, &hash),
@@ -827,5 +835,271 @@ mod tests {
         );
         let (k, _) = keys();
         assert_eq!(k.public_key().bits(), 1024);
+    }
+}
+
+/// IKEv2 signature schemes against signatures made by an independent implementation
+/// (Python's `cryptography` over OpenSSL, scripts/ike-crypto-vectors.py, one run's key and
+/// signatures pasted here).
+#[cfg(test)]
+mod ikev2_signature_tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    const KEY_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\n\
+MIIEowIBAAKCAQEAnrdLkdR2VyozWJJaDK+I2iTNwGrNkiClQ4I2zzB9QJQ9FHFQ\n\
+aja0M1hNwPddLISSdMR1bmHYWfmtzBpZn+3HwQ/TvQJd++cRsrf39LGMyl7nZHli\n\
+oHV7SrPxTF9UurawSLYY3LMdExd2vxztkieFUHOQo11jPycPo3FAq9hrGH3wNerA\n\
+LtIcUjzJnRvnk5955avSUGCQj+jRZDc1OgeypglVugcJMyh+CIOFwUh4fkkj0BaQ\n\
+Y+WFLxTZybJqbFf1MvDLyTKPV2VrcLTXYEwZogUxeG4aV6STpLJDnkS30g4Bl8F8\n\
+dFILmJuem04e55JYvzXb3s334XiySUWV79lzmQIDAQABAoIBABmP1cjv2fth3ZEn\n\
+SP+ACd9wS/7wdJlTTqqXvzIRUirjdQ7kzRm+I7mdQDCS5lu0Ik5SEcOsWIbtMnOL\n\
+zuF2D1TlsqlfRzm51lzdSj8LlWxGaqgA8MR9B1VZs8QkGmZT5AJh6ZEp+8XGYqaX\n\
+ByAh41O4uRPGh6R1Kwycwdira1wvMzkVEcGgNY8XhgcjUZ9MfUrFQ4/yRn7W0YpV\n\
+9qPI0AzjKex9sDGmA5zl8FwasbULGKMIP5pExqewZVXQfXWk/lupdkV2DD+TgXZL\n\
+EftSQt/sTCTKneTQkKBpnT4Vv5IDJNuyxNglRX6hHUSsWqvZKeDtYA0A/gBCLtky\n\
+v8EUgf0CgYEA2DdMLsbc+aXBWl+uLx5zBHWmtgI8Sr1xiMhOpK5P8bn2zZlaw1ll\n\
+H2k3vPRxkUI/Fi1PhTrGCTNj3pTlKudfikDJPDCQbMRRcH9A1MW9zfJ74AvJMEsy\n\
+aHxSPzBHby2kguRr9oL21UPJunCIPfZrYk4UOlPAtnfZnDJBzimjOkcCgYEAu+uA\n\
+D3w8EtpYJGaOCFXJUZWAxe6V0Z5vBzFGq56HIObzGm+B7uRn1DtIpjy+5X6e+uJs\n\
+LE2dreLtRqF83TDYymS1yZbUr+93lxIJmgLqHb6Lnt1uQOpoF66v92/VOYN7cipC\n\
+kVgeB0HEC3asL3ijdu/aFSDLW4cogZ9bEkMc8x8CgYB/Dn/GPTY9vhoRcYh6R/pu\n\
+9HQzIL0tboX5SzxrqcNw2UcfKq8bfLzf6ITIlRznr3ZDIf1I3XDil0Bo3DaPL8gF\n\
+Bm064Y79W6A/64e9gTY4f/YrgsGHj6jfna73Uvenbbru8CxBgFRsnpk85kQppVUV\n\
+P6zDWdQ1ZdiK4T2qWO2CoQKBgGRgMHEVDQmM81POK8Or/vLDBpuzCveCxw9ydKsq\n\
+7EbY1bWjJiYyfntQh0e0Xss6zTR5SQqJEtZUxiTaEVYcx0+kZ62cEVNAeAKLsfE/\n\
+6UmmA/IBmOi3zI4J0xg59gzYfFHI3PHBvZhmuo7c/rAEolvfVf+/GqBzG2HRetXQ\n\
+X2BFAoGBAJJl33Kl8nWS9+KrV1/C2HVNCCuTmH+8KkKMg5JADfrArNGOmAQ57Kur\n\
+AwvXsucMCe9owYHlmsTiURIhMMglaAkH/wUVMumOfred67rpqouXyq1rG95NeZ3b\n\
+vReFaFM9wTR7wq2rzpLri8lcBjJErBHvJGnbTMVmdI1/Voes56cK\n\
+-----END RSA PRIVATE KEY-----\n";
+
+    const MESSAGE: &[u8] = b"IKEv2 signed octets: RealMessage | Nonce | prf(SK_p, ID')";
+
+    fn h(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    /// The signatures Python made over [`MESSAGE`], per scheme.
+    fn python_signatures() -> Vec<(SignatureScheme, &'static str)> {
+        vec![
+            (
+                SignatureScheme::Pkcs1Sha1Method1,
+                "38eba49f1345519cb584b3bcb9bf4961782e17225c9a876d5be70a9b02b1325b\
+                 09df41ca32d6382130f25f9f848a2e62daf855158c24c82040a049d5abc766cb\
+                 edb6a0e530a5ca80e96d6a38fd305c2a23fa150c5c8d76c4d6619fc0993cc7d0\
+                 6526655bddab48dcb6d1f54e5331da0e59fa17ed08bc6cdf117a0ce1ed49f30b\
+                 d830b5ce6edf3bdb11bbb0c8d1d61af9c236fc2df8b0c9f00e37404968b35df7\
+                 22d519c291fc67660306792b77e8b871943fc98f15c4935e68304026336e30bc\
+                 93ed48cd487a22815308f73027b5ca83fe29f82f0c0aaffb8d09fb80d4dd1bdb\
+                 1c6bd0163cd227011268066319cc5a033cc78e772072d35968c72f1cdb23ed71",
+            ),
+            (
+                SignatureScheme::Pkcs1Sha256,
+                "131510b1bd152e304d0a3294d615b726d32f842c70097f641cae310f2883891f\
+                 05b9794353b3853f9a85b87df352134bd604714c9da89174375fbe98a9744e75\
+                 151fef0a2ddcbe3649191c777ad8d31b164b7b324af72d2200cb44d210f1aa8e\
+                 1df9ea51b2e3d0140f03ad96e71ecb10f47f0aa0b3546d31f791ea94ba3e39ab\
+                 94dadb19d3fb53a069e16209edf5d507ca43e1afb448759648ae24150ac9c207\
+                 05f9ba9506c4f3e26138a0c029f4df0c7bf41e381d6ad598510869d4225ea256\
+                 80c0364ab0f951fafa7273defbfde8ac038b8339f15daabe7001d9da894ea74a\
+                 f9f19b57259e79baf240378db5f8da8591e8972d826d9ca5898a2bd14f756de8",
+            ),
+            (
+                SignatureScheme::Pkcs1Sha384,
+                "743d447c5c64055ac486c08c1d3c42dfbfd8f9e035dadf820fae2d9f403e0f97\
+                 38f6925d1bc6c637f9d5abcd8ddc9ee08feeaae1f222a080d66fecce4736c844\
+                 a39ddc415524e4a29aacb478953c1186d936c8142bbb18f7b6242b3722f56764\
+                 94fed13a3ed7654ec66152b31b24f534de0338bd4b4548524e0eeaa44e5aba94\
+                 a4b6a2786d145fcbc9838b7ed5ff3d7ab338c0e91dfb12704fc7604fef451e3f\
+                 1077ea21626a5ca469c5297b4ff37b4d62e28206feeb6dea3a03f6fd51c3dcca\
+                 cdefd8f5ee3070077003b5c8a2fe0d19a6777c095d998f3d23551ec922813cd1\
+                 e0317913ba635e39512ed44489a3e2059485ca4df5d956b928a6b6ec8e2b914e",
+            ),
+            (
+                SignatureScheme::Pkcs1Sha512,
+                "30022e365221e9645b73b137f7bdf0188f07cafa5792964eb39adaf58d1b26e3\
+                 0fed846c9dcdbc7d0635cb8574dca079aeae67f51eb5017e4552db2728d60782\
+                 ce3740d8e57881a6d665d6b96f12b2c92a9d718a70bb4b30fdf19dd0e774672a\
+                 901f4db2a1547e0ea042f1dd6b4fe5cc3091398040a300fe042564729052ba9a\
+                 dada79449cd97c4b27281905c54bbf0071877b181439ec85ee43da6a785a9e0b\
+                 fe0db50ab08d7234a1d0f9cb2bea1c52a14963e5d5a237c5082f7d5e6dc4c220\
+                 dcbdc4d9683a5a58592dc6a1c7f706f1883b0ee4a9de06d11e4812197d04dc59\
+                 e69e28baec8d1fbb091fecf4cfd16c198bf16a2f4304231bcb0f41ea876e30c2",
+            ),
+            (
+                SignatureScheme::PssSha256,
+                "3a79edf5120016eb861070ca1f5b5910725f7a7679f741949074a157a85e3212\
+                 eda0cea913f6fe68904c62f6e5fd1cca3ac053c57cb20d816b23eb8c6bd36125\
+                 e3eb5d8b47502e8fe6c1e8cd2b9701d1e98393afd0d77b9136d9f9b7b55c826a\
+                 01f6db587310a17a0d49fe8e12862e9783ac9930a45f190185ec0fb6a772c99f\
+                 7d35fc040b938087935a25a48c648d3df0fd985e440efa8b29dff068c7da468d\
+                 2e8fde3d660bbc8fb37527e1cbb86f3aa2cfc2204d5e86b4962c8d8f3209ed80\
+                 3192ed0c0794f6741ec1b2fbf0b45636e73ebc415ae6dd5e564583b50e1b03aa\
+                 a4157626887122d5f4fbc380409f7b7c0366aed3c0be456e99c8ffe3385b7a15",
+            ),
+            (
+                SignatureScheme::PssSha384,
+                "5b378a76e39a0e482a82a5bb3873e8688ea91395cb3ff3b8e44d7175a5b3cb37\
+                 8bbe59f05a126f1dda405d57598a31e4256135500b3e4abe1891288cb21d3738\
+                 d2bc4478cc8f889ac876d43bf6473dfdba2cb4a251e53789701232e35c8f9e4d\
+                 d9d4c7d660e5d35fb340c3835350de56d9d694337c86b6c6f9a2d8167a07b224\
+                 ffe15daa018d3be9adf1c4ea621dd1c8febcb93652687c5597f3558f8ae26ad1\
+                 4f4f9a994015919950359057fffda37add97e8e97a853a7a6858cc721e89f5cd\
+                 8ba36037415cf303ca60f742c6e421f522ed52b09f1b6d5b2d42c6e1f3078af8\
+                 bcd4d3d68f3811cf9396ccc82c1beaa8a0c452d2987c64830e77339a97739d4f",
+            ),
+            (
+                SignatureScheme::PssSha512,
+                "8ec29e9f50ba703f6aecad425a1e89bfbbcfbf75d5368a1e4f448fc39d192a5b\
+                 19d3412122c9ed3e49a148061cfb45b6d3352bd0685d8fb0d9dc7e2f0a8e7d15\
+                 840cd482a738faa167bc16029f622ae4732d19959c1cde60384e2b0251f97760\
+                 3809aa7bb962c8777b0242e02daa4b92438c5232cbe9548174f84233a69be115\
+                 0b4a1b7a469713f03987a6531e2e02c56b8dfad90b42e108c4ffc28b015a595b\
+                 e5880d8faa6e13ea53ff0c0684a18c8f326568a2e77ba1ae2c1ed1c552c4cf85\
+                 65d84479cdfff2112b4f69038c1737931fd5248ce2bfc126ced9d35c14cd05eb\
+                 933e8ceae27cfe56396fd14cd20de0e1ff4dcd67431fd774946fb93a4fbf81d5",
+            ),
+        ]
+    }
+
+    /// PSS over SHA-256 with a 20-byte salt (not the hash length).
+    const PSS_SHA256_SALT20: &str = "10c2215eba9295e8f032316c10bf4e1648fa1f1918986d6c374332a0ee18024d\
+                                    914e620a6980a776dd0c893c26c489b148be51482e0c4addf1134f594056617d\
+                                    b363967079411615f9cf405c702bf45574afb41a90cc8a0f02bfb4133d9fb8eb\
+                                    59cbe462449470085c07baed49e3a092c455614098dbfe291fb68911980ec210\
+                                    4670e9a831f74d0d8179773d59a64d4de4a2602ded09360e99ca7e77cf385974\
+                                    1c6a9084fce47a3a8322bf74be4c16c20d57a45b61affe1773161030ed2762b7\
+                                    d82d7d6dc4afd4a410f9ddf9c6c3fb404f0485a9323379b0abb56cda96aa24d4\
+                                    bf17fba21c52ff66f7197b3ec7d4ebbf1a7179659f51b3c8d9b6da14853805d2";
+
+    fn key() -> PrivateKey {
+        PrivateKey::from_pem(KEY_PEM).unwrap()
+    }
+
+    #[test]
+    fn verifies_signatures_of_another_implementation() {
+        let public = key().public_key();
+        assert_eq!(public.bits(), 2048);
+        for (scheme, sig) in python_signatures() {
+            let sig = h(sig);
+            public.verify_ikev2(scheme, MESSAGE, &sig).unwrap();
+            // Other data, another scheme, a damaged or shortened signature: refused.
+            assert_eq!(
+                public.verify_ikev2(scheme, b"other octets", &sig),
+                Err(RsaError::BadSignature),
+                "{scheme}"
+            );
+            for other in SignatureScheme::ALL {
+                if other != scheme {
+                    assert_eq!(
+                        public.verify_ikev2(other, MESSAGE, &sig),
+                        Err(RsaError::BadSignature),
+                        "{scheme} checked as {other}"
+                    );
+                }
+            }
+            let mut bad = sig.clone();
+            bad[100] ^= 1;
+            assert_eq!(
+                public.verify_ikev2(scheme, MESSAGE, &bad),
+                Err(RsaError::BadSignature)
+            );
+            assert_eq!(
+                public.verify_ikev2(scheme, MESSAGE, &sig[1..]),
+                Err(RsaError::BadSignature)
+            );
+            // The IKEv1 verifier (no DigestInfo) does not accept them either.
+            assert!(public.verify(&sig[..20], &sig).is_err());
+        }
+        // The PSS salt must be as long as the hash.
+        assert_eq!(
+            public.verify_ikev2(SignatureScheme::PssSha256, MESSAGE, &h(PSS_SHA256_SALT20)),
+            Err(RsaError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn signs_as_the_other_implementation_does() {
+        let k = key();
+        let mut rng = StdRng::seed_from_u64(11);
+        for (scheme, python) in python_signatures() {
+            let sig = k.sign_ikev2(&mut rng, scheme, MESSAGE).unwrap();
+            assert_eq!(sig.len(), 256);
+            k.public_key().verify_ikev2(scheme, MESSAGE, &sig).unwrap();
+            if scheme.is_pss() {
+                // Randomized: a new salt each time.
+                let again = k.sign_ikev2(&mut rng, scheme, MESSAGE).unwrap();
+                assert_ne!(again, sig);
+                k.public_key()
+                    .verify_ikev2(scheme, MESSAGE, &again)
+                    .unwrap();
+            } else {
+                // PKCS#1 v1.5 is deterministic: byte for byte what Python produced.
+                assert_eq!(hex::encode(&sig), python, "{scheme}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let other = PrivateKey::generate(&mut rng, 2048).unwrap();
+        for scheme in SignatureScheme::ALL {
+            let sig = other.sign_ikev2(&mut rng, scheme, MESSAGE).unwrap();
+            other
+                .public_key()
+                .verify_ikev2(scheme, MESSAGE, &sig)
+                .unwrap();
+            assert_eq!(
+                key().public_key().verify_ikev2(scheme, MESSAGE, &sig),
+                Err(RsaError::BadSignature),
+                "{scheme}"
+            );
+        }
+    }
+
+    #[test]
+    fn pss_sha512_needs_a_long_enough_modulus() {
+        let mut rng = StdRng::seed_from_u64(13);
+        let small = PrivateKey::generate(&mut rng, 1024).unwrap();
+        assert_eq!(
+            small.sign_ikev2(&mut rng, SignatureScheme::PssSha512, MESSAGE),
+            Err(RsaError::SignFailed(
+                "a 1024-bit key is too short for RSA-PSS-SHA2_512".into()
+            ))
+        );
+        for scheme in SignatureScheme::ALL {
+            if scheme != SignatureScheme::PssSha512 {
+                let sig = small.sign_ikev2(&mut rng, scheme, MESSAGE).unwrap();
+                small
+                    .public_key()
+                    .verify_ikev2(scheme, MESSAGE, &sig)
+                    .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn scheme_properties() {
+        let table: Vec<(u8, usize, bool)> = SignatureScheme::ALL
+            .iter()
+            .map(|s| (s.auth_method(), s.hash_len(), s.is_pss()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                (1, 20, false),
+                (14, 32, false),
+                (14, 48, false),
+                (14, 64, false),
+                (14, 32, true),
+                (14, 48, true),
+                (14, 64, true)
+            ]
+        );
+        assert_eq!(SignatureScheme::PssSha384.to_string(), "RSA-PSS-SHA2_384");
+        assert_eq!(SignatureScheme::Pkcs1Sha1Method1.name(), "RSA-PKCS1-SHA1");
     }
 }

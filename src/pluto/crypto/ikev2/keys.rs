@@ -355,7 +355,7 @@ impl ChildKeys {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hmac::{Hmac, Mac};
     use sha2::Sha256;
