@@ -178,7 +178,9 @@ impl SkCipher {
             Keyed::Aead(_) => {
                 let iv = self.next_iv;
                 self.next_iv = iv.checked_add(1).ok_or(Ikev2CryptoError::IvExhausted)?;
-                body.copy_from_slice(&iv.to_be_bytes()[8 - iv_len..]);
+                // The counter, big-endian, right-aligned in the IV (8 bytes for both AEADs).
+                let n = iv_len.min(8);
+                body[iv_len - n..].copy_from_slice(&iv.to_be_bytes()[8 - n..]);
             }
         }
         body.extend_from_slice(plain);
