@@ -350,6 +350,7 @@ mod tests {
         wiped::<des::TdesEde3>();
         wiped::<cbc::Encryptor<aes::Aes256>>();
         wiped::<cbc::Decryptor<des::TdesEde3>>();
+        wiped::<chacha20poly1305::ChaCha20Poly1305>();
     }
 
     /// These vectors test the pure-Rust provider itself (the default one, OpenSSL, is checked
