@@ -16,7 +16,8 @@
 //! body (ID Type, three reserved bytes, identification data).
 
 use super::Ikev2CryptoError;
-use crate::pluto::crypto::Prf;
+use crate::pluto::crypto::{Prf, SignatureScheme};
+use crate::pluto::ikev2::wire;
 
 /// The fixed key pad of shared-key authentication (17 ASCII bytes, no terminator).
 pub const KEY_PAD: &[u8] = b"Key Pad for IKEv2";
@@ -58,6 +59,29 @@ pub fn verify_psk_auth(
     } else {
         Err(Ikev2CryptoError::AuthFailed)
     }
+}
+
+/// The RFC 7427 scheme the wire codec read from (or will write as) an AlgorithmIdentifier,
+/// as the signing/verifying scheme.
+impl From<wire::SignatureScheme> for SignatureScheme {
+    fn from(s: wire::SignatureScheme) -> SignatureScheme {
+        match s {
+            wire::SignatureScheme::RsaPkcs1Sha256 => SignatureScheme::Pkcs1Sha256,
+            wire::SignatureScheme::RsaPkcs1Sha384 => SignatureScheme::Pkcs1Sha384,
+            wire::SignatureScheme::RsaPkcs1Sha512 => SignatureScheme::Pkcs1Sha512,
+            wire::SignatureScheme::RsaPssSha256 => SignatureScheme::PssSha256,
+            wire::SignatureScheme::RsaPssSha384 => SignatureScheme::PssSha384,
+            wire::SignatureScheme::RsaPssSha512 => SignatureScheme::PssSha512,
+        }
+    }
+}
+
+/// The wire codec's RFC 7427 scheme for a signing scheme; `None` for auth method 1, which
+/// has no AlgorithmIdentifier.
+pub fn wire_scheme(s: SignatureScheme) -> Option<wire::SignatureScheme> {
+    wire::SIGNATURE_SCHEMES
+        .into_iter()
+        .find(|&w| SignatureScheme::from(w) == s)
 }
 
 #[cfg(test)]
@@ -131,6 +155,20 @@ mod tests {
         let r = signed_octets(a.algs.prf, b"msg", b"nonce", a.sk_p(false), &id);
         assert_ne!(i, r);
         assert_ne!(psk_auth(a.algs.prf, PSK, &i), psk_auth(a.algs.prf, PSK, &r));
+    }
+
+    #[test]
+    fn wire_schemes_map_one_to_one() {
+        for w in wire::SIGNATURE_SCHEMES {
+            let s = SignatureScheme::from(w);
+            assert_eq!(s.auth_method(), 14);
+            assert_eq!(s.is_pss(), w.is_pss());
+            if let Some(salt) = w.salt_len() {
+                assert_eq!(salt, s.hash_len(), "{w:?}");
+            }
+            assert_eq!(wire_scheme(s), Some(w));
+        }
+        assert_eq!(wire_scheme(SignatureScheme::Pkcs1Sha1Method1), None);
     }
 
     #[test]

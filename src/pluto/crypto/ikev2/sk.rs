@@ -100,7 +100,7 @@ impl SkCipher {
 
     /// Tests start the AEAD counter where a published vector's IV is.
     #[cfg(test)]
-    fn set_next_iv(&mut self, iv: u64) {
+    pub(super) fn set_next_iv(&mut self, iv: u64) {
         self.next_iv = iv;
     }
 
