@@ -2,7 +2,8 @@
 //! lines with their code).
 //!
 //! Order: interfaces, `%myid`, debug, spacer; the algorithms rswan supports (Openswan's
-//! `algorithm ESP …` block, spacer, `algorithm IKE …` block, spacer); conns, spacer; states
+//! `algorithm ESP …` block, spacer, `algorithm IKE …` block, spacer); the bounds in force and
+//! how often each was hit (`limits: …`, `limits hit: …`), spacer; conns, spacer; states
 //! (each ISAKMP SA followed by the Quick Mode waiting for it), spacer; bare shunts, then a
 //! spacer if there are any.
 
@@ -118,6 +119,7 @@ impl Pluto {
         v.push(format!("debug {}", self.cfg.debug.describe()));
         v.push(" ".into());
         algorithm_lines(&mut v);
+        self.limit_status_lines(&mut v);
         for c in self.conns.values() {
             let q = c.quoted();
             v.push(format!(
