@@ -377,7 +377,7 @@ fn unauthenticated_junk_is_logged_at_a_bounded_rate() {
     let mut net = psk_pair("");
     net.run();
     let mut rng = StdRng::seed_from_u64(99);
-    let mut junk = |rng: &mut StdRng| -> Vec<u8> {
+    let junk = |rng: &mut StdRng| -> Vec<u8> {
         let mut h = vec![0u8; 28];
         rng.fill(&mut h[..16]);
         h[16] = 1; // next payload SA
