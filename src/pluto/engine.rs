@@ -22,7 +22,7 @@ use crate::said::{Proto, Said, Shunt};
 use crate::updown::Verb;
 
 use super::connection::{Auto, ConnType, Connection, DpdAction, Routing};
-use super::limits::{unauth_log_limiter, LimitCounters};
+use super::limits::{unauth_log_limiter, LimitCounters, WaitingMainMode};
 use super::output::{rc, whack_status, ErouteOp, Output, PlutoConfig, ShuntEroute, WhackCmd};
 use super::spi::SpiAllocator;
 
@@ -84,6 +84,8 @@ pub struct Pluto {
     pub(crate) unauth: Option<Ipv4Addr>,
     /// Key of our responder cookies ([`Pluto::responder_cookie`]).
     pub(crate) cookie_secret: [u8; 32],
+    /// Main Modes waiting for one of ours to the same address to get past MI3.
+    pub(crate) mm_waiting: VecDeque<WaitingMainMode>,
     /// Bare shunts (FreeS/WAN's `bare_shunts`, spec 4): shunt eroutes Pluto owns outside any
     /// conn's routing, i.e. the narrow `%hold`s (packet src/32 → dst/32) the datapath put in
     /// for trapped packets. One waiting for a conn's negotiation is re-pointed at the tunnel
@@ -148,6 +150,7 @@ impl Pluto {
             log_limiter: unauth_log_limiter(),
             unauth: None,
             cookie_secret,
+            mm_waiting: VecDeque::new(),
             bare_shunts: Vec::new(),
             sa_owner: HashMap::new(),
             next_shunt_scan,
@@ -757,6 +760,11 @@ impl Pluto {
             }
             WhackCmd::Shutdown => {
                 self.log("shutting down".into());
+                for w in std::mem::take(&mut self.mm_waiting) {
+                    if let Some(c) = w.whack {
+                        self.whack_done(c, whack_status(rc::NORETRANSMISSION));
+                    }
+                }
                 let serials: Vec<u64> = self.states.keys().rev().copied().collect();
                 for s in serials {
                     self.delete_state(s, false);
@@ -800,6 +808,7 @@ impl Pluto {
             .map(|c| c.key())
             .collect();
         for key in keys.iter().rev() {
+            self.drop_waiting_main_mode(key);
             let serials: Vec<u64> = self
                 .states
                 .values()
@@ -828,6 +837,7 @@ impl Pluto {
             .map(|c| c.key())
             .collect();
         for key in keys {
+            self.drop_waiting_main_mode(&key);
             if let Some(c) = self.conns.get_mut(&key) {
                 c.up = false;
             }
@@ -1118,15 +1128,19 @@ impl Pluto {
         None
     }
 
-    /// Whether a negotiation for the conn is already under way.
+    /// Whether a negotiation for the conn is already under way (or waiting to start).
     pub(crate) fn negotiation_pending(&self, key: &str) -> bool {
-        self.states.values().any(|s| {
-            s.conn == key
-                && (matches!(
-                    s.kind,
-                    StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3 | StateKind::QuickI1
-                ) || s.p1().is_some_and(|p| p.pending_qm.is_some()))
-        })
+        self.mm_waiting.iter().any(|w| w.key == key)
+            || self.states.values().any(|s| {
+                s.conn == key
+                    && (matches!(
+                        s.kind,
+                        StateKind::MainI1
+                            | StateKind::MainI2
+                            | StateKind::MainI3
+                            | StateKind::QuickI1
+                    ) || s.p1().is_some_and(|p| p.pending_qm.is_some()))
+            })
     }
 
     // -----------------------------------------------------------------------------------
@@ -1511,11 +1525,14 @@ impl Pluto {
                     self.release_responder_hold(&key);
                 }
             }
-            Family::P1(_) => {
+            Family::P1(p1) => {
                 if let Some(c) = self.conns.get_mut(&key) {
                     if c.newest_isakmp == serial {
                         c.newest_isakmp = 0;
                     }
+                }
+                if p1.initiator && !kind.isakmp_established() {
+                    self.start_waiting_main_mode(*p1.remote.ip());
                 }
                 // Phase 2 negotiations in progress on it die with it.
                 let children: Vec<u64> = self

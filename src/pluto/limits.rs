@@ -48,7 +48,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::config::secrets::Id;
 use crate::pluto::crypto::Prf;
 use crate::pluto::engine::Pluto;
-use crate::pluto::ikev1::state::{State, StateKind};
+use crate::pluto::ikev1::state::{PendingQm, State, StateKind};
 use crate::ratelimit::{Limits, Rate, RateLimiter};
 
 /// Default most half-open Main Mode responder states in total (`PlutoConfig::max_half_open`).
@@ -68,7 +68,7 @@ pub const MAX_ISAKMP_SAS_PER_PEER: usize = 32;
 pub const MAX_IPSEC_SAS_PER_PEER: usize = 256;
 /// Default most Quick Modes a peer ID may have in progress with us as responder
 /// (`PlutoConfig::max_quick_modes_per_peer`).
-pub const MAX_QUICK_MODES_PER_PEER: usize = 32;
+pub const MAX_QUICK_MODES_PER_PEER: usize = 64;
 
 /// The rate limit on log lines caused by unauthenticated packets: per source address a burst
 /// of 20 lines then one a second; in total a burst of 100 then ten a second; 1,024 source
@@ -481,5 +481,131 @@ impl Pluto {
             h.log_lines_dropped
         ));
         v.push(" ".into());
+    }
+}
+
+/// A Main Mode we are to initiate, waiting because `max_half_open_per_peer` of ours to the same
+/// address have not got past MI3 yet (a responder would evict the oldest beyond that).
+#[derive(Debug, Clone)]
+pub(crate) struct WaitingMainMode {
+    /// The conn.
+    pub(crate) key: String,
+    /// Its peer's address.
+    pub(crate) peer: Ipv4Addr,
+    /// Whack client to report to.
+    pub(crate) whack: Option<u64>,
+    /// Keying attempt.
+    pub(crate) try_no: u32,
+    /// The Quick Mode to run once established.
+    pub(crate) pending: Option<PendingQm>,
+    /// ISAKMP SA this one replaces (0: none).
+    pub(crate) replacing: u64,
+}
+
+impl Pluto {
+    /// Our Main Modes to `peer` that have not got past MI3 (the peer holds a half-open state
+    /// for each).
+    fn main_modes_in_flight(&self, peer: Ipv4Addr) -> usize {
+        self.states
+            .values()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3
+                ) && s
+                    .p1()
+                    .is_some_and(|p| p.initiator && *p.remote.ip() == peer)
+            })
+            .count()
+    }
+
+    /// Before initiating Main Mode for `key` to `peer`: if `max_half_open_per_peer` of ours to
+    /// that address are in flight, queue it (or, already queued, take the whack client along)
+    /// and return `true`.
+    pub(crate) fn wait_for_main_mode_room(
+        &mut self,
+        key: &str,
+        peer: Ipv4Addr,
+        whack: Option<u64>,
+        try_no: u32,
+        pending: Option<PendingQm>,
+        replacing: u64,
+    ) -> bool {
+        if let Some(w) = self.mm_waiting.iter_mut().find(|w| w.key == key) {
+            match (w.whack, whack) {
+                (None, Some(c)) => w.whack = Some(c),
+                (Some(_), Some(c)) => self.whack_done(c, 0),
+                _ => {}
+            }
+            return true;
+        }
+        let n = self.main_modes_in_flight(peer);
+        if n < self.cfg.max_half_open_per_peer.max(1) {
+            return false;
+        }
+        let line = format!(
+            "{}: {n} Main Modes to {peer} in progress (max_half_open_per_peer); waiting for one to finish",
+            self.conn_quoted(key)
+        );
+        self.log(line.clone());
+        if let Some(c) = whack {
+            self.out.push_back(crate::pluto::Output::Whack {
+                client: c,
+                code: crate::pluto::rc::LOG,
+                text: line,
+            });
+        }
+        self.mm_waiting.push_back(WaitingMainMode {
+            key: key.to_string(),
+            peer,
+            whack,
+            try_no,
+            pending,
+            replacing,
+        });
+        true
+    }
+
+    /// One of our Main Modes to `peer` got past MI3 or ended: start waiting ones while there
+    /// is room. One whose conn can now run its Quick Mode over an established ISAKMP SA (its
+    /// own, or another conn's with the same hosts and IDs) does so instead.
+    pub(crate) fn start_waiting_main_mode(&mut self, peer: Ipv4Addr) {
+        while self.main_modes_in_flight(peer) < self.cfg.max_half_open_per_peer.max(1) {
+            let Some(i) = self.mm_waiting.iter().position(|w| w.peer == peer) else {
+                return;
+            };
+            let Some(w) = self.mm_waiting.remove(i) else {
+                return;
+            };
+            let established = self
+                .states
+                .values()
+                .filter(|s| s.conn == w.key && s.kind.isakmp_established())
+                .map(|s| s.serial)
+                .max()
+                .or_else(|| self.shared_phase1(&w.key));
+            match (w.pending, w.replacing, established) {
+                (Some(pq), 0, Some(p1)) => self.quick_initiate(p1, &w.key, w.whack, pq.replacing),
+                _ => {
+                    self.main_initiate_replacing(&w.key, w.whack, w.try_no, w.pending, w.replacing)
+                }
+            }
+        }
+    }
+
+    /// The conn is going down or away: forget its waiting Main Mode, releasing its whack.
+    pub(crate) fn drop_waiting_main_mode(&mut self, key: &str) {
+        let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.mm_waiting)
+            .into_iter()
+            .partition(|w| w.key == key);
+        self.mm_waiting = keep.into();
+        for w in gone {
+            if let Some(c) = w.whack {
+                self.whack_done(
+                    c,
+                    crate::pluto::output::whack_status(crate::pluto::rc::NORETRANSMISSION),
+                );
+            }
+        }
     }
 }

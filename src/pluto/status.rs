@@ -241,6 +241,18 @@ impl Pluto {
                 Family::P2(_) => {}
             }
         }
+        for w in &self.mm_waiting {
+            // Not a state yet: a Main Mode that waits for one of ours to the same peer
+            // address to get past MI3 (limits.rs).
+            let conn = self
+                .conns
+                .get(&w.key)
+                .map_or_else(|| format!("\"{}\"", w.key), |c| c.quoted());
+            v.push(format!(
+                "{conn}: Main Mode to {} waiting: max_half_open_per_peer of ours in progress",
+                w.peer
+            ));
+        }
         v.push(" ".into());
         for b in &self.bare_shunts {
             // FreeS/WAN's show_shunt_status: ports and protocol are 0 (rswan's holds are

@@ -210,6 +210,14 @@ impl Pluto {
         let (Some(me), Some(peer)) = (c.this.host, c.that.host) else {
             return;
         };
+        // As many Main Modes towards one address as a responder keeps half-open for it
+        // (limits.rs: a responder like us evicts beyond that): the rest wait their turn.
+        if self.wait_for_main_mode_room(key, peer, whack, try_no, pending, replacing_isakmp) {
+            return;
+        }
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
         let local = SocketAddrV4::new(me, IKE_PORT);
         let remote = SocketAddrV4::new(peer, IKE_PORT);
         let offered = c.ike.clone();
@@ -1223,6 +1231,7 @@ impl Pluto {
         }
         self.advance(serial, StateKind::MainI4);
         self.p1_established(serial, &key, &peer_id);
+        self.start_waiting_main_mode(*remote.ip());
         let pending = self
             .states
             .get_mut(&serial)

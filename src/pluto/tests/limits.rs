@@ -288,7 +288,7 @@ fn per_peer_ipsec_sa_limit() {
     // `--status` shows the bound and the hit.
     let st = net.b.status(net.now);
     assert!(
-        st.iter().any(|l| l.starts_with("limits: states 2/16384; half-open 0/1024 (16 per address); per peer: 32 ISAKMP SAs, 1 IPsec SAs, 32 Quick Modes in progress")),
+        st.iter().any(|l| l.starts_with("limits: states 2/16384; half-open 0/1024 (16 per address); per peer: 32 ISAKMP SAs, 1 IPsec SAs, 64 Quick Modes in progress")),
         "{st:#?}"
     );
     assert!(
@@ -478,5 +478,65 @@ fn peer_ids_with_control_characters_are_refused_and_escaped() {
     );
     for l in net.b.logs.iter().chain(net.a.logs.iter()) {
         assert!(!l.chars().any(|c| c.is_control()), "{l:?}");
+    }
+}
+
+/// 40 conns between the same two hosts with their own IDs, all brought up at once: we keep
+/// at most `max_half_open_per_peer` Main Modes in flight towards the peer (what it keeps
+/// half-open for us), the rest wait their turn, so none is evicted and none needs a
+/// retransmission. With shared IDs, the waiting conns use the first ISAKMP SA instead.
+#[test]
+fn many_conns_to_one_peer_come_up_without_evictions() {
+    for shared_ids in [false, true] {
+        let mut conf = String::from("version 2\n");
+        for n in 0..40 {
+            let ids = if shared_ids {
+                String::new()
+            } else {
+                format!("\tleftid=@w{n}.example\n\trightid=@e{n}.example\n")
+            };
+            conf.push_str(&format!(
+                "conn c{n}\n\tleft={WEST}\n\tleftsubnet=10.1.{n}.0/24\n\tright={EAST}\n\trightsubnet=10.2.{n}.0/24\n\tauthby=secret\n\tauto=add\n{ids}"
+            ));
+        }
+        let secrets = ": PSK \"one for all\"\n";
+        let mut net = Net::new(
+            Node::new(WEST, 1, &conf, secrets),
+            Node::new(EAST, 2, &conf, secrets),
+        );
+        for n in 0..40 {
+            net.a.p.whack(
+                0,
+                100 + n,
+                WhackCmd::Up {
+                    name: format!("c{n}"),
+                    asynchronous: false,
+                },
+            );
+        }
+        let st = net.a.p.status_lines();
+        assert_eq!(
+            st.iter()
+                .filter(|l| l.contains("Main Mode to 198.51.100.7 waiting"))
+                .count(),
+            24,
+            "{st:#?}"
+        );
+        net.run();
+        assert_eq!(net.a.established_ipsec(), 40, "{}", net.a.dump());
+        assert_eq!(net.b.established_ipsec(), 40, "{}", net.b.dump());
+        assert_eq!(net.now, 0);
+        assert!(!net.a.whack_has(rc::RETRANSMISSION, "retransmission"));
+        let c = net.b.p.limit_counters();
+        assert_eq!((c.half_open_evicted, c.half_open_late), (0, 0), "{c:?}");
+        let isakmp = net.a.established_isakmp();
+        if shared_ids {
+            assert!(isakmp <= 16, "{isakmp}");
+        } else {
+            assert_eq!(isakmp, 40);
+        }
+        for n in 0..40 {
+            assert!(net.a.done.contains(&(100 + n, 0)), "c{n}: {:?}", net.a.done);
+        }
     }
 }
