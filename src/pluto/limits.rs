@@ -20,6 +20,12 @@
 //!   random-source flood therefore never evicts a configured peer's exchange, and a road
 //!   warrior's state survives `max_half_open` newer flood MI1s.
 //!
+//! As initiator we keep to the same bound: at most `max_half_open_per_peer` of our Main Modes
+//! to one address are in flight (not yet past MI3); further ones wait in order
+//! ([`WaitingMainMode`], listed in `--status`) and start as those finish — or, if by then an
+//! ISAKMP SA with the same hosts and IDs is up, do their Quick Mode over it. A burst of conns
+//! towards one peer thus never makes the peer evict our own exchanges.
+//!
 //! Responder cookies are a keyed hash of the initiator cookie and both endpoints (RFC 2408
 //! 2.5.3), so an MI1 retransmitted after its state was evicted gets the same MR1 again, and an
 //! MI2 that arrives for an evicted (or timed-out) state is recognised and counted.
@@ -61,7 +67,7 @@ pub const MAX_HALF_OPEN_PER_PEER: usize = 16;
 pub const MAX_STATES: usize = 16384;
 /// Default most established ISAKMP SAs per authenticated peer ID
 /// (`PlutoConfig::max_isakmp_sas_per_peer`); a responder deletes the oldest beyond it.
-pub const MAX_ISAKMP_SAS_PER_PEER: usize = 32;
+pub const MAX_ISAKMP_SAS_PER_PEER: usize = 64;
 /// Default most IPsec SAs (established, or inbound half of a responder's Quick Mode) per
 /// authenticated peer ID (`PlutoConfig::max_ipsec_sas_per_peer`); a Quick Mode responder
 /// refuses new ones beyond it.
