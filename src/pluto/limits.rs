@@ -22,7 +22,7 @@
 //!
 //! As initiator we keep to the same bound: at most `max_half_open_per_peer` of our Main Modes
 //! to one address are in flight (not yet past MI3); further ones wait in order
-//! ([`WaitingMainMode`], listed in `--status`) and start as those finish — or, if by then an
+//! (`WaitingMainMode`, listed in `--status`) and start as those finish — or, if by then an
 //! ISAKMP SA with the same hosts and IDs is up, do their Quick Mode over it. A burst of conns
 //! towards one peer thus never makes the peer evict our own exchanges.
 //!
