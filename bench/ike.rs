@@ -21,9 +21,10 @@
 //!   `--up --asynchronous` are issued at once. This is the realistic hub with 1,000 spokes.
 //! * `ids` — one address pair, 1,000 conns told apart by peer ID (`@peer-N`) and subnet, one
 //!   shared PSK: what two rswan daemons can run (a daemon has one address per ipsecN), see
-//!   `scripts/bench-ike`. Every conn still does its own Main Mode. The responder accepts at
-//!   most 16 half-open Main Modes per peer address (`max_half_open_per_peer`), so the
-//!   initiator keeps a window of 16 conns in flight (as the script does).
+//!   `scripts/bench-ike`. Every conn still does its own Main Mode. The responder keeps at
+//!   most 16 half-open Main Modes per peer address (`max_half_open_per_peer`; a 17th MI1
+//!   evicts the oldest that has not sent MI2), so the initiator keeps a window of 16 conns in
+//!   flight (as the script does; rswan's own initiator now paces itself the same way).
 //!
 //! Each peer's conn: `leftsubnet=10.A.B.0/24` (A.B = peer number) ↔ the hub's
 //! `172.(16+A).B.0/24`.

@@ -755,11 +755,16 @@ pub fn identification_to_id(i: &Identification) -> Option<Id> {
     })
 }
 
-/// Printable form of a received identification (`@host`, `user@host`, address, or type).
+/// Printable form of a received identification (`@host`, `user@host`, address, or type),
+/// peer-supplied bytes escaped (`\xNN`, FreeS/WAN's `sanitize_string`).
 pub fn identification_text(i: &Identification) -> String {
-    match identification_to_id(i) {
-        Some(id) => id.to_string(),
-        None => format!("{i:?}"),
+    match i {
+        Identification::Fqdn(b) => format!("@{}", crate::sanitize::escape_bytes(b)),
+        Identification::UserFqdn(b) => crate::sanitize::escape_bytes(b),
+        _ => match identification_to_id(i) {
+            Some(id) => id.to_string(),
+            None => crate::sanitize::escape_text(&format!("{i:?}")).into_owned(),
+        },
     }
 }
 

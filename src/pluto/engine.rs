@@ -16,11 +16,13 @@ use crate::pluto::crypto::{PrivateKey, PrivateKeyParts};
 use crate::pluto::ikev1::state::{Event, Family, State, StateKind};
 use crate::pluto::isakmp::natt::{add_non_esp_marker, NAT_T_PORT};
 use crate::pluto::isakmp::{ExchangeType, Header, ParseError};
+use crate::ratelimit::RateLimiter;
 use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
 use crate::said::{Proto, Said, Shunt};
 use crate::updown::Verb;
 
 use super::connection::{Auto, ConnType, Connection, DpdAction, Routing};
+use super::limits::{unauth_log_limiter, LimitCounters, WaitingMainMode};
 use super::output::{rc, whack_status, ErouteOp, Output, PlutoConfig, ShuntEroute, WhackCmd};
 use super::spi::SpiAllocator;
 
@@ -73,8 +75,17 @@ pub struct Pluto {
     pub(crate) spis: SpiAllocator,
     pub(crate) out: VecDeque<Output>,
     pub(crate) now: u64,
-    pub(crate) half_open_dropped: u64,
-    pub(crate) logs_dropped: u64,
+    /// How often each resource bound was hit ([`Pluto::limit_counters`]).
+    pub(crate) limits_hit: LimitCounters,
+    /// The rate limit on log lines about unauthenticated input, by source address.
+    pub(crate) log_limiter: RateLimiter<Ipv4Addr>,
+    /// While handling input nobody has authenticated yet: its source. Log lines then go
+    /// through `log_limiter` (see [`crate::pluto::limits`]).
+    pub(crate) unauth: Option<Ipv4Addr>,
+    /// Key of our responder cookies ([`Pluto::responder_cookie`]).
+    pub(crate) cookie_secret: [u8; 32],
+    /// Main Modes waiting for one of ours to the same address to get past MI3.
+    pub(crate) mm_waiting: VecDeque<WaitingMainMode>,
     /// Bare shunts (FreeS/WAN's `bare_shunts`, spec 4): shunt eroutes Pluto owns outside any
     /// conn's routing, i.e. the narrow `%hold`s (packet src/32 → dst/32) the datapath put in
     /// for trapped packets. One waiting for a conn's negotiation is re-pointed at the tunnel
@@ -123,6 +134,8 @@ impl Pluto {
         let seed_spi = rng.next_u32();
         let seed_cpi = (rng.next_u32() & 0xffff) as u16;
         let next_shunt_scan = cfg.shunt_scan_interval.saturating_mul(1000);
+        let mut cookie_secret = [0u8; 32];
+        rng.fill_bytes(&mut cookie_secret);
         Pluto {
             cfg,
             rng,
@@ -133,8 +146,11 @@ impl Pluto {
             spis: SpiAllocator::new(0x1000 + (seed_spi % 0x7000_0000), seed_cpi),
             out: VecDeque::new(),
             now: 0,
-            half_open_dropped: 0,
-            logs_dropped: 0,
+            limits_hit: LimitCounters::default(),
+            log_limiter: unauth_log_limiter(),
+            unauth: None,
+            cookie_secret,
+            mm_waiting: VecDeque::new(),
             bare_shunts: Vec::new(),
             sa_owner: HashMap::new(),
             next_shunt_scan,
@@ -189,6 +205,10 @@ impl Pluto {
     }
 
     /// Handles one IKE datagram (on port 4500 without its non-ESP marker).
+    ///
+    /// Its log lines are rate-limited by source address until it proves to come from an
+    /// authenticated peer: a message on an established ISAKMP SA, or an MI3/MR3 that verifies
+    /// ([`crate::pluto::limits`]).
     pub fn handle_datagram(
         &mut self,
         now_ms: u64,
@@ -197,6 +217,12 @@ impl Pluto {
         data: &[u8],
     ) {
         self.now = now_ms;
+        self.unauth = Some(*remote.ip());
+        self.dispatch_datagram(local, remote, data);
+        self.unauth = None;
+    }
+
+    fn dispatch_datagram(&mut self, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]) {
         let hdr = match Header::parse_datagram(data) {
             Ok((h, _)) => h,
             Err(ParseError::UnsupportedVersion { major, minor }) => {
@@ -210,6 +236,16 @@ impl Pluto {
                 return;
             }
         };
+        // Cookies of an established ISAKMP SA: only the peer (or someone on the path, who
+        // could as well drop our packets) knows them.
+        if hdr.responder_cookie != [0; 8]
+            && self
+                .find_p1(&hdr.initiator_cookie, &hdr.responder_cookie)
+                .and_then(|s| self.states.get(&s))
+                .is_some_and(|s| s.kind.isakmp_established())
+        {
+            self.unauth = None;
+        }
         match hdr.exchange_type {
             ExchangeType::MainMode => self.v1_main(local, remote, &hdr, data),
             ExchangeType::QuickMode => self.v1_quick(local, remote, &hdr, data),
@@ -502,6 +538,7 @@ impl Pluto {
                 t = Some(t.map_or(x, |c: u64| c.min(x)));
             }
         };
+        take(self.log_limiter.summary_due());
         for st in self.states.values() {
             take(st.event.map(|e| e.0));
             if let Some(p1) = st.p1() {
@@ -515,6 +552,7 @@ impl Pluto {
     /// Runs every timer due at `now_ms`.
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.now = now_ms;
+        self.flush_log_summary();
         let due: Vec<(u64, Option<Event>, bool, bool)> = self
             .states
             .values()
@@ -547,10 +585,13 @@ impl Pluto {
                     Event::SoDiscard => {
                         if let Some(st) = self.states.get(&serial) {
                             if st.kind.half_open_responder() {
+                                // Caused by an unauthenticated MI1: rate-limited as it was.
+                                self.unauth = st.p1().map(|p| *p.remote.ip());
                                 self.slog(
                                     serial,
                                     "deleting half-open state (no MI2/MI3 from peer)".into(),
                                 );
+                                self.unauth = None;
                             }
                         }
                         self.delete_state(serial, false)
@@ -719,6 +760,11 @@ impl Pluto {
             }
             WhackCmd::Shutdown => {
                 self.log("shutting down".into());
+                for w in std::mem::take(&mut self.mm_waiting) {
+                    if let Some(c) = w.whack {
+                        self.whack_done(c, whack_status(rc::NORETRANSMISSION));
+                    }
+                }
                 let serials: Vec<u64> = self.states.keys().rev().copied().collect();
                 for s in serials {
                     self.delete_state(s, false);
@@ -762,6 +808,7 @@ impl Pluto {
             .map(|c| c.key())
             .collect();
         for key in keys.iter().rev() {
+            self.drop_waiting_main_mode(key);
             let serials: Vec<u64> = self
                 .states
                 .values()
@@ -790,6 +837,7 @@ impl Pluto {
             .map(|c| c.key())
             .collect();
         for key in keys {
+            self.drop_waiting_main_mode(&key);
             if let Some(c) = self.conns.get_mut(&key) {
                 c.up = false;
             }
@@ -831,11 +879,32 @@ impl Pluto {
     // -----------------------------------------------------------------------------------
     // Logging.
 
+    /// Logs a line; while handling unauthenticated input, through the rate limit of its
+    /// source.
     pub(crate) fn log(&mut self, line: String) {
+        match self.unauth {
+            Some(src) => self.log_limited(src, line),
+            None => self.emit_log(line),
+        }
+    }
+
+    /// Logs a line now (after a due rate-limit summary).
+    pub(crate) fn emit_log(&mut self, line: String) {
+        self.flush_log_summary();
+        self.push_log(line);
+    }
+
+    /// Queues a log line, escaped (no control characters reach a log), unless the queue is
+    /// full.
+    pub(crate) fn push_log(&mut self, line: String) {
         if self.out.len() >= MAX_QUEUED_LOGS {
-            self.logs_dropped += 1;
+            self.limits_hit.log_lines_dropped += 1;
             return;
         }
+        let line = match crate::sanitize::escape_text(&line) {
+            std::borrow::Cow::Borrowed(_) => line,
+            std::borrow::Cow::Owned(l) => l,
+        };
         self.out.push_back(Output::Log(line));
     }
 
@@ -870,6 +939,7 @@ impl Pluto {
     /// Logs a line about a state with a whack code for its client.
     pub(crate) fn slog_code(&mut self, serial: u64, code: u16, text: String) {
         let line = format!("{}: {}", self.sprefix(serial), text);
+        let line = crate::sanitize::escape_text(&line).into_owned();
         self.log(line.clone());
         if let Some(c) = self.states.get(&serial).and_then(|s| s.whack) {
             self.out.push_back(Output::Whack {
@@ -1058,15 +1128,19 @@ impl Pluto {
         None
     }
 
-    /// Whether a negotiation for the conn is already under way.
+    /// Whether a negotiation for the conn is already under way (or waiting to start).
     pub(crate) fn negotiation_pending(&self, key: &str) -> bool {
-        self.states.values().any(|s| {
-            s.conn == key
-                && (matches!(
-                    s.kind,
-                    StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3 | StateKind::QuickI1
-                ) || s.p1().is_some_and(|p| p.pending_qm.is_some()))
-        })
+        self.mm_waiting.iter().any(|w| w.key == key)
+            || self.states.values().any(|s| {
+                s.conn == key
+                    && (matches!(
+                        s.kind,
+                        StateKind::MainI1
+                            | StateKind::MainI2
+                            | StateKind::MainI3
+                            | StateKind::QuickI1
+                    ) || s.p1().is_some_and(|p| p.pending_qm.is_some()))
+            })
     }
 
     // -----------------------------------------------------------------------------------
@@ -1451,11 +1525,14 @@ impl Pluto {
                     self.release_responder_hold(&key);
                 }
             }
-            Family::P1(_) => {
+            Family::P1(p1) => {
                 if let Some(c) = self.conns.get_mut(&key) {
                     if c.newest_isakmp == serial {
                         c.newest_isakmp = 0;
                     }
+                }
+                if p1.initiator && !kind.isakmp_established() {
+                    self.start_waiting_main_mode(*p1.remote.ip());
                 }
                 // Phase 2 negotiations in progress on it die with it.
                 let children: Vec<u64> = self

@@ -50,7 +50,8 @@
 //!
 //! Shared by protocol engines: [`engine`] (the endpoint, routing, SA installation, timers),
 //! [`connection`], [`proposal`], [`peer_policy`] (what an authenticated peer may claim and
-//! delete), [`spi`], [`output`], `status`. IKEv1 exchanges: [`ikev1`].
+//! delete), [`spi`], [`output`], `status`, [`limits`] (bounds against hostile peers and the
+//! rate limit on logging unauthenticated input). IKEv1 exchanges: [`ikev1`].
 //! Foundations: [`isakmp`] (codec), [`crypto`] (MODP DH, PRFs, CBC, RSA).
 
 #![deny(missing_docs)]
@@ -61,6 +62,7 @@ pub mod engine;
 pub mod ikev1;
 pub mod ikev2;
 pub mod isakmp;
+pub mod limits;
 pub mod output;
 pub mod peer_policy;
 pub mod proposal;
@@ -72,4 +74,5 @@ mod tests;
 
 pub use connection::Connection;
 pub use engine::Pluto;
+pub use limits::LimitCounters;
 pub use output::{rc, DebugFlags, ErouteOp, Interface, Output, PlutoConfig, ShuntEroute, WhackCmd};

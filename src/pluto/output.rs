@@ -7,6 +7,10 @@ use crate::addr::Subnet;
 use crate::config::conf::ConnSection;
 use crate::config::secrets::{Id, Secrets};
 use crate::config::VirtualPrivate;
+use crate::pluto::limits::{
+    MAX_HALF_OPEN, MAX_HALF_OPEN_PER_PEER, MAX_IPSEC_SAS_PER_PEER, MAX_ISAKMP_SAS_PER_PEER,
+    MAX_QUICK_MODES_PER_PEER, MAX_STATES,
+};
 use crate::sadb::SaSpec;
 use crate::said::Said;
 use crate::updown::{UpdownInfo, Verb};
@@ -121,14 +125,28 @@ pub struct PlutoConfig {
     pub nat_traversal: bool,
     /// Debug switches.
     pub debug: DebugFlags,
-    /// Most half-open Main Mode responder states kept at once (flood protection).
+    /// Most half-open Main Mode responder states kept at once (flood protection;
+    /// [`MAX_HALF_OPEN`]). When reached, an MI1 evicts the oldest one that has not received
+    /// MI2 (a template conn's; for a configured peer, else one of the configured address with
+    /// the most): see [`crate::pluto::limits`].
     pub max_half_open: usize,
-    /// Most half-open responder states per peer address.
+    /// Most half-open responder states per peer address ([`MAX_HALF_OPEN_PER_PEER`]); when
+    /// reached, an MI1 evicts the address's oldest one that has not received MI2.
     pub max_half_open_per_peer: usize,
     /// NAT keepalive interval in seconds (RFC 3948; 20 s).
     pub keepalive_interval: u64,
-    /// Most states of any kind (memory bound); new negotiations beyond it are refused.
+    /// Most states of any kind (memory bound, [`MAX_STATES`]); new negotiations beyond it
+    /// (MI1 that cannot evict a half-open state, QI1) are refused.
     pub max_states: usize,
+    /// Most established ISAKMP SAs per authenticated peer ID ([`MAX_ISAKMP_SAS_PER_PEER`]):
+    /// a responder deletes the oldest beyond it.
+    pub max_isakmp_sas_per_peer: usize,
+    /// Most IPsec SAs per authenticated peer ID ([`MAX_IPSEC_SAS_PER_PEER`]): a Quick Mode
+    /// responder refuses new ones beyond it.
+    pub max_ipsec_sas_per_peer: usize,
+    /// Most Quick Modes in progress per authenticated peer ID with us as responder
+    /// ([`MAX_QUICK_MODES_PER_PEER`]).
+    pub max_quick_modes_per_peer: usize,
     /// Seconds between shunt scans (FreeS/WAN's SHUNT_SCAN_INTERVAL, 120 s; `config setup`
     /// `shuntscaninterval=`): the shell then reports the datapath's shunt eroutes
     /// ([`Pluto::handle_shunt_scan`](super::Pluto::handle_shunt_scan)); bare shunts idle for
@@ -148,10 +166,13 @@ impl Default for PlutoConfig {
             uniqueids: true,
             nat_traversal: true,
             debug: DebugFlags::default(),
-            max_half_open: 1024,
-            max_half_open_per_peer: 16,
+            max_half_open: MAX_HALF_OPEN,
+            max_half_open_per_peer: MAX_HALF_OPEN_PER_PEER,
             keepalive_interval: 20,
-            max_states: 16384,
+            max_states: MAX_STATES,
+            max_isakmp_sas_per_peer: MAX_ISAKMP_SAS_PER_PEER,
+            max_ipsec_sas_per_peer: MAX_IPSEC_SAS_PER_PEER,
+            max_quick_modes_per_peer: MAX_QUICK_MODES_PER_PEER,
             shunt_scan_interval: 120,
             virtual_private: VirtualPrivate::default(),
         }

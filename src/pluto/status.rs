@@ -2,7 +2,8 @@
 //! lines with their code).
 //!
 //! Order: interfaces, `%myid`, debug, spacer; the algorithms rswan supports (Openswan's
-//! `algorithm ESP …` block, spacer, `algorithm IKE …` block, spacer); conns, spacer; states
+//! `algorithm ESP …` block, spacer, `algorithm IKE …` block, spacer); the bounds in force and
+//! how often each was hit (`limits: …`, `limits hit: …`), spacer; conns, spacer; states
 //! (each ISAKMP SA followed by the Quick Mode waiting for it), spacer; bare shunts, then a
 //! spacer if there are any.
 
@@ -118,6 +119,7 @@ impl Pluto {
         v.push(format!("debug {}", self.cfg.debug.describe()));
         v.push(" ".into());
         algorithm_lines(&mut v);
+        self.limit_status_lines(&mut v);
         for c in self.conns.values() {
             let q = c.quoted();
             v.push(format!(
@@ -238,6 +240,18 @@ impl Pluto {
                 }
                 Family::P2(_) => {}
             }
+        }
+        for w in &self.mm_waiting {
+            // Not a state yet: a Main Mode that waits for one of ours to the same peer
+            // address to get past MI3 (limits.rs).
+            let conn = self
+                .conns
+                .get(&w.key)
+                .map_or_else(|| format!("\"{}\"", w.key), |c| c.quoted());
+            v.push(format!(
+                "{conn}: Main Mode to {} waiting: max_half_open_per_peer of ours in progress",
+                w.peer
+            ));
         }
         v.push(" ".into());
         for b in &self.bare_shunts {

@@ -70,9 +70,12 @@ impl Pluto {
             return;
         }
         let Some(serial) = self.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie) else {
-            self.log(format!(
-                "packet from {remote}: Main Mode message for unknown ISAKMP SA; dropped"
-            ));
+            if !self.late_for_half_open(&hdr.initiator_cookie, &hdr.responder_cookie, local, remote)
+            {
+                self.log(format!(
+                    "packet from {remote}: Main Mode message for unknown ISAKMP SA; dropped"
+                ));
+            }
             return;
         };
         let (kind, dup) = match self.states.get(&serial) {
@@ -207,6 +210,14 @@ impl Pluto {
         let (Some(me), Some(peer)) = (c.this.host, c.that.host) else {
             return;
         };
+        // As many Main Modes towards one address as a responder keeps half-open for it
+        // (limits.rs: a responder like us evicts beyond that): the rest wait their turn.
+        if self.wait_for_main_mode_room(key, peer, whack, try_no, pending, replacing_isakmp) {
+            return;
+        }
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
         let local = SocketAddrV4::new(me, IKE_PORT);
         let remote = SocketAddrV4::new(peer, IKE_PORT);
         let offered = c.ike.clone();
@@ -299,14 +310,6 @@ impl Pluto {
         self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
     }
 
-    fn half_open_count(&self, peer: Option<std::net::Ipv4Addr>) -> usize {
-        self.states
-            .values()
-            .filter(|s| s.kind.half_open_responder())
-            .filter(|s| peer.is_none_or(|ip| s.p1().is_some_and(|p| *p.remote.ip() == ip)))
-            .count()
-    }
-
     /// MI1 arrived: pick a connection and a transform, answer MR1.
     fn main_r0(&mut self, local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
         if hdr.flags.encrypted() {
@@ -347,34 +350,6 @@ impl Pluto {
                 local.port()
             ));
             return;
-        }
-        // Flood protection: bounded half-open states, per peer and in total.
-        if self.states.len() >= self.cfg.max_states {
-            self.note_half_open_drop(remote);
-            return;
-        }
-        if self.half_open_count(Some(peer)) >= self.cfg.max_half_open_per_peer {
-            self.note_half_open_drop(remote);
-            return;
-        }
-        if explicit.is_empty() && self.half_open_count(None) >= self.cfg.max_half_open {
-            // Evict the oldest half-open Road-Warrior state.
-            let oldest = self
-                .states
-                .values()
-                .filter(|s| s.kind.half_open_responder() && s.p1().is_some_and(|p| p.template))
-                .map(|s| s.serial)
-                .min();
-            match oldest {
-                Some(o) => {
-                    self.states.remove(&o);
-                    self.note_half_open_drop(remote);
-                }
-                None => {
-                    self.note_half_open_drop(remote);
-                    return;
-                }
-            }
         }
         let Some(Payload::Sa(sa)) = chain.get(PT::Sa).map(|i| &i.p) else {
             return;
@@ -422,6 +397,14 @@ impl Pluto {
             return;
         };
         let template = c.is_template();
+        // Flood protection: bounded half-open states, per address and in total; reaching a
+        // bound evicts an older state that never got MI2 (limits.rs).
+        if !self.admit_half_open(remote, !template) {
+            return;
+        }
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
         let life = choice
             .life
             .unwrap_or(28800)
@@ -429,7 +412,7 @@ impl Pluto {
             .min(c.ikelifetime);
         let offered = c.ike.clone();
         let auths = c.auth.clone();
-        let rcky = self.cookie();
+        let rcky = self.responder_cookie(&hdr.initiator_cookie, local, remote);
         let mut payloads = vec![Payload::Sa(proposal::ike_response(&choice))];
         payloads.extend(self.vids((natt != UdpEncapMode::None).then_some(natt), true));
         let msg = Message {
@@ -504,16 +487,6 @@ impl Pluto {
         self.log_transition(serial, "");
         self.send_for(serial, local, remote, bytes);
         self.schedule(serial, HALF_OPEN_TIMEOUT_MS, Event::SoDiscard);
-    }
-
-    fn note_half_open_drop(&mut self, remote: SocketAddrV4) {
-        self.half_open_dropped += 1;
-        if self.half_open_dropped == 1 || self.half_open_dropped.is_power_of_two() {
-            self.log(format!(
-                "packet from {remote}: too many half-open IKE states ({} MI1s refused or evicted so far)",
-                self.half_open_dropped
-            ));
-        }
     }
 
     /// An unencrypted Informational with one notification (for failures before keys exist).
@@ -1067,6 +1040,12 @@ impl Pluto {
                 let text = identification_text(&ident);
                 let id = identification_to_id(&ident)
                     .ok_or_else(|| format!("unsupported peer ID type {}", idp.id_type))?;
+                // No FQDN or user@FQDN holds one; it would reach logs, --status and updown.
+                if crate::sanitize::has_unsafe_chars(&id.to_string()) {
+                    return Err(format!(
+                        "peer ID '{text}' contains control characters; refused"
+                    ));
+                }
                 Ok((id, text))
             }
             _ => Err("missing ID payload".into()),
@@ -1153,6 +1132,8 @@ impl Pluto {
         let (peer_id, text) = Self::peer_id_of(&chain)?;
         let key = self.refine_conn(serial, &peer_id, &text)?;
         self.verify_peer_auth(serial, &key, &chain)?;
+        // Authenticated: what follows is not rate-limited.
+        self.unauth = None;
         // As FreeS/WAN: notifications in MI3 (INITIAL_CONTACT) are logged, not acted on.
         for item in &chain.items {
             if let Payload::Notification(n) = &item.p {
@@ -1198,6 +1179,7 @@ impl Pluto {
         }
         self.advance(serial, StateKind::MainR3);
         self.p1_established(serial, &key, &peer_id);
+        self.bound_isakmp_sas_per_peer(serial);
         Ok(())
     }
 
@@ -1239,6 +1221,7 @@ impl Pluto {
             ));
         }
         self.verify_peer_auth(serial, &key, &chain)?;
+        self.unauth = None;
         if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
             p1.iv = dm.next_iv.clone();
             p1.peer_id = Some(peer_id.clone());
@@ -1248,6 +1231,7 @@ impl Pluto {
         }
         self.advance(serial, StateKind::MainI4);
         self.p1_established(serial, &key, &peer_id);
+        self.start_waiting_main_mode(*remote.ip());
         let pending = self
             .states
             .get_mut(&serial)

@@ -306,6 +306,9 @@ impl Pluto {
                     .is_some_and(|p| p.msgids.contains(&hdr.message_id));
                 if used {
                     Err("Quick Mode message with a reused Message ID; dropped".to_string())
+                } else if !self.admit_quick_responder(p1) {
+                    // A bound is reached (limits.rs): logged, counted; the peer retransmits.
+                    return;
                 } else {
                     self.quick_r0(p1, local, remote, hdr, data)
                 }

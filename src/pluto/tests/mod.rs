@@ -1,5 +1,6 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
+mod limits;
 mod peers;
 mod scenarios;
 mod strongswan;
@@ -173,6 +174,13 @@ pub(crate) enum Dir {
 /// Decides whether a datagram is lost.
 pub(crate) type DropFn = Box<dyn FnMut(Dir, &[u8]) -> bool>;
 
+/// Datagrams an adversary slips in to B: (B's address, the (spoofed) source, the data).
+pub(crate) type Injected = Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>;
+
+/// An adversary: sees B and the time, and injects datagrams into B right before each round
+/// that delivers A's datagrams to B (so between the messages of A's exchanges).
+pub(crate) type AdversaryFn = Box<dyn FnMut(&Node, u64) -> Injected>;
+
 /// Two engines and the wire between them.
 pub(crate) struct Net {
     pub a: Node,
@@ -182,6 +190,8 @@ pub(crate) struct Net {
     /// Node A sits behind a NAT (A's source is rewritten to NAT_PUBLIC, ports +1000).
     pub nat_a: bool,
     pub delivered: usize,
+    /// Injects datagrams into B between A's messages.
+    pub adversary: Option<AdversaryFn>,
 }
 
 impl Net {
@@ -193,6 +203,7 @@ impl Net {
             drop: Box::new(|_, _| false),
             nat_a: false,
             delivered: 0,
+            adversary: None,
         }
     }
 
@@ -242,6 +253,11 @@ impl Net {
             let from_b = Self::drain(&mut self.b, now);
             if from_a.is_empty() && from_b.is_empty() {
                 return;
+            }
+            if let (Some(adv), false) = (self.adversary.as_mut(), from_a.is_empty()) {
+                for (local, src, data) in adv(&self.b, now) {
+                    Self::deliver(&mut self.b, now, local, src, &data);
+                }
             }
             for (local, remote, data) in from_a {
                 if (self.drop)(Dir::AtoB, &data) || *remote.ip() != self.b.addr {

@@ -217,8 +217,12 @@ fn status_used_ago_and_algorithms() {
         .rposition(|l| l.starts_with("algorithm "))
         .unwrap();
     assert_eq!(st[last_alg + 1], " ");
+    // Then the bounds and their hits, a spacer, and the conns.
+    assert!(st[last_alg + 2].starts_with("limits: states "), "{st:#?}");
+    assert!(st[last_alg + 3].starts_with("limits hit: "), "{st:#?}");
+    assert_eq!(st[last_alg + 4], " ");
     assert!(
-        st[last_alg + 2].starts_with("\"net\": 10.0.1.0/24"),
+        st[last_alg + 5].starts_with("\"net\": 10.0.1.0/24"),
         "{st:#?}"
     );
     let newest = st
