@@ -338,5 +338,12 @@ fn junk_to_port_500_adds_a_bounded_number_of_log_lines() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{st}"));
     assert!(suppressed >= 3000, "{suppressed}\n{st}");
+    // And `ipsec look` lists the bound hit.
+    let look = t.ipsec_ok(&t.gb, &["look"]);
+    assert!(
+        look.lines()
+            .any(|l| l.trim_start().starts_with("log lines suppressed")),
+        "{look}"
+    );
     assert!(daemon_alive(&t, &t.gb));
 }

@@ -10,6 +10,16 @@ use super::{tncfg, Ctx};
 /// Runs `ipsec look` given the host name, date line and the routing table text (which the shell
 /// gathers; the command itself does no I/O).
 pub fn run(ctx: &mut Ctx<'_>, header: &str, routes: &str) {
+    run_with(ctx, header, routes, None)
+}
+
+/// [`run`], with the keying daemon's bound counters (listed when any is non-zero).
+pub fn run_with(
+    ctx: &mut Ctx<'_>,
+    header: &str,
+    routes: &str,
+    pluto: Option<&crate::pluto::LimitCounters>,
+) {
     ctx.line(header);
     let groups = ctx.klips.sadb().spigrp_lines();
     let eroutes = ctx.klips.eroutes().sorted();
@@ -54,7 +64,34 @@ pub fn run(ctx: &mut Ctx<'_>, header: &str, routes: &str) {
             ctx.line(format!("  {:<32} {c}", n.text()));
         }
     }
+    if let Some(p) = pluto {
+        let hit = pluto_limits(p);
+        if !hit.is_empty() {
+            ctx.line("pluto limits hit:");
+            for (what, n) in hit {
+                ctx.line(format!("  {what:<32} {n}"));
+            }
+        }
+    }
     ctx.out.push_str(routes);
+}
+
+/// The non-zero bound counters of the keying daemon, named for `ipsec look`.
+fn pluto_limits(p: &crate::pluto::LimitCounters) -> Vec<(&'static str, u64)> {
+    [
+        ("half-open evicted", p.half_open_evicted),
+        ("half-open refused", p.half_open_refused),
+        ("half-open late messages", p.half_open_late),
+        ("state table full", p.states_refused),
+        ("ISAKMP SAs over peer limit", p.isakmp_sas_deleted),
+        ("Quick Modes at IPsec SA limit", p.ipsec_sas_refused),
+        ("Quick Modes at in-progress limit", p.quick_modes_refused),
+        ("log lines suppressed", p.log_lines_suppressed),
+        ("log lines dropped", p.log_lines_dropped),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n != 0)
+    .collect()
 }
 
 fn group_line(groups: &[String], said: &Said) -> Option<String> {
@@ -75,6 +112,28 @@ mod tests {
         let mut ctx = super::super::Ctx::new(k, 0, &mut rng);
         run(&mut ctx, "host Mon Jan  5 12:00:00 2004", "");
         ctx.out
+    }
+
+    #[test]
+    fn pluto_limits_are_listed_only_when_hit() {
+        let k = Klips::new();
+        let mut rng = rand::thread_rng();
+        let quiet = crate::pluto::LimitCounters::default();
+        let mut ctx = super::super::Ctx::new(&k, 0, &mut rng);
+        run_with(&mut ctx, "h", "", Some(&quiet));
+        assert!(!ctx.out.contains("pluto limits"), "{}", ctx.out);
+        let hit = crate::pluto::LimitCounters {
+            half_open_evicted: 16,
+            log_lines_suppressed: 4990,
+            ..quiet
+        };
+        let mut ctx = super::super::Ctx::new(&k, 0, &mut rng);
+        run_with(&mut ctx, "h", "", Some(&hit));
+        assert!(
+            ctx.out.contains("pluto limits hit:\n  half-open evicted                16\n  log lines suppressed             4990\n"),
+            "{}",
+            ctx.out
+        );
     }
 
     #[test]

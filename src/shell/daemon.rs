@@ -825,7 +825,13 @@ impl Daemon {
             "look" => {
                 let (h, routes) = self.look_header();
                 let mut ctx = Ctx::new(&self.klips, now, &mut rng);
-                cmd::look::run(&mut ctx, &h, &routes);
+                let limits = self
+                    .keying
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .as_ref()
+                    .map(|k| k.limit_counters());
+                cmd::look::run_with(&mut ctx, &h, &routes, limits.as_ref());
                 reply.out(&ctx.out);
                 0
             }

@@ -73,6 +73,8 @@ pub trait KeyingHost: Send + Sync + 'static {
 /// Handle on the running keying thread.
 pub struct Keying {
     tx: Sender<Msg>,
+    /// Pluto's bound counters, refreshed by the keying thread after every event (`ipsec look`).
+    limits: Arc<std::sync::Mutex<crate::pluto::LimitCounters>>,
     next_client: AtomicU64,
     thread: Option<JoinHandle<()>>,
     ike_threads: Vec<JoinHandle<()>>,
@@ -105,18 +107,30 @@ impl Keying {
                 .spawn(move || udp500_reader(sock, ike_tx, stop))?
         };
         let (ready_tx, ready_rx) = bounded::<()>(1);
+        let limits = Arc::new(std::sync::Mutex::new(pluto.limit_counters()));
+        let shared = limits.clone();
         let thread = std::thread::Builder::new()
             .name("pluto".into())
-            .spawn(move || run(pluto, host, clock, sock500, sock4500, ike_rx, rx, ready_tx))?;
+            .spawn(move || {
+                run(
+                    pluto, host, clock, sock500, sock4500, ike_rx, rx, ready_tx, shared,
+                )
+            })?;
         // The start-up outputs (auto=route %trap eroutes and their route updown) are in place
         // before the daemon reports itself started, as `ipsec setup start` did them in order.
         let _ = ready_rx.recv_timeout(Duration::from_secs(60));
         Ok(Keying {
             tx,
+            limits,
             next_client: AtomicU64::new(1),
             thread: Some(thread),
             ike_threads: vec![reader],
         })
+    }
+
+    /// Pluto's bound counters as of its last event.
+    pub fn limit_counters(&self) -> crate::pluto::LimitCounters {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Sends a whack command; returns the channel on which its lines arrive.
@@ -205,6 +219,7 @@ fn run<H: KeyingHost>(
     ike_rx: Receiver<IkeIn>,
     rx: Receiver<Msg>,
     ready: Sender<()>,
+    limits: Arc<std::sync::Mutex<crate::pluto::LimitCounters>>,
 ) {
     let klips = host.klips().clone();
     let acquires = klips.acquires().clone();
@@ -306,6 +321,7 @@ fn run<H: KeyingHost>(
                 o,
             );
         }
+        *limits.lock().unwrap_or_else(|p| p.into_inner()) = pluto.limit_counters();
         if stopping {
             return;
         }
