@@ -11,6 +11,9 @@ pub mod cmd;
 pub mod config;
 pub mod crypto;
 pub mod eroute;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod klips;
 pub mod manual;
 pub mod pluto;

@@ -1,46 +1,5 @@
-//! Fuzzes the configuration readers: `ipsec.conf` text (parser, `%default`/`also=` expansion,
-//! value checks), each conn turned into a Pluto connection and a manual-keying plan, and
-//! `ipsec.secrets` text. Bad input must come back as an error (naming file and line), never
-//! a panic. (Inputs with `include` are skipped: they would read the real file system.)
+//! The configuration readers (ipsec.conf, ipsec.secrets, conns to Pluto connections and manual plans).
+//! The harness is `rswan::fuzzing::config_files` (feature `fuzzing`), which the regression tests replay.
 #![no_main]
 
-use std::net::Ipv4Addr;
-
-use libfuzzer_sys::fuzz_target;
-use rswan::config::conf::IpsecConf;
-use rswan::config::secrets::Secrets;
-use rswan::manual::{self, HostFacts};
-use rswan::pluto::{Connection, Interface, PlutoConfig};
-
-const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    // Keep `include` away from the real file system.
-    if text.contains("include") {
-        return;
-    }
-    if let Ok(conf) = IpsecConf::parse_str(text, "fuzz.conf") {
-        let cfg = PlutoConfig {
-            interfaces: vec![Interface {
-                virt: "ipsec0".into(),
-                phys: "eth0".into(),
-                addr: ME,
-            }],
-            defaultroute: Some((ME, Ipv4Addr::new(192, 0, 2, 254))),
-            ..PlutoConfig::default()
-        };
-        let facts = HostFacts {
-            local: vec![ME],
-            defaultroute: cfg.defaultroute,
-            ipsec: vec![("ipsec0".into(), ME)],
-        };
-        for c in &conf.conns {
-            let _ = Connection::from_section(c, &cfg);
-            let _ = manual::plan(c, &facts);
-        }
-    }
-    let _ = Secrets::parse_str(text, "fuzz.secrets");
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rswan::fuzzing::config_files(data));

@@ -11,7 +11,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 /// Largest request accepted (arguments are short; this bounds memory per client).
-const MAX_REQUEST: usize = 1 << 20;
+pub const MAX_REQUEST: usize = 1 << 20;
 
 /// Sends `args` to the daemon at `sock` and copies its output to our stdout/stderr.
 /// Returns the daemon's exit status.
@@ -99,27 +99,79 @@ impl Reply {
     }
 }
 
-/// Reads one request from a new connection.
-pub fn read_request(mut stream: UnixStream) -> io::Result<(Vec<String>, Reply)> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_REQUEST {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request too large",
-        ));
+/// Why a request frame was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// Shorter than its 4-byte length prefix says (or than the prefix itself).
+    Truncated,
+    /// Longer than its length prefix says.
+    TrailingBytes,
+    /// The length prefix is above [`MAX_REQUEST`].
+    TooLarge,
+    /// The arguments are not UTF-8.
+    NotUtf8,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RequestError::Truncated => "request is truncated",
+            RequestError::TrailingBytes => "request is longer than its length",
+            RequestError::TooLarge => "request too large",
+            RequestError::NotUtf8 => "request is not UTF-8",
+        })
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body)?;
-    let text = String::from_utf8(body)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "request is not UTF-8"))?;
-    let args = if text.is_empty() {
+}
+
+impl std::error::Error for RequestError {}
+
+impl From<RequestError> for io::Error {
+    fn from(e: RequestError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+/// The body length a request's 4-byte prefix announces, refused above [`MAX_REQUEST`].
+fn body_len(prefix: [u8; 4]) -> Result<usize, RequestError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_REQUEST {
+        return Err(RequestError::TooLarge);
+    }
+    Ok(len)
+}
+
+/// Parses one whole request frame (u32 length, then the arguments joined by NUL bytes) into
+/// its argument vector; an empty body is no arguments. Sans-IO: [`read_request`] reads the
+/// frame from the socket and hands it here.
+pub fn parse_request(frame: &[u8]) -> Result<Vec<String>, RequestError> {
+    let (prefix, body) = frame
+        .split_first_chunk::<4>()
+        .ok_or(RequestError::Truncated)?;
+    let len = body_len(*prefix)?;
+    if body.len() < len {
+        return Err(RequestError::Truncated);
+    }
+    if body.len() > len {
+        return Err(RequestError::TrailingBytes);
+    }
+    let text = std::str::from_utf8(body).map_err(|_| RequestError::NotUtf8)?;
+    Ok(if text.is_empty() {
         Vec::new()
     } else {
         text.split('\0').map(str::to_owned).collect()
-    };
+    })
+}
+
+/// Reads one request from a new connection.
+pub fn read_request(mut stream: UnixStream) -> io::Result<(Vec<String>, Reply)> {
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix)?;
+    let len = body_len(prefix)?;
+    let mut frame = vec![0u8; 4 + len];
+    frame[..4].copy_from_slice(&prefix);
+    stream.read_exact(&mut frame[4..])?;
+    let args = parse_request(&frame)?;
     Ok((
         args,
         Reply {

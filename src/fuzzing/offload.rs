@@ -1,0 +1,156 @@
+//! The TUN offload code ([`crate::wire::offload`]): splitting what the kernel hands the TUN
+//! reader (a `virtio_net_hdr`, then a packet or a TCP super-packet) and coalescing what the
+//! TUN writer delivers (GRO).
+//!
+//! First byte even: `virtio_net_hdr` (10 bytes) + packet → [`split`]; every segment of a TCP
+//! super-packet must be a well-formed IPv4/TCP packet (total length = its size, valid IP and
+//! TCP checksums), together carrying exactly the super-packet's payload; then the segments
+//! go through the coalescer. First byte odd: a list of packets (u16 length, a flag byte
+//! whose bit 0 sets the IPv4 total length to the packet's size, bytes) for the coalescer.
+//! Coalescing must keep every flow's packets in order and intact: the super-packets it
+//! emits split back into exactly the payloads that went in.
+
+use std::collections::BTreeMap;
+
+use crate::wire::ipv4::{self, proto};
+use crate::wire::offload::{split, Coalescer, VnetHdr, GSO_NONE, GSO_TCPV4, VNET_HDR_LEN};
+
+/// Harness of the `tun_offload` target.
+pub fn tun_offload(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let packets = if mode & 1 == 0 {
+        let Some(h) = VnetHdr::parse(rest) else {
+            return;
+        };
+        let pkt = &rest[VNET_HDR_LEN..];
+        let mut out = Vec::new();
+        if split(&h, pkt, &mut out).is_err() {
+            assert!(out.is_empty(), "a refused packet yields nothing");
+            return;
+        }
+        if h.gso_type & 0x7f == GSO_TCPV4 {
+            check_segments(pkt, &out);
+        } else {
+            assert_eq!(out.len(), 1);
+            assert_eq!(out[0].len(), pkt.len());
+        }
+        out
+    } else {
+        let mut v = Vec::new();
+        let mut r = rest;
+        while let [a, b, flags, tail @ ..] = r {
+            let n = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+            let mut p = tail[..n].to_vec();
+            if flags & 1 != 0 && p.len() >= 20 {
+                let len = p.len() as u16;
+                p[2..4].copy_from_slice(&len.to_be_bytes());
+            }
+            v.push(p);
+            r = &tail[n..];
+        }
+        v
+    };
+    coalesce(packets);
+}
+
+/// IPv4/TCP facts of a packet: (flow key, TCP payload), if it is one.
+fn tcp4(p: &[u8]) -> Option<([u8; 12], &[u8])> {
+    if p.len() < 20 || p[0] >> 4 != 4 || p[9] != proto::TCP {
+        return None;
+    }
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    if ihl < 20 || p.len() < ihl + 20 {
+        return None;
+    }
+    let hl = ihl + usize::from(p[ihl + 12] >> 4) * 4;
+    if hl < ihl + 20 || hl > p.len() {
+        return None;
+    }
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&p[12..20]);
+    key[8..].copy_from_slice(&p[ihl..ihl + 4]);
+    Some((key, &p[hl..]))
+}
+
+/// Every segment is a valid IPv4/TCP packet; together they carry the super-packet's payload.
+fn check_segments(pkt: &[u8], segs: &[Vec<u8>]) {
+    let mut payload = Vec::new();
+    for s in segs {
+        assert!(
+            s.len() <= usize::from(u16::MAX),
+            "segment of {} bytes",
+            s.len()
+        );
+        assert_eq!(
+            usize::from(u16::from_be_bytes([s[2], s[3]])),
+            s.len(),
+            "segment total length"
+        );
+        let ihl = usize::from(s[0] & 0x0f) * 4;
+        assert_eq!(ipv4::checksum(&s[..ihl]), 0, "segment IP checksum");
+        let mut acc = ipv4::sum(&s[12..20], 0);
+        acc = acc.wrapping_add(u32::from(proto::TCP));
+        acc = acc.wrapping_add((s.len() - ihl) as u32);
+        acc = ipv4::sum(&s[ihl..], acc);
+        assert_eq!(ipv4::fold(acc), 0xffff, "segment TCP checksum");
+        let (_, p) = tcp4(s).expect("segment is TCP/IPv4");
+        payload.extend_from_slice(p);
+    }
+    let (_, whole) = tcp4(pkt).expect("a split super-packet is TCP/IPv4");
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
+    let hl = pkt.len() - whole.len();
+    let end = if total >= hl && total <= pkt.len() {
+        total
+    } else {
+        pkt.len()
+    };
+    assert_eq!(
+        payload,
+        pkt[hl..end],
+        "segments carry the super-packet's payload"
+    );
+}
+
+/// Per flow (TCP addresses and ports; everything else is one flow of whole packets): the
+/// payloads in order.
+fn flows(packets: &[Vec<u8>]) -> BTreeMap<Option<[u8; 12]>, Vec<Vec<u8>>> {
+    let mut m: BTreeMap<_, Vec<Vec<u8>>> = BTreeMap::new();
+    for p in packets {
+        match tcp4(p) {
+            Some((k, pl)) => m.entry(Some(k)).or_default().push(pl.to_vec()),
+            None => m.entry(None).or_default().push(p.clone()),
+        }
+    }
+    m
+}
+
+fn coalesce(packets: Vec<Vec<u8>>) {
+    let before = flows(&packets);
+    let mut c = Coalescer::new();
+    for p in packets {
+        c.push(p);
+    }
+    let mut after = Vec::new();
+    c.finish(|h, p| {
+        if h.gso_type == GSO_NONE {
+            after.push(p);
+            return;
+        }
+        assert_eq!(h.gso_type, GSO_TCPV4);
+        assert!(
+            p.len() <= usize::from(u16::MAX),
+            "super-packet of {} bytes",
+            p.len()
+        );
+        let mut segs = Vec::new();
+        split(&h, &p, &mut segs).expect("a coalesced super-packet splits");
+        after.extend(segs);
+    });
+    assert_eq!(
+        flows(&after),
+        before,
+        "coalescing keeps every flow's payloads in order"
+    );
+}
