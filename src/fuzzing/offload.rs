@@ -2,7 +2,8 @@
 //! reader (a `virtio_net_hdr`, then a packet or a TCP super-packet) and coalescing what the
 //! TUN writer delivers (GRO).
 //!
-//! First byte even: `virtio_net_hdr` (10 bytes) + packet → [`split`]; every segment of a TCP
+//! First byte even: `virtio_net_hdr` (10 bytes) + packet (with bit 1 set, grown to 60 KB or
+//! more) → [`split`]; every segment of a TCP
 //! super-packet must be a well-formed IPv4/TCP packet (total length = its size, valid IP and
 //! TCP checksums), together carrying exactly the super-packet's payload; then the segments
 //! go through the coalescer. First byte odd: a list of packets (u16 length, a flag byte
@@ -24,7 +25,13 @@ pub fn tun_offload(data: &[u8]) {
         let Some(h) = VnetHdr::parse(rest) else {
             return;
         };
-        let pkt = &rest[VNET_HDR_LEN..];
+        let mut pkt = rest[VNET_HDR_LEN..].to_vec();
+        if mode & 2 != 0 {
+            // Super-packets as large as a TUN read can be (and larger), which the fuzzer's
+            // input length would not reach.
+            pkt.resize(60_000 + usize::from(mode) * 40, 0xa5);
+        }
+        let pkt = &pkt[..];
         let mut out = Vec::new();
         if split(&h, pkt, &mut out).is_err() {
             assert!(out.is_empty(), "a refused packet yields nothing");

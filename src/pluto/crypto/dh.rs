@@ -607,6 +607,32 @@ fn in_range<const L: usize>(c: &GroupConsts<L>, y: &[u8]) -> bool {
 /// base^exp mod p for a MODP group, constant time in `exp`; `base` at most prime length.
 /// (Empty for the elliptic-curve groups, which never get here.)
 fn modexp(group: DhGroup, base: &[u8], exp: &Exponent) -> Vec<u8> {
+    #[cfg(feature = "fuzzing")]
+    {
+        // Fuzzing builds only (never the product): the seeded fuzz harnesses repeat the same
+        // exchanges thousands of times, so a memo of this pure function keeps them fast.
+        use std::collections::HashMap;
+        type Memo = HashMap<(u16, Vec<u8>, Vec<Word>), Vec<u8>>;
+        thread_local!(static MEMO: std::cell::RefCell<Memo> = Default::default());
+        let key = (group.id(), base.to_vec(), exp.as_words().to_vec());
+        if let Some(v) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
+            return v;
+        }
+        let v = modexp_uncached(group, base, exp);
+        MEMO.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= 4096 {
+                m.clear();
+            }
+            m.insert(key, v.clone());
+        });
+        v
+    }
+    #[cfg(not(feature = "fuzzing"))]
+    modexp_uncached(group, base, exp)
+}
+
+fn modexp_uncached(group: DhGroup, base: &[u8], exp: &Exponent) -> Vec<u8> {
     let bits = group.secret_bits();
     let len = group.prime_len();
     match group {
