@@ -153,6 +153,10 @@ fn split_tcp4(h: &VnetHdr, pkt: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), Off
         return Err(OffloadError::Malformed);
     }
     let payload = &pkt[hl..end];
+    // A segment must fit the IPv4 total length field.
+    if hl + mss.min(payload.len()) > usize::from(u16::MAX) {
+        return Err(OffloadError::Malformed);
+    }
     let id0 = u16::from_be_bytes([pkt[4], pkt[5]]);
     let seq0 = u32::from_be_bytes([pkt[ihl + 4], pkt[ihl + 5], pkt[ihl + 6], pkt[ihl + 7]]);
     let flags = pkt[ihl + 13];
@@ -480,6 +484,27 @@ mod tests {
             n += 1;
         });
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn segments_larger_than_ipv4_allows_are_refused() {
+        let data = vec![7u8; 65_600];
+        let sp = tcp_packet(1, &data[..65_000], 0x10);
+        let mut big = sp.clone();
+        big.extend_from_slice(&data[65_000..]);
+        big[2..4].copy_from_slice(&[0, 0]); // >64 KiB: total length left at 0
+        let h = VnetHdr {
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 65_535,
+            ..VnetHdr::default()
+        };
+        let mut out = Vec::new();
+        assert_eq!(split(&h, &big, &mut out), Err(OffloadError::Malformed));
+        assert!(out.is_empty());
+        // The same with segments that fit is split.
+        split(&VnetHdr { gso_size: 1400, ..h }, &big, &mut out).unwrap();
+        assert!(out.iter().all(|s| s.len() <= 1440));
     }
 
     #[test]
