@@ -941,9 +941,85 @@ pub fn pluto_first(data: &[u8]) {
     w.advance(120_000, false);
 }
 
+/// Seed inputs for `pluto_first` (name, bytes): the datagrams east receives in a real
+/// exchange of each conn started by west (Main Mode and Quick Mode, in `pluto_first`'s record
+/// format). They replay exactly against a fresh pair — the RNGs are seeded, so east answers
+/// with the same cookies — and give the fuzzer whole exchanges to mutate. `net` also comes
+/// from a road warrior's address (east's template conn).
+pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let names: Vec<String> = World::new().a.p.conns.keys().cloned().collect();
+    for name in names {
+        let mut w = World::new();
+        w.drain();
+        w.a.p.whack(
+            0,
+            0,
+            WhackCmd::Up {
+                name: name.clone(),
+                asynchronous: true,
+            },
+        );
+        w.drain();
+        let mut to_east = Vec::new();
+        for _ in 0..MAX_RUN {
+            let Some(f) = w.flights.pop_front() else {
+                break;
+            };
+            if *f.to.ip() == EAST {
+                to_east.push(f.clone());
+            }
+            w.deliver(&f);
+        }
+        for roadie in [false, true] {
+            if roadie && name != "net" {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            for f in &to_east {
+                let flags = u8::from(f.to.port() == NAT_T_PORT) | if roadie { 2 } else { 0 };
+                bytes.push(flags);
+                bytes.extend_from_slice(&(f.data.len() as u16).to_le_bytes());
+                bytes.extend_from_slice(&f.data);
+            }
+            let who = if roadie { "roadie" } else { "west" };
+            seeds.push((format!("{name}-{who}"), bytes));
+        }
+    }
+    seeds
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The seeds replay a whole exchange: east ends with an IPsec SA.
+    #[test]
+    fn first_seeds_replay_whole_exchanges() {
+        let seeds = first_seeds();
+        assert_eq!(seeds.len(), 5);
+        for (name, bytes) in seeds.iter().filter(|(n, _)| n.ends_with("-west")) {
+            let mut w = World::new();
+            w.drain();
+            let mut rest = &bytes[..];
+            while let [flags, l0, l1, tail @ ..] = rest {
+                let len = usize::from(u16::from_le_bytes([*l0, *l1]));
+                let port = if flags & 1 != 0 { NAT_T_PORT } else { IKE_PORT };
+                w.deliver(&Flight {
+                    from: SocketAddrV4::new(WEST, port),
+                    to: SocketAddrV4::new(EAST, port),
+                    data: tail[..len].to_vec(),
+                });
+                rest = &tail[len..];
+            }
+            assert_eq!(
+                count(&w.b, StateKind::ipsec_established),
+                1,
+                "{name}: {:?}",
+                w.b.logs
+            );
+        }
+    }
 
     fn up(w: &mut World, conn: &str, deliveries: Option<usize>) {
         w.drain();

@@ -70,3 +70,15 @@ replays!(
     pluto_first,
     tun_offload,
 );
+
+/// Writes the generated seed inputs (`fuzz/seeds/<target>/`); run by hand after a protocol
+/// change: `cargo test --lib fuzzing::tests::write_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/pluto_first");
+    std::fs::create_dir_all(&dir).expect("seed dir");
+    for (name, bytes) in super::pluto::first_seeds() {
+        std::fs::write(dir.join(name), bytes).expect("seed written");
+    }
+}

@@ -503,7 +503,15 @@ mod tests {
         assert_eq!(split(&h, &big, &mut out), Err(OffloadError::Malformed));
         assert!(out.is_empty());
         // The same with segments that fit is split.
-        split(&VnetHdr { gso_size: 1400, ..h }, &big, &mut out).unwrap();
+        split(
+            &VnetHdr {
+                gso_size: 1400,
+                ..h
+            },
+            &big,
+            &mut out,
+        )
+        .unwrap();
         assert!(out.iter().all(|s| s.len() <= 1440));
     }
 
