@@ -880,6 +880,11 @@ impl World {
 
 /// Harness of the `pluto_engine` target (see the module docs).
 pub fn pluto_engine(data: &[u8]) {
+    engine_run(data, |_| {});
+}
+
+/// [`pluto_engine`], calling `each` after the prologue and after every operation.
+fn engine_run(data: &[u8], mut each: impl FnMut(&mut World)) {
     let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
@@ -905,8 +910,10 @@ pub fn pluto_engine(data: &[u8]) {
             }
         }
     }
+    each(&mut w);
     for op in input.ops.iter().take(MAX_OPS) {
         w.op(op);
+        each(&mut w);
     }
 }
 
@@ -946,6 +953,7 @@ pub fn pluto_first(data: &[u8]) {
 /// format). They replay exactly against a fresh pair — the RNGs are seeded, so east answers
 /// with the same cookies — and give the fuzzer whole exchanges to mutate. `net` also comes
 /// from a road warrior's address (east's template conn).
+#[cfg(test)]
 pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
     let mut seeds = Vec::new();
     let names: Vec<String> = World::new().a.p.conns.keys().cloned().collect();
@@ -992,6 +1000,41 @@ pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a corpus reaches: the distinct log lines (digits and hex folded) the inputs in
+    /// `$RSWAN_FUZZ_CORPUS` make either engine write, with counts. A tool for judging a
+    /// fuzzing run: `RSWAN_FUZZ_CORPUS=fuzz/corpus/pluto_engine cargo test --lib
+    /// fuzzing::pluto::tests::corpus_reach -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn corpus_reach() {
+        let dir = std::env::var("RSWAN_FUZZ_CORPUS").expect("RSWAN_FUZZ_CORPUS");
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for e in std::fs::read_dir(dir).expect("corpus dir") {
+            // A running fuzzer may remove inputs meanwhile.
+            let Ok(data) = std::fs::read(e.expect("entry").path()) else {
+                continue;
+            };
+            engine_run(&data, |w| {
+                for l in w.a.logs.drain(..).chain(w.b.logs.drain(..)) {
+                    let mut norm = String::new();
+                    for word in l.split(' ') {
+                        let hexy = word.chars().filter(|c| c.is_ascii_hexdigit()).count() > 6;
+                        norm.push_str(if hexy { "X" } else { word });
+                        norm.push(' ');
+                    }
+                    let norm: String = norm
+                        .chars()
+                        .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+                        .collect();
+                    *seen.entry(norm).or_default() += 1;
+                }
+            });
+        }
+        for (l, n) in &seen {
+            println!("{n:8} {l}");
+        }
+    }
 
     /// The seeds replay a whole exchange: east ends with an IPsec SA.
     #[test]

@@ -367,6 +367,33 @@ impl PrivateKey {
     /// Signs `hash` the IKEv1 way (PKCS#1 v1.5 type 1, no DigestInfo), with blinding drawn
     /// from `rng`. The signature is as long as the modulus.
     pub fn sign<R: CryptoRngCore>(&self, rng: &mut R, hash: &[u8]) -> Result<Vec<u8>, RsaError> {
+        #[cfg(feature = "fuzzing")]
+        {
+            // Fuzzing builds only (never the product): the seeded fuzz harnesses sign the same
+            // hashes thousands of times, so signatures (PKCS#1 v1.5 is deterministic) are
+            // memoized; without blinding, so that no RNG output is drawn, cached or not.
+            use std::collections::HashMap;
+            type Memo = HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
+            thread_local!(static MEMO: std::cell::RefCell<Memo> = Default::default());
+            let _ = rng;
+            let key = (self.inner.n().to_bytes_be(), hash.to_vec());
+            if let Some(sig) = MEMO.with(|m| m.borrow().get(&key).cloned()) {
+                return Ok(sig);
+            }
+            let sig = self
+                .inner
+                .sign(Pkcs1v15Sign::new_unprefixed(), hash)
+                .map_err(|e| RsaError::SignFailed(e.to_string()))?;
+            MEMO.with(|m| {
+                let mut m = m.borrow_mut();
+                if m.len() >= 4096 {
+                    m.clear();
+                }
+                m.insert(key, sig.clone());
+            });
+            Ok(sig)
+        }
+        #[cfg(not(feature = "fuzzing"))]
         self.inner
             .sign_with_rng(rng, Pkcs1v15Sign::new_unprefixed(), hash)
             .map_err(|e| RsaError::SignFailed(e.to_string()))
