@@ -12,7 +12,6 @@
 //! as a drop), and nothing leaves towards the network in the clear (every eroute here points
 //! at an SA group).
 
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::OnceLock;
 
@@ -135,13 +134,25 @@ fn ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Raw DEFLATE of `data`, behind an IPComp header (next header `nh`, `cpi`).
+/// Raw DEFLATE of `data`, behind an IPComp header (next header `nh`, `cpi`). The compressor
+/// is reused: a fresh one per call cost more than the datapath under test.
 fn ipcomp(nh: u8, cpi: u32, data: &[u8]) -> Vec<u8> {
-    let mut out = vec![nh, 0];
+    thread_local!(static DEFLATE: std::cell::RefCell<flate2::Compress> =
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::fast(), false)));
+    let mut out = Vec::with_capacity(4 + data.len() * 2 + 64);
+    out.extend_from_slice(&[nh, 0]);
     out.extend_from_slice(&(cpi as u16).to_be_bytes());
-    let mut e = flate2::write::DeflateEncoder::new(out, flate2::Compression::fast());
-    e.write_all(data).expect("deflate into memory");
-    e.finish().expect("deflate into memory")
+    DEFLATE.with(|d| {
+        let mut d = d.borrow_mut();
+        d.reset();
+        let done = d.compress_vec(data, &mut out, flate2::FlushCompress::Finish);
+        assert_eq!(
+            done.ok(),
+            Some(flate2::Status::StreamEnd),
+            "deflate into memory"
+        );
+    });
+    out
 }
 
 struct Keys {
@@ -177,6 +188,11 @@ fn keys() -> &'static Keys {
 
 /// Harness of the `klips_packets` target.
 pub fn klips_packets(data: &[u8]) {
+    packets(data, |_| {});
+}
+
+/// [`klips_packets`], handing each packet's emits to `each` as well.
+fn packets(data: &[u8], mut each: impl FnMut(Vec<Emit>)) {
     let k = klips();
     let keys = keys();
     let peer = SocketAddrV4::new(PEER, 4500);
@@ -321,6 +337,7 @@ pub fn klips_packets(data: &[u8]) {
             }
         };
         check_emits(&out, inbound);
+        each(out);
     }
 }
 
@@ -336,5 +353,66 @@ fn check_emits(out: &[Emit], inbound: bool) {
                 "cleartext (protocol {p:?}) leaves towards the network"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An inner packet from conn `c`'s remote client to its local one.
+    fn inner(c: u8) -> Vec<u8> {
+        let payload = b"through the IPComp SA, compressible compressible compressible";
+        let mut p = vec![0u8; ipv4::HEADER_LEN];
+        ipv4::Ipv4Repr {
+            src: Ipv4Addr::new(10, c, 2, 5),
+            dst: Ipv4Addr::new(10, c, 1, 5),
+            protocol: proto::UDP,
+            tos: 0,
+            ttl: 64,
+            ident: 1,
+            dont_frag: false,
+            payload_len: payload.len(),
+        }
+        .emit(&mut p);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn record(sel: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![sel];
+        r.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// The authenticated IPComp modes deliver a compressed inner packet through the
+    /// decompressor and the tunnel checks, and a corrupt DEFLATE stream is a counted drop.
+    #[test]
+    fn ipcomp_groups_are_reached() {
+        let ipip = |c| [&[proto::IPIP][..], &inner(c)].concat();
+        let mut input = record(9, &ipip(4));
+        input.extend(record(21, &ipip(5)));
+        input.extend(record(32, &[proto::IPIP, 0, 0x06, 0x01, 0xff, 0xff]));
+        let mut emits = Vec::new();
+        packets(&input, |e| emits.push(e));
+        assert!(
+            matches!(&emits[0][..], [Emit::Tun { pkt, .. }] if *pkt == inner(4)),
+            "{emits:?}"
+        );
+        assert!(
+            matches!(&emits[1][..], [Emit::Tun { pkt, .. }] if *pkt == inner(5)),
+            "{emits:?}"
+        );
+        assert!(
+            matches!(
+                &emits[2][..],
+                [Emit::Drop {
+                    reason: crate::klips::DropReason::DecompressFailure,
+                    ..
+                }]
+            ),
+            "{emits:?}"
+        );
     }
 }
