@@ -23,9 +23,12 @@ pub use klips::klips_packets;
 pub use offload::tun_offload;
 pub use pluto::{pluto_engine, pluto_first};
 
+/// A harness: one fuzz input in, a panic for a finding.
+pub type Harness = fn(&[u8]);
+
 /// Every harness by target name (the names of `fuzz/fuzz_targets/*.rs` and of the
 /// `fuzz/regressions/` directories).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("config_files", config_files),
     ("control_request", control_request),
     ("isakmp_parse", isakmp_parse),

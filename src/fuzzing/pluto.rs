@@ -342,7 +342,7 @@ fn view(p: &Pluto, hdr: &Header) -> Option<View> {
         ExchangeType::QuickMode => {
             let q = p.states.values().find_map(|s| {
                 let q = s.p2()?;
-                (q.parent == p1 && q.msgid == msgid).then(|| (s.kind, q))
+                (q.parent == p1 && q.msgid == msgid).then_some((s.kind, q))
             });
             match q {
                 Some((kind, q)) => (q.iv.clone(), Some((kind, q.ni.clone(), q.nr.clone()))),
