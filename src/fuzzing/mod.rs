@@ -11,6 +11,7 @@
 
 mod config;
 mod control;
+mod ikev2;
 mod isakmp;
 mod klips;
 mod offload;
@@ -18,6 +19,7 @@ mod pluto;
 
 pub use config::config_files;
 pub use control::control_request;
+pub use ikev2::ikev2_parse;
 pub use isakmp::isakmp_parse;
 pub use klips::klips_packets;
 pub use offload::tun_offload;
@@ -31,6 +33,7 @@ pub type Harness = fn(&[u8]);
 pub const TARGETS: &[(&str, Harness)] = &[
     ("config_files", config_files),
     ("control_request", control_request),
+    ("ikev2_parse", ikev2_parse),
     ("isakmp_parse", isakmp_parse),
     ("klips_packets", klips_packets),
     ("pluto_engine", pluto_engine),
