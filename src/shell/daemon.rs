@@ -25,7 +25,7 @@ use super::failclosed::{self, Guard, Kind, Record};
 use super::keying::{IkeIn, Keying, KeyingHost, WhackLine};
 use super::net::{RawSender, UdpSock};
 use super::paths::Paths;
-use super::{control, iface, tun};
+use super::{control, iface, syslog, tun};
 use crate::config::secrets::Secrets;
 
 /// rswan's version.
@@ -42,31 +42,53 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Writes a line to the daemon's log: stderr (the log file when running in the background),
-/// every line with a timestamp, and syslog (facility daemon; authpriv for Pluto's lines is chosen
-/// by the caller's prefix).
+/// every line with a timestamp, and syslog (tag `ipsec_setup` for `ipsec_setup: ` lines, else
+/// `pluto[PID]`; see [`super::syslog`]).
 pub fn log(line: &str) {
+    log_as(syslog::Source::of(line), line)
+}
+
+/// [`log`] for the datapath's lines (`klipsdebug=` tracing, bound notices): syslog tag
+/// `klips[PID]`.
+pub fn log_klips(line: &str) {
+    log_as(syslog::Source::Klips, line)
+}
+
+fn log_as(source: syslog::Source, line: &str) {
     let stamp = timestamp();
-    let mut e = std::io::stderr().lock();
-    for l in line.lines() {
-        let _ = writeln!(e, "{stamp} {l}");
+    static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*JOURNAL.get_or_init(syslog::stderr_is_journal) {
+        let mut e = std::io::stderr().lock();
+        for l in line.lines() {
+            let _ = writeln!(e, "{stamp} {l}");
+        }
     }
-    drop(e);
-    syslog(line);
+    syslog::write(source, &stamp, line);
+}
+
+/// The local time of `t` (`localtime_r`).
+pub fn local_tm(t: std::time::SystemTime) -> libc::tm {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as libc::time_t;
+    // SAFETY: all-zero is a valid `struct tm`; localtime_r writes into it and reads `secs`,
+    // both live for the call.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&secs, &mut tm);
+        tm
+    }
 }
 
 /// Local time as `2026-12-07 14:52:22.123` for log lines.
 pub fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now();
+    let tm = local_tm(now);
+    let ms = now
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as libc::time_t;
-    // SAFETY: all-zero is a valid `struct tm`; localtime_r writes into it and reads `secs`,
-    // both live for the call.
-    let tm = unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&secs, &mut tm);
-        tm
-    };
+        .unwrap_or_default()
+        .subsec_millis();
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
         tm.tm_year + 1900,
@@ -75,27 +97,8 @@ pub fn timestamp() -> String {
         tm.tm_hour,
         tm.tm_min,
         tm.tm_sec,
-        now.subsec_millis()
+        ms
     )
-}
-
-fn syslog(line: &str) {
-    static OPEN: std::sync::Once = std::sync::Once::new();
-    OPEN.call_once(|| {
-        // SAFETY: openlog keeps the ident pointer; it points at a static C string.
-        unsafe {
-            libc::openlog(
-                c"rswan".as_ptr(),
-                libc::LOG_PID | libc::LOG_NDELAY,
-                libc::LOG_DAEMON,
-            )
-        };
-    });
-    let Ok(msg) = std::ffi::CString::new(line.replace('\0', " ")) else {
-        return;
-    };
-    // SAFETY: "%s" with one NUL-terminated string argument that outlives the call.
-    unsafe { libc::syslog(libc::LOG_INFO, c"%s".as_ptr(), msg.as_ptr()) };
 }
 
 /// One ipsecN device as configured by `interfaces=`.
@@ -913,6 +916,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         },
         &system_resolve,
     );
+    let klipsdebug = configure_logging(&conf).map_err(fail)?;
+    log(&format!("ipsec_setup: Starting rswan IPsec {VERSION}..."));
     std::fs::create_dir_all(&paths.rundir)
         .map_err(|e| fail(format!("cannot create {}: {e}", paths.rundir.display())))?;
     write_pid(&paths).map_err(|e| (10, e))?;
@@ -1182,13 +1187,21 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     created.0.clear();
     log(&format!("ipsec_setup: ...rswan IPsec {VERSION} started"));
 
+    let mut tracer = klipsdebug
+        .any()
+        .then(|| super::trace::Tracer::new(klipsdebug, &klips));
     while !SIGNALLED.load(Ordering::SeqCst) && !daemon.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         // SA lifetime events and acquires go to the keying thread.
         klips.expire(clock.now());
         // Bounds hit and full queues in the datapath, at a bounded rate.
         for l in klips.take_log_lines(clock.now()) {
-            log(&l);
+            log_klips(&l);
+        }
+        if let Some(t) = tracer.as_mut() {
+            for l in t.tick(&klips, clock.now_ms()) {
+                log_klips(&l);
+            }
         }
     }
     let restarting = guard.keeping();
@@ -1233,6 +1246,35 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let _ = std::fs::remove_file(paths.info());
     log("ipsec_setup: ...rswan IPsec stopped");
     Ok(())
+}
+
+/// Applies `config setup`'s `syslog=` and `plutostderrlog=` (errors name file:line) and
+/// returns the `klipsdebug=` switches.
+fn configure_logging(conf: &IpsecConf) -> Result<super::trace::KlipsDebug, String> {
+    let s = &conf.setup;
+    let mut settings = syslog::Settings::default();
+    if let Some(v) = s.get("syslog").filter(|v| !v.is_empty()) {
+        settings.setup = syslog::Selector::parse(v)
+            .map_err(|e| s.err_at("syslog", format!("syslog: {e}")).to_string())?;
+    }
+    settings.pluto_file = s
+        .get("plutostderrlog")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    if let Some(f) = &settings.pluto_file {
+        syslog::configure(settings.clone()).map_err(|e| {
+            s.err_at(
+                "plutostderrlog",
+                format!("plutostderrlog: cannot open {}: {e}", f.display()),
+            )
+            .to_string()
+        })?;
+    } else {
+        // Cannot fail without a file to open.
+        let _ = syslog::configure(settings);
+    }
+    super::trace::KlipsDebug::parse(s.get("klipsdebug").unwrap_or("none"))
+        .map_err(|e| s.err_at("klipsdebug", e).to_string())
 }
 
 /// ipsecN devices a start created, deleted on drop unless the start succeeded (cleared).

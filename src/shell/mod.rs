@@ -11,4 +11,6 @@ pub mod net;
 pub mod netlink;
 pub mod paths;
 pub mod pipe;
+pub mod syslog;
+pub mod trace;
 pub mod tun;

@@ -179,6 +179,12 @@ impl Topo {
 
     /// Writes `conf` and starts rswan in namespace `ns`. Returns the run directory.
     pub fn start_gateway(&mut self, ns: &str, conf: &str) -> PathBuf {
+        self.start_gateway_env(ns, conf, &[])
+    }
+
+    /// [`Topo::start_gateway`] with extra environment variables for `ipsec setup start` (and
+    /// so the daemon), e.g. `RSWAN_SYSLOG_SOCKET`.
+    pub fn start_gateway_env(&mut self, ns: &str, conf: &str, env: &[(&str, &str)]) -> PathBuf {
         let cfg = self.dir.path(&format!("{ns}.conf"));
         fs::write(&cfg, conf).unwrap();
         let secrets = self.dir.path(&format!("{ns}.secrets"));
@@ -188,20 +194,17 @@ impl Topo {
             fs::set_permissions(&secrets, fs::Permissions::from_mode(0o600)).unwrap();
         }
         let rundir = self.dir.path(&format!("{ns}.run"));
-        let out = ns_run(
-            ns,
-            &[
-                ipsec_bin(),
-                "--config",
-                cfg.to_str().unwrap(),
-                "--secrets",
-                secrets.to_str().unwrap(),
-                "--rundir",
-                rundir.to_str().unwrap(),
-                "setup",
-                "start",
-            ],
-        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, ipsec_bin(), "--config"])
+            .arg(&cfg)
+            .arg("--secrets")
+            .arg(&secrets)
+            .arg("--rundir")
+            .arg(&rundir)
+            .args(["setup", "start"])
+            .envs(env.iter().copied())
+            .output()
+            .expect("cannot run ipsec setup start");
         let log = fs::read_to_string(rundir.join("rswan.log")).unwrap_or_default();
         assert!(
             out.status.success(),
