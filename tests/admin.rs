@@ -179,3 +179,98 @@ fn syslog_tags_facilities_and_files() {
         assert!(!m.contains(PSK), "PSK in a log line: {m}");
     }
 }
+
+/// A gateway run in the foreground as systemd runs it (`ipsec setup start --nofork` with
+/// `NOTIFY_SOCKET`): READY=1 arrives once the conns are loaded, STOPPING=1 at the stop.
+#[test]
+fn systemd_readiness_after_conns_are_loaded() {
+    let t = Topo::new();
+    psk_secrets(&t);
+    let ga = t.ga.clone();
+    let conf = t.dir.path("a.conf");
+    let conf_text = net_conf(
+        "",
+        "\tauto=route\n\nconn other\n\tleft=192.0.2.1\n\tright=192.0.2.9\n\tauthby=secret\n\tauto=add\n",
+    );
+    std::fs::write(&conf, conf_text).unwrap();
+    let rundir = t.dir.path("a.run");
+    let notify = t.dir.path("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let secrets = t.dir.path(&format!("{ga}.secrets"));
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &ga, ipsec_bin(), "--config"])
+        .arg(&conf)
+        .arg("--secrets")
+        .arg(&secrets)
+        .arg("--rundir")
+        .arg(&rundir)
+        .args(["setup", "start", "--nofork"])
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = sock
+        .recv(&mut buf)
+        .expect("no notification from the daemon");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg}");
+    assert!(msg.contains("MAINPID="), "{msg}");
+    // At READY=1 the conns are loaded and the auto=route one is routed.
+    let ipsec = |args: &[&str]| {
+        let mut a = vec![ipsec_bin(), "--rundir", rundir.to_str().unwrap()];
+        a.extend_from_slice(args);
+        ns_run(&ga, &a)
+    };
+    let st = String::from_utf8_lossy(&ipsec(&["auto", "--status"]).stdout).into_owned();
+    assert!(st.contains("\"net\": 10.0.1.0/24===192.0.2.1"), "{st}");
+    assert!(st.contains("\"other\": 192.0.2.1"), "{st}");
+    let er = String::from_utf8_lossy(&ipsec(&["eroute"]).stdout).into_owned();
+    assert!(
+        er.contains("10.0.1.0/24        -> 10.0.2.0/24        => %trap"),
+        "{er}"
+    );
+    // ExecReload.
+    assert!(ipsec(&["auto", "--rereadall"]).status.success());
+    // SIGTERM (systemd's stop): STOPPING=1, exit 0.
+    let pid = std::fs::read_to_string(rundir.join("pluto.pid")).unwrap();
+    let pid: i32 = pid.trim().parse().unwrap();
+    // SAFETY: kill(2) on the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let n = sock.recv(&mut buf).expect("no STOPPING=1");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// The unit file is valid for systemd (checked by `systemd-analyze verify` with the binary
+/// under test in place of /usr/sbin/ipsec) and says what the README promises.
+#[test]
+fn systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/ipsec.service"
+    ))
+    .unwrap();
+    for want in [
+        "\nType=notify\n",
+        "\nExecStart=/usr/sbin/ipsec setup start --nofork\n",
+        "\nExecReload=/usr/sbin/ipsec auto --rereadall\n",
+        "\nRestart=on-failure\n",
+    ] {
+        assert!(unit.contains(want), "unit lacks {want:?}");
+    }
+    let dir = TempDir::new(&format!("{}unit", unique_prefix()));
+    let f = dir.path("ipsec.service");
+    std::fs::write(&f, unit.replace("/usr/sbin/ipsec", ipsec_bin())).unwrap();
+    let o = run("systemd-analyze", &["verify", f.to_str().unwrap()]);
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1186,6 +1186,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     daemon.adopt(&conf, &previous);
     created.0.clear();
     log(&format!("ipsec_setup: ...rswan IPsec {VERSION} started"));
+    super::sdnotify::ready(&format!("rswan IPsec {VERSION} started"));
 
     let mut tracer = klipsdebug
         .any()
@@ -1204,6 +1205,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             }
         }
     }
+    super::sdnotify::stopping();
     let restarting = guard.keeping();
     log(if restarting {
         "ipsec_setup: Stopping rswan IPsec for a restart (ipsecN, routes and blackholes stay)..."

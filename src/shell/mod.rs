@@ -11,6 +11,7 @@ pub mod net;
 pub mod netlink;
 pub mod paths;
 pub mod pipe;
+pub mod sdnotify;
 pub mod syslog;
 pub mod trace;
 pub mod tun;
