@@ -24,11 +24,19 @@ Commands:
   spi [SA --esp|--ah|--comp|--ip4 ...|--del|--clear]   the SADB
   spigrp [--said SA...]                        SA groups
   tncfg                                        ipsecN devices
-  newhostkey --output F [--bits N]             generate an RSA host key (ipsec.secrets block)
+  newhostkey [--output F] [--bits N]           generate an RSA host key (ipsec.secrets block;
+                                               stdout without --output, never a terminal)
   rsasigkey NBITS                              print a new RSA key block
-  showhostkey --left|--right|--txt GW|--key|--pem|--pem-private   show our RSA key
+  showhostkey [--left|--right|--txt GW|--key|--pem|--pem-private]  show our RSA key
+                                               (default: the DNS KEY record, --key)
   ranbits [--continuous] [--bytes] N           random bits in hex
+  barf [--short]                               everything needed to debug this gateway
+  verify                                       check the gateway's set-up ([OK]/[FAILED])
+  status [--json]                              machine-readable status (docs/status-json.md)
+  metrics                                      Prometheus text exposition of the status
+  keys --wireshark DIR                         write Wireshark's ESP/IKE key tables to DIR
   --version                                    print the version
+  --confdir | --directory                      where ipsec.conf / ipsec's programs are
 Environment: IPSEC_CONF, IPSEC_SECRETS, IPSEC_RUNDIR.";
 
 /// Runs the `ipsec` command line `args` (without the program name); returns the exit status.
@@ -61,13 +69,33 @@ pub fn main(mut args: Vec<String>) -> i32 {
             println!("Linux rswan {VERSION} (FreeS/WAN 2.04 compatible)");
             0
         }
+        // FreeS/WAN's `ipsec --confdir` (where ipsec.conf lives) and `ipsec --directory`
+        // (where ipsec's programs are).
+        "--confdir" => {
+            let dir = paths.config.parent().unwrap_or(Path::new("/"));
+            println!(
+                "{}",
+                if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }
+                .display()
+            );
+            0
+        }
+        "--directory" => {
+            let exe = std::path::PathBuf::from(crate::updown::self_exe());
+            println!("{}", exe.parent().unwrap_or(Path::new("/")).display());
+            0
+        }
         "--help" | "help" => {
             println!("{USAGE}");
             0
         }
         "setup" => setup(&paths, &rest, named_config || named_secrets),
         "_updown" => crate::updown::default_script(),
-        "newhostkey" => local(crate::cmd::keys::newhostkey(&rest)),
+        "newhostkey" => newhostkey(&rest),
         "rsasigkey" => local(crate::cmd::keys::rsasigkey(&rest)),
         "showhostkey" => local(crate::cmd::keys::showhostkey(&rest, &paths.secrets)),
         "ranbits" => local(crate::cmd::keys::ranbits(&rest)),
@@ -90,6 +118,26 @@ pub fn main(mut args: Vec<String>) -> i32 {
             2
         }
     }
+}
+
+/// `ipsec newhostkey`: to `--output FILE`, or to stdout as in FreeS/WAN's
+/// `ipsec newhostkey > /etc/ipsec.secrets` — but never to a terminal.
+fn newhostkey(args: &[String]) -> i32 {
+    use std::io::IsTerminal;
+    let to_stdout = !args
+        .iter()
+        .any(|a| a == "--output" || a.starts_with("--output="));
+    if to_stdout && std::io::stdout().is_terminal() {
+        eprintln!(
+            "ipsec newhostkey: refusing to write a private key to a terminal: redirect the output (ipsec newhostkey > FILE) or give --output FILE"
+        );
+        return 1;
+    }
+    let mut a = args.to_vec();
+    if to_stdout {
+        a.extend(["--output".to_string(), "-".to_string()]);
+    }
+    local(crate::cmd::keys::newhostkey(&a))
 }
 
 fn local(r: Result<String, crate::cmd::CmdError>) -> i32 {

@@ -92,3 +92,68 @@ fn ranbits_output() {
     assert!(ok && out.trim().len() == 42 && !out.contains('_'));
     assert!(!ipsec(&["ranbits", "nope"]).0);
 }
+
+/// FreeS/WAN's documented idioms: `ipsec newhostkey > /etc/ipsec.secrets` (stdout, but never
+/// a terminal), bare `ipsec showhostkey` (the DNS KEY record of the default key),
+/// `ipsec --confdir` and `ipsec --directory`.
+#[test]
+fn freeswan_idioms() {
+    let dir = std::env::temp_dir().join(format!("rswan-idioms-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, key, e) = ipsec(&[
+        "newhostkey",
+        "--bits",
+        "1024",
+        "--hostname",
+        "gw",
+        "--quiet",
+    ]);
+    assert!(ok, "{e}");
+    assert!(
+        key.starts_with(": RSA\t{\n\t# RSA 1024 bits   gw   "),
+        "{key}"
+    );
+    assert!(key.contains("\tPrivateExponent: 0x"), "{key}");
+    let f = dir.join("ipsec.secrets");
+    std::fs::write(&f, &key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A terminal gets nothing: `script` gives the command a pseudo-terminal as stdout.
+    let bin = env!("CARGO_BIN_EXE_ipsec");
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{bin} newhostkey --bits 1024 --quiet"),
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("refusing to write a private key to a terminal"),
+        "{out}"
+    );
+    assert!(!out.contains("PrivateExponent"), "{out}");
+
+    let (ok, rec, e) = ipsec(&["showhostkey", "--file", f.to_str().unwrap()]);
+    assert!(ok, "{e}");
+    let mut l = rec.lines();
+    assert!(l.next().unwrap().starts_with("; RSA 1024 bits   "), "{rec}");
+    let kl = l.next().unwrap();
+    assert!(kl.contains(".\tIN\tKEY\t0x4200 4 1 AwEAA"), "{rec}");
+
+    let (ok, confdir, _) = ipsec(&["--config", "/srv/gw/ipsec.conf", "--confdir"]);
+    assert!(ok);
+    assert_eq!(confdir, "/srv/gw\n");
+    let (_, confdir, _) = ipsec(&["--confdir"]);
+    assert_eq!(confdir, "/etc\n");
+    let (ok, d, _) = ipsec(&["--directory"]);
+    assert!(ok);
+    assert_eq!(
+        std::path::Path::new(d.trim()),
+        std::path::Path::new(bin).parent().unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -131,7 +131,15 @@ fn to_private(k: &RsaPrivateKey) -> Result<PrivateKey, CmdError> {
     PrivateKey::from_parts(&parts).map_err(|e| CmdError(format!("RSA key: {e}")))
 }
 
-/// `ipsec showhostkey [--left|--right|--txt GW|--key|--pem|--pem-private] [--file F] [--id ID]`.
+fn rsa(e: &crate::config::secrets::SecretEntry) -> Option<&RsaPrivateKey> {
+    match &e.key {
+        SecretKey::Rsa(k) => Some(k),
+        _ => None,
+    }
+}
+
+/// `ipsec showhostkey [--left|--right|--txt GW|--key|--pem|--pem-private] [--file F] [--id ID]`;
+/// with no format, the DNS KEY record (`--key`), as FreeS/WAN's documentation shows it.
 pub fn showhostkey(args: &[String], default_file: &Path) -> Result<String, CmdError> {
     let o = Opts::parse(args, &["txt", "file", "id"])?;
     o.only(&[
@@ -149,24 +157,28 @@ pub fn showhostkey(args: &[String], default_file: &Path) -> Result<String, CmdEr
         .map_or_else(|| default_file.to_path_buf(), Into::into);
     let secrets = Secrets::load(&file).map_err(|e| CmdError(e.to_string()))?;
     let want_id = o.get("id");
-    let key = secrets
-        .entries()
-        .iter()
-        .filter(|e| match want_id {
-            None => true,
-            Some(id) => e.ids.iter().any(|i| i.to_string() == id),
-        })
-        .find_map(|e| match &e.key {
-            SecretKey::Rsa(k) => Some(k),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            CmdError(format!(
-                "no RSA key{} found in {}",
-                want_id.map(|i| format!(" for {i}")).unwrap_or_default(),
-                file.display()
-            ))
-        })?;
+    // Without --id: the default key (`: RSA { … }`, no IDs) as FreeS/WAN chose it, else the
+    // first RSA key.
+    let key = match want_id {
+        Some(id) => secrets
+            .entries()
+            .iter()
+            .filter(|e| e.ids.iter().any(|i| i.to_string() == id))
+            .find_map(rsa),
+        None => secrets
+            .entries()
+            .iter()
+            .filter(|e| e.ids.is_empty())
+            .find_map(rsa)
+            .or_else(|| secrets.entries().iter().find_map(rsa)),
+    }
+    .ok_or_else(|| {
+        CmdError(format!(
+            "no RSA key{} found in {}",
+            want_id.map(|i| format!(" for {i}")).unwrap_or_default(),
+            file.display()
+        ))
+    })?;
     let private = to_private(key)?;
     let public = private.public_key();
     let text = public.to_text();
@@ -184,20 +196,20 @@ pub fn showhostkey(args: &[String], default_file: &Path) -> Result<String, CmdEr
             "; RSA {bits} bits   {host}   {}\n\tIN\tTXT\t\"X-IPsec-Server(10)={gw} {b64}\"\n",
             date()
         )
-    } else if o.has("key") {
+    } else if o.has("key") || !(o.has("pem") || o.has("pem-private")) {
+        // FreeS/WAN's documented `ipsec showhostkey`: the DNS KEY record.
         format!(
             "; RSA {bits} bits   {host}   {}\n{host}.\tIN\tKEY\t0x4200 4 1 {b64}\n",
             date()
         )
     } else if o.has("pem") {
         public.to_pem().map_err(|e| CmdError(e.to_string()))?
-    } else if o.has("pem-private") {
+    } else {
+        // --pem-private
         private
             .to_pem()
             .map_err(|e| CmdError(e.to_string()))?
             .to_string()
-    } else {
-        return err("give one of --left, --right, --txt GW, --key, --pem, --pem-private");
     })
 }
 

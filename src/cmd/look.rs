@@ -37,13 +37,7 @@ pub fn run_with(
     for l in tncfg::lines(ctx) {
         ctx.line(l.replace(" -> ", "->"));
     }
-    let mut spis: Vec<String> = ctx
-        .klips
-        .sadb()
-        .sorted()
-        .iter()
-        .map(|s| s.proc_line(ctx.now))
-        .collect();
+    let mut spis = super::spi::lines(ctx.klips, ctx.now);
     spis.sort();
     for l in spis {
         ctx.line(l);
