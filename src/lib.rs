@@ -6,6 +6,7 @@
 //! control socket) are a thin layer around them. See `docs/ARCHITECTURE.md`.
 
 pub mod addr;
+pub mod admin;
 pub mod cli;
 pub mod cmd;
 pub mod config;

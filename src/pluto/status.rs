@@ -268,3 +268,86 @@ impl Pluto {
         v
     }
 }
+
+impl Pluto {
+    /// Read-only view for the administrator's tools (`ipsec status --json`, metrics, Wireshark
+    /// key tables): loaded conns, IKE SAs and IPsec SA bundles. IKE encryption keys are
+    /// included only with `with_keys` (`ipsec keys --wireshark`).
+    pub fn admin_view(&self, with_keys: bool) -> crate::admin::view::PlutoView {
+        use crate::admin::view::{ChildSaView, ConnView, IkeKeys, IkeSaView, PlutoView};
+        let secs = |at: u64| at.saturating_sub(self.now).div_ceil(1000);
+        let event = |st: &crate::pluto::ikev1::state::State| {
+            st.event.map(|(at, ev)| (ev.name().to_string(), secs(at)))
+        };
+        let mut v = PlutoView {
+            limits: self.limit_counters(),
+            ..PlutoView::default()
+        };
+        for (key, c) in &self.conns {
+            let up = self
+                .states
+                .get(&c.newest_ipsec)
+                .is_some_and(|s| s.kind.ipsec_established());
+            v.conns.push(ConnView {
+                name: key.clone(),
+                base: c.name.clone(),
+                routing: c.routing.text().to_string(),
+                up,
+                describe: c.describe(),
+                policy: c.policy_text(),
+                our_client: c.this.client,
+                peer_client: c.that.client,
+                newest_isakmp: c.newest_isakmp,
+                newest_ipsec: c.newest_ipsec,
+                ike_life: c.ikelifetime,
+                ipsec_life: c.keylife,
+            });
+        }
+        for st in self.states.values() {
+            let established_until = |ok: bool| if ok { secs(st.expires_at) } else { 0 };
+            match &st.family {
+                Family::P1(p1) => v.ike_sas.push(IkeSaView {
+                    serial: st.serial,
+                    conn: st.conn.clone(),
+                    version: 1,
+                    state: st.kind.name().to_string(),
+                    established: st.kind.isakmp_established(),
+                    initiator: p1.initiator,
+                    local: p1.local,
+                    remote: p1.remote,
+                    icookie: p1.icookie,
+                    rcookie: p1.rcookie,
+                    algorithm: p1.choice.as_ref().map(|ch| ch.alg.name()),
+                    event: event(st),
+                    expires_in: established_until(st.kind.isakmp_established()),
+                    keys: match (&p1.keys, with_keys) {
+                        (Some(k), true) => Some(IkeKeys::V1 {
+                            enc_key: k.enc_key.clone(),
+                        }),
+                        _ => None,
+                    },
+                }),
+                Family::P2(p2) => v.child_sas.push(ChildSaView {
+                    serial: st.serial,
+                    conn: st.conn.clone(),
+                    parent: p2.parent,
+                    state: st.kind.name().to_string(),
+                    established: st.kind.ipsec_established(),
+                    algorithm: p2.choice.as_ref().and_then(|ch| {
+                        ch.esp
+                            .map(|(a, _)| esp_alg_text(a.enc, a.auth))
+                            .or_else(|| ch.ah.map(|(a, _)| format!("AH_{}", auth_text(a))))
+                    }),
+                    our_client: p2.our_client,
+                    peer_client: p2.peer_client,
+                    inbound: p2.inbound.clone(),
+                    outbound: p2.outbound.clone(),
+                    event: event(st),
+                    expires_in: established_until(st.kind.ipsec_established()),
+                    used_ago: p2.last_used().map(|t| self.now.saturating_sub(t) / 1000),
+                }),
+            }
+        }
+        v
+    }
+}
