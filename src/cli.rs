@@ -112,7 +112,20 @@ pub fn main(mut args: Vec<String>) -> i32 {
             }
             forward(&paths, &a)
         }
-        "whack" => forward(&paths, &args),
+        "whack" | "metrics" => forward(&paths, &args),
+        "status" => forward(&paths, &args),
+        "keys" => {
+            // The daemon writes the files: hand it an absolute directory.
+            let mut a = args.clone();
+            if let Some(d) = a.iter_mut().skip_while(|x| *x != "--wireshark").nth(1) {
+                if let Ok(abs) = std::path::absolute(d.as_str()) {
+                    *d = abs.display().to_string();
+                }
+            }
+            forward(&paths, &a)
+        }
+        "barf" => crate::cmd::barf::run(&paths, &rest),
+        "verify" => crate::cmd::verify::run(&paths, &rest),
         other => {
             eprintln!("ipsec: unknown command \"{other}\"\n{USAGE}");
             2

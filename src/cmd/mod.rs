@@ -4,6 +4,7 @@
 //! clients; unit tests run them directly.
 
 pub mod args;
+pub mod barf;
 pub mod eroute;
 pub mod keys;
 pub mod look;
@@ -11,6 +12,7 @@ pub mod said_arg;
 pub mod spi;
 pub mod spigrp;
 pub mod tncfg;
+pub mod verify;
 
 use rand::RngCore;
 
@@ -30,6 +32,8 @@ pub struct Ctx<'a> {
     pub out: String,
     /// Packets to send.
     pub emits: Vec<Emit>,
+    /// The SAs the command added (the daemon keeps ESP keys for Wireshark's tables).
+    pub installed: Vec<crate::sadb::SaSpec>,
 }
 
 impl<'a> Ctx<'a> {
@@ -41,6 +45,7 @@ impl<'a> Ctx<'a> {
             rng,
             out: String::new(),
             emits: Vec::new(),
+            installed: Vec::new(),
         }
     }
 

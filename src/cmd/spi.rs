@@ -252,6 +252,7 @@ pub fn add(ctx: &mut Ctx<'_>, spec: &SaSpec) -> Result<(), CmdError> {
     });
     let sa = Sa::new(spec, dir, ctx.now)?;
     ctx.klips.sadb_mut().add(sa)?;
+    ctx.installed.push(spec.clone());
     Ok(())
 }
 

@@ -318,6 +318,8 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "offload",
     "datapath",
     "shuntscaninterval",
+    "metrics",
+    "wiresharkkeys",
 ];
 
 /// Every parameter name accepted in a `conn` section (besides `also`, `alsoflip` and

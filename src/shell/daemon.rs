@@ -176,6 +176,12 @@ pub struct Daemon {
     keying: Mutex<Option<Keying>>,
     /// Fail-closed bookkeeping: blackhole fallbacks and the record for the next start.
     guard: Arc<Guard>,
+    /// When the daemon started (`uptime` in the status).
+    started: std::time::Instant,
+    /// The keys of the ESP SAs in the SADB, for Wireshark's tables (`ipsec keys --wireshark`,
+    /// `wiresharkkeys=`): the SADB's transforms hold the same keys as key schedules; entries
+    /// whose SA is gone are dropped (and wiped) by the next tick.
+    esp_keys: Mutex<BTreeMap<crate::said::Said, crate::admin::wireshark::EspKeys>>,
 }
 
 impl KeyingHost for Daemon {
@@ -193,6 +199,10 @@ impl KeyingHost for Daemon {
 
     fn updown(&self, verb: Verb, info: &UpdownInfo) -> Result<String, String> {
         Daemon::updown(self, Kind::Auto, verb, info)
+    }
+
+    fn sa_installed(&self, spec: &crate::sadb::SaSpec) {
+        self.record_keys(spec);
     }
 }
 
@@ -229,6 +239,161 @@ impl Daemon {
             log(&n.0);
         }
         r
+    }
+
+    /// Keeps the keys of an ESP SA just added to the SADB (Wireshark's tables).
+    fn record_keys(&self, spec: &crate::sadb::SaSpec) {
+        use crate::sadb::XformSpec;
+        if let XformSpec::Esp {
+            enc,
+            enckey,
+            auth,
+            authkey,
+        } = &spec.xform
+        {
+            let k = crate::admin::wireshark::EspKeys {
+                src: spec.src,
+                dst: spec.said.dst,
+                spi: spec.said.spi,
+                enc: *enc,
+                enc_key: zeroize::Zeroizing::new(enckey.0.clone()),
+                auth: *auth,
+                auth_key: zeroize::Zeroizing::new(authkey.0.clone()),
+            };
+            self.esp_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(spec.said, k);
+        }
+    }
+
+    /// Drops (and wipes) the kept keys of SAs no longer in the SADB; returns the others.
+    fn live_esp_keys(&self) -> Vec<crate::admin::wireshark::EspKeys> {
+        let mut keys = self.esp_keys.lock().unwrap_or_else(|p| p.into_inner());
+        let db = self.klips.sadb();
+        keys.retain(|said, _| db.get(said).is_some());
+        keys.values().cloned().collect()
+    }
+
+    fn pluto_view(&self, keys: bool) -> Option<crate::admin::view::PlutoView> {
+        self.keying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|k| k.view(keys))
+    }
+
+    /// The status for `ipsec status --json` and the metrics.
+    fn status(&self) -> crate::admin::status::Status {
+        use crate::admin::status::{collect, ConfiguredConn, Facts, IfaceCounters};
+        let configured = IpsecConf::load(&self.paths.config)
+            .map(|c| {
+                c.conns
+                    .iter()
+                    .map(|s| ConfiguredConn {
+                        name: s.name.clone(),
+                        auto: s.params.get_or("auto", "ignore").to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let interfaces = self
+            .klips
+            .devs()
+            .into_iter()
+            .map(|d| IfaceCounters {
+                stats: [
+                    "rx_packets",
+                    "rx_bytes",
+                    "rx_errors",
+                    "rx_dropped",
+                    "tx_packets",
+                    "tx_bytes",
+                    "tx_errors",
+                    "tx_dropped",
+                ]
+                .iter()
+                .filter_map(|k| {
+                    std::fs::read_to_string(format!("/sys/class/net/{}/statistics/{k}", d.name))
+                        .ok()
+                        .and_then(|v| v.trim().parse().ok())
+                        .map(|v| (k.to_string(), v))
+                })
+                .collect(),
+                name: d.name,
+                phys: d.phys,
+                addr: d.addr.to_string(),
+                mtu: d.mtu,
+            })
+            .collect();
+        let manual_up = self
+            .manual
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        collect(
+            &self.klips,
+            self.clock.now(),
+            Facts {
+                pid: std::process::id(),
+                uptime: self.started.elapsed().as_secs(),
+                configured,
+                manual_up,
+                pluto: self.pluto_view(false),
+                interfaces,
+            },
+        )
+    }
+
+    /// Writes Wireshark's tables into `dir`; returns (ESP SAs, IKE SAs) written.
+    fn write_wireshark(&self, dir: &std::path::Path) -> std::io::Result<(usize, usize)> {
+        use crate::admin::view::IkeKeys;
+        use crate::admin::wireshark::{write_tables, Ikev1Keys};
+        let esp = self.live_esp_keys();
+        let mut v1 = Vec::new();
+        let mut v2 = Vec::new();
+        for s in self.pluto_view(true).map(|v| v.ike_sas).unwrap_or_default() {
+            match s.keys {
+                Some(IkeKeys::V1 { enc_key }) => v1.push(Ikev1Keys {
+                    icookie: s.icookie,
+                    enc_key,
+                }),
+                Some(IkeKeys::V2(k)) => v2.push(k),
+                None => {}
+            }
+        }
+        write_tables(dir, &esp, &v1, &v2)?;
+        Ok((esp.len(), v1.len() + v2.len()))
+    }
+
+    /// `ipsec keys --wireshark DIR`.
+    fn keys_cmd(&self, args: &[String], reply: &mut control::Reply) -> i32 {
+        let dir = match args {
+            [w, d] if w == "--wireshark" => std::path::PathBuf::from(d),
+            _ => {
+                reply.err("usage: ipsec keys --wireshark DIR\n");
+                return 2;
+            }
+        };
+        match self.write_wireshark(&dir) {
+            Ok((esp, ike)) => {
+                log(&format!(
+                    "WARNING: ipsec keys --wireshark: wrote the keys of {esp} ESP SA(s) and {ike} IKE SA(s) to {} (whoever reads them can decrypt this gateway's traffic)",
+                    dir.display()
+                ));
+                reply.out(&format!(
+                    "wrote esp_sa, ikev1_decryption_table and ikev2_decryption_table to {} ({esp} ESP SAs, {ike} IKE SAs); they hold live keys: delete them when done\n",
+                    dir.display()
+                ));
+                0
+            }
+            Err(e) => {
+                reply.err(&format!("ipsec keys: {}: {e}\n", dir.display()));
+                1
+            }
+        }
     }
 
     fn host_facts(&self) -> HostFacts {
@@ -327,6 +492,9 @@ impl Daemon {
         }
         let emits = std::mem::take(&mut ctx.emits);
         self.emit(emits);
+        for spec in std::mem::take(&mut ctx.installed) {
+            self.record_keys(&spec);
+        }
         if said.shunt().is_none() {
             if let Err(e) = self.updown(Kind::Manual, Verb::Up, u) {
                 log(&e);
@@ -817,6 +985,9 @@ impl Daemon {
                 reply.out(&ctx.out);
                 let emits = std::mem::take(&mut ctx.emits);
                 self.emit(emits);
+                for spec in std::mem::take(&mut ctx.installed) {
+                    self.record_keys(&spec);
+                }
                 match r {
                     Ok(()) => 0,
                     Err(e) => {
@@ -841,6 +1012,10 @@ impl Daemon {
             "manual" => self.manual_cmd(rest, &mut reply),
             "auto" => self.auto_cmd(rest, &mut reply),
             "whack" => self.whack_cmd(rest, &mut reply),
+            "status" if rest.iter().any(|a| a == "--json") => {
+                reply.out(&self.status().json());
+                0
+            }
             "status" => {
                 reply.out(&format!(
                     "IPsec running\npluto pid {}\n",
@@ -848,6 +1023,11 @@ impl Daemon {
                 ));
                 0
             }
+            "metrics" => {
+                reply.out(&self.status().prometheus());
+                0
+            }
+            "keys" => self.keys_cmd(rest, &mut reply),
             // The files this daemon was started with (`ipsec setup restart` reuses them).
             "paths" => {
                 reply.out(&format!(
@@ -1084,6 +1264,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         stop: AtomicBool::new(false),
         keying: Mutex::new(None),
         guard: guard.clone(),
+        started: std::time::Instant::now(),
+        esp_keys: Mutex::new(BTreeMap::new()),
     });
 
     // Pluto: the IKE keying daemon.
@@ -1167,6 +1349,43 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             .map_err(|e| fail(e.to_string()))?;
     }
 
+    // `metrics=ADDR:PORT`: the Prometheus endpoint, bound to that address only.
+    if let Some(v) = setup.get("metrics").filter(|v| !v.is_empty()) {
+        let addr: std::net::SocketAddr = v.parse().map_err(|_| {
+            fail(
+                setup
+                    .err_at("metrics", format!("metrics: \"{v}\" is not ADDR:PORT"))
+                    .to_string(),
+            )
+        })?;
+        let l = std::net::TcpListener::bind(addr).map_err(|e| {
+            fail(
+                setup
+                    .err_at("metrics", format!("metrics: cannot listen on {addr}: {e}"))
+                    .to_string(),
+            )
+        })?;
+        let d = daemon.clone();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || super::metrics::serve(l, move || d.status().prometheus()))
+            .map_err(|e| fail(e.to_string()))?;
+        log(&format!(
+            "ipsec_setup: metrics: Prometheus text exposition on http://{addr}/metrics"
+        ));
+    }
+    // `wiresharkkeys=DIR`: Wireshark's key tables kept up to date (off unless set; loud).
+    let wireshark_dir = setup
+        .get("wiresharkkeys")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    if let Some(d) = &wireshark_dir {
+        log(&format!(
+            "WARNING: wiresharkkeys={}: the keys of every ESP and IKE SA are written to this directory as they come and go; whoever reads it can decrypt this gateway's traffic. Remove wiresharkkeys= when done.",
+            d.display()
+        ));
+    }
+
     // Manual connections: manualstart= plus auto=manual.
     let mut start: Vec<String> = setup
         .get("manualstart")
@@ -1191,8 +1410,43 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let mut tracer = klipsdebug
         .any()
         .then(|| super::trace::Tracer::new(klipsdebug, &klips));
+    let mut tick = 0u64;
+    let mut wireshark_seen = None;
     while !SIGNALLED.load(Ordering::SeqCst) && !daemon.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
+        tick += 1;
+        if tick % 10 == 0 {
+            // Once a second: forget the keys of deleted SAs; with wiresharkkeys=, rewrite the
+            // tables when the set of SAs changed.
+            let live = daemon.live_esp_keys();
+            if let Some(dir) = &wireshark_dir {
+                let ike: Vec<u64> = daemon
+                    .pluto_view(false)
+                    .map(|v| {
+                        v.ike_sas
+                            .iter()
+                            .filter(|s| s.established)
+                            .map(|s| s.serial)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let now: (Vec<(std::net::Ipv4Addr, u32)>, Vec<u64>) =
+                    (live.iter().map(|k| (k.dst, k.spi)).collect(), ike);
+                if wireshark_seen.as_ref() != Some(&now) {
+                    match daemon.write_wireshark(dir) {
+                        Ok((esp, ike)) => log(&format!(
+                            "WARNING: wiresharkkeys: wrote the keys of {esp} ESP SA(s) and {ike} IKE SA(s) to {}",
+                            dir.display()
+                        )),
+                        Err(e) => log(&format!(
+                            "wiresharkkeys: cannot write to {}: {e}",
+                            dir.display()
+                        )),
+                    }
+                    wireshark_seen = Some(now);
+                }
+            }
+        }
         // SA lifetime events and acquires go to the keying thread.
         klips.expire(clock.now());
         // Bounds hit and full queues in the datapath, at a bounded rate.

@@ -50,6 +50,11 @@ enum Msg {
         cmd: WhackCmd,
         reply: Option<Sender<WhackLine>>,
     },
+    /// The administrator's tools ask for Pluto's view (with IKE keys for Wireshark's tables).
+    View {
+        keys: bool,
+        reply: Sender<crate::admin::view::PlutoView>,
+    },
     Stop,
 }
 
@@ -68,6 +73,8 @@ pub trait KeyingHost: Send + Sync + 'static {
         verb: crate::updown::Verb,
         info: &crate::updown::UpdownInfo,
     ) -> Result<String, String>;
+    /// An SA from Pluto is in the SADB (the daemon keeps ESP keys for Wireshark's tables).
+    fn sa_installed(&self, _spec: &crate::sadb::SaSpec) {}
 }
 
 /// Handle on the running keying thread.
@@ -145,6 +152,14 @@ impl Keying {
             reply: Some(tx),
         });
         rx
+    }
+
+    /// Pluto's view for `ipsec status --json`, the metrics and Wireshark's tables (IKE keys
+    /// only with `keys`); None if the keying thread does not answer within 5 s.
+    pub fn view(&self, keys: bool) -> Option<crate::admin::view::PlutoView> {
+        let (tx, rx) = bounded(1);
+        self.tx.send(Msg::View { keys, reply: tx }).ok()?;
+        rx.recv_timeout(Duration::from_secs(5)).ok()
     }
 
     /// Sends a whack command whose output nobody reads (start-up `auto=start`).
@@ -261,6 +276,9 @@ fn run<H: KeyingHost>(
                         clients.insert(client, r);
                     }
                     pluto.whack(clock.now_ms(), client, cmd);
+                }
+                Ok(Msg::View { keys, reply }) => {
+                    let _ = reply.send(pluto.admin_view(keys));
                 }
                 Ok(Msg::Stop) | Err(_) => {
                     pluto.whack(clock.now_ms(), 0, WhackCmd::Shutdown);
@@ -389,8 +407,11 @@ fn apply<H: KeyingHost>(
                     Dir::Out
                 });
                 let r = Sa::new(spec, dir, now).and_then(|sa| klips.sadb_mut().add(sa).map(|_| ()));
-                if let Err(e) = r {
-                    host.log(&format!("\"{conn}\": cannot install SA {}: {e}", spec.said));
+                match r {
+                    Ok(()) => host.sa_installed(spec),
+                    Err(e) => {
+                        host.log(&format!("\"{conn}\": cannot install SA {}: {e}", spec.said))
+                    }
                 }
             }
             for g in groups.iter().filter(|g| g.len() > 1) {

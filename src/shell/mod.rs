@@ -7,6 +7,7 @@ pub mod datapath;
 pub mod failclosed;
 pub mod iface;
 pub mod keying;
+pub mod metrics;
 pub mod net;
 pub mod netlink;
 pub mod paths;
