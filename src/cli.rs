@@ -124,8 +124,10 @@ pub fn main(mut args: Vec<String>) -> i32 {
             }
             forward(&paths, &a)
         }
-        "barf" => crate::cmd::barf::run(&paths, &rest),
-        "verify" => crate::cmd::verify::run(&paths, &rest),
+        "barf" => crate::cmd::barf::run(&daemon_paths(&paths, named_config, named_secrets), &rest),
+        "verify" => {
+            crate::cmd::verify::run(&daemon_paths(&paths, named_config, named_secrets), &rest)
+        }
         other => {
             eprintln!("ipsec: unknown command \"{other}\"\n{USAGE}");
             2
@@ -151,6 +153,24 @@ fn newhostkey(args: &[String]) -> i32 {
         a.extend(["--output".to_string(), "-".to_string()]);
     }
     local(crate::cmd::keys::newhostkey(&a))
+}
+
+/// The files the running daemon was started with, for those the user did not name (several
+/// gateways on one host differ only in `--rundir`).
+fn daemon_paths(paths: &Paths, named_config: bool, named_secrets: bool) -> Paths {
+    let mut p = paths.clone();
+    if let Ok((0, text)) = control::call_capture(&paths.ctl(), &["paths".into()]) {
+        let mut l = text.lines();
+        if let (Some(c), Some(s)) = (l.next(), l.next()) {
+            if !named_config {
+                p.config = c.into();
+            }
+            if !named_secrets {
+                p.secrets = s.into();
+            }
+        }
+    }
+    p
 }
 
 fn local(r: Result<String, crate::cmd::CmdError>) -> i32 {

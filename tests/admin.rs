@@ -274,3 +274,301 @@ fn systemd_unit_verifies() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+const MANUAL_ENC: &str = "0x6a1f3b5c7d9e0f2a4b6c8d0e1f2a3b4c5d6e7f80112233445566778899aabbcc";
+const MANUAL_AUTH: &str = "0x0123456789abcdef0123456789abcdef01234567";
+
+/// Both gateways: the IKE conn `net` (PSK, `body`) and a manually keyed conn `man` whose keys
+/// are in ipsec.conf; `net` is brought up.
+fn pair_up(setup_a: &str, body: &str) -> Topo {
+    let mut t = Topo::new();
+    psk_secrets(&t);
+    let man = format!(
+        "\nconn man\n\tleft=192.0.2.1\n\tleftsubnet=10.9.1.0/24\n\tright=192.0.2.2\n\trightsubnet=10.9.2.0/24\n\tspibase=0x300\n\tesp=aes256-sha1\n\tespenckey={MANUAL_ENC}\n\tespauthkey={MANUAL_AUTH}\n\tauto=manual\n"
+    );
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    t.start_gateway(&gb, &(net_conf("", body) + &man));
+    t.start_gateway(&ga, &(net_conf(setup_a, body) + &man));
+    up(&t, &ga);
+    t
+}
+
+fn hex_of(key: &str) -> String {
+    key.trim_start_matches("0x").to_string()
+}
+
+fn no_secrets(what: &str, text: &str) {
+    for s in [PSK.to_string(), hex_of(MANUAL_ENC), hex_of(MANUAL_AUTH)] {
+        assert!(
+            !text.contains(&s),
+            "{what} contains key material {s}:\n{text}"
+        );
+        // Also not split into 8-digit groups or upper case.
+        assert!(
+            !text.to_lowercase().contains(&s[..24]),
+            "{what} contains key material"
+        );
+    }
+}
+
+#[test]
+fn barf_has_every_section_and_no_key_material() {
+    let t = pair_up("", "\tauto=add\n");
+    let barf = t.ipsec_ok(&t.ga, &["barf"]);
+    let sections = [
+        "+ _________________________ version\n",
+        "+ _________________________ ipsec/look\n",
+        "+ _________________________ ipsec/status\n",
+        "+ _________________________ /proc/net/ipsec_eroute\n",
+        "+ _________________________ /proc/net/ipsec_spi\n",
+        "+ _________________________ ip-addr-list\n",
+        "+ _________________________ ip-route-list\n",
+        "+ _________________________ ip-route-table-115\n",
+        "+ _________________________ ip-rule-list\n",
+        "+ _________________________ ip-s-link-ipsec\n",
+        "+ _________________________ /proc/sys/net/ipv4/ip_forward\n",
+        "+ _________________________ /proc/sys/net/ipv4/conf/star-rp_filter\n",
+        "+ _________________________ nft-list-ruleset\n",
+        "+ _________________________ ipsec/conf\n",
+        "+ _________________________ ipsec/secrets\n",
+        "+ _________________________ plog\n",
+    ];
+    let mut at = 0;
+    for s in sections {
+        let i = barf[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("barf lacks {s:?} (in order):\n{barf}"));
+        at += i + s.len();
+    }
+    for want in [
+        "Linux rswan ",
+        "\"net\": 10.0.1.0/24===192.0.2.1",
+        "STATE_QUICK_I2",
+        "=> tun0x",
+        "@192.0.2.2 ESP_AES256_HMAC_SHA1: dir=out",
+        " refcount=",
+        "not from all fwmark 0x115 lookup 115",
+        "blackhole 10.0.2.0/24",
+        "ipsec0: <",
+        "RX:",
+        "espenckey=[censored]",
+        ": PSK [censored]",
+        "ISAKMP SA established",
+    ] {
+        assert!(barf.contains(want), "barf lacks {want:?}:\n{barf}");
+    }
+    no_secrets("barf", &barf);
+}
+
+#[test]
+fn verify_ok_then_failed() {
+    let t = pair_up("", "\tauto=add\n");
+    let ga = t.ga.clone();
+    for k in ["all", "default", "ipsec0"] {
+        ns_must(
+            &ga,
+            &["sysctl", "-qw", &format!("net.ipv4.conf.{k}.rp_filter=0")],
+        );
+    }
+    let o = t.ipsec(&ga, &["verify"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "verify failed on a healthy gateway:\n{out}"
+    );
+    for want in [
+        "Checking for TUN support (/dev/net/tun)",
+        "Checking that pluto is running",
+        "  Pluto listening for IKE on udp 500",
+        "  Pluto listening for IKE/NAT-T on udp 4500",
+        "Checking IP forwarding (net.ipv4.ip_forward)",
+        "Checking rp_filter on ipsec0",
+        "Checking the fail-closed rule (not fwmark 0x115 lookup 115)",
+    ] {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(want))
+            .unwrap_or_else(|| panic!("no {want:?} line:\n{out}"));
+        assert!(l.ends_with("[OK]"), "{l}\n{out}");
+    }
+    assert!(!out.contains("[FAILED]"), "{out}");
+    // Strict reverse-path filtering on ipsec0.
+    ns_must(&ga, &["sysctl", "-qw", "net.ipv4.conf.ipsec0.rp_filter=1"]);
+    let o = t.ipsec(&ga, &["verify"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let l = out
+        .lines()
+        .find(|l| l.starts_with("Checking rp_filter on ipsec0"))
+        .unwrap();
+    assert!(l.ends_with("[FAILED]"), "{out}");
+    ns_must(&ga, &["sysctl", "-qw", "net.ipv4.conf.ipsec0.rp_filter=0"]);
+    // A missing secrets file.
+    let secrets = t.dir.path(&format!("{ga}.secrets"));
+    std::fs::rename(&secrets, t.dir.path("moved.secrets")).unwrap();
+    let o = t.ipsec(&ga, &["--secrets", secrets.to_str().unwrap(), "verify"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!(
+            "Checking {} permissions",
+            secrets.file_name().unwrap().to_string_lossy()
+        )) && l.ends_with("[FAILED]")),
+        "{out}"
+    );
+}
+
+/// An HTTP/1.0 GET from inside `ns`; Err if the connection is refused.
+fn http_get(ns: &str, addr: &str) -> std::io::Result<String> {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    in_netns(ns, move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut b = String::new();
+        s.read_to_string(&mut b)?;
+        Ok(b)
+    })
+}
+
+fn metric(text: &str, line_start: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(line_start))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn status_json_and_metrics_endpoint() {
+    let port = 9100 + (std::process::id() % 800) as u16;
+    let down = "\nconn down\n\tleft=192.0.2.1\n\tright=192.0.2.9\n\tauthby=secret\n\tauto=add\n\nconn off\n\tleft=192.0.2.1\n\tright=192.0.2.8\n\tauthby=secret\n\tauto=ignore\n";
+    let t = pair_up(
+        &format!("\tmetrics=192.0.2.1:{port}\n"),
+        &format!("\tauto=add\n{down}"),
+    );
+    let ga = t.ga.clone();
+    // JSON, validated against the documented schema.
+    let json = t.ipsec_ok(&ga, &["status", "--json"]);
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/status-schema.json");
+    let f = t.dir.path("status.json");
+    std::fs::write(&f, &json).unwrap();
+    let o = run(
+        "python3",
+        &[
+            "-c",
+            "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[2])), json.load(open(sys.argv[1]))); print('valid')",
+            schema,
+            f.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "status --json does not match its schema: {}\n{json}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for want in [
+        "\"schema\":\"rswan-status/1\"",
+        "\"name\":\"net\",\"kind\":\"ike\",\"auto\":\"add\",\"loaded\":true,\"up\":true",
+        "\"name\":\"down\",\"kind\":\"ike\",\"auto\":\"add\",\"loaded\":true,\"up\":false",
+        "\"name\":\"off\",\"kind\":\"none\",\"auto\":\"ignore\",\"loaded\":false,\"up\":false",
+        "\"name\":\"man\",\"kind\":\"manual\"",
+        "\"state\":\"STATE_QUICK_I2\",\"established\":true",
+        "\"said\":\"esp0x",
+    ] {
+        assert!(json.contains(want), "no {want} in\n{json}");
+    }
+    no_secrets("status --json", &json);
+    // The endpoint, on 192.0.2.1 only.
+    let before = http_get(&ga, &format!("192.0.2.1:{port}")).expect("metrics endpoint");
+    assert!(before.starts_with("HTTP/1.0 200 OK\r\n"), "{before}");
+    assert!(
+        before.contains("\nrswan_conn_up{conn=\"down\",kind=\"ike\"} 0\n"),
+        "{before}"
+    );
+    assert!(
+        before.contains("\nrswan_conn_up{conn=\"net\",kind=\"ike\"} 1\n"),
+        "{before}"
+    );
+    assert!(
+        before.contains("\nrswan_conn_up{conn=\"off\",kind=\"none\"} 0\n"),
+        "{before}"
+    );
+    assert!(
+        http_get(&ga, &format!("127.0.0.1:{port}")).is_err(),
+        "the endpoint answers on 127.0.0.1 too"
+    );
+    let out_bytes = |t: &str| metric(t, "rswan_sa_bytes_total{said=\"esp0x");
+    let b0 = out_bytes(&before);
+    assert!(
+        ping(&t.ha, "10.0.2.10", 5, 3),
+        "no traffic through the tunnel"
+    );
+    let after = http_get(&ga, &format!("192.0.2.1:{port}")).unwrap();
+    assert!(
+        out_bytes(&after) > b0,
+        "ESP byte counters did not rise:\n{before}\n{after}"
+    );
+    // `ipsec metrics` prints the same exposition.
+    let cli = t.ipsec_ok(&ga, &["metrics"]);
+    assert!(cli.contains("# TYPE rswan_drops_total counter\n"), "{cli}");
+    no_secrets("metrics", &after);
+}
+
+#[test]
+fn tshark_decrypts_with_the_exported_keys() {
+    let mut t = Topo::new();
+    psk_secrets(&t);
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let conf = net_conf(
+        "",
+        "\tike=aes128-sha1-modp2048\n\tesp=aes128-sha1\n\tauto=add\n",
+    );
+    t.start_gateway(&gb, &conf);
+    t.start_gateway(&ga, &conf);
+    let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("ike-esp.pcap"));
+    up(&t, &ga);
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "no ping through the tunnel"
+    );
+    let (_, _) = cap.stop();
+    let dir = t.dir.path("wireshark");
+    let out = t.ipsec_ok(&ga, &["keys", "--wireshark", dir.to_str().unwrap()]);
+    assert!(out.contains("2 ESP SAs, 1 IKE SAs"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["esp_sa", "ikev1_decryption_table", "ikev2_decryption_table"] {
+        let m = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(m, 0o600, "{f}");
+    }
+    assert!(t.log(&ga).contains(
+        "WARNING: ipsec keys --wireshark: wrote the keys of 2 ESP SA(s) and 1 IKE SA(s)"
+    ));
+    let tshark = |filter: &str, with_keys: bool| -> String {
+        let conf_dir = if with_keys {
+            dir.clone()
+        } else {
+            t.dir.path("empty")
+        };
+        let _ = std::fs::create_dir_all(&conf_dir);
+        let o = std::process::Command::new("tshark")
+            .env("WIRESHARK_CONFIG_DIR", &conf_dir)
+            .args(["-n", "-r"])
+            .arg(t.dir.path("ike-esp.pcap"))
+            .args(["-o", "esp.enable_encryption_decode:TRUE", "-Y", filter])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // ESP: the inner ICMP echo of host A.
+    let icmp = tshark("icmp && ip.src == 10.0.1.10", true);
+    assert!(
+        icmp.contains("Echo (ping) request"),
+        "ESP not decrypted:\n{icmp}"
+    );
+    assert!(tshark("icmp && ip.src == 10.0.1.10", false).is_empty());
+    // IKEv1: the identities in the encrypted MI3/MR3 and the Quick Mode hashes.
+    let ike = tshark("isakmp.id.type", true);
+    assert!(!ike.is_empty(), "IKE not decrypted");
+    assert!(tshark("isakmp.id.type", false).is_empty());
+}

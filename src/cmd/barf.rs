@@ -196,7 +196,9 @@ pub fn report(paths: &Paths, short: bool) -> String {
         Err(e) => r.text(&format!("{}: {e}\n", paths.secrets.display())),
     }
     r.section("ps");
-    r.run("ps", &["alxwf"]);
+    // The gateway's own processes only (FreeS/WAN's `ps alxwf` listed every process and its
+    // arguments, which may carry other programs' secrets).
+    r.run("ps", &["-C", "ipsec", "-o", "pid,ppid,stat,etime,rss,args"]);
     r.section("plog");
     let log = paths.log();
     let n = if short { LOG_LINES_SHORT } else { LOG_LINES };

@@ -70,6 +70,14 @@ fn check(label: &str, verdict: Verdict, hint: impl Into<String>) -> Check {
     }
 }
 
+/// A file's name for a label (the full path goes into hints).
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 fn sysctl(path: &str) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -125,12 +133,12 @@ pub fn checks(paths: &Paths) -> Vec<Check> {
     });
     let conf = IpsecConf::load(&paths.config);
     let secrets = Secrets::load(&paths.secrets);
-    let label = format!("Checking {} syntax", paths.secrets.display());
+    let label = format!("Checking {} syntax", file_name(&paths.secrets));
     v.push(match &secrets {
         Result::Ok(_) => check(&label, Ok, ""),
         Err(e) => check(&label, Failed, e.to_string()),
     });
-    let label = format!("Checking {} permissions", paths.secrets.display());
+    let label = format!("Checking {} permissions", file_name(&paths.secrets));
     v.push(match std::fs::metadata(&paths.secrets) {
         Result::Ok(m) => {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -151,7 +159,7 @@ pub fn checks(paths: &Paths) -> Vec<Check> {
     });
     let rsa_needed = conf.as_ref().is_ok_and(|c| {
         c.conns.iter().any(|s| {
-            s.params.get_or("auto", "ignore") != "ignore"
+            matches!(s.params.get_or("auto", "ignore"), "add" | "route" | "start")
                 && s.params.get_or("authby", "rsasig").contains("rsasig")
         })
     });
@@ -160,7 +168,10 @@ pub fn checks(paths: &Paths) -> Vec<Check> {
             .iter()
             .any(|e| matches!(e.key, SecretKey::Rsa(_)))
     });
-    let label = format!("Checking for RSA private key ({})", paths.secrets.display());
+    let label = format!(
+        "Checking for RSA private key in {}",
+        file_name(&paths.secrets)
+    );
     v.push(match (has_rsa, rsa_needed) {
         (true, _) => check(&label, Ok, ""),
         (false, false) => check(&label, Ok, "none, and no conn uses authby=rsasig"),
@@ -170,7 +181,7 @@ pub fn checks(paths: &Paths) -> Vec<Check> {
             "a conn uses authby=rsasig but there is no RSA key: ipsec newhostkey --output FILE",
         ),
     });
-    let label = format!("Checking {} syntax", paths.config.display());
+    let label = format!("Checking {} syntax", file_name(&paths.config));
     v.push(match &conf {
         Result::Ok(_) => check(&label, Ok, ""),
         Err(e) => check(&label, Failed, e.to_string()),
