@@ -94,7 +94,7 @@ pub fn main(mut args: Vec<String>) -> i32 {
             0
         }
         "setup" => setup(&paths, &rest, named_config || named_secrets),
-        "_updown" => crate::updown::default_script(),
+        "_updown" => crate::updown::default_script(rest.iter().any(|a| a == "ipfwadm")),
         "newhostkey" => newhostkey(&rest),
         "rsasigkey" => local(crate::cmd::keys::rsasigkey(&rest)),
         "showhostkey" => local(crate::cmd::keys::showhostkey(&rest, &paths.secrets)),
@@ -390,6 +390,7 @@ fn stop(paths: &Paths, keep: bool) -> i32 {
             for n in crate::shell::failclosed::clear_all(&paths.failclosed(), &[]) {
                 eprintln!("ipsec_setup: {n}");
             }
+            crate::updown::firewall_clear();
             let _ = std::fs::remove_file(paths.pid());
             let _ = std::fs::remove_file(paths.ctl());
             println!("ipsec_setup: removed the devices and routes a stopped daemon left");

@@ -179,9 +179,150 @@ pub fn default_script_commands(
         .collect()
 }
 
-/// rswan's default updown script (`ipsec _updown`), driven by the PLUTO_* environment.
-/// Returns the exit status.
-pub fn default_script() -> i32 {
+/// The updown command of a conn with `leftfirewall=yes` (FreeS/WAN passed the argument
+/// `ipfwadm` to the default script, which then added forwarding rules).
+pub const FIREWALL_UPDOWN: &str = "ipsec _updown ipfwadm";
+
+/// Whether a conn's updown command is the default script with firewall rules.
+pub fn is_firewall_updown(cmd: Option<&str>) -> bool {
+    cmd.is_some_and(|c| c.split_whitespace().collect::<Vec<_>>().join(" ") == FIREWALL_UPDOWN)
+}
+
+/// Turns `leftfirewall=yes` / `rightfirewall=yes` into `leftupdown=ipsec _updown ipfwadm` as
+/// FreeS/WAN's `auto` did; the two are exclusive (an own updown script does its own firewall).
+pub fn apply_firewall(
+    sec: &mut crate::config::conf::ConnSection,
+) -> Result<(), crate::config::ConfError> {
+    for side in ["left", "right"] {
+        let fw = format!("{side}firewall");
+        let up = format!("{side}updown");
+        let Some(v) = sec.params.value(&fw).cloned() else {
+            continue;
+        };
+        if v.value != "yes" {
+            continue;
+        }
+        if sec.params.get(&up).is_some() {
+            return Err(sec.params.err_at(
+                &fw,
+                format!(
+                    "{fw}=yes cannot be used with {up}= (add the firewall rules to that script)"
+                ),
+            ));
+        }
+        sec.params.set(
+            up,
+            crate::config::conf::Value::new(FIREWALL_UPDOWN.to_string(), v.file, v.line),
+        );
+    }
+    Ok(())
+}
+
+/// The nftables table of `leftfirewall=yes` rules (family `inet`).
+pub const NFT_TABLE: &str = "rswan";
+/// Its base chain (hook forward, priority filter, policy accept).
+pub const NFT_CHAIN: &str = "forward";
+
+/// The comment that tags a conn's rules (`rswan conn NAME PEERCLIENT`).
+fn nft_comment(info: &UpdownInfo) -> String {
+    let name: String = info
+        .connection
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\' | '\n'))
+        .collect();
+    format!("rswan conn {name} {}", info.peer_client)
+}
+
+/// The `nft -f` script that adds a conn's forwarding rules: traffic between our client and the
+/// peer's in both directions through ipsecN is accepted (FreeS/WAN's `_updown` with
+/// `iptables -I FORWARD … -j ACCEPT`).
+pub fn nft_up_script(info: &UpdownInfo) -> String {
+    let c = nft_comment(info);
+    let (my, peer, dev) = (info.my_client, info.peer_client, &info.interface);
+    format!(
+        "add table inet {NFT_TABLE}\n\
+         add chain inet {NFT_TABLE} {NFT_CHAIN} {{ type filter hook forward priority filter; policy accept; }}\n\
+         add rule inet {NFT_TABLE} {NFT_CHAIN} iifname \"{dev}\" ip saddr {peer} ip daddr {my} counter accept comment \"{c}\"\n\
+         add rule inet {NFT_TABLE} {NFT_CHAIN} oifname \"{dev}\" ip saddr {my} ip daddr {peer} counter accept comment \"{c}\"\n"
+    )
+}
+
+/// The handles of a conn's rules in `nft -a list chain inet rswan forward` output.
+pub fn nft_rule_handles(listing: &str, info: &UpdownInfo) -> Vec<u64> {
+    let tag = format!("comment \"{}\"", nft_comment(info));
+    listing
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .filter_map(|l| l.rsplit_once("# handle ")?.1.trim().parse().ok())
+        .collect()
+}
+
+fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = Command::new("nft");
+    c.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("nft: {e}"))?;
+    if let (Some(text), Some(mut i)) = (stdin, child.stdin.take()) {
+        let _ = i.write_all(text.as_bytes());
+    }
+    let o = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(format!(
+            "nft {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))
+    }
+}
+
+/// Adds a conn's forwarding rules (verb `up`).
+pub fn firewall_up(info: &UpdownInfo) -> Result<(), String> {
+    // Never twice (an `up` without a `down` in between, e.g. after a restart).
+    firewall_down(info)?;
+    nft(&["-f", "-"], Some(&nft_up_script(info))).map(|_| ())
+}
+
+/// Removes a conn's forwarding rules (verb `down`); nothing to do when there are none.
+pub fn firewall_down(info: &UpdownInfo) -> Result<(), String> {
+    let Ok(listing) = nft(&["-a", "list", "chain", "inet", NFT_TABLE, NFT_CHAIN], None) else {
+        return Ok(());
+    };
+    for h in nft_rule_handles(&listing, info) {
+        nft(
+            &[
+                "delete",
+                "rule",
+                "inet",
+                NFT_TABLE,
+                NFT_CHAIN,
+                "handle",
+                &h.to_string(),
+            ],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the whole table (`ipsec setup stop`).
+pub fn firewall_clear() {
+    let _ = nft(&["delete", "table", "inet", NFT_TABLE], None);
+}
+
+/// rswan's default updown script (`ipsec _updown [ipfwadm]`), driven by the PLUTO_*
+/// environment; with `ipfwadm` (leftfirewall=yes) the up and down verbs add and remove the
+/// conn's nftables forwarding rules. Returns the exit status.
+pub fn default_script(firewall: bool) -> i32 {
     let get = |k: &str| std::env::var(k).unwrap_or_default();
     let version = get("PLUTO_VERSION");
     if !version.starts_with("1.") || version == "1.0" {
@@ -221,6 +362,31 @@ pub fn default_script() -> i32 {
             return 7;
         }
     }
+    if firewall && matches!(word, "up" | "down") {
+        let info = UpdownInfo {
+            connection: get("PLUTO_CONNECTION"),
+            next_hop: get("PLUTO_NEXT_HOP")
+                .parse()
+                .unwrap_or(Ipv4Addr::UNSPECIFIED),
+            interface: get("PLUTO_INTERFACE"),
+            me: get("PLUTO_ME").parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            my_id: get("PLUTO_MY_ID"),
+            my_client: get("PLUTO_MY_CLIENT").parse().unwrap_or(Subnet::ANY),
+            peer: get("PLUTO_PEER").parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            peer_id: get("PLUTO_PEER_ID"),
+            peer_client: get("PLUTO_PEER_CLIENT").parse().unwrap_or(Subnet::ANY),
+            command: None,
+        };
+        let r = if word == "up" {
+            firewall_up(&info)
+        } else {
+            firewall_down(&info)
+        };
+        if let Err(e) = r {
+            eprintln!("_updown: {e}");
+            return 1;
+        }
+    }
     0
 }
 
@@ -250,5 +416,16 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c[0][2], "0.0.0.0/1");
         assert!(default_script_commands("up-client", "10.0.2.0/24", "x", "ipsec0").is_empty());
+        let script = nft_up_script(&u);
+        assert!(script.contains("add chain inet rswan forward { type filter hook forward priority filter; policy accept; }"), "{script}");
+        assert!(script.contains("add rule inet rswan forward iifname \"ipsec0\" ip saddr 10.0.2.0/24 ip daddr 10.0.1.0/24 counter accept comment \"rswan conn net-net 10.0.2.0/24\""), "{script}");
+        assert!(
+            script.contains("oifname \"ipsec0\" ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24"),
+            "{script}"
+        );
+        let listing = "table inet rswan {\n\tchain forward { # handle 1\n\t\tiifname \"ipsec0\" ip saddr 10.0.2.0/24 ip daddr 10.0.1.0/24 counter packets 0 bytes 0 accept comment \"rswan conn net-net 10.0.2.0/24\" # handle 4\n\t\toifname \"ipsec0\" ip saddr 10.0.9.0/24 ip daddr 10.0.2.0/24 counter packets 0 bytes 0 accept comment \"rswan conn other 10.0.2.0/24\" # handle 5\n\t}\n}\n";
+        assert_eq!(nft_rule_handles(listing, &u), vec![4]);
+        assert!(is_firewall_updown(Some("ipsec  _updown ipfwadm")));
+        assert!(!is_firewall_updown(Some("/usr/local/bin/up")));
     }
 }

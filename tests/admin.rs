@@ -572,3 +572,68 @@ fn tshark_decrypts_with_the_exported_keys() {
     assert!(!ike.is_empty(), "IKE not decrypted");
     assert!(tshark("isakmp.id.type", false).is_empty());
 }
+
+fn ruleset(ns: &str) -> String {
+    ns_must(ns, &["nft", "list", "ruleset"])
+}
+
+/// `leftfirewall=yes`: the conn's forwarding rules appear in nftables table `inet rswan`,
+/// chain `forward`, when the tunnel comes up and vanish with the SA; the other side (no
+/// `rightfirewall`) gets none.
+#[test]
+fn leftfirewall_rules_follow_the_sa() {
+    let mut t = Topo::new();
+    psk_secrets(&t);
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let conf = net_conf("", "\tleftfirewall=yes\n\tauto=add\n");
+    t.start_gateway(&gb, &conf);
+    t.start_gateway(&ga, &conf);
+    assert!(!ruleset(&ga).contains("rswan conn net"), "{}", ruleset(&ga));
+    up(&t, &ga);
+    let want_in = "iifname \"ipsec0\" ip saddr 10.0.2.0/24 ip daddr 10.0.1.0/24 counter packets";
+    let want_out = "oifname \"ipsec0\" ip saddr 10.0.1.0/24 ip daddr 10.0.2.0/24 counter packets";
+    let rs = ruleset(&ga);
+    assert!(rs.contains("table inet rswan {"), "{rs}");
+    assert!(rs.contains("chain forward {"), "{rs}");
+    assert!(
+        rs.contains(want_in) && rs.contains(want_out),
+        "{rs}\n{}",
+        t.log(&ga)
+    );
+    assert!(
+        rs.contains("comment \"rswan conn net 10.0.2.0/24\""),
+        "{rs}"
+    );
+    assert!(!ruleset(&gb).contains("rswan conn"), "{}", ruleset(&gb));
+    // The rules count the tunnel's traffic.
+    assert!(wait_until(Duration::from_secs(5), || ping(
+        &t.ha,
+        "10.0.2.10",
+        1,
+        1
+    )));
+    assert!(
+        ruleset(&ga)
+            .lines()
+            .any(|l| l.contains("oifname \"ipsec0\"") && !l.contains("packets 0 ")),
+        "{}",
+        ruleset(&ga)
+    );
+    t.ipsec_ok(&ga, &["auto", "--down", "net"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !ruleset(&ga)
+            .contains("rswan conn net")),
+        "rules outlived the SA:\n{}",
+        ruleset(&ga)
+    );
+    // Up again, then `ipsec setup stop` removes the table.
+    up(&t, &ga);
+    assert!(ruleset(&ga).contains(want_in));
+    let o = t.setup_op(&ga, "stop");
+    assert!(o.status.success());
+    assert!(
+        !ruleset(&ga).contains("table inet rswan"),
+        "{}",
+        ruleset(&ga)
+    );
+}

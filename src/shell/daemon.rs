@@ -215,7 +215,32 @@ impl Daemon {
         if self.guard.keeping() && matches!(verb, Verb::Prepare | Verb::Unroute) {
             return Ok(String::new());
         }
-        let r = super::netlink::run_updown(info, verb);
+        // leftfirewall=yes: the default updown (in-process) plus nftables forwarding rules.
+        let firewall = crate::updown::is_firewall_updown(info.command.as_deref());
+        let plain;
+        let info = if firewall {
+            plain = UpdownInfo {
+                command: None,
+                ..info.clone()
+            };
+            &plain
+        } else {
+            info
+        };
+        let mut r = super::netlink::run_updown(info, verb);
+        if firewall && r.is_ok() {
+            let fw = match verb {
+                Verb::Up => crate::updown::firewall_up(info),
+                Verb::Down => crate::updown::firewall_down(info),
+                _ => Ok(()),
+            };
+            if let Err(e) = fw {
+                r = Err(format!(
+                    "{v} output: {e}\n{v} command exited with status 1",
+                    v = info.verb_text(verb)
+                ));
+            }
+        }
         let notes = match verb {
             Verb::Route => {
                 // A conn's own updown script routes as it likes: no table-115 routes over it.
@@ -578,6 +603,9 @@ impl Daemon {
         let conf = match IpsecConf::load(&config) {
             Ok(mut c) => {
                 c.resolve_names(|c| &c.name == *name, &system_resolve);
+                for e in firewall_updowns(&mut c) {
+                    reply.err(&format!("ipsec manual: {e}\n"));
+                }
                 c
             }
             Err(e) => {
@@ -748,6 +776,10 @@ impl Daemon {
                         Some(s) => {
                             let mut s = s.clone();
                             s.resolve_names(&system_resolve);
+                            if let Err(e) = crate::updown::apply_firewall(&mut s) {
+                                reply.err(&format!("036 ipsec auto: {e}\n"));
+                                return None;
+                            }
                             Some(s)
                         }
                         None => {
@@ -1097,6 +1129,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         &system_resolve,
     );
     let klipsdebug = configure_logging(&conf).map_err(fail)?;
+    let firewall_errors = firewall_updowns(&mut conf);
     log(&format!("ipsec_setup: Starting rswan IPsec {VERSION}..."));
     std::fs::create_dir_all(&paths.rundir)
         .map_err(|e| fail(format!("cannot create {}: {e}", paths.rundir.display())))?;
@@ -1271,6 +1304,9 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     // Pluto: the IKE keying daemon.
     let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref())
         .map_err(|e| fail(e.to_string()))?;
+    for e in &firewall_errors {
+        log(&format!("ipsec_setup: conn skipped: {e}"));
+    }
     let mut pluto = Pluto::new(pluto_cfg, Box::new(StdRng::from_entropy()));
     pluto.load_secrets(secrets);
     for e in pluto.load_conns(&conf) {
@@ -1486,6 +1522,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         daemon.manual_down(&n, &mut String::new(), false);
         if let Ok(mut c) = IpsecConf::load(&paths.config) {
             c.resolve_names(|c| c.name == n, &system_resolve);
+            let _ = firewall_updowns(&mut c);
             let _ = daemon.unroute(&n, &c);
         }
     }
@@ -1496,12 +1533,28 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         for n in failclosed::clear_all(&paths.failclosed(), &dev_names) {
             log(&format!("ipsec_setup: {n}"));
         }
+        crate::updown::firewall_clear();
     }
     let _ = std::fs::remove_file(paths.ctl());
     let _ = std::fs::remove_file(paths.pid());
     let _ = std::fs::remove_file(paths.info());
     log("ipsec_setup: ...rswan IPsec stopped");
     Ok(())
+}
+
+/// Applies `leftfirewall=yes` to every conn (the firewall variant of the default updown);
+/// conns that also name an updown script are removed, their errors returned.
+fn firewall_updowns(conf: &mut IpsecConf) -> Vec<ConfError> {
+    let mut errors = Vec::new();
+    conf.conns
+        .retain_mut(|c| match crate::updown::apply_firewall(c) {
+            Ok(()) => true,
+            Err(e) => {
+                errors.push(e);
+                false
+            }
+        });
+    errors
 }
 
 /// Applies `config setup`'s `syslog=` and `plutostderrlog=` (errors name file:line) and
