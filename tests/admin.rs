@@ -524,7 +524,20 @@ fn tshark_decrypts_with_the_exported_keys() {
         "",
         "\tike=aes128-sha1-modp2048\n\tesp=aes128-sha1\n\tauto=add\n",
     );
-    t.start_gateway(&gb, &conf);
+    // B keeps its tables up to date by itself (wiresharkkeys=).
+    let auto_dir = t.dir.path("b-wireshark");
+    t.start_gateway(
+        &gb,
+        &net_conf(
+            &format!("\twiresharkkeys={}\n", auto_dir.display()),
+            "\tike=aes128-sha1-modp2048\n\tesp=aes128-sha1\n\tauto=add\n",
+        ),
+    );
+    assert!(
+        t.log(&gb).contains("WARNING: wiresharkkeys="),
+        "{}",
+        t.log(&gb)
+    );
     t.start_gateway(&ga, &conf);
     let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("ike-esp.pcap"));
     up(&t, &ga);
@@ -571,6 +584,25 @@ fn tshark_decrypts_with_the_exported_keys() {
     let ike = tshark("isakmp.id.type", true);
     assert!(!ike.is_empty(), "IKE not decrypted");
     assert!(tshark("isakmp.id.type", false).is_empty());
+    // B wrote its own tables when the SAs came, and rewrites them when they go.
+    let esp_lines = |d: &std::path::Path| {
+        std::fs::read_to_string(d.join("esp_sa"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("\"IPv4\""))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || esp_lines(&auto_dir) == 2),
+        "{}",
+        t.log(&gb)
+    );
+    t.ipsec_ok(&ga, &["auto", "--down", "net"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || esp_lines(&auto_dir) == 0),
+        "{}",
+        t.log(&gb)
+    );
 }
 
 fn ruleset(ns: &str) -> String {
