@@ -40,7 +40,7 @@ impl Report {
 
     /// Runs a program and adds its output (stderr too).
     fn run(&mut self, prog: &str, args: &[&str]) {
-        self.cmd_line(&format!("{prog} {}", args.join(" ")).trim_end().to_string());
+        self.cmd_line(format!("{prog} {}", args.join(" ")).trim_end());
         match Command::new(prog).args(args).output() {
             Ok(o) => {
                 self.text(&String::from_utf8_lossy(&o.stdout));

@@ -1451,7 +1451,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     while !SIGNALLED.load(Ordering::SeqCst) && !daemon.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         tick += 1;
-        if tick % 10 == 0 {
+        if tick.is_multiple_of(10) {
             // Once a second: forget the keys of deleted SAs; with wiresharkkeys=, rewrite the
             // tables when the set of SAs changed.
             let live = daemon.live_esp_keys();
