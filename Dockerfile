@@ -20,5 +20,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/ipsec /usr/sbin/ipsec
 COPY conf /usr/share/doc/rswan/examples
+# For images that boot systemd: Type=notify, reload = ipsec auto --rereadall (README).
+COPY systemd/ipsec.service /usr/lib/systemd/system/ipsec.service
 # Runs the daemon in the foreground (systemd/containers); ipsec.conf and ipsec.secrets are mounted.
 ENTRYPOINT ["/usr/sbin/ipsec", "setup", "start", "--nofork"]
