@@ -377,3 +377,65 @@ fn setup_start_reports_what_it_skipped() {
     let links = ns_must(&t.ga, &["ip", "-o", "link"]);
     assert!(!links.contains("ipsec0"), "ipsec0 left behind:\n{links}");
 }
+
+/// The control socket serves root only (created 0600 under umask 077, and clients checked with
+/// SO_PEERCRED even when the file mode is widened), and `rswan.log` is created 0600, appended to
+/// across restarts and timestamped on every line.
+#[test]
+fn control_socket_is_root_only_and_the_log_is_appended() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let mut t = Topo::new();
+    let ga = t.ga.clone();
+    let rundir = t.start_gateway(&ga, &base(""));
+    let ctl = rundir.join("pluto.ctl");
+    let md = std::fs::metadata(&ctl).unwrap();
+    assert!(md.file_type().is_socket());
+    assert_eq!(
+        md.permissions().mode() & 0o777,
+        0o600,
+        "control socket mode"
+    );
+    // Widen the file mode: the uid check still refuses another user.
+    std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&rundir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = ns_run(
+        &ga,
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            ipsec_bin(),
+            "--rundir",
+            rundir.to_str().unwrap(),
+            "eroute",
+        ],
+    );
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "uid 65534 was served:\n{text}");
+    assert!(text.contains("permission denied"), "{text}");
+    assert!(t.log(&ga).contains("refused a request from uid 65534"));
+
+    // The log: 0600, every line timestamped, and a restart appends.
+    let log = rundir.join("rswan.log");
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let before = t.log(&ga);
+    t.ipsec_ok(&ga, &["setup", "restart"]);
+    let after = t.log(&ga);
+    assert!(
+        after.starts_with(&before),
+        "the log was truncated by the restart"
+    );
+    assert!(after.len() > before.len());
+    for l in after.lines() {
+        let stamp = l.get(..23).unwrap_or("");
+        let ok = stamp.len() == 23
+            && stamp.as_bytes()[4] == b'-'
+            && stamp.as_bytes()[10] == b' '
+            && stamp.as_bytes()[19] == b'.';
+        assert!(ok, "log line without a timestamp: {l:?}");
+    }
+}

@@ -229,13 +229,14 @@ pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
     Ok(cred.uid)
 }
 
-/// Answers a client that may not use the control socket: an error line and exit status 1,
-/// without reading its request.
+/// Answers a client that may not use the control socket: its request is read (so the client's
+/// write never meets a closed socket) but not acted on, then an error line and exit status 1.
 pub fn refuse(stream: UnixStream, why: &str) {
-    let mut r = Reply {
-        stream,
-        broken: false,
+    let reply = match read_request(stream) {
+        Ok((_, r)) => r,
+        Err(_) => return,
     };
+    let mut r = reply;
     r.err(&format!("ipsec: {why}\n"));
     r.exit(1);
 }

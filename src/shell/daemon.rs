@@ -1358,9 +1358,13 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                         Ok(0) => {}
                         Ok(uid) => {
                             log(&format!("control: refused a request from uid {uid}"));
-                            control::refuse(
-                                s,
-                                "permission denied: the control socket is for root only",
+                            let _ = std::thread::Builder::new().name("ctl-refuse".into()).spawn(
+                                move || {
+                                    control::refuse(
+                                        s,
+                                        "permission denied: the control socket is for root only",
+                                    )
+                                },
                             );
                             continue;
                         }
