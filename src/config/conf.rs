@@ -778,7 +778,7 @@ impl Parser {
         if f.len() != 2 {
             return Err(err(format!("include syntax error in \"{body}\"")));
         }
-        for path in include::expand(f[1], &include::base_dir(file)) {
+        for path in include::expand(f[1], &include::base_dir(file)).map_err(err)? {
             let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if self.open_files.contains(&canon) {
                 return Err(err(format!(

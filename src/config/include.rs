@@ -6,6 +6,10 @@ use std::path::{Component, Path, PathBuf};
 /// Deepest allowed include nesting (the top-level file is depth 0).
 pub(crate) const MAX_INCLUDE_DEPTH: usize = 10;
 
+/// Most paths a wildcard `include` may visit while it is expanded (directories read plus names
+/// kept). A pattern such as `/*/*/*/*/*` would otherwise walk the whole file system.
+pub(crate) const MAX_GLOB_PATHS: usize = 4096;
+
 /// Whether `s` contains an unescaped shell wildcard character.
 pub(crate) fn has_wildcards(s: &str) -> bool {
     let mut escaped = false;
@@ -34,16 +38,20 @@ pub(crate) fn base_dir(file: &Path) -> PathBuf {
 /// Without wildcards the single resolved path is returned whether or not it exists (the caller
 /// reports open errors). With wildcards, the regular files matching are returned sorted as the
 /// shell would (by path); no match gives an empty list. Like `sh`, a wildcard never matches a
-/// leading `.` of a file name.
-pub(crate) fn expand(pattern: &str, base: &Path) -> Vec<PathBuf> {
+/// leading `.` of a file name. A pattern that would visit more than [`MAX_GLOB_PATHS`] paths is
+/// refused with an error message rather than walked.
+pub(crate) fn expand(pattern: &str, base: &Path) -> Result<Vec<PathBuf>, String> {
     let pat_path = Path::new(pattern);
     if !has_wildcards(pattern) {
-        return vec![if pat_path.is_absolute() {
+        return Ok(vec![if pat_path.is_absolute() {
             pat_path.to_path_buf()
         } else {
             base.join(pat_path)
-        }];
+        }]);
     }
+    let too_many =
+        || format!("include pattern \"{pattern}\" matches more than {MAX_GLOB_PATHS} paths");
+    let mut visited = 0usize;
     let mut candidates: Vec<PathBuf> = vec![if pat_path.is_absolute() {
         PathBuf::from("/")
     } else {
@@ -77,6 +85,10 @@ pub(crate) fn expand(pattern: &str, base: &Path) -> Vec<PathBuf> {
         let matcher = Pattern::new(part_str);
         let mut next = Vec::new();
         for dir in &candidates {
+            visited += 1;
+            if visited > MAX_GLOB_PATHS {
+                return Err(too_many());
+            }
             let Ok(rd) = std::fs::read_dir(if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -84,11 +96,18 @@ pub(crate) fn expand(pattern: &str, base: &Path) -> Vec<PathBuf> {
             }) else {
                 continue;
             };
-            let mut names: Vec<_> = rd
+            let mut names = Vec::new();
+            for n in rd
                 .filter_map(Result::ok)
                 .map(|e| e.file_name())
                 .filter(|n| matcher.matches(&n.to_string_lossy()))
-                .collect();
+            {
+                visited += 1;
+                if visited > MAX_GLOB_PATHS {
+                    return Err(too_many());
+                }
+                names.push(n);
+            }
             names.sort();
             next.extend(names.into_iter().map(|n| dir.join(n)));
         }
@@ -98,7 +117,7 @@ pub(crate) fn expand(pattern: &str, base: &Path) -> Vec<PathBuf> {
         }
     }
     candidates.retain(|p| p.is_file());
-    candidates
+    Ok(candidates)
 }
 
 fn unescape(s: &str) -> String {
@@ -311,7 +330,8 @@ mod tests {
         t.write("sub1/x.conf", "");
         t.write("sub2/y.conf", "");
         t.mkdir("dir.secrets.d");
-        let got = expand("ipsec.*.secrets", t.path());
+        let ex = |p: &str, b: &Path| expand(p, b).expect("within the bound");
+        let got = ex("ipsec.*.secrets", t.path());
         assert_eq!(
             got,
             vec![
@@ -319,7 +339,7 @@ mod tests {
                 t.path().join("ipsec.b.secrets")
             ]
         );
-        let got = expand("sub*/*.conf", t.path());
+        let got = ex("sub*/*.conf", t.path());
         assert_eq!(
             got,
             vec![t.path().join("sub1/x.conf"), t.path().join("sub2/y.conf")]
@@ -327,21 +347,35 @@ mod tests {
         // absolute pattern
         let abs = format!("{}/sub?/x.*", t.path().display());
         assert_eq!(
-            expand(&abs, Path::new("/nonexistent")),
+            ex(&abs, Path::new("/nonexistent")),
             vec![t.path().join("sub1/x.conf")]
         );
         // no match: empty
-        assert!(expand("*.nothing", t.path()).is_empty());
+        assert!(ex("*.nothing", t.path()).is_empty());
         // directories are not included
-        assert!(expand("dir.*", t.path()).is_empty());
+        assert!(ex("dir.*", t.path()).is_empty());
         // literal: returned as is, even if missing
         assert_eq!(
-            expand("missing.conf", t.path()),
+            ex("missing.conf", t.path()),
             vec![t.path().join("missing.conf")]
         );
-        assert_eq!(expand("/etc/x", t.path()), vec![PathBuf::from("/etc/x")]);
+        assert_eq!(ex("/etc/x", t.path()), vec![PathBuf::from("/etc/x")]);
         // parent directory components
-        let got = expand("../sub*/x.conf", &t.path().join("sub2"));
+        let got = ex("../sub*/x.conf", &t.path().join("sub2"));
         assert_eq!(got, vec![t.path().join("sub2/../sub1/x.conf")]);
+    }
+
+    #[test]
+    fn a_pattern_that_walks_too_far_is_refused() {
+        let t = TempDir::new("globbound");
+        for i in 0..70 {
+            t.mkdir(&format!("d{i}"));
+            for j in 0..70 {
+                t.mkdir(&format!("d{i}/e{j}"));
+            }
+        }
+        let err = expand("*/*/*.conf", t.path()).unwrap_err();
+        assert!(err.contains("matches more than 4096 paths"), "{err}");
+        assert!(expand("d1/*/*.conf", t.path()).unwrap().is_empty());
     }
 }

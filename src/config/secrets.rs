@@ -1022,7 +1022,7 @@ impl Loader {
         depth: usize,
     ) -> Result<(), SecretsError> {
         let err = |msg: String| SecretsError::new(file, line, msg);
-        for path in include::expand(pattern, &include::base_dir(file)) {
+        for path in include::expand(pattern, &include::base_dir(file)).map_err(err)? {
             let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if self.open_files.contains(&canon) {
                 return Err(err(format!(

@@ -17,7 +17,7 @@ pub fn config_files(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if text.contains("include") {
+    if text.to_ascii_lowercase().contains("include") {
         return;
     }
     if let Ok(conf) = IpsecConf::parse_str(text, "fuzz.conf") {
