@@ -53,7 +53,7 @@ use rswan::config::conf::IpsecConf;
 use rswan::config::secrets::Secrets;
 use rswan::pluto::crypto::dh::{DhGroup, DhKeyPair};
 use rswan::pluto::crypto::prf::Prf;
-use rswan::pluto::{Interface, Output, Pluto, PlutoConfig, WhackCmd};
+use rswan::pluto::{Interface, Output, Pluto, PlutoConfig, WhackClient, WhackCmd};
 use timing::{env_usize, keep, selected};
 
 const HUB: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -317,7 +317,7 @@ fn round(shape: Shape, algs: Algs, n: usize, window: usize, seed: u64) -> Round 
             let t = cpu_now();
             spoke.p.whack(
                 now,
-                next as u64 + 1,
+                WhackClient(next as u64 + 1),
                 WhackCmd::Up {
                     name: format!("peer-{next}"),
                     asynchronous: true,

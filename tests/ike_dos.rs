@@ -30,7 +30,7 @@ use common::*;
 use rswan::config::conf::IpsecConf;
 use rswan::config::secrets::Secrets;
 use rswan::pluto::limits::UNAUTH_LOG_LIMITS;
-use rswan::pluto::{Interface, Output, Pluto, PlutoConfig, WhackCmd};
+use rswan::pluto::{Interface, Output, Pluto, PlutoConfig, WhackClient, WhackCmd};
 use support::*;
 
 const PSK: &str = "the shared secret of ike_dos.rs";
@@ -96,7 +96,7 @@ fn mi1_of(conf: &str, secrets: &str, conn: &str) -> Vec<u8> {
     p.load_secrets(Secrets::parse_str(secrets, "/ike_dos.secrets").unwrap());
     p.whack(
         0,
-        1,
+        WhackClient(1),
         WhackCmd::Up {
             name: conn.into(),
             asynchronous: true,

@@ -44,7 +44,9 @@ use crate::pluto::ikev1::state::StateKind;
 use crate::pluto::isakmp::natt::{strip_non_esp_marker, IKE_PORT, NAT_T_PORT};
 use crate::pluto::isakmp::{ExchangeType, Flags, Header, PayloadType as PT};
 use crate::pluto::proposal::AuthKind;
-use crate::pluto::{ErouteOp, Interface, Output, Pluto, PlutoConfig, ShuntEroute, WhackCmd};
+use crate::pluto::{
+    ErouteOp, Interface, Output, Pluto, PlutoConfig, SerialNo, ShuntEroute, WhackClient, WhackCmd,
+};
 use crate::sadb::{Dir, Sa};
 use crate::said::Said;
 
@@ -339,7 +341,7 @@ fn apply(edits: &[Edit], v: &mut Vec<u8>) {
 
 /// How the receiver of an encrypted message will decrypt and authenticate it.
 struct View {
-    p1: u64,
+    p1: SerialNo,
     exchange: ExchangeType,
     msgid: u32,
     iv: Vec<u8>,
@@ -694,7 +696,7 @@ impl World {
             Cmd::RereadSecrets => Some(WhackCmd::RereadSecrets(node.side.secrets.clone())),
             Cmd::Listen(fresh) => Some(WhackCmd::Listen(fresh.then(|| node.side.secrets.clone()))),
             Cmd::DeleteState(i) => {
-                let serials: Vec<u64> = node.p.states.keys().copied().collect();
+                let serials: Vec<SerialNo> = node.p.states.keys().copied().collect();
                 serials
                     .get(usize::from(*i) % serials.len().max(1))
                     .map(|s| WhackCmd::DeleteState(*s))
@@ -706,7 +708,7 @@ impl World {
             Cmd::Shutdown => Some(WhackCmd::Shutdown),
         };
         if let Some(cmd) = cmd {
-            node.p.whack(now, client, cmd);
+            node.p.whack(now, WhackClient(client), cmd);
         }
         self.drain();
     }
@@ -745,7 +747,7 @@ impl World {
         let (Some(node), signer) = (self.node_at(to), signer(to)) else {
             return;
         };
-        let p1s: Vec<u64> = node
+        let p1s: Vec<SerialNo> = node
             .p
             .states
             .values()
@@ -938,7 +940,7 @@ fn engine_run(data: &[u8], mut each: impl FnMut(&mut World)) {
     if let Some((node, name)) = conns.get(usize::from(input.prologue.conn)) {
         w.node(*node).p.whack(
             0,
-            0,
+            WhackClient(0),
             WhackCmd::Up {
                 name: name.clone(),
                 asynchronous: true,
@@ -1008,7 +1010,7 @@ pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
             w.drain();
             w.node(node).p.whack(
                 0,
-                0,
+                WhackClient(0),
                 WhackCmd::Up {
                     name: name.clone(),
                     asynchronous: true,
@@ -1120,7 +1122,7 @@ mod tests {
         w.drain();
         w.a.p.whack(
             0,
-            0,
+            WhackClient(0),
             WhackCmd::Up {
                 name: conn.into(),
                 asynchronous: true,
@@ -1183,7 +1185,7 @@ mod tests {
         w.drain();
         w.c.p.whack(
             0,
-            0,
+            WhackClient(0),
             WhackCmd::Up {
                 name: "rw".into(),
                 asynchronous: true,

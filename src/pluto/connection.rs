@@ -1,6 +1,7 @@
 //! Connections: `conn` sections turned into oriented, typed policy (shared by every IKE
 //! engine), with Road-Warrior templates and their instances, and routing state.
 
+use crate::pluto::ids::SerialNo;
 use std::net::Ipv4Addr;
 
 use crate::addr::Subnet;
@@ -185,11 +186,11 @@ pub struct Connection {
     /// Routed by `auto=route` / `--route` (the `%trap` stays when SAs go).
     pub policy_routed: bool,
     /// State owning the eroute.
-    pub eroute_owner: u64,
+    pub eroute_owner: Option<SerialNo>,
     /// Newest ISAKMP SA.
-    pub newest_isakmp: u64,
+    pub newest_isakmp: Option<SerialNo>,
     /// Newest IPsec SA.
-    pub newest_ipsec: u64,
+    pub newest_ipsec: Option<SerialNo>,
     /// `--up` given (policy UP).
     pub up: bool,
     /// Instances made so far (templates).
@@ -503,9 +504,9 @@ impl Connection {
             that,
             routing: Routing::Unrouted,
             policy_routed: false,
-            eroute_owner: 0,
-            newest_isakmp: 0,
-            newest_ipsec: 0,
+            eroute_owner: None,
+            newest_isakmp: None,
+            newest_ipsec: None,
             up: false,
             next_instance: 0,
             tries: 0,
@@ -565,9 +566,9 @@ impl Connection {
         }
         c.routing = Routing::Unrouted;
         c.policy_routed = false;
-        c.eroute_owner = 0;
-        c.newest_isakmp = 0;
-        c.newest_ipsec = 0;
+        c.eroute_owner = None;
+        c.newest_isakmp = None;
+        c.newest_ipsec = None;
         c.next_instance = 0;
         c.auto = Auto::Add;
         c

@@ -2,6 +2,7 @@
 //! datagrams dispatched to the IKEv1 engine ([`crate::pluto::ikev1`]). Sans-IO: inputs are
 //! method calls with the time in milliseconds; outputs queue up for [`Pluto::poll_output`].
 
+use crate::pluto::ids::{SerialNo, WhackClient};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -70,8 +71,8 @@ pub struct Pluto {
     pub(crate) rng: Box<dyn RngCore + Send>,
     pub(crate) conns: BTreeMap<String, Connection>,
     pub(crate) secrets: Secrets,
-    pub(crate) states: BTreeMap<u64, State>,
-    pub(crate) next_serial: u64,
+    pub(crate) states: BTreeMap<SerialNo, State>,
+    pub(crate) next_serial: SerialNo,
     pub(crate) spis: SpiAllocator,
     pub(crate) out: VecDeque<Output>,
     pub(crate) now: u64,
@@ -94,7 +95,7 @@ pub struct Pluto {
     pub(crate) bare_shunts: Vec<BareShunt>,
     /// Our installed SAs (inbound and outbound, every member of each group) → (state, inbound),
     /// for the datapath's usage reports.
-    pub(crate) sa_owner: HashMap<Said, (u64, bool)>,
+    pub(crate) sa_owner: HashMap<Said, (SerialNo, bool)>,
     /// When the next shunt scan is due (ms).
     pub(crate) next_shunt_scan: u64,
 }
@@ -142,7 +143,7 @@ impl Pluto {
             conns: BTreeMap::new(),
             secrets: Secrets::default(),
             states: BTreeMap::new(),
-            next_serial: 1,
+            next_serial: SerialNo::FIRST,
             spis: SpiAllocator::new(0x1000 + (seed_spi % 0x7000_0000), seed_cpi),
             out: VecDeque::new(),
             now: 0,
@@ -304,12 +305,16 @@ impl Pluto {
                 let narrow = (src, dst) != (ours, peers);
                 if routing == Routing::Erouted {
                     // The SA came up while this acquire was queued: release the packet now.
-                    let head = self.conns.get(&key).map(|c| c.eroute_owner).and_then(|o| {
-                        self.states
-                            .get(&o)
-                            .and_then(|st| st.p2())
-                            .and_then(|p| p.outbound.first().copied())
-                    });
+                    let head = self
+                        .conns
+                        .get(&key)
+                        .and_then(|c| c.eroute_owner)
+                        .and_then(|o| {
+                            self.states
+                                .get(&o)
+                                .and_then(|st| st.p2())
+                                .and_then(|p| p.outbound.first().copied())
+                        });
                     if narrow {
                         // Released below, once.
                         self.bare_shunts.retain(|b| (b.ours, b.his) != (src, dst));
@@ -331,7 +336,7 @@ impl Pluto {
                 self.log(format!(
                     "{name}: initiate on demand from {src_ip}:{sport} to {dst_ip}:{dport} {what}"
                 ));
-                self.initiate(&key, None, 0);
+                self.initiate(&key, None, None);
             }
             None => {
                 self.log(format!(
@@ -514,8 +519,8 @@ impl Pluto {
             *slot = Some(at);
             if inbound {
                 let parent = p2.parent;
-                let newest = self.conns.get(&st.conn).map_or(0, |c| c.newest_isakmp);
-                for p1 in [parent, newest] {
+                let newest = self.conns.get(&st.conn).and_then(|c| c.newest_isakmp);
+                for p1 in std::iter::once(parent).chain(newest) {
                     if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
                         p.dpd.last_heard = p.dpd.last_heard.max(at);
                     }
@@ -553,7 +558,7 @@ impl Pluto {
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.now = now_ms;
         self.flush_log_summary();
-        let due: Vec<(u64, Option<Event>, bool, bool)> = self
+        let due: Vec<(SerialNo, Option<Event>, bool, bool)> = self
             .states
             .values()
             .filter_map(|st| {
@@ -618,7 +623,7 @@ impl Pluto {
     /// Runs a whack command for `client`. Progress lines and a final
     /// [`Output::WhackDone`] come out through [`Pluto::poll_output`] (for `Up`, possibly much
     /// later, when the negotiation ends).
-    pub fn whack(&mut self, now_ms: u64, client: u64, cmd: WhackCmd) {
+    pub fn whack(&mut self, now_ms: u64, client: WhackClient, cmd: WhackCmd) {
         self.now = now_ms;
         match cmd {
             WhackCmd::Add(sec) => {
@@ -672,7 +677,7 @@ impl Pluto {
                 c.up = true;
                 c.tries = 0;
                 let w = if asynchronous { None } else { Some(client) };
-                self.initiate(&name, w, 0);
+                self.initiate(&name, w, None);
                 if asynchronous {
                     self.whack_done(client, 0);
                 }
@@ -765,7 +770,7 @@ impl Pluto {
                         self.whack_done(c, whack_status(rc::NORETRANSMISSION));
                     }
                 }
-                let serials: Vec<u64> = self.states.keys().rev().copied().collect();
+                let serials: Vec<SerialNo> = self.states.keys().rev().copied().collect();
                 for s in serials {
                     self.delete_state(s, false);
                 }
@@ -779,7 +784,7 @@ impl Pluto {
         }
     }
 
-    fn add_conn(&mut self, client: u64, sec: &crate::config::conf::ConnSection) {
+    fn add_conn(&mut self, client: WhackClient, sec: &crate::config::conf::ConnSection) {
         match Connection::from_section(sec, &self.cfg) {
             Ok(c) => {
                 for w in super::connection::key_warnings(sec) {
@@ -809,7 +814,7 @@ impl Pluto {
             .collect();
         for key in keys.iter().rev() {
             self.drop_waiting_main_mode(key);
-            let serials: Vec<u64> = self
+            let serials: Vec<SerialNo> = self
                 .states
                 .values()
                 .filter(|s| &s.conn == key)
@@ -842,7 +847,7 @@ impl Pluto {
                 c.up = false;
             }
             // IPsec SAs first (their Deletes ride on the ISAKMP SA), then ISAKMP SAs.
-            let mut serials: Vec<(bool, u64)> = self
+            let mut serials: Vec<(bool, SerialNo)> = self
                 .states
                 .values()
                 .filter(|s| s.conn == key)
@@ -863,11 +868,11 @@ impl Pluto {
         }
     }
 
-    pub(crate) fn whack_done(&mut self, client: u64, status: i32) {
+    pub(crate) fn whack_done(&mut self, client: WhackClient, status: i32) {
         self.out.push_back(Output::WhackDone { client, status });
     }
 
-    pub(crate) fn whack_done_code(&mut self, client: u64, code: u16, text: String) {
+    pub(crate) fn whack_done_code(&mut self, client: WhackClient, code: u16, text: String) {
         self.log(text.clone());
         self.out.push_back(Output::Whack { client, code, text });
         self.out.push_back(Output::WhackDone {
@@ -916,7 +921,7 @@ impl Pluto {
     }
 
     /// The `"conn" #N:` prefix of a state.
-    pub(crate) fn sprefix(&self, serial: u64) -> String {
+    pub(crate) fn sprefix(&self, serial: SerialNo) -> String {
         match self.states.get(&serial) {
             Some(st) => {
                 let mut name = self.conn_quoted(&st.conn);
@@ -932,12 +937,12 @@ impl Pluto {
     }
 
     /// Logs a line about a state (and copies it to its whack client as code 002).
-    pub(crate) fn slog(&mut self, serial: u64, text: String) {
+    pub(crate) fn slog(&mut self, serial: SerialNo, text: String) {
         self.slog_code(serial, rc::LOG, text);
     }
 
     /// Logs a line about a state with a whack code for its client.
-    pub(crate) fn slog_code(&mut self, serial: u64, code: u16, text: String) {
+    pub(crate) fn slog_code(&mut self, serial: SerialNo, code: u16, text: String) {
         let line = format!("{}: {}", self.sprefix(serial), text);
         let line = crate::sanitize::escape_text(&line).into_owned();
         self.log(line.clone());
@@ -951,7 +956,7 @@ impl Pluto {
     }
 
     /// Logs a state transition `STATE_X: story` with whack code 100+n (or 004).
-    pub(crate) fn log_transition(&mut self, serial: u64, extra: &str) {
+    pub(crate) fn log_transition(&mut self, serial: SerialNo, extra: &str) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -970,7 +975,7 @@ impl Pluto {
     }
 
     /// Releases the whack client of a state with a final status.
-    pub(crate) fn release_whack(&mut self, serial: u64, status: i32) {
+    pub(crate) fn release_whack(&mut self, serial: SerialNo, status: i32) {
         if let Some(c) = self.states.get_mut(&serial).and_then(|s| s.whack.take()) {
             self.whack_done(c, status);
         }
@@ -989,16 +994,16 @@ impl Pluto {
         v
     }
 
-    pub(crate) fn new_serial(&mut self) -> u64 {
+    pub(crate) fn new_serial(&mut self) -> SerialNo {
         let s = self.next_serial;
-        self.next_serial += 1;
+        self.next_serial = s.next();
         s
     }
 
     /// Sends a message for a state and remembers it for retransmission.
     pub(crate) fn send_for(
         &mut self,
-        serial: u64,
+        serial: SerialNo,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         msg: Vec<u8>,
@@ -1033,7 +1038,7 @@ impl Pluto {
     }
 
     /// Resends the last message of a state (duplicate received).
-    pub(crate) fn resend_last(&mut self, serial: u64) {
+    pub(crate) fn resend_last(&mut self, serial: SerialNo) {
         if let Some((l, r, d)) = self.states.get(&serial).and_then(|s| s.last_sent.clone()) {
             self.out.push_back(Output::Send {
                 local: l,
@@ -1043,7 +1048,7 @@ impl Pluto {
         }
     }
 
-    pub(crate) fn schedule(&mut self, serial: u64, after_ms: u64, ev: Event) {
+    pub(crate) fn schedule(&mut self, serial: SerialNo, after_ms: u64, ev: Event) {
         let at = self.now.saturating_add(after_ms);
         if let Some(st) = self.states.get_mut(&serial) {
             st.event = Some((at, ev));
@@ -1183,7 +1188,11 @@ impl Pluto {
     }
 
     /// `--route`: %trap (or the type= shunt) eroute plus prepare/route updown.
-    pub(crate) fn route_conn(&mut self, key: &str, _client: Option<u64>) -> Result<(), String> {
+    pub(crate) fn route_conn(
+        &mut self,
+        key: &str,
+        _client: Option<WhackClient>,
+    ) -> Result<(), String> {
         let Some(c) = self.conns.get(key) else {
             return Err(format!("no connection named \"{key}\""));
         };
@@ -1245,7 +1254,7 @@ impl Pluto {
             Routing::Unrouted => Ok(()),
             Routing::Erouted => Err(format!(
                 "cannot unroute \"{key}\": IPsec SA #{} uses the route",
-                c.eroute_owner
+                SerialNo::or_zero(c.eroute_owner)
             )),
             _ => {
                 self.settle_narrow_holds(key, None);
@@ -1263,7 +1272,7 @@ impl Pluto {
     /// Builds the SAs of one direction of an established phase 2 (`inbound` = to us).
     pub(crate) fn build_sas(
         &mut self,
-        serial: u64,
+        serial: SerialNo,
         inbound: bool,
     ) -> Option<(Vec<SaSpec>, Vec<Said>)> {
         let st = self.states.get(&serial)?;
@@ -1359,7 +1368,7 @@ impl Pluto {
     }
 
     /// Installs inbound (and, with `outbound`, outbound) SAs of a phase 2.
-    pub(crate) fn install_sas(&mut self, serial: u64, inbound: bool, outbound: bool) -> bool {
+    pub(crate) fn install_sas(&mut self, serial: SerialNo, inbound: bool, outbound: bool) -> bool {
         let mut sas = Vec::new();
         let mut groups = Vec::new();
         for dir_in in [true, false] {
@@ -1397,7 +1406,7 @@ impl Pluto {
     }
 
     /// Points the conn's eroute at this state's outbound group (make-before-break).
-    pub(crate) fn route_to_state(&mut self, serial: u64) {
+    pub(crate) fn route_to_state(&mut self, serial: SerialNo) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -1412,7 +1421,7 @@ impl Pluto {
             Routing::Unrouted => {
                 if let Some(other) = self.route_conflict(&key) {
                     // A responder evicts the conflicting conn's SAs (spec 7).
-                    let owners: Vec<u64> = self
+                    let owners: Vec<SerialNo> = self
                         .states
                         .values()
                         .filter(|s| s.conn == other && s.p2().is_some())
@@ -1443,15 +1452,15 @@ impl Pluto {
         }
         if let Some(c) = self.conns.get_mut(&key) {
             c.routing = Routing::Erouted;
-            c.eroute_owner = serial;
-            c.newest_ipsec = serial;
+            c.eroute_owner = Some(serial);
+            c.newest_ipsec = Some(serial);
         }
         self.settle_narrow_holds(&key, Some(head));
     }
 
     /// Deletes a state: its SAs, its eroute ownership, its timers. With `notify`, sends a
     /// Delete to the peer (IPsec SPIs or ISAKMP cookies) over an established ISAKMP SA.
-    pub(crate) fn delete_state(&mut self, serial: u64, notify: bool) {
+    pub(crate) fn delete_state(&mut self, serial: SerialNo, notify: bool) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -1487,7 +1496,7 @@ impl Pluto {
                 if !saids.is_empty() {
                     self.out.push_back(Output::DeleteSas { saids });
                 }
-                let owner = self.conns.get(&key).map(|c| c.eroute_owner);
+                let owner = self.conns.get(&key).and_then(|c| c.eroute_owner);
                 if owner == Some(serial) {
                     // Another established SA of the conn takes over, else %trap or nothing.
                     let successor = self
@@ -1499,7 +1508,7 @@ impl Pluto {
                     match successor {
                         Some(n) => {
                             if let Some(c) = self.conns.get_mut(&key) {
-                                c.eroute_owner = 0;
+                                c.eroute_owner = None;
                             }
                             self.route_to_state(n);
                         }
@@ -1507,8 +1516,8 @@ impl Pluto {
                     }
                 }
                 if let Some(c) = self.conns.get_mut(&key) {
-                    if c.newest_ipsec == serial {
-                        c.newest_ipsec = 0;
+                    if c.newest_ipsec == Some(serial) {
+                        c.newest_ipsec = None;
                     }
                 }
                 // A responder's hold whose QI2 never came.
@@ -1527,15 +1536,15 @@ impl Pluto {
             }
             Family::P1(p1) => {
                 if let Some(c) = self.conns.get_mut(&key) {
-                    if c.newest_isakmp == serial {
-                        c.newest_isakmp = 0;
+                    if c.newest_isakmp == Some(serial) {
+                        c.newest_isakmp = None;
                     }
                 }
                 if p1.initiator && !kind.isakmp_established() {
                     self.start_waiting_main_mode(*p1.remote.ip());
                 }
                 // Phase 2 negotiations in progress on it die with it.
-                let children: Vec<u64> = self
+                let children: Vec<SerialNo> = self
                     .states
                     .values()
                     .filter(|s| {
@@ -1563,7 +1572,7 @@ impl Pluto {
             self.updown(key, Verb::Down);
             if let Some(c) = self.conns.get_mut(key) {
                 c.routing = Routing::Prospective;
-                c.eroute_owner = 0;
+                c.eroute_owner = None;
             }
         } else {
             self.eroute(key, ErouteOp::Delete, Self::trap_said());
@@ -1571,7 +1580,7 @@ impl Pluto {
             self.updown(key, Verb::Unroute);
             if let Some(c) = self.conns.get_mut(key) {
                 c.routing = Routing::Unrouted;
-                c.eroute_owner = 0;
+                c.eroute_owner = None;
             }
         }
     }
@@ -1628,7 +1637,7 @@ impl Pluto {
     /// processed here; the decrypted packets' replies would then leave by the ordinary route, in
     /// the clear. So route the peer client into ipsecN now, with a `%hold` eroute: replies wait
     /// (the newest is released through the tunnel once QI2 installs the outbound SAs).
-    pub(crate) fn hold_for_responder(&mut self, serial: u64) {
+    pub(crate) fn hold_for_responder(&mut self, serial: SerialNo) {
         let Some(key) = self.states.get(&serial).map(|s| s.conn.clone()) else {
             return;
         };
@@ -1692,7 +1701,12 @@ impl Pluto {
 
     /// Starts (or restarts) keying for a conn: phase 2 over an existing ISAKMP SA, else
     /// Main Mode first.
-    pub(crate) fn initiate(&mut self, key: &str, whack: Option<u64>, replacing: u64) {
+    pub(crate) fn initiate(
+        &mut self,
+        key: &str,
+        whack: Option<WhackClient>,
+        replacing: Option<SerialNo>,
+    ) {
         if !self
             .conns
             .get(key)
@@ -1745,7 +1759,7 @@ impl Pluto {
     /// An established ISAKMP SA of another conn that conn `key`'s Quick Mode may use, as
     /// FreeS/WAN's `find_phase1_state` allows: same local and peer host, same IDs on both
     /// sides, an authentication method `key` permits (the newest such SA).
-    pub(crate) fn shared_phase1(&self, key: &str) -> Option<u64> {
+    pub(crate) fn shared_phase1(&self, key: &str) -> Option<SerialNo> {
         let c = self.conns.get(key)?;
         let (me, peer) = (c.this.host?, c.that.host?);
         if c.that.id == crate::config::secrets::Id::Any {
@@ -1772,7 +1786,7 @@ impl Pluto {
     }
 
     /// DPD declared the peer dead: apply the conn's action.
-    pub(crate) fn dpd_dead(&mut self, serial: u64) {
+    pub(crate) fn dpd_dead(&mut self, serial: SerialNo) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -1786,7 +1800,7 @@ impl Pluto {
             serial,
             "DPD: No response from peer - declaring peer dead".into(),
         );
-        let all: Vec<u64> = self
+        let all: Vec<SerialNo> = self
             .states
             .values()
             .filter(|s| s.conn == key)
@@ -1794,7 +1808,7 @@ impl Pluto {
             .collect();
         // IPsec SAs of other conns negotiated over this ISAKMP SA (`shared_phase1`) go too:
         // their peer is the one that died.
-        let riders: Vec<u64> = self
+        let riders: Vec<SerialNo> = self
             .states
             .values()
             .filter(|s| s.conn != key && s.p2().is_some_and(|p| p.parent == serial))
@@ -1836,7 +1850,7 @@ impl Pluto {
                 if template {
                     self.instance_gc(&key);
                 } else {
-                    self.initiate(&key, None, 0);
+                    self.initiate(&key, None, None);
                 }
             }
         }
@@ -1844,7 +1858,7 @@ impl Pluto {
 
     /// Rekeying time for a state: replace it if it is the conn's newest and we rekey; it
     /// then lives on until its hard expiry (make-before-break).
-    pub(crate) fn event_sa_replace(&mut self, serial: u64) {
+    pub(crate) fn event_sa_replace(&mut self, serial: SerialNo) {
         self.sa_replace(serial, false)
     }
 
@@ -1852,7 +1866,7 @@ impl Pluto {
     /// spec 7): replace only if the SA (for an ISAKMP SA: any IPsec SA of the conn) was used
     /// during the last rekeymargin, else let it expire. FreeS/WAN sampled outbound use only;
     /// rswan counts both directions, so a one-way flow from the peer keeps the tunnel too.
-    pub(crate) fn sa_replace(&mut self, serial: u64, if_used: bool) {
+    pub(crate) fn sa_replace(&mut self, serial: SerialNo, if_used: bool) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -1872,7 +1886,7 @@ impl Pluto {
         let (mut rekey, margin, created) =
             (c.rekey, c.rekeymargin.saturating_mul(1000), st.created);
         let replaceable = c.instance == 0 && !c.is_template();
-        if if_used && newest == serial {
+        if if_used && newest == Some(serial) {
             let last = self.last_used(serial);
             let since = last.unwrap_or(created);
             if last.is_some_and(|t| self.now.saturating_sub(t) <= margin) {
@@ -1888,14 +1902,14 @@ impl Pluto {
                 );
             }
         }
-        if newest == serial && rekey && replaceable {
+        if newest == Some(serial) && rekey && replaceable {
             if !if_used {
                 self.slog(serial, format!("{what} SA expiring soon: replacing"));
             }
             if is_p1 {
-                self.main_initiate_replacing(&key, None, 1, None, serial);
+                self.main_initiate_replacing(&key, None, 1, None, Some(serial));
             } else {
-                self.initiate(&key, None, serial);
+                self.initiate(&key, None, Some(serial));
             }
         }
         let remaining = expires_at.saturating_sub(self.now).max(1);
@@ -1903,7 +1917,7 @@ impl Pluto {
     }
 
     /// Last use (ms) of an IPsec SA, or for an ISAKMP SA of any IPsec SA of its conn.
-    pub(crate) fn last_used(&self, serial: u64) -> Option<u64> {
+    pub(crate) fn last_used(&self, serial: SerialNo) -> Option<u64> {
         let st = self.states.get(&serial)?;
         match &st.family {
             Family::P2(p2) => p2.last_used(),

@@ -48,6 +48,7 @@
 //!
 //! Every hit is counted in [`LimitCounters`] ([`Pluto::limit_counters`], `--status`).
 
+use crate::pluto::ids::{SerialNo, WhackClient};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -219,7 +220,7 @@ impl Pluto {
     fn oldest_unproven(
         &self,
         pred: impl Fn(&crate::pluto::ikev1::state::Phase1) -> bool,
-    ) -> Option<u64> {
+    ) -> Option<SerialNo> {
         // Serials grow with creation: the map's order is age.
         self.states
             .values()
@@ -230,8 +231,8 @@ impl Pluto {
 
     /// The oldest unproven state of the configured peer address with the most half-open
     /// states.
-    fn heaviest_configured_unproven(&self) -> Option<u64> {
-        let mut by_addr: HashMap<Ipv4Addr, (usize, u64)> = HashMap::new();
+    fn heaviest_configured_unproven(&self) -> Option<SerialNo> {
+        let mut by_addr: HashMap<Ipv4Addr, (usize, SerialNo)> = HashMap::new();
         for s in self.states.values() {
             if s.kind != StateKind::MainR1 {
                 continue;
@@ -261,7 +262,7 @@ impl Pluto {
         }
     }
 
-    fn evict_half_open(&mut self, victim: u64, newcomer: SocketAddrV4, bound: HalfOpenBound) {
+    fn evict_half_open(&mut self, victim: SerialNo, newcomer: SocketAddrV4, bound: HalfOpenBound) {
         self.limits_hit.half_open_evicted += 1;
         let (from, age) = match self.states.get(&victim) {
             Some(s) => (
@@ -338,7 +339,7 @@ impl Pluto {
     /// Quick Mode responder admission for a new request on ISAKMP SA `p1`: the state table and
     /// the peer's Quick Modes in progress and IPsec SAs. `false`: drop the request (logged,
     /// rate-limited, and counted).
-    pub(crate) fn admit_quick_responder(&mut self, p1: u64) -> bool {
+    pub(crate) fn admit_quick_responder(&mut self, p1: SerialNo) -> bool {
         let Some((remote, id)) = self.states.get(&p1).and_then(|s| s.p1()).map(|p| {
             (
                 *p.remote.ip(),
@@ -389,7 +390,7 @@ impl Pluto {
 
     /// After a responder established ISAKMP SA `serial`: deletes the oldest ISAKMP SAs of the
     /// same peer ID beyond `max_isakmp_sas_per_peer` (with a Delete to the peer).
-    pub(crate) fn bound_isakmp_sas_per_peer(&mut self, serial: u64) {
+    pub(crate) fn bound_isakmp_sas_per_peer(&mut self, serial: SerialNo) {
         let Some((remote, id)) = self
             .states
             .get(&serial)
@@ -399,7 +400,7 @@ impl Pluto {
             return;
         };
         let max = self.cfg.max_isakmp_sas_per_peer.max(1);
-        let same: Vec<u64> = self
+        let same: Vec<SerialNo> = self
             .states
             .values()
             .filter(|s| {
@@ -499,13 +500,13 @@ pub(crate) struct WaitingMainMode {
     /// Its peer's address.
     pub(crate) peer: Ipv4Addr,
     /// Whack client to report to.
-    pub(crate) whack: Option<u64>,
+    pub(crate) whack: Option<WhackClient>,
     /// Keying attempt.
     pub(crate) try_no: u32,
     /// The Quick Mode to run once established.
     pub(crate) pending: Option<PendingQm>,
     /// ISAKMP SA this one replaces (0: none).
-    pub(crate) replacing: u64,
+    pub(crate) replacing: Option<SerialNo>,
 }
 
 impl Pluto {
@@ -532,10 +533,10 @@ impl Pluto {
         &mut self,
         key: &str,
         peer: Ipv4Addr,
-        whack: Option<u64>,
+        whack: Option<WhackClient>,
         try_no: u32,
         pending: Option<PendingQm>,
-        replacing: u64,
+        replacing: Option<SerialNo>,
     ) -> bool {
         if let Some(w) = self.mm_waiting.iter_mut().find(|w| w.key == key) {
             match (w.whack, whack) {
@@ -591,7 +592,9 @@ impl Pluto {
                 .max()
                 .or_else(|| self.shared_phase1(&w.key));
             match (w.pending, w.replacing, established) {
-                (Some(pq), 0, Some(p1)) => self.quick_initiate(p1, &w.key, w.whack, pq.replacing),
+                (Some(pq), None, Some(p1)) => {
+                    self.quick_initiate(p1, &w.key, w.whack, pq.replacing)
+                }
                 _ => {
                     self.main_initiate_replacing(&w.key, w.whack, w.try_no, w.pending, w.replacing)
                 }

@@ -59,6 +59,7 @@
 pub mod connection;
 pub mod crypto;
 pub mod engine;
+pub mod ids;
 pub mod ikev1;
 pub mod ikev2;
 pub mod isakmp;
@@ -74,5 +75,6 @@ mod tests;
 
 pub use connection::Connection;
 pub use engine::Pluto;
+pub use ids::{SerialNo, WhackClient};
 pub use limits::LimitCounters;
 pub use output::{rc, DebugFlags, ErouteOp, Interface, Output, PlutoConfig, ShuntEroute, WhackCmd};

@@ -1,6 +1,7 @@
 //! What goes into and comes out of the sans-IO Pluto core: [`PlutoConfig`], [`WhackCmd`] and
 //! [`Output`]. Shared by every protocol engine.
 
+use crate::pluto::ids::{SerialNo, WhackClient};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::addr::Subnet;
@@ -233,7 +234,7 @@ pub enum WhackCmd {
     /// `auto --ready` / `--listen`: (re)start IKE; optional fresh secrets.
     Listen(Option<Secrets>),
     /// `whack --deletestate N`.
-    DeleteState(u64),
+    DeleteState(SerialNo),
     /// `whack --debug-…` (the flags as a `plutodebug=` list).
     Debug(String),
     /// `whack --shutdown`: delete everything locally without notifying peers.
@@ -293,7 +294,7 @@ pub enum Output {
     /// A line for whack client `client`: print as `format!("{code:03} {text}")`.
     Whack {
         /// The client given to [`Pluto::whack`](super::Pluto::whack).
-        client: u64,
+        client: WhackClient,
         /// The whack code (spec 5.9).
         code: u16,
         /// The text.
@@ -302,7 +303,7 @@ pub enum Output {
     /// The whack command of `client` is complete; exit with `status`.
     WhackDone {
         /// The client.
-        client: u64,
+        client: WhackClient,
         /// Exit status: last non-log code, 004 → 0.
         status: i32,
     },

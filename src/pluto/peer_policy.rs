@@ -43,6 +43,7 @@
 //! credentials the SA's conn accepts (so a peer may delete the IPsec SAs of an ISAKMP SA it
 //! has since replaced). Never merely because it came from the same IP address.
 
+use crate::pluto::ids::SerialNo;
 use std::net::Ipv4Addr;
 
 use crate::addr::Subnet;
@@ -97,7 +98,7 @@ impl Pluto {
     /// is the key that verified the peer's signature (the ISAKMP SA's conn's key: Main Mode
     /// switches the state to the conn whose key verifies, instances copy their template's key,
     /// and a conn cannot be replaced while it has states).
-    pub(crate) fn p1_auth_accepted_by(&mut self, p1: u64, key: &str) -> bool {
+    pub(crate) fn p1_auth_accepted_by(&mut self, p1: SerialNo, key: &str) -> bool {
         let Some(st) = self.states.get(&p1) else {
             return false;
         };
@@ -162,7 +163,7 @@ impl Pluto {
     /// FreeS/WAN's "cannot respond to IPsec SA request" text.
     pub(crate) fn find_qm_conn(
         &mut self,
-        p1: u64,
+        p1: SerialNo,
         our_client: &Subnet,
         peer_client: &Subnet,
     ) -> Result<String, String> {
@@ -277,7 +278,7 @@ impl Pluto {
     /// Whether a Delete that arrived on ISAKMP SA `p1` may delete state `target` (see the
     /// [module docs](self)): `target` is `p1` or was negotiated over it, or its peer has the
     /// same authenticated ID and `p1`'s authentication is one `target`'s conn accepts.
-    pub(crate) fn may_delete(&mut self, p1: u64, target: u64) -> bool {
+    pub(crate) fn may_delete(&mut self, p1: SerialNo, target: SerialNo) -> bool {
         if target == p1 {
             return true;
         }

@@ -10,6 +10,7 @@
 use crate::crypto::{AuthAlg, EncAlg};
 use crate::pluto::crypto::DhGroup;
 use crate::pluto::engine::Pluto;
+use crate::pluto::ids::SerialNo;
 use crate::pluto::ikev1::state::Family;
 use crate::pluto::isakmp::{AuthAlgorithm, EspTransformId, OakleyEncAlg, OakleyGroup, OakleyHash};
 
@@ -126,7 +127,7 @@ impl Pluto {
                 "{q}: {}; {}; eroute owner: #{}",
                 c.describe(),
                 c.routing.text(),
-                c.eroute_owner
+                SerialNo::or_zero(c.eroute_owner)
             ));
             v.push(format!(
                 "{q}:   ike_life: {}s; ipsec_life: {}s; rekey_margin: {}s; rekey_fuzz: {}%; keyingtries: {}",
@@ -142,19 +143,20 @@ impl Pluto {
             if c.negotiates() {
                 v.push(format!(
                     "{q}:   newest ISAKMP SA: #{}; newest IPsec SA: #{}; ",
-                    c.newest_isakmp, c.newest_ipsec
+                    SerialNo::or_zero(c.newest_isakmp),
+                    SerialNo::or_zero(c.newest_ipsec)
                 ));
-                let ike = self
-                    .states
-                    .get(&c.newest_isakmp)
+                let ike = c
+                    .newest_isakmp
+                    .and_then(|n| self.states.get(&n))
                     .and_then(|s| s.p1())
                     .and_then(|p| p.choice.as_ref());
                 if let Some(ch) = ike {
                     v.push(format!("{q}:   IKE algorithm newest: {}", ch.alg.name()));
                 }
-                let ipsec = self
-                    .states
-                    .get(&c.newest_ipsec)
+                let ipsec = c
+                    .newest_ipsec
+                    .and_then(|n| self.states.get(&n))
                     .and_then(|s| s.p2())
                     .and_then(|p| p.choice.as_ref());
                 if let Some(ch) = ipsec {
@@ -196,15 +198,15 @@ impl Pluto {
                 )),
                 None => line.push_str("; EVENT_NULL"),
             }
-            let newest_isakmp = c.is_some_and(|c| c.newest_isakmp == st.serial);
-            let newest_ipsec = c.is_some_and(|c| c.newest_ipsec == st.serial);
+            let newest_isakmp = c.is_some_and(|c| c.newest_isakmp == Some(st.serial));
+            let newest_ipsec = c.is_some_and(|c| c.newest_ipsec == Some(st.serial));
             if newest_isakmp {
                 line.push_str("; newest ISAKMP");
             }
             if newest_ipsec {
                 line.push_str("; newest IPSEC");
             }
-            if c.is_some_and(|c| c.eroute_owner == st.serial) {
+            if c.is_some_and(|c| c.eroute_owner == Some(st.serial)) {
                 line.push_str("; eroute owner");
             }
             v.push(line);
@@ -234,7 +236,8 @@ impl Pluto {
                         let conn = c.map_or_else(|| format!("\"{}\"", st.conn), |c| c.quoted());
                         v.push(format!(
                             "#{}: pending Phase 2 for {conn} replacing #{}",
-                            st.serial, pq.replacing
+                            st.serial,
+                            SerialNo::or_zero(pq.replacing)
                         ));
                     }
                 }
@@ -284,9 +287,9 @@ impl Pluto {
             ..PlutoView::default()
         };
         for (key, c) in &self.conns {
-            let up = self
-                .states
-                .get(&c.newest_ipsec)
+            let up = c
+                .newest_ipsec
+                .and_then(|n| self.states.get(&n))
                 .is_some_and(|s| s.kind.ipsec_established());
             v.conns.push(ConnView {
                 name: key.clone(),
@@ -297,8 +300,8 @@ impl Pluto {
                 policy: c.policy_text(),
                 our_client: c.this.client,
                 peer_client: c.that.client,
-                newest_isakmp: c.newest_isakmp,
-                newest_ipsec: c.newest_ipsec,
+                newest_isakmp: SerialNo::or_zero(c.newest_isakmp),
+                newest_ipsec: SerialNo::or_zero(c.newest_ipsec),
                 ike_life: c.ikelifetime,
                 ipsec_life: c.keylife,
             });
@@ -307,7 +310,7 @@ impl Pluto {
             let established_until = |ok: bool| if ok { secs(st.expires_at) } else { 0 };
             match &st.family {
                 Family::P1(p1) => v.ike_sas.push(IkeSaView {
-                    serial: st.serial,
+                    serial: st.serial.get(),
                     conn: st.conn.clone(),
                     version: 1,
                     state: st.kind.name().to_string(),
@@ -328,9 +331,9 @@ impl Pluto {
                     },
                 }),
                 Family::P2(p2) => v.child_sas.push(ChildSaView {
-                    serial: st.serial,
+                    serial: st.serial.get(),
                     conn: st.conn.clone(),
-                    parent: p2.parent,
+                    parent: p2.parent.get(),
                     state: st.kind.name().to_string(),
                     established: st.kind.ipsec_established(),
                     algorithm: p2.choice.as_ref().and_then(|ch| {

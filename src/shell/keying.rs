@@ -17,7 +17,7 @@ use rand::SeedableRng;
 
 use crate::eroute::Eroute;
 use crate::klips::{Emit, Klips, SaEvent};
-use crate::pluto::{ErouteOp, Output, Pluto, ShuntEroute, WhackCmd};
+use crate::pluto::{ErouteOp, Output, Pluto, ShuntEroute, WhackClient, WhackCmd};
 use crate::sadb::{Dir, Sa};
 use crate::said::{Proto, Said};
 
@@ -46,7 +46,7 @@ pub enum WhackLine {
 
 enum Msg {
     Whack {
-        client: u64,
+        client: WhackClient,
         cmd: WhackCmd,
         reply: Option<Sender<WhackLine>>,
     },
@@ -145,7 +145,7 @@ impl Keying {
         // Unbounded: `--status` of a gateway with thousands of conns must not lose lines, and
         // the client drains the channel as fast as the control socket allows.
         let (tx, rx) = crossbeam_channel::unbounded();
-        let client = self.next_client.fetch_add(1, Ordering::Relaxed);
+        let client = WhackClient(self.next_client.fetch_add(1, Ordering::Relaxed));
         let _ = self.tx.send(Msg::Whack {
             client,
             cmd,
@@ -165,7 +165,7 @@ impl Keying {
     /// Sends a whack command whose output nobody reads (start-up `auto=start`).
     pub fn whack_detached(&self, cmd: WhackCmd) {
         let _ = self.tx.send(Msg::Whack {
-            client: 0,
+            client: WhackClient(0),
             cmd,
             reply: None,
         });
@@ -239,7 +239,7 @@ fn run<H: KeyingHost>(
     let klips = host.klips().clone();
     let acquires = klips.acquires().clone();
     let events = klips.sa_events().clone();
-    let mut clients: HashMap<u64, Sender<WhackLine>> = HashMap::new();
+    let mut clients: HashMap<WhackClient, Sender<WhackLine>> = HashMap::new();
     let mut rng = StdRng::from_entropy();
     let mut stopping = false;
     let mut usage: Vec<(Said, Option<u64>)> = Vec::new();
@@ -281,7 +281,7 @@ fn run<H: KeyingHost>(
                     let _ = reply.send(pluto.admin_view(keys));
                 }
                 Ok(Msg::Stop) | Err(_) => {
-                    pluto.whack(clock.now_ms(), 0, WhackCmd::Shutdown);
+                    pluto.whack(clock.now_ms(), WhackClient(0), WhackCmd::Shutdown);
                     stopping = true;
                 }
             },
@@ -379,7 +379,7 @@ fn apply<H: KeyingHost>(
     clock: &Clock,
     sock500: &UdpSock,
     sock4500: &UdpSock,
-    clients: &mut HashMap<u64, Sender<WhackLine>>,
+    clients: &mut HashMap<WhackClient, Sender<WhackLine>>,
     rng: &mut StdRng,
     o: Output,
 ) {

@@ -3,6 +3,7 @@
 //! honoured, and only for SAs of the same peer (`peer_policy`: negotiated over the ISAKMP SA
 //! the Delete came on, or with the same authenticated identity; never by address alone).
 
+use crate::pluto::ids::SerialNo;
 use std::net::SocketAddrV4;
 
 use crate::pluto::engine::Pluto;
@@ -31,7 +32,7 @@ impl Pluto {
     }
 
     /// Sends a protected Informational with `payloads` over ISAKMP SA `p1`.
-    pub(crate) fn send_info(&mut self, p1: u64, payloads: Vec<Payload>) {
+    pub(crate) fn send_info(&mut self, p1: SerialNo, payloads: Vec<Payload>) {
         let Some(ctx) = self.p1_ctx(p1) else {
             return;
         };
@@ -57,7 +58,7 @@ impl Pluto {
     /// Sends a protected notification.
     pub(crate) fn send_notify(
         &mut self,
-        p1: u64,
+        p1: SerialNo,
         n: NotifyType,
         protocol: ProtocolId,
         spi: Vec<u8>,
@@ -76,7 +77,7 @@ impl Pluto {
     }
 
     /// Sends the Delete for a state: our inbound ESP/AH SPIs, or the ISAKMP cookies.
-    pub(crate) fn send_delete_for(&mut self, serial: u64) {
+    pub(crate) fn send_delete_for(&mut self, serial: SerialNo) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -257,7 +258,7 @@ impl Pluto {
         }
     }
 
-    fn info_notify(&mut self, p1: u64, n: NotificationPayload) {
+    fn info_notify(&mut self, p1: SerialNo, n: NotificationPayload) {
         let cookies_ok = {
             let Some(p) = self.states.get(&p1).and_then(|s| s.p1()) else {
                 return;
@@ -304,7 +305,7 @@ impl Pluto {
     /// ([`Pluto::may_delete`]: negotiated over it, or the same authenticated peer), never
     /// because of the sender's address. At most [`MAX_DELETE_SPIS`] SPIs are acted on; SPIs
     /// refused or not found are logged in one line each per payload, whatever their number.
-    fn info_delete(&mut self, p1: u64, d: DeletePayload) {
+    fn info_delete(&mut self, p1: SerialNo, d: DeletePayload) {
         let (width, what) = match d.protocol {
             ProtocolId::Isakmp => (16, "ISAKMP"),
             ProtocolId::Esp => (4, "ESP"),
@@ -325,7 +326,7 @@ impl Pluto {
             }
             let text = format!("0x{}", crate::config::encode_hex(&spi));
             // Every state the SPI names; those negotiated over this ISAKMP SA first.
-            let mut named: Vec<(bool, u64)> = self
+            let mut named: Vec<(bool, SerialNo)> = self
                 .states
                 .values()
                 .filter_map(|s| named_by(s, d.protocol, &spi).map(|via| (via != p1, s.serial)))
@@ -383,7 +384,7 @@ impl Pluto {
     /// DPD timer (RFC 3706, as Openswan): probe only when nothing came from the peer (IKE
     /// message or inbound IPsec traffic, see [`Pluto::handle_sa_usage`]) for dpddelay; declare
     /// it dead after dpdtimeout without a sign of life.
-    pub(crate) fn dpd_event(&mut self, serial: u64) {
+    pub(crate) fn dpd_event(&mut self, serial: SerialNo) {
         let now = self.now;
         let key = match self.states.get(&serial) {
             Some(s) => s.conn.clone(),
@@ -400,7 +401,7 @@ impl Pluto {
             None => return,
         };
         // Only the newest ISAKMP SA of the conn probes.
-        let newest = self.conns.get(&key).map(|c| c.newest_isakmp);
+        let newest = self.conns.get(&key).and_then(|c| c.newest_isakmp);
         if newest != Some(serial) {
             if let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
                 p.dpd.next = None;
@@ -445,7 +446,7 @@ impl Pluto {
     }
 
     /// NAT keepalive timer.
-    pub(crate) fn send_keepalive(&mut self, serial: u64) {
+    pub(crate) fn send_keepalive(&mut self, serial: SerialNo) {
         let interval = self.cfg.keepalive_interval.saturating_mul(1000);
         let now = self.now;
         let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) else {
@@ -464,7 +465,7 @@ impl Pluto {
 /// The ISAKMP SA a state was negotiated over (itself for an ISAKMP SA) if the Delete SPI
 /// `spi` of `proto` names it: the ISAKMP cookies, or the peer's inbound ESP/AH SPI (the one we
 /// send to).
-fn named_by(s: &State, proto: ProtocolId, spi: &[u8]) -> Option<u64> {
+fn named_by(s: &State, proto: ProtocolId, spi: &[u8]) -> Option<SerialNo> {
     match (s.p1(), s.p2()) {
         (Some(p), _) => (proto == ProtocolId::Isakmp && [p.icookie, p.rcookie].concat() == spi)
             .then_some(s.serial),

@@ -1,6 +1,7 @@
 //! Main Mode (RFC 2409 5, identity protection) with PSK and RSA signatures, NAT-T discovery
 //! (RFC 3947) and the DPD Vendor ID (RFC 3706), initiator and responder.
 
+use crate::pluto::ids::{SerialNo, WhackClient};
 use std::net::SocketAddrV4;
 
 use zeroize::Zeroizing;
@@ -26,7 +27,7 @@ const NONCE_LEN: usize = 32;
 
 impl Pluto {
     /// Finds a phase-1 state by cookies (an MI1 state matches any responder cookie).
-    pub(crate) fn find_p1(&self, icky: &[u8; 8], rcky: &[u8; 8]) -> Option<u64> {
+    pub(crate) fn find_p1(&self, icky: &[u8; 8], rcky: &[u8; 8]) -> Option<SerialNo> {
         self.states.values().find_map(|s| {
             let p = s.p1()?;
             let ok = p.icookie == *icky
@@ -188,21 +189,21 @@ impl Pluto {
     pub(crate) fn main_initiate(
         &mut self,
         key: &str,
-        whack: Option<u64>,
+        whack: Option<WhackClient>,
         try_no: u32,
         pending: Option<PendingQm>,
     ) {
-        self.main_initiate_replacing(key, whack, try_no, pending, 0)
+        self.main_initiate_replacing(key, whack, try_no, pending, None)
     }
 
     /// Starts Main Mode for a conn, replacing ISAKMP SA `#replacing_isakmp` (0: none).
     pub(crate) fn main_initiate_replacing(
         &mut self,
         key: &str,
-        whack: Option<u64>,
+        whack: Option<WhackClient>,
         try_no: u32,
         pending: Option<PendingQm>,
-        replacing_isakmp: u64,
+        replacing_isakmp: Option<SerialNo>,
     ) {
         let Some(c) = self.conns.get(key) else {
             return;
@@ -289,11 +290,8 @@ impl Pluto {
                 psk: None,
             },
         );
-        let replacing = match pending.map_or(0, |p| p.replacing) {
-            0 => replacing_isakmp,
-            n => n,
-        };
-        if replacing != 0 {
+        let replacing = pending.and_then(|p| p.replacing).or(replacing_isakmp);
+        if let Some(replacing) = replacing {
             self.slog(
                 serial,
                 format!("initiating Main Mode to replace #{replacing}"),
@@ -520,7 +518,7 @@ impl Pluto {
         parse_chain(hdr.next_payload, body, false).map_err(|e| format!("{e}; message dropped"))
     }
 
-    fn nat_d_payloads(&mut self, serial: u64) -> Vec<Payload> {
+    fn nat_d_payloads(&mut self, serial: SerialNo) -> Vec<Payload> {
         let Some(st) = self.states.get(&serial) else {
             return Vec::new();
         };
@@ -552,7 +550,7 @@ impl Pluto {
         ]
     }
 
-    fn read_nat_d(&mut self, serial: u64, chain: &Chain<'_>) {
+    fn read_nat_d(&mut self, serial: SerialNo, chain: &Chain<'_>) {
         let hashes: Vec<Vec<u8>> = chain
             .all(PT::NatD)
             .filter_map(|i| match &i.p {
@@ -612,7 +610,7 @@ impl Pluto {
     }
 
     /// Computes g^xy, SKEYID and the phase-1 keys and IV.
-    fn compute_p1_keys(&mut self, serial: u64) -> Result<(), String> {
+    fn compute_p1_keys(&mut self, serial: SerialNo) -> Result<(), String> {
         let key = self
             .states
             .get(&serial)
@@ -676,7 +674,7 @@ impl Pluto {
     }
 
     /// MR1 arrived: check the choice, send KE, Ni, NAT-D.
-    fn main_i1(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
+    fn main_i1(&mut self, serial: SerialNo, hdr: &Header, data: &[u8]) -> Result<(), String> {
         let chain = self.plain_chain(hdr, data)?;
         chain.check(&[(PT::Sa, 1, 1), (PT::VendorId, 0, 32)])?;
         let Some(Payload::Sa(sa)) = chain.get(PT::Sa).map(|i| &i.p) else {
@@ -716,7 +714,7 @@ impl Pluto {
         Ok(())
     }
 
-    pub(crate) fn advance(&mut self, serial: u64, kind: StateKind) {
+    pub(crate) fn advance(&mut self, serial: SerialNo, kind: StateKind) {
         if let Some(s) = self.states.get_mut(&serial) {
             s.kind = kind;
             s.retransmits = 0;
@@ -742,7 +740,7 @@ impl Pluto {
     }
 
     /// MI2 arrived: send KE, Nr, NAT-D; compute keys.
-    fn main_r1(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
+    fn main_r1(&mut self, serial: SerialNo, hdr: &Header, data: &[u8]) -> Result<(), String> {
         let chain = self.plain_chain(hdr, data)?;
         chain.check(&[
             (PT::KeyExchange, 1, 1),
@@ -797,7 +795,7 @@ impl Pluto {
     }
 
     /// Our ID payload and the auth payload (HASH or SIG) for MI3/MR3.
-    fn auth_payloads(&mut self, serial: u64) -> Result<Vec<Payload>, String> {
+    fn auth_payloads(&mut self, serial: SerialNo) -> Result<Vec<Payload>, String> {
         let st = self.states.get(&serial).ok_or("gone")?;
         let key = st.conn.clone();
         let c = self.conns.get(&key).ok_or("connection gone")?;
@@ -846,7 +844,11 @@ impl Pluto {
         Ok(vec![Payload::Id(idp), second])
     }
 
-    fn send_encrypted_p1(&mut self, serial: u64, payloads: Vec<Payload>) -> Result<(), String> {
+    fn send_encrypted_p1(
+        &mut self,
+        serial: SerialNo,
+        payloads: Vec<Payload>,
+    ) -> Result<(), String> {
         let p1 = self
             .states
             .get(&serial)
@@ -867,7 +869,7 @@ impl Pluto {
     }
 
     /// MR2 arrived: compute keys, float to 4500 if needed, send MI3.
-    fn main_i2(&mut self, serial: u64, hdr: &Header, data: &[u8]) -> Result<(), String> {
+    fn main_i2(&mut self, serial: SerialNo, hdr: &Header, data: &[u8]) -> Result<(), String> {
         let chain = self.plain_chain(hdr, data)?;
         chain.check(&[
             (PT::KeyExchange, 1, 1),
@@ -927,7 +929,7 @@ impl Pluto {
     }
 
     /// Another established ISAKMP or IPsec SA than `serial` exists with the peer at `peer`.
-    fn has_other_sas_with(&self, serial: u64, peer: std::net::Ipv4Addr) -> bool {
+    fn has_other_sas_with(&self, serial: SerialNo, peer: std::net::Ipv4Addr) -> bool {
         self.states.values().any(|s| {
             if s.serial == serial {
                 return false;
@@ -949,7 +951,7 @@ impl Pluto {
     }
 
     /// Decrypts a phase-1 message (MI3/MR3); returns plaintext and the next IV.
-    fn decrypt_p1(&self, serial: u64, data: &[u8]) -> Result<kc::DecryptedMessage, String> {
+    fn decrypt_p1(&self, serial: SerialNo, data: &[u8]) -> Result<kc::DecryptedMessage, String> {
         let st = self.states.get(&serial).ok_or("gone")?;
         let p1 = st.p1().ok_or("gone")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
@@ -964,7 +966,12 @@ impl Pluto {
     }
 
     /// Verifies the peer's ID + HASH/SIG of MI3/MR3 against connection `key`.
-    fn verify_peer_auth(&self, serial: u64, key: &str, chain: &Chain<'_>) -> Result<(), String> {
+    fn verify_peer_auth(
+        &self,
+        serial: SerialNo,
+        key: &str,
+        chain: &Chain<'_>,
+    ) -> Result<(), String> {
         let st = self.states.get(&serial).ok_or("gone")?;
         let p1 = st.p1().ok_or("gone")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
@@ -1053,7 +1060,12 @@ impl Pluto {
     }
 
     /// Responder: the conn that fits the peer's ID (possibly switching), spec 7.
-    fn refine_conn(&mut self, serial: u64, peer_id: &Id, text: &str) -> Result<String, String> {
+    fn refine_conn(
+        &mut self,
+        serial: SerialNo,
+        peer_id: &Id,
+        text: &str,
+    ) -> Result<String, String> {
         let st = self.states.get(&serial).ok_or("gone")?;
         let key = st.conn.clone();
         let psk = st.psk.clone();
@@ -1110,7 +1122,7 @@ impl Pluto {
     /// MI3 arrived: authenticate, maybe switch conn, answer MR3; ISAKMP SA established.
     fn main_r2(
         &mut self,
-        serial: u64,
+        serial: SerialNo,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         _hdr: &Header,
@@ -1186,7 +1198,7 @@ impl Pluto {
     /// MR3 arrived: authenticate; ISAKMP SA established; start the pending Quick Mode.
     fn main_i3(
         &mut self,
-        serial: u64,
+        serial: SerialNo,
         remote: SocketAddrV4,
         _hdr: &Header,
         data: &[u8],
@@ -1253,7 +1265,7 @@ impl Pluto {
 
     /// Bookkeeping when an ISAKMP SA is established: newest, timers, DPD, keepalives,
     /// uniqueids.
-    fn p1_established(&mut self, serial: u64, key: &str, peer_id: &Id) {
+    fn p1_established(&mut self, serial: SerialNo, key: &str, peer_id: &Id) {
         let now = self.now;
         let (life, initiator, floated, peer_dpd, remote_ip) =
             match self.states.get(&serial).and_then(|s| s.p1()) {
@@ -1269,7 +1281,7 @@ impl Pluto {
         let dpd = self.conns.get(key).and_then(|c| c.dpd);
         let keepalive = self.cfg.keepalive_interval.saturating_mul(1000);
         if let Some(c) = self.conns.get_mut(key) {
-            c.newest_isakmp = serial;
+            c.newest_isakmp = Some(serial);
         }
         let (delay, ev) = self.replace_delay_ms(key, life, initiator);
         if let Some(s) = self.states.get_mut(&serial) {
@@ -1293,7 +1305,7 @@ impl Pluto {
         }
         if self.cfg.uniqueids {
             // Release conns with the same peer ID at another address.
-            let stale: Vec<u64> = self
+            let stale: Vec<SerialNo> = self
                 .states
                 .values()
                 .filter(|s| {
@@ -1312,7 +1324,7 @@ impl Pluto {
                     .get(&s)
                     .map(|x| x.conn.clone())
                     .unwrap_or_default();
-                let children: Vec<u64> = self
+                let children: Vec<SerialNo> = self
                     .states
                     .values()
                     .filter(|x| x.conn == k && x.p2().is_some())
@@ -1332,7 +1344,7 @@ impl Pluto {
     }
 
     /// Retransmission timer of an initiator (or QR1) state.
-    pub(crate) fn event_retransmit(&mut self, serial: u64) {
+    pub(crate) fn event_retransmit(&mut self, serial: SerialNo) {
         let Some(st) = self.states.get(&serial) else {
             return;
         };
@@ -1389,7 +1401,7 @@ impl Pluto {
             .states
             .get(&serial)
             .and_then(|s| s.p2())
-            .map_or(0, |p| p.replacing);
+            .and_then(|p| p.replacing);
         let more = keyingtries == 0 || try_no < keyingtries;
         let is_initiator = !matches!(kind, StateKind::QuickR1);
         if more && is_initiator && self.conns.get(&key).is_some_and(|c| c.instance == 0) {

@@ -1,6 +1,7 @@
 //! Quick Mode (RFC 2409 5.5): IPsec SA negotiation with PFS, client IDs, AH/ESP/IPComp, NAT-T
 //! encapsulation modes; SA installation is make-before-break.
 
+use crate::pluto::ids::{SerialNo, WhackClient};
 use std::net::SocketAddrV4;
 
 use zeroize::Zeroizing;
@@ -39,7 +40,7 @@ pub(crate) struct P1Ctx {
 }
 
 impl Pluto {
-    pub(crate) fn p1_ctx(&self, p1: u64) -> Option<P1Ctx> {
+    pub(crate) fn p1_ctx(&self, p1: SerialNo) -> Option<P1Ctx> {
         let st = self.states.get(&p1)?;
         let p = st.p1()?;
         let ch = p.choice.as_ref()?;
@@ -60,7 +61,7 @@ impl Pluto {
         })
     }
 
-    pub(crate) fn fresh_msgid(&mut self, p1: u64) -> u32 {
+    pub(crate) fn fresh_msgid(&mut self, p1: SerialNo) -> u32 {
         loop {
             let m = self.rng.next_u32();
             if m == 0 {
@@ -78,7 +79,7 @@ impl Pluto {
         }
     }
 
-    pub(crate) fn note_msgid(&mut self, p1: u64, m: u32) {
+    pub(crate) fn note_msgid(&mut self, p1: SerialNo, m: u32) {
         if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
             if p.msgids.len() >= 1024 {
                 p.msgids.remove(0);
@@ -90,20 +91,20 @@ impl Pluto {
     /// Starts Quick Mode for `key` over ISAKMP SA `p1`.
     pub(crate) fn quick_initiate(
         &mut self,
-        p1: u64,
+        p1: SerialNo,
         key: &str,
-        whack: Option<u64>,
-        replacing: u64,
+        whack: Option<WhackClient>,
+        replacing: Option<SerialNo>,
     ) {
         self.quick_initiate_try(p1, key, whack, replacing, 1);
     }
 
     pub(crate) fn quick_initiate_try(
         &mut self,
-        p1: u64,
+        p1: SerialNo,
         key: &str,
-        whack: Option<u64>,
-        replacing: u64,
+        whack: Option<WhackClient>,
+        replacing: Option<SerialNo>,
         try_no: u32,
     ) {
         let Some(ctx) = self.p1_ctx(p1) else {
@@ -212,7 +213,7 @@ impl Pluto {
             .get(key)
             .map(|c| c.policy_text())
             .unwrap_or_default();
-        if replacing != 0 {
+        if let Some(replacing) = replacing {
             self.slog(
                 serial,
                 format!("initiating Quick Mode {pol} to replace #{replacing}"),
@@ -346,7 +347,7 @@ impl Pluto {
     /// QI1 arrived: find the connection, choose, install inbound SAs, answer QR1.
     fn quick_r0(
         &mut self,
-        p1: u64,
+        p1: SerialNo,
         _local: SocketAddrV4,
         _remote: SocketAddrV4,
         hdr: &Header,
@@ -524,7 +525,7 @@ impl Pluto {
             inbound: Vec::new(),
             outbound: Vec::new(),
             life,
-            replacing: 0,
+            replacing: None,
             encap_port,
             used_in: None,
             used_out: None,
@@ -560,7 +561,7 @@ impl Pluto {
     }
 
     /// QR1 arrived: check, install both directions, route, send QI2.
-    fn quick_i1(&mut self, serial: u64, p1: u64, data: &[u8]) -> Result<(), String> {
+    fn quick_i1(&mut self, serial: SerialNo, p1: SerialNo, data: &[u8]) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let (iv, msgid, ni) = {
             let p2 = self
@@ -705,7 +706,7 @@ impl Pluto {
     }
 
     /// QI2 arrived: install outbound, route.
-    fn quick_r1(&mut self, serial: u64, p1: u64, data: &[u8]) -> Result<(), String> {
+    fn quick_r1(&mut self, serial: SerialNo, p1: SerialNo, data: &[u8]) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let (iv, msgid, ni, nr) = {
             let p2 = self
@@ -745,7 +746,7 @@ impl Pluto {
     }
 
     /// ` {ESP=>0x… <0x…}` for the established line.
-    pub(crate) fn sa_summary(&self, serial: u64) -> String {
+    pub(crate) fn sa_summary(&self, serial: SerialNo) -> String {
         let Some(p2) = self.states.get(&serial).and_then(|s| s.p2()) else {
             return String::new();
         };
@@ -768,7 +769,7 @@ impl Pluto {
         format!(" {{{}}}", parts.join(" "))
     }
 
-    fn p2_established(&mut self, serial: u64) {
+    fn p2_established(&mut self, serial: SerialNo) {
         let now = self.now;
         let Some(st) = self.states.get(&serial) else {
             return;
@@ -783,7 +784,7 @@ impl Pluto {
     }
 
     /// Notes that the peer of ISAKMP SA `p1` is alive (DPD).
-    pub(crate) fn heard_from(&mut self, p1: u64) {
+    pub(crate) fn heard_from(&mut self, p1: SerialNo) {
         let now = self.now;
         if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
             p.dpd.last_heard = now;

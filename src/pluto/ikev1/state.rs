@@ -1,6 +1,7 @@
 //! IKEv1 states: the ISAKMP SA family ([`Phase1`]) and the IPsec SA family ([`Phase2`]),
 //! wrapped in the engine-wide [`State`] with serial number, timers and retransmission data.
 
+use crate::pluto::ids::{SerialNo, WhackClient};
 use std::net::SocketAddrV4;
 
 use zeroize::Zeroizing;
@@ -239,15 +240,15 @@ pub struct Phase1 {
 #[derive(Debug, Clone, Copy)]
 pub struct PendingQm {
     /// Whack client to report to.
-    pub whack: Option<u64>,
+    pub whack: Option<WhackClient>,
     /// State this replaces.
-    pub replacing: u64,
+    pub replacing: Option<SerialNo>,
 }
 
 /// An IPsec SA (Quick Mode family).
 pub struct Phase2 {
     /// Serial of the ISAKMP SA.
-    pub parent: u64,
+    pub parent: SerialNo,
     /// We initiated.
     pub initiator: bool,
     /// Message ID.
@@ -281,7 +282,7 @@ pub struct Phase2 {
     /// Negotiated lifetime (s).
     pub life: u64,
     /// State this one replaces (rekey).
-    pub replacing: u64,
+    pub replacing: Option<SerialNo>,
     /// UDP encapsulation in use: peer's port.
     pub encap_port: Option<u16>,
     /// Last time (ms) a packet from the peer used the inbound SAs, per the datapath's usage
@@ -309,7 +310,7 @@ pub enum Family {
 /// One negotiation or SA.
 pub struct State {
     /// `#N`.
-    pub serial: u64,
+    pub serial: SerialNo,
     /// Connection key.
     pub conn: String,
     /// State.
@@ -325,7 +326,7 @@ pub struct State {
     /// Last message received (duplicate detection).
     pub last_recv: Vec<u8>,
     /// Attached whack client.
-    pub whack: Option<u64>,
+    pub whack: Option<WhackClient>,
     /// Keying attempt number.
     pub try_no: u32,
     /// Created at (ms).

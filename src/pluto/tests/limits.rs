@@ -507,7 +507,7 @@ fn many_conns_to_one_peer_come_up_without_evictions() {
         for n in 0..40 {
             net.a.p.whack(
                 0,
-                100 + n,
+                WhackClient(100 + n),
                 WhackCmd::Up {
                     name: format!("c{n}"),
                     asynchronous: false,

@@ -16,7 +16,9 @@ use crate::addr::Subnet;
 use crate::config::conf::IpsecConf;
 use crate::config::secrets::Secrets;
 use crate::pluto::isakmp::natt::{strip_non_esp_marker, NAT_T_PORT};
-use crate::pluto::{ErouteOp, Interface, Output, Pluto, PlutoConfig, WhackCmd};
+use crate::pluto::{
+    ErouteOp, Interface, Output, Pluto, PlutoConfig, SerialNo, WhackClient, WhackCmd,
+};
 use crate::sadb::SaSpec;
 use crate::said::Said;
 use crate::updown::Verb;
@@ -150,11 +152,13 @@ impl Node {
 
     /// The `--status` lines.
     pub fn status(&mut self, now: u64) -> Vec<String> {
-        self.p.whack(now, 999, WhackCmd::Status);
+        self.p.whack(now, WhackClient(999), WhackCmd::Status);
         let mut v = Vec::new();
         while let Some(o) = self.p.poll_output() {
             if let Output::Whack {
-                client: 999, text, ..
+                client: WhackClient(999),
+                text,
+                ..
             } = o
             {
                 v.push(text);
@@ -238,8 +242,8 @@ impl Net {
                 }
                 Output::Updown { verb, .. } => node.updown.push(verb),
                 Output::Log(l) => node.logs.push(l),
-                Output::Whack { client, code, text } => node.whack.push((client, code, text)),
-                Output::WhackDone { client, status } => node.done.push((client, status)),
+                Output::Whack { client, code, text } => node.whack.push((client.0, code, text)),
+                Output::WhackDone { client, status } => node.done.push((client.0, status)),
             }
         }
         sends
@@ -343,12 +347,12 @@ impl Net {
     }
 
     pub fn whack_a(&mut self, client: u64, cmd: WhackCmd) {
-        self.a.p.whack(self.now, client, cmd);
+        self.a.p.whack(self.now, WhackClient(client), cmd);
         self.run();
     }
 
     pub fn whack_b(&mut self, client: u64, cmd: WhackCmd) {
-        self.b.p.whack(self.now, client, cmd);
+        self.b.p.whack(self.now, WhackClient(client), cmd);
         self.run();
     }
 

@@ -119,7 +119,9 @@ fn assert_refused(net: &Net, before: (usize, usize, usize, usize, usize), claim:
     let n = &b.p.conns["net"];
     assert_eq!(n.routing, Routing::Erouted);
     assert_eq!(n.that.client, s("10.0.1.0/24"));
-    assert!(b.p.states[&n.eroute_owner].kind.ipsec_established());
+    assert!(b.p.states[&n.eroute_owner.expect("an eroute owner")]
+        .kind
+        .ipsec_established());
 }
 
 /// No `rightsubnet=`, no NAT: only the peer's own address. A /32 inside another conn's
@@ -402,7 +404,7 @@ fn esp_delete(spis: &[u32]) -> Payload {
 }
 
 /// The newest established ISAKMP SA of a node.
-fn isakmp_sa(n: &Node) -> u64 {
+fn isakmp_sa(n: &Node) -> SerialNo {
     n.p.states
         .values()
         .filter(|s| s.kind.isakmp_established())
@@ -430,7 +432,7 @@ fn deletes_from_another_peer_at_the_same_address_are_ignored() {
     net.up_a("rw");
     assert_up(&net);
     let spi = esp_to_west(&net.b);
-    let alice_p1 = net.b.p.conns["rw[1]"].newest_isakmp;
+    let alice_p1 = net.b.p.conns["rw[1]"].newest_isakmp.expect("an ISAKMP SA");
     let cookies = {
         let p = net.b.p.states[&alice_p1].p1().unwrap();
         [p.icookie, p.rcookie].concat()
@@ -511,11 +513,11 @@ fn deletes_over_a_replacement_isakmp_sa_are_honoured() {
         );
         net.up_a("rw");
         assert_up(&net);
-        let old = net.b.p.conns[conn].newest_isakmp;
+        let old = net.b.p.conns[conn].newest_isakmp.expect("an ISAKMP SA");
         net.advance_to(85_000);
         assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
         assert_eq!(net.b.established_isakmp(), 2, "{}", net.b.dump());
-        let new = net.a.p.conns["rw"].newest_isakmp;
+        let new = net.a.p.conns["rw"].newest_isakmp.expect("an ISAKMP SA");
         let parent = net.b.p.states.values().find_map(|s| {
             s.p2()
                 .filter(|_| s.kind.ipsec_established())

@@ -856,7 +856,9 @@ fn half_open_flood_is_bounded() {
     net.drop = Box::new(|_, _| true);
     net.up_a("rw");
     let mi1 = net.a.sent[0].3.clone();
-    net.a.p.whack(0, 3, WhackCmd::Down("rw".into()));
+    net.a
+        .p
+        .whack(0, WhackClient(3), WhackCmd::Down("rw".into()));
     net.run();
     net.drop = Box::new(|_, _| false);
     let local = SocketAddrV4::new(EAST, 500);

@@ -6,7 +6,7 @@ use super::*;
 use crate::pluto::ShuntEroute;
 use crate::said::{Proto, Shunt};
 
-fn ipsec_serials(n: &Node) -> Vec<u64> {
+fn ipsec_serials(n: &Node) -> Vec<SerialNo> {
     n.p.states
         .values()
         .filter(|s| s.kind.ipsec_established())
