@@ -351,7 +351,7 @@ struct View {
 
 fn view(p: &Pluto, hdr: &Header) -> Option<View> {
     let p1 = p.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie)?;
-    let ph1 = p.states.get(&p1)?.p1()?;
+    let ph1 = p.sas.ike(p1)?.x.v1()?;
     let ch = ph1.choice.as_ref()?;
     ph1.keys.as_ref()?;
     let bs = ch.alg.cipher.block_size();
@@ -361,9 +361,9 @@ fn view(p: &Pluto, hdr: &Header) -> Option<View> {
         ExchangeType::MainMode => (ph1.iv.clone(), None),
         ExchangeType::Informational => (fresh(), None),
         ExchangeType::QuickMode => {
-            let q = p.states.values().find_map(|s| {
-                let q = s.p2()?;
-                (q.parent == p1 && q.msgid == msgid).then_some((s.kind, q))
+            let q = p.sas.children_of(p1).find_map(|c| {
+                let q = c.x.v1()?;
+                (q.msgid == msgid).then_some((q.kind, q))
             });
             match q {
                 Some((kind, q)) => (q.iv.clone(), Some((kind, q.ni.clone(), q.nr.clone()))),
@@ -399,20 +399,21 @@ fn auth_body(
     signer: &PrivateKey,
 ) -> Option<(usize, Vec<u8>)> {
     let chain = parse_chain(first, padded, true).ok()?;
-    let p1 = p.states.get(&v.p1)?.p1()?;
+    let sa = p.sas.ike(v.p1)?;
+    let p1 = sa.x.v1()?;
     let ch = p1.choice.as_ref()?;
     let keys = p1.keys.as_ref()?;
     let prf = ch.alg.prf;
     if v.exchange == ExchangeType::MainMode {
         let id_b = chain.get(PT::Id)?.raw.body();
-        let hash = if p1.initiator { kc::hash_r } else { kc::hash_i };
+        let hash = if sa.initiator { kc::hash_r } else { kc::hash_i };
         let h = hash(
             prf,
             &keys.skeyid,
             &p1.gxi,
             &p1.gxr,
-            &p1.icookie,
-            &p1.rcookie,
+            &sa.spi_i(),
+            &sa.spi_r,
             &p1.sai_b,
             id_b,
         );
@@ -491,7 +492,7 @@ fn seal(
     signer: &PrivateKey,
 ) -> Option<Vec<u8>> {
     let v = view(p, hdr)?;
-    let ph1 = p.states.get(&v.p1)?.p1()?;
+    let ph1 = p.sas.ike(v.p1)?.x.v1()?;
     let cipher = ph1.choice.as_ref()?.alg.cipher;
     let key = &ph1.keys.as_ref()?.enc_key;
     let bs = cipher.block_size();
@@ -696,7 +697,7 @@ impl World {
             Cmd::RereadSecrets => Some(WhackCmd::RereadSecrets(node.side.secrets.clone())),
             Cmd::Listen(fresh) => Some(WhackCmd::Listen(fresh.then(|| node.side.secrets.clone()))),
             Cmd::DeleteState(i) => {
-                let serials: Vec<SerialNo> = node.p.states.keys().copied().collect();
+                let serials: Vec<SerialNo> = node.p.sas.serials();
                 serials
                     .get(usize::from(*i) % serials.len().max(1))
                     .map(|s| WhackCmd::DeleteState(*s))
@@ -725,7 +726,7 @@ impl World {
                 return None;
             }
             let v = view(&node.p, &hdr)?;
-            let ph1 = node.p.states.get(&v.p1)?.p1()?;
+            let ph1 = node.p.sas.ike(v.p1)?.x.v1()?;
             let cipher = ph1.choice.as_ref()?.alg.cipher;
             let key = &ph1.keys.as_ref()?.enc_key;
             let (mut plain, _) = kc::decrypt_body(cipher, key, &v.iv, body).ok()?;
@@ -749,15 +750,15 @@ impl World {
         };
         let p1s: Vec<SerialNo> = node
             .p
-            .states
-            .values()
-            .filter(|st| st.p1().is_some_and(|p| p.keys.is_some()))
-            .map(|st| st.serial)
+            .sas
+            .ikes()
+            .filter(|st| st.x.v1().is_some_and(|p| p.keys.is_some()))
+            .map(|st| st.serial())
             .collect();
         let Some(&p1) = p1s.get(usize::from(s.sa) % p1s.len().max(1)) else {
             return;
         };
-        let Some(ph1) = node.p.states.get(&p1).and_then(|st| st.p1()) else {
+        let Some(ph1) = node.p.sas.ike(p1) else {
             return;
         };
         let (exchange, message_id) = match s.kind {
@@ -767,9 +768,9 @@ impl World {
             SealKind::Quick(Some(i)) => {
                 let ids: Vec<u32> = node
                     .p
-                    .states
-                    .values()
-                    .filter_map(|st| st.p2().filter(|q| q.parent == p1).map(|q| q.msgid))
+                    .sas
+                    .children_of(p1)
+                    .filter_map(|c| c.x.v1().map(|q| q.msgid))
                     .collect();
                 (
                     ExchangeType::QuickMode,
@@ -780,8 +781,8 @@ impl World {
             }
         };
         let hdr = Header {
-            initiator_cookie: ph1.icookie,
-            responder_cookie: ph1.rcookie,
+            initiator_cookie: ph1.spi_i(),
+            responder_cookie: ph1.spi_r,
             next_payload: PT::from(s.first),
             exchange_type: exchange,
             flags: Flags::ENCRYPTION,
@@ -1138,7 +1139,9 @@ mod tests {
     }
 
     fn count(n: &Node, f: impl Fn(StateKind) -> bool) -> usize {
-        n.p.states.values().filter(|s| f(s.kind)).count()
+        let ikes = n.p.sas.ikes().filter_map(|s| s.x.v1()).map(|x| x.kind);
+        let children = n.p.sas.children().filter_map(|c| c.x.v1()).map(|q| q.kind);
+        ikes.chain(children).filter(|k| f(*k)).count()
     }
 
     fn logged(n: &Node, s: &str) -> bool {
@@ -1199,8 +1202,10 @@ mod tests {
             "{:?}",
             w.c.logs
         );
-        let rw = w.b.p.states.values().filter(|s| s.kind.ipsec_established());
-        assert!(rw.map(|s| s.conn.clone()).all(|c| c.starts_with("rw")));
+        let rw = w.b.p.sas.children().filter(|c| c.established);
+        assert!(rw
+            .map(|c| c.conn().to_string())
+            .all(|c| c.starts_with("rw")));
         assert_eq!(
             count(&w.b, StateKind::ipsec_established),
             1,
@@ -1266,15 +1271,10 @@ mod tests {
     fn sealed_informational_delete() {
         let mut w = World::new();
         up(&mut w, "host", None);
-        let ph1 =
-            w.b.p
-                .states
-                .values()
-                .find_map(|s| s.p1())
-                .expect("ISAKMP SA");
+        let ph1 = w.b.p.sas.ikes().next().expect("ISAKMP SA");
         let mut del = vec![0, 0, 0, 1, 1, 16, 0, 1];
-        del.extend_from_slice(&ph1.icookie);
-        del.extend_from_slice(&ph1.rcookie);
+        del.extend_from_slice(&ph1.spi_i());
+        del.extend_from_slice(&ph1.spi_r);
         let plain = [payload(PT::Delete, &[0; 20]), payload(PT::None, &del)].concat();
         w.op(&sealed(true, SealKind::Info, 77, PT::Hash, plain, true));
         assert_eq!(

@@ -55,7 +55,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::config::secrets::Id;
 use crate::pluto::crypto::Prf;
 use crate::pluto::engine::Pluto;
-use crate::pluto::ikev1::state::{PendingQm, State, StateKind};
+use crate::pluto::sa::{ChildSa, IkeSa, PendingChild};
 use crate::ratelimit::{Limits, Rate, RateLimiter};
 
 /// Default most half-open Main Mode responder states in total (`PlutoConfig::max_half_open`).
@@ -170,7 +170,7 @@ impl Pluto {
         let peer = *remote.ip();
         let (mut total, from_peer) = self.half_open_census(peer);
         if from_peer >= self.cfg.max_half_open_per_peer {
-            match self.oldest_unproven(|s| *s.remote.ip() == peer) {
+            match self.oldest_unproven(|s: &IkeSa| *s.remote.ip() == peer) {
                 Some(v) => {
                     self.evict_half_open(v, remote, HalfOpenBound::PerAddress);
                     total = total.saturating_sub(1);
@@ -178,7 +178,7 @@ impl Pluto {
                 None => return self.refuse_half_open(remote, HalfOpenBound::PerAddress),
             }
         }
-        let bound = if self.states.len() >= self.cfg.max_states {
+        let bound = if self.sas.len() >= self.cfg.max_states {
             Some(HalfOpenBound::States)
         } else if total >= self.cfg.max_half_open {
             Some(HalfOpenBound::Total)
@@ -186,7 +186,7 @@ impl Pluto {
             None
         };
         if let Some(bound) = bound {
-            let victim = self.oldest_unproven(|s| s.template).or_else(|| {
+            let victim = self.oldest_unproven(|s: &IkeSa| s.template).or_else(|| {
                 if configured {
                     self.heaviest_configured_unproven()
                 } else {
@@ -205,42 +205,34 @@ impl Pluto {
     fn half_open_census(&self, peer: Ipv4Addr) -> (usize, usize) {
         let mut total = 0;
         let mut from_peer = 0;
-        for s in self.states.values() {
-            if let (true, Some(p)) = (s.kind.half_open_responder(), s.p1()) {
-                total += 1;
-                if *p.remote.ip() == peer {
-                    from_peer += 1;
-                }
+        for s in self.sas.ikes().filter(|s| s.x.half_open_responder()) {
+            total += 1;
+            if *s.remote.ip() == peer {
+                from_peer += 1;
             }
         }
         (total, from_peer)
     }
 
     /// The oldest unproven (no MI2 yet) half-open responder state matching `pred`.
-    fn oldest_unproven(
-        &self,
-        pred: impl Fn(&crate::pluto::ikev1::state::Phase1) -> bool,
-    ) -> Option<SerialNo> {
-        // Serials grow with creation: the map's order is age.
-        self.states
-            .values()
-            .filter(|s| s.kind == StateKind::MainR1)
-            .find(|s| s.p1().is_some_and(|p| !p.initiator && pred(p)))
-            .map(|s| s.serial)
+    fn oldest_unproven(&self, pred: impl Fn(&IkeSa) -> bool) -> Option<SerialNo> {
+        // Serials grow with creation: the table's order is age.
+        self.sas
+            .ikes()
+            .filter(|s| s.x.unproven_responder())
+            .find(|s| !s.initiator && pred(s))
+            .map(|s| s.serial())
     }
 
     /// The oldest unproven state of the configured peer address with the most half-open
     /// states.
     fn heaviest_configured_unproven(&self) -> Option<SerialNo> {
         let mut by_addr: HashMap<Ipv4Addr, (usize, SerialNo)> = HashMap::new();
-        for s in self.states.values() {
-            if s.kind != StateKind::MainR1 {
-                continue;
-            }
-            if let Some(p) = s.p1().filter(|p| !p.template && !p.initiator) {
-                let e = by_addr.entry(*p.remote.ip()).or_insert((0, s.serial));
+        for s in self.sas.ikes() {
+            if s.x.unproven_responder() && !s.template && !s.initiator {
+                let e = by_addr.entry(*s.remote.ip()).or_insert((0, s.serial()));
                 e.0 += 1;
-                e.1 = e.1.min(s.serial);
+                e.1 = e.1.min(s.serial());
             }
         }
         by_addr
@@ -264,9 +256,9 @@ impl Pluto {
 
     fn evict_half_open(&mut self, victim: SerialNo, newcomer: SocketAddrV4, bound: HalfOpenBound) {
         self.limits_hit.half_open_evicted += 1;
-        let (from, age) = match self.states.get(&victim) {
+        let (from, age) = match self.sas.ike(victim) {
             Some(s) => (
-                s.p1().map(|p| p.remote.to_string()).unwrap_or_default(),
+                s.remote.to_string(),
                 self.now.saturating_sub(s.created) / 1000,
             ),
             None => return,
@@ -278,7 +270,7 @@ impl Pluto {
                 "packet from {newcomer}: too many half-open Main Mode states {why}; evicting #{victim} (MI1 from {from} {age}s ago, no MI2 since)"
             ),
         );
-        self.delete_state(victim, false);
+        self.delete_sa(victim, false);
     }
 
     fn refuse_half_open(&mut self, remote: SocketAddrV4, bound: HalfOpenBound) -> bool {
@@ -315,21 +307,13 @@ impl Pluto {
         true
     }
 
-    /// Whether the IPsec SA state `st` belongs to the peer with authenticated ID `id`: its
-    /// ISAKMP SA's peer ID, or (that SA gone) its conn's peer ID or address.
-    fn p2_peer_is(&self, st: &State, id: &Id) -> bool {
-        let Some(p2) = st.p2() else {
-            return false;
-        };
-        if let Some(pid) = self
-            .states
-            .get(&p2.parent)
-            .and_then(|s| s.p1())
-            .and_then(|p| p.peer_id.as_ref())
-        {
+    /// Whether child SA `c` belongs to the peer with authenticated ID `id`: its IKE SA's peer
+    /// ID, or (that SA gone) its conn's peer ID or address.
+    fn child_peer_is(&self, c: &ChildSa, id: &Id) -> bool {
+        if let Some(pid) = self.sas.ike(c.parent()).and_then(|p| p.peer_id.as_ref()) {
             return pid == id;
         }
-        match self.conns.get(&st.conn) {
+        match self.conns.get(c.conn()) {
             Some(c) if c.that.id != Id::Any => c.that.id == *id,
             Some(c) => c.that.host.is_some_and(|h| Id::Ipv4(h) == *id),
             None => false,
@@ -340,7 +324,7 @@ impl Pluto {
     /// the peer's Quick Modes in progress and IPsec SAs. `false`: drop the request (logged,
     /// rate-limited, and counted).
     pub(crate) fn admit_quick_responder(&mut self, p1: SerialNo) -> bool {
-        let Some((remote, id)) = self.states.get(&p1).and_then(|s| s.p1()).map(|p| {
+        let Some((remote, id)) = self.sas.ike(p1).map(|p| {
             (
                 *p.remote.ip(),
                 p.peer_id.clone().unwrap_or(Id::Ipv4(*p.remote.ip())),
@@ -348,18 +332,19 @@ impl Pluto {
         }) else {
             return false;
         };
-        let why = if self.states.len() >= self.cfg.max_states {
+        let why = if self.sas.len() >= self.cfg.max_states {
             self.limits_hit.states_refused += 1;
             format!("state table full (max_states={})", self.cfg.max_states)
         } else {
             let (mut in_progress, mut sas) = (0usize, 0usize);
-            for s in self.states.values() {
-                let counted = match s.kind {
-                    StateKind::QuickR1 => (true, true),
-                    StateKind::QuickR2 | StateKind::QuickI2 => (false, true),
-                    _ => continue,
+            for s in self.sas.children() {
+                // Responders in progress (inbound SAs installed) and established SAs.
+                let counted = match (s.established, s.initiator) {
+                    (false, false) => (true, true),
+                    (true, _) => (false, true),
+                    (false, true) => continue,
                 };
-                if self.p2_peer_is(s, &id) {
+                if self.child_peer_is(s, &id) {
                     in_progress += usize::from(counted.0);
                     sas += usize::from(counted.1);
                 }
@@ -392,22 +377,18 @@ impl Pluto {
     /// same peer ID beyond `max_isakmp_sas_per_peer` (with a Delete to the peer).
     pub(crate) fn bound_isakmp_sas_per_peer(&mut self, serial: SerialNo) {
         let Some((remote, id)) = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
+            .sas
+            .ike(serial)
             .and_then(|p| Some((*p.remote.ip(), p.peer_id.clone()?)))
         else {
             return;
         };
         let max = self.cfg.max_isakmp_sas_per_peer.max(1);
         let same: Vec<SerialNo> = self
-            .states
-            .values()
-            .filter(|s| {
-                s.kind.isakmp_established()
-                    && s.p1().is_some_and(|p| p.peer_id.as_ref() == Some(&id))
-            })
-            .map(|s| s.serial)
+            .sas
+            .ikes()
+            .filter(|s| s.established && s.peer_id.as_ref() == Some(&id))
+            .map(|s| s.serial())
             .collect();
         let excess = same.len().saturating_sub(max);
         for old in same.into_iter().filter(|s| *s != serial).take(excess) {
@@ -419,8 +400,8 @@ impl Pluto {
                     "{prefix}: peer '{id}' has more than {max} ISAKMP SAs (max_isakmp_sas_per_peer); deleting this oldest one"
                 ),
             );
-            let key = self.states.get(&old).map(|s| s.conn.clone());
-            self.delete_state(old, true);
+            let key = self.sas.conn_of(old).map(str::to_string);
+            self.delete_sa(old, true);
             if let Some(k) = key {
                 self.instance_gc(&k);
             }
@@ -459,14 +440,14 @@ impl Pluto {
     /// The `limits` lines of `--status`: the bounds in force and how often each was hit.
     pub(crate) fn limit_status_lines(&self, v: &mut Vec<String>) {
         let half_open = self
-            .states
-            .values()
-            .filter(|s| s.kind.half_open_responder())
+            .sas
+            .ikes()
+            .filter(|s| s.x.half_open_responder())
             .count();
         let c = &self.cfg;
         v.push(format!(
             "limits: states {}/{}; half-open {half_open}/{} ({} per address); per peer: {} ISAKMP SAs, {} IPsec SAs, {} Quick Modes in progress",
-            self.states.len(),
+            self.sas.len(),
             c.max_states,
             c.max_half_open,
             c.max_half_open_per_peer,
@@ -503,8 +484,8 @@ pub(crate) struct WaitingMainMode {
     pub(crate) whack: Option<WhackClient>,
     /// Keying attempt.
     pub(crate) try_no: u32,
-    /// The Quick Mode to run once established.
-    pub(crate) pending: Option<PendingQm>,
+    /// The child SA to negotiate once established.
+    pub(crate) pending: Option<PendingChild>,
     /// ISAKMP SA this one replaces (0: none).
     pub(crate) replacing: Option<SerialNo>,
 }
@@ -513,16 +494,9 @@ impl Pluto {
     /// Our Main Modes to `peer` that have not got past MI3 (the peer holds a half-open state
     /// for each).
     fn main_modes_in_flight(&self, peer: Ipv4Addr) -> usize {
-        self.states
-            .values()
-            .filter(|s| {
-                matches!(
-                    s.kind,
-                    StateKind::MainI1 | StateKind::MainI2 | StateKind::MainI3
-                ) && s
-                    .p1()
-                    .is_some_and(|p| p.initiator && *p.remote.ip() == peer)
-            })
+        self.sas
+            .ikes()
+            .filter(|s| s.initiator && !s.established && *s.remote.ip() == peer)
             .count()
     }
 
@@ -535,7 +509,7 @@ impl Pluto {
         peer: Ipv4Addr,
         whack: Option<WhackClient>,
         try_no: u32,
-        pending: Option<PendingQm>,
+        pending: Option<PendingChild>,
         replacing: Option<SerialNo>,
     ) -> bool {
         if let Some(w) = self.mm_waiting.iter_mut().find(|w| w.key == key) {
@@ -585,19 +559,13 @@ impl Pluto {
                 return;
             };
             let established = self
-                .states
-                .values()
-                .filter(|s| s.conn == w.key && s.kind.isakmp_established())
-                .map(|s| s.serial)
-                .max()
-                .or_else(|| self.shared_phase1(&w.key));
+                .own_established_ike(&w.key)
+                .or_else(|| self.shared_ike_sa(&w.key));
             match (w.pending, w.replacing, established) {
                 (Some(pq), None, Some(p1)) => {
-                    self.quick_initiate(p1, &w.key, w.whack, pq.replacing)
+                    self.initiate_child(p1, &w.key, w.whack, pq.replacing, 1)
                 }
-                _ => {
-                    self.main_initiate_replacing(&w.key, w.whack, w.try_no, w.pending, w.replacing)
-                }
+                _ => self.initiate_ike(&w.key, w.whack, w.try_no, w.pending, w.replacing),
             }
         }
     }

@@ -57,18 +57,26 @@
 #![deny(missing_docs)]
 
 pub mod connection;
+mod credentials;
 pub mod crypto;
 pub mod engine;
 pub mod ids;
 pub mod ikev1;
 pub mod ikev2;
+pub mod install;
 pub mod isakmp;
+mod lifecycle;
 pub mod limits;
 pub mod output;
 pub mod peer_policy;
 pub mod proposal;
+mod routing;
+pub mod sa;
 pub mod spi;
 mod status;
+pub mod timers;
+pub mod version;
+mod whack;
 
 #[cfg(test)]
 mod tests;

@@ -49,8 +49,8 @@ use std::net::Ipv4Addr;
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
 use crate::pluto::connection::{Connection, Routing};
+use crate::pluto::crypto::ct_eq;
 use crate::pluto::engine::Pluto;
-use crate::pluto::ikev1::msg::ct_eq;
 use crate::pluto::proposal::AuthKind;
 
 /// Most SPIs of one Delete payload acted on; the rest are ignored (a Delete normally names
@@ -99,18 +99,14 @@ impl Pluto {
     /// switches the state to the conn whose key verifies, instances copy their template's key,
     /// and a conn cannot be replaced while it has states).
     pub(crate) fn p1_auth_accepted_by(&mut self, p1: SerialNo, key: &str) -> bool {
-        let Some(st) = self.states.get(&p1) else {
+        let Some(st) = self.sas.ike(p1) else {
             return false;
         };
-        let Some(p) = st.p1() else {
-            return false;
-        };
-        let (Some(auth), Some(peer_id)) = (p.choice.as_ref().map(|c| c.auth), p.peer_id.clone())
-        else {
+        let (Some(auth), Some(peer_id)) = (st.auth, st.peer_id.clone()) else {
             return false;
         };
         let psk = st.psk.clone();
-        let Some(owner) = self.conns.get(&st.conn) else {
+        let Some(owner) = self.conns.get(st.conn()) else {
             return false;
         };
         let (verified, our_id) = (owner.that.rsakey.clone(), owner.this.id.clone());
@@ -167,12 +163,11 @@ impl Pluto {
         our_client: &Subnet,
         peer_client: &Subnet,
     ) -> Result<String, String> {
-        let st = self.states.get(&p1).ok_or("gone")?;
-        let key = st.conn.clone();
-        let p = st.p1().ok_or("gone")?;
+        let p = self.sas.ike(p1).ok_or("gone")?;
+        let key = p.conn().to_string();
         let (me, peer) = (*p.local.ip(), *p.remote.ip());
         let peer_id = p.peer_id.clone().unwrap_or(Id::Ipv4(peer));
-        let nat = p.natt.peer_behind;
+        let nat = p.nat.peer_behind;
         let fits = |c: &Connection| c.this.client == *our_client && c.that.client == *peer_client;
         if self.conns.get(&key).is_some_and(fits) {
             return Ok(key);
@@ -186,10 +181,7 @@ impl Pluto {
                 && c.this.client == *our_client
                 && c.routing == Routing::Unrouted
                 && claim_allowed(c, peer, nat, peer_client, &self.cfg.virtual_private)
-        }) && !self
-            .states
-            .values()
-            .any(|s| s.conn == key && s.p2().is_some());
+        }) && self.sas.children_of_conn(&key).next().is_none();
         if fresh_instance {
             match self.claim_conflict(&key, peer, &peer_id, peer_client) {
                 None => {
@@ -282,17 +274,16 @@ impl Pluto {
         if target == p1 {
             return true;
         }
-        let Some(t) = self.states.get(&target) else {
+        let Some(conn) = self.sas.conn_of(target).map(str::to_string) else {
             return false;
         };
-        let conn = t.conn.clone();
-        let target_id = match (t.p1(), t.p2()) {
+        let target_id = match (self.sas.ike(target), self.sas.child(target)) {
             (Some(tp), _) => tp.peer_id.clone(),
-            (None, Some(tp2)) => {
-                if tp2.parent == p1 {
+            (None, Some(tc)) => {
+                if tc.parent() == p1 {
                     return true;
                 }
-                match self.states.get(&tp2.parent).and_then(|s| s.p1()) {
+                match self.sas.ike(tc.parent()) {
                     Some(parent) => parent.peer_id.clone(),
                     None => self
                         .conns
@@ -303,11 +294,7 @@ impl Pluto {
             }
             (None, None) => None,
         };
-        let sender_id = self
-            .states
-            .get(&p1)
-            .and_then(|s| s.p1())
-            .and_then(|p| p.peer_id.clone());
+        let sender_id = self.sas.ike(p1).and_then(|p| p.peer_id.clone());
         match (sender_id, target_id) {
             (Some(a), Some(b)) if a == b => self.p1_auth_accepted_by(p1, &conn),
             _ => false,

@@ -477,7 +477,7 @@ pub fn check_ike_response(
 // Phase 2.
 
 /// What we offer or accept in Quick Mode for one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QmPolicy {
     /// ESP suites (with `auth: None` when AH authenticates).
     pub esp: Vec<EspAlg>,

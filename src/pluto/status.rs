@@ -11,7 +11,6 @@ use crate::crypto::{AuthAlg, EncAlg};
 use crate::pluto::crypto::DhGroup;
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::SerialNo;
-use crate::pluto::ikev1::state::Family;
 use crate::pluto::isakmp::{AuthAlgorithm, EspTransformId, OakleyEncAlg, OakleyGroup, OakleyHash};
 
 /// ESP ciphers rswan negotiates: (ESP transform ID, IV bits, key bits min, max).
@@ -148,49 +147,46 @@ impl Pluto {
                 ));
                 let ike = c
                     .newest_isakmp
-                    .and_then(|n| self.states.get(&n))
-                    .and_then(|s| s.p1())
-                    .and_then(|p| p.choice.as_ref());
-                if let Some(ch) = ike {
-                    v.push(format!("{q}:   IKE algorithm newest: {}", ch.alg.name()));
+                    .and_then(|n| self.sas.ike(n))
+                    .and_then(|s| s.x.alg_text());
+                if let Some(alg) = ike {
+                    v.push(format!("{q}:   IKE algorithm newest: {alg}"));
                 }
                 let ipsec = c
                     .newest_ipsec
-                    .and_then(|n| self.states.get(&n))
-                    .and_then(|s| s.p2())
-                    .and_then(|p| p.choice.as_ref());
-                if let Some(ch) = ipsec {
+                    .and_then(|n| self.sas.child(n))
+                    .and_then(|s| s.negotiated.as_ref());
+                if let Some(n) = ipsec {
                     let pfs = match (c.pfs, c.pfsgroup) {
                         (false, _) => "<N/A>".to_string(),
                         (true, None) => "<Phase1>".to_string(),
                         (true, Some(g)) => g.name().to_string(),
                     };
-                    if let Some((alg, _)) = ch.esp {
+                    if let Some(e) = &n.esp {
                         v.push(format!(
                             "{q}:   ESP algorithm newest: {}; pfsgroup={pfs}",
-                            esp_alg_text(alg.enc, alg.auth)
+                            esp_alg_text(e.enc, e.integ)
                         ));
                     }
-                    if let Some((alg, _)) = ch.ah {
+                    if let Some(a) = &n.ah {
                         v.push(format!(
                             "{q}:   AH algorithm newest: {}; pfsgroup={pfs}",
-                            auth_text(alg)
+                            auth_text(a.alg)
                         ));
                     }
                 }
             }
         }
         v.push(" ".into());
-        for st in self.states.values().rev() {
-            let c = self.conns.get(&st.conn);
-            let name = c.map_or_else(|| format!("\"{}\"", st.conn), |c| c.log_name());
-            let mut line = format!(
-                "#{}: {name} {} ({})",
-                st.serial,
-                st.kind.name(),
-                st.kind.story()
-            );
-            match st.event {
+        for serial in self.sas.serials().into_iter().rev() {
+            let (Some(key), Some((info, _))) = (self.sas.conn_of(serial), self.state_info(serial))
+            else {
+                continue;
+            };
+            let c = self.conns.get(key);
+            let name = c.map_or_else(|| format!("\"{key}\""), |c| c.log_name());
+            let mut line = format!("#{serial}: {name} {} ({})", info.name, info.story);
+            match self.sas.timers.event(serial) {
                 Some((at, ev)) => line.push_str(&format!(
                     "; {} in {}s",
                     ev.name(),
@@ -198,50 +194,44 @@ impl Pluto {
                 )),
                 None => line.push_str("; EVENT_NULL"),
             }
-            let newest_isakmp = c.is_some_and(|c| c.newest_isakmp == Some(st.serial));
-            let newest_ipsec = c.is_some_and(|c| c.newest_ipsec == Some(st.serial));
-            if newest_isakmp {
+            if c.is_some_and(|c| c.newest_isakmp == Some(serial)) {
                 line.push_str("; newest ISAKMP");
             }
-            if newest_ipsec {
+            if c.is_some_and(|c| c.newest_ipsec == Some(serial)) {
                 line.push_str("; newest IPSEC");
             }
-            if c.is_some_and(|c| c.eroute_owner == Some(st.serial)) {
+            if c.is_some_and(|c| c.eroute_owner == Some(serial)) {
                 line.push_str("; eroute owner");
             }
             v.push(line);
-            match &st.family {
-                Family::P2(p2) if !p2.inbound.is_empty() || !p2.outbound.is_empty() => {
-                    let mut saids = Vec::new();
-                    for proto in [
-                        crate::said::Proto::Ah,
-                        crate::said::Proto::Esp,
-                        crate::said::Proto::Comp,
-                        crate::said::Proto::Tun,
-                    ] {
-                        for s in p2.outbound.iter().chain(p2.inbound.iter()) {
-                            if s.proto == proto {
-                                saids.push(s.pluto());
-                            }
+            if let Some(ch) = self.sas.child(serial) {
+                if ch.inbound.is_empty() && ch.outbound.is_empty() {
+                    continue;
+                }
+                let mut saids = Vec::new();
+                for proto in [
+                    crate::said::Proto::Ah,
+                    crate::said::Proto::Esp,
+                    crate::said::Proto::Comp,
+                    crate::said::Proto::Tun,
+                ] {
+                    for s in ch.outbound.iter().chain(ch.inbound.iter()) {
+                        if s.proto == proto {
+                            saids.push(s.pluto());
                         }
                     }
-                    let used = p2.last_used().map_or(String::new(), |t| {
-                        format!("used {}s ago; ", self.now.saturating_sub(t) / 1000)
-                    });
-                    v.push(format!("#{}: {name} {used}{}", st.serial, saids.join(" ")));
                 }
-                Family::P1(p1) => {
-                    // FreeS/WAN's show_pending_phase2: a Quick Mode waiting for this SA.
-                    if let Some(pq) = &p1.pending_qm {
-                        let conn = c.map_or_else(|| format!("\"{}\"", st.conn), |c| c.quoted());
-                        v.push(format!(
-                            "#{}: pending Phase 2 for {conn} replacing #{}",
-                            st.serial,
-                            SerialNo::or_zero(pq.replacing)
-                        ));
-                    }
-                }
-                Family::P2(_) => {}
+                let used = ch.last_used().map_or(String::new(), |t| {
+                    format!("used {}s ago; ", self.now.saturating_sub(t) / 1000)
+                });
+                v.push(format!("#{serial}: {name} {used}{}", saids.join(" ")));
+            } else if let Some(pq) = self.sas.ike(serial).and_then(|s| s.pending_child) {
+                // FreeS/WAN's show_pending_phase2: a child SA waiting for this IKE SA.
+                let conn = c.map_or_else(|| format!("\"{key}\""), |c| c.quoted());
+                v.push(format!(
+                    "#{serial}: pending Phase 2 for {conn} replacing #{}",
+                    SerialNo::or_zero(pq.replacing)
+                ));
             }
         }
         for w in &self.mm_waiting {
@@ -278,9 +268,13 @@ impl Pluto {
     /// included only with `with_keys` (`ipsec keys --wireshark`).
     pub fn admin_view(&self, with_keys: bool) -> crate::admin::view::PlutoView {
         use crate::admin::view::{ChildSaView, ConnView, IkeKeys, IkeSaView, PlutoView};
+        use crate::pluto::version::IkeVersion;
         let secs = |at: u64| at.saturating_sub(self.now).div_ceil(1000);
-        let event = |st: &crate::pluto::ikev1::state::State| {
-            st.event.map(|(at, ev)| (ev.name().to_string(), secs(at)))
+        let event = |serial: SerialNo| {
+            self.sas
+                .timers
+                .event(serial)
+                .map(|(at, ev)| (ev.name().to_string(), secs(at)))
         };
         let mut v = PlutoView {
             limits: self.limit_counters(),
@@ -289,8 +283,8 @@ impl Pluto {
         for (key, c) in &self.conns {
             let up = c
                 .newest_ipsec
-                .and_then(|n| self.states.get(&n))
-                .is_some_and(|s| s.kind.ipsec_established());
+                .and_then(|n| self.sas.child(n))
+                .is_some_and(|s| s.established);
             v.conns.push(ConnView {
                 name: key.clone(),
                 base: c.name.clone(),
@@ -306,50 +300,54 @@ impl Pluto {
                 ipsec_life: c.keylife,
             });
         }
-        for st in self.states.values() {
-            let established_until = |ok: bool| if ok { secs(st.expires_at) } else { 0 };
-            match &st.family {
-                Family::P1(p1) => v.ike_sas.push(IkeSaView {
-                    serial: st.serial.get(),
-                    conn: st.conn.clone(),
-                    version: 1,
-                    state: st.kind.name().to_string(),
-                    established: st.kind.isakmp_established(),
-                    initiator: p1.initiator,
-                    local: p1.local,
-                    remote: p1.remote,
-                    icookie: p1.icookie,
-                    rcookie: p1.rcookie,
-                    algorithm: p1.choice.as_ref().map(|ch| ch.alg.name()),
-                    event: event(st),
-                    expires_in: established_until(st.kind.isakmp_established()),
-                    keys: match (&p1.keys, with_keys) {
-                        (Some(k), true) => Some(IkeKeys::V1 {
-                            enc_key: k.enc_key.clone(),
-                        }),
-                        _ => None,
-                    },
+        for s in self.sas.ikes() {
+            let keys = match (s.x.v1().and_then(|x| x.keys.as_ref()), with_keys) {
+                (Some(k), true) => Some(IkeKeys::V1 {
+                    enc_key: k.enc_key.clone(),
                 }),
-                Family::P2(p2) => v.child_sas.push(ChildSaView {
-                    serial: st.serial.get(),
-                    conn: st.conn.clone(),
-                    parent: p2.parent.get(),
-                    state: st.kind.name().to_string(),
-                    established: st.kind.ipsec_established(),
-                    algorithm: p2.choice.as_ref().and_then(|ch| {
-                        ch.esp
-                            .map(|(a, _)| esp_alg_text(a.enc, a.auth))
-                            .or_else(|| ch.ah.map(|(a, _)| format!("AH_{}", auth_text(a))))
-                    }),
-                    our_client: p2.our_client,
-                    peer_client: p2.peer_client,
-                    inbound: p2.inbound.clone(),
-                    outbound: p2.outbound.clone(),
-                    event: event(st),
-                    expires_in: established_until(st.kind.ipsec_established()),
-                    used_ago: p2.last_used().map(|t| self.now.saturating_sub(t) / 1000),
-                }),
-            }
+                _ => None,
+            };
+            v.ike_sas.push(IkeSaView {
+                serial: s.serial().get(),
+                conn: s.conn().to_string(),
+                version: match s.x.version() {
+                    IkeVersion::V1 => 1,
+                },
+                state: s.x.info().name.to_string(),
+                established: s.established,
+                initiator: s.initiator,
+                local: s.local,
+                remote: s.remote,
+                icookie: s.spi_i(),
+                rcookie: s.spi_r,
+                algorithm: s.x.alg_text(),
+                event: event(s.serial()),
+                expires_in: if s.established { secs(s.expires_at) } else { 0 },
+                keys,
+            });
+        }
+        for c in self.sas.children() {
+            let algorithm = c.negotiated.as_ref().and_then(|n| {
+                n.esp
+                    .as_ref()
+                    .map(|e| esp_alg_text(e.enc, e.integ))
+                    .or_else(|| n.ah.as_ref().map(|a| format!("AH_{}", auth_text(a.alg))))
+            });
+            v.child_sas.push(ChildSaView {
+                serial: c.serial().get(),
+                conn: c.conn().to_string(),
+                parent: c.parent().get(),
+                state: c.x.info().name.to_string(),
+                established: c.established,
+                algorithm,
+                our_client: c.our_client,
+                peer_client: c.peer_client,
+                inbound: c.inbound.clone(),
+                outbound: c.outbound.clone(),
+                event: event(c.serial()),
+                expires_in: if c.established { secs(c.expires_at) } else { 0 },
+                used_ago: c.last_used().map(|t| self.now.saturating_sub(t) / 1000),
+            });
         }
         v
     }

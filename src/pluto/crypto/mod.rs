@@ -16,3 +16,16 @@ pub use cipher::{Cipher, CipherError};
 pub use dh::{DhError, DhGroup, DhKeyPair, SharedSecret};
 pub use prf::Prf;
 pub use rsa::{PrivateKey, PrivateKeyParts, PublicKey, RsaError, SignatureScheme};
+
+/// Constant-time equality of two byte strings (their lengths are public): for comparing
+/// received hashes, MACs and pre-shared keys.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut d = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        d |= x ^ y;
+    }
+    std::hint::black_box(d) == 0
+}

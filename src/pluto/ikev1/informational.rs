@@ -10,14 +10,12 @@ use crate::pluto::engine::Pluto;
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain};
 use crate::pluto::ikev1::quick_mode::P1Ctx;
-use crate::pluto::ikev1::state::State;
-use crate::pluto::isakmp::natt::NAT_KEEPALIVE;
 use crate::pluto::isakmp::{
     emit_payloads, parse_payloads, DeletePayload, Doi, ExchangeType, Flags, Header,
     NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
 };
-use crate::pluto::output::Output;
 use crate::pluto::peer_policy::{spi_list, MAX_DELETE_SPIS};
+use crate::said::Proto;
 
 impl Pluto {
     fn info_header(ctx: &P1Ctx, msgid: u32) -> Header {
@@ -76,18 +74,14 @@ impl Pluto {
         );
     }
 
-    /// Sends the Delete for a state: our inbound ESP/AH SPIs, or the ISAKMP cookies.
+    /// Sends the Delete for an SA: our inbound ESP/AH SPIs, or the ISAKMP cookies.
     pub(crate) fn send_delete_for(&mut self, serial: SerialNo) {
-        let Some(st) = self.states.get(&serial) else {
-            return;
-        };
-        let key = st.conn.clone();
-        match (st.p1(), st.p2()) {
+        match (self.sas.ike(serial), self.sas.child(serial)) {
             (Some(p1), _) => {
-                if !st.kind.isakmp_established() {
+                if !p1.established {
                     return;
                 }
-                let spi = [p1.icookie, p1.rcookie].concat();
+                let spi = [p1.spi_i(), p1.spi_r].concat();
                 self.slog(serial, "sending Delete of ISAKMP SA".into());
                 self.send_info(
                     serial,
@@ -100,24 +94,17 @@ impl Pluto {
                 );
             }
             (None, Some(p2)) => {
-                let parent = if self
-                    .states
-                    .get(&p2.parent)
-                    .is_some_and(|s| s.kind.isakmp_established())
-                {
-                    Some(p2.parent)
+                let parent = if self.sas.ike(p2.parent()).is_some_and(|s| s.established) {
+                    Some(p2.parent())
                 } else {
-                    self.states
-                        .values()
-                        .filter(|s| s.conn == key && s.kind.isakmp_established())
-                        .map(|s| s.serial)
-                        .max()
+                    self.own_established_ike(p2.conn())
                 };
+                let our = p2.our;
                 let Some(parent) = parent else {
                     return;
                 };
                 let mut dels = Vec::new();
-                if let Some(spi) = p2.our.esp {
+                if let Some(spi) = our.esp {
                     dels.push(Payload::Delete(DeletePayload {
                         doi: Doi::Ipsec,
                         protocol: ProtocolId::Esp,
@@ -125,7 +112,7 @@ impl Pluto {
                         spis: vec![spi.to_be_bytes().to_vec()],
                     }));
                 }
-                if let Some(spi) = p2.our.ah {
+                if let Some(spi) = our.ah {
                     dels.push(Payload::Delete(DeletePayload {
                         doi: Doi::Ipsec,
                         protocol: ProtocolId::Ah,
@@ -140,7 +127,7 @@ impl Pluto {
                     }
                 }
             }
-            _ => {}
+            (None, None) => {}
         }
     }
 
@@ -182,11 +169,7 @@ impl Pluto {
             self.slog(p1, "Informational before keys exist; dropped".into());
             return;
         };
-        if !self
-            .states
-            .get(&p1)
-            .is_some_and(|s| s.kind.isakmp_established())
-        {
+        if !self.sas.ike(p1).is_some_and(|s| s.established) {
             self.slog(
                 p1,
                 "Informational before ISAKMP SA established; dropped".into(),
@@ -239,9 +222,9 @@ impl Pluto {
             return;
         }
         let is_retransmit = self
-            .states
-            .get(&p1)
-            .and_then(|s| s.p1())
+            .sas
+            .ike(p1)
+            .and_then(|s| s.x.v1())
             .is_some_and(|p| p.msgids.contains(&msgid));
         if is_retransmit {
             return;
@@ -260,10 +243,10 @@ impl Pluto {
 
     fn info_notify(&mut self, p1: SerialNo, n: NotificationPayload) {
         let cookies_ok = {
-            let Some(p) = self.states.get(&p1).and_then(|s| s.p1()) else {
+            let Some(p) = self.sas.ike(p1) else {
                 return;
             };
-            n.spi.is_empty() || n.spi == [p.icookie, p.rcookie].concat()
+            n.spi.is_empty() || n.spi == [p.spi_i(), p.spi_r].concat()
         };
         match n.notify_type {
             NotifyType::RUThere => {
@@ -276,8 +259,8 @@ impl Pluto {
                 }
                 let spi = n.spi.clone();
                 let seq = n.data.clone();
-                if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
-                    p.dpd.peer_seq = Some(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
+                if let Some(p) = self.sas.ike_mut(p1).and_then(|s| s.x.v1_mut()) {
+                    p.dpd_peer_seq = Some(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
                 }
                 self.send_notify(p1, NotifyType::RUThereAck, ProtocolId::Isakmp, spi, seq);
             }
@@ -286,7 +269,7 @@ impl Pluto {
                     return;
                 }
                 let seq = u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]);
-                let ours = self.states.get(&p1).and_then(|s| s.p1()).map(|p| p.dpd.seq);
+                let ours = self.sas.ike(p1).and_then(|s| s.x.v1()).map(|p| p.dpd_seq);
                 if ours != Some(seq) {
                     self.slog(
                         p1,
@@ -325,27 +308,23 @@ impl Pluto {
                 continue;
             }
             let text = format!("0x{}", crate::config::encode_hex(&spi));
-            // Every state the SPI names; those negotiated over this ISAKMP SA first.
+            // Every SA the SPI names; those negotiated over this ISAKMP SA first.
             let mut named: Vec<(bool, SerialNo)> = self
-                .states
-                .values()
-                .filter_map(|s| named_by(s, d.protocol, &spi).map(|via| (via != p1, s.serial)))
+                .named_by(d.protocol, &spi)
+                .into_iter()
+                .map(|(via, s)| (via != p1, s))
                 .collect();
             named.sort();
             let target = named.iter().map(|n| n.1).find(|&t| self.may_delete(p1, t));
             match target {
                 Some(t) => {
-                    let key = self
-                        .states
-                        .get(&t)
-                        .map(|s| s.conn.clone())
-                        .unwrap_or_default();
+                    let key = self.sas.conn_of(t).unwrap_or_default().to_string();
                     let kind = if width == 16 { "ISAKMP" } else { "IPSEC" };
                     self.slog(
                         t,
                         format!("received Delete SA payload: deleting {kind} State"),
                     );
-                    self.delete_state(t, false);
+                    self.delete_sa(t, false);
                     self.instance_gc(&key);
                 }
                 None if named.is_empty() => missing.push(text),
@@ -381,103 +360,57 @@ impl Pluto {
         }
     }
 
-    /// DPD timer (RFC 3706, as Openswan): probe only when nothing came from the peer (IKE
-    /// message or inbound IPsec traffic, see [`Pluto::handle_sa_usage`]) for dpddelay; declare
-    /// it dead after dpdtimeout without a sign of life.
-    pub(crate) fn dpd_event(&mut self, serial: SerialNo) {
-        let now = self.now;
-        let key = match self.states.get(&serial) {
-            Some(s) => s.conn.clone(),
-            None => return,
-        };
-        let Some(dpd) = self.conns.get(&key).and_then(|c| c.dpd) else {
-            if let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-                p.dpd.next = None;
-            }
+    /// Sends a DPD R_U_THERE (RFC 3706) with the next sequence number over ISAKMP SA
+    /// `serial` (the engine's liveness policy decides when).
+    pub(crate) fn send_r_u_there(&mut self, serial: SerialNo) {
+        let Some(s) = self.sas.ike_mut(serial) else {
             return;
         };
-        let (last, icky, rcky) = match self.states.get(&serial).and_then(|s| s.p1()) {
-            Some(p) => (p.dpd.last_heard, p.icookie, p.rcookie),
-            None => return,
-        };
-        // Only the newest ISAKMP SA of the conn probes.
-        let newest = self.conns.get(&key).and_then(|c| c.newest_isakmp);
-        if newest != Some(serial) {
-            if let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-                p.dpd.next = None;
-            }
+        let cookies = [s.spi_i(), s.spi_r].concat();
+        let Some(x) = s.x.v1_mut() else {
             return;
-        }
-        let (delay, timeout) = (dpd.delay * 1000, dpd.timeout * 1000);
-        let dead_at = last.saturating_add(timeout);
-        if now >= dead_at {
-            if let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-                p.dpd.next = None;
-            }
-            self.dpd_dead(serial);
-            return;
-        }
-        let quiet = now.saturating_sub(last) >= delay;
-        let seq = match self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-            Some(p) => {
-                // Next look: dpddelay after this probe (or after the last sign of life), and
-                // no later than the moment the peer would be declared dead.
-                let next = if quiet {
-                    now.saturating_add(delay)
-                } else {
-                    last.saturating_add(delay)
-                };
-                p.dpd.next = Some(next.min(dead_at).max(now + 1));
-                if !quiet {
-                    return;
-                }
-                p.dpd.seq = p.dpd.seq.wrapping_add(1).max(1);
-                p.dpd.seq
-            }
-            None => return,
         };
+        x.dpd_seq = x.dpd_seq.wrapping_add(1).max(1);
+        let seq = x.dpd_seq;
         self.send_notify(
             serial,
             NotifyType::RUThere,
             ProtocolId::Isakmp,
-            [icky, rcky].concat(),
+            cookies,
             seq.to_be_bytes().to_vec(),
         );
     }
 
-    /// NAT keepalive timer.
-    pub(crate) fn send_keepalive(&mut self, serial: SerialNo) {
-        let interval = self.cfg.keepalive_interval.saturating_mul(1000);
-        let now = self.now;
-        let Some(p) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) else {
-            return;
-        };
-        p.keepalive_at = Some(now.saturating_add(interval.max(1000)));
-        let (local, remote) = (p.local, p.remote);
-        self.out.push_back(Output::Send {
-            local,
-            remote,
-            data: NAT_KEEPALIVE.to_vec(),
-        });
-    }
-}
-
-/// The ISAKMP SA a state was negotiated over (itself for an ISAKMP SA) if the Delete SPI
-/// `spi` of `proto` names it: the ISAKMP cookies, or the peer's inbound ESP/AH SPI (the one we
-/// send to).
-fn named_by(s: &State, proto: ProtocolId, spi: &[u8]) -> Option<SerialNo> {
-    match (s.p1(), s.p2()) {
-        (Some(p), _) => (proto == ProtocolId::Isakmp && [p.icookie, p.rcookie].concat() == spi)
-            .then_some(s.serial),
-        (None, Some(p)) => {
-            let ch = p.choice.as_ref()?;
-            let theirs = match proto {
-                ProtocolId::Esp => ch.esp.map(|e| e.1),
-                ProtocolId::Ah => ch.ah.map(|a| a.1),
-                _ => None,
-            }?;
-            (theirs.to_be_bytes()[..] == *spi).then_some(p.parent)
+    /// The SAs a Delete's SPI of `proto` names, each with the ISAKMP SA it was negotiated
+    /// over (itself for an ISAKMP SA): by the ISAKMP cookies, or by the peer's inbound ESP/AH
+    /// SPI (the one we send to).
+    fn named_by(&self, proto: ProtocolId, spi: &[u8]) -> Vec<(SerialNo, SerialNo)> {
+        match proto {
+            ProtocolId::Isakmp => {
+                let Some(icky) = spi.get(..8).and_then(|c| <[u8; 8]>::try_from(c).ok()) else {
+                    return Vec::new();
+                };
+                self.sas
+                    .by_spi_i(&icky)
+                    .filter(|s| [s.spi_i(), s.spi_r].concat() == spi)
+                    .map(|s| (s.serial(), s.serial()))
+                    .collect()
+            }
+            ProtocolId::Esp | ProtocolId::Ah => {
+                let Ok(b) = <[u8; 4]>::try_from(spi) else {
+                    return Vec::new();
+                };
+                let p = if proto == ProtocolId::Esp {
+                    Proto::Esp
+                } else {
+                    Proto::Ah
+                };
+                self.sas
+                    .by_peer_spi(p, u32::from_be_bytes(b))
+                    .map(|c| (c.parent(), c.serial()))
+                    .collect()
+            }
+            _ => Vec::new(),
         }
-        _ => None,
     }
 }

@@ -1,7 +1,6 @@
 //! Main Mode (RFC 2409 5, identity protection) with PSK and RSA signatures, NAT-T discovery
 //! (RFC 3947) and the DPD Vendor ID (RFC 3706), initiator and responder.
 
-use crate::pluto::ids::{SerialNo, WhackClient};
 use std::net::SocketAddrV4;
 
 use zeroize::Zeroizing;
@@ -9,12 +8,11 @@ use zeroize::Zeroizing;
 use crate::config::secrets::Id;
 use crate::pluto::connection::{id_to_identification, identification_text, identification_to_id};
 use crate::pluto::crypto::{DhGroup, DhKeyPair, PublicKey};
-use crate::pluto::engine::{Pluto, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
+use crate::pluto::engine::Pluto;
+use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
-use crate::pluto::ikev1::state::{
-    DpdState, Event, Family, Natt, PendingQm, Phase1, State, StateKind,
-};
+use crate::pluto::ikev1::state::{Isakmp, StateKind};
 use crate::pluto::isakmp::natt::{vendor_id, IKE_PORT, NAT_T_PORT};
 use crate::pluto::isakmp::{
     Doi, ExchangeType, Flags, Header, IdPayload, Message, MessageBody, NatDPayload,
@@ -22,18 +20,29 @@ use crate::pluto::isakmp::{
 };
 use crate::pluto::output::rc;
 use crate::pluto::proposal::{self, AuthKind, UdpEncapMode};
+use crate::pluto::sa::{IkeSa, NewIkeSa, PendingChild};
+use crate::pluto::timers::{TimerKind, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
+use crate::pluto::version::IkeExchange;
 
 const NONCE_LEN: usize = 32;
 
+/// The ISAKMP SA `serial` and its IKEv1 state.
+fn v1(p: &Pluto, serial: SerialNo) -> Result<(&IkeSa, &Isakmp), String> {
+    let s = p.sas.ike(serial).ok_or("gone")?;
+    let x = s.x.v1().ok_or("not an IKEv1 SA")?;
+    Ok((s, x))
+}
+
 impl Pluto {
-    /// Finds a phase-1 state by cookies (an MI1 state matches any responder cookie).
+    /// Finds an ISAKMP SA by cookies (an MI1 state matches any responder cookie).
     pub(crate) fn find_p1(&self, icky: &[u8; 8], rcky: &[u8; 8]) -> Option<SerialNo> {
-        self.states.values().find_map(|s| {
-            let p = s.p1()?;
-            let ok = p.icookie == *icky
-                && (p.rcookie == *rcky || (s.kind == StateKind::MainI1 && p.rcookie == [0; 8]));
-            ok.then_some(s.serial)
-        })
+        self.sas
+            .by_spi_i(icky)
+            .find(|s| {
+                let mi1 = s.x.v1().is_some_and(|x| x.kind == StateKind::MainI1);
+                s.spi_r == *rcky || (mi1 && s.spi_r == [0; 8])
+            })
+            .map(IkeSa::serial)
     }
 
     /// Dispatches a Main Mode message.
@@ -52,17 +61,16 @@ impl Pluto {
         }
         if hdr.responder_cookie == [0; 8] {
             // MI1, or a retransmission of it.
-            let dup = self.states.values().find_map(|s| {
-                let p = s.p1()?;
-                (p.icookie == hdr.initiator_cookie && !p.initiator && p.remote.ip() == remote.ip())
-                    .then_some(s.serial)
-            });
+            let dup = self
+                .sas
+                .by_spi_i(&hdr.initiator_cookie)
+                .find(|s| !s.initiator && s.remote.ip() == remote.ip())
+                .map(IkeSa::serial);
             if let Some(serial) = dup {
-                if self
-                    .states
-                    .get(&serial)
-                    .is_some_and(|s| s.last_recv == data && s.kind == StateKind::MainR1)
-                {
+                let answer = self.sas.ike(serial).is_some_and(|s| {
+                    s.rtx.last_recv == data && s.x.v1().is_some_and(|x| x.kind == StateKind::MainR1)
+                });
+                if answer {
                     self.resend_last(serial);
                 }
                 return;
@@ -79,10 +87,10 @@ impl Pluto {
             }
             return;
         };
-        let (kind, dup) = match self.states.get(&serial) {
-            Some(s) => (s.kind, s.last_recv == data),
-            None => return,
+        let Ok((s, x)) = v1(self, serial) else {
+            return;
         };
+        let (kind, dup, initiator) = (x.kind, s.rtx.last_recv == data, s.initiator);
         if dup {
             // A retransmission of the peer's last message: answer with our last one.
             if matches!(
@@ -93,11 +101,6 @@ impl Pluto {
             }
             return;
         }
-        let initiator = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .is_some_and(|p| p.initiator);
         let r = match (kind, initiator) {
             (StateKind::MainI1, true) => self.main_i1(serial, hdr, data),
             (StateKind::MainR1, false) => self.main_r1(serial, hdr, data),
@@ -111,8 +114,8 @@ impl Pluto {
         };
         match r {
             Ok(()) => {
-                if let Some(s) = self.states.get_mut(&serial) {
-                    s.last_recv = data.to_vec();
+                if let Some(s) = self.sas.ike_mut(serial) {
+                    s.rtx.last_recv = data.to_vec();
                 }
             }
             Err(e) => self.slog(serial, e),
@@ -185,24 +188,14 @@ impl Pluto {
         }
     }
 
-    /// Starts Main Mode for a conn.
+    /// Starts Main Mode for a conn (keying attempt `try_no`), replacing ISAKMP SA
+    /// `replacing_isakmp` if given; `pending` is the Quick Mode to run once established.
     pub(crate) fn main_initiate(
         &mut self,
         key: &str,
         whack: Option<WhackClient>,
         try_no: u32,
-        pending: Option<PendingQm>,
-    ) {
-        self.main_initiate_replacing(key, whack, try_no, pending, None)
-    }
-
-    /// Starts Main Mode for a conn, replacing ISAKMP SA `#replacing_isakmp` (0: none).
-    pub(crate) fn main_initiate_replacing(
-        &mut self,
-        key: &str,
-        whack: Option<WhackClient>,
-        try_no: u32,
-        pending: Option<PendingQm>,
+        pending: Option<PendingChild>,
         replacing_isakmp: Option<SerialNo>,
     ) {
         let Some(c) = self.conns.get(key) else {
@@ -239,57 +232,29 @@ impl Pluto {
         let Ok(bytes) = msg.to_bytes() else {
             return;
         };
-        let serial = self.new_serial();
-        let p1 = Phase1 {
-            initiator: true,
-            icookie: icky,
-            rcookie: [0; 8],
-            local,
-            remote,
-            offered,
-            auths,
-            choice: None,
-            life,
-            sai_b,
-            dh: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni: Vec::new(),
-            nr: Vec::new(),
-            gxy: None,
-            keys: None,
-            iv: Vec::new(),
-            natt: Natt {
-                method: UdpEncapMode::None,
-                we_behind: false,
-                peer_behind: false,
-                floated: false,
-            },
-            dpd: DpdState::default(),
-            peer_id: None,
-            msgids: Vec::new(),
-            pending_qm: pending,
-            keepalive_at: None,
-            template: false,
-        };
-        self.states.insert(
+        let serial = self.sas.new_serial();
+        let mut x = Isakmp::new(StateKind::MainI1);
+        x.offered = offered;
+        x.auths = auths;
+        x.sai_b = sai_b;
+        let mut sa = IkeSa::new(
             serial,
-            State {
-                serial,
+            NewIkeSa {
                 conn: key.to_string(),
-                kind: StateKind::MainI1,
-                family: Family::P1(Box::new(p1)),
-                event: None,
-                retransmits: 0,
-                last_sent: None,
-                last_recv: Vec::new(),
-                whack,
-                try_no,
+                spi_i: icky,
+                spi_r: [0; 8],
+                initiator: true,
+                local,
+                remote,
                 created: self.now,
-                expires_at: 0,
-                psk: None,
+                x: IkeExchange::V1(Box::new(x)),
             },
         );
+        sa.life = life;
+        sa.whack = whack;
+        sa.try_no = try_no;
+        sa.pending_child = pending;
+        self.sas.insert_ike(sa);
         let replacing = pending.and_then(|p| p.replacing).or(replacing_isakmp);
         if let Some(replacing) = replacing {
             self.slog(
@@ -305,7 +270,7 @@ impl Pluto {
             "STATE_MAIN_I1: initiate".into(),
         );
         self.send_for(serial, local, remote, bytes);
-        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
     }
 
     /// MI1 arrived: pick a connection and a transform, answer MR1.
@@ -420,60 +385,35 @@ impl Pluto {
         let Ok(bytes) = msg.to_bytes() else {
             return;
         };
-        let serial = self.new_serial();
-        let p1 = Phase1 {
-            initiator: false,
-            icookie: hdr.initiator_cookie,
-            rcookie: rcky,
-            local,
-            remote,
-            offered,
-            auths,
-            choice: Some(choice),
-            life,
-            sai_b,
-            dh: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni: Vec::new(),
-            nr: Vec::new(),
-            gxy: None,
-            keys: None,
-            iv: Vec::new(),
-            natt: Natt {
-                method: natt,
-                we_behind: false,
-                peer_behind: false,
-                floated: local.port() == NAT_T_PORT,
-            },
-            dpd: DpdState {
-                peer_supports: peer_dpd,
-                ..DpdState::default()
-            },
-            peer_id: None,
-            msgids: Vec::new(),
-            pending_qm: None,
-            keepalive_at: None,
-            template,
-        };
-        self.states.insert(
+        let serial = self.sas.new_serial();
+        let auth = choice.auth;
+        let mut x = Isakmp::new(StateKind::MainR1);
+        x.offered = offered;
+        x.auths = auths;
+        x.choice = Some(choice);
+        x.sai_b = sai_b;
+        x.natt = natt;
+        let mut sa = IkeSa::new(
             serial,
-            State {
-                serial,
+            NewIkeSa {
                 conn: key.clone(),
-                kind: StateKind::MainR1,
-                family: Family::P1(Box::new(p1)),
-                event: None,
-                retransmits: 0,
-                last_sent: None,
-                last_recv: data.to_vec(),
-                whack: None,
-                try_no: 0,
+                spi_i: hdr.initiator_cookie,
+                spi_r: rcky,
+                initiator: false,
+                local,
+                remote,
                 created: self.now,
-                expires_at: 0,
-                psk: None,
+                x: IkeExchange::V1(Box::new(x)),
             },
         );
+        sa.auth = Some(auth);
+        sa.life = life;
+        sa.nat.negotiated = natt != UdpEncapMode::None;
+        sa.nat.floated = local.port() == NAT_T_PORT;
+        sa.liveness.peer_supports = peer_dpd;
+        sa.rtx.last_recv = data.to_vec();
+        sa.template = template;
+        self.sas.insert_ike(sa);
         if template {
             self.slog(
                 serial,
@@ -484,7 +424,7 @@ impl Pluto {
         }
         self.log_transition(serial, "");
         self.send_for(serial, local, remote, bytes);
-        self.schedule(serial, HALF_OPEN_TIMEOUT_MS, Event::SoDiscard);
+        self.schedule(serial, HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
     }
 
     /// An unencrypted Informational with one notification (for failures before keys exist).
@@ -519,21 +459,18 @@ impl Pluto {
     }
 
     fn nat_d_payloads(&mut self, serial: SerialNo) -> Vec<Payload> {
-        let Some(st) = self.states.get(&serial) else {
+        let Ok((s, x)) = v1(self, serial) else {
             return Vec::new();
         };
-        let Some(p1) = st.p1() else {
-            return Vec::new();
-        };
-        if p1.natt.method == UdpEncapMode::None {
+        if x.natt == UdpEncapMode::None {
             return Vec::new();
         }
-        let Some(prf) = p1.choice.as_ref().map(|c| c.alg.prf) else {
+        let Some(prf) = x.choice.as_ref().map(|c| c.alg.prf) else {
             return Vec::new();
         };
-        let draft = p1.natt.method == UdpEncapMode::Draft;
-        let force = self.conns.get(&st.conn).is_some_and(|c| c.forceencaps);
-        let (ic, rc_, remote, local) = (p1.icookie, p1.rcookie, p1.remote, p1.local);
+        let draft = x.natt == UdpEncapMode::Draft;
+        let force = self.conns.get(s.conn()).is_some_and(|c| c.forceencaps);
+        let (ic, rc_, remote, local) = (s.spi_i(), s.spi_r, s.remote, s.local);
         let theirs = kc::nat_d_hash(prf, &ic, &rc_, (*remote.ip()).into(), remote.port());
         let ours = if force {
             // Pretend to be behind a NAT so both ends encapsulate (as strongSwan does).
@@ -559,40 +496,33 @@ impl Pluto {
             })
             .collect();
         let force = self
-            .states
-            .get(&serial)
-            .and_then(|s| self.conns.get(&s.conn))
+            .sas
+            .conn_of(serial)
+            .and_then(|k| self.conns.get(k))
             .is_some_and(|c| c.forceencaps);
-        let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) else {
+        let Some(s) = self.sas.ike_mut(serial) else {
             return;
         };
-        if p1.natt.method == UdpEncapMode::None {
+        let Some(x) = s.x.v1_mut() else {
+            return;
+        };
+        if x.natt == UdpEncapMode::None {
             return;
         }
         if hashes.is_empty() {
-            p1.natt.method = UdpEncapMode::None;
+            x.natt = UdpEncapMode::None;
+            s.nat.negotiated = false;
             return;
         }
-        let Some(prf) = p1.choice.as_ref().map(|c| c.alg.prf) else {
+        let Some(prf) = x.choice.as_ref().map(|c| c.alg.prf) else {
             return;
         };
-        let me = kc::nat_d_hash(
-            prf,
-            &p1.icookie,
-            &p1.rcookie,
-            (*p1.local.ip()).into(),
-            p1.local.port(),
-        );
-        let him = kc::nat_d_hash(
-            prf,
-            &p1.icookie,
-            &p1.rcookie,
-            (*p1.remote.ip()).into(),
-            p1.remote.port(),
-        );
-        p1.natt.we_behind = force || !hashes.first().is_some_and(|h| ct_eq(h, &me));
-        p1.natt.peer_behind = !hashes.iter().skip(1).any(|h| ct_eq(h, &him));
-        let (we, he) = (p1.natt.we_behind, p1.natt.peer_behind);
+        let (icky, rcky) = (s.spi_i(), s.spi_r);
+        let me = kc::nat_d_hash(prf, &icky, &rcky, (*s.local.ip()).into(), s.local.port());
+        let him = kc::nat_d_hash(prf, &icky, &rcky, (*s.remote.ip()).into(), s.remote.port());
+        s.nat.we_behind = force || !hashes.first().is_some_and(|h| ct_eq(h, &me));
+        s.nat.peer_behind = !hashes.iter().skip(1).any(|h| ct_eq(h, &him));
+        let (we, he) = (s.nat.we_behind, s.nat.peer_behind);
         let mut v = Vec::new();
         if we {
             v.push(if force {
@@ -611,16 +541,13 @@ impl Pluto {
 
     /// Computes g^xy, SKEYID and the phase-1 keys and IV.
     fn compute_p1_keys(&mut self, serial: SerialNo) -> Result<(), String> {
-        let key = self
-            .states
-            .get(&serial)
-            .map(|s| s.conn.clone())
-            .unwrap_or_default();
-        let (auth, psk) = {
-            let st = self.states.get(&serial).ok_or("no state")?;
-            let p1 = st.p1().ok_or("no state")?;
-            let auth = p1.choice.as_ref().ok_or("no transform")?.auth;
-            (auth, st.psk.clone())
+        let (key, auth, psk) = {
+            let s = self.sas.ike(serial).ok_or("no state")?;
+            (
+                s.conn().to_string(),
+                s.auth.ok_or("no transform")?,
+                s.psk.clone(),
+            )
         };
         let psk = match (auth, psk) {
             (AuthKind::Psk, Some(p)) => Some(p),
@@ -639,12 +566,13 @@ impl Pluto {
             },
             _ => None,
         };
-        let st = self.states.get_mut(&serial).ok_or("no state")?;
-        st.psk = psk.clone();
-        let p1 = st.p1_mut().ok_or("no state")?;
+        let s = self.sas.ike_mut(serial).ok_or("no state")?;
+        s.psk = psk.clone();
+        let (icky, rcky, initiator) = (s.spi_i(), s.spi_r, s.initiator);
+        let p1 = s.x.v1_mut().ok_or("no state")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let (prf, cipher) = (ch.alg.prf, ch.alg.cipher);
-        let peer_pub = if p1.initiator { &p1.gxr } else { &p1.gxi };
+        let peer_pub = if initiator { &p1.gxr } else { &p1.gxi };
         let dh = p1.dh.as_ref().ok_or("no DH")?;
         let gxy = dh
             .compute_shared(peer_pub)
@@ -654,14 +582,7 @@ impl Pluto {
             Some(p) => kc::skeyid_psk(prf, p, &p1.ni, &p1.nr),
             None => kc::skeyid_sig(prf, &p1.ni, &p1.nr, &gxy),
         };
-        let keys = kc::derive_phase1_keys(
-            prf,
-            &skeyid,
-            &gxy,
-            &p1.icookie,
-            &p1.rcookie,
-            cipher.key_len(),
-        );
+        let keys = kc::derive_phase1_keys(prf, &skeyid, &gxy, &icky, &rcky, cipher.key_len());
         p1.iv = kc::phase1_iv(prf, &p1.gxi, &p1.gxr, cipher.block_size());
         p1.keys = Some(keys);
         p1.gxy = Some(gxy);
@@ -681,26 +602,24 @@ impl Pluto {
             return Err("missing SA".into());
         };
         let (natt, dpd) = self.read_vids(&chain);
-        let st = self.states.get(&serial).ok_or("gone")?;
-        let p1 = st.p1().ok_or("gone")?;
+        let (_, p1) = v1(self, serial)?;
         let choice = proposal::check_ike_response(sa, &p1.offered, &p1.auths)?;
         let group = choice.alg.group;
         let dh = DhKeyPair::generate(group, &mut self.rng());
         let ni = self.random_bytes(NONCE_LEN);
-        let p1 = self
-            .states
-            .get_mut(&serial)
-            .and_then(|s| s.p1_mut())
-            .ok_or("gone")?;
-        p1.rcookie = hdr.responder_cookie;
-        p1.natt.method = natt;
-        p1.dpd.peer_supports = dpd;
+        let s = self.sas.ike_mut(serial).ok_or("gone")?;
+        s.spi_r = hdr.responder_cookie;
+        s.nat.negotiated = natt != UdpEncapMode::None;
+        s.liveness.peer_supports = dpd;
+        s.auth = Some(choice.auth);
+        let (icky, rcky, local, remote) = (s.spi_i(), s.spi_r, s.local, s.remote);
+        let p1 = s.x.v1_mut().ok_or("gone")?;
+        p1.natt = natt;
         p1.gxi = dh.public_value().to_vec();
         p1.ni = ni.clone();
         let gxi = p1.gxi.clone();
         p1.dh = Some(dh);
         p1.choice = Some(choice);
-        let (icky, rcky, local, remote) = (p1.icookie, p1.rcookie, p1.local, p1.remote);
         let mut payloads = vec![Payload::KeyExchange(gxi), Payload::Nonce(ni)];
         payloads.extend(self.nat_d_payloads(serial));
         let msg = Message {
@@ -710,16 +629,8 @@ impl Pluto {
         let bytes = msg.to_bytes().map_err(|e| e.to_string())?;
         self.advance(serial, StateKind::MainI2);
         self.send_for(serial, local, remote, bytes);
-        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         Ok(())
-    }
-
-    pub(crate) fn advance(&mut self, serial: SerialNo, kind: StateKind) {
-        if let Some(s) = self.states.get_mut(&serial) {
-            s.kind = kind;
-            s.retransmits = 0;
-        }
-        self.log_transition(serial, "");
     }
 
     fn take_ke_nonce(chain: &Chain<'_>, group: DhGroup) -> Result<(Vec<u8>, Vec<u8>), String> {
@@ -739,6 +650,15 @@ impl Pluto {
         Ok((ke, nonce))
     }
 
+    /// The DH group of an ISAKMP SA's chosen transform.
+    fn p1_group(&self, serial: SerialNo) -> Result<DhGroup, String> {
+        let (_, x) = v1(self, serial)?;
+        x.choice
+            .as_ref()
+            .map(|c| c.alg.group)
+            .ok_or_else(|| "gone".into())
+    }
+
     /// MI2 arrived: send KE, Nr, NAT-D; compute keys.
     fn main_r1(&mut self, serial: SerialNo, hdr: &Header, data: &[u8]) -> Result<(), String> {
         let chain = self.plain_chain(hdr, data)?;
@@ -748,21 +668,15 @@ impl Pluto {
             (PT::NatD, 0, 8),
             (PT::VendorId, 0, 32),
         ])?;
-        let group = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .and_then(|p| p.choice.as_ref())
-            .map(|c| c.alg.group)
-            .ok_or("gone")?;
+        let group = self.p1_group(serial)?;
         let (gxi, ni) = Self::take_ke_nonce(&chain, group)?;
         let dh = DhKeyPair::generate(group, &mut self.rng());
         let nr = self.random_bytes(NONCE_LEN);
         {
             let p1 = self
-                .states
-                .get_mut(&serial)
-                .and_then(|s| s.p1_mut())
+                .sas
+                .ike_mut(serial)
+                .and_then(|s| s.x.v1_mut())
                 .ok_or("gone")?;
             p1.gxi = gxi;
             p1.ni = ni;
@@ -772,12 +686,8 @@ impl Pluto {
         }
         self.read_nat_d(serial, &chain);
         self.compute_p1_keys(serial)?;
-        let p1 = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .ok_or("gone")?;
-        let (icky, rcky, local, remote) = (p1.icookie, p1.rcookie, p1.local, p1.remote);
+        let (s, p1) = v1(self, serial)?;
+        let (icky, rcky, local, remote) = (s.spi_i(), s.spi_r, s.local, s.remote);
         let mut payloads = vec![
             Payload::KeyExchange(p1.gxr.clone()),
             Payload::Nonce(p1.nr.clone()),
@@ -790,48 +700,35 @@ impl Pluto {
         let bytes = msg.to_bytes().map_err(|e| e.to_string())?;
         self.advance(serial, StateKind::MainR2);
         self.send_for(serial, local, remote, bytes);
-        self.schedule(serial, HALF_OPEN_TIMEOUT_MS, Event::SoDiscard);
+        self.schedule(serial, HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
         Ok(())
     }
 
     /// Our ID payload and the auth payload (HASH or SIG) for MI3/MR3.
     fn auth_payloads(&mut self, serial: SerialNo) -> Result<Vec<Payload>, String> {
-        let st = self.states.get(&serial).ok_or("gone")?;
-        let key = st.conn.clone();
+        let (s, p1) = v1(self, serial)?;
+        let key = s.conn().to_string();
         let c = self.conns.get(&key).ok_or("connection gone")?;
         let ident = id_to_identification(&c.this.id).ok_or("our ID is %any")?;
         let idp = IdPayload::new(&ident, 0, 0);
         let id_b = Payload::Id(idp.clone())
             .body_bytes()
             .map_err(|e| e.to_string())?;
-        let p1 = st.p1().ok_or("gone")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
-        let h = if p1.initiator {
-            kc::hash_i(
-                ch.alg.prf,
-                &keys.skeyid,
-                &p1.gxi,
-                &p1.gxr,
-                &p1.icookie,
-                &p1.rcookie,
-                &p1.sai_b,
-                &id_b,
-            )
-        } else {
-            kc::hash_r(
-                ch.alg.prf,
-                &keys.skeyid,
-                &p1.gxi,
-                &p1.gxr,
-                &p1.icookie,
-                &p1.rcookie,
-                &p1.sai_b,
-                &id_b,
-            )
-        };
-        let auth = ch.auth;
-        let second = match auth {
+        let (icky, rcky) = (s.spi_i(), s.spi_r);
+        let hash = if s.initiator { kc::hash_i } else { kc::hash_r };
+        let h = hash(
+            ch.alg.prf,
+            &keys.skeyid,
+            &p1.gxi,
+            &p1.gxr,
+            &icky,
+            &rcky,
+            &p1.sai_b,
+            &id_b,
+        );
+        let second = match ch.auth {
             AuthKind::Psk => Payload::Hash(h),
             AuthKind::Rsa => {
                 let k = self
@@ -849,19 +746,15 @@ impl Pluto {
         serial: SerialNo,
         payloads: Vec<Payload>,
     ) -> Result<(), String> {
-        let p1 = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .ok_or("gone")?;
+        let (s, p1) = v1(self, serial)?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
-        let hdr = Self::header(p1.icookie, p1.rcookie, ExchangeType::MainMode, 0);
+        let hdr = Self::header(s.spi_i(), s.spi_r, ExchangeType::MainMode, 0);
         let (bytes, iv) =
             kc::encrypt_message(&hdr, &payloads, ch.alg.cipher, &keys.enc_key, &p1.iv)
                 .map_err(|e| e.to_string())?;
-        let (local, remote) = (p1.local, p1.remote);
-        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
+        let (local, remote) = (s.local, s.remote);
+        if let Some(p1) = self.sas.ike_mut(serial).and_then(|s| s.x.v1_mut()) {
             p1.iv = iv;
         }
         self.send_for(serial, local, remote, bytes);
@@ -877,43 +770,33 @@ impl Pluto {
             (PT::NatD, 0, 8),
             (PT::VendorId, 0, 32),
         ])?;
-        let group = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .and_then(|p| p.choice.as_ref())
-            .map(|c| c.alg.group)
-            .ok_or("gone")?;
+        let group = self.p1_group(serial)?;
         let (gxr, nr) = Self::take_ke_nonce(&chain, group)?;
         {
             let p1 = self
-                .states
-                .get_mut(&serial)
-                .and_then(|s| s.p1_mut())
+                .sas
+                .ike_mut(serial)
+                .and_then(|s| s.x.v1_mut())
                 .ok_or("gone")?;
             p1.gxr = gxr;
             p1.nr = nr;
         }
         self.read_nat_d(serial, &chain);
         self.compute_p1_keys(serial)?;
-        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-            if p1.natt.encapsulate() {
-                p1.local.set_port(NAT_T_PORT);
-                p1.remote.set_port(NAT_T_PORT);
-                p1.natt.floated = true;
+        if let Some(s) = self.sas.ike_mut(serial) {
+            if s.nat.encapsulate() {
+                s.local.set_port(NAT_T_PORT);
+                s.remote.set_port(NAT_T_PORT);
+                s.nat.floated = true;
             }
         }
         let mut payloads = self.auth_payloads(serial)?;
-        let p1 = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .ok_or("gone")?;
-        let spi = [p1.icookie, p1.rcookie].concat();
+        let s = self.sas.ike(serial).ok_or("gone")?;
+        let spi = [s.spi_i(), s.spi_r].concat();
         // INITIAL_CONTACT (RFC 2407 4.6.3.3) tells the peer it may delete every other SA it
         // has with us: only when we have none. strongSwan does so at once, silently, so sent
         // on an ISAKMP SA replacement it killed the CHILD_SAs our IPsec SAs still pointed at.
-        if !self.has_other_sas_with(serial, *p1.remote.ip()) {
+        if !self.has_other_sas_with(serial, *s.remote.ip()) {
             payloads.push(Payload::Notification(NotificationPayload {
                 doi: Doi::Ipsec,
                 protocol: ProtocolId::Isakmp,
@@ -924,36 +807,29 @@ impl Pluto {
         }
         self.send_encrypted_p1(serial, payloads)?;
         self.advance(serial, StateKind::MainI3);
-        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         Ok(())
     }
 
     /// Another established ISAKMP or IPsec SA than `serial` exists with the peer at `peer`.
     fn has_other_sas_with(&self, serial: SerialNo, peer: std::net::Ipv4Addr) -> bool {
-        self.states.values().any(|s| {
-            if s.serial == serial {
+        let ike = self
+            .sas
+            .ikes()
+            .any(|s| s.serial() != serial && s.established && *s.remote.ip() == peer);
+        ike || self.sas.children().any(|c| {
+            if c.serial() == serial || !c.established {
                 return false;
             }
-            if s.kind.isakmp_established() {
-                return s.p1().is_some_and(|p| *p.remote.ip() == peer);
-            }
-            if s.kind.ipsec_established() {
-                let parent_peer = s
-                    .p2()
-                    .and_then(|p| self.states.get(&p.parent))
-                    .and_then(|x| x.p1())
-                    .map(|x| *x.remote.ip());
-                return parent_peer == Some(peer)
-                    || self.conns.get(&s.conn).and_then(|c| c.that.host) == Some(peer);
-            }
-            false
+            let parent_peer = self.sas.ike(c.parent()).map(|x| *x.remote.ip());
+            parent_peer == Some(peer)
+                || self.conns.get(c.conn()).and_then(|c| c.that.host) == Some(peer)
         })
     }
 
     /// Decrypts a phase-1 message (MI3/MR3); returns plaintext and the next IV.
     fn decrypt_p1(&self, serial: SerialNo, data: &[u8]) -> Result<kc::DecryptedMessage, String> {
-        let st = self.states.get(&serial).ok_or("gone")?;
-        let p1 = st.p1().ok_or("gone")?;
+        let (_, p1) = v1(self, serial)?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
         kc::decrypt_message(data, ch.alg.cipher, &keys.enc_key, &p1.iv).map_err(|e| {
@@ -972,37 +848,26 @@ impl Pluto {
         key: &str,
         chain: &Chain<'_>,
     ) -> Result<(), String> {
-        let st = self.states.get(&serial).ok_or("gone")?;
-        let p1 = st.p1().ok_or("gone")?;
+        let (s, p1) = v1(self, serial)?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
         let id_b = chain
             .get(PT::Id)
             .map(|i| i.raw.body())
             .ok_or("missing ID")?;
-        let h = if p1.initiator {
-            kc::hash_r(
-                ch.alg.prf,
-                &keys.skeyid,
-                &p1.gxi,
-                &p1.gxr,
-                &p1.icookie,
-                &p1.rcookie,
-                &p1.sai_b,
-                id_b,
-            )
-        } else {
-            kc::hash_i(
-                ch.alg.prf,
-                &keys.skeyid,
-                &p1.gxi,
-                &p1.gxr,
-                &p1.icookie,
-                &p1.rcookie,
-                &p1.sai_b,
-                id_b,
-            )
-        };
+        let (icky, rcky) = (s.spi_i(), s.spi_r);
+        // The peer's hash: HASH_R when we initiated, HASH_I when it did.
+        let hash = if s.initiator { kc::hash_r } else { kc::hash_i };
+        let h = hash(
+            ch.alg.prf,
+            &keys.skeyid,
+            &p1.gxi,
+            &p1.gxr,
+            &icky,
+            &rcky,
+            &p1.sai_b,
+            id_b,
+        );
         match ch.auth {
             AuthKind::Psk => {
                 let Some(Payload::Hash(got)) = chain.get(PT::Hash).map(|i| &i.p) else {
@@ -1066,12 +931,11 @@ impl Pluto {
         peer_id: &Id,
         text: &str,
     ) -> Result<String, String> {
-        let st = self.states.get(&serial).ok_or("gone")?;
-        let key = st.conn.clone();
-        let psk = st.psk.clone();
-        let p1 = st.p1().ok_or("gone")?;
-        let auth = p1.choice.as_ref().ok_or("no transform")?.auth;
-        let (me, peer) = (*p1.local.ip(), *p1.remote.ip());
+        let s = self.sas.ike(serial).ok_or("gone")?;
+        let key = s.conn().to_string();
+        let psk = s.psk.clone();
+        let auth = s.auth.ok_or("no transform")?;
+        let (me, peer) = (*s.local.ip(), *s.remote.ip());
         let fits = |c: &crate::pluto::connection::Connection| {
             c.that.id == Id::Any || c.that.id == *peer_id
         };
@@ -1105,12 +969,10 @@ impl Pluto {
             if ok {
                 let from = self.conn_quoted(&key);
                 let to = self.conn_quoted(&cand);
-                if let Some(s) = self.states.get_mut(&serial) {
-                    s.conn = cand.clone();
-                    let tmpl = self.conns.get(&cand).is_some_and(|c| c.is_template());
-                    if let Some(p) = s.p1_mut() {
-                        p.template = tmpl;
-                    }
+                let tmpl = self.conns.get(&cand).is_some_and(|c| c.is_template());
+                self.sas.set_conn(serial, &cand);
+                if let Some(s) = self.sas.ike_mut(serial) {
+                    s.template = tmpl;
                 }
                 self.slog(serial, format!("switched from {from} to {to}"));
                 return Ok(cand);
@@ -1165,32 +1027,32 @@ impl Pluto {
             inst.that.id = peer_id.clone();
             let k = inst.key();
             self.conns.insert(k.clone(), inst);
-            if let Some(s) = self.states.get_mut(&serial) {
-                s.conn = k.clone();
-                if let Some(p) = s.p1_mut() {
-                    p.template = false;
-                }
+            self.sas.set_conn(serial, &k);
+            if let Some(s) = self.sas.ike_mut(serial) {
+                s.template = false;
             }
             k
         } else {
             key
         };
-        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-            p1.iv = dm.next_iv.clone();
-            p1.peer_id = Some(peer_id.clone());
-            if p1.natt.method != UdpEncapMode::None && (local != p1.local || remote != p1.remote) {
-                p1.local = local;
-                p1.remote = remote;
-                p1.natt.floated = local.port() == NAT_T_PORT;
+        if let Some(s) = self.sas.ike_mut(serial) {
+            s.peer_id = Some(peer_id.clone());
+            if s.nat.negotiated && (local != s.local || remote != s.remote) {
+                s.local = local;
+                s.remote = remote;
+                s.nat.floated = local.port() == NAT_T_PORT;
+            }
+            if let Some(p1) = s.x.v1_mut() {
+                p1.iv = dm.next_iv.clone();
             }
         }
         let payloads = self.auth_payloads(serial)?;
         self.send_encrypted_p1(serial, payloads)?;
-        if let Some(s) = self.states.get_mut(&serial) {
-            s.last_recv = data.to_vec();
+        if let Some(s) = self.sas.ike_mut(serial) {
+            s.rtx.last_recv = data.to_vec();
         }
         self.advance(serial, StateKind::MainR3);
-        self.p1_established(serial, &key, &peer_id);
+        self.ike_established(serial, &key, &peer_id);
         self.bound_isakmp_sas_per_peer(serial);
         Ok(())
     }
@@ -1217,11 +1079,7 @@ impl Pluto {
             (PT::VendorId, 0, 16),
         ])?;
         let (peer_id, text) = Self::peer_id_of(&chain)?;
-        let key = self
-            .states
-            .get(&serial)
-            .map(|s| s.conn.clone())
-            .ok_or("gone")?;
+        let key = self.sas.conn_of(serial).map(str::to_string).ok_or("gone")?;
         let want = self
             .conns
             .get(&key)
@@ -1234,232 +1092,33 @@ impl Pluto {
         }
         self.verify_peer_auth(serial, &key, &chain)?;
         self.unauth = None;
-        if let Some(p1) = self.states.get_mut(&serial).and_then(|s| s.p1_mut()) {
-            p1.iv = dm.next_iv.clone();
-            p1.peer_id = Some(peer_id.clone());
-            if p1.natt.method != UdpEncapMode::None && remote.port() != p1.remote.port() {
-                p1.remote = remote;
+        if let Some(s) = self.sas.ike_mut(serial) {
+            s.peer_id = Some(peer_id.clone());
+            if s.nat.negotiated && remote.port() != s.remote.port() {
+                s.remote = remote;
+            }
+            if let Some(p1) = s.x.v1_mut() {
+                p1.iv = dm.next_iv.clone();
             }
         }
         self.advance(serial, StateKind::MainI4);
-        self.p1_established(serial, &key, &peer_id);
+        self.ike_established(serial, &key, &peer_id);
         self.start_waiting_main_mode(*remote.ip());
         let pending = self
-            .states
-            .get_mut(&serial)
-            .and_then(|s| s.p1_mut())
-            .and_then(|p| p.pending_qm.take());
+            .sas
+            .ike_mut(serial)
+            .and_then(|s| s.pending_child.take());
         match pending {
             Some(pq) => {
                 let whack = self
-                    .states
-                    .get_mut(&serial)
+                    .sas
+                    .ike_mut(serial)
                     .and_then(|s| s.whack.take())
                     .or(pq.whack);
-                self.quick_initiate(serial, &key, whack, pq.replacing);
+                self.quick_initiate(serial, &key, whack, pq.replacing, 1);
             }
             None => self.release_whack(serial, 0),
         }
         Ok(())
-    }
-
-    /// Bookkeeping when an ISAKMP SA is established: newest, timers, DPD, keepalives,
-    /// uniqueids.
-    fn p1_established(&mut self, serial: SerialNo, key: &str, peer_id: &Id) {
-        let now = self.now;
-        let (life, initiator, floated, peer_dpd, remote_ip) =
-            match self.states.get(&serial).and_then(|s| s.p1()) {
-                Some(p) => (
-                    p.life,
-                    p.initiator,
-                    p.natt.floated,
-                    p.dpd.peer_supports,
-                    *p.remote.ip(),
-                ),
-                None => return,
-            };
-        let dpd = self.conns.get(key).and_then(|c| c.dpd);
-        let keepalive = self.cfg.keepalive_interval.saturating_mul(1000);
-        if let Some(c) = self.conns.get_mut(key) {
-            c.newest_isakmp = Some(serial);
-        }
-        let (delay, ev) = self.replace_delay_ms(key, life, initiator);
-        if let Some(s) = self.states.get_mut(&serial) {
-            s.expires_at = now.saturating_add(life * 1000);
-            s.event = Some((now.saturating_add(delay), ev));
-            if let Some(p) = s.p1_mut() {
-                p.dpd.last_heard = now;
-                if let (Some(d), true) = (dpd, peer_dpd) {
-                    p.dpd.next = Some(now.saturating_add(d.delay * 1000));
-                }
-                if floated {
-                    p.keepalive_at = Some(now.saturating_add(keepalive));
-                }
-            }
-        }
-        if dpd.is_some() && !peer_dpd {
-            self.slog(
-                serial,
-                "DPD: peer does not support Dead Peer Detection".into(),
-            );
-        }
-        if self.cfg.uniqueids {
-            // Release conns with the same peer ID at another address.
-            let stale: Vec<SerialNo> = self
-                .states
-                .values()
-                .filter(|s| {
-                    s.serial != serial
-                        && s.p1().is_some_and(|p| {
-                            p.peer_id.as_ref() == Some(peer_id)
-                                && *p.remote.ip() != remote_ip
-                                && p.peer_id != Some(Id::Any)
-                        })
-                })
-                .map(|s| s.serial)
-                .collect();
-            for s in stale {
-                let k = self
-                    .states
-                    .get(&s)
-                    .map(|x| x.conn.clone())
-                    .unwrap_or_default();
-                let children: Vec<SerialNo> = self
-                    .states
-                    .values()
-                    .filter(|x| x.conn == k && x.p2().is_some())
-                    .map(|x| x.serial)
-                    .collect();
-                self.slog(
-                    s,
-                    format!("deleting: new ISAKMP SA #{serial} for the same peer ID (uniqueids)"),
-                );
-                for ch in children {
-                    self.delete_state(ch, true);
-                }
-                self.delete_state(s, true);
-                self.instance_gc(&k);
-            }
-        }
-    }
-
-    /// Retransmission timer of an initiator (or QR1) state.
-    pub(crate) fn event_retransmit(&mut self, serial: SerialNo) {
-        let Some(st) = self.states.get(&serial) else {
-            return;
-        };
-        let (kind, n, key, try_no) = (st.kind, st.retransmits, st.conn.clone(), st.try_no);
-        let keyingtries = self.conns.get(&key).map_or(1, |c| c.keyingtries);
-        let delay = if n < crate::pluto::engine::MAX_RETRANSMISSIONS {
-            Some(RETRANSMIT_BASE_MS << (n + 1))
-        } else if kind == StateKind::MainI1
-            && keyingtries == 0
-            && n < crate::pluto::engine::MAX_RETRANSMISSIONS_INITIAL
-        {
-            Some(RETRANSMIT_BASE_MS << crate::pluto::engine::MAX_RETRANSMISSIONS)
-        } else {
-            None
-        };
-        if let Some(d) = delay {
-            if let Some(s) = self.states.get_mut(&serial) {
-                s.retransmits += 1;
-            }
-            self.slog_code(
-                serial,
-                rc::RETRANSMISSION,
-                format!(
-                    "{}: retransmission; will wait {}s for response",
-                    kind.name(),
-                    d / 1000
-                ),
-            );
-            self.resend_last(serial);
-            self.schedule(serial, d, Event::Retransmit);
-            return;
-        }
-        let why = match kind {
-            StateKind::MainI1 => "  No response (or no acceptable response) to our first IKE message",
-            StateKind::MainI3 => "  Possible authentication failure: no acceptable response to our first encrypted message",
-            StateKind::QuickI1 => "  No acceptable response to our first Quick Mode message: perhaps peer likes no proposal",
-            _ => "",
-        };
-        self.slog_code(
-            serial,
-            rc::NORETRANSMISSION,
-            format!(
-                "max number of retransmissions ({}) reached {}.{why}",
-                crate::pluto::engine::MAX_RETRANSMISSIONS,
-                kind.name()
-            ),
-        );
-        let pending = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p1())
-            .and_then(|p| p.pending_qm);
-        let replacing = self
-            .states
-            .get(&serial)
-            .and_then(|s| s.p2())
-            .and_then(|p| p.replacing);
-        let more = keyingtries == 0 || try_no < keyingtries;
-        let is_initiator = !matches!(kind, StateKind::QuickR1);
-        if more && is_initiator && self.conns.get(&key).is_some_and(|c| c.instance == 0) {
-            let of = if keyingtries == 0 {
-                "an unlimited number".to_string()
-            } else {
-                format!("at most {keyingtries}")
-            };
-            let release = self.states.get(&serial).is_some_and(|s| s.whack.is_some());
-            self.slog(
-                serial,
-                format!(
-                    "starting keying attempt {} of {of}{}",
-                    try_no + 1,
-                    if release { ", but releasing whack" } else { "" }
-                ),
-            );
-            self.release_whack(
-                serial,
-                crate::pluto::output::whack_status(rc::NORETRANSMISSION),
-            );
-            self.delete_state(serial, false);
-            if kind == StateKind::QuickI1 {
-                let p1 = self
-                    .states
-                    .values()
-                    .filter(|s| s.conn == key && s.kind.isakmp_established())
-                    .map(|s| s.serial)
-                    .max();
-                match p1 {
-                    Some(p) => self.quick_initiate_try(p, &key, None, replacing, try_no + 1),
-                    None => self.main_initiate(
-                        &key,
-                        None,
-                        try_no + 1,
-                        Some(PendingQm {
-                            whack: None,
-                            replacing,
-                        }),
-                    ),
-                }
-            } else {
-                let pq = pending.map(|p| PendingQm {
-                    whack: None,
-                    replacing: p.replacing,
-                });
-                self.main_initiate(&key, None, try_no + 1, pq);
-            }
-        } else {
-            self.release_whack(
-                serial,
-                crate::pluto::output::whack_status(rc::NORETRANSMISSION),
-            );
-            self.delete_state(serial, false);
-            if is_initiator {
-                self.negotiation_failed(&key);
-            }
-            self.instance_gc(&key);
-        }
     }
 }

@@ -85,14 +85,4 @@ impl<'a> Chain<'a> {
     }
 }
 
-/// Constant-time equality of two byte strings (lengths are public).
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut d = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        d |= x ^ y;
-    }
-    std::hint::black_box(d) == 0
-}
+pub(crate) use crate::pluto::crypto::ct_eq;

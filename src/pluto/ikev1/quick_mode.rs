@@ -1,7 +1,7 @@
 //! Quick Mode (RFC 2409 5.5): IPsec SA negotiation with PFS, client IDs, AH/ESP/IPComp, NAT-T
-//! encapsulation modes; SA installation is make-before-break.
+//! encapsulation modes. What was negotiated goes to the engine as a [`NegotiatedChild`] with
+//! its keys (KEYMAT); the engine installs it make-before-break.
 
-use crate::pluto::ids::{SerialNo, WhackClient};
 use std::net::SocketAddrV4;
 
 use zeroize::Zeroizing;
@@ -9,10 +9,12 @@ use zeroize::Zeroizing;
 use crate::addr::Subnet;
 use crate::pluto::connection::{identification_subnet, subnet_identification};
 use crate::pluto::crypto::{DhGroup, DhKeyPair};
-use crate::pluto::engine::{Pluto, RETRANSMIT_BASE_MS};
+use crate::pluto::engine::Pluto;
+use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
-use crate::pluto::ikev1::state::{Event, Family, Phase2, State, StateKind};
+use crate::pluto::ikev1::state::{QuickMode, StateKind};
+use crate::pluto::install::{ChildMode, EspKeys, NegotiatedAh, NegotiatedChild, NegotiatedEsp};
 use crate::pluto::isakmp::{
     emit_payloads, AttrValue, Attribute, Doi, ExchangeType, Flags, Header, IdPayload,
     IpsecAttrType, NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
@@ -20,6 +22,10 @@ use crate::pluto::isakmp::{
 };
 use crate::pluto::output::rc;
 use crate::pluto::proposal::{self, Spis, UdpEncapMode};
+use crate::pluto::sa::{ChildSa, NewChildSa};
+use crate::pluto::timers::{TimerKind, RETRANSMIT_BASE_MS};
+use crate::pluto::version::ChildExchange;
+use crate::sadb::KeyBytes;
 
 const NONCE_LEN: usize = 32;
 
@@ -41,8 +47,8 @@ pub(crate) struct P1Ctx {
 
 impl Pluto {
     pub(crate) fn p1_ctx(&self, p1: SerialNo) -> Option<P1Ctx> {
-        let st = self.states.get(&p1)?;
-        let p = st.p1()?;
+        let s = self.sas.ike(p1)?;
+        let p = s.x.v1()?;
         let ch = p.choice.as_ref()?;
         let keys = p.keys.as_ref()?;
         Some(P1Ctx {
@@ -51,13 +57,13 @@ impl Pluto {
             enc_key: keys.enc_key.clone(),
             skeyid_a: keys.skeyid_a.clone(),
             iv: p.iv.clone(),
-            icky: p.icookie,
-            rcky: p.rcookie,
-            local: p.local,
-            remote: p.remote,
+            icky: s.spi_i(),
+            rcky: s.spi_r,
+            local: s.local,
+            remote: s.remote,
             group: ch.alg.group,
-            natt: p.natt.method,
-            encap: p.natt.encapsulate(),
+            natt: p.natt,
+            encap: s.nat.encapsulate(),
         })
     }
 
@@ -68,9 +74,9 @@ impl Pluto {
                 continue;
             }
             let used = self
-                .states
-                .get(&p1)
-                .and_then(|s| s.p1())
+                .sas
+                .ike(p1)
+                .and_then(|s| s.x.v1())
                 .is_some_and(|p| p.msgids.contains(&m));
             if !used {
                 self.note_msgid(p1, m);
@@ -80,7 +86,7 @@ impl Pluto {
     }
 
     pub(crate) fn note_msgid(&mut self, p1: SerialNo, m: u32) {
-        if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
+        if let Some(p) = self.sas.ike_mut(p1).and_then(|s| s.x.v1_mut()) {
             if p.msgids.len() >= 1024 {
                 p.msgids.remove(0);
             }
@@ -88,18 +94,97 @@ impl Pluto {
         }
     }
 
-    /// Starts Quick Mode for `key` over ISAKMP SA `p1`.
-    pub(crate) fn quick_initiate(
-        &mut self,
-        p1: SerialNo,
-        key: &str,
-        whack: Option<WhackClient>,
-        replacing: Option<SerialNo>,
-    ) {
-        self.quick_initiate_try(p1, key, whack, replacing, 1);
+    /// The IPsec SAs Quick Mode `serial` negotiated, with their keys (RFC 2409 5.5:
+    /// KEYMAT per protocol and SPI, from SKEYID_d of its ISAKMP SA, the PFS secret and both
+    /// nonces), for the engine to install. `encap_port`: ESP in UDP to that peer port.
+    fn negotiated_child(
+        &self,
+        serial: SerialNo,
+        encap_port: Option<u16>,
+        life: u64,
+    ) -> Option<NegotiatedChild> {
+        let c = self.sas.child(serial)?;
+        let q = c.x.v1()?;
+        let parent = self.sas.ike(c.parent())?;
+        let p1 = parent.x.v1()?;
+        let keys = p1.keys.as_ref()?;
+        let prf = p1.choice.as_ref()?.alg.prf;
+        let choice = q.choice.as_ref()?;
+        let gxy: Option<&[u8]> = q.gxy.as_deref().map(|v| v.as_slice());
+        let kmat = |proto: u8, spi: u32, len: usize| {
+            kc::keymat(
+                prf,
+                &keys.skeyid_d,
+                gxy,
+                proto,
+                &spi.to_be_bytes(),
+                &q.ni,
+                &q.nr,
+                len,
+            )
+        };
+        let mode = if self.conns.get(c.conn())?.tunnel() {
+            let (tun_in, tun_out) = q.tun?;
+            ChildMode::Tunnel { tun_in, tun_out }
+        } else {
+            ChildMode::Transport
+        };
+        let ipcomp = match choice.cpi {
+            Some(peer) => Some((c.our.cpi?, peer)),
+            None => None,
+        };
+        let esp = match choice.esp {
+            Some((alg, spi_out)) => {
+                let spi_in = c.our.esp?;
+                let elen = alg.enc.key_len();
+                let len = elen + alg.auth.map_or(0, |a| a.key_len());
+                let split = |km: &[u8]| -> Option<EspKeys> {
+                    Some(EspKeys {
+                        enc: KeyBytes(km.get(..elen)?.to_vec()),
+                        integ: KeyBytes(km.get(elen..)?.to_vec()),
+                    })
+                };
+                Some(NegotiatedEsp {
+                    enc: alg.enc,
+                    integ: alg.auth,
+                    spi_in,
+                    spi_out,
+                    keys_in: split(&kmat(3, spi_in, len))?,
+                    keys_out: split(&kmat(3, spi_out, len))?,
+                })
+            }
+            None => None,
+        };
+        let ah = match choice.ah {
+            Some((alg, spi_out)) => {
+                let spi_in = c.our.ah?;
+                Some(NegotiatedAh {
+                    alg,
+                    spi_in,
+                    spi_out,
+                    key_in: KeyBytes(kmat(2, spi_in, alg.key_len()).to_vec()),
+                    key_out: KeyBytes(kmat(2, spi_out, alg.key_len()).to_vec()),
+                })
+            }
+            None => None,
+        };
+        Some(NegotiatedChild {
+            local: *parent.local.ip(),
+            remote: *parent.remote.ip(),
+            our_client: c.our_client,
+            peer_client: c.peer_client,
+            mode,
+            esp,
+            ah,
+            ipcomp,
+            encap_port,
+            life,
+        })
     }
 
-    pub(crate) fn quick_initiate_try(
+    /// Starts Quick Mode for `key` over ISAKMP SA `p1` (keying attempt `try_no`), replacing
+    /// IPsec SA `replacing` if given.
+    pub(crate) fn quick_initiate(
         &mut self,
         p1: SerialNo,
         key: &str,
@@ -166,48 +251,31 @@ impl Pluto {
         else {
             return;
         };
-        let serial = self.new_serial();
-        let p2 = Phase2 {
-            parent: p1,
-            initiator: true,
-            msgid,
-            iv: next_iv,
-            ni,
-            nr: Vec::new(),
-            dh,
-            gxy: None,
-            our,
-            policy,
-            choice: None,
-            our_client,
-            peer_client,
-            tun,
-            inbound: Vec::new(),
-            outbound: Vec::new(),
-            life: 0,
-            replacing,
-            encap_port: None,
-            used_in: None,
-            used_out: None,
-        };
-        self.states.insert(
+        let serial = self.sas.new_serial();
+        let mut q = QuickMode::new(StateKind::QuickI1);
+        q.msgid = msgid;
+        q.iv = next_iv;
+        q.ni = ni;
+        q.dh = dh;
+        q.policy = policy;
+        q.tun = tun;
+        let mut child = ChildSa::new(
             serial,
-            State {
-                serial,
+            NewChildSa {
                 conn: key.to_string(),
-                kind: StateKind::QuickI1,
-                family: Family::P2(Box::new(p2)),
-                event: None,
-                retransmits: 0,
-                last_sent: None,
-                last_recv: Vec::new(),
-                whack,
-                try_no,
+                parent: p1,
+                initiator: true,
+                our,
+                our_client,
+                peer_client,
                 created: self.now,
-                expires_at: 0,
-                psk: None,
+                x: ChildExchange::V1(Box::new(q)),
             },
         );
+        child.replacing = replacing;
+        child.whack = whack;
+        child.try_no = try_no;
+        self.sas.insert_child(child);
         let pol = self
             .conns
             .get(key)
@@ -227,7 +295,7 @@ impl Pluto {
             "STATE_QUICK_I1: initiate".into(),
         );
         self.send_for(serial, ctx.local, ctx.remote, bytes);
-        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
     }
 
     /// Dispatches a Quick Mode message.
@@ -244,11 +312,7 @@ impl Pluto {
             ));
             return;
         };
-        if !self
-            .states
-            .get(&p1)
-            .is_some_and(|s| s.kind.isakmp_established())
-        {
+        if !self.sas.ike(p1).is_some_and(|s| s.established) {
             self.slog(
                 p1,
                 "Quick Mode message received before ISAKMP SA established; dropped".into(),
@@ -262,15 +326,19 @@ impl Pluto {
             );
             return;
         }
-        let existing = self.states.values().find_map(|s| {
-            let p = s.p2()?;
-            (p.parent == p1 && p.msgid == hdr.message_id).then_some(s.serial)
-        });
+        let existing = self
+            .sas
+            .children_of(p1)
+            .find(|c| c.x.v1().is_some_and(|q| q.msgid == hdr.message_id))
+            .map(ChildSa::serial);
         let r = match existing {
             Some(serial) => {
-                let (kind, dup) = match self.states.get(&serial) {
-                    Some(s) => (s.kind, s.last_recv == data),
-                    None => return,
+                let Some((kind, dup)) = self
+                    .sas
+                    .child(serial)
+                    .and_then(|c| Some((c.x.v1()?.kind, c.rtx.last_recv == data)))
+                else {
+                    return;
                 };
                 if dup {
                     if kind == StateKind::QuickR1 {
@@ -288,8 +356,8 @@ impl Pluto {
                 };
                 match r {
                     Ok(()) => {
-                        if let Some(s) = self.states.get_mut(&serial) {
-                            s.last_recv = data.to_vec();
+                        if let Some(c) = self.sas.child_mut(serial) {
+                            c.rtx.last_recv = data.to_vec();
                         }
                         return;
                     }
@@ -301,9 +369,9 @@ impl Pluto {
             }
             None => {
                 let used = self
-                    .states
-                    .get(&p1)
-                    .and_then(|s| s.p1())
+                    .sas
+                    .ike(p1)
+                    .and_then(|s| s.x.v1())
                     .is_some_and(|p| p.msgids.contains(&hdr.message_id));
                 if used {
                     Err("Quick Mode message with a reused Message ID; dropped".to_string())
@@ -439,24 +507,19 @@ impl Pluto {
             .get(PT::Nonce)
             .map(|i| i.raw.body().to_vec())
             .ok_or("missing Nonce")?;
-        let (dh, gxy, ke_out) = match (choice.pfs, chain.get(PT::KeyExchange).map(|i| &i.p)) {
+        let (gxy, ke_out) = match (choice.pfs, chain.get(PT::KeyExchange).map(|i| &i.p)) {
             (Some(g), Some(Payload::KeyExchange(ke))) => {
                 let dh = DhKeyPair::generate(g, &mut self.rng());
                 let s = dh
                     .compute_shared(ke)
                     .map_err(|e| format!("bad KE in Quick Mode: {e}"))?;
                 let pubv = dh.public_value().to_vec();
-                (
-                    None::<DhKeyPair>,
-                    Some(Zeroizing::new(s.as_bytes().to_vec())),
-                    Some(pubv),
-                )
+                (Some(Zeroizing::new(s.as_bytes().to_vec())), Some(pubv))
             }
             (Some(_), _) => return Err("PFS proposed but no KE payload".into()),
             (None, Some(_)) => return Err("KE payload without PFS group".into()),
-            (None, None) => (None, None, None),
+            (None, None) => (None, None),
         };
-        let _ = dh;
         let nr = self.random_bytes(NONCE_LEN);
         let mut our = Spis {
             esp: choice.esp.map(|_| self.spis.spi()),
@@ -506,57 +569,43 @@ impl Pluto {
         )
         .map_err(|e| e.to_string())?;
         let encap_port = choice.udp_encap.then_some(ctx.remote.port());
-        let serial = self.new_serial();
-        let p2 = Phase2 {
-            parent: p1,
-            initiator: false,
-            msgid,
-            iv: iv_after,
-            ni,
-            nr,
-            dh: None,
-            gxy,
-            our,
-            policy: base,
-            choice: Some(choice),
-            our_client,
-            peer_client,
-            tun,
-            inbound: Vec::new(),
-            outbound: Vec::new(),
-            life,
-            replacing: None,
-            encap_port,
-            used_in: None,
-            used_out: None,
-        };
-        self.states.insert(
+        let serial = self.sas.new_serial();
+        let mut q = QuickMode::new(StateKind::QuickR1);
+        q.msgid = msgid;
+        q.iv = iv_after;
+        q.ni = ni;
+        q.nr = nr;
+        q.gxy = gxy;
+        q.policy = base;
+        q.choice = Some(choice);
+        q.tun = tun;
+        let mut child = ChildSa::new(
             serial,
-            State {
-                serial,
+            NewChildSa {
                 conn: key.clone(),
-                kind: StateKind::QuickR1,
-                family: Family::P2(Box::new(p2)),
-                event: None,
-                retransmits: 0,
-                last_sent: None,
-                last_recv: data.to_vec(),
-                whack: None,
-                try_no: 0,
+                parent: p1,
+                initiator: false,
+                our,
+                our_client,
+                peer_client,
                 created: self.now,
-                expires_at: 0,
-                psk: None,
+                x: ChildExchange::V1(Box::new(q)),
             },
         );
-        if !self.install_sas(serial, true, false) {
-            self.delete_state(serial, false);
+        child.rtx.last_recv = data.to_vec();
+        self.sas.insert_child(child);
+        if let Some(n) = self.negotiated_child(serial, encap_port, life) {
+            self.set_negotiated(serial, n);
+        }
+        if !self.install_child(serial, true, false) {
+            self.delete_sa(serial, false);
             return Err("inbound SAs could not be built".into());
         }
         self.hold_for_responder(serial);
         self.slog(serial, "responding to Quick Mode".into());
         self.log_transition(serial, "");
         self.send_for(serial, ctx.local, ctx.remote, bytes);
-        self.schedule(serial, RETRANSMIT_BASE_MS, Event::Retransmit);
+        self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         Ok(())
     }
 
@@ -564,12 +613,12 @@ impl Pluto {
     fn quick_i1(&mut self, serial: SerialNo, p1: SerialNo, data: &[u8]) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let (iv, msgid, ni) = {
-            let p2 = self
-                .states
-                .get(&serial)
-                .and_then(|s| s.p2())
+            let q = self
+                .sas
+                .child(serial)
+                .and_then(|c| c.x.v1())
                 .ok_or("gone")?;
-            (p2.iv.clone(), p2.msgid, p2.ni.clone())
+            (q.iv.clone(), q.msgid, q.ni.clone())
         };
         let mut plain = Vec::new();
         let (chain, h, after, next_iv) = Self::qm_decrypt(&ctx, &iv, data, &mut plain)?;
@@ -596,12 +645,9 @@ impl Pluto {
             return Err("missing SA".into());
         };
         let (policy, our_client, peer_client) = {
-            let p2 = self
-                .states
-                .get(&serial)
-                .and_then(|s| s.p2())
-                .ok_or("gone")?;
-            (p2.policy.clone(), p2.our_client, p2.peer_client)
+            let c = self.sas.child(serial).ok_or("gone")?;
+            let q = c.x.v1().ok_or("gone")?;
+            (q.policy.clone(), c.our_client, c.peer_client)
         };
         let natt = ctx.natt != UdpEncapMode::None;
         let choice = proposal::check_qm_response(sa, &policy, natt)?;
@@ -620,12 +666,12 @@ impl Pluto {
             .map(|i| i.raw.body().to_vec())
             .ok_or("missing Nonce")?;
         let gxy = {
-            let p2 = self
-                .states
-                .get(&serial)
-                .and_then(|s| s.p2())
+            let q = self
+                .sas
+                .child(serial)
+                .and_then(|c| c.x.v1())
                 .ok_or("gone")?;
-            match (&p2.dh, chain.get(PT::KeyExchange).map(|i| &i.p)) {
+            match (&q.dh, chain.get(PT::KeyExchange).map(|i| &i.p)) {
                 (Some(dh), Some(Payload::KeyExchange(ke))) => Some(Zeroizing::new(
                     dh.compute_shared(ke)
                         .map_err(|e| format!("bad KE in QR1: {e}"))?
@@ -638,9 +684,9 @@ impl Pluto {
             }
         };
         let key = self
-            .states
-            .get(&serial)
-            .map(|s| s.conn.clone())
+            .sas
+            .conn_of(serial)
+            .map(str::to_string)
             .unwrap_or_default();
         let keylife = self.conns.get(&key).map_or(28800, |c| c.keylife);
         // RFC 2407 4.6.3.1: the responder chose a shorter lifetime than we proposed.
@@ -656,27 +702,24 @@ impl Pluto {
                 format!("received RESPONDER-LIFETIME: IPsec SA lifetime {n}s"),
             );
         }
+        let mut life = choice.life.unwrap_or(keylife).min(keylife);
+        if let Some(n) = notified {
+            life = life.min(n);
+        }
+        let encap_port = (choice.udp_encap || ctx.encap).then_some(ctx.remote.port());
         {
-            let p2 = self
-                .states
-                .get_mut(&serial)
-                .and_then(|s| s.p2_mut())
-                .ok_or("gone")?;
-            p2.nr = nr.clone();
-            p2.gxy = gxy;
-            p2.dh = None;
-            p2.life = choice.life.unwrap_or(keylife).min(keylife);
-            if let Some(n) = notified {
-                p2.life = p2.life.min(n);
-            }
-            p2.encap_port = (choice.udp_encap || ctx.encap).then_some(ctx.remote.port());
-            if let Some(cpi) = p2.our.cpi {
+            let c = self.sas.child_mut(serial).ok_or("gone")?;
+            if let Some(cpi) = c.our.cpi {
                 if choice.cpi.is_none() {
-                    p2.our.cpi = None;
+                    c.our.cpi = None;
                     self.spis.release_cpi(cpi);
                 }
             }
-            p2.choice = Some(choice);
+            let q = c.x.v1_mut().ok_or("gone")?;
+            q.nr = nr.clone();
+            q.gxy = gxy;
+            q.dh = None;
+            q.choice = Some(choice);
         }
         let h3 = kc::quick_hash3(ctx.prf, &ctx.skeyid_a, msgid, &ni, &nr);
         let (bytes, iv_after) = kc::encrypt_message(
@@ -687,20 +730,21 @@ impl Pluto {
             &next_iv,
         )
         .map_err(|e| e.to_string())?;
-        if let Some(p2) = self.states.get_mut(&serial).and_then(|s| s.p2_mut()) {
-            p2.iv = iv_after;
+        if let Some(q) = self.sas.child_mut(serial).and_then(|c| c.x.v1_mut()) {
+            q.iv = iv_after;
         }
-        if !self.install_sas(serial, true, true) {
+        if let Some(n) = self.negotiated_child(serial, encap_port, life) {
+            self.set_negotiated(serial, n);
+        }
+        if !self.install_child(serial, true, true) {
             return Err("SAs could not be built".into());
         }
-        self.route_to_state(serial);
+        self.route_to_child(serial);
         self.send_for(serial, ctx.local, ctx.remote, bytes);
-        if let Some(s) = self.states.get_mut(&serial) {
-            s.kind = StateKind::QuickI2;
-        }
+        self.set_quick_kind(serial, StateKind::QuickI2);
         let extra = self.sa_summary(serial);
         self.log_transition(serial, &extra);
-        self.p2_established(serial);
+        self.child_established(serial);
         self.release_whack(serial, 0);
         Ok(())
     }
@@ -709,12 +753,12 @@ impl Pluto {
     fn quick_r1(&mut self, serial: SerialNo, p1: SerialNo, data: &[u8]) -> Result<(), String> {
         let ctx = self.p1_ctx(p1).ok_or("no keys")?;
         let (iv, msgid, ni, nr) = {
-            let p2 = self
-                .states
-                .get(&serial)
-                .and_then(|s| s.p2())
+            let q = self
+                .sas
+                .child(serial)
+                .and_then(|c| c.x.v1())
                 .ok_or("gone")?;
-            (p2.iv.clone(), p2.msgid, p2.ni.clone(), p2.nr.clone())
+            (q.iv.clone(), q.msgid, q.ni.clone(), q.nr.clone())
         };
         let mut plain = Vec::new();
         let (chain, h, _after, next_iv) = Self::qm_decrypt(&ctx, &iv, data, &mut plain)?;
@@ -729,66 +773,27 @@ impl Pluto {
         }
         chain.check(&[(PT::Hash, 1, 1), (PT::Notification, 0, 8)])?;
         self.heard_from(p1);
-        if let Some(p2) = self.states.get_mut(&serial).and_then(|s| s.p2_mut()) {
-            p2.iv = next_iv;
+        if let Some(q) = self.sas.child_mut(serial).and_then(|c| c.x.v1_mut()) {
+            q.iv = next_iv;
         }
-        if !self.install_sas(serial, false, true) {
+        if !self.install_child(serial, false, true) {
             return Err("outbound SAs could not be built".into());
         }
-        self.route_to_state(serial);
-        if let Some(s) = self.states.get_mut(&serial) {
-            s.kind = StateKind::QuickR2;
-        }
+        self.route_to_child(serial);
+        self.set_quick_kind(serial, StateKind::QuickR2);
         let extra = self.sa_summary(serial);
         self.log_transition(serial, &extra);
-        self.p2_established(serial);
+        self.child_established(serial);
         Ok(())
     }
 
     /// ` {ESP=>0x… <0x…}` for the established line.
     pub(crate) fn sa_summary(&self, serial: SerialNo) -> String {
-        let Some(p2) = self.states.get(&serial).and_then(|s| s.p2()) else {
-            return String::new();
-        };
-        let Some(ch) = &p2.choice else {
-            return String::new();
-        };
-        let mut parts = Vec::new();
-        if let (Some((_, peer)), Some(our)) = (ch.ah, p2.our.ah) {
-            parts.push(format!("AH=>0x{peer:08x} <0x{our:08x}"));
-        }
-        if let (Some((_, peer)), Some(our)) = (ch.esp, p2.our.esp) {
-            parts.push(format!("ESP=>0x{peer:08x} <0x{our:08x}"));
-        }
-        if let (Some(peer), Some(our)) = (ch.cpi, p2.our.cpi) {
-            parts.push(format!("IPCOMP=>0x{peer:08x} <0x{our:08x}"));
-        }
-        if p2.encap_port.is_some() {
-            parts.push("NATOA=none NATD=encap".into());
-        }
-        format!(" {{{}}}", parts.join(" "))
-    }
-
-    fn p2_established(&mut self, serial: SerialNo) {
-        let now = self.now;
-        let Some(st) = self.states.get(&serial) else {
-            return;
-        };
-        let key = st.conn.clone();
-        let (life, initiator) = st.p2().map_or((0, false), |p| (p.life, p.initiator));
-        let (delay, ev) = self.replace_delay_ms(&key, life, initiator);
-        if let Some(s) = self.states.get_mut(&serial) {
-            s.expires_at = now.saturating_add(life * 1000);
-            s.event = Some((now.saturating_add(delay), ev));
-        }
-    }
-
-    /// Notes that the peer of ISAKMP SA `p1` is alive (DPD).
-    pub(crate) fn heard_from(&mut self, p1: SerialNo) {
-        let now = self.now;
-        if let Some(p) = self.states.get_mut(&p1).and_then(|s| s.p1_mut()) {
-            p.dpd.last_heard = now;
-        }
+        self.sas
+            .child(serial)
+            .and_then(|c| c.negotiated.as_ref())
+            .map(|n| n.summary())
+            .unwrap_or_default()
     }
 }
 

@@ -29,12 +29,17 @@ fn with_icookie(mi1: &[u8], n: u64) -> Vec<u8> {
     m
 }
 
+/// The Main Mode state of an ISAKMP SA.
+fn kind(x: &crate::pluto::version::IkeExchange) -> StateKind {
+    x.v1().expect("an IKEv1 SA").kind
+}
+
 /// Half-open responder states of `n` whose peer is `ip` (`None`: all).
 fn half_open(n: &Node, ip: Option<Ipv4Addr>) -> usize {
-    n.p.states
-        .values()
-        .filter(|s| s.kind.half_open_responder())
-        .filter(|s| ip.is_none_or(|ip| s.p1().is_some_and(|p| *p.remote.ip() == ip)))
+    n.p.sas
+        .ikes()
+        .filter(|s| s.x.half_open_responder())
+        .filter(|s| ip.is_none_or(|ip| *s.remote.ip() == ip))
         .count()
 }
 
@@ -127,7 +132,7 @@ fn proven_half_open_states_are_not_evicted() {
     net.b.p.cfg.max_half_open_per_peer = 1;
     let mut n = 0;
     net.adversary = Some(Box::new(move |b, _| {
-        let proven = b.p.states.values().any(|s| s.kind == StateKind::MainR2);
+        let proven = b.p.sas.ikes().any(|s| kind(&s.x) == StateKind::MainR2);
         if !proven || n > 0 {
             return Vec::new();
         }
@@ -209,7 +214,7 @@ fn mi2_for_an_evicted_state_is_counted() {
     // Deliver A's MI1 and B's MR1, then let a spoofed MI1 evict B's state before MI2.
     let mut spoofed = false;
     net.adversary = Some(Box::new(move |b, _| {
-        let waiting = b.p.states.values().any(|s| s.kind == StateKind::MainR1);
+        let waiting = b.p.sas.ikes().any(|s| kind(&s.x) == StateKind::MainR1);
         if !waiting || spoofed {
             return Vec::new();
         }
@@ -240,7 +245,7 @@ fn quick_mode_responder_respects_the_state_limit() {
     let mut net = psk_pair("");
     net.up_a("net");
     assert_up(&net);
-    net.b.p.cfg.max_states = net.b.p.states.len();
+    net.b.p.cfg.max_states = net.b.p.sas.len();
     net.whack_a(
         2,
         WhackCmd::Up {
@@ -328,9 +333,9 @@ fn per_peer_concurrent_quick_mode_limit() {
     assert_eq!(
         net.b
             .p
-            .states
-            .values()
-            .filter(|s| s.kind == StateKind::QuickR1)
+            .sas
+            .children()
+            .filter(|c| c.x.v1().is_some_and(|q| q.kind == StateKind::QuickR1))
             .count(),
         1
     );

@@ -99,19 +99,11 @@ impl Node {
     }
 
     pub fn established_ipsec(&self) -> usize {
-        self.p
-            .states
-            .values()
-            .filter(|s| s.kind.ipsec_established())
-            .count()
+        self.p.sas.children().filter(|c| c.established).count()
     }
 
     pub fn established_isakmp(&self) -> usize {
-        self.p
-            .states
-            .values()
-            .filter(|s| s.kind.isakmp_established())
-            .count()
+        self.p.sas.ikes().filter(|s| s.established).count()
     }
 
     pub fn dump(&self) -> String {
@@ -256,6 +248,9 @@ impl Net {
             let from_a = Self::drain(&mut self.a, now);
             let from_b = Self::drain(&mut self.b, now);
             if from_a.is_empty() && from_b.is_empty() {
+                // Whatever happened, the SA tables' indexes and timers match their records.
+                crate::pluto::sa::assert_consistent(&self.a.p.sas);
+                crate::pluto::sa::assert_consistent(&self.b.p.sas);
                 return;
             }
             if let (Some(adv), false) = (self.adversary.as_mut(), from_a.is_empty()) {

@@ -119,9 +119,12 @@ fn assert_refused(net: &Net, before: (usize, usize, usize, usize, usize), claim:
     let n = &b.p.conns["net"];
     assert_eq!(n.routing, Routing::Erouted);
     assert_eq!(n.that.client, s("10.0.1.0/24"));
-    assert!(b.p.states[&n.eroute_owner.expect("an eroute owner")]
-        .kind
-        .ipsec_established());
+    assert!(
+        b.p.sas
+            .child(n.eroute_owner.expect("an eroute owner"))
+            .expect("the eroute owner's SA")
+            .established
+    );
 }
 
 /// No `rightsubnet=`, no NAT: only the peer's own address. A /32 inside another conn's
@@ -405,10 +408,10 @@ fn esp_delete(spis: &[u32]) -> Payload {
 
 /// The newest established ISAKMP SA of a node.
 fn isakmp_sa(n: &Node) -> SerialNo {
-    n.p.states
-        .values()
-        .filter(|s| s.kind.isakmp_established())
-        .map(|s| s.serial)
+    n.p.sas
+        .ikes()
+        .filter(|s| s.established)
+        .map(|s| s.serial())
         .max()
         .expect("an ISAKMP SA")
 }
@@ -434,8 +437,8 @@ fn deletes_from_another_peer_at_the_same_address_are_ignored() {
     let spi = esp_to_west(&net.b);
     let alice_p1 = net.b.p.conns["rw[1]"].newest_isakmp.expect("an ISAKMP SA");
     let cookies = {
-        let p = net.b.p.states[&alice_p1].p1().unwrap();
-        [p.icookie, p.rcookie].concat()
+        let p = net.b.p.sas.ike(alice_p1).unwrap();
+        [p.spi_i(), p.spi_r].concat()
     };
     let Net {
         a: alice, b, now, ..
@@ -469,7 +472,7 @@ fn deletes_from_another_peer_at_the_same_address_are_ignored() {
     );
     net.run();
     assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
-    assert!(net.b.p.states.contains_key(&alice_p1));
+    assert!(net.b.p.sas.ike(alice_p1).is_some());
     assert_eq!(touched(&net.b), before);
     assert!(
         net.b.log_has(&format!(
@@ -518,11 +521,13 @@ fn deletes_over_a_replacement_isakmp_sa_are_honoured() {
         assert_eq!(net.a.established_isakmp(), 2, "{}", net.a.dump());
         assert_eq!(net.b.established_isakmp(), 2, "{}", net.b.dump());
         let new = net.a.p.conns["rw"].newest_isakmp.expect("an ISAKMP SA");
-        let parent = net.b.p.states.values().find_map(|s| {
-            s.p2()
-                .filter(|_| s.kind.ipsec_established())
-                .map(|p| p.parent)
-        });
+        let parent = net
+            .b
+            .p
+            .sas
+            .children()
+            .find(|c| c.established)
+            .map(|c| c.parent());
         assert_eq!(parent, Some(old));
         let spi = esp_to_west(&net.b);
         net.a.p.send_info(new, vec![esp_delete(&[spi])]);

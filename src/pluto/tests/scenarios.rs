@@ -105,7 +105,7 @@ fn psk_main_and_quick_mode_default_algorithms() {
         .log_has("STATE_MAIN_R3: sent MR3, ISAKMP SA established"));
     assert!(net.b.log_has("STATE_QUICK_R2: IPsec SA established"));
     // Default suite: AES/SHA2/MODP2048 first.
-    let st = net.a.p.states.values().find_map(|s| s.p1()).unwrap();
+    let st = net.a.p.sas.ikes().find_map(|s| s.x.v1()).unwrap();
     assert_eq!(
         st.choice.as_ref().unwrap().alg.name(),
         "AES_CBC_128-SHA2_256-MODP2048"
@@ -296,7 +296,7 @@ fn explicit_algorithms_pfs_off_ah_ipcomp_gcm() {
         let mut net = psk_pair(extra);
         net.up_a("net");
         assert_up(&net);
-        let p2 = net.a.p.states.values().find_map(|s| s.p2()).unwrap();
+        let p2 = net.a.p.sas.children().find_map(|c| c.x.v1()).unwrap();
         let ch = p2.choice.as_ref().unwrap();
         if extra.contains("pfs=no") {
             assert!(ch.pfs.is_none() && p2.gxy.is_none());
@@ -408,7 +408,7 @@ fn retransmission_and_give_up() {
         "\"net\" #1: max number of retransmissions (2) reached STATE_MAIN_I1.  No response (or no acceptable response) to our first IKE message"
     ));
     assert_eq!(net.a.done, vec![(1, 31)]);
-    assert!(net.a.p.states.is_empty());
+    assert!(net.a.p.sas.is_empty());
     // keyingtries=3: three attempts, then give up.
     let mut net = psk_pair("\tkeyingtries=3\n");
     net.drop = Box::new(|_, _| true);
@@ -416,7 +416,7 @@ fn retransmission_and_give_up() {
     net.advance_to(1_000_000);
     assert_eq!(net.a.sent.len(), 9);
     assert!(net.a.log_has("starting keying attempt 3 of at most 3"));
-    assert!(net.a.p.states.is_empty());
+    assert!(net.a.p.sas.is_empty());
 }
 
 #[test]
@@ -869,15 +869,11 @@ fn half_open_flood_is_bounded() {
         net.b.p.handle_datagram(0, local, src, &m);
         while net.b.p.poll_output().is_some() {}
     }
-    assert!(
-        net.b.p.states.len() <= 1024,
-        "{} states",
-        net.b.p.states.len()
-    );
+    assert!(net.b.p.sas.len() <= 1024, "{} states", net.b.p.sas.len());
     net.a.sent.clear();
     net.up_a("rw");
     assert_eq!(net.a.established_ipsec(), 1, "{}", net.a.dump());
-    assert!(net.b.p.states.len() <= 1026);
+    assert!(net.b.p.sas.len() <= 1026);
 }
 
 #[test]
@@ -1060,7 +1056,7 @@ fn whack_codes() {
     assert_up(&net);
     net.whack_a(8, WhackCmd::Delete("net".into()));
     assert!(net.a.sadb.is_empty());
-    assert!(net.a.p.states.is_empty());
+    assert!(net.a.p.sas.is_empty());
 }
 
 #[test]
@@ -1186,7 +1182,7 @@ fn conns_with_the_same_hosts_and_ids_share_the_isakmp_sa() {
     assert_eq!(net.a.established_ipsec(), 1, "{}", net.a.dump());
     assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
     assert_eq!(net.b.established_isakmp(), 1, "{}", net.b.dump());
-    assert!(net.a.p.shared_phase1("net2").is_some());
+    assert!(net.a.p.shared_ike_sa("net2").is_some());
 }
 
 /// Only a conn with the same IDs may use another conn's ISAKMP SA.
@@ -1201,7 +1197,7 @@ fn a_conn_with_other_ids_does_not_share_the_isakmp_sa() {
     let mut net = Net::new(a, b);
     net.up_a("net");
     assert_eq!(net.a.established_isakmp(), 1, "{}", net.a.dump());
-    assert_eq!(net.a.p.shared_phase1("other"), None);
+    assert_eq!(net.a.p.shared_ike_sa("other"), None);
 }
 
 /// When DPD declares the peer dead, the IPsec SAs other conns negotiated over that ISAKMP SA

@@ -2,7 +2,7 @@
 //! tests/interop_strongswan.rs, reproduced in memory.
 
 use super::*;
-use crate::pluto::ikev1::state::Event;
+use crate::pluto::timers::TimerKind;
 
 /// Main Mode I1 exactly as charon 5.9.8 sent it with `reauth_time = 0` (IKEv1 proposals
 /// `aes128-sha1-modp2048`, PSK): SA with OAKLEY_LIFE_DURATION **0** seconds, then the XAuth,
@@ -52,11 +52,7 @@ fn main_mode_life_duration_zero_is_no_limit() {
         }
     }
     assert_eq!(replies, 1, "no MR1 for charon's MI1:\n{}", a.dump());
-    let p1 =
-        a.p.states
-            .values()
-            .find_map(|s| s.p1())
-            .expect("a Main Mode state");
+    let p1 = a.p.sas.ikes().next().expect("a Main Mode state");
     assert_eq!(p1.life, 3600, "lifetime of the ISAKMP SA to be");
 }
 
@@ -72,23 +68,31 @@ fn zero_lifetimes_proposed_by_the_peer_are_no_limit() {
     }
     net.up_a("net");
     assert_eq!(net.b.established_ipsec(), 1, "B:\n{}", net.b.dump());
-    for s in net.b.p.states.values() {
-        let (life, what) = match (s.p1(), s.p2()) {
-            (Some(p), _) => (p.life, "ISAKMP"),
-            (_, Some(p)) => (p.life, "IPsec"),
-            _ => continue,
-        };
+    let sas = net
+        .b
+        .p
+        .sas
+        .ikes()
+        .map(|s| (s.serial(), s.life, s.expires_at, "ISAKMP"));
+    let sas = sas.chain(
+        net.b
+            .p
+            .sas
+            .children()
+            .map(|c| (c.serial(), c.life, c.expires_at, "IPsec")),
+    );
+    for (serial, life, expires_at, what) in sas {
         let want = if what == "ISAKMP" { 3600 } else { 7200 };
         assert_eq!(life, want, "{what} SA lifetime on the responder");
         assert!(
-            s.expires_at >= net.now + want * 1000,
+            expires_at >= net.now + want * 1000,
             "{what} SA expires at {} (now {})",
-            s.expires_at,
+            expires_at,
             net.now
         );
-        if let Some((at, ev)) = &s.event {
+        if let Some((at, ev)) = net.b.p.sas.timers.event(serial) {
             assert!(
-                *at > net.now + 60_000 || !matches!(ev, Event::SaReplace | Event::SaExpire),
+                at > net.now + 60_000 || !matches!(ev, TimerKind::SaReplace | TimerKind::SaExpire),
                 "{what} SA: {ev:?} at {at} (now {})",
                 net.now
             );

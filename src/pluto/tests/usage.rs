@@ -7,10 +7,10 @@ use crate::pluto::ShuntEroute;
 use crate::said::{Proto, Shunt};
 
 fn ipsec_serials(n: &Node) -> Vec<SerialNo> {
-    n.p.states
-        .values()
-        .filter(|s| s.kind.ipsec_established())
-        .map(|s| s.serial)
+    n.p.sas
+        .children()
+        .filter(|c| c.established)
+        .map(|c| c.serial())
         .collect()
 }
 
@@ -338,7 +338,7 @@ fn uncovered_acquire_hold_is_kept_until_the_next_scan() {
     assert!(net.a.log_has(
         "acquire from 10.0.1.5 to 10.0.2.9: no routed connection covers it; %hold kept as a bare shunt until the next shunt scan"
     ));
-    assert!(net.a.p.states.is_empty());
+    assert!(net.a.p.sas.is_empty());
     let st = net.a.status(net.now);
     assert!(st.iter().any(|l| l == UNCOVERED), "{st:#?}");
     // Not yet a full interval old at the first scan; deleted by the next.
@@ -482,7 +482,7 @@ fn shunt_scan_handles_orphaned_holds_and_expires_bare_shunts() {
         net.a.dump()
     );
     assert_eq!(
-        net.a.p.states.len(),
+        net.a.p.sas.len(),
         1,
         "Main Mode started for the covered one"
     );
@@ -531,7 +531,7 @@ fn shunt_scan_handles_orphaned_holds_and_expires_bare_shunts() {
         .a
         .log_has("expire bare shunt 10.0.1.5/32:0 -0-> 10.0.2.9/32:0 => %hold (acquire)"));
     // The negotiation for the covered pair goes on (keyingtries=%forever).
-    assert_eq!(net.a.p.states.len(), 1);
+    assert_eq!(net.a.p.sas.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,9 +568,10 @@ fn responder_lifetime_is_sent_and_honoured() {
         net.a.dump()
     );
     let p2 = |n: &Node| {
-        n.p.states
-            .values()
-            .find_map(|s| s.p2().map(|p| (p.life, s.expires_at)))
+        n.p.sas
+            .children()
+            .map(|c| (c.life, c.expires_at))
+            .next()
             .unwrap()
     };
     assert_eq!(p2(&net.b).0, 600);

@@ -1,0 +1,307 @@
+//! How an IKE version plugs into the engine.
+//!
+//! The engine ([`crate::pluto::engine`] and its helpers) owns connections, SA records
+//! ([`crate::pluto::sa`]), timers, routing, SA installation, updown and whack. A version
+//! module (`ikev1`, later `ikev2`) owns the exchanges: it parses and builds its messages,
+//! keeps its negotiation state inside the records ([`IkeExchange`], [`ChildExchange`]), and
+//! talks to the engine through a small contract:
+//!
+//! * **The engine calls the version** through [`ExchangeHandlers`]: a datagram for it, start
+//!   an IKE SA (with the child SA to negotiate once it is up), start a child SA over an
+//!   established IKE SA, tell the peer an SA is gone, probe a quiet peer. The record's state
+//!   enum answers the questions the engine asks about a state: its name, number and story
+//!   (`--status`, whack codes), whether it is a half-open responder (flood bounds), what to
+//!   say when retransmissions run out.
+//! * **The version calls the engine** to allocate serials and SPIs, create and move records
+//!   ([`crate::pluto::sa::SaTable`]), send and retransmit messages
+//!   ([`crate::pluto::Pluto::send_for`]), arm timers, pick and instantiate connections, look up
+//!   secrets, report an IKE SA established ([`crate::pluto::Pluto::ike_established`]), hand
+//!   over a negotiated child SA ([`crate::pluto::install::NegotiatedChild`]) and have it
+//!   installed and routed ([`crate::pluto::Pluto::install_child`],
+//!   [`crate::pluto::Pluto::route_to_child`], [`crate::pluto::Pluto::child_established`]), and
+//!   delete SAs ([`crate::pluto::Pluto::delete_sa`]).
+//!
+//! Which version a conn negotiates with is decided in one place ([`Pluto::version_of_conn`]);
+//! which version a datagram is for, in another ([`Pluto::dispatch_datagram`]).
+
+use std::net::SocketAddrV4;
+
+use crate::pluto::engine::Pluto;
+use crate::pluto::ids::{SerialNo, WhackClient};
+use crate::pluto::ikev1::{self, Ikev1};
+use crate::pluto::sa::PendingChild;
+
+/// An IKE protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IkeVersion {
+    /// IKEv1 (RFC 2409): Main Mode, Quick Mode, Informational.
+    V1,
+}
+
+/// The version-specific state of an IKE SA record.
+pub enum IkeExchange {
+    /// IKEv1: the ISAKMP SA's Main Mode state.
+    V1(Box<ikev1::state::Isakmp>),
+}
+
+/// The version-specific state of a child SA record.
+pub enum ChildExchange {
+    /// IKEv1: the IPsec SA's Quick Mode state.
+    V1(Box<ikev1::state::QuickMode>),
+}
+
+/// What a state tells the engine about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateInfo {
+    /// Pluto's state name (`STATE_MAIN_I1`, …).
+    pub name: &'static str,
+    /// Pluto's state number (whack code 100 + n).
+    pub number: u16,
+    /// The state's story (`sent MI1, expecting MR1`, …).
+    pub story: &'static str,
+}
+
+impl IkeExchange {
+    /// The version.
+    pub fn version(&self) -> IkeVersion {
+        match self {
+            IkeExchange::V1(_) => IkeVersion::V1,
+        }
+    }
+
+    /// Name, number and story of the state.
+    pub fn info(&self) -> StateInfo {
+        match self {
+            IkeExchange::V1(x) => x.kind.info(),
+        }
+    }
+
+    /// A responder state that has answered an unauthenticated first message and holds
+    /// resources for it (bounded by [`crate::pluto::limits`]).
+    pub fn half_open_responder(&self) -> bool {
+        match self {
+            IkeExchange::V1(x) => x.kind.half_open_responder(),
+        }
+    }
+
+    /// A half-open responder state the peer has not yet proven it can receive our answers
+    /// at its address (IKEv1: no MI2 yet): the first to be evicted.
+    pub fn unproven_responder(&self) -> bool {
+        match self {
+            IkeExchange::V1(x) => x.kind == ikev1::state::StateKind::MainR1,
+        }
+    }
+
+    /// An initiator still waiting for the first answer to its first message (retried for
+    /// longer when keyingtries is %forever).
+    pub fn awaiting_first_response(&self) -> bool {
+        match self {
+            IkeExchange::V1(x) => x.kind == ikev1::state::StateKind::MainI1,
+        }
+    }
+
+    /// Why retransmitting gave up (appended to the log line), by state.
+    pub fn give_up_reason(&self) -> &'static str {
+        match self {
+            IkeExchange::V1(x) => x.kind.give_up_reason(),
+        }
+    }
+
+    /// The negotiated algorithms, as `--status` shows them (`IKE algorithm newest: …`).
+    pub fn alg_text(&self) -> Option<String> {
+        match self {
+            IkeExchange::V1(x) => x.choice.as_ref().map(|c| c.alg.name()),
+        }
+    }
+
+    /// The IKEv1 state.
+    pub fn v1(&self) -> Option<&ikev1::state::Isakmp> {
+        match self {
+            IkeExchange::V1(x) => Some(x),
+        }
+    }
+
+    /// The IKEv1 state, mutably.
+    pub fn v1_mut(&mut self) -> Option<&mut ikev1::state::Isakmp> {
+        match self {
+            IkeExchange::V1(x) => Some(x),
+        }
+    }
+}
+
+impl ChildExchange {
+    /// The version.
+    pub fn version(&self) -> IkeVersion {
+        match self {
+            ChildExchange::V1(_) => IkeVersion::V1,
+        }
+    }
+
+    /// Name, number and story of the state.
+    pub fn info(&self) -> StateInfo {
+        match self {
+            ChildExchange::V1(x) => x.kind.info(),
+        }
+    }
+
+    /// Why retransmitting gave up (appended to the log line), by state.
+    pub fn give_up_reason(&self) -> &'static str {
+        match self {
+            ChildExchange::V1(x) => x.kind.give_up_reason(),
+        }
+    }
+
+    /// The IKEv1 state.
+    pub fn v1(&self) -> Option<&ikev1::state::QuickMode> {
+        match self {
+            ChildExchange::V1(x) => Some(x),
+        }
+    }
+
+    /// The IKEv1 state, mutably.
+    pub fn v1_mut(&mut self) -> Option<&mut ikev1::state::QuickMode> {
+        match self {
+            ChildExchange::V1(x) => Some(x),
+        }
+    }
+}
+
+/// The exchange handlers of one IKE version: what the engine asks of it. Implemented by a
+/// unit type per version (`ikev1::Ikev1`); the engine dispatches on [`IkeVersion`].
+pub trait ExchangeHandlers {
+    /// An IKE datagram for this version (on port 4500 without its non-ESP marker). Log lines
+    /// go through the unauthenticated-input rate limit until the message is authenticated.
+    fn handle_datagram(p: &mut Pluto, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]);
+
+    /// Starts an IKE SA for conn `key` (attempt `try_no`), replacing IKE SA `replacing` if
+    /// given; `pending` is the child SA to negotiate once it is established.
+    fn initiate_ike(
+        p: &mut Pluto,
+        key: &str,
+        whack: Option<WhackClient>,
+        try_no: u32,
+        pending: Option<PendingChild>,
+        replacing: Option<SerialNo>,
+    );
+
+    /// Starts a child SA for conn `key` over established IKE SA `ike` (attempt `try_no`),
+    /// replacing child SA `replacing` if given.
+    fn initiate_child(
+        p: &mut Pluto,
+        ike: SerialNo,
+        key: &str,
+        whack: Option<WhackClient>,
+        replacing: Option<SerialNo>,
+        try_no: u32,
+    );
+
+    /// Tells the peer that SA `serial` (IKE or child) is going, if its state is one the peer
+    /// knows of. Called before the engine removes the record.
+    fn send_delete(p: &mut Pluto, serial: SerialNo);
+
+    /// Sends a liveness probe over IKE SA `ike` (IKEv1: DPD R_U_THERE).
+    fn send_liveness_probe(p: &mut Pluto, ike: SerialNo);
+}
+
+impl Pluto {
+    /// The IKE version conn `key` negotiates with as initiator. Only IKEv1 exists so far;
+    /// `keyexchange=` will choose here.
+    pub(crate) fn version_of_conn(&self, _key: &str) -> IkeVersion {
+        IkeVersion::V1
+    }
+
+    /// Hands a datagram to the handlers of its version. Byte 17 of the header holds the
+    /// major and minor version (RFC 2408 3.1, RFC 7296 3.1); until IKEv2 handlers exist,
+    /// every datagram goes to IKEv1, whose parser refuses other versions with its own log
+    /// line.
+    pub(crate) fn dispatch_datagram(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        data: &[u8],
+    ) {
+        Ikev1::handle_datagram(self, local, remote, data)
+    }
+
+    /// Starts an IKE SA for `key` with its conn's version ([`ExchangeHandlers::initiate_ike`]).
+    pub(crate) fn initiate_ike(
+        &mut self,
+        key: &str,
+        whack: Option<WhackClient>,
+        try_no: u32,
+        pending: Option<PendingChild>,
+        replacing: Option<SerialNo>,
+    ) {
+        match self.version_of_conn(key) {
+            IkeVersion::V1 => Ikev1::initiate_ike(self, key, whack, try_no, pending, replacing),
+        }
+    }
+
+    /// Starts a child SA over IKE SA `ike` with that SA's version
+    /// ([`ExchangeHandlers::initiate_child`]).
+    pub(crate) fn initiate_child(
+        &mut self,
+        ike: SerialNo,
+        key: &str,
+        whack: Option<WhackClient>,
+        replacing: Option<SerialNo>,
+        try_no: u32,
+    ) {
+        let Some(v) = self.sas.ike(ike).map(|s| s.x.version()) else {
+            return;
+        };
+        match v {
+            IkeVersion::V1 => Ikev1::initiate_child(self, ike, key, whack, replacing, try_no),
+        }
+    }
+
+    /// Tells the peer SA `serial` is going ([`ExchangeHandlers::send_delete`]).
+    pub(crate) fn send_delete(&mut self, serial: SerialNo) {
+        let v = match (self.sas.ike(serial), self.sas.child(serial)) {
+            (Some(s), _) => s.x.version(),
+            (None, Some(c)) => c.x.version(),
+            (None, None) => return,
+        };
+        match v {
+            IkeVersion::V1 => Ikev1::send_delete(self, serial),
+        }
+    }
+
+    /// Probes the peer of IKE SA `ike` ([`ExchangeHandlers::send_liveness_probe`]).
+    pub(crate) fn send_liveness_probe(&mut self, ike: SerialNo) {
+        let Some(v) = self.sas.ike(ike).map(|s| s.x.version()) else {
+            return;
+        };
+        match v {
+            IkeVersion::V1 => Ikev1::send_liveness_probe(self, ike),
+        }
+    }
+
+    /// Name, number and story of the state of SA `serial`, and whether it is established.
+    pub(crate) fn state_info(&self, serial: SerialNo) -> Option<(StateInfo, bool)> {
+        if let Some(s) = self.sas.ike(serial) {
+            return Some((s.x.info(), s.established));
+        }
+        self.sas.child(serial).map(|c| (c.x.info(), c.established))
+    }
+}
+
+/// Exchange states for unit tests of the engine's tables.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// An IKEv1 IKE SA state (initiator, MI1 sent).
+    pub(crate) fn ike_x() -> IkeExchange {
+        IkeExchange::V1(Box::new(ikev1::state::Isakmp::new(
+            ikev1::state::StateKind::MainI1,
+        )))
+    }
+
+    /// An IKEv1 child SA state (initiator, QI1 sent).
+    pub(crate) fn child_x() -> ChildExchange {
+        ChildExchange::V1(Box::new(ikev1::state::QuickMode::new(
+            ikev1::state::StateKind::QuickI1,
+        )))
+    }
+}

@@ -1,0 +1,258 @@
+//! Whack: the control commands of `ipsec auto` / `ipsec whack` (add, replace, delete, up,
+//! down, route, unroute, status, secrets, listen, deletestate, debug, shutdown), and the
+//! lines and final status each client gets back.
+
+use crate::pluto::connection::Connection;
+use crate::pluto::engine::Pluto;
+use crate::pluto::ids::{SerialNo, WhackClient};
+use crate::pluto::output::{rc, whack_status, Output, WhackCmd};
+
+impl Pluto {
+    /// Runs a whack command for `client`. Progress lines and a final
+    /// [`Output::WhackDone`] come out through [`Pluto::poll_output`] (for `Up`, possibly much
+    /// later, when the negotiation ends).
+    pub fn whack(&mut self, now_ms: u64, client: WhackClient, cmd: WhackCmd) {
+        self.now = now_ms;
+        match cmd {
+            WhackCmd::Add(sec) => {
+                if self.conns.contains_key(&sec.name) {
+                    self.whack_done_code(
+                        client,
+                        rc::DUPNAME,
+                        format!("attempt to redefine connection \"{}\"", sec.name),
+                    );
+                    return;
+                }
+                self.add_conn(client, &sec);
+            }
+            WhackCmd::Replace(sec) => {
+                if self.conns.contains_key(&sec.name) {
+                    self.delete_conn(&sec.name.clone());
+                }
+                self.add_conn(client, &sec);
+            }
+            WhackCmd::Delete(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
+                    return;
+                }
+                self.delete_conn(&name);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Up { name, asynchronous } => {
+                let Some(c) = self.conns.get_mut(&name) else {
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
+                    return;
+                };
+                if !c.negotiates() || c.is_template() {
+                    let why = if c.is_template() {
+                        "cannot initiate connection with a wildcard peer (%any)"
+                    } else {
+                        "cannot initiate: connection does not negotiate (authby=never or shunt type)"
+                    };
+                    let q = c.quoted();
+                    self.whack_done_code(client, rc::ORIENT, format!("{q}: {why}"));
+                    return;
+                }
+                c.up = true;
+                c.tries = 0;
+                let w = if asynchronous { None } else { Some(client) };
+                self.initiate(&name, w, None);
+                if asynchronous {
+                    self.whack_done(client, 0);
+                }
+            }
+            WhackCmd::Down(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
+                    return;
+                }
+                self.down_conn(&name);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Route(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
+                    return;
+                }
+                match self.route_conn(&name) {
+                    Ok(()) => self.whack_done(client, 0),
+                    Err(e) => self.whack_done_code(client, rc::ROUTE, e),
+                }
+            }
+            WhackCmd::Unroute(name) => {
+                if !self.conns.contains_key(&name) {
+                    self.whack_done_code(
+                        client,
+                        rc::UNKNOWN_NAME,
+                        format!("no connection named \"{name}\""),
+                    );
+                    return;
+                }
+                match self.unroute_conn(&name) {
+                    Ok(()) => self.whack_done(client, 0),
+                    Err(e) => self.whack_done_code(client, rc::ROUTE, e),
+                }
+            }
+            WhackCmd::Status => {
+                for line in self.status_lines() {
+                    self.out.push_back(Output::Whack {
+                        client,
+                        code: rc::COMMENT,
+                        text: line,
+                    });
+                }
+                self.whack_done(client, 0);
+            }
+            WhackCmd::RereadSecrets(s) => {
+                self.load_secrets(s);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Listen(s) => {
+                if let Some(s) = s {
+                    self.load_secrets(s);
+                }
+                let ifaces: Vec<String> = self
+                    .cfg
+                    .interfaces
+                    .iter()
+                    .map(|i| format!("adding interface {}/{} {}", i.virt, i.phys, i.addr))
+                    .collect();
+                for l in ifaces {
+                    self.log(l);
+                }
+                self.whack_done(client, 0);
+            }
+            WhackCmd::DeleteState(n) => {
+                if self.sas.contains(n) {
+                    self.delete_sa(n, true);
+                    self.whack_done(client, 0);
+                } else {
+                    self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no state #{n}"));
+                }
+            }
+            WhackCmd::Debug(flags) => {
+                self.cfg.debug = super::output::DebugFlags::parse(&flags);
+                self.whack_done(client, 0);
+            }
+            WhackCmd::Shutdown => {
+                self.log("shutting down".into());
+                for w in std::mem::take(&mut self.mm_waiting) {
+                    if let Some(c) = w.whack {
+                        self.whack_done(c, whack_status(rc::NORETRANSMISSION));
+                    }
+                }
+                for s in self.sas.serials().into_iter().rev() {
+                    self.delete_sa(s, false);
+                }
+                let keys: Vec<String> = self.conns.keys().cloned().collect();
+                for k in keys {
+                    let _ = self.unroute_conn(&k);
+                }
+                self.conns.clear();
+                self.whack_done(client, 0);
+            }
+        }
+    }
+
+    fn add_conn(&mut self, client: WhackClient, sec: &crate::config::conf::ConnSection) {
+        match Connection::from_section(sec, &self.cfg) {
+            Ok(c) => {
+                for w in super::connection::key_warnings(sec) {
+                    self.log(format!("WARNING: {w}"));
+                }
+                let key = c.key();
+                self.conns.insert(key.clone(), c);
+                let line = format!("added connection description \"{key}\"");
+                self.log(line.clone());
+                self.out.push_back(Output::Whack {
+                    client,
+                    code: rc::LOG,
+                    text: line,
+                });
+                self.whack_done(client, 0);
+            }
+            Err((code, e)) => self.whack_done_code(client, code, e.to_string()),
+        }
+    }
+
+    fn delete_conn(&mut self, name: &str) {
+        let keys: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.name == name)
+            .map(|c| c.key())
+            .collect();
+        for key in keys.iter().rev() {
+            self.drop_waiting_main_mode(key);
+            for s in self.sas.of_conn(key).into_iter().rev() {
+                self.delete_sa(s, true);
+            }
+            if let Some(c) = self.conns.get_mut(key) {
+                c.policy_routed = false;
+            }
+            let _ = self.unroute_conn(key);
+            self.conns.remove(key);
+        }
+        self.log(format!("deleting connection \"{name}\""));
+    }
+
+    /// `--down`: delete SAs (sending Deletes); the %trap stays if the conn is routed.
+    fn down_conn(&mut self, name: &str) {
+        let keys: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.name == name)
+            .map(|c| c.key())
+            .collect();
+        for key in keys {
+            self.drop_waiting_main_mode(&key);
+            if let Some(c) = self.conns.get_mut(&key) {
+                c.up = false;
+            }
+            // Child SAs first (their Deletes ride on the IKE SA), then IKE SAs, oldest first.
+            let serials: Vec<SerialNo> = self
+                .sas
+                .children_of_conn(&key)
+                .map(|c| c.serial())
+                .chain(self.sas.ikes_of_conn(&key).map(|s| s.serial()))
+                .collect();
+            for s in serials {
+                self.delete_sa(s, true);
+            }
+            self.settle_narrow_holds(&key, None);
+            self.instance_gc(&key);
+        }
+    }
+
+    /// The command of `client` is over, with exit `status`.
+    pub(crate) fn whack_done(&mut self, client: WhackClient, status: i32) {
+        self.out.push_back(Output::WhackDone { client, status });
+    }
+
+    /// The command of `client` failed: log `text`, show it with `code`, exit with that code.
+    pub(crate) fn whack_done_code(&mut self, client: WhackClient, code: u16, text: String) {
+        self.log(text.clone());
+        self.out.push_back(Output::Whack { client, code, text });
+        self.out.push_back(Output::WhackDone {
+            client,
+            status: whack_status(code),
+        });
+    }
+}
