@@ -354,7 +354,7 @@ fn view(p: &Pluto, hdr: &Header) -> Option<View> {
     let ph1 = p.sas.ike(p1)?.x.v1()?;
     let ch = ph1.choice.as_ref()?;
     ph1.keys.as_ref()?;
-    let bs = ch.alg.cipher.block_size();
+    let bs = ch.alg.enc.block_size();
     let msgid = hdr.message_id;
     let fresh = || kc::phase2_iv(ch.alg.prf, &ph1.iv, msgid, bs);
     let (iv, p2) = match hdr.exchange_type {
@@ -493,15 +493,14 @@ fn seal(
 ) -> Option<Vec<u8>> {
     let v = view(p, hdr)?;
     let ph1 = p.sas.ike(v.p1)?.x.v1()?;
-    let cipher = ph1.choice.as_ref()?.alg.cipher;
-    let key = &ph1.keys.as_ref()?.enc_key;
+    let cipher = ph1.cipher.as_ref()?;
     let bs = cipher.block_size();
     let plain = if fix {
         fix_auth(p, &v, hdr.next_payload, plain, bs, signer)
     } else {
         pad(plain, bs)
     };
-    let (ct, _) = kc::encrypt_body(cipher, key, &v.iv, &plain).ok()?;
+    let (ct, _) = kc::encrypt_body(cipher, &v.iv, &plain).ok()?;
     let mut hdr = *hdr;
     hdr.flags = hdr.flags | Flags::ENCRYPTION;
     let mut out = hdr.to_bytes(ct.len()).ok()?.to_vec();
@@ -727,9 +726,8 @@ impl World {
             }
             let v = view(&node.p, &hdr)?;
             let ph1 = node.p.sas.ike(v.p1)?.x.v1()?;
-            let cipher = ph1.choice.as_ref()?.alg.cipher;
-            let key = &ph1.keys.as_ref()?.enc_key;
-            let (mut plain, _) = kc::decrypt_body(cipher, key, &v.iv, body).ok()?;
+            let cipher = ph1.cipher.as_ref()?;
+            let (mut plain, _) = kc::decrypt_body(cipher, &v.iv, body).ok()?;
             apply(edits, &mut plain);
             let signer = signer(*f.to.ip());
             seal(&node.p, &hdr, plain, fix, signer)

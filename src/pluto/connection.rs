@@ -12,7 +12,7 @@ use crate::pluto::isakmp::Identification;
 use crate::said::Shunt;
 
 use super::output::{Interface, PlutoConfig};
-use super::proposal::{self, AuthKind, EspAlg, IkeAlg, QmPolicy};
+use super::proposal::{self, AuthKind, EspAlg, IkeAlg};
 
 /// Longest `ikelifetime` (8 h).
 pub const IKE_LIFETIME_CAP: u64 = 8 * 3600;
@@ -572,43 +572,6 @@ impl Connection {
         c.next_instance = 0;
         c.auto = Auto::Add;
         c
-    }
-
-    /// The Quick Mode policy for this connection.
-    pub fn qm_policy(&self, p1_group: DhGroup) -> QmPolicy {
-        let pfs = self.pfs.then(|| self.pfsgroup.unwrap_or(p1_group));
-        let (esp, ah) = if self.ah {
-            let mut encs: Vec<EspAlg> = Vec::new();
-            let mut auths = Vec::new();
-            for e in &self.esp {
-                if e.enc.is_aead() {
-                    continue;
-                }
-                let x = EspAlg {
-                    enc: e.enc,
-                    auth: None,
-                };
-                if !encs.contains(&x) {
-                    encs.push(x);
-                }
-                if let Some(a) = e.auth {
-                    if !auths.contains(&a) {
-                        auths.push(a);
-                    }
-                }
-            }
-            (encs, auths)
-        } else {
-            (self.esp.clone(), Vec::new())
-        };
-        QmPolicy {
-            esp,
-            ah,
-            compress: self.compress,
-            tunnel: self.tunnel(),
-            pfs,
-            life: self.keylife,
-        }
     }
 
     /// The policy string of `--status` (spec 5.8).

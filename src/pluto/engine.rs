@@ -20,6 +20,7 @@ use rand::{CryptoRng, RngCore};
 use crate::addr::Subnet;
 use crate::config::conf::{ConfError, IpsecConf};
 use crate::config::secrets::{Id, Secrets};
+use crate::crypto::CryptoProvider;
 use crate::klips::{Acquire, SaEvent};
 use crate::pluto::ids::SerialNo;
 use crate::pluto::isakmp::natt::{add_non_esp_marker, NAT_T_PORT};
@@ -61,6 +62,9 @@ impl CryptoRng for InjectedRng<'_> {}
 pub struct Pluto {
     pub(crate) cfg: PlutoConfig,
     pub(crate) rng: Box<dyn RngCore + Send>,
+    /// Keyed ciphers and MACs for IKE message protection: the datapath's provider, so IKE
+    /// and ESP share one implementation of each algorithm.
+    pub(crate) provider: &'static dyn CryptoProvider,
     pub(crate) conns: BTreeMap<String, Connection>,
     pub(crate) secrets: Secrets,
     /// Every IKE and child SA, their indexes and timers.
@@ -112,6 +116,7 @@ impl Pluto {
         Pluto {
             cfg,
             rng,
+            provider: crate::crypto::default_provider(),
             conns: BTreeMap::new(),
             secrets: Secrets::default(),
             sas: SaTable::new(),

@@ -25,7 +25,7 @@ use crate::addr::Subnet;
 use crate::config::secrets::Id;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::install::NegotiatedChild;
-use crate::pluto::proposal::{AuthKind, Spis};
+use crate::pluto::proposal::AuthKind;
 use crate::pluto::timers::TimerTable;
 use crate::pluto::version::{ChildExchange, IkeExchange};
 use crate::said::{Proto, Said};
@@ -80,6 +80,17 @@ pub struct PendingChild {
     pub whack: Option<WhackClient>,
     /// The child SA it replaces (rekey).
     pub replacing: Option<SerialNo>,
+}
+
+/// Our inbound SPIs and CPI of a child SA.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spis {
+    /// ESP SPI.
+    pub esp: Option<u32>,
+    /// AH SPI.
+    pub ah: Option<u32>,
+    /// IPComp CPI.
+    pub cpi: Option<u16>,
 }
 
 /// The peer's inbound SPIs of a child SA (the ones we send to, named by its Deletes).

@@ -8,39 +8,8 @@
 //! spacer if there are any.
 
 use crate::crypto::{AuthAlg, EncAlg};
-use crate::pluto::crypto::DhGroup;
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::SerialNo;
-use crate::pluto::isakmp::{AuthAlgorithm, EspTransformId, OakleyEncAlg, OakleyGroup, OakleyHash};
-
-/// ESP ciphers rswan negotiates: (ESP transform ID, IV bits, key bits min, max).
-const ESP_ENCRYPT: [(EspTransformId, u32, u32, u32); 3] = [
-    (EspTransformId::TripleDes, 64, 168, 168),
-    (EspTransformId::Aes, 128, 128, 256),
-    (EspTransformId::AesGcm16, 64, 128, 256),
-];
-
-/// ESP/AH integrity algorithms: (AUTH_ALGORITHM value, key bits).
-const ESP_AUTH: [(AuthAlgorithm, u32); 5] = [
-    (AuthAlgorithm::HmacMd5, 128),
-    (AuthAlgorithm::HmacSha1, 160),
-    (AuthAlgorithm::HmacSha2_256, 256),
-    (AuthAlgorithm::HmacSha2_384, 384),
-    (AuthAlgorithm::HmacSha2_512, 512),
-];
-
-/// IKE ciphers: (Oakley ID, block size, default key length).
-const IKE_ENCRYPT: [(OakleyEncAlg, u32, u32); 2] = [
-    (OakleyEncAlg::TripleDesCbc, 8, 192),
-    (OakleyEncAlg::AesCbc, 16, 128),
-];
-
-/// IKE hashes rswan accepts: (Oakley ID, digest bytes).
-const IKE_HASH: [(OakleyHash, u32); 3] = [
-    (OakleyHash::Md5, 16),
-    (OakleyHash::Sha1, 20),
-    (OakleyHash::Sha2_256, 32),
-];
 
 /// `AES_128-HMAC_SHA2_256` (Openswan's `ESP algorithm newest`; `NONE` without integrity).
 fn esp_alg_text(enc: EncAlg, auth: Option<AuthAlg>) -> String {
@@ -64,44 +33,6 @@ fn auth_text(a: AuthAlg) -> &'static str {
     }
 }
 
-/// Openswan's `algorithm …` lines ([OS], spec 5.8): what rswan can negotiate.
-fn algorithm_lines(v: &mut Vec<String>) {
-    for (id, ivlen, min, max) in ESP_ENCRYPT {
-        v.push(format!(
-            "algorithm ESP encrypt: id={}, name={id}, ivlen={ivlen}, keysizemin={min}, keysizemax={max}",
-            id.value()
-        ));
-    }
-    for (id, bits) in ESP_AUTH {
-        v.push(format!(
-            "algorithm ESP auth attr: id={}, name={id}, keysizemin={bits}, keysizemax={bits}",
-            id.value()
-        ));
-    }
-    v.push(" ".into());
-    for (id, block, keylen) in IKE_ENCRYPT {
-        v.push(format!(
-            "algorithm IKE encrypt: id={}, name={id}, blocksize={block}, keydeflen={keylen}",
-            id.value()
-        ));
-    }
-    for (id, size) in IKE_HASH {
-        v.push(format!(
-            "algorithm IKE hash: id={}, name={id}, hashsize={size}",
-            id.value()
-        ));
-    }
-    for g in DhGroup::IKEV1 {
-        v.push(format!(
-            "algorithm IKE dh group: id={}, name={}, bits={}",
-            g.id(),
-            OakleyGroup::from(g.id()),
-            g.prime_len() * 8
-        ));
-    }
-    v.push(" ".into());
-}
-
 impl Pluto {
     /// The status report, one line per entry (code 000 each).
     pub fn status_lines(&self) -> Vec<String> {
@@ -118,7 +49,8 @@ impl Pluto {
         ));
         v.push(format!("debug {}", self.cfg.debug.describe()));
         v.push(" ".into());
-        algorithm_lines(&mut v);
+        // What rswan can negotiate, in IKEv1's IDs (Openswan's `algorithm …` block).
+        crate::pluto::ikev1::proposal::algorithm_lines(&mut v);
         self.limit_status_lines(&mut v);
         for c in self.conns.values() {
             let q = c.quoted();

@@ -1,5 +1,6 @@
 //! Cryptography shared by the IKE engines: Diffie-Hellman (MODP, ECP, Curve25519), PRFs and
-//! hashes, CBC ciphers for IKEv1 message encryption, RSA keys and signatures (IKEv1 and the
+//! hashes, CBC encryption of IKEv1 messages (keyed through the datapath's
+//! [`crate::crypto::CryptoProvider`], as IKEv2's SK payloads are), RSA keys and signatures (IKEv1 and the
 //! IKEv2 schemes), the IKEv2 key schedule, SK payload protection and AUTH computations
 //! ([`ikev2`]), and the FreeS/WAN text forms of binary data.
 //!
@@ -12,7 +13,7 @@ pub mod prf;
 pub mod rsa;
 pub mod text;
 
-pub use cipher::{Cipher, CipherError};
+pub use cipher::{CbcCipher, CipherError};
 pub use dh::{DhError, DhGroup, DhKeyPair, SharedSecret};
 pub use prf::Prf;
 pub use rsa::{PrivateKey, PrivateKeyParts, PublicKey, RsaError, SignatureScheme};

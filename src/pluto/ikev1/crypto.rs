@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use zeroize::Zeroizing;
 
-use crate::pluto::crypto::{Cipher, CipherError, Prf};
+use crate::pluto::crypto::{CbcCipher, CipherError, Prf};
 use crate::pluto::isakmp::{
     parse_decrypted_payloads, Header, ParseError, Payload, PayloadType, HEADER_LEN,
 };
@@ -247,8 +247,7 @@ pub fn nat_d_hash(prf: Prf, cky_i: &[u8; 8], cky_r: &[u8; 8], addr: IpAddr, port
 /// already aligned, as Pluto does) and CBC-encrypts with `iv`. Returns the ciphertext and
 /// the next IV (its last block).
 pub fn encrypt_body(
-    cipher: Cipher,
-    key: &[u8],
+    cipher: &CbcCipher,
     iv: &[u8],
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), CipherError> {
@@ -256,7 +255,7 @@ pub fn encrypt_body(
     let padded_len = plaintext.len().div_ceil(bs).max(1) * bs;
     let mut data = plaintext.to_vec();
     data.resize(padded_len, 0);
-    let next_iv = cipher.encrypt(key, iv, &mut data)?;
+    let next_iv = cipher.encrypt(iv, &mut data)?;
     Ok((data, next_iv))
 }
 
@@ -264,13 +263,12 @@ pub fn encrypt_body(
 /// [`parse_decrypted_payloads`]) and the next IV (the last ciphertext block). The caller
 /// should only adopt the new IV once the message has been authenticated.
 pub fn decrypt_body(
-    cipher: Cipher,
-    key: &[u8],
+    cipher: &CbcCipher,
     iv: &[u8],
     ciphertext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), CipherError> {
     let mut data = ciphertext.to_vec();
-    let next_iv = cipher.decrypt(key, iv, &mut data)?;
+    let next_iv = cipher.decrypt(iv, &mut data)?;
     Ok((data, next_iv))
 }
 
@@ -305,15 +303,14 @@ impl std::error::Error for MessageCryptoError {}
 pub fn encrypt_message(
     header: &Header,
     payloads: &[Payload],
-    cipher: Cipher,
-    key: &[u8],
+    cipher: &CbcCipher,
     iv: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), MessageCryptoError> {
     let plaintext = Zeroizing::new(
         crate::pluto::isakmp::emit_payloads(payloads).map_err(MessageCryptoError::Emit)?,
     );
     let (ciphertext, next_iv) =
-        encrypt_body(cipher, key, iv, &plaintext).map_err(MessageCryptoError::Cipher)?;
+        encrypt_body(cipher, iv, &plaintext).map_err(MessageCryptoError::Cipher)?;
     let mut header = *header;
     header.flags = header.flags | crate::pluto::isakmp::Flags::ENCRYPTION;
     header.next_payload = payloads
@@ -348,8 +345,7 @@ pub struct DecryptedMessage {
 /// Parses and decrypts an encrypted datagram (E flag required) with `iv`.
 pub fn decrypt_message(
     datagram: &[u8],
-    cipher: Cipher,
-    key: &[u8],
+    cipher: &CbcCipher,
     iv: &[u8],
 ) -> Result<DecryptedMessage, MessageCryptoError> {
     let (header, body) = Header::parse_datagram(datagram).map_err(MessageCryptoError::Parse)?;
@@ -357,7 +353,7 @@ pub fn decrypt_message(
         return Err(MessageCryptoError::NotEncrypted);
     }
     let (plaintext, next_iv) =
-        decrypt_body(cipher, key, iv, body).map_err(MessageCryptoError::Cipher)?;
+        decrypt_body(cipher, iv, body).map_err(MessageCryptoError::Cipher)?;
     let (payloads, payload_end) = parse_decrypted_payloads(header.next_payload, &plaintext)
         .map_err(MessageCryptoError::Parse)?;
     Ok(DecryptedMessage {

@@ -42,13 +42,9 @@ impl Pluto {
         let mut all = vec![Payload::Hash(h)];
         all.extend(payloads);
         let iv = kc::phase2_iv(ctx.prf, &ctx.iv, msgid, ctx.cipher.block_size());
-        if let Ok((bytes, _)) = kc::encrypt_message(
-            &Self::info_header(&ctx, msgid),
-            &all,
-            ctx.cipher,
-            &ctx.enc_key,
-            &iv,
-        ) {
+        if let Ok((bytes, _)) =
+            kc::encrypt_message(&Self::info_header(&ctx, msgid), &all, &ctx.cipher, &iv)
+        {
             self.send_raw(ctx.local, ctx.remote, bytes);
         }
     }
@@ -178,7 +174,7 @@ impl Pluto {
         }
         let msgid = hdr.message_id;
         let iv = kc::phase2_iv(ctx.prf, &ctx.iv, msgid, ctx.cipher.block_size());
-        let dm = match kc::decrypt_message(data, ctx.cipher, &ctx.enc_key, &iv) {
+        let dm = match kc::decrypt_message(data, &ctx.cipher, &iv) {
             Ok(d) => d,
             Err(e) => {
                 self.slog(p1, format!("Informational: {e}; dropped"));

@@ -7,11 +7,13 @@ use zeroize::Zeroizing;
 
 use crate::config::secrets::Id;
 use crate::pluto::connection::{id_to_identification, identification_text, identification_to_id};
+use crate::pluto::crypto::CbcCipher;
 use crate::pluto::crypto::{DhGroup, DhKeyPair, PublicKey};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
+use crate::pluto::ikev1::proposal::{self as v1p, UdpEncapMode};
 use crate::pluto::ikev1::state::{Isakmp, StateKind};
 use crate::pluto::isakmp::natt::{vendor_id, IKE_PORT, NAT_T_PORT};
 use crate::pluto::isakmp::{
@@ -19,7 +21,7 @@ use crate::pluto::isakmp::{
     NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
 };
 use crate::pluto::output::rc;
-use crate::pluto::proposal::{self, AuthKind, UdpEncapMode};
+use crate::pluto::proposal::{self, AuthKind};
 use crate::pluto::sa::{IkeSa, NewIkeSa, PendingChild};
 use crate::pluto::timers::{TimerKind, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
 use crate::pluto::version::IkeExchange;
@@ -218,7 +220,7 @@ impl Pluto {
         let auths = c.auth.clone();
         let life = c.ikelifetime;
         let icky = self.cookie();
-        let sa = proposal::ike_sa_payload(&offered, &auths, life);
+        let sa = v1p::ike_sa_payload(&offered, &auths, life);
         let Ok(sai_b) = Payload::Sa(sa.clone()).body_bytes() else {
             return;
         };
@@ -328,7 +330,7 @@ impl Pluto {
                 continue;
             };
             let mut why = Vec::new();
-            match proposal::select_ike(sa, &c.ike, &c.auth, &mut why) {
+            match v1p::select_ike(sa, &c.ike, &c.auth, &mut why) {
                 Ok(ch) => {
                     chosen = Some((key.clone(), ch));
                     break;
@@ -376,7 +378,7 @@ impl Pluto {
         let offered = c.ike.clone();
         let auths = c.auth.clone();
         let rcky = self.responder_cookie(&hdr.initiator_cookie, local, remote);
-        let mut payloads = vec![Payload::Sa(proposal::ike_response(&choice))];
+        let mut payloads = vec![Payload::Sa(v1p::ike_response(&choice))];
         payloads.extend(self.vids((natt != UdpEncapMode::None).then_some(natt), true));
         let msg = Message {
             header: Self::header(hdr.initiator_cookie, rcky, ExchangeType::MainMode, 0),
@@ -571,7 +573,7 @@ impl Pluto {
         let (icky, rcky, initiator) = (s.spi_i(), s.spi_r, s.initiator);
         let p1 = s.x.v1_mut().ok_or("no state")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
-        let (prf, cipher) = (ch.alg.prf, ch.alg.cipher);
+        let (prf, enc) = (ch.alg.prf, ch.alg.enc);
         let peer_pub = if initiator { &p1.gxr } else { &p1.gxi };
         let dh = p1.dh.as_ref().ok_or("no DH")?;
         let gxy = dh
@@ -582,9 +584,12 @@ impl Pluto {
             Some(p) => kc::skeyid_psk(prf, p, &p1.ni, &p1.nr),
             None => kc::skeyid_sig(prf, &p1.ni, &p1.nr, &gxy),
         };
-        let keys = kc::derive_phase1_keys(prf, &skeyid, &gxy, &icky, &rcky, cipher.key_len());
+        let keys = kc::derive_phase1_keys(prf, &skeyid, &gxy, &icky, &rcky, enc.key_len());
+        let cipher = CbcCipher::new(self.provider, enc, &keys.enc_key)
+            .map_err(|e| format!("cannot key {}: {e}", proposal::ike_enc_name(enc)))?;
         p1.iv = kc::phase1_iv(prf, &p1.gxi, &p1.gxr, cipher.block_size());
         p1.keys = Some(keys);
+        p1.cipher = Some(cipher);
         p1.gxy = Some(gxy);
         p1.dh = None;
         if self.cfg.debug.private {
@@ -603,7 +608,7 @@ impl Pluto {
         };
         let (natt, dpd) = self.read_vids(&chain);
         let (_, p1) = v1(self, serial)?;
-        let choice = proposal::check_ike_response(sa, &p1.offered, &p1.auths)?;
+        let choice = v1p::check_ike_response(sa, &p1.offered, &p1.auths)?;
         let group = choice.alg.group;
         let dh = DhKeyPair::generate(group, &mut self.rng());
         let ni = self.random_bytes(NONCE_LEN);
@@ -747,12 +752,10 @@ impl Pluto {
         payloads: Vec<Payload>,
     ) -> Result<(), String> {
         let (s, p1) = v1(self, serial)?;
-        let ch = p1.choice.as_ref().ok_or("no transform")?;
-        let keys = p1.keys.as_ref().ok_or("no keys")?;
+        let cipher = p1.cipher.as_ref().ok_or("no keys")?;
         let hdr = Self::header(s.spi_i(), s.spi_r, ExchangeType::MainMode, 0);
         let (bytes, iv) =
-            kc::encrypt_message(&hdr, &payloads, ch.alg.cipher, &keys.enc_key, &p1.iv)
-                .map_err(|e| e.to_string())?;
+            kc::encrypt_message(&hdr, &payloads, cipher, &p1.iv).map_err(|e| e.to_string())?;
         let (local, remote) = (s.local, s.remote);
         if let Some(p1) = self.sas.ike_mut(serial).and_then(|s| s.x.v1_mut()) {
             p1.iv = iv;
@@ -831,8 +834,8 @@ impl Pluto {
     fn decrypt_p1(&self, serial: SerialNo, data: &[u8]) -> Result<kc::DecryptedMessage, String> {
         let (_, p1) = v1(self, serial)?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
-        let keys = p1.keys.as_ref().ok_or("no keys")?;
-        kc::decrypt_message(data, ch.alg.cipher, &keys.enc_key, &p1.iv).map_err(|e| {
+        let cipher = p1.cipher.as_ref().ok_or("no keys")?;
+        kc::decrypt_message(data, cipher, &p1.iv).map_err(|e| {
             if ch.auth == AuthKind::Psk {
                 format!("probable authentication failure (mismatch of preshared secrets?): {e}; message dropped")
             } else {

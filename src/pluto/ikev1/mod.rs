@@ -4,6 +4,8 @@
 //!
 //! * [`crypto`]: RFC 2409 key derivation, authentication hashes, IV chaining, message
 //!   encryption, and the IPsec SA keys (KEYMAT) handed to the engine.
+//! * [`proposal`]: ISAKMP / IPsec DOI SA payloads from the shared algorithm vocabulary, and
+//!   the selection of a peer's offer.
 //! * [`state`]: Pluto's IKEv1 states and the IKEv1 parts of the engine's SA records.
 //! * `main_mode`, `quick_mode`, `informational`: the exchanges, as `impl Pluto` blocks over
 //!   the engine's records, connections and outputs.
@@ -12,6 +14,7 @@ pub mod crypto;
 mod informational;
 mod main_mode;
 pub(crate) mod msg;
+pub mod proposal;
 pub(crate) mod quick_mode;
 pub mod state;
 

@@ -13,6 +13,7 @@ use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
+use crate::pluto::ikev1::proposal::{self as v1p, UdpEncapMode};
 use crate::pluto::ikev1::state::{QuickMode, StateKind};
 use crate::pluto::install::{ChildMode, EspKeys, NegotiatedAh, NegotiatedChild, NegotiatedEsp};
 use crate::pluto::isakmp::{
@@ -21,8 +22,8 @@ use crate::pluto::isakmp::{
     SaLifeType,
 };
 use crate::pluto::output::rc;
-use crate::pluto::proposal::{self, Spis, UdpEncapMode};
-use crate::pluto::sa::{ChildSa, NewChildSa};
+use crate::pluto::proposal;
+use crate::pluto::sa::{ChildSa, NewChildSa, Spis};
 use crate::pluto::timers::{TimerKind, RETRANSMIT_BASE_MS};
 use crate::pluto::version::ChildExchange;
 use crate::sadb::KeyBytes;
@@ -32,8 +33,7 @@ const NONCE_LEN: usize = 32;
 /// Keys and algorithms of an ISAKMP SA needed for phase 2.
 pub(crate) struct P1Ctx {
     pub(crate) prf: crate::pluto::crypto::Prf,
-    pub(crate) cipher: crate::pluto::crypto::Cipher,
-    pub(crate) enc_key: Zeroizing<Vec<u8>>,
+    pub(crate) cipher: crate::pluto::crypto::CbcCipher,
     pub(crate) skeyid_a: Zeroizing<Vec<u8>>,
     pub(crate) iv: Vec<u8>,
     pub(crate) icky: [u8; 8],
@@ -53,8 +53,7 @@ impl Pluto {
         let keys = p.keys.as_ref()?;
         Some(P1Ctx {
             prf: ch.alg.prf,
-            cipher: ch.alg.cipher,
-            enc_key: keys.enc_key.clone(),
+            cipher: p.cipher.clone()?,
             skeyid_a: keys.skeyid_a.clone(),
             iv: p.iv.clone(),
             icky: s.spi_i(),
@@ -198,7 +197,7 @@ impl Pluto {
         let Some(c) = self.conns.get(key) else {
             return;
         };
-        let policy = c.qm_policy(ctx.group);
+        let policy = v1p::qm_policy(c, ctx.group);
         let (our_client, peer_client) = (c.this.client, c.that.client);
         let send_ids = c.this.has_client || c.that.has_client;
         let tunnel = c.tunnel();
@@ -218,7 +217,7 @@ impl Pluto {
         } else {
             UdpEncapMode::None
         };
-        let sa = proposal::qm_sa_payload(&policy, &our, encap_mode);
+        let sa = v1p::qm_sa_payload(&policy, &our, encap_mode);
         let ni = self.random_bytes(NONCE_LEN);
         let dh = policy.pfs.map(|g| DhKeyPair::generate(g, &mut self.rng()));
         let msgid = self.fresh_msgid(p1);
@@ -246,9 +245,7 @@ impl Pluto {
         payloads.extend(rest);
         let iv = kc::phase2_iv(ctx.prf, &ctx.iv, msgid, ctx.cipher.block_size());
         let hdr = qm_header(&ctx, msgid);
-        let Ok((bytes, next_iv)) =
-            kc::encrypt_message(&hdr, &payloads, ctx.cipher, &ctx.enc_key, &iv)
-        else {
+        let Ok((bytes, next_iv)) = kc::encrypt_message(&hdr, &payloads, &ctx.cipher, &iv) else {
             return;
         };
         let serial = self.sas.new_serial();
@@ -394,7 +391,7 @@ impl Pluto {
         data: &[u8],
         plain: &'a mut Vec<u8>,
     ) -> Result<Decrypted<'a>, String> {
-        let dm = kc::decrypt_message(data, ctx.cipher, &ctx.enc_key, iv)
+        let dm = kc::decrypt_message(data, &ctx.cipher, iv)
             .map_err(|e| format!("{e}; message dropped"))?;
         *plain = dm.plaintext;
         let chain = parse_chain(dm.header.next_payload, plain, true)
@@ -466,19 +463,19 @@ impl Pluto {
             return Err("missing SA".into());
         };
         let c = self.conns.get(&key).ok_or("connection gone")?;
-        let base = c.qm_policy(ctx.group);
+        let base = v1p::qm_policy(c, ctx.group);
         let keylife = c.keylife;
         let pfs_required = c.pfs;
         let natt = ctx.natt != UdpEncapMode::None;
         let mut why = Vec::new();
-        let mut result = proposal::select_qm(sa, &base, natt, &mut why);
+        let mut result = v1p::select_qm(sa, &base, natt, &mut why);
         if result.is_err() && !pfs_required {
             // Without PFS of our own, accept the peer's PFS in any group we know.
             for g in DhGroup::IKEV1 {
                 let mut pol = base.clone();
                 pol.pfs = Some(g);
                 let mut w2 = Vec::new();
-                if let Ok(ch) = proposal::select_qm(sa, &pol, natt, &mut w2) {
+                if let Ok(ch) = v1p::select_qm(sa, &pol, natt, &mut w2) {
                     result = Ok(ch);
                     break;
                 }
@@ -537,7 +534,7 @@ impl Pluto {
         let proposed = choice.life.unwrap_or(28800);
         let life = proposed.min(keylife).min(proposal::MAX_IPSEC_LIFETIME);
         let mut rest = vec![
-            Payload::Sa(proposal::qm_response(&choice, &our)),
+            Payload::Sa(v1p::qm_response(&choice, &our)),
             Payload::Nonce(nr.clone()),
         ];
         if let Some(k) = ke_out {
@@ -560,14 +557,9 @@ impl Pluto {
         let h2 = kc::quick_hash2(ctx.prf, &ctx.skeyid_a, msgid, &ni, &after);
         let mut payloads = vec![Payload::Hash(h2)];
         payloads.extend(rest);
-        let (bytes, iv_after) = kc::encrypt_message(
-            &qm_header(&ctx, msgid),
-            &payloads,
-            ctx.cipher,
-            &ctx.enc_key,
-            &next_iv,
-        )
-        .map_err(|e| e.to_string())?;
+        let (bytes, iv_after) =
+            kc::encrypt_message(&qm_header(&ctx, msgid), &payloads, &ctx.cipher, &next_iv)
+                .map_err(|e| e.to_string())?;
         let encap_port = choice.udp_encap.then_some(ctx.remote.port());
         let serial = self.sas.new_serial();
         let mut q = QuickMode::new(StateKind::QuickR1);
@@ -650,7 +642,7 @@ impl Pluto {
             (q.policy.clone(), c.our_client, c.peer_client)
         };
         let natt = ctx.natt != UdpEncapMode::None;
-        let choice = proposal::check_qm_response(sa, &policy, natt)?;
+        let choice = v1p::check_qm_response(sa, &policy, natt)?;
         for (i, it) in chain.all(PT::Id).enumerate() {
             let want = if i == 0 { our_client } else { peer_client };
             let got = match &it.p {
@@ -725,8 +717,7 @@ impl Pluto {
         let (bytes, iv_after) = kc::encrypt_message(
             &qm_header(&ctx, msgid),
             &[Payload::Hash(h3)],
-            ctx.cipher,
-            &ctx.enc_key,
+            &ctx.cipher,
             &next_iv,
         )
         .map_err(|e| e.to_string())?;
@@ -799,7 +790,7 @@ impl Pluto {
 
 /// The RESPONDER-LIFETIME notification (RFC 2407 4.6.3.1) for the chosen SA: protocol and our
 /// (the sender's) inbound SPI, data = SA Life Type seconds + SA Life Duration.
-fn responder_lifetime(choice: &proposal::QmChoice, our: &Spis, life: u64) -> Option<Payload> {
+fn responder_lifetime(choice: &v1p::QmChoice, our: &Spis, life: u64) -> Option<Payload> {
     let (protocol, spi) = match (choice.esp.and(our.esp), choice.ah.and(our.ah)) {
         (Some(spi), _) => (ProtocolId::Esp, spi),
         (None, Some(spi)) => (ProtocolId::Ah, spi),

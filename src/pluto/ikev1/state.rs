@@ -4,9 +4,11 @@
 
 use zeroize::Zeroizing;
 
+use crate::pluto::crypto::CbcCipher;
 use crate::pluto::crypto::DhKeyPair;
 use crate::pluto::ikev1::crypto::Phase1Keys;
-use crate::pluto::proposal::{AuthKind, IkeAlg, IkeChoice, QmChoice, QmPolicy, UdpEncapMode};
+use crate::pluto::ikev1::proposal::{IkeChoice, QmChoice, QmPolicy, UdpEncapMode};
+use crate::pluto::proposal::{AuthKind, IkeAlg};
 use crate::pluto::version::StateInfo;
 
 /// IKEv1 state numbers and names (spec 5.9, 7).
@@ -161,6 +163,8 @@ pub struct Isakmp {
     pub gxy: Option<Zeroizing<Vec<u8>>>,
     /// Keys.
     pub keys: Option<Phase1Keys>,
+    /// The message cipher keyed with `keys.enc_key` (through the engine's crypto provider).
+    pub cipher: Option<CbcCipher>,
     /// Current phase-1 IV.
     pub iv: Vec<u8>,
     /// NAT-T method agreed through Vendor IDs.
@@ -189,6 +193,7 @@ impl Isakmp {
             nr: Vec::new(),
             gxy: None,
             keys: None,
+            cipher: None,
             iv: Vec::new(),
             natt: UdpEncapMode::None,
             dpd_seq: 0,

@@ -6,6 +6,7 @@
 
 use crate::crypto::{AuthAlg, EncAlg};
 use crate::pluto::crypto::{DhGroup, Prf};
+use crate::pluto::proposal::Esn;
 
 /// ENCR_3DES.
 pub const ENCR_3DES: u16 = 3;
@@ -90,6 +91,23 @@ pub fn integ_id(integ: AuthAlg) -> u16 {
         AuthAlg::HmacSha2_256_128 => 12,
         AuthAlg::HmacSha2_384_192 => 13,
         AuthAlg::HmacSha2_512_256 => 14,
+    }
+}
+
+/// The Extended Sequence Numbers transform ID (type 5): 0 no ESN, 1 ESN.
+pub fn esn_id(esn: Esn) -> u16 {
+    match esn {
+        Esn::No => 0,
+        Esn::Yes => 1,
+    }
+}
+
+/// The ESN choice of an Extended Sequence Numbers transform ID.
+pub fn esn_from_id(id: u16) -> Option<Esn> {
+    match id {
+        0 => Some(Esn::No),
+        1 => Some(Esn::Yes),
+        _ => None,
     }
 }
 

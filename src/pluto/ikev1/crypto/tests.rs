@@ -5,6 +5,7 @@
 //! additionally recomputes the chain with the `hmac` crate directly.
 
 use super::*;
+use crate::crypto::{default_provider, EncAlg};
 use crate::pluto::isakmp::{
     emit_payloads, ExchangeType, Flags, IdPayload, Identification, PayloadIter, Proposal,
     SaPayload, Transform,
@@ -100,7 +101,7 @@ const SHA1_AES256_SIG: Expected = Expected {
     natd: "d798d986143f878f70765e0e869c80bbc375f701",
 };
 
-fn check(prf: Prf, cipher: Cipher, psk_auth: bool, e: &Expected) {
+fn check(prf: Prf, cipher: EncAlg, psk_auth: bool, e: &Expected) {
     let i = inputs();
     let skeyid = if psk_auth {
         skeyid_psk(prf, &i.psk, &i.ni, &i.nr)
@@ -171,12 +172,12 @@ fn check(prf: Prf, cipher: Cipher, psk_auth: bool, e: &Expected) {
 
 #[test]
 fn known_answers_md5_3des_psk() {
-    check(Prf::HmacMd5, Cipher::TripleDesCbc, true, &MD5_3DES_PSK);
+    check(Prf::HmacMd5, EncAlg::TripleDesCbc, true, &MD5_3DES_PSK);
 }
 
 #[test]
 fn known_answers_sha1_aes256_sig() {
-    check(Prf::HmacSha1, Cipher::Aes256Cbc, false, &SHA1_AES256_SIG);
+    check(Prf::HmacSha1, EncAlg::AesCbc256, false, &SHA1_AES256_SIG);
 }
 
 fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -241,11 +242,11 @@ fn header(message_id: u32, exchange_type: ExchangeType) -> Header {
 #[test]
 fn encryption_with_iv_chaining() {
     let prf = Prf::HmacSha1;
-    for cipher in [Cipher::TripleDesCbc, Cipher::Aes128Cbc, Cipher::Aes256Cbc] {
+    for alg in [EncAlg::TripleDesCbc, EncAlg::AesCbc128, EncAlg::AesCbc256] {
         let i = inputs();
         let skeyid = skeyid_psk(prf, &i.psk, &i.ni, &i.nr);
-        let keys = derive_phase1_keys(prf, &skeyid, &i.gxy, &i.cky_i, &i.cky_r, cipher.key_len());
-        let key = &keys.enc_key;
+        let keys = derive_phase1_keys(prf, &skeyid, &i.gxy, &i.cky_i, &i.cky_r, alg.key_len());
+        let cipher = &CbcCipher::new(default_provider(), alg, &keys.enc_key).unwrap();
         let iv0 = phase1_iv(prf, &i.gxi, &i.gxr, cipher.block_size());
 
         // MI3: ID + HASH_I, encrypted with the phase-1 IV.
@@ -256,10 +257,10 @@ fn encryption_with_iv_chaining() {
         );
         let mi3 = vec![Payload::Id(id), Payload::Hash(vec![0xaa; 20])];
         let (dg1, iv1) =
-            encrypt_message(&header(0, ExchangeType::MainMode), &mi3, cipher, key, &iv0).unwrap();
+            encrypt_message(&header(0, ExchangeType::MainMode), &mi3, cipher, &iv0).unwrap();
         assert_eq!(iv1, dg1[dg1.len() - cipher.block_size()..].to_vec());
         assert_eq!((dg1.len() - HEADER_LEN) % cipher.block_size(), 0);
-        let got = decrypt_message(&dg1, cipher, key, &iv0).unwrap();
+        let got = decrypt_message(&dg1, cipher, &iv0).unwrap();
         assert_eq!(got.payloads, mi3);
         assert_eq!(got.next_iv, iv1);
         assert!(got.header.flags.encrypted());
@@ -277,12 +278,12 @@ fn encryption_with_iv_chaining() {
             Payload::Hash(vec![0xbb; 20]),
         ];
         let (dg2, iv2) =
-            encrypt_message(&header(0, ExchangeType::MainMode), &mr3, cipher, key, &iv1).unwrap();
-        let got = decrypt_message(&dg2, cipher, key, &iv1).unwrap();
+            encrypt_message(&header(0, ExchangeType::MainMode), &mr3, cipher, &iv1).unwrap();
+        let got = decrypt_message(&dg2, cipher, &iv1).unwrap();
         assert_eq!(got.payloads, mr3);
         assert_eq!(got.next_iv, iv2);
         // The wrong IV garbles the first block.
-        match decrypt_message(&dg2, cipher, key, &iv0) {
+        match decrypt_message(&dg2, cipher, &iv0) {
             Ok(m) => assert_ne!(m.payloads, mr3),
             Err(e) => assert!(matches!(e, MessageCryptoError::Parse(_))),
         }
@@ -304,15 +305,9 @@ fn encryption_with_iv_chaining() {
         let rest = vec![Payload::Sa(sa), Payload::Nonce(i.ni.clone())];
         let hash1 = quick_hash1(prf, &keys.skeyid_a, mid, &emit_payloads(&rest).unwrap());
         let qi1 = [vec![Payload::Hash(hash1.clone())], rest].concat();
-        let (dg3, _iv3) = encrypt_message(
-            &header(mid, ExchangeType::QuickMode),
-            &qi1,
-            cipher,
-            key,
-            &qm_iv,
-        )
-        .unwrap();
-        let got = decrypt_message(&dg3, cipher, key, &qm_iv).unwrap();
+        let (dg3, _iv3) =
+            encrypt_message(&header(mid, ExchangeType::QuickMode), &qi1, cipher, &qm_iv).unwrap();
+        let got = decrypt_message(&dg3, cipher, &qm_iv).unwrap();
         assert_eq!(got.payloads, qi1);
         let first = PayloadIter::new(got.header.next_payload, &got.plaintext)
             .next()
@@ -330,30 +325,27 @@ fn encryption_with_iv_chaining() {
 
 #[test]
 fn body_padding_and_errors() {
-    let c = Cipher::TripleDesCbc;
-    let key = [7u8; 24];
+    let key: Vec<u8> = (1..=24).collect();
+    let c = &CbcCipher::new(default_provider(), EncAlg::TripleDesCbc, &key).unwrap();
     let iv = [1u8; 8];
     // Aligned plaintext gets no padding; unaligned is zero-padded.
-    let (ct, next) = encrypt_body(c, &key, &iv, &[5u8; 16]).unwrap();
+    let (ct, next) = encrypt_body(c, &iv, &[5u8; 16]).unwrap();
     assert_eq!(ct.len(), 16);
     assert_eq!(next, ct[8..].to_vec());
-    let (ct, _) = encrypt_body(c, &key, &iv, &[5u8; 17]).unwrap();
+    let (ct, _) = encrypt_body(c, &iv, &[5u8; 17]).unwrap();
     assert_eq!(ct.len(), 24);
-    let (pt, next2) = decrypt_body(c, &key, &iv, &ct).unwrap();
+    let (pt, next2) = decrypt_body(c, &iv, &ct).unwrap();
     assert_eq!(&pt[..17], &[5u8; 17]);
     assert_eq!(&pt[17..], &[0u8; 7]);
     assert_eq!(next2, ct[16..].to_vec());
     assert_eq!(
-        decrypt_body(c, &key, &iv, &ct[1..]),
+        decrypt_body(c, &iv, &ct[1..]),
         Err(CipherError::NotBlockAligned)
     );
+    assert_eq!(decrypt_body(c, &iv, &[]), Err(CipherError::NotBlockAligned));
     assert_eq!(
-        decrypt_body(c, &key, &iv, &[]),
-        Err(CipherError::NotBlockAligned)
-    );
-    assert_eq!(
-        encrypt_body(c, &key[1..], &iv, &[1]),
-        Err(CipherError::BadKeyLength)
+        CbcCipher::new(default_provider(), EncAlg::TripleDesCbc, &key[1..]).unwrap_err(),
+        CipherError::BadKeyLength
     );
     // An unencrypted datagram is refused by decrypt_message.
     let plain = crate::pluto::isakmp::Message {
@@ -363,7 +355,7 @@ fn body_padding_and_errors() {
     .to_bytes()
     .unwrap();
     assert_eq!(
-        decrypt_message(&plain, c, &key, &iv),
+        decrypt_message(&plain, c, &iv),
         Err(MessageCryptoError::NotEncrypted)
     );
 }
