@@ -23,7 +23,7 @@ use crate::config::secrets::{Id, Secrets};
 use crate::crypto::CryptoProvider;
 use crate::klips::{Acquire, SaEvent};
 use crate::pluto::ids::SerialNo;
-use crate::pluto::isakmp::natt::{add_non_esp_marker, NAT_T_PORT};
+use crate::pluto::natt::{add_non_esp_marker, NAT_T_PORT};
 use crate::ratelimit::RateLimiter;
 use crate::said::Said;
 

@@ -17,7 +17,7 @@ use crate::addr::Subnet;
 use crate::crypto::{AuthAlg, EncAlg};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::SerialNo;
-use crate::pluto::isakmp::natt::NAT_T_PORT;
+use crate::pluto::natt::NAT_T_PORT;
 use crate::pluto::output::Output;
 use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
 use crate::said::{Proto, Said};

@@ -67,6 +67,7 @@ pub mod install;
 pub mod isakmp;
 mod lifecycle;
 pub mod limits;
+pub mod natt;
 pub mod output;
 pub mod peer_policy;
 pub mod proposal;

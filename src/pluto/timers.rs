@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::pluto::connection::DpdAction;
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::SerialNo;
-use crate::pluto::isakmp::natt::NAT_KEEPALIVE;
+use crate::pluto::natt::NAT_KEEPALIVE;
 use crate::pluto::output::{rc, whack_status, Output};
 use crate::pluto::sa::PendingChild;
 

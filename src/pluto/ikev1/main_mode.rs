@@ -6,12 +6,12 @@ use std::net::SocketAddrV4;
 use zeroize::Zeroizing;
 
 use crate::config::secrets::Id;
-use crate::pluto::connection::{id_to_identification, identification_text, identification_to_id};
 use crate::pluto::crypto::CbcCipher;
 use crate::pluto::crypto::{DhGroup, DhKeyPair, PublicKey};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::crypto as kc;
+use crate::pluto::ikev1::ident::{id_to_identification, identification_text, identification_to_id};
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
 use crate::pluto::ikev1::proposal::{self as v1p, UdpEncapMode};
 use crate::pluto::ikev1::state::{Isakmp, StateKind};

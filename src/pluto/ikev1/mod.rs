@@ -4,6 +4,7 @@
 //!
 //! * [`crypto`]: RFC 2409 key derivation, authentication hashes, IV chaining, message
 //!   encryption, and the IPsec SA keys (KEYMAT) handed to the engine.
+//! * [`ident`]: ID payloads ↔ the engine's IDs and client subnets.
 //! * [`proposal`]: ISAKMP / IPsec DOI SA payloads from the shared algorithm vocabulary, and
 //!   the selection of a peer's offer.
 //! * [`state`]: Pluto's IKEv1 states and the IKEv1 parts of the engine's SA records.
@@ -11,6 +12,7 @@
 //!   the engine's records, connections and outputs.
 
 pub mod crypto;
+pub mod ident;
 mod informational;
 mod main_mode;
 pub(crate) mod msg;

@@ -7,11 +7,11 @@ use std::net::SocketAddrV4;
 use zeroize::Zeroizing;
 
 use crate::addr::Subnet;
-use crate::pluto::connection::{identification_subnet, subnet_identification};
 use crate::pluto::crypto::{DhGroup, DhKeyPair};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::crypto as kc;
+use crate::pluto::ikev1::ident::{identification_subnet, subnet_identification};
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain, Chain};
 use crate::pluto::ikev1::proposal::{self as v1p, UdpEncapMode};
 use crate::pluto::ikev1::state::{QuickMode, StateKind};
