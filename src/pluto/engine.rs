@@ -3,14 +3,14 @@
 //!
 //! The rest of the engine, one job per module: [`crate::pluto::sa`] (SA records and their
 //! indexes), [`crate::pluto::timers`] (the timer table, retransmission and keying-attempt
-//! policy, rekeying and liveness), [`crate::pluto::lifecycle`] (starting, establishing and
-//! deleting SAs), [`crate::pluto::routing`] (eroutes, updown, `%trap`/`%hold` and bare
+//! policy, rekeying and liveness), `lifecycle` (starting, establishing and
+//! deleting SAs), `routing` (eroutes, updown, `%trap`/`%hold` and bare
 //! shunts), [`crate::pluto::install`] (negotiated child SAs into SADB entries, usage
-//! tracking), [`crate::pluto::whack`] (control commands), `credentials` (secrets lookup).
+//! tracking), `whack` (control commands), `credentials` (secrets lookup).
 //! Exchanges are handled by the version modules behind [`crate::pluto::version`].
 //!
 //! Sans-IO: inputs are method calls with the time in milliseconds; outputs queue up for
-//! [`Pluto::poll_output`].
+//! `poll_output`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -6,9 +6,9 @@
 //! keys per direction already split into cipher and integrity keys, UDP encapsulation, the
 //! traffic selectors (clients) and the lifetime. The engine builds the SADB entries
 //! ([`SaSpec`]) and groups from it, installs the inbound and outbound halves when told to
-//! ([`Pluto::install_child`]; a responder installs inbound first, outbound once the
+//! (`install_child`; a responder installs inbound first, outbound once the
 //! initiator has confirmed), tracks usage of every SA it installed, and routes the conn to the
-//! outbound group ([`Pluto::route_to_child`]). Once both halves are installed the keys are
+//! outbound group (`route_to_child`). Once both halves are installed the keys are
 //! dropped (wiped) from the record.
 
 use std::net::Ipv4Addr;

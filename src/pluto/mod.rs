@@ -48,11 +48,19 @@
 //!
 //! # Layout
 //!
-//! Shared by protocol engines: [`engine`] (the endpoint, routing, SA installation, timers),
-//! [`connection`], [`proposal`], [`peer_policy`] (what an authenticated peer may claim and
-//! delete), [`spi`], [`output`], `status`, [`limits`] (bounds against hostile peers and the
-//! rate limit on logging unauthenticated input). IKEv1 exchanges: [`ikev1`].
-//! Foundations: [`isakmp`] (codec), [`crypto`] (MODP DH, PRFs, CBC, RSA).
+//! The version-neutral engine: [`engine`] (the endpoint: inputs, outputs, logging, sending),
+//! [`sa`] (IKE SA and child SA records, `#N` serials, indexes), [`timers`] (one timer table;
+//! retransmission and keying attempts, rekey, expiry, liveness, keepalives), `lifecycle`
+//! (starting, establishing, deleting SAs), `routing` (eroutes, updown, `%trap`/`%hold`, bare
+//! shunts), [`install`] (the [`install::NegotiatedChild`] contract: child SAs into the SADB),
+//! `whack`, `credentials`, `status`, [`connection`], [`proposal`] (the algorithm vocabulary),
+//! [`peer_policy`] (what an authenticated peer may claim and delete), [`limits`] (bounds
+//! against hostile peers and the rate limit on logging unauthenticated input), [`spi`],
+//! [`ids`], [`natt`], [`output`].
+//!
+//! How an IKE version plugs in: [`version`]. IKEv1 exchanges: [`ikev1`]; IKEv2: [`ikev2`]
+//! (codec so far). Foundations: [`isakmp`] (IKEv1 codec), [`crypto`] (DH, PRFs, RSA, IKE
+//! message ciphers through [`crate::crypto::CryptoProvider`], the IKEv2 key schedule).
 
 #![deny(missing_docs)]
 

@@ -1,28 +1,37 @@
 //! How an IKE version plugs into the engine.
 //!
 //! The engine ([`crate::pluto::engine`] and its helpers) owns connections, SA records
-//! ([`crate::pluto::sa`]), timers, routing, SA installation, updown and whack. A version
-//! module (`ikev1`, later `ikev2`) owns the exchanges: it parses and builds its messages,
-//! keeps its negotiation state inside the records ([`IkeExchange`], [`ChildExchange`]), and
-//! talks to the engine through a small contract:
+//! ([`crate::pluto::sa`]), timers ([`crate::pluto::timers`]), routing, SA installation,
+//! updown and whack. A version module (`ikev1`, later `ikev2`) owns the exchanges: it parses
+//! and builds its messages, keeps its negotiation state inside the records ([`IkeExchange`],
+//! [`ChildExchange`]) and talks to the engine through a small contract.
 //!
-//! * **The engine calls the version** through [`ExchangeHandlers`]: a datagram for it, start
-//!   an IKE SA (with the child SA to negotiate once it is up), start a child SA over an
-//!   established IKE SA, tell the peer an SA is gone, probe a quiet peer. The record's state
-//!   enum answers the questions the engine asks about a state: its name, number and story
-//!   (`--status`, whack codes), whether it is a half-open responder (flood bounds), what to
-//!   say when retransmissions run out.
-//! * **The version calls the engine** to allocate serials and SPIs, create and move records
-//!   ([`crate::pluto::sa::SaTable`]), send and retransmit messages
-//!   ([`crate::pluto::Pluto::send_for`]), arm timers, pick and instantiate connections, look up
-//!   secrets, report an IKE SA established ([`crate::pluto::Pluto::ike_established`]), hand
-//!   over a negotiated child SA ([`crate::pluto::install::NegotiatedChild`]) and have it
-//!   installed and routed ([`crate::pluto::Pluto::install_child`],
-//!   [`crate::pluto::Pluto::route_to_child`], [`crate::pluto::Pluto::child_established`]), and
-//!   delete SAs ([`crate::pluto::Pluto::delete_sa`]).
+//! **The engine calls the version** through [`ExchangeHandlers`]: a datagram for it; start an
+//! IKE SA (with the child SA to negotiate once it is up); start a child SA over an
+//! established IKE SA; tell the peer an SA is going; probe a quiet peer. The record's state
+//! enum answers what the engine asks about a state: name, number and story (`--status`,
+//! whack codes), half-open responder or not (flood bounds), what to say when
+//! retransmissions run out.
 //!
-//! Which version a conn negotiates with is decided in one place ([`Pluto::version_of_conn`]);
-//! which version a datagram is for, in another ([`Pluto::dispatch_datagram`]).
+//! **The version calls the engine** (`impl Pluto` methods) to:
+//!
+//! * allocate serials and SPIs and create records (`sas.new_serial`, `sas.insert_ike`,
+//!   `sas.insert_child`, `spis`), move an SA to another conn (`sas.set_conn`), pick and
+//!   instantiate connections, look up secrets (`psk_for`, `rsa_key_for`);
+//! * send messages and have them retransmitted (`send_for`, `schedule` with
+//!   [`crate::pluto::timers::TimerKind::Retransmit`]; the engine's retry policy resends and
+//!   restarts keying), answer duplicates (`resend_last`), note liveness (`heard_from`);
+//! * report an IKE SA established (`ike_established`: newest SA, rekey/expiry, liveness and
+//!   keepalive timers, `uniqueids`);
+//! * hand over what a child SA negotiated ([`crate::pluto::install::NegotiatedChild`] via
+//!   `set_negotiated`), have it installed (`install_child`: inbound first, outbound once
+//!   confirmed), routed (`route_to_child`) and timed (`child_established`);
+//! * delete SAs (`delete_sa`), log (`slog`, `log_transition`) and release whack clients.
+//!
+//! Which version a conn negotiates with is decided in one place (`version_of_conn`); which
+//! version a datagram is for, in another (`dispatch_datagram`). Adding IKEv2 means a
+//! `V2` variant in [`IkeVersion`], [`IkeExchange`] and [`ChildExchange`], an `Ikev2` type
+//! implementing [`ExchangeHandlers`], and those two decisions.
 
 use std::net::SocketAddrV4;
 

@@ -940,7 +940,7 @@ const IKE_HASH: [(OakleyHash, u32); 3] = [
     (OakleyHash::Sha2_256, 32),
 ];
 
-/// Openswan's `algorithm …` lines ([OS], spec 5.8): what rswan can negotiate.
+/// Openswan's `algorithm …` lines (\[OS\], spec 5.8): what rswan can negotiate.
 pub fn algorithm_lines(v: &mut Vec<String>) {
     for (id, ivlen, min, max) in ESP_ENCRYPT {
         v.push(format!(
