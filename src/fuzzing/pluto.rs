@@ -351,7 +351,7 @@ struct View {
 
 fn view(p: &Pluto, hdr: &Header) -> Option<View> {
     let p1 = p.find_p1(&hdr.initiator_cookie, &hdr.responder_cookie)?;
-    let ph1 = p.sas.ike(p1)?.x.v1()?;
+    let ph1 = p.sas.ike(p1)?.exchange.v1()?;
     let ch = ph1.choice.as_ref()?;
     ph1.keys.as_ref()?;
     let bs = ch.alg.enc.block_size();
@@ -362,7 +362,7 @@ fn view(p: &Pluto, hdr: &Header) -> Option<View> {
         ExchangeType::Informational => (fresh(), None),
         ExchangeType::QuickMode => {
             let q = p.sas.children_of(p1).find_map(|c| {
-                let q = c.x.v1()?;
+                let q = c.exchange.v1()?;
                 (q.msgid == msgid).then_some((q.kind, q))
             });
             match q {
@@ -400,7 +400,7 @@ fn auth_body(
 ) -> Option<(usize, Vec<u8>)> {
     let chain = parse_chain(first, padded, true).ok()?;
     let sa = p.sas.ike(v.p1)?;
-    let p1 = sa.x.v1()?;
+    let p1 = sa.exchange.v1()?;
     let ch = p1.choice.as_ref()?;
     let keys = p1.keys.as_ref()?;
     let prf = ch.alg.prf;
@@ -492,7 +492,7 @@ fn seal(
     signer: &PrivateKey,
 ) -> Option<Vec<u8>> {
     let v = view(p, hdr)?;
-    let ph1 = p.sas.ike(v.p1)?.x.v1()?;
+    let ph1 = p.sas.ike(v.p1)?.exchange.v1()?;
     let cipher = ph1.cipher.as_ref()?;
     let bs = cipher.block_size();
     let plain = if fix {
@@ -725,7 +725,7 @@ impl World {
                 return None;
             }
             let v = view(&node.p, &hdr)?;
-            let ph1 = node.p.sas.ike(v.p1)?.x.v1()?;
+            let ph1 = node.p.sas.ike(v.p1)?.exchange.v1()?;
             let cipher = ph1.cipher.as_ref()?;
             let (mut plain, _) = kc::decrypt_body(cipher, &v.iv, body).ok()?;
             apply(edits, &mut plain);
@@ -750,7 +750,7 @@ impl World {
             .p
             .sas
             .ikes()
-            .filter(|st| st.x.v1().is_some_and(|p| p.keys.is_some()))
+            .filter(|st| st.exchange.v1().is_some_and(|p| p.keys.is_some()))
             .map(|st| st.serial())
             .collect();
         let Some(&p1) = p1s.get(usize::from(s.sa) % p1s.len().max(1)) else {
@@ -768,7 +768,7 @@ impl World {
                     .p
                     .sas
                     .children_of(p1)
-                    .filter_map(|c| c.x.v1().map(|q| q.msgid))
+                    .filter_map(|c| c.exchange.v1().map(|q| q.msgid))
                     .collect();
                 (
                     ExchangeType::QuickMode,
@@ -1137,8 +1137,16 @@ mod tests {
     }
 
     fn count(n: &Node, f: impl Fn(StateKind) -> bool) -> usize {
-        let ikes = n.p.sas.ikes().filter_map(|s| s.x.v1()).map(|x| x.kind);
-        let children = n.p.sas.children().filter_map(|c| c.x.v1()).map(|q| q.kind);
+        let ikes =
+            n.p.sas
+                .ikes()
+                .filter_map(|s| s.exchange.v1())
+                .map(|x| x.kind);
+        let children =
+            n.p.sas
+                .children()
+                .filter_map(|c| c.exchange.v1())
+                .map(|q| q.kind);
         ikes.chain(children).filter(|k| f(*k)).count()
     }
 

@@ -205,7 +205,7 @@ impl Pluto {
     fn half_open_census(&self, peer: Ipv4Addr) -> (usize, usize) {
         let mut total = 0;
         let mut from_peer = 0;
-        for s in self.sas.ikes().filter(|s| s.x.half_open_responder()) {
+        for s in self.sas.ikes().filter(|s| s.exchange.half_open_responder()) {
             total += 1;
             if *s.remote.ip() == peer {
                 from_peer += 1;
@@ -219,7 +219,7 @@ impl Pluto {
         // Serials grow with creation: the table's order is age.
         self.sas
             .ikes()
-            .filter(|s| s.x.unproven_responder())
+            .filter(|s| s.exchange.unproven_responder())
             .find(|s| !s.initiator && pred(s))
             .map(|s| s.serial())
     }
@@ -229,7 +229,7 @@ impl Pluto {
     fn heaviest_configured_unproven(&self) -> Option<SerialNo> {
         let mut by_addr: HashMap<Ipv4Addr, (usize, SerialNo)> = HashMap::new();
         for s in self.sas.ikes() {
-            if s.x.unproven_responder() && !s.template && !s.initiator {
+            if s.exchange.unproven_responder() && !s.template && !s.initiator {
                 let e = by_addr.entry(*s.remote.ip()).or_insert((0, s.serial()));
                 e.0 += 1;
                 e.1 = e.1.min(s.serial());
@@ -442,7 +442,7 @@ impl Pluto {
         let half_open = self
             .sas
             .ikes()
-            .filter(|s| s.x.half_open_responder())
+            .filter(|s| s.exchange.half_open_responder())
             .count();
         let c = &self.cfg;
         v.push(format!(

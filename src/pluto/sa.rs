@@ -145,7 +145,7 @@ pub struct IkeSa {
     /// The child SA to negotiate once established.
     pub pending_child: Option<PendingChild>,
     /// The version-specific exchange state.
-    pub x: IkeExchange,
+    pub exchange: IkeExchange,
 }
 
 /// The fields of a new [`IkeSa`] that have no default.
@@ -165,7 +165,7 @@ pub struct NewIkeSa {
     /// Created at (ms).
     pub created: u64,
     /// The version-specific exchange state.
-    pub x: IkeExchange,
+    pub exchange: IkeExchange,
 }
 
 impl IkeSa {
@@ -193,7 +193,7 @@ impl IkeSa {
             try_no: 0,
             template: false,
             pending_child: None,
-            x: n.x,
+            exchange: n.exchange,
         }
     }
 
@@ -256,7 +256,7 @@ pub struct ChildSa {
     /// Keying attempt number.
     pub try_no: u32,
     /// The version-specific negotiation state.
-    pub x: ChildExchange,
+    pub exchange: ChildExchange,
 }
 
 /// The fields of a new [`ChildSa`] that have no default.
@@ -276,7 +276,7 @@ pub struct NewChildSa {
     /// Created at (ms).
     pub created: u64,
     /// The version-specific negotiation state.
-    pub x: ChildExchange,
+    pub exchange: ChildExchange,
 }
 
 impl ChildSa {
@@ -304,7 +304,7 @@ impl ChildSa {
             rtx: Retransmission::default(),
             whack: None,
             try_no: 0,
-            x: n.x,
+            exchange: n.exchange,
         }
     }
 
@@ -718,7 +718,7 @@ mod tests {
                 local: ep(1),
                 remote: ep(2),
                 created: 0,
-                x: ike_x(),
+                exchange: ike_x(),
             },
         ));
         s
@@ -736,7 +736,7 @@ mod tests {
                 our_client: Subnet::host(Ipv4Addr::new(10, 0, 0, 1)),
                 peer_client: Subnet::host(Ipv4Addr::new(10, 0, 0, 2)),
                 created: 0,
-                x: child_x(),
+                exchange: child_x(),
             },
         ));
         s

@@ -80,7 +80,7 @@ impl Pluto {
                 let ike = c
                     .newest_isakmp
                     .and_then(|n| self.sas.ike(n))
-                    .and_then(|s| s.x.alg_text());
+                    .and_then(|s| s.exchange.alg_text());
                 if let Some(alg) = ike {
                     v.push(format!("{q}:   IKE algorithm newest: {alg}"));
                 }
@@ -233,7 +233,7 @@ impl Pluto {
             });
         }
         for s in self.sas.ikes() {
-            let keys = match (s.x.v1().and_then(|x| x.keys.as_ref()), with_keys) {
+            let keys = match (s.exchange.v1().and_then(|x| x.keys.as_ref()), with_keys) {
                 (Some(k), true) => Some(IkeKeys::V1 {
                     enc_key: k.enc_key.clone(),
                 }),
@@ -242,17 +242,17 @@ impl Pluto {
             v.ike_sas.push(IkeSaView {
                 serial: s.serial().get(),
                 conn: s.conn().to_string(),
-                version: match s.x.version() {
+                version: match s.exchange.version() {
                     IkeVersion::V1 => 1,
                 },
-                state: s.x.info().name.to_string(),
+                state: s.exchange.info().name.to_string(),
                 established: s.established,
                 initiator: s.initiator,
                 local: s.local,
                 remote: s.remote,
                 icookie: s.spi_i(),
                 rcookie: s.spi_r,
-                algorithm: s.x.alg_text(),
+                algorithm: s.exchange.alg_text(),
                 event: event(s.serial()),
                 expires_in: if s.established { secs(s.expires_at) } else { 0 },
                 keys,
@@ -269,7 +269,7 @@ impl Pluto {
                 serial: c.serial().get(),
                 conn: c.conn().to_string(),
                 parent: c.parent().get(),
-                state: c.x.info().name.to_string(),
+                state: c.exchange.info().name.to_string(),
                 established: c.established,
                 algorithm,
                 our_client: c.our_client,

@@ -246,7 +246,7 @@ impl Pluto {
     /// EVENT_SO_DISCARD: a half-open responder state (or a failed one) goes.
     fn event_discard(&mut self, serial: SerialNo) {
         if let Some(ike) = self.sas.ike(serial) {
-            if ike.x.half_open_responder() {
+            if ike.exchange.half_open_responder() {
                 // Caused by an unauthenticated first message: rate-limited as it was.
                 self.unauth = Some(*ike.remote.ip());
                 self.slog(
@@ -266,22 +266,22 @@ impl Pluto {
         let (info, n, key, try_no, initiator, first, why) =
             match (self.sas.ike(serial), self.sas.child(serial)) {
                 (Some(s), _) => (
-                    s.x.info(),
+                    s.exchange.info(),
                     s.rtx.count,
                     s.conn().to_string(),
                     s.try_no,
                     s.initiator,
-                    s.x.awaiting_first_response(),
-                    s.x.give_up_reason(),
+                    s.exchange.awaiting_first_response(),
+                    s.exchange.give_up_reason(),
                 ),
                 (None, Some(c)) => (
-                    c.x.info(),
+                    c.exchange.info(),
                     c.rtx.count,
                     c.conn().to_string(),
                     c.try_no,
                     c.initiator,
                     false,
-                    c.x.give_up_reason(),
+                    c.exchange.give_up_reason(),
                 ),
                 (None, None) => return,
             };

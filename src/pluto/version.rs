@@ -256,7 +256,7 @@ impl Pluto {
         replacing: Option<SerialNo>,
         try_no: u32,
     ) {
-        let Some(v) = self.sas.ike(ike).map(|s| s.x.version()) else {
+        let Some(v) = self.sas.ike(ike).map(|s| s.exchange.version()) else {
             return;
         };
         match v {
@@ -267,8 +267,8 @@ impl Pluto {
     /// Tells the peer SA `serial` is going ([`ExchangeHandlers::send_delete`]).
     pub(crate) fn send_delete(&mut self, serial: SerialNo) {
         let v = match (self.sas.ike(serial), self.sas.child(serial)) {
-            (Some(s), _) => s.x.version(),
-            (None, Some(c)) => c.x.version(),
+            (Some(s), _) => s.exchange.version(),
+            (None, Some(c)) => c.exchange.version(),
             (None, None) => return,
         };
         match v {
@@ -278,7 +278,7 @@ impl Pluto {
 
     /// Probes the peer of IKE SA `ike` ([`ExchangeHandlers::send_liveness_probe`]).
     pub(crate) fn send_liveness_probe(&mut self, ike: SerialNo) {
-        let Some(v) = self.sas.ike(ike).map(|s| s.x.version()) else {
+        let Some(v) = self.sas.ike(ike).map(|s| s.exchange.version()) else {
             return;
         };
         match v {
@@ -289,9 +289,11 @@ impl Pluto {
     /// Name, number and story of the state of SA `serial`, and whether it is established.
     pub(crate) fn state_info(&self, serial: SerialNo) -> Option<(StateInfo, bool)> {
         if let Some(s) = self.sas.ike(serial) {
-            return Some((s.x.info(), s.established));
+            return Some((s.exchange.info(), s.established));
         }
-        self.sas.child(serial).map(|c| (c.x.info(), c.established))
+        self.sas
+            .child(serial)
+            .map(|c| (c.exchange.info(), c.established))
     }
 }
 

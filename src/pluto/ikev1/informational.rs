@@ -220,7 +220,7 @@ impl Pluto {
         let is_retransmit = self
             .sas
             .ike(p1)
-            .and_then(|s| s.x.v1())
+            .and_then(|s| s.exchange.v1())
             .is_some_and(|p| p.msgids.contains(&msgid));
         if is_retransmit {
             return;
@@ -255,7 +255,7 @@ impl Pluto {
                 }
                 let spi = n.spi.clone();
                 let seq = n.data.clone();
-                if let Some(p) = self.sas.ike_mut(p1).and_then(|s| s.x.v1_mut()) {
+                if let Some(p) = self.sas.ike_mut(p1).and_then(|s| s.exchange.v1_mut()) {
                     p.dpd_peer_seq = Some(u32::from_be_bytes([seq[0], seq[1], seq[2], seq[3]]));
                 }
                 self.send_notify(p1, NotifyType::RUThereAck, ProtocolId::Isakmp, spi, seq);
@@ -265,7 +265,11 @@ impl Pluto {
                     return;
                 }
                 let seq = u32::from_be_bytes([n.data[0], n.data[1], n.data[2], n.data[3]]);
-                let ours = self.sas.ike(p1).and_then(|s| s.x.v1()).map(|p| p.dpd_seq);
+                let ours = self
+                    .sas
+                    .ike(p1)
+                    .and_then(|s| s.exchange.v1())
+                    .map(|p| p.dpd_seq);
                 if ours != Some(seq) {
                     self.slog(
                         p1,
@@ -363,7 +367,7 @@ impl Pluto {
             return;
         };
         let cookies = [s.spi_i(), s.spi_r].concat();
-        let Some(x) = s.x.v1_mut() else {
+        let Some(x) = s.exchange.v1_mut() else {
             return;
         };
         x.dpd_seq = x.dpd_seq.wrapping_add(1).max(1);

@@ -31,7 +31,7 @@ const NONCE_LEN: usize = 32;
 /// The ISAKMP SA `serial` and its IKEv1 state.
 fn v1(p: &Pluto, serial: SerialNo) -> Result<(&IkeSa, &Isakmp), String> {
     let s = p.sas.ike(serial).ok_or("gone")?;
-    let x = s.x.v1().ok_or("not an IKEv1 SA")?;
+    let x = s.exchange.v1().ok_or("not an IKEv1 SA")?;
     Ok((s, x))
 }
 
@@ -41,7 +41,7 @@ impl Pluto {
         self.sas
             .by_spi_i(icky)
             .find(|s| {
-                let mi1 = s.x.v1().is_some_and(|x| x.kind == StateKind::MainI1);
+                let mi1 = s.exchange.v1().is_some_and(|x| x.kind == StateKind::MainI1);
                 s.spi_r == *rcky || (mi1 && s.spi_r == [0; 8])
             })
             .map(IkeSa::serial)
@@ -70,7 +70,8 @@ impl Pluto {
                 .map(IkeSa::serial);
             if let Some(serial) = dup {
                 let answer = self.sas.ike(serial).is_some_and(|s| {
-                    s.rtx.last_recv == data && s.x.v1().is_some_and(|x| x.kind == StateKind::MainR1)
+                    s.rtx.last_recv == data
+                        && s.exchange.v1().is_some_and(|x| x.kind == StateKind::MainR1)
                 });
                 if answer {
                     self.resend_last(serial);
@@ -249,7 +250,7 @@ impl Pluto {
                 local,
                 remote,
                 created: self.now,
-                x: IkeExchange::V1(Box::new(x)),
+                exchange: IkeExchange::V1(Box::new(x)),
             },
         );
         sa.life = life;
@@ -405,7 +406,7 @@ impl Pluto {
                 local,
                 remote,
                 created: self.now,
-                x: IkeExchange::V1(Box::new(x)),
+                exchange: IkeExchange::V1(Box::new(x)),
             },
         );
         sa.auth = Some(auth);
@@ -505,7 +506,7 @@ impl Pluto {
         let Some(s) = self.sas.ike_mut(serial) else {
             return;
         };
-        let Some(x) = s.x.v1_mut() else {
+        let Some(x) = s.exchange.v1_mut() else {
             return;
         };
         if x.natt == UdpEncapMode::None {
@@ -571,7 +572,7 @@ impl Pluto {
         let s = self.sas.ike_mut(serial).ok_or("no state")?;
         s.psk = psk.clone();
         let (icky, rcky, initiator) = (s.spi_i(), s.spi_r, s.initiator);
-        let p1 = s.x.v1_mut().ok_or("no state")?;
+        let p1 = s.exchange.v1_mut().ok_or("no state")?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let (prf, enc) = (ch.alg.prf, ch.alg.enc);
         let peer_pub = if initiator { &p1.gxr } else { &p1.gxi };
@@ -618,7 +619,7 @@ impl Pluto {
         s.liveness.peer_supports = dpd;
         s.auth = Some(choice.auth);
         let (icky, rcky, local, remote) = (s.spi_i(), s.spi_r, s.local, s.remote);
-        let p1 = s.x.v1_mut().ok_or("gone")?;
+        let p1 = s.exchange.v1_mut().ok_or("gone")?;
         p1.natt = natt;
         p1.gxi = dh.public_value().to_vec();
         p1.ni = ni.clone();
@@ -681,7 +682,7 @@ impl Pluto {
             let p1 = self
                 .sas
                 .ike_mut(serial)
-                .and_then(|s| s.x.v1_mut())
+                .and_then(|s| s.exchange.v1_mut())
                 .ok_or("gone")?;
             p1.gxi = gxi;
             p1.ni = ni;
@@ -757,7 +758,7 @@ impl Pluto {
         let (bytes, iv) =
             kc::encrypt_message(&hdr, &payloads, cipher, &p1.iv).map_err(|e| e.to_string())?;
         let (local, remote) = (s.local, s.remote);
-        if let Some(p1) = self.sas.ike_mut(serial).and_then(|s| s.x.v1_mut()) {
+        if let Some(p1) = self.sas.ike_mut(serial).and_then(|s| s.exchange.v1_mut()) {
             p1.iv = iv;
         }
         self.send_for(serial, local, remote, bytes);
@@ -779,7 +780,7 @@ impl Pluto {
             let p1 = self
                 .sas
                 .ike_mut(serial)
-                .and_then(|s| s.x.v1_mut())
+                .and_then(|s| s.exchange.v1_mut())
                 .ok_or("gone")?;
             p1.gxr = gxr;
             p1.nr = nr;
@@ -1045,7 +1046,7 @@ impl Pluto {
                 s.remote = remote;
                 s.nat.floated = local.port() == NAT_T_PORT;
             }
-            if let Some(p1) = s.x.v1_mut() {
+            if let Some(p1) = s.exchange.v1_mut() {
                 p1.iv = dm.next_iv.clone();
             }
         }
@@ -1100,7 +1101,7 @@ impl Pluto {
             if s.nat.negotiated && remote.port() != s.remote.port() {
                 s.remote = remote;
             }
-            if let Some(p1) = s.x.v1_mut() {
+            if let Some(p1) = s.exchange.v1_mut() {
                 p1.iv = dm.next_iv.clone();
             }
         }

@@ -98,7 +98,10 @@ impl ExchangeHandlers for Ikev1 {
         let known = match (p.sas.ike(serial), p.sas.child(serial)) {
             (Some(s), _) => s.established,
             (None, Some(c)) => {
-                c.established || c.x.v1().is_some_and(|q| q.kind == StateKind::QuickR1)
+                c.established
+                    || c.exchange
+                        .v1()
+                        .is_some_and(|q| q.kind == StateKind::QuickR1)
             }
             (None, None) => false,
         };
@@ -117,7 +120,7 @@ impl Pluto {
     /// scratch) and logs the transition.
     pub(crate) fn advance(&mut self, serial: SerialNo, kind: StateKind) {
         if let Some(s) = self.sas.ike_mut(serial) {
-            if let Some(x) = s.x.v1_mut() {
+            if let Some(x) = s.exchange.v1_mut() {
                 x.kind = kind;
             }
             s.established = kind.isakmp_established();
@@ -129,7 +132,7 @@ impl Pluto {
     /// Moves IPsec SA `serial` to Quick Mode state `kind`.
     pub(crate) fn set_quick_kind(&mut self, serial: SerialNo, kind: StateKind) {
         if let Some(c) = self.sas.child_mut(serial) {
-            if let Some(x) = c.x.v1_mut() {
+            if let Some(x) = c.exchange.v1_mut() {
                 x.kind = kind;
             }
             c.established = kind.ipsec_established();

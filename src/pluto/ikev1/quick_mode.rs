@@ -48,7 +48,7 @@ pub(crate) struct P1Ctx {
 impl Pluto {
     pub(crate) fn p1_ctx(&self, p1: SerialNo) -> Option<P1Ctx> {
         let s = self.sas.ike(p1)?;
-        let p = s.x.v1()?;
+        let p = s.exchange.v1()?;
         let ch = p.choice.as_ref()?;
         let keys = p.keys.as_ref()?;
         Some(P1Ctx {
@@ -75,7 +75,7 @@ impl Pluto {
             let used = self
                 .sas
                 .ike(p1)
-                .and_then(|s| s.x.v1())
+                .and_then(|s| s.exchange.v1())
                 .is_some_and(|p| p.msgids.contains(&m));
             if !used {
                 self.note_msgid(p1, m);
@@ -85,7 +85,7 @@ impl Pluto {
     }
 
     pub(crate) fn note_msgid(&mut self, p1: SerialNo, m: u32) {
-        if let Some(p) = self.sas.ike_mut(p1).and_then(|s| s.x.v1_mut()) {
+        if let Some(p) = self.sas.ike_mut(p1).and_then(|s| s.exchange.v1_mut()) {
             if p.msgids.len() >= 1024 {
                 p.msgids.remove(0);
             }
@@ -103,9 +103,9 @@ impl Pluto {
         life: u64,
     ) -> Option<NegotiatedChild> {
         let c = self.sas.child(serial)?;
-        let q = c.x.v1()?;
+        let q = c.exchange.v1()?;
         let parent = self.sas.ike(c.parent())?;
-        let p1 = parent.x.v1()?;
+        let p1 = parent.exchange.v1()?;
         let keys = p1.keys.as_ref()?;
         let prf = p1.choice.as_ref()?.alg.prf;
         let choice = q.choice.as_ref()?;
@@ -266,7 +266,7 @@ impl Pluto {
                 our_client,
                 peer_client,
                 created: self.now,
-                x: ChildExchange::V1(Box::new(q)),
+                exchange: ChildExchange::V1(Box::new(q)),
             },
         );
         child.replacing = replacing;
@@ -326,14 +326,14 @@ impl Pluto {
         let existing = self
             .sas
             .children_of(p1)
-            .find(|c| c.x.v1().is_some_and(|q| q.msgid == hdr.message_id))
+            .find(|c| c.exchange.v1().is_some_and(|q| q.msgid == hdr.message_id))
             .map(ChildSa::serial);
         let r = match existing {
             Some(serial) => {
                 let Some((kind, dup)) = self
                     .sas
                     .child(serial)
-                    .and_then(|c| Some((c.x.v1()?.kind, c.rtx.last_recv == data)))
+                    .and_then(|c| Some((c.exchange.v1()?.kind, c.rtx.last_recv == data)))
                 else {
                     return;
                 };
@@ -368,7 +368,7 @@ impl Pluto {
                 let used = self
                     .sas
                     .ike(p1)
-                    .and_then(|s| s.x.v1())
+                    .and_then(|s| s.exchange.v1())
                     .is_some_and(|p| p.msgids.contains(&hdr.message_id));
                 if used {
                     Err("Quick Mode message with a reused Message ID; dropped".to_string())
@@ -581,7 +581,7 @@ impl Pluto {
                 our_client,
                 peer_client,
                 created: self.now,
-                x: ChildExchange::V1(Box::new(q)),
+                exchange: ChildExchange::V1(Box::new(q)),
             },
         );
         child.rtx.last_recv = data.to_vec();
@@ -608,7 +608,7 @@ impl Pluto {
             let q = self
                 .sas
                 .child(serial)
-                .and_then(|c| c.x.v1())
+                .and_then(|c| c.exchange.v1())
                 .ok_or("gone")?;
             (q.iv.clone(), q.msgid, q.ni.clone())
         };
@@ -638,7 +638,7 @@ impl Pluto {
         };
         let (policy, our_client, peer_client) = {
             let c = self.sas.child(serial).ok_or("gone")?;
-            let q = c.x.v1().ok_or("gone")?;
+            let q = c.exchange.v1().ok_or("gone")?;
             (q.policy.clone(), c.our_client, c.peer_client)
         };
         let natt = ctx.natt != UdpEncapMode::None;
@@ -661,7 +661,7 @@ impl Pluto {
             let q = self
                 .sas
                 .child(serial)
-                .and_then(|c| c.x.v1())
+                .and_then(|c| c.exchange.v1())
                 .ok_or("gone")?;
             match (&q.dh, chain.get(PT::KeyExchange).map(|i| &i.p)) {
                 (Some(dh), Some(Payload::KeyExchange(ke))) => Some(Zeroizing::new(
@@ -707,7 +707,7 @@ impl Pluto {
                     self.spis.release_cpi(cpi);
                 }
             }
-            let q = c.x.v1_mut().ok_or("gone")?;
+            let q = c.exchange.v1_mut().ok_or("gone")?;
             q.nr = nr.clone();
             q.gxy = gxy;
             q.dh = None;
@@ -721,7 +721,7 @@ impl Pluto {
             &next_iv,
         )
         .map_err(|e| e.to_string())?;
-        if let Some(q) = self.sas.child_mut(serial).and_then(|c| c.x.v1_mut()) {
+        if let Some(q) = self.sas.child_mut(serial).and_then(|c| c.exchange.v1_mut()) {
             q.iv = iv_after;
         }
         if let Some(n) = self.negotiated_child(serial, encap_port, life) {
@@ -747,7 +747,7 @@ impl Pluto {
             let q = self
                 .sas
                 .child(serial)
-                .and_then(|c| c.x.v1())
+                .and_then(|c| c.exchange.v1())
                 .ok_or("gone")?;
             (q.iv.clone(), q.msgid, q.ni.clone(), q.nr.clone())
         };
@@ -764,7 +764,7 @@ impl Pluto {
         }
         chain.check(&[(PT::Hash, 1, 1), (PT::Notification, 0, 8)])?;
         self.heard_from(p1);
-        if let Some(q) = self.sas.child_mut(serial).and_then(|c| c.x.v1_mut()) {
+        if let Some(q) = self.sas.child_mut(serial).and_then(|c| c.exchange.v1_mut()) {
             q.iv = next_iv;
         }
         if !self.install_child(serial, false, true) {

@@ -38,7 +38,7 @@ fn kind(x: &crate::pluto::version::IkeExchange) -> StateKind {
 fn half_open(n: &Node, ip: Option<Ipv4Addr>) -> usize {
     n.p.sas
         .ikes()
-        .filter(|s| s.x.half_open_responder())
+        .filter(|s| s.exchange.half_open_responder())
         .filter(|s| ip.is_none_or(|ip| *s.remote.ip() == ip))
         .count()
 }
@@ -132,7 +132,10 @@ fn proven_half_open_states_are_not_evicted() {
     net.b.p.cfg.max_half_open_per_peer = 1;
     let mut n = 0;
     net.adversary = Some(Box::new(move |b, _| {
-        let proven = b.p.sas.ikes().any(|s| kind(&s.x) == StateKind::MainR2);
+        let proven =
+            b.p.sas
+                .ikes()
+                .any(|s| kind(&s.exchange) == StateKind::MainR2);
         if !proven || n > 0 {
             return Vec::new();
         }
@@ -214,7 +217,10 @@ fn mi2_for_an_evicted_state_is_counted() {
     // Deliver A's MI1 and B's MR1, then let a spoofed MI1 evict B's state before MI2.
     let mut spoofed = false;
     net.adversary = Some(Box::new(move |b, _| {
-        let waiting = b.p.sas.ikes().any(|s| kind(&s.x) == StateKind::MainR1);
+        let waiting =
+            b.p.sas
+                .ikes()
+                .any(|s| kind(&s.exchange) == StateKind::MainR1);
         if !waiting || spoofed {
             return Vec::new();
         }
@@ -335,7 +341,10 @@ fn per_peer_concurrent_quick_mode_limit() {
             .p
             .sas
             .children()
-            .filter(|c| c.x.v1().is_some_and(|q| q.kind == StateKind::QuickR1))
+            .filter(|c| c
+                .exchange
+                .v1()
+                .is_some_and(|q| q.kind == StateKind::QuickR1))
             .count(),
         1
     );

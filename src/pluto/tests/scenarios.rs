@@ -105,7 +105,7 @@ fn psk_main_and_quick_mode_default_algorithms() {
         .log_has("STATE_MAIN_R3: sent MR3, ISAKMP SA established"));
     assert!(net.b.log_has("STATE_QUICK_R2: IPsec SA established"));
     // Default suite: AES/SHA2/MODP2048 first.
-    let st = net.a.p.sas.ikes().find_map(|s| s.x.v1()).unwrap();
+    let st = net.a.p.sas.ikes().find_map(|s| s.exchange.v1()).unwrap();
     assert_eq!(
         st.choice.as_ref().unwrap().alg.name(),
         "AES_CBC_128-SHA2_256-MODP2048"
@@ -296,7 +296,13 @@ fn explicit_algorithms_pfs_off_ah_ipcomp_gcm() {
         let mut net = psk_pair(extra);
         net.up_a("net");
         assert_up(&net);
-        let p2 = net.a.p.sas.children().find_map(|c| c.x.v1()).unwrap();
+        let p2 = net
+            .a
+            .p
+            .sas
+            .children()
+            .find_map(|c| c.exchange.v1())
+            .unwrap();
         let ch = p2.choice.as_ref().unwrap();
         if extra.contains("pfs=no") {
             assert!(ch.pfs.is_none() && p2.gxy.is_none());
