@@ -1158,23 +1158,21 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let offload = setup
         .get_bool("offload", true)
         .map_err(|e| fail(e.to_string()))?;
-    let mode = match setup.get("datapath") {
-        Some("inline") => datapath::Mode::Inline,
-        _ => datapath::Mode::Threads,
-    };
+    if let Some(d) = setup.get("datapath") {
+        log(&format!(
+            "ipsec_setup: datapath={d} is obsolete and ignored: every reader thread runs its packets to completion"
+        ));
+    }
     let overridemtu = setup
         .get_u32("overridemtu", 0)
         .map_err(|e| fail(e.to_string()))?;
     let dr = iface::default_route();
     let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
         .map_err(|e| fail(e.to_string()))?;
-    // Inline mode encrypts where it reads: one TUN queue per device, so one thread numbers
-    // and sends an SA's packets and they leave in sequence order.
-    let queues = match (mode, workers) {
-        (datapath::Mode::Inline, _) => 1,
-        (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        _ => workers,
-    };
+    // One TUN queue (hence one reader thread) per device, so one thread numbers and sends an
+    // SA's packets and they leave in sequence order.
+    let _ = workers;
+    let queues = 1;
 
     let klips = Arc::new(Klips::new());
     klips.set_params(params);
@@ -1278,8 +1276,6 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let dp = datapath::start(
         klips.clone(),
         devs,
-        workers,
-        mode,
         clock,
         Some(udp.clone()),
         Some(ike_tx.clone()),

@@ -1,9 +1,8 @@
-//! The datapath threads: readers (one per TUN queue, one per raw socket, one for UDP 4500) →
-//! crypto workers → writers (one per physical sender, one per TUN device). Packets move in
-//! batches (one channel hop per batch, `recvmmsg`/`sendmmsg` at the sockets). Each SA is served
-//! by exactly one worker (chosen from its SPI), so per-SA (hence per-flow) order is kept and
-//! sequence numbers leave in order. In [`Mode::Inline`] each reader runs its batches through its
-//! own crypto step and writers instead (run to completion, no hand-offs).
+//! The datapath threads: one reader per TUN queue, one per raw socket (ESP, AH) and one for UDP
+//! 4500. Each reader runs its batches to completion — transform through the sans-IO core, then
+//! write (`sendmmsg`/UDP GSO to the physical interface, coalesced writes into ipsecN) — on its
+//! own thread: no hand-offs between threads (docs/performance.md measured those as the largest
+//! cost on small machines).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -14,7 +13,6 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::pipe::{pipe, PipeTx};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -111,51 +109,6 @@ fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<JoinHan
     std::thread::Builder::new().name(name).spawn(f)
 }
 
-/// How packets move between the reader, crypto and writer steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Separate reader, crypto-worker and writer threads joined by batch pipes (the default).
-    Threads,
-    /// Run to completion: each reader thread transforms and writes its own batches
-    /// (`datapath=inline` in `config setup`); no hand-offs, one thread per reader.
-    Inline,
-}
-
-/// One step that takes batches and writes them out (a writer, or the crypto step itself).
-trait Write<B> {
-    fn write(&mut self, batch: B);
-}
-
-/// Where batches for one destination go: a thread's pipe, or a step run by the caller.
-enum Sink<B, W> {
-    Pipe(PipeTx<B>),
-    Direct(W),
-}
-
-impl<B, W: Write<B>> Sink<B, W> {
-    /// Hands one batch on; false once the receiving thread is gone.
-    fn put(&mut self, batch: B) -> bool {
-        match self {
-            Sink::Pipe(tx) => tx.send(batch).is_ok(),
-            Sink::Direct(w) => {
-                w.write(batch);
-                true
-            }
-        }
-    }
-}
-
-/// Hands each non-empty pending batch to its sink (same index) and empties it.
-fn hand_on<T, W: Write<Vec<T>>>(pending: &mut [Vec<T>], sinks: &mut [Sink<Vec<T>, W>]) -> bool {
-    let mut ok = true;
-    for (v, s) in pending.iter_mut().zip(sinks) {
-        if !v.is_empty() {
-            ok &= s.put(std::mem::take(v));
-        }
-    }
-    ok
-}
-
 /// Writes transformed packets to one physical interface (raw socket, UDP GSO for ESP-in-UDP).
 struct NetWriter {
     k: Arc<Klips>,
@@ -164,7 +117,7 @@ struct NetWriter {
     raw: NetBatch,
 }
 
-impl Write<NetBatch> for NetWriter {
+impl NetWriter {
     fn write(&mut self, batch: NetBatch) {
         let failed = match &self.gso {
             Some((u, ifx)) => send_with_gso(&self.sender, u, *ifx, batch, &mut self.raw),
@@ -183,7 +136,7 @@ struct TunWriter {
     gro: Coalescer,
 }
 
-impl Write<Vec<TunOut>> for TunWriter {
+impl TunWriter {
     fn write(&mut self, batch: Vec<TunOut>) {
         let q = &self.q;
         for o in batch {
@@ -204,8 +157,9 @@ impl Write<Vec<TunOut>> for TunWriter {
     }
 }
 
-/// The crypto step: runs batches of jobs through the sans-IO core and hands the results on.
-struct Crypto {
+/// What a reader thread runs its batches through: the sans-IO core, then the writers, all on
+/// the reader's own thread (run to completion: no hand-offs between threads).
+struct Runner {
     k: Arc<Klips>,
     rng: StdRng,
     emits: Vec<Emit>,
@@ -214,40 +168,17 @@ struct Crypto {
     ike_tx: Option<Sender<IkeDatagram>>,
     local: Arc<RawSender>,
     clock: Clock,
-    net_out: Vec<Sink<NetBatch, NetWriter>>,
-    tun_out: Vec<Sink<Vec<TunOut>, TunWriter>>,
+    net_out: Vec<NetWriter>,
+    tun_out: Vec<TunWriter>,
 }
 
-impl Crypto {
-    fn new(
-        k: Arc<Klips>,
-        ike_tx: Option<Sender<IkeDatagram>>,
-        local: Arc<RawSender>,
-        clock: Clock,
-        net_out: Vec<Sink<NetBatch, NetWriter>>,
-        tun_out: Vec<Sink<Vec<TunOut>, TunWriter>>,
-    ) -> Crypto {
-        let ndev = net_out.len();
-        Crypto {
-            k,
-            rng: StdRng::from_entropy(),
-            emits: Vec::with_capacity(BATCH * 2),
-            net: vec![Vec::new(); ndev],
-            tun: (0..ndev).map(|_| Vec::new()).collect(),
-            ike_tx,
-            local,
-            clock,
-            net_out,
-            tun_out,
-        }
-    }
-
-    /// Transforms one batch and sends every result on.
-    fn run(&mut self, batch: Vec<Job>) -> bool {
+impl Runner {
+    /// Transforms one batch and writes every result.
+    fn run(&mut self, batch: &mut Vec<Job>) {
         let now = self.clock.now();
         let k = &self.k;
         self.emits.clear();
-        for job in batch {
+        for job in batch.drain(..) {
             match job {
                 Job::Out { dev, pkt } => k.outbound(dev, &pkt, now, &mut self.rng, &mut self.emits),
                 Job::In(pkt) => k.inbound(&pkt, now, &mut self.emits),
@@ -287,35 +218,28 @@ impl Crypto {
                 }
             }
         }
-        let net_ok = hand_on(&mut self.net, &mut self.net_out);
-        hand_on(&mut self.tun, &mut self.tun_out) && net_ok
+        for (v, w) in self.net.iter_mut().zip(&mut self.net_out) {
+            if !v.is_empty() {
+                w.write(std::mem::take(v));
+            }
+        }
+        for (v, w) in self.tun.iter_mut().zip(&mut self.tun_out) {
+            if !v.is_empty() {
+                w.write(std::mem::take(v));
+            }
+        }
     }
 }
 
-/// Where a reader's batches go: one sink per crypto worker, or its own crypto step.
-type Dispatch = Vec<Sink<Vec<Job>, Box<Crypto>>>;
-
-impl Write<Vec<Job>> for Box<Crypto> {
-    fn write(&mut self, batch: Vec<Job>) {
-        self.run(batch);
-    }
-}
-
-/// Starts the threads. `workers` = crypto threads (the number of cores when 0).
+/// Starts the threads: one reader per TUN queue, per raw socket (ESP, AH) and for UDP 4500,
+/// each running its batches to completion.
 pub fn start(
     klips: Arc<Klips>,
     devs: Vec<DevRuntime>,
-    workers: usize,
-    mode: Mode,
     clock: Clock,
     udp: Option<Arc<UdpSock>>,
     ike_tx: Option<Sender<IkeDatagram>>,
 ) -> io::Result<Datapath> {
-    let workers = if workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        workers
-    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let ndev = devs.len();
@@ -334,82 +258,38 @@ pub fn start(
         .iter()
         .map(|d| d.queues[0].try_clone())
         .collect::<io::Result<_>>()?;
-    let net_writer = |i: usize| {
-        let (sender, gso) = net_parts[i].clone();
-        NetWriter {
-            k: klips.clone(),
-            sender,
-            gso,
-            raw: Vec::new(),
-        }
-    };
-    let tun_writer = |i: usize| -> io::Result<TunWriter> {
-        Ok(TunWriter {
-            q: tun_queues[i].try_clone()?,
-            gro: Coalescer::new(),
-        })
-    };
-
     // ICMP errors the gateway originates leave through the host's own routing.
     let local = Arc::new(RawSender::new(None)?);
-
-    // Writers and workers (threads mode), or one crypto step per reader (inline mode).
-    let mut work_tx = Vec::new();
-    if mode == Mode::Threads {
-        let mut net_tx = Vec::new();
-        let mut tun_tx = Vec::new();
-        for i in 0..ndev {
-            let (tx, rx) = pipe::<NetBatch>(256);
-            net_tx.push(tx);
-            let mut w = net_writer(i);
-            threads.push(spawn(format!("net-w{i}"), move || {
-                for batch in rx {
-                    w.write(batch);
-                }
-            })?);
-            let (tx, rx) = pipe::<Vec<TunOut>>(256);
-            tun_tx.push(tx);
-            let mut w = tun_writer(i)?;
-            threads.push(spawn(format!("tun-w{i}"), move || {
-                for batch in rx {
-                    w.write(batch);
-                }
-            })?);
-        }
-        for w in 0..workers {
-            let (tx, rx) = pipe::<Vec<Job>>(128);
-            work_tx.push(tx);
-            let mut c = Crypto::new(
-                klips.clone(),
-                ike_tx.clone(),
-                local.clone(),
-                clock,
-                net_tx.iter().cloned().map(Sink::Pipe).collect(),
-                tun_tx.iter().cloned().map(Sink::Pipe).collect(),
-            );
-            threads.push(spawn(format!("crypto{w}"), move || {
-                for batch in rx {
-                    c.run(batch);
-                }
-            })?);
-        }
-    }
-    let dispatch = || -> io::Result<Dispatch> {
-        Ok(match mode {
-            Mode::Threads => work_tx.iter().cloned().map(Sink::Pipe).collect(),
-            Mode::Inline => {
-                let tun = (0..ndev)
-                    .map(|i| tun_writer(i).map(Sink::Direct))
-                    .collect::<io::Result<_>>()?;
-                vec![Sink::Direct(Box::new(Crypto::new(
-                    klips.clone(),
-                    ike_tx.clone(),
-                    local.clone(),
-                    clock,
-                    (0..ndev).map(|i| Sink::Direct(net_writer(i))).collect(),
-                    tun,
-                )))]
-            }
+    let runner = || -> io::Result<Runner> {
+        let net_out = net_parts
+            .iter()
+            .map(|(sender, gso)| NetWriter {
+                k: klips.clone(),
+                sender: sender.clone(),
+                gso: gso.clone(),
+                raw: Vec::new(),
+            })
+            .collect();
+        let tun_out = tun_queues
+            .iter()
+            .map(|q| {
+                Ok(TunWriter {
+                    q: q.try_clone()?,
+                    gro: Coalescer::new(),
+                })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Runner {
+            k: klips.clone(),
+            rng: StdRng::from_entropy(),
+            emits: Vec::with_capacity(BATCH * 2),
+            net: vec![Vec::new(); ndev],
+            tun: (0..ndev).map(|_| Vec::new()).collect(),
+            ike_tx: ike_tx.clone(),
+            local: local.clone(),
+            clock,
+            net_out,
+            tun_out,
         })
     };
 
@@ -417,28 +297,28 @@ pub fn start(
     for (i, d) in devs.into_iter().enumerate() {
         for (qi, q) in d.queues.into_iter().enumerate() {
             let k = klips.clone();
-            let tx = dispatch()?;
+            let r = runner()?;
             let stop = stop.clone();
             threads.push(spawn(format!("tun-r{i}.{qi}"), move || {
-                tun_reader(k, i, q, tx, stop)
+                tun_reader(k, i, q, r, stop)
             })?);
         }
     }
     for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
         let sock = RawReceiver::new(proto)?;
         set_timeout(sock.fd())?;
-        let tx = dispatch()?;
+        let r = runner()?;
         let stop = stop.clone();
         threads.push(spawn(format!("raw-r{proto}"), move || {
-            raw_reader(sock, proto, tx, stop)
+            raw_reader(sock, r, stop)
         })?);
     }
     if let Some(u) = udp.clone() {
         set_timeout(u.fd())?;
         u.enable_gro();
-        let tx = dispatch()?;
+        let r = runner()?;
         let stop = stop.clone();
-        threads.push(spawn("udp-r4500".into(), move || udp_reader(u, tx, stop))?);
+        threads.push(spawn("udp-r4500".into(), move || udp_reader(u, r, stop))?);
     }
     Ok(Datapath { stop, threads })
 }
@@ -473,14 +353,8 @@ pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
     }
 }
 
-fn spi_worker(spi: u32, n: usize) -> usize {
-    // Fibonacci hashing spreads sequential SPIs.
-    (spi.wrapping_mul(0x9e37_79b9) >> 16) as usize % n
-}
-
-fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.len();
-    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut r: Runner, stop: Arc<AtomicBool>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     let fd = q.fd();
     // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
     unsafe {
@@ -496,56 +370,39 @@ fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Ar
             revents: 0,
         };
         // SAFETY: poll on one valid pollfd for at most 200 ms.
-        let r = unsafe { libc::poll(&mut pfd, 1, 200) };
-        if r <= 0 {
+        let n = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if n <= 0 {
             continue;
         }
         let mut got = 0;
-        {
-            let eroutes = k.eroutes();
-            while got < BATCH {
-                match q.recv(&mut buf) {
-                    Ok(len) if len > 0 => {
-                        pkts.clear();
-                        if q.offload() {
-                            // A TCP super-packet (TSO) becomes MTU-size segments here.
-                            let split = VnetHdr::parse(&buf[..len])
-                                .ok_or(OffloadError::Malformed)
-                                .and_then(|h| {
-                                    offload::split(&h, &buf[VNET_HDR_LEN..len], &mut pkts)
-                                });
-                            if split.is_err() {
-                                k.drops.count(DropReason::NoEroute, false);
-                                continue;
-                            }
-                        } else {
-                            pkts.push(buf[..len].to_vec());
+        while got < BATCH {
+            match q.recv(&mut buf) {
+                Ok(len) if len > 0 => {
+                    pkts.clear();
+                    if q.offload() {
+                        // A TCP super-packet (TSO) becomes MTU-size segments here.
+                        let split = VnetHdr::parse(&buf[..len])
+                            .ok_or(OffloadError::Malformed)
+                            .and_then(|h| offload::split(&h, &buf[VNET_HDR_LEN..len], &mut pkts));
+                        if split.is_err() {
+                            k.drops.count(DropReason::NoEroute, false);
+                            continue;
                         }
-                        for pkt in pkts.drain(..) {
-                            let w = match Ipv4Packet::new_checked(&pkt) {
-                                Ok(p) => match eroutes.lookup(p.src(), p.dst()) {
-                                    Some(e) => spi_worker(e.said.spi, n),
-                                    None => 0,
-                                },
-                                Err(_) => 0,
-                            };
-                            batches[w].push(Job::Out { dev, pkt });
-                        }
-                        got += 1;
+                    } else {
+                        pkts.push(buf[..len].to_vec());
                     }
-                    _ => break,
+                    batch.extend(pkts.drain(..).map(|pkt| Job::Out { dev, pkt }));
+                    got += 1;
                 }
+                _ => break,
             }
         }
-        if !hand_on(&mut batches, &mut tx) {
-            return;
-        }
+        r.run(&mut batch);
     }
 }
 
-fn raw_reader(sock: RawReceiver, proto: u8, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.len();
-    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+fn raw_reader(sock: RawReceiver, mut r: Runner, stop: Arc<AtomicBool>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
@@ -553,27 +410,14 @@ fn raw_reader(sock: RawReceiver, proto: u8, mut tx: Dispatch, stop: Arc<AtomicBo
             continue;
         };
         for (b, &len) in bufs.iter().zip(&lens).take(got) {
-            let pkt = b[..len].to_vec();
-            let ihl = usize::from(pkt.first().copied().unwrap_or(0) & 0x0f) * 4;
-            let off = if proto == ipv4::proto::AH {
-                ihl + 4
-            } else {
-                ihl
-            };
-            let spi = pkt
-                .get(off..off + 4)
-                .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-            batches[spi_worker(spi, n)].push(Job::In(pkt));
+            batch.push(Job::In(b[..len].to_vec()));
         }
-        if !hand_on(&mut batches, &mut tx) {
-            return;
-        }
+        r.run(&mut batch);
     }
 }
 
-fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.len();
-    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+fn udp_reader(sock: Arc<UdpSock>, mut r: Runner, stop: Arc<AtomicBool>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
     let mut metas = Vec::with_capacity(BATCH);
@@ -589,19 +433,14 @@ fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
                 s => s,
             };
             for d in data.chunks(seg) {
-                let spi = d
-                    .get(0..4)
-                    .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-                batches[spi_worker(spi, n)].push(Job::InUdp {
+                batch.push(Job::InUdp {
                     src: metas[i].src,
                     dst: metas[i].dst,
                     pkt: d.to_vec(),
                 });
             }
         }
-        if !hand_on(&mut batches, &mut tx) {
-            return;
-        }
+        r.run(&mut batch);
     }
 }
 
