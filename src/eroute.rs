@@ -20,7 +20,6 @@
 pub mod index;
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -97,29 +96,7 @@ struct TrapHolds {
     live: usize,
 }
 
-/// A hasher for the host-pair overlay's `(u32, u32)` keys: one multiply per word (the keys are
-/// addresses, not attacker-chosen collision material beyond what the bound allows).
-#[derive(Default, Clone, Copy)]
-pub struct PairHasher(u64);
-
-impl Hasher for PairHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type HoldMap = HashMap<Key, Arc<Eroute>, BuildHasherDefault<PairHasher>>;
+type HoldMap = crate::fasthash::FastMap<Key, Arc<Eroute>>;
 
 /// The indexed eroutes (all but the trap holds) in index order.
 #[derive(Debug, Default)]

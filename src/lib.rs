@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod crypto;
 pub mod eroute;
+pub mod fasthash;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -302,23 +302,50 @@ impl EspCrypto {
         out: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), EspError> {
-        let pad = self.pad_len(payload.len());
-        let ct_len = payload.len() + pad + 2;
-        out.reserve(ESP_HEADER_LEN + self.iv_len + ct_len + self.icv_len);
-        out.extend_from_slice(&spi.to_be_bytes());
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(iv);
-        let ct_start = out.len();
-        out.extend_from_slice(payload);
+        let hl = ESP_HEADER_LEN + self.iv_len;
+        let total = hl + payload.len() + self.pad_len(payload.len()) + 2 + self.icv_len;
+        out.resize(start + total, 0);
+        out[start + hl..start + hl + payload.len()].copy_from_slice(payload);
+        self.seal_in_place(spi, seq, next_header, iv, &mut out[start..], payload.len())
+            .map(|_| ())
+    }
+
+    /// Encrypts in place: `pkt` starts where the ESP header goes, its payload is already at
+    /// `pkt[8 + iv_len ..][..payload_len]`, and at least [`EspCrypto::max_overhead`] minus the
+    /// header and IV bytes of room follow it (for padding, pad length, next header and ICV).
+    /// Writes SPI, sequence number, IV, trailer and ICV around the payload and returns the
+    /// length of the ESP packet. The transform of the datapath: the packet is never copied.
+    pub fn seal_in_place(
+        &self,
+        spi: u32,
+        seq: u32,
+        next_header: u8,
+        iv: &[u8],
+        pkt: &mut [u8],
+        payload_len: usize,
+    ) -> Result<usize, EspError> {
+        if iv.len() != self.iv_len {
+            return Err(EspError::BadLength);
+        }
+        let ct_start = ESP_HEADER_LEN + self.iv_len;
+        let pad = self.pad_len(payload_len);
+        let ct_len = payload_len + pad + 2;
+        let ct_end = ct_start + ct_len;
+        let total = ct_end + self.icv_len;
+        if pkt.len() < total {
+            return Err(EspError::Truncated);
+        }
+        pkt[..4].copy_from_slice(&spi.to_be_bytes());
+        pkt[4..8].copy_from_slice(&seq.to_be_bytes());
+        pkt[ESP_HEADER_LEN..ct_start].copy_from_slice(iv);
+        let trailer = &mut pkt[ct_start + payload_len..ct_end];
         // pad <= 15, so the casts cannot truncate.
-        out.extend((1..=pad).map(|i| i as u8));
-        out.push(pad as u8);
-        out.push(next_header);
-        let ct_end = out.len();
-        out.resize(ct_end + self.icv_len, 0);
-        let pkt = &mut out[start..];
-        let ct_start = ct_start - start;
-        let ct_end = ct_end - start;
+        for (i, b) in trailer[..pad].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
+        }
+        trailer[pad] = pad as u8;
+        trailer[pad + 1] = next_header;
+        let pkt = &mut pkt[..total];
         match &self.keyed {
             Keyed::Cbc { cipher, integ } => {
                 let (head, rest) = pkt.split_at_mut(ct_start);
@@ -338,7 +365,7 @@ impl EspCrypto {
                 a.seal(iv, aad, ct, tag).map_err(|_| EspError::BadLength)?;
             }
         }
-        Ok(())
+        Ok(total)
     }
 
     /// Reads (SPI, sequence number) from the start of an ESP packet, for SA lookup and the
