@@ -98,6 +98,49 @@ struct TrapHolds {
 
 type HoldMap = crate::fasthash::FastMap<Key, Arc<Eroute>>;
 
+/// Shards of the host-pair overlay: a change copies one shard (a sixteenth of at most the
+/// trap-hold limit), not the whole overlay, when a view still holds the old one.
+const HOLD_SHARDS: usize = 16;
+
+/// The host-pair overlay, sharded copy-on-write.
+#[derive(Debug, Clone, Default)]
+struct Holds {
+    shards: [Arc<HoldMap>; HOLD_SHARDS],
+    len: usize,
+}
+
+impl Holds {
+    fn shard(k: &Key) -> usize {
+        ((k.0 ^ k.1 ^ (k.1 >> 8)) as usize) % HOLD_SHARDS
+    }
+
+    #[inline]
+    fn get(&self, k: &Key) -> Option<&Arc<Eroute>> {
+        if self.len == 0 {
+            return None;
+        }
+        self.shards[Self::shard(k)].get(k)
+    }
+
+    fn insert(&mut self, k: Key, e: Arc<Eroute>) {
+        if Arc::make_mut(&mut self.shards[Self::shard(&k)])
+            .insert(k, e)
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, k: &Key) {
+        if Arc::make_mut(&mut self.shards[Self::shard(k)])
+            .remove(k)
+            .is_some()
+        {
+            self.len -= 1;
+        }
+    }
+}
+
 /// The indexed eroutes (all but the trap holds) in index order.
 #[derive(Debug, Default)]
 struct Indexed {
@@ -110,7 +153,7 @@ struct Indexed {
 #[derive(Debug, Clone, Default)]
 pub struct ErouteView {
     indexed: Arc<Indexed>,
-    holds: Arc<HoldMap>,
+    holds: Holds,
 }
 
 impl ErouteView {
@@ -118,10 +161,8 @@ impl ErouteView {
     #[inline]
     pub fn lookup(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<&Arc<Eroute>> {
         let (s, d) = (u32::from(src), u32::from(dst));
-        if !self.holds.is_empty() {
-            if let Some(e) = self.holds.get(&(s, d)) {
-                return Some(e);
-            }
+        if let Some(e) = self.holds.get(&(s, d)) {
+            return Some(e);
         }
         let i = self.indexed.index.lookup(s, d)?;
         self.indexed.entries.get(i as usize)
@@ -142,10 +183,8 @@ impl ErouteView {
         dst: Ipv4Addr,
     ) -> Option<Result<usize, &Arc<Eroute>>> {
         let (s, d) = (u32::from(src), u32::from(dst));
-        if !self.holds.is_empty() {
-            if let Some(e) = self.holds.get(&(s, d)) {
-                return Some(Err(e));
-            }
+        if let Some(e) = self.holds.get(&(s, d)) {
+            return Some(Err(e));
         }
         self.indexed.index.lookup(s, d).map(|i| Ok(i as usize))
     }
@@ -282,13 +321,13 @@ impl ErouteTable {
         let mut reindex = !in_overlay(&e);
         match &old {
             Some(o) if in_overlay(o) => {
-                Arc::make_mut(&mut self.view.holds).remove(&k);
+                self.view.holds.remove(&k);
             }
             Some(_) => reindex = true,
             None => {}
         }
         if in_overlay(&e) {
-            Arc::make_mut(&mut self.view.holds).insert(k, e.clone());
+            self.view.holds.insert(k, e.clone());
         }
         if reindex {
             self.dirty = true;
@@ -352,7 +391,7 @@ impl ErouteTable {
         }
         match &old {
             Some(o) if in_overlay(o) => {
-                Arc::make_mut(&mut self.view.holds).remove(&k);
+                self.view.holds.remove(&k);
             }
             Some(_) => self.dirty = true,
             None => {}

@@ -16,15 +16,22 @@ use crossbeam_channel::Sender;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::klips::{DevInfo, DropReason, Emit, Klips};
+use crate::klips::{DevInfo, DropReason, Emit, Klips, PacketBuf, Transmit, Verdict, Work};
 use crate::wire::ipv4::{self, Ipv4Packet};
-use crate::wire::offload::{self, Coalescer, OffloadError, VnetHdr, VNET_HDR_LEN};
+use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
-use super::net::{RawReceiver, RawSender, UdpSock, MAX_PKT};
+use super::net::{MsgArrays, RawReceiver, RawSender, UdpSock, MAX_GSO_PARTS, MAX_PKT};
 use super::tun::TunQueue;
 
-/// Packets per batch.
+/// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
 pub const BATCH: usize = 64;
+
+/// Packet buffers of a TUN reader: a batch's segments after TSO splitting.
+const OUT_BUFS: usize = 256;
+
+/// A TUN reader stops reading frames for a batch when fewer buffers than this are free (room
+/// for one more 64 KB super-packet cut at a 536-byte MSS).
+const OUT_RESERVE: usize = 128;
 
 /// Seconds on the daemon's monotonic clock, the time base handed to the sans-IO cores.
 #[derive(Debug, Clone, Copy)]
@@ -67,27 +74,6 @@ pub struct DevRuntime {
 /// An IKE datagram that arrived on UDP 4500 (for the keying daemon).
 pub type IkeDatagram = super::keying::IkeIn;
 
-/// A batch of (destination, packet) for one physical sender.
-type NetBatch = Vec<(Ipv4Addr, Vec<u8>)>;
-
-enum Job {
-    Out {
-        dev: usize,
-        pkt: Vec<u8>,
-    },
-    In(Vec<u8>),
-    InUdp {
-        src: SocketAddrV4,
-        dst: Ipv4Addr,
-        pkt: Vec<u8>,
-    },
-}
-
-enum TunOut {
-    Pkt(Vec<u8>),
-    RxDrop,
-}
-
 /// Handle on the running datapath threads.
 #[derive(Debug)]
 pub struct Datapath {
@@ -109,126 +95,243 @@ fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<JoinHan
     std::thread::Builder::new().name(name).spawn(f)
 }
 
-/// Writes transformed packets to one physical interface (raw socket, UDP GSO for ESP-in-UDP).
-struct NetWriter {
+/// What every reader needs to write results: the physical senders (raw socket per device,
+/// UDP GSO), the TUN queues, the local sender for ICMP errors, the keying daemon's channel.
+#[derive(Clone)]
+struct Outputs {
     k: Arc<Klips>,
-    sender: Arc<RawSender>,
-    gso: Option<(Arc<UdpSock>, u32)>,
-    raw: NetBatch,
+    senders: Vec<Arc<RawSender>>,
+    ifx: Vec<u32>,
+    udp: Option<Arc<UdpSock>>,
+    local: Arc<RawSender>,
+    tun: Vec<Arc<TunQueue>>,
+    ike_tx: Option<Sender<IkeDatagram>>,
 }
 
-impl NetWriter {
-    fn write(&mut self, batch: NetBatch) {
-        let failed = match &self.gso {
-            Some((u, ifx)) => send_with_gso(&self.sender, u, *ifx, batch, &mut self.raw),
-            None => self.sender.send_batch(&batch),
+/// One reader thread's writing side, with its reused arrays.
+struct Sink {
+    o: Outputs,
+    msgs: MsgArrays,
+    /// Indices of packets waiting for one `sendmmsg`, all for device `raw_dev`.
+    raw: Vec<usize>,
+    raw_dev: usize,
+    gro: GroPlan,
+}
+
+impl Sink {
+    fn new(o: Outputs) -> Sink {
+        Sink {
+            o,
+            msgs: MsgArrays::new(BATCH),
+            raw: Vec::with_capacity(OUT_BUFS),
+            raw_dev: 0,
+            gro: GroPlan::new(),
+        }
+    }
+
+    /// Sends an outbound batch as the core decided: runs of equal-size ESP-in-UDP datagrams of
+    /// one flow (what a TCP super-packet becomes) as one UDP GSO send gathered from the
+    /// buffers, everything else with `sendmmsg` on the device's raw socket, in order.
+    fn transmit(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict]) {
+        let mut i = 0;
+        while i < verdicts.len() {
+            let Verdict::Send(tx) = &verdicts[i] else {
+                i += 1;
+                continue;
+            };
+            if tx.udp.is_some() && self.o.udp.is_some() {
+                let j = gso_run(bufs, verdicts, i);
+                if j - i >= 2 && self.send_gso(bufs, verdicts, i, j) {
+                    i = j;
+                    continue;
+                }
+            }
+            if tx.dev != self.raw_dev && !self.raw.is_empty() {
+                self.flush_raw(bufs, verdicts);
+            }
+            self.raw_dev = tx.dev;
+            self.raw.push(i);
+            i += 1;
+        }
+        self.flush_raw(bufs, verdicts);
+    }
+
+    /// One UDP GSO send of packets `i..j` (same flow, equal sizes but the last). False if it
+    /// failed (the caller sends them through the raw socket instead).
+    fn send_gso(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict], i: usize, j: usize) -> bool {
+        let Verdict::Send(tx) = &verdicts[i] else {
+            return false;
+        };
+        let (Some(udp), Some(flow), std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) =
+            (self.o.udp.clone(), tx.udp, tx.src, tx.dst)
+        else {
+            return false;
+        };
+        // Keep order: what went before this run leaves first.
+        self.flush_raw(bufs, verdicts);
+        let seg = bufs[i].len() - tx.payload_offset;
+        let ifx = self.o.ifx.get(tx.dev).copied().unwrap_or(0);
+        let parts = (i..j).map(|n| {
+            let off = match &verdicts[n] {
+                Verdict::Send(t) => t.payload_offset,
+                _ => 0,
+            };
+            &bufs[n].bytes()[off..]
+        });
+        udp.send_gso_parts(
+            parts,
+            seg as u16,
+            src,
+            ifx,
+            tx.tos,
+            SocketAddrV4::new(dst, flow.dport),
+        )
+        .is_ok()
+    }
+
+    fn flush_raw(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict]) {
+        if self.raw.is_empty() {
+            return;
+        }
+        let failed = match self.o.senders.get(self.raw_dev) {
+            Some(s) => {
+                let pkts = self.raw.iter().filter_map(|&n| match &verdicts[n] {
+                    Verdict::Send(Transmit {
+                        dst: std::net::IpAddr::V4(d),
+                        ..
+                    }) => Some((*d, bufs[n].bytes())),
+                    _ => None,
+                });
+                s.send_many(&mut self.msgs, pkts)
+            }
+            None => self.raw.len(),
         };
         for _ in 0..failed {
-            self.k.drops.count(DropReason::SendFailure, false);
+            self.o.k.drops.count(DropReason::SendFailure, false);
         }
+        self.raw.clear();
     }
-}
 
-/// Writes decrypted packets (coalesced into TCP super-packets when offloads are on) and
-/// counted drops to one ipsecN device.
-struct TunWriter {
-    q: TunQueue,
-    gro: Coalescer,
-}
-
-impl TunWriter {
-    fn write(&mut self, batch: Vec<TunOut>) {
-        let q = &self.q;
-        for o in batch {
-            match o {
-                TunOut::Pkt(p) if q.offload() => self.gro.push(p),
-                TunOut::Pkt(p) => {
-                    let _ = q.send(&p);
+    /// Writes the inner packets `bufs[b][r]` of `delivered` (device, buffer, range) into their
+    /// ipsecN devices, consecutive TCP segments of a flow as one GSO super-packet whose
+    /// payloads are gathered from where they were decrypted.
+    fn deliver(&mut self, bufs: &[Vec<u8>], delivered: &[(usize, usize, usize, usize)]) {
+        let ndev = self.o.tun.len();
+        for dev in 0..ndev {
+            let q = &self.o.tun[dev];
+            let pkt = |k: usize| {
+                let (_, b, s, e) = delivered[k];
+                &bufs[b][s..e]
+            };
+            let mut any = false;
+            for (k, d) in delivered.iter().enumerate() {
+                if d.0 == dev {
+                    any = true;
+                    if q.offload() {
+                        self.gro.push(k, pkt(k));
+                    } else {
+                        let _ = q.send(pkt(k));
+                    }
                 }
-                TunOut::RxDrop => q.count_rx_drop(),
             }
+            if !any || !q.offload() {
+                continue;
+            }
+            self.gro.finish(pkt, |w| match w {
+                GroWrite::Plain(k) => {
+                    let _ = q.send_parts(&[0u8; VNET_HDR_LEN], [pkt(k)]);
+                }
+                GroWrite::Super {
+                    vnet,
+                    header,
+                    members,
+                } => {
+                    let mut hb = [0u8; VNET_HDR_LEN];
+                    vnet.emit(&mut hb);
+                    let parts =
+                        std::iter::once(header).chain(members.map(|(k, off)| &pkt(k)[off..]));
+                    let _ = q.send_parts(&hb, parts);
+                }
+            });
         }
-        // Consecutive TCP segments of one flow go to the kernel as one super-packet.
-        self.gro.finish(|h, p| {
-            let mut hb = [0u8; VNET_HDR_LEN];
-            h.emit(&mut hb);
-            let _ = q.send_gso(&hb, &p);
-        });
     }
-}
 
-/// What a reader thread runs its batches through: the sans-IO core, then the writers, all on
-/// the reader's own thread (run to completion: no hand-offs between threads).
-struct Runner {
-    k: Arc<Klips>,
-    rng: StdRng,
-    emits: Vec<Emit>,
-    net: Vec<NetBatch>,
-    tun: Vec<Vec<TunOut>>,
-    ike_tx: Option<Sender<IkeDatagram>>,
-    local: Arc<RawSender>,
-    clock: Clock,
-    net_out: Vec<NetWriter>,
-    tun_out: Vec<TunWriter>,
-}
-
-impl Runner {
-    /// Transforms one batch and writes every result.
-    fn run(&mut self, batch: &mut Vec<Job>) {
-        let now = self.clock.now();
-        let k = &self.k;
-        self.emits.clear();
-        for job in batch.drain(..) {
-            match job {
-                Job::Out { dev, pkt } => k.outbound(dev, &pkt, now, &mut self.rng, &mut self.emits),
-                Job::In(pkt) => k.inbound(&pkt, now, &mut self.emits),
-                Job::InUdp { src, dst, pkt } => k.inbound_udp(src, dst, &pkt, now, &mut self.emits),
-            }
+    /// An inbound drop raises RX dropped on the device.
+    fn rx_drop(&self, dev: usize) {
+        if let Some(q) = self.o.tun.get(dev) {
+            q.count_rx_drop();
         }
-        for e in self.emits.drain(..) {
+    }
+
+    fn ike(&self, src: SocketAddrV4, dst: Ipv4Addr, data: &[u8]) {
+        if let Some(t) = &self.o.ike_tx {
+            let _ = t.try_send(super::keying::IkeIn {
+                local: SocketAddrV4::new(dst, 4500),
+                remote: src,
+                data: data.to_vec(),
+            });
+        }
+    }
+
+    /// Carries out the rare extra results of a batch (fragments, ICMP errors, IPComp output,
+    /// replaced held packets).
+    fn extras(&mut self, w: &mut Work) {
+        for e in w.extra.drain(..) {
             match e {
                 Emit::Net { dev, pkt } => {
-                    if let (Some(v), Ok(p)) = (self.net.get_mut(dev), Ipv4Packet::new_checked(&pkt))
-                    {
-                        let dst = p.dst();
-                        v.push((dst, pkt));
+                    let sent = match (self.o.senders.get(dev), Ipv4Packet::new_checked(&pkt)) {
+                        (Some(s), Ok(p)) => s.send(p.dst(), &pkt).is_ok(),
+                        _ => false,
+                    };
+                    if !sent {
+                        self.o.k.drops.count(DropReason::SendFailure, false);
                     }
                 }
                 Emit::Tun { dev, pkt } => {
-                    if let Some(v) = self.tun.get_mut(dev) {
-                        v.push(TunOut::Pkt(pkt));
+                    if let Some(q) = self.o.tun.get(dev) {
+                        let _ = q.send(&pkt);
                     }
                 }
-                Emit::Local { pkt } => send_local(k, &self.local, &pkt),
-                Emit::Drop { dev, inbound, .. } => {
-                    if inbound {
-                        if let Some(v) = self.tun.get_mut(dev) {
-                            v.push(TunOut::RxDrop);
-                        }
-                    }
-                }
-                Emit::Ike { src, dst, data } => {
-                    if let Some(t) = &self.ike_tx {
-                        let _ = t.try_send(super::keying::IkeIn {
-                            local: SocketAddrV4::new(dst, 4500),
-                            remote: src,
-                            data,
-                        });
-                    }
-                }
-            }
-        }
-        for (v, w) in self.net.iter_mut().zip(&mut self.net_out) {
-            if !v.is_empty() {
-                w.write(std::mem::take(v));
-            }
-        }
-        for (v, w) in self.tun.iter_mut().zip(&mut self.tun_out) {
-            if !v.is_empty() {
-                w.write(std::mem::take(v));
+                Emit::Local { pkt } => send_local(&self.o.k, &self.o.local, &pkt),
+                Emit::Drop {
+                    dev, inbound: true, ..
+                } => self.rx_drop(dev),
+                Emit::Drop { .. } => {}
+                Emit::Ike { src, dst, data } => self.ike(src, dst, &data),
             }
         }
     }
+}
+
+/// End of the run of UDP datagrams starting at `i` that one GSO send can carry: same flow,
+/// same size (the last may be shorter), within the kernel's limits.
+fn gso_run(bufs: &[PacketBuf], verdicts: &[Verdict], i: usize) -> usize {
+    let Verdict::Send(first) = &verdicts[i] else {
+        return i + 1;
+    };
+    let seg = bufs[i].len() - first.payload_offset;
+    if seg == 0 || seg > usize::from(u16::MAX) {
+        return i + 1;
+    }
+    let mut total = seg;
+    let mut j = i + 1;
+    while j < verdicts.len() && j - i < GSO_MAX_SEGS.min(MAX_GSO_PARTS) {
+        match &verdicts[j] {
+            Verdict::Send(t) if t.same_udp_flow(first) => {
+                let len = bufs[j].len() - t.payload_offset;
+                if len > seg || total + len > GSO_MAX_BYTES {
+                    break;
+                }
+                total += len;
+                j += 1;
+                if len < seg {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    j
 }
 
 /// Starts the threads: one reader per TUN queue, per raw socket (ESP, AH) and for UDP 4500,
@@ -242,83 +345,58 @@ pub fn start(
 ) -> io::Result<Datapath> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
-    let ndev = devs.len();
-
-    // What every writer needs, per device: the physical sender (+ UDP GSO) and a TUN queue.
-    let net_parts: Vec<_> = devs
-        .iter()
-        .map(|d| {
-            // Interface index 0 (unknown): no pinning of the GSO sends then.
-            let ifx = super::netlink::ifindex(&d.info.phys).unwrap_or(0);
-            let gso = udp.clone().map(|u| (u, ifx));
-            (d.sender.clone(), gso)
-        })
-        .collect();
-    let tun_queues: Vec<TunQueue> = devs
-        .iter()
-        .map(|d| d.queues[0].try_clone())
-        .collect::<io::Result<_>>()?;
-    // ICMP errors the gateway originates leave through the host's own routing.
-    let local = Arc::new(RawSender::new(None)?);
-    let runner = || -> io::Result<Runner> {
-        let net_out = net_parts
+    let outputs = Outputs {
+        k: klips.clone(),
+        senders: devs.iter().map(|d| d.sender.clone()).collect(),
+        // Interface index 0 (unknown): no pinning of the GSO sends then.
+        ifx: devs
             .iter()
-            .map(|(sender, gso)| NetWriter {
-                k: klips.clone(),
-                sender: sender.clone(),
-                gso: gso.clone(),
-                raw: Vec::new(),
-            })
-            .collect();
-        let tun_out = tun_queues
+            .map(|d| super::netlink::ifindex(&d.info.phys).unwrap_or(0))
+            .collect(),
+        udp: udp.clone(),
+        // ICMP errors the gateway originates leave through the host's own routing.
+        local: Arc::new(RawSender::new(None)?),
+        tun: devs
             .iter()
-            .map(|q| {
-                Ok(TunWriter {
-                    q: q.try_clone()?,
-                    gro: Coalescer::new(),
-                })
-            })
-            .collect::<io::Result<_>>()?;
-        Ok(Runner {
-            k: klips.clone(),
-            rng: StdRng::from_entropy(),
-            emits: Vec::with_capacity(BATCH * 2),
-            net: vec![Vec::new(); ndev],
-            tun: (0..ndev).map(|_| Vec::new()).collect(),
-            ike_tx: ike_tx.clone(),
-            local: local.clone(),
-            clock,
-            net_out,
-            tun_out,
-        })
+            .map(|d| d.queues[0].try_clone().map(Arc::new))
+            .collect::<io::Result<_>>()?,
+        ike_tx,
     };
+    // Segment buffers hold one packet of the largest ipsecN MTU.
+    let seg_cap = devs
+        .iter()
+        .map(|d| d.info.mtu)
+        .max()
+        .unwrap_or(1500)
+        .max(1500)
+        + 64;
 
-    // Readers.
     for (i, d) in devs.into_iter().enumerate() {
         for (qi, q) in d.queues.into_iter().enumerate() {
-            let k = klips.clone();
-            let r = runner()?;
+            let o = outputs.clone();
             let stop = stop.clone();
             threads.push(spawn(format!("tun-r{i}.{qi}"), move || {
-                tun_reader(k, i, q, r, stop)
+                tun_reader(o, i, q, seg_cap, clock, stop)
             })?);
         }
     }
     for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
         let sock = RawReceiver::new(proto)?;
         set_timeout(sock.fd())?;
-        let r = runner()?;
+        let o = outputs.clone();
         let stop = stop.clone();
         threads.push(spawn(format!("raw-r{proto}"), move || {
-            raw_reader(sock, r, stop)
+            raw_reader(sock, o, clock, stop)
         })?);
     }
-    if let Some(u) = udp.clone() {
+    if let Some(u) = udp {
         set_timeout(u.fd())?;
         u.enable_gro();
-        let r = runner()?;
+        let o = outputs.clone();
         let stop = stop.clone();
-        threads.push(spawn("udp-r4500".into(), move || udp_reader(u, r, stop))?);
+        threads.push(spawn("udp-r4500".into(), move || {
+            udp_reader(u, o, clock, stop)
+        })?);
     }
     Ok(Datapath { stop, threads })
 }
@@ -353,16 +431,30 @@ pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
     }
 }
 
-fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut r: Runner, stop: Arc<AtomicBool>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+/// One TUN queue's reader: reads frames until the queue is empty (or a batch is full), cuts
+/// TSO super-packets into segment buffers (the one copy), runs them through the core in place
+/// and sends them. A lone packet goes out at once: nothing waits for a batch to fill.
+fn tun_reader(
+    o: Outputs,
+    dev: usize,
+    q: TunQueue,
+    seg_cap: usize,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut rng = StdRng::from_entropy();
+    let mut work = Work::default();
     let fd = q.fd();
     // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
-    let mut buf = vec![0u8; MAX_PKT];
-    let mut pkts = Vec::with_capacity(64);
+    let mut rx = vec![0u8; VNET_HDR_LEN + MAX_PKT];
+    let mut pool: Vec<PacketBuf> = (0..OUT_BUFS).map(|_| PacketBuf::new(seg_cap)).collect();
+    let mut verdicts: Vec<Verdict> = Vec::with_capacity(OUT_BUFS);
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
@@ -370,165 +462,139 @@ fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut r: Runner, stop: Arc<A
             revents: 0,
         };
         // SAFETY: poll on one valid pollfd for at most 200 ms.
-        let n = unsafe { libc::poll(&mut pfd, 1, 200) };
-        if n <= 0 {
+        let r = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if r <= 0 {
             continue;
         }
-        let mut got = 0;
-        while got < BATCH {
-            match q.recv(&mut buf) {
-                Ok(len) if len > 0 => {
-                    pkts.clear();
-                    if q.offload() {
-                        // A TCP super-packet (TSO) becomes MTU-size segments here.
-                        let split = VnetHdr::parse(&buf[..len])
-                            .ok_or(OffloadError::Malformed)
-                            .and_then(|h| offload::split(&h, &buf[VNET_HDR_LEN..len], &mut pkts));
-                        if split.is_err() {
-                            k.drops.count(DropReason::NoEroute, false);
-                            continue;
-                        }
-                    } else {
-                        pkts.push(buf[..len].to_vec());
-                    }
-                    batch.extend(pkts.drain(..).map(|pkt| Job::Out { dev, pkt }));
-                    got += 1;
-                }
+        let mut n = 0;
+        let mut frames = 0;
+        while frames < BATCH && n + OUT_RESERVE <= OUT_BUFS {
+            let len = match q.recv(&mut rx) {
+                Ok(len) if len > 0 => len,
                 _ => break,
+            };
+            frames += 1;
+            let got = if q.offload() {
+                // A TCP super-packet (TSO) becomes MTU-size segments here.
+                VnetHdr::parse(&rx[..len])
+                    .ok_or(offload::SplitError::Offload(
+                        offload::OffloadError::Malformed,
+                    ))
+                    .and_then(|h| offload::split_into(&h, &rx[VNET_HDR_LEN..len], &mut pool[n..]))
+            } else if pool[n].fill(&rx[..len]) {
+                Ok(1)
+            } else {
+                Err(offload::SplitError::NoRoom)
+            };
+            match got {
+                Ok(c) => n += c,
+                Err(offload::SplitError::NoRoom) => k.drops.count(DropReason::Oversize, false),
+                Err(_) => k.drops.count(DropReason::NoEroute, false),
             }
         }
-        r.run(&mut batch);
+        if n == 0 {
+            continue;
+        }
+        let t = k.tables();
+        let now = clock.now();
+        verdicts.clear();
+        for b in &mut pool[..n] {
+            verdicts.push(k.outbound_buf(&t, dev, b, now, &mut rng, &mut work));
+        }
+        drop(t);
+        sink.transmit(&pool[..n], &verdicts);
+        sink.extras(&mut work);
     }
 }
 
-fn raw_reader(sock: RawReceiver, mut r: Runner, stop: Arc<AtomicBool>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+/// Handles an inbound verdict for the packet at `bufs[b][base..]`: remembers a delivery, raises
+/// RX dropped, or passes IKE on.
+fn inbound_result(
+    sink: &Sink,
+    v: Verdict,
+    b: usize,
+    base: usize,
+    data: &[u8],
+    delivered: &mut Vec<(usize, usize, usize, usize)>,
+) {
+    match v {
+        Verdict::Deliver { dev, at } => delivered.push((dev, b, base + at.start, base + at.end)),
+        Verdict::Drop {
+            dev, inbound: true, ..
+        } => sink.rx_drop(dev),
+        Verdict::Ike { src, dst, at } => sink.ike(src, dst, &data[at]),
+        _ => {}
+    }
+}
+
+/// The ESP or AH raw socket's reader: `recvmmsg`, decryption in the receive buffers, delivery
+/// into ipsecN gathered from there.
+fn raw_reader(sock: RawReceiver, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut msgs = MsgArrays::new(BATCH);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
+    let mut delivered = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_batch(&mut bufs, &mut lens) else {
+        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens) else {
             continue;
         };
-        for (b, &len) in bufs.iter().zip(&lens).take(got) {
-            batch.push(Job::In(b[..len].to_vec()));
+        let t = k.tables();
+        let now = clock.now();
+        delivered.clear();
+        for (b, &len) in lens.iter().enumerate().take(got) {
+            let pkt = &mut bufs[b][..len];
+            let v = k.inbound_buf(&t, pkt, now, &mut work);
+            inbound_result(&sink, v, b, 0, &bufs[b][..len], &mut delivered);
         }
-        r.run(&mut batch);
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
     }
 }
 
-fn udp_reader(sock: Arc<UdpSock>, mut r: Runner, stop: Arc<AtomicBool>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(BATCH);
+/// The UDP 4500 reader: `recvmmsg` with UDP GRO (one buffer may hold many datagrams of one
+/// flow), decryption in place, delivery gathered from the buffers; IKE goes to Pluto.
+fn udp_reader(sock: Arc<UdpSock>, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut msgs = MsgArrays::new(BATCH);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
     let mut metas = Vec::with_capacity(BATCH);
+    let mut delivered = Vec::with_capacity(BATCH * 8);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_batch(&mut bufs, &mut lens, &mut metas) else {
+        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens, &mut metas) else {
             continue;
         };
-        for i in 0..got {
-            // With UDP GRO one buffer may hold several datagrams of `seg` bytes each.
-            let data = &bufs[i][..lens[i]];
-            let seg = match metas[i].seg {
-                0 => data.len().max(1),
+        let t = k.tables();
+        let now = clock.now();
+        delivered.clear();
+        for b in 0..got {
+            let (len, m) = (lens[b], metas[b]);
+            // With UDP GRO one buffer holds several datagrams of `seg` bytes each.
+            let seg = match m.seg {
+                0 => len.max(1),
                 s => s,
             };
-            for d in data.chunks(seg) {
-                batch.push(Job::InUdp {
-                    src: metas[i].src,
-                    dst: metas[i].dst,
-                    pkt: d.to_vec(),
-                });
+            let mut off = 0;
+            while off < len {
+                let end = (off + seg).min(len);
+                let d = &mut bufs[b][off..end];
+                let v = k.inbound_udp_buf(&t, m.src, m.dst, d, now, &mut work);
+                inbound_result(&sink, v, b, off, &bufs[b][off..end], &mut delivered);
+                off = end;
             }
         }
-        r.run(&mut batch);
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
     }
 }
 
 /// Most datagrams in one UDP GSO send, and most bytes.
 const GSO_MAX_SEGS: usize = 64;
 const GSO_MAX_BYTES: usize = 60_000;
-
-/// The UDP flow and payload of an outgoing ESP-in-UDP packet from port 4500.
-fn udp_encap_parts(p: &[u8]) -> Option<((Ipv4Addr, SocketAddrV4), &[u8])> {
-    let ihl = usize::from(*p.first()? & 0x0f) * 4;
-    if p.len() < ihl + 8 || p[9] != ipv4::proto::UDP {
-        return None;
-    }
-    let sport = u16::from_be_bytes([p[ihl], p[ihl + 1]]);
-    if sport != 4500 {
-        return None;
-    }
-    let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-    let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-    let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
-    Some(((src, SocketAddrV4::new(dst, dport)), &p[ihl + 8..]))
-}
-
-/// Sends a batch, turning runs of equal-size ESP-in-UDP datagrams of one flow (what a TCP
-/// super-packet becomes) into single UDP GSO sends; everything else goes out through the raw
-/// socket in order. Returns how many packets failed.
-fn send_with_gso(
-    raw_sender: &RawSender,
-    udp: &UdpSock,
-    ifx: u32,
-    mut batch: NetBatch,
-    raw: &mut NetBatch,
-) -> usize {
-    let mut failed = 0;
-    let mut i = 0;
-    let mut buf = Vec::new();
-    while i < batch.len() {
-        let Some((flow, first)) = udp_encap_parts(&batch[i].1) else {
-            raw.push((batch[i].0, std::mem::take(&mut batch[i].1)));
-            i += 1;
-            continue;
-        };
-        let seg = first.len();
-        let mut j = i + 1;
-        let mut total = seg;
-        while j < batch.len() && j - i < GSO_MAX_SEGS {
-            match udp_encap_parts(&batch[j].1) {
-                Some((f, pl))
-                    if f == flow && pl.len() <= seg && total + pl.len() <= GSO_MAX_BYTES =>
-                {
-                    total += pl.len();
-                    j += 1;
-                    if pl.len() < seg {
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-        if j - i < 2 || seg == 0 || seg > usize::from(u16::MAX) {
-            raw.push((batch[i].0, std::mem::take(&mut batch[i].1)));
-            i += 1;
-            continue;
-        }
-        // Keep order: what went before this run leaves first.
-        if !raw.is_empty() {
-            failed += raw_sender.send_batch(raw);
-            raw.clear();
-        }
-        buf.clear();
-        for (_, p) in &batch[i..j] {
-            if let Some((_, pl)) = udp_encap_parts(p) {
-                buf.extend_from_slice(pl);
-            }
-        }
-        let tos = batch[i].1[1];
-        if udp
-            .send_gso(&buf, seg as u16, flow.0, ifx, tos, flow.1)
-            .is_err()
-        {
-            // Fall back to one datagram at a time through the raw socket.
-            failed += raw_sender.send_batch(&batch[i..j]);
-        }
-        i = j;
-    }
-    if !raw.is_empty() {
-        failed += raw_sender.send_batch(raw);
-        raw.clear();
-    }
-    failed
-}
