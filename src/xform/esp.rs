@@ -405,7 +405,8 @@ impl EspCrypto {
     ///
     /// Checks, in order: minimum length ([`EspError::Truncated`]), ciphertext length a
     /// multiple of the block size / 4 ([`EspError::BadLength`]), the GCM tag
-    /// ([`EspError::AuthFailed`]; `esp` is then left unmodified), padding 1,2,3,… and a pad
+    /// ([`EspError::AuthFailed`]; `esp` then holds no plaintext: left as it came or, with the
+    /// `ring` provider, its ciphertext zeroed), padding 1,2,3,… and a pad
     /// length that fits ([`EspError::BadPadding`]). For CBC the HMAC is *not* checked here:
     /// call [`EspCrypto::verify_icv`] first (or use [`EspCrypto::open`]).
     pub fn decrypt(&self, esp: &mut [u8]) -> Result<(u8, Range<usize>), EspError> {
@@ -889,23 +890,35 @@ mod tests {
         }
     }
 
+    /// A forged AEAD packet leaves no plaintext behind, whichever provider: the RustCrypto and
+    /// OpenSSL ones leave the packet as it came, `ring` zeroes the ciphertext.
     #[test]
-    fn gcm_auth_failure_leaves_packet_unmodified() {
-        let c = EspCrypto::new(
+    fn aead_auth_failure_leaves_no_plaintext() {
+        let providers: [&dyn crate::crypto::CryptoProvider; 4] = [
             default_provider(),
-            EncAlg::AesGcm16_128,
-            &key(20, 3),
-            None,
-            &[],
-        )
-        .unwrap();
-        let mut pkt = Vec::new();
-        c.encapsulate(0x100, 1, 4, &payload(50), &iv_for(&c, 1), &mut pkt);
-        let last = pkt.len() - 1;
-        pkt[last] ^= 1;
-        let before = pkt.clone();
-        assert_eq!(c.decrypt(&mut pkt), Err(EspError::AuthFailed));
-        assert_eq!(pkt, before);
+            &crate::crypto::RustCryptoProvider,
+            &crate::crypto::OpenSslAeadProvider,
+            &crate::crypto::RingProvider,
+        ];
+        for p in providers {
+            for alg in [EncAlg::AesGcm16_128, EncAlg::ChaCha20Poly1305] {
+                let c = EspCrypto::new(p, alg, &key(alg.key_len(), 3), None, &[]).unwrap();
+                let plain = payload(50);
+                let mut pkt = Vec::new();
+                c.encapsulate(0x100, 1, 4, &plain, &iv_for(&c, 1), &mut pkt);
+                let last = pkt.len() - 1;
+                pkt[last] ^= 1;
+                let before = pkt.clone();
+                assert_eq!(c.decrypt(&mut pkt), Err(EspError::AuthFailed));
+                let body = &pkt[16..16 + plain.len()];
+                assert_ne!(body, &plain[..], "{} {alg}", p.name());
+                assert!(
+                    pkt == before || body.iter().all(|&b| b == 0),
+                    "{} {alg}: neither untouched nor wiped",
+                    p.name()
+                );
+            }
+        }
     }
 
     /// Builds an ESP packet by hand with arbitrary trailer bytes but a valid ICV/tag.
