@@ -5,6 +5,8 @@
 //! shell carries out. Time is passed in as seconds on the daemon's monotonic clock.
 
 pub mod drops;
+#[cfg(test)]
+mod events_tests;
 pub mod inbound;
 pub mod outbound;
 pub mod packet;
