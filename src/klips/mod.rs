@@ -24,6 +24,7 @@ use crate::fasthash::FastMap;
 use crate::sadb::{Sadb, SadbView};
 
 pub use drops::{DropReason, DropStats, Notice, NoticeStats};
+pub use outbound::Decision;
 pub use packet::{Family, PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
 
 /// Acquires waiting for the keying daemon at most. Identical acquires are merged while they

@@ -22,6 +22,31 @@ use crate::xform::ipcomp::{self, CompressOutcome};
 
 use super::packet::{PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
 use super::{Acquire, DropReason, Emit, Klips, SaEvent, Tables};
+use crate::sadb::SaRef;
+
+/// The outcome of [`Klips::outbound_classify`].
+#[derive(Debug)]
+pub enum Decision<'t> {
+    /// Finished: a shunt was applied, the packet dropped, held or sent as it is.
+    Done(Verdict),
+    /// For an SA group: [`Klips::outbound_finish`] transforms it.
+    Tunnel {
+        /// The group the eroute names (its head SA).
+        sa: &'t SaRef,
+        /// The packet's header, parsed once.
+        h: Parsed,
+    },
+}
+
+impl Decision<'_> {
+    /// The group's transmit lock owner (its innermost SA), if this packet needs one.
+    pub fn group(&self) -> Option<&std::sync::Arc<Sa>> {
+        match self {
+            Decision::Tunnel { sa, .. } => sa.group.first(),
+            Decision::Done(_) => None,
+        }
+    }
+}
 
 /// IKE's ports: locally sourced IKE traffic bypasses eroutes that would send it into its own SA.
 const IKE_PORTS: [u16; 2] = [500, 4500];
@@ -86,7 +111,8 @@ impl Klips {
 
     /// Processes one packet the kernel routed into ipsecN `dev`, in place in `buf`, with the
     /// tables of `t` (the batch's view). Returns what to do with it; rare extra results
-    /// (fragments, ICMP errors, a replaced held packet's drop) go to `w.extra`.
+    /// (fragments, ICMP errors, a replaced held packet's drop) go to `w.extra`. The same as
+    /// [`Klips::outbound_classify`] followed by [`Klips::outbound_finish`].
     pub fn outbound_buf(
         &self,
         t: &Tables,
@@ -96,24 +122,29 @@ impl Klips {
         rng: &mut dyn RngCore,
         w: &mut Work,
     ) -> Verdict {
+        match self.outbound_classify(t, dev, buf, w) {
+            Decision::Done(v) => v,
+            Decision::Tunnel { sa, h } => self.outbound_finish(t, sa, &h, dev, buf, now, rng, w),
+        }
+    }
+
+    /// The first half of [`Klips::outbound_buf`]: parses the packet and looks its eroute up
+    /// (once). Shunts are carried out at once ([`Decision::Done`]); a packet for an SA group
+    /// comes back as [`Decision::Tunnel`], carrying the group, for
+    /// [`Klips::outbound_finish`] — between the two a reader takes the group's transmit lock.
+    pub fn outbound_classify<'t>(
+        &self,
+        t: &'t Tables,
+        dev: usize,
+        buf: &mut PacketBuf,
+        w: &mut Work,
+    ) -> Decision<'t> {
         let Ok(h) = Parsed::parse(buf.bytes()) else {
             // Not IPv4 (eroutes are IPv4 only) or malformed: nothing can cover it.
-            return self.dropped(dev, DropReason::NoEroute, false);
+            return Decision::Done(self.dropped(dev, DropReason::NoEroute, false));
         };
         // Link padding beyond the IP length is not part of the packet.
         buf.narrow(0..h.total_len);
-        let d = match t.devs.get(dev) {
-            Some(d) => Dev {
-                addr: d.addr,
-                phys_mtu: d.phys_mtu,
-                mtu: d.mtu,
-            },
-            None => Dev {
-                addr: std::net::Ipv4Addr::UNSPECIFIED,
-                phys_mtu: 1500,
-                mtu: 1500,
-            },
-        };
         let (src, dst) = h.v4();
         let as_is = Transmit {
             dev,
@@ -125,20 +156,24 @@ impl Klips {
         };
         let Some(eroute) = t.eroutes.lookup(src, dst) else {
             if ike_bypass(t, &h, None) {
-                return Verdict::Send(as_is);
+                return Decision::Done(Verdict::Send(as_is));
             }
-            return self.dropped(dev, DropReason::NoEroute, false);
+            return Decision::Done(self.dropped(dev, DropReason::NoEroute, false));
         };
         if ike_bypass(t, &h, Some(eroute)) {
-            return Verdict::Send(as_is);
+            return Decision::Done(Verdict::Send(as_is));
         }
         eroute.count.fetch_add(1, Ordering::Relaxed);
-        match eroute.said.shunt() {
+        let v = match eroute.said.shunt() {
             Some(Shunt::Pass) => Verdict::Send(as_is),
             Some(Shunt::Drop) => self.dropped(dev, DropReason::ShuntDrop, false),
             Some(Shunt::Reject) => {
                 if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
-                    if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::PKT_FILTERED, 0) {
+                    let from = t
+                        .devs
+                        .get(dev)
+                        .map_or(std::net::Ipv4Addr::UNSPECIFIED, |d| d.addr);
+                    if let Some(icmp) = icmp::unreachable(&p, from, icmp::PKT_FILTERED, 0) {
                         w.extra.push(Emit::Local { pkt: icmp });
                     }
                 }
@@ -152,8 +187,42 @@ impl Klips {
                 self.trap(s, eroute, &h, buf.bytes(), dev, w);
                 Verdict::Done
             }
-            None => self.encapsulate(t, &eroute.said, &h, buf, &d, dev, now, rng, w),
-        }
+            None => match t.sas.get(&eroute.said) {
+                Some(sa) => return Decision::Tunnel { sa, h },
+                None => self.dropped(dev, DropReason::ErouteWithoutSa, false),
+            },
+        };
+        Decision::Done(v)
+    }
+
+    /// The second half of [`Klips::outbound_buf`]: applies the group `sa` of a
+    /// [`Decision::Tunnel`] (with the header `h` parsed there) inner→outer in place and says
+    /// where the packet goes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn outbound_finish(
+        &self,
+        t: &Tables,
+        sa: &SaRef,
+        h: &Parsed,
+        dev: usize,
+        buf: &mut PacketBuf,
+        now: u64,
+        rng: &mut dyn RngCore,
+        w: &mut Work,
+    ) -> Verdict {
+        let dv = match t.devs.get(dev) {
+            Some(d) => Dev {
+                addr: d.addr,
+                phys_mtu: d.phys_mtu,
+                mtu: d.mtu,
+            },
+            None => Dev {
+                addr: std::net::Ipv4Addr::UNSPECIFIED,
+                phys_mtu: 1500,
+                mtu: 1500,
+            },
+        };
+        self.encapsulate(t, sa, h, buf, &dv, dev, now, rng, w)
     }
 
     /// Counts a discarded packet and says so.
@@ -219,7 +288,7 @@ impl Klips {
     fn encapsulate(
         &self,
         t: &Tables,
-        said: &Said,
+        r: &SaRef,
         h: &Parsed,
         buf: &mut PacketBuf,
         d: &Dev,
@@ -228,9 +297,6 @@ impl Klips {
         rng: &mut dyn RngCore,
         w: &mut Work,
     ) -> Verdict {
-        let Some(r) = t.sas.get(said) else {
-            return self.dropped(dev, DropReason::ErouteWithoutSa, false);
-        };
         if h.dont_frag && buf.len() > d.mtu && t.params.fragicmp {
             if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
                 if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16) {

@@ -210,6 +210,10 @@ pub struct Sa {
     pub errors: SaErrors,
     /// Sequence, replay and usage state.
     pub state: Mutex<SaState>,
+    /// Held by a datapath thread from numbering an outbound group's packets until it has sent
+    /// them (the group's innermost SA's lock stands for the group): several readers of one
+    /// device never interleave an SA's sequence numbers on the wire.
+    pub tx: Mutex<()>,
 }
 
 /// Why an SA could not be built.
@@ -289,6 +293,7 @@ impl Sa {
             packets: AtomicU64::new(0),
             comp_ratio: (AtomicU64::new(0), AtomicU64::new(0)),
             errors: SaErrors::default(),
+            tx: Mutex::new(()),
             state: Mutex::new(SaState {
                 seq_out: 0,
                 replay: ReplayWindow::new(spec.replay_window),

@@ -1169,10 +1169,13 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let dr = iface::default_route();
     let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
         .map_err(|e| fail(e.to_string()))?;
-    // One TUN queue (hence one reader thread) per device, so one thread numbers and sends an
-    // SA's packets and they leave in sequence order.
-    let _ = workers;
-    let queues = 1;
+    // One TUN queue, hence one reader thread, per core (or `workers=`): each reader numbers,
+    // encrypts and sends an SA's packets under the SA group's transmit lock, so they leave in
+    // sequence order whichever queue the kernel put a flow on.
+    let queues = match workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
 
     let klips = Arc::new(Klips::new());
     klips.set_params(params);

@@ -16,7 +16,10 @@ use crossbeam_channel::Sender;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::klips::{DevInfo, DropReason, Emit, Klips, PacketBuf, Transmit, Verdict, Work};
+use crate::klips::{
+    Decision, DevInfo, DropReason, Emit, Klips, PacketBuf, Parsed, Transmit, Verdict, Work,
+};
+use crate::sadb::SaRef;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
@@ -132,15 +135,20 @@ impl Sink {
     /// Sends an outbound batch as the core decided: runs of equal-size ESP-in-UDP datagrams of
     /// one flow (what a TCP super-packet becomes) as one UDP GSO send gathered from the
     /// buffers, everything else with `sendmmsg` on the device's raw socket, in order.
-    fn transmit(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict]) {
+    /// Only the packets `sel` picks are sent.
+    fn transmit(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict], sel: impl Fn(usize) -> bool) {
         let mut i = 0;
         while i < verdicts.len() {
             let Verdict::Send(tx) = &verdicts[i] else {
                 i += 1;
                 continue;
             };
+            if !sel(i) {
+                i += 1;
+                continue;
+            }
             if tx.udp.is_some() && self.o.udp.is_some() {
-                let j = gso_run(bufs, verdicts, i);
+                let j = gso_run(bufs, verdicts, i, &sel);
                 if j - i >= 2 && self.send_gso(bufs, verdicts, i, j) {
                     i = j;
                     continue;
@@ -305,7 +313,12 @@ impl Sink {
 
 /// End of the run of UDP datagrams starting at `i` that one GSO send can carry: same flow,
 /// same size (the last may be shorter), within the kernel's limits.
-fn gso_run(bufs: &[PacketBuf], verdicts: &[Verdict], i: usize) -> usize {
+fn gso_run(
+    bufs: &[PacketBuf],
+    verdicts: &[Verdict],
+    i: usize,
+    sel: &impl Fn(usize) -> bool,
+) -> usize {
     let Verdict::Send(first) = &verdicts[i] else {
         return i + 1;
     };
@@ -317,7 +330,7 @@ fn gso_run(bufs: &[PacketBuf], verdicts: &[Verdict], i: usize) -> usize {
     let mut j = i + 1;
     while j < verdicts.len() && j - i < GSO_MAX_SEGS.min(MAX_GSO_PARTS) {
         match &verdicts[j] {
-            Verdict::Send(t) if t.same_udp_flow(first) => {
+            Verdict::Send(t) if t.same_udp_flow(first) && sel(j) => {
                 let len = bufs[j].len() - t.payload_offset;
                 if len > seg || total + len > GSO_MAX_BYTES {
                     break;
@@ -455,6 +468,8 @@ fn tun_reader(
     let mut rx = vec![0u8; VNET_HDR_LEN + MAX_PKT];
     let mut pool: Vec<PacketBuf> = (0..OUT_BUFS).map(|_| PacketBuf::new(seg_cap)).collect();
     let mut verdicts: Vec<Verdict> = Vec::with_capacity(OUT_BUFS);
+    let mut tunnel: Vec<Option<(SaRef, Parsed)>> = Vec::with_capacity(OUT_BUFS);
+    let mut mine = vec![false; OUT_BUFS];
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
@@ -497,12 +512,48 @@ fn tun_reader(
         }
         let t = k.tables();
         let now = clock.now();
+        // One parse and one lookup per packet; shunts are done at once, packets for an SA
+        // group wait (with their group and parsed header) for the group's transmit lock.
         verdicts.clear();
+        tunnel.clear();
         for b in &mut pool[..n] {
-            verdicts.push(k.outbound_buf(&t, dev, b, now, &mut rng, &mut work));
+            match k.outbound_classify(&t, dev, b, &mut work) {
+                Decision::Done(v) => {
+                    verdicts.push(v);
+                    tunnel.push(None);
+                }
+                Decision::Tunnel { sa, h } => {
+                    verdicts.push(Verdict::Done);
+                    tunnel.push(Some((sa.clone(), h)));
+                }
+            }
+        }
+        sink.transmit(&pool[..n], &verdicts, |i| tunnel[i].is_none());
+        // Group by group: under its transmit lock, number, encrypt and send its packets, so
+        // readers of other queues of this device never interleave its sequence numbers.
+        for i in 0..n {
+            let Some((head, _)) = &tunnel[i] else {
+                continue;
+            };
+            let head = head.group[0].clone();
+            let _tx = head.tx.lock().unwrap_or_else(|p| p.into_inner());
+            for j in i..n {
+                let Some((sa, h)) = &tunnel[j] else {
+                    continue;
+                };
+                if !Arc::ptr_eq(&sa.group[0], &head) {
+                    continue;
+                }
+                let (sa, h) = (sa.clone(), *h);
+                verdicts[j] =
+                    k.outbound_finish(&t, &sa, &h, dev, &mut pool[j], now, &mut rng, &mut work);
+                mine[j] = true;
+                tunnel[j] = None;
+            }
+            sink.transmit(&pool[..n], &verdicts, |x| mine[x]);
+            mine[i..n].iter_mut().for_each(|m| *m = false);
         }
         drop(t);
-        sink.transmit(&pool[..n], &verdicts);
         sink.extras(&mut work);
     }
 }
