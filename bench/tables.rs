@@ -344,6 +344,25 @@ fn main() {
             }
         })
         .collect();
+    // The datapath's view of the same SADB (what a reader looks SAs up in).
+    let view = db.view();
+    for (name, q) in [
+        ("SADB view get, hit (datapath)", &s_hits),
+        ("SADB view get, miss (datapath)", &s_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for said in q.iter() {
+                    if let Some(r) = keep(&view).get(said) {
+                        acc = acc.wrapping_add(u64::from(r.sa().said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((name.into(), per_lookup(&s), format!("{N} ESP SAs")));
+        }
+    }
     for (name, q) in [("SADB get, hit", &s_hits), ("SADB get, miss", &s_misses)] {
         if selected(name) {
             let s = measure(|| {
