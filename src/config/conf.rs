@@ -284,7 +284,8 @@ pub const IMPLICIT_FILE: &str = "<implicit>";
 
 /// Every parameter name accepted in `config setup` (besides `also` and `x-`/`x_` extensions):
 /// the FreeS/WAN 2.02 list incl. its X.509 and Openswan NAT-T additions, plus rswan's `workers`
-/// (number of datapath worker threads, 0 = one per CPU).
+/// (TUN queues per ipsecN, each with its reader thread; 0 = one per CPU), `offload`, and the
+/// obsolete `datapath` (accepted and ignored).
 pub const SETUP_KEYWORDS: &[&str] = &[
     "interfaces",
     "myid",
