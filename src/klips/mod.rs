@@ -25,7 +25,7 @@ use crate::sadb::{Sadb, SadbView};
 
 pub use drops::{DropReason, DropStats, Notice, NoticeStats};
 pub use outbound::Decision;
-pub use packet::{Family, PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
+pub use packet::{gso_run, Family, GsoRun, PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
 
 /// Acquires waiting for the keying daemon at most. Identical acquires are merged while they
 /// wait; past this bound a new acquire is left to the keying daemon's shunt scan, which treats

@@ -305,6 +305,74 @@ pub enum Verdict {
     Done,
 }
 
+/// Most datagrams in one UDP GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 on older kernels).
+pub const GSO_MAX_SEGS: usize = 64;
+/// Most payload bytes in one UDP GSO send (below the 64 KB datagram limit with headers).
+pub const GSO_MAX_BYTES: usize = 60_000;
+
+/// One send the shell makes for a run of a batch's [`Verdict::Send`] packets, as
+/// [`gso_run`] plans it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GsoRun {
+    /// One past the last packet of the run (the run is `first..end`).
+    pub end: usize,
+    /// With two or more packets: one UDP GSO send of the UDP payloads, each
+    /// `segment_size` bytes (the last may be shorter). None: send the first packet alone.
+    pub segment_size: Option<u16>,
+}
+
+/// Plans the send that starts with packet `first` of a batch: a run of ESP-in-UDP datagrams
+/// of one flow (what a TCP super-packet becomes), equal in size but the last, within
+/// [`GSO_MAX_SEGS`] and [`GSO_MAX_BYTES`], among the packets `sel` picks, becomes one UDP GSO
+/// send with its segment size; anything else is sent alone. Sizes come from each packet's
+/// [`Transmit::payload_offset`], never from parsing it again.
+pub fn gso_run(
+    bufs: &[PacketBuf],
+    verdicts: &[Verdict],
+    first: usize,
+    sel: &impl Fn(usize) -> bool,
+) -> GsoRun {
+    let alone = GsoRun {
+        end: first + 1,
+        segment_size: None,
+    };
+    let Some(Verdict::Send(t0)) = verdicts.get(first) else {
+        return alone;
+    };
+    if t0.udp.is_none() {
+        return alone;
+    }
+    let seg = bufs[first].len().saturating_sub(t0.payload_offset);
+    if seg == 0 || seg > usize::from(u16::MAX) {
+        return alone;
+    }
+    let mut total = seg;
+    let mut j = first + 1;
+    while j < verdicts.len() && j - first < GSO_MAX_SEGS {
+        match &verdicts[j] {
+            Verdict::Send(t) if t.same_udp_flow(t0) && sel(j) => {
+                let len = bufs[j].len().saturating_sub(t.payload_offset);
+                if len > seg || total + len > GSO_MAX_BYTES {
+                    break;
+                }
+                total += len;
+                j += 1;
+                if len < seg {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    if j - first < 2 {
+        return alone;
+    }
+    GsoRun {
+        end: j,
+        segment_size: Some(seg as u16),
+    }
+}
+
 /// Per-thread scratch the core works in: reused across batches, so the hot path allocates
 /// nothing. `extra` collects the rare results that do not fit a [`Verdict`] (fragments,
 /// ICMP errors, IPComp output); the shell drains it after each batch.
@@ -338,6 +406,65 @@ mod tests {
         assert!(!b.push_front(HEADROOM * 2));
         assert!(!b.fill(&[0; 101]));
         assert!(b.is_empty());
+    }
+
+    /// Equal-size datagrams of one flow make one GSO run (a shorter one ends it); another flow,
+    /// a raw packet, an unselected one or the segment limit break it.
+    #[test]
+    fn gso_runs_from_transmits() {
+        let tx = |dport: u16| Transmit {
+            dev: 0,
+            src: Ipv4Addr::new(192, 0, 2, 1).into(),
+            dst: Ipv4Addr::new(192, 0, 2, 2).into(),
+            tos: 0,
+            udp: (dport != 0).then_some(UdpFlow { sport: 4500, dport }),
+            payload_offset: 28,
+        };
+        let buf = |n: usize| PacketBuf::from_slice(&vec![0u8; 28 + n]);
+        let mut bufs = Vec::new();
+        let mut v = Vec::new();
+        for (n, port) in [
+            (1400, 4500),
+            (1400, 4500),
+            (700, 4500),
+            (1400, 4500),
+            (1400, 0),
+        ] {
+            bufs.push(buf(n));
+            v.push(Verdict::Send(tx(port)));
+        }
+        bufs.push(buf(1400));
+        v.push(Verdict::Send(tx(4501)));
+        let all = |_: usize| true;
+        assert_eq!(
+            gso_run(&bufs, &v, 0, &all),
+            GsoRun {
+                end: 3,
+                segment_size: Some(1400)
+            }
+        );
+        let alone = |end| GsoRun {
+            end,
+            segment_size: None,
+        };
+        assert_eq!(
+            gso_run(&bufs, &v, 3, &all),
+            alone(4),
+            "a raw packet follows"
+        );
+        assert_eq!(
+            gso_run(&bufs, &v, 4, &all),
+            alone(5),
+            "raw ESP is never GSO"
+        );
+        assert_eq!(gso_run(&bufs, &v, 5, &all), alone(6));
+        assert_eq!(gso_run(&bufs, &v, 0, &|i| i != 1), alone(1), "not selected");
+        let many: Vec<PacketBuf> = (0..100).map(|_| buf(500)).collect();
+        let vs: Vec<Verdict> = (0..100).map(|_| Verdict::Send(tx(4500))).collect();
+        assert_eq!(gso_run(&many, &vs, 0, &all).end, GSO_MAX_SEGS);
+        let big: Vec<PacketBuf> = (0..50).map(|_| buf(1400)).collect();
+        let vb: Vec<Verdict> = (0..50).map(|_| Verdict::Send(tx(4500))).collect();
+        assert_eq!(gso_run(&big, &vb, 0, &all).end, GSO_MAX_BYTES / 1400);
     }
 
     #[test]

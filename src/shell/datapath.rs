@@ -17,13 +17,13 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::klips::{
-    Decision, DevInfo, DropReason, Emit, Klips, PacketBuf, Parsed, Transmit, Verdict, Work,
+    gso_run, Decision, DevInfo, DropReason, Emit, Klips, PacketBuf, Parsed, Transmit, Verdict, Work,
 };
 use crate::sadb::SaRef;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
-use super::net::{MsgArrays, RawReceiver, RawSender, UdpSock, MAX_GSO_PARTS, MAX_PKT};
+use super::net::{MsgArrays, RawReceiver, RawSender, UdpSock, MAX_PKT};
 use super::tun::TunQueue;
 
 /// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
@@ -147,11 +147,13 @@ impl Sink {
                 i += 1;
                 continue;
             }
-            if tx.udp.is_some() && self.o.udp.is_some() {
-                let j = gso_run(bufs, verdicts, i, &sel);
-                if j - i >= 2 && self.send_gso(bufs, verdicts, i, j) {
-                    i = j;
-                    continue;
+            if self.o.udp.is_some() {
+                let run = gso_run(bufs, verdicts, i, &sel);
+                if let Some(seg) = run.segment_size {
+                    if self.send_gso(bufs, verdicts, i, run.end, seg) {
+                        i = run.end;
+                        continue;
+                    }
                 }
             }
             if tx.dev != self.raw_dev && !self.raw.is_empty() {
@@ -166,7 +168,14 @@ impl Sink {
 
     /// One UDP GSO send of packets `i..j` (same flow, equal sizes but the last). False if it
     /// failed (the caller sends them through the raw socket instead).
-    fn send_gso(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict], i: usize, j: usize) -> bool {
+    fn send_gso(
+        &mut self,
+        bufs: &[PacketBuf],
+        verdicts: &[Verdict],
+        i: usize,
+        j: usize,
+        seg: u16,
+    ) -> bool {
         let Verdict::Send(tx) = &verdicts[i] else {
             return false;
         };
@@ -177,7 +186,6 @@ impl Sink {
         };
         // Keep order: what went before this run leaves first.
         self.flush_raw(bufs, verdicts);
-        let seg = bufs[i].len() - tx.payload_offset;
         let ifx = self.o.ifx.get(tx.dev).copied().unwrap_or(0);
         let parts = (i..j).map(|n| {
             let off = match &verdicts[n] {
@@ -188,7 +196,7 @@ impl Sink {
         });
         udp.send_gso_parts(
             parts,
-            seg as u16,
+            seg,
             src,
             ifx,
             tx.tos,
@@ -309,42 +317,6 @@ impl Sink {
             }
         }
     }
-}
-
-/// End of the run of UDP datagrams starting at `i` that one GSO send can carry: same flow,
-/// same size (the last may be shorter), within the kernel's limits.
-fn gso_run(
-    bufs: &[PacketBuf],
-    verdicts: &[Verdict],
-    i: usize,
-    sel: &impl Fn(usize) -> bool,
-) -> usize {
-    let Verdict::Send(first) = &verdicts[i] else {
-        return i + 1;
-    };
-    let seg = bufs[i].len() - first.payload_offset;
-    if seg == 0 || seg > usize::from(u16::MAX) {
-        return i + 1;
-    }
-    let mut total = seg;
-    let mut j = i + 1;
-    while j < verdicts.len() && j - i < GSO_MAX_SEGS.min(MAX_GSO_PARTS) {
-        match &verdicts[j] {
-            Verdict::Send(t) if t.same_udp_flow(first) && sel(j) => {
-                let len = bufs[j].len() - t.payload_offset;
-                if len > seg || total + len > GSO_MAX_BYTES {
-                    break;
-                }
-                total += len;
-                j += 1;
-                if len < seg {
-                    break;
-                }
-            }
-            _ => break,
-        }
-    }
-    j
 }
 
 /// Starts the threads: one reader per TUN queue, per raw socket (ESP, AH) and for UDP 4500,
@@ -645,7 +617,3 @@ fn udp_reader(sock: Arc<UdpSock>, o: Outputs, clock: Clock, stop: Arc<AtomicBool
         sink.extras(&mut work);
     }
 }
-
-/// Most datagrams in one UDP GSO send, and most bytes.
-const GSO_MAX_SEGS: usize = 64;
-const GSO_MAX_BYTES: usize = 60_000;

@@ -496,7 +496,7 @@ fn recv_batch(
 }
 
 /// Most parts (datagrams) in one [`UdpSock::send_gso_parts`].
-pub const MAX_GSO_PARTS: usize = 64;
+pub const MAX_GSO_PARTS: usize = crate::klips::packet::GSO_MAX_SEGS;
 
 /// `SOL_UDP` / `UDP_SEGMENT` / `UDP_GRO` (linux/udp.h).
 const SOL_UDP: libc::c_int = 17;
