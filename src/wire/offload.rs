@@ -276,10 +276,14 @@ impl Tcp4Super {
             pkt.len()
         };
         let mss = usize::from(h.gso_size);
-        if thl < 20 || hl > end || mss == 0 || hl + mss > usize::from(u16::MAX) {
+        if thl < 20 || hl > end || mss == 0 {
             return Err(OffloadError::Malformed);
         }
         let plen = end - hl;
+        // A segment must fit the IPv4 total length field (as `split`).
+        if hl + mss.min(plen) > usize::from(u16::MAX) {
+            return Err(OffloadError::Malformed);
+        }
         Ok(Tcp4Super {
             ihl,
             hl,
@@ -986,6 +990,39 @@ mod tests {
         )
         .unwrap();
         assert!(out.iter().all(|s| s.len() <= 1440));
+    }
+
+    /// `split_into` applies the same bound as `split`: what matters is the largest segment
+    /// (headers plus at most `gso_size` payload bytes), not `gso_size` alone.
+    #[test]
+    fn split_into_bounds_segments_like_split() {
+        let mut bufs: Vec<crate::klips::PacketBuf> = (0..2)
+            .map(|_| crate::klips::PacketBuf::new(MAX_SUPER))
+            .collect();
+        // A short super-packet whose gso_size is larger than any IPv4 packet: its one segment
+        // (40 + 1000 bytes) fits, and both cut it the same way.
+        let small = tcp_packet(5, &[9u8; 1000], 0x18);
+        let h = VnetHdr {
+            gso_type: GSO_TCPV4,
+            hdr_len: 40,
+            gso_size: 65_535,
+            ..VnetHdr::default()
+        };
+        let mut want = Vec::new();
+        split(&h, &small, &mut want).unwrap();
+        assert_eq!(want.len(), 1);
+        assert_eq!(split_into(&h, &small, &mut bufs), Ok(1));
+        assert_eq!(bufs[0].bytes(), &want[0][..]);
+        // A segment of 40 + 65,535 bytes does not fit the total length field: both refuse.
+        let mut big = tcp_packet(1, &vec![7u8; 65_000], 0x10);
+        big.extend_from_slice(&[7u8; 600]);
+        big[2..4].copy_from_slice(&[0, 0]); // >64 KiB: total length left at 0
+        let mut out = Vec::new();
+        assert_eq!(split(&h, &big, &mut out), Err(OffloadError::Malformed));
+        assert_eq!(
+            split_into(&h, &big, &mut bufs),
+            Err(SplitError::Offload(OffloadError::Malformed))
+        );
     }
 
     #[test]
