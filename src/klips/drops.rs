@@ -140,7 +140,8 @@ pub enum Notice {
     /// An SA lifetime event identical to one still waiting was merged into it.
     SaEventMerged,
     /// An SA lifetime event could not be queued ([`super::MAX_DEFERRED_SA_EVENTS`] waiting).
-    /// A soft expiry is then reported again by the SA's next packet.
+    /// Nothing is lost: a soft expiry is reported again by the SA's next packet, a hard expiry
+    /// by the next expiry pass ([`super::Klips::expire`]).
     SaEventLost,
 }
 
@@ -161,7 +162,7 @@ impl Notice {
             Notice::AcquireMerged => "acquires merged (keying busy)",
             Notice::AcquireOverflow => "acquires left to shunt scan",
             Notice::SaEventMerged => "SA events merged (keying busy)",
-            Notice::SaEventLost => "SA events lost (queue full)",
+            Notice::SaEventLost => "SA events deferred (queue full)",
         }
     }
 }

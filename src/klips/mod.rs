@@ -193,6 +193,10 @@ struct Pending {
     acquire_set: FastMap<Acquire, ()>,
     sa: VecDeque<SaEvent>,
     sa_set: FastMap<SaEvent, ()>,
+    /// Hard expiries that found the queue full: the SAs are already gone from the SADB, so no
+    /// packet will report them again; [`Klips::expire`] retries them. At most one per SA that
+    /// died, so bounded by the SADB.
+    hard_retry: Vec<crate::said::Said>,
 }
 
 /// The datapath core shared by all datapath threads.
@@ -495,7 +499,7 @@ impl Klips {
                 "klips: keying daemon busy: {new} SA lifetime event(s) merged into identical ones still queued ({total} since start)"
             ),
             Notice::SaEventLost => format!(
-                "klips: {new} SA lifetime event(s) could not be queued ({total} since start); soft expiries are reported again by the next packet"
+                "klips: {new} SA lifetime event(s) could not be queued ({total} since start); soft expiries are reported again by the next packet, hard expiries by the next expiry pass"
             ),
         }
     }
@@ -531,8 +535,15 @@ impl Klips {
     /// calls this periodically.
     pub fn expire(&self, now: u64) -> usize {
         let dead = self.sadb_mut().expire(now);
-        for sa in &dead {
-            self.send_event(SaEvent::HardExpired(sa.said));
+        let mut retry = {
+            let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+            std::mem::take(&mut p.hard_retry)
+        };
+        retry.extend(dead.iter().map(|sa| sa.said));
+        retry.retain(|&said| !self.send_event(SaEvent::HardExpired(said)));
+        if !retry.is_empty() {
+            let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+            p.hard_retry.extend(retry);
         }
         dead.len()
     }
@@ -698,5 +709,45 @@ mod tests {
         send();
         assert!(drain(&k).is_empty(), "reported once");
         assert_eq!(k.notices.get(Notice::SaEventLost), 2);
+    }
+
+    #[test]
+    fn a_hard_expiry_that_finds_the_queue_full_is_retried() {
+        use crate::sadb::{Dir, KeyBytes, Sa, SaSpec, XformSpec};
+        let k = Klips::new();
+        let mut life = crate::sadb::lifetime::Lifetimes::default();
+        life.addtime.hard = 10;
+        let spec = SaSpec {
+            said: Said::new(Proto::Esp, 0x300, Ipv4Addr::new(192, 0, 2, 2)),
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dir: Some(Dir::Out),
+            xform: XformSpec::Esp {
+                enc: crate::crypto::EncAlg::AesGcm16_128,
+                enckey: KeyBytes(vec![7; 20]),
+                auth: None,
+                authkey: KeyBytes(Vec::new()),
+            },
+            replay_window: 0,
+            life,
+            encap: None,
+            policy: None,
+        };
+        k.sadb_mut()
+            .add(Sa::new(&spec, Dir::Out, 0).unwrap())
+            .unwrap();
+        for i in 0..MAX_DEFERRED_SA_EVENTS as u32 {
+            assert!(k.send_event(SaEvent::SoftExpired(said(i))));
+        }
+        assert_eq!(k.expire(20), 1);
+        assert_eq!(k.notices.get(Notice::SaEventLost), 1);
+        // The keying daemon catches up; the next expiry pass reports the hard expiry.
+        assert_eq!(drain(&k).len(), MAX_DEFERRED_SA_EVENTS);
+        assert_eq!(k.expire(30), 0);
+        assert_eq!(
+            drain(&k),
+            vec![KlipsEvent::Sa(SaEvent::HardExpired(spec.said))]
+        );
+        assert_eq!(k.expire(40), 0);
+        assert!(drain(&k).is_empty(), "reported once");
     }
 }
