@@ -12,7 +12,7 @@ use crate::pluto::crypto::{DhGroup, DhKeyPair};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::install::{ChildMode, EspKeys, NegotiatedChild, NegotiatedEsp};
-use crate::pluto::isakmp::natt::IKE_PORT;
+use crate::pluto::natt::{IKE_PORT, NAT_T_PORT};
 use crate::pluto::output::{rc, whack_status};
 use crate::pluto::proposal::{AuthKind, EspAlg, IkeAlg};
 use crate::pluto::sa::{ChildSa, IkeSa, NewChildSa, NewIkeSa, PendingChild, Spis};
@@ -41,6 +41,16 @@ struct CcsaKeying<'a> {
 }
 /// IKE_SA_INIT restarts after INVALID_KE_PAYLOAD or COOKIE before giving up.
 const MAX_INIT_RETRIES: u32 = 4;
+
+/// NAT_DETECTION_*_IP data (RFC 7296 2.23): SHA-1(SPIi | SPIr | IP | port).
+fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], a: SocketAddrV4) -> Vec<u8> {
+    crate::pluto::crypto::Prf::HmacSha1.hash(&[
+        spi_i,
+        spi_r,
+        &a.ip().octets(),
+        &a.port().to_be_bytes(),
+    ])
+}
 
 /// An IKEv2 ID payload for one of our IDs (`%any` and unresolved names: our address).
 fn identification(id: &Id, host: Option<Ipv4Addr>) -> wire::Identification {
@@ -335,6 +345,84 @@ impl Pluto {
         }
     }
 
+    /// Our NAT_DETECTION_SOURCE_IP and _DESTINATION_IP notifications for IKE SA `serial`
+    /// (none with `nat_traversal=no`). With `forceencaps=yes` the source hash is random, so
+    /// both ends see a NAT and encapsulate ESP in UDP.
+    fn v2_nat_d(&mut self, serial: SerialNo) -> Vec<Payload> {
+        if !self.cfg.nat_traversal {
+            return Vec::new();
+        }
+        let Some(s) = self.sas.ike(serial) else {
+            return Vec::new();
+        };
+        let force = self.conns.get(s.conn()).is_some_and(|c| c.forceencaps);
+        let (i, r, local, remote) = (s.spi_i(), s.spi_r, s.local, s.remote);
+        let src = if force {
+            self.random_bytes(20)
+        } else {
+            nat_hash(&i, &r, local)
+        };
+        vec![
+            Payload::Notify(NotifyPayload::new(NotifyType::NatDetectionSourceIp, src)),
+            Payload::Notify(NotifyPayload::new(
+                NotifyType::NatDetectionDestinationIp,
+                nat_hash(&i, &r, remote),
+            )),
+        ]
+    }
+
+    /// Reads the peer's NAT_DETECTION_* notifications of IKE_SA_INIT (hashed with SPIs
+    /// `spi_i`, `spi_r`): NAT-T is on when both ends sent them; who is behind a NAT follows
+    /// from the hashes.
+    fn v2_read_nat_d(&mut self, serial: SerialNo, spi_r: [u8; 8], payloads: &[Payload]) {
+        if !self.cfg.nat_traversal {
+            return;
+        }
+        let srcs: Vec<&[u8]> = wire::notifies(payloads)
+            .filter(|n| n.notify_type == NotifyType::NatDetectionSourceIp)
+            .map(|n| n.data.as_slice())
+            .collect();
+        let dst = wire::find_notify(payloads, NotifyType::NatDetectionDestinationIp);
+        let (Some(dst), false) = (dst, srcs.is_empty()) else {
+            return;
+        };
+        let Some(s) = self.sas.ike(serial) else {
+            return;
+        };
+        let force = self.conns.get(s.conn()).is_some_and(|c| c.forceencaps);
+        let (i, local, remote) = (s.spi_i(), s.local, s.remote);
+        let peer_behind = !srcs.contains(&nat_hash(&i, &spi_r, remote).as_slice());
+        let we_behind = force || dst.data != nat_hash(&i, &spi_r, local);
+        if let Some(s) = self.sas.ike_mut(serial) {
+            s.nat.negotiated = true;
+            s.nat.peer_behind = peer_behind;
+            s.nat.we_behind = we_behind;
+        }
+        if peer_behind || we_behind {
+            let who = match (we_behind, peer_behind) {
+                (true, true) => "both ends are",
+                (true, false) => "we are",
+                _ => "the peer is",
+            };
+            self.slog(
+                serial,
+                format!("NAT-Traversal: {who} behind a NAT; ESP is encapsulated in UDP"),
+            );
+        }
+    }
+
+    /// After an authenticated message on IKE SA `serial` arrived at `local` from `remote`:
+    /// with NAT-T, follow the peer to its new address or port (RFC 7296 2.23).
+    fn v2_follow_peer(&mut self, serial: SerialNo, local: SocketAddrV4, remote: SocketAddrV4) {
+        if let Some(s) = self.sas.ike_mut(serial) {
+            if s.nat.negotiated && (s.local != local || s.remote != remote) {
+                s.local = local;
+                s.remote = remote;
+                s.nat.floated = local.port() == NAT_T_PORT;
+            }
+        }
+    }
+
     // -----------------------------------------------------------------------------------
     // Dispatch.
 
@@ -378,14 +466,21 @@ impl Pluto {
             return;
         };
         if response {
-            self.v2_response(serial, &hdr, data);
+            self.v2_response(serial, local, remote, &hdr, data);
         } else {
             self.v2_request_in(serial, local, remote, &hdr, data);
         }
     }
 
     /// A response to one of our requests on IKE SA `serial`.
-    fn v2_response(&mut self, serial: SerialNo, hdr: &Header, data: &[u8]) {
+    fn v2_response(
+        &mut self,
+        serial: SerialNo,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        hdr: &Header,
+        data: &[u8],
+    ) {
         let Some(x) = self.v2(serial) else {
             return;
         };
@@ -413,6 +508,7 @@ impl Pluto {
             }
         };
         self.unauth = None;
+        self.v2_follow_peer(serial, local, remote);
         let r = match (hdr.exchange_type, kind) {
             (ExchangeType::IkeAuth, V2State::ParentI2) => self.v2_auth_response(serial, &payloads),
             (ExchangeType::CreateChildSa, V2State::EstablishedIke) => {
@@ -470,6 +566,7 @@ impl Pluto {
                 return;
             }
         };
+        self.v2_follow_peer(serial, local, remote);
         let r = match (hdr.exchange_type, kind) {
             (ExchangeType::IkeAuth, V2State::ParentR1) => {
                 self.v2_auth_request(serial, hdr.message_id, &payloads)
@@ -578,9 +675,11 @@ impl Pluto {
             data: dh.public_value().to_vec(),
         }));
         payloads.push(Payload::Nonce(x.ni.clone()));
+        let (spi_i, local, remote) = (s.spi_i(), s.local, s.remote);
+        payloads.extend(self.v2_nat_d(serial));
         let msg = wire::Message {
             header: Header {
-                spi_i: IkeSpi(s.spi_i()),
+                spi_i: IkeSpi(spi_i),
                 spi_r: IkeSpi::ZERO,
                 next_payload: PayloadType::None,
                 exchange_type: ExchangeType::IkeSaInit,
@@ -589,7 +688,6 @@ impl Pluto {
             },
             payloads,
         };
-        let (local, remote) = (s.local, s.remote);
         let Ok(bytes) = msg.to_bytes() else {
             return;
         };
@@ -748,7 +846,7 @@ impl Pluto {
                 return;
             }
         };
-        let payloads = vec![
+        let mut payloads = vec![
             Payload::Sa(v2p::ike_sa_answer(&alg, number, None)),
             Payload::Ke(KePayload {
                 group: wire::DhGroup::from(alg.group.id()),
@@ -756,7 +854,25 @@ impl Pluto {
             }),
             Payload::Nonce(nr.clone()),
         ];
-        let msg = wire::Message {
+        let peer_nat_d = self.cfg.nat_traversal
+            && wire::find_notify(&msg.payloads, NotifyType::NatDetectionSourceIp).is_some();
+        if peer_nat_d {
+            let force = self.conns.get(&key).is_some_and(|c| c.forceencaps);
+            let src = if force {
+                self.random_bytes(20)
+            } else {
+                nat_hash(&hdr.spi_i.0, &spi_r, local)
+            };
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::NatDetectionSourceIp,
+                src,
+            )));
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::NatDetectionDestinationIp,
+                nat_hash(&hdr.spi_i.0, &spi_r, remote),
+            )));
+        }
+        let answer = wire::Message {
             header: Header {
                 spi_i: hdr.spi_i,
                 spi_r: IkeSpi(spi_r),
@@ -767,7 +883,7 @@ impl Pluto {
             },
             payloads,
         };
-        let Ok(bytes) = msg.to_bytes() else {
+        let Ok(bytes) = answer.to_bytes() else {
             return;
         };
         let life = self.conns.get(&key).map_or(3600, |c| c.ikelifetime);
@@ -800,7 +916,12 @@ impl Pluto {
         sa.template = template;
         sa.liveness.peer_supports = true;
         sa.rtx.last_recv = data.to_vec();
+        sa.nat.floated = local.port() == NAT_T_PORT;
         self.sas.insert_ike(sa);
+        if peer_nat_d {
+            // The request's hashes were made with a zero responder SPI.
+            self.v2_read_nat_d(serial, [0; 8], &msg.payloads);
+        }
         self.slog(
             serial,
             format!(
@@ -932,6 +1053,15 @@ impl Pluto {
         if let Some(s) = self.sas.ike_mut(serial) {
             s.spi_r = hdr.spi_r.0;
             s.rtx.last_recv = data.to_vec();
+        }
+        self.v2_read_nat_d(serial, hdr.spi_r.0, payloads);
+        if let Some(s) = self.sas.ike_mut(serial) {
+            if s.nat.encapsulate() && !s.nat.floated {
+                // RFC 7296 2.23: with a NAT, the initiator moves to port 4500 at once.
+                s.local.set_port(NAT_T_PORT);
+                s.remote.set_port(NAT_T_PORT);
+                s.nat.floated = true;
+            }
         }
         if let Some(x) = self.v2_mut(serial) {
             x.alg = Some(alg);
@@ -1268,7 +1398,36 @@ impl Pluto {
                 format!("peer asks for {t} mode"),
             );
         }
-        let (our_client, peer_client, tunnel) = (c.this.client, c.that.client, c.tunnel());
+        let (our_client, mut peer_client, tunnel) = (c.this.client, c.that.client, c.tunnel());
+        let (esp, life) = (esp_suites(c), c.keylife);
+        // A Road Warrior's instance: a peer behind a NAT may claim its private address as
+        // its client (virtual_private=), as in IKEv1's Quick Mode.
+        if c.instance != 0 && !c.that.has_client {
+            let claim = tsi.addr_selectors().find_map(|a| match a.addresses {
+                AddressRange::V4 { start, end } if start == end => Some(Subnet::host(start)),
+                _ => None,
+            });
+            let s = self.sas.ike(ike)?;
+            let (peer, nat) = (*s.remote.ip(), s.nat.peer_behind);
+            let pid = s.peer_id.clone().unwrap_or(Id::Any);
+            let c = self.conns.get(key)?;
+            if let Some(claim) = claim.filter(|cl| {
+                *cl != peer_client
+                    && crate::pluto::peer_policy::claim_allowed(
+                        c,
+                        peer,
+                        nat,
+                        cl,
+                        &self.cfg.virtual_private,
+                    )
+                    && self.claim_conflict(key, peer, &pid, cl).is_none()
+            }) {
+                peer_client = claim;
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.that.client = claim;
+                }
+            }
+        }
         if !covers(tsi, &peer_client) || !covers(tsr, &our_client) {
             return refuse(
                 self,
@@ -1278,7 +1437,6 @@ impl Pluto {
             );
         }
         let pfs = ccsa.as_ref().and_then(|x| x.pfs);
-        let esp = esp_suites(c);
         let Some((alg, number, peer_spi)) = v2p::choose_esp(sa, &esp, pfs) else {
             return refuse(
                 self,
@@ -1287,7 +1445,6 @@ impl Pluto {
                 format!("no acceptable ESP proposal among {}", v2p::describe(sa)),
             );
         };
-        let life = c.keylife;
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
         let serial = self.sas.new_serial();
@@ -1404,7 +1561,7 @@ impl Pluto {
             }),
             ah: None,
             ipcomp: None,
-            encap_port: None,
+            encap_port: s.nat.encapsulate().then_some(s.remote.port()),
             life,
         })
     }

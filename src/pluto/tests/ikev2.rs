@@ -424,3 +424,59 @@ fn keyexchange_and_ikev2_together_are_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn ikev2_nat_traversal_forceencaps_and_road_warrior_behind_nat() {
+    let mut net = v2_pair("\tforceencaps=yes\n", "");
+    net.up_a("net");
+    assert_up(&net);
+    for n in [&net.a, &net.b] {
+        let esp = n
+            .sadb
+            .values()
+            .find(|s| s.said.proto == crate::said::Proto::Esp)
+            .unwrap();
+        assert_eq!(esp.encap.map(|e| e.sport), Some(4500));
+    }
+    // IKE_AUTH and later go to port 4500.
+    assert!(net.a.sent.iter().skip(1).all(|s| s.1.port() == 4500));
+    net.advance_to(25_000);
+    assert!(net.a.keepalives >= 1);
+
+    // A behind a NAT, B a Road-Warrior responder.
+    let a = Node::new(
+        Ipv4Addr::new(10, 9, 0, 2),
+        1,
+        &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let b = Node::with_cfg(
+        EAST,
+        2,
+        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+        |c| c.virtual_private = crate::config::VirtualPrivate::parse("%v4:10.0.0.0/8").unwrap(),
+    );
+    let mut net = Net::new(a, b);
+    net.nat_a = true;
+    net.up_a("rw");
+    assert_up(&net);
+    assert!(
+        net.a.log_has("NAT-Traversal: we are behind a NAT"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(net.b.log_has("NAT-Traversal: the peer is behind a NAT"));
+    let esp = net
+        .b
+        .sadb
+        .values()
+        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
+        .unwrap();
+    assert_eq!(esp.encap.map(|e| e.dport), Some(5500));
+    assert!(net.b.log_has("\"rw\"[1] 203.0.113.9 #"), "{}", net.b.dump());
+    assert_eq!(
+        net.b.p.conns["rw[1]"].that.client,
+        crate::addr::Subnet::host(Ipv4Addr::new(10, 9, 0, 2))
+    );
+}
