@@ -374,8 +374,8 @@ fn traffic(p: &Pair, s: &Suite, spis: (u32, u32)) {
     );
 }
 
-/// Algorithms both ends report, and the counters of charon's CHILD_SA.
-fn check_algorithms(p: &Pair, s: &Suite, spis: (u32, u32)) {
+/// Algorithms both ends report (IKE `version` 1 or 2), and the counters of charon's CHILD_SA.
+fn check_algorithms_v(p: &Pair, s: &Suite, spis: (u32, u32), version: u8) {
     let spi = p.t.ipsec_ok(p.ga(), &["spi"]);
     for l in spi.lines().filter(|l| l.starts_with("esp0x")) {
         assert!(l.contains(s.rswan_esp_name), "rswan ESP SA: {l}");
@@ -385,7 +385,10 @@ fn check_algorithms(p: &Pair, s: &Suite, spis: (u32, u32)) {
         );
     }
     let sas = p.charon.list_sas();
-    assert!(sas.contains("ESTABLISHED, IKEv1"), "{sas}");
+    assert!(
+        sas.contains(&format!("ESTABLISHED, IKEv{version}")),
+        "{sas}"
+    );
     assert!(sas.contains(s.ss_ike_name), "IKE algorithms: {sas}");
     assert!(sas.contains(s.ss_esp_name), "ESP algorithms: {sas}");
     assert!(sas.contains("TUNNEL-in-UDP"), "{sas}");
@@ -404,16 +407,30 @@ fn check_algorithms(p: &Pair, s: &Suite, spis: (u32, u32)) {
 }
 
 fn tunnel_case(s: &Suite, rswan_initiates: bool) {
-    let p = Pair::new(s, "", |_| {});
+    tunnel_case_v(s, rswan_initiates, 1)
+}
+
+/// A tunnel with IKE `version` 1 or 2, either side initiating: algorithms, ping, TCP with
+/// hash check, only IKE and ESP-in-UDP on the wire.
+fn tunnel_case_v(s: &Suite, rswan_initiates: bool, version: u8) {
+    let extra = if version == 2 {
+        "\tkeyexchange=ikev2\n"
+    } else {
+        ""
+    };
+    let p = Pair::new(s, extra, |c| c.version = version);
     let spis = p.establish(rswan_initiates);
     let st = p.t.ipsec_ok(p.ga(), &["auto", "--status"]);
-    let (p1, p2) = if rswan_initiates {
-        ("STATE_MAIN_I4", "STATE_QUICK_I2")
-    } else {
-        ("STATE_MAIN_R3", "STATE_QUICK_R2")
+    let (p1, p2) = match (version, rswan_initiates) {
+        (2, _) => (
+            "STATE_V2_ESTABLISHED_IKE_SA",
+            "STATE_V2_ESTABLISHED_CHILD_SA",
+        ),
+        (_, true) => ("STATE_MAIN_I4", "STATE_QUICK_I2"),
+        (_, false) => ("STATE_MAIN_R3", "STATE_QUICK_R2"),
     };
     assert!(st.contains(p1) && st.contains(p2), "rswan status:\n{st}");
-    check_algorithms(&p, s, spis);
+    check_algorithms_v(&p, s, spis, version);
     traffic(&p, s, spis);
     // The traffic went through charon's CHILD_SA (bytes counted on its inbound SA).
     let sas = p.charon.list_sas();
@@ -436,6 +453,69 @@ fn tunnel_case(s: &Suite, rswan_initiates: bool) {
         "rswan replaced/expired SAs during the test\n{}",
         p.logs()
     );
+}
+
+const V2_AES128: Suite = Suite {
+    ike: "aes128-sha256-modp2048",
+    esp: "aes128-sha256",
+    ss_ike: "aes128-sha256-modp2048",
+    ss_esp: "aes128-sha256-modp2048",
+    rswan_esp_name: "ESP_AES128_HMAC_SHA2_256",
+    ss_ike_name: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+    ss_esp_name: "ESP:AES_CBC-128/HMAC_SHA2_256_128",
+    size: 10 * MB + 123,
+};
+
+const V2_GCM_ECP384: Suite = Suite {
+    ike: "aes256gcm16-prfsha384-ecp384",
+    esp: "aes256gcm16",
+    ss_ike: "aes256gcm16-prfsha384-ecp384",
+    ss_esp: "aes256gcm16-ecp384",
+    rswan_esp_name: "ESP_AES256GCM16",
+    ss_ike_name: "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384",
+    ss_esp_name: "ESP:AES_GCM_16-256",
+    size: 10 * MB + 321,
+};
+
+const V2_CHACHA: Suite = Suite {
+    ike: "aes128-sha256-curve25519",
+    esp: "chacha20poly1305",
+    ss_ike: "aes128-sha256-curve25519",
+    ss_esp: "chacha20poly1305-curve25519",
+    rswan_esp_name: "ESP_CHACHA20_POLY1305",
+    ss_ike_name: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519",
+    ss_esp_name: "ESP:CHACHA20_POLY1305",
+    size: 10 * MB + 55,
+};
+
+#[test]
+fn ikev2_aes128_sha256_modp2048_rswan_initiates() {
+    tunnel_case_v(&V2_AES128, true, 2);
+}
+
+#[test]
+fn ikev2_aes128_sha256_modp2048_strongswan_initiates() {
+    tunnel_case_v(&V2_AES128, false, 2);
+}
+
+#[test]
+fn ikev2_aes256gcm16_prfsha384_ecp384_rswan_initiates() {
+    tunnel_case_v(&V2_GCM_ECP384, true, 2);
+}
+
+#[test]
+fn ikev2_aes256gcm16_prfsha384_ecp384_strongswan_initiates() {
+    tunnel_case_v(&V2_GCM_ECP384, false, 2);
+}
+
+#[test]
+fn ikev2_curve25519_chacha20poly1305_rswan_initiates() {
+    tunnel_case_v(&V2_CHACHA, true, 2);
+}
+
+#[test]
+fn ikev2_curve25519_chacha20poly1305_strongswan_initiates() {
+    tunnel_case_v(&V2_CHACHA, false, 2);
 }
 
 #[test]
