@@ -1514,6 +1514,44 @@ impl Pluto {
         Some(serial)
     }
 
+    /// The conn a CREATE_CHILD_SA request on IKE SA `ike` (of conn `key`) is for: `key` if
+    /// its mode and clients fit the request, else another conn between the same hosts with
+    /// the same IDs that fits (a conn may negotiate its child SAs over another conn's IKE SA,
+    /// as FreeS/WAN's `find_phase1_state` allows).
+    fn v2_child_conn(&self, ike: SerialNo, key: &str, payloads: &[Payload]) -> String {
+        let (Some(s), (Some(tsi), Some(tsr))) = (self.sas.ike(ike), payload_ts(payloads)) else {
+            return key.to_string();
+        };
+        let transport = wire::find_notify(payloads, NotifyType::UseTransportMode).is_some();
+        let fits = |c: &crate::pluto::Connection| {
+            c.tunnel() != transport && covers(tsi, &c.that.client) && covers(tsr, &c.this.client)
+        };
+        if self
+            .conns
+            .get(key)
+            .is_none_or(|c| c.instance != 0 || fits(c))
+        {
+            return key.to_string();
+        }
+        let Some(own) = self.conns.get(key) else {
+            return key.to_string();
+        };
+        self.conns
+            .values()
+            .find(|c| {
+                c.negotiates()
+                    && c.ike_policy.accepts(IkeVersion::V2)
+                    && c.instance == 0
+                    && c.this.host == Some(*s.local.ip())
+                    && c.that.host == Some(*s.remote.ip())
+                    && c.this.id == own.this.id
+                    && c.that.id == own.that.id
+                    && c.auth.contains(&AuthKind::Psk)
+                    && fits(c)
+            })
+            .map_or_else(|| key.to_string(), |c| c.key())
+    }
+
     /// What a child SA negotiated, with its keys (RFC 7296 2.17): `initiator` of the
     /// exchange that created it.
     #[allow(clippy::too_many_arguments)]
@@ -1988,6 +2026,7 @@ impl Pluto {
             })
             .and_then(|spi| self.sas.by_peer_spi(Proto::Esp, spi).next())
             .map(|c| c.serial());
+        let key = self.v2_child_conn(ike, &key, payloads);
         let mut answer = Vec::new();
         let child = self.v2_child_responder(
             ike,
