@@ -600,6 +600,12 @@ impl Pluto {
         pending: Option<PendingChild>,
         replacing: Option<SerialNo>,
     ) {
+        // An established IKEv2 SA is rekeyed in place (CREATE_CHILD_SA), its child SAs kept.
+        if let (Some(old), None) = (replacing, pending) {
+            if self.v2_ike_rekey(old, try_no) {
+                return;
+            }
+        }
         let Some(c) = self.conns.get(key) else {
             return;
         };
@@ -1922,6 +1928,18 @@ impl Pluto {
         payloads: &[Payload],
     ) -> Result<(), String> {
         self.heard_from(ike);
+        let rekey = self
+            .sas
+            .ikes()
+            .find(|s| {
+                s.exchange.v2().is_some_and(|x| {
+                    x.kind == V2State::RekeyIkeI1 && x.rekeying == Some((ike, msgid))
+                })
+            })
+            .map(IkeSa::serial);
+        if let Some(new) = rekey {
+            return self.v2_ike_rekey_response(new, ike, payloads);
+        }
         let child = self
             .sas
             .children_of(ike)
@@ -1984,12 +2002,7 @@ impl Pluto {
             return refuse(self, NotifyType::InvalidSyntax);
         };
         if sa.proposals.iter().any(|p| p.protocol == ProtocolId::Ike) {
-            self.slog(
-                ike,
-                "IKE SA rekey through CREATE_CHILD_SA is not supported; sending NO_PROPOSAL_CHOSEN"
-                    .into(),
-            );
-            return refuse(self, NotifyType::NoProposalChosen);
+            return self.v2_ike_rekey_request(ike, msgid, payloads);
         }
         let Some(ni) = nonce_of(payloads).map(<[u8]>::to_vec) else {
             return refuse(self, NotifyType::InvalidSyntax);
@@ -2051,6 +2064,306 @@ impl Pluto {
             }
             self.v2_child_up(ch);
         }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------
+    // IKE SA rekey (RFC 7296 1.3.2, 2.18).
+
+    /// A new IKE SA record replacing established IKE SA `old`: same conn, endpoints, peer
+    /// and NAT facts.
+    fn v2_rekey_record(
+        &mut self,
+        old: SerialNo,
+        spi_i: [u8; 8],
+        spi_r: [u8; 8],
+        initiator: bool,
+        x: Ikev2Ike,
+    ) -> Option<SerialNo> {
+        self.sas.ike(old)?;
+        let serial = self.sas.new_serial();
+        let o = self.sas.ike(old)?;
+        let mut sa = IkeSa::new(
+            serial,
+            NewIkeSa {
+                conn: o.conn().to_string(),
+                spi_i,
+                spi_r,
+                initiator,
+                local: o.local,
+                remote: o.remote,
+                created: self.now,
+                exchange: IkeExchange::V2(Box::new(x)),
+            },
+        );
+        sa.peer_id = o.peer_id.clone();
+        sa.auth = o.auth;
+        sa.nat = o.nat;
+        sa.liveness = o.liveness;
+        sa.life = self.conns.get(o.conn()).map_or(o.life, |c| c.ikelifetime);
+        self.sas.insert_ike(sa);
+        Some(serial)
+    }
+
+    /// The new IKE SA `new` replaces `old`: it takes over the child SAs, and is established.
+    fn v2_rekeyed(&mut self, old: SerialNo, new: SerialNo) {
+        let children: Vec<SerialNo> = self.sas.children_of(old).map(|c| c.serial()).collect();
+        for c in children {
+            self.sas.set_parent(c, new);
+        }
+        let key = self.sas.conn_of(new).unwrap_or_default().to_string();
+        let peer = self
+            .sas
+            .ike(new)
+            .and_then(|s| s.peer_id.clone())
+            .unwrap_or(Id::Any);
+        self.v2_advance(new, V2State::EstablishedIke, &format!(" (rekeyed #{old})"));
+        self.ike_established(new, &key, &peer);
+    }
+
+    /// Starts rekeying established IKEv2 SA `old`: CREATE_CHILD_SA with an IKE proposal
+    /// (our new SPI), a nonce and a KE payload of the current group. `false` if `old` is not
+    /// such an SA.
+    fn v2_ike_rekey(&mut self, old: SerialNo, try_no: u32) -> bool {
+        let Some(s) = self.sas.ike(old) else {
+            return false;
+        };
+        let Some(x) = s.exchange.v2() else {
+            return false;
+        };
+        let (Some(alg), true) = (x.alg, s.established) else {
+            return false;
+        };
+        let Some(c) = self.conns.get(s.conn()) else {
+            return false;
+        };
+        // The current suite's group first: its KE goes along.
+        let mut offered = ike_suites(c);
+        offered.sort_by_key(|a| a.group != alg.group);
+        if offered.first().is_none_or(|a| a.group != alg.group) {
+            offered.insert(0, alg);
+        }
+        let spi_i = self.ike_spi();
+        let ni = self.random_bytes(NONCE_LEN);
+        let dh = DhKeyPair::generate(alg.group, &mut self.rng());
+        let payloads = vec![
+            Payload::Sa(v2p::ike_sa_payload(&offered, Some(spi_i))),
+            Payload::Nonce(ni.clone()),
+            Payload::Ke(KePayload {
+                group: wire::DhGroup::from(alg.group.id()),
+                data: dh.public_value().to_vec(),
+            }),
+        ];
+        let mut nx = Ikev2Ike::new(V2State::RekeyIkeI1);
+        nx.offered = offered;
+        nx.ni = ni;
+        nx.dh = Some(dh);
+        let Some(new) = self.v2_rekey_record(old, spi_i, [0; 8], true, nx) else {
+            return false;
+        };
+        if let Some(s) = self.sas.ike_mut(new) {
+            s.try_no = try_no;
+        }
+        self.slog(
+            new,
+            format!("initiating CREATE_CHILD_SA to rekey IKE SA #{old}"),
+        );
+        let msgid = match self.v2_seal_child_request(old, new, &payloads) {
+            Ok(m) => m,
+            Err(e) => {
+                self.slog(new, format!("cannot rekey: {e}"));
+                self.delete_sa(new, false);
+                return false;
+            }
+        };
+        if let Some(x) = self.v2_mut(new) {
+            x.rekeying = Some((old, msgid));
+        }
+        self.log_transition(new, "");
+        true
+    }
+
+    /// The answer to our IKE SA rekey arrived on `old`; `new` is the rekeying record.
+    fn v2_ike_rekey_response(
+        &mut self,
+        new: SerialNo,
+        old: SerialNo,
+        payloads: &[Payload],
+    ) -> Result<(), String> {
+        self.sas
+            .timers
+            .clear(new, crate::pluto::timers::TimerSlot::Event);
+        if let Some(t) = error_notify(payloads) {
+            self.slog(
+                new,
+                format!(
+                    "IKE SA rekey refused: received {t} notification; #{old} kept until it expires"
+                ),
+            );
+            self.delete_sa(new, false);
+            return Ok(());
+        }
+        let fail = |p: &mut Pluto, why: &str| -> Result<(), String> {
+            p.delete_sa(new, false);
+            Err(format!("IKE SA rekey failed: {why}"))
+        };
+        let (Some(sa), Some(nr), Some(ke)) = (sa_of(payloads), nonce_of(payloads), ke_of(payloads))
+        else {
+            return fail(self, "response without SA, Nr or KE");
+        };
+        let Some(x) = self.v2(new) else {
+            return Ok(());
+        };
+        let Some(alg) = v2p::ike_answer_of(sa, &x.offered) else {
+            return fail(self, "responder chose a suite we did not offer");
+        };
+        let Some(wire::Spi::Ike(spi_r)) = sa.proposals.first().map(|p| p.spi.clone()) else {
+            return fail(self, "responder's proposal has no IKE SPI");
+        };
+        let Some(dh) = x.dh.as_ref().filter(|d| d.group() == alg.group) else {
+            return fail(self, "responder chose another group than our KE's");
+        };
+        let gir = match dh.compute_shared(&ke.data) {
+            Ok(g) => g,
+            Err(e) => return fail(self, &format!("KE payload refused: {e}")),
+        };
+        let ni = x.ni.clone();
+        let spi_i = self.sas.ike(new).map(|s| s.spi_i()).ok_or("gone")?;
+        let algs = IkeSaAlgs {
+            prf: alg.prf,
+            enc: alg.enc,
+            integ: alg.integ,
+        };
+        let keys = self
+            .v2(old)
+            .and_then(|x| x.keys.as_ref())
+            .ok_or("old keys gone")?
+            .rekey(algs, gir.as_bytes(), &ni, nr, &spi_i, &spi_r.0)
+            .map_err(|e| e.to_string())?;
+        let (sk_out, sk_in) = self.v2_ciphers(&keys, true)?;
+        if let Some(s) = self.sas.ike_mut(new) {
+            s.spi_r = spi_r.0;
+        }
+        if let Some(x) = self.v2_mut(new) {
+            x.alg = Some(alg);
+            x.nr = nr.to_vec();
+            x.dh = None;
+            x.keys = Some(keys);
+            x.sk_out = Some(sk_out);
+            x.sk_in = Some(sk_in);
+            x.rekeying = None;
+        }
+        self.v2_rekeyed(old, new);
+        // The old IKE SA goes (make-before-break: its child SAs live on under the new one).
+        self.delete_sa(old, true);
+        Ok(())
+    }
+
+    /// A peer's CREATE_CHILD_SA request to rekey IKE SA `ike` (responder).
+    fn v2_ike_rekey_request(
+        &mut self,
+        ike: SerialNo,
+        msgid: u32,
+        payloads: &[Payload],
+    ) -> Result<(), String> {
+        let refuse = |p: &mut Pluto, n: NotifyPayload, why: &str| {
+            p.slog(
+                ike,
+                format!("IKE SA rekey refused: {why}; sending {}", n.notify_type),
+            );
+            p.v2_respond(
+                ike,
+                ExchangeType::CreateChildSa,
+                msgid,
+                &[Payload::Notify(n)],
+            )
+        };
+        let none = |t| NotifyPayload::new(t, Vec::new());
+        let (Some(sa), Some(ni), Some(ke)) = (sa_of(payloads), nonce_of(payloads), ke_of(payloads))
+        else {
+            return refuse(
+                self,
+                none(NotifyType::InvalidSyntax),
+                "no SA, Ni or KE payload",
+            );
+        };
+        let key = self.sas.conn_of(ike).ok_or("gone")?.to_string();
+        let ours = self.conns.get(&key).map(ike_suites).unwrap_or_default();
+        let (alg, number) = match v2p::choose_ike(sa, &ours, ke.group.value()) {
+            IkeChoice::Chosen(a, n) => (a, n),
+            IkeChoice::WrongGroup(g) => {
+                return refuse(
+                    self,
+                    NotifyPayload::invalid_ke_payload(wire::DhGroup::from(g.id())),
+                    "KE of another group",
+                )
+            }
+            IkeChoice::None => {
+                return refuse(
+                    self,
+                    none(NotifyType::NoProposalChosen),
+                    &format!("no acceptable proposal among {}", v2p::describe(sa)),
+                )
+            }
+        };
+        let Some(wire::Spi::Ike(spi_i)) = sa
+            .proposals
+            .iter()
+            .find(|p| p.number == number)
+            .map(|p| p.spi.clone())
+        else {
+            return refuse(
+                self,
+                none(NotifyType::InvalidSyntax),
+                "proposal without IKE SPI",
+            );
+        };
+        let dh = DhKeyPair::generate(alg.group, &mut self.rng());
+        let gir = match dh.compute_shared(&ke.data) {
+            Ok(g) => g,
+            Err(e) => {
+                return refuse(
+                    self,
+                    none(NotifyType::InvalidSyntax),
+                    &format!("KE payload refused: {e}"),
+                )
+            }
+        };
+        let nr = self.random_bytes(NONCE_LEN);
+        let spi_r = self.ike_spi();
+        let algs = IkeSaAlgs {
+            prf: alg.prf,
+            enc: alg.enc,
+            integ: alg.integ,
+        };
+        let keys = self
+            .v2(ike)
+            .and_then(|x| x.keys.as_ref())
+            .ok_or("keys gone")?
+            .rekey(algs, gir.as_bytes(), ni, &nr, &spi_i.0, &spi_r)
+            .map_err(|e| e.to_string())?;
+        let (sk_out, sk_in) = self.v2_ciphers(&keys, false)?;
+        let mut nx = Ikev2Ike::new(V2State::EstablishedIke);
+        nx.alg = Some(alg);
+        nx.ni = ni.to_vec();
+        nx.nr = nr.clone();
+        nx.keys = Some(keys);
+        nx.sk_out = Some(sk_out);
+        nx.sk_in = Some(sk_in);
+        let answer = [
+            Payload::Sa(v2p::ike_sa_answer(&alg, number, Some(spi_r))),
+            Payload::Nonce(nr),
+            Payload::Ke(KePayload {
+                group: wire::DhGroup::from(alg.group.id()),
+                data: dh.public_value().to_vec(),
+            }),
+        ];
+        self.v2_respond(ike, ExchangeType::CreateChildSa, msgid, &answer)?;
+        let new = self
+            .v2_rekey_record(ike, spi_i.0, spi_r, false, nx)
+            .ok_or("gone")?;
+        self.slog(new, format!("IKE SA #{ike} rekeyed by the peer"));
+        self.v2_rekeyed(ike, new);
         Ok(())
     }
 

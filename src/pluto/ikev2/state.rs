@@ -24,6 +24,9 @@ pub enum V2State {
     NewChildI1,
     /// Child SA established (both directions installed).
     EstablishedChild,
+    /// Initiator: CREATE_CHILD_SA request sent to rekey the IKE SA (this record is the new
+    /// IKE SA).
+    RekeyIkeI1,
 }
 
 impl V2State {
@@ -37,6 +40,7 @@ impl V2State {
             V2State::IkeAuthChildI0 => 34,
             V2State::NewChildI1 => 35,
             V2State::EstablishedChild => 36,
+            V2State::RekeyIkeI1 => 37,
         }
     }
 
@@ -50,6 +54,7 @@ impl V2State {
             V2State::IkeAuthChildI0 => "STATE_V2_IKE_AUTH_CHILD_I0",
             V2State::NewChildI1 => "STATE_V2_NEW_CHILD_I1",
             V2State::EstablishedChild => "STATE_V2_ESTABLISHED_CHILD_SA",
+            V2State::RekeyIkeI1 => "STATE_V2_REKEY_IKE_I1",
         }
     }
 
@@ -63,6 +68,7 @@ impl V2State {
             V2State::IkeAuthChildI0 => "child SA proposed in IKE_AUTH request",
             V2State::NewChildI1 => "sent CREATE_CHILD_SA request",
             V2State::EstablishedChild => "IPsec SA established",
+            V2State::RekeyIkeI1 => "sent CREATE_CHILD_SA request to rekey IKE SA",
         }
     }
 
@@ -84,7 +90,7 @@ impl V2State {
             V2State::ParentI2 => {
                 "  No response (or no acceptable response) to our IKE_AUTH request"
             }
-            V2State::NewChildI1 => {
+            V2State::NewChildI1 | V2State::RekeyIkeI1 => {
                 "  No response (or no acceptable response) to our CREATE_CHILD_SA request"
             }
             _ => "",
@@ -126,6 +132,9 @@ pub struct Ikev2Ike {
     pub cookie: Option<Vec<u8>>,
     /// IKE_SA_INIT retries after INVALID_KE_PAYLOAD or COOKIE.
     pub init_retries: u32,
+    /// A rekeying IKE SA (initiator): the IKE SA it replaces, over which the CREATE_CHILD_SA
+    /// request went, and that request's message ID.
+    pub rekeying: Option<(crate::pluto::ids::SerialNo, u32)>,
 }
 
 impl Ikev2Ike {
@@ -148,6 +157,7 @@ impl Ikev2Ike {
             last_response: None,
             cookie: None,
             init_retries: 0,
+            rekeying: None,
         }
     }
 }

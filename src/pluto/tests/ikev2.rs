@@ -480,3 +480,76 @@ fn ikev2_nat_traversal_forceencaps_and_road_warrior_behind_nat() {
         crate::addr::Subnet::host(Ipv4Addr::new(10, 9, 0, 2))
     );
 }
+
+#[test]
+fn ikev2_ike_sa_rekey_keeps_the_child_sas() {
+    // A rekeys the IKE SA (its ikelifetime is shorter); then B does, on its own schedule.
+    let mut net = v2_pair(
+        "\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+        "\tikelifetime=30m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+    );
+    net.up_a("net");
+    assert_up(&net);
+    let child = net.a.p.conns["net"].newest_ipsec.unwrap();
+    net.advance_to(18 * 60_000);
+    assert!(
+        net.a
+            .log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.b.log_has("IKE SA #1 rekeyed by the peer"),
+        "{}",
+        net.b.dump()
+    );
+    // One IKE SA each side (the old one deleted), the child SA moved under the new one.
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    let new_a = net.a.p.conns["net"].newest_isakmp.unwrap();
+    assert_ne!(new_a, SerialNo::new(1));
+    assert_eq!(net.a.p.sas.child(child).unwrap().parent(), new_a);
+    assert_eq!(net.a.p.conns["net"].newest_ipsec, Some(child));
+    assert_up(&net);
+    assert!(net
+        .a
+        .status(net.now)
+        .iter()
+        .any(|l| l.contains("STATE_V2_ESTABLISHED_IKE_SA")));
+    // The new IKE SA carries further exchanges: a liveness check, Delete on --down.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+
+    // B initiates the IKE SA rekey (A's lifetime is longer).
+    let mut net = v2_pair(
+        "\tikelifetime=40m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+        "\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+    );
+    net.up_a("net");
+    net.advance_to(19 * 60_000);
+    assert!(
+        net.b
+            .log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+        "{}",
+        net.b.dump()
+    );
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1);
+    assert_up(&net);
+    // Another child SA over the rekeyed IKE SA (A is its responder now).
+    net.whack_a(
+        3,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: false,
+        },
+    );
+    assert!(
+        net.a.log_has("initiating CREATE_CHILD_SA"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+}
