@@ -1647,3 +1647,50 @@ fn host_names_in_left_and_right() {
     );
     drop(etc);
 }
+
+// ---------------------------------------------------------------------------------------------
+// IKEv2.
+
+/// IKEv2 PSK between two rswan gateways: IKE_SA_INIT + IKE_AUTH bring up the IKE SA and the
+/// first child SA (whack progress lines and exit code 0), ping and a 10 MB TCP transfer go
+/// through with only IKE and ESP on the wire, `--status` shows the STATE_V2_* states on both
+/// sides, and `auto --down` removes the SAs on both sides (INFORMATIONAL Delete).
+#[test]
+fn ikev2_psk_net_to_net_and_down() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+    ));
+    let out = up_ok(&t, &t.ga, "net");
+    for line in [
+        "130 \"net\" #1: STATE_V2_PARENT_I1: sent IKE_SA_INIT request",
+        "131 \"net\" #1: STATE_V2_PARENT_I2: sent IKE_AUTH request",
+        "004 \"net\" #2: STATE_V2_ESTABLISHED_CHILD_SA: IPsec SA established {ESP=>0x",
+    ] {
+        assert!(out.contains(line), "missing {line}:\n{out}");
+    }
+    check_traffic(&t);
+    for (ns, role) in [(&t.ga, "initiator"), (&t.gb, "responder")] {
+        let st = status(&t, ns);
+        assert!(
+            st.contains("STATE_V2_ESTABLISHED_IKE_SA")
+                && st.contains("STATE_V2_ESTABLISHED_CHILD_SA"),
+            "{role}:\n{st}"
+        );
+    }
+    let st = status(&t, &t.ga);
+    assert!(
+        st.contains("IKE algorithm newest: AES_GCM_16_256-SHA2_256-CURVE25519"),
+        "{st}"
+    );
+    let o = t.ipsec(&t.ga, &["auto", "--down", "net"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(spis(&t, &t.ga).is_empty(), "{:?}", spis(&t, &t.ga));
+    assert!(
+        wait_until(Duration::from_secs(5), || spis(&t, &t.gb).is_empty()),
+        "B kept {:?}\n{}",
+        spis(&t, &t.gb),
+        t.log(&t.gb)
+    );
+    let st = status(&t, &t.gb);
+    assert!(!st.contains("STATE_V2_"), "{st}");
+}

@@ -12,6 +12,7 @@
 mod config;
 mod control;
 mod ikev2;
+mod ikev2_engine;
 mod isakmp;
 mod klips;
 mod offload;
@@ -20,6 +21,7 @@ mod pluto;
 pub use config::config_files;
 pub use control::control_request;
 pub use ikev2::ikev2_parse;
+pub use ikev2_engine::ikev2_engine;
 pub use isakmp::isakmp_parse;
 pub use klips::klips_packets;
 pub use offload::tun_offload;
@@ -33,6 +35,7 @@ pub type Harness = fn(&[u8]);
 pub const TARGETS: &[(&str, Harness)] = &[
     ("config_files", config_files),
     ("control_request", control_request),
+    ("ikev2_engine", ikev2_engine),
     ("ikev2_parse", ikev2_parse),
     ("isakmp_parse", isakmp_parse),
     ("klips_packets", klips_packets),

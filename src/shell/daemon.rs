@@ -1634,6 +1634,10 @@ fn pluto_config(
         myid,
         uniqueids: s.get_bool("uniqueids", true)?,
         nat_traversal: s.get_bool("nat_traversal", true)?,
+        ike_version: match s.get("keyexchange") {
+            Some("ikev2") => crate::pluto::version::IkeVersion::V2,
+            _ => crate::pluto::version::IkeVersion::V1,
+        },
         debug: DebugFlags::parse(s.get("plutodebug").unwrap_or("none")),
         shunt_scan_interval: s.get_duration("shuntscaninterval", 120)?.max(1),
         virtual_private: crate::config::VirtualPrivate::parse(s.get_or("virtual_private", ""))

@@ -1,5 +1,6 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
+mod ikev2;
 mod limits;
 mod peers;
 mod scenarios;
