@@ -318,6 +318,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "offload",
     "datapath",
     "shuntscaninterval",
+    "policygroupsdir",
     "metrics",
     "wiresharkkeys",
 ];

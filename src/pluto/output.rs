@@ -233,6 +233,9 @@ pub enum WhackCmd {
     RereadSecrets(Secrets),
     /// `auto --ready` / `--listen`: (re)start IKE; optional fresh secrets.
     Listen(Option<Secrets>),
+    /// `auto --rereadgroups` (and the group half of `--ready`/`--listen`): the shell reread
+    /// the policy group files ([`crate::pluto::groups`]).
+    RereadGroups(crate::pluto::groups::PolicyGroups),
     /// `whack --deletestate N`.
     DeleteState(SerialNo),
     /// `whack --debug-…` (the flags as a `plutodebug=` list).

@@ -823,7 +823,26 @@ impl Daemon {
                 None => return 1,
             },
         };
-        self.run_whack(cmd, has("verbose"), reply)
+        let status = self.run_whack(cmd, has("verbose"), reply);
+        if status != 0 || !matches!(op.as_str(), "rereadgroups" | "ready" | "listen") {
+            return status;
+        }
+        // `--rereadgroups` / `--ready` / `--listen` also reread the policy group files.
+        let groups = match IpsecConf::load(&config) {
+            Ok(conf) => {
+                let dir = super::policies::policy_groups_dir(&conf, &config);
+                let (groups, errs) = super::policies::read_policy_groups(&dir);
+                for e in errs {
+                    reply.err(&format!("003 policy group: {e}\n"));
+                }
+                groups
+            }
+            Err(e) => {
+                reply.err(&format!("ipsec auto: {e}\n"));
+                return 1;
+            }
+        };
+        self.run_whack(WhackCmd::RereadGroups(groups), has("verbose"), reply)
     }
 
     /// `ipsec whack` (spec 6.4): the control forms; connections are defined in ipsec.conf and
@@ -1317,6 +1336,15 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             .map(|c| format!("conn \"{}\" ", c.name))
             .unwrap_or_default();
         log(&format!("ipsec_setup: {name}skipped: {e}"));
+    }
+    {
+        let dir = super::policies::policy_groups_dir(&conf, &paths.config);
+        let (groups, errs) = super::policies::read_policy_groups(&dir);
+        for e in errs {
+            log(&format!("ipsec_setup: policy group: {e}"));
+        }
+        pluto.load_policy_groups(groups);
+        pluto.warn_oe_unusable();
     }
     let auto_start = pluto.start_conns();
     let keying_stop = Arc::new(AtomicBool::new(false));

@@ -12,6 +12,7 @@ pub mod net;
 pub mod netlink;
 pub mod paths;
 pub mod pipe;
+pub mod policies;
 pub mod sdnotify;
 pub mod syslog;
 pub mod trace;

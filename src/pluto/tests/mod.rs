@@ -1,5 +1,6 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
+mod groups;
 mod limits;
 mod peers;
 mod scenarios;
