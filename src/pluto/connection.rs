@@ -801,6 +801,7 @@ impl Connection {
             peer_id: self.that.id.to_string(),
             peer_client: self.that.client,
             command: self.this.updown.clone(),
+            fail_closed: self.peer_kind == PeerKind::Fixed && self.group.is_none(),
         }
     }
 }

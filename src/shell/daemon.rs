@@ -246,6 +246,7 @@ impl Daemon {
                 // A conn's own updown script routes as it likes: no table-115 routes over it.
                 let via = match &info.command {
                     Some(_) => None,
+                    None if !info.fail_closed => None,
                     None => super::netlink::ifindex(&info.interface)
                         .ok()
                         .map(|i| (info.next_hop, i)),
