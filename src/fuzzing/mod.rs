@@ -11,6 +11,7 @@
 
 mod config;
 mod control;
+mod dns;
 mod ikev2;
 mod isakmp;
 mod klips;
@@ -19,6 +20,7 @@ mod pluto;
 
 pub use config::config_files;
 pub use control::control_request;
+pub use dns::dns_parse;
 pub use ikev2::ikev2_parse;
 pub use isakmp::isakmp_parse;
 pub use klips::klips_packets;
@@ -33,6 +35,7 @@ pub type Harness = fn(&[u8]);
 pub const TARGETS: &[(&str, Harness)] = &[
     ("config_files", config_files),
     ("control_request", control_request),
+    ("dns_parse", dns_parse),
     ("ikev2_parse", ikev2_parse),
     ("isakmp_parse", isakmp_parse),
     ("klips_packets", klips_packets),
