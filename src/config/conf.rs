@@ -319,6 +319,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "datapath",
     "shuntscaninterval",
     "policygroupsdir",
+    "dnsserver",
     "metrics",
     "wiresharkkeys",
 ];

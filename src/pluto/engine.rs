@@ -96,6 +96,8 @@ pub struct Pluto {
     pub(crate) next_shunt_scan: u64,
     /// Policy group files and what rswan routes because of them ([`crate::pluto::groups`]).
     pub(crate) groups: super::groups::GroupState,
+    /// Opportunistic negotiations waiting for DNS ([`crate::pluto::oe`]).
+    pub(crate) oe: super::oe::OeState,
 }
 
 impl std::fmt::Debug for Pluto {
@@ -134,6 +136,7 @@ impl Pluto {
             sa_owner: HashMap::new(),
             next_shunt_scan,
             groups: Default::default(),
+            oe: Default::default(),
         }
     }
 

@@ -303,6 +303,16 @@ pub enum Output {
         /// The text.
         text: String,
     },
+    /// Look up `name`/`qtype` in DNS (opportunistic encryption) and hand the outcome to
+    /// [`Pluto::handle_dns`](super::Pluto::handle_dns) with the same `id`. Never blocks Pluto.
+    DnsLookup {
+        /// The lookup's id.
+        id: crate::dns::LookupId,
+        /// The name.
+        name: String,
+        /// The record type.
+        qtype: crate::dns::RrType,
+    },
     /// The whack command of `client` is complete; exit with `status`.
     WhackDone {
         /// The client.

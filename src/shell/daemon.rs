@@ -182,6 +182,8 @@ pub struct Daemon {
     /// `wiresharkkeys=`): the SADB's transforms hold the same keys as key schedules; entries
     /// whose SA is gone are dropped (and wiped) by the next tick.
     esp_keys: Mutex<BTreeMap<crate::said::Said, crate::admin::wireshark::EspKeys>>,
+    /// The DNS resolver thread (opportunistic encryption), when a name server is known.
+    dns: Option<super::resolver::ResolverHandle>,
 }
 
 impl KeyingHost for Daemon {
@@ -203,6 +205,10 @@ impl KeyingHost for Daemon {
 
     fn sa_installed(&self, spec: &crate::sadb::SaSpec) {
         self.record_keys(spec);
+    }
+
+    fn dns(&self) -> Option<&super::resolver::ResolverHandle> {
+        self.dns.as_ref()
     }
 }
 
@@ -1163,6 +1169,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     })?;
 
     let setup = &conf.setup;
+    let setup_dns = setup.get("dnsserver").map(str::to_owned);
     let params = Params {
         hidetos: setup
             .get_bool("hidetos", true)
@@ -1306,6 +1313,30 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     )
     .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
 
+    // DNS for opportunistic encryption: dnsserver= (config setup) or resolv.conf.
+    let dns = match super::resolver::name_servers(setup_dns.as_deref()).map_err(fail)? {
+        servers if servers.is_empty() => None,
+        servers => {
+            let list = servers
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let logger: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|l: &str| log(l));
+            match super::resolver::start(servers, dr.as_ref().map(|d| d.0.as_str()), logger) {
+                Ok(h) => {
+                    log(&format!(
+                        "ipsec_setup: DNS for opportunistic encryption: {list}"
+                    ));
+                    Some(h)
+                }
+                Err(e) => {
+                    log(&format!("ipsec_setup: cannot start the DNS resolver: {e}"));
+                    None
+                }
+            }
+        }
+    };
     let daemon = Arc::new(Daemon {
         klips: klips.clone(),
         paths: paths.clone(),
@@ -1319,6 +1350,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         guard: guard.clone(),
         started: std::time::Instant::now(),
         esp_keys: Mutex::new(BTreeMap::new()),
+        dns,
     });
 
     // Pluto: the IKE keying daemon.
@@ -1344,6 +1376,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         for e in errs {
             log(&format!("ipsec_setup: policy group: {e}"));
         }
+        pluto.set_dns_available(daemon.dns.is_some());
         pluto.load_policy_groups(groups);
         pluto.warn_oe_unusable();
     }

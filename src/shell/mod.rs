@@ -13,6 +13,7 @@ pub mod netlink;
 pub mod paths;
 pub mod pipe;
 pub mod policies;
+pub mod resolver;
 pub mod sdnotify;
 pub mod syslog;
 pub mod trace;

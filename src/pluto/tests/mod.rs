@@ -237,6 +237,7 @@ impl Net {
                 Output::Log(l) => node.logs.push(l),
                 Output::Whack { client, code, text } => node.whack.push((client.0, code, text)),
                 Output::WhackDone { client, status } => node.done.push((client.0, status)),
+                Output::DnsLookup { .. } => {}
             }
         }
         sends
