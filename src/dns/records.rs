@@ -62,7 +62,9 @@ pub struct IpsecKey {
 /// IPSECKEY algorithm number of RSA keys (RFC 4025 §2.4).
 pub const IPSECKEY_RSA: u8 = 2;
 
-/// The character-strings of a TXT record joined (RFC 1035 §3.3.14).
+/// The character-strings of a TXT record (RFC 1035 §3.3.14) joined with a space between
+/// them: a record split at its key reads the same whether the split kept the space (as
+/// `ipsec showhostkey --txt` prints it) or a zone tool trimmed it.
 pub fn parse_txt(rdata: &[u8]) -> Result<Vec<u8>, DnsError> {
     let mut out = Vec::new();
     let mut p = 0;
@@ -71,6 +73,9 @@ pub fn parse_txt(rdata: &[u8]) -> Result<Vec<u8>, DnsError> {
         let s = rdata
             .get(p + 1..p + 1 + len)
             .ok_or(DnsError::BadRdata("TXT string runs past the record"))?;
+        if p > 0 {
+            out.push(b' ');
+        }
         out.extend_from_slice(s);
         if out.len() > MAX_TXT {
             return Err(DnsError::BadRdata("TXT record too long"));
@@ -249,6 +254,9 @@ mod tests {
         let t = parse_txt(&txt(&["X-IPsec-Server(10)=192.0.2.1", " AQOF8tZ2"])).unwrap();
         let s = parse_ipsec_server(&t).unwrap().unwrap();
         assert_eq!(s.pref, 10);
+        // Split inside the key, the space trimmed: the same record.
+        let t2 = parse_txt(&txt(&["X-IPsec-Server(10)=192.0.2.1", "AQOF", "8tZ2"])).unwrap();
+        assert_eq!(parse_ipsec_server(&t2).unwrap().unwrap(), s);
         assert_eq!(s.gateway, Gateway::Ipv4(Ipv4Addr::new(192, 0, 2, 1)));
         assert_eq!(s.key.as_deref().map(<[u8]>::len), Some(6));
         let s = parse_ipsec_server(b"x-ipsec-server(0)=@GW.Example.com.")

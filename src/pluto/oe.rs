@@ -133,6 +133,17 @@ impl Pluto {
         self.log(format!(
             "{name}: initiate on demand from {src}:{sport} to {dst}:{dport} {what} (opportunistic)"
         ));
+        if self.conns.get(key).and_then(|c| c.this.host) != Some(src) {
+            // FreeS/WAN required a reverse TXT record delegating another source to us; rswan
+            // does opportunism for its own addresses only (docs/compatibility.md).
+            self.oe_fail(
+                key,
+                src,
+                dst,
+                &format!("{src} is not our address: opportunistic encryption on behalf of other hosts is not supported"),
+            );
+            return;
+        }
         if !self.oe.available {
             self.oe_fail(
                 key,
@@ -507,17 +518,27 @@ impl Pluto {
             return;
         }
         let who = self.conn_quoted(inst);
+        let mut bad = Vec::new();
         let blob = match &result {
             Lookup::Answer(recs) => match stage {
-                RespStage::Txt => recs.iter().find_map(|r| {
-                    let s = records::parse_txt(&r.rdata)
-                        .and_then(|t| records::parse_ipsec_server(&t))
-                        .ok()
-                        .flatten()?;
-                    (s.gateway == Gateway::Ipv4(peer))
-                        .then_some(s.key)
-                        .flatten()
-                }),
+                RespStage::Txt => {
+                    let mut found = None;
+                    for r in recs {
+                        match records::parse_txt(&r.rdata)
+                            .and_then(|t| records::parse_ipsec_server(&t))
+                        {
+                            Ok(Some(s)) if s.gateway == Gateway::Ipv4(peer) && s.key.is_some() => {
+                                found = s.key;
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(e) => bad.push(format!(
+                                "{who}: DNS TXT {name}: bad X-IPsec-Server record ignored: {e}"
+                            )),
+                        }
+                    }
+                    found
+                }
                 RespStage::Key => recs.iter().find_map(|r| records::parse_key(&r.rdata).ok()),
                 RespStage::Ipseckey => recs.iter().find_map(|r| {
                     let k = records::parse_ipseckey(&r.rdata).ok()?;
@@ -531,6 +552,9 @@ impl Pluto {
                 None
             }
         };
+        for l in bad {
+            self.log(l);
+        }
         let Some(blob) = blob else {
             let next = match stage {
                 RespStage::Txt => Some((RrType::Key, RespStage::Key)),
