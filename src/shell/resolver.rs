@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::dns::{Lookup, LookupId, Resolver, ResolverOutput, RrType};
@@ -36,10 +36,17 @@ pub struct Answer {
     pub result: Lookup,
 }
 
+/// What the resolver thread is woken for.
+#[derive(Debug)]
+enum Msg {
+    Query(Query),
+    Datagram(SocketAddrV4, Vec<u8>),
+}
+
 /// Handle on the resolver thread.
 #[derive(Debug, Clone)]
 pub struct ResolverHandle {
-    tx: Sender<Query>,
+    tx: Sender<Msg>,
     /// Outcomes of lookups, in the order they end.
     pub answers: Receiver<Answer>,
     servers: Vec<SocketAddrV4>,
@@ -49,17 +56,18 @@ impl ResolverHandle {
     /// Asks for `name`/`qtype`; the outcome arrives on [`ResolverHandle::answers`]. When the
     /// queue is full the lookup ends at once as a timeout.
     pub fn lookup(&self, id: LookupId, name: String, qtype: RrType) -> Option<Answer> {
-        match self.tx.try_send(Query { id, name, qtype }) {
+        match self.tx.try_send(Msg::Query(Query {
+            id,
+            name: name.clone(),
+            qtype,
+        })) {
             Ok(()) => None,
-            Err(e) => {
-                let q = e.into_inner();
-                Some(Answer {
-                    id: q.id,
-                    name: q.name,
-                    qtype: q.qtype,
-                    result: Lookup::Timeout,
-                })
-            }
+            Err(_) => Some(Answer {
+                id,
+                name,
+                qtype,
+                result: Lookup::Timeout,
+            }),
         }
     }
 
@@ -99,11 +107,26 @@ pub fn start(
         sock.bind_device(Some(dev.as_bytes()))?;
     }
     sock.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))?;
-    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
     let sock: std::net::UdpSocket = sock.into();
-    let (qtx, qrx) = bounded::<Query>(1024);
+    let (qtx, qrx) = bounded::<Msg>(1024);
     let (atx, arx) = bounded::<Answer>(1024);
     let list = servers.clone();
+    // The reader hands datagrams to the resolver thread through the query channel, so the
+    // resolver sleeps on one channel and a query is sent the moment it is asked.
+    let reader = sock.try_clone()?;
+    let dtx = qtx.clone();
+    std::thread::Builder::new()
+        .name("dns-r".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; crate::dns::message::MAX_MESSAGE];
+            loop {
+                if let Ok((n, SocketAddr::V4(from))) = reader.recv_from(&mut buf) {
+                    if dtx.send(Msg::Datagram(from, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
     std::thread::Builder::new()
         .name("dns".into())
         .spawn(move || run(sock, servers, qrx, atx, log))?;
@@ -117,23 +140,34 @@ pub fn start(
 fn run(
     sock: std::net::UdpSocket,
     servers: Vec<SocketAddrV4>,
-    queries: Receiver<Query>,
+    msgs: Receiver<Msg>,
     answers: Sender<Answer>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
     let start = Instant::now();
     let now = || start.elapsed().as_millis() as u64;
-    let seed = (std::process::id() as u16) ^ (now() as u16).wrapping_mul(31);
-    let mut r = Resolver::new(servers, rand::random::<u16>() ^ seed);
+    let mut r = Resolver::new(servers, rand::random::<u16>());
     let mut limiter: RateLimiter<Ipv4Addr> = crate::pluto::limits::unauth_log_limiter();
-    let mut buf = vec![0u8; crate::dns::message::MAX_MESSAGE];
     loop {
-        loop {
-            match queries.try_recv() {
-                Ok(q) => r.lookup(now(), q.id, &q.name, q.qtype),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return,
+        let wait = r
+            .poll_timeout()
+            .map_or(1000, |t| t.saturating_sub(now()))
+            .min(1000);
+        match msgs.recv_timeout(Duration::from_millis(wait)) {
+            Ok(Msg::Query(q)) => r.lookup(now(), q.id, &q.name, q.qtype),
+            Ok(Msg::Datagram(from, data)) => {
+                if let Err(e) = r.handle_datagram(now(), from, &data) {
+                    let ip = *from.ip();
+                    if limiter.allow(now(), &ip) {
+                        log(&format!("dns: answer from {from} ignored: {e}"));
+                    }
+                }
             }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if r.poll_timeout().is_some_and(|t| t <= now()) {
+            r.handle_timeout(now());
         }
         while let Some(o) = r.poll_output() {
             match o {
@@ -159,17 +193,6 @@ fn run(
                     }
                 }
             }
-        }
-        if let Ok((n, SocketAddr::V4(from))) = sock.recv_from(&mut buf) {
-            if let Err(e) = r.handle_datagram(now(), from, &buf[..n]) {
-                let ip = *from.ip();
-                if limiter.allow(now(), &ip) {
-                    log(&format!("dns: answer from {from} ignored: {e}"));
-                }
-            }
-        }
-        if r.poll_timeout().is_some_and(|t| t <= now()) {
-            r.handle_timeout(now());
         }
     }
 }
