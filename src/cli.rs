@@ -27,7 +27,7 @@ Commands:
   newhostkey [--output F] [--bits N]           generate an RSA host key (ipsec.secrets block;
                                                stdout without --output, never a terminal)
   rsasigkey NBITS                              print a new RSA key block
-  showhostkey [--left|--right|--txt GW|--key|--pem|--pem-private]  show our RSA key
+  showhostkey [--left|--right|--txt GW|--ipseckey GW|--key|--pem|--pem-private]  show our RSA key
                                                (default: the DNS KEY record, --key)
   ranbits [--continuous] [--bytes] N           random bits in hex
   barf [--short]                               everything needed to debug this gateway

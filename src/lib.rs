@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod crypto;
+pub mod dns;
 pub mod eroute;
 pub mod fasthash;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -441,6 +441,7 @@ fn updown(conn: &ConnSection, me: &End, peer: &End, iface: &str) -> UpdownInfo {
         peer_id: peer.id.clone().unwrap_or_else(|| peer.addr.to_string()),
         peer_client: peer.client,
         command: me.updown.clone(),
+        fail_closed: true,
     }
 }
 

@@ -57,6 +57,10 @@ pub struct UpdownInfo {
     pub peer_client: Subnet,
     /// The `leftupdown` command (None = the default script).
     pub command: Option<String>,
+    /// The route into ipsecN gets rswan's fail-closed copy in table 115 (consulted before
+    /// `main`). False for policy group and opportunistic routes: their peer client is often
+    /// `0.0.0.0/0`, whose copy would take even directly connected networks away from `main`.
+    pub fail_closed: bool,
 }
 
 impl UpdownInfo {
@@ -376,6 +380,7 @@ pub fn default_script(firewall: bool) -> i32 {
             peer_id: get("PLUTO_PEER_ID"),
             peer_client: get("PLUTO_PEER_CLIENT").parse().unwrap_or(Subnet::ANY),
             command: None,
+            fail_closed: true,
         };
         let r = if word == "up" {
             firewall_up(&info)
@@ -407,6 +412,7 @@ mod tests {
             peer_id: "192.0.2.2".into(),
             peer_client: "10.0.2.0/24".parse().unwrap(),
             command: None,
+            fail_closed: true,
         };
         assert_eq!(u.verb_text(Verb::Route), "route-client");
         let env = u.env(Verb::Up);

@@ -59,9 +59,29 @@ fn newhostkey_then_showhostkey() {
     let (ok, pem, _) = ipsec(&["showhostkey", "--file", fs, "--pem-private"]);
     assert!(ok && pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let (ok, txt, _) = ipsec(&["showhostkey", "--file", fs, "--txt", "192.0.2.1"]);
+    // The gateway, then the key in strings of at most 255 bytes (a TXT string's limit).
     assert!(
-        ok && txt.contains("\"X-IPsec-Server(10)=192.0.2.1 AwEAA"),
+        ok && txt.contains("\"X-IPsec-Server(10)=192.0.2.1\" \" AwEAA"),
         "{txt}"
+    );
+    let rr = txt.lines().find(|l| l.contains("IN\tTXT")).unwrap();
+    let strings: Vec<&str> = rr.split('"').skip(1).step_by(2).collect();
+    assert!(
+        strings.len() >= 2 && strings.iter().all(|s| s.len() <= 255),
+        "{rr}"
+    );
+    assert_eq!(
+        strings[1..].concat().trim(),
+        key.trim_start_matches("0s"),
+        "the key, whole"
+    );
+    let (ok, ik, _) = ipsec(&["showhostkey", "--file", fs, "--ipseckey", "192.0.2.1"]);
+    assert!(
+        ok && ik.contains(&format!(
+            "\tIN\tIPSECKEY\t10 1 2 192.0.2.1 {}",
+            key.trim_start_matches("0s")
+        )),
+        "{ik}"
     );
 
     // A secrets file readable by others is refused, naming the file.

@@ -138,14 +138,15 @@ fn rsa(e: &crate::config::secrets::SecretEntry) -> Option<&RsaPrivateKey> {
     }
 }
 
-/// `ipsec showhostkey [--left|--right|--txt GW|--key|--pem|--pem-private] [--file F] [--id ID]`;
+/// `ipsec showhostkey [--left|--right|--txt GW|--ipseckey GW|--key|--pem|--pem-private] [--file F] [--id ID]`;
 /// with no format, the DNS KEY record (`--key`), as FreeS/WAN's documentation shows it.
 pub fn showhostkey(args: &[String], default_file: &Path) -> Result<String, CmdError> {
-    let o = Opts::parse(args, &["txt", "file", "id"])?;
+    let o = Opts::parse(args, &["txt", "ipseckey", "file", "id"])?;
     o.only(&[
         "left",
         "right",
         "txt",
+        "ipseckey",
         "key",
         "pem",
         "pem-private",
@@ -193,7 +194,21 @@ pub fn showhostkey(args: &[String], default_file: &Path) -> Result<String, CmdEr
         )
     } else if let Some(gw) = o.get("txt") {
         format!(
-            "; RSA {bits} bits   {host}   {}\n\tIN\tTXT\t\"X-IPsec-Server(10)={gw} {b64}\"\n",
+            "; RSA {bits} bits   {host}   {}\n\tIN\tTXT\t{}\n",
+            date(),
+            txt_strings(gw, b64)
+        )
+    } else if let Some(gw) = o.get("ipseckey") {
+        // RFC 4025 presentation: precedence, gateway type (1: IPv4, 3: name), algorithm 2
+        // (RSA), gateway, base64 key.
+        let gtype = if gw.parse::<std::net::Ipv4Addr>().is_ok() {
+            1
+        } else {
+            3
+        };
+        let gw = gw.trim_start_matches('@');
+        format!(
+            "; RSA {bits} bits   {host}   {}\n\tIN\tIPSECKEY\t10 {gtype} 2 {gw} {b64}\n",
             date()
         )
     } else if o.has("key") || !(o.has("pem") || o.has("pem-private")) {
@@ -211,6 +226,18 @@ pub fn showhostkey(args: &[String], default_file: &Path) -> Result<String, CmdEr
             .map_err(|e| CmdError(e.to_string()))?
             .to_string()
     })
+}
+
+/// The character-strings of the TXT record `X-IPsec-Server(10)=GW KEY`, each at most 255
+/// bytes (a TXT string's limit): the gateway part, then the key in chunks, the first led by
+/// a space, as FreeS/WAN split long records at the key.
+pub fn txt_strings(gw: &str, b64: &str) -> String {
+    let mut v = vec![format!("\"X-IPsec-Server(10)={gw}\"")];
+    let key = format!(" {b64}");
+    for chunk in key.as_bytes().chunks(255) {
+        v.push(format!("\"{}\"", String::from_utf8_lossy(chunk)));
+    }
+    v.join(" ")
 }
 
 /// Formats random bytes as FreeS/WAN's ranbits does: `0x` lowercase hex, `_` every 8 digits

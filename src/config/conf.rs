@@ -319,6 +319,8 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "offload",
     "datapath",
     "shuntscaninterval",
+    "policygroupsdir",
+    "dnsserver",
     "metrics",
     "wiresharkkeys",
     "keyexchange",

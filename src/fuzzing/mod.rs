@@ -11,6 +11,7 @@
 
 mod config;
 mod control;
+mod dns;
 mod ikev2;
 mod ikev2_engine;
 mod isakmp;
@@ -20,6 +21,7 @@ mod pluto;
 
 pub use config::config_files;
 pub use control::control_request;
+pub use dns::dns_parse;
 pub use ikev2::ikev2_parse;
 pub use ikev2_engine::ikev2_engine;
 pub use isakmp::isakmp_parse;
@@ -35,6 +37,7 @@ pub type Harness = fn(&[u8]);
 pub const TARGETS: &[(&str, Harness)] = &[
     ("config_files", config_files),
     ("control_request", control_request),
+    ("dns_parse", dns_parse),
     ("ikev2_engine", ikev2_engine),
     ("ikev2_parse", ikev2_parse),
     ("isakmp_parse", isakmp_parse),

@@ -64,6 +64,7 @@ macro_rules! replays {
 replays!(
     config_files,
     control_request,
+    dns_parse,
     ikev2_engine,
     ikev2_parse,
     isakmp_parse,

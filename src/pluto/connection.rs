@@ -38,6 +38,47 @@ pub struct End {
     pub rsakey: Option<PublicKey>,
     /// `leftupdown=`.
     pub updown: Option<String>,
+    /// `leftrsasigkey=%dnsondemand|%dnsonload|%dns`: the key comes from DNS.
+    pub dns_key: Option<DnsKeyPolicy>,
+}
+
+/// When a `%dns…` RSA key is looked up (spec 1.3 `leftrsasigkey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsKeyPolicy {
+    /// `%dnsondemand` (the default): looked up when a negotiation needs it.
+    OnDemand,
+    /// `%dnsonload` / `%dns`: looked up when the conn is loaded (and kept).
+    OnLoad,
+}
+
+/// Who the peer is when it is not a fixed address (spec 1.3 `right=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    /// A fixed address, or `%any` (Road Warrior template).
+    Fixed,
+    /// `%opportunistic`: any peer whose gateway and key are found in DNS.
+    Opportunistic,
+    /// `%group`: a policy group template, one instance per entry of its group file.
+    Group,
+    /// `%opportunisticgroup`: a policy group template whose instances are opportunistic.
+    OpportunisticGroup,
+}
+
+impl PeerKind {
+    /// The `--status` host text (`%opportunistic`, …); `None` for [`PeerKind::Fixed`].
+    pub fn text(self) -> Option<&'static str> {
+        match self {
+            PeerKind::Fixed => None,
+            PeerKind::Opportunistic => Some("%opportunistic"),
+            PeerKind::Group => Some("%group"),
+            PeerKind::OpportunisticGroup => Some("%opportunisticgroup"),
+        }
+    }
+
+    /// A policy group template (never routed itself).
+    pub fn is_group(self) -> bool {
+        matches!(self, PeerKind::Group | PeerKind::OpportunisticGroup)
+    }
 }
 
 impl End {
@@ -251,6 +292,10 @@ pub struct Connection {
     pub next_instance: u32,
     /// Connection-level keying attempt counter.
     pub tries: u32,
+    /// Fixed peer, opportunistic, or a policy group template.
+    pub peer_kind: PeerKind,
+    /// For a policy group instance (`private#10.0.0.0/8`): the group conn's name.
+    pub group: Option<String>,
 }
 
 fn conf_err(c: &ConnSection, msg: impl Into<String>) -> ConfError {
@@ -260,6 +305,7 @@ fn conf_err(c: &ConnSection, msg: impl Into<String>) -> ConfError {
 struct RawEnd {
     host: Option<Ipv4Addr>,
     dr_nexthop: Option<Ipv4Addr>,
+    kind: PeerKind,
 }
 
 fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfError> {
@@ -270,6 +316,7 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
         "%any" | "0.0.0.0" => Ok(RawEnd {
             host: None,
             dr_nexthop: None,
+            kind: PeerKind::Fixed,
         }),
         "%defaultroute" => {
             let (a, nh) = cfg.defaultroute.ok_or_else(|| {
@@ -281,17 +328,24 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
             Ok(RawEnd {
                 host: Some(a),
                 dr_nexthop: Some(nh),
+                kind: PeerKind::Fixed,
             })
         }
-        "%opportunistic" | "%group" | "%opportunisticgroup" => Err(p.err_at(
-            side,
-            format!("{side}={v}: opportunistic encryption is not supported"),
-        )),
+        "%opportunistic" | "%group" | "%opportunisticgroup" => Ok(RawEnd {
+            host: None,
+            dr_nexthop: None,
+            kind: match v {
+                "%opportunistic" => PeerKind::Opportunistic,
+                "%group" => PeerKind::Group,
+                _ => PeerKind::OpportunisticGroup,
+            },
+        }),
         s => s
             .parse::<Ipv4Addr>()
             .map(|a| RawEnd {
                 host: Some(a),
                 dr_nexthop: None,
+                kind: PeerKind::Fixed,
             })
             .map_err(|_| {
                 p.err_at(
@@ -363,6 +417,11 @@ fn build_end(
         ),
         _ => None,
     };
+    let dns_key = match p.get(&key("rsasigkey")) {
+        Some("%dnsondemand") => Some(DnsKeyPolicy::OnDemand),
+        Some("%dnsonload" | "%dns") => Some(DnsKeyPolicy::OnLoad),
+        _ => None,
+    };
     Ok(End {
         host: raw.host,
         client,
@@ -372,6 +431,7 @@ fn build_end(
         id_explicit,
         rsakey,
         updown: p.get(&key("updown")).map(str::to_owned),
+        dns_key,
     })
 }
 
@@ -439,8 +499,23 @@ impl Connection {
         if this_raw.host == that_raw.host {
             return Err((22, conf_err(c, "left and right are the same host")));
         }
+        if this_raw.kind != PeerKind::Fixed {
+            return Err(bad(p.err_at(
+                this_side,
+                format!(
+                    "{this_side}={}: only the peer's side may be opportunistic or a policy group",
+                    this_raw.kind.text().unwrap_or_default()
+                ),
+            )));
+        }
+        let peer_kind = that_raw.kind;
         let this = build_end(p, this_side, this_raw, true, cfg).map_err(bad)?;
-        let that = build_end(p, that_side, that_raw, false, cfg).map_err(bad)?;
+        let mut that = build_end(p, that_side, that_raw, false, cfg).map_err(bad)?;
+        if peer_kind == PeerKind::Opportunistic && !that.has_client {
+            // Any destination: the peer (and its client) come from DNS per packet.
+            that.client = Subnet::ANY;
+            that.has_client = true;
+        }
         let ctype = match p.get_or("type", "tunnel") {
             "tunnel" => ConnType::Tunnel,
             "transport" => {
@@ -598,6 +673,8 @@ impl Connection {
             up: false,
             next_instance: 0,
             tries: 0,
+            peer_kind,
+            group: None,
         })
     }
 
@@ -628,9 +705,15 @@ impl Connection {
         }
     }
 
-    /// A Road-Warrior template (peer `%any`).
+    /// A Road-Warrior template (peer `%any`; not an opportunistic conn or policy group).
     pub fn is_template(&self) -> bool {
-        self.that.host.is_none()
+        self.that.host.is_none() && self.peer_kind == PeerKind::Fixed && self.group.is_none()
+    }
+
+    /// An opportunistic conn whose peer is not known yet (`%opportunistic`, or an instance of
+    /// a `%opportunisticgroup`): its negotiation starts with a DNS lookup.
+    pub fn is_opportunistic(&self) -> bool {
+        self.peer_kind == PeerKind::Opportunistic && self.that.host.is_none()
     }
 
     /// Negotiates with IKE (not a shunt, not authby=never).
@@ -701,6 +784,17 @@ impl Connection {
         if !self.rekey {
             v.push("DONTREKEY".into());
         }
+        if self.peer_kind == PeerKind::Opportunistic
+            || self.peer_kind == PeerKind::OpportunisticGroup
+        {
+            v.push("OPPORTUNISTIC".into());
+        }
+        if self.peer_kind.is_group() {
+            v.push("GROUP".into());
+            if matches!(self.auto, Auto::Route | Auto::Start) {
+                v.push("GROUTED".into());
+            }
+        }
         if self.up {
             v.push("UP".into());
         }
@@ -727,6 +821,12 @@ impl Connection {
         if self.auth.is_empty() {
             v.push("NEVER_NEGOTIATE".into());
         }
+        if self.this.dns_key == Some(DnsKeyPolicy::OnDemand) {
+            v.push("lKOD".into());
+        }
+        if self.that.dns_key == Some(DnsKeyPolicy::OnDemand) {
+            v.push("rKOD".into());
+        }
         v.join("+")
     }
 
@@ -734,7 +834,14 @@ impl Connection {
     pub fn describe(&self) -> String {
         let end = |e: &End, nh: Option<Ipv4Addr>, left: bool| -> String {
             let mut s = String::new();
-            let host = e.host_text();
+            let kind = match (self.peer_kind, &self.group) {
+                (PeerKind::Fixed, Some(_)) => PeerKind::Group.text(),
+                (k, _) => k.text(),
+            };
+            let host = match (left, e.host, kind) {
+                (false, None, Some(k)) => k.to_string(),
+                _ => e.host_text(),
+            };
             let id = match (&e.id, e.host) {
                 (Id::Ipv4(a), Some(h)) if *a == h => String::new(),
                 (Id::Any, None) => String::new(),
@@ -792,6 +899,7 @@ impl Connection {
             peer_id: self.that.id.to_string(),
             peer_client: self.that.client,
             command: self.this.updown.clone(),
+            fail_closed: self.peer_kind == PeerKind::Fixed && self.group.is_none(),
         }
     }
 }

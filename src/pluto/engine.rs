@@ -94,6 +94,10 @@ pub struct Pluto {
     pub(crate) sa_owner: HashMap<Said, (SerialNo, bool)>,
     /// When the next shunt scan is due (ms).
     pub(crate) next_shunt_scan: u64,
+    /// Policy group files and what rswan routes because of them ([`crate::pluto::groups`]).
+    pub(crate) groups: super::groups::GroupState,
+    /// Opportunistic negotiations waiting for DNS ([`crate::pluto::oe`]).
+    pub(crate) oe: super::oe::OeState,
 }
 
 impl std::fmt::Debug for Pluto {
@@ -131,17 +135,39 @@ impl Pluto {
             bare_shunts: Vec::new(),
             sa_owner: HashMap::new(),
             next_shunt_scan,
+            groups: Default::default(),
+            oe: Default::default(),
         }
     }
 
     /// Loads every `conn` of `conf` whose `auto=` is add, route or start (and routes them,
     /// but does not start them: the shell sends `WhackCmd::Up` for auto=start after
-    /// `Listen`, like `ipsec setup`). Returns the errors of conns that could not be loaded.
+    /// `Listen`, like `ipsec setup`), then the implicit conns (spec 1.5) that no user conn of
+    /// the same name overrides (`auto=ignore` disables one); policy group templates are
+    /// instantiated from the group files ([`Pluto::load_policy_groups`]). Returns the errors
+    /// of user conns that could not be loaded (an implicit conn that cannot be loaded, e.g.
+    /// without a default route, is logged).
     pub fn load_conns(&mut self, conf: &IpsecConf) -> Vec<ConfError> {
         let mut errs = Vec::new();
-        for c in &conf.conns {
+        let implicit = conf.implicit_conns();
+        for c in conf.conns.iter().chain(implicit.iter()) {
             let auto = c.params.get_or("auto", "ignore");
             if !matches!(auto, "add" | "route" | "start") {
+                continue;
+            }
+            let is_implicit = super::groups::is_implicit(c);
+            if is_implicit && c.name == "packetdefault" {
+                // Routed only while opportunistic group instances are (groups module).
+                match Connection::from_section(c, &self.cfg) {
+                    Ok(conn) => {
+                        self.groups.packetdefault_auto_route =
+                            matches!(conn.auto, Auto::Route | Auto::Start);
+                        self.conns.insert(conn.key(), conn);
+                    }
+                    Err((_, e)) => {
+                        self.log(format!("implicit conn \"packetdefault\" not loaded: {e}"))
+                    }
+                }
                 continue;
             }
             match Connection::from_section(c, &self.cfg) {
@@ -150,16 +176,23 @@ impl Pluto {
                         self.log(format!("WARNING: {w}"));
                     }
                     let key = conn.key();
-                    let route = matches!(conn.auto, Auto::Route | Auto::Start);
+                    let route = matches!(conn.auto, Auto::Route | Auto::Start)
+                        && !conn.peer_kind.is_group();
                     self.conns.insert(key.clone(), conn);
-                    self.log(format!("added connection description \"{key}\""));
+                    if !is_implicit {
+                        self.log(format!("added connection description \"{key}\""));
+                    }
                     if route {
                         let _ = self.route_conn(&key);
                     }
                 }
+                Err((_, e)) if is_implicit => {
+                    self.log(format!("implicit conn \"{}\" not loaded: {e}", c.name))
+                }
                 Err((_, e)) => errs.push(e),
             }
         }
+        self.instantiate_groups();
         errs
     }
 

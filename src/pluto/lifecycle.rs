@@ -118,6 +118,9 @@ impl Pluto {
 
     /// Negotiation failed for good: install the failure shunt if routed.
     pub(crate) fn negotiation_failed(&mut self, key: &str) {
+        if self.oe_negotiation_failed(key) {
+            return;
+        }
         self.settle_narrow_holds(key, None);
         let Some(c) = self.conns.get(key) else {
             return;

@@ -238,6 +238,9 @@ pub enum WhackCmd {
     RereadSecrets(Secrets),
     /// `auto --ready` / `--listen`: (re)start IKE; optional fresh secrets.
     Listen(Option<Secrets>),
+    /// `auto --rereadgroups` (and the group half of `--ready`/`--listen`): the shell reread
+    /// the policy group files ([`crate::pluto::groups`]).
+    RereadGroups(crate::pluto::groups::PolicyGroups),
     /// `whack --deletestate N`.
     DeleteState(SerialNo),
     /// `whack --debug-…` (the flags as a `plutodebug=` list).
@@ -304,6 +307,16 @@ pub enum Output {
         code: u16,
         /// The text.
         text: String,
+    },
+    /// Look up `name`/`qtype` in DNS (opportunistic encryption) and hand the outcome to
+    /// [`Pluto::handle_dns`](super::Pluto::handle_dns) with the same `id`. Never blocks Pluto.
+    DnsLookup {
+        /// The lookup's id.
+        id: crate::dns::LookupId,
+        /// The name.
+        name: String,
+        /// The record type.
+        qtype: crate::dns::RrType,
     },
     /// The whack command of `client` is complete; exit with `status`.
     WhackDone {

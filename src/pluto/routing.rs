@@ -71,6 +71,14 @@ impl Pluto {
         match found {
             Some((key, routing, ours, peers)) => {
                 let narrow = (src, dst) != (ours, peers);
+                if routing != Routing::Erouted
+                    && self.conns.get(&key).is_some_and(|c| c.is_opportunistic())
+                {
+                    // Opportunistic: a negotiation per destination, found through DNS.
+                    self.add_bare_shunt(src, dst, Shunt::Hold, "acquire", Some(&key));
+                    self.oe_acquire(&key, src_ip, dst_ip, what, sport, dport);
+                    return;
+                }
                 if routing == Routing::Erouted {
                     // The SA came up while this acquire was queued: release the packet now.
                     let head = self
@@ -112,7 +120,7 @@ impl Pluto {
     }
 
     /// Records (or refreshes) a bare shunt.
-    fn add_bare_shunt(
+    pub(crate) fn add_bare_shunt(
         &mut self,
         ours: Subnet,
         his: Subnet,
@@ -273,6 +281,20 @@ impl Pluto {
         let Some(c) = self.conns.get(key) else {
             return Err(format!("no connection named \"{key}\""));
         };
+        if c.peer_kind.is_group() && c.group.is_none() {
+            // A policy group is routed through its instances.
+            let name = c.name.clone();
+            let insts: Vec<String> = self
+                .conns
+                .values()
+                .filter(|i| i.group.as_deref() == Some(name.as_str()))
+                .map(|i| i.key())
+                .collect();
+            for i in insts {
+                self.route_conn(&i)?;
+            }
+            return Ok(());
+        }
         if c.is_template() {
             return Err(format!(
                 "{}: cannot route connection with a wildcard peer (%any)",
@@ -327,6 +349,22 @@ impl Pluto {
         let Some(c) = self.conns.get(key) else {
             return Err(format!("no connection named \"{key}\""));
         };
+        if c.peer_kind.is_group() && c.group.is_none() {
+            let name = c.name.clone();
+            let insts: Vec<String> = self
+                .conns
+                .values()
+                .filter(|i| i.group.as_deref() == Some(name.as_str()) && i.instance == 0)
+                .map(|i| i.key())
+                .collect();
+            for i in insts {
+                if let Some(c) = self.conns.get_mut(&i) {
+                    c.policy_routed = false;
+                }
+                self.unroute_conn(&i)?;
+            }
+            return Ok(());
+        }
         match c.routing {
             Routing::Unrouted => Ok(()),
             Routing::Erouted => Err(format!(

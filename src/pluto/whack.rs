@@ -52,9 +52,11 @@ impl Pluto {
                     );
                     return;
                 };
-                if !c.negotiates() || c.is_template() {
+                if !c.negotiates() || c.is_template() || c.that.host.is_none() {
                     let why = if c.is_template() {
                         "cannot initiate connection with a wildcard peer (%any)"
+                    } else if c.negotiates() {
+                        "cannot initiate an opportunistic connection or policy group: it starts when its %trap catches a packet"
                     } else {
                         "cannot initiate: connection does not negotiate (authby=never or shunt type)"
                     };
@@ -139,6 +141,11 @@ impl Pluto {
                 }
                 self.whack_done(client, 0);
             }
+            WhackCmd::RereadGroups(g) => {
+                self.load_policy_groups(g);
+                self.warn_oe_unusable();
+                self.whack_done(client, 0);
+            }
             WhackCmd::DeleteState(n) => {
                 if self.sas.contains(n) {
                     self.delete_sa(n, true);
@@ -192,7 +199,7 @@ impl Pluto {
         }
     }
 
-    fn delete_conn(&mut self, name: &str) {
+    pub(crate) fn delete_conn(&mut self, name: &str) {
         let keys: Vec<String> = self
             .conns
             .values()

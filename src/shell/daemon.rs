@@ -182,6 +182,8 @@ pub struct Daemon {
     /// `wiresharkkeys=`): the SADB's transforms hold the same keys as key schedules; entries
     /// whose SA is gone are dropped (and wiped) by the next tick.
     esp_keys: Mutex<BTreeMap<crate::said::Said, crate::admin::wireshark::EspKeys>>,
+    /// The DNS resolver thread (opportunistic encryption), when a name server is known.
+    dns: Option<super::resolver::ResolverHandle>,
 }
 
 impl KeyingHost for Daemon {
@@ -203,6 +205,10 @@ impl KeyingHost for Daemon {
 
     fn sa_installed(&self, spec: &crate::sadb::SaSpec) {
         self.record_keys(spec);
+    }
+
+    fn dns(&self) -> Option<&super::resolver::ResolverHandle> {
+        self.dns.as_ref()
     }
 }
 
@@ -246,6 +252,7 @@ impl Daemon {
                 // A conn's own updown script routes as it likes: no table-115 routes over it.
                 let via = match &info.command {
                     Some(_) => None,
+                    None if !info.fail_closed => None,
                     None => super::netlink::ifindex(&info.interface)
                         .ok()
                         .map(|i| (info.next_hop, i)),
@@ -823,7 +830,26 @@ impl Daemon {
                 None => return 1,
             },
         };
-        self.run_whack(cmd, has("verbose"), reply)
+        let status = self.run_whack(cmd, has("verbose"), reply);
+        if status != 0 || !matches!(op.as_str(), "rereadgroups" | "ready" | "listen") {
+            return status;
+        }
+        // `--rereadgroups` / `--ready` / `--listen` also reread the policy group files.
+        let groups = match IpsecConf::load(&config) {
+            Ok(conf) => {
+                let dir = super::policies::policy_groups_dir(&conf, &config);
+                let (groups, errs) = super::policies::read_policy_groups(&dir);
+                for e in errs {
+                    reply.err(&format!("003 policy group: {e}\n"));
+                }
+                groups
+            }
+            Err(e) => {
+                reply.err(&format!("ipsec auto: {e}\n"));
+                return 1;
+            }
+        };
+        self.run_whack(WhackCmd::RereadGroups(groups), has("verbose"), reply)
     }
 
     /// `ipsec whack` (spec 6.4): the control forms; connections are defined in ipsec.conf and
@@ -1143,6 +1169,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     })?;
 
     let setup = &conf.setup;
+    let setup_dns = setup.get("dnsserver").map(str::to_owned);
     let params = Params {
         hidetos: setup
             .get_bool("hidetos", true)
@@ -1285,6 +1312,30 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     )
     .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
 
+    // DNS for opportunistic encryption: dnsserver= (config setup) or resolv.conf.
+    let dns = match super::resolver::name_servers(setup_dns.as_deref()).map_err(fail)? {
+        servers if servers.is_empty() => None,
+        servers => {
+            let list = servers
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let logger: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(|l: &str| log(l));
+            match super::resolver::start(servers, dr.as_ref().map(|d| d.0.as_str()), logger) {
+                Ok(h) => {
+                    log(&format!(
+                        "ipsec_setup: DNS for opportunistic encryption: {list}"
+                    ));
+                    Some(h)
+                }
+                Err(e) => {
+                    log(&format!("ipsec_setup: cannot start the DNS resolver: {e}"));
+                    None
+                }
+            }
+        }
+    };
     let daemon = Arc::new(Daemon {
         klips: klips.clone(),
         paths: paths.clone(),
@@ -1298,6 +1349,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         guard: guard.clone(),
         started: std::time::Instant::now(),
         esp_keys: Mutex::new(BTreeMap::new()),
+        dns,
     });
 
     // Pluto: the IKE keying daemon.
@@ -1316,6 +1368,16 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             .map(|c| format!("conn \"{}\" ", c.name))
             .unwrap_or_default();
         log(&format!("ipsec_setup: {name}skipped: {e}"));
+    }
+    {
+        let dir = super::policies::policy_groups_dir(&conf, &paths.config);
+        let (groups, errs) = super::policies::read_policy_groups(&dir);
+        for e in errs {
+            log(&format!("ipsec_setup: policy group: {e}"));
+        }
+        pluto.set_dns_available(daemon.dns.is_some());
+        pluto.load_policy_groups(groups);
+        pluto.warn_oe_unusable();
     }
     let auto_start = pluto.start_conns();
     let keying_stop = Arc::new(AtomicBool::new(false));

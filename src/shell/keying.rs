@@ -75,6 +75,10 @@ pub trait KeyingHost: Send + Sync + 'static {
     ) -> Result<String, String>;
     /// An SA from Pluto is in the SADB (the daemon keeps ESP keys for Wireshark's tables).
     fn sa_installed(&self, _spec: &crate::sadb::SaSpec) {}
+    /// The DNS resolver thread for opportunistic encryption, if one runs.
+    fn dns(&self) -> Option<&super::resolver::ResolverHandle> {
+        None
+    }
 }
 
 /// Handle on the running keying thread.
@@ -246,6 +250,10 @@ fn run<H: KeyingHost>(
     let mut stopping = false;
     let mut usage: Vec<(Said, Option<u64>)> = Vec::new();
     let mut next_usage = 0u64;
+    let dns_rx = host
+        .dns()
+        .map(|d| d.answers.clone())
+        .unwrap_or_else(crossbeam_channel::never);
     // Outputs of what happened before the thread started (load_conns: %trap eroutes and
     // route updown of auto=route conns) are carried out now, not after the first event.
     while let Some(o) = pluto.poll_output() {
@@ -286,6 +294,9 @@ fn run<H: KeyingHost>(
                     pluto.whack(clock.now_ms(), WhackClient(0), WhackCmd::Shutdown);
                     stopping = true;
                 }
+            },
+            recv(dns_rx) -> a => if let Ok(a) = a {
+                pluto.handle_dns(clock.now_ms(), a.id, &a.name, a.qtype, a.result);
             },
             recv(doorbell) -> _ => {
                 klips.take_events(&mut events);
@@ -477,6 +488,18 @@ fn apply<H: KeyingHost>(
         Output::WhackDone { client, status } => {
             if let Some(c) = clients.remove(&client) {
                 let _ = c.send(WhackLine::Done(status));
+            }
+        }
+        Output::DnsLookup { id, name, qtype } => {
+            // Without a resolver Pluto asks nothing; a full queue ends the lookup as a timeout
+            // (its answer reaches Pluto through the same channel as any other).
+            if let Some(d) = host.dns() {
+                if let Some(a) = d.lookup(id, name, qtype) {
+                    host.log(&format!(
+                        "dns: lookup queue full: {} {} not asked",
+                        a.qtype, a.name
+                    ));
+                }
             }
         }
     }

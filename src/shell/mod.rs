@@ -11,6 +11,8 @@ pub mod metrics;
 pub mod net;
 pub mod netlink;
 pub mod paths;
+pub mod policies;
+pub mod resolver;
 pub mod sdnotify;
 pub mod syslog;
 pub mod trace;

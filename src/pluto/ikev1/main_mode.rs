@@ -298,7 +298,7 @@ impl Pluto {
         }
         let me = *local.ip();
         let peer = *remote.ip();
-        let explicit: Vec<String> = self
+        let mut explicit: Vec<String> = self
             .conns
             .values()
             .filter(|c| c.negotiates() && c.this.host == Some(me) && c.that.host == Some(peer))
@@ -312,6 +312,10 @@ impl Pluto {
             .filter(|c| c.ike_policy.accepts(IkeVersion::V1))
             .map(|c| c.key())
             .collect();
+        if explicit.is_empty() && templates.is_empty() {
+            // Opportunistic encryption: an instance for this peer, its key from DNS.
+            explicit.extend(self.oe_responder_instance(me, peer));
+        }
         if explicit.is_empty() && templates.is_empty() {
             self.log(format!(
                 "packet from {remote}: initial Main Mode message received on {me}:{} but no connection has been authorized",

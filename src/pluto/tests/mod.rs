@@ -1,5 +1,6 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
+mod groups;
 mod ikev2;
 mod limits;
 mod peers;
@@ -237,6 +238,7 @@ impl Net {
                 Output::Log(l) => node.logs.push(l),
                 Output::Whack { client, code, text } => node.whack.push((client.0, code, text)),
                 Output::WhackDone { client, status } => node.done.push((client.0, status)),
+                Output::DnsLookup { .. } => {}
             }
         }
         sends

@@ -1,0 +1,626 @@
+//! Opportunistic encryption (spec 7; FreeS/WAN 2.x OE, RFC 4322).
+//!
+//! Initiator: a `%trap` of an opportunistic conn (a `%opportunisticgroup` instance such as
+//! `private-or-clear#0.0.0.0/0`, or a `%opportunistic` conn such as `packetdefault`) caught a
+//! packet from `src` to `dst`. Pluto asks DNS ([`Output::DnsLookup`], answered through
+//! [`Pluto::handle_dns`]) for the reverse-map TXT `X-IPsec-Server(PREF)=GW KEY` of `dst`
+//! (lowest preference first; a record without key sends Pluto for the KEY record of the
+//! gateway's reverse name), else for its IPSECKEY (RFC 4025). With a gateway and key, an
+//! instance `"group#net"[N]` for `src/32 → dst/32` negotiates Main Mode with RSA signatures
+//! and a host-to-host (or host-to-client when the gateway is not `dst`) Quick Mode; its tunnel
+//! replaces the packet's `%hold`, releasing the packet. Without a record — or when DNS fails,
+//! or the negotiation does — the `%hold` becomes the conn's failure shunt (`%pass` for
+//! private-or-clear, `%drop` for private; `failureshunt=none` keeps the `%hold`), a bare shunt
+//! until it has been idle for SHUNT_PATIENCE.
+//!
+//! Responder: a first Main Mode message from an address an opportunistic conn covers (and no
+//! configured conn does) makes an instance for that peer, and Pluto looks up the peer's key:
+//! the reverse-map TXT of its address naming it as gateway, else its KEY, else its IPSECKEY
+//! record. The initiator is authenticated (MI3) with that key; an MI3 that arrives before the
+//! answer fails and the initiator's retransmission is checked again.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use crate::addr::Subnet;
+use crate::config::secrets::Id;
+use crate::dns::message::reverse_name;
+use crate::dns::records::{self, Gateway, IPSECKEY_RSA};
+use crate::dns::{Lookup, LookupId, RrType};
+use crate::pluto::connection::{Auto, PeerKind, Routing};
+use crate::pluto::crypto::PublicKey;
+use crate::pluto::engine::Pluto;
+use crate::pluto::output::{ErouteOp, Output};
+use crate::said::Shunt;
+
+/// Most opportunistic negotiations waiting for DNS at once (a flood of trapped destinations
+/// beyond it gets the failure shunt at once).
+const MAX_OE_PENDING: usize = 1024;
+
+/// What a DNS lookup is for.
+#[derive(Debug, Clone)]
+enum Waiting {
+    /// Initiator: the gateway and key for `dst`.
+    Initiator {
+        base: String,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        stage: InitStage,
+    },
+    /// Responder: the key of the peer of instance `inst`.
+    Responder {
+        inst: String,
+        peer: Ipv4Addr,
+        stage: RespStage,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum InitStage {
+    Txt,
+    Ipseckey,
+    GatewayKey(Ipv4Addr),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RespStage {
+    Txt,
+    Key,
+    Ipseckey,
+}
+
+/// Opportunistic negotiations waiting for DNS.
+#[derive(Debug, Default)]
+pub(crate) struct OeState {
+    /// The shell runs a resolver ([`Pluto::set_dns_available`]).
+    available: bool,
+    next_id: u64,
+    waiting: HashMap<LookupId, Waiting>,
+}
+
+impl Pluto {
+    /// The shell has a DNS resolver for [`Output::DnsLookup`] (name servers from
+    /// `resolv.conf` or `config setup`); without one, opportunistic encryption falls back to
+    /// the failure shunts at once.
+    pub fn set_dns_available(&mut self, available: bool) {
+        self.oe.available = available;
+    }
+
+    /// Whether DNS lookups for OE can be made.
+    pub(crate) fn oe_resolver_available(&self) -> bool {
+        self.oe.available
+    }
+
+    fn dns_lookup(&mut self, name: String, qtype: RrType, w: Waiting) {
+        self.oe.next_id += 1;
+        let id = LookupId(self.oe.next_id);
+        if self.cfg.debug.control {
+            self.log(format!("| oppo: asking DNS for {qtype} {name}"));
+        }
+        self.oe.waiting.insert(id, w);
+        self.out.push_back(Output::DnsLookup { id, name, qtype });
+    }
+
+    /// The `%trap` of opportunistic conn `key` caught a packet from `src` to `dst` (its
+    /// `%hold` is recorded as a bare shunt waiting for `key`).
+    pub(crate) fn oe_acquire(
+        &mut self,
+        key: &str,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        what: &str,
+        sport: u16,
+        dport: u16,
+    ) {
+        let name = self.conn_quoted(key);
+        // One negotiation per pair: an instance already working on it, or a lookup.
+        let base_name = self
+            .conns
+            .get(key)
+            .map(|b| b.name.clone())
+            .unwrap_or_default();
+        let busy = self.conns.values().any(|c| {
+            c.instance != 0
+                && c.name == base_name
+                && c.this.client == Subnet::host(src)
+                && c.that.client == Subnet::host(dst)
+        }) || self.oe.waiting.values().any(
+            |w| matches!(w, Waiting::Initiator { src: s, dst: d, .. } if *s == src && *d == dst),
+        );
+        if busy {
+            return;
+        }
+        self.log(format!(
+            "{name}: initiate on demand from {src}:{sport} to {dst}:{dport} {what} (opportunistic)"
+        ));
+        if self.conns.get(key).and_then(|c| c.this.host) != Some(src) {
+            // FreeS/WAN required a reverse TXT record delegating another source to us; rswan
+            // does opportunism for its own addresses only (docs/compatibility.md).
+            self.oe_fail(
+                key,
+                src,
+                dst,
+                &format!("{src} is not our address: opportunistic encryption on behalf of other hosts is not supported"),
+            );
+            return;
+        }
+        if !self.oe.available {
+            self.oe_fail(
+                key,
+                src,
+                dst,
+                "no DNS resolver: opportunistic encryption cannot work",
+            );
+            return;
+        }
+        if self.oe.waiting.len() >= MAX_OE_PENDING {
+            self.oe_fail(key, src, dst, "too many opportunistic lookups in progress");
+            return;
+        }
+        self.dns_lookup(
+            reverse_name(dst),
+            RrType::Txt,
+            Waiting::Initiator {
+                base: key.to_string(),
+                src,
+                dst,
+                stage: InitStage::Txt,
+            },
+        );
+    }
+
+    /// The outcome of DNS lookup `id` ([`Output::DnsLookup`]) for `name`/`qtype`.
+    pub fn handle_dns(
+        &mut self,
+        now_ms: u64,
+        id: LookupId,
+        name: &str,
+        qtype: RrType,
+        result: Lookup,
+    ) {
+        self.now = now_ms;
+        let Some(w) = self.oe.waiting.remove(&id) else {
+            return;
+        };
+        match w {
+            Waiting::Initiator {
+                base,
+                src,
+                dst,
+                stage,
+            } => self.oe_init_answer(&base, src, dst, stage, name, qtype, result),
+            Waiting::Responder { inst, peer, stage } => {
+                self.oe_resp_answer(&inst, peer, stage, name, qtype, result)
+            }
+        }
+    }
+
+    fn dns_trouble(&mut self, who: &str, name: &str, qtype: RrType, r: &Lookup) -> String {
+        let line = format!("DNS {qtype} {name}: {r}");
+        if !matches!(r, Lookup::NoRecord) {
+            self.log(format!("{who}: {line}"));
+        }
+        line
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn oe_init_answer(
+        &mut self,
+        base: &str,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        stage: InitStage,
+        name: &str,
+        qtype: RrType,
+        result: Lookup,
+    ) {
+        if !self.conns.contains_key(base) {
+            return;
+        }
+        let who = self.conn_quoted(base);
+        let recs = match result {
+            Lookup::Answer(r) => r,
+            other => {
+                let why = self.dns_trouble(&who, name, qtype, &other);
+                match (stage, &other) {
+                    (InitStage::Txt, Lookup::NoRecord) => self.dns_lookup(
+                        reverse_name(dst),
+                        RrType::Ipseckey,
+                        Waiting::Initiator {
+                            base: base.to_string(),
+                            src,
+                            dst,
+                            stage: InitStage::Ipseckey,
+                        },
+                    ),
+                    (InitStage::Ipseckey, Lookup::NoRecord) => self.oe_fail(
+                        base,
+                        src,
+                        dst,
+                        &format!("no TXT X-IPsec-Server or IPSECKEY record for {name}"),
+                    ),
+                    _ => self.oe_fail(base, src, dst, &why),
+                }
+                return;
+            }
+        };
+        match stage {
+            InitStage::Txt => {
+                let mut best: Option<records::IpsecServer> = None;
+                for r in &recs {
+                    let parsed =
+                        records::parse_txt(&r.rdata).and_then(|t| records::parse_ipsec_server(&t));
+                    match parsed {
+                        Ok(Some(s)) if matches!(s.gateway, Gateway::Ipv4(_)) => {
+                            if best.as_ref().is_none_or(|b| s.pref < b.pref) {
+                                best = Some(s);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.log(format!(
+                            "{who}: DNS TXT {name}: bad X-IPsec-Server record ignored: {e}"
+                        )),
+                    }
+                }
+                let Some(s) = best else {
+                    self.dns_lookup(
+                        reverse_name(dst),
+                        RrType::Ipseckey,
+                        Waiting::Initiator {
+                            base: base.to_string(),
+                            src,
+                            dst,
+                            stage: InitStage::Ipseckey,
+                        },
+                    );
+                    return;
+                };
+                let Gateway::Ipv4(gw) = s.gateway else {
+                    return;
+                };
+                match s.key {
+                    Some(k) => self.oe_key_found(base, src, dst, gw, &k, name),
+                    None => self.dns_lookup(
+                        reverse_name(gw),
+                        RrType::Key,
+                        Waiting::Initiator {
+                            base: base.to_string(),
+                            src,
+                            dst,
+                            stage: InitStage::GatewayKey(gw),
+                        },
+                    ),
+                }
+            }
+            InitStage::Ipseckey => {
+                let mut best: Option<records::IpsecKey> = None;
+                for r in &recs {
+                    match records::parse_ipseckey(&r.rdata) {
+                        Ok(k)
+                            if k.algorithm == IPSECKEY_RSA
+                                && matches!(k.gateway, Gateway::Ipv4(_) | Gateway::None) =>
+                        {
+                            if best.as_ref().is_none_or(|b| k.precedence < b.precedence) {
+                                best = Some(k);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.log(format!(
+                            "{who}: DNS IPSECKEY {name}: bad record ignored: {e}"
+                        )),
+                    }
+                }
+                match best {
+                    Some(k) => {
+                        let gw = match k.gateway {
+                            Gateway::Ipv4(a) => a,
+                            _ => dst,
+                        };
+                        self.oe_key_found(base, src, dst, gw, &k.key, name);
+                    }
+                    None => self.oe_fail(
+                        base,
+                        src,
+                        dst,
+                        &format!("no usable IPSECKEY record for {name}"),
+                    ),
+                }
+            }
+            InitStage::GatewayKey(gw) => {
+                let key = recs.iter().find_map(|r| records::parse_key(&r.rdata).ok());
+                match key {
+                    Some(k) => self.oe_key_found(base, src, dst, gw, &k, name),
+                    None => {
+                        self.oe_fail(base, src, dst, &format!("no usable KEY record for {name}"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gateway `gw` with key `blob` protects `dst`: make the instance and negotiate.
+    fn oe_key_found(
+        &mut self,
+        base: &str,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        gw: Ipv4Addr,
+        blob: &[u8],
+        name: &str,
+    ) {
+        let who = self.conn_quoted(base);
+        let key = match PublicKey::from_rfc3110(blob) {
+            Ok(k) => k,
+            Err(e) => {
+                let why = format!("bad RSA key in DNS for {name}: {e}");
+                self.log(format!("{who}: {why}"));
+                self.oe_fail(base, src, dst, &why);
+                return;
+            }
+        };
+        let Some(t) = self.conns.get_mut(base) else {
+            return;
+        };
+        let mut inst = t.instantiate(gw);
+        inst.this.client = Subnet::host(src);
+        inst.this.has_client = inst.this.host != Some(src);
+        inst.that.client = Subnet::host(dst);
+        inst.that.has_client = gw != dst;
+        inst.that.id = Id::Ipv4(gw);
+        inst.that.rsakey = Some(key);
+        // The packet's %hold is this instance's eroute: its tunnel replaces it.
+        inst.routing = Routing::Hold;
+        let ikey = inst.key();
+        self.conns.insert(ikey.clone(), inst);
+        let (ours, his) = (Subnet::host(src), Subnet::host(dst));
+        self.bare_shunts.retain(|b| (b.ours, b.his) != (ours, his));
+        let q = self.conn_quoted(&ikey);
+        self.log(format!(
+            "{q}: opportunistic gateway {gw} for {dst} found in DNS ({name}); key *{}",
+            self.conns
+                .get(&ikey)
+                .and_then(|c| c.that.rsakey.as_ref())
+                .map(|k| k.key_id())
+                .unwrap_or_default()
+        ));
+        self.initiate(&ikey, None, None);
+    }
+
+    /// An OE instance's negotiation failed for good: its `%hold` becomes the failure shunt
+    /// and the instance goes. Returns false for any other conn.
+    pub(crate) fn oe_negotiation_failed(&mut self, key: &str) -> bool {
+        let Some(c) = self.conns.get(key) else {
+            return false;
+        };
+        if c.instance == 0
+            || c.peer_kind != PeerKind::Opportunistic
+            || c.routing == Routing::Erouted
+        {
+            return false;
+        }
+        let (src, dst) = (c.this.client.addr(), c.that.client.addr());
+        let base = c.name.clone();
+        if let Some(c) = self.conns.get_mut(key) {
+            c.routing = Routing::Unrouted;
+        }
+        self.oe_fail(&base, src, dst, "negotiation failed");
+        if !self.sas.conn_has_sas(key) {
+            self.conns.remove(key);
+        }
+        true
+    }
+
+    /// Opportunism failed for `src` → `dst` under conn `key`: the packet's `%hold` becomes
+    /// the conn's failure shunt (the held packet is released through it: sent in clear by
+    /// `%pass`, discarded by `%drop`), a bare shunt until idle for SHUNT_PATIENCE.
+    pub(crate) fn oe_fail(&mut self, key: &str, src: Ipv4Addr, dst: Ipv4Addr, why: &str) {
+        let shunt = self
+            .conns
+            .get(key)
+            .and_then(|c| c.failureshunt)
+            .unwrap_or(Shunt::Hold);
+        let name = self.conn_quoted(key);
+        self.log(format!(
+            "{name}: cannot encrypt {src} -> {dst} opportunistically ({why}); failure shunt {shunt}"
+        ));
+        let (ours, his) = (Subnet::host(src), Subnet::host(dst));
+        if shunt != Shunt::Hold {
+            self.out.push_back(Output::Eroute {
+                op: ErouteOp::Replace,
+                src: ours,
+                dst: his,
+                said: Self::shunt_said(shunt),
+            });
+        }
+        // No longer waiting for the conn: an ordinary bare shunt (expires when idle).
+        self.bare_shunts.retain(|b| (b.ours, b.his) != (ours, his));
+        let reason = format!("oe-failed: {why}");
+        self.add_bare_shunt(ours, his, shunt, &reason, None);
+        if shunt == Shunt::Hold {
+            // Kept like the other failure shunts, not as an uncovered %hold (which the next
+            // scan deletes).
+            if let Some(b) = self
+                .bare_shunts
+                .iter_mut()
+                .find(|b| (b.ours, b.his) == (ours, his))
+            {
+                b.conn = Some(key.to_string());
+            }
+        }
+    }
+
+    /// Responder: a first Main Mode message from `peer` to our `me` that no configured conn
+    /// takes. The most specific routed opportunistic conn covering the peer gets an instance
+    /// for it, and the peer's key is looked up. Returns the instance's key.
+    pub(crate) fn oe_responder_instance(&mut self, me: Ipv4Addr, peer: Ipv4Addr) -> Option<String> {
+        if !self.oe.available {
+            return None;
+        }
+        let base = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.is_opportunistic()
+                    && c.negotiates()
+                    && c.this.host == Some(me)
+                    && c.that.client.contains(peer)
+                    && c.routing != Routing::Unrouted
+            })
+            .max_by_key(|c| (c.that.client.len(), c.this.client.len()))
+            .map(|c| c.key())?;
+        if let Some(k) = self
+            .conns
+            .values()
+            .find(|c| c.name == base && c.instance != 0 && c.that.host == Some(peer))
+        {
+            return Some(k.key());
+        }
+        if self.oe.waiting.len() >= MAX_OE_PENDING {
+            return None;
+        }
+        let t = self.conns.get_mut(&base)?;
+        let mut inst = t.instantiate(peer);
+        inst.this.client = Subnet::host(me);
+        inst.this.has_client = false;
+        inst.that.client = Subnet::host(peer);
+        inst.that.has_client = false;
+        inst.that.id = Id::Ipv4(peer);
+        inst.that.rsakey = None;
+        inst.auto = Auto::Add;
+        let ikey = inst.key();
+        self.conns.insert(ikey.clone(), inst);
+        let q = self.conn_quoted(&ikey);
+        self.log(format!(
+            "{q}: responding to opportunistic Main Mode from {peer}; looking up its key"
+        ));
+        self.dns_lookup(
+            reverse_name(peer),
+            RrType::Txt,
+            Waiting::Responder {
+                inst: ikey.clone(),
+                peer,
+                stage: RespStage::Txt,
+            },
+        );
+        Some(ikey)
+    }
+
+    fn oe_resp_answer(
+        &mut self,
+        inst: &str,
+        peer: Ipv4Addr,
+        stage: RespStage,
+        name: &str,
+        qtype: RrType,
+        result: Lookup,
+    ) {
+        if !self.conns.contains_key(inst) {
+            return;
+        }
+        let who = self.conn_quoted(inst);
+        let mut bad = Vec::new();
+        let blob = match &result {
+            Lookup::Answer(recs) => match stage {
+                RespStage::Txt => {
+                    let mut found = None;
+                    for r in recs {
+                        match records::parse_txt(&r.rdata)
+                            .and_then(|t| records::parse_ipsec_server(&t))
+                        {
+                            Ok(Some(s)) if s.gateway == Gateway::Ipv4(peer) && s.key.is_some() => {
+                                found = s.key;
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(e) => bad.push(format!(
+                                "{who}: DNS TXT {name}: bad X-IPsec-Server record ignored: {e}"
+                            )),
+                        }
+                    }
+                    found
+                }
+                RespStage::Key => recs.iter().find_map(|r| records::parse_key(&r.rdata).ok()),
+                RespStage::Ipseckey => recs.iter().find_map(|r| {
+                    let k = records::parse_ipseckey(&r.rdata).ok()?;
+                    (k.algorithm == IPSECKEY_RSA
+                        && (k.gateway == Gateway::None || k.gateway == Gateway::Ipv4(peer)))
+                    .then_some(k.key)
+                }),
+            },
+            other => {
+                self.dns_trouble(&who, name, qtype, other);
+                None
+            }
+        };
+        for l in bad {
+            self.log(l);
+        }
+        let Some(blob) = blob else {
+            let next = match stage {
+                RespStage::Txt => Some((RrType::Key, RespStage::Key)),
+                RespStage::Key => Some((RrType::Ipseckey, RespStage::Ipseckey)),
+                RespStage::Ipseckey => None,
+            };
+            match next {
+                Some((q, s)) => self.dns_lookup(
+                    reverse_name(peer),
+                    q,
+                    Waiting::Responder {
+                        inst: inst.to_string(),
+                        peer,
+                        stage: s,
+                    },
+                ),
+                None => self.log(format!(
+                    "{who}: no key for {peer} in DNS ({name}): cannot authenticate it"
+                )),
+            }
+            return;
+        };
+        match PublicKey::from_rfc3110(&blob) {
+            Ok(k) => {
+                self.log(format!(
+                    "{who}: key *{} for {peer} found in DNS ({name})",
+                    k.key_id()
+                ));
+                if let Some(c) = self.conns.get_mut(inst) {
+                    c.that.rsakey = Some(k);
+                }
+            }
+            Err(e) => self.log(format!(
+                "{who}: bad RSA key in DNS for {peer} ({name}): {e}"
+            )),
+        }
+    }
+
+    /// Says loudly (at start and after `--rereadgroups`) when routed policies ask for
+    /// opportunistic encryption that cannot work: one line per reason, naming the policies.
+    pub fn warn_oe_unusable(&mut self) {
+        let pols = self.opportunistic_policies();
+        if pols.is_empty() {
+            return;
+        }
+        let list = pols
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut why = Vec::new();
+        if !self.oe_resolver_available() {
+            why.push("no DNS resolver is available to rswan".to_string());
+        }
+        if !self
+            .secrets
+            .entries()
+            .iter()
+            .any(|e| matches!(e.key, crate::config::secrets::SecretKey::Rsa(_)))
+        {
+            why.push("no RSA private key of ours in ipsec.secrets".to_string());
+        }
+        for w in why {
+            self.log(format!(
+                "WARNING: opportunistic encryption cannot work ({w}): {list} will fall back to their failure shunts"
+            ));
+        }
+    }
+}

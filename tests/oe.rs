@@ -1,0 +1,289 @@
+//! Opportunistic encryption with keys from a real DNS server (spec 7, RFC 4322): dnsmasq,
+//! started by the test on the router between two rswan gateways, serves the reverse-map
+//! records: the road warrior's key as FreeS/WAN's TXT `X-IPsec-Server(10)=GW KEY`, gateway B's
+//! as an RFC 4025 IPSECKEY record. Both gateways have nothing but `private-or-clear
+//! 0.0.0.0/0` (and, on the road warrior, one `private` host): their traffic to each other is
+//! encrypted on demand (ping, a ≥10 MB TCP transfer, only ESP and IKE between them on the
+//! wire); a destination without records goes out in clear under private-or-clear and is
+//! dropped under private.
+//!
+//! road warrior 198.51.100.7 —(198.51.100.1)— router (dnsmasq; 192.0.2.1) — gateway B 192.0.2.2
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const MARKER: &[u8] = b"RSWAN-OE-CLEARTEXT-MARKER-5b1e";
+const SIZE: usize = 10 * 1024 * 1024 + 13;
+
+/// A fresh RSA key in `file` (as `ipsec newhostkey` writes it); returns its base64 public key.
+fn newkey(file: &Path) -> String {
+    must(
+        ipsec_bin(),
+        &[
+            "newhostkey",
+            "--output",
+            file.to_str().unwrap(),
+            "--bits",
+            "2048",
+        ],
+    );
+    let out = must(
+        ipsec_bin(),
+        &["showhostkey", "--left", "--file", file.to_str().unwrap()],
+    );
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("leftrsasigkey=0s"))
+        .expect("showhostkey --left")
+        .to_string()
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn b64decode(s: &str) -> Vec<u8> {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = B64.iter().position(|x| *x == c).expect("base64") as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn conf(policies: &str, dns: &str) -> String {
+    format!(
+        "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\tpolicygroupsdir={policies}\n\tdnsserver={dns}\n"
+    )
+}
+
+fn policies(t: &Topo, dir: &str, files: &[(&str, &str)]) {
+    let d = t.dir.path(dir);
+    fs::create_dir_all(&d).unwrap();
+    for (n, text) in files {
+        fs::write(d.join(n), text).unwrap();
+    }
+}
+
+fn eroute_said(t: &Topo, ns: &str, src: &str, dst: &str) -> Option<String> {
+    let out = t.ipsec_ok(ns, &["eroute"]);
+    out.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        (w.len() == 6 && w[1] == src && w[3] == dst).then(|| w[5].to_string())
+    })
+}
+
+#[test]
+fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
+    let mut t = Topo::new();
+    let rw = t.add_road_warrior();
+    let (router, gb) = (t.ga.clone(), t.gb.clone());
+    // Keys, and each gateway's secrets holding its own.
+    let (krw, kb) = (t.dir.path("rw.key"), t.dir.path("b.key"));
+    let (pub_rw, pub_b) = (newkey(&krw), newkey(&kb));
+    write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
+    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
+
+    // The DNS server on the router: the road warrior's TXT record (split at the key as
+    // showhostkey --txt prints it), gateway B's IPSECKEY record, and NXDOMAIN for the rest of
+    // the reverse map.
+    let txt = must(
+        ipsec_bin(),
+        &[
+            "showhostkey",
+            "--txt",
+            "198.51.100.7",
+            "--file",
+            krw.to_str().unwrap(),
+        ],
+    );
+    let rr = txt
+        .lines()
+        .find(|l| l.contains("IN\tTXT"))
+        .expect("TXT line");
+    let strings: Vec<&str> = rr.split('"').skip(1).step_by(2).collect();
+    assert!(strings[1..].concat().contains(&pub_rw));
+    let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
+    ipseckey.extend_from_slice(&b64decode(&pub_b));
+    let log = t.dir.path("dnsmasq.log");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &router,
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+        ])
+        .args([
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--user=root",
+        ])
+        .args([
+            "--listen-address=192.0.2.1",
+            "--listen-address=198.51.100.1",
+        ])
+        .arg("--local=/in-addr.arpa/")
+        .arg("--pid-file=")
+        .arg("--log-queries")
+        .arg(format!("--log-facility={}", log.display()))
+        .arg(format!(
+            "--txt-record=7.100.51.198.in-addr.arpa,{}",
+            // dnsmasq takes the strings comma-separated, unquoted on its command line.
+            strings.join(",")
+        ))
+        .arg(format!(
+            "--dns-rr=2.2.0.192.in-addr.arpa,45,{}",
+            hex(&ipseckey)
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (scripts/install-deps installs dnsmasq-base)");
+    t.adopt(child);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            String::from_utf8_lossy(&ns_run(&router, &["ss", "-uln"]).stdout)
+                .contains("192.0.2.1:53")
+        }),
+        "dnsmasq did not start"
+    );
+
+    policies(
+        &t,
+        "rw.policies",
+        &[
+            ("private-or-clear", "0.0.0.0/0\n"),
+            ("private", "10.0.2.10/32\n"),
+        ],
+    );
+    policies(&t, "gB.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
+    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
+    t.start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
+    let diag = |t: &Topo| {
+        format!(
+            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
+            t.log(&rw),
+            t.ipsec_ok(&rw, &["auto", "--status"]),
+            t.log(&gb),
+            t.ipsec_ok(&gb, &["auto", "--status"]),
+            fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    assert!(
+        !t.log(&rw).contains("opportunistic encryption cannot work"),
+        "{}",
+        diag(&t)
+    );
+
+    // The first packet is trapped; OE finds B's gateway and key and negotiates.
+    assert!(
+        wait_until(Duration::from_secs(30), || ping(&rw, "192.0.2.2", 1, 1)),
+        "no ping to B\n{}",
+        diag(&t)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || eroute_said(
+            &t,
+            &rw,
+            "198.51.100.7/32",
+            "192.0.2.2/32"
+        )
+        .is_some_and(|s| s.starts_with("tun0x"))
+            && eroute_said(&t, &gb, "192.0.2.2/32", "198.51.100.7/32")
+                .is_some_and(|s| s.starts_with("tun0x"))),
+        "no OE tunnel eroutes\n{}",
+        diag(&t)
+    );
+    let st = t.ipsec_ok(&rw, &["auto", "--status"]);
+    assert!(
+        st.contains("\"private-or-clear#0.0.0.0/0\"[1] 192.0.2.2 STATE_QUICK_I2"),
+        "{st}\n{}",
+        diag(&t)
+    );
+    assert!(
+        t.log(&gb).contains("key *")
+            && t.log(&gb)
+                .contains("found in DNS (7.100.51.198.in-addr.arpa)"),
+        "responder did not take the initiator's key from DNS\n{}",
+        diag(&t)
+    );
+
+    // Ping and a TCP transfer, with only IKE and ESP between the two on the wire.
+    let (got, out) = ping_replies(&rw, "192.0.2.2", 3, 2);
+    assert_eq!(got, 3, "{out}");
+    let cap = Capture::start(&router, &format!("{}r1", t.p), &t.dir.path("oe.pcap"));
+    let port = 5300 + (std::process::id() % 500) as u16;
+    let (sent, recv, n) = tcp_transfer(
+        &rw,
+        &gb,
+        std::net::Ipv4Addr::new(192, 0, 2, 2),
+        port,
+        payload(SIZE, MARKER),
+    );
+    let (lines, raw) = cap.stop();
+    assert_eq!((n, sent), (SIZE, recv), "transfer through the OE tunnel");
+    let between: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("198.51.100.7") && l.contains("192.0.2.2"))
+        .collect();
+    let esp = between.iter().filter(|l| l.contains("ESP(")).count();
+    let clear: Vec<&&String> = between
+        .iter()
+        .filter(|l| !(l.contains("ESP(") || l.contains(".500 > ") || l.contains(".4500 > ")))
+        .collect();
+    assert!(
+        clear.is_empty() && esp > 200,
+        "cleartext or too little ESP: {clear:?} ({esp} ESP)"
+    );
+    assert!(!contains(&raw, MARKER), "cleartext marker on the wire");
+
+    // No records for gateway B's inner address: private-or-clear lets it out in clear.
+    assert!(
+        wait_until(Duration::from_secs(15), || ping(&rw, "10.0.2.1", 1, 1)),
+        "private-or-clear without a record did not pass in clear\n{}",
+        diag(&t)
+    );
+    assert_eq!(
+        eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.1/32").as_deref(),
+        Some("%pass")
+    );
+    assert!(
+        t.log(&rw)
+            .contains("no TXT X-IPsec-Server or IPSECKEY record for 1.2.0.10.in-addr.arpa"),
+        "{}",
+        diag(&t)
+    );
+    // ... and `private` drops it.
+    let (got, out) = ping_replies(&rw, "10.0.2.10", 3, 1);
+    assert_eq!(
+        got, 0,
+        "private let a destination without records out in clear: {out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || eroute_said(
+            &t,
+            &rw,
+            "198.51.100.7/32",
+            "10.0.2.10/32"
+        )
+        .as_deref()
+            == Some("%drop")),
+        "{}",
+        diag(&t)
+    );
+}
