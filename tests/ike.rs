@@ -278,7 +278,7 @@ fn pfs_no() {
         let st = status(&t, ns);
         let pol = st
             .lines()
-            .find(|l| l.contains("policy: "))
+            .find(|l| l.contains("\"net\":") && l.contains("policy: "))
             .unwrap()
             .to_string();
         assert!(pol.contains("PSK+ENCRYPT+TUNNEL"), "{pol}");
@@ -898,7 +898,11 @@ fn garbage_to_ike_ports_is_dropped() {
     let mut p = header(28 + 8, 1, 2);
     p.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 1]);
     bad.push(p);
-    // Version 2.0 and a Main Mode message with a response cookie nobody knows.
+    // Version 3.0, version 2.0 (IKEv2) for an IKE SA nobody knows, and a Main Mode message with
+    // a response cookie nobody knows.
+    let mut p = header(28, 1, 2);
+    p[17] = 0x30;
+    bad.push(p);
     let mut p = header(28, 1, 2);
     p[17] = 0x20;
     bad.push(p);
@@ -936,7 +940,8 @@ fn garbage_to_ike_ports_is_dropped() {
         "ISAKMP header length 8 is smaller than the header; message dropped",
         "bad length 0 of ISAKMP_NEXT_SA payload; message dropped",
         "bad length 65535 of ISAKMP_NEXT_SA payload; message dropped",
-        "ISAKMP version 2.0 not supported; message dropped",
+        "ISAKMP version 3.0 not supported; message dropped",
+        "message for unknown IKE SA; dropped",
     ] {
         let n = la
             .lines()
