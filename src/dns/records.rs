@@ -102,9 +102,12 @@ pub fn parse_ipsec_server(txt: &[u8]) -> Result<Option<IpsecServer>, DnsError> {
         return Ok(None);
     };
     let text = text.trim();
-    if text.len() < TAG.len() || !text[..TAG.len()].eq_ignore_ascii_case(TAG) {
+    // Compared as bytes: the text may hold multi-byte characters where the tag would end.
+    if text.len() < TAG.len() || !text.as_bytes()[..TAG.len()].eq_ignore_ascii_case(TAG.as_bytes())
+    {
         return Ok(None);
     }
+    // The tag is ASCII, so the byte after it is a character boundary.
     let rest = &text[TAG.len()..];
     let (pref, rest) = rest
         .split_once(")=")
@@ -247,6 +250,13 @@ mod tests {
             v.extend_from_slice(s.as_bytes());
         }
         v
+    }
+
+    #[test]
+    fn a_multibyte_character_where_the_tag_ends_is_not_a_record() {
+        // 14 ASCII bytes, then a two-byte character straddling the 15-byte tag's end.
+        let txt = "X-IPsec-Server\u{780}1)=192.0.2.1";
+        assert!(matches!(parse_ipsec_server(txt.as_bytes()), Ok(None)));
     }
 
     #[test]
