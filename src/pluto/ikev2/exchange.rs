@@ -8,7 +8,7 @@ use crate::addr::Subnet;
 use crate::config::secrets::Id;
 use crate::pluto::crypto::ikev2::{psk_auth, signed_octets, verify_psk_auth, IkeSaKeys, SkCipher};
 use crate::pluto::crypto::ikev2::{ChildAlgs, IkeSaAlgs};
-use crate::pluto::crypto::{DhGroup, DhKeyPair};
+use crate::pluto::crypto::{DhGroup, DhKeyPair, SignatureScheme};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::install::{ChildMode, EspKeys, NegotiatedChild, NegotiatedEsp};
@@ -50,6 +50,32 @@ fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], a: SocketAddrV4) -> Vec<u8> {
         &a.ip().octets(),
         &a.port().to_be_bytes(),
     ])
+}
+
+/// The authentication kind of an AUTH method (`None`: not one rswan speaks).
+fn auth_kind(m: AuthMethod) -> Option<AuthKind> {
+    match m {
+        AuthMethod::SharedKeyMic => Some(AuthKind::Psk),
+        AuthMethod::RsaSig | AuthMethod::DigitalSignature => Some(AuthKind::Rsa),
+        _ => None,
+    }
+}
+
+/// The SIGNATURE_HASH_ALGORITHMS notification (RFC 7427 4): SHA2-256/384/512.
+fn hash_algorithms_notify() -> Payload {
+    Payload::Notify(NotifyPayload::signature_hash_algorithms(&[
+        wire::HashAlgorithm::Sha2_256,
+        wire::HashAlgorithm::Sha2_384,
+        wire::HashAlgorithm::Sha2_512,
+    ]))
+}
+
+/// The peer's SIGNATURE_HASH_ALGORITHMS, as raw numbers.
+fn peer_hashes(payloads: &[Payload]) -> Vec<u16> {
+    wire::find_notify(payloads, NotifyType::SignatureHashAlgorithms)
+        .and_then(|n| n.hash_algorithms().ok())
+        .map(|v| v.into_iter().map(|h| h.value()).collect())
+        .unwrap_or_default()
 }
 
 /// An IKEv2 ID payload for one of our IDs (`%any` and unresolved names: our address).
@@ -614,6 +640,7 @@ impl Pluto {
         };
         let offered = ike_suites(c);
         let life = c.ikelifetime;
+        let c_auth = c.auth.first().copied();
         // An IKE SA always brings a child SA along: replacing an IKE SA replaces the conn's
         // newest child SA too (make-before-break).
         let pending = pending.or(Some(PendingChild {
@@ -647,7 +674,7 @@ impl Pluto {
         sa.whack = whack;
         sa.try_no = try_no;
         sa.pending_child = pending;
-        sa.auth = Some(AuthKind::Psk);
+        sa.auth = c_auth;
         sa.liveness.peer_supports = true;
         self.sas.insert_ike(sa);
         match replacing.or(pending.and_then(|p| p.replacing)) {
@@ -681,6 +708,7 @@ impl Pluto {
             data: dh.public_value().to_vec(),
         }));
         payloads.push(Payload::Nonce(x.ni.clone()));
+        payloads.push(hash_algorithms_notify());
         let (spi_i, local, remote) = (s.spi_i(), s.local, s.remote);
         payloads.extend(self.v2_nat_d(serial));
         let msg = wire::Message {
@@ -746,10 +774,7 @@ impl Pluto {
         let me = *local.ip();
         let peer = *remote.ip();
         let accepts = |c: &crate::pluto::Connection| {
-            c.negotiates()
-                && c.ike_policy.accepts(IkeVersion::V2)
-                && c.auth.contains(&AuthKind::Psk)
-                && c.this.host == Some(me)
+            c.negotiates() && c.ike_policy.accepts(IkeVersion::V2) && c.this.host == Some(me)
         };
         let mut candidates: Vec<String> = self
             .conns
@@ -859,6 +884,7 @@ impl Pluto {
                 data: dh.public_value().to_vec(),
             }),
             Payload::Nonce(nr.clone()),
+            hash_algorithms_notify(),
         ];
         let peer_nat_d = self.cfg.nat_traversal
             && wire::find_notify(&msg.payloads, NotifyType::NatDetectionSourceIp).is_some();
@@ -904,6 +930,7 @@ impl Pluto {
         x.sk_out = Some(sk_out);
         x.sk_in = Some(sk_in);
         x.peer_next_request = 1;
+        x.peer_hashes = peer_hashes(&msg.payloads);
         let mut sa = IkeSa::new(
             serial,
             NewIkeSa {
@@ -917,7 +944,6 @@ impl Pluto {
                 exchange: IkeExchange::V2(Box::new(x)),
             },
         );
-        sa.auth = Some(AuthKind::Psk);
         sa.life = life;
         sa.template = template;
         sa.liveness.peer_supports = true;
@@ -1073,6 +1099,7 @@ impl Pluto {
             x.alg = Some(alg);
             x.nr = nr.to_vec();
             x.init_r = data.to_vec();
+            x.peer_hashes = peer_hashes(payloads);
             x.dh = None;
             x.keys = Some(keys);
             x.sk_out = Some(sk_out);
@@ -1123,20 +1150,107 @@ impl Pluto {
     // -----------------------------------------------------------------------------------
     // IKE_AUTH.
 
-    /// Our AUTH payload (PSK) over `octets`.
-    fn v2_psk_auth(
+    /// Our AUTH payload over `octets` with method `kind`: a PSK MAC (method 2), or an RSA
+    /// signature — RFC 7427 Digital Signature with sha256WithRSAEncryption when the peer
+    /// announced SHA2-256 in SIGNATURE_HASH_ALGORITHMS, else method 1 (PKCS#1 v1.5, SHA-1).
+    fn v2_our_auth(
         &mut self,
+        serial: SerialNo,
         key: &str,
+        kind: AuthKind,
         peer: Option<&Id>,
         prf_octets: (crate::pluto::crypto::Prf, Vec<u8>),
     ) -> Result<Payload, String> {
-        let psk = self
-            .psk_for(key, peer)
-            .ok_or_else(|| "no pre-shared key for this connection".to_string())?;
-        Ok(Payload::Auth(AuthPayload {
-            method: AuthMethod::SharedKeyMic,
-            data: psk_auth(prf_octets.0, &psk, &prf_octets.1),
-        }))
+        let (prf, octets) = prf_octets;
+        match kind {
+            AuthKind::Psk => {
+                let psk = self
+                    .psk_for(key, peer)
+                    .ok_or_else(|| "no pre-shared key for this connection".to_string())?;
+                Ok(Payload::Auth(AuthPayload {
+                    method: AuthMethod::SharedKeyMic,
+                    data: psk_auth(prf, &psk, &octets),
+                }))
+            }
+            AuthKind::Rsa => {
+                let k = self
+                    .rsa_key_for(key)
+                    .ok_or_else(|| "no RSA private key for this connection".to_string())?;
+                let rfc7427 = self.v2(serial).is_some_and(|x| {
+                    x.peer_hashes
+                        .contains(&wire::HashAlgorithm::Sha2_256.value())
+                });
+                let scheme = if rfc7427 {
+                    SignatureScheme::Pkcs1Sha256
+                } else {
+                    SignatureScheme::Pkcs1Sha1Method1
+                };
+                let sig = k
+                    .sign_ikev2(&mut self.rng(), scheme, &octets)
+                    .map_err(|e| format!("cannot sign: {e}"))?;
+                let payload = match crate::pluto::crypto::ikev2::auth::wire_scheme(scheme) {
+                    Some(w) => AuthPayload::digital_signature(w, sig).map_err(|e| e.to_string())?,
+                    None => AuthPayload {
+                        method: AuthMethod::RsaSig,
+                        data: sig,
+                    },
+                };
+                Ok(Payload::Auth(payload))
+            }
+        }
+    }
+
+    /// Checks the peer's AUTH payload over `octets` against conn `key`'s credentials for
+    /// peer `pid`; the method it used.
+    fn v2_verify_auth(
+        &mut self,
+        key: &str,
+        pid: &Id,
+        auth: &AuthPayload,
+        prf: crate::pluto::crypto::Prf,
+        octets: &[u8],
+    ) -> Result<AuthKind, String> {
+        let kind = auth_kind(auth.method).ok_or_else(|| {
+            format!(
+                "peer authenticates with {}, which we do not support",
+                auth.method
+            )
+        })?;
+        let c = self.conns.get(key).ok_or("connection gone")?;
+        if !c.auth.contains(&kind) {
+            return Err(format!(
+                "peer authenticates with {}, which authby= of this connection does not allow",
+                auth.method
+            ));
+        }
+        match kind {
+            AuthKind::Psk => match self.psk_for(key, Some(pid)) {
+                Some(psk) if verify_psk_auth(prf, &psk, octets, &auth.data).is_ok() => Ok(kind),
+                Some(_) => Err(format!("AUTHENTICATION_FAILED: peer '{pid}' sent an AUTH payload that does not match our PSK (mismatch of preshared secrets?)")),
+                None => Err(format!("AUTHENTICATION_FAILED: no pre-shared key for peer '{pid}'")),
+            },
+            AuthKind::Rsa => {
+                let pk = c
+                    .that
+                    .rsakey
+                    .clone()
+                    .ok_or_else(|| format!("AUTHENTICATION_FAILED: no RSA public key for peer '{pid}'"))?;
+                let (scheme, sig) = if auth.method == AuthMethod::RsaSig {
+                    (SignatureScheme::Pkcs1Sha1Method1, auth.data.clone())
+                } else {
+                    let sa = auth.signature_auth().map_err(|e| e.to_string())?;
+                    let w = sa.scheme().ok_or("AUTH payload with an unsupported signature algorithm")?;
+                    (SignatureScheme::from(w), sa.signature)
+                };
+                pk.verify_ikev2(scheme, octets, &sig).map_err(|_| {
+                    format!(
+                        "AUTHENTICATION_FAILED: signature check (on {pid}) failed (wrong key?); tried *{}",
+                        pk.key_id()
+                    )
+                })?;
+                Ok(kind)
+            }
+        }
     }
 
     /// Sends IKE_AUTH with the pending child SA.
@@ -1159,7 +1273,12 @@ impl Pluto {
             &keys.sk_pi,
             &idi.body_bytes().map_err(|e| e.to_string())?,
         );
-        let auth = self.v2_psk_auth(key, None, (prf, octets))?;
+        let kind = self
+            .conns
+            .get(key)
+            .and_then(|c| c.auth.first().copied())
+            .ok_or("authby=never")?;
+        let auth = self.v2_our_auth(serial, key, kind, None, (prf, octets))?;
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
         let mut payloads = vec![Payload::IdI(idi)];
@@ -1217,11 +1336,15 @@ impl Pluto {
 
     /// The responder's conn for the peer's authenticated-to-be ID (may switch from the conn
     /// IKE_SA_INIT picked, as Pluto's refinement does).
-    fn v2_refine(&mut self, serial: SerialNo, peer: &Id) -> Option<String> {
+    fn v2_refine(&mut self, serial: SerialNo, peer: &Id, kind: AuthKind) -> Option<String> {
         let s = self.sas.ike(serial)?;
         let key = s.conn().to_string();
         let (me, addr) = (*s.local.ip(), *s.remote.ip());
-        let fits = |c: &crate::pluto::Connection| c.that.id == Id::Any || c.that.id == *peer;
+        let fits = |c: &crate::pluto::Connection| {
+            (c.that.id == Id::Any || c.that.id == *peer)
+                && c.auth.contains(&kind)
+                && (kind == AuthKind::Psk || c.that.rsakey.is_some())
+        };
         if self.conns.get(&key).is_some_and(fits) {
             return Some(key);
         }
@@ -1232,7 +1355,6 @@ impl Pluto {
                 c.negotiates()
                     && c.ike_policy.accepts(IkeVersion::V2)
                     && c.instance == 0
-                    && c.auth.contains(&AuthKind::Psk)
                     && c.this.host == Some(me)
                     && (c.that.host == Some(addr) || c.is_template())
                     && fits(c)
@@ -1286,18 +1408,18 @@ impl Pluto {
             p.delete_sa(serial, false);
             Ok(())
         };
-        let Some(key) = self.v2_refine(serial, &pid) else {
-            return fail(self, format!("no suitable connection for peer '{pid}'"));
-        };
-        if auth.method != AuthMethod::SharedKeyMic {
+        let Some(kind) = auth_kind(auth.method) else {
             return fail(
                 self,
                 format!(
-                    "peer authenticates with {}, but we require a PSK",
+                    "peer authenticates with {}, which we do not support",
                     auth.method
                 ),
             );
-        }
+        };
+        let Some(key) = self.v2_refine(serial, &pid, kind) else {
+            return fail(self, format!("no suitable connection for peer '{pid}'"));
+        };
         let x = self.v2(serial).ok_or("gone")?;
         let keys = x.keys.as_ref().ok_or("no keys")?;
         let prf = keys.algs.prf;
@@ -1308,15 +1430,8 @@ impl Pluto {
             &keys.sk_pi,
             &idi.body_bytes().map_err(|e| e.to_string())?,
         );
-        let ok = match self.psk_for(&key, Some(&pid)) {
-            Some(psk) => verify_psk_auth(prf, &psk, &octets, &auth.data).is_ok(),
-            None => false,
-        };
-        if !ok {
-            return fail(
-                self,
-                format!("AUTHENTICATION_FAILED: peer '{pid}' sent an AUTH payload that does not match our PSK (mismatch of preshared secrets?)"),
-            );
+        if let Err(why) = self.v2_verify_auth(&key, &pid, auth, prf, &octets) {
+            return fail(self, why);
         }
         // Authenticated: what follows is not rate-limited.
         self.unauth = None;
@@ -1337,7 +1452,7 @@ impl Pluto {
         };
         if let Some(s) = self.sas.ike_mut(serial) {
             s.peer_id = Some(pid.clone());
-            s.auth = Some(AuthKind::Psk);
+            s.auth = Some(kind);
         }
         // Our AUTH.
         let c = self.conns.get(&key).ok_or("connection gone")?;
@@ -1351,7 +1466,19 @@ impl Pluto {
             &keys.sk_pr,
             &idr.body_bytes().map_err(|e| e.to_string())?,
         );
-        let our_auth = self.v2_psk_auth(&key, Some(&pid), (prf, octets))?;
+        // We answer with the peer's method when our conn allows it, else our first one.
+        let ours = self
+            .conns
+            .get(&key)
+            .map(|c| {
+                if c.auth.contains(&kind) {
+                    kind
+                } else {
+                    c.auth.first().copied().unwrap_or(kind)
+                }
+            })
+            .unwrap_or(kind);
+        let our_auth = self.v2_our_auth(serial, &key, ours, Some(&pid), (prf, octets))?;
         let mut answer = vec![Payload::IdR(idr), our_auth];
         // The child SA.
         let child = self.v2_child_responder(serial, &key, payloads, None, &mut answer);
@@ -1552,7 +1679,7 @@ impl Pluto {
                     && c.that.host == Some(*s.remote.ip())
                     && c.this.id == own.this.id
                     && c.that.id == own.that.id
-                    && c.auth.contains(&AuthKind::Psk)
+                    && s.auth.is_some_and(|a| c.auth.contains(&a))
                     && fits(c)
             })
             .map_or_else(|| key.to_string(), |c| c.key())
@@ -1680,17 +1807,8 @@ impl Pluto {
             &keys.sk_pr,
             &idr.body_bytes().map_err(|e| e.to_string())?,
         );
-        let ok = auth.method == AuthMethod::SharedKeyMic
-            && match self.psk_for(&key, Some(&pid)) {
-                Some(psk) => verify_psk_auth(prf, &psk, &octets, &auth.data).is_ok(),
-                None => false,
-            };
-        if !ok {
-            self.v2_fail(
-                serial,
-                &key,
-                format!("AUTHENTICATION_FAILED: responder '{pid}' sent an AUTH payload that does not match our PSK"),
-            );
+        if let Err(why) = self.v2_verify_auth(&key, &pid, auth, prf, &octets) {
+            self.v2_fail(serial, &key, format!("responder: {why}"));
             return Ok(());
         }
         if let Some(s) = self.sas.ike_mut(serial) {

@@ -135,6 +135,8 @@ pub struct Ikev2Ike {
     /// A rekeying IKE SA (initiator): the IKE SA it replaces, over which the CREATE_CHILD_SA
     /// request went, and that request's message ID.
     pub rekeying: Option<(crate::pluto::ids::SerialNo, u32)>,
+    /// The hash algorithms the peer announced for RFC 7427 signatures (raw numbers).
+    pub peer_hashes: Vec<u16>,
 }
 
 impl Ikev2Ike {
@@ -158,6 +160,7 @@ impl Ikev2Ike {
             cookie: None,
             init_retries: 0,
             rekeying: None,
+            peer_hashes: Vec::new(),
         }
     }
 }

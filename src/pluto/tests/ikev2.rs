@@ -553,3 +553,71 @@ fn ikev2_ike_sa_rekey_keeps_the_child_sas() {
     assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
     assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
 }
+
+/// West and east authenticating with RSA keys (`leftrsasigkey`/`rightrsasigkey` and the
+/// ipsec.secrets RSA blocks); east may know a wrong key for west.
+fn v2_rsa_pair(west_key_for_east: Option<String>) -> Net {
+    let (wk, wsec) = super::scenarios::rsa_keys(11);
+    let (ek, esec) = super::scenarios::rsa_keys(12);
+    let wpub = wk.public_key().to_text();
+    let epub = ek.public_key().to_text();
+    let seen = west_key_for_east.unwrap_or(wpub.clone());
+    let both = "\tauthby=rsasig\n\tkeyexchange=ikev2\n\tleftid=@west\n\trightid=@east\n";
+    Net::new(
+        Node::new(
+            WEST,
+            1,
+            &conf(
+                "net",
+                &format!("{both}\tleftrsasigkey={wpub}\n\trightrsasigkey={epub}\n"),
+            ),
+            &wsec,
+        ),
+        Node::new(
+            EAST,
+            2,
+            &conf(
+                "net",
+                &format!("{both}\tleftrsasigkey={seen}\n\trightrsasigkey={epub}\n"),
+            ),
+            &esec,
+        ),
+    )
+}
+
+#[test]
+fn ikev2_rsa_signatures() {
+    let mut net = v2_rsa_pair(None);
+    net.up_a("net");
+    assert_up(&net);
+    // RFC 7427 Digital Signature (method 14) in both IKE_AUTH messages: both ends announced
+    // SHA2-256 in SIGNATURE_HASH_ALGORITHMS.
+    for n in [&net.a, &net.b] {
+        let s = n.p.sas.ikes().next().unwrap();
+        assert_eq!(s.auth, Some(crate::pluto::proposal::AuthKind::Rsa));
+        assert_eq!(
+            s.peer_id,
+            Some(crate::config::secrets::Id::Fqdn(
+                if n.addr == WEST { "east" } else { "west" }.into()
+            ))
+        );
+    }
+    // Wrong public key for west on east: AUTHENTICATION_FAILED on both sides.
+    let (other, _) = super::scenarios::rsa_keys(99);
+    let mut net = v2_rsa_pair(Some(other.public_key().to_text()));
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(
+        net.b.log_has(
+            "AUTHENTICATION_FAILED: signature check (on @west) failed (wrong key?); tried *"
+        ),
+        "{}",
+        net.b.dump()
+    );
+    assert!(
+        net.a
+            .log_has("IKE_AUTH response: received AUTHENTICATION_FAILED notification"),
+        "{}",
+        net.a.dump()
+    );
+}
