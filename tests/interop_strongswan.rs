@@ -1044,6 +1044,19 @@ fn ipsec_tool(args: &[&str]) -> String {
 /// initiates once.
 #[test]
 fn rsa_signatures_both_initiators() {
+    rsa_case(1);
+}
+
+/// IKEv2 with RSA raw public keys both ways: rswan signs with RFC 7427 (sha256WithRSAEncryption,
+/// charon announced SHA2-256), charon's signature is checked against `rightrsasigkey`.
+#[test]
+fn ikev2_rsa_signatures_both_initiators() {
+    rsa_case(2);
+}
+
+/// RSA signatures (keys from ipsec newhostkey, charon's as PEM from ipsec showhostkey) with
+/// IKE `version`, either side initiating.
+fn rsa_case(version: u8) {
     strongswan::require();
     let dir = TempDir::new(&format!("{}-rsa", unique_prefix()));
     let keyfile = |name: &str| {
@@ -1075,12 +1088,19 @@ fn rsa_signatures_both_initiators() {
         let mut t = Topo::new();
         let secrets = t.dir.path(&format!("{}.secrets", t.ga));
         std::fs::copy(&ka, &secrets).unwrap();
-        let mut cc = CharonConf::gateway_b(AES128.ss_ike, AES128.ss_esp, PSK);
+        let s = if version == 2 { &V2_AES128 } else { &AES128 };
+        let mut cc = CharonConf::gateway_b(s.ss_ike, s.ss_esp, PSK);
         cc.rsa = Some(charon_keys);
+        cc.version = version;
         let gb = t.gb.clone();
         let charon = Charon::start(&t, &gb, &cc);
         let ga = t.ga.clone();
-        let conf = rswan_conf(&AES128, &format!("\trightrsasigkey={b_pubkey}\n"))
+        let v2 = if version == 2 {
+            "\tkeyexchange=ikev2\n"
+        } else {
+            ""
+        };
+        let conf = rswan_conf(s, &format!("\trightrsasigkey={b_pubkey}\n{v2}"))
             .replace("authby=secret", "authby=rsasig");
         t.start_gateway(&ga, &conf);
         Pair { charon, t }
@@ -1088,8 +1108,15 @@ fn rsa_signatures_both_initiators() {
     for rswan_initiates in [true, false] {
         let spis = p.establish(rswan_initiates);
         let clog = p.charon.log_text();
+        let scheme = if version == 2 {
+            "RSA_EMSA_PKCS1_SHA2_256"
+        } else {
+            "RSA_EMSA_PKCS1_NULL"
+        };
         assert!(
-            clog.contains("authentication of '192.0.2.1' with RSA_EMSA_PKCS1_NULL successful"),
+            clog.contains(&format!(
+                "authentication of '192.0.2.1' with {scheme} successful"
+            )),
             "charon did not verify rswan's RSA signature\n{}",
             p.logs()
         );
