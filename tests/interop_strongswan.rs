@@ -1492,3 +1492,52 @@ fn ikev2_rekey_by_rswan() {
     assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
     eprintln!("pings across rswan's IKEv2 rekeys: {got}/{sent}");
 }
+
+/// IKEv2 liveness: rswan (dpddelay=2s dpdtimeout=6s dpdaction=clear) keeps a live charon
+/// (empty INFORMATIONAL requests answered), and clears its SAs once charon is SIGKILLed;
+/// charon's own liveness checks (dpd_delay=2s) are answered.
+#[test]
+fn ikev2_liveness_notices_dead_strongswan() {
+    let mut p = v2_pair(
+        &V2_AES128,
+        "\tdpddelay=2s\n\tdpdtimeout=6s\n\tdpdaction=clear\n",
+        |c| c.dpd_delay = Some("2s".into()),
+    );
+    p.establish(true);
+    std::thread::sleep(Duration::from_secs(8));
+    let log = p.t.log(p.ga());
+    assert!(
+        !log.contains("DPD: No response"),
+        "rswan declared a live charon dead\n{}",
+        p.logs()
+    );
+    assert!(
+        p.rswan_spis().is_some(),
+        "SAs gone while charon lives\n{}",
+        p.logs()
+    );
+    let clog = p.charon.log_text();
+    assert!(
+        clog.contains("parsed INFORMATIONAL request")
+            && clog.contains("parsed INFORMATIONAL response"),
+        "no liveness exchanges either way\n{}",
+        p.logs()
+    );
+    assert!(
+        p.charon.list_sas().contains("ESTABLISHED, IKEv2"),
+        "charon dropped a live rswan\n{}",
+        p.logs()
+    );
+    p.charon.kill();
+    let cleared = poll(Duration::from_secs(20), || {
+        p.t.log(p.ga())
+            .contains("DPD: No response from peer - declaring peer dead")
+            && rswan_has_no_v2_sa(&p)
+    });
+    assert!(
+        cleared,
+        "rswan did not clear the SAs after charon's death\n{}\n{}",
+        p.t.ipsec_ok(p.ga(), &["auto", "--status"]),
+        p.logs()
+    );
+}
