@@ -129,6 +129,28 @@ fn covers(ts: &TsPayload, s: &Subnet) -> bool {
     })
 }
 
+/// The subnet of a TS payload narrowed inside `ours`: exactly one all-ports selector whose
+/// range is a CIDR block within `ours`.
+fn narrowed(ts: &TsPayload, ours: &Subnet) -> Option<Subnet> {
+    let [a] = ts.addr_selectors().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let AddressRange::V4 { start, end } = a.addresses else {
+        return None;
+    };
+    if a.ip_protocol != 0 || a.start_port != 0 || a.end_port != 65535 {
+        return None;
+    }
+    let size = u32::from(end).checked_sub(u32::from(start))?.checked_add(1);
+    let len = match size {
+        None => 0,
+        Some(n) if n.is_power_of_two() => 32 - n.trailing_zeros() as u8,
+        Some(_) => return None,
+    };
+    let s = Subnet::new(start, len);
+    (s.addr() == start && ours.covers(&s)).then_some(s)
+}
+
 fn payload_ts(payloads: &[Payload]) -> (Option<&TsPayload>, Option<&TsPayload>) {
     let mut i = None;
     let mut r = None;
@@ -771,6 +793,29 @@ impl Pluto {
             ));
             return;
         };
+        // Under load, no state without a COOKIE proving the peer receives at its address
+        // (RFC 7296 2.6): the cookie is a MAC of its nonce, address and SPI under our secret.
+        let half_open = self
+            .sas
+            .ikes()
+            .filter(|s| s.exchange.v2().is_some() && s.exchange.half_open_responder())
+            .count();
+        if half_open >= self.cfg.cookie_threshold {
+            let want = self.v2_cookie(ni, remote, &hdr.spi_i.0);
+            let got = match msg.payloads.first() {
+                Some(Payload::Notify(n)) if n.notify_type == NotifyType::Cookie => Some(&n.data),
+                _ => None,
+            };
+            if got.is_none_or(|g| !crate::pluto::crypto::ct_eq(g, &want)) {
+                self.log(format!(
+                    "packet from {remote}: {half_open} half-open IKE SAs: IKE_SA_INIT without a valid COOKIE; sending COOKIE"
+                ));
+                if let Ok(n) = NotifyPayload::cookie(want) {
+                    self.v2_init_notify(local, remote, hdr, n);
+                }
+                return;
+            }
+        }
         let me = *local.ip();
         let peer = *remote.ip();
         let accepts = |c: &crate::pluto::Connection| {
@@ -966,6 +1011,22 @@ impl Pluto {
         self.schedule(serial, HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
     }
 
+    /// Our COOKIE for an IKE_SA_INIT request: HMAC-SHA-256(secret, Ni | IPi | port | SPIi),
+    /// 16 octets.
+    fn v2_cookie(&self, ni: &[u8], remote: SocketAddrV4, spi_i: &[u8; 8]) -> Vec<u8> {
+        let mut c = crate::pluto::crypto::Prf::HmacSha256.prf(
+            &self.cookie_secret,
+            &[
+                ni,
+                &remote.ip().octets(),
+                &remote.port().to_be_bytes(),
+                spi_i,
+            ],
+        );
+        c.truncate(16);
+        c
+    }
+
     /// The two directions of message protection from an IKE SA's keys (`initiator`: ours).
     fn v2_ciphers(
         &self,
@@ -1018,6 +1079,10 @@ impl Pluto {
         let key = self.sas.conn_of(serial).ok_or("gone")?.to_string();
         if let Some(n) = wire::find_notify(payloads, NotifyType::Cookie) {
             let cookie = n.cookie_data().map_err(|e| e.to_string())?.to_vec();
+            self.slog(
+                serial,
+                "received COOKIE: responder under load; resending IKE_SA_INIT with it".into(),
+            );
             return self.v2_restart_init(serial, "COOKIE", |x| x.cookie = Some(cookie));
         }
         if let Some(n) = wire::find_notify(payloads, NotifyType::InvalidKePayload) {
@@ -1480,6 +1545,31 @@ impl Pluto {
             .unwrap_or(kind);
         let our_auth = self.v2_our_auth(serial, &key, ours, Some(&pid), (prf, octets))?;
         let mut answer = vec![Payload::IdR(idr), our_auth];
+        // INITIAL_CONTACT (RFC 7296 2.4): the peer has no other IKE SA with us; ours with its
+        // identity are stale (it restarted).
+        if wire::find_notify(payloads, NotifyType::InitialContact).is_some() {
+            let stale: Vec<SerialNo> = self
+                .sas
+                .ikes()
+                .filter(|s| {
+                    s.serial() != serial
+                        && s.exchange.v2().is_some()
+                        && s.peer_id.as_ref() == Some(&pid)
+                })
+                .map(IkeSa::serial)
+                .collect();
+            for s in stale {
+                self.slog(
+                    s,
+                    format!("deleting: peer '{pid}' sent INITIAL_CONTACT in #{serial}"),
+                );
+                let children: Vec<SerialNo> = self.sas.children_of(s).map(|c| c.serial()).collect();
+                for ch in children {
+                    self.delete_sa(ch, false);
+                }
+                self.delete_sa(s, false);
+            }
+        }
         // The child SA.
         let child = self.v2_child_responder(serial, &key, payloads, None, &mut answer);
         self.v2_respond(serial, ExchangeType::IkeAuth, msgid, &answer)?;
@@ -1897,7 +1987,27 @@ impl Pluto {
         };
         let (our_client, peer_client) = (c.our_client, c.peer_client);
         if !covers(tsi, &our_client) || !covers(tsr, &peer_client) {
-            return fail(self, "responder narrowed the traffic selectors".into());
+            // RFC 7296 2.9: the responder may narrow; we take a narrower pair of subnets
+            // inside ours, nothing else.
+            match (narrowed(tsi, &our_client), narrowed(tsr, &peer_client)) {
+                (Some(o), Some(p)) => {
+                    self.slog(
+                        child,
+                        format!("responder narrowed the traffic selectors to {o}==={p}"),
+                    );
+                    if let Some(c) = self.sas.child_mut(child) {
+                        c.our_client = o;
+                        c.peer_client = p;
+                    }
+                }
+                _ => {
+                    return fail(
+                        self,
+                        "responder's traffic selectors are not inside ours (TS_UNACCEPTABLE)"
+                            .into(),
+                    )
+                }
+            }
         }
         let life = self.conns.get(&key).map_or(28800, |c| c.keylife);
         if let Some(x) = self.v2_child_mut(child) {

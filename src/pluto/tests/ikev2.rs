@@ -621,3 +621,144 @@ fn ikev2_rsa_signatures() {
         net.a.dump()
     );
 }
+
+#[test]
+fn ikev2_cookies_under_load_keep_state_bounded_and_let_a_real_peer_in() {
+    let b_conf = format!(
+        "version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"
+    );
+    let a_conf = format!(
+        "version 2\nconn rw\n\tleft={WEST}\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"
+    );
+    let secrets = ": PSK \"rw secret\"\n";
+    // An IKE_SA_INIT request to replay from spoofed addresses.
+    let mut x = Node::new(WEST, 7, &a_conf, secrets);
+    x.p.whack(
+        0,
+        WhackClient(1),
+        WhackCmd::Up {
+            name: "rw".into(),
+            asynchronous: true,
+        },
+    );
+    let init = std::iter::from_fn(|| x.p.poll_output())
+        .find_map(|o| match o {
+            Output::Send { data, .. } => Some(data),
+            _ => None,
+        })
+        .unwrap();
+    let a = Node::new(WEST, 1, &a_conf, secrets);
+    let b = Node::with_cfg(EAST, 2, &b_conf, secrets, |c| c.cookie_threshold = 3);
+    let mut net = Net::new(a, b);
+    let local = SocketAddrV4::new(EAST, 500);
+    for i in 0..20u8 {
+        let src = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, i), 500);
+        net.b.p.handle_datagram(0, local, src, &init);
+    }
+    net.run();
+    // Three half-open states, then COOKIEs only.
+    assert_eq!(net.b.p.sas.len(), 3, "{}", net.b.dump());
+    assert!(
+        net.b
+            .log_has("IKE_SA_INIT without a valid COOKIE; sending COOKIE"),
+        "{}",
+        net.b.dump()
+    );
+    let cookies = net
+        .b
+        .sent
+        .iter()
+        .filter(|(_, _, _, d)| {
+            crate::pluto::ikev2::wire::parse_message(d).is_ok_and(|m| {
+                m.notify(crate::pluto::ikev2::wire::NotifyType::Cookie)
+                    .is_some()
+            })
+        })
+        .count();
+    assert_eq!(cookies, 17);
+    // The real peer echoes the COOKIE and gets in.
+    net.up_a("rw");
+    assert_eq!(
+        net.a.established_ipsec(),
+        1,
+        "{}\n{}",
+        net.a.dump(),
+        net.b.dump()
+    );
+    assert_eq!(net.b.established_ipsec(), 1);
+    assert!(
+        net.a.log_has("received COOKIE: responder under load"),
+        "{}",
+        net.a.dump()
+    );
+    // The spoofed half-open states time out.
+    net.advance_to(120_000);
+    assert_eq!(net.b.p.sas.ikes().filter(|s| !s.established).count(), 0);
+}
+
+#[test]
+fn ikev2_initial_contact_clears_a_restarted_peers_stale_sas() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    // A restarts (nothing kept) and comes back with INITIAL_CONTACT.
+    net.a = Node::new(
+        WEST,
+        5,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    net.up_a("net");
+    assert!(
+        net.b.log_has("sent INITIAL_CONTACT in #3"),
+        "{}",
+        net.b.dump()
+    );
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    assert_up(&net);
+}
+
+#[test]
+fn ikev2_initiator_accepts_a_narrowed_child_sa() {
+    // B's policy is a /25 inside A's /24 on both sides.
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/25\n\tright=198.51.100.7\n\trightsubnet=10.0.2.128/25\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+        PSK,
+    );
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_up(&net);
+    assert!(
+        net.a
+            .log_has("responder narrowed the traffic selectors to 10.0.1.0/25===10.0.2.128/25"),
+        "{}",
+        net.a.dump()
+    );
+    let c = net.a.p.sas.children().next().unwrap();
+    assert_eq!(c.peer_client.to_string(), "10.0.2.128/25");
+    // A peer whose selectors are outside ours is refused.
+    let b = Node::new(
+        EAST,
+        2,
+        "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=198.51.100.7\n\trightsubnet=10.0.3.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+        PSK,
+    );
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(net.b.log_has("sending TS_UNACCEPTABLE"), "{}", net.b.dump());
+}
