@@ -1788,3 +1788,75 @@ fn ikev2_auto_route_keys_on_demand() {
     );
     check_traffic(&t);
 }
+
+/// An IKEv2 road warrior: B's `right=%any` template gets an instance for gateway A, which
+/// reaches host B's subnet (ping, 10 MB TCP, only IKE/ESP on the wire); A's `--down` removes
+/// the instance on B.
+#[test]
+fn ikev2_road_warrior() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &gb, &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
+    write_secrets(&t, &ga, &psk_line(PSK));
+    t.start_gateway(
+        &gb,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n",
+    );
+    t.start_gateway(
+        &ga,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+    );
+    up_ok(&t, &ga, "rw");
+    let st = status(&t, &gb);
+    assert!(
+        st.contains("\"rw\"[1]: 10.0.2.0/24===192.0.2.2...192.0.2.1; erouted"),
+        "{st}"
+    );
+    assert!(
+        st.contains("\"rw\"[1] 192.0.2.1 STATE_V2_ESTABLISHED_CHILD_SA"),
+        "{st}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(&gb, &["eroute"])
+            .contains("10.0.2.0/24        -> 192.0.2.1/32")),
+        "{}",
+        t.ipsec_ok(&gb, &["eroute"])
+    );
+    assert!(ping(&ga, "10.0.2.10", 3, 3), "{}", t.log(&gb));
+    let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("rw.pcap"));
+    let (sent, got, n) = tcp_transfer(&ga, &t.hb, HB, 5450, payload(SIZE, MARKER));
+    let (lines, raw) = cap.stop();
+    assert_eq!(n, SIZE);
+    assert_eq!(sent, got);
+    check_wire(&t, &lines, &raw, 200);
+    t.ipsec_ok(&ga, &["auto", "--down", "rw"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !status(&t, &gb)
+            .contains("\"rw\"[1]")),
+        "{}",
+        status(&t, &gb)
+    );
+}
+
+/// IKEv2 with RSA signatures between rswan gateways (keys from `ipsec newhostkey`, public
+/// halves as `leftrsasigkey`/`rightrsasigkey`): ping and 10 MB TCP through the tunnel.
+#[test]
+fn ikev2_rsa_net_to_net() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let ka = t.dir.path("a.key");
+    let kb = t.dir.path("b.key");
+    let left = hostkey(&ka, "left");
+    let right = hostkey(&kb, "right");
+    let conf = net_conf(&format!(
+        "\tauthby=rsasig\n\tkeyexchange=ikev2\n\t{left}\n\t{right}\n\tauto=add\n"
+    ));
+    write_secrets(&t, &ga, &std::fs::read_to_string(&ka).unwrap());
+    write_secrets(&t, &gb, &std::fs::read_to_string(&kb).unwrap());
+    t.start_gateway(&gb, &conf);
+    t.start_gateway(&ga, &conf);
+    up_ok(&t, &ga, "net");
+    check_traffic(&t);
+    assert!(status(&t, &gb).contains("STATE_V2_ESTABLISHED_CHILD_SA"));
+}
