@@ -1849,6 +1849,18 @@ impl Pluto {
         self.log_transition(serial, &extra);
         self.child_established(serial);
         self.release_whack(serial, 0);
+        // RFC 7296 2.8: once the new child SA is up, its initiator deletes the one it
+        // replaces (make-before-break: the new SAs carry the traffic already).
+        let replaced = self
+            .sas
+            .child(serial)
+            .filter(|c| c.initiator)
+            .and_then(|c| c.replacing)
+            .filter(|&old| old != serial && self.sas.child(old).is_some_and(|o| o.established));
+        if let Some(old) = replaced {
+            self.slog(old, format!("replaced by #{serial}: deleting"));
+            self.delete_sa(old, true);
+        }
     }
 
     /// IKE_AUTH response arrived (initiator).

@@ -268,6 +268,14 @@ fn ikev2_child_rekey_with_create_child_sa() {
     // Still one IKE SA on each side: the child SA was rekeyed over it.
     assert_eq!(net.a.established_isakmp(), 1);
     assert_eq!(net.b.established_isakmp(), 1);
+    // The replaced child SA went at once (RFC 7296 2.8), on both sides, before its expiry.
+    assert!(net.a.p.sas.child(first).is_none(), "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
+    assert!(
+        net.b.log_has("received Delete for this child SA"),
+        "{}",
+        net.b.dump()
+    );
     // The old child SA expires and is deleted on both sides; the new one carries traffic.
     net.advance_to(21 * 60_000);
     assert_up(&net);
