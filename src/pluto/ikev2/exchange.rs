@@ -264,7 +264,9 @@ impl Pluto {
         }
     }
 
-    /// A protected message on IKE SA `serial` (RFC 7296 3.14).
+    /// A protected message on IKE SA `serial` (RFC 7296 3.14): one datagram, or SKF
+    /// fragments (RFC 7383) when the peer supports them and the message is larger than
+    /// `ike_fragment_size`.
     fn v2_seal(
         &mut self,
         serial: SerialNo,
@@ -272,26 +274,44 @@ impl Pluto {
         response: bool,
         msgid: u32,
         payloads: &[Payload],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<Vec<u8>>, String> {
         let (first, chain) = wire::emit_inner(payloads).map_err(|e| e.to_string())?;
         let s = self.sas.ike(serial).ok_or("IKE SA gone")?;
-        let mut header = Self::v2_header(s, exch, response, msgid);
-        header.next_payload = PayloadType::Encrypted;
-        let sk = s
-            .exchange
-            .v2()
-            .and_then(|x| x.sk_out.as_ref())
-            .ok_or("no keys")?;
-        let body_len = sk.body_len(chain.len());
-        let sk_len = u16::try_from(body_len + wire::GENERIC_HEADER_LEN)
-            .map_err(|_| "message too long".to_string())?;
-        let mut out = header
-            .to_bytes(usize::from(sk_len))
-            .map_err(|e| e.to_string())?
-            .to_vec();
-        out.push(first.value());
-        out.push(0);
-        out.extend_from_slice(&sk_len.to_be_bytes());
+        let header = Self::v2_header(s, exch, response, msgid);
+        let x = s.exchange.v2().ok_or("not IKEv2")?;
+        let sk = x.sk_out.as_ref().ok_or("no keys")?;
+        let marker = if s.local.port() == NAT_T_PORT { 4 } else { 0 };
+        let max = self.cfg.ike_fragment_size.saturating_sub(marker);
+        let whole = wire::HEADER_LEN + wire::GENERIC_HEADER_LEN + sk.body_len(chain.len());
+        // Pieces of the chain, and the SKF fields of each (none: one SK payload).
+        let pieces: Vec<(Option<wire::FragmentInfo>, PayloadType, &[u8])> =
+            if x.peer_fragments && whole > max {
+                let room = max.saturating_sub(wire::HEADER_LEN + wire::GENERIC_HEADER_LEN + 4);
+                let cap = sk
+                    .max_plain_len(room)
+                    .filter(|&c| c > 0)
+                    .ok_or("ike_fragment_size too small for a fragment")?;
+                let chunks: Vec<&[u8]> = chain.chunks(cap).collect();
+                let total = u16::try_from(chunks.len())
+                    .ok()
+                    .filter(|&t| t <= wire::MAX_FRAGMENTS)
+                    .ok_or("message needs too many fragments")?;
+                chunks
+                    .into_iter()
+                    .zip(1..=total)
+                    .map(|(c, number)| {
+                        let f = if number == 1 {
+                            first
+                        } else {
+                            PayloadType::None
+                        };
+                        (Some(wire::FragmentInfo { number, total }), f, c)
+                    })
+                    .collect()
+            } else {
+                vec![(None, first, chain.as_slice())]
+            };
+        let mut out = Vec::with_capacity(pieces.len());
         let mut rng = crate::pluto::engine::InjectedRng(&mut *self.rng);
         let sk = self
             .sas
@@ -299,24 +319,75 @@ impl Pluto {
             .and_then(|s| s.exchange.v2_mut())
             .and_then(|x| x.sk_out.as_mut())
             .ok_or("no keys")?;
-        let body = sk.seal(&mut rng, &out, &chain).map_err(|e| e.to_string())?;
-        out.extend_from_slice(&body);
+        for (frag, next, plain) in pieces {
+            let fields = if frag.is_some() { 4 } else { 0 };
+            let body_len = sk.body_len(plain.len());
+            let sk_len = u16::try_from(body_len + wire::GENERIC_HEADER_LEN + fields)
+                .map_err(|_| "message too long".to_string())?;
+            let mut h = header;
+            h.next_payload = if frag.is_some() {
+                PayloadType::EncryptedFragment
+            } else {
+                PayloadType::Encrypted
+            };
+            let mut msg = h
+                .to_bytes(usize::from(sk_len))
+                .map_err(|e| e.to_string())?
+                .to_vec();
+            msg.push(next.value());
+            msg.push(0);
+            msg.extend_from_slice(&sk_len.to_be_bytes());
+            if let Some(f) = frag {
+                msg.extend_from_slice(&f.number.to_be_bytes());
+                msg.extend_from_slice(&f.total.to_be_bytes());
+            }
+            let body = sk.seal(&mut rng, &msg, plain).map_err(|e| e.to_string())?;
+            msg.extend_from_slice(&body);
+            out.push(msg);
+        }
         Ok(out)
     }
 
-    /// Checks and decrypts a protected message on IKE SA `serial`.
-    fn v2_open(&self, serial: SerialNo, data: &[u8]) -> Result<Vec<Payload>, String> {
+    /// Checks and decrypts a protected message on IKE SA `serial`: its inner payloads, or
+    /// `None` for a fragment of a message not yet complete (RFC 7383: each fragment's ICV is
+    /// checked before it is kept).
+    fn v2_open(&mut self, serial: SerialNo, data: &[u8]) -> Result<Option<Vec<Payload>>, String> {
         let sk = self
             .v2(serial)
             .and_then(|x| x.sk_in.as_ref())
             .ok_or("no keys")?;
         let p = Protected::locate(data, sk.iv_len(), sk.icv_len()).map_err(|e| e.to_string())?;
-        if p.fragment.is_some() {
-            return Err("IKE fragments (RFC 7383) are not supported yet".into());
-        }
         let body = data.get(p.aad.len()..).ok_or("truncated")?;
         let plain = sk.open(p.aad, body).map_err(|e| e.to_string())?;
-        wire::parse_inner(p.first_inner, &plain).map_err(|e| e.to_string())
+        let Some(info) = p.fragment else {
+            return wire::parse_inner(p.first_inner, &plain)
+                .map(Some)
+                .map_err(|e| e.to_string());
+        };
+        let (msgid, response) = (p.header.message_id, p.header.flags.response());
+        let x = self.v2_mut(serial).ok_or("gone")?;
+        if x.reassembly
+            .as_ref()
+            .is_none_or(|r| (r.0, r.1) != (msgid, response))
+        {
+            x.reassembly = Some((msgid, response, wire::Reassembly::new()));
+        }
+        let Some((_, _, r)) = x.reassembly.as_mut() else {
+            return Ok(None);
+        };
+        match r.add(info, p.first_inner, &plain) {
+            Ok(wire::FragmentStatus::Complete(m)) => {
+                x.reassembly = None;
+                wire::parse_inner(m.first_inner, &m.chain)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(format!(
+                "fragment {}/{} dropped: {e}",
+                info.number, info.total
+            )),
+        }
     }
 
     /// Sends a response on IKE SA `serial` and keeps it for a retransmitted request.
@@ -327,7 +398,7 @@ impl Pluto {
         msgid: u32,
         payloads: &[Payload],
     ) -> Result<(), String> {
-        let bytes = self.v2_seal(serial, exch, true, msgid, payloads)?;
+        let msgs = self.v2_seal(serial, exch, true, msgid, payloads)?;
         let (local, remote) = self
             .sas
             .ike(serial)
@@ -335,9 +406,11 @@ impl Pluto {
             .ok_or("gone")?;
         if let Some(x) = self.v2_mut(serial) {
             x.peer_next_request = msgid.wrapping_add(1);
-            x.last_response = Some((msgid, bytes.clone()));
+            x.last_response = Some((msgid, msgs.clone()));
         }
-        self.send_raw(local, remote, bytes);
+        for m in msgs {
+            self.send_raw(local, remote, m);
+        }
         Ok(())
     }
 
@@ -351,7 +424,7 @@ impl Pluto {
         retransmit: bool,
     ) -> Result<u32, String> {
         let msgid = self.v2(serial).map(|x| x.next_request).ok_or("gone")?;
-        let bytes = self.v2_seal(serial, exch, false, msgid, payloads)?;
+        let msgs = self.v2_seal(serial, exch, false, msgid, payloads)?;
         let (local, remote) = self
             .sas
             .ike(serial)
@@ -361,10 +434,12 @@ impl Pluto {
             x.next_request = msgid.wrapping_add(1);
         }
         if retransmit {
-            self.send_for(serial, local, remote, bytes);
+            self.send_all_for(serial, local, remote, msgs);
             self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         } else {
-            self.send_raw(local, remote, bytes);
+            for m in msgs {
+                self.send_raw(local, remote, m);
+            }
         }
         Ok(msgid)
     }
@@ -546,7 +621,8 @@ impl Pluto {
             return;
         }
         let payloads = match self.v2_open(serial, data) {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(e) => {
                 self.slog(
                     serial,
@@ -592,10 +668,16 @@ impl Pluto {
                 .as_ref()
                 .filter(|(id, _)| id.wrapping_add(1) == expected && *id == hdr.message_id)
                 .map(|(_, b)| b.clone());
+            // A retransmitted fragmented request is answered once, on its first fragment.
+            let later_fragment = data.get(16) == Some(&PayloadType::EncryptedFragment.value())
+                && data.get(32..34) != Some(&[0, 1][..]);
             match again {
-                Some(b) => {
+                Some(_) if later_fragment => {}
+                Some(msgs) => {
                     // A retransmitted request: the same answer.
-                    self.send_raw(local, remote, b);
+                    for m in msgs {
+                        self.send_raw(local, remote, m);
+                    }
                 }
                 None => self.log(format!(
                     "packet from {remote}: {} request with message ID {} (expected {expected}); dropped",
@@ -605,7 +687,8 @@ impl Pluto {
             return;
         }
         let payloads = match self.v2_open(serial, data) {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(e) => {
                 self.slog(
                     serial,
@@ -731,6 +814,10 @@ impl Pluto {
         }));
         payloads.push(Payload::Nonce(x.ni.clone()));
         payloads.push(hash_algorithms_notify());
+        payloads.push(Payload::Notify(NotifyPayload::new(
+            NotifyType::Ikev2FragmentationSupported,
+            Vec::new(),
+        )));
         let (spi_i, local, remote) = (s.spi_i(), s.local, s.remote);
         payloads.extend(self.v2_nat_d(serial));
         let msg = wire::Message {
@@ -931,6 +1018,14 @@ impl Pluto {
             Payload::Nonce(nr.clone()),
             hash_algorithms_notify(),
         ];
+        let peer_fragments =
+            wire::find_notify(&msg.payloads, NotifyType::Ikev2FragmentationSupported).is_some();
+        if peer_fragments {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::Ikev2FragmentationSupported,
+                Vec::new(),
+            )));
+        }
         let peer_nat_d = self.cfg.nat_traversal
             && wire::find_notify(&msg.payloads, NotifyType::NatDetectionSourceIp).is_some();
         if peer_nat_d {
@@ -976,6 +1071,7 @@ impl Pluto {
         x.sk_in = Some(sk_in);
         x.peer_next_request = 1;
         x.peer_hashes = peer_hashes(&msg.payloads);
+        x.peer_fragments = peer_fragments;
         let mut sa = IkeSa::new(
             serial,
             NewIkeSa {
@@ -1165,6 +1261,8 @@ impl Pluto {
             x.nr = nr.to_vec();
             x.init_r = data.to_vec();
             x.peer_hashes = peer_hashes(payloads);
+            x.peer_fragments =
+                wire::find_notify(payloads, NotifyType::Ikev2FragmentationSupported).is_some();
             x.dh = None;
             x.keys = Some(keys);
             x.sk_out = Some(sk_out);
@@ -2146,7 +2244,7 @@ impl Pluto {
         payloads: &[Payload],
     ) -> Result<u32, String> {
         let msgid = self.v2(ike).map(|x| x.next_request).ok_or("gone")?;
-        let bytes = self.v2_seal(ike, ExchangeType::CreateChildSa, false, msgid, payloads)?;
+        let msgs = self.v2_seal(ike, ExchangeType::CreateChildSa, false, msgid, payloads)?;
         let (local, remote) = self
             .sas
             .ike(ike)
@@ -2155,7 +2253,7 @@ impl Pluto {
         if let Some(x) = self.v2_mut(ike) {
             x.next_request = msgid.wrapping_add(1);
         }
-        self.send_for(child, local, remote, bytes);
+        self.send_all_for(child, local, remote, msgs);
         self.schedule(child, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         Ok(msgid)
     }
@@ -2318,9 +2416,11 @@ impl Pluto {
         spi_i: [u8; 8],
         spi_r: [u8; 8],
         initiator: bool,
-        x: Ikev2Ike,
+        mut x: Ikev2Ike,
     ) -> Option<SerialNo> {
-        self.sas.ike(old)?;
+        let ox = self.sas.ike(old)?.exchange.v2()?;
+        x.peer_fragments = ox.peer_fragments;
+        x.peer_hashes = ox.peer_hashes.clone();
         let serial = self.sas.new_serial();
         let o = self.sas.ike(old)?;
         let mut sa = IkeSa::new(

@@ -127,7 +127,7 @@ pub struct Ikev2Ike {
     /// Message ID of the peer's next request.
     pub peer_next_request: u32,
     /// Our last response (message ID, datagram as sent) for a retransmitted request.
-    pub last_response: Option<(u32, Vec<u8>)>,
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
     /// The responder's COOKIE to echo in IKE_SA_INIT.
     pub cookie: Option<Vec<u8>>,
     /// IKE_SA_INIT retries after INVALID_KE_PAYLOAD or COOKIE.
@@ -137,6 +137,10 @@ pub struct Ikev2Ike {
     pub rekeying: Option<(crate::pluto::ids::SerialNo, u32)>,
     /// The hash algorithms the peer announced for RFC 7427 signatures (raw numbers).
     pub peer_hashes: Vec<u16>,
+    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    pub peer_fragments: bool,
+    /// A fragmented message being received: message ID, response or request, the pieces.
+    pub reassembly: Option<(u32, bool, crate::pluto::ikev2::wire::Reassembly)>,
 }
 
 impl Ikev2Ike {
@@ -161,6 +165,8 @@ impl Ikev2Ike {
             init_retries: 0,
             rekeying: None,
             peer_hashes: Vec::new(),
+            peer_fragments: false,
+            reassembly: None,
         }
     }
 }

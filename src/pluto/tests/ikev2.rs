@@ -770,3 +770,47 @@ fn ikev2_initiator_accepts_a_narrowed_child_sa() {
     assert_eq!(net.a.established_ipsec(), 0);
     assert!(net.b.log_has("sending TS_UNACCEPTABLE"), "{}", net.b.dump());
 }
+
+#[test]
+fn ikev2_fragmentation_of_large_messages() {
+    let small = |c: &mut PlutoConfig| c.ike_fragment_size = 160;
+    let both = "\tauthby=secret\n\tkeyexchange=ikev2\n";
+    let a = Node::with_cfg(WEST, 1, &conf("net", both), PSK, small);
+    let b = Node::with_cfg(EAST, 2, &conf("net", both), PSK, small);
+    let mut net = Net::new(a, b);
+    // The first fragment of A's IKE_AUTH request is lost once: A resends all of them.
+    let mut lost = false;
+    net.drop = Box::new(move |d, data| {
+        let first_skf =
+            d == Dir::AtoB && data.get(16) == Some(&53) && data.get(32..34) == Some(&[0, 1][..]);
+        if first_skf && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    net.up_a("net");
+    net.advance_to(15_000);
+    assert_up(&net);
+    let skf = |n: &Node| {
+        n.sent
+            .iter()
+            .filter(|(_, _, _, d)| d.get(16) == Some(&53))
+            .count()
+    };
+    assert!(skf(&net.a) >= 4, "A sent {} fragments", skf(&net.a));
+    assert!(skf(&net.b) >= 2, "B sent {} fragments", skf(&net.b));
+    assert!(
+        net.a.whack_has(10, "STATE_V2_PARENT_I2: retransmission"),
+        "{:?}",
+        net.a.whack
+    );
+    // Later exchanges are fragmented too: Delete.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+    // The default size: nothing is fragmented.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    assert_eq!(skf(&net.a) + skf(&net.b), 0);
+}
