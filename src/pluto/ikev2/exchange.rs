@@ -1956,8 +1956,47 @@ impl Pluto {
             .and_then(|c| c.replacing)
             .filter(|&old| old != serial && self.sas.child(old).is_some_and(|o| o.established));
         if let Some(old) = replaced {
-            self.slog(old, format!("replaced by #{serial}: deleting"));
-            self.delete_sa(old, true);
+            // RFC 7296 2.8.1: the peer rekeyed the same child SA at the same time. Of the two
+            // new SAs, the one whose exchange has the lowest of the four nonces goes; its
+            // initiator deletes it (the peer decides the same way).
+            let ours = self
+                .sas
+                .child(serial)
+                .and_then(|c| c.exchange.v2())
+                .and_then(|x| x.exchange_nonces.clone());
+            let theirs = self
+                .sas
+                .children()
+                .filter(|c| {
+                    c.serial() != serial
+                        && !c.initiator
+                        && c.established
+                        && c.replacing == Some(old)
+                })
+                .find_map(|c| {
+                    c.exchange
+                        .v2()
+                        .and_then(|x| x.exchange_nonces.clone())
+                        .map(|n| (c.serial(), n))
+                });
+            if let (Some((oi, or)), Some((other, (ti, tr)))) = (ours, theirs) {
+                let lowest_ours = oi.min(or) < ti.min(tr);
+                let loser = if lowest_ours { serial } else { other };
+                self.slog(
+                    serial,
+                    format!(
+                        "rekey collision with #{other} over #{old}: #{loser} has the lowest nonce{}",
+                        if lowest_ours { "; deleting it" } else { "; the peer deletes it" }
+                    ),
+                );
+                if lowest_ours {
+                    self.delete_sa(serial, true);
+                }
+            }
+            if self.sas.child(old).is_some() {
+                self.slog(old, format!("replaced by #{serial}: deleting"));
+                self.delete_sa(old, true);
+            }
         }
     }
 
@@ -2319,6 +2358,9 @@ impl Pluto {
             (Some(n), None) => n,
             _ => Vec::new(),
         };
+        if let Some(x) = self.v2_child_mut(child) {
+            x.exchange_nonces = Some((ni.clone(), nr.clone()));
+        }
         self.v2_child_answer(ike, child, payloads, &ni, &nr, gir.as_deref());
         Ok(())
     }
@@ -2399,6 +2441,9 @@ impl Pluto {
         if let Some(ch) = child {
             if let Some(c) = self.sas.child_mut(ch) {
                 c.replacing = replacing;
+                if let Some(x) = c.exchange.v2_mut() {
+                    x.exchange_nonces = Some((ni.clone(), nr.clone()));
+                }
             }
             self.v2_child_up(ch);
         }

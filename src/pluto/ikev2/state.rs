@@ -187,6 +187,9 @@ pub struct Ikev2Child {
     pub nonce: Vec<u8>,
     /// PFS key pair (CREATE_CHILD_SA).
     pub dh: Option<DhKeyPair>,
+    /// Ni and Nr of the CREATE_CHILD_SA exchange that made it (rekey collisions, RFC 7296
+    /// 2.8.1).
+    pub exchange_nonces: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Ikev2Child {
@@ -200,6 +203,7 @@ impl Ikev2Child {
             msgid: 0,
             nonce: Vec::new(),
             dh: None,
+            exchange_nonces: None,
         }
     }
 }

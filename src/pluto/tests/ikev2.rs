@@ -814,3 +814,47 @@ fn ikev2_fragmentation_of_large_messages() {
     assert_up(&net);
     assert_eq!(skf(&net.a) + skf(&net.b), 0);
 }
+
+#[test]
+fn ikev2_child_rekey_collision_leaves_one_new_child_sa() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let old = net.a.p.conns["net"].newest_ipsec.unwrap();
+    // Both ends' datapaths report the soft lifetime at the same moment: both rekey.
+    let out = |n: &Node| {
+        n.sadb
+            .values()
+            .find(|s| {
+                s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out)
+            })
+            .map(|s| s.said)
+            .unwrap()
+    };
+    let (sa, sb) = (out(&net.a), out(&net.b));
+    let now = net.now;
+    net.a
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sa));
+    net.b
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sb));
+    net.run();
+    for n in [&net.a, &net.b] {
+        assert!(n.log_has("rekey collision with #"), "{}", n.dump());
+    }
+    // One new child SA on each side, the same one; the old one and the loser are gone.
+    assert_up(&net);
+    assert!(net.a.p.sas.child(old).is_none());
+    let spis = |n: &Node| {
+        let mut v: Vec<u32> = n
+            .sadb
+            .keys()
+            .filter(|s| s.proto == crate::said::Proto::Esp)
+            .map(|s| s.spi)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(spis(&net.a), spis(&net.b));
+}
