@@ -858,3 +858,24 @@ fn ikev2_child_rekey_collision_leaves_one_new_child_sa() {
     };
     assert_eq!(spis(&net.a), spis(&net.b));
 }
+
+#[test]
+fn ikev2_keys_for_wireshark_only_on_request() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let v = net.a.p.admin_view(false);
+    assert!(v.ike_sas.iter().all(|s| s.keys.is_none()));
+    assert_eq!(v.ike_sas[0].version, 2);
+    let v = net.a.p.admin_view(true);
+    let s = net.a.p.sas.ikes().next().unwrap();
+    match &v.ike_sas[0].keys {
+        Some(crate::admin::view::IkeKeys::V2(k)) => {
+            assert_eq!(k.spi_i, s.spi_i());
+            assert_eq!(k.spi_r, s.spi_r);
+            let table = crate::admin::wireshark::ikev2_table(std::slice::from_ref(k));
+            assert!(table.contains("AES-GCM"), "{}", table.as_str());
+        }
+        other => panic!("no IKEv2 keys: {other:?}"),
+    }
+}
