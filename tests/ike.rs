@@ -1699,3 +1699,169 @@ fn ikev2_psk_net_to_net_and_down() {
     let st = status(&t, &t.gb);
     assert!(!st.contains("STATE_V2_"), "{st}");
 }
+
+/// IKEv2 rekeys during a paced 10 MB TCP transfer lose nothing: CREATE_CHILD_SA replaces the
+/// child SA at 10 s and 20 s (make-before-break), CREATE_CHILD_SA rekeys the IKE SA at 20 s
+/// (the child SAs move to the new IKE SA); the first SAs are gone from both sides after their
+/// 20 s.
+#[test]
+fn ikev2_rekey_without_loss() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tkeyexchange=ikev2\n\tkeylife=20s\n\trekeymargin=10s\n\trekeyfuzz=0%\n\tikelifetime=30s\n\tauto=add\n",
+    ));
+    let (ga, gb) = (&t.ga, &t.gb);
+    let out = up_ok(&t, ga, "net");
+    let (first_out, first_in) = esp_spis(&out);
+    let first = newest_ipsec(&status(&t, ga));
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(gb, &["eroute"])
+            .contains("=> tun0x")),
+        "{}",
+        t.log(gb)
+    );
+    let cap = Capture::start(ga, &t.ga_out, &t.dir.path("rekey.pcap"));
+    let t0 = Instant::now();
+    let (sent, got, n, gap) = paced_transfer(&t, 5700, payload(SIZE, MARKER), SIZE / 27);
+    let took = t0.elapsed();
+    let (lines, raw) = cap.stop();
+    eprintln!("paced transfer: {n} bytes in {took:?}, longest stall {gap:?}");
+    assert_eq!(n, SIZE, "short transfer\n{}\n{}", t.log(ga), t.log(gb));
+    assert_eq!(sent, got, "transfer corrupted");
+    check_wire(&t, &lines, &raw, 200);
+    let la = t.log(ga);
+    assert!(
+        la.contains(&format!("initiating CREATE_CHILD_SA to replace #{first}")),
+        "{la}"
+    );
+    assert!(
+        la.contains("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+        "{la}"
+    );
+    assert!(la.contains("IKE SA established (rekeyed #1)"), "{la}");
+    assert!(
+        t.log(gb).contains("IKE SA #1 rekeyed by the peer"),
+        "{}",
+        t.log(gb)
+    );
+    for ns in [ga, gb] {
+        let s = spis(&t, ns);
+        for spi in [first_out, first_in] {
+            assert!(
+                !s.iter().any(|x| x.starts_with(&format!("esp0x{spi:x}@"))),
+                "{ns}: the first SA {spi:x} outlived its 20 s: {s:?}"
+            );
+        }
+        assert!(
+            s.iter().any(|x| x.starts_with("esp0x")),
+            "{ns}: no SAs left"
+        );
+    }
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3));
+}
+
+/// `auto=route` with IKEv2: the %trap eroute's first packet starts IKE_SA_INIT, is held and
+/// delivered through the tunnel once the child SA is up.
+#[test]
+fn ikev2_auto_route_keys_on_demand() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, &psk_line(PSK));
+    write_secrets(&t, &gb, &psk_line(PSK));
+    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
+    t.start_gateway(
+        &ga,
+        &net_conf("\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=route\n"),
+    );
+    let er = t.ipsec_ok(&ga, &["eroute"]);
+    assert!(er.contains("=> %trap"), "{er}");
+    assert!(
+        wait_until(Duration::from_secs(10), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "no tunnel on demand\nA:\n{}\nB:\n{}",
+        t.log(&ga),
+        t.log(&gb)
+    );
+    assert!(t.log(&ga).contains("acquire: 10.0.1.10"), "{}", t.log(&ga));
+    let st = status(&t, &ga);
+    assert!(st.contains("STATE_V2_ESTABLISHED_CHILD_SA"), "{st}");
+    assert!(st.contains("; erouted; "), "{st}");
+    // B says nothing about the version: it answers IKEv2.
+    assert!(
+        status(&t, &gb).contains("STATE_V2_ESTABLISHED_CHILD_SA"),
+        "{}",
+        status(&t, &gb)
+    );
+    check_traffic(&t);
+}
+
+/// An IKEv2 road warrior: B's `right=%any` template gets an instance for gateway A, which
+/// reaches host B's subnet (ping, 10 MB TCP, only IKE/ESP on the wire); A's `--down` removes
+/// the instance on B.
+#[test]
+fn ikev2_road_warrior() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &gb, &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
+    write_secrets(&t, &ga, &psk_line(PSK));
+    t.start_gateway(
+        &gb,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n",
+    );
+    t.start_gateway(
+        &ga,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+    );
+    up_ok(&t, &ga, "rw");
+    let st = status(&t, &gb);
+    assert!(
+        st.contains("\"rw\"[1]: 10.0.2.0/24===192.0.2.2...192.0.2.1; erouted"),
+        "{st}"
+    );
+    assert!(
+        st.contains("\"rw\"[1] 192.0.2.1 STATE_V2_ESTABLISHED_CHILD_SA"),
+        "{st}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(&gb, &["eroute"])
+            .contains("10.0.2.0/24        -> 192.0.2.1/32")),
+        "{}",
+        t.ipsec_ok(&gb, &["eroute"])
+    );
+    assert!(ping(&ga, "10.0.2.10", 3, 3), "{}", t.log(&gb));
+    let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("rw.pcap"));
+    let (sent, got, n) = tcp_transfer(&ga, &t.hb, HB, 5450, payload(SIZE, MARKER));
+    let (lines, raw) = cap.stop();
+    assert_eq!(n, SIZE);
+    assert_eq!(sent, got);
+    check_wire(&t, &lines, &raw, 200);
+    t.ipsec_ok(&ga, &["auto", "--down", "rw"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || !status(&t, &gb)
+            .contains("\"rw\"[1]")),
+        "{}",
+        status(&t, &gb)
+    );
+}
+
+/// IKEv2 with RSA signatures between rswan gateways (keys from `ipsec newhostkey`, public
+/// halves as `leftrsasigkey`/`rightrsasigkey`): ping and 10 MB TCP through the tunnel.
+#[test]
+fn ikev2_rsa_net_to_net() {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let ka = t.dir.path("a.key");
+    let kb = t.dir.path("b.key");
+    let left = hostkey(&ka, "left");
+    let right = hostkey(&kb, "right");
+    let conf = net_conf(&format!(
+        "\tauthby=rsasig\n\tkeyexchange=ikev2\n\t{left}\n\t{right}\n\tauto=add\n"
+    ));
+    write_secrets(&t, &ga, &std::fs::read_to_string(&ka).unwrap());
+    write_secrets(&t, &gb, &std::fs::read_to_string(&kb).unwrap());
+    t.start_gateway(&gb, &conf);
+    t.start_gateway(&ga, &conf);
+    up_ok(&t, &ga, "net");
+    check_traffic(&t);
+    assert!(status(&t, &gb).contains("STATE_V2_ESTABLISHED_CHILD_SA"));
+}

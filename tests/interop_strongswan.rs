@@ -1049,6 +1049,19 @@ fn ipsec_tool(args: &[&str]) -> String {
 /// initiates once.
 #[test]
 fn rsa_signatures_both_initiators() {
+    rsa_case(1);
+}
+
+/// IKEv2 with RSA raw public keys both ways: rswan signs with RFC 7427 (sha256WithRSAEncryption,
+/// charon announced SHA2-256), charon's signature is checked against `rightrsasigkey`.
+#[test]
+fn ikev2_rsa_signatures_both_initiators() {
+    rsa_case(2);
+}
+
+/// RSA signatures (keys from ipsec newhostkey, charon's as PEM from ipsec showhostkey) with
+/// IKE `version`, either side initiating.
+fn rsa_case(version: u8) {
     strongswan::require();
     let dir = TempDir::new(&format!("{}-rsa", unique_prefix()));
     let keyfile = |name: &str| {
@@ -1080,12 +1093,19 @@ fn rsa_signatures_both_initiators() {
         let mut t = Topo::new();
         let secrets = t.dir.path(&format!("{}.secrets", t.ga));
         std::fs::copy(&ka, &secrets).unwrap();
-        let mut cc = CharonConf::gateway_b(AES128.ss_ike, AES128.ss_esp, PSK);
+        let s = if version == 2 { &V2_AES128 } else { &AES128 };
+        let mut cc = CharonConf::gateway_b(s.ss_ike, s.ss_esp, PSK);
         cc.rsa = Some(charon_keys);
+        cc.version = version;
         let gb = t.gb.clone();
         let charon = Charon::start(&t, &gb, &cc);
         let ga = t.ga.clone();
-        let conf = rswan_conf(&AES128, &format!("\trightrsasigkey={b_pubkey}\n"))
+        let v2 = if version == 2 {
+            "\tkeyexchange=ikev2\n"
+        } else {
+            ""
+        };
+        let conf = rswan_conf(s, &format!("\trightrsasigkey={b_pubkey}\n{v2}"))
             .replace("authby=secret", "authby=rsasig");
         t.start_gateway(&ga, &conf);
         Pair { charon, t }
@@ -1093,8 +1113,15 @@ fn rsa_signatures_both_initiators() {
     for rswan_initiates in [true, false] {
         let spis = p.establish(rswan_initiates);
         let clog = p.charon.log_text();
+        let scheme = if version == 2 {
+            "RSA_EMSA_PKCS1_SHA2_256"
+        } else {
+            "RSA_EMSA_PKCS1_NULL"
+        };
         assert!(
-            clog.contains("authentication of '192.0.2.1' with RSA_EMSA_PKCS1_NULL successful"),
+            clog.contains(&format!(
+                "authentication of '192.0.2.1' with {scheme} successful"
+            )),
             "charon did not verify rswan's RSA signature\n{}",
             p.logs()
         );
@@ -1469,4 +1496,53 @@ fn ikev2_rekey_by_rswan() {
     let sas = p.charon.list_sas();
     assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
     eprintln!("pings across rswan's IKEv2 rekeys: {got}/{sent}");
+}
+
+/// IKEv2 liveness: rswan (dpddelay=2s dpdtimeout=6s dpdaction=clear) keeps a live charon
+/// (empty INFORMATIONAL requests answered), and clears its SAs once charon is SIGKILLed;
+/// charon's own liveness checks (dpd_delay=2s) are answered.
+#[test]
+fn ikev2_liveness_notices_dead_strongswan() {
+    let mut p = v2_pair(
+        &V2_AES128,
+        "\tdpddelay=2s\n\tdpdtimeout=6s\n\tdpdaction=clear\n",
+        |c| c.dpd_delay = Some("2s".into()),
+    );
+    p.establish(true);
+    std::thread::sleep(Duration::from_secs(8));
+    let log = p.t.log(p.ga());
+    assert!(
+        !log.contains("DPD: No response"),
+        "rswan declared a live charon dead\n{}",
+        p.logs()
+    );
+    assert!(
+        p.rswan_spis().is_some(),
+        "SAs gone while charon lives\n{}",
+        p.logs()
+    );
+    let clog = p.charon.log_text();
+    assert!(
+        clog.contains("parsed INFORMATIONAL request")
+            && clog.contains("parsed INFORMATIONAL response"),
+        "no liveness exchanges either way\n{}",
+        p.logs()
+    );
+    assert!(
+        p.charon.list_sas().contains("ESTABLISHED, IKEv2"),
+        "charon dropped a live rswan\n{}",
+        p.logs()
+    );
+    p.charon.kill();
+    let cleared = poll(Duration::from_secs(20), || {
+        p.t.log(p.ga())
+            .contains("DPD: No response from peer - declaring peer dead")
+            && rswan_has_no_v2_sa(&p)
+    });
+    assert!(
+        cleared,
+        "rswan did not clear the SAs after charon's death\n{}\n{}",
+        p.t.ipsec_ok(p.ga(), &["auto", "--status"]),
+        p.logs()
+    );
 }

@@ -470,6 +470,7 @@ impl Pluto {
         };
         if let Some(rtx) = self.sas.rtx_mut(serial) {
             rtx.last_sent = Some((local, remote, wire.clone()));
+            rtx.extra_sent.clear();
         }
         self.out.push_back(Output::Send {
             local,
@@ -492,8 +493,52 @@ impl Pluto {
         });
     }
 
+    /// Sends a message of several datagrams (IKEv2 fragments) for an SA and remembers them
+    /// for retransmission, as [`Pluto::send_for`] does for one.
+    pub(crate) fn send_all_for(
+        &mut self,
+        serial: SerialNo,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mut msgs: Vec<Vec<u8>>,
+    ) {
+        let Some(last) = msgs.pop() else {
+            return;
+        };
+        let marker = local.port() == NAT_T_PORT;
+        let extra: Vec<Vec<u8>> = msgs
+            .into_iter()
+            .map(|m| if marker { add_non_esp_marker(&m) } else { m })
+            .collect();
+        for d in &extra {
+            self.out.push_back(Output::Send {
+                local,
+                remote,
+                data: d.clone(),
+            });
+        }
+        self.send_for(serial, local, remote, last);
+        if let Some(rtx) = self.sas.rtx_mut(serial) {
+            rtx.extra_sent = extra;
+        }
+    }
+
     /// Resends the last message of an SA (a duplicate was received, or retransmission).
     pub(crate) fn resend_last(&mut self, serial: SerialNo) {
+        if let Some((l, r, _)) = self.sas.rtx(serial).and_then(|x| x.last_sent.clone()) {
+            let extra = self
+                .sas
+                .rtx(serial)
+                .map(|x| x.extra_sent.clone())
+                .unwrap_or_default();
+            for d in extra {
+                self.out.push_back(Output::Send {
+                    local: l,
+                    remote: r,
+                    data: d,
+                });
+            }
+        }
         if let Some((l, r, d)) = self.sas.rtx(serial).and_then(|x| x.last_sent.clone()) {
             self.out.push_back(Output::Send {
                 local: l,

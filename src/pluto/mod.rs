@@ -58,8 +58,8 @@
 //! against hostile peers and the rate limit on logging unauthenticated input), [`spi`],
 //! [`ids`], [`natt`], [`output`].
 //!
-//! How an IKE version plugs in: [`version`]. IKEv1 exchanges: [`ikev1`]; IKEv2: [`ikev2`]
-//! (codec so far). Foundations: [`isakmp`] (IKEv1 codec), [`crypto`] (DH, PRFs, RSA, IKE
+//! How an IKE version plugs in: [`version`]. IKEv1 exchanges: [`ikev1`]; IKEv2 exchanges
+//! and codec: [`ikev2`]. Foundations: [`isakmp`] (IKEv1 codec), [`crypto`] (DH, PRFs, RSA, IKE
 //! message ciphers through [`crate::crypto::CryptoProvider`], the IKEv2 key schedule).
 
 #![deny(missing_docs)]

@@ -160,6 +160,12 @@ pub struct PlutoConfig {
     /// `keyexchange=ikev1|ikev2`; IKEv1 by default, so FreeS/WAN files keep working against
     /// FreeS/WAN-era peers). Such a conn accepts either version as responder.
     pub ike_version: crate::pluto::version::IkeVersion,
+    /// Half-open IKEv2 responder states from which an IKE_SA_INIT request must echo our
+    /// COOKIE (RFC 7296 2.6) before we keep any state for it.
+    pub cookie_threshold: usize,
+    /// Largest IKEv2 message (IKE header on, UDP payload) sent whole to a peer that supports
+    /// IKE fragmentation (RFC 7383): larger protected messages go as SKF fragments.
+    pub ike_fragment_size: usize,
 }
 
 impl Default for PlutoConfig {
@@ -175,6 +181,8 @@ impl Default for PlutoConfig {
             max_half_open_per_peer: MAX_HALF_OPEN_PER_PEER,
             keepalive_interval: 20,
             ike_version: crate::pluto::version::IkeVersion::V1,
+            cookie_threshold: MAX_HALF_OPEN / 4,
+            ike_fragment_size: 1280 - 20 - 8,
             max_states: MAX_STATES,
             max_isakmp_sas_per_peer: MAX_ISAKMP_SAS_PER_PEER,
             max_ipsec_sas_per_peer: MAX_IPSEC_SAS_PER_PEER,

@@ -68,6 +68,9 @@ pub struct Retransmission {
     pub count: u32,
     /// The last message we sent (local, remote, the datagram as sent).
     pub last_sent: Option<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    /// Datagrams of the same message sent before `last_sent`, to the same endpoints (IKEv2
+    /// fragments, RFC 7383); resent with it.
+    pub extra_sent: Vec<Vec<u8>>,
     /// The last message received (a duplicate is answered with `last_sent`).
     pub last_recv: Vec<u8>,
 }

@@ -239,6 +239,38 @@ impl Pluto {
                 }),
                 _ => None,
             };
+            let keys = keys.or_else(|| {
+                let k = s.exchange.v2()?.keys.as_ref().filter(|_| with_keys)?;
+                use crate::admin::wireshark::{Ikev2Encr, Ikev2Integ};
+                use crate::crypto::{AuthAlg, EncAlg};
+                let encr = match k.algs.enc {
+                    EncAlg::TripleDesCbc => Ikev2Encr::TripleDes,
+                    EncAlg::AesCbc128 => Ikev2Encr::AesCbc128,
+                    EncAlg::AesCbc192 => Ikev2Encr::AesCbc192,
+                    EncAlg::AesCbc256 => Ikev2Encr::AesCbc256,
+                    EncAlg::AesGcm16_128 => Ikev2Encr::AesGcm16_128,
+                    EncAlg::AesGcm16_256 => Ikev2Encr::AesGcm16_256,
+                    // Wireshark's table has no ChaCha20-Poly1305 entry.
+                    _ => return None,
+                };
+                let integ = k.algs.integ.map(|i| match i {
+                    AuthAlg::HmacMd5_96 => Ikev2Integ::HmacMd5_96,
+                    AuthAlg::HmacSha1_96 => Ikev2Integ::HmacSha1_96,
+                    AuthAlg::HmacSha2_256_128 => Ikev2Integ::HmacSha2_256_128,
+                    AuthAlg::HmacSha2_384_192 => Ikev2Integ::HmacSha2_384_192,
+                    AuthAlg::HmacSha2_512_256 => Ikev2Integ::HmacSha2_512_256,
+                });
+                Some(IkeKeys::V2(crate::admin::wireshark::Ikev2Keys {
+                    spi_i: s.spi_i(),
+                    spi_r: s.spi_r,
+                    encr,
+                    sk_ei: k.sk_ei.clone(),
+                    sk_er: k.sk_er.clone(),
+                    integ,
+                    sk_ai: k.sk_ai.clone(),
+                    sk_ar: k.sk_ar.clone(),
+                }))
+            });
             v.ike_sas.push(IkeSaView {
                 serial: s.serial().get(),
                 conn: s.conn().to_string(),

@@ -2,7 +2,7 @@
 //!
 //! The engine ([`crate::pluto::engine`] and its helpers) owns connections, SA records
 //! ([`crate::pluto::sa`]), timers ([`crate::pluto::timers`]), routing, SA installation,
-//! updown and whack. A version module (`ikev1`, later `ikev2`) owns the exchanges: it parses
+//! updown and whack. A version module (`ikev1`, `ikev2`) owns the exchanges: it parses
 //! and builds its messages, keeps its negotiation state inside the records ([`IkeExchange`],
 //! [`ChildExchange`]) and talks to the engine through a small contract.
 //!
@@ -29,8 +29,8 @@
 //! * delete SAs (`delete_sa`), log (`slog`, `log_transition`) and release whack clients.
 //!
 //! Which version a conn negotiates with is decided in one place (`version_of_conn`); which
-//! version a datagram is for, in another (`dispatch_datagram`). Adding IKEv2 means a
-//! `V2` variant in [`IkeVersion`], [`IkeExchange`] and [`ChildExchange`], an `Ikev2` type
+//! version a datagram is for, in another (`dispatch_datagram`). IKEv2 plugged in as a `V2`
+//! variant in [`IkeVersion`], [`IkeExchange`] and [`ChildExchange`], the `Ikev2` type
 //! implementing [`ExchangeHandlers`], and those two decisions.
 
 use std::net::SocketAddrV4;

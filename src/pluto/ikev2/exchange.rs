@@ -8,7 +8,7 @@ use crate::addr::Subnet;
 use crate::config::secrets::Id;
 use crate::pluto::crypto::ikev2::{psk_auth, signed_octets, verify_psk_auth, IkeSaKeys, SkCipher};
 use crate::pluto::crypto::ikev2::{ChildAlgs, IkeSaAlgs};
-use crate::pluto::crypto::{DhGroup, DhKeyPair};
+use crate::pluto::crypto::{DhGroup, DhKeyPair, SignatureScheme};
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::install::{ChildMode, EspKeys, NegotiatedChild, NegotiatedEsp};
@@ -50,6 +50,32 @@ fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], a: SocketAddrV4) -> Vec<u8> {
         &a.ip().octets(),
         &a.port().to_be_bytes(),
     ])
+}
+
+/// The authentication kind of an AUTH method (`None`: not one rswan speaks).
+fn auth_kind(m: AuthMethod) -> Option<AuthKind> {
+    match m {
+        AuthMethod::SharedKeyMic => Some(AuthKind::Psk),
+        AuthMethod::RsaSig | AuthMethod::DigitalSignature => Some(AuthKind::Rsa),
+        _ => None,
+    }
+}
+
+/// The SIGNATURE_HASH_ALGORITHMS notification (RFC 7427 4): SHA2-256/384/512.
+fn hash_algorithms_notify() -> Payload {
+    Payload::Notify(NotifyPayload::signature_hash_algorithms(&[
+        wire::HashAlgorithm::Sha2_256,
+        wire::HashAlgorithm::Sha2_384,
+        wire::HashAlgorithm::Sha2_512,
+    ]))
+}
+
+/// The peer's SIGNATURE_HASH_ALGORITHMS, as raw numbers.
+fn peer_hashes(payloads: &[Payload]) -> Vec<u16> {
+    wire::find_notify(payloads, NotifyType::SignatureHashAlgorithms)
+        .and_then(|n| n.hash_algorithms().ok())
+        .map(|v| v.into_iter().map(|h| h.value()).collect())
+        .unwrap_or_default()
 }
 
 /// An IKEv2 ID payload for one of our IDs (`%any` and unresolved names: our address).
@@ -101,6 +127,28 @@ fn covers(ts: &TsPayload, s: &Subnet) -> bool {
         }
         AddressRange::V6 { .. } => false,
     })
+}
+
+/// The subnet of a TS payload narrowed inside `ours`: exactly one all-ports selector whose
+/// range is a CIDR block within `ours`.
+fn narrowed(ts: &TsPayload, ours: &Subnet) -> Option<Subnet> {
+    let [a] = ts.addr_selectors().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let AddressRange::V4 { start, end } = a.addresses else {
+        return None;
+    };
+    if a.ip_protocol != 0 || a.start_port != 0 || a.end_port != 65535 {
+        return None;
+    }
+    let size = u32::from(end).checked_sub(u32::from(start))?.checked_add(1);
+    let len = match size {
+        None => 0,
+        Some(n) if n.is_power_of_two() => 32 - n.trailing_zeros() as u8,
+        Some(_) => return None,
+    };
+    let s = Subnet::new(start, len);
+    (s.addr() == start && ours.covers(&s)).then_some(s)
 }
 
 fn payload_ts(payloads: &[Payload]) -> (Option<&TsPayload>, Option<&TsPayload>) {
@@ -216,7 +264,9 @@ impl Pluto {
         }
     }
 
-    /// A protected message on IKE SA `serial` (RFC 7296 3.14).
+    /// A protected message on IKE SA `serial` (RFC 7296 3.14): one datagram, or SKF
+    /// fragments (RFC 7383) when the peer supports them and the message is larger than
+    /// `ike_fragment_size`.
     fn v2_seal(
         &mut self,
         serial: SerialNo,
@@ -224,26 +274,44 @@ impl Pluto {
         response: bool,
         msgid: u32,
         payloads: &[Payload],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<Vec<u8>>, String> {
         let (first, chain) = wire::emit_inner(payloads).map_err(|e| e.to_string())?;
         let s = self.sas.ike(serial).ok_or("IKE SA gone")?;
-        let mut header = Self::v2_header(s, exch, response, msgid);
-        header.next_payload = PayloadType::Encrypted;
-        let sk = s
-            .exchange
-            .v2()
-            .and_then(|x| x.sk_out.as_ref())
-            .ok_or("no keys")?;
-        let body_len = sk.body_len(chain.len());
-        let sk_len = u16::try_from(body_len + wire::GENERIC_HEADER_LEN)
-            .map_err(|_| "message too long".to_string())?;
-        let mut out = header
-            .to_bytes(usize::from(sk_len))
-            .map_err(|e| e.to_string())?
-            .to_vec();
-        out.push(first.value());
-        out.push(0);
-        out.extend_from_slice(&sk_len.to_be_bytes());
+        let header = Self::v2_header(s, exch, response, msgid);
+        let x = s.exchange.v2().ok_or("not IKEv2")?;
+        let sk = x.sk_out.as_ref().ok_or("no keys")?;
+        let marker = if s.local.port() == NAT_T_PORT { 4 } else { 0 };
+        let max = self.cfg.ike_fragment_size.saturating_sub(marker);
+        let whole = wire::HEADER_LEN + wire::GENERIC_HEADER_LEN + sk.body_len(chain.len());
+        // Pieces of the chain, and the SKF fields of each (none: one SK payload).
+        let pieces: Vec<(Option<wire::FragmentInfo>, PayloadType, &[u8])> =
+            if x.peer_fragments && whole > max {
+                let room = max.saturating_sub(wire::HEADER_LEN + wire::GENERIC_HEADER_LEN + 4);
+                let cap = sk
+                    .max_plain_len(room)
+                    .filter(|&c| c > 0)
+                    .ok_or("ike_fragment_size too small for a fragment")?;
+                let chunks: Vec<&[u8]> = chain.chunks(cap).collect();
+                let total = u16::try_from(chunks.len())
+                    .ok()
+                    .filter(|&t| t <= wire::MAX_FRAGMENTS)
+                    .ok_or("message needs too many fragments")?;
+                chunks
+                    .into_iter()
+                    .zip(1..=total)
+                    .map(|(c, number)| {
+                        let f = if number == 1 {
+                            first
+                        } else {
+                            PayloadType::None
+                        };
+                        (Some(wire::FragmentInfo { number, total }), f, c)
+                    })
+                    .collect()
+            } else {
+                vec![(None, first, chain.as_slice())]
+            };
+        let mut out = Vec::with_capacity(pieces.len());
         let mut rng = crate::pluto::engine::InjectedRng(&mut *self.rng);
         let sk = self
             .sas
@@ -251,24 +319,75 @@ impl Pluto {
             .and_then(|s| s.exchange.v2_mut())
             .and_then(|x| x.sk_out.as_mut())
             .ok_or("no keys")?;
-        let body = sk.seal(&mut rng, &out, &chain).map_err(|e| e.to_string())?;
-        out.extend_from_slice(&body);
+        for (frag, next, plain) in pieces {
+            let fields = if frag.is_some() { 4 } else { 0 };
+            let body_len = sk.body_len(plain.len());
+            let sk_len = u16::try_from(body_len + wire::GENERIC_HEADER_LEN + fields)
+                .map_err(|_| "message too long".to_string())?;
+            let mut h = header;
+            h.next_payload = if frag.is_some() {
+                PayloadType::EncryptedFragment
+            } else {
+                PayloadType::Encrypted
+            };
+            let mut msg = h
+                .to_bytes(usize::from(sk_len))
+                .map_err(|e| e.to_string())?
+                .to_vec();
+            msg.push(next.value());
+            msg.push(0);
+            msg.extend_from_slice(&sk_len.to_be_bytes());
+            if let Some(f) = frag {
+                msg.extend_from_slice(&f.number.to_be_bytes());
+                msg.extend_from_slice(&f.total.to_be_bytes());
+            }
+            let body = sk.seal(&mut rng, &msg, plain).map_err(|e| e.to_string())?;
+            msg.extend_from_slice(&body);
+            out.push(msg);
+        }
         Ok(out)
     }
 
-    /// Checks and decrypts a protected message on IKE SA `serial`.
-    fn v2_open(&self, serial: SerialNo, data: &[u8]) -> Result<Vec<Payload>, String> {
+    /// Checks and decrypts a protected message on IKE SA `serial`: its inner payloads, or
+    /// `None` for a fragment of a message not yet complete (RFC 7383: each fragment's ICV is
+    /// checked before it is kept).
+    fn v2_open(&mut self, serial: SerialNo, data: &[u8]) -> Result<Option<Vec<Payload>>, String> {
         let sk = self
             .v2(serial)
             .and_then(|x| x.sk_in.as_ref())
             .ok_or("no keys")?;
         let p = Protected::locate(data, sk.iv_len(), sk.icv_len()).map_err(|e| e.to_string())?;
-        if p.fragment.is_some() {
-            return Err("IKE fragments (RFC 7383) are not supported yet".into());
-        }
         let body = data.get(p.aad.len()..).ok_or("truncated")?;
         let plain = sk.open(p.aad, body).map_err(|e| e.to_string())?;
-        wire::parse_inner(p.first_inner, &plain).map_err(|e| e.to_string())
+        let Some(info) = p.fragment else {
+            return wire::parse_inner(p.first_inner, &plain)
+                .map(Some)
+                .map_err(|e| e.to_string());
+        };
+        let (msgid, response) = (p.header.message_id, p.header.flags.response());
+        let x = self.v2_mut(serial).ok_or("gone")?;
+        if x.reassembly
+            .as_ref()
+            .is_none_or(|r| (r.0, r.1) != (msgid, response))
+        {
+            x.reassembly = Some((msgid, response, wire::Reassembly::new()));
+        }
+        let Some((_, _, r)) = x.reassembly.as_mut() else {
+            return Ok(None);
+        };
+        match r.add(info, p.first_inner, &plain) {
+            Ok(wire::FragmentStatus::Complete(m)) => {
+                x.reassembly = None;
+                wire::parse_inner(m.first_inner, &m.chain)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(format!(
+                "fragment {}/{} dropped: {e}",
+                info.number, info.total
+            )),
+        }
     }
 
     /// Sends a response on IKE SA `serial` and keeps it for a retransmitted request.
@@ -279,7 +398,7 @@ impl Pluto {
         msgid: u32,
         payloads: &[Payload],
     ) -> Result<(), String> {
-        let bytes = self.v2_seal(serial, exch, true, msgid, payloads)?;
+        let msgs = self.v2_seal(serial, exch, true, msgid, payloads)?;
         let (local, remote) = self
             .sas
             .ike(serial)
@@ -287,9 +406,11 @@ impl Pluto {
             .ok_or("gone")?;
         if let Some(x) = self.v2_mut(serial) {
             x.peer_next_request = msgid.wrapping_add(1);
-            x.last_response = Some((msgid, bytes.clone()));
+            x.last_response = Some((msgid, msgs.clone()));
         }
-        self.send_raw(local, remote, bytes);
+        for m in msgs {
+            self.send_raw(local, remote, m);
+        }
         Ok(())
     }
 
@@ -303,7 +424,7 @@ impl Pluto {
         retransmit: bool,
     ) -> Result<u32, String> {
         let msgid = self.v2(serial).map(|x| x.next_request).ok_or("gone")?;
-        let bytes = self.v2_seal(serial, exch, false, msgid, payloads)?;
+        let msgs = self.v2_seal(serial, exch, false, msgid, payloads)?;
         let (local, remote) = self
             .sas
             .ike(serial)
@@ -313,10 +434,12 @@ impl Pluto {
             x.next_request = msgid.wrapping_add(1);
         }
         if retransmit {
-            self.send_for(serial, local, remote, bytes);
+            self.send_all_for(serial, local, remote, msgs);
             self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         } else {
-            self.send_raw(local, remote, bytes);
+            for m in msgs {
+                self.send_raw(local, remote, m);
+            }
         }
         Ok(msgid)
     }
@@ -498,7 +621,8 @@ impl Pluto {
             return;
         }
         let payloads = match self.v2_open(serial, data) {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(e) => {
                 self.slog(
                     serial,
@@ -544,10 +668,16 @@ impl Pluto {
                 .as_ref()
                 .filter(|(id, _)| id.wrapping_add(1) == expected && *id == hdr.message_id)
                 .map(|(_, b)| b.clone());
+            // A retransmitted fragmented request is answered once, on its first fragment.
+            let later_fragment = data.get(16) == Some(&PayloadType::EncryptedFragment.value())
+                && data.get(32..34) != Some(&[0, 1][..]);
             match again {
-                Some(b) => {
+                Some(_) if later_fragment => {}
+                Some(msgs) => {
                     // A retransmitted request: the same answer.
-                    self.send_raw(local, remote, b);
+                    for m in msgs {
+                        self.send_raw(local, remote, m);
+                    }
                 }
                 None => self.log(format!(
                     "packet from {remote}: {} request with message ID {} (expected {expected}); dropped",
@@ -557,7 +687,8 @@ impl Pluto {
             return;
         }
         let payloads = match self.v2_open(serial, data) {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(e) => {
                 self.slog(
                     serial,
@@ -614,6 +745,7 @@ impl Pluto {
         };
         let offered = ike_suites(c);
         let life = c.ikelifetime;
+        let c_auth = c.auth.first().copied();
         // An IKE SA always brings a child SA along: replacing an IKE SA replaces the conn's
         // newest child SA too (make-before-break).
         let pending = pending.or(Some(PendingChild {
@@ -647,7 +779,7 @@ impl Pluto {
         sa.whack = whack;
         sa.try_no = try_no;
         sa.pending_child = pending;
-        sa.auth = Some(AuthKind::Psk);
+        sa.auth = c_auth;
         sa.liveness.peer_supports = true;
         self.sas.insert_ike(sa);
         match replacing.or(pending.and_then(|p| p.replacing)) {
@@ -681,6 +813,11 @@ impl Pluto {
             data: dh.public_value().to_vec(),
         }));
         payloads.push(Payload::Nonce(x.ni.clone()));
+        payloads.push(hash_algorithms_notify());
+        payloads.push(Payload::Notify(NotifyPayload::new(
+            NotifyType::Ikev2FragmentationSupported,
+            Vec::new(),
+        )));
         let (spi_i, local, remote) = (s.spi_i(), s.local, s.remote);
         payloads.extend(self.v2_nat_d(serial));
         let msg = wire::Message {
@@ -743,13 +880,33 @@ impl Pluto {
             ));
             return;
         };
+        // Under load, no state without a COOKIE proving the peer receives at its address
+        // (RFC 7296 2.6): the cookie is a MAC of its nonce, address and SPI under our secret.
+        let half_open = self
+            .sas
+            .ikes()
+            .filter(|s| s.exchange.v2().is_some() && s.exchange.half_open_responder())
+            .count();
+        if half_open >= self.cfg.cookie_threshold {
+            let want = self.v2_cookie(ni, remote, &hdr.spi_i.0);
+            let got = match msg.payloads.first() {
+                Some(Payload::Notify(n)) if n.notify_type == NotifyType::Cookie => Some(&n.data),
+                _ => None,
+            };
+            if got.is_none_or(|g| !crate::pluto::crypto::ct_eq(g, &want)) {
+                self.log(format!(
+                    "packet from {remote}: {half_open} half-open IKE SAs: IKE_SA_INIT without a valid COOKIE; sending COOKIE"
+                ));
+                if let Ok(n) = NotifyPayload::cookie(want) {
+                    self.v2_init_notify(local, remote, hdr, n);
+                }
+                return;
+            }
+        }
         let me = *local.ip();
         let peer = *remote.ip();
         let accepts = |c: &crate::pluto::Connection| {
-            c.negotiates()
-                && c.ike_policy.accepts(IkeVersion::V2)
-                && c.auth.contains(&AuthKind::Psk)
-                && c.this.host == Some(me)
+            c.negotiates() && c.ike_policy.accepts(IkeVersion::V2) && c.this.host == Some(me)
         };
         let mut candidates: Vec<String> = self
             .conns
@@ -859,7 +1016,16 @@ impl Pluto {
                 data: dh.public_value().to_vec(),
             }),
             Payload::Nonce(nr.clone()),
+            hash_algorithms_notify(),
         ];
+        let peer_fragments =
+            wire::find_notify(&msg.payloads, NotifyType::Ikev2FragmentationSupported).is_some();
+        if peer_fragments {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::Ikev2FragmentationSupported,
+                Vec::new(),
+            )));
+        }
         let peer_nat_d = self.cfg.nat_traversal
             && wire::find_notify(&msg.payloads, NotifyType::NatDetectionSourceIp).is_some();
         if peer_nat_d {
@@ -904,6 +1070,8 @@ impl Pluto {
         x.sk_out = Some(sk_out);
         x.sk_in = Some(sk_in);
         x.peer_next_request = 1;
+        x.peer_hashes = peer_hashes(&msg.payloads);
+        x.peer_fragments = peer_fragments;
         let mut sa = IkeSa::new(
             serial,
             NewIkeSa {
@@ -917,7 +1085,6 @@ impl Pluto {
                 exchange: IkeExchange::V2(Box::new(x)),
             },
         );
-        sa.auth = Some(AuthKind::Psk);
         sa.life = life;
         sa.template = template;
         sa.liveness.peer_supports = true;
@@ -938,6 +1105,22 @@ impl Pluto {
         self.log_transition(serial, "");
         self.send_for(serial, local, remote, bytes);
         self.schedule(serial, HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
+    }
+
+    /// Our COOKIE for an IKE_SA_INIT request: HMAC-SHA-256(secret, Ni | IPi | port | SPIi),
+    /// 16 octets.
+    fn v2_cookie(&self, ni: &[u8], remote: SocketAddrV4, spi_i: &[u8; 8]) -> Vec<u8> {
+        let mut c = crate::pluto::crypto::Prf::HmacSha256.prf(
+            &self.cookie_secret,
+            &[
+                ni,
+                &remote.ip().octets(),
+                &remote.port().to_be_bytes(),
+                spi_i,
+            ],
+        );
+        c.truncate(16);
+        c
     }
 
     /// The two directions of message protection from an IKE SA's keys (`initiator`: ours).
@@ -992,6 +1175,10 @@ impl Pluto {
         let key = self.sas.conn_of(serial).ok_or("gone")?.to_string();
         if let Some(n) = wire::find_notify(payloads, NotifyType::Cookie) {
             let cookie = n.cookie_data().map_err(|e| e.to_string())?.to_vec();
+            self.slog(
+                serial,
+                "received COOKIE: responder under load; resending IKE_SA_INIT with it".into(),
+            );
             return self.v2_restart_init(serial, "COOKIE", |x| x.cookie = Some(cookie));
         }
         if let Some(n) = wire::find_notify(payloads, NotifyType::InvalidKePayload) {
@@ -1073,6 +1260,9 @@ impl Pluto {
             x.alg = Some(alg);
             x.nr = nr.to_vec();
             x.init_r = data.to_vec();
+            x.peer_hashes = peer_hashes(payloads);
+            x.peer_fragments =
+                wire::find_notify(payloads, NotifyType::Ikev2FragmentationSupported).is_some();
             x.dh = None;
             x.keys = Some(keys);
             x.sk_out = Some(sk_out);
@@ -1123,20 +1313,107 @@ impl Pluto {
     // -----------------------------------------------------------------------------------
     // IKE_AUTH.
 
-    /// Our AUTH payload (PSK) over `octets`.
-    fn v2_psk_auth(
+    /// Our AUTH payload over `octets` with method `kind`: a PSK MAC (method 2), or an RSA
+    /// signature — RFC 7427 Digital Signature with sha256WithRSAEncryption when the peer
+    /// announced SHA2-256 in SIGNATURE_HASH_ALGORITHMS, else method 1 (PKCS#1 v1.5, SHA-1).
+    fn v2_our_auth(
         &mut self,
+        serial: SerialNo,
         key: &str,
+        kind: AuthKind,
         peer: Option<&Id>,
         prf_octets: (crate::pluto::crypto::Prf, Vec<u8>),
     ) -> Result<Payload, String> {
-        let psk = self
-            .psk_for(key, peer)
-            .ok_or_else(|| "no pre-shared key for this connection".to_string())?;
-        Ok(Payload::Auth(AuthPayload {
-            method: AuthMethod::SharedKeyMic,
-            data: psk_auth(prf_octets.0, &psk, &prf_octets.1),
-        }))
+        let (prf, octets) = prf_octets;
+        match kind {
+            AuthKind::Psk => {
+                let psk = self
+                    .psk_for(key, peer)
+                    .ok_or_else(|| "no pre-shared key for this connection".to_string())?;
+                Ok(Payload::Auth(AuthPayload {
+                    method: AuthMethod::SharedKeyMic,
+                    data: psk_auth(prf, &psk, &octets),
+                }))
+            }
+            AuthKind::Rsa => {
+                let k = self
+                    .rsa_key_for(key)
+                    .ok_or_else(|| "no RSA private key for this connection".to_string())?;
+                let rfc7427 = self.v2(serial).is_some_and(|x| {
+                    x.peer_hashes
+                        .contains(&wire::HashAlgorithm::Sha2_256.value())
+                });
+                let scheme = if rfc7427 {
+                    SignatureScheme::Pkcs1Sha256
+                } else {
+                    SignatureScheme::Pkcs1Sha1Method1
+                };
+                let sig = k
+                    .sign_ikev2(&mut self.rng(), scheme, &octets)
+                    .map_err(|e| format!("cannot sign: {e}"))?;
+                let payload = match crate::pluto::crypto::ikev2::auth::wire_scheme(scheme) {
+                    Some(w) => AuthPayload::digital_signature(w, sig).map_err(|e| e.to_string())?,
+                    None => AuthPayload {
+                        method: AuthMethod::RsaSig,
+                        data: sig,
+                    },
+                };
+                Ok(Payload::Auth(payload))
+            }
+        }
+    }
+
+    /// Checks the peer's AUTH payload over `octets` against conn `key`'s credentials for
+    /// peer `pid`; the method it used.
+    fn v2_verify_auth(
+        &mut self,
+        key: &str,
+        pid: &Id,
+        auth: &AuthPayload,
+        prf: crate::pluto::crypto::Prf,
+        octets: &[u8],
+    ) -> Result<AuthKind, String> {
+        let kind = auth_kind(auth.method).ok_or_else(|| {
+            format!(
+                "peer authenticates with {}, which we do not support",
+                auth.method
+            )
+        })?;
+        let c = self.conns.get(key).ok_or("connection gone")?;
+        if !c.auth.contains(&kind) {
+            return Err(format!(
+                "peer authenticates with {}, which authby= of this connection does not allow",
+                auth.method
+            ));
+        }
+        match kind {
+            AuthKind::Psk => match self.psk_for(key, Some(pid)) {
+                Some(psk) if verify_psk_auth(prf, &psk, octets, &auth.data).is_ok() => Ok(kind),
+                Some(_) => Err(format!("AUTHENTICATION_FAILED: peer '{pid}' sent an AUTH payload that does not match our PSK (mismatch of preshared secrets?)")),
+                None => Err(format!("AUTHENTICATION_FAILED: no pre-shared key for peer '{pid}'")),
+            },
+            AuthKind::Rsa => {
+                let pk = c
+                    .that
+                    .rsakey
+                    .clone()
+                    .ok_or_else(|| format!("AUTHENTICATION_FAILED: no RSA public key for peer '{pid}'"))?;
+                let (scheme, sig) = if auth.method == AuthMethod::RsaSig {
+                    (SignatureScheme::Pkcs1Sha1Method1, auth.data.clone())
+                } else {
+                    let sa = auth.signature_auth().map_err(|e| e.to_string())?;
+                    let w = sa.scheme().ok_or("AUTH payload with an unsupported signature algorithm")?;
+                    (SignatureScheme::from(w), sa.signature)
+                };
+                pk.verify_ikev2(scheme, octets, &sig).map_err(|_| {
+                    format!(
+                        "AUTHENTICATION_FAILED: signature check (on {pid}) failed (wrong key?); tried *{}",
+                        pk.key_id()
+                    )
+                })?;
+                Ok(kind)
+            }
+        }
     }
 
     /// Sends IKE_AUTH with the pending child SA.
@@ -1159,7 +1436,12 @@ impl Pluto {
             &keys.sk_pi,
             &idi.body_bytes().map_err(|e| e.to_string())?,
         );
-        let auth = self.v2_psk_auth(key, None, (prf, octets))?;
+        let kind = self
+            .conns
+            .get(key)
+            .and_then(|c| c.auth.first().copied())
+            .ok_or("authby=never")?;
+        let auth = self.v2_our_auth(serial, key, kind, None, (prf, octets))?;
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
         let mut payloads = vec![Payload::IdI(idi)];
@@ -1217,11 +1499,15 @@ impl Pluto {
 
     /// The responder's conn for the peer's authenticated-to-be ID (may switch from the conn
     /// IKE_SA_INIT picked, as Pluto's refinement does).
-    fn v2_refine(&mut self, serial: SerialNo, peer: &Id) -> Option<String> {
+    fn v2_refine(&mut self, serial: SerialNo, peer: &Id, kind: AuthKind) -> Option<String> {
         let s = self.sas.ike(serial)?;
         let key = s.conn().to_string();
         let (me, addr) = (*s.local.ip(), *s.remote.ip());
-        let fits = |c: &crate::pluto::Connection| c.that.id == Id::Any || c.that.id == *peer;
+        let fits = |c: &crate::pluto::Connection| {
+            (c.that.id == Id::Any || c.that.id == *peer)
+                && c.auth.contains(&kind)
+                && (kind == AuthKind::Psk || c.that.rsakey.is_some())
+        };
         if self.conns.get(&key).is_some_and(fits) {
             return Some(key);
         }
@@ -1232,7 +1518,6 @@ impl Pluto {
                 c.negotiates()
                     && c.ike_policy.accepts(IkeVersion::V2)
                     && c.instance == 0
-                    && c.auth.contains(&AuthKind::Psk)
                     && c.this.host == Some(me)
                     && (c.that.host == Some(addr) || c.is_template())
                     && fits(c)
@@ -1286,18 +1571,18 @@ impl Pluto {
             p.delete_sa(serial, false);
             Ok(())
         };
-        let Some(key) = self.v2_refine(serial, &pid) else {
-            return fail(self, format!("no suitable connection for peer '{pid}'"));
-        };
-        if auth.method != AuthMethod::SharedKeyMic {
+        let Some(kind) = auth_kind(auth.method) else {
             return fail(
                 self,
                 format!(
-                    "peer authenticates with {}, but we require a PSK",
+                    "peer authenticates with {}, which we do not support",
                     auth.method
                 ),
             );
-        }
+        };
+        let Some(key) = self.v2_refine(serial, &pid, kind) else {
+            return fail(self, format!("no suitable connection for peer '{pid}'"));
+        };
         let x = self.v2(serial).ok_or("gone")?;
         let keys = x.keys.as_ref().ok_or("no keys")?;
         let prf = keys.algs.prf;
@@ -1308,15 +1593,8 @@ impl Pluto {
             &keys.sk_pi,
             &idi.body_bytes().map_err(|e| e.to_string())?,
         );
-        let ok = match self.psk_for(&key, Some(&pid)) {
-            Some(psk) => verify_psk_auth(prf, &psk, &octets, &auth.data).is_ok(),
-            None => false,
-        };
-        if !ok {
-            return fail(
-                self,
-                format!("AUTHENTICATION_FAILED: peer '{pid}' sent an AUTH payload that does not match our PSK (mismatch of preshared secrets?)"),
-            );
+        if let Err(why) = self.v2_verify_auth(&key, &pid, auth, prf, &octets) {
+            return fail(self, why);
         }
         // Authenticated: what follows is not rate-limited.
         self.unauth = None;
@@ -1337,7 +1615,7 @@ impl Pluto {
         };
         if let Some(s) = self.sas.ike_mut(serial) {
             s.peer_id = Some(pid.clone());
-            s.auth = Some(AuthKind::Psk);
+            s.auth = Some(kind);
         }
         // Our AUTH.
         let c = self.conns.get(&key).ok_or("connection gone")?;
@@ -1351,8 +1629,45 @@ impl Pluto {
             &keys.sk_pr,
             &idr.body_bytes().map_err(|e| e.to_string())?,
         );
-        let our_auth = self.v2_psk_auth(&key, Some(&pid), (prf, octets))?;
+        // We answer with the peer's method when our conn allows it, else our first one.
+        let ours = self
+            .conns
+            .get(&key)
+            .map(|c| {
+                if c.auth.contains(&kind) {
+                    kind
+                } else {
+                    c.auth.first().copied().unwrap_or(kind)
+                }
+            })
+            .unwrap_or(kind);
+        let our_auth = self.v2_our_auth(serial, &key, ours, Some(&pid), (prf, octets))?;
         let mut answer = vec![Payload::IdR(idr), our_auth];
+        // INITIAL_CONTACT (RFC 7296 2.4): the peer has no other IKE SA with us; ours with its
+        // identity are stale (it restarted).
+        if wire::find_notify(payloads, NotifyType::InitialContact).is_some() {
+            let stale: Vec<SerialNo> = self
+                .sas
+                .ikes()
+                .filter(|s| {
+                    s.serial() != serial
+                        && s.exchange.v2().is_some()
+                        && s.peer_id.as_ref() == Some(&pid)
+                })
+                .map(IkeSa::serial)
+                .collect();
+            for s in stale {
+                self.slog(
+                    s,
+                    format!("deleting: peer '{pid}' sent INITIAL_CONTACT in #{serial}"),
+                );
+                let children: Vec<SerialNo> = self.sas.children_of(s).map(|c| c.serial()).collect();
+                for ch in children {
+                    self.delete_sa(ch, false);
+                }
+                self.delete_sa(s, false);
+            }
+        }
         // The child SA.
         let child = self.v2_child_responder(serial, &key, payloads, None, &mut answer);
         self.v2_respond(serial, ExchangeType::IkeAuth, msgid, &answer)?;
@@ -1552,7 +1867,7 @@ impl Pluto {
                     && c.that.host == Some(*s.remote.ip())
                     && c.this.id == own.this.id
                     && c.that.id == own.that.id
-                    && c.auth.contains(&AuthKind::Psk)
+                    && s.auth.is_some_and(|a| c.auth.contains(&a))
                     && fits(c)
             })
             .map_or_else(|| key.to_string(), |c| c.key())
@@ -1632,6 +1947,57 @@ impl Pluto {
         self.log_transition(serial, &extra);
         self.child_established(serial);
         self.release_whack(serial, 0);
+        // RFC 7296 2.8: once the new child SA is up, its initiator deletes the one it
+        // replaces (make-before-break: the new SAs carry the traffic already).
+        let replaced = self
+            .sas
+            .child(serial)
+            .filter(|c| c.initiator)
+            .and_then(|c| c.replacing)
+            .filter(|&old| old != serial && self.sas.child(old).is_some_and(|o| o.established));
+        if let Some(old) = replaced {
+            // RFC 7296 2.8.1: the peer rekeyed the same child SA at the same time. Of the two
+            // new SAs, the one whose exchange has the lowest of the four nonces goes; its
+            // initiator deletes it (the peer decides the same way).
+            let ours = self
+                .sas
+                .child(serial)
+                .and_then(|c| c.exchange.v2())
+                .and_then(|x| x.exchange_nonces.clone());
+            let theirs = self
+                .sas
+                .children()
+                .filter(|c| {
+                    c.serial() != serial
+                        && !c.initiator
+                        && c.established
+                        && c.replacing == Some(old)
+                })
+                .find_map(|c| {
+                    c.exchange
+                        .v2()
+                        .and_then(|x| x.exchange_nonces.clone())
+                        .map(|n| (c.serial(), n))
+                });
+            if let (Some((oi, or)), Some((other, (ti, tr)))) = (ours, theirs) {
+                let lowest_ours = oi.min(or) < ti.min(tr);
+                let loser = if lowest_ours { serial } else { other };
+                self.slog(
+                    serial,
+                    format!(
+                        "rekey collision with #{other} over #{old}: #{loser} has the lowest nonce{}",
+                        if lowest_ours { "; deleting it" } else { "; the peer deletes it" }
+                    ),
+                );
+                if lowest_ours {
+                    self.delete_sa(serial, true);
+                }
+            }
+            if self.sas.child(old).is_some() {
+                self.slog(old, format!("replaced by #{serial}: deleting"));
+                self.delete_sa(old, true);
+            }
+        }
     }
 
     /// IKE_AUTH response arrived (initiator).
@@ -1680,17 +2046,8 @@ impl Pluto {
             &keys.sk_pr,
             &idr.body_bytes().map_err(|e| e.to_string())?,
         );
-        let ok = auth.method == AuthMethod::SharedKeyMic
-            && match self.psk_for(&key, Some(&pid)) {
-                Some(psk) => verify_psk_auth(prf, &psk, &octets, &auth.data).is_ok(),
-                None => false,
-            };
-        if !ok {
-            self.v2_fail(
-                serial,
-                &key,
-                format!("AUTHENTICATION_FAILED: responder '{pid}' sent an AUTH payload that does not match our PSK"),
-            );
+        if let Err(why) = self.v2_verify_auth(&key, &pid, auth, prf, &octets) {
+            self.v2_fail(serial, &key, format!("responder: {why}"));
             return Ok(());
         }
         if let Some(s) = self.sas.ike_mut(serial) {
@@ -1779,7 +2136,27 @@ impl Pluto {
         };
         let (our_client, peer_client) = (c.our_client, c.peer_client);
         if !covers(tsi, &our_client) || !covers(tsr, &peer_client) {
-            return fail(self, "responder narrowed the traffic selectors".into());
+            // RFC 7296 2.9: the responder may narrow; we take a narrower pair of subnets
+            // inside ours, nothing else.
+            match (narrowed(tsi, &our_client), narrowed(tsr, &peer_client)) {
+                (Some(o), Some(p)) => {
+                    self.slog(
+                        child,
+                        format!("responder narrowed the traffic selectors to {o}==={p}"),
+                    );
+                    if let Some(c) = self.sas.child_mut(child) {
+                        c.our_client = o;
+                        c.peer_client = p;
+                    }
+                }
+                _ => {
+                    return fail(
+                        self,
+                        "responder's traffic selectors are not inside ours (TS_UNACCEPTABLE)"
+                            .into(),
+                    )
+                }
+            }
         }
         let life = self.conns.get(&key).map_or(28800, |c| c.keylife);
         if let Some(x) = self.v2_child_mut(child) {
@@ -1906,7 +2283,7 @@ impl Pluto {
         payloads: &[Payload],
     ) -> Result<u32, String> {
         let msgid = self.v2(ike).map(|x| x.next_request).ok_or("gone")?;
-        let bytes = self.v2_seal(ike, ExchangeType::CreateChildSa, false, msgid, payloads)?;
+        let msgs = self.v2_seal(ike, ExchangeType::CreateChildSa, false, msgid, payloads)?;
         let (local, remote) = self
             .sas
             .ike(ike)
@@ -1915,7 +2292,7 @@ impl Pluto {
         if let Some(x) = self.v2_mut(ike) {
             x.next_request = msgid.wrapping_add(1);
         }
-        self.send_for(child, local, remote, bytes);
+        self.send_all_for(child, local, remote, msgs);
         self.schedule(child, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
         Ok(msgid)
     }
@@ -1981,6 +2358,9 @@ impl Pluto {
             (Some(n), None) => n,
             _ => Vec::new(),
         };
+        if let Some(x) = self.v2_child_mut(child) {
+            x.exchange_nonces = Some((ni.clone(), nr.clone()));
+        }
         self.v2_child_answer(ike, child, payloads, &ni, &nr, gir.as_deref());
         Ok(())
     }
@@ -2061,6 +2441,9 @@ impl Pluto {
         if let Some(ch) = child {
             if let Some(c) = self.sas.child_mut(ch) {
                 c.replacing = replacing;
+                if let Some(x) = c.exchange.v2_mut() {
+                    x.exchange_nonces = Some((ni.clone(), nr.clone()));
+                }
             }
             self.v2_child_up(ch);
         }
@@ -2078,9 +2461,11 @@ impl Pluto {
         spi_i: [u8; 8],
         spi_r: [u8; 8],
         initiator: bool,
-        x: Ikev2Ike,
+        mut x: Ikev2Ike,
     ) -> Option<SerialNo> {
-        self.sas.ike(old)?;
+        let ox = self.sas.ike(old)?.exchange.v2()?;
+        x.peer_fragments = ox.peer_fragments;
+        x.peer_hashes = ox.peer_hashes.clone();
         let serial = self.sas.new_serial();
         let o = self.sas.ike(old)?;
         let mut sa = IkeSa::new(

@@ -127,7 +127,7 @@ pub struct Ikev2Ike {
     /// Message ID of the peer's next request.
     pub peer_next_request: u32,
     /// Our last response (message ID, datagram as sent) for a retransmitted request.
-    pub last_response: Option<(u32, Vec<u8>)>,
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
     /// The responder's COOKIE to echo in IKE_SA_INIT.
     pub cookie: Option<Vec<u8>>,
     /// IKE_SA_INIT retries after INVALID_KE_PAYLOAD or COOKIE.
@@ -135,6 +135,12 @@ pub struct Ikev2Ike {
     /// A rekeying IKE SA (initiator): the IKE SA it replaces, over which the CREATE_CHILD_SA
     /// request went, and that request's message ID.
     pub rekeying: Option<(crate::pluto::ids::SerialNo, u32)>,
+    /// The hash algorithms the peer announced for RFC 7427 signatures (raw numbers).
+    pub peer_hashes: Vec<u16>,
+    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    pub peer_fragments: bool,
+    /// A fragmented message being received: message ID, response or request, the pieces.
+    pub reassembly: Option<(u32, bool, crate::pluto::ikev2::wire::Reassembly)>,
 }
 
 impl Ikev2Ike {
@@ -158,6 +164,9 @@ impl Ikev2Ike {
             cookie: None,
             init_retries: 0,
             rekeying: None,
+            peer_hashes: Vec::new(),
+            peer_fragments: false,
+            reassembly: None,
         }
     }
 }
@@ -178,6 +187,9 @@ pub struct Ikev2Child {
     pub nonce: Vec<u8>,
     /// PFS key pair (CREATE_CHILD_SA).
     pub dh: Option<DhKeyPair>,
+    /// Ni and Nr of the CREATE_CHILD_SA exchange that made it (rekey collisions, RFC 7296
+    /// 2.8.1).
+    pub exchange_nonces: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Ikev2Child {
@@ -191,6 +203,7 @@ impl Ikev2Child {
             msgid: 0,
             nonce: Vec::new(),
             dh: None,
+            exchange_nonces: None,
         }
     }
 }

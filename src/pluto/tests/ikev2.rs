@@ -268,6 +268,14 @@ fn ikev2_child_rekey_with_create_child_sa() {
     // Still one IKE SA on each side: the child SA was rekeyed over it.
     assert_eq!(net.a.established_isakmp(), 1);
     assert_eq!(net.b.established_isakmp(), 1);
+    // The replaced child SA went at once (RFC 7296 2.8), on both sides, before its expiry.
+    assert!(net.a.p.sas.child(first).is_none(), "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
+    assert!(
+        net.b.log_has("received Delete for this child SA"),
+        "{}",
+        net.b.dump()
+    );
     // The old child SA expires and is deleted on both sides; the new one carries traffic.
     net.advance_to(21 * 60_000);
     assert_up(&net);
@@ -552,4 +560,322 @@ fn ikev2_ike_sa_rekey_keeps_the_child_sas() {
     );
     assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
     assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+}
+
+/// West and east authenticating with RSA keys (`leftrsasigkey`/`rightrsasigkey` and the
+/// ipsec.secrets RSA blocks); east may know a wrong key for west.
+fn v2_rsa_pair(west_key_for_east: Option<String>) -> Net {
+    let (wk, wsec) = super::scenarios::rsa_keys(11);
+    let (ek, esec) = super::scenarios::rsa_keys(12);
+    let wpub = wk.public_key().to_text();
+    let epub = ek.public_key().to_text();
+    let seen = west_key_for_east.unwrap_or(wpub.clone());
+    let both = "\tauthby=rsasig\n\tkeyexchange=ikev2\n\tleftid=@west\n\trightid=@east\n";
+    Net::new(
+        Node::new(
+            WEST,
+            1,
+            &conf(
+                "net",
+                &format!("{both}\tleftrsasigkey={wpub}\n\trightrsasigkey={epub}\n"),
+            ),
+            &wsec,
+        ),
+        Node::new(
+            EAST,
+            2,
+            &conf(
+                "net",
+                &format!("{both}\tleftrsasigkey={seen}\n\trightrsasigkey={epub}\n"),
+            ),
+            &esec,
+        ),
+    )
+}
+
+#[test]
+fn ikev2_rsa_signatures() {
+    let mut net = v2_rsa_pair(None);
+    net.up_a("net");
+    assert_up(&net);
+    // RFC 7427 Digital Signature (method 14) in both IKE_AUTH messages: both ends announced
+    // SHA2-256 in SIGNATURE_HASH_ALGORITHMS.
+    for n in [&net.a, &net.b] {
+        let s = n.p.sas.ikes().next().unwrap();
+        assert_eq!(s.auth, Some(crate::pluto::proposal::AuthKind::Rsa));
+        assert_eq!(
+            s.peer_id,
+            Some(crate::config::secrets::Id::Fqdn(
+                if n.addr == WEST { "east" } else { "west" }.into()
+            ))
+        );
+    }
+    // Wrong public key for west on east: AUTHENTICATION_FAILED on both sides.
+    let (other, _) = super::scenarios::rsa_keys(99);
+    let mut net = v2_rsa_pair(Some(other.public_key().to_text()));
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(
+        net.b.log_has(
+            "AUTHENTICATION_FAILED: signature check (on @west) failed (wrong key?); tried *"
+        ),
+        "{}",
+        net.b.dump()
+    );
+    assert!(
+        net.a
+            .log_has("IKE_AUTH response: received AUTHENTICATION_FAILED notification"),
+        "{}",
+        net.a.dump()
+    );
+}
+
+#[test]
+fn ikev2_cookies_under_load_keep_state_bounded_and_let_a_real_peer_in() {
+    let b_conf = format!(
+        "version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"
+    );
+    let a_conf = format!(
+        "version 2\nconn rw\n\tleft={WEST}\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"
+    );
+    let secrets = ": PSK \"rw secret\"\n";
+    // An IKE_SA_INIT request to replay from spoofed addresses.
+    let mut x = Node::new(WEST, 7, &a_conf, secrets);
+    x.p.whack(
+        0,
+        WhackClient(1),
+        WhackCmd::Up {
+            name: "rw".into(),
+            asynchronous: true,
+        },
+    );
+    let init = std::iter::from_fn(|| x.p.poll_output())
+        .find_map(|o| match o {
+            Output::Send { data, .. } => Some(data),
+            _ => None,
+        })
+        .unwrap();
+    let a = Node::new(WEST, 1, &a_conf, secrets);
+    let b = Node::with_cfg(EAST, 2, &b_conf, secrets, |c| c.cookie_threshold = 3);
+    let mut net = Net::new(a, b);
+    let local = SocketAddrV4::new(EAST, 500);
+    for i in 0..20u8 {
+        let src = SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, i), 500);
+        net.b.p.handle_datagram(0, local, src, &init);
+    }
+    net.run();
+    // Three half-open states, then COOKIEs only.
+    assert_eq!(net.b.p.sas.len(), 3, "{}", net.b.dump());
+    assert!(
+        net.b
+            .log_has("IKE_SA_INIT without a valid COOKIE; sending COOKIE"),
+        "{}",
+        net.b.dump()
+    );
+    let cookies = net
+        .b
+        .sent
+        .iter()
+        .filter(|(_, _, _, d)| {
+            crate::pluto::ikev2::wire::parse_message(d).is_ok_and(|m| {
+                m.notify(crate::pluto::ikev2::wire::NotifyType::Cookie)
+                    .is_some()
+            })
+        })
+        .count();
+    assert_eq!(cookies, 17);
+    // The real peer echoes the COOKIE and gets in.
+    net.up_a("rw");
+    assert_eq!(
+        net.a.established_ipsec(),
+        1,
+        "{}\n{}",
+        net.a.dump(),
+        net.b.dump()
+    );
+    assert_eq!(net.b.established_ipsec(), 1);
+    assert!(
+        net.a.log_has("received COOKIE: responder under load"),
+        "{}",
+        net.a.dump()
+    );
+    // The spoofed half-open states time out.
+    net.advance_to(120_000);
+    assert_eq!(net.b.p.sas.ikes().filter(|s| !s.established).count(), 0);
+}
+
+#[test]
+fn ikev2_initial_contact_clears_a_restarted_peers_stale_sas() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    // A restarts (nothing kept) and comes back with INITIAL_CONTACT.
+    net.a = Node::new(
+        WEST,
+        5,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    net.up_a("net");
+    assert!(
+        net.b.log_has("sent INITIAL_CONTACT in #3"),
+        "{}",
+        net.b.dump()
+    );
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    assert_up(&net);
+}
+
+#[test]
+fn ikev2_initiator_accepts_a_narrowed_child_sa() {
+    // B's policy is a /25 inside A's /24 on both sides.
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/25\n\tright=198.51.100.7\n\trightsubnet=10.0.2.128/25\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+        PSK,
+    );
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_up(&net);
+    assert!(
+        net.a
+            .log_has("responder narrowed the traffic selectors to 10.0.1.0/25===10.0.2.128/25"),
+        "{}",
+        net.a.dump()
+    );
+    let c = net.a.p.sas.children().next().unwrap();
+    assert_eq!(c.peer_client.to_string(), "10.0.2.128/25");
+    // A peer whose selectors are outside ours is refused.
+    let b = Node::new(
+        EAST,
+        2,
+        "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=198.51.100.7\n\trightsubnet=10.0.3.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+        PSK,
+    );
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(net.b.log_has("sending TS_UNACCEPTABLE"), "{}", net.b.dump());
+}
+
+#[test]
+fn ikev2_fragmentation_of_large_messages() {
+    let small = |c: &mut PlutoConfig| c.ike_fragment_size = 160;
+    let both = "\tauthby=secret\n\tkeyexchange=ikev2\n";
+    let a = Node::with_cfg(WEST, 1, &conf("net", both), PSK, small);
+    let b = Node::with_cfg(EAST, 2, &conf("net", both), PSK, small);
+    let mut net = Net::new(a, b);
+    // The first fragment of A's IKE_AUTH request is lost once: A resends all of them.
+    let mut lost = false;
+    net.drop = Box::new(move |d, data| {
+        let first_skf =
+            d == Dir::AtoB && data.get(16) == Some(&53) && data.get(32..34) == Some(&[0, 1][..]);
+        if first_skf && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    net.up_a("net");
+    net.advance_to(15_000);
+    assert_up(&net);
+    let skf = |n: &Node| {
+        n.sent
+            .iter()
+            .filter(|(_, _, _, d)| d.get(16) == Some(&53))
+            .count()
+    };
+    assert!(skf(&net.a) >= 4, "A sent {} fragments", skf(&net.a));
+    assert!(skf(&net.b) >= 2, "B sent {} fragments", skf(&net.b));
+    assert!(
+        net.a.whack_has(10, "STATE_V2_PARENT_I2: retransmission"),
+        "{:?}",
+        net.a.whack
+    );
+    // Later exchanges are fragmented too: Delete.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+    // The default size: nothing is fragmented.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    assert_eq!(skf(&net.a) + skf(&net.b), 0);
+}
+
+#[test]
+fn ikev2_child_rekey_collision_leaves_one_new_child_sa() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let old = net.a.p.conns["net"].newest_ipsec.unwrap();
+    // Both ends' datapaths report the soft lifetime at the same moment: both rekey.
+    let out = |n: &Node| {
+        n.sadb
+            .values()
+            .find(|s| {
+                s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out)
+            })
+            .map(|s| s.said)
+            .unwrap()
+    };
+    let (sa, sb) = (out(&net.a), out(&net.b));
+    let now = net.now;
+    net.a
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sa));
+    net.b
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sb));
+    net.run();
+    for n in [&net.a, &net.b] {
+        assert!(n.log_has("rekey collision with #"), "{}", n.dump());
+    }
+    // One new child SA on each side, the same one; the old one and the loser are gone.
+    assert_up(&net);
+    assert!(net.a.p.sas.child(old).is_none());
+    let spis = |n: &Node| {
+        let mut v: Vec<u32> = n
+            .sadb
+            .keys()
+            .filter(|s| s.proto == crate::said::Proto::Esp)
+            .map(|s| s.spi)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(spis(&net.a), spis(&net.b));
+}
+
+#[test]
+fn ikev2_keys_for_wireshark_only_on_request() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let v = net.a.p.admin_view(false);
+    assert!(v.ike_sas.iter().all(|s| s.keys.is_none()));
+    assert_eq!(v.ike_sas[0].version, 2);
+    let v = net.a.p.admin_view(true);
+    let s = net.a.p.sas.ikes().next().unwrap();
+    match &v.ike_sas[0].keys {
+        Some(crate::admin::view::IkeKeys::V2(k)) => {
+            assert_eq!(k.spi_i, s.spi_i());
+            assert_eq!(k.spi_r, s.spi_r);
+            let table = crate::admin::wireshark::ikev2_table(std::slice::from_ref(k));
+            assert!(table.contains("AES-GCM"), "{}", table.as_str());
+        }
+        other => panic!("no IKEv2 keys: {other:?}"),
+    }
 }
