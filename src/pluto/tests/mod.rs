@@ -2,6 +2,7 @@
 
 mod groups;
 mod limits;
+mod oe;
 mod peers;
 mod scenarios;
 mod strongswan;
