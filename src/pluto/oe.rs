@@ -53,6 +53,13 @@ enum Waiting {
         peer: Ipv4Addr,
         stage: RespStage,
     },
+    /// `rightrsasigkey=%dnsondemand|%dnsonload`: the key of conn `conn`'s peer ID, then
+    /// (`initiate`) negotiate.
+    PeerKey {
+        conn: String,
+        stage: RespStage,
+        initiate: Option<Option<crate::pluto::ids::WhackClient>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -192,6 +199,147 @@ impl Pluto {
             Waiting::Responder { inst, peer, stage } => {
                 self.oe_resp_answer(&inst, peer, stage, name, qtype, result)
             }
+            Waiting::PeerKey {
+                conn,
+                stage,
+                initiate,
+            } => self.peer_key_answer(&conn, stage, initiate, name, qtype, result),
+        }
+    }
+
+    /// The DNS name holding the key of `id`: forward for `@fqdn`, reverse for an address.
+    fn key_name(id: &Id) -> Option<String> {
+        match id {
+            Id::Ipv4(a) => Some(reverse_name(*a)),
+            Id::Fqdn(n) | Id::Name(n) => Some(n.trim_end_matches('.').to_string()),
+            Id::UserFqdn(u) => u.split_once('@').map(|(_, d)| d.to_string()),
+            Id::Any => None,
+        }
+    }
+
+    /// A conn whose peer key is `%dnsondemand`/`%dnsonload` and not known yet: look it up
+    /// (KEY record of the peer's ID, else its TXT `X-IPsec-Server` record naming the peer,
+    /// else IPSECKEY). With `initiate`, the negotiation starts once the key is there (or fails
+    /// as any other would without it). Returns whether a lookup was started.
+    pub(crate) fn fetch_peer_key(
+        &mut self,
+        key: &str,
+        initiate: Option<Option<crate::pluto::ids::WhackClient>>,
+    ) -> bool {
+        let Some(c) = self.conns.get(key) else {
+            return false;
+        };
+        if c.that.rsakey.is_some()
+            || c.that.dns_key.is_none()
+            || c.that.host.is_none()
+            || !c.auth.contains(&crate::pluto::proposal::AuthKind::Rsa)
+        {
+            return false;
+        }
+        let Some(name) = Self::key_name(&c.that.id) else {
+            return false;
+        };
+        if !self.oe.available {
+            let q = c.quoted();
+            self.log(format!(
+                "{q}: the peer's key is to come from DNS, but no DNS resolver is available"
+            ));
+            return false;
+        }
+        if self
+            .oe
+            .waiting
+            .values()
+            .any(|w| matches!(w, Waiting::PeerKey { conn, .. } if conn == key))
+        {
+            return true;
+        }
+        self.dns_lookup(
+            name,
+            RrType::Key,
+            Waiting::PeerKey {
+                conn: key.to_string(),
+                stage: RespStage::Key,
+                initiate,
+            },
+        );
+        true
+    }
+
+    fn peer_key_answer(
+        &mut self,
+        conn: &str,
+        stage: RespStage,
+        initiate: Option<Option<crate::pluto::ids::WhackClient>>,
+        name: &str,
+        qtype: RrType,
+        result: Lookup,
+    ) {
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        let who = c.quoted();
+        let peer = c.that.host;
+        let blob = match &result {
+            Lookup::Answer(recs) => match stage {
+                RespStage::Key => recs.iter().find_map(|r| records::parse_key(&r.rdata).ok()),
+                RespStage::Txt => recs.iter().find_map(|r| {
+                    let s = records::parse_txt(&r.rdata)
+                        .and_then(|t| records::parse_ipsec_server(&t))
+                        .ok()
+                        .flatten()?;
+                    (peer.is_some_and(|p| s.gateway == Gateway::Ipv4(p))).then_some(s.key)?
+                }),
+                RespStage::Ipseckey => recs.iter().find_map(|r| {
+                    let k = records::parse_ipseckey(&r.rdata).ok()?;
+                    (k.algorithm == IPSECKEY_RSA).then_some(k.key)
+                }),
+            },
+            other => {
+                self.dns_trouble(&who, name, qtype, other);
+                None
+            }
+        };
+        let key = blob.and_then(|b| match PublicKey::from_rfc3110(&b) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.log(format!("{who}: bad RSA key in DNS ({name}): {e}"));
+                None
+            }
+        });
+        match key {
+            Some(k) => {
+                self.log(format!(
+                    "{who}: peer key *{} found in DNS ({name})",
+                    k.key_id()
+                ));
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.that.rsakey = Some(k);
+                }
+            }
+            None => {
+                let next = match stage {
+                    RespStage::Key => Some((RrType::Txt, RespStage::Txt)),
+                    RespStage::Txt => Some((RrType::Ipseckey, RespStage::Ipseckey)),
+                    RespStage::Ipseckey => None,
+                };
+                if let Some((q, s)) = next {
+                    self.dns_lookup(
+                        name.to_string(),
+                        q,
+                        Waiting::PeerKey {
+                            conn: conn.to_string(),
+                            stage: s,
+                            initiate,
+                        },
+                    );
+                    return;
+                }
+                self.log(format!("{who}: no key for the peer in DNS ({name})"));
+            }
+        }
+        if let Some(whack) = initiate {
+            self.initiate(conn, whack, None);
         }
     }
 

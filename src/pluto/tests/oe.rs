@@ -276,3 +276,53 @@ fn dns_failures_are_logged_with_the_name_and_end_in_the_failure_shunt() {
         "{st}"
     );
 }
+
+fn key_record(zone: &mut Zone, name: &str, blob: &[u8]) {
+    let mut rdata = vec![0x42, 0x00, 4, 1];
+    rdata.extend_from_slice(blob);
+    zone.insert(
+        (name.to_string(), RrType::Key),
+        Lookup::Answer(vec![Record {
+            name: name.to_string(),
+            rtype: RrType::Key,
+            ttl: 300,
+            rdata,
+            target: None,
+        }]),
+    );
+}
+
+/// `leftrsasigkey=%dnsondemand` / `rightrsasigkey=%dnsondemand` for named peers: both keys
+/// come from KEY records of the `@fqdn` IDs, looked up when `--up` asks (initiator) and when
+/// Main Mode starts (responder).
+#[test]
+fn dnsondemand_keys_of_named_peers() {
+    let (wk, wsec) = rsa_keys(31);
+    let (ek, esec) = rsa_keys(32);
+    let conf = super::conf(
+        "net",
+        "\tauthby=rsasig\n\tleftid=@west.example\n\trightid=@east.example\n\tleftrsasigkey=%dnsondemand\n\trightrsasigkey=%dnsondemand\n",
+    );
+    let mut a = Node::new(WEST, 1, &conf, &wsec);
+    let mut b = Node::new(EAST, 2, &conf, &esec);
+    a.p.set_dns_available(true);
+    b.p.set_dns_available(true);
+    let mut zone = Zone::new();
+    key_record(&mut zone, "west.example", &wk.public_key().to_rfc3110());
+    key_record(&mut zone, "east.example", &ek.public_key().to_rfc3110());
+    a.p.whack(
+        1000,
+        crate::pluto::WhackClient(5),
+        crate::pluto::WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: true,
+        },
+    );
+    pump(&mut a, &mut b, 1000, &zone);
+    assert_eq!(a.established_ipsec(), 1, "{}", a.dump());
+    assert!(a.log_has("\"net\": peer key *"), "{}", a.dump());
+    assert!(a.log_has("found in DNS (east.example)"), "{}", a.dump());
+    assert!(b.log_has("found in DNS (west.example)"), "{}", b.dump());
+    let st = a.status(2000).join("\n");
+    assert!(st.contains("+lKOD+rKOD"), "{st}");
+}
