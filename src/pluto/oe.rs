@@ -27,7 +27,7 @@ use crate::config::secrets::Id;
 use crate::dns::message::reverse_name;
 use crate::dns::records::{self, Gateway, IPSECKEY_RSA};
 use crate::dns::{Lookup, LookupId, RrType};
-use crate::pluto::connection::{Auto, PeerKind, Routing};
+use crate::pluto::connection::{Auto, ConnType, PeerKind, Routing};
 use crate::pluto::crypto::PublicKey;
 use crate::pluto::engine::Pluto;
 use crate::pluto::output::{ErouteOp, Output};
@@ -608,8 +608,10 @@ impl Pluto {
             .conns
             .values()
             .filter(|c| {
+                // clear-or-private: a %pass eroute, but a passive OE responder.
+                let passive = matches!(c.ctype, ConnType::Shunt(Shunt::Pass)) && !c.auth.is_empty();
                 c.is_opportunistic()
-                    && c.negotiates()
+                    && (c.negotiates() || passive)
                     && c.this.host == Some(me)
                     && c.that.client.contains(peer)
                     && c.routing != Routing::Unrouted
@@ -635,6 +637,7 @@ impl Pluto {
         inst.that.id = Id::Ipv4(peer);
         inst.that.rsakey = None;
         inst.auto = Auto::Add;
+        inst.ctype = ConnType::Tunnel;
         let ikey = inst.key();
         self.conns.insert(ikey.clone(), inst);
         let q = self.conn_quoted(&ikey);

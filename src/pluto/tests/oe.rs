@@ -326,3 +326,34 @@ fn dnsondemand_keys_of_named_peers() {
     let st = a.status(2000).join("\n");
     assert!(st.contains("+lKOD+rKOD"), "{st}");
 }
+
+/// `clear-or-private`: traffic leaves in clear (`%pass`), but OE from a peer is answered.
+#[test]
+fn clear_or_private_answers_opportunistic_encryption() {
+    let mut p = pair(None);
+    let (e, _) = parse_group_file("192.0.2.0/24\n", Path::new("clear-or-private"), &|_| None);
+    let mut g = PolicyGroups::default();
+    g.groups.insert("clear-or-private".into(), e);
+    p.b.p.load_policy_groups(g);
+    pump(&mut p.a, &mut p.b, 500, &p.zone);
+    assert!(
+        p.b.eroutes.contains(&(
+            ErouteOp::Add,
+            Subnet::host(EAST),
+            "192.0.2.0/24".parse().unwrap(),
+            shunt(Shunt::Pass)
+        )),
+        "{:?}",
+        p.b.eroutes
+    );
+    acquire(&mut p.a, 1000, EAST);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    assert_eq!(p.b.established_ipsec(), 1, "{}", p.b.dump());
+    assert!(
+        p.b.log_has(
+            "\"clear-or-private#192.0.2.0/24\"[1] 192.0.2.1: responding to opportunistic Main Mode"
+        ),
+        "{}",
+        p.b.dump()
+    );
+}
