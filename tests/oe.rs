@@ -196,6 +196,16 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
             fs::read_to_string(&log).unwrap_or_default()
         )
     };
+    // Each checked at start that DNS publishes its own key (B's only as IPSECKEY).
+    assert!(
+        wait_until(Duration::from_secs(5), || t.log(&rw).contains(
+            "our key for 198.51.100.7 is published in DNS (7.100.51.198.in-addr.arpa)"
+        ) && t.log(&gb).contains(
+            "our key for 192.0.2.2 is published in DNS (2.2.0.192.in-addr.arpa)"
+        )),
+        "{}",
+        diag(&t)
+    );
     assert!(
         !t.log(&rw).contains("opportunistic encryption cannot work"),
         "{}",

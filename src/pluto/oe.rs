@@ -53,6 +53,9 @@ enum Waiting {
         peer: Ipv4Addr,
         stage: RespStage,
     },
+    /// Start-up check: is our own key published for `addr` (reverse TXT, else KEY, else
+    /// IPSECKEY)?
+    OwnKey { addr: Ipv4Addr, stage: RespStage },
     /// `rightrsasigkey=%dnsondemand|%dnsonload`: the key of conn `conn`'s peer ID, then
     /// (`initiate`) negotiate.
     PeerKey {
@@ -204,7 +207,90 @@ impl Pluto {
                 stage,
                 initiate,
             } => self.peer_key_answer(&conn, stage, initiate, name, qtype, result),
+            Waiting::OwnKey { addr, stage } => self.own_key_answer(addr, stage, name, result),
         }
+    }
+
+    /// Our RSA public keys (RFC 3110 blobs, normalized) from ipsec.secrets.
+    fn own_public_keys(&self) -> Vec<Vec<u8>> {
+        self.secrets
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.key {
+                crate::config::secrets::SecretKey::Rsa(k) => {
+                    PublicKey::from_rfc3110(&k.public_key_blob()).ok()
+                }
+                _ => None,
+            })
+            .map(|k| k.to_rfc3110())
+            .collect()
+    }
+
+    /// At start and after `--rereadgroups`, with opportunistic policies routed: checks that
+    /// DNS publishes our key for the address each of them negotiates from (else peers cannot
+    /// authenticate us, and OE cannot work); a missing or different key is a loud warning.
+    pub fn check_own_oe_keys(&mut self) {
+        if !self.oe.available || self.opportunistic_policies().is_empty() {
+            return;
+        }
+        let mut addrs: Vec<Ipv4Addr> = self
+            .conns
+            .values()
+            .filter(|c| c.is_opportunistic() && c.routing != Routing::Unrouted)
+            .filter_map(|c| c.this.host)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        for addr in addrs {
+            self.dns_lookup(
+                reverse_name(addr),
+                RrType::Txt,
+                Waiting::OwnKey {
+                    addr,
+                    stage: RespStage::Txt,
+                },
+            );
+        }
+    }
+
+    fn own_key_answer(&mut self, addr: Ipv4Addr, stage: RespStage, name: &str, result: Lookup) {
+        let ours = self.own_public_keys();
+        let norm = |b: &[u8]| PublicKey::from_rfc3110(b).ok().map(|k| k.to_rfc3110());
+        let mut published = Vec::new();
+        if let Lookup::Answer(recs) = &result {
+            for r in recs {
+                let blob = match stage {
+                    RespStage::Txt => records::parse_txt(&r.rdata)
+                        .and_then(|t| records::parse_ipsec_server(&t))
+                        .ok()
+                        .flatten()
+                        .filter(|s| s.gateway == Gateway::Ipv4(addr))
+                        .and_then(|s| s.key),
+                    RespStage::Key => records::parse_key(&r.rdata).ok(),
+                    RespStage::Ipseckey => records::parse_ipseckey(&r.rdata)
+                        .ok()
+                        .filter(|k| k.algorithm == IPSECKEY_RSA)
+                        .map(|k| k.key),
+                };
+                published.extend(blob.as_deref().and_then(norm));
+            }
+        }
+        if published.iter().any(|p| ours.contains(p)) {
+            self.log(format!("our key for {addr} is published in DNS ({name})"));
+            return;
+        }
+        let next = match stage {
+            RespStage::Txt => Some((RrType::Key, RespStage::Key)),
+            RespStage::Key => Some((RrType::Ipseckey, RespStage::Ipseckey)),
+            RespStage::Ipseckey => None,
+        };
+        if let Some((q, s)) = next {
+            self.dns_lookup(name.to_string(), q, Waiting::OwnKey { addr, stage: s });
+            return;
+        }
+        self.log(format!(
+            "WARNING: opportunistic encryption cannot work: DNS publishes no key of ours for {addr} ({name}: no TXT X-IPsec-Server, KEY or IPSECKEY record with the key in ipsec.secrets; publish \"ipsec showhostkey --txt {addr}\")"
+        ));
     }
 
     /// The DNS name holding the key of `id`: forward for `@fqdn`, reverse for an address.

@@ -1379,6 +1379,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         }
         pluto.load_policy_groups(groups);
         pluto.warn_oe_unusable();
+        pluto.check_own_oe_keys();
     }
     let auto_start = pluto.start_conns();
     let keying_stop = Arc::new(AtomicBool::new(false));

@@ -153,6 +153,13 @@ fn pair(west_key_in_dns: Option<String>) -> Pair {
 #[test]
 fn opportunistic_tunnel_with_keys_from_dns() {
     let mut p = pair(None);
+    p.a.p.check_own_oe_keys();
+    pump(&mut p.a, &mut p.b, 500, &p.zone);
+    assert!(
+        p.a.log_has("our key for 192.0.2.1 is published in DNS (1.2.0.192.in-addr.arpa)"),
+        "{}",
+        p.a.dump()
+    );
     acquire(&mut p.a, 1000, EAST);
     pump(&mut p.a, &mut p.b, 1000, &p.zone);
     assert_eq!(p.a.established_ipsec(), 1, "{}", p.a.dump());
@@ -194,6 +201,10 @@ fn opportunistic_tunnel_with_keys_from_dns() {
 fn wrong_key_in_dns_fails_into_the_failure_shunt() {
     let (other, _) = rsa_keys(99);
     let mut p = pair(Some(other.public_key().to_text()));
+    // Start-up check: the key DNS publishes for us is not ours.
+    p.a.p.check_own_oe_keys();
+    pump(&mut p.a, &mut p.b, 500, &p.zone);
+    assert!(p.a.log_has("WARNING: opportunistic encryption cannot work: DNS publishes no key of ours for 192.0.2.1"), "{}", p.a.dump());
     acquire(&mut p.a, 1000, EAST);
     pump(&mut p.a, &mut p.b, 1000, &p.zone);
     assert!(
