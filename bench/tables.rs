@@ -1,6 +1,9 @@
 //! Lookup cost of the datapath's two tables at 10,000 entries:
-//! * eroute lookup (`ErouteTable::lookup`, most specific (src, dst) match) among 10,000 eroutes
-//!   with mixed prefix lengths, for random hits and random misses;
+//! * eroute lookup (most specific (src, dst) match) among 10,000 eroutes with mixed prefix
+//!   lengths (20 classes), for random hits and random misses: through the index the datapath
+//!   uses (`ErouteView::lookup`), with 1,024 `%trap` holds in the host-pair overlay, and the
+//!   class-by-class walk the table falls back to between a change and its index rebuild (the
+//!   only lookup before the index existed);
 //! * SA lookup (`Sadb::get` by SAID) among 10,000 ESP SAs, hits and misses;
 //! * baseline, in the same run: `HashMap<u64, u64>::get` with 10,000 entries (std's default
 //!   SipHash, as both tables use), hits and misses.
@@ -140,6 +143,7 @@ fn main() {
         })
         .collect();
     assert!(e_misses.iter().all(|(s, d)| table.lookup(*s, *d).is_none()));
+    let view = table.view();
     for (name, q) in [
         ("eroute lookup, hit, mixed", &e_hits),
         ("eroute lookup, miss, mixed", &e_misses),
@@ -148,7 +152,7 @@ fn main() {
             let s = measure(|| {
                 let mut acc = 0u64;
                 for (src, dst) in q.iter() {
-                    if let Some(e) = keep(&table).lookup(*src, *dst) {
+                    if let Some(e) = keep(&view).lookup(*src, *dst) {
                         acc = acc.wrapping_add(u64::from(e.said.spi));
                     }
                 }
@@ -158,6 +162,78 @@ fn main() {
                 name.into(),
                 per_lookup(&s),
                 format!("{N} eroutes, {classes} prefix-length classes"),
+            ));
+        }
+    }
+    // The same table with 1,024 trap holds (src/32 -> dst/32 %hold, the default bound) in the
+    // overlay the index consults first.
+    let hold = Said::new(
+        Proto::Int,
+        rswan::said::Shunt::Hold.spi(),
+        Ipv4Addr::UNSPECIFIED,
+    );
+    let mut held = ErouteTable::new();
+    for (s, d) in &routes {
+        held.add(Eroute::new(
+            *s,
+            *d,
+            Said::new(Proto::Tun, 0x1000, Ipv4Addr::new(192, 0, 2, 2)),
+        ))
+        .expect("add");
+    }
+    for &(s, d) in e_hits.iter().take(1024) {
+        held.add_trap_hold(Subnet::host(s), Subnet::host(d), hold, 1024);
+    }
+    let held_view = held.view();
+    for (name, q) in [
+        ("eroute lookup, hit, mixed + 1024 holds", &e_hits),
+        ("eroute lookup, miss, mixed + 1024 holds", &e_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for (src, dst) in q.iter() {
+                    if let Some(e) = keep(&held_view).lookup(*src, *dst) {
+                        acc = acc.wrapping_add(u64::from(e.said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((
+                name.into(),
+                per_lookup(&s),
+                format!("{N} eroutes, {classes} classes, 1024 trap holds"),
+            ));
+        }
+    }
+    // The class walk: an untouched table whose index is stale (a change not yet refreshed).
+    let mut walk = ErouteTable::new();
+    for (s, d) in &routes {
+        walk.add(Eroute::new(
+            *s,
+            *d,
+            Said::new(Proto::Tun, 0x1000, Ipv4Addr::new(192, 0, 2, 2)),
+        ))
+        .expect("add");
+    }
+    for (name, q) in [
+        ("eroute class walk, hit, mixed", &e_hits),
+        ("eroute class walk, miss, mixed", &e_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for (src, dst) in q.iter() {
+                    if let Some(e) = keep(&walk).lookup(*src, *dst) {
+                        acc = acc.wrapping_add(u64::from(e.said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((
+                name.into(),
+                per_lookup(&s),
+                format!("{N} eroutes, {classes} classes, no index"),
             ));
         }
     }
@@ -201,6 +277,7 @@ fn main() {
         .collect();
     assert!(f_hits.iter().all(|(s, d)| flat.lookup(*s, *d).is_some()));
     assert!(f_misses.iter().all(|(s, d)| flat.lookup(*s, *d).is_none()));
+    let flat = flat.view();
     for (name, q) in [
         ("eroute lookup, hit, 1 class", &f_hits),
         ("eroute lookup, miss, 1 class", &f_misses),
@@ -267,6 +344,25 @@ fn main() {
             }
         })
         .collect();
+    // The datapath's view of the same SADB (what a reader looks SAs up in).
+    let view = db.view();
+    for (name, q) in [
+        ("SADB view get, hit (datapath)", &s_hits),
+        ("SADB view get, miss (datapath)", &s_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for said in q.iter() {
+                    if let Some(r) = keep(&view).get(said) {
+                        acc = acc.wrapping_add(u64::from(r.sa().said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((name.into(), per_lookup(&s), format!("{N} ESP SAs")));
+        }
+    }
     for (name, q) in [("SADB get, hit", &s_hits), ("SADB get, miss", &s_misses)] {
         if selected(name) {
             let s = measure(|| {

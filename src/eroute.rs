@@ -3,14 +3,21 @@
 //!
 //! Specificity follows KLIPS' radix tree keyed on the concatenated (source, destination) pair:
 //! a longer source prefix beats any destination prefix, then the longer destination prefix wins.
-//! Lookup probes one hash map per distinct (source length, destination length) class present, in
-//! that order, so its cost depends on the number of classes (few in practice), not on the number
-//! of eroutes.
+//! The table keeps its eroutes in hash maps per (source length, destination length) class for
+//! the control plane (exact get, add, replace, delete, listing) and, for packets, an immutable
+//! [`index::LpmIndex`] rebuilt after every change: a lookup costs one hash probe per source
+//! prefix length present plus a binary search per covering source network, whatever the number
+//! of classes. [`ErouteTable::view`] hands the read side out as cheap `Arc` clones, so the
+//! datapath reads one consistent view per batch without holding the table's lock.
 //!
 //! The src/32 → dst/32 `%hold` eroutes a `%trap` creates for trapped packets are bounded: the
 //! table remembers them in creation order and [`ErouteTable::add_trap_hold`] evicts the oldest
 //! once there are more than the limit ([`DEFAULT_MAX_TRAP_HOLDS`] unless configured), so hosts
-//! behind a `%trap` cannot grow the table without bound by sending to many destinations.
+//! behind a `%trap` cannot grow the table without bound by sending to many destinations. They
+//! are kept out of the index (whose rebuild costs O(eroutes)) in a small host-pair overlay that
+//! lookups consult first: a src/32 → dst/32 pair is the most specific match there is.
+
+pub mod index;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -89,6 +96,100 @@ struct TrapHolds {
     live: usize,
 }
 
+type HoldMap = crate::fasthash::FastMap<Key, Arc<Eroute>>;
+
+/// Shards of the host-pair overlay: a change copies one shard (a sixteenth of at most the
+/// trap-hold limit), not the whole overlay, when a view still holds the old one.
+const HOLD_SHARDS: usize = 16;
+
+/// The host-pair overlay, sharded copy-on-write.
+#[derive(Debug, Clone, Default)]
+struct Holds {
+    shards: [Arc<HoldMap>; HOLD_SHARDS],
+    len: usize,
+}
+
+impl Holds {
+    fn shard(k: &Key) -> usize {
+        ((k.0 ^ k.1 ^ (k.1 >> 8)) as usize) % HOLD_SHARDS
+    }
+
+    #[inline]
+    fn get(&self, k: &Key) -> Option<&Arc<Eroute>> {
+        if self.len == 0 {
+            return None;
+        }
+        self.shards[Self::shard(k)].get(k)
+    }
+
+    fn insert(&mut self, k: Key, e: Arc<Eroute>) {
+        if Arc::make_mut(&mut self.shards[Self::shard(&k)])
+            .insert(k, e)
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    fn remove(&mut self, k: &Key) {
+        if Arc::make_mut(&mut self.shards[Self::shard(k)])
+            .remove(k)
+            .is_some()
+        {
+            self.len -= 1;
+        }
+    }
+}
+
+/// The indexed eroutes (all but the trap holds) in index order.
+#[derive(Debug, Default)]
+struct Indexed {
+    index: index::LpmIndex<u32>,
+    entries: Vec<Arc<Eroute>>,
+}
+
+/// A consistent read-only view of the table for packet lookups: two `Arc`s, cheap to clone
+/// and to keep for a batch while the table changes behind it.
+#[derive(Debug, Clone, Default)]
+pub struct ErouteView {
+    indexed: Arc<Indexed>,
+    holds: Holds,
+}
+
+impl ErouteView {
+    /// The most specific eroute covering a packet from `src` to `dst`.
+    #[inline]
+    pub fn lookup(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<&Arc<Eroute>> {
+        let (s, d) = (u32::from(src), u32::from(dst));
+        if let Some(e) = self.holds.get(&(s, d)) {
+            return Some(e);
+        }
+        let i = self.indexed.index.lookup(s, d)?;
+        self.indexed.entries.get(i as usize)
+    }
+
+    /// The indexed eroutes (trap holds excepted), in the order [`ErouteView::lookup_index`]
+    /// numbers them.
+    pub fn indexed(&self) -> &[Arc<Eroute>] {
+        &self.indexed.entries
+    }
+
+    /// Like [`ErouteView::lookup`], also telling where the eroute sits: `Ok(i)` for the
+    /// `i`-th of [`ErouteView::indexed`], `Err(hold)` for a trap hold of the overlay.
+    #[inline]
+    pub fn lookup_index(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Option<Result<usize, &Arc<Eroute>>> {
+        let (s, d) = (u32::from(src), u32::from(dst));
+        if let Some(e) = self.holds.get(&(s, d)) {
+            return Some(Err(e));
+        }
+        self.indexed.index.lookup(s, d).map(|i| Ok(i as usize))
+    }
+}
+
 /// The table of eroutes.
 #[derive(Debug, Default)]
 pub struct ErouteTable {
@@ -96,6 +197,17 @@ pub struct ErouteTable {
     classes: Vec<(u8, u8)>,
     maps: HashMap<(u8, u8), HashMap<Key, Arc<Eroute>>>,
     trap_holds: TrapHolds,
+    /// The read side: index over every eroute but the overlay's.
+    view: ErouteView,
+    /// The index misses changes made since it was built ([`ErouteTable::refresh`]).
+    dirty: bool,
+    /// Bumped whenever the index is rebuilt.
+    generation: u64,
+}
+
+/// Whether `e` lives in the host-pair overlay instead of the index.
+fn in_overlay(e: &Eroute) -> bool {
+    e.trap_hold && e.src.len() == 32 && e.dst.len() == 32
 }
 
 fn key(src: &Subnet, dst: &Subnet) -> Key {
@@ -206,20 +318,83 @@ impl ErouteTable {
         if old.as_ref().is_some_and(|o| o.trap_hold) {
             self.trap_holds.live -= 1;
         }
+        let mut reindex = !in_overlay(&e);
+        match &old {
+            Some(o) if in_overlay(o) => {
+                self.view.holds.remove(&k);
+            }
+            Some(_) => reindex = true,
+            None => {}
+        }
+        if in_overlay(&e) {
+            self.view.holds.insert(k, e.clone());
+        }
+        if reindex {
+            self.dirty = true;
+        }
         (e, old)
+    }
+
+    /// Rebuilds the index if eroutes changed since it was built: once per batch of changes
+    /// (the datapath's table guard calls it when the writer is done), not once per change.
+    pub fn refresh(&mut self) {
+        if self.dirty {
+            self.reindex();
+        }
+    }
+
+    /// Rebuilds the index from every eroute outside the overlay.
+    fn reindex(&mut self) {
+        let entries: Vec<Arc<Eroute>> = self
+            .maps
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|e| !in_overlay(e))
+            .cloned()
+            .collect();
+        let index = index::LpmIndex::build(entries.iter().enumerate().map(|(i, e)| index::Entry {
+            src: u32::from(e.src.addr()),
+            src_len: e.src.len(),
+            dst: u32::from(e.dst.addr()),
+            dst_len: e.dst.len(),
+            value: i as u32,
+        }));
+        self.view.indexed = Arc::new(Indexed { index, entries });
+        self.dirty = false;
+        self.generation += 1;
+    }
+
+    /// The read side for packet lookups, as of now (rebuilding the index first if needed).
+    pub fn view(&mut self) -> ErouteView {
+        self.refresh();
+        self.view.clone()
+    }
+
+    /// Bumped whenever the index is rebuilt (not for trap-hold changes, which the overlay takes
+    /// at once).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Deletes the eroute with exactly these networks.
     pub fn delete(&mut self, src: &Subnet, dst: &Subnet) -> Option<Arc<Eroute>> {
         let class = (src.len(), dst.len());
         let map = self.maps.get_mut(&class)?;
-        let old = map.remove(&key(src, dst));
+        let k = key(src, dst);
+        let old = map.remove(&k);
         if map.is_empty() {
             self.maps.remove(&class);
             self.classes.retain(|c| *c != class);
         }
         if old.as_ref().is_some_and(|o| o.trap_hold) {
             self.trap_holds.live -= 1;
+        }
+        match &old {
+            Some(o) if in_overlay(o) => {
+                self.view.holds.remove(&k);
+            }
+            Some(_) => self.dirty = true,
+            None => {}
         }
         old
     }
@@ -229,10 +404,18 @@ impl ErouteTable {
         self.maps.clear();
         self.classes.clear();
         self.trap_holds = TrapHolds::default();
+        self.view = ErouteView::default();
+        self.dirty = false;
+        self.generation += 1;
     }
 
-    /// The most specific eroute covering a packet from `src` to `dst`.
+    /// The most specific eroute covering a packet from `src` to `dst`: through the index when
+    /// it is up to date, else by probing each (source length, destination length) class in
+    /// order of specificity.
     pub fn lookup(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<&Arc<Eroute>> {
+        if !self.dirty {
+            return self.view.lookup(src, dst);
+        }
         let (s, d) = (u32::from(src), u32::from(dst));
         self.classes.iter().find_map(|&(sl, dl)| {
             let k = (
@@ -304,12 +487,15 @@ mod tests {
             shunt(Shunt::Reject),
         ))
         .unwrap();
-        let said = |s, d| t.lookup(ip(s), ip(d)).unwrap().said.shunt().unwrap();
-        assert_eq!(said("10.0.1.9", "10.0.2.9"), Shunt::Trap);
-        assert_eq!(said("10.0.1.9", "10.0.2.7"), Shunt::Pass);
-        // a longer source prefix beats a longer destination prefix (KLIPS radix order)
-        assert_eq!(said("10.0.1.5", "10.0.2.7"), Shunt::Reject);
-        assert_eq!(said("192.168.0.1", "8.8.8.8"), Shunt::Drop);
+        for _ in 0..2 {
+            let said = |s, d| t.lookup(ip(s), ip(d)).unwrap().said.shunt().unwrap();
+            assert_eq!(said("10.0.1.9", "10.0.2.9"), Shunt::Trap);
+            assert_eq!(said("10.0.1.9", "10.0.2.7"), Shunt::Pass);
+            // a longer source prefix beats a longer destination prefix (KLIPS radix order)
+            assert_eq!(said("10.0.1.5", "10.0.2.7"), Shunt::Reject);
+            assert_eq!(said("192.168.0.1", "8.8.8.8"), Shunt::Drop);
+            t.refresh();
+        }
     }
 
     #[test]
@@ -351,16 +537,29 @@ mod tests {
             ))
             .unwrap();
         }
-        for i in (0..10_000u32).step_by(97) {
-            let e = t
-                .lookup(
-                    Ipv4Addr::from(0x0a00_0005 + (i << 8)),
-                    Ipv4Addr::from(0xac10_0009 + (i << 8)),
-                )
-                .unwrap();
-            assert_eq!(e.said.spi, 0x1000 + i);
+        // Class walk (index not rebuilt yet), then the index, then a view kept across a change.
+        for pass in 0..2 {
+            for i in (0..10_000u32).step_by(97) {
+                let e = t
+                    .lookup(
+                        Ipv4Addr::from(0x0a00_0005 + (i << 8)),
+                        Ipv4Addr::from(0xac10_0009 + (i << 8)),
+                    )
+                    .unwrap();
+                assert_eq!(e.said.spi, 0x1000 + i, "pass {pass}");
+            }
+            t.refresh();
         }
-        assert_eq!(t.len(), 10_000);
+        let view = t.view();
+        t.delete(
+            &Subnet::new(Ipv4Addr::from(0x0a00_0000), 24),
+            &Subnet::new(Ipv4Addr::from(0xac10_0000), 24),
+        );
+        let (a, b) = (Ipv4Addr::from(0x0a00_0001), Ipv4Addr::from(0xac10_0001));
+        assert!(view.lookup(a, b).is_some(), "a view does not change");
+        assert!(t.lookup(a, b).is_none());
+        assert!(t.view().lookup(a, b).is_none());
+        assert_eq!(t.len(), 9_999);
     }
 
     fn host_pair(i: u32) -> (Subnet, Subnet) {

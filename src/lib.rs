@@ -13,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod dns;
 pub mod eroute;
+pub mod fasthash;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;

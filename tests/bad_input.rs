@@ -295,12 +295,6 @@ fn bad_esp_in_udp_aes_gcm() {
     bad_esp_in_udp("");
 }
 
-/// The same with `datapath=inline`: drops are counted (and RX dropped rises) by the reader thread.
-#[test]
-fn inline_datapath_bad_esp_in_udp_aes_gcm() {
-    bad_esp_in_udp("\tdatapath=inline\n");
-}
-
 fn bad_esp_in_udp(extra: &str) {
     let (t, from_b) = setup_with(
         extra,

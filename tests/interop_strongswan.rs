@@ -231,7 +231,8 @@ impl Pair {
     fn rswan_owner_spis(&self) -> Option<(u32, u32)> {
         let st = self.t.ipsec_ok(self.ga(), &["auto", "--status"]);
         let owner = st.lines().find_map(|l| {
-            l.split_once("eroute owner: #")
+            l.strip_prefix("000 \"net\":")?
+                .split_once("eroute owner: #")
                 .map(|x| x.1.trim().to_string())
         })?;
         let prefix = format!("#{owner}: \"net\" ");
@@ -374,8 +375,8 @@ fn traffic(p: &Pair, s: &Suite, spis: (u32, u32)) {
     );
 }
 
-/// Algorithms both ends report, and the counters of charon's CHILD_SA.
-fn check_algorithms(p: &Pair, s: &Suite, spis: (u32, u32)) {
+/// Algorithms both ends report (IKE `version` 1 or 2), and the counters of charon's CHILD_SA.
+fn check_algorithms_v(p: &Pair, s: &Suite, spis: (u32, u32), version: u8) {
     let spi = p.t.ipsec_ok(p.ga(), &["spi"]);
     for l in spi.lines().filter(|l| l.starts_with("esp0x")) {
         assert!(l.contains(s.rswan_esp_name), "rswan ESP SA: {l}");
@@ -385,7 +386,10 @@ fn check_algorithms(p: &Pair, s: &Suite, spis: (u32, u32)) {
         );
     }
     let sas = p.charon.list_sas();
-    assert!(sas.contains("ESTABLISHED, IKEv1"), "{sas}");
+    assert!(
+        sas.contains(&format!("ESTABLISHED, IKEv{version}")),
+        "{sas}"
+    );
     assert!(sas.contains(s.ss_ike_name), "IKE algorithms: {sas}");
     assert!(sas.contains(s.ss_esp_name), "ESP algorithms: {sas}");
     assert!(sas.contains("TUNNEL-in-UDP"), "{sas}");
@@ -404,16 +408,30 @@ fn check_algorithms(p: &Pair, s: &Suite, spis: (u32, u32)) {
 }
 
 fn tunnel_case(s: &Suite, rswan_initiates: bool) {
-    let p = Pair::new(s, "", |_| {});
+    tunnel_case_v(s, rswan_initiates, 1)
+}
+
+/// A tunnel with IKE `version` 1 or 2, either side initiating: algorithms, ping, TCP with
+/// hash check, only IKE and ESP-in-UDP on the wire.
+fn tunnel_case_v(s: &Suite, rswan_initiates: bool, version: u8) {
+    let extra = if version == 2 {
+        "\tkeyexchange=ikev2\n"
+    } else {
+        ""
+    };
+    let p = Pair::new(s, extra, |c| c.version = version);
     let spis = p.establish(rswan_initiates);
     let st = p.t.ipsec_ok(p.ga(), &["auto", "--status"]);
-    let (p1, p2) = if rswan_initiates {
-        ("STATE_MAIN_I4", "STATE_QUICK_I2")
-    } else {
-        ("STATE_MAIN_R3", "STATE_QUICK_R2")
+    let (p1, p2) = match (version, rswan_initiates) {
+        (2, _) => (
+            "STATE_V2_ESTABLISHED_IKE_SA",
+            "STATE_V2_ESTABLISHED_CHILD_SA",
+        ),
+        (_, true) => ("STATE_MAIN_I4", "STATE_QUICK_I2"),
+        (_, false) => ("STATE_MAIN_R3", "STATE_QUICK_R2"),
     };
     assert!(st.contains(p1) && st.contains(p2), "rswan status:\n{st}");
-    check_algorithms(&p, s, spis);
+    check_algorithms_v(&p, s, spis, version);
     traffic(&p, s, spis);
     // The traffic went through charon's CHILD_SA (bytes counted on its inbound SA).
     let sas = p.charon.list_sas();
@@ -436,6 +454,69 @@ fn tunnel_case(s: &Suite, rswan_initiates: bool) {
         "rswan replaced/expired SAs during the test\n{}",
         p.logs()
     );
+}
+
+const V2_AES128: Suite = Suite {
+    ike: "aes128-sha256-modp2048",
+    esp: "aes128-sha256",
+    ss_ike: "aes128-sha256-modp2048",
+    ss_esp: "aes128-sha256-modp2048",
+    rswan_esp_name: "ESP_AES128_HMAC_SHA2_256",
+    ss_ike_name: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+    ss_esp_name: "ESP:AES_CBC-128/HMAC_SHA2_256_128",
+    size: 10 * MB + 123,
+};
+
+const V2_GCM_ECP384: Suite = Suite {
+    ike: "aes256gcm16-prfsha384-ecp384",
+    esp: "aes256gcm16",
+    ss_ike: "aes256gcm16-prfsha384-ecp384",
+    ss_esp: "aes256gcm16-ecp384",
+    rswan_esp_name: "ESP_AES256GCM16",
+    ss_ike_name: "AES_GCM_16-256/PRF_HMAC_SHA2_384/ECP_384",
+    ss_esp_name: "ESP:AES_GCM_16-256",
+    size: 10 * MB + 321,
+};
+
+const V2_CHACHA: Suite = Suite {
+    ike: "aes128-sha256-curve25519",
+    esp: "chacha20poly1305",
+    ss_ike: "aes128-sha256-curve25519",
+    ss_esp: "chacha20poly1305-curve25519",
+    rswan_esp_name: "ESP_CHACHA20_POLY1305",
+    ss_ike_name: "AES_CBC-128/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/CURVE_25519",
+    ss_esp_name: "ESP:CHACHA20_POLY1305",
+    size: 10 * MB + 55,
+};
+
+#[test]
+fn ikev2_aes128_sha256_modp2048_rswan_initiates() {
+    tunnel_case_v(&V2_AES128, true, 2);
+}
+
+#[test]
+fn ikev2_aes128_sha256_modp2048_strongswan_initiates() {
+    tunnel_case_v(&V2_AES128, false, 2);
+}
+
+#[test]
+fn ikev2_aes256gcm16_prfsha384_ecp384_rswan_initiates() {
+    tunnel_case_v(&V2_GCM_ECP384, true, 2);
+}
+
+#[test]
+fn ikev2_aes256gcm16_prfsha384_ecp384_strongswan_initiates() {
+    tunnel_case_v(&V2_GCM_ECP384, false, 2);
+}
+
+#[test]
+fn ikev2_curve25519_chacha20poly1305_rswan_initiates() {
+    tunnel_case_v(&V2_CHACHA, true, 2);
+}
+
+#[test]
+fn ikev2_curve25519_chacha20poly1305_strongswan_initiates() {
+    tunnel_case_v(&V2_CHACHA, false, 2);
 }
 
 #[test]
@@ -822,7 +903,11 @@ fn no_pfs_both_initiators() {
         assert!(sas.contains(suite.ss_esp_name), "{sas}");
         assert!(!sas.contains("HMAC_SHA1_96/MODP"), "PFS used:\n{sas}");
         let st = p.t.ipsec_ok(p.ga(), &["auto", "--status"]);
-        assert!(!st.contains("+PFS"), "rswan's policy has PFS:\n{st}");
+        assert!(
+            !st.lines()
+                .any(|l| l.starts_with("000 \"net\":") && l.contains("+PFS")),
+            "rswan's policy has PFS:\n{st}"
+        );
         assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
         assert!(
             charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0),
@@ -1211,4 +1296,177 @@ fn responder_lifetime_to_strongswan() {
         newest.0,
         p.charon.list_sas()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// IKEv2: Delete, rekey.
+
+/// An IKEv2 pair for `s`.
+fn v2_pair(s: &Suite, rswan_extra: &str, ss: impl FnOnce(&mut CharonConf)) -> Pair {
+    Pair::new(s, &format!("\tkeyexchange=ikev2\n{rswan_extra}"), |c| {
+        c.version = 2;
+        ss(c)
+    })
+}
+
+/// rswan has no ESP SA and no IKEv2 SA state at all.
+fn rswan_has_no_v2_sa(p: &Pair) -> bool {
+    let spi = p.t.ipsec_ok(p.ga(), &["spi"]);
+    !spi.lines().any(|l| l.starts_with("esp0x"))
+        && !p
+            .t
+            .ipsec_ok(p.ga(), &["auto", "--status"])
+            .contains("STATE_V2_")
+}
+
+/// `ipsec auto --down` on rswan removes charon's CHILD_SA and IKE_SA (INFORMATIONAL Delete);
+/// charon's `--terminate --child` and `--terminate --ike` remove rswan's.
+#[test]
+fn ikev2_delete_both_ways() {
+    let p = v2_pair(&V2_AES128, "", |_| {});
+    p.establish(true);
+    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
+    p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
+    let gone = poll(Duration::from_secs(10), || {
+        p.charon.list_sas().trim().is_empty()
+    });
+    assert!(
+        gone,
+        "charon kept SAs after ipsec auto --down:\n{}\n{}",
+        p.charon.list_sas(),
+        p.logs()
+    );
+    let log = p.charon.log_text();
+    assert!(
+        log.contains("received DELETE for ESP CHILD_SA")
+            && log.contains("received DELETE for IKE_SA"),
+        "charon did not log both Deletes\n{}",
+        p.logs()
+    );
+    assert!(rswan_has_no_v2_sa(&p), "{}", p.logs());
+
+    // charon terminates the CHILD_SA, then the IKE_SA.
+    p.establish(false);
+    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
+    p.charon
+        .swanctl_ok(&["--terminate", "--child", "net", "--timeout", "10"]);
+    let child_gone = poll(Duration::from_secs(10), || {
+        !p.t.ipsec_ok(p.ga(), &["spi"])
+            .lines()
+            .any(|l| l.starts_with("esp0x"))
+    });
+    assert!(child_gone, "rswan kept its ESP SAs\n{}", p.logs());
+    assert!(
+        p.t.ipsec_ok(p.ga(), &["auto", "--status"])
+            .contains("STATE_V2_ESTABLISHED_IKE_SA"),
+        "the IKE SA must survive a CHILD_SA Delete\n{}",
+        p.logs()
+    );
+    p.charon
+        .swanctl_ok(&["--terminate", "--ike", "rswan", "--timeout", "10"]);
+    let ike_gone = poll(Duration::from_secs(10), || rswan_has_no_v2_sa(&p));
+    assert!(ike_gone, "rswan kept its IKE SA\n{}", p.logs());
+    assert!(
+        p.t.log(p.ga()).contains("received Delete for IKE SA"),
+        "{}",
+        p.logs()
+    );
+}
+
+/// charon rekeys the CHILD_SA (CREATE_CHILD_SA with REKEY_SA and PFS, then Delete of the old
+/// one) and the IKE_SA (CREATE_CHILD_SA with an IKE proposal, then Delete of the old IKE_SA);
+/// rswan follows and no pings are lost.
+#[test]
+fn ikev2_rekey_by_strongswan() {
+    let p = v2_pair(&V2_AES128, "", |c| {
+        c.extra_child =
+            "\t\t\t\trekey_time = 5s\n\t\t\t\tlife_time = 9s\n\t\t\t\trand_time = 0s\n".into();
+        c.extra_conn = "\t\trekey_time = 7s\n\t\tover_time = 5s\n\t\trand_time = 0s\n".into();
+    });
+    let first = p.establish(true);
+    let mut second = None;
+    let (got, sent) = ping_during(&p, 14, || {
+        let ok = poll(Duration::from_secs(10), || {
+            second = p
+                .rswan_owner_spis()
+                .filter(|s| s.0 != first.0 && s.1 != first.1);
+            second.is_some()
+        });
+        assert!(ok, "rswan did not take charon's new CHILD_SA\n{}", p.logs());
+        let old_gone = poll(Duration::from_secs(8), || {
+            !p.t.ipsec_ok(p.ga(), &["spi"])
+                .contains(&format!("esp0x{:x}@192.0.2.2", first.0))
+        });
+        assert!(old_gone, "rswan kept the rekeyed SA\n{}", p.logs());
+        let ike = poll(Duration::from_secs(10), || {
+            p.t.log(p.ga()).contains("rekeyed by the peer")
+        });
+        assert!(ike, "charon did not rekey the IKE SA\n{}", p.logs());
+    });
+    assert!(
+        got + 2 >= sent,
+        "pings lost across the rekeys: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    // Both ends still have one IKE SA, and it works: traffic on the newest CHILD_SA.
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    let sas = p.charon.list_sas();
+    assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
+    let newest = p.rswan_owner_spis().unwrap();
+    assert!(
+        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{sas}",
+        newest.0
+    );
+    eprintln!("pings across charon's IKEv2 rekeys: {got}/{sent}");
+}
+
+/// rswan rekeys the CHILD_SA (CREATE_CHILD_SA, PFS, make-before-break, the old one deleted at
+/// expiry) and the IKE SA (CREATE_CHILD_SA, the old IKE SA deleted); charon follows and no
+/// pings are lost.
+#[test]
+fn ikev2_rekey_by_rswan() {
+    let p = v2_pair(
+        &V2_AES128,
+        "\tkeylife=16s\n\tikelifetime=20s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
+        |_| {},
+    );
+    let first = p.establish(true);
+    let mut second = None;
+    let (got, sent) = ping_during(&p, 28, || {
+        let ok = poll(Duration::from_secs(12), || {
+            second = p
+                .rswan_owner_spis()
+                .filter(|s| s.0 != first.0 && s.1 != first.1);
+            second.is_some()
+        });
+        assert!(ok, "rswan did not rekey\n{}", p.logs());
+        let second = second.unwrap();
+        // rswan deletes the old CHILD_SA at its expiry (16 s); charon keeps a deleted
+        // CHILD_SA's inbound half a few seconds more (delete_rekeyed_delay).
+        let old_gone = poll(Duration::from_secs(20), || {
+            let sas = p.charon.list_sas();
+            !sas.contains(&format!("in  {:08x}", first.0))
+                && sas.contains(&format!("in  {:08x}", second.0))
+        });
+        assert!(
+            old_gone,
+            "charon kept the old CHILD_SA or lacks the new one\n{}\n{}",
+            p.charon.list_sas(),
+            p.logs()
+        );
+        let ike = poll(Duration::from_secs(10), || {
+            p.t.log(p.ga()).contains("rekeyed #1")
+        });
+        assert!(ike, "rswan did not rekey the IKE SA\n{}", p.logs());
+    });
+    assert!(
+        got + 2 >= sent,
+        "pings lost across the rekeys: {got} of {sent} answered\n{}",
+        p.logs()
+    );
+    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    let sas = p.charon.list_sas();
+    assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
+    eprintln!("pings across rswan's IKEv2 rekeys: {got}/{sent}");
 }

@@ -51,15 +51,6 @@ fn net_to_net_with(body: &str, data: Vec<u8>) -> Topo {
     net_to_net_conf(&manual_conf(body), data)
 }
 
-/// The same with `datapath=inline` in `config setup`.
-fn inline_net_to_net(body: &str) -> Topo {
-    let conf = manual_conf(body).replace(
-        "\tinterfaces=%defaultroute\n",
-        "\tinterfaces=%defaultroute\n\tdatapath=inline\n",
-    );
-    net_to_net_conf(&conf, payload(SIZE, MARKER))
-}
-
 fn net_to_net_conf(conf: &str, data: Vec<u8>) -> Topo {
     let mut t = Topo::new();
     let conf = conf.to_string();
@@ -185,35 +176,21 @@ fn thread_names(t: &Topo, ns: &str) -> Vec<String> {
         .collect()
 }
 
-/// `datapath=inline`: readers encrypt and write themselves (no crypto or writer threads),
-/// with the same wire result.
+/// The datapath runs to completion: each reader thread transforms and writes its own batches
+/// (no crypto-worker or writer threads, no hand-offs), one TUN queue reader per device queue.
 #[test]
-fn inline_datapath_esp_aes_gcm() {
-    let t = inline_net_to_net(&format!("\tesp=aes128gcm16\n\tespenckey={K128}01020304\n"));
+fn readers_run_to_completion() {
+    let t = net_to_net(&format!("\tesp=aes128gcm16\n\tespenckey={K128}01020304\n"));
     for ns in [&t.ga, &t.gb] {
         let names = thread_names(&t, ns);
         assert!(names.iter().any(|n| n == "tun-r0.0"), "{names:?}");
         assert!(
-            !names
-                .iter()
-                .any(|n| n.starts_with("crypto") || n.starts_with("tun-w")),
-            "inline mode still has worker/writer threads: {names:?}"
+            !names.iter().any(|n| n.starts_with("crypto")
+                || n.starts_with("tun-w")
+                || n.starts_with("net-w")),
+            "worker/writer threads: {names:?}"
         );
-        assert!(!names.iter().any(|n| n == "tun-r0.1"), "{names:?}");
     }
-    let threaded = net_to_net(&format!("\tesp=aes128gcm16\n\tespenckey={K128}01020304\n"));
-    assert!(thread_names(&threaded, &threaded.ga)
-        .iter()
-        .any(|n| n == "crypto0"));
-}
-
-#[test]
-fn inline_datapath_esp_in_udp() {
-    let t = inline_net_to_net(&format!(
-        "\tesp=aes128-sha1\n\tespenckey={K128}\n\tespauthkey={K160}\n\tforceencaps=yes\n"
-    ));
-    let spi = t.ipsec_ok(&t.ga, &["spi"]);
-    assert!(spi.contains("natencap=udp 4500->4500"), "{spi}");
 }
 
 #[test]

@@ -136,11 +136,11 @@ mod tests {
         assert!(!look(&k).contains("events:"), "{}", look(&k));
         k.notices.count(Notice::HoldEvicted);
         k.notices.count(Notice::HoldEvicted);
-        k.notices.count(Notice::SaEventDeferred);
+        k.notices.count(Notice::SaEventMerged);
         let text = look(&k);
         assert!(
             text.contains(
-                "drops: rx 0 tx 0\nevents: %trap holds 0 of 1024\n  %trap holds evicted              2\n  SA events retried (queue full)   1\n"
+                "drops: rx 0 tx 0\nevents: %trap holds 0 of 1024\n  %trap holds evicted              2\n  SA events merged (keying busy)   1\n"
             ),
             "{text}"
         );

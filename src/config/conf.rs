@@ -284,7 +284,8 @@ pub const IMPLICIT_FILE: &str = "<implicit>";
 
 /// Every parameter name accepted in `config setup` (besides `also` and `x-`/`x_` extensions):
 /// the FreeS/WAN 2.02 list incl. its X.509 and Openswan NAT-T additions, plus rswan's `workers`
-/// (number of datapath worker threads, 0 = one per CPU).
+/// (TUN queues per ipsecN, each with its reader thread; 0 = one per CPU), `offload`, and the
+/// obsolete `datapath` (accepted and ignored).
 pub const SETUP_KEYWORDS: &[&str] = &[
     "interfaces",
     "myid",
@@ -322,6 +323,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "dnsserver",
     "metrics",
     "wiresharkkeys",
+    "keyexchange",
 ];
 
 /// Every parameter name accepted in a `conn` section (besides `also`, `alsoflip` and
@@ -334,6 +336,7 @@ pub const CONN_KEYWORDS: &[&str] = &[
     "authby",
     "auth",
     "keyexchange",
+    "ikev2",
     "pfs",
     "keylife",
     "rekey",
@@ -433,6 +436,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "offload" => Check::Bool,
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
             "datapath" => Check::OneOf(&["threads", "inline"]),
+            "keyexchange" => Check::OneOf(&["ikev1", "ikev2"]),
             "crlcheckinterval" | "keep_alive" | "shuntscaninterval" => Check::Duration,
             "overridemtu" => Check::Int {
                 min: 68,
@@ -464,7 +468,8 @@ fn check_for(ty: SecType, name: &str) -> Check {
             "auth" => Check::OneOf(&["esp", "ah"]),
             "failureshunt" => Check::OneOf(&["none", "passthrough", "drop", "reject"]),
             "dpdaction" => Check::OneOf(&["hold", "clear", "restart"]),
-            "keyexchange" => Check::OneOf(&["ike"]),
+            "keyexchange" => Check::OneOf(&["ike", "ikev1", "ikev2"]),
+            "ikev2" => Check::OneOf(&["never", "no", "permit", "propose", "yes", "insist"]),
             "keylife" | "ikelifetime" | "rekeymargin" | "dpddelay" | "dpdtimeout" => {
                 Check::Duration
             }
@@ -1540,6 +1545,7 @@ mod tests {
                 | "offload" => "yes",
                 "rp_filter" => "1",
                 "datapath" => "inline",
+                "keyexchange" => "ikev2",
                 "overridemtu" => "1500",
                 "virtual_private" => "%v4:10.0.0.0/8",
                 _ => "1",
@@ -1594,6 +1600,10 @@ mod tests {
             "dpddelay=30",
             "dpdtimeout=2m",
             "keyexchange=ike",
+            "keyexchange=ikev1",
+            "keyexchange=ikev2",
+            "ikev2=insist",
+            "ikev2=permit",
             "auto=",
             "esp=3des-md5-96",
             "ike=aes128-sha1-modp1024",
@@ -1624,7 +1634,8 @@ mod tests {
         assert!(e("keyingtries=forever").contains("expected a number or %forever"));
         assert!(e("rekeyfuzz=lots").contains("expected a percentage"));
         assert!(e("espreplay_window=65").contains("from 0 to 64"));
-        assert!(e("keyexchange=ikev2").contains("illegal keyexchange value"));
+        assert!(e("keyexchange=ikev3").contains("illegal keyexchange value"));
+        assert!(e("ikev2=maybe").contains("illegal ikev2 value"));
         let e = |kv: &str| setup(kv).unwrap_err().to_string();
         assert!(e("uniqueids=maybe")
             .starts_with("/etc/ipsec.conf:3: illegal uniqueids value \"maybe\""));
@@ -2017,6 +2028,7 @@ mod tests {
                 "authby" => "rsasig",
                 "auth" => "esp",
                 "keyexchange" => "ike",
+                "ikev2" => "permit",
                 "failureshunt" => "none",
                 "dpdaction" => "hold",
                 "pfs"

@@ -2,10 +2,12 @@
 //!
 //! The transforms in [`crate::xform`] never name a cipher implementation: they ask a
 //! [`CryptoProvider`] for keyed objects ([`BlockCipher`], [`Aead`], [`Integrity`]) and then use
-//! them through the traits. [`default_provider`] returns [`OpenSslProvider`] (module
-//! [`openssl`](self::openssl)), which serves 3DES-CBC from OpenSSL and delegates everything else
-//! to the pure-Rust [`RustCryptoProvider`] (module [`rustcrypto`]) — the pattern for any faster
-//! backend: implement [`CryptoProvider`] for some algorithms, delegate the rest.
+//! them through the traits. [`default_provider`] returns [`DefaultProvider`], which routes each
+//! algorithm to the implementation measured fastest: the AEADs to [`RingProvider`] (module
+//! [`ring`](self::ring)), 3DES-CBC to [`OpenSslProvider`] (module [`openssl`](self::openssl)),
+//! AES-CBC and the HMACs to the pure-Rust [`RustCryptoProvider`] (module [`rustcrypto`]) — the
+//! pattern for any faster backend: implement [`CryptoProvider`] for some algorithms, delegate
+//! the rest.
 //!
 //! Keyed objects are built once per SA (key schedules, GHASH keys and the HMAC inner/outer pads
 //! are precomputed at construction) and are then used by `&self` from any number of threads: all
@@ -21,9 +23,11 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod openssl;
+pub mod ring;
 pub mod rustcrypto;
 
-pub use self::openssl::OpenSslProvider;
+pub use self::openssl::{OpenSslAeadProvider, OpenSslProvider};
+pub use self::ring::RingProvider;
 pub use rustcrypto::RustCryptoProvider;
 
 /// Largest IV any supported ESP cipher uses (AES-CBC: 16 bytes); handy for stack buffers.
@@ -415,7 +419,7 @@ pub enum CryptoError {
     },
     /// A buffer that must be whole cipher blocks is not, or a tag buffer has the wrong size.
     BadLength,
-    /// AEAD tag verification failed (the buffer is left as it was).
+    /// AEAD tag verification failed (the buffer holds no plaintext: see [`Aead::open`]).
     AuthFailed,
     /// The operating system's random number generator failed (needed for the random start of
     /// an AEAD IV counter).
@@ -496,7 +500,9 @@ pub trait Aead: Send + Sync {
         tag: &mut [u8],
     ) -> Result<(), CryptoError>;
     /// Checks `tag` over `aad` and the ciphertext in `buf`, then decrypts `buf` in place.
-    /// On [`CryptoError::AuthFailed`] (or any other error) `buf` is left unchanged.
+    /// On [`CryptoError::AuthFailed`] (or any other error) `buf` holds no plaintext: it is left
+    /// unchanged, except that [`RingProvider`] zeroes it when the tag does not verify (it
+    /// decrypts while it authenticates).
     fn open(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), CryptoError>;
 }
 
@@ -530,11 +536,37 @@ pub trait CryptoProvider: Send + Sync {
     fn integrity(&self, alg: AuthAlg, key: &[u8]) -> Result<Box<dyn Integrity>, CryptoError>;
 }
 
-static DEFAULT_PROVIDER: OpenSslProvider = OpenSslProvider;
+/// The datapath's provider: every algorithm from the implementation measured fastest on the
+/// reference machine with per-call set-up included (`cargo bench --bench xform`,
+/// docs/performance.md section 2): the AEADs (AES-GCM, ChaCha20-Poly1305) from `ring`
+/// ([`RingProvider`]: 1.7–4× RustCrypto and 1.1–2× OpenSSL from 64 to 1400 bytes), 3DES-CBC
+/// from OpenSSL ([`OpenSslProvider`]: 2.6× RustCrypto), AES-CBC and the HMACs from RustCrypto
+/// (no slower than OpenSSL's).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DefaultProvider;
 
-/// The provider the datapath uses: [`OpenSslProvider`] — 3DES-CBC from OpenSSL's libcrypto
-/// (2.6× RustCrypto's here, `docs/performance.md` section 2), everything else from
-/// [`RustCryptoProvider`], the pure-Rust reference the OpenSSL 3DES is tested against.
+impl CryptoProvider for DefaultProvider {
+    fn name(&self) -> &'static str {
+        "default"
+    }
+
+    fn block_cipher(&self, alg: EncAlg, key: &[u8]) -> Result<Box<dyn BlockCipher>, CryptoError> {
+        OpenSslProvider.block_cipher(alg, key)
+    }
+
+    fn aead(&self, alg: EncAlg, key: &[u8]) -> Result<Box<dyn Aead>, CryptoError> {
+        RingProvider.aead(alg, key)
+    }
+
+    fn integrity(&self, alg: AuthAlg, key: &[u8]) -> Result<Box<dyn Integrity>, CryptoError> {
+        RustCryptoProvider.integrity(alg, key)
+    }
+}
+
+static DEFAULT_PROVIDER: DefaultProvider = DefaultProvider;
+
+/// The provider the datapath uses: [`DefaultProvider`], which routes each algorithm to the
+/// fastest implementation measured here.
 pub fn default_provider() -> &'static dyn CryptoProvider {
     &DEFAULT_PROVIDER
 }

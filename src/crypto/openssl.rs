@@ -17,7 +17,7 @@ use openssl::cipher_ctx::{CipherCtx, CipherCtxRef};
 
 use super::{
     Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity, RustCryptoProvider,
-    MAX_IV_LEN,
+    GCM_SALT_LEN, GCM_TAG_LEN, MAX_IV_LEN,
 };
 
 /// 3DES-CBC from OpenSSL's libcrypto; every other algorithm from RustCrypto.
@@ -133,6 +133,139 @@ impl BlockCipher for Cbc {
     }
 }
 
+/// An AEAD (AES-GCM, ChaCha20-Poly1305) from libcrypto, keyed once: one encryption and one
+/// decryption context with the key schedule set up; a packet only sets its nonce.
+pub(crate) struct OsslAead {
+    enc: Mutex<CipherCtx>,
+    dec: Mutex<CipherCtx>,
+    salt: [u8; GCM_SALT_LEN],
+}
+
+/// Explicit IV of the ESP AEADs (RFC 4106, RFC 7634).
+const AEAD_IV_LEN: usize = 8;
+
+impl OsslAead {
+    /// Keys `alg` from keying material = key || 4-byte salt (lengths checked by the caller).
+    pub(crate) fn new(alg: EncAlg, keymat: &[u8]) -> Result<OsslAead, CryptoError> {
+        let cipher = match alg {
+            EncAlg::AesGcm16_128 => Cipher::aes_128_gcm(),
+            EncAlg::AesGcm16_256 => Cipher::aes_256_gcm(),
+            EncAlg::ChaCha20Poly1305 => Cipher::chacha20_poly1305(),
+            _ => return Err(CryptoError::Unsupported("not an AEAD")),
+        };
+        if keymat.len() < GCM_SALT_LEN {
+            return Err(CryptoError::BadLength);
+        }
+        let (key, salt_bytes) = keymat.split_at(keymat.len() - GCM_SALT_LEN);
+        let mut salt = [0u8; GCM_SALT_LEN];
+        salt.copy_from_slice(salt_bytes);
+        let ctx = |encrypt: bool| -> Result<Mutex<CipherCtx>, CryptoError> {
+            let mut c = ossl(CipherCtx::new())?;
+            if encrypt {
+                ossl(c.encrypt_init(Some(cipher), Some(key), None))?;
+            } else {
+                ossl(c.decrypt_init(Some(cipher), Some(key), None))?;
+            }
+            Ok(Mutex::new(c))
+        };
+        Ok(OsslAead {
+            enc: ctx(true)?,
+            dec: ctx(false)?,
+            salt,
+        })
+    }
+
+    fn nonce(&self, iv: &[u8]) -> Result<[u8; 12], CryptoError> {
+        if iv.len() != AEAD_IV_LEN {
+            return Err(CryptoError::BadIvLength {
+                expected: AEAD_IV_LEN,
+                got: iv.len(),
+            });
+        }
+        let mut n = [0u8; 12];
+        n[..GCM_SALT_LEN].copy_from_slice(&self.salt);
+        n[GCM_SALT_LEN..].copy_from_slice(iv);
+        Ok(n)
+    }
+}
+
+impl Aead for OsslAead {
+    fn iv_len(&self) -> usize {
+        AEAD_IV_LEN
+    }
+
+    fn tag_len(&self) -> usize {
+        GCM_TAG_LEN
+    }
+
+    fn seal(
+        &self,
+        iv: &[u8],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let nonce = self.nonce(iv)?;
+        if tag.len() != GCM_TAG_LEN {
+            return Err(CryptoError::BadLength);
+        }
+        let mut c = lock(&self.enc);
+        ossl(c.encrypt_init(None, None, Some(&nonce)))?;
+        ossl(c.cipher_update(aad, None))?;
+        let n = buf.len();
+        ossl(c.cipher_update_inplace(buf, n))?;
+        ossl(c.cipher_final(&mut []))?;
+        ossl(c.tag(tag))
+    }
+
+    fn open(&self, iv: &[u8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), CryptoError> {
+        let nonce = self.nonce(iv)?;
+        if tag.len() != GCM_TAG_LEN {
+            return Err(CryptoError::BadLength);
+        }
+        let mut c = lock(&self.dec);
+        ossl(c.decrypt_init(None, None, Some(&nonce)))?;
+        ossl(c.set_tag(tag))?;
+        ossl(c.cipher_update(aad, None))?;
+        let n = buf.len();
+        ossl(c.cipher_update_inplace(buf, n))?;
+        if c.cipher_final(&mut []).is_ok() {
+            return Ok(());
+        }
+        // Both ciphers are a keystream XOR: running the same nonce over the output again
+        // restores the ciphertext, so a forgery leaves the buffer as it came.
+        ossl(c.decrypt_init(None, None, Some(&nonce)))?;
+        ossl(c.cipher_update_inplace(buf, n))?;
+        Err(CryptoError::AuthFailed)
+    }
+}
+
+/// Every AEAD from libcrypto (and the rest like [`OpenSslProvider`]): measured against the
+/// other providers by `cargo bench --bench xform` (docs/performance.md); the default provider
+/// routes each algorithm to the fastest.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenSslAeadProvider;
+
+impl CryptoProvider for OpenSslAeadProvider {
+    fn name(&self) -> &'static str {
+        "openssl-aead"
+    }
+
+    fn block_cipher(&self, alg: EncAlg, key: &[u8]) -> Result<Box<dyn BlockCipher>, CryptoError> {
+        OpenSslProvider.block_cipher(alg, key)
+    }
+
+    fn aead(&self, alg: EncAlg, key: &[u8]) -> Result<Box<dyn Aead>, CryptoError> {
+        // Same checks and refusals as RustCrypto's (it builds and drops its own object first).
+        drop(RustCryptoProvider.aead(alg, key)?);
+        Ok(Box::new(OsslAead::new(alg, key)?))
+    }
+
+    fn integrity(&self, alg: AuthAlg, key: &[u8]) -> Result<Box<dyn Integrity>, CryptoError> {
+        OpenSslProvider.integrity(alg, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +312,48 @@ mod tests {
         }
     }
 
+    /// OpenSSL's AEADs produce RustCrypto's ciphertext and tag at every length, open each
+    /// other's output, and refuse a forgery leaving the buffer as it was.
+    #[test]
+    fn aeads_agree_with_rustcrypto() {
+        let mut r = rng();
+        for alg in [
+            EncAlg::AesGcm16_128,
+            EncAlg::AesGcm16_256,
+            EncAlg::ChaCha20Poly1305,
+        ] {
+            let mut key = vec![0u8; alg.key_len()];
+            r.fill_bytes(&mut key);
+            let o = OpenSslAeadProvider.aead(alg, &key).unwrap();
+            let rc = RustCryptoProvider.aead(alg, &key).unwrap();
+            for len in [0usize, 1, 15, 16, 17, 64, 1400, 9000] {
+                let mut iv = [0u8; 8];
+                r.fill_bytes(&mut iv);
+                let aad = [1u8, 2, 3, 4, 5, 6, 7, 8];
+                let mut a = vec![0u8; len];
+                r.fill_bytes(&mut a);
+                let plain = a.clone();
+                let mut b = a.clone();
+                let (mut ta, mut tb) = ([0u8; 16], [0u8; 16]);
+                o.seal(&iv, &aad, &mut a, &mut ta).unwrap();
+                rc.seal(&iv, &aad, &mut b, &mut tb).unwrap();
+                assert_eq!((&a, ta), (&b, tb), "{alg} {len}");
+                let mut c = a.clone();
+                rc.open(&iv, &aad, &mut a, &ta).unwrap();
+                o.open(&iv, &aad, &mut b, &tb).unwrap();
+                assert_eq!(a, plain);
+                assert_eq!(b, plain);
+                let before = c.clone();
+                tb[0] ^= 1;
+                assert_eq!(o.open(&iv, &aad, &mut c, &tb), Err(CryptoError::AuthFailed));
+                assert_eq!(
+                    c, before,
+                    "{alg} {len}: forgery must leave the buffer alone"
+                );
+            }
+        }
+    }
+
     /// Refusals and key-length errors are the RustCrypto provider's, word for word.
     #[test]
     fn refusals_match_rustcrypto() {
@@ -186,6 +361,10 @@ mod tests {
             for len in [0usize, 8, 16, 20, 24, 32, 36] {
                 let key = vec![0x5au8; len];
                 let (o, rc) = if alg.is_aead() {
+                    assert_eq!(
+                        OpenSslAeadProvider.aead(alg, &key).err(),
+                        RustCryptoProvider.aead(alg, &key).err()
+                    );
                     (
                         OpenSslProvider.aead(alg, &key).err(),
                         RustCryptoProvider.aead(alg, &key).err(),

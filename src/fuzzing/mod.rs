@@ -13,6 +13,7 @@ mod config;
 mod control;
 mod dns;
 mod ikev2;
+mod ikev2_engine;
 mod isakmp;
 mod klips;
 mod offload;
@@ -22,6 +23,7 @@ pub use config::config_files;
 pub use control::control_request;
 pub use dns::dns_parse;
 pub use ikev2::ikev2_parse;
+pub use ikev2_engine::ikev2_engine;
 pub use isakmp::isakmp_parse;
 pub use klips::klips_packets;
 pub use offload::tun_offload;
@@ -36,6 +38,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("config_files", config_files),
     ("control_request", control_request),
     ("dns_parse", dns_parse),
+    ("ikev2_engine", ikev2_engine),
     ("ikev2_parse", ikev2_parse),
     ("isakmp_parse", isakmp_parse),
     ("klips_packets", klips_packets),

@@ -10,11 +10,30 @@
 //! whose bit 0 sets the IPv4 total length to the packet's size, bytes) for the coalescer.
 //! Coalescing must keep every flow's packets in order and intact: the super-packets it
 //! emits split back into exactly the payloads that went in.
+//!
+//! The datapath's allocation-free forms are held to the same: [`split_into`] must cut a packet
+//! exactly as [`split`] does (or refuse it for the same reason, or find no room only when the
+//! segments do not fit its buffers), and a [`GroPlan`]'s writes must keep every flow intact as
+//! the coalescer's do.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use crate::klips::PacketBuf;
 use crate::wire::ipv4::{self, proto};
-use crate::wire::offload::{split, Coalescer, VnetHdr, GSO_NONE, GSO_TCPV4, VNET_HDR_LEN};
+use crate::wire::offload::{
+    split, split_into, Coalescer, GroPlan, GroWrite, OffloadError, SplitError, VnetHdr, GSO_NONE,
+    GSO_TCPV4, MAX_SUPER, VNET_HDR_LEN,
+};
+
+/// Buffers [`split_into`] cuts into, as many as a TUN reader's pool has at most.
+const POOL_LEN: usize = 64;
+
+thread_local! {
+    /// Reused from input to input (64 buffers of 64 KiB).
+    static POOL: RefCell<Vec<PacketBuf>> =
+        RefCell::new((0..POOL_LEN).map(|_| PacketBuf::new(MAX_SUPER)).collect());
+}
 
 /// Harness of the `tun_offload` target.
 pub fn tun_offload(data: &[u8]) {
@@ -33,7 +52,9 @@ pub fn tun_offload(data: &[u8]) {
         }
         let pkt = &pkt[..];
         let mut out = Vec::new();
-        if split(&h, pkt, &mut out).is_err() {
+        let r = split(&h, pkt, &mut out);
+        split_into_agrees(&h, pkt, r.map(|()| &out[..]));
+        if r.is_err() {
             assert!(out.is_empty(), "a refused packet yields nothing");
             return;
         }
@@ -60,6 +81,41 @@ pub fn tun_offload(data: &[u8]) {
         v
     };
     coalesce(packets);
+}
+
+/// [`split_into`] into the pool gives what [`split`] gave (`want`): the same segments, the
+/// same refusal, or no room — only when the segments are more than the buffers or larger
+/// than one.
+fn split_into_agrees(h: &VnetHdr, pkt: &[u8], want: Result<&[Vec<u8>], OffloadError>) {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        match (split_into(h, pkt, &mut pool), want) {
+            (Ok(n), Ok(segs)) => {
+                assert_eq!(n, segs.len(), "split_into cuts as many segments as split");
+                for (i, (b, s)) in pool.iter().zip(segs).enumerate() {
+                    assert_eq!(b.bytes(), &s[..], "segment {i} of split_into");
+                }
+            }
+            (Err(SplitError::NoRoom), Ok(segs)) => assert!(
+                segs.len() > POOL_LEN || segs.iter().any(|s| s.len() > MAX_SUPER),
+                "split_into found no room for {} segments of at most {} bytes",
+                segs.len(),
+                segs.iter().map(Vec::len).max().unwrap_or(0)
+            ),
+            // Not a super-packet: the copy that does not fit comes before the checksum.
+            (Err(SplitError::NoRoom), Err(_)) => assert!(
+                h.gso_type & 0x7f == GSO_NONE && pkt.len() > MAX_SUPER,
+                "split_into: no room where split refused the packet"
+            ),
+            (Err(SplitError::Offload(e)), Err(w)) => {
+                assert_eq!(e, w, "split_into refuses for split's reason")
+            }
+            (got, want) => panic!(
+                "split_into {got:?}, split {:?}",
+                want.map(|segs| segs.len())
+            ),
+        }
+    });
 }
 
 /// IPv4/TCP facts of a packet: (flow key, TCP payload), if it is one.
@@ -134,6 +190,7 @@ fn flows(packets: &[Vec<u8>]) -> BTreeMap<Option<[u8; 12]>, Vec<Vec<u8>>> {
 }
 
 fn coalesce(packets: Vec<Vec<u8>>) {
+    gro_plan(&packets);
     let before = flows(&packets);
     let mut c = Coalescer::new();
     for p in packets {
@@ -159,5 +216,46 @@ fn coalesce(packets: Vec<Vec<u8>>) {
         flows(&after),
         before,
         "coalescing keeps every flow's payloads in order"
+    );
+}
+
+/// The datapath's zero-copy coalescing ([`GroPlan`]): what it writes (super-packets gathered
+/// from a header and the members' payloads, the rest as is) keeps every flow's payloads in
+/// order, and each super-packet splits back.
+fn gro_plan(packets: &[Vec<u8>]) {
+    let mut plan = GroPlan::new();
+    for (i, p) in packets.iter().enumerate() {
+        plan.push(i, p);
+    }
+    let mut after = Vec::new();
+    plan.finish(
+        |i| &packets[i][..],
+        |w| match w {
+            GroWrite::Plain(i) => after.push(packets[i].clone()),
+            GroWrite::Super {
+                vnet,
+                header,
+                members,
+            } => {
+                assert_eq!(vnet.gso_type, GSO_TCPV4);
+                let mut p = header.to_vec();
+                for (i, off) in members {
+                    p.extend_from_slice(&packets[i][off..]);
+                }
+                assert!(
+                    p.len() <= MAX_SUPER,
+                    "planned super-packet of {} bytes",
+                    p.len()
+                );
+                let mut segs = Vec::new();
+                split(&vnet, &p, &mut segs).expect("a planned super-packet splits");
+                after.extend(segs);
+            }
+        },
+    );
+    assert_eq!(
+        flows(&after),
+        flows(packets),
+        "the GRO plan keeps every flow's payloads in order"
     );
 }

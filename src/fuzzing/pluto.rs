@@ -562,7 +562,13 @@ impl World {
                         } else {
                             data
                         };
-                        if let Err(e) = Header::parse_datagram(&ike) {
+                        // Responders accept IKEv2 too: its answers are IKEv2 messages.
+                        if ike.get(17).map(|v| v >> 4) == Some(2) {
+                            if let Err(e) = crate::pluto::ikev2::wire::Header::parse_datagram(&ike)
+                            {
+                                panic!("Pluto sent a malformed IKEv2 message ({e}): {ike:02x?}");
+                            }
+                        } else if let Err(e) = Header::parse_datagram(&ike) {
                             panic!("Pluto sent a malformed ISAKMP message ({e}): {ike:02x?}");
                         }
                         if self.flights.len() >= MAX_FLIGHT {

@@ -65,6 +65,7 @@ replays!(
     config_files,
     control_request,
     dns_parse,
+    ikev2_engine,
     ikev2_parse,
     isakmp_parse,
     klips_packets,

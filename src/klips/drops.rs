@@ -123,30 +123,35 @@ impl DropReason {
     }
 }
 
-/// Datapath events that are not packet drops but hit a bound or a full queue: counted for
-/// `ipsec look` and reported in the log at a bounded rate ([`super::Klips::take_log_lines`]).
+/// Datapath events that are not packet drops but hit a bound or were merged while the keying
+/// daemon was busy: counted for `ipsec look` and reported in the log at a bounded rate
+/// ([`super::Klips::take_log_lines`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Notice {
     /// A `%hold` eroute made by `%trap` was evicted (oldest first) because the trap-hold limit
     /// was reached.
     HoldEvicted,
-    /// An acquire could not be queued for the keying daemon (queue full). Its `%hold` stays;
-    /// the keying daemon's next shunt scan treats it as an acquire.
-    AcquireLost,
-    /// An SA lifetime event could not be queued at once (queue full) and was kept for a retry.
-    SaEventDeferred,
-    /// An SA lifetime event could not be kept even for a retry (retry queue full). A soft
-    /// expiry is then reported again by the SA's next packet.
+    /// An acquire identical to one still waiting for the keying daemon was merged into it.
+    AcquireMerged,
+    /// An acquire found [`super::EVENT_QUEUE_LEN`] others waiting and was left to the keying
+    /// daemon's next shunt scan (its `%hold` stays; the scan treats it as an acquire).
+    AcquireOverflow,
+    /// An SA lifetime event identical to one still waiting was merged into it.
+    SaEventMerged,
+    /// An SA lifetime event could not be queued ([`super::MAX_DEFERRED_SA_EVENTS`] waiting).
+    /// Nothing is lost: a soft expiry is reported again by the SA's next packet, a hard expiry
+    /// by the next expiry pass ([`super::Klips::expire`]).
     SaEventLost,
 }
 
 impl Notice {
     /// Every notice, in display order.
-    pub const ALL: [Notice; 4] = [
+    pub const ALL: [Notice; 5] = [
         Notice::HoldEvicted,
-        Notice::AcquireLost,
-        Notice::SaEventDeferred,
+        Notice::AcquireMerged,
+        Notice::AcquireOverflow,
+        Notice::SaEventMerged,
         Notice::SaEventLost,
     ];
 
@@ -154,9 +159,10 @@ impl Notice {
     pub fn text(self) -> &'static str {
         match self {
             Notice::HoldEvicted => "%trap holds evicted",
-            Notice::AcquireLost => "acquires lost (queue full)",
-            Notice::SaEventDeferred => "SA events retried (queue full)",
-            Notice::SaEventLost => "SA events lost (retry queue full)",
+            Notice::AcquireMerged => "acquires merged (keying busy)",
+            Notice::AcquireOverflow => "acquires left to shunt scan",
+            Notice::SaEventMerged => "SA events merged (keying busy)",
+            Notice::SaEventLost => "SA events deferred (queue full)",
         }
     }
 }
@@ -251,8 +257,8 @@ mod tests {
             assert_eq!(*n as usize, i);
         }
         let s = NoticeStats::default();
-        s.count(Notice::AcquireLost);
-        assert_eq!(s.nonzero(), vec![(Notice::AcquireLost, 1)]);
+        s.count(Notice::AcquireMerged);
+        assert_eq!(s.nonzero(), vec![(Notice::AcquireMerged, 1)]);
     }
 
     #[test]

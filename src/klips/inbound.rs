@@ -7,65 +7,63 @@
 //! with ESP-in-UDP ports, as IP protocol 50 otherwise. A mismatch is dropped and counted as
 //! [`DropReason::EncapMismatch`] before any cryptography, so a packet of a NAT-T SA cannot be
 //! slipped in raw past a filter that only watches UDP 4500, nor the other way round.
+//!
+//! Everything happens in the receive buffer: ciphertext is decrypted where it lies and the
+//! result names the inner packet's place in that buffer ([`Verdict::Deliver`]); only transport
+//! mode moves the (20-byte) outer header next to the payload. IPComp, which must inflate into
+//! new memory, is the exception (its packet comes back owned).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use crate::sadb::lifetime::Expiry;
 use crate::sadb::sa::{Sa, Xform};
-use crate::sadb::SaGroup;
+use crate::sadb::SaRef;
 use crate::said::{Proto, Said};
 use crate::wire::ipv4::{self, proto, Ipv4Packet};
 use crate::xform::ah::{self, AhError};
 use crate::xform::esp::{EspCrypto, EspError};
 use crate::xform::ipcomp;
 
-use super::{DropReason, Emit, Klips, SaEvent};
+use super::packet::{Verdict, Work};
+use super::{DropReason, Emit, Klips, SaEvent, Tables};
+
+/// Longest IPv4 header.
+const MAX_HDR: usize = 60;
 
 /// The outer header facts carried down through nested SAs.
-struct Outer<'a> {
+struct Outer {
     src: Ipv4Addr,
     dst: Ipv4Addr,
     /// The outer IPv4 header (rebuilt around the payload in transport mode).
-    header: &'a [u8],
+    hdr: [u8; MAX_HDR],
+    hl: usize,
     /// The outermost ESP arrived in UDP (port 4500) rather than as IP protocol 50.
     udp: bool,
 }
 
+/// Where the decapsulated packet is.
+enum Inner {
+    /// In the receive buffer.
+    At(Range<usize>),
+    /// In memory of its own (after IPComp, or transport mode without room in the buffer).
+    Owned(Vec<u8>),
+}
+
 impl Klips {
-    /// Processes one IPv4 packet from the ESP or AH raw socket.
+    /// Processes one IPv4 packet from the ESP or AH raw socket: the legacy form of
+    /// [`Klips::inbound_buf`] (copies; owned [`Emit`]s).
     pub fn inbound(&self, pkt: &[u8], now: u64, out: &mut Vec<Emit>) {
-        let p = match Ipv4Packet::new_checked(pkt) {
-            Ok(p) => p,
-            Err(_) => {
-                self.drop_in(0, DropReason::NotIpsec, out);
-                return;
-            }
-        };
-        let dev = self.dev_for_addr(p.dst());
-        let outer = Outer {
-            src: p.src(),
-            dst: p.dst(),
-            header: p.header(),
-            udp: false,
-        };
-        let r = match p.protocol() {
-            proto::ESP => {
-                let mut esp = p.payload().to_vec();
-                self.esp_in(&outer, &mut esp, None, now)
-            }
-            proto::AH => self.ah_in(&outer, p.packet(), now),
-            _ => Err(DropReason::NotIpsec),
-        };
-        match r {
-            Ok(inner) => out.push(Emit::Tun { dev, pkt: inner }),
-            Err(reason) => self.drop_in(dev, reason, out),
-        }
+        let t = self.tables();
+        let mut v = pkt.to_vec();
+        let mut w = Work::default();
+        let verdict = self.inbound_buf(&t, &mut v, now, &mut w);
+        legacy(verdict, &v, &mut w, out);
     }
 
-    /// Processes one datagram received on UDP 4500: NAT keepalives are ignored, IKE (non-ESP
-    /// marker) goes to the keying daemon, anything else must be ESP for one of our SAs.
+    /// Processes one datagram received on UDP 4500: the legacy form of
+    /// [`Klips::inbound_udp_buf`].
     pub fn inbound_udp(
         &self,
         src: SocketAddrV4,
@@ -74,24 +72,71 @@ impl Klips {
         now: u64,
         out: &mut Vec<Emit>,
     ) {
-        let dev = self.dev_for_addr(dst);
+        let t = self.tables();
+        let mut v = data.to_vec();
+        let mut w = Work::default();
+        let verdict = self.inbound_udp_buf(&t, src, dst, &mut v, now, &mut w);
+        legacy(verdict, &v, &mut w, out);
+    }
+
+    /// Processes one IPv4 packet from the ESP or AH raw socket, decrypting in place in `pkt`.
+    pub fn inbound_buf(&self, t: &Tables, pkt: &mut [u8], now: u64, w: &mut Work) -> Verdict {
+        let (outer, total, ptype) = match Ipv4Packet::new_checked(pkt) {
+            Ok(p) => {
+                let mut hdr = [0u8; MAX_HDR];
+                let hl = p.header_len();
+                hdr[..hl].copy_from_slice(p.header());
+                (
+                    Outer {
+                        src: p.src(),
+                        dst: p.dst(),
+                        hdr,
+                        hl,
+                        udp: false,
+                    },
+                    p.total_len(),
+                    p.protocol(),
+                )
+            }
+            Err(_) => return self.dropped(0, DropReason::NotIpsec, true),
+        };
+        let dev = t.dev_for_addr(outer.dst);
+        let r = match ptype {
+            proto::ESP => self.esp_in(t, &outer, pkt, outer.hl..total, None, now, w),
+            proto::AH => self.ah_in(t, &outer, pkt, 0..total, now, w),
+            _ => Err(DropReason::NotIpsec),
+        };
+        self.finish_in(dev, r, w)
+    }
+
+    /// Processes one datagram received on UDP 4500, in place in `data`: NAT keepalives are
+    /// ignored, IKE (non-ESP marker) goes to the keying daemon, anything else must be ESP for
+    /// one of our SAs.
+    pub fn inbound_udp_buf(
+        &self,
+        t: &Tables,
+        src: SocketAddrV4,
+        dst: Ipv4Addr,
+        data: &mut [u8],
+        now: u64,
+        w: &mut Work,
+    ) -> Verdict {
+        let dev = t.dev_for_addr(dst);
         if data == [0xff] {
-            return;
+            return Verdict::Done;
         }
         if data.len() >= 4 && data[..4] == [0, 0, 0, 0] {
-            out.push(Emit::Ike {
+            return Verdict::Ike {
                 src,
                 dst,
-                data: data[4..].to_vec(),
-            });
-            return;
+                at: 4..data.len(),
+            };
         }
         if data.len() < 8 {
-            self.drop_in(dev, DropReason::NotIpsec, out);
-            return;
+            return self.dropped(dev, DropReason::NotIpsec, true);
         }
-        // Rebuild a plain header for transport-mode reassembly and the arrival check.
-        let mut hdr = [0u8; ipv4::HEADER_LEN];
+        // A plain header for transport-mode reassembly and the arrival check.
+        let mut hdr = [0u8; MAX_HDR];
         ipv4::Ipv4Repr {
             src: *src.ip(),
             dst,
@@ -106,22 +151,24 @@ impl Klips {
         let outer = Outer {
             src: *src.ip(),
             dst,
-            header: &hdr,
+            hdr,
+            hl: ipv4::HEADER_LEN,
             udp: true,
         };
-        let mut esp = data.to_vec();
-        match self.esp_in(&outer, &mut esp, None, now) {
-            Ok(inner) => out.push(Emit::Tun { dev, pkt: inner }),
-            Err(reason) => self.drop_in(dev, reason, out),
-        }
+        let len = data.len();
+        let r = self.esp_in(t, &outer, data, 0..len, None, now, w);
+        self.finish_in(dev, r, w)
     }
 
-    fn lookup(&self, proto: Proto, spi: u32, dst: Ipv4Addr) -> Option<(Arc<Sa>, SaGroup)> {
-        let db = self.sadb();
-        let said = Said::new(proto, spi, dst);
-        let sa = db.get(&said)?.clone();
-        let group = db.group_of(&said)?;
-        Some((sa, group))
+    fn finish_in(&self, dev: usize, r: Result<Inner, DropReason>, w: &mut Work) -> Verdict {
+        match r {
+            Ok(Inner::At(at)) => Verdict::Deliver { dev, at },
+            Ok(Inner::Owned(pkt)) => {
+                w.extra.push(Emit::Tun { dev, pkt });
+                Verdict::Done
+            }
+            Err(reason) => self.dropped(dev, reason, true),
+        }
     }
 
     /// Checks that `sa` is usable for a packet from `src` and accounts it.
@@ -153,187 +200,234 @@ impl Klips {
         })
     }
 
-    fn replay_update(&self, sa: &Sa, seq: u32) -> Result<(), DropReason> {
-        let mut st = sa.state.lock().unwrap_or_else(|x| x.into_inner());
-        st.replay.update(seq).map_err(|e| {
-            sa.note_replay(e);
-            DropReason::Replay
-        })
-    }
-
-    /// ESP: `esp` is the ESP header onward. `expect` is the SA the group requires here (nested).
+    /// ESP at `pkt[esp]`. `expect` is the SA the group requires here (nested).
+    #[allow(clippy::too_many_arguments)]
     fn esp_in(
         &self,
-        outer: &Outer<'_>,
-        esp: &mut [u8],
-        expect: Option<(&Arc<Sa>, &SaGroup)>,
+        t: &Tables,
+        outer: &Outer,
+        pkt: &mut [u8],
+        esp: Range<usize>,
+        expect: Option<(&SaRef, usize)>,
         now: u64,
-    ) -> Result<Vec<u8>, DropReason> {
+        w: &mut Work,
+    ) -> Result<Inner, DropReason> {
+        let base = esp.start;
+        let esp = pkt.get_mut(esp).ok_or(DropReason::Truncated)?;
         let (spi, seq) = EspCrypto::header(esp).map_err(|_| DropReason::Truncated)?;
-        let (sa, group) = match expect {
-            Some((sa, g)) => {
+        let here: SaRef = match expect {
+            Some((g, pos)) => {
+                let sa = &g.group[pos];
                 if sa.said.spi != spi || sa.said.proto != Proto::Esp {
                     return Err(DropReason::GroupMismatch);
                 }
-                (sa.clone(), g.clone())
+                SaRef {
+                    group: g.group.clone(),
+                    pos,
+                }
             }
             None => {
-                let (sa, group) = self
-                    .lookup(Proto::Esp, spi, outer.dst)
+                let r = t
+                    .sas
+                    .get(&Said::new(Proto::Esp, spi, outer.dst))
                     .ok_or(DropReason::NoSa)?;
-                if sa.encap.is_some() != outer.udp {
+                if r.sa().encap.is_some() != outer.udp {
                     return Err(DropReason::EncapMismatch);
                 }
-                (sa, group)
+                r.clone()
             }
         };
+        let sa = here.sa();
         let Xform::Esp { crypto, enc, .. } = &sa.xform else {
             return Err(DropReason::NoSa);
         };
         if !sa.src.is_unspecified() && sa.src != outer.src {
             return Err(DropReason::SaSourceMismatch);
         }
-        self.replay_check(&sa, seq)?;
-        crypto.verify_icv(esp).map_err(|e| self.esp_err(&sa, e))?;
+        self.replay_check(sa, seq)?;
+        crypto.verify_icv(esp).map_err(|e| esp_err(sa, e))?;
         // For AEAD transforms the tag is checked by decrypt, so the window moves only after it.
-        let (nh, range) = crypto.decrypt(esp).map_err(|e| self.esp_err(&sa, e))?;
-        self.replay_update(&sa, seq)?;
-        if !enc.is_aead() {
-            let iv = esp.get(8..8 + enc.iv_len()).unwrap_or_default().to_vec();
-            sa.state.lock().unwrap_or_else(|x| x.into_inner()).last_iv = iv;
-        }
-        self.admit(&sa, outer.src, esp.len(), now)?;
-        let payload = &esp[range];
-        self.next_header(outer, &sa, &group, nh, payload, now)
-    }
-
-    fn esp_err(&self, sa: &Sa, e: EspError) -> DropReason {
-        match e {
-            EspError::Truncated => DropReason::Truncated,
-            EspError::BadLength => {
-                sa.errors.encr_size.fetch_add(1, Ordering::Relaxed);
-                DropReason::EspLenNotX8
-            }
-            EspError::AuthFailed => {
-                sa.errors.auth.fetch_add(1, Ordering::Relaxed);
-                DropReason::AuthFailure
-            }
-            EspError::BadPadding => {
-                sa.errors.encr_pad.fetch_add(1, Ordering::Relaxed);
-                DropReason::BadPadding
+        let (nh, range) = crypto.decrypt(esp).map_err(|e| esp_err(sa, e))?;
+        {
+            let mut st = sa.state.lock().unwrap_or_else(|x| x.into_inner());
+            st.replay.update(seq).map_err(|e| {
+                sa.note_replay(e);
+                DropReason::Replay
+            })?;
+            if !enc.is_aead() {
+                let n = enc.iv_len().min(st.last_iv.len());
+                if let Some(iv) = esp.get(8..8 + n) {
+                    st.last_iv[..n].copy_from_slice(iv);
+                    st.last_iv_len = n;
+                }
             }
         }
+        self.admit(sa, outer.src, esp.len(), now)?;
+        let payload = base + range.start..base + range.end;
+        self.next_header(t, outer, &here, nh, pkt, payload, now, w)
     }
 
-    /// AH over the whole IPv4 packet `pkt`.
-    fn ah_in(&self, outer: &Outer<'_>, pkt: &[u8], now: u64) -> Result<Vec<u8>, DropReason> {
-        let (spi, seq) = ah::ah_header(pkt).map_err(ah_reason)?;
-        let (sa, group) = self
-            .lookup(Proto::Ah, spi, outer.dst)
-            .ok_or(DropReason::NoSa)?;
+    /// AH over the whole IPv4 packet `pkt[ip]`.
+    fn ah_in(
+        &self,
+        t: &Tables,
+        outer: &Outer,
+        pkt: &mut [u8],
+        ip: Range<usize>,
+        now: u64,
+        w: &mut Work,
+    ) -> Result<Inner, DropReason> {
+        let base = ip.start;
+        let whole = pkt.get(ip.clone()).ok_or(DropReason::Truncated)?;
+        let (spi, seq) = ah::ah_header(whole).map_err(ah_reason)?;
+        let here = t
+            .sas
+            .get(&Said::new(Proto::Ah, spi, outer.dst))
+            .ok_or(DropReason::NoSa)?
+            .clone();
+        let sa = here.sa();
         let Xform::Ah { integ, .. } = &sa.xform else {
             return Err(DropReason::NoSa);
         };
         if !sa.src.is_unspecified() && sa.src != outer.src {
             return Err(DropReason::SaSourceMismatch);
         }
-        self.replay_check(&sa, seq)?;
-        let info = ah::ah_input(integ.as_ref(), pkt).map_err(|e| {
+        self.replay_check(sa, seq)?;
+        let info = ah::ah_input(integ.as_ref(), whole).map_err(|e| {
             if e == AhError::AuthFailed {
                 sa.errors.auth.fetch_add(1, Ordering::Relaxed);
             }
             ah_reason(e)
         })?;
-        self.replay_update(&sa, seq)?;
-        self.admit(&sa, outer.src, pkt.len(), now)?;
-        let payload = pkt.get(info.header_len..).ok_or(DropReason::Truncated)?;
-        self.next_header(outer, &sa, &group, info.next_header, payload, now)
+        {
+            let mut st = sa.state.lock().unwrap_or_else(|x| x.into_inner());
+            st.replay.update(seq).map_err(|e| {
+                sa.note_replay(e);
+                DropReason::Replay
+            })?;
+        }
+        self.admit(sa, outer.src, whole.len(), now)?;
+        if info.header_len > whole.len() {
+            return Err(DropReason::Truncated);
+        }
+        let payload = base + info.header_len..ip.end;
+        self.next_header(t, outer, &here, info.next_header, pkt, payload, now, w)
     }
 
     /// After one SA: descend into the next inner SA of the group, or finish.
+    #[allow(clippy::too_many_arguments)]
     fn next_header(
         &self,
-        outer: &Outer<'_>,
-        sa: &Arc<Sa>,
-        group: &SaGroup,
+        t: &Tables,
+        outer: &Outer,
+        here: &SaRef,
         nh: u8,
-        payload: &[u8],
+        pkt: &mut [u8],
+        payload: Range<usize>,
         now: u64,
-    ) -> Result<Vec<u8>, DropReason> {
-        let pos = group.iter().position(|s| Arc::ptr_eq(s, sa)).unwrap_or(0);
-        let inner = pos.checked_sub(1).and_then(|i| group.get(i));
+        w: &mut Work,
+    ) -> Result<Inner, DropReason> {
+        let group = &here.group;
+        let pos = here.pos;
+        let inner = pos.checked_sub(1);
         // IPComp is skipped for small or incompressible packets (RFC 3173 2.2): then the
         // payload goes straight to the SA inside the comp SA.
         let inner_skip_comp = match inner {
-            Some(c) if c.said.proto == Proto::Comp && nh != proto::COMP => {
-                pos.checked_sub(2).and_then(|i| group.get(i))
-            }
+            Some(i) if group[i].said.proto == Proto::Comp && nh != proto::COMP => i.checked_sub(1),
             other => other,
         };
         match nh {
             proto::ESP => {
-                let inner = inner.ok_or(DropReason::GroupMismatch)?;
-                let mut esp = payload.to_vec();
-                self.esp_in(outer, &mut esp, Some((inner, group)), now)
+                let i = inner.ok_or(DropReason::GroupMismatch)?;
+                self.esp_in(t, outer, pkt, payload, Some((here, i)), now, w)
             }
             proto::COMP => {
-                let inner = inner.ok_or(DropReason::GroupMismatch)?;
-                if inner.said.proto != Proto::Comp {
+                let i = inner.ok_or(DropReason::GroupMismatch)?;
+                let comp = &group[i];
+                if comp.said.proto != Proto::Comp {
                     return Err(DropReason::GroupMismatch);
                 }
-                let cpi = payload
+                let data = &pkt[payload];
+                let cpi = data
                     .get(2..4)
                     .map(|b| u16::from_be_bytes([b[0], b[1]]))
                     .ok_or(DropReason::Truncated)?;
-                if u32::from(cpi) != inner.said.spi & 0xffff {
+                if u32::from(cpi) != comp.said.spi & 0xffff {
                     return Err(DropReason::GroupMismatch);
                 }
-                let mut data = Vec::with_capacity(payload.len() * 4);
-                let nh2 = ipcomp::decompress(payload, 65535, &mut data)
+                let mut out = Vec::with_capacity(data.len() * 4);
+                let nh2 = ipcomp::decompress(data, 65535, &mut out)
                     .map_err(|_| DropReason::DecompressFailure)?;
-                self.admit(inner, inner.src, payload.len(), now)?;
-                inner
-                    .comp_ratio
+                self.admit(comp, comp.src, data.len(), now)?;
+                comp.comp_ratio
                     .0
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                inner
-                    .comp_ratio
+                    .fetch_add(out.len() as u64, Ordering::Relaxed);
+                comp.comp_ratio
                     .1
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
-                self.next_header(outer, inner, group, nh2, &data, now)
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                let inner_ref = SaRef {
+                    group: group.clone(),
+                    pos: i,
+                };
+                let len = out.len();
+                match self.next_header(t, outer, &inner_ref, nh2, &mut out, 0..len, now, w)? {
+                    Inner::At(r) => {
+                        out.truncate(r.end);
+                        out.drain(..r.start);
+                        Ok(Inner::Owned(out))
+                    }
+                    owned => Ok(owned),
+                }
             }
             proto::IPIP => {
                 let checker = match inner_skip_comp {
-                    Some(t) if t.said.proto == Proto::Tun => {
-                        self.admit(t, t.src, payload.len(), now)?;
-                        t
+                    Some(i) if group[i].said.proto == Proto::Tun => {
+                        let tun = &group[i];
+                        self.admit(tun, tun.src, payload.len(), now)?;
+                        tun
                     }
                     Some(_) => return Err(DropReason::GroupMismatch),
-                    None => sa,
+                    None => here.sa(),
                 };
-                let p = Ipv4Packet::new_checked(payload).map_err(|_| DropReason::Truncated)?;
-                self.arrival_check(checker, &p)?;
-                Ok(p.packet().to_vec())
+                let p = Ipv4Packet::new_checked(&pkt[payload.clone()])
+                    .map_err(|_| DropReason::Truncated)?;
+                self.arrival_check(t, checker, &p)?;
+                let len = p.total_len();
+                Ok(Inner::At(payload.start..payload.start + len))
             }
             _ => {
-                if inner_skip_comp.is_some_and(|i| i.said.proto == Proto::Tun) {
+                if inner_skip_comp.is_some_and(|i| group[i].said.proto == Proto::Tun) {
                     // The group says tunnel mode but the packet is transport: refuse.
                     return Err(DropReason::GroupMismatch);
                 }
-                let hl = outer.header.len();
-                let mut pkt = Vec::with_capacity(hl + payload.len());
-                pkt.extend_from_slice(outer.header);
-                pkt.extend_from_slice(payload);
-                ipv4::fix_header(&mut pkt, nh);
-                let p = Ipv4Packet::new_checked(&pkt).map_err(|_| DropReason::Truncated)?;
-                self.arrival_check(sa, &p)?;
-                Ok(pkt)
+                // Transport mode: the outer header goes back in front of the payload, in the
+                // buffer when there is room before it.
+                let hl = outer.hl;
+                let r = if payload.start >= hl {
+                    let at = payload.start - hl..payload.end;
+                    pkt[at.start..payload.start].copy_from_slice(&outer.hdr[..hl]);
+                    ipv4::fix_header(&mut pkt[at.clone()], nh);
+                    Inner::At(at)
+                } else {
+                    let mut v = Vec::with_capacity(hl + payload.len());
+                    v.extend_from_slice(&outer.hdr[..hl]);
+                    v.extend_from_slice(&pkt[payload]);
+                    ipv4::fix_header(&mut v, nh);
+                    Inner::Owned(v)
+                };
+                let bytes = match &r {
+                    Inner::At(at) => &pkt[at.clone()],
+                    Inner::Owned(v) => &v[..],
+                };
+                let p = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Truncated)?;
+                self.arrival_check(t, here.sa(), &p)?;
+                Ok(r)
             }
         }
     }
 
-    fn arrival_check(&self, sa: &Sa, inner: &Ipv4Packet<'_>) -> Result<(), DropReason> {
-        if self.params().disable_arrival_check {
+    fn arrival_check(&self, t: &Tables, sa: &Sa, inner: &Ipv4Packet<'_>) -> Result<(), DropReason> {
+        if t.params.disable_arrival_check {
             return Ok(());
         }
         match sa.policy {
@@ -341,6 +435,50 @@ impl Klips {
                 Err(DropReason::ArrivalCheck)
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// The owned [`Emit`]s of a verdict on the packet in `buf` (legacy interface).
+fn legacy(v: Verdict, buf: &[u8], w: &mut Work, out: &mut Vec<Emit>) {
+    out.append(&mut w.extra);
+    match v {
+        Verdict::Deliver { dev, at } => out.push(Emit::Tun {
+            dev,
+            pkt: buf[at].to_vec(),
+        }),
+        Verdict::Drop {
+            dev,
+            reason,
+            inbound,
+        } => out.push(Emit::Drop {
+            dev,
+            reason,
+            inbound,
+        }),
+        Verdict::Ike { src, dst, at } => out.push(Emit::Ike {
+            src,
+            dst,
+            data: buf[at].to_vec(),
+        }),
+        Verdict::Send(_) | Verdict::Done => {}
+    }
+}
+
+fn esp_err(sa: &Sa, e: EspError) -> DropReason {
+    match e {
+        EspError::Truncated => DropReason::Truncated,
+        EspError::BadLength => {
+            sa.errors.encr_size.fetch_add(1, Ordering::Relaxed);
+            DropReason::EspLenNotX8
+        }
+        EspError::AuthFailed => {
+            sa.errors.auth.fetch_add(1, Ordering::Relaxed);
+            DropReason::AuthFailure
+        }
+        EspError::BadPadding => {
+            sa.errors.encr_pad.fetch_add(1, Ordering::Relaxed);
+            DropReason::BadPadding
         }
     }
 }

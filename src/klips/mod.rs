@@ -5,28 +5,37 @@
 //! shell carries out. Time is passed in as seconds on the daemon's monotonic clock.
 
 pub mod drops;
+#[cfg(test)]
+mod events_tests;
 pub mod inbound;
 pub mod outbound;
+pub mod packet;
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
-use crate::eroute::{ErouteTable, DEFAULT_MAX_TRAP_HOLDS};
-use crate::sadb::Sadb;
+use crate::eroute::{ErouteTable, ErouteView, DEFAULT_MAX_TRAP_HOLDS};
+use crate::fasthash::FastMap;
+use crate::sadb::{Sadb, SadbView};
 
 pub use drops::{DropReason, DropStats, Notice, NoticeStats};
+pub use outbound::Decision;
+pub use packet::{gso_run, Family, GsoRun, PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
 
-/// Capacity of the queues that carry acquires and SA lifetime events to the keying daemon.
+/// Acquires waiting for the keying daemon at most. Identical acquires are merged while they
+/// wait; past this bound a new acquire is left to the keying daemon's shunt scan, which treats
+/// a `%hold` it never heard of as an acquire ([`Notice::AcquireOverflow`]).
 pub const EVENT_QUEUE_LEN: usize = 1024;
 
-/// SA lifetime events kept for a retry while the keying daemon's queue is full. Each SA causes
-/// at most one soft and one hard event, so this is only reached with tens of thousands of SAs
-/// expiring while the keying daemon is stuck; beyond it an event is counted as lost (a soft
-/// expiry is then reported again by the SA's next packet).
+/// SA lifetime events waiting for the keying daemon at most. Each SA causes at most one soft
+/// and one hard event (a repeat of a waiting one is merged), so this is only reached with tens
+/// of thousands of SAs expiring while the keying daemon is stuck; beyond it an event is
+/// counted as lost and a soft expiry is reported again by the SA's next packet.
 pub const MAX_DEFERRED_SA_EVENTS: usize = 65_536;
 
 /// Seconds between two log lines about the same kind of [`Notice`]: the first occurrence is
@@ -81,7 +90,7 @@ pub enum Emit {
 }
 
 /// A request for keying produced by a `%trap` eroute (PF_KEY ACQUIRE in KLIPS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Acquire {
     /// Packet source.
     pub src: Ipv4Addr,
@@ -96,12 +105,22 @@ pub struct Acquire {
 }
 
 /// An event for the keying daemon about an SA (soft lifetime reached, SA expired).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SaEvent {
     /// A soft limit was crossed: time to rekey.
     SoftExpired(crate::said::Said),
     /// A hard limit was crossed: the SA is gone.
     HardExpired(crate::said::Said),
+}
+
+/// What the datapath core tells the keying daemon (its control output, beside the packets):
+/// taken with [`Klips::take_events`] after [`Klips::event_doorbell`] rang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KlipsEvent {
+    /// A `%trap` eroute caught a packet.
+    Acquire(Acquire),
+    /// An SA reached a lifetime limit.
+    Sa(SaEvent),
 }
 
 /// Facts about one ipsecN device the datapath needs.
@@ -140,6 +159,46 @@ impl Default for Params {
     }
 }
 
+/// Everything the datapath reads, as one consistent, immutable view: taken once per batch
+/// ([`Klips::tables`]) and read without locks while the control plane changes the tables
+/// behind it (each change publishes a new view).
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// The eroutes.
+    pub eroutes: ErouteView,
+    /// The SAs with their groups.
+    pub sas: SadbView,
+    /// The ipsecN devices.
+    pub devs: Arc<[DevInfo]>,
+    /// The switches.
+    pub params: Params,
+}
+
+impl Tables {
+    /// Index of the device whose address is `addr` (0 if none matches).
+    pub fn dev_for_addr(&self, addr: Ipv4Addr) -> usize {
+        self.devs.iter().position(|d| d.addr == addr).unwrap_or(0)
+    }
+
+    /// Whether `addr` is one of our physical addresses.
+    pub fn is_local(&self, addr: Ipv4Addr) -> bool {
+        self.devs.iter().any(|d| d.addr == addr)
+    }
+}
+
+/// Events waiting for the keying daemon, oldest first, each at most once.
+#[derive(Debug, Default)]
+struct Pending {
+    acquires: VecDeque<Acquire>,
+    acquire_set: FastMap<Acquire, ()>,
+    sa: VecDeque<SaEvent>,
+    sa_set: FastMap<SaEvent, ()>,
+    /// Hard expiries that found the queue full: the SAs are already gone from the SADB, so no
+    /// packet will report them again; [`Klips::expire`] retries them. At most one per SA that
+    /// died, so bounded by the SADB.
+    hard_retry: Vec<crate::said::Said>,
+}
+
 /// The datapath core shared by all datapath threads.
 #[derive(Debug)]
 pub struct Klips {
@@ -147,15 +206,14 @@ pub struct Klips {
     eroutes: RwLock<ErouteTable>,
     devs: RwLock<Vec<DevInfo>>,
     params: RwLock<Params>,
+    /// The view the datapath reads (replaced, never modified, by each change).
+    tables: RwLock<Arc<Tables>>,
     /// Drop counters by reason.
     pub drops: DropStats,
-    acquire_tx: Sender<Acquire>,
-    acquire_rx: Receiver<Acquire>,
-    event_tx: Sender<SaEvent>,
-    event_rx: Receiver<SaEvent>,
-    /// SA events that found the queue full, oldest first, for [`Klips::expire`] to retry.
-    deferred: Mutex<VecDeque<SaEvent>>,
-    /// Counters of bounds hit and queues found full.
+    pending: Mutex<Pending>,
+    doorbell_tx: Sender<()>,
+    doorbell_rx: Receiver<()>,
+    /// Counters of bounds hit and events merged.
     pub notices: NoticeStats,
     notice_log: Mutex<[NoticeLog; Notice::ALL.len()]>,
     max_trap_holds: AtomicUsize,
@@ -185,22 +243,73 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Write access to the SADB; the datapath's view is republished when it is dropped.
+pub struct SadbGuard<'a> {
+    k: &'a Klips,
+    g: RwLockWriteGuard<'a, Sadb>,
+}
+
+impl Deref for SadbGuard<'_> {
+    type Target = Sadb;
+    fn deref(&self) -> &Sadb {
+        &self.g
+    }
+}
+
+impl DerefMut for SadbGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Sadb {
+        &mut self.g
+    }
+}
+
+impl Drop for SadbGuard<'_> {
+    fn drop(&mut self) {
+        let v = self.g.view();
+        self.k.publish(|t| t.sas = v);
+    }
+}
+
+/// Write access to the eroute table; its index is rebuilt (if eroutes changed) and the
+/// datapath's view republished when it is dropped.
+pub struct ErouteGuard<'a> {
+    k: &'a Klips,
+    g: RwLockWriteGuard<'a, ErouteTable>,
+}
+
+impl Deref for ErouteGuard<'_> {
+    type Target = ErouteTable;
+    fn deref(&self) -> &ErouteTable {
+        &self.g
+    }
+}
+
+impl DerefMut for ErouteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ErouteTable {
+        &mut self.g
+    }
+}
+
+impl Drop for ErouteGuard<'_> {
+    fn drop(&mut self) {
+        let v = self.g.view();
+        self.k.publish(|t| t.eroutes = v);
+    }
+}
+
 impl Klips {
     /// An empty datapath: no devices, SAs or eroutes (so everything is dropped).
     pub fn new() -> Klips {
-        let (acquire_tx, acquire_rx) = crossbeam_channel::bounded(EVENT_QUEUE_LEN);
-        let (event_tx, event_rx) = crossbeam_channel::bounded(EVENT_QUEUE_LEN);
+        let (doorbell_tx, doorbell_rx) = crossbeam_channel::bounded(1);
         Klips {
             sadb: RwLock::new(Sadb::new()),
             eroutes: RwLock::new(ErouteTable::new()),
             devs: RwLock::new(Vec::new()),
             params: RwLock::new(Params::default()),
+            tables: RwLock::new(Arc::new(Tables::default())),
             drops: DropStats::default(),
-            acquire_tx,
-            acquire_rx,
-            event_tx,
-            event_rx,
-            deferred: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Pending::default()),
+            doorbell_tx,
+            doorbell_rx,
             notices: NoticeStats::default(),
             notice_log: Mutex::new([NoticeLog::default(); Notice::ALL.len()]),
             max_trap_holds: AtomicUsize::new(DEFAULT_MAX_TRAP_HOLDS),
@@ -208,24 +317,43 @@ impl Klips {
         }
     }
 
-    /// Read access to the SADB.
+    /// The datapath's view of every table as of now: take it once per batch.
+    pub fn tables(&self) -> Arc<Tables> {
+        read(&self.tables).clone()
+    }
+
+    /// Replaces the published view with a changed copy.
+    fn publish(&self, f: impl FnOnce(&mut Tables)) {
+        let mut w = write(&self.tables);
+        let mut t = Tables::clone(&w);
+        f(&mut t);
+        *w = Arc::new(t);
+    }
+
+    /// Read access to the SADB (the control plane's copy).
     pub fn sadb(&self) -> RwLockReadGuard<'_, Sadb> {
         read(&self.sadb)
     }
 
     /// Write access to the SADB.
-    pub fn sadb_mut(&self) -> RwLockWriteGuard<'_, Sadb> {
-        write(&self.sadb)
+    pub fn sadb_mut(&self) -> SadbGuard<'_> {
+        SadbGuard {
+            k: self,
+            g: write(&self.sadb),
+        }
     }
 
-    /// Read access to the eroute table.
+    /// Read access to the eroute table (the control plane's copy).
     pub fn eroutes(&self) -> RwLockReadGuard<'_, ErouteTable> {
         read(&self.eroutes)
     }
 
     /// Write access to the eroute table.
-    pub fn eroutes_mut(&self) -> RwLockWriteGuard<'_, ErouteTable> {
-        write(&self.eroutes)
+    pub fn eroutes_mut(&self) -> ErouteGuard<'_> {
+        ErouteGuard {
+            k: self,
+            g: write(&self.eroutes),
+        }
     }
 
     /// The ipsecN devices.
@@ -235,7 +363,10 @@ impl Klips {
 
     /// Replaces the device list.
     pub fn set_devs(&self, devs: Vec<DevInfo>) {
-        *write(&self.devs) = devs;
+        let mut w = write(&self.devs);
+        *w = devs;
+        let v: Arc<[DevInfo]> = w.clone().into();
+        self.publish(|t| t.devs = v);
     }
 
     /// Current switches.
@@ -246,16 +377,35 @@ impl Klips {
     /// Replaces the switches.
     pub fn set_params(&self, p: Params) {
         *write(&self.params) = p;
+        self.publish(|t| t.params = p);
     }
 
-    /// The channel on which `%trap` eroutes deliver acquires to the keying daemon.
-    pub fn acquires(&self) -> &Receiver<Acquire> {
-        &self.acquire_rx
+    /// Rings (holds one message) whenever [`Klips::take_events`] has something: the keying
+    /// daemon waits on it.
+    pub fn event_doorbell(&self) -> &Receiver<()> {
+        &self.doorbell_rx
     }
 
-    /// The channel of SA lifetime events for the keying daemon.
-    pub fn sa_events(&self) -> &Receiver<SaEvent> {
-        &self.event_rx
+    /// Moves the waiting events into `out`, SA lifetime events first, each kind oldest first.
+    pub fn take_events(&self, out: &mut Vec<KlipsEvent>) {
+        let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+        let p = &mut *p;
+        out.extend(p.sa.drain(..).map(KlipsEvent::Sa));
+        p.sa_set.clear();
+        out.extend(p.acquires.drain(..).map(KlipsEvent::Acquire));
+        p.acquire_set.clear();
+    }
+
+    /// Number of events waiting for the keying daemon.
+    pub fn pending_events(&self) -> usize {
+        let p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+        p.sa.len() + p.acquires.len()
+    }
+
+    fn ring(&self) {
+        // Full means a ring is already waiting to be noticed; disconnected cannot happen (we
+        // own the receiver).
+        let _ = self.doorbell_tx.try_send(());
     }
 
     /// How many `%hold` eroutes made by `%trap` may exist at once (default
@@ -270,66 +420,45 @@ impl Klips {
         self.max_trap_holds.store(n.max(1), Ordering::Relaxed);
     }
 
-    /// Queues an acquire for the keying daemon. When its queue is full the acquire is counted
-    /// as lost ([`Notice::AcquireLost`]); the `%hold` it was made for stays, and the keying
-    /// daemon's shunt scan treats a hold it never heard of as an acquire.
+    /// Queues an acquire for the keying daemon. One identical to an acquire still waiting is
+    /// merged into it ([`Notice::AcquireMerged`]); past [`EVENT_QUEUE_LEN`] waiting acquires it
+    /// is left to the shunt scan ([`Notice::AcquireOverflow`]): the `%hold` it was made for
+    /// stays, and the keying daemon treats a hold it never heard of as an acquire.
     pub(crate) fn send_acquire(&self, a: Acquire) {
-        if self.acquire_tx.try_send(a).is_err() {
-            self.notices.count(Notice::AcquireLost);
+        let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+        if p.acquire_set.contains_key(&a) {
+            self.notices.count(Notice::AcquireMerged);
+            return;
         }
+        if p.acquires.len() >= EVENT_QUEUE_LEN {
+            self.notices.count(Notice::AcquireOverflow);
+            return;
+        }
+        p.acquire_set.insert(a, ());
+        p.acquires.push_back(a);
+        drop(p);
+        self.ring();
     }
 
-    /// Queues an SA lifetime event for the keying daemon, after any deferred ones (so they
-    /// arrive in order). When the queue is full the event is kept for a retry by
-    /// [`Klips::expire`] ([`Notice::SaEventDeferred`]). Returns false only if it could not even
-    /// be kept ([`MAX_DEFERRED_SA_EVENTS`], [`Notice::SaEventLost`]): the caller must then
-    /// report it again later.
+    /// Queues an SA lifetime event for the keying daemon; one identical to an event still
+    /// waiting is merged into it ([`Notice::SaEventMerged`]). Returns false only if it could
+    /// not be kept ([`MAX_DEFERRED_SA_EVENTS`] waiting, [`Notice::SaEventLost`]): the caller
+    /// must then report it again later.
     pub(crate) fn send_event(&self, e: SaEvent) -> bool {
-        let mut deferred = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
-        if deferred.is_empty() {
-            match self.event_tx.try_send(e) {
-                Ok(()) => return true,
-                Err(TrySendError::Full(_)) => {}
-                // The keying daemon is gone: nobody will ever read it.
-                Err(TrySendError::Disconnected(_)) => return true,
-            }
-        } else {
-            Self::flush(&self.event_tx, &mut deferred);
-            if deferred.is_empty() && self.event_tx.try_send(e).is_ok() {
-                return true;
-            }
+        let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+        if p.sa_set.contains_key(&e) {
+            self.notices.count(Notice::SaEventMerged);
+            return true;
         }
-        if deferred.len() >= MAX_DEFERRED_SA_EVENTS {
+        if p.sa.len() >= MAX_DEFERRED_SA_EVENTS {
             self.notices.count(Notice::SaEventLost);
             return false;
         }
-        deferred.push_back(e);
-        self.notices.count(Notice::SaEventDeferred);
+        p.sa_set.insert(e, ());
+        p.sa.push_back(e);
+        drop(p);
+        self.ring();
         true
-    }
-
-    /// Moves deferred SA events into the queue, oldest first, as far as it has room.
-    fn flush(tx: &Sender<SaEvent>, deferred: &mut VecDeque<SaEvent>) {
-        while let Some(&e) = deferred.front() {
-            if tx.try_send(e).is_err() {
-                break;
-            }
-            deferred.pop_front();
-        }
-    }
-
-    /// Retries the SA events that found the keying daemon's queue full.
-    pub fn retry_sa_events(&self) {
-        let mut deferred = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
-        Self::flush(&self.event_tx, &mut deferred);
-    }
-
-    /// Number of SA events waiting for a retry.
-    pub fn deferred_sa_events(&self) -> usize {
-        self.deferred
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
     }
 
     /// Log lines about the [`Notice`]s counted since the last call, at a bounded rate: for each
@@ -360,14 +489,17 @@ impl Klips {
                 "klips: %trap hold limit ({}) reached: {new} oldest %hold eroute(s) evicted ({total} since start)",
                 self.max_trap_holds()
             ),
-            Notice::AcquireLost => format!(
-                "klips: keying daemon's queue full: {new} acquire(s) lost ({total} since start); the next shunt scan picks up their %hold eroutes"
+            Notice::AcquireMerged => format!(
+                "klips: keying daemon busy: {new} acquire(s) merged into identical ones still queued ({total} since start)"
             ),
-            Notice::SaEventDeferred => format!(
-                "klips: keying daemon's queue full: {new} SA lifetime event(s) delayed for a retry ({total} since start)"
+            Notice::AcquireOverflow => format!(
+                "klips: keying daemon's queue full: {new} acquire(s) left to the next shunt scan, which picks up their %hold eroutes ({total} since start)"
+            ),
+            Notice::SaEventMerged => format!(
+                "klips: keying daemon busy: {new} SA lifetime event(s) merged into identical ones still queued ({total} since start)"
             ),
             Notice::SaEventLost => format!(
-                "klips: {new} SA lifetime event(s) could not be queued even for a retry ({total} since start); soft expiries are reported again by the next packet"
+                "klips: {new} SA lifetime event(s) could not be queued ({total} since start); soft expiries are reported again by the next packet, hard expiries by the next expiry pass"
             ),
         }
     }
@@ -399,23 +531,19 @@ impl Klips {
         });
     }
 
-    /// Counts and reports a packet from the network that was discarded.
-    pub(crate) fn drop_in(&self, dev: usize, reason: DropReason, out: &mut Vec<Emit>) {
-        self.drops.count(reason, true);
-        out.push(Emit::Drop {
-            dev,
-            reason,
-            inbound: true,
-        });
-    }
-
-    /// Retries deferred SA events, then removes SAs past their hard lifetime at `now` and
-    /// reports their hard expiry. The shell calls this periodically.
+    /// Removes SAs past their hard lifetime at `now` and reports their hard expiry. The shell
+    /// calls this periodically.
     pub fn expire(&self, now: u64) -> usize {
-        self.retry_sa_events();
         let dead = self.sadb_mut().expire(now);
-        for sa in &dead {
-            self.send_event(SaEvent::HardExpired(sa.said));
+        let mut retry = {
+            let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+            std::mem::take(&mut p.hard_retry)
+        };
+        retry.extend(dead.iter().map(|sa| sa.said));
+        retry.retain(|&said| !self.send_event(SaEvent::HardExpired(said)));
+        if !retry.is_empty() {
+            let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
+            p.hard_retry.extend(retry);
         }
         dead.len()
     }
@@ -430,44 +558,86 @@ mod tests {
         Said::new(Proto::Esp, 0x1000 + i, Ipv4Addr::new(192, 0, 2, 2))
     }
 
-    fn drain(k: &Klips) -> Vec<SaEvent> {
-        k.sa_events().try_iter().collect()
+    fn drain(k: &Klips) -> Vec<KlipsEvent> {
+        let mut v = Vec::new();
+        k.take_events(&mut v);
+        v
     }
 
-    /// With the keying daemon's queue full, SA events are kept and delivered in order once it
-    /// has room again; nothing is lost.
-    #[test]
-    fn sa_events_survive_a_full_queue() {
-        let k = Klips::new();
-        let n = EVENT_QUEUE_LEN as u32 + 10;
-        for i in 0..n {
-            assert!(k.send_event(SaEvent::SoftExpired(said(i))));
+    fn acquire(i: u16) -> Acquire {
+        Acquire {
+            src: Ipv4Addr::new(10, 0, 1, 10),
+            dst: Ipv4Addr::new(10, 0, 2, (i % 250) as u8),
+            proto: 17,
+            sport: 1000 + i,
+            dport: 53,
         }
-        assert_eq!(k.deferred_sa_events(), 10);
-        assert_eq!(k.notices.get(Notice::SaEventDeferred), 10);
-        // A later event queues behind the deferred ones, even when there is room.
-        let first = drain(&k);
-        assert_eq!(first.len(), EVENT_QUEUE_LEN);
-        assert!(k.send_event(SaEvent::HardExpired(said(999))));
-        // The periodic timer retries.
-        assert_eq!(k.expire(0), 0);
-        let mut got = first;
-        got.extend(drain(&k));
-        let mut want: Vec<SaEvent> = (0..n).map(|i| SaEvent::SoftExpired(said(i))).collect();
-        want.push(SaEvent::HardExpired(said(999)));
-        assert_eq!(got, want);
-        assert_eq!(k.deferred_sa_events(), 0);
+    }
+
+    /// The keying daemon stalls while 20,000 SAs reach their soft lifetime (several times over)
+    /// and hosts behind `%trap`s send thousands of packets: once it drains, every SA's expiry
+    /// is there exactly once, in order; repeats and identical acquires were merged and
+    /// counted; acquires past the bound were counted for the shunt scan. Nothing vanished.
+    #[test]
+    fn flooded_event_path_loses_no_expiry() {
+        let k = Klips::new();
+        let n = 20_000u32;
+        for round in 0..3 {
+            for i in 0..n {
+                assert!(k.send_event(SaEvent::SoftExpired(said(i))), "round {round}");
+                if i % 7 == 0 {
+                    k.send_acquire(acquire((i % 2000) as u16));
+                }
+            }
+        }
+        for i in 0..100 {
+            assert!(k.send_event(SaEvent::HardExpired(said(i))));
+        }
+        // The doorbell rang (once: it holds one ring).
+        assert_eq!(k.event_doorbell().try_iter().count(), 1);
+        assert_eq!(k.pending_events(), n as usize + 100 + EVENT_QUEUE_LEN);
+        let got = drain(&k);
+        let mut want: Vec<KlipsEvent> = (0..n)
+            .map(|i| KlipsEvent::Sa(SaEvent::SoftExpired(said(i))))
+            .collect();
+        want.extend((0..100).map(|i| KlipsEvent::Sa(SaEvent::HardExpired(said(i)))));
+        assert_eq!(&got[..want.len()], &want[..]);
+        let acquires: Vec<Acquire> = got[want.len()..]
+            .iter()
+            .map(|e| match e {
+                KlipsEvent::Acquire(a) => *a,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(acquires.len(), EVENT_QUEUE_LEN);
+        let distinct: std::collections::HashSet<Acquire> = acquires.iter().copied().collect();
+        assert_eq!(distinct.len(), EVENT_QUEUE_LEN);
+        assert_eq!(k.notices.get(Notice::SaEventMerged), 2 * u64::from(n));
         assert_eq!(k.notices.get(Notice::SaEventLost), 0);
+        let sent_acquires = 3 * n.div_ceil(7) as u64;
+        assert_eq!(
+            k.notices.get(Notice::AcquireMerged) + k.notices.get(Notice::AcquireOverflow),
+            sent_acquires - EVENT_QUEUE_LEN as u64
+        );
+        assert!(k.notices.get(Notice::AcquireOverflow) > 0);
+        assert!(drain(&k).is_empty());
+        // Queued again after the drain: a new event is not "merged" into a delivered one.
+        assert!(k.send_event(SaEvent::SoftExpired(said(1))));
+        assert_eq!(
+            drain(&k),
+            vec![KlipsEvent::Sa(SaEvent::SoftExpired(said(1)))]
+        );
         let lines = k.take_log_lines(5);
-        assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
-            lines[0].contains("10 SA lifetime event(s) delayed"),
+            lines
+                .iter()
+                .any(|l| l.contains("40000 SA lifetime event(s) merged")),
             "{lines:?}"
         );
     }
 
-    /// Past the retry bound an event is refused (counted as lost) so the caller reports it
-    /// again: a soft expiry is re-sent by the SA's next packet once there is room.
+    /// Past the bound an event is refused (counted as lost) so the caller reports it again: a
+    /// soft expiry is re-sent by the SA's next packet once there is room.
     #[test]
     fn soft_expiry_is_reported_again_when_it_could_not_be_queued() {
         use crate::sadb::{Dir, KeyBytes, Sa, SaSpec, XformSpec};
@@ -504,8 +674,8 @@ mod tests {
             "10.0.2.0/24".parse().unwrap(),
             spec.said,
         ));
-        // Fill the queue and the retry queue.
-        for i in 0..(EVENT_QUEUE_LEN + MAX_DEFERRED_SA_EVENTS) as u32 {
+        // Fill the queue.
+        for i in 0..MAX_DEFERRED_SA_EVENTS as u32 {
             assert!(k.send_event(SaEvent::HardExpired(said(i))));
         }
         let mut pkt = vec![0u8; 28];
@@ -530,33 +700,54 @@ mod tests {
         send();
         assert_eq!(k.notices.get(Notice::SaEventLost), 2);
         // The keying daemon catches up: the next packet's soft expiry gets through.
-        while k.sa_events().try_recv().is_ok() || k.deferred_sa_events() > 0 {
-            k.retry_sa_events();
-        }
+        assert_eq!(drain(&k).len(), MAX_DEFERRED_SA_EVENTS);
         send();
-        assert_eq!(drain(&k), vec![SaEvent::SoftExpired(spec.said)]);
+        assert_eq!(
+            drain(&k),
+            vec![KlipsEvent::Sa(SaEvent::SoftExpired(spec.said))]
+        );
         send();
         assert!(drain(&k).is_empty(), "reported once");
         assert_eq!(k.notices.get(Notice::SaEventLost), 2);
     }
 
-    /// Acquires that find the queue full are counted.
     #[test]
-    fn lost_acquires_are_counted() {
+    fn a_hard_expiry_that_finds_the_queue_full_is_retried() {
+        use crate::sadb::{Dir, KeyBytes, Sa, SaSpec, XformSpec};
         let k = Klips::new();
-        let a = Acquire {
-            src: Ipv4Addr::new(10, 0, 1, 10),
-            dst: Ipv4Addr::new(10, 0, 2, 10),
-            proto: 17,
-            sport: 1,
-            dport: 2,
+        let mut life = crate::sadb::lifetime::Lifetimes::default();
+        life.addtime.hard = 10;
+        let spec = SaSpec {
+            said: Said::new(Proto::Esp, 0x300, Ipv4Addr::new(192, 0, 2, 2)),
+            src: Ipv4Addr::new(192, 0, 2, 1),
+            dir: Some(Dir::Out),
+            xform: XformSpec::Esp {
+                enc: crate::crypto::EncAlg::AesGcm16_128,
+                enckey: KeyBytes(vec![7; 20]),
+                auth: None,
+                authkey: KeyBytes(Vec::new()),
+            },
+            replay_window: 0,
+            life,
+            encap: None,
+            policy: None,
         };
-        for _ in 0..EVENT_QUEUE_LEN + 3 {
-            k.send_acquire(a);
+        k.sadb_mut()
+            .add(Sa::new(&spec, Dir::Out, 0).unwrap())
+            .unwrap();
+        for i in 0..MAX_DEFERRED_SA_EVENTS as u32 {
+            assert!(k.send_event(SaEvent::SoftExpired(said(i))));
         }
-        assert_eq!(k.notices.get(Notice::AcquireLost), 3);
-        assert_eq!(k.acquires().len(), EVENT_QUEUE_LEN);
-        let lines = k.take_log_lines(0);
-        assert!(lines[0].contains("3 acquire(s) lost"), "{lines:?}");
+        assert_eq!(k.expire(20), 1);
+        assert_eq!(k.notices.get(Notice::SaEventLost), 1);
+        // The keying daemon catches up; the next expiry pass reports the hard expiry.
+        assert_eq!(drain(&k).len(), MAX_DEFERRED_SA_EVENTS);
+        assert_eq!(k.expire(30), 0);
+        assert_eq!(
+            drain(&k),
+            vec![KlipsEvent::Sa(SaEvent::HardExpired(spec.said))]
+        );
+        assert_eq!(k.expire(40), 0);
+        assert!(drain(&k).is_empty(), "reported once");
     }
 }

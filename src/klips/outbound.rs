@@ -1,5 +1,10 @@
 //! Outbound: a packet read from ipsecN → eroute lookup → shunt action or the SA group applied
 //! inner→outer (IPIP, IPComp, ESP, AH) → packets for the physical interface (spec 8).
+//!
+//! The packet is parsed once and transformed in place in its [`PacketBuf`]: IPIP and ESP
+//! headers go into the headroom (the IP header is moved, not the payload), ESP's trailer and
+//! ICV into the tailroom, and the cipher runs over the payload where it lies. The result says
+//! where the packet goes ([`Transmit`]): nothing after the core parses it again.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,10 +17,36 @@ use crate::sadb::lifetime::Expiry;
 use crate::sadb::sa::{Sa, Xform};
 use crate::said::{Proto, Said, Shunt};
 use crate::wire::icmp;
-use crate::wire::ipv4::{self, proto, Ipv4Packet, Ipv4Repr};
+use crate::wire::ipv4::{self, proto, Ipv4Packet};
 use crate::xform::ipcomp::{self, CompressOutcome};
 
-use super::{Acquire, DropReason, Emit, Klips, SaEvent};
+use super::packet::{PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
+use super::{Acquire, DropReason, Emit, Klips, SaEvent, Tables};
+use crate::sadb::SaRef;
+
+/// The outcome of [`Klips::outbound_classify`].
+#[derive(Debug)]
+pub enum Decision<'t> {
+    /// Finished: a shunt was applied, the packet dropped, held or sent as it is.
+    Done(Verdict),
+    /// For an SA group: [`Klips::outbound_finish`] transforms it.
+    Tunnel {
+        /// The group the eroute names (its head SA).
+        sa: &'t SaRef,
+        /// The packet's header, parsed once.
+        h: Parsed,
+    },
+}
+
+impl Decision<'_> {
+    /// The group's transmit lock owner (its innermost SA), if this packet needs one.
+    pub fn group(&self) -> Option<&std::sync::Arc<Sa>> {
+        match self {
+            Decision::Tunnel { sa, .. } => sa.group.first(),
+            Decision::Done(_) => None,
+        }
+    }
+}
 
 /// IKE's ports: locally sourced IKE traffic bypasses eroutes that would send it into its own SA.
 const IKE_PORTS: [u16; 2] = [500, 4500];
@@ -26,8 +57,27 @@ struct Dev {
     mtu: usize,
 }
 
+/// The outermost header of the packet being built, tracked by each step (so nothing is
+/// re-parsed).
+#[derive(Clone, Copy)]
+struct Cur {
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    tos: u8,
+    dont_frag: bool,
+    fragment: bool,
+    /// IP header length.
+    hl: usize,
+    /// The payload's protocol.
+    proto: u8,
+    /// ESP-in-UDP ports once ESP went into UDP.
+    udp: Option<UdpFlow>,
+}
+
 impl Klips {
-    /// Processes one packet the kernel routed into ipsecN `dev`.
+    /// Processes one packet the kernel routed into ipsecN `dev`: the legacy form of
+    /// [`Klips::outbound_buf`] for cold paths (released holds, tests) — it copies the packet
+    /// and returns owned [`Emit`]s.
     pub fn outbound(
         &self,
         dev: usize,
@@ -36,89 +86,165 @@ impl Klips {
         rng: &mut dyn RngCore,
         out: &mut Vec<Emit>,
     ) {
-        let Ok(p) = Ipv4Packet::new_checked(pkt) else {
-            // Not IPv4 (eroutes are IPv4 only) or malformed: nothing can cover it.
-            self.drop_out(dev, DropReason::NoEroute, out);
-            return;
-        };
-        let d = {
-            let devs = super::read(&self.devs);
-            match devs.get(dev) {
-                Some(d) => Dev {
-                    addr: d.addr,
-                    phys_mtu: d.phys_mtu,
-                    mtu: d.mtu,
-                },
-                None => Dev {
-                    addr: std::net::Ipv4Addr::UNSPECIFIED,
-                    phys_mtu: 1500,
-                    mtu: 1500,
-                },
-            }
-        };
-        let eroute = match self.eroutes().lookup(p.src(), p.dst()) {
-            Some(e) => e.clone(),
-            None => {
-                if self.ike_bypass(&p, None) {
-                    out.push(Emit::Net {
-                        dev,
-                        pkt: p.packet().to_vec(),
-                    });
-                } else {
-                    self.drop_out(dev, DropReason::NoEroute, out);
-                }
-                return;
-            }
-        };
-        if self.ike_bypass(&p, Some(&eroute)) {
-            out.push(Emit::Net {
+        let t = self.tables();
+        let mut buf = PacketBuf::from_slice(pkt);
+        let mut w = Work::default();
+        let v = self.outbound_buf(&t, dev, &mut buf, now, rng, &mut w);
+        out.append(&mut w.extra);
+        match v {
+            Verdict::Send(tx) => out.push(Emit::Net {
+                dev: tx.dev,
+                pkt: buf.bytes().to_vec(),
+            }),
+            Verdict::Drop {
                 dev,
-                pkt: p.packet().to_vec(),
-            });
-            return;
+                reason,
+                inbound,
+            } => out.push(Emit::Drop {
+                dev,
+                reason,
+                inbound,
+            }),
+            _ => {}
+        }
+    }
+
+    /// Processes one packet the kernel routed into ipsecN `dev`, in place in `buf`, with the
+    /// tables of `t` (the batch's view). Returns what to do with it; rare extra results
+    /// (fragments, ICMP errors, a replaced held packet's drop) go to `w.extra`. The same as
+    /// [`Klips::outbound_classify`] followed by [`Klips::outbound_finish`].
+    pub fn outbound_buf(
+        &self,
+        t: &Tables,
+        dev: usize,
+        buf: &mut PacketBuf,
+        now: u64,
+        rng: &mut dyn RngCore,
+        w: &mut Work,
+    ) -> Verdict {
+        match self.outbound_classify(t, dev, buf, w) {
+            Decision::Done(v) => v,
+            Decision::Tunnel { sa, h } => self.outbound_finish(t, sa, &h, dev, buf, now, rng, w),
+        }
+    }
+
+    /// The first half of [`Klips::outbound_buf`]: parses the packet and looks its eroute up
+    /// (once). Shunts are carried out at once ([`Decision::Done`]); a packet for an SA group
+    /// comes back as [`Decision::Tunnel`], carrying the group, for
+    /// [`Klips::outbound_finish`] — between the two a reader takes the group's transmit lock.
+    pub fn outbound_classify<'t>(
+        &self,
+        t: &'t Tables,
+        dev: usize,
+        buf: &mut PacketBuf,
+        w: &mut Work,
+    ) -> Decision<'t> {
+        let Ok(h) = Parsed::parse(buf.bytes()) else {
+            // Not IPv4 (eroutes are IPv4 only) or malformed: nothing can cover it.
+            return Decision::Done(self.dropped(dev, DropReason::NoEroute, false));
+        };
+        // Link padding beyond the IP length is not part of the packet.
+        buf.narrow(0..h.total_len);
+        let (src, dst) = h.v4();
+        let as_is = Transmit {
+            dev,
+            src: h.src,
+            dst: h.dst,
+            tos: h.tos,
+            udp: None,
+            payload_offset: h.header_len,
+        };
+        let Some(eroute) = t.eroutes.lookup(src, dst) else {
+            if ike_bypass(t, &h, None) {
+                return Decision::Done(Verdict::Send(as_is));
+            }
+            return Decision::Done(self.dropped(dev, DropReason::NoEroute, false));
+        };
+        if ike_bypass(t, &h, Some(eroute)) {
+            return Decision::Done(Verdict::Send(as_is));
         }
         eroute.count.fetch_add(1, Ordering::Relaxed);
-        match eroute.said.shunt() {
-            Some(Shunt::Pass) => out.push(Emit::Net {
-                dev,
-                pkt: p.packet().to_vec(),
-            }),
-            Some(Shunt::Drop) => self.drop_out(dev, DropReason::ShuntDrop, out),
+        let v = match eroute.said.shunt() {
+            Some(Shunt::Pass) => Verdict::Send(as_is),
+            Some(Shunt::Drop) => self.dropped(dev, DropReason::ShuntDrop, false),
             Some(Shunt::Reject) => {
-                if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::PKT_FILTERED, 0) {
-                    out.push(Emit::Local { pkt: icmp });
+                if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
+                    let from = t
+                        .devs
+                        .get(dev)
+                        .map_or(std::net::Ipv4Addr::UNSPECIFIED, |d| d.addr);
+                    if let Some(icmp) = icmp::unreachable(&p, from, icmp::PKT_FILTERED, 0) {
+                        w.extra.push(Emit::Local { pkt: icmp });
+                    }
                 }
-                self.drop_out(dev, DropReason::ShuntReject, out);
+                self.dropped(dev, DropReason::ShuntReject, false)
             }
-            Some(Shunt::Hold) => self.hold(&eroute, &p, dev, out),
-            Some(s @ (Shunt::Trap | Shunt::TrapSubnet)) => self.trap(s, &eroute, &p, dev, out),
-            None => self.encapsulate(&eroute.said, &p, &d, dev, now, rng, out),
+            Some(Shunt::Hold) => {
+                self.hold(eroute, buf.bytes(), dev, w);
+                Verdict::Done
+            }
+            Some(s @ (Shunt::Trap | Shunt::TrapSubnet)) => {
+                self.trap(s, eroute, &h, buf.bytes(), dev, w);
+                Verdict::Done
+            }
+            None => match t.sas.get(&eroute.said) {
+                Some(sa) => return Decision::Tunnel { sa, h },
+                None => self.dropped(dev, DropReason::ErouteWithoutSa, false),
+            },
+        };
+        Decision::Done(v)
+    }
+
+    /// The second half of [`Klips::outbound_buf`]: applies the group `sa` of a
+    /// [`Decision::Tunnel`] (with the header `h` parsed there) inner→outer in place and says
+    /// where the packet goes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn outbound_finish(
+        &self,
+        t: &Tables,
+        sa: &SaRef,
+        h: &Parsed,
+        dev: usize,
+        buf: &mut PacketBuf,
+        now: u64,
+        rng: &mut dyn RngCore,
+        w: &mut Work,
+    ) -> Verdict {
+        let dv = match t.devs.get(dev) {
+            Some(d) => Dev {
+                addr: d.addr,
+                phys_mtu: d.phys_mtu,
+                mtu: d.mtu,
+            },
+            None => Dev {
+                addr: std::net::Ipv4Addr::UNSPECIFIED,
+                phys_mtu: 1500,
+                mtu: 1500,
+            },
+        };
+        self.encapsulate(t, sa, h, buf, &dv, dev, now, rng, w)
+    }
+
+    /// Counts a discarded packet and says so.
+    pub(crate) fn dropped(&self, dev: usize, reason: DropReason, inbound: bool) -> Verdict {
+        self.drops.count(reason, inbound);
+        Verdict::Drop {
+            dev,
+            reason,
+            inbound,
         }
     }
 
-    fn ike_bypass(&self, p: &Ipv4Packet<'_>, e: Option<&Arc<Eroute>>) -> bool {
-        if p.protocol() != proto::UDP || !self.is_local(p.src()) {
-            return false;
-        }
-        let (sport, _) = p.ports();
-        if !IKE_PORTS.contains(&sport) {
-            return false;
-        }
-        match e {
-            None => true,
-            Some(e) => e.said.shunt().is_some() || e.said.dst == p.dst(),
-        }
-    }
-
-    fn hold(&self, e: &Eroute, p: &Ipv4Packet<'_>, dev: usize, out: &mut Vec<Emit>) {
+    fn hold(&self, e: &Eroute, pkt: &[u8], dev: usize, w: &mut Work) {
         let mut held = e.held.lock().unwrap_or_else(|x| x.into_inner());
-        if held.replace(p.packet().to_vec()).is_some() {
-            self.drop_out(dev, DropReason::HoldReplaced, out);
+        if held.replace(pkt.to_vec()).is_some() {
+            self.drop_out(dev, DropReason::HoldReplaced, &mut w.extra);
         }
     }
 
-    fn trap(&self, s: Shunt, e: &Eroute, p: &Ipv4Packet<'_>, dev: usize, out: &mut Vec<Emit>) {
-        let (sport, dport) = p.ports();
+    fn trap(&self, s: Shunt, e: &Eroute, h: &Parsed, pkt: &[u8], dev: usize, w: &mut Work) {
+        let (psrc, pdst) = h.v4();
+        let (sport, dport) = h.ports;
         let hold = Said::new(
             Proto::Int,
             Shunt::Hold.spi(),
@@ -127,7 +253,7 @@ impl Klips {
         let (src, dst) = if s == Shunt::TrapSubnet {
             (e.src, e.dst)
         } else {
-            (Subnet::host(p.src()), Subnet::host(p.dst()))
+            (Subnet::host(psrc), Subnet::host(pdst))
         };
         let (held, evicted) = {
             let mut t = self.eroutes_mut();
@@ -145,14 +271,14 @@ impl Klips {
             self.notices.count(super::Notice::HoldEvicted);
             let pkt = e.held.lock().unwrap_or_else(|x| x.into_inner()).take();
             if pkt.is_some() {
-                self.drop_out(dev, DropReason::HoldEvicted, out);
+                self.drop_out(dev, DropReason::HoldEvicted, &mut w.extra);
             }
         }
-        self.hold(&held, p, dev, out);
+        self.hold(&held, pkt, dev, w);
         self.send_acquire(Acquire {
-            src: p.src(),
-            dst: p.dst(),
-            proto: p.protocol(),
+            src: psrc,
+            dst: pdst,
+            proto: h.proto,
             sport,
             dport,
         });
@@ -161,54 +287,77 @@ impl Klips {
     #[allow(clippy::too_many_arguments)]
     fn encapsulate(
         &self,
-        said: &Said,
-        p: &Ipv4Packet<'_>,
+        t: &Tables,
+        r: &SaRef,
+        h: &Parsed,
+        buf: &mut PacketBuf,
         d: &Dev,
         dev: usize,
         now: u64,
         rng: &mut dyn RngCore,
-        out: &mut Vec<Emit>,
-    ) {
-        let Some(group) = self.sadb().group_of(said) else {
-            self.drop_out(dev, DropReason::ErouteWithoutSa, out);
-            return;
+        w: &mut Work,
+    ) -> Verdict {
+        if h.dont_frag && buf.len() > d.mtu && t.params.fragicmp {
+            if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
+                if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16) {
+                    w.extra.push(Emit::Local { pkt: icmp });
+                }
+            }
+        }
+        let (src, dst) = h.v4();
+        let mut cur = Cur {
+            src,
+            dst,
+            tos: h.tos,
+            dont_frag: h.dont_frag,
+            fragment: h.fragment,
+            hl: h.header_len,
+            proto: h.proto,
+            udp: None,
         };
-        if p.dont_frag() && p.packet().len() > d.mtu && self.params().fragicmp {
-            if let Some(icmp) = icmp::unreachable(p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16) {
-                out.push(Emit::Local { pkt: icmp });
+        for sa in r.group.iter() {
+            if let Err(reason) = self.apply(t, sa, buf, &mut cur, now, rng, w) {
+                return self.dropped(dev, reason, false);
             }
         }
-        let mut cur = p.packet().to_vec();
-        for sa in group.iter() {
-            if let Err(r) = self.apply(sa, &mut cur, now, rng) {
-                self.drop_out(dev, r, out);
-                return;
+        if buf.len() <= d.phys_mtu {
+            return Verdict::Send(Transmit {
+                dev,
+                src: cur.src.into(),
+                dst: cur.dst.into(),
+                tos: cur.tos,
+                udp: cur.udp,
+                payload_offset: cur.hl + if cur.udp.is_some() { 8 } else { 0 },
+            });
+        }
+        match ipv4::fragment(buf.bytes(), d.phys_mtu) {
+            Some(frags) => {
+                w.extra
+                    .extend(frags.into_iter().map(|pkt| Emit::Net { dev, pkt }));
+                Verdict::Done
             }
-        }
-        if cur.len() <= d.phys_mtu {
-            out.push(Emit::Net { dev, pkt: cur });
-            return;
-        }
-        match ipv4::fragment(&cur, d.phys_mtu) {
-            Some(frags) => out.extend(frags.into_iter().map(|pkt| Emit::Net { dev, pkt })),
-            None => self.drop_out(dev, DropReason::Oversize, out),
+            None => self.dropped(dev, DropReason::Oversize, false),
         }
     }
 
-    /// Applies one SA's transform to the IPv4 packet in `cur` (replacing its payload, or
-    /// wrapping it in a new header for IPIP).
+    /// Applies one SA's transform to the packet in `buf` (whose outermost header `cur`
+    /// describes), in place.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
+        t: &Tables,
         sa: &Sa,
-        cur: &mut Vec<u8>,
+        buf: &mut PacketBuf,
+        cur: &mut Cur,
         now: u64,
         rng: &mut dyn RngCore,
+        w: &mut Work,
     ) -> Result<(), DropReason> {
         let mut st = sa.state.lock().unwrap_or_else(|x| x.into_inner());
         if st.dead {
             return Err(DropReason::SaExpired);
         }
-        match sa.account(&mut st, cur.len(), now) {
+        match sa.account(&mut st, buf.len(), now) {
             // The expiry timer removes the SA (and its group) and reports it.
             Expiry::Hard(_) => return Err(DropReason::SaExpired),
             Expiry::Soft(_) if !st.soft_reported => {
@@ -217,48 +366,64 @@ impl Klips {
             }
             _ => {}
         }
-        let ip = Ipv4Packet::new_checked(cur).map_err(|_| DropReason::Truncated)?;
-        let hl = ip.header_len();
         match &sa.xform {
             Xform::Ipip => {
-                let repr = Ipv4Repr {
+                drop(st);
+                let inner_len = buf.len();
+                if !buf.push_front(ipv4::HEADER_LEN) {
+                    return Err(DropReason::Oversize);
+                }
+                let tos = if t.params.hidetos { 0 } else { cur.tos };
+                let repr = ipv4::Ipv4Repr {
                     src: sa.src,
                     dst: sa.said.dst,
                     protocol: proto::IPIP,
-                    tos: if self.params().hidetos { 0 } else { ip.tos() },
+                    tos,
                     ttl: 64,
                     ident: self.next_ident(),
-                    dont_frag: ip.dont_frag(),
-                    payload_len: cur.len(),
+                    dont_frag: cur.dont_frag,
+                    payload_len: inner_len,
                 };
-                let mut n = vec![0u8; ipv4::HEADER_LEN + cur.len()];
-                if !repr.emit(&mut n) {
+                if !repr.emit(buf.bytes_mut()) {
                     return Err(DropReason::Oversize);
                 }
-                n[ipv4::HEADER_LEN..].copy_from_slice(cur);
-                *cur = n;
+                *cur = Cur {
+                    src: sa.src,
+                    dst: sa.said.dst,
+                    tos,
+                    dont_frag: cur.dont_frag,
+                    fragment: false,
+                    hl: ipv4::HEADER_LEN,
+                    proto: proto::IPIP,
+                    udp: None,
+                };
             }
             Xform::Deflate(state) => {
-                if ip.is_fragment() {
+                drop(st);
+                if cur.fragment {
                     return Ok(());
                 }
                 let mut state = state.lock().unwrap_or_else(|x| x.into_inner());
-                let mut c = Vec::with_capacity(cur.len());
+                let hl = cur.hl;
+                w.scratch.clear();
                 let outcome = ipcomp::compress(
                     &mut state,
                     sa.said.spi as u16,
-                    ip.protocol(),
-                    ip.payload(),
-                    &mut c,
+                    cur.proto,
+                    &buf.bytes()[hl..],
+                    &mut w.scratch,
                 );
                 if outcome == CompressOutcome::Compressed {
+                    let before = buf.len() - hl;
+                    sa.comp_ratio.0.fetch_add(before as u64, Ordering::Relaxed);
                     sa.comp_ratio
-                        .0
-                        .fetch_add(ip.payload().len() as u64, Ordering::Relaxed);
-                    sa.comp_ratio.1.fetch_add(c.len() as u64, Ordering::Relaxed);
-                    cur.truncate(hl);
-                    cur.extend_from_slice(&c);
-                    ipv4::fix_header(cur, proto::COMP);
+                        .1
+                        .fetch_add(w.scratch.len() as u64, Ordering::Relaxed);
+                    let n = w.scratch.len();
+                    buf.bytes_mut()[hl..hl + n].copy_from_slice(&w.scratch);
+                    buf.narrow(0..hl + n);
+                    ipv4::fix_header(buf.bytes_mut(), proto::COMP);
+                    cur.proto = proto::COMP;
                 }
             }
             Xform::Esp { crypto, .. } => {
@@ -271,40 +436,65 @@ impl Klips {
                 st.seq_out += 1;
                 let seq = st.seq_out;
                 drop(st);
-                let mut iv = [0u8; crate::crypto::MAX_IV_LEN];
-                let iv = &mut iv[..crypto.iv_len()];
+                let mut ivb = [0u8; crate::crypto::MAX_IV_LEN];
+                let iv = &mut ivb[..crypto.iv_len()];
                 crypto.next_iv(seq, rng, iv);
-                let nh = ip.protocol();
-                let mut n = Vec::with_capacity(cur.len() + crypto.max_overhead() + 8);
-                n.extend_from_slice(&cur[..hl]);
-                let encap = sa.encap;
-                if encap.is_some() {
-                    n.extend_from_slice(&[0u8; 8]);
+                let hl = cur.hl;
+                let payload_len = buf.len() - hl;
+                let udp = sa.encap.map(|e| UdpFlow {
+                    sport: e.sport,
+                    dport: e.dport,
+                });
+                let udp_len = if udp.is_some() { 8 } else { 0 };
+                let head = udp_len + crate::xform::esp::ESP_HEADER_LEN + crypto.iv_len();
+                let tail = crypto.overhead(payload_len) - (head - udp_len);
+                // The IP header moves into the headroom; the payload stays where it is.
+                if !buf.open_gap(hl, head) || !buf.push_back(tail) {
+                    return Err(DropReason::Oversize);
                 }
-                crypto.encapsulate(sa.said.spi, seq, nh, &cur[hl..], iv, &mut n);
-                if let Some(e) = encap {
-                    let ulen = (n.len() - hl) as u16;
-                    n[hl..hl + 2].copy_from_slice(&e.sport.to_be_bytes());
-                    n[hl + 2..hl + 4].copy_from_slice(&e.dport.to_be_bytes());
-                    n[hl + 4..hl + 6].copy_from_slice(&ulen.to_be_bytes());
+                let esp = &mut buf.bytes_mut()[hl + udp_len..];
+                crypto
+                    .seal_in_place(sa.said.spi, seq, cur.proto, iv, esp, payload_len)
+                    .map_err(|_| DropReason::Oversize)?;
+                let pkt = buf.bytes_mut();
+                if let Some(f) = udp {
+                    let ulen = (pkt.len() - hl) as u16;
+                    pkt[hl..hl + 2].copy_from_slice(&f.sport.to_be_bytes());
+                    pkt[hl + 2..hl + 4].copy_from_slice(&f.dport.to_be_bytes());
+                    pkt[hl + 4..hl + 6].copy_from_slice(&ulen.to_be_bytes());
                     // RFC 3948 2.1: the checksum is sent as zero.
-                    ipv4::fix_header(&mut n, proto::UDP);
+                    pkt[hl + 6..hl + 8].copy_from_slice(&[0, 0]);
+                    ipv4::fix_header(pkt, proto::UDP);
+                    cur.proto = proto::UDP;
                 } else {
-                    ipv4::fix_header(&mut n, proto::ESP);
+                    ipv4::fix_header(pkt, proto::ESP);
+                    cur.proto = proto::ESP;
                 }
-                *cur = n;
+                cur.udp = udp;
             }
             Xform::Ah { integ, .. } => {
-                if ip.has_options() {
+                if cur.hl > ipv4::HEADER_LEN {
                     return Err(DropReason::IpOptions);
                 }
                 st.seq_out = st.seq_out.checked_add(1).ok_or(DropReason::SaExpired)?;
                 let seq = st.seq_out;
                 drop(st);
-                let mut n = Vec::with_capacity(cur.len() + 48);
-                crate::xform::ah::ah_output(integ.as_ref(), sa.said.spi, seq, cur, &mut n)
-                    .map_err(|_| DropReason::IpOptions)?;
-                *cur = n;
+                w.scratch.clear();
+                crate::xform::ah::ah_output(
+                    integ.as_ref(),
+                    sa.said.spi,
+                    seq,
+                    buf.bytes(),
+                    &mut w.scratch,
+                )
+                .map_err(|_| DropReason::IpOptions)?;
+                let grow = w.scratch.len().saturating_sub(buf.len());
+                if !buf.push_front(grow) {
+                    return Err(DropReason::Oversize);
+                }
+                buf.bytes_mut().copy_from_slice(&w.scratch);
+                cur.proto = proto::AH;
+                cur.udp = None;
             }
         }
         Ok(())
@@ -323,6 +513,22 @@ impl Klips {
         if let Some(pkt) = held {
             self.outbound(dev, &pkt, now, rng, out);
         }
+    }
+}
+
+/// Locally sourced IKE (UDP 500/4500 from one of our addresses) skips eroutes that would send
+/// it into its own SA.
+fn ike_bypass(t: &Tables, h: &Parsed, e: Option<&Arc<Eroute>>) -> bool {
+    let (src, dst) = h.v4();
+    if h.proto != proto::UDP || !t.is_local(src) {
+        return false;
+    }
+    if !IKE_PORTS.contains(&h.ports.0) {
+        return false;
+    }
+    match e {
+        None => true,
+        Some(e) => e.said.shunt().is_some() || e.said.dst == dst,
     }
 }
 
@@ -428,7 +634,9 @@ mod tests {
         drop(t);
         assert_eq!(k.notices.get(crate::klips::Notice::HoldEvicted), 6);
         assert_eq!(k.drops.get(DropReason::HoldEvicted), 6);
-        assert_eq!(k.acquires().len(), 10);
+        let mut ev = Vec::new();
+        k.take_events(&mut ev);
+        assert_eq!(ev.len(), 10, "one acquire per trapped pair: {ev:?}");
         // One log line at once, then nothing until the interval has passed, then a summary.
         let lines = k.take_log_lines(100);
         assert_eq!(lines.len(), 1, "{lines:?}");

@@ -12,6 +12,7 @@ use crate::said::Shunt;
 
 use super::output::{Interface, PlutoConfig};
 use super::proposal::{self, AuthKind, EspAlg, IkeAlg};
+use super::version::IkeVersion;
 
 /// Longest `ikelifetime` (8 h).
 pub const IKE_LIFETIME_CAP: u64 = 8 * 3600;
@@ -137,6 +138,58 @@ pub struct Dpd {
     pub action: DpdAction,
 }
 
+/// Which IKE versions a conn speaks: `keyexchange=ikev1|ikev2|ike`, or Libreswan's
+/// `ikev2=never|permit|propose|insist`. A conn that says nothing initiates with the
+/// `config setup` `keyexchange=` version (IKEv1 unless changed, so FreeS/WAN files keep
+/// working against FreeS/WAN-era peers) and, as a responder, accepts either version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkePolicy {
+    /// The version we initiate with.
+    pub initiate: IkeVersion,
+    /// A peer may start IKEv1 (Main Mode) for this conn.
+    pub accept_v1: bool,
+    /// A peer may start IKEv2 (IKE_SA_INIT) for this conn.
+    pub accept_v2: bool,
+}
+
+impl IkePolicy {
+    /// Whether a peer may negotiate this conn with version `v`.
+    pub fn accepts(&self, v: IkeVersion) -> bool {
+        match v {
+            IkeVersion::V1 => self.accept_v1,
+            IkeVersion::V2 => self.accept_v2,
+        }
+    }
+
+    /// From `keyexchange=` and `ikev2=` (at most one of them), with `default` the
+    /// `config setup` version.
+    fn parse(
+        keyexchange: Option<&str>,
+        ikev2: Option<&str>,
+        default: IkeVersion,
+    ) -> Result<IkePolicy, String> {
+        let p = |initiate, accept_v1, accept_v2| IkePolicy {
+            initiate,
+            accept_v1,
+            accept_v2,
+        };
+        Ok(match (keyexchange, ikev2) {
+            (Some(k), Some(v)) => {
+                return Err(format!(
+                    "keyexchange={k} and ikev2={v} both given: use one of them"
+                ))
+            }
+            (Some("ikev1"), None) | (None, Some("never" | "no")) => p(IkeVersion::V1, true, false),
+            (Some("ikev2"), None) | (None, Some("insist")) => p(IkeVersion::V2, false, true),
+            (None, Some("permit")) => p(IkeVersion::V1, true, true),
+            (None, Some("propose" | "yes")) => p(IkeVersion::V2, true, true),
+            (Some("ike") | None, None) => p(default, true, true),
+            (Some(k), None) => return Err(format!("keyexchange={k}: unknown IKE version")),
+            (None, Some(v)) => return Err(format!("ikev2={v}: unknown value")),
+        })
+    }
+}
+
 /// Routing state of a connection (spec 5.8 wording).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routing {
@@ -183,6 +236,8 @@ pub struct Connection {
     pub auto: Auto,
     /// Authentication methods allowed (empty for authby=never).
     pub auth: Vec<AuthKind>,
+    /// The IKE versions it speaks.
+    pub ike_policy: IkePolicy,
     /// `auth=ah`.
     pub ah: bool,
     /// PFS.
@@ -548,6 +603,39 @@ impl Connection {
         } else {
             None
         };
+        let ike_policy = IkePolicy::parse(p.get("keyexchange"), p.get("ikev2"), cfg.ike_version)
+            .map_err(|e| {
+                let k = if p.contains("ikev2") {
+                    "ikev2"
+                } else {
+                    "keyexchange"
+                };
+                bad(p.err_at(k, e))
+            })?;
+        if !ike_policy.accept_v2 {
+            // IKEv1 only: what it cannot negotiate is an error here, not a silent gap.
+            if ike_explicit && !ike.iter().any(IkeAlg::ikev1_capable) {
+                return Err(bad(p.err_at(
+                    "ike",
+                    "ike= lists no suite IKEv1 can negotiate (AES-GCM, ChaCha20-Poly1305 and ECP/Curve25519 groups are IKEv2 only)",
+                )));
+            }
+            if esp
+                .iter()
+                .any(|e| e.enc == crate::crypto::EncAlg::ChaCha20Poly1305)
+            {
+                return Err(bad(p.err_at(
+                    "esp",
+                    "esp=: ChaCha20-Poly1305 has no IKEv1 transform (RFC 7634 defines it for IKEv2)",
+                )));
+            }
+            if pfsgroup.is_some_and(|g| !g.is_ikev1()) {
+                return Err(bad(p.err_at(
+                    "esp",
+                    "esp=: only MODP1024, MODP1536 and MODP2048 are IKEv1 PFS groups",
+                )));
+            }
+        }
         let b = |k: &str, d: bool| p.get_bool(k, d).map_err(bad);
         Ok(Connection {
             name: c.name.clone(),
@@ -555,6 +643,7 @@ impl Connection {
             ctype,
             auto,
             auth,
+            ike_policy,
             ah: p.get_or("auth", "esp") == "ah",
             pfs: b("pfs", true)?,
             compress: b("compress", false)?,
@@ -635,6 +724,15 @@ impl Connection {
     /// Tunnel mode.
     pub fn tunnel(&self) -> bool {
         self.ctype == ConnType::Tunnel
+    }
+
+    /// The IKE suites IKEv1 negotiates for this conn (`ike=` minus IKEv2-only suites).
+    pub fn ike_v1(&self) -> Vec<IkeAlg> {
+        self.ike
+            .iter()
+            .filter(|a| a.ikev1_capable())
+            .copied()
+            .collect()
     }
 
     /// Makes an instance of this template for a peer at `peer`.

@@ -95,7 +95,8 @@ impl Pluto {
                 let Some(owner) = self.conns.get(s.conn()) else {
                     return false;
                 };
-                *s.local.ip() == me
+                s.exchange.version() == c.ike_policy.initiate
+                    && *s.local.ip() == me
                     && *s.remote.ip() == peer
                     && owner.this.id == c.this.id
                     && owner.that.id == c.that.id

@@ -156,6 +156,10 @@ pub struct PlutoConfig {
     /// `virtual_private=`: the private clients a Road Warrior behind a NAT may claim
     /// (default: none; see [`crate::pluto::peer_policy`]).
     pub virtual_private: VirtualPrivate,
+    /// The IKE version a conn without `keyexchange=`/`ikev2=` initiates with (`config setup`
+    /// `keyexchange=ikev1|ikev2`; IKEv1 by default, so FreeS/WAN files keep working against
+    /// FreeS/WAN-era peers). Such a conn accepts either version as responder.
+    pub ike_version: crate::pluto::version::IkeVersion,
 }
 
 impl Default for PlutoConfig {
@@ -170,6 +174,7 @@ impl Default for PlutoConfig {
             max_half_open: MAX_HALF_OPEN,
             max_half_open_per_peer: MAX_HALF_OPEN_PER_PEER,
             keepalive_interval: 20,
+            ike_version: crate::pluto::version::IkeVersion::V1,
             max_states: MAX_STATES,
             max_isakmp_sas_per_peer: MAX_ISAKMP_SAS_PER_PEER,
             max_ipsec_sas_per_peer: MAX_IPSEC_SAS_PER_PEER,

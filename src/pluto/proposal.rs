@@ -147,14 +147,44 @@ pub fn default_esp() -> Vec<EspAlg> {
     .collect()
 }
 
-fn ike_cipher(s: &str) -> Option<EncAlg> {
-    Some(match s {
-        "3des" => EncAlg::TripleDesCbc,
-        "aes" | "aes128" => EncAlg::AesCbc128,
-        "aes192" => EncAlg::AesCbc192,
-        "aes256" => EncAlg::AesCbc256,
-        _ => return None,
-    })
+/// The default IKE SA list of IKEv2 conns: AES-GCM and AES-CBC with SHA2 over Curve25519
+/// first, then MODP2048 (for peers without Curve25519; the KE payload is Curve25519's, so
+/// such a peer answers INVALID_KE_PAYLOAD and the initiator retries with MODP2048).
+pub fn default_ike_v2() -> Vec<IkeAlg> {
+    use DhGroup::*;
+    use EncAlg::*;
+    use Prf::*;
+    [
+        (AesGcm16_256, HmacSha256, Curve25519),
+        (AesGcm16_128, HmacSha256, Curve25519),
+        (AesCbc256, HmacSha256, Curve25519),
+        (AesCbc128, HmacSha256, Curve25519),
+        (AesGcm16_256, HmacSha256, Modp2048),
+        (AesCbc256, HmacSha256, Modp2048),
+        (AesCbc128, HmacSha256, Modp2048),
+        (AesCbc128, HmacSha1, Modp2048),
+    ]
+    .into_iter()
+    .map(|(enc, prf, group)| IkeAlg::new(enc, prf, group))
+    .collect()
+}
+
+/// The default ESP list of IKEv2 conns: AES-GCM, ChaCha20-Poly1305, then AES-CBC with SHA2
+/// and SHA1.
+pub fn default_esp_v2() -> Vec<EspAlg> {
+    use AuthAlg::*;
+    use EncAlg::*;
+    [
+        (AesGcm16_256, None),
+        (AesGcm16_128, None),
+        (ChaCha20Poly1305, None),
+        (AesCbc128, Some(HmacSha2_256_128)),
+        (AesCbc256, Some(HmacSha2_256_128)),
+        (AesCbc128, Some(HmacSha1_96)),
+    ]
+    .into_iter()
+    .map(|(enc, auth)| EspAlg { enc, auth })
+    .collect()
 }
 
 fn ike_hash(s: &str) -> Option<Prf> {
@@ -162,22 +192,48 @@ fn ike_hash(s: &str) -> Option<Prf> {
         "md5" => Prf::HmacMd5,
         "sha" | "sha1" => Prf::HmacSha1,
         "sha2" | "sha256" | "sha2_256" => Prf::HmacSha256,
+        "sha384" | "sha2_384" => Prf::HmacSha384,
+        "sha512" | "sha2_512" => Prf::HmacSha512,
         _ => return None,
     })
 }
 
+fn ike_prf(s: &str) -> Option<Prf> {
+    ike_hash(s.strip_prefix("prf")?)
+}
+
+/// A DH group by its strongSwan / Openswan name (`modp2048`, `dh14`, `ecp384`, `curve25519`).
 pub(crate) fn ike_group(s: &str) -> Option<DhGroup> {
     Some(match s {
         "modp1024" | "dh2" => DhGroup::Modp1024,
         "modp1536" | "dh5" => DhGroup::Modp1536,
         "modp2048" | "dh14" => DhGroup::Modp2048,
+        "modp3072" | "dh15" => DhGroup::Modp3072,
+        "modp4096" | "dh16" => DhGroup::Modp4096,
+        "ecp256" | "dh19" => DhGroup::Ecp256,
+        "ecp384" | "dh20" => DhGroup::Ecp384,
+        "ecp521" | "dh21" => DhGroup::Ecp521,
+        "curve25519" | "x25519" | "dh31" => DhGroup::Curve25519,
         _ => return None,
     })
 }
 
-/// Parses an Openswan `ike=` value (the ciphers, hashes and MODP groups IKEv1 negotiates): comma-separated `cipher[-hash[-group]]` (a trailing `!`
-/// is accepted and ignored). A missing hash means SHA1 then MD5; a missing group MODP1536
-/// then MODP1024.
+impl IkeAlg {
+    /// Whether IKEv1 can negotiate this suite: a CBC cipher, a MODP group of FreeS/WAN's, and
+    /// integrity that is the PRF's hash.
+    pub fn ikev1_capable(&self) -> bool {
+        !self.enc.is_aead() && self.group.is_ikev1() && self.integ == Some(integ_for_prf(self.prf))
+    }
+}
+
+/// Parses an `ike=` value: comma-separated proposals, each a `-`-separated list of
+/// algorithms in any order — strongSwan style (`aes256gcm16-prfsha384-ecp384`,
+/// `aes128-sha256-modp2048`, `aes128-aes256-sha256-prfsha384-curve25519-modp3072`) or the
+/// FreeS/WAN/Openswan `cipher[-hash[-group]]` (a trailing `!` is accepted and ignored). Each
+/// proposal is every combination of its ciphers, PRFs (with integrity), and groups. A CBC
+/// cipher's hash is both its integrity and, without `prf…`, its PRF; an AEAD's hash (or
+/// `prf…`) is its PRF. FreeS/WAN's defaults fill what is missing: no hash means SHA1 then
+/// MD5 (SHA2_256 for an AEAD), no group MODP1536 then MODP1024.
 pub fn parse_ike(s: &str) -> Result<Vec<IkeAlg>, String> {
     let mut out = Vec::new();
     for item in s.trim().trim_end_matches('!').split(',') {
@@ -185,30 +241,76 @@ pub fn parse_ike(s: &str) -> Result<Vec<IkeAlg>, String> {
         if item.is_empty() {
             continue;
         }
-        let parts: Vec<&str> = item.split('-').collect();
-        let cipher = parts
-            .first()
-            .and_then(|c| ike_cipher(c))
-            .ok_or_else(|| format!("ike=\"{item}\": unknown or refused cipher"))?;
-        let hashes = match parts.get(1) {
-            Some(h) => {
-                vec![ike_hash(h).ok_or_else(|| format!("ike=\"{item}\": unknown hash \"{h}\""))?]
+        let (mut ciphers, mut hashes, mut prfs, mut groups) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for t in item.split('-') {
+            if let Some(h) = ike_hash(t) {
+                hashes.push(h);
+            } else if let Some(p) = ike_prf(t) {
+                prfs.push(p);
+            } else if let Some(g) = ike_group(t) {
+                groups.push(g);
+            } else {
+                match t.parse::<EncAlg>() {
+                    Ok(EncAlg::Des | EncAlg::NullEnc) => {
+                        return Err(format!("ike=\"{item}\": refused cipher \"{t}\""))
+                    }
+                    Ok(e) => ciphers.push(e),
+                    Err(_) => {
+                        return Err(format!(
+                            "ike=\"{item}\": unknown or refused algorithm \"{t}\""
+                        ))
+                    }
+                }
             }
-            None => vec![Prf::HmacSha1, Prf::HmacMd5],
-        };
-        let groups = match parts.get(2) {
-            Some(g) => vec![ike_group(g)
-                .ok_or_else(|| format!("ike=\"{item}\": unknown or refused DH group \"{g}\""))?],
-            None => vec![DhGroup::Modp1536, DhGroup::Modp1024],
-        };
-        if parts.len() > 3 {
-            return Err(format!("ike=\"{item}\": too many parts"));
         }
-        for &prf in &hashes {
-            for &group in &groups {
-                let a = IkeAlg::new(cipher, prf, group);
-                if !out.contains(&a) {
-                    out.push(a);
+        if ciphers.is_empty() {
+            return Err(format!("ike=\"{item}\": no cipher"));
+        }
+        if groups.is_empty() {
+            groups = vec![DhGroup::Modp1536, DhGroup::Modp1024];
+        }
+        for &enc in &ciphers {
+            // (PRF, integrity) pairs.
+            let pairs: Vec<(Prf, Option<AuthAlg>)> = if enc.is_aead() {
+                let p = if !prfs.is_empty() {
+                    prfs.clone()
+                } else if !hashes.is_empty() {
+                    hashes.clone()
+                } else {
+                    vec![Prf::HmacSha256]
+                };
+                p.into_iter().map(|p| (p, None)).collect()
+            } else {
+                let h = if hashes.is_empty() {
+                    if !prfs.is_empty() {
+                        return Err(format!(
+                            "ike=\"{item}\": a CBC cipher needs an integrity algorithm"
+                        ));
+                    }
+                    vec![Prf::HmacSha1, Prf::HmacMd5]
+                } else {
+                    hashes.clone()
+                };
+                if prfs.is_empty() {
+                    h.iter().map(|&p| (p, Some(integ_for_prf(p)))).collect()
+                } else {
+                    prfs.iter()
+                        .flat_map(|&p| h.iter().map(move |&i| (p, Some(integ_for_prf(i)))))
+                        .collect()
+                }
+            };
+            for &(prf, integ) in &pairs {
+                for &group in &groups {
+                    let a = IkeAlg {
+                        enc,
+                        prf,
+                        integ,
+                        group,
+                    };
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
                 }
             }
         }
@@ -219,12 +321,15 @@ pub fn parse_ike(s: &str) -> Result<Vec<IkeAlg>, String> {
     Ok(out)
 }
 
-/// Parses an Openswan `esp=` value: comma-separated `cipher[-integrity]` (`aes128-sha1`,
-/// `3des-md5`, `aes256gcm16`); a CBC cipher without integrity gets SHA1 then MD5. A `;modpN`
-/// suffix (PFS group) is returned separately.
+/// Parses an `esp=` value: comma-separated proposals, each a `-`-separated list of ciphers,
+/// integrity algorithms and optionally DH groups — strongSwan style (`aes128-sha256-modp2048`,
+/// `aes256gcm16-ecp384`, `chacha20poly1305`; a group means PFS with that group) or the
+/// FreeS/WAN/Openswan `cipher[-integrity]` (`aes128-sha1`, `3des-md5-96`, `aes256gcm16`) with
+/// an optional `;modpN` PFS suffix. A CBC cipher without integrity gets SHA1 then MD5.
+/// `noesn` is accepted (sequence numbers are 32 bits).
 pub fn parse_esp(s: &str) -> Result<(Vec<EspAlg>, Option<DhGroup>), String> {
     let s = s.trim().trim_end_matches('!');
-    let (list, group) = match s.split_once(';') {
+    let (list, mut group) = match s.split_once(';') {
         Some((l, g)) => (
             l,
             Some(ike_group(g.trim()).ok_or_else(|| format!("esp=: unknown PFS group \"{g}\""))?),
@@ -233,29 +338,69 @@ pub fn parse_esp(s: &str) -> Result<(Vec<EspAlg>, Option<DhGroup>), String> {
     };
     let mut out = Vec::new();
     for item in list.split(',') {
-        let item = item.trim();
+        let item = item.trim().to_ascii_lowercase();
         if item.is_empty() {
             continue;
         }
-        let (enc, auth) =
-            crate::crypto::parse_esp_transform(item).map_err(|e| format!("esp=\"{item}\": {e}"))?;
-        if matches!(enc, EncAlg::Des | EncAlg::NullEnc) {
-            return Err(format!("esp=\"{item}\": refused cipher"));
+        let (mut ciphers, mut auths) = (Vec::new(), Vec::new());
+        let tokens: Vec<&str> = item.split('-').collect();
+        let mut i = 0;
+        while i < tokens.len() {
+            let t = tokens[i];
+            // `sha2_256-128`, `md5-96`: an integrity name with its ICV length.
+            let joined = tokens
+                .get(i + 1)
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .map(|n| format!("{t}-{n}"));
+            if let Some(a) = joined.as_deref().and_then(|j| j.parse::<AuthAlg>().ok()) {
+                auths.push(a);
+                i += 2;
+                continue;
+            }
+            if let Some(g) = ike_group(t) {
+                match group {
+                    Some(old) if old != g => {
+                        return Err(format!(
+                            "esp=\"{item}\": more than one PFS group ({} and {})",
+                            old.name(),
+                            g.name()
+                        ))
+                    }
+                    _ => group = Some(g),
+                }
+            } else if t == "noesn" {
+            } else if let Ok(a) = t.parse::<AuthAlg>() {
+                auths.push(a);
+            } else {
+                match t.parse::<EncAlg>() {
+                    Ok(EncAlg::Des | EncAlg::NullEnc) => {
+                        return Err(format!("esp=\"{item}\": refused cipher"))
+                    }
+                    Ok(e) => ciphers.push(e),
+                    Err(e) => return Err(format!("esp=\"{item}\": {e}")),
+                }
+            }
+            i += 1;
         }
-        if enc == EncAlg::ChaCha20Poly1305 {
-            return Err(format!(
-                "esp=\"{item}\": ChaCha20-Poly1305 has no IKEv1 transform (RFC 7634 defines it for IKEv2)"
-            ));
+        if ciphers.is_empty() {
+            return Err(format!("esp=\"{item}\": no cipher"));
         }
-        let auths: Vec<Option<AuthAlg>> = match (enc.is_aead(), auth) {
-            (true, _) => vec![None],
-            (false, Some(a)) => vec![Some(a)],
-            (false, None) => vec![Some(AuthAlg::HmacSha1_96), Some(AuthAlg::HmacMd5_96)],
-        };
-        for auth in auths {
-            let a = EspAlg { enc, auth };
-            if !out.contains(&a) {
-                out.push(a);
+        for &enc in &ciphers {
+            let list: Vec<Option<AuthAlg>> = match (enc.is_aead(), auths.is_empty()) {
+                (true, true) => vec![None],
+                (true, false) => {
+                    return Err(format!(
+                        "esp=\"{item}\": AES-GCM and ChaCha20-Poly1305 take no integrity algorithm"
+                    ))
+                }
+                (false, false) => auths.iter().copied().map(Some).collect(),
+                (false, true) => vec![Some(AuthAlg::HmacSha1_96), Some(AuthAlg::HmacMd5_96)],
+            };
+            for auth in list {
+                let a = EspAlg { enc, auth };
+                if !out.contains(&a) {
+                    out.push(a);
+                }
             }
         }
     }
@@ -282,6 +427,57 @@ mod tests {
     }
 
     #[test]
+    fn strongswan_style_proposals() {
+        let v = parse_ike("aes256gcm16-prfsha384-ecp384").unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].name(), "AES_GCM_16_256-SHA2_384-ECP_384");
+        assert_eq!(v[0].integ, None);
+        assert!(!v[0].ikev1_capable());
+        let v = parse_ike("aes128-sha256-modp2048").unwrap();
+        assert_eq!(
+            v,
+            vec![IkeAlg::new(
+                EncAlg::AesCbc128,
+                Prf::HmacSha256,
+                DhGroup::Modp2048
+            )]
+        );
+        assert!(v[0].ikev1_capable());
+        let v = parse_ike("chacha20poly1305-prfsha256-curve25519").unwrap();
+        assert_eq!(v[0].enc, EncAlg::ChaCha20Poly1305);
+        assert_eq!(v[0].group, DhGroup::Curve25519);
+        // Several of each kind: every combination.
+        let v = parse_ike("aes128-aes256-sha256-sha384-modp2048-curve25519").unwrap();
+        assert_eq!(v.len(), 8);
+        // A separate PRF: integrity from the hash, PRF from prf….
+        let v = parse_ike("aes128-sha256-prfsha512-modp3072").unwrap();
+        assert_eq!(v[0].prf, Prf::HmacSha512);
+        assert_eq!(v[0].integ, Some(AuthAlg::HmacSha2_256_128));
+        assert!(parse_ike("aes128-prfsha256-modp2048").is_err());
+        assert!(parse_ike("aes128-sha256-ecp999").is_err());
+
+        let (v, g) = parse_esp("aes128-sha256-modp2048").unwrap();
+        assert_eq!(
+            v,
+            vec![EspAlg {
+                enc: EncAlg::AesCbc128,
+                auth: Some(AuthAlg::HmacSha2_256_128)
+            }]
+        );
+        assert_eq!(g, Some(DhGroup::Modp2048));
+        let (v, g) = parse_esp("chacha20poly1305").unwrap();
+        assert_eq!(v[0].enc, EncAlg::ChaCha20Poly1305);
+        assert_eq!(g, None);
+        let (_, g) = parse_esp("aes256gcm16-ecp384-noesn").unwrap();
+        assert_eq!(g, Some(DhGroup::Ecp384));
+        let (v, _) = parse_esp("3des-md5-96, aes-sha2_256-128").unwrap();
+        assert_eq!(v[0].auth, Some(AuthAlg::HmacMd5_96));
+        assert_eq!(v[1].auth, Some(AuthAlg::HmacSha2_256_128));
+        assert!(parse_esp("aes256gcm16-sha256").is_err());
+        assert!(parse_esp("aes128-sha1-modp2048-ecp384").is_err());
+    }
+
+    #[test]
     fn esp_strings() {
         let (v, g) = parse_esp("aes128-sha1, aes256gcm16, 3des-md5").unwrap();
         assert_eq!(v.len(), 3);
@@ -290,9 +486,6 @@ mod tests {
         let (_, g) = parse_esp("aes128-sha1;modp2048").unwrap();
         assert_eq!(g, Some(DhGroup::Modp2048));
         assert!(parse_esp("des-md5").is_err());
-        // ChaCha20-Poly1305 is an ESP algorithm of the datapath but has no IKEv1 ID.
-        let e = parse_esp("aes128-sha1, chacha20poly1305").unwrap_err();
-        assert!(e.contains("no IKEv1 transform"), "{e}");
     }
 
     /// Every suite the vocabulary holds maps to IKEv2 transform IDs (and back), so IKEv2 can

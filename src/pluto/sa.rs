@@ -457,6 +457,17 @@ impl SaTable {
         index_add(&mut self.by_conn, key.to_string(), s);
     }
 
+    /// Moves a child SA under another IKE SA (IKEv2: the IKE SA that rekeyed its parent
+    /// inherits its child SAs, RFC 7296 2.18).
+    pub fn set_parent(&mut self, s: SerialNo, parent: SerialNo) {
+        let Some(sa) = self.children.get_mut(&s) else {
+            return;
+        };
+        let old = std::mem::replace(&mut sa.parent, parent);
+        index_remove(&mut self.by_parent, &old, s);
+        index_add(&mut self.by_parent, parent, s);
+    }
+
     /// Records the peer's inbound SPIs of a child SA.
     pub fn set_peer_spis(&mut self, s: SerialNo, spis: PeerSpis) {
         let Some(sa) = self.children.get_mut(&s) else {

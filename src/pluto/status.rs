@@ -244,6 +244,7 @@ impl Pluto {
                 conn: s.conn().to_string(),
                 version: match s.exchange.version() {
                     IkeVersion::V1 => 1,
+                    IkeVersion::V2 => 2,
                 },
                 state: s.exchange.info().name.to_string(),
                 established: s.established,

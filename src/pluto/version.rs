@@ -38,6 +38,8 @@ use std::net::SocketAddrV4;
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
 use crate::pluto::ikev1::{self, Ikev1};
+use crate::pluto::ikev2::state::{Ikev2Child, Ikev2Ike, V2State};
+use crate::pluto::ikev2::Ikev2;
 use crate::pluto::sa::PendingChild;
 
 /// An IKE protocol version.
@@ -45,18 +47,34 @@ use crate::pluto::sa::PendingChild;
 pub enum IkeVersion {
     /// IKEv1 (RFC 2409): Main Mode, Quick Mode, Informational.
     V1,
+    /// IKEv2 (RFC 7296): IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL.
+    V2,
+}
+
+impl IkeVersion {
+    /// `IKEv1` / `IKEv2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IkeVersion::V1 => "IKEv1",
+            IkeVersion::V2 => "IKEv2",
+        }
+    }
 }
 
 /// The version-specific state of an IKE SA record.
 pub enum IkeExchange {
     /// IKEv1: the ISAKMP SA's Main Mode state.
     V1(Box<ikev1::state::Isakmp>),
+    /// IKEv2: the IKE SA's exchange state.
+    V2(Box<Ikev2Ike>),
 }
 
 /// The version-specific state of a child SA record.
 pub enum ChildExchange {
     /// IKEv1: the IPsec SA's Quick Mode state.
     V1(Box<ikev1::state::QuickMode>),
+    /// IKEv2: the child SA's exchange state.
+    V2(Box<Ikev2Child>),
 }
 
 /// What a state tells the engine about itself.
@@ -75,6 +93,7 @@ impl IkeExchange {
     pub fn version(&self) -> IkeVersion {
         match self {
             IkeExchange::V1(_) => IkeVersion::V1,
+            IkeExchange::V2(_) => IkeVersion::V2,
         }
     }
 
@@ -82,6 +101,7 @@ impl IkeExchange {
     pub fn info(&self) -> StateInfo {
         match self {
             IkeExchange::V1(x) => x.kind.info(),
+            IkeExchange::V2(x) => x.kind.info(),
         }
     }
 
@@ -90,6 +110,7 @@ impl IkeExchange {
     pub fn half_open_responder(&self) -> bool {
         match self {
             IkeExchange::V1(x) => x.kind.half_open_responder(),
+            IkeExchange::V2(x) => x.kind == V2State::ParentR1,
         }
     }
 
@@ -98,6 +119,7 @@ impl IkeExchange {
     pub fn unproven_responder(&self) -> bool {
         match self {
             IkeExchange::V1(x) => x.kind == ikev1::state::StateKind::MainR1,
+            IkeExchange::V2(x) => x.kind == V2State::ParentR1,
         }
     }
 
@@ -106,6 +128,7 @@ impl IkeExchange {
     pub fn awaiting_first_response(&self) -> bool {
         match self {
             IkeExchange::V1(x) => x.kind == ikev1::state::StateKind::MainI1,
+            IkeExchange::V2(x) => x.kind == V2State::ParentI1,
         }
     }
 
@@ -113,6 +136,7 @@ impl IkeExchange {
     pub fn give_up_reason(&self) -> &'static str {
         match self {
             IkeExchange::V1(x) => x.kind.give_up_reason(),
+            IkeExchange::V2(x) => x.kind.give_up_reason(),
         }
     }
 
@@ -120,6 +144,7 @@ impl IkeExchange {
     pub fn alg_text(&self) -> Option<String> {
         match self {
             IkeExchange::V1(x) => x.choice.as_ref().map(|c| c.alg.name()),
+            IkeExchange::V2(x) => x.alg.map(|a| a.name()),
         }
     }
 
@@ -127,6 +152,23 @@ impl IkeExchange {
     pub fn v1(&self) -> Option<&ikev1::state::Isakmp> {
         match self {
             IkeExchange::V1(x) => Some(x),
+            IkeExchange::V2(_) => None,
+        }
+    }
+
+    /// The IKEv2 state.
+    pub fn v2(&self) -> Option<&Ikev2Ike> {
+        match self {
+            IkeExchange::V2(x) => Some(x),
+            IkeExchange::V1(_) => None,
+        }
+    }
+
+    /// The IKEv2 state, mutably.
+    pub fn v2_mut(&mut self) -> Option<&mut Ikev2Ike> {
+        match self {
+            IkeExchange::V2(x) => Some(x),
+            IkeExchange::V1(_) => None,
         }
     }
 
@@ -134,6 +176,7 @@ impl IkeExchange {
     pub fn v1_mut(&mut self) -> Option<&mut ikev1::state::Isakmp> {
         match self {
             IkeExchange::V1(x) => Some(x),
+            IkeExchange::V2(_) => None,
         }
     }
 }
@@ -143,6 +186,7 @@ impl ChildExchange {
     pub fn version(&self) -> IkeVersion {
         match self {
             ChildExchange::V1(_) => IkeVersion::V1,
+            ChildExchange::V2(_) => IkeVersion::V2,
         }
     }
 
@@ -150,6 +194,7 @@ impl ChildExchange {
     pub fn info(&self) -> StateInfo {
         match self {
             ChildExchange::V1(x) => x.kind.info(),
+            ChildExchange::V2(x) => x.kind.info(),
         }
     }
 
@@ -157,6 +202,7 @@ impl ChildExchange {
     pub fn give_up_reason(&self) -> &'static str {
         match self {
             ChildExchange::V1(x) => x.kind.give_up_reason(),
+            ChildExchange::V2(x) => x.kind.give_up_reason(),
         }
     }
 
@@ -164,6 +210,23 @@ impl ChildExchange {
     pub fn v1(&self) -> Option<&ikev1::state::QuickMode> {
         match self {
             ChildExchange::V1(x) => Some(x),
+            ChildExchange::V2(_) => None,
+        }
+    }
+
+    /// The IKEv2 state.
+    pub fn v2(&self) -> Option<&Ikev2Child> {
+        match self {
+            ChildExchange::V2(x) => Some(x),
+            ChildExchange::V1(_) => None,
+        }
+    }
+
+    /// The IKEv2 state, mutably.
+    pub fn v2_mut(&mut self) -> Option<&mut Ikev2Child> {
+        match self {
+            ChildExchange::V2(x) => Some(x),
+            ChildExchange::V1(_) => None,
         }
     }
 
@@ -171,6 +234,7 @@ impl ChildExchange {
     pub fn v1_mut(&mut self) -> Option<&mut ikev1::state::QuickMode> {
         match self {
             ChildExchange::V1(x) => Some(x),
+            ChildExchange::V2(_) => None,
         }
     }
 }
@@ -213,23 +277,27 @@ pub trait ExchangeHandlers {
 }
 
 impl Pluto {
-    /// The IKE version conn `key` negotiates with as initiator. Only IKEv1 exists so far;
-    /// `keyexchange=` will choose here.
-    pub(crate) fn version_of_conn(&self, _key: &str) -> IkeVersion {
-        IkeVersion::V1
+    /// The IKE version conn `key` negotiates with as initiator (`keyexchange=`, `ikev2=`,
+    /// else `config setup` `keyexchange=`).
+    pub(crate) fn version_of_conn(&self, key: &str) -> IkeVersion {
+        self.conns
+            .get(key)
+            .map_or(self.cfg.ike_version, |c| c.ike_policy.initiate)
     }
 
     /// Hands a datagram to the handlers of its version. Byte 17 of the header holds the
-    /// major and minor version (RFC 2408 3.1, RFC 7296 3.1); until IKEv2 handlers exist,
-    /// every datagram goes to IKEv1, whose parser refuses other versions with its own log
-    /// line.
+    /// major and minor version (RFC 2408 3.1, RFC 7296 3.1): major 2 goes to IKEv2, anything
+    /// else to IKEv1, whose parser refuses versions other than 1 with its own log line.
     pub(crate) fn dispatch_datagram(
         &mut self,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         data: &[u8],
     ) {
-        Ikev1::handle_datagram(self, local, remote, data)
+        match data.get(17).map(|v| v >> 4) {
+            Some(2) => Ikev2::handle_datagram(self, local, remote, data),
+            _ => Ikev1::handle_datagram(self, local, remote, data),
+        }
     }
 
     /// Starts an IKE SA for `key` with its conn's version ([`ExchangeHandlers::initiate_ike`]).
@@ -243,6 +311,7 @@ impl Pluto {
     ) {
         match self.version_of_conn(key) {
             IkeVersion::V1 => Ikev1::initiate_ike(self, key, whack, try_no, pending, replacing),
+            IkeVersion::V2 => Ikev2::initiate_ike(self, key, whack, try_no, pending, replacing),
         }
     }
 
@@ -261,6 +330,7 @@ impl Pluto {
         };
         match v {
             IkeVersion::V1 => Ikev1::initiate_child(self, ike, key, whack, replacing, try_no),
+            IkeVersion::V2 => Ikev2::initiate_child(self, ike, key, whack, replacing, try_no),
         }
     }
 
@@ -273,6 +343,7 @@ impl Pluto {
         };
         match v {
             IkeVersion::V1 => Ikev1::send_delete(self, serial),
+            IkeVersion::V2 => Ikev2::send_delete(self, serial),
         }
     }
 
@@ -283,6 +354,7 @@ impl Pluto {
         };
         match v {
             IkeVersion::V1 => Ikev1::send_liveness_probe(self, ike),
+            IkeVersion::V2 => Ikev2::send_liveness_probe(self, ike),
         }
     }
 

@@ -1,6 +1,12 @@
 //! The SADB: security associations keyed by SAID (SPI, destination, protocol), SA groups
 //! (spigrp, applied inner→outer: IPIP, IPComp, ESP, AH), anti-replay windows, lifetimes and
 //! counters.
+//!
+//! The datapath reads the SADB through a [`SadbView`]: for every SAID the SA with its group
+//! (a lone SA is a group of one, made once when it is added), in sharded copy-on-write maps
+//! that the SADB keeps up to date with each change. A view is a handful of `Arc`s: the
+//! datapath takes one per batch and looks SAs up without any lock, while a change copies only
+//! the shards it touches.
 
 pub mod lifetime;
 pub mod replay;
@@ -9,12 +15,63 @@ pub mod sa;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::fasthash::FastMap;
 use crate::said::Said;
 
 pub use sa::{Dir, KeyBytes, Sa, SaError, SaSpec, UdpEncap, XformSpec};
 
 /// SAs of one group, innermost first.
 pub type SaGroup = Arc<[Arc<Sa>]>;
+
+/// One SA as the datapath sees it: its group and its place in it.
+#[derive(Debug, Clone)]
+pub struct SaRef {
+    /// The group (innermost first); a lone SA is a group of one.
+    pub group: SaGroup,
+    /// Index of this SA in `group`.
+    pub pos: usize,
+}
+
+impl SaRef {
+    /// The SA itself.
+    pub fn sa(&self) -> &Arc<Sa> {
+        &self.group[self.pos]
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// The datapath's read-only view of the SADB (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct SadbView {
+    shards: [Arc<FastMap<Said, SaRef>>; SHARDS],
+}
+
+impl SadbView {
+    fn shard(said: &Said) -> usize {
+        // The SPI's low bits are random for negotiated SAs and sequential for manual ones:
+        // either way they spread.
+        (said.spi as usize ^ (said.spi >> 8) as usize) % SHARDS
+    }
+
+    /// The SA with this SAID, with its group.
+    #[inline]
+    pub fn get(&self, said: &Said) -> Option<&SaRef> {
+        self.shards[Self::shard(said)].get(said)
+    }
+
+    fn set(&mut self, said: Said, r: Option<SaRef>) {
+        let m = Arc::make_mut(&mut self.shards[Self::shard(&said)]);
+        match r {
+            Some(r) => {
+                m.insert(said, r);
+            }
+            None => {
+                m.remove(&said);
+            }
+        }
+    }
+}
 
 /// The SA database.
 #[derive(Debug, Default)]
@@ -24,6 +81,8 @@ pub struct Sadb {
     groups: HashMap<Said, SaGroup>,
     /// Any member → its group head.
     member_of: HashMap<Said, Said>,
+    /// The read side, kept in step with every change.
+    view: SadbView,
 }
 
 impl Sadb {
@@ -49,7 +108,13 @@ impl Sadb {
         }
         let sa = Arc::new(sa);
         self.sas.insert(sa.said, sa.clone());
+        self.view.set(sa.said, Some(lone(&sa)));
         Ok(sa)
+    }
+
+    /// The datapath's view as of now (cheap: a few `Arc` clones).
+    pub fn view(&self) -> SadbView {
+        self.view.clone()
     }
 
     /// The SA with this SAID.
@@ -91,7 +156,17 @@ impl Sadb {
         for s in saids {
             self.member_of.insert(*s, head);
         }
-        self.groups.insert(head, v.into());
+        let group: SaGroup = v.into();
+        for (pos, s) in saids.iter().enumerate() {
+            self.view.set(
+                *s,
+                Some(SaRef {
+                    group: group.clone(),
+                    pos,
+                }),
+            );
+        }
+        self.groups.insert(head, group);
         Ok(())
     }
 
@@ -99,16 +174,14 @@ impl Sadb {
         if let Some(g) = self.groups.remove(head) {
             for sa in g.iter() {
                 self.member_of.remove(&sa.said);
+                self.view.set(sa.said, Some(lone(sa)));
             }
         }
     }
 
     /// The group `said` heads or belongs to; a lone SA is a group of one.
     pub fn group_of(&self, said: &Said) -> Option<SaGroup> {
-        if let Some(head) = self.member_of.get(said) {
-            return self.groups.get(head).cloned();
-        }
-        self.sas.get(said).map(|sa| Arc::from(vec![sa.clone()]))
+        self.view.get(said).map(|r| r.group.clone())
     }
 
     /// Deletes `said` and every SA grouped with it (`ipsec spi … --del`). Returns the deleted SAs.
@@ -125,6 +198,9 @@ impl Sadb {
             }
             None => vec![*said],
         };
+        for s in &members {
+            self.view.set(*s, None);
+        }
         Ok(members.iter().filter_map(|s| self.sas.remove(s)).collect())
     }
 
@@ -133,6 +209,7 @@ impl Sadb {
         self.sas.clear();
         self.groups.clear();
         self.member_of.clear();
+        self.view = SadbView::default();
     }
 
     /// Every SA, in no particular order.
@@ -179,6 +256,14 @@ impl Sadb {
             }
         }
         out
+    }
+}
+
+/// A lone SA as a group of one.
+fn lone(sa: &Arc<Sa>) -> SaRef {
+    SaRef {
+        group: Arc::from([sa.clone()]),
+        pos: 0,
     }
 }
 

@@ -160,8 +160,10 @@ pub struct SaState {
     pub soft_reported: bool,
     /// The SA hit a hard limit.
     pub dead: bool,
-    /// Last IV seen (inbound CBC), for display.
-    pub last_iv: Vec<u8>,
+    /// Last IV seen (inbound CBC), for display: the first `last_iv_len` bytes.
+    pub last_iv: [u8; crypto::MAX_IV_LEN],
+    /// How many bytes of `last_iv` are set (0: none seen yet).
+    pub last_iv_len: usize,
 }
 
 /// Per-SA error counters (`ooo_errs`, `auth_errs`, `encr_size_errs`, `encr_pad_errs`).
@@ -208,6 +210,10 @@ pub struct Sa {
     pub errors: SaErrors,
     /// Sequence, replay and usage state.
     pub state: Mutex<SaState>,
+    /// Held by a datapath thread from numbering an outbound group's packets until it has sent
+    /// them (the group's innermost SA's lock stands for the group): several readers of one
+    /// device never interleave an SA's sequence numbers on the wire.
+    pub tx: Mutex<()>,
 }
 
 /// Why an SA could not be built.
@@ -287,6 +293,7 @@ impl Sa {
             packets: AtomicU64::new(0),
             comp_ratio: (AtomicU64::new(0), AtomicU64::new(0)),
             errors: SaErrors::default(),
+            tx: Mutex::new(()),
             state: Mutex::new(SaState {
                 seq_out: 0,
                 replay: ReplayWindow::new(spec.replay_window),
@@ -294,7 +301,8 @@ impl Sa {
                 last_used: None,
                 soft_reported: false,
                 dead: false,
-                last_iv: Vec::new(),
+                last_iv: [0; crypto::MAX_IV_LEN],
+                last_iv_len: 0,
             }),
         })
     }
@@ -352,9 +360,9 @@ impl Sa {
             let _ = write!(s, " policy={ps}->{pd}");
         }
         if let Xform::Esp { enc, .. } = &self.xform {
-            if !enc.is_aead() && !st.last_iv.is_empty() {
+            if !enc.is_aead() && st.last_iv_len != 0 {
                 let _ = write!(s, " iv_bits={}bits iv=0x", enc.iv_len() * 8);
-                for b in &st.last_iv {
+                for b in &st.last_iv[..st.last_iv_len] {
                     let _ = write!(s, "{b:02x}");
                 }
             }

@@ -1185,22 +1185,23 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let offload = setup
         .get_bool("offload", true)
         .map_err(|e| fail(e.to_string()))?;
-    let mode = match setup.get("datapath") {
-        Some("inline") => datapath::Mode::Inline,
-        _ => datapath::Mode::Threads,
-    };
+    if let Some(d) = setup.get("datapath") {
+        log(&format!(
+            "ipsec_setup: datapath={d} is obsolete and ignored: every reader thread runs its packets to completion"
+        ));
+    }
     let overridemtu = setup
         .get_u32("overridemtu", 0)
         .map_err(|e| fail(e.to_string()))?;
     let dr = iface::default_route();
     let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
         .map_err(|e| fail(e.to_string()))?;
-    // Inline mode encrypts where it reads: one TUN queue per device, so one thread numbers
-    // and sends an SA's packets and they leave in sequence order.
-    let queues = match (mode, workers) {
-        (datapath::Mode::Inline, _) => 1,
-        (_, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        _ => workers,
+    // One TUN queue, hence one reader thread, per core (or `workers=`): each reader numbers,
+    // encrypts and sends an SA's packets under the SA group's transmit lock, so they leave in
+    // sequence order whichever queue the kernel put a flow on.
+    let queues = match workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     };
 
     let klips = Arc::new(Klips::new());
@@ -1305,8 +1306,6 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let dp = datapath::start(
         klips.clone(),
         devs,
-        workers,
-        mode,
         clock,
         Some(udp.clone()),
         Some(ike_tx.clone()),
@@ -1698,6 +1697,10 @@ fn pluto_config(
         myid,
         uniqueids: s.get_bool("uniqueids", true)?,
         nat_traversal: s.get_bool("nat_traversal", true)?,
+        ike_version: match s.get("keyexchange") {
+            Some("ikev2") => crate::pluto::version::IkeVersion::V2,
+            _ => crate::pluto::version::IkeVersion::V1,
+        },
         debug: DebugFlags::parse(s.get("plutodebug").unwrap_or("none")),
         shunt_scan_interval: s.get_duration("shuntscaninterval", 120)?.max(1),
         virtual_private: crate::config::VirtualPrivate::parse(s.get_or("virtual_private", ""))

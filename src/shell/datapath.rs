@@ -1,9 +1,8 @@
-//! The datapath threads: readers (one per TUN queue, one per raw socket, one for UDP 4500) →
-//! crypto workers → writers (one per physical sender, one per TUN device). Packets move in
-//! batches (one channel hop per batch, `recvmmsg`/`sendmmsg` at the sockets). Each SA is served
-//! by exactly one worker (chosen from its SPI), so per-SA (hence per-flow) order is kept and
-//! sequence numbers leave in order. In [`Mode::Inline`] each reader runs its batches through its
-//! own crypto step and writers instead (run to completion, no hand-offs).
+//! The datapath threads: one reader per TUN queue, one per raw socket (ESP, AH) and one for UDP
+//! 4500. Each reader runs its batches to completion — transform through the sans-IO core, then
+//! write (`sendmmsg`/UDP GSO to the physical interface, coalesced writes into ipsecN) — on its
+//! own thread: no hand-offs between threads (docs/performance.md measured those as the largest
+//! cost on small machines).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -14,19 +13,28 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::pipe::{pipe, PipeTx};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::klips::{DevInfo, DropReason, Emit, Klips};
+use crate::klips::{
+    gso_run, Decision, DevInfo, DropReason, Emit, Klips, PacketBuf, Parsed, Transmit, Verdict, Work,
+};
+use crate::sadb::SaRef;
 use crate::wire::ipv4::{self, Ipv4Packet};
-use crate::wire::offload::{self, Coalescer, OffloadError, VnetHdr, VNET_HDR_LEN};
+use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
-use super::net::{RawReceiver, RawSender, UdpSock, MAX_PKT};
+use super::net::{MsgArrays, RawReceiver, RawSender, UdpSock, MAX_PKT};
 use super::tun::TunQueue;
 
-/// Packets per batch.
+/// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
 pub const BATCH: usize = 64;
+
+/// Packet buffers of a TUN reader: a batch's segments after TSO splitting.
+const OUT_BUFS: usize = 256;
+
+/// A TUN reader stops reading frames for a batch when fewer buffers than this are free (room
+/// for one more 64 KB super-packet cut at a 536-byte MSS).
+const OUT_RESERVE: usize = 128;
 
 /// Seconds on the daemon's monotonic clock, the time base handed to the sans-IO cores.
 #[derive(Debug, Clone, Copy)]
@@ -69,27 +77,6 @@ pub struct DevRuntime {
 /// An IKE datagram that arrived on UDP 4500 (for the keying daemon).
 pub type IkeDatagram = super::keying::IkeIn;
 
-/// A batch of (destination, packet) for one physical sender.
-type NetBatch = Vec<(Ipv4Addr, Vec<u8>)>;
-
-enum Job {
-    Out {
-        dev: usize,
-        pkt: Vec<u8>,
-    },
-    In(Vec<u8>),
-    InUdp {
-        src: SocketAddrV4,
-        dst: Ipv4Addr,
-        pkt: Vec<u8>,
-    },
-}
-
-enum TunOut {
-    Pkt(Vec<u8>),
-    RxDrop,
-}
-
 /// Handle on the running datapath threads.
 #[derive(Debug)]
 pub struct Datapath {
@@ -111,334 +98,290 @@ fn spawn<F: FnOnce() + Send + 'static>(name: String, f: F) -> io::Result<JoinHan
     std::thread::Builder::new().name(name).spawn(f)
 }
 
-/// How packets move between the reader, crypto and writer steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Separate reader, crypto-worker and writer threads joined by batch pipes (the default).
-    Threads,
-    /// Run to completion: each reader thread transforms and writes its own batches
-    /// (`datapath=inline` in `config setup`); no hand-offs, one thread per reader.
-    Inline,
-}
-
-/// One step that takes batches and writes them out (a writer, or the crypto step itself).
-trait Write<B> {
-    fn write(&mut self, batch: B);
-}
-
-/// Where batches for one destination go: a thread's pipe, or a step run by the caller.
-enum Sink<B, W> {
-    Pipe(PipeTx<B>),
-    Direct(W),
-}
-
-impl<B, W: Write<B>> Sink<B, W> {
-    /// Hands one batch on; false once the receiving thread is gone.
-    fn put(&mut self, batch: B) -> bool {
-        match self {
-            Sink::Pipe(tx) => tx.send(batch).is_ok(),
-            Sink::Direct(w) => {
-                w.write(batch);
-                true
-            }
-        }
-    }
-}
-
-/// Hands each non-empty pending batch to its sink (same index) and empties it.
-fn hand_on<T, W: Write<Vec<T>>>(pending: &mut [Vec<T>], sinks: &mut [Sink<Vec<T>, W>]) -> bool {
-    let mut ok = true;
-    for (v, s) in pending.iter_mut().zip(sinks) {
-        if !v.is_empty() {
-            ok &= s.put(std::mem::take(v));
-        }
-    }
-    ok
-}
-
-/// Writes transformed packets to one physical interface (raw socket, UDP GSO for ESP-in-UDP).
-struct NetWriter {
+/// What every reader needs to write results: the physical senders (raw socket per device,
+/// UDP GSO), the TUN queues, the local sender for ICMP errors, the keying daemon's channel.
+#[derive(Clone)]
+struct Outputs {
     k: Arc<Klips>,
-    sender: Arc<RawSender>,
-    gso: Option<(Arc<UdpSock>, u32)>,
-    raw: NetBatch,
+    senders: Vec<Arc<RawSender>>,
+    ifx: Vec<u32>,
+    udp: Option<Arc<UdpSock>>,
+    local: Arc<RawSender>,
+    tun: Vec<Arc<TunQueue>>,
+    ike_tx: Option<Sender<IkeDatagram>>,
 }
 
-impl Write<NetBatch> for NetWriter {
-    fn write(&mut self, batch: NetBatch) {
-        let failed = match &self.gso {
-            Some((u, ifx)) => send_with_gso(&self.sender, u, *ifx, batch, &mut self.raw),
-            None => self.sender.send_batch(&batch),
+/// One reader thread's writing side, with its reused arrays.
+struct Sink {
+    o: Outputs,
+    msgs: MsgArrays,
+    /// Indices of packets waiting for one `sendmmsg`, all for device `raw_dev`.
+    raw: Vec<usize>,
+    raw_dev: usize,
+    gro: GroPlan,
+}
+
+impl Sink {
+    fn new(o: Outputs) -> Sink {
+        Sink {
+            o,
+            msgs: MsgArrays::new(BATCH),
+            raw: Vec::with_capacity(OUT_BUFS),
+            raw_dev: 0,
+            gro: GroPlan::new(),
+        }
+    }
+
+    /// Sends an outbound batch as the core decided: runs of equal-size ESP-in-UDP datagrams of
+    /// one flow (what a TCP super-packet becomes) as one UDP GSO send gathered from the
+    /// buffers, everything else with `sendmmsg` on the device's raw socket, in order.
+    /// Only the packets `sel` picks are sent.
+    fn transmit(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict], sel: impl Fn(usize) -> bool) {
+        let mut i = 0;
+        while i < verdicts.len() {
+            let Verdict::Send(tx) = &verdicts[i] else {
+                i += 1;
+                continue;
+            };
+            if !sel(i) {
+                i += 1;
+                continue;
+            }
+            if self.o.udp.is_some() {
+                let run = gso_run(bufs, verdicts, i, &sel);
+                if let Some(seg) = run.segment_size {
+                    if self.send_gso(bufs, verdicts, i, run.end, seg) {
+                        i = run.end;
+                        continue;
+                    }
+                }
+            }
+            if tx.dev != self.raw_dev && !self.raw.is_empty() {
+                self.flush_raw(bufs, verdicts);
+            }
+            self.raw_dev = tx.dev;
+            self.raw.push(i);
+            i += 1;
+        }
+        self.flush_raw(bufs, verdicts);
+    }
+
+    /// One UDP GSO send of packets `i..j` (same flow, equal sizes but the last). False if it
+    /// failed (the caller sends them through the raw socket instead).
+    fn send_gso(
+        &mut self,
+        bufs: &[PacketBuf],
+        verdicts: &[Verdict],
+        i: usize,
+        j: usize,
+        seg: u16,
+    ) -> bool {
+        let Verdict::Send(tx) = &verdicts[i] else {
+            return false;
+        };
+        let (Some(udp), Some(flow), std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) =
+            (self.o.udp.clone(), tx.udp, tx.src, tx.dst)
+        else {
+            return false;
+        };
+        // Keep order: what went before this run leaves first.
+        self.flush_raw(bufs, verdicts);
+        let ifx = self.o.ifx.get(tx.dev).copied().unwrap_or(0);
+        let parts = (i..j).map(|n| {
+            let off = match &verdicts[n] {
+                Verdict::Send(t) => t.payload_offset,
+                _ => 0,
+            };
+            &bufs[n].bytes()[off..]
+        });
+        udp.send_gso_parts(
+            parts,
+            seg,
+            src,
+            ifx,
+            tx.tos,
+            SocketAddrV4::new(dst, flow.dport),
+        )
+        .is_ok()
+    }
+
+    fn flush_raw(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict]) {
+        if self.raw.is_empty() {
+            return;
+        }
+        let failed = match self.o.senders.get(self.raw_dev) {
+            Some(s) => {
+                let pkts = self.raw.iter().filter_map(|&n| match &verdicts[n] {
+                    Verdict::Send(Transmit {
+                        dst: std::net::IpAddr::V4(d),
+                        ..
+                    }) => Some((*d, bufs[n].bytes())),
+                    _ => None,
+                });
+                s.send_many(&mut self.msgs, pkts)
+            }
+            None => self.raw.len(),
         };
         for _ in 0..failed {
-            self.k.drops.count(DropReason::SendFailure, false);
+            self.o.k.drops.count(DropReason::SendFailure, false);
         }
+        self.raw.clear();
     }
-}
 
-/// Writes decrypted packets (coalesced into TCP super-packets when offloads are on) and
-/// counted drops to one ipsecN device.
-struct TunWriter {
-    q: TunQueue,
-    gro: Coalescer,
-}
-
-impl Write<Vec<TunOut>> for TunWriter {
-    fn write(&mut self, batch: Vec<TunOut>) {
-        let q = &self.q;
-        for o in batch {
-            match o {
-                TunOut::Pkt(p) if q.offload() => self.gro.push(p),
-                TunOut::Pkt(p) => {
-                    let _ = q.send(&p);
+    /// Writes the inner packets `bufs[b][r]` of `delivered` (device, buffer, range) into their
+    /// ipsecN devices, consecutive TCP segments of a flow as one GSO super-packet whose
+    /// payloads are gathered from where they were decrypted.
+    fn deliver(&mut self, bufs: &[Vec<u8>], delivered: &[(usize, usize, usize, usize)]) {
+        let ndev = self.o.tun.len();
+        for dev in 0..ndev {
+            let q = &self.o.tun[dev];
+            let pkt = |k: usize| {
+                let (_, b, s, e) = delivered[k];
+                &bufs[b][s..e]
+            };
+            let mut any = false;
+            for (k, d) in delivered.iter().enumerate() {
+                if d.0 == dev {
+                    any = true;
+                    if q.offload() {
+                        self.gro.push(k, pkt(k));
+                    } else {
+                        let _ = q.send(pkt(k));
+                    }
                 }
-                TunOut::RxDrop => q.count_rx_drop(),
             }
-        }
-        // Consecutive TCP segments of one flow go to the kernel as one super-packet.
-        self.gro.finish(|h, p| {
-            let mut hb = [0u8; VNET_HDR_LEN];
-            h.emit(&mut hb);
-            let _ = q.send_gso(&hb, &p);
-        });
-    }
-}
-
-/// The crypto step: runs batches of jobs through the sans-IO core and hands the results on.
-struct Crypto {
-    k: Arc<Klips>,
-    rng: StdRng,
-    emits: Vec<Emit>,
-    net: Vec<NetBatch>,
-    tun: Vec<Vec<TunOut>>,
-    ike_tx: Option<Sender<IkeDatagram>>,
-    local: Arc<RawSender>,
-    clock: Clock,
-    net_out: Vec<Sink<NetBatch, NetWriter>>,
-    tun_out: Vec<Sink<Vec<TunOut>, TunWriter>>,
-}
-
-impl Crypto {
-    fn new(
-        k: Arc<Klips>,
-        ike_tx: Option<Sender<IkeDatagram>>,
-        local: Arc<RawSender>,
-        clock: Clock,
-        net_out: Vec<Sink<NetBatch, NetWriter>>,
-        tun_out: Vec<Sink<Vec<TunOut>, TunWriter>>,
-    ) -> Crypto {
-        let ndev = net_out.len();
-        Crypto {
-            k,
-            rng: StdRng::from_entropy(),
-            emits: Vec::with_capacity(BATCH * 2),
-            net: vec![Vec::new(); ndev],
-            tun: (0..ndev).map(|_| Vec::new()).collect(),
-            ike_tx,
-            local,
-            clock,
-            net_out,
-            tun_out,
+            if !any || !q.offload() {
+                continue;
+            }
+            self.gro.finish(pkt, |w| match w {
+                GroWrite::Plain(k) => {
+                    let _ = q.send_parts(&[0u8; VNET_HDR_LEN], [pkt(k)]);
+                }
+                GroWrite::Super {
+                    vnet,
+                    header,
+                    members,
+                } => {
+                    let mut hb = [0u8; VNET_HDR_LEN];
+                    vnet.emit(&mut hb);
+                    let parts =
+                        std::iter::once(header).chain(members.map(|(k, off)| &pkt(k)[off..]));
+                    let _ = q.send_parts(&hb, parts);
+                }
+            });
         }
     }
 
-    /// Transforms one batch and sends every result on.
-    fn run(&mut self, batch: Vec<Job>) -> bool {
-        let now = self.clock.now();
-        let k = &self.k;
-        self.emits.clear();
-        for job in batch {
-            match job {
-                Job::Out { dev, pkt } => k.outbound(dev, &pkt, now, &mut self.rng, &mut self.emits),
-                Job::In(pkt) => k.inbound(&pkt, now, &mut self.emits),
-                Job::InUdp { src, dst, pkt } => k.inbound_udp(src, dst, &pkt, now, &mut self.emits),
-            }
+    /// An inbound drop raises RX dropped on the device.
+    fn rx_drop(&self, dev: usize) {
+        if let Some(q) = self.o.tun.get(dev) {
+            q.count_rx_drop();
         }
-        for e in self.emits.drain(..) {
+    }
+
+    fn ike(&self, src: SocketAddrV4, dst: Ipv4Addr, data: &[u8]) {
+        if let Some(t) = &self.o.ike_tx {
+            let _ = t.try_send(super::keying::IkeIn {
+                local: SocketAddrV4::new(dst, 4500),
+                remote: src,
+                data: data.to_vec(),
+            });
+        }
+    }
+
+    /// Carries out the rare extra results of a batch (fragments, ICMP errors, IPComp output,
+    /// replaced held packets).
+    fn extras(&mut self, w: &mut Work) {
+        for e in w.extra.drain(..) {
             match e {
                 Emit::Net { dev, pkt } => {
-                    if let (Some(v), Ok(p)) = (self.net.get_mut(dev), Ipv4Packet::new_checked(&pkt))
-                    {
-                        let dst = p.dst();
-                        v.push((dst, pkt));
+                    let sent = match (self.o.senders.get(dev), Ipv4Packet::new_checked(&pkt)) {
+                        (Some(s), Ok(p)) => s.send(p.dst(), &pkt).is_ok(),
+                        _ => false,
+                    };
+                    if !sent {
+                        self.o.k.drops.count(DropReason::SendFailure, false);
                     }
                 }
                 Emit::Tun { dev, pkt } => {
-                    if let Some(v) = self.tun.get_mut(dev) {
-                        v.push(TunOut::Pkt(pkt));
+                    if let Some(q) = self.o.tun.get(dev) {
+                        let _ = q.send(&pkt);
                     }
                 }
-                Emit::Local { pkt } => send_local(k, &self.local, &pkt),
-                Emit::Drop { dev, inbound, .. } => {
-                    if inbound {
-                        if let Some(v) = self.tun.get_mut(dev) {
-                            v.push(TunOut::RxDrop);
-                        }
-                    }
-                }
-                Emit::Ike { src, dst, data } => {
-                    if let Some(t) = &self.ike_tx {
-                        let _ = t.try_send(super::keying::IkeIn {
-                            local: SocketAddrV4::new(dst, 4500),
-                            remote: src,
-                            data,
-                        });
-                    }
-                }
+                Emit::Local { pkt } => send_local(&self.o.k, &self.o.local, &pkt),
+                Emit::Drop {
+                    dev, inbound: true, ..
+                } => self.rx_drop(dev),
+                Emit::Drop { .. } => {}
+                Emit::Ike { src, dst, data } => self.ike(src, dst, &data),
             }
         }
-        let net_ok = hand_on(&mut self.net, &mut self.net_out);
-        hand_on(&mut self.tun, &mut self.tun_out) && net_ok
     }
 }
 
-/// Where a reader's batches go: one sink per crypto worker, or its own crypto step.
-type Dispatch = Vec<Sink<Vec<Job>, Box<Crypto>>>;
-
-impl Write<Vec<Job>> for Box<Crypto> {
-    fn write(&mut self, batch: Vec<Job>) {
-        self.run(batch);
-    }
-}
-
-/// Starts the threads. `workers` = crypto threads (the number of cores when 0).
+/// Starts the threads: one reader per TUN queue, per raw socket (ESP, AH) and for UDP 4500,
+/// each running its batches to completion.
 pub fn start(
     klips: Arc<Klips>,
     devs: Vec<DevRuntime>,
-    workers: usize,
-    mode: Mode,
     clock: Clock,
     udp: Option<Arc<UdpSock>>,
     ike_tx: Option<Sender<IkeDatagram>>,
 ) -> io::Result<Datapath> {
-    let workers = if workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        workers
-    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
-    let ndev = devs.len();
-
-    // What every writer needs, per device: the physical sender (+ UDP GSO) and a TUN queue.
-    let net_parts: Vec<_> = devs
+    let outputs = Outputs {
+        k: klips.clone(),
+        senders: devs.iter().map(|d| d.sender.clone()).collect(),
+        // Interface index 0 (unknown): no pinning of the GSO sends then.
+        ifx: devs
+            .iter()
+            .map(|d| super::netlink::ifindex(&d.info.phys).unwrap_or(0))
+            .collect(),
+        udp: udp.clone(),
+        // ICMP errors the gateway originates leave through the host's own routing.
+        local: Arc::new(RawSender::new(None)?),
+        tun: devs
+            .iter()
+            .map(|d| d.queues[0].try_clone().map(Arc::new))
+            .collect::<io::Result<_>>()?,
+        ike_tx,
+    };
+    // Segment buffers hold one packet of the largest ipsecN MTU.
+    let seg_cap = devs
         .iter()
-        .map(|d| {
-            // Interface index 0 (unknown): no pinning of the GSO sends then.
-            let ifx = super::netlink::ifindex(&d.info.phys).unwrap_or(0);
-            let gso = udp.clone().map(|u| (u, ifx));
-            (d.sender.clone(), gso)
-        })
-        .collect();
-    let tun_queues: Vec<TunQueue> = devs
-        .iter()
-        .map(|d| d.queues[0].try_clone())
-        .collect::<io::Result<_>>()?;
-    let net_writer = |i: usize| {
-        let (sender, gso) = net_parts[i].clone();
-        NetWriter {
-            k: klips.clone(),
-            sender,
-            gso,
-            raw: Vec::new(),
-        }
-    };
-    let tun_writer = |i: usize| -> io::Result<TunWriter> {
-        Ok(TunWriter {
-            q: tun_queues[i].try_clone()?,
-            gro: Coalescer::new(),
-        })
-    };
+        .map(|d| d.info.mtu)
+        .max()
+        .unwrap_or(1500)
+        .max(1500)
+        + 64;
 
-    // ICMP errors the gateway originates leave through the host's own routing.
-    let local = Arc::new(RawSender::new(None)?);
-
-    // Writers and workers (threads mode), or one crypto step per reader (inline mode).
-    let mut work_tx = Vec::new();
-    if mode == Mode::Threads {
-        let mut net_tx = Vec::new();
-        let mut tun_tx = Vec::new();
-        for i in 0..ndev {
-            let (tx, rx) = pipe::<NetBatch>(256);
-            net_tx.push(tx);
-            let mut w = net_writer(i);
-            threads.push(spawn(format!("net-w{i}"), move || {
-                for batch in rx {
-                    w.write(batch);
-                }
-            })?);
-            let (tx, rx) = pipe::<Vec<TunOut>>(256);
-            tun_tx.push(tx);
-            let mut w = tun_writer(i)?;
-            threads.push(spawn(format!("tun-w{i}"), move || {
-                for batch in rx {
-                    w.write(batch);
-                }
-            })?);
-        }
-        for w in 0..workers {
-            let (tx, rx) = pipe::<Vec<Job>>(128);
-            work_tx.push(tx);
-            let mut c = Crypto::new(
-                klips.clone(),
-                ike_tx.clone(),
-                local.clone(),
-                clock,
-                net_tx.iter().cloned().map(Sink::Pipe).collect(),
-                tun_tx.iter().cloned().map(Sink::Pipe).collect(),
-            );
-            threads.push(spawn(format!("crypto{w}"), move || {
-                for batch in rx {
-                    c.run(batch);
-                }
-            })?);
-        }
-    }
-    let dispatch = || -> io::Result<Dispatch> {
-        Ok(match mode {
-            Mode::Threads => work_tx.iter().cloned().map(Sink::Pipe).collect(),
-            Mode::Inline => {
-                let tun = (0..ndev)
-                    .map(|i| tun_writer(i).map(Sink::Direct))
-                    .collect::<io::Result<_>>()?;
-                vec![Sink::Direct(Box::new(Crypto::new(
-                    klips.clone(),
-                    ike_tx.clone(),
-                    local.clone(),
-                    clock,
-                    (0..ndev).map(|i| Sink::Direct(net_writer(i))).collect(),
-                    tun,
-                )))]
-            }
-        })
-    };
-
-    // Readers.
     for (i, d) in devs.into_iter().enumerate() {
         for (qi, q) in d.queues.into_iter().enumerate() {
-            let k = klips.clone();
-            let tx = dispatch()?;
+            let o = outputs.clone();
             let stop = stop.clone();
             threads.push(spawn(format!("tun-r{i}.{qi}"), move || {
-                tun_reader(k, i, q, tx, stop)
+                tun_reader(o, i, q, seg_cap, clock, stop)
             })?);
         }
     }
     for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
         let sock = RawReceiver::new(proto)?;
         set_timeout(sock.fd())?;
-        let tx = dispatch()?;
+        let o = outputs.clone();
         let stop = stop.clone();
         threads.push(spawn(format!("raw-r{proto}"), move || {
-            raw_reader(sock, proto, tx, stop)
+            raw_reader(sock, o, clock, stop)
         })?);
     }
-    if let Some(u) = udp.clone() {
+    if let Some(u) = udp {
         set_timeout(u.fd())?;
         u.enable_gro();
-        let tx = dispatch()?;
+        let o = outputs.clone();
         let stop = stop.clone();
-        threads.push(spawn("udp-r4500".into(), move || udp_reader(u, tx, stop))?);
+        threads.push(spawn("udp-r4500".into(), move || {
+            udp_reader(u, o, clock, stop)
+        })?);
     }
     Ok(Datapath { stop, threads })
 }
@@ -473,22 +416,32 @@ pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
     }
 }
 
-fn spi_worker(spi: u32, n: usize) -> usize {
-    // Fibonacci hashing spreads sequential SPIs.
-    (spi.wrapping_mul(0x9e37_79b9) >> 16) as usize % n
-}
-
-fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.len();
-    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+/// One TUN queue's reader: reads frames until the queue is empty (or a batch is full), cuts
+/// TSO super-packets into segment buffers (the one copy), runs them through the core in place
+/// and sends them. A lone packet goes out at once: nothing waits for a batch to fill.
+fn tun_reader(
+    o: Outputs,
+    dev: usize,
+    q: TunQueue,
+    seg_cap: usize,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut rng = StdRng::from_entropy();
+    let mut work = Work::default();
     let fd = q.fd();
     // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
     unsafe {
         let fl = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
-    let mut buf = vec![0u8; MAX_PKT];
-    let mut pkts = Vec::with_capacity(64);
+    let mut rx = vec![0u8; VNET_HDR_LEN + MAX_PKT];
+    let mut pool: Vec<PacketBuf> = (0..OUT_BUFS).map(|_| PacketBuf::new(seg_cap)).collect();
+    let mut verdicts: Vec<Verdict> = Vec::with_capacity(OUT_BUFS);
+    let mut tunnel: Vec<Option<(SaRef, Parsed)>> = Vec::with_capacity(OUT_BUFS);
+    let mut mine = vec![false; OUT_BUFS];
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
@@ -500,196 +453,167 @@ fn tun_reader(k: Arc<Klips>, dev: usize, q: TunQueue, mut tx: Dispatch, stop: Ar
         if r <= 0 {
             continue;
         }
-        let mut got = 0;
-        {
-            let eroutes = k.eroutes();
-            while got < BATCH {
-                match q.recv(&mut buf) {
-                    Ok(len) if len > 0 => {
-                        pkts.clear();
-                        if q.offload() {
-                            // A TCP super-packet (TSO) becomes MTU-size segments here.
-                            let split = VnetHdr::parse(&buf[..len])
-                                .ok_or(OffloadError::Malformed)
-                                .and_then(|h| {
-                                    offload::split(&h, &buf[VNET_HDR_LEN..len], &mut pkts)
-                                });
-                            if split.is_err() {
-                                k.drops.count(DropReason::NoEroute, false);
-                                continue;
-                            }
-                        } else {
-                            pkts.push(buf[..len].to_vec());
-                        }
-                        for pkt in pkts.drain(..) {
-                            let w = match Ipv4Packet::new_checked(&pkt) {
-                                Ok(p) => match eroutes.lookup(p.src(), p.dst()) {
-                                    Some(e) => spi_worker(e.said.spi, n),
-                                    None => 0,
-                                },
-                                Err(_) => 0,
-                            };
-                            batches[w].push(Job::Out { dev, pkt });
-                        }
-                        got += 1;
-                    }
-                    _ => break,
+        let mut n = 0;
+        let mut frames = 0;
+        while frames < BATCH && n + OUT_RESERVE <= OUT_BUFS {
+            let len = match q.recv(&mut rx) {
+                Ok(len) if len > 0 => len,
+                _ => break,
+            };
+            frames += 1;
+            let got = if q.offload() {
+                // A TCP super-packet (TSO) becomes MTU-size segments here.
+                VnetHdr::parse(&rx[..len])
+                    .ok_or(offload::SplitError::Offload(
+                        offload::OffloadError::Malformed,
+                    ))
+                    .and_then(|h| offload::split_into(&h, &rx[VNET_HDR_LEN..len], &mut pool[n..]))
+            } else if pool[n].fill(&rx[..len]) {
+                Ok(1)
+            } else {
+                Err(offload::SplitError::NoRoom)
+            };
+            match got {
+                Ok(c) => n += c,
+                Err(offload::SplitError::NoRoom) => k.drops.count(DropReason::Oversize, false),
+                Err(_) => k.drops.count(DropReason::NoEroute, false),
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let t = k.tables();
+        let now = clock.now();
+        // One parse and one lookup per packet; shunts are done at once, packets for an SA
+        // group wait (with their group and parsed header) for the group's transmit lock.
+        verdicts.clear();
+        tunnel.clear();
+        for b in &mut pool[..n] {
+            match k.outbound_classify(&t, dev, b, &mut work) {
+                Decision::Done(v) => {
+                    verdicts.push(v);
+                    tunnel.push(None);
+                }
+                Decision::Tunnel { sa, h } => {
+                    verdicts.push(Verdict::Done);
+                    tunnel.push(Some((sa.clone(), h)));
                 }
             }
         }
-        if !hand_on(&mut batches, &mut tx) {
-            return;
+        sink.transmit(&pool[..n], &verdicts, |i| tunnel[i].is_none());
+        // Group by group: under its transmit lock, number, encrypt and send its packets, so
+        // readers of other queues of this device never interleave its sequence numbers.
+        for i in 0..n {
+            let Some((head, _)) = &tunnel[i] else {
+                continue;
+            };
+            let head = head.group[0].clone();
+            let _tx = head.tx.lock().unwrap_or_else(|p| p.into_inner());
+            for j in i..n {
+                let Some((sa, h)) = &tunnel[j] else {
+                    continue;
+                };
+                if !Arc::ptr_eq(&sa.group[0], &head) {
+                    continue;
+                }
+                let (sa, h) = (sa.clone(), *h);
+                verdicts[j] =
+                    k.outbound_finish(&t, &sa, &h, dev, &mut pool[j], now, &mut rng, &mut work);
+                mine[j] = true;
+                tunnel[j] = None;
+            }
+            sink.transmit(&pool[..n], &verdicts, |x| mine[x]);
+            mine[i..n].iter_mut().for_each(|m| *m = false);
         }
+        drop(t);
+        sink.extras(&mut work);
     }
 }
 
-fn raw_reader(sock: RawReceiver, proto: u8, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.len();
-    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+/// Handles an inbound verdict for the packet at `bufs[b][base..]`: remembers a delivery, raises
+/// RX dropped, or passes IKE on.
+fn inbound_result(
+    sink: &Sink,
+    v: Verdict,
+    b: usize,
+    base: usize,
+    data: &[u8],
+    delivered: &mut Vec<(usize, usize, usize, usize)>,
+) {
+    match v {
+        Verdict::Deliver { dev, at } => delivered.push((dev, b, base + at.start, base + at.end)),
+        Verdict::Drop {
+            dev, inbound: true, ..
+        } => sink.rx_drop(dev),
+        Verdict::Ike { src, dst, at } => sink.ike(src, dst, &data[at]),
+        _ => {}
+    }
+}
+
+/// The ESP or AH raw socket's reader: `recvmmsg`, decryption in the receive buffers, delivery
+/// into ipsecN gathered from there.
+fn raw_reader(sock: RawReceiver, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut msgs = MsgArrays::new(BATCH);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
+    let mut delivered = Vec::with_capacity(BATCH);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_batch(&mut bufs, &mut lens) else {
+        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens) else {
             continue;
         };
-        for (b, &len) in bufs.iter().zip(&lens).take(got) {
-            let pkt = b[..len].to_vec();
-            let ihl = usize::from(pkt.first().copied().unwrap_or(0) & 0x0f) * 4;
-            let off = if proto == ipv4::proto::AH {
-                ihl + 4
-            } else {
-                ihl
-            };
-            let spi = pkt
-                .get(off..off + 4)
-                .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-            batches[spi_worker(spi, n)].push(Job::In(pkt));
+        let t = k.tables();
+        let now = clock.now();
+        delivered.clear();
+        for (b, &len) in lens.iter().enumerate().take(got) {
+            let pkt = &mut bufs[b][..len];
+            let v = k.inbound_buf(&t, pkt, now, &mut work);
+            inbound_result(&sink, v, b, 0, &bufs[b][..len], &mut delivered);
         }
-        if !hand_on(&mut batches, &mut tx) {
-            return;
-        }
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
     }
 }
 
-fn udp_reader(sock: Arc<UdpSock>, mut tx: Dispatch, stop: Arc<AtomicBool>) {
-    let n = tx.len();
-    let mut batches: Vec<Vec<Job>> = (0..n).map(|_| Vec::new()).collect();
+/// The UDP 4500 reader: `recvmmsg` with UDP GRO (one buffer may hold many datagrams of one
+/// flow), decryption in place, delivery gathered from the buffers; IKE goes to Pluto.
+fn udp_reader(sock: Arc<UdpSock>, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut msgs = MsgArrays::new(BATCH);
     let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
     let mut lens = Vec::with_capacity(BATCH);
     let mut metas = Vec::with_capacity(BATCH);
+    let mut delivered = Vec::with_capacity(BATCH * 8);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_batch(&mut bufs, &mut lens, &mut metas) else {
+        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens, &mut metas) else {
             continue;
         };
-        for i in 0..got {
-            // With UDP GRO one buffer may hold several datagrams of `seg` bytes each.
-            let data = &bufs[i][..lens[i]];
-            let seg = match metas[i].seg {
-                0 => data.len().max(1),
+        let t = k.tables();
+        let now = clock.now();
+        delivered.clear();
+        for b in 0..got {
+            let (len, m) = (lens[b], metas[b]);
+            // With UDP GRO one buffer holds several datagrams of `seg` bytes each.
+            let seg = match m.seg {
+                0 => len.max(1),
                 s => s,
             };
-            for d in data.chunks(seg) {
-                let spi = d
-                    .get(0..4)
-                    .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
-                batches[spi_worker(spi, n)].push(Job::InUdp {
-                    src: metas[i].src,
-                    dst: metas[i].dst,
-                    pkt: d.to_vec(),
-                });
+            let mut off = 0;
+            while off < len {
+                let end = (off + seg).min(len);
+                let d = &mut bufs[b][off..end];
+                let v = k.inbound_udp_buf(&t, m.src, m.dst, d, now, &mut work);
+                inbound_result(&sink, v, b, off, &bufs[b][off..end], &mut delivered);
+                off = end;
             }
         }
-        if !hand_on(&mut batches, &mut tx) {
-            return;
-        }
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
     }
-}
-
-/// Most datagrams in one UDP GSO send, and most bytes.
-const GSO_MAX_SEGS: usize = 64;
-const GSO_MAX_BYTES: usize = 60_000;
-
-/// The UDP flow and payload of an outgoing ESP-in-UDP packet from port 4500.
-fn udp_encap_parts(p: &[u8]) -> Option<((Ipv4Addr, SocketAddrV4), &[u8])> {
-    let ihl = usize::from(*p.first()? & 0x0f) * 4;
-    if p.len() < ihl + 8 || p[9] != ipv4::proto::UDP {
-        return None;
-    }
-    let sport = u16::from_be_bytes([p[ihl], p[ihl + 1]]);
-    if sport != 4500 {
-        return None;
-    }
-    let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-    let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-    let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
-    Some(((src, SocketAddrV4::new(dst, dport)), &p[ihl + 8..]))
-}
-
-/// Sends a batch, turning runs of equal-size ESP-in-UDP datagrams of one flow (what a TCP
-/// super-packet becomes) into single UDP GSO sends; everything else goes out through the raw
-/// socket in order. Returns how many packets failed.
-fn send_with_gso(
-    raw_sender: &RawSender,
-    udp: &UdpSock,
-    ifx: u32,
-    mut batch: NetBatch,
-    raw: &mut NetBatch,
-) -> usize {
-    let mut failed = 0;
-    let mut i = 0;
-    let mut buf = Vec::new();
-    while i < batch.len() {
-        let Some((flow, first)) = udp_encap_parts(&batch[i].1) else {
-            raw.push((batch[i].0, std::mem::take(&mut batch[i].1)));
-            i += 1;
-            continue;
-        };
-        let seg = first.len();
-        let mut j = i + 1;
-        let mut total = seg;
-        while j < batch.len() && j - i < GSO_MAX_SEGS {
-            match udp_encap_parts(&batch[j].1) {
-                Some((f, pl))
-                    if f == flow && pl.len() <= seg && total + pl.len() <= GSO_MAX_BYTES =>
-                {
-                    total += pl.len();
-                    j += 1;
-                    if pl.len() < seg {
-                        break;
-                    }
-                }
-                _ => break,
-            }
-        }
-        if j - i < 2 || seg == 0 || seg > usize::from(u16::MAX) {
-            raw.push((batch[i].0, std::mem::take(&mut batch[i].1)));
-            i += 1;
-            continue;
-        }
-        // Keep order: what went before this run leaves first.
-        if !raw.is_empty() {
-            failed += raw_sender.send_batch(raw);
-            raw.clear();
-        }
-        buf.clear();
-        for (_, p) in &batch[i..j] {
-            if let Some((_, pl)) = udp_encap_parts(p) {
-                buf.extend_from_slice(pl);
-            }
-        }
-        let tos = batch[i].1[1];
-        if udp
-            .send_gso(&buf, seg as u16, flow.0, ifx, tos, flow.1)
-            .is_err()
-        {
-            // Fall back to one datagram at a time through the raw socket.
-            failed += raw_sender.send_batch(&batch[i..j]);
-        }
-        i = j;
-    }
-    if !raw.is_empty() {
-        failed += raw_sender.send_batch(raw);
-        raw.clear();
-    }
-    failed
 }

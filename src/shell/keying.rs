@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::eroute::Eroute;
-use crate::klips::{Emit, Klips, SaEvent};
+use crate::klips::{Emit, Klips, KlipsEvent, SaEvent};
 use crate::pluto::{ErouteOp, Output, Pluto, ShuntEroute, WhackClient, WhackCmd};
 use crate::sadb::{Dir, Sa};
 use crate::said::{Proto, Said};
@@ -241,8 +241,10 @@ fn run<H: KeyingHost>(
     limits: Arc<std::sync::Mutex<crate::pluto::LimitCounters>>,
 ) {
     let klips = host.klips().clone();
-    let acquires = klips.acquires().clone();
-    let events = klips.sa_events().clone();
+    // The datapath core's control output (acquires, SA lifetime events): drained whenever
+    // its doorbell rings; what piled up while Pluto was busy was merged, never dropped.
+    let doorbell = klips.event_doorbell().clone();
+    let mut events: Vec<KlipsEvent> = Vec::new();
     let mut clients: HashMap<WhackClient, Sender<WhackLine>> = HashMap::new();
     let mut rng = StdRng::from_entropy();
     let mut stopping = false;
@@ -296,21 +298,30 @@ fn run<H: KeyingHost>(
             recv(dns_rx) -> a => if let Ok(a) = a {
                 pluto.handle_dns(clock.now_ms(), a.id, &a.name, a.qtype, a.result);
             },
-            recv(acquires) -> a => if let Ok(a) = a {
-                host.log(&format!(
-                    "acquire: {}:{} -> {}:{} proto {}",
-                    a.src, a.sport, a.dst, a.dport, a.proto
-                ));
-                pluto.handle_acquire(clock.now_ms(), a);
-            },
-            recv(events) -> e => if let Ok(e) = e {
-                match e {
-                    SaEvent::SoftExpired(s) => host.log(&format!("SA {s}: soft lifetime reached")),
-                    SaEvent::HardExpired(s) => {
-                        host.log(&format!("SA {s}: hard lifetime reached, deleted"))
+            recv(doorbell) -> _ => {
+                klips.take_events(&mut events);
+                for e in events.drain(..) {
+                    match e {
+                        KlipsEvent::Acquire(a) => {
+                            host.log(&format!(
+                                "acquire: {}:{} -> {}:{} proto {}",
+                                a.src, a.sport, a.dst, a.dport, a.proto
+                            ));
+                            pluto.handle_acquire(clock.now_ms(), a);
+                        }
+                        KlipsEvent::Sa(e) => {
+                            match e {
+                                SaEvent::SoftExpired(s) => {
+                                    host.log(&format!("SA {s}: soft lifetime reached"))
+                                }
+                                SaEvent::HardExpired(s) => {
+                                    host.log(&format!("SA {s}: hard lifetime reached, deleted"))
+                                }
+                            }
+                            pluto.handle_sa_event(clock.now_ms(), e);
+                        }
                     }
                 }
-                pluto.handle_sa_event(clock.now_ms(), e);
             },
             default(Duration::from_millis(wait)) => {}
         }

@@ -11,7 +11,6 @@ pub mod metrics;
 pub mod net;
 pub mod netlink;
 pub mod paths;
-pub mod pipe;
 pub mod policies;
 pub mod resolver;
 pub mod sdnotify;

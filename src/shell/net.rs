@@ -45,52 +45,110 @@ impl RawSender {
 
     /// Sends a batch with one `sendmmsg` call per 64 packets. Returns how many failed.
     pub fn send_batch(&self, pkts: &[(Ipv4Addr, Vec<u8>)]) -> usize {
+        let mut m = MsgArrays::new(64);
+        self.send_many(&mut m, pkts.iter().map(|(d, p)| (*d, &p[..])))
+    }
+
+    /// Sends (destination, packet) pairs with one `sendmmsg` per [`MsgArrays`] capacity,
+    /// through the caller's reused arrays: nothing is allocated. Returns how many failed.
+    pub fn send_many<'a>(
+        &self,
+        m: &mut MsgArrays,
+        pkts: impl IntoIterator<Item = (Ipv4Addr, &'a [u8])>,
+    ) -> usize {
         let mut failed = 0;
-        for chunk in pkts.chunks(64) {
-            let addrs: Vec<libc::sockaddr_in> = chunk
-                .iter()
-                .map(|(d, _)| sockaddr_in(SocketAddrV4::new(*d, 0)))
-                .collect();
-            let mut iovs: Vec<libc::iovec> = chunk
-                .iter()
-                .map(|(_, p)| libc::iovec {
-                    iov_base: p.as_ptr() as *mut libc::c_void,
-                    iov_len: p.len(),
-                })
-                .collect();
-            let mut msgs: Vec<libc::mmsghdr> = (0..chunk.len())
-                .map(|i| {
-                    // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
-                    let mut m: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-                    m.msg_hdr.msg_name = &addrs[i] as *const _ as *mut libc::c_void;
-                    m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-                    m.msg_hdr.msg_iov = &mut iovs[i];
-                    m.msg_hdr.msg_iovlen = 1;
-                    m
-                })
-                .collect();
-            let mut off = 0;
-            while off < msgs.len() {
-                // SAFETY: every mmsghdr points at an address and an iovec that live in `addrs`,
-                // `iovs` and `chunk` until this call returns; the count matches the slice.
-                let n = unsafe {
-                    libc::sendmmsg(
-                        self.sock.as_raw_fd(),
-                        msgs[off..].as_mut_ptr(),
-                        (msgs.len() - off) as u32,
-                        0,
-                    )
-                };
-                if n <= 0 {
-                    // Skip the packet the kernel refused (e.g. EMSGSIZE) and go on.
-                    failed += 1;
-                    off += 1;
-                } else {
-                    off += n as usize;
-                }
+        let mut n = 0;
+        for (dst, p) in pkts {
+            m.addrs[n] = sockaddr_in(SocketAddrV4::new(dst, 0));
+            m.iovs[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            n += 1;
+            if n == m.cap() {
+                failed += self.flush(m, n);
+                n = 0;
+            }
+        }
+        if n > 0 {
+            failed += self.flush(m, n);
+        }
+        failed
+    }
+
+    /// `sendmmsg` of the first `n` prepared messages of `m`.
+    fn flush(&self, m: &mut MsgArrays, n: usize) -> usize {
+        for i in 0..n {
+            let h = &mut m.msgs[i].msg_hdr;
+            h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+            h.msg_iov = &mut m.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+        }
+        let mut failed = 0;
+        let mut off = 0;
+        while off < n {
+            // SAFETY: messages off..n point at addresses and iovecs in `m`, which point at
+            // packets the caller keeps alive for this call; the count matches the slice.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.sock.as_raw_fd(),
+                    m.msgs[off..n].as_mut_ptr(),
+                    (n - off) as u32,
+                    0,
+                )
+            };
+            if r <= 0 {
+                // Skip the packet the kernel refused (e.g. EMSGSIZE) and go on.
+                failed += 1;
+                off += 1;
+            } else {
+                off += r as usize;
             }
         }
         failed
+    }
+}
+
+/// Reusable `sendmmsg`/`recvmmsg` arrays for one thread, so batch I/O allocates nothing. They
+/// hold raw pointers between calls (not `Send`): each thread makes its own.
+pub struct MsgArrays {
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    cmsgs: Vec<CmsgBuf>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl std::fmt::Debug for MsgArrays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MsgArrays({})", self.cap())
+    }
+}
+
+impl MsgArrays {
+    /// Arrays for up to `n` messages per call (at least 1).
+    pub fn new(n: usize) -> MsgArrays {
+        let n = n.max(1);
+        MsgArrays {
+            addrs: vec![sockaddr_in(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); n],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                };
+                n
+            ],
+            cmsgs: vec![CmsgBuf([0; CMSG_SPACE]); n],
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+            msgs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
+        }
+    }
+
+    /// Messages per call.
+    pub fn cap(&self) -> usize {
+        self.msgs.len()
     }
 }
 
@@ -115,7 +173,18 @@ impl RawReceiver {
     /// Blocks until at least one packet arrives, then takes up to `bufs.len()` with one
     /// `recvmmsg`. Fills `lens` with each packet's length and returns the count.
     pub fn recv_batch(&self, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> io::Result<usize> {
-        recv_batch(self.sock.as_raw_fd(), bufs, lens, None)
+        let mut m = MsgArrays::new(bufs.len().min(64));
+        recv_batch(self.sock.as_raw_fd(), &mut m, bufs, lens, None)
+    }
+
+    /// [`RawReceiver::recv_batch`] through the caller's reused arrays (allocates nothing).
+    pub fn recv_with(
+        &self,
+        m: &mut MsgArrays,
+        bufs: &mut [Vec<u8>],
+        lens: &mut Vec<usize>,
+    ) -> io::Result<usize> {
+        recv_batch(self.sock.as_raw_fd(), m, bufs, lens, None)
     }
 
     /// The raw descriptor.
@@ -178,7 +247,19 @@ impl UdpSock {
         lens: &mut Vec<usize>,
         metas: &mut Vec<UdpMeta>,
     ) -> io::Result<usize> {
-        recv_batch(self.sock.as_raw_fd(), bufs, lens, Some(metas))
+        let mut m = MsgArrays::new(bufs.len().min(64));
+        recv_batch(self.sock.as_raw_fd(), &mut m, bufs, lens, Some(metas))
+    }
+
+    /// [`UdpSock::recv_batch`] through the caller's reused arrays (allocates nothing).
+    pub fn recv_with(
+        &self,
+        m: &mut MsgArrays,
+        bufs: &mut [Vec<u8>],
+        lens: &mut Vec<usize>,
+        metas: &mut Vec<UdpMeta>,
+    ) -> io::Result<usize> {
+        recv_batch(self.sock.as_raw_fd(), m, bufs, lens, Some(metas))
     }
 
     /// Asks the kernel to coalesce consecutive datagrams of a flow (UDP GRO): one receive then
@@ -210,7 +291,37 @@ impl UdpSock {
         tos: u8,
         to: SocketAddrV4,
     ) -> io::Result<usize> {
-        self.send_pktinfo(data, from, ifindex, to, Some((seg, tos)))
+        self.send_gso_parts([data], seg, from, ifindex, tos, to)
+    }
+
+    /// [`UdpSock::send_gso`] of the concatenation of `parts` (at most [`MAX_GSO_PARTS`]),
+    /// gathered by the kernel from where they lie: each part is one datagram's payload, so the
+    /// datagrams need not be copied together first.
+    pub fn send_gso_parts<'a>(
+        &self,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+        seg: u16,
+        from: Ipv4Addr,
+        ifindex: u32,
+        tos: u8,
+        to: SocketAddrV4,
+    ) -> io::Result<usize> {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_GSO_PARTS];
+        let mut n = 0;
+        for p in parts {
+            if n == MAX_GSO_PARTS {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+            iov[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            n += 1;
+        }
+        self.send_pktinfo(&iov[..n], from, ifindex, to, Some((seg, tos)))
     }
 
     /// Sends a datagram from this socket with source address `from` (IP_PKTINFO), so IKE
@@ -219,7 +330,11 @@ impl UdpSock {
         if from.is_unspecified() {
             return self.send_to(data, to);
         }
-        self.send_pktinfo(data, from, 0, to, None)
+        let iov = [libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        }];
+        self.send_pktinfo(&iov, from, 0, to, None)
     }
 
     /// `sendmsg` of `data` to `to` with source address `from` and, if not 0, outgoing
@@ -227,19 +342,16 @@ impl UdpSock {
     /// segments of `seg` bytes (UDP_SEGMENT) with outer TOS `tos` (IP_TOS).
     fn send_pktinfo(
         &self,
-        data: &[u8],
+        iov: &[libc::iovec],
         from: Ipv4Addr,
         ifindex: u32,
         to: SocketAddrV4,
         gso: Option<(u16, u8)>,
     ) -> io::Result<usize> {
         let dst = sockaddr_in(to);
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr() as *mut libc::c_void,
-            iov_len: data.len(),
-        };
         let mut cbuf = CmsgBuf([0; CMSG_SPACE]);
-        // SAFETY: all-zero is a valid msghdr; the pointers set below refer to locals that outlive
+        // SAFETY: all-zero is a valid msghdr; the pointers set below refer to locals (and the
+        // caller's iovecs, which point at live buffers; sendmsg only reads them) that outlive
         // the sendmsg call; the 8-aligned 128-byte control buffer holds the messages (in_pktinfo
         // 32 + u16 16 + int 16 bytes with headers), written via the CMSG_* helpers within the
         // msg_controllen computed from exactly those messages.
@@ -247,8 +359,8 @@ impl UdpSock {
             let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
             msg.msg_name = &dst as *const _ as *mut libc::c_void;
             msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
+            msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = iov.len();
             msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
             let pk = std::mem::size_of::<libc::in_pktinfo>() as u32;
             let (u16_len, int_len) = (
@@ -318,52 +430,43 @@ struct CmsgBuf([u8; CMSG_SPACE]);
 
 fn recv_batch(
     fd: i32,
+    m: &mut MsgArrays,
     bufs: &mut [Vec<u8>],
     lens: &mut Vec<usize>,
     mut metas: Option<&mut Vec<UdpMeta>>,
 ) -> io::Result<usize> {
-    let n = bufs.len().min(64);
+    let n = bufs.len().min(m.cap());
     lens.clear();
-    if let Some(m) = metas.as_deref_mut() {
-        m.clear();
+    if let Some(x) = metas.as_deref_mut() {
+        x.clear();
     }
     if n == 0 {
         return Ok(0);
     }
-    let mut iovs: Vec<libc::iovec> = bufs[..n]
-        .iter_mut()
-        .map(|b| {
-            if b.len() < MAX_PKT {
-                b.resize(MAX_PKT, 0);
-            }
-            libc::iovec {
-                iov_base: b.as_mut_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            }
-        })
-        .collect();
-    // SAFETY: all-zero is a valid sockaddr_in.
-    let mut addrs: Vec<libc::sockaddr_in> = vec![unsafe { MaybeUninit::zeroed().assume_init() }; n];
-    let mut cmsgs = vec![CmsgBuf([0; CMSG_SPACE]); n];
-    let mut msgs: Vec<libc::mmsghdr> = (0..n)
-        .map(|i| {
-            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
-            let mut m: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
-            m.msg_hdr.msg_name = &mut addrs[i] as *mut _ as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            m.msg_hdr.msg_iov = &mut iovs[i];
-            m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_control = cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
-            m.msg_hdr.msg_controllen = CMSG_SPACE;
-            m
-        })
-        .collect();
-    // SAFETY: each mmsghdr points into `addrs`, `iovs` (which point into `bufs`) and `cmsgs`,
-    // all alive and unaliased until the call returns; MSG_WAITFORONE blocks for the first only.
+    for (i, b) in bufs[..n].iter_mut().enumerate() {
+        if b.len() < MAX_PKT {
+            b.resize(MAX_PKT, 0);
+        }
+        m.iovs[i] = libc::iovec {
+            iov_base: b.as_mut_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        };
+        let h = &mut m.msgs[i].msg_hdr;
+        h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
+        h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        h.msg_iov = &mut m.iovs[i];
+        h.msg_iovlen = 1;
+        h.msg_control = m.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
+        h.msg_controllen = CMSG_SPACE;
+        h.msg_flags = 0;
+    }
+    // SAFETY: each of the first n mmsghdrs points into `m.addrs`, `m.iovs` (which point into
+    // `bufs`) and `m.cmsgs`, all alive and unaliased until the call returns; MSG_WAITFORONE
+    // blocks for the first only.
     let got = unsafe {
         libc::recvmmsg(
             fd,
-            msgs.as_mut_ptr(),
+            m.msgs.as_mut_ptr(),
             n as u32,
             libc::MSG_WAITFORONE,
             std::ptr::null_mut(),
@@ -373,15 +476,15 @@ fn recv_batch(
         return Err(io::Error::last_os_error());
     }
     let got = got as usize;
-    for (i, m) in msgs.iter().enumerate().take(got) {
-        lens.push(m.msg_len as usize);
+    for (i, msg) in m.msgs.iter().enumerate().take(got) {
+        lens.push(msg.msg_len as usize);
         if let Some(metas) = metas.as_deref_mut() {
-            let a = &addrs[i];
+            let a = &m.addrs[i];
             let src = SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
                 u16::from_be(a.sin_port),
             );
-            let (dst, seg) = parse_cmsgs(&m.msg_hdr);
+            let (dst, seg) = parse_cmsgs(&msg.msg_hdr);
             metas.push(UdpMeta {
                 src,
                 dst: dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -391,6 +494,9 @@ fn recv_batch(
     }
     Ok(got)
 }
+
+/// Most parts (datagrams) in one [`UdpSock::send_gso_parts`].
+pub const MAX_GSO_PARTS: usize = crate::klips::packet::GSO_MAX_SEGS;
 
 /// `SOL_UDP` / `UDP_SEGMENT` / `UDP_GRO` (linux/udp.h).
 const SOL_UDP: libc::c_int = 17;

@@ -30,6 +30,12 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
+/// ipsecN's transmit queue length (packets the kernel keeps for the reader threads).
+pub const TX_QUEUE_LEN: u32 = 4096;
+
+/// Most parts [`TunQueue::send_parts`] gathers (header + payloads of a GRO super-packet).
+pub const MAX_TUN_PARTS: usize = crate::wire::offload::GRO_MAX_SEGS + 1;
+
 /// One queue of a TUN device. With offloads on, every frame carries a `virtio_net_hdr`
 /// (see `wire::offload`); `send` adds an empty one, `send_gso` a given one.
 #[derive(Debug)]
@@ -77,6 +83,46 @@ impl TunQueue {
             Err(io::Error::last_os_error())
         } else {
             Ok(n as usize)
+        }
+    }
+
+    /// Writes a packet gathered from `parts` (at most [`MAX_TUN_PARTS`]) behind the vnet
+    /// header `hdr`: a GRO super-packet whose segments' payloads stay where they were
+    /// decrypted. With offloads off `hdr` is not written.
+    pub fn send_parts<'a>(
+        &self,
+        hdr: &[u8; VNET_HDR_LEN],
+        parts: impl IntoIterator<Item = &'a [u8]>,
+    ) -> io::Result<usize> {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_TUN_PARTS + 1];
+        let mut n = 0;
+        if self.vnet {
+            iov[0] = libc::iovec {
+                iov_base: hdr.as_ptr() as *mut libc::c_void,
+                iov_len: hdr.len(),
+            };
+            n = 1;
+        }
+        for p in parts {
+            if n == iov.len() {
+                return Err(io::Error::from(io::ErrorKind::InvalidInput));
+            }
+            iov[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            n += 1;
+        }
+        // SAFETY: the first n iovecs point at live buffers of the given lengths (the header
+        // and the caller's parts, borrowed for this call); writev only reads them.
+        let r = unsafe { libc::writev(self.file.as_raw_fd(), iov.as_ptr(), n as libc::c_int) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
         }
     }
 
@@ -249,6 +295,17 @@ fn ip(args: &[&str]) -> io::Result<()> {
 /// address makes the kernel flush every route through it, which would open a cleartext gap.
 pub fn configure(name: &str, mtu: u32, addr: Option<(std::net::Ipv4Addr, u8)>) -> io::Result<()> {
     ip(&["link", "set", "dev", name, "mtu", &mtu.to_string()])?;
+    // The kernel queues packets for the reader here; TUN's default of 500 overflowed under
+    // bursts (docs/performance.md). The reader drains it as fast as it can, so a longer queue
+    // only absorbs bursts.
+    ip(&[
+        "link",
+        "set",
+        "dev",
+        name,
+        "txqueuelen",
+        &TX_QUEUE_LEN.to_string(),
+    ])?;
     if let Some((a, len)) = addr {
         let cidr = format!("{a}/{len}");
         let had = ipv4_addrs(name);

@@ -302,23 +302,50 @@ impl EspCrypto {
         out: &mut Vec<u8>,
         start: usize,
     ) -> Result<(), EspError> {
-        let pad = self.pad_len(payload.len());
-        let ct_len = payload.len() + pad + 2;
-        out.reserve(ESP_HEADER_LEN + self.iv_len + ct_len + self.icv_len);
-        out.extend_from_slice(&spi.to_be_bytes());
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(iv);
-        let ct_start = out.len();
-        out.extend_from_slice(payload);
+        let hl = ESP_HEADER_LEN + self.iv_len;
+        let total = hl + payload.len() + self.pad_len(payload.len()) + 2 + self.icv_len;
+        out.resize(start + total, 0);
+        out[start + hl..start + hl + payload.len()].copy_from_slice(payload);
+        self.seal_in_place(spi, seq, next_header, iv, &mut out[start..], payload.len())
+            .map(|_| ())
+    }
+
+    /// Encrypts in place: `pkt` starts where the ESP header goes, its payload is already at
+    /// `pkt[8 + iv_len ..][..payload_len]`, and at least [`EspCrypto::max_overhead`] minus the
+    /// header and IV bytes of room follow it (for padding, pad length, next header and ICV).
+    /// Writes SPI, sequence number, IV, trailer and ICV around the payload and returns the
+    /// length of the ESP packet. The transform of the datapath: the packet is never copied.
+    pub fn seal_in_place(
+        &self,
+        spi: u32,
+        seq: u32,
+        next_header: u8,
+        iv: &[u8],
+        pkt: &mut [u8],
+        payload_len: usize,
+    ) -> Result<usize, EspError> {
+        if iv.len() != self.iv_len {
+            return Err(EspError::BadLength);
+        }
+        let ct_start = ESP_HEADER_LEN + self.iv_len;
+        let pad = self.pad_len(payload_len);
+        let ct_len = payload_len + pad + 2;
+        let ct_end = ct_start + ct_len;
+        let total = ct_end + self.icv_len;
+        if pkt.len() < total {
+            return Err(EspError::Truncated);
+        }
+        pkt[..4].copy_from_slice(&spi.to_be_bytes());
+        pkt[4..8].copy_from_slice(&seq.to_be_bytes());
+        pkt[ESP_HEADER_LEN..ct_start].copy_from_slice(iv);
+        let trailer = &mut pkt[ct_start + payload_len..ct_end];
         // pad <= 15, so the casts cannot truncate.
-        out.extend((1..=pad).map(|i| i as u8));
-        out.push(pad as u8);
-        out.push(next_header);
-        let ct_end = out.len();
-        out.resize(ct_end + self.icv_len, 0);
-        let pkt = &mut out[start..];
-        let ct_start = ct_start - start;
-        let ct_end = ct_end - start;
+        for (i, b) in trailer[..pad].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
+        }
+        trailer[pad] = pad as u8;
+        trailer[pad + 1] = next_header;
+        let pkt = &mut pkt[..total];
         match &self.keyed {
             Keyed::Cbc { cipher, integ } => {
                 let (head, rest) = pkt.split_at_mut(ct_start);
@@ -338,7 +365,7 @@ impl EspCrypto {
                 a.seal(iv, aad, ct, tag).map_err(|_| EspError::BadLength)?;
             }
         }
-        Ok(())
+        Ok(total)
     }
 
     /// Reads (SPI, sequence number) from the start of an ESP packet, for SA lookup and the
@@ -378,7 +405,8 @@ impl EspCrypto {
     ///
     /// Checks, in order: minimum length ([`EspError::Truncated`]), ciphertext length a
     /// multiple of the block size / 4 ([`EspError::BadLength`]), the GCM tag
-    /// ([`EspError::AuthFailed`]; `esp` is then left unmodified), padding 1,2,3,… and a pad
+    /// ([`EspError::AuthFailed`]; `esp` then holds no plaintext: left as it came or, with the
+    /// `ring` provider, its ciphertext zeroed), padding 1,2,3,… and a pad
     /// length that fits ([`EspError::BadPadding`]). For CBC the HMAC is *not* checked here:
     /// call [`EspCrypto::verify_icv`] first (or use [`EspCrypto::open`]).
     pub fn decrypt(&self, esp: &mut [u8]) -> Result<(u8, Range<usize>), EspError> {
@@ -862,23 +890,35 @@ mod tests {
         }
     }
 
+    /// A forged AEAD packet leaves no plaintext behind, whichever provider: the RustCrypto and
+    /// OpenSSL ones leave the packet as it came, `ring` zeroes the ciphertext.
     #[test]
-    fn gcm_auth_failure_leaves_packet_unmodified() {
-        let c = EspCrypto::new(
+    fn aead_auth_failure_leaves_no_plaintext() {
+        let providers: [&dyn crate::crypto::CryptoProvider; 4] = [
             default_provider(),
-            EncAlg::AesGcm16_128,
-            &key(20, 3),
-            None,
-            &[],
-        )
-        .unwrap();
-        let mut pkt = Vec::new();
-        c.encapsulate(0x100, 1, 4, &payload(50), &iv_for(&c, 1), &mut pkt);
-        let last = pkt.len() - 1;
-        pkt[last] ^= 1;
-        let before = pkt.clone();
-        assert_eq!(c.decrypt(&mut pkt), Err(EspError::AuthFailed));
-        assert_eq!(pkt, before);
+            &crate::crypto::RustCryptoProvider,
+            &crate::crypto::OpenSslAeadProvider,
+            &crate::crypto::RingProvider,
+        ];
+        for p in providers {
+            for alg in [EncAlg::AesGcm16_128, EncAlg::ChaCha20Poly1305] {
+                let c = EspCrypto::new(p, alg, &key(alg.key_len(), 3), None, &[]).unwrap();
+                let plain = payload(50);
+                let mut pkt = Vec::new();
+                c.encapsulate(0x100, 1, 4, &plain, &iv_for(&c, 1), &mut pkt);
+                let last = pkt.len() - 1;
+                pkt[last] ^= 1;
+                let before = pkt.clone();
+                assert_eq!(c.decrypt(&mut pkt), Err(EspError::AuthFailed));
+                let body = &pkt[16..16 + plain.len()];
+                assert_ne!(body, &plain[..], "{} {alg}", p.name());
+                assert!(
+                    pkt == before || body.iter().all(|&b| b == 0),
+                    "{} {alg}: neither untouched nor wiped",
+                    p.name()
+                );
+            }
+        }
     }
 
     /// Builds an ESP packet by hand with arbitrary trailer bytes but a valid ICV/tag.

@@ -77,12 +77,25 @@ pub fn crypto_plugins() -> String {
     if Path::new(PLUGIN_DIR).join("libstrongswan-des.so").exists() {
         p.push_str(" des");
     }
+    // Curve25519 and ChaCha20-Poly1305 (IKEv2; libstrongswan-extra-plugins).
+    for x in ["curve25519", "chapoly"] {
+        if Path::new(PLUGIN_DIR)
+            .join(format!("libstrongswan-{x}.so"))
+            .exists()
+        {
+            p.push(' ');
+            p.push_str(x);
+        }
+    }
     p
 }
 
-/// One IKEv1 PSK net-to-net connection (swanctl.conf), named `rswan` with CHILD_SA `net`.
+/// One PSK net-to-net connection (swanctl.conf), named `rswan` with CHILD_SA `net`; IKEv1
+/// unless `version` says 2.
 #[derive(Debug, Clone)]
 pub struct CharonConf {
+    /// IKE version (`version =` of the connection): 1 or 2.
+    pub version: u8,
     /// Our outer address (also our ID).
     pub local: String,
     /// The peer's outer address (also its ID).
@@ -120,6 +133,7 @@ impl CharonConf {
     /// Gateway B of a [`Topo`] (192.0.2.2, 10.0.2.0/24) facing gateway A.
     pub fn gateway_b(ike: &str, esp: &str, psk: &str) -> CharonConf {
         CharonConf {
+            version: 1,
             local: "192.0.2.2".into(),
             remote: "192.0.2.1".into(),
             local_ts: "10.0.2.0/24".into(),
@@ -185,7 +199,7 @@ charon {{
             "# Written by tests/support/strongswan.rs.
 connections {{
 	rswan {{
-		version = 1
+		version = {version}
 		local_addrs = {local}
 		remote_addrs = {remote}
 		proposals = {ike}
@@ -222,6 +236,7 @@ secrets {{
 	}}
 }}
 ",
+            version = self.version,
             local = self.local,
             remote = self.remote,
             ike = self.ike,

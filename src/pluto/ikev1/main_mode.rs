@@ -24,7 +24,7 @@ use crate::pluto::output::rc;
 use crate::pluto::proposal::{self, AuthKind};
 use crate::pluto::sa::{IkeSa, NewIkeSa, PendingChild};
 use crate::pluto::timers::{TimerKind, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
-use crate::pluto::version::IkeExchange;
+use crate::pluto::version::{IkeExchange, IkeVersion};
 
 const NONCE_LEN: usize = 32;
 
@@ -217,7 +217,7 @@ impl Pluto {
         };
         let local = SocketAddrV4::new(me, IKE_PORT);
         let remote = SocketAddrV4::new(peer, IKE_PORT);
-        let offered = c.ike.clone();
+        let offered = c.ike_v1();
         let auths = c.auth.clone();
         let life = c.ikelifetime;
         let icky = self.cookie();
@@ -302,12 +302,14 @@ impl Pluto {
             .conns
             .values()
             .filter(|c| c.negotiates() && c.this.host == Some(me) && c.that.host == Some(peer))
+            .filter(|c| c.ike_policy.accepts(IkeVersion::V1))
             .map(|c| c.key())
             .collect();
         let templates: Vec<String> = self
             .conns
             .values()
             .filter(|c| c.negotiates() && c.this.host == Some(me) && c.is_template())
+            .filter(|c| c.ike_policy.accepts(IkeVersion::V1))
             .map(|c| c.key())
             .collect();
         if explicit.is_empty() && templates.is_empty() {
@@ -335,7 +337,7 @@ impl Pluto {
                 continue;
             };
             let mut why = Vec::new();
-            match v1p::select_ike(sa, &c.ike, &c.auth, &mut why) {
+            match v1p::select_ike(sa, &c.ike_v1(), &c.auth, &mut why) {
                 Ok(ch) => {
                     chosen = Some((key.clone(), ch));
                     break;
@@ -382,7 +384,7 @@ impl Pluto {
             .unwrap_or(28800)
             .min(proposal::MAX_IKE_LIFETIME)
             .min(c.ikelifetime);
-        let offered = c.ike.clone();
+        let offered = c.ike_v1();
         let auths = c.auth.clone();
         let rcky = self.responder_cookie(&hdr.initiator_cookie, local, remote);
         let mut payloads = vec![Payload::Sa(v1p::ike_response(&choice))];
@@ -957,6 +959,7 @@ impl Pluto {
             .values()
             .filter(|c| {
                 c.negotiates()
+                    && c.ike_policy.accepts(IkeVersion::V1)
                     && c.instance == 0
                     && c.this.host == Some(me)
                     && (c.that.host == Some(peer) || c.is_template())

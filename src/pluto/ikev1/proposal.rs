@@ -876,11 +876,20 @@ pub fn check_qm_response(sa: &SaPayload, pol: &QmPolicy, natt: bool) -> Result<Q
 /// The Quick Mode policy for connection `c`; `p1_group` is its ISAKMP SA's group (PFS
 /// without `pfsgroup=` uses it).
 pub fn qm_policy(c: &Connection, p1_group: DhGroup) -> QmPolicy {
-    let pfs = c.pfs.then(|| c.pfsgroup.unwrap_or(p1_group));
+    let pfs = c
+        .pfs
+        .then(|| c.pfsgroup.filter(|g| g.is_ikev1()).unwrap_or(p1_group));
+    // ChaCha20-Poly1305 has no IKEv1 transform ID (RFC 7634 is IKEv2 only).
+    let v1_esp: Vec<EspAlg> = c
+        .esp
+        .iter()
+        .filter(|e| e.enc != crate::crypto::EncAlg::ChaCha20Poly1305)
+        .copied()
+        .collect();
     let (esp, ah) = if c.ah {
         let mut encs: Vec<EspAlg> = Vec::new();
         let mut auths = Vec::new();
-        for e in &c.esp {
+        for e in &v1_esp {
             if e.enc.is_aead() {
                 continue;
             }
@@ -899,7 +908,7 @@ pub fn qm_policy(c: &Connection, p1_group: DhGroup) -> QmPolicy {
         }
         (encs, auths)
     } else {
-        (c.esp.clone(), Vec::new())
+        (v1_esp, Vec::new())
     };
     QmPolicy {
         esp,

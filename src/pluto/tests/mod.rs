@@ -1,6 +1,7 @@
 //! Two Pluto engines wired back to back over an in-memory network with a virtual clock.
 
 mod groups;
+mod ikev2;
 mod limits;
 mod oe;
 mod peers;

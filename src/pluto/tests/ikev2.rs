@@ -1,0 +1,555 @@
+//! IKEv2 between two engines: IKE_SA_INIT, IKE_AUTH with PSK and the first child SA,
+//! INVALID_KE_PAYLOAD, refusals, CREATE_CHILD_SA rekey, Delete, liveness, retransmission,
+//! and the `keyexchange=` / `ikev2=` choice.
+
+use super::scenarios::{assert_up, sas_match};
+use super::*;
+
+/// West and east with the same PSK conn speaking IKEv2, `extra_a`/`extra_b` per side.
+fn v2_pair(extra_a: &str, extra_b: &str) -> Net {
+    let a = Node::new(
+        WEST,
+        1,
+        &conf(
+            "net",
+            &format!("\tauthby=secret\n\tkeyexchange=ikev2\n{extra_a}"),
+        ),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        &conf(
+            "net",
+            &format!("\tauthby=secret\n\tkeyexchange=ikev2\n{extra_b}"),
+        ),
+        PSK,
+    );
+    Net::new(a, b)
+}
+
+#[test]
+fn ikev2_psk_establishes_ike_and_child_sa() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let a = &net.a;
+    for (code, text) in [
+        (
+            130,
+            "\"net\" #1: STATE_V2_PARENT_I1: sent IKE_SA_INIT request",
+        ),
+        (131, "\"net\" #1: STATE_V2_PARENT_I2: sent IKE_AUTH request"),
+        (
+            4,
+            "\"net\" #1: STATE_V2_ESTABLISHED_IKE_SA: IKE SA established",
+        ),
+        (
+            4,
+            "\"net\" #2: STATE_V2_ESTABLISHED_CHILD_SA: IPsec SA established {ESP=>0x",
+        ),
+    ] {
+        assert!(
+            a.whack_has(code, text),
+            "missing {code} {text}:\n{:?}",
+            a.whack
+        );
+    }
+    assert_eq!(a.done, vec![(1, 0)]);
+    assert!(net.b.log_has("STATE_V2_PARENT_R1"), "{}", net.b.dump());
+    // Both sides' first IKE SA and child SA, Pluto-style, with the default suites.
+    let st = net.a.status(net.now);
+    assert!(
+        st.iter()
+            .any(|l| l.starts_with("#1: \"net\" STATE_V2_ESTABLISHED_IKE_SA (IKE SA established)")),
+        "{st:#?}"
+    );
+    assert!(
+        st.iter()
+            .any(|l| l.starts_with("#2: \"net\" STATE_V2_ESTABLISHED_CHILD_SA")),
+        "{st:#?}"
+    );
+    assert!(
+        st.iter()
+            .any(|l| l.contains("IKE algorithm newest: AES_GCM_16_256-SHA2_256-CURVE25519")),
+        "{st:#?}"
+    );
+    let st = net.b.status(net.now);
+    assert!(
+        st.iter()
+            .any(|l| l.starts_with("#1: \"net\" STATE_V2_ESTABLISHED_IKE_SA")),
+        "{st:#?}"
+    );
+    // Routed into the tunnel and updown ran on both sides.
+    for n in [&net.a, &net.b] {
+        assert!(n
+            .eroutes
+            .iter()
+            .any(|(_, _, _, said)| said.proto == crate::said::Proto::Tun));
+        assert!(n.updown.contains(&Verb::Up), "{:?}", n.updown);
+    }
+    // A retransmitted IKE_AUTH request gets the same answer, not a second child SA.
+    let auth = net
+        .a
+        .sent
+        .iter()
+        .find(|(_, _, _, d)| d.get(18) == Some(&35))
+        .cloned()
+        .unwrap();
+    let before = net.b.sent.len();
+    net.b.p.handle_datagram(net.now, auth.2, auth.1, &auth.3);
+    net.run();
+    assert_eq!(net.b.sent.len(), before + 1);
+    assert_eq!(net.b.established_ipsec(), 1);
+    assert_eq!(net.a.established_ipsec(), 1);
+}
+
+#[test]
+fn ikev2_explicit_suites_and_chacha() {
+    for (ike, esp) in [
+        ("aes128-sha256-modp2048", "aes128-sha256"),
+        ("aes256gcm16-prfsha384-ecp384", "aes256gcm16"),
+        ("aes128-sha256-curve25519", "chacha20poly1305"),
+    ] {
+        let extra = format!("\tike={ike}\n\tesp={esp}\n");
+        let mut net = v2_pair(&extra, &extra);
+        net.up_a("net");
+        assert_up(&net);
+    }
+}
+
+#[test]
+fn ikev2_invalid_ke_payload_retry() {
+    // A offers Curve25519 first (its KE), B only MODP2048.
+    let mut net = v2_pair("", "\tike=aes128-sha256-modp2048\n");
+    net.up_a("net");
+    assert_up(&net);
+    assert!(
+        net.b.log_has("sending INVALID_KE_PAYLOAD"),
+        "{}",
+        net.b.dump()
+    );
+    assert!(
+        net.a
+            .log_has("received INVALID_KE_PAYLOAD: responder wants MODP2048"),
+        "{}",
+        net.a.dump()
+    );
+    let st = net.a.status(net.now);
+    assert!(
+        st.iter()
+            .any(|l| l.contains("IKE algorithm newest: AES_CBC_128-SHA2_256-MODP2048")),
+        "{st:#?}"
+    );
+}
+
+#[test]
+fn ikev2_wrong_psk_is_authentication_failed_on_both_sides() {
+    let extra = "\tauthby=secret\n\tkeyexchange=ikev2\n";
+    let a = Node::new(WEST, 1, &conf("net", extra), PSK);
+    let b = Node::new(
+        EAST,
+        2,
+        &conf("net", extra),
+        "192.0.2.1 198.51.100.7: PSK \"something else\"\n",
+    );
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.a.established_isakmp(), 0);
+    assert_eq!(net.b.established_isakmp(), 0);
+    assert!(net.a.sadb.is_empty() && net.b.sadb.is_empty());
+    assert!(net.b.log_has("AUTHENTICATION_FAILED"), "{}", net.b.dump());
+    assert!(
+        net.a
+            .log_has("IKE_AUTH response: received AUTHENTICATION_FAILED notification"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.done.len(), 1);
+    assert_ne!(net.a.done[0].1, 0);
+    assert_eq!(net.a.p.sas.len(), 0);
+    assert_eq!(net.b.p.sas.len(), 0);
+}
+
+#[test]
+fn ikev2_no_proposal_chosen_on_both_sides() {
+    let mut net = v2_pair(
+        "\tike=aes128-sha256-modp2048\n",
+        "\tike=aes256-sha1-modp2048\n",
+    );
+    net.up_a("net");
+    assert_eq!(net.a.established_isakmp(), 0);
+    assert!(
+        net.b.log_has("sending NO_PROPOSAL_CHOSEN"),
+        "{}",
+        net.b.dump()
+    );
+    assert!(
+        net.a
+            .log_has("IKE_SA_INIT response: received NO_PROPOSAL_CHOSEN notification"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.b.p.sas.len(), 0);
+    // The child SA's ESP suites can be refused too: the IKE SA stays, the child fails.
+    let mut net = v2_pair("\tesp=aes128-sha256\n", "\tesp=aes256gcm16\n");
+    net.up_a("net");
+    assert_eq!(net.a.established_isakmp(), 1);
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(
+        net.a
+            .log_has("child SA failed: received NO_PROPOSAL_CHOSEN notification"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.b.log_has("no acceptable ESP proposal"),
+        "{}",
+        net.b.dump()
+    );
+}
+
+#[test]
+fn ikev2_retransmits_then_gives_up() {
+    let mut net = v2_pair("\tkeyingtries=1\n", "");
+    net.drop = Box::new(|d, _| d == Dir::BtoA);
+    net.up_a("net");
+    net.advance_to(80_000);
+    assert!(
+        net.a
+            .whack_has(10, "STATE_V2_PARENT_I1: retransmission; will wait 20s"),
+        "{:?}",
+        net.a.whack
+    );
+    assert!(
+        net.a
+            .log_has("max number of retransmissions (2) reached STATE_V2_PARENT_I1"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.p.sas.len(), 0);
+    // B's half-open state went too (its IKE_SA_INIT answer never arrived).
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+}
+
+#[test]
+fn ikev2_down_deletes_on_both_sides() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.a.sadb.is_empty());
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+    assert!(net.b.log_has("received Delete"), "{}", net.b.dump());
+    // And from B's side.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    net.whack_b(2, WhackCmd::Down("net".into()));
+    assert!(net.a.sadb.is_empty(), "{}", net.a.dump());
+    assert_eq!(net.a.p.sas.len(), 0, "{}", net.a.dump());
+}
+
+#[test]
+fn ikev2_child_rekey_with_create_child_sa() {
+    let extra = "\tkeylife=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n";
+    let mut net = v2_pair(extra, extra);
+    net.up_a("net");
+    assert_up(&net);
+    let first = net.a.p.conns["net"].newest_ipsec.unwrap();
+    net.advance_to(18 * 60_000);
+    assert!(
+        net.a.log_has("initiating CREATE_CHILD_SA to replace #2"),
+        "{}",
+        net.a.dump()
+    );
+    let newest = net.a.p.conns["net"].newest_ipsec.unwrap();
+    assert_ne!(newest, first);
+    // Still one IKE SA on each side: the child SA was rekeyed over it.
+    assert_eq!(net.a.established_isakmp(), 1);
+    assert_eq!(net.b.established_isakmp(), 1);
+    // The old child SA expires and is deleted on both sides; the new one carries traffic.
+    net.advance_to(21 * 60_000);
+    assert_up(&net);
+    assert!(sas_match(&net.a, &net.b) >= 1);
+    // With PFS from the IKE SA's group.
+    assert!(net.a.sent.iter().any(|(_, _, _, d)| d.get(18) == Some(&36)));
+}
+
+#[test]
+fn ikev2_liveness_declares_a_dead_peer() {
+    let mut net = v2_pair("\tdpdaction=clear\n\tdpddelay=30s\n\tdpdtimeout=120s\n", "");
+    net.up_a("net");
+    assert_up(&net);
+    net.advance_to(65_000);
+    assert_eq!(net.a.established_ipsec(), 1, "liveness keeps a live peer");
+    // Liveness checks are empty INFORMATIONAL requests (exchange type 37).
+    assert!(net
+        .a
+        .sent
+        .iter()
+        .any(|(_, _, _, d)| d.get(18) == Some(&37) && d.get(19) == Some(&0x08)));
+    net.drop = Box::new(|d, _| d == Dir::BtoA);
+    net.advance_to(65_000 + 130_000);
+    assert!(
+        net.a
+            .log_has("DPD: No response from peer - declaring peer dead"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.established_ipsec(), 0);
+}
+
+#[test]
+fn keyexchange_decides_the_version_both_ways() {
+    // Nothing said: IKEv1 out (FreeS/WAN files keep working), either version in.
+    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n"), PSK);
+    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_up(&net);
+    assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
+        PSK,
+    );
+    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_up(&net);
+    // The config setup knob makes IKEv2 the default.
+    let a = Node::with_cfg(WEST, 1, &conf("net", "\tauthby=secret\n"), PSK, |c| {
+        c.ike_version = crate::pluto::version::IkeVersion::V2
+    });
+    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK);
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_up(&net);
+    assert!(net.b.log_has("STATE_V2_PARENT_R1"), "{}", net.b.dump());
+    // Restricted responders refuse the other version.
+    for (a_extra, b_extra, refusal) in [
+        (
+            "",
+            "\tikev2=insist\n",
+            "initial Main Mode message received on",
+        ),
+        (
+            "\tkeyexchange=ikev2\n",
+            "\tkeyexchange=ikev1\n",
+            "IKEv2 IKE_SA_INIT received on",
+        ),
+        (
+            "\tikev2=propose\n",
+            "\tikev2=never\n",
+            "IKEv2 IKE_SA_INIT received on",
+        ),
+    ] {
+        let a = Node::new(
+            WEST,
+            1,
+            &conf(
+                "net",
+                &format!("\tauthby=secret\n\tkeyingtries=1\n{a_extra}"),
+            ),
+            PSK,
+        );
+        let b = Node::new(
+            EAST,
+            2,
+            &conf("net", &format!("\tauthby=secret\n{b_extra}")),
+            PSK,
+        );
+        let mut net = Net::new(a, b);
+        net.up_a("net");
+        assert_eq!(net.b.p.sas.len(), 0);
+        assert!(
+            net.b.log_has(refusal),
+            "{a_extra} {b_extra}: {}",
+            net.b.dump()
+        );
+    }
+    // ikev2=permit: IKEv1 out, both in.
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", "\tauthby=secret\n\tikev2=permit\n"),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        &conf("net", "\tauthby=secret\n\tikev2=insist\n"),
+        PSK,
+    );
+    let mut net = Net::new(a, b);
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    net.whack_b(
+        1,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: false,
+        },
+    );
+    assert_eq!(net.b.established_ipsec(), 1, "{}", net.b.dump());
+}
+
+#[test]
+fn keyexchange_and_ikev2_together_are_refused() {
+    let mut p = Pluto::new(
+        PlutoConfig {
+            interfaces: vec![Interface {
+                virt: "ipsec0".into(),
+                phys: "eth0".into(),
+                addr: WEST,
+            }],
+            ..PlutoConfig::default()
+        },
+        Box::new(StdRng::seed_from_u64(1)),
+    );
+    let conf = IpsecConf::parse_str(
+        &conf(
+            "net",
+            "\tauthby=secret\n\tkeyexchange=ikev1\n\tikev2=insist\n",
+        ),
+        "/etc/ipsec.conf",
+    )
+    .unwrap();
+    let errs: Vec<String> = p.load_conns(&conf).iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].contains("keyexchange=ikev1 and ikev2=insist both given"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn ikev2_nat_traversal_forceencaps_and_road_warrior_behind_nat() {
+    let mut net = v2_pair("\tforceencaps=yes\n", "");
+    net.up_a("net");
+    assert_up(&net);
+    for n in [&net.a, &net.b] {
+        let esp = n
+            .sadb
+            .values()
+            .find(|s| s.said.proto == crate::said::Proto::Esp)
+            .unwrap();
+        assert_eq!(esp.encap.map(|e| e.sport), Some(4500));
+    }
+    // IKE_AUTH and later go to port 4500.
+    assert!(net.a.sent.iter().skip(1).all(|s| s.1.port() == 4500));
+    net.advance_to(25_000);
+    assert!(net.a.keepalives >= 1);
+
+    // A behind a NAT, B a Road-Warrior responder.
+    let a = Node::new(
+        Ipv4Addr::new(10, 9, 0, 2),
+        1,
+        &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let b = Node::with_cfg(
+        EAST,
+        2,
+        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+        |c| c.virtual_private = crate::config::VirtualPrivate::parse("%v4:10.0.0.0/8").unwrap(),
+    );
+    let mut net = Net::new(a, b);
+    net.nat_a = true;
+    net.up_a("rw");
+    assert_up(&net);
+    assert!(
+        net.a.log_has("NAT-Traversal: we are behind a NAT"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(net.b.log_has("NAT-Traversal: the peer is behind a NAT"));
+    let esp = net
+        .b
+        .sadb
+        .values()
+        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
+        .unwrap();
+    assert_eq!(esp.encap.map(|e| e.dport), Some(5500));
+    assert!(net.b.log_has("\"rw\"[1] 203.0.113.9 #"), "{}", net.b.dump());
+    assert_eq!(
+        net.b.p.conns["rw[1]"].that.client,
+        crate::addr::Subnet::host(Ipv4Addr::new(10, 9, 0, 2))
+    );
+}
+
+#[test]
+fn ikev2_ike_sa_rekey_keeps_the_child_sas() {
+    // A rekeys the IKE SA (its ikelifetime is shorter); then B does, on its own schedule.
+    let mut net = v2_pair(
+        "\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+        "\tikelifetime=30m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+    );
+    net.up_a("net");
+    assert_up(&net);
+    let child = net.a.p.conns["net"].newest_ipsec.unwrap();
+    net.advance_to(18 * 60_000);
+    assert!(
+        net.a
+            .log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.b.log_has("IKE SA #1 rekeyed by the peer"),
+        "{}",
+        net.b.dump()
+    );
+    // One IKE SA each side (the old one deleted), the child SA moved under the new one.
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    let new_a = net.a.p.conns["net"].newest_isakmp.unwrap();
+    assert_ne!(new_a, SerialNo::new(1));
+    assert_eq!(net.a.p.sas.child(child).unwrap().parent(), new_a);
+    assert_eq!(net.a.p.conns["net"].newest_ipsec, Some(child));
+    assert_up(&net);
+    assert!(net
+        .a
+        .status(net.now)
+        .iter()
+        .any(|l| l.contains("STATE_V2_ESTABLISHED_IKE_SA")));
+    // The new IKE SA carries further exchanges: a liveness check, Delete on --down.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+
+    // B initiates the IKE SA rekey (A's lifetime is longer).
+    let mut net = v2_pair(
+        "\tikelifetime=40m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+        "\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+    );
+    net.up_a("net");
+    net.advance_to(19 * 60_000);
+    assert!(
+        net.b
+            .log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+        "{}",
+        net.b.dump()
+    );
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1);
+    assert_up(&net);
+    // Another child SA over the rekeyed IKE SA (A is its responder now).
+    net.whack_a(
+        3,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: false,
+        },
+    );
+    assert!(
+        net.a.log_has("initiating CREATE_CHILD_SA"),
+        "{}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+}
