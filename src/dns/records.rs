@@ -102,10 +102,13 @@ pub fn parse_ipsec_server(txt: &[u8]) -> Result<Option<IpsecServer>, DnsError> {
         return Ok(None);
     };
     let text = text.trim();
-    if text.len() < TAG.len() || !text[..TAG.len()].eq_ignore_ascii_case(TAG) {
+    // `get`: the tag's length may fall inside a multi-byte character.
+    let (Some(tag), Some(rest)) = (text.get(..TAG.len()), text.get(TAG.len()..)) else {
+        return Ok(None);
+    };
+    if !tag.eq_ignore_ascii_case(TAG) {
         return Ok(None);
     }
-    let rest = &text[TAG.len()..];
     let (pref, rest) = rest
         .split_once(")=")
         .ok_or(DnsError::BadRdata("X-IPsec-Server: expected (PREF)="))?;
@@ -269,6 +272,11 @@ mod tests {
             .unwrap();
         assert!(matches!(s.gateway, Gateway::Ipv6(_)));
         assert_eq!(parse_ipsec_server(b"v=spf1 -all"), Ok(None));
+        // A multi-byte character across the tag's length is not a panic.
+        assert_eq!(
+            parse_ipsec_server("X-IPsec-Server\u{e9}x".as_bytes()),
+            Ok(None)
+        );
         assert_eq!(parse_ipsec_server(&[0xff, 0xfe]), Ok(None));
         for bad in [
             &b"X-IPsec-Server(10)"[..],
