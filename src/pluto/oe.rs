@@ -711,7 +711,18 @@ impl Pluto {
         {
             return Some(k.key());
         }
-        if self.oe.waiting.len() >= MAX_OE_PENDING {
+        // Made for an unauthenticated first message: bounded, like half-open states.
+        let unkeyed = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.instance != 0
+                    && c.peer_kind == PeerKind::Opportunistic
+                    && c.newest_isakmp.is_none()
+            })
+            .count();
+        if self.oe.waiting.len() >= MAX_OE_PENDING || unkeyed >= MAX_OE_PENDING {
+            self.limits_hit.half_open_refused += 1;
             return None;
         }
         let t = self.conns.get_mut(&base)?;

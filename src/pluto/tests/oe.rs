@@ -368,3 +368,55 @@ fn clear_or_private_answers_opportunistic_encryption() {
         p.b.dump()
     );
 }
+
+/// An opportunistic responder makes its instance for an unauthenticated first message: when
+/// that half-open state is discarded, the instance goes too.
+#[test]
+fn responder_instance_goes_with_its_half_open_state() {
+    let mut p = pair(None);
+    acquire(&mut p.a, 1000, EAST);
+    // Answer A's DNS until it sends MI1; deliver only that.
+    let mut mi1 = None;
+    for _ in 0..10 {
+        let mut dns = Vec::new();
+        while let Some(o) = p.a.p.poll_output() {
+            match o {
+                Output::DnsLookup { id, name, qtype } => dns.push((id, name, qtype)),
+                Output::Send {
+                    local,
+                    remote,
+                    data,
+                } if mi1.is_none() => mi1 = Some((local, remote, data)),
+                _ => {}
+            }
+        }
+        for (id, name, qtype) in dns {
+            let r = p
+                .zone
+                .get(&(name.clone(), qtype))
+                .cloned()
+                .unwrap_or(Lookup::NoRecord);
+            p.a.p.handle_dns(1000, id, &name, qtype, r);
+        }
+    }
+    let (local, remote, data) = mi1.expect("MI1");
+    p.b.p.handle_datagram(1000, remote, local, &data);
+    assert!(
+        p.b.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "instance made at MI1"
+    );
+    while p.b.p.poll_output().is_some() {}
+    while let Some(t) = p.b.p.poll_timeout() {
+        if t > 600_000 {
+            break;
+        }
+        p.b.p.handle_timeout(t);
+        while p.b.p.poll_output().is_some() {}
+    }
+    assert_eq!(p.b.p.sas.len(), 0);
+    assert!(
+        !p.b.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "{:?}",
+        p.b.p.conns.keys().collect::<Vec<_>>()
+    );
+}
