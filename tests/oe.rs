@@ -5,7 +5,9 @@
 //! 0.0.0.0/0` (and, on the road warrior, one `private` host): their traffic to each other is
 //! encrypted on demand (ping, a ≥10 MB TCP transfer, only ESP and IKE between them on the
 //! wire); a destination without records goes out in clear under private-or-clear and is
-//! dropped under private.
+//! dropped under private; `--rereadgroups` after adding a `block` entry rejects it without
+//! touching the OE tunnel; with the DNS server stopped, a new destination gets the failure
+//! shunt once the lookup times out (no hang).
 //!
 //! road warrior 198.51.100.7 —(198.51.100.1)— router (dnsmasq; 192.0.2.1) — gateway B 192.0.2.2
 
@@ -74,6 +76,16 @@ fn policies(t: &Topo, dir: &str, files: &[(&str, &str)]) {
     fs::create_dir_all(&d).unwrap();
     for (n, text) in files {
         fs::write(d.join(n), text).unwrap();
+    }
+}
+
+/// dnsmasq, killed when dropped (the test stops it mid-run).
+struct Dnsmasq(std::process::Child);
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -154,7 +166,7 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
         .stderr(Stdio::null())
         .spawn()
         .expect("dnsmasq (scripts/install-deps installs dnsmasq-base)");
-    t.adopt(child);
+    let dns = Dnsmasq(child);
     assert!(
         wait_until(Duration::from_secs(10), || {
             String::from_utf8_lossy(&ns_run(&router, &["ss", "-uln"]).stdout)
@@ -184,6 +196,16 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
             fs::read_to_string(&log).unwrap_or_default()
         )
     };
+    // Each checked at start that DNS publishes its own key (B's only as IPSECKEY).
+    assert!(
+        wait_until(Duration::from_secs(5), || t.log(&rw).contains(
+            "our key for 198.51.100.7 is published in DNS (7.100.51.198.in-addr.arpa)"
+        ) && t.log(&gb).contains(
+            "our key for 192.0.2.2 is published in DNS (2.2.0.192.in-addr.arpa)"
+        )),
+        "{}",
+        diag(&t)
+    );
     assert!(
         !t.log(&rw).contains("opportunistic encryption cannot work"),
         "{}",
@@ -285,5 +307,48 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
             == Some("%drop")),
         "{}",
         diag(&t)
+    );
+
+    // Edit the road warrior's groups: block 10.0.2.97. --rereadgroups rejects it; the OE
+    // tunnel (same IPsec SA) carries on.
+    ns_must(&gb, &["ip", "addr", "add", "10.0.2.97/32", "dev", "lo"]);
+    ns_must(&gb, &["ip", "addr", "add", "10.0.2.96/32", "dev", "lo"]);
+    let sa_line = |t: &Topo| {
+        t.ipsec_ok(&rw, &["auto", "--status"])
+            .lines()
+            .find(|l| l.contains("STATE_QUICK_I2"))
+            .map(|l| l.split(':').next().unwrap_or_default().to_string())
+    };
+    let before = sa_line(&t);
+    assert!(before.is_some());
+    policies(&t, "rw.policies", &[("block", "10.0.2.97/32\n")]);
+    t.ipsec_ok(&rw, &["auto", "--rereadgroups"]);
+    let (got, out) = ping_replies(&rw, "10.0.2.97", 2, 1);
+    assert!(got == 0 && out.contains("Packet filtered"), "{out}");
+    assert_eq!(
+        sa_line(&t),
+        before,
+        "--rereadgroups disturbed the OE tunnel"
+    );
+    let (got, out) = ping_replies(&rw, "192.0.2.2", 2, 2);
+    assert_eq!(got, 2, "{out}");
+
+    // The DNS server goes away: a new destination's lookup times out into the failure shunt
+    // (%pass under private-or-clear), no hang.
+    drop(dns);
+    assert!(
+        wait_until(Duration::from_secs(30), || ping(&rw, "10.0.2.96", 1, 1)),
+        "no fallback after the DNS server stopped\n{}",
+        diag(&t)
+    );
+    assert!(
+        t.log(&rw)
+            .contains("DNS TXT 96.2.0.10.in-addr.arpa: timeout"),
+        "{}",
+        diag(&t)
+    );
+    assert_eq!(
+        eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.96/32").as_deref(),
+        Some("%pass")
     );
 }

@@ -279,6 +279,11 @@ mod tests {
             .unwrap();
         assert!(matches!(s.gateway, Gateway::Ipv6(_)));
         assert_eq!(parse_ipsec_server(b"v=spf1 -all"), Ok(None));
+        // A multi-byte character across the tag's length is not a panic.
+        assert_eq!(
+            parse_ipsec_server("X-IPsec-Server\u{e9}x".as_bytes()),
+            Ok(None)
+        );
         assert_eq!(parse_ipsec_server(&[0xff, 0xfe]), Ok(None));
         for bad in [
             &b"X-IPsec-Server(10)"[..],

@@ -185,6 +185,12 @@ impl Pluto {
                     if route {
                         let _ = self.route_conn(&key);
                     }
+                    let onload = self.conns.get(&key).is_some_and(|c| {
+                        c.that.dns_key == Some(super::connection::DnsKeyPolicy::OnLoad)
+                    });
+                    if onload {
+                        self.fetch_peer_key(&key, None);
+                    }
                 }
                 Err((_, e)) if is_implicit => {
                     self.log(format!("implicit conn \"{}\" not loaded: {e}", c.name))

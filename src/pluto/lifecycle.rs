@@ -30,6 +30,10 @@ impl Pluto {
         {
             return;
         }
+        // `%dnsondemand`: the peer's key first (the negotiation starts when DNS answers).
+        if replacing.is_none() && self.fetch_peer_key(key, Some(whack)) {
+            return;
+        }
         match self
             .own_established_ike(key)
             .or_else(|| self.shared_ike_sa(key))

@@ -27,7 +27,7 @@ use crate::config::secrets::Id;
 use crate::dns::message::reverse_name;
 use crate::dns::records::{self, Gateway, IPSECKEY_RSA};
 use crate::dns::{Lookup, LookupId, RrType};
-use crate::pluto::connection::{Auto, PeerKind, Routing};
+use crate::pluto::connection::{Auto, ConnType, PeerKind, Routing};
 use crate::pluto::crypto::PublicKey;
 use crate::pluto::engine::Pluto;
 use crate::pluto::output::{ErouteOp, Output};
@@ -52,6 +52,16 @@ enum Waiting {
         inst: String,
         peer: Ipv4Addr,
         stage: RespStage,
+    },
+    /// Start-up check: is our own key published for `addr` (reverse TXT, else KEY, else
+    /// IPSECKEY)?
+    OwnKey { addr: Ipv4Addr, stage: RespStage },
+    /// `rightrsasigkey=%dnsondemand|%dnsonload`: the key of conn `conn`'s peer ID, then
+    /// (`initiate`) negotiate.
+    PeerKey {
+        conn: String,
+        stage: RespStage,
+        initiate: Option<Option<crate::pluto::ids::WhackClient>>,
     },
 }
 
@@ -192,6 +202,230 @@ impl Pluto {
             Waiting::Responder { inst, peer, stage } => {
                 self.oe_resp_answer(&inst, peer, stage, name, qtype, result)
             }
+            Waiting::PeerKey {
+                conn,
+                stage,
+                initiate,
+            } => self.peer_key_answer(&conn, stage, initiate, name, qtype, result),
+            Waiting::OwnKey { addr, stage } => self.own_key_answer(addr, stage, name, result),
+        }
+    }
+
+    /// Our RSA public keys (RFC 3110 blobs, normalized) from ipsec.secrets.
+    fn own_public_keys(&self) -> Vec<Vec<u8>> {
+        self.secrets
+            .entries()
+            .iter()
+            .filter_map(|e| match &e.key {
+                crate::config::secrets::SecretKey::Rsa(k) => {
+                    PublicKey::from_rfc3110(&k.public_key_blob()).ok()
+                }
+                _ => None,
+            })
+            .map(|k| k.to_rfc3110())
+            .collect()
+    }
+
+    /// At start and after `--rereadgroups`, with opportunistic policies routed: checks that
+    /// DNS publishes our key for the address each of them negotiates from (else peers cannot
+    /// authenticate us, and OE cannot work); a missing or different key is a loud warning.
+    pub fn check_own_oe_keys(&mut self) {
+        if !self.oe.available || self.opportunistic_policies().is_empty() {
+            return;
+        }
+        let mut addrs: Vec<Ipv4Addr> = self
+            .conns
+            .values()
+            .filter(|c| c.is_opportunistic() && c.routing != Routing::Unrouted)
+            .filter_map(|c| c.this.host)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        for addr in addrs {
+            self.dns_lookup(
+                reverse_name(addr),
+                RrType::Txt,
+                Waiting::OwnKey {
+                    addr,
+                    stage: RespStage::Txt,
+                },
+            );
+        }
+    }
+
+    fn own_key_answer(&mut self, addr: Ipv4Addr, stage: RespStage, name: &str, result: Lookup) {
+        let ours = self.own_public_keys();
+        let norm = |b: &[u8]| PublicKey::from_rfc3110(b).ok().map(|k| k.to_rfc3110());
+        let mut published = Vec::new();
+        if let Lookup::Answer(recs) = &result {
+            for r in recs {
+                let blob = match stage {
+                    RespStage::Txt => records::parse_txt(&r.rdata)
+                        .and_then(|t| records::parse_ipsec_server(&t))
+                        .ok()
+                        .flatten()
+                        .filter(|s| s.gateway == Gateway::Ipv4(addr))
+                        .and_then(|s| s.key),
+                    RespStage::Key => records::parse_key(&r.rdata).ok(),
+                    RespStage::Ipseckey => records::parse_ipseckey(&r.rdata)
+                        .ok()
+                        .filter(|k| k.algorithm == IPSECKEY_RSA)
+                        .map(|k| k.key),
+                };
+                published.extend(blob.as_deref().and_then(norm));
+            }
+        }
+        if published.iter().any(|p| ours.contains(p)) {
+            self.log(format!("our key for {addr} is published in DNS ({name})"));
+            return;
+        }
+        let next = match stage {
+            RespStage::Txt => Some((RrType::Key, RespStage::Key)),
+            RespStage::Key => Some((RrType::Ipseckey, RespStage::Ipseckey)),
+            RespStage::Ipseckey => None,
+        };
+        if let Some((q, s)) = next {
+            self.dns_lookup(name.to_string(), q, Waiting::OwnKey { addr, stage: s });
+            return;
+        }
+        self.log(format!(
+            "WARNING: opportunistic encryption cannot work: DNS publishes no key of ours for {addr} ({name}: no TXT X-IPsec-Server, KEY or IPSECKEY record with the key in ipsec.secrets; publish \"ipsec showhostkey --txt {addr}\")"
+        ));
+    }
+
+    /// The DNS name holding the key of `id`: forward for `@fqdn`, reverse for an address.
+    fn key_name(id: &Id) -> Option<String> {
+        match id {
+            Id::Ipv4(a) => Some(reverse_name(*a)),
+            Id::Fqdn(n) | Id::Name(n) => Some(n.trim_end_matches('.').to_string()),
+            Id::UserFqdn(u) => u.split_once('@').map(|(_, d)| d.to_string()),
+            Id::Any => None,
+        }
+    }
+
+    /// A conn whose peer key is `%dnsondemand`/`%dnsonload` and not known yet: look it up
+    /// (KEY record of the peer's ID, else its TXT `X-IPsec-Server` record naming the peer,
+    /// else IPSECKEY). With `initiate`, the negotiation starts once the key is there (or fails
+    /// as any other would without it). Returns whether a lookup was started.
+    pub(crate) fn fetch_peer_key(
+        &mut self,
+        key: &str,
+        initiate: Option<Option<crate::pluto::ids::WhackClient>>,
+    ) -> bool {
+        let Some(c) = self.conns.get(key) else {
+            return false;
+        };
+        if c.that.rsakey.is_some()
+            || c.that.dns_key.is_none()
+            || c.that.host.is_none()
+            || !c.auth.contains(&crate::pluto::proposal::AuthKind::Rsa)
+        {
+            return false;
+        }
+        let Some(name) = Self::key_name(&c.that.id) else {
+            return false;
+        };
+        if !self.oe.available {
+            let q = c.quoted();
+            self.log(format!(
+                "{q}: the peer's key is to come from DNS, but no DNS resolver is available"
+            ));
+            return false;
+        }
+        if self
+            .oe
+            .waiting
+            .values()
+            .any(|w| matches!(w, Waiting::PeerKey { conn, .. } if conn == key))
+        {
+            return true;
+        }
+        self.dns_lookup(
+            name,
+            RrType::Key,
+            Waiting::PeerKey {
+                conn: key.to_string(),
+                stage: RespStage::Key,
+                initiate,
+            },
+        );
+        true
+    }
+
+    fn peer_key_answer(
+        &mut self,
+        conn: &str,
+        stage: RespStage,
+        initiate: Option<Option<crate::pluto::ids::WhackClient>>,
+        name: &str,
+        qtype: RrType,
+        result: Lookup,
+    ) {
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        let who = c.quoted();
+        let peer = c.that.host;
+        let blob = match &result {
+            Lookup::Answer(recs) => match stage {
+                RespStage::Key => recs.iter().find_map(|r| records::parse_key(&r.rdata).ok()),
+                RespStage::Txt => recs.iter().find_map(|r| {
+                    let s = records::parse_txt(&r.rdata)
+                        .and_then(|t| records::parse_ipsec_server(&t))
+                        .ok()
+                        .flatten()?;
+                    (peer.is_some_and(|p| s.gateway == Gateway::Ipv4(p))).then_some(s.key)?
+                }),
+                RespStage::Ipseckey => recs.iter().find_map(|r| {
+                    let k = records::parse_ipseckey(&r.rdata).ok()?;
+                    (k.algorithm == IPSECKEY_RSA).then_some(k.key)
+                }),
+            },
+            other => {
+                self.dns_trouble(&who, name, qtype, other);
+                None
+            }
+        };
+        let key = blob.and_then(|b| match PublicKey::from_rfc3110(&b) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.log(format!("{who}: bad RSA key in DNS ({name}): {e}"));
+                None
+            }
+        });
+        match key {
+            Some(k) => {
+                self.log(format!(
+                    "{who}: peer key *{} found in DNS ({name})",
+                    k.key_id()
+                ));
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.that.rsakey = Some(k);
+                }
+            }
+            None => {
+                let next = match stage {
+                    RespStage::Key => Some((RrType::Txt, RespStage::Txt)),
+                    RespStage::Txt => Some((RrType::Ipseckey, RespStage::Ipseckey)),
+                    RespStage::Ipseckey => None,
+                };
+                if let Some((q, s)) = next {
+                    self.dns_lookup(
+                        name.to_string(),
+                        q,
+                        Waiting::PeerKey {
+                            conn: conn.to_string(),
+                            stage: s,
+                            initiate,
+                        },
+                    );
+                    return;
+                }
+                self.log(format!("{who}: no key for the peer in DNS ({name})"));
+            }
+        }
+        if let Some(whack) = initiate {
+            self.initiate(conn, whack, None);
         }
     }
 
@@ -460,8 +694,10 @@ impl Pluto {
             .conns
             .values()
             .filter(|c| {
+                // clear-or-private: a %pass eroute, but a passive OE responder.
+                let passive = matches!(c.ctype, ConnType::Shunt(Shunt::Pass)) && !c.auth.is_empty();
                 c.is_opportunistic()
-                    && c.negotiates()
+                    && (c.negotiates() || passive)
                     && c.this.host == Some(me)
                     && c.that.client.contains(peer)
                     && c.routing != Routing::Unrouted
@@ -475,7 +711,18 @@ impl Pluto {
         {
             return Some(k.key());
         }
-        if self.oe.waiting.len() >= MAX_OE_PENDING {
+        // Made for an unauthenticated first message: bounded, like half-open states.
+        let unkeyed = self
+            .conns
+            .values()
+            .filter(|c| {
+                c.instance != 0
+                    && c.peer_kind == PeerKind::Opportunistic
+                    && c.newest_isakmp.is_none()
+            })
+            .count();
+        if self.oe.waiting.len() >= MAX_OE_PENDING || unkeyed >= MAX_OE_PENDING {
+            self.limits_hit.half_open_refused += 1;
             return None;
         }
         let t = self.conns.get_mut(&base)?;
@@ -487,6 +734,7 @@ impl Pluto {
         inst.that.id = Id::Ipv4(peer);
         inst.that.rsakey = None;
         inst.auto = Auto::Add;
+        inst.ctype = ConnType::Tunnel;
         let ikey = inst.key();
         self.conns.insert(ikey.clone(), inst);
         let q = self.conn_quoted(&ikey);

@@ -256,7 +256,12 @@ impl Pluto {
                 self.unauth = None;
             }
         }
-        self.delete_sa(serial, false)
+        let key = self.sas.conn_of(serial).map(str::to_string);
+        self.delete_sa(serial, false);
+        // An opportunistic responder's instance made for this first message goes with it.
+        if let Some(k) = key {
+            self.instance_gc(&k);
+        }
     }
 
     /// EVENT_RETRANSMIT of an initiator (or of a child SA responder waiting for the last

@@ -144,6 +144,7 @@ impl Pluto {
             WhackCmd::RereadGroups(g) => {
                 self.load_policy_groups(g);
                 self.warn_oe_unusable();
+                self.check_own_oe_keys();
                 self.whack_done(client, 0);
             }
             WhackCmd::DeleteState(n) => {

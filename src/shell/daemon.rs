@@ -1359,6 +1359,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         log(&format!("ipsec_setup: conn skipped: {e}"));
     }
     let mut pluto = Pluto::new(pluto_cfg, Box::new(StdRng::from_entropy()));
+    pluto.set_dns_available(daemon.dns.is_some());
     pluto.load_secrets(secrets);
     for e in pluto.load_conns(&conf) {
         let name = conf
@@ -1375,9 +1376,9 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         for e in errs {
             log(&format!("ipsec_setup: policy group: {e}"));
         }
-        pluto.set_dns_available(daemon.dns.is_some());
         pluto.load_policy_groups(groups);
         pluto.warn_oe_unusable();
+        pluto.check_own_oe_keys();
     }
     let auto_start = pluto.start_conns();
     let keying_stop = Arc::new(AtomicBool::new(false));

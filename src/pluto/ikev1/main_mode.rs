@@ -365,6 +365,8 @@ impl Pluto {
             return;
         };
         let (natt, peer_dpd) = self.read_vids(&chain);
+        // `%dnsondemand` peer key: looked up now, wanted at MI3.
+        self.fetch_peer_key(&key, None);
         let Some(c) = self.conns.get(&key) else {
             return;
         };

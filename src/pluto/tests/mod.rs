@@ -3,6 +3,7 @@
 mod groups;
 mod ikev2;
 mod limits;
+mod oe;
 mod peers;
 mod scenarios;
 mod strongswan;

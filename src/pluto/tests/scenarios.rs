@@ -174,7 +174,7 @@ fn status_lists_conns_and_states() {
     assert!(net.a.done.contains(&(9, 0)));
 }
 
-pub(super) fn rsa_keys(seed: u64) -> (crate::pluto::crypto::PrivateKey, String) {
+pub(crate) fn rsa_keys(seed: u64) -> (crate::pluto::crypto::PrivateKey, String) {
     let mut rng = StdRng::seed_from_u64(seed);
     let k = crate::pluto::crypto::PrivateKey::generate_with_exponent(&mut rng, 1024, 3).unwrap();
     let body = k.to_secrets_body("test");

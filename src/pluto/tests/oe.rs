@@ -1,0 +1,422 @@
+//! Opportunistic encryption between two engines, DNS answered by the test: the initiator
+//! finds the gateway and key in the destination's reverse TXT record, the responder the
+//! initiator's key in its own; a wrong published key fails authentication and ends in the
+//! failure shunt; DNS failures (SERVFAIL, no record, bad key) are logged with the name asked
+//! and end in the failure shunt.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+
+use crate::addr::Subnet;
+use crate::dns::message::reverse_name;
+use crate::dns::{Lookup, Rcode, Record, RrType};
+use crate::klips::Acquire;
+use crate::pluto::groups::{parse_group_file, PolicyGroups};
+use crate::pluto::{ErouteOp, Output};
+use crate::said::{Proto, Said, Shunt};
+
+use super::scenarios::rsa_keys;
+use super::{Node, EAST, WEST};
+
+type Zone = HashMap<(String, RrType), Lookup>;
+
+fn node(addr: Ipv4Addr, seed: u64, secrets: &str) -> Node {
+    let gw = Ipv4Addr::new(addr.octets()[0], addr.octets()[1], addr.octets()[2], 254);
+    let mut n = Node::with_cfg(addr, seed, "version 2\n", secrets, |c| {
+        c.defaultroute = Some((addr, gw))
+    });
+    n.p.set_dns_available(true);
+    let (e, _) = parse_group_file("0.0.0.0/0\n", Path::new("private-or-clear"), &|_| None);
+    let mut g = PolicyGroups::default();
+    g.groups.insert("private-or-clear".into(), e);
+    n.p.load_policy_groups(g);
+    n
+}
+
+fn txt_rdata(text: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    for chunk in text.as_bytes().chunks(255) {
+        v.push(chunk.len() as u8);
+        v.extend_from_slice(chunk);
+    }
+    v
+}
+
+fn txt(zone: &mut Zone, addr: Ipv4Addr, gw: Ipv4Addr, key_b64: &str) {
+    let name = reverse_name(addr);
+    zone.insert(
+        (name.clone(), RrType::Txt),
+        Lookup::Answer(vec![Record {
+            name,
+            rtype: RrType::Txt,
+            ttl: 300,
+            rdata: txt_rdata(&format!("X-IPsec-Server(10)={gw} {key_b64}")),
+            target: None,
+        }]),
+    );
+}
+
+/// A datagram in flight: (sent by A, local, remote, data).
+type Flight = (bool, SocketAddrV4, SocketAddrV4, Vec<u8>);
+
+/// Delivers datagrams between the two and answers DNS from `zone` until quiet; records
+/// eroutes and logs.
+fn pump(a: &mut Node, b: &mut Node, now: u64, zone: &Zone) {
+    for _ in 0..1000 {
+        let mut moved = false;
+        let mut flights: Vec<Flight> = Vec::new();
+        for (from_a, n) in [(true, &mut *a), (false, &mut *b)] {
+            let mut dns = Vec::new();
+            while let Some(o) = n.p.poll_output() {
+                match o {
+                    Output::Send {
+                        local,
+                        remote,
+                        data,
+                    } => {
+                        n.sent.push((now, local, remote, data.clone()));
+                        flights.push((from_a, local, remote, data));
+                    }
+                    Output::DnsLookup { id, name, qtype } => dns.push((id, name, qtype)),
+                    Output::Eroute { op, src, dst, said } => n.eroutes.push((op, src, dst, said)),
+                    Output::Log(l) => n.logs.push(l),
+                    _ => {}
+                }
+            }
+            for (id, name, qtype) in dns {
+                moved = true;
+                let r = zone
+                    .get(&(name.clone(), qtype))
+                    .cloned()
+                    .unwrap_or(Lookup::NoRecord);
+                n.p.handle_dns(now, id, &name, qtype, r);
+            }
+        }
+        moved |= !flights.is_empty();
+        for (from_a, local, remote, data) in flights {
+            let to = if from_a { &mut *b } else { &mut *a };
+            if *remote.ip() == to.addr {
+                to.p.handle_datagram(now, remote, local, &data);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("never quiet");
+}
+
+fn acquire(n: &mut Node, now: u64, dst: Ipv4Addr) {
+    let src = n.addr;
+    n.p.handle_acquire(
+        now,
+        Acquire {
+            src,
+            dst,
+            proto: 1,
+            sport: 0,
+            dport: 0,
+        },
+    );
+}
+
+fn shunt(s: Shunt) -> Said {
+    Said::new(Proto::Int, s.spi(), Ipv4Addr::UNSPECIFIED)
+}
+
+struct Pair {
+    a: Node,
+    b: Node,
+    zone: Zone,
+}
+
+fn pair(west_key_in_dns: Option<String>) -> Pair {
+    let (wk, wsec) = rsa_keys(21);
+    let (ek, esec) = rsa_keys(22);
+    let mut zone = Zone::new();
+    let wpub = west_key_in_dns.unwrap_or_else(|| wk.public_key().to_text());
+    txt(&mut zone, WEST, WEST, wpub.trim_start_matches("0s"));
+    txt(
+        &mut zone,
+        EAST,
+        EAST,
+        ek.public_key().to_text().trim_start_matches("0s"),
+    );
+    Pair {
+        a: node(WEST, 1, &wsec),
+        b: node(EAST, 2, &esec),
+        zone,
+    }
+}
+
+#[test]
+fn opportunistic_tunnel_with_keys_from_dns() {
+    let mut p = pair(None);
+    p.a.p.check_own_oe_keys();
+    pump(&mut p.a, &mut p.b, 500, &p.zone);
+    assert!(
+        p.a.log_has("our key for 192.0.2.1 is published in DNS (1.2.0.192.in-addr.arpa)"),
+        "{}",
+        p.a.dump()
+    );
+    acquire(&mut p.a, 1000, EAST);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    assert_eq!(p.a.established_ipsec(), 1, "{}", p.a.dump());
+    assert_eq!(p.b.established_ipsec(), 1, "{}", p.b.dump());
+    // The packet's %hold (WEST/32 -> EAST/32) is replaced by the tunnel.
+    let pair = (Subnet::host(WEST), Subnet::host(EAST));
+    assert!(
+        p.a.eroutes
+            .iter()
+            .any(|(op, s, d, said)| *op == ErouteOp::Replace
+                && (*s, *d) == pair
+                && said.proto == Proto::Tun),
+        "{:?}",
+        p.a.eroutes
+    );
+    assert!(p.a.log_has("opportunistic gateway 198.51.100.7 for 198.51.100.7 found in DNS (7.100.51.198.in-addr.arpa)"));
+    assert!(
+        p.b.log_has("found in DNS (1.2.0.192.in-addr.arpa)"),
+        "{}",
+        p.b.dump()
+    );
+    let st = p.a.status(2000).join("\n");
+    assert!(
+        st.contains("#2: \"private-or-clear#0.0.0.0/0\"[1] 198.51.100.7 STATE_QUICK_I2"),
+        "{st}"
+    );
+    assert!(
+        st.contains("\"private-or-clear#0.0.0.0/0\"[1]: 192.0.2.1---192.0.2.254...198.51.100.7; erouted; eroute owner: #2"),
+        "{st}"
+    );
+    // A second packet to the same destination starts nothing new.
+    let sent = p.a.sent.len();
+    acquire(&mut p.a, 3000, EAST);
+    pump(&mut p.a, &mut p.b, 3000, &p.zone);
+    assert_eq!(p.a.sent.len(), sent);
+}
+
+#[test]
+fn wrong_key_in_dns_fails_into_the_failure_shunt() {
+    let (other, _) = rsa_keys(99);
+    let mut p = pair(Some(other.public_key().to_text()));
+    // Start-up check: the key DNS publishes for us is not ours.
+    p.a.p.check_own_oe_keys();
+    pump(&mut p.a, &mut p.b, 500, &p.zone);
+    assert!(p.a.log_has("WARNING: opportunistic encryption cannot work: DNS publishes no key of ours for 192.0.2.1"), "{}", p.a.dump());
+    acquire(&mut p.a, 1000, EAST);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    assert!(
+        p.b.log_has("Signature check (on 192.0.2.1) failed (wrong key?)"),
+        "{}",
+        p.b.dump()
+    );
+    // A retransmits, then gives up (keyingtries=3): the %hold becomes %pass.
+    while let Some(t) = p.a.p.poll_timeout() {
+        if t > 2_000_000 {
+            break;
+        }
+        let now = t;
+        p.a.p.handle_timeout(now);
+        if p.b.p.poll_timeout().is_some_and(|x| x <= now) {
+            p.b.p.handle_timeout(now);
+        }
+        pump(&mut p.a, &mut p.b, now, &p.zone);
+    }
+    assert_eq!(p.a.established_ipsec(), 0);
+    assert!(
+        p.a.eroutes.contains(&(
+            ErouteOp::Replace,
+            Subnet::host(WEST),
+            Subnet::host(EAST),
+            shunt(Shunt::Pass)
+        )),
+        "{}",
+        p.a.dump()
+    );
+    assert!(
+        p.a.log_has(
+            "cannot encrypt 192.0.2.1 -> 198.51.100.7 opportunistically (negotiation failed)"
+        ),
+        "{}",
+        p.a.dump()
+    );
+    assert!(
+        !p.a.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "instance removed"
+    );
+}
+
+#[test]
+fn dns_failures_are_logged_with_the_name_and_end_in_the_failure_shunt() {
+    let mut p = pair(None);
+    let sf = Ipv4Addr::new(10, 9, 0, 9);
+    let bad = Ipv4Addr::new(10, 9, 0, 10);
+    let none = Ipv4Addr::new(10, 9, 0, 11);
+    p.zone.insert(
+        (reverse_name(sf), RrType::Txt),
+        Lookup::ServerError(Rcode::ServFail),
+    );
+    txt(&mut p.zone, bad, bad, "AQID");
+    for (dst, why) in [
+        (sf, "DNS TXT 9.0.9.10.in-addr.arpa: server error SERVFAIL"),
+        (bad, "bad RSA key in DNS for 10.0.9.10.in-addr.arpa"),
+        (
+            none,
+            "no TXT X-IPsec-Server or IPSECKEY record for 11.0.9.10.in-addr.arpa",
+        ),
+    ] {
+        acquire(&mut p.a, 1000, dst);
+        pump(&mut p.a, &mut p.b, 1000, &p.zone);
+        assert!(p.a.log_has(why), "{why}\n{}", p.a.dump());
+        assert!(
+            p.a.eroutes.contains(&(
+                ErouteOp::Replace,
+                Subnet::host(WEST),
+                Subnet::host(dst),
+                shunt(Shunt::Pass)
+            )),
+            "{dst}: {:?}",
+            p.a.eroutes
+        );
+    }
+    let st = p.a.status(2000).join("\n");
+    assert!(
+        st.contains("192.0.2.1/32:0 -0-> 10.9.0.9/32:0 => %pass"),
+        "{st}"
+    );
+}
+
+fn key_record(zone: &mut Zone, name: &str, blob: &[u8]) {
+    let mut rdata = vec![0x42, 0x00, 4, 1];
+    rdata.extend_from_slice(blob);
+    zone.insert(
+        (name.to_string(), RrType::Key),
+        Lookup::Answer(vec![Record {
+            name: name.to_string(),
+            rtype: RrType::Key,
+            ttl: 300,
+            rdata,
+            target: None,
+        }]),
+    );
+}
+
+/// `leftrsasigkey=%dnsondemand` / `rightrsasigkey=%dnsondemand` for named peers: both keys
+/// come from KEY records of the `@fqdn` IDs, looked up when `--up` asks (initiator) and when
+/// Main Mode starts (responder).
+#[test]
+fn dnsondemand_keys_of_named_peers() {
+    let (wk, wsec) = rsa_keys(31);
+    let (ek, esec) = rsa_keys(32);
+    let conf = super::conf(
+        "net",
+        "\tauthby=rsasig\n\tleftid=@west.example\n\trightid=@east.example\n\tleftrsasigkey=%dnsondemand\n\trightrsasigkey=%dnsondemand\n",
+    );
+    let mut a = Node::new(WEST, 1, &conf, &wsec);
+    let mut b = Node::new(EAST, 2, &conf, &esec);
+    a.p.set_dns_available(true);
+    b.p.set_dns_available(true);
+    let mut zone = Zone::new();
+    key_record(&mut zone, "west.example", &wk.public_key().to_rfc3110());
+    key_record(&mut zone, "east.example", &ek.public_key().to_rfc3110());
+    a.p.whack(
+        1000,
+        crate::pluto::WhackClient(5),
+        crate::pluto::WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: true,
+        },
+    );
+    pump(&mut a, &mut b, 1000, &zone);
+    assert_eq!(a.established_ipsec(), 1, "{}", a.dump());
+    assert!(a.log_has("\"net\": peer key *"), "{}", a.dump());
+    assert!(a.log_has("found in DNS (east.example)"), "{}", a.dump());
+    assert!(b.log_has("found in DNS (west.example)"), "{}", b.dump());
+    let st = a.status(2000).join("\n");
+    assert!(st.contains("+lKOD+rKOD"), "{st}");
+}
+
+/// `clear-or-private`: traffic leaves in clear (`%pass`), but OE from a peer is answered.
+#[test]
+fn clear_or_private_answers_opportunistic_encryption() {
+    let mut p = pair(None);
+    let (e, _) = parse_group_file("192.0.2.0/24\n", Path::new("clear-or-private"), &|_| None);
+    let mut g = PolicyGroups::default();
+    g.groups.insert("clear-or-private".into(), e);
+    p.b.p.load_policy_groups(g);
+    pump(&mut p.a, &mut p.b, 500, &p.zone);
+    assert!(
+        p.b.eroutes.contains(&(
+            ErouteOp::Add,
+            Subnet::host(EAST),
+            "192.0.2.0/24".parse().unwrap(),
+            shunt(Shunt::Pass)
+        )),
+        "{:?}",
+        p.b.eroutes
+    );
+    acquire(&mut p.a, 1000, EAST);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    assert_eq!(p.b.established_ipsec(), 1, "{}", p.b.dump());
+    assert!(
+        p.b.log_has(
+            "\"clear-or-private#192.0.2.0/24\"[1] 192.0.2.1: responding to opportunistic Main Mode"
+        ),
+        "{}",
+        p.b.dump()
+    );
+}
+
+/// An opportunistic responder makes its instance for an unauthenticated first message: when
+/// that half-open state is discarded, the instance goes too.
+#[test]
+fn responder_instance_goes_with_its_half_open_state() {
+    let mut p = pair(None);
+    acquire(&mut p.a, 1000, EAST);
+    // Answer A's DNS until it sends MI1; deliver only that.
+    let mut mi1 = None;
+    for _ in 0..10 {
+        let mut dns = Vec::new();
+        while let Some(o) = p.a.p.poll_output() {
+            match o {
+                Output::DnsLookup { id, name, qtype } => dns.push((id, name, qtype)),
+                Output::Send {
+                    local,
+                    remote,
+                    data,
+                } if mi1.is_none() => mi1 = Some((local, remote, data)),
+                _ => {}
+            }
+        }
+        for (id, name, qtype) in dns {
+            let r = p
+                .zone
+                .get(&(name.clone(), qtype))
+                .cloned()
+                .unwrap_or(Lookup::NoRecord);
+            p.a.p.handle_dns(1000, id, &name, qtype, r);
+        }
+    }
+    let (local, remote, data) = mi1.expect("MI1");
+    p.b.p.handle_datagram(1000, remote, local, &data);
+    assert!(
+        p.b.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "instance made at MI1"
+    );
+    while p.b.p.poll_output().is_some() {}
+    while let Some(t) = p.b.p.poll_timeout() {
+        if t > 600_000 {
+            break;
+        }
+        p.b.p.handle_timeout(t);
+        while p.b.p.poll_output().is_some() {}
+    }
+    assert_eq!(p.b.p.sas.len(), 0);
+    assert!(
+        !p.b.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "{:?}",
+        p.b.p.conns.keys().collect::<Vec<_>>()
+    );
+}
