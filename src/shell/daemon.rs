@@ -423,7 +423,7 @@ impl Daemon {
 
     fn host_facts(&self) -> HostFacts {
         let local = iface::addresses()
-            .map(|v| v.into_iter().map(|a| a.addr).collect())
+            .map(|v| v.into_iter().map(|a| a.addr.into()).collect())
             .unwrap_or_default();
         let defaultroute = iface::default_route()
             .and_then(|(dev, nh)| iface::address_of(&dev).ok().map(|a| (a.addr, nh)));
@@ -434,7 +434,10 @@ impl Daemon {
                 .klips
                 .devs()
                 .into_iter()
-                .map(|d| (d.name, d.addr))
+                .flat_map(|d| {
+                    let v6 = d.addr6.map(|a| (d.name.clone(), a.into()));
+                    std::iter::once((d.name, d.addr.into())).chain(v6)
+                })
                 .collect(),
         }
     }
@@ -1227,6 +1230,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             name: p.virt.clone(),
             phys: p.phys.clone(),
             addr: a.addr,
+            addr6: None,
             phys_mtu,
             mtu,
         };
@@ -1469,7 +1473,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                             .collect()
                     })
                     .unwrap_or_default();
-                let now: (Vec<(std::net::Ipv4Addr, u32)>, Vec<u64>) =
+                let now: (Vec<(std::net::IpAddr, u32)>, Vec<u64>) =
                     (live.iter().map(|k| (k.dst, k.spi)).collect(), ike);
                 if wireshark_seen.as_ref() != Some(&now) {
                     match daemon.write_wireshark(dir) {
