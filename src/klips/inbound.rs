@@ -121,7 +121,7 @@ impl Klips {
         let dev = t.dev_for_addr(outer.dst);
         let r = match ptype {
             proto::ESP => self.esp_in(t, &outer, pkt, outer.hl..total, None, now, w),
-            proto::AH if outer.dst.is_ipv4() => self.ah_in(t, &outer, pkt, 0..total, now, w),
+            proto::AH => self.ah_in(t, &outer, pkt, 0..total, now, w),
             _ => Err(DropReason::NotIpsec),
         };
         self.finish_in(dev, r, w)
@@ -309,8 +309,7 @@ impl Klips {
         self.next_header(t, outer, &here, nh, pkt, payload, now, w)
     }
 
-    /// AH over the whole IPv4 packet `pkt[ip]` (AH over IPv6 is not handled yet: dropped as
-    /// not IPsec).
+    /// AH over the whole IPv4 or IPv6 packet `pkt[ip]`.
     fn ah_in(
         &self,
         t: &Tables,

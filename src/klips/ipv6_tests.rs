@@ -434,3 +434,48 @@ fn bad_ipv6_input_is_dropped_and_counted() {
     let drops = east.drops.totals();
     assert_eq!(drops.0, 6, "inbound drops {drops:?}");
 }
+
+/// AH over IPv6 through the datapath: alone (6-in-6 and 4-in-6 tunnels) and outside ESP,
+/// verified by the peer; a changed address fails the ICV.
+#[test]
+fn ah_over_ipv6_through_the_datapath() {
+    let ah = "\tah=hmac-sha1-96\n\tahkey=0x0123456789abcdef0123456789abcdef01234567\n";
+    for (inner6, with_esp) in [(true, false), (false, false), (true, true)] {
+        let (ls, rs, hs, hd) = if inner6 {
+            (
+                "2001:db8:1::/64",
+                "2001:db8:2::/64",
+                "2001:db8:1::10",
+                "2001:db8:2::10",
+            )
+        } else {
+            ("10.0.1.0/24", "10.0.2.0/24", "10.0.1.10", "10.0.2.10")
+        };
+        let mut text = conf(W6, E6, ls, rs, ah);
+        if !with_esp {
+            text = text
+                .replace("\tesp=aes128-sha1\n", "")
+                .replace("\tespenckey=0x00112233445566778899aabbccddeeff\n", "")
+                .replace(
+                    "\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n",
+                    "",
+                );
+        }
+        let (west, east) = pair(&text, true);
+        let inner = udp(hs, hd, b"authenticated");
+        let wire = net_packets(&send(&west, &inner));
+        assert_eq!(wire.len(), 1);
+        assert_eq!(outer(&wire[0]), (true, proto::AH), "inner v6 {inner6}");
+        let mut forged = wire[0].clone();
+        let n = forged.len();
+        forged[n - 1] ^= 1;
+        assert_eq!(
+            dropped(&receive(&east, &forged)),
+            Some(DropReason::AuthFailure)
+        );
+        let mut hops = wire[0].clone();
+        hops[7] = 3; // hop limit: mutable, not covered
+        let got = receive(&east, &hops);
+        assert_eq!(delivered(&got).as_deref(), Some(&inner[..]), "{got:?}");
+    }
+}

@@ -536,7 +536,7 @@ impl Klips {
                 cur.udp = udp;
             }
             Xform::Ah { integ, .. } => {
-                if cur.dst.is_ipv6() || cur.hl > ipv4::HEADER_LEN {
+                if cur.dst.is_ipv4() && cur.hl > ipv4::HEADER_LEN {
                     return Err(DropReason::IpOptions);
                 }
                 st.seq_out = st.seq_out.checked_add(1).ok_or(DropReason::SaExpired)?;
