@@ -422,9 +422,10 @@ impl Daemon {
     }
 
     fn host_facts(&self) -> HostFacts {
-        let local = iface::addresses()
+        let mut local: Vec<std::net::IpAddr> = iface::addresses()
             .map(|v| v.into_iter().map(|a| a.addr.into()).collect())
             .unwrap_or_default();
+        local.extend(iface::addresses6().into_iter().map(std::net::IpAddr::from));
         let defaultroute = iface::default_route()
             .and_then(|(dev, nh)| iface::address_of(&dev).ok().map(|a| (a.addr, nh)));
         HostFacts {
@@ -447,11 +448,8 @@ impl Daemon {
         for e in emits {
             match e {
                 Emit::Net { dev, pkt } => {
-                    if let (Some(s), Ok(p)) = (
-                        self.senders.get(dev),
-                        crate::wire::ipv4::Ipv4Packet::new_checked(&pkt),
-                    ) {
-                        let _ = s.send(p.dst(), &pkt);
+                    if let (Some(s), Some(dst)) = (self.senders.get(dev), datapath::dst_of(&pkt)) {
+                        let _ = s.send(dst, &pkt);
                     }
                 }
                 Emit::Tun { dev, pkt } => {
@@ -1230,7 +1228,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             name: p.virt.clone(),
             phys: p.phys.clone(),
             addr: a.addr,
-            addr6: None,
+            addr6: iface::address6_of(&p.phys),
             phys_mtu,
             mtu,
         };

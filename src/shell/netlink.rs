@@ -70,9 +70,9 @@ const RTA_TABLE: u16 = 15;
 /// Where a route sends packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// `via GATEWAY dev IFINDEX onlink` (a route into ipsecN); a gateway of the other family
-    /// than the prefix (IPv6 subnets over an IPv4 peer) makes it `dev IFINDEX`: ipsecN is a
-    /// point-to-point device with no neighbours to resolve.
+    /// `via GATEWAY dev IFINDEX onlink` (a route into ipsecN); for an IPv6 prefix it is
+    /// `dev IFINDEX` without the gateway: ipsecN is a point-to-point device with no neighbours
+    /// to resolve, and the kernel refuses an on-link IPv6 gateway there.
     Via {
         /// Next hop.
         gateway: IpAddr,
@@ -122,7 +122,7 @@ pub fn route_msg(new: bool, spec: &RouteSpec, seq: u32) -> Vec<u8> {
         RT_SCOPE_NOWHERE
     });
     m.push(ty);
-    let same = |g: &IpAddr| Family::of(*g) == spec.dst.family();
+    let same = |g: &IpAddr| Family::of(*g) == spec.dst.family() && g.is_ipv4();
     let flags = match spec.target {
         Target::Via { gateway, .. } if new && same(&gateway) => RTNH_F_ONLINK,
         _ => 0,
@@ -659,8 +659,8 @@ mod tests {
         );
     }
 
-    /// IPv6 routes: AF_INET6, 16-byte prefix and gateway; IPv6 subnets behind an IPv4 peer
-    /// route by device only; a dump of them parses back.
+    /// IPv6 routes: AF_INET6, 16-byte prefix, by device only whatever the peer's family; a
+    /// dump of them parses back.
     #[test]
     fn ipv6_route_messages() {
         let spec = |gw: IpAddr| RouteSpec {
@@ -675,12 +675,10 @@ mod tests {
         let m = route_msg(true, &spec("2001:db8::2".parse().unwrap()), 1);
         assert_eq!(m[16], libc::AF_INET6 as u8);
         assert_eq!(m[17], 48);
-        assert_eq!(m.len(), 16 + 12 + 20 + 20 + 8);
+        // IPv6 prefixes route by device only (no on-link gateway on a TUN device).
+        assert_eq!(m.len(), 16 + 12 + 20 + 8);
         assert_eq!(&m[32..38], &[0x20, 0x01, 0x0d, 0xb8, 0, 2]);
-        assert_eq!(
-            u32::from_ne_bytes(m[24..28].try_into().unwrap()),
-            RTNH_F_ONLINK
-        );
+        assert_eq!(u32::from_ne_bytes(m[24..28].try_into().unwrap()), 0);
         let dev_only = route_msg(true, &spec(Ipv4Addr::new(192, 0, 2, 2).into()), 1);
         assert_eq!(dev_only.len(), 16 + 12 + 20 + 8);
         assert_eq!(u32::from_ne_bytes(dev_only[24..28].try_into().unwrap()), 0);

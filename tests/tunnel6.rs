@@ -1,0 +1,220 @@
+//! IPv6 through manually keyed tunnels between two rswan gateways (the four-namespace topology
+//! with IPv6 added, tests/common): 6-in-6, 4-in-6 and 6-in-4 ESP with ping and a TCP transfer
+//! whose hash matches while the gateway link shows only ESP, AH over IPv6, `%reject`
+//! answering ICMPv6 administratively prohibited, and path MTU discovery through the tunnel.
+
+mod common;
+
+use std::net::Ipv6Addr;
+
+use common::*;
+
+const KEYS: &str = "\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n";
+
+fn conf(left: &str, right: &str, ls: &str, rs: &str, body: &str) -> String {
+    format!(
+        "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\nconn net\n\tleft={left}\n\tleftsubnet={ls}\n\tright={right}\n\trightsubnet={rs}\n\tspibase=0x200\n\tauto=manual\n{body}"
+    )
+}
+
+fn topo(conf: &str) -> Topo {
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    t.start_gateway(&ga, conf);
+    t.start_gateway(&gb, conf);
+    t
+}
+
+/// Ping and a TCP transfer from host A to host B's `dst` pass; the capture on the gateway
+/// link holds only `wire` packets (ESP or AH of the outer family), no cleartext marker.
+fn passes(t: &Topo, dst: &str, wire: &str) {
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("link.pcap"));
+    let (got, text) = ping_replies(&t.ha, dst, 3, 3);
+    assert_eq!(
+        got,
+        3,
+        "ping {dst}:\n{text}\n{}\n{}",
+        t.log(&t.ga),
+        t.log(&t.gb)
+    );
+    let marker = b"rswan-ipv6-cleartext-marker";
+    let (sent, recv, n) = tcp_transfer(
+        &t.ha,
+        &t.hb,
+        dst.parse::<std::net::IpAddr>().unwrap(),
+        5001,
+        payload(4 << 20, marker),
+    );
+    assert_eq!(n, 4 << 20, "TCP transfer cut short");
+    assert_eq!(sent, recv, "TCP payload hash");
+    let (lines, raw) = cap.stop();
+    assert!(
+        !contains(&raw, marker),
+        "cleartext on the gateway link\n{}\n{}",
+        t.log(&t.ga),
+        ns_must(&t.ga, &["ip", "-6", "route", "show", "table", "all"])
+    );
+    let odd: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.contains(wire) && !l.contains("ICMP6") && !l.contains("ARP"))
+        .collect();
+    assert!(odd.is_empty(), "not {wire} on the link: {odd:?}");
+    assert!(lines.iter().any(|l| l.contains(wire)), "no {wire} seen");
+}
+
+#[test]
+fn manual_6in6_ping_and_tcp() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        KEYS,
+    ));
+    passes(&t, "2001:db8:2::10", "ESP");
+    let look = t.ipsec_ok(&t.ga, &["look"]);
+    assert!(
+        look.contains("2001:db8:1::/64    -> 2001:db8:2::/64    => tun0x200@2001:db8::2"),
+        "{look}"
+    );
+}
+
+#[test]
+fn manual_4in6_ping_and_tcp() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "10.0.1.0/24",
+        "10.0.2.0/24",
+        KEYS,
+    ));
+    passes(&t, "10.0.2.10", "ESP");
+}
+
+#[test]
+fn manual_6in4_ping_and_tcp() {
+    let t = topo(&conf(
+        "192.0.2.1",
+        "192.0.2.2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        KEYS,
+    ));
+    passes(&t, "2001:db8:2::10", "ESP");
+}
+
+#[test]
+fn manual_ah_over_ipv6() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        "\tah=hmac-sha1-96\n\tahkey=0x0123456789abcdef0123456789abcdef01234567\n",
+    ));
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("ah.pcap"));
+    let (got, text) = ping_replies(&t.ha, "2001:db8:2::10", 3, 3);
+    assert_eq!(got, 3, "{text}\n{}", t.log(&t.ga));
+    let (lines, _) = cap.stop();
+    assert!(lines.iter().any(|l| l.contains("AH(spi=")), "{lines:?}");
+}
+
+/// `%reject` for an IPv6 destination answers the sender with ICMPv6 destination
+/// unreachable, administratively prohibited.
+#[test]
+fn reject_answers_icmpv6() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        KEYS,
+    ));
+    t.ipsec_ok(
+        &t.ga,
+        &[
+            "eroute",
+            "--add",
+            "--eraf",
+            "inet6",
+            "--src",
+            "2001:db8:1::/64",
+            "--dst",
+            "2001:db8:3::/64",
+            "--said",
+            "%reject",
+        ],
+    );
+    ns_must(
+        &t.ga,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "2001:db8:3::/64",
+            "dev",
+            "ipsec0",
+        ],
+    );
+    let (got, text) = ping_replies(&t.ha, "2001:db8:3::1", 1, 2);
+    assert_eq!(got, 0);
+    assert!(
+        text.contains("Administratively prohibited") || text.contains("Admin prohibited"),
+        "{text}\n{}",
+        t.log(&t.ga)
+    );
+}
+
+/// Hosts with a 9000-byte MTU: an oversized IPv6 packet gets Packet Too Big with the
+/// tunnel's MTU, and TCP over the tunnel completes (path MTU discovery works through it).
+#[test]
+fn pmtu_through_the_ipv6_tunnel() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        KEYS,
+    ));
+    let p = &t.p;
+    for (ns, dev) in [
+        (&t.ha, format!("{p}a0")),
+        (&t.ga, format!("{p}a1")),
+        (&t.gb, format!("{p}b1")),
+        (&t.hb, format!("{p}b0")),
+    ] {
+        ns_must(ns, &["ip", "link", "set", "dev", &dev, "mtu", "9000"]);
+    }
+    let o = ns_run(
+        &t.ha,
+        &[
+            "ping",
+            "-n",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "3000",
+            "2001:db8:2::10",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        text.contains("Packet too big") || text.contains("mtu="),
+        "no Packet Too Big: {text}"
+    );
+    let (sent, recv, n) = tcp_transfer(
+        &t.ha,
+        &t.hb,
+        "2001:db8:2::10".parse::<Ipv6Addr>().unwrap(),
+        5002,
+        payload(2 << 20, b"pmtu"),
+    );
+    assert_eq!((n, sent), (2 << 20, recv));
+}
