@@ -218,3 +218,17 @@ fn pmtu_through_the_ipv6_tunnel() {
     );
     assert_eq!((n, sent), (2 << 20, recv));
 }
+
+/// ESP-in-UDP over IPv6 (`forceencaps=yes`): only UDP port 4500 on the link, with the UDP
+/// checksum the receiving kernel verifies (a bad one would be dropped before rswan sees it).
+#[test]
+fn manual_esp_in_udp_over_ipv6() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        &format!("{KEYS}\tforceencaps=yes\n"),
+    ));
+    passes(&t, "2001:db8:2::10", ".4500: ");
+}

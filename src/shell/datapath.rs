@@ -23,7 +23,7 @@ use crate::sadb::SaRef;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
-use super::net::{MsgArrays, RawReceiver, RawReceiver6, RawSender, UdpSock, MAX_PKT};
+use super::net::{MsgArrays, RawReceiver, RawReceiver6, RawSender, UdpReceiver6, UdpSock, MAX_PKT};
 use super::tun::TunQueue;
 
 /// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
@@ -399,6 +399,17 @@ pub fn start(
             raw6_reader(sock, o, clock, stop)
         })?);
     }
+    // ESP-in-UDP from IPv6 peers, beside the IPv4 socket.
+    if udp.is_some() {
+        if let Ok(sock) = UdpReceiver6::bind(crate::pluto::natt::NAT_T_PORT) {
+            set_timeout(sock.fd())?;
+            let o = outputs.clone();
+            let stop = stop.clone();
+            threads.push(spawn("udp6-r4500".into(), move || {
+                udp6_reader(sock, o, clock, stop)
+            })?);
+        }
+    }
     if let Some(u) = udp {
         set_timeout(u.fd())?;
         u.enable_gro();
@@ -629,6 +640,27 @@ fn raw6_reader(sock: RawReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBoo
         let t = k.tables();
         delivered.clear();
         let v = k.inbound_buf(&t, &mut bufs[0][..len], clock.now(), &mut work);
+        inbound_result(&sink, v, 0, 0, &bufs[0][..len], &mut delivered);
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
+    }
+}
+
+/// The IPv6 UDP 4500 reader: one datagram per call, decrypted in the receive buffer.
+fn udp6_reader(sock: UdpReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; MAX_PKT]];
+    let mut delivered = Vec::with_capacity(1);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, src, dst)) = sock.recv(&mut bufs[0]) else {
+            continue;
+        };
+        let t = k.tables();
+        delivered.clear();
+        let v = k.inbound_udp_buf(&t, src, dst, &mut bufs[0][..len], clock.now(), &mut work);
         inbound_result(&sink, v, 0, 0, &bufs[0][..len], &mut delivered);
         drop(t);
         sink.deliver(&bufs, &delivered);

@@ -234,20 +234,7 @@ impl RawReceiver6 {
             Some(Protocol::from(i32::from(proto))),
         )?;
         sock.set_recv_buffer_size(8 << 20)?;
-        let on: libc::c_int = 1;
-        // SAFETY: IPV6_RECVPKTINFO takes an int; the pointer and size describe `on`.
-        let r = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_IPV6,
-                libc::IPV6_RECVPKTINFO,
-                &on as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        recv_pktinfo6(&sock)?;
         Ok(RawReceiver6 { sock, proto })
     }
 
@@ -257,12 +244,91 @@ impl RawReceiver6 {
         if buf.len() <= H {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        let (n, from, dst) = recv6(&self.sock, &mut buf[H..])?;
+        let repr = crate::wire::ipv6::Ipv6Repr {
+            src: *from.ip(),
+            dst,
+            next_header: self.proto,
+            traffic_class: 0,
+            hop_limit: 64,
+            payload_len: n,
+        };
+        if !repr.emit(buf) {
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        Ok(H + n)
+    }
+
+    /// The raw descriptor.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// The UDP port 4500 socket for IPv6 (ESP-in-UDP from IPv6 peers; IKE over IPv6 is not
+/// handled yet). Sending goes through the raw IPv6 sender, which builds the UDP header.
+#[derive(Debug)]
+pub struct UdpReceiver6 {
+    sock: Socket,
+}
+
+impl UdpReceiver6 {
+    /// Binds `[::]:port`, IPv6 only, reporting each datagram's destination address.
+    pub fn bind(port: u16) -> io::Result<UdpReceiver6> {
+        let sock = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+        sock.set_only_v6(true)?;
+        sock.set_reuse_address(true)?;
+        sock.set_recv_buffer_size(8 << 20)?;
+        recv_pktinfo6(&sock)?;
+        sock.bind(&SockAddr::from(SocketAddrV6::new(
+            Ipv6Addr::UNSPECIFIED,
+            port,
+            0,
+            0,
+        )))?;
+        Ok(UdpReceiver6 { sock })
+    }
+
+    /// Receives one datagram into `buf`: (length, sender, our address).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6Addr)> {
+        recv6(&self.sock, buf)
+    }
+
+    /// The raw descriptor.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// Asks the kernel for each datagram's destination address (IPV6_PKTINFO).
+fn recv_pktinfo6(sock: &Socket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: IPV6_RECVPKTINFO takes an int; the pointer and size describe `on`.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RECVPKTINFO,
+            &on as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One `recvmsg` on an IPv6 socket into `buf`: (length, sender, the address it was sent to).
+fn recv6(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6Addr)> {
+    {
         // SAFETY: sockaddr_in6 is a plain C struct for which all-zero is a valid value.
         let mut from: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
         let mut cmsg = CmsgBuf([0; CMSG_SPACE]);
         let mut iov = libc::iovec {
-            iov_base: buf[H..].as_mut_ptr() as *mut libc::c_void,
-            iov_len: buf.len() - H,
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
         };
         // SAFETY: msghdr is a plain C struct for which all-zero is a valid value.
         let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -274,7 +340,7 @@ impl RawReceiver6 {
         msg.msg_controllen = CMSG_SPACE as _;
         // SAFETY: `msg` points at `from`, `iov` (inside `buf`) and `cmsg`, all alive and of the
         // sizes given for the duration of the call.
-        let n = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut msg, 0) };
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -294,23 +360,13 @@ impl RawReceiver6 {
             }
         }
         let dst = dst.ok_or_else(|| io::Error::other("no IPV6_PKTINFO"))?;
-        let repr = crate::wire::ipv6::Ipv6Repr {
-            src: Ipv6Addr::from(from.sin6_addr.s6_addr),
-            dst,
-            next_header: self.proto,
-            traffic_class: 0,
-            hop_limit: 64,
-            payload_len: n,
-        };
-        if !repr.emit(buf) {
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-        }
-        Ok(H + n)
-    }
-
-    /// The raw descriptor.
-    pub fn fd(&self) -> i32 {
-        self.sock.as_raw_fd()
+        let src = SocketAddrV6::new(
+            Ipv6Addr::from(from.sin6_addr.s6_addr),
+            u16::from_be(from.sin6_port),
+            0,
+            0,
+        );
+        Ok((n, src, dst))
     }
 }
 
