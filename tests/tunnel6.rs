@@ -4,10 +4,13 @@
 //! answering ICMPv6 administratively prohibited, and path MTU discovery through the tunnel.
 
 mod common;
+mod support;
 
 use std::net::Ipv6Addr;
+use std::time::Duration;
 
 use common::*;
+use support::{daemon_alive, drops, wait_for};
 
 const KEYS: &str = "\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n";
 
@@ -231,4 +234,70 @@ fn manual_esp_in_udp_over_ipv6() {
         &format!("{KEYS}\tforceencaps=yes\n"),
     ));
     passes(&t, "2001:db8:2::10", ".4500: ");
+}
+
+/// Bad IPv6 input from gateway B's namespace — ESP with an unknown SPI, ESP cut short — is
+/// counted under its reason in `ipsec look`, raises RX dropped on ipsec0 by as many, and
+/// leaves the daemon and the tunnel working.
+#[test]
+fn bad_ipv6_input_is_dropped_and_counted() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        KEYS,
+    ));
+    let (got, text) = ping_replies(&t.ha, "2001:db8:2::10", 2, 3);
+    assert_eq!(got, 2, "{text}");
+    let inject = |pkts: Vec<Vec<u8>>| {
+        in_netns(&t.gb, move || {
+            use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+            let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(50))).unwrap();
+            let to = SockAddr::from(std::net::SocketAddrV6::new(
+                "2001:db8::1".parse().unwrap(),
+                0,
+                0,
+                0,
+            ));
+            for p in pkts {
+                s.send_to(&p, &to).unwrap();
+            }
+        })
+    };
+    for (what, reason, pkts) in [
+        (
+            "unknown SPI",
+            "no SA",
+            (0..3)
+                .map(|i| {
+                    let mut p = vec![0u8; 64];
+                    p[..4].copy_from_slice(&0xdead_0000u32.to_be_bytes());
+                    p[7] = i + 1;
+                    p
+                })
+                .collect::<Vec<_>>(),
+        ),
+        ("truncated ESP", "truncated", vec![vec![0, 0, 2, 1]; 2]),
+    ] {
+        let n = pkts.len() as u64;
+        let before = drops(&t, &t.ga);
+        let rx0 = rx_dropped(&t.ga, "ipsec0");
+        inject(pkts);
+        let reached = wait_for(Duration::from_secs(5), || {
+            drops(&t, &t.ga).get(reason) >= before.get(reason) + n
+                && rx_dropped(&t.ga, "ipsec0") >= rx0 + n
+        });
+        let after = drops(&t, &t.ga);
+        assert!(
+            reached,
+            "{what}: {before:?} -> {after:?}\n{}",
+            t.ipsec_ok(&t.ga, &["look"])
+        );
+        assert_eq!(after.get(reason) - before.get(reason), n, "{what}");
+        assert_eq!(rx_dropped(&t.ga, "ipsec0") - rx0, n, "{what}: RX dropped");
+    }
+    assert!(daemon_alive(&t, &t.ga));
+    let (got, text) = ping_replies(&t.ha, "2001:db8:2::10", 2, 3);
+    assert_eq!(got, 2, "tunnel after bad input: {text}");
 }
