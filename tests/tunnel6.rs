@@ -1,5 +1,5 @@
 //! IPv6 through manually keyed tunnels between two rswan gateways (the four-namespace topology
-//! with IPv6 added, tests/common): 6-in-6, 4-in-6 and 6-in-4 ESP with ping and a TCP transfer
+//! with IPv6 added, tests/common): 6-in-6, 4-in-6 and 6-in-4 ESP with ping and a 10 MB TCP transfer
 //! whose hash matches while the gateway link shows only ESP, AH over IPv6, `%reject`
 //! answering ICMPv6 administratively prohibited, and path MTU discovery through the tunnel.
 
@@ -47,9 +47,9 @@ fn passes(t: &Topo, dst: &str, wire: &str) {
         &t.hb,
         dst.parse::<std::net::IpAddr>().unwrap(),
         5001,
-        payload(4 << 20, marker),
+        payload(10 << 20, marker),
     );
-    assert_eq!(n, 4 << 20, "TCP transfer cut short");
+    assert_eq!(n, 10 << 20, "TCP transfer cut short");
     assert_eq!(sent, recv, "TCP payload hash");
     let (lines, raw) = cap.stop();
     assert!(
