@@ -76,6 +76,16 @@ fn manual_6in6_ping_and_tcp() {
         KEYS,
     ));
     passes(&t, "2001:db8:2::10", "ESP");
+    // Fail closed for IPv6 too: the subnet is routed into ipsec0 in table 115 with a
+    // blackhole behind it, and the rule puts that table first for everything but rswan's own.
+    let rules = ns_must(&t.ga, &["ip", "-6", "rule"]);
+    assert!(
+        rules.contains("not from all fwmark 0x115 lookup 115"),
+        "{rules}"
+    );
+    let t115 = ns_must(&t.ga, &["ip", "-6", "route", "show", "table", "115"]);
+    assert!(t115.contains("2001:db8:2::/64 dev ipsec0"), "{t115}");
+    assert!(t115.contains("blackhole 2001:db8:2::/64"), "{t115}");
     let look = t.ipsec_ok(&t.ga, &["look"]);
     assert!(
         look.contains("2001:db8:1::/64    -> 2001:db8:2::/64    => tun0x200@2001:db8::2"),
@@ -300,4 +310,19 @@ fn bad_ipv6_input_is_dropped_and_counted() {
     assert!(daemon_alive(&t, &t.ga));
     let (got, text) = ping_replies(&t.ha, "2001:db8:2::10", 2, 3);
     assert_eq!(got, 2, "tunnel after bad input: {text}");
+}
+
+/// IPComp inside ESP over IPv6: compressible traffic passes and the comp SAs are listed.
+#[test]
+fn manual_ipcomp_over_ipv6() {
+    let t = topo(&conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        &format!("{KEYS}\tcompress=yes\n"),
+    ));
+    passes(&t, "2001:db8:2::10", "ESP");
+    let spi = t.ipsec_ok(&t.ga, &["spi"]);
+    assert!(spi.contains("comp0x200@2001:db8::2"), "{spi}");
 }
