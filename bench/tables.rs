@@ -4,6 +4,8 @@
 //!   uses (`ErouteView::lookup`), with 1,024 `%trap` holds in the host-pair overlay, and the
 //!   class-by-class walk the table falls back to between a change and its index rebuild (the
 //!   only lookup before the index existed);
+//! * the same for IPv6: 10,000 IPv6 eroutes (prefix lengths /48../128, 20 classes) in one
+//!   table with the 10,000 IPv4 ones, IPv6 hits and misses through the index;
 //! * SA lookup (`Sadb::get` by SAID) among 10,000 ESP SAs, hits and misses;
 //! * baseline, in the same run: `HashMap<u64, u64>::get` with 10,000 entries (std's default
 //!   SipHash, as both tables use), hits and misses.
@@ -15,7 +17,7 @@
 mod timing;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -47,6 +49,30 @@ fn inside(rng: &mut StdRng, n: &Subnet) -> Ipv4Addr {
         rng.gen::<u32>() & !n.mask()
     };
     Ipv4Addr::from(u32::from(n.addr()) | host)
+}
+
+/// IPv6 source and destination prefix lengths (site /48, subnet /64, hosts /128, …).
+const SRC_LENS6: [u8; 5] = [48, 56, 64, 96, 128];
+const DST_LENS6: [u8; 4] = [48, 64, 96, 128];
+
+/// A random address inside the IPv6 network `n`.
+fn inside6(rng: &mut StdRng, n: &Subnet) -> Ipv6Addr {
+    let base = match n.ip() {
+        std::net::IpAddr::V6(a) => u128::from(a),
+        std::net::IpAddr::V4(_) => 0,
+    };
+    let host = if n.len() >= 128 {
+        0
+    } else {
+        rng.gen::<u128>() & (u128::MAX >> n.len())
+    };
+    Ipv6Addr::from(base | host)
+}
+
+/// A random address in 2001:db8::/32 with the low 80 bits random and the rest fixed by `site`.
+fn addr6(rng: &mut StdRng) -> Ipv6Addr {
+    let site: u128 = 0x2001_0db8 << 96;
+    Ipv6Addr::from(site | (u128::from(rng.gen::<u16>() & 0x0fff) << 80) | (rng.gen::<u128>() >> 48))
 }
 
 fn per_lookup(s: &Sample) -> Sample {
@@ -165,6 +191,68 @@ fn main() {
             ));
         }
     }
+    // --- IPv6 eroutes: 10,000 more in the same table, inside 2001:db8::/32.
+    let mut routes6: Vec<(Subnet, Subnet)> = Vec::with_capacity(N);
+    while routes6.len() < N {
+        let src = Subnet::new(addr6(&mut rng), pick_len(&mut rng, &SRC_LENS6));
+        let dst = Subnet::new(addr6(&mut rng), pick_len(&mut rng, &DST_LENS6));
+        let said = Said::new(
+            Proto::Tun,
+            0x9000 + routes6.len() as u32,
+            "2001:db8:ffff::2".parse::<Ipv6Addr>().expect("address"),
+        );
+        if table.add(Eroute::new(src, dst, said)).is_ok() {
+            routes6.push((src, dst));
+        }
+    }
+    let classes6 = {
+        let mut c: Vec<(u8, u8)> = routes6.iter().map(|(s, d)| (s.len(), d.len())).collect();
+        c.sort();
+        c.dedup();
+        c.len()
+    };
+    let e6_hits: Vec<(Ipv6Addr, Ipv6Addr)> = (0..QUERIES)
+        .map(|_| {
+            let (s, d) = routes6[rng.gen_range(0..routes6.len())];
+            (inside6(&mut rng, &s), inside6(&mut rng, &d))
+        })
+        .collect();
+    assert!(e6_hits.iter().all(|(s, d)| table.lookup(*s, *d).is_some()));
+    // Misses: source inside a known net, destination outside 2001:db8::/32.
+    let e6_misses: Vec<(Ipv6Addr, Ipv6Addr)> = (0..QUERIES)
+        .map(|_| {
+            let (s, _) = routes6[rng.gen_range(0..routes6.len())];
+            let d = (0x2001_0db9u128 << 96) | (rng.gen::<u128>() >> 32);
+            (inside6(&mut rng, &s), Ipv6Addr::from(d))
+        })
+        .collect();
+    assert!(e6_misses
+        .iter()
+        .all(|(s, d)| table.lookup(*s, *d).is_none()));
+    let view6 = table.view();
+    assert!(e_hits.iter().all(|(s, d)| view6.lookup(*s, *d).is_some()));
+    for (name, q) in [
+        ("eroute lookup, hit, IPv6 mixed (+ IPv4 table)", &e6_hits),
+        ("eroute lookup, miss, IPv6 mixed (+ IPv4 table)", &e6_misses),
+    ] {
+        if selected(name) {
+            let s = measure(|| {
+                let mut acc = 0u64;
+                for (src, dst) in q.iter() {
+                    if let Some(e) = keep(&view6).lookup(*src, *dst) {
+                        acc = acc.wrapping_add(u64::from(e.said.spi));
+                    }
+                }
+                keep(acc);
+            });
+            results.push((
+                name.into(),
+                per_lookup(&s),
+                format!("{N} IPv6 + {N} IPv4 eroutes, {classes6} IPv6 classes"),
+            ));
+        }
+    }
+
     // The same table with 1,024 trap holds (src/32 -> dst/32 %hold, the default bound) in the
     // overlay the index consults first.
     let hold = Said::new(
@@ -311,7 +399,7 @@ fn main() {
         );
         let spec = SaSpec {
             said,
-            src: Ipv4Addr::new(198, 51, 100, 1),
+            src: Ipv4Addr::new(198, 51, 100, 1).into(),
             dir: Some(Dir::In),
             xform: XformSpec::Esp {
                 enc: rswan::crypto::EncAlg::AesCbc128,

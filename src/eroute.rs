@@ -16,15 +16,20 @@
 //! behind a `%trap` cannot grow the table without bound by sending to many destinations. They
 //! are kept out of the index (whose rebuild costs O(eroutes)) in a small host-pair overlay that
 //! lookups consult first: a src/32 → dst/32 pair is the most specific match there is.
+//!
+//! Both address families live in the table: an IPv4 eroute matches IPv4 packets and an IPv6
+//! eroute IPv6 ones, each family with its own index (32-bit and 128-bit keys), so neither
+//! family's lookups pay for the other's entries. An eroute mixing the families matches nothing
+//! and [`ErouteTable::add`] refuses it.
 
 pub mod index;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::addr::Subnet;
+use crate::addr::{Family, Subnet};
 use crate::said::Said;
 
 /// One eroute.
@@ -80,7 +85,7 @@ impl Eroute {
     }
 }
 
-type Key = (u32, u32);
+type Key = (IpAddr, IpAddr);
 
 /// How many `%hold` eroutes made by `%trap` may exist at once unless configured otherwise
 /// ([`crate::klips::Klips::set_max_trap_holds`]). Each one waits for a negotiation and holds
@@ -111,7 +116,8 @@ struct Holds {
 
 impl Holds {
     fn shard(k: &Key) -> usize {
-        ((k.0 ^ k.1 ^ (k.1 >> 8)) as usize) % HOLD_SHARDS
+        let (a, b) = (crate::addr::ip_bits(k.0), crate::addr::ip_bits(k.1));
+        ((a ^ b ^ (b >> 8)) as usize) % HOLD_SHARDS
     }
 
     #[inline]
@@ -144,8 +150,22 @@ impl Holds {
 /// The indexed eroutes (all but the trap holds) in index order.
 #[derive(Debug, Default)]
 struct Indexed {
-    index: index::LpmIndex<u32>,
+    /// The IPv4 eroutes' index.
+    v4: index::LpmIndex<u32>,
+    /// The IPv6 eroutes' index.
+    v6: index::LpmIndex<u128>,
     entries: Vec<Arc<Eroute>>,
+}
+
+impl Indexed {
+    #[inline]
+    fn lookup(&self, src: IpAddr, dst: IpAddr) -> Option<u32> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.v4.lookup(u32::from(s), u32::from(d)),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.v6.lookup(u128::from(s), u128::from(d)),
+            _ => None,
+        }
+    }
 }
 
 /// A consistent read-only view of the table for packet lookups: two `Arc`s, cheap to clone
@@ -157,14 +177,14 @@ pub struct ErouteView {
 }
 
 impl ErouteView {
-    /// The most specific eroute covering a packet from `src` to `dst`.
+    /// The most specific eroute covering a packet from `src` to `dst` (of one family).
     #[inline]
-    pub fn lookup(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<&Arc<Eroute>> {
-        let (s, d) = (u32::from(src), u32::from(dst));
+    pub fn lookup(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Option<&Arc<Eroute>> {
+        let (s, d) = (src.into(), dst.into());
         if let Some(e) = self.holds.get(&(s, d)) {
             return Some(e);
         }
-        let i = self.indexed.index.lookup(s, d)?;
+        let i = self.indexed.lookup(s, d)?;
         self.indexed.entries.get(i as usize)
     }
 
@@ -179,23 +199,23 @@ impl ErouteView {
     #[inline]
     pub fn lookup_index(
         &self,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
     ) -> Option<Result<usize, &Arc<Eroute>>> {
-        let (s, d) = (u32::from(src), u32::from(dst));
+        let (s, d) = (src.into(), dst.into());
         if let Some(e) = self.holds.get(&(s, d)) {
             return Some(Err(e));
         }
-        self.indexed.index.lookup(s, d).map(|i| Ok(i as usize))
+        self.indexed.lookup(s, d).map(|i| Ok(i as usize))
     }
 }
 
 /// The table of eroutes.
 #[derive(Debug, Default)]
 pub struct ErouteTable {
-    /// Classes (source length, destination length), most specific first.
-    classes: Vec<(u8, u8)>,
-    maps: HashMap<(u8, u8), HashMap<Key, Arc<Eroute>>>,
+    /// Classes (family, source length, destination length), most specific first.
+    classes: Vec<Class>,
+    maps: HashMap<Class, HashMap<Key, Arc<Eroute>>>,
     trap_holds: TrapHolds,
     /// The read side: index over every eroute but the overlay's.
     view: ErouteView,
@@ -205,13 +225,20 @@ pub struct ErouteTable {
     generation: u64,
 }
 
+/// An eroute's class: the family of its source, then (source length, destination length).
+type Class = (Family, u8, u8);
+
+fn class(src: &Subnet, dst: &Subnet) -> Class {
+    (src.family(), src.len(), dst.len())
+}
+
 /// Whether `e` lives in the host-pair overlay instead of the index.
 fn in_overlay(e: &Eroute) -> bool {
-    e.trap_hold && e.src.len() == 32 && e.dst.len() == 32
+    e.trap_hold && e.src.is_host() && e.dst.is_host()
 }
 
 fn key(src: &Subnet, dst: &Subnet) -> Key {
-    (u32::from(src.addr()), u32::from(dst.addr()))
+    (src.ip(), dst.ip())
 }
 
 impl ErouteTable {
@@ -232,11 +259,21 @@ impl ErouteTable {
 
     /// The eroute with exactly these networks.
     pub fn get(&self, src: &Subnet, dst: &Subnet) -> Option<&Arc<Eroute>> {
-        self.maps.get(&(src.len(), dst.len()))?.get(&key(src, dst))
+        self.maps.get(&class(src, dst))?.get(&key(src, dst))
     }
 
-    /// Adds an eroute; fails if one with the same networks exists (`--add`).
+    /// Adds an eroute; fails if one with the same networks exists (`--add`) or if its networks
+    /// are of different families.
     pub fn add(&mut self, e: Eroute) -> Result<Arc<Eroute>, String> {
+        if e.src.family() != e.dst.family() {
+            return Err(format!(
+                "eroute {} -> {} mixes {} and {} networks",
+                e.src,
+                e.dst,
+                e.src.family(),
+                e.dst.family()
+            ));
+        }
         if self.get(&e.src, &e.dst).is_some() {
             return Err(format!("eroute {} -> {} already exists", e.src, e.dst));
         }
@@ -299,7 +336,7 @@ impl ErouteTable {
     }
 
     fn insert(&mut self, e: Eroute) -> (Arc<Eroute>, Option<Arc<Eroute>>) {
-        let class = (e.src.len(), e.dst.len());
+        let class = class(&e.src, &e.dst);
         let k = key(&e.src, &e.dst);
         let e = Arc::new(e);
         let map = self.maps.entry(class).or_insert_with(|| {
@@ -352,14 +389,32 @@ impl ErouteTable {
             .filter(|e| !in_overlay(e))
             .cloned()
             .collect();
-        let index = index::LpmIndex::build(entries.iter().enumerate().map(|(i, e)| index::Entry {
-            src: u32::from(e.src.addr()),
-            src_len: e.src.len(),
-            dst: u32::from(e.dst.addr()),
-            dst_len: e.dst.len(),
-            value: i as u32,
+        let pairs = || entries.iter().enumerate().map(|(i, e)| (i as u32, e));
+        let v4 = index::LpmIndex::build(pairs().filter_map(|(value, e)| {
+            match (e.src.ip(), e.dst.ip()) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => Some(index::Entry {
+                    src: u32::from(s),
+                    src_len: e.src.len(),
+                    dst: u32::from(d),
+                    dst_len: e.dst.len(),
+                    value,
+                }),
+                _ => None,
+            }
         }));
-        self.view.indexed = Arc::new(Indexed { index, entries });
+        let v6 = index::LpmIndex::build(pairs().filter_map(|(value, e)| {
+            match (e.src.ip(), e.dst.ip()) {
+                (IpAddr::V6(s), IpAddr::V6(d)) => Some(index::Entry {
+                    src: u128::from(s),
+                    src_len: e.src.len(),
+                    dst: u128::from(d),
+                    dst_len: e.dst.len(),
+                    value,
+                }),
+                _ => None,
+            }
+        }));
+        self.view.indexed = Arc::new(Indexed { v4, v6, entries });
         self.dirty = false;
         self.generation += 1;
     }
@@ -378,7 +433,7 @@ impl ErouteTable {
 
     /// Deletes the eroute with exactly these networks.
     pub fn delete(&mut self, src: &Subnet, dst: &Subnet) -> Option<Arc<Eroute>> {
-        let class = (src.len(), dst.len());
+        let class = class(src, dst);
         let map = self.maps.get_mut(&class)?;
         let k = key(src, dst);
         let old = map.remove(&k);
@@ -412,18 +467,22 @@ impl ErouteTable {
     /// The most specific eroute covering a packet from `src` to `dst`: through the index when
     /// it is up to date, else by probing each (source length, destination length) class in
     /// order of specificity.
-    pub fn lookup(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<&Arc<Eroute>> {
+    pub fn lookup(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Option<&Arc<Eroute>> {
+        let (src, dst) = (src.into(), dst.into());
         if !self.dirty {
             return self.view.lookup(src, dst);
         }
-        let (s, d) = (u32::from(src), u32::from(dst));
-        self.classes.iter().find_map(|&(sl, dl)| {
-            let k = (
-                s & crate::addr::prefix_mask(sl),
-                d & crate::addr::prefix_mask(dl),
-            );
-            self.maps.get(&(sl, dl))?.get(&k)
-        })
+        let f = Family::of(src);
+        if Family::of(dst) != f {
+            return None;
+        }
+        self.classes
+            .iter()
+            .filter(|c| c.0 == f)
+            .find_map(|&(_, sl, dl)| {
+                let k = (Subnet::new(src, sl).ip(), Subnet::new(dst, dl).ip());
+                self.maps.get(&(f, sl, dl))?.get(&k)
+            })
     }
 
     /// Every eroute, in no particular order.
@@ -447,6 +506,7 @@ impl ErouteTable {
 mod tests {
     use super::*;
     use crate::said::{Proto, Shunt};
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn net(s: &str) -> Subnet {
         s.parse().unwrap()
@@ -655,5 +715,104 @@ mod tests {
             e.proc_line(),
             "0          10.0.1.0/24        -> 10.0.2.0/24        => %trap"
         );
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    /// IPv6 eroutes keep most-specific-match order, beside IPv4 ones that never match IPv6
+    /// packets (nor the other way round), through the class walk and the index alike.
+    #[test]
+    fn ipv6_most_specific_wins_beside_ipv4() {
+        let mut t = ErouteTable::new();
+        for (s, d, sh) in [
+            ("0.0.0.0/0", "0.0.0.0/0", Shunt::Drop),
+            ("::/0", "::/0", Shunt::Pass),
+            ("2001:db8:1::/48", "2001:db8:2::/48", Shunt::Trap),
+            ("2001:db8:1::/48", "2001:db8:2::7/128", Shunt::Hold),
+            ("2001:db8:1::5/128", "::/0", Shunt::Reject),
+        ] {
+            t.add(Eroute::new(net(s), net(d), shunt(sh))).unwrap();
+        }
+        for _ in 0..2 {
+            let said = |s, d| t.lookup(ip6(s), ip6(d)).unwrap().said.shunt().unwrap();
+            assert_eq!(said("2001:db8:1::9", "2001:db8:2::9"), Shunt::Trap);
+            assert_eq!(said("2001:db8:1::9", "2001:db8:2::7"), Shunt::Hold);
+            assert_eq!(said("2001:db8:1::5", "2001:db8:2::7"), Shunt::Reject);
+            assert_eq!(said("2001:db8:9::1", "2001:db8:2::7"), Shunt::Pass);
+            assert_eq!(said_v4(&t, "10.0.1.9", "10.0.2.9"), Shunt::Drop);
+            assert!(t.lookup(ip("10.0.1.9"), ip6("2001:db8:2::9")).is_none());
+            t.refresh();
+        }
+        // A trap hold of an IPv6 host pair goes to the overlay and wins.
+        let (hs, hd) = (net("2001:db8:1::9"), net("2001:db8:2::9"));
+        t.add_trap_hold(hs, hd, shunt(Shunt::Hold), 8);
+        let e = t.view();
+        let e = e
+            .lookup(ip6("2001:db8:1::9"), ip6("2001:db8:2::9"))
+            .unwrap();
+        assert!(e.is_trap_hold());
+        assert!(t.delete(&hs, &hd).is_some());
+        assert_eq!(t.trap_holds(), 0);
+    }
+
+    fn said_v4(t: &ErouteTable, s: &str, d: &str) -> Shunt {
+        t.lookup(ip(s), ip(d)).unwrap().said.shunt().unwrap()
+    }
+
+    #[test]
+    fn mixed_families_are_refused() {
+        let mut t = ErouteTable::new();
+        let e = t
+            .add(Eroute::new(
+                net("10.0.1.0/24"),
+                net("2001:db8::/32"),
+                shunt(Shunt::Pass),
+            ))
+            .unwrap_err();
+        assert!(e.contains("mixes IPv4 and IPv6"), "{e}");
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn ten_thousand_ipv6_eroutes() {
+        let mut t = ErouteTable::new();
+        let base_s = u128::from(ip6("2001:db8:1::"));
+        let base_d = u128::from(ip6("2001:db8:2::"));
+        let tunnel = ip6("2001:db8:ffff::2");
+        for i in 0..10_000u128 {
+            let src = Subnet::new(Ipv6Addr::from(base_s + (i << 64)), 64);
+            let dst = Subnet::new(Ipv6Addr::from(base_d + (i << 64)), 64);
+            t.add(Eroute::new(
+                src,
+                dst,
+                Said::new(Proto::Tun, 0x1000 + i as u32, tunnel),
+            ))
+            .unwrap();
+            // the same number of IPv4 ones beside them
+            let src = Subnet::new(Ipv4Addr::from(0x0a00_0000 + ((i as u32) << 8)), 24);
+            let dst = Subnet::new(Ipv4Addr::from(0xac10_0000 + ((i as u32) << 8)), 24);
+            t.add(Eroute::new(
+                src,
+                dst,
+                Said::new(Proto::Tun, 0x9000 + i as u32, ip("192.0.2.2")),
+            ))
+            .unwrap();
+        }
+        for pass in 0..2 {
+            for i in (0..10_000u128).step_by(97) {
+                let e = t
+                    .lookup(
+                        Ipv6Addr::from(base_s + (i << 64) + 5),
+                        Ipv6Addr::from(base_d + (i << 64) + 9),
+                    )
+                    .unwrap();
+                assert_eq!(e.said.spi, 0x1000 + i as u32, "pass {pass}");
+                assert_eq!(e.said.dst, IpAddr::V6(tunnel));
+            }
+            t.refresh();
+        }
+        assert_eq!(t.len(), 20_000);
     }
 }

@@ -1,7 +1,7 @@
 //! Manual keying (`ipsec manual`, spec 6.2): turns a `conn` section into the SAs, SA groups,
 //! eroute and `_updown` facts that bring it up. Sans-IO: host facts are passed in.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::addr::Subnet;
 use crate::config::conf::{ConfError, ConnSection, Section};
@@ -16,12 +16,12 @@ use crate::updown::UpdownInfo;
 /// What the host looks like, for orienting a connection and picking its ipsecN.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
-    /// Every local IPv4 address.
-    pub local: Vec<Ipv4Addr>,
-    /// The default route: (address of its interface, next hop).
+    /// Every local address (IPv4 and IPv6).
+    pub local: Vec<IpAddr>,
+    /// The IPv4 default route: (address of its interface, next hop).
     pub defaultroute: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// ipsecN devices: (name, address of its physical interface).
-    pub ipsec: Vec<(String, Ipv4Addr)>,
+    /// ipsecN devices: (name, an address of its physical interface), one entry per address.
+    pub ipsec: Vec<(String, IpAddr)>,
 }
 
 /// Everything needed to bring a manual connection up.
@@ -43,9 +43,9 @@ pub struct ManualPlan {
 #[derive(Debug, Clone)]
 struct End {
     side: &'static str,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     client: Subnet,
-    nexthop: Option<Ipv4Addr>,
+    nexthop: Option<IpAddr>,
     id: Option<String>,
     updown: Option<String>,
 }
@@ -64,13 +64,13 @@ fn end(p: &Section, side: &'static str, host: &HostFacts) -> Result<End, ConfErr
                     format!("{name}=%defaultroute but there is no default route"),
                 )
             })?;
-            (a, Some(nh))
+            (IpAddr::V4(a), Some(IpAddr::V4(nh)))
         }
         _ => (
-            raw.parse::<Ipv4Addr>().map_err(|_| {
+            raw.parse::<IpAddr>().map_err(|_| {
                 p.err_at(
                     &name,
-                    format!("{name}=\"{raw}\": manual keying needs a dotted-quad address"),
+                    format!("{name}=\"{raw}\": manual keying needs an IPv4 or IPv6 address"),
                 )
             })?,
             None,
@@ -84,18 +84,32 @@ fn end(p: &Section, side: &'static str, host: &HostFacts) -> Result<End, ConfErr
     };
     let nexthop = match p.get(&key("nexthop")) {
         None | Some("%direct") => dr_nexthop,
-        Some("%defaultroute") => Some(host.defaultroute.map(|d| d.1).ok_or_else(|| {
-            p.err_at(
-                &key("nexthop"),
-                "%defaultroute but there is no default route",
-            )
-        })?),
-        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-            p.err_at(
-                &key("nexthop"),
-                format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
-            )
-        })?),
+        Some("%defaultroute") => {
+            Some(host.defaultroute.map(|d| IpAddr::V4(d.1)).ok_or_else(|| {
+                p.err_at(
+                    &key("nexthop"),
+                    "%defaultroute but there is no default route",
+                )
+            })?)
+        }
+        Some(s) => {
+            let nh = s.parse::<IpAddr>().map_err(|_| {
+                p.err_at(
+                    &key("nexthop"),
+                    format!("{}=\"{s}\" is not an IP address", key("nexthop")),
+                )
+            })?;
+            if nh.is_ipv6() != addr.is_ipv6() {
+                return Err(p.err_at(
+                    &key("nexthop"),
+                    format!(
+                        "{}={nh} is not of the address family of {name}={addr}",
+                        key("nexthop")
+                    ),
+                ));
+            }
+            Some(nh)
+        }
     };
     Ok(End {
         side,
@@ -204,6 +218,25 @@ pub fn plan(conn: &ConnSection, host: &HostFacts) -> Result<ManualPlan, ConfErro
     let at = (conn.file.as_path(), conn.line);
     let left = end(p, "left", host)?;
     let right = end(p, "right", host)?;
+    if left.addr.is_ipv6() != right.addr.is_ipv6() {
+        return Err(p.err_at(
+            "right",
+            format!(
+                "left={} and right={} are of different address families",
+                left.addr, right.addr
+            ),
+        ));
+    }
+    // Tunnel mode carries either family inside either; only the two clients must agree.
+    if left.client.family() != right.client.family() {
+        return Err(p.err_at(
+            "rightsubnet",
+            format!(
+                "leftsubnet={} and rightsubnet={} are of different address families",
+                left.client, right.client
+            ),
+        ));
+    }
     let (me, peer) = if host.local.contains(&left.addr) {
         (left, right)
     } else if host.local.contains(&right.addr) {
@@ -512,5 +545,94 @@ mod tests {
     fn good_keys_plan() {
         let p = plan_of("\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n").unwrap();
         assert_eq!(p.sas.len(), 4);
+    }
+
+    fn v6_plan(body: &str) -> Result<ManualPlan, ConfError> {
+        let text = format!(
+            "version 2\nconn net\n\tleft=2001:db8::1\n\tright=2001:db8::2\n\tspibase=0x200\n\tesp=aes128-sha1\n\tespenckey=0x00112233445566778899aabbccddeeff\n\tespauthkey=0x0123456789abcdef0123456789abcdef01234567\n{body}\tauto=manual\n"
+        );
+        let conf = IpsecConf::parse_str(&text, "/etc/ipsec.conf").unwrap();
+        let me: IpAddr = "2001:db8::1".parse().unwrap();
+        let host = HostFacts {
+            local: vec![me],
+            defaultroute: None,
+            ipsec: vec![("ipsec0".into(), me)],
+        };
+        plan(conf.conn("net").unwrap(), &host)
+    }
+
+    /// IPv6 in left/right, subnets and nexthop of a manual conn; mixed families are refused
+    /// at the line that mixes them.
+    #[test]
+    fn ipv6_manual_conn() {
+        let p = v6_plan(
+            "\tleftsubnet=2001:db8:1::/64\n\trightsubnet=10.0.2.0/24\n\tleftnexthop=fe80::1\n",
+        );
+        let e = p.unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/ipsec.conf:") && e.contains("different address families"),
+            "{e}"
+        );
+        let p = v6_plan(
+            "\tleftsubnet=10.0.1.0/24\n\trightsubnet=10.0.2.0/24\n\tleftnexthop=2001:db8::fe\n",
+        )
+        .unwrap();
+        assert_eq!(p.sas.len(), 4);
+        assert_eq!(p.sas[0].said.to_string(), "tun0x200@2001:db8::2");
+        assert_eq!(p.sas[0].src, "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(p.eroute.0.to_string(), "10.0.1.0/24");
+        assert_eq!(p.updown.next_hop.to_string(), "2001:db8::fe");
+        let e = v6_plan("\tleftnexthop=192.0.2.254\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("leftnexthop=192.0.2.254 is not of the address family"),
+            "{e}"
+        );
+        let e = v6_plan("\tleftsubnet=2001:db8:1::1/64\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("host-part bits"), "{e}");
+    }
+
+    /// An IKE-keyed conn with IPv6 addresses or subnets is refused at its line: IKE runs over
+    /// IPv4 only so far.
+    #[test]
+    fn ike_conns_with_ipv6_are_refused_clearly() {
+        use crate::pluto::connection::Connection;
+        for (body, key) in [
+            (
+                "\tleft=2001:db8::1\n\tright=192.0.2.2\n",
+                "left=2001:db8::1",
+            ),
+            (
+                "\tleft=192.0.2.1\n\tright=192.0.2.2\n\tleftsubnet=2001:db8:1::/64\n",
+                "leftsubnet=2001:db8:1::/64",
+            ),
+            (
+                "\tleft=192.0.2.1\n\tright=192.0.2.2\n\tleftnexthop=2001:db8::fe\n",
+                "leftnexthop=2001:db8::fe",
+            ),
+        ] {
+            let text = format!("version 2\nconn net\n{body}\tauthby=secret\n\tauto=add\n");
+            let conf = IpsecConf::parse_str(&text, "/etc/ipsec.conf").unwrap();
+            let cfg = crate::pluto::PlutoConfig {
+                interfaces: vec![crate::pluto::Interface {
+                    virt: "ipsec0".into(),
+                    phys: "eth0".into(),
+                    addr: "192.0.2.1".parse().unwrap(),
+                }],
+                ..Default::default()
+            };
+            let e = Connection::from_section(conf.conn("net").unwrap(), &cfg)
+                .expect_err("refused")
+                .1
+                .to_string();
+            assert!(e.starts_with("/etc/ipsec.conf:"), "{e}");
+            assert!(
+                e.contains(key) && e.contains("IKE over IPv6 is not supported yet"),
+                "{e}"
+            );
+        }
     }
 }

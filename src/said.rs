@@ -2,7 +2,7 @@
 //! and the magic shunt SAIDs (`%pass`, `%drop`, … spec 4).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 /// The security protocol of an SA.
@@ -149,14 +149,26 @@ pub struct Said {
     pub proto: Proto,
     /// The SPI (the CPI for IPComp).
     pub spi: u32,
-    /// The SA's destination address.
-    pub dst: Ipv4Addr,
+    /// The SA's destination address (either family).
+    pub dst: IpAddr,
 }
 
 impl Said {
     /// A SAID from its parts.
-    pub fn new(proto: Proto, spi: u32, dst: Ipv4Addr) -> Said {
-        Said { proto, spi, dst }
+    pub fn new(proto: Proto, spi: u32, dst: impl Into<IpAddr>) -> Said {
+        Said {
+            proto,
+            spi,
+            dst: dst.into(),
+        }
+    }
+
+    /// The destination if it is an IPv4 address (IPv4-only callers such as IKE).
+    pub fn dst_v4(&self) -> Option<Ipv4Addr> {
+        match self.dst {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
     }
 
     /// The shunt this SAID names, if it is an `int` SAID with a magic SPI.
@@ -204,7 +216,8 @@ impl std::error::Error for SaidError {}
 impl FromStr for Said {
     type Err = SaidError;
 
-    /// Accepts `esp0x1234@1.2.3.4`, `esp.1234@1.2.3.4`, `esp9@1.2.3.4` (decimal) and magic names.
+    /// Accepts `esp0x1234@1.2.3.4`, `esp.1234@1.2.3.4`, `esp9@1.2.3.4` (decimal),
+    /// `esp0x1234@2001:db8::1` and magic names.
     fn from_str(s: &str) -> Result<Said, SaidError> {
         let s = s.trim();
         if let Some(sh) = Shunt::from_name(s) {
@@ -216,9 +229,9 @@ impl FromStr for Said {
             ))
         };
         let (head, dst) = s.split_once('@').ok_or_else(bad)?;
-        let dst: Ipv4Addr = dst
+        let dst: IpAddr = dst
             .parse()
-            .map_err(|_| SaidError(format!("SAID \"{s}\": \"{dst}\" is not an IPv4 address")))?;
+            .map_err(|_| SaidError(format!("SAID \"{s}\": \"{dst}\" is not an IP address")))?;
         let (proto, rest) = [Proto::Tun, Proto::Comp, Proto::Esp, Proto::Ah, Proto::Int]
             .into_iter()
             .find_map(|p| head.strip_prefix(p.prefix()).map(|r| (p, r)))
@@ -258,5 +271,19 @@ mod tests {
         assert!("esp0xzz@1.2.3.4".parse::<Said>().is_err());
         assert!("foo0x1@1.2.3.4".parse::<Said>().is_err());
         assert!("esp0x1@1.2.3".parse::<Said>().is_err());
+    }
+
+    #[test]
+    fn ipv6_forms_round_trip() {
+        let s: Said = "esp0x1234@2001:db8::1".parse().unwrap();
+        assert_eq!(s.dst, "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.to_string(), "esp0x1234@2001:db8::1");
+        assert_eq!(s.pluto(), "esp.1234@2001:db8::1");
+        assert_eq!(s.pluto().parse::<Said>().unwrap(), s);
+        assert_eq!(s.dst_v4(), None);
+        let t: Said = "tun0x1001@2001:db8:0:1::2".parse().unwrap();
+        assert_eq!((t.proto, t.spi), (Proto::Tun, 0x1001));
+        assert_eq!(t.to_string().parse::<Said>().unwrap(), t);
+        assert!("esp0x1@2001:db8::g".parse::<Said>().is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! `_updown` (spec 9): the PLUTO_* environment handed to `leftupdown` scripts, running the script,
 //! and rswan's own default script (`ipsec _updown`) that adds and removes routes to ipsecN.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
 use crate::addr::Subnet;
@@ -39,18 +39,18 @@ impl Verb {
 pub struct UpdownInfo {
     /// Connection name (with instance suffix if any).
     pub connection: String,
-    /// Next hop toward the peer.
-    pub next_hop: Ipv4Addr,
+    /// Next hop toward the peer (the family of `peer`).
+    pub next_hop: IpAddr,
     /// ipsecN.
     pub interface: String,
     /// Our public address.
-    pub me: Ipv4Addr,
+    pub me: IpAddr,
     /// Our ID.
     pub my_id: String,
     /// Our client network (host ⇒ /32).
     pub my_client: Subnet,
     /// Peer's public address.
-    pub peer: Ipv4Addr,
+    pub peer: IpAddr,
     /// Peer's ID.
     pub peer_id: String,
     /// Peer's client network.
@@ -82,15 +82,18 @@ impl UpdownInfo {
             e("PLUTO_ME", self.me.to_string()),
             e("PLUTO_MY_ID", self.my_id.clone()),
             e("PLUTO_MY_CLIENT", self.my_client.to_string()),
-            e("PLUTO_MY_CLIENT_NET", self.my_client.addr().to_string()),
-            e("PLUTO_MY_CLIENT_MASK", self.my_client.netmask().to_string()),
+            e("PLUTO_MY_CLIENT_NET", self.my_client.ip().to_string()),
+            e(
+                "PLUTO_MY_CLIENT_MASK",
+                self.my_client.netmask_ip().to_string(),
+            ),
             e("PLUTO_PEER", self.peer.to_string()),
             e("PLUTO_PEER_ID", self.peer_id.clone()),
             e("PLUTO_PEER_CLIENT", self.peer_client.to_string()),
-            e("PLUTO_PEER_CLIENT_NET", self.peer_client.addr().to_string()),
+            e("PLUTO_PEER_CLIENT_NET", self.peer_client.ip().to_string()),
             e(
                 "PLUTO_PEER_CLIENT_MASK",
-                self.peer_client.netmask().to_string(),
+                self.peer_client.netmask_ip().to_string(),
             ),
         ]
     }
@@ -140,6 +143,11 @@ pub fn default_route_nets(peer_client: Subnet) -> Vec<Subnet> {
         vec![
             Subnet::new(Ipv4Addr::UNSPECIFIED, 1),
             Subnet::new(Ipv4Addr::new(128, 0, 0, 0), 1),
+        ]
+    } else if peer_client == Subnet::ANY6 {
+        vec![
+            Subnet::new(std::net::Ipv6Addr::UNSPECIFIED, 1),
+            Subnet::new(std::net::Ipv6Addr::new(0x8000, 0, 0, 0, 0, 0, 0, 0), 1),
         ]
     } else {
         vec![peer_client]
@@ -371,12 +379,16 @@ pub fn default_script(firewall: bool) -> i32 {
             connection: get("PLUTO_CONNECTION"),
             next_hop: get("PLUTO_NEXT_HOP")
                 .parse()
-                .unwrap_or(Ipv4Addr::UNSPECIFIED),
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             interface: get("PLUTO_INTERFACE"),
-            me: get("PLUTO_ME").parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            me: get("PLUTO_ME")
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             my_id: get("PLUTO_MY_ID"),
             my_client: get("PLUTO_MY_CLIENT").parse().unwrap_or(Subnet::ANY),
-            peer: get("PLUTO_PEER").parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            peer: get("PLUTO_PEER")
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             peer_id: get("PLUTO_PEER_ID"),
             peer_client: get("PLUTO_PEER_CLIENT").parse().unwrap_or(Subnet::ANY),
             command: None,
@@ -403,12 +415,12 @@ mod tests {
     fn env_and_verbs() {
         let u = UpdownInfo {
             connection: "net-net".into(),
-            next_hop: Ipv4Addr::new(192, 0, 2, 2),
+            next_hop: Ipv4Addr::new(192, 0, 2, 2).into(),
             interface: "ipsec0".into(),
-            me: Ipv4Addr::new(192, 0, 2, 1),
+            me: Ipv4Addr::new(192, 0, 2, 1).into(),
             my_id: "192.0.2.1".into(),
             my_client: "10.0.1.0/24".parse().unwrap(),
-            peer: Ipv4Addr::new(192, 0, 2, 2),
+            peer: Ipv4Addr::new(192, 0, 2, 2).into(),
             peer_id: "192.0.2.2".into(),
             peer_client: "10.0.2.0/24".parse().unwrap(),
             command: None,

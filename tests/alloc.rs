@@ -95,6 +95,7 @@ fn gateway(
         name: "ipsec0".into(),
         phys: "eth0".into(),
         addr: me,
+        addr6: None,
         phys_mtu: 1500,
         mtu: 1400,
     }]);
@@ -116,7 +117,7 @@ fn gateway(
     for (spi, dst, src, dir) in [(out_spi, peer, me, Dir::Out), (in_spi, me, peer, Dir::In)] {
         let spec = |said: Said, xform: XformSpec, encap| SaSpec {
             said,
-            src,
+            src: src.into(),
             dir: Some(dir),
             xform,
             replay_window: 64,

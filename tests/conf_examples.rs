@@ -22,9 +22,9 @@ fn shipped_examples_parse_and_plan() {
             }
             let left: Ipv4Addr = c.params.get("left").unwrap().parse().unwrap();
             let host = HostFacts {
-                local: vec![left],
+                local: vec![left.into()],
                 defaultroute: None,
-                ipsec: vec![("ipsec0".into(), left)],
+                ipsec: vec![("ipsec0".into(), left.into())],
             };
             let p = plan(c, &host).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(!p.sas.is_empty(), "{}: no SAs", c.name);

@@ -17,7 +17,7 @@
 //! `config setup`).
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use zeroize::Zeroizing;
 
@@ -27,9 +27,9 @@ use crate::crypto::{AuthAlg, EncAlg};
 #[derive(Clone, PartialEq, Eq)]
 pub struct EspKeys {
     /// Outer source address.
-    pub src: Ipv4Addr,
-    /// Outer destination address.
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    /// Outer destination address (the family of `src`).
+    pub dst: IpAddr,
     /// SPI.
     pub spi: u32,
     /// Cipher.
@@ -196,7 +196,8 @@ pub fn esp_sa(sas: &[EspKeys]) -> Zeroizing<String> {
         };
         let _ = writeln!(
             s,
-            "\"IPv4\",\"{}\",\"{}\",\"0x{:08x}\",\"{enc}\",\"{}\",\"{}\",\"{}\"",
+            "\"{}\",\"{}\",\"{}\",\"0x{:08x}\",\"{enc}\",\"{}\",\"{}\",\"{}\"",
+            if sa.src.is_ipv6() { "IPv6" } else { "IPv4" },
             sa.src,
             sa.dst,
             sa.spi,
@@ -295,8 +296,8 @@ mod tests {
     #[test]
     fn esp_sa_lines() {
         let cbc = EspKeys {
-            src: Ipv4Addr::new(192, 0, 2, 1),
-            dst: Ipv4Addr::new(192, 0, 2, 2),
+            src: std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+            dst: std::net::Ipv4Addr::new(192, 0, 2, 2).into(),
             spi: 0x1a2b,
             enc: EncAlg::AesCbc128,
             enc_key: z(&[0x11; 16]),
@@ -304,8 +305,8 @@ mod tests {
             auth_key: z(&[0x22; 20]),
         };
         let gcm = EspKeys {
-            src: Ipv4Addr::new(192, 0, 2, 2),
-            dst: Ipv4Addr::new(192, 0, 2, 1),
+            src: std::net::Ipv4Addr::new(192, 0, 2, 2).into(),
+            dst: std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
             spi: 0xdeadbeef,
             enc: EncAlg::AesGcm16_256,
             enc_key: z(&[0xab; 36]),

@@ -29,11 +29,12 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
     if let Some(x) = o.operands.first() {
         return err(format!("unexpected argument \"{x}\""));
     }
-    if let Some(af) = o.get("eraf") {
-        if af != "inet" {
-            return err(format!("--eraf {af} is not supported (only inet)"));
-        }
-    }
+    let eraf = match o.get("eraf") {
+        None => None,
+        Some("inet") => Some(crate::addr::Family::V4),
+        Some("inet6") => Some(crate::addr::Family::V6),
+        Some(af) => return err(format!("--eraf {af} is not supported (inet or inet6)")),
+    };
     for unsupported in ["transport-proto", "src-port", "dst-port"] {
         if o.has(unsupported) {
             return err(format!("--{unsupported} is not supported yet"));
@@ -58,6 +59,14 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
     }
     let src = subnet("--src", o.need("src")?)?;
     let dst = subnet("--dst", o.need("dst")?)?;
+    for (what, n) in [("--src", src), ("--dst", dst)] {
+        if eraf.is_some_and(|f| f != n.family()) || n.family() != src.family() {
+            return err(format!(
+                "{what} {n} is not of the eroute's address family ({})",
+                eraf.unwrap_or(src.family())
+            ));
+        }
+    }
     if o.has("del") {
         return match ctx.klips.eroutes_mut().delete(&src, &dst) {
             Some(_) => Ok(()),
@@ -110,6 +119,7 @@ mod tests {
             name: name.into(),
             phys: format!("{name}-phys"),
             addr: addr.parse().unwrap(),
+            addr6: None,
             phys_mtu: 1500,
             mtu: 1400,
         }
@@ -161,6 +171,102 @@ mod tests {
                 assert_eq!(&pkt[20 + 12..20 + 16], &[10, 0, 1, 10]);
             }
             e => panic!("{e:?}"),
+        }
+    }
+
+    fn lines_of(
+        k: &Klips,
+        f: fn(&mut Ctx<'_>, &[String]) -> Result<(), CmdError>,
+        a: &str,
+    ) -> Result<String, CmdError> {
+        let mut rng = rand::thread_rng();
+        let mut ctx = Ctx::new(k, 0, &mut rng);
+        let args: Vec<String> = a.split_whitespace().map(String::from).collect();
+        f(&mut ctx, &args)?;
+        Ok(ctx.out)
+    }
+
+    /// IPv6 SAs, groups and eroutes through the commands, listed in the IPv4 formats; family
+    /// mismatches are refused with the reason.
+    #[test]
+    fn ipv6_tables_through_the_commands() {
+        let k = Klips::new();
+        k.set_devs(vec![dev("ipsec0", "192.0.2.1")]);
+        type Cmd = fn(&mut Ctx<'_>, &[String]) -> Result<(), CmdError>;
+        let spi: Cmd = super::super::spi::run;
+        let grp: Cmd = super::super::spigrp::run;
+        let ero: Cmd = run;
+        run_cmd(
+            &k,
+            spi,
+            "--said tun0x300@2001:db8::2 --ip6 --src 2001:db8::1",
+        );
+        run_cmd(
+            &k,
+            spi,
+            "--af inet6 --edst 2001:db8::2 --spi 0x301 --proto esp --src 2001:db8::1 --esp aes128-sha1-96 --enckey 0x000102030405060708090a0b0c0d0e0f --authkey 0x000102030405060708090a0b0c0d0e0f10111213",
+        );
+        run_cmd(
+            &k,
+            super::super::spigrp::run,
+            "inet6 2001:db8::2 0x300 tun inet6 2001:db8::2 0x301 esp",
+        );
+        run_cmd(
+            &k,
+            run,
+            "--add --eraf inet6 --src 2001:db8:1::/64 --dst 2001:db8:2::/64 --said tun0x300@2001:db8::2",
+        );
+        let e = lines_of(&k, run, "").unwrap();
+        assert_eq!(
+            e,
+            "0          2001:db8:1::/64    -> 2001:db8:2::/64    => tun0x300@2001:db8::2\n"
+        );
+        let s = lines_of(&k, spi, "").unwrap();
+        assert!(
+            s.contains("tun0x300@2001:db8::2 IPIP: dir=out src=2001:db8::1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("esp0x301@2001:db8::2 ESP_AES128_HMAC_SHA1: dir=out src=2001:db8::1"),
+            "{s}"
+        );
+        let mut rng = rand::thread_rng();
+        let mut ctx = Ctx::new(&k, 0, &mut rng);
+        super::super::look::run(&mut ctx, "host", "");
+        assert!(
+            ctx.out.contains("2001:db8:1::/64    -> 2001:db8:2::/64    => tun0x300@2001:db8::2 esp0x301@2001:db8::2  (0)"),
+            "{}",
+            ctx.out
+        );
+        for (f, a, why) in [
+            (
+                spi,
+                "--said tun0x302@2001:db8::2 --ip4 --src 2001:db8::1",
+                "--ip4 does not match",
+            ),
+            (
+                spi,
+                "--said tun0x302@2001:db8::2 --ip6 --src 192.0.2.1",
+                "different address families",
+            ),
+            (
+                ero,
+                "--add --eraf inet --src 2001:db8:1::/64 --dst 2001:db8:2::/64 --said %pass",
+                "not of the eroute's address family",
+            ),
+            (
+                ero,
+                "--add --src 10.0.1.0/24 --dst 2001:db8:2::/64 --said %pass",
+                "not of the eroute's address family",
+            ),
+            (
+                grp,
+                "inet 2001:db8::2 0x300 tun",
+                "not of address family inet",
+            ),
+        ] {
+            let e = lines_of(&k, f, a).unwrap_err().to_string();
+            assert!(e.contains(why), "{a}: {e}");
         }
     }
 }

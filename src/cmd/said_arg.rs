@@ -1,7 +1,7 @@
 //! The SA designation shared by `ipsec spi`, `ipsec eroute` and `ipsec spigrp`:
 //! `--said SAID` or `--af inet --edst IP --spi 0xN --proto P`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::said::{Proto, Said};
 
@@ -32,10 +32,10 @@ pub fn parse_proto(s: &str) -> Result<Proto, CmdError> {
     }
 }
 
-/// Parses an IPv4 address argument.
-pub fn parse_ip(what: &str, s: &str) -> Result<Ipv4Addr, CmdError> {
+/// Parses an IPv4 or IPv6 address argument.
+pub fn parse_ip(what: &str, s: &str) -> Result<IpAddr, CmdError> {
     s.parse()
-        .map_err(|_| CmdError(format!("{what} \"{s}\" is not an IPv4 address")))
+        .map_err(|_| CmdError(format!("{what} \"{s}\" is not an IP address")))
 }
 
 /// The SA named by `--said` or by `--af/--edst/--spi/--proto`, if either form is present.
@@ -49,14 +49,18 @@ pub fn from_opts(o: &Opts) -> Result<Option<Said>, CmdError> {
     if !(o.has("edst") || o.has("spi") || o.has("proto")) {
         return Ok(None);
     }
-    if let Some(af) = o.get("af") {
-        if af != "inet" {
+    let dst = parse_ip("--edst", o.need("edst")?)?;
+    match (o.get("af"), dst) {
+        (None | Some("inet"), IpAddr::V4(_)) | (None | Some("inet6"), IpAddr::V6(_)) => {}
+        (Some(af @ ("inet" | "inet6")), _) => {
+            return err(format!("--edst {dst} is not of address family {af}"));
+        }
+        (Some(af), _) => {
             return err(format!(
-                "address family \"{af}\" is not supported (only inet)"
+                "address family \"{af}\" is not supported (inet or inet6)"
             ));
         }
     }
-    let dst = parse_ip("--edst", o.need("edst")?)?;
     let spi = parse_spi(o.need("spi")?)?;
     let proto = parse_proto(o.need("proto")?)?;
     Ok(Some(Said::new(proto, spi, dst)))

@@ -93,15 +93,12 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
         ctx.klips.sadb_mut().delete(&said)?;
         return Ok(());
     }
-    if o.has("ip6") {
-        return err("--ip6 is not supported (IPv4 only)");
-    }
-    let kinds = ["esp", "ah", "comp", "ip4"]
+    let kinds = ["esp", "ah", "comp", "ip4", "ip6"]
         .iter()
         .filter(|n| o.has(n))
         .count();
     if kinds != 1 {
-        return err("give exactly one of --esp, --ah, --comp, --ip4");
+        return err("give exactly one of --esp, --ah, --comp, --ip4, --ip6");
     }
     let xform = if let Some(alg) = o.get("esp") {
         if said.proto != Proto::Esp {
@@ -138,12 +135,30 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
         }
         XformSpec::Deflate
     } else {
+        // --ip4 / --ip6 name the outer header's family (KLIPS' IPIP encapsulations).
+        let (flag, v6) = if o.has("ip6") {
+            ("--ip6", true)
+        } else {
+            ("--ip4", false)
+        };
         if said.proto != Proto::Tun {
-            return err(format!("--ip4 needs a tun SA, not {said}"));
+            return err(format!("{flag} needs a tun SA, not {said}"));
+        }
+        if said.dst.is_ipv6() != v6 {
+            return err(format!(
+                "{flag} does not match the SA's destination {}",
+                said.dst
+            ));
         }
         XformSpec::Ipip
     };
     let src = said_arg::parse_ip("--src", o.need("src")?)?;
+    if src.is_ipv6() != said.dst.is_ipv6() {
+        return err(format!(
+            "--src {src} and the SA's destination {} are of different address families",
+            said.dst
+        ));
+    }
     if let Some(d) = o.get("dst") {
         if said_arg::parse_ip("--dst", d)? != said.dst {
             return err(format!(

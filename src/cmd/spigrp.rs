@@ -33,10 +33,14 @@ pub fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), CmdError> {
             return err("expected groups of AF DST SPI PROTO, or --said SA...");
         }
         for c in a.chunks(4) {
-            if c[0] != "inet" {
-                return err(format!("address family \"{}\" is not supported", c[0]));
-            }
             let dst = said_arg::parse_ip("destination", c[1])?;
+            match (c[0], dst.is_ipv6()) {
+                ("inet", false) | ("inet6", true) => {}
+                ("inet" | "inet6", _) => {
+                    return err(format!("{dst} is not of address family {}", c[0]))
+                }
+                (af, _) => return err(format!("address family \"{af}\" is not supported")),
+            }
             let spi = said_arg::parse_spi(c[2])?;
             let proto = said_arg::parse_proto(c[3])?;
             saids.push(Said::new(proto, spi, dst));

@@ -67,8 +67,11 @@ impl VirtualPrivate {
                     Some(net) => (true, net),
                     None => (false, rest),
                 };
-                if !net.contains('/') {
+                let Some((a, _)) = net.split_once('/') else {
                     return Err(bad("expected NETWORK/LENGTH".into()));
+                };
+                if a.parse::<std::net::Ipv4Addr>().is_err() {
+                    return Err(bad(format!("\"{a}\" is not an IPv4 address")));
                 }
                 let s: Subnet = net.parse().map_err(|e| bad(format!("{e}")))?;
                 if exclude {

@@ -31,9 +31,9 @@ pub fn config_files(data: &[u8]) {
             ..PlutoConfig::default()
         };
         let facts = HostFacts {
-            local: vec![ME],
+            local: vec![ME.into()],
             defaultroute: cfg.defaultroute,
-            ipsec: vec![("ipsec0".into(), ME)],
+            ipsec: vec![("ipsec0".into(), ME.into())],
         };
         for c in &conf.conns {
             let _ = Connection::from_section(c, &cfg);

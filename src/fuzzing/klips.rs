@@ -63,9 +63,9 @@ fn plans() -> &'static [ManualPlan] {
     PLANS.get_or_init(|| {
         let conf = IpsecConf::parse_str(&conf(), "fuzz.conf").expect("fuzz conf parses");
         let facts = HostFacts {
-            local: vec![ME],
+            local: vec![ME.into()],
             defaultroute: None,
-            ipsec: vec![("ipsec0".into(), ME)],
+            ipsec: vec![("ipsec0".into(), ME.into())],
         };
         conf.conns
             .iter()
@@ -81,6 +81,7 @@ fn klips() -> Klips {
         name: "ipsec0".into(),
         phys: "eth0".into(),
         addr: ME,
+        addr6: None,
         phys_mtu: 1500,
         mtu: 1400,
     }]);

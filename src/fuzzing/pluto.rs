@@ -875,8 +875,8 @@ impl World {
                 };
                 let now = self.now;
                 let a = Acquire {
-                    src: pick(mine, *src),
-                    dst: pick(theirs, *dst),
+                    src: pick(mine, *src).into(),
+                    dst: pick(theirs, *dst).into(),
                     proto: *proto,
                     sport: *sport,
                     dport: *dport,

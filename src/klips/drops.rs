@@ -59,11 +59,14 @@ pub enum DropReason {
     /// ESP arrived encapsulated differently than its SA says: raw (IP protocol 50) for an SA
     /// that uses ESP-in-UDP, or in UDP for one that does not.
     EncapMismatch,
+    /// An IPv6 extension header chain that cannot be walked (runs past the packet, hop-by-hop
+    /// options not first, too long).
+    BadExtHeaders,
 }
 
 impl DropReason {
     /// Every reason, in display order.
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::NotIpsec,
         DropReason::Truncated,
         DropReason::PayloadLenNotX4,
@@ -89,6 +92,7 @@ impl DropReason {
         DropReason::Oversize,
         DropReason::SendFailure,
         DropReason::EncapMismatch,
+        DropReason::BadExtHeaders,
     ];
 
     /// The human text, KLIPS' wording where KLIPS had one.
@@ -119,6 +123,7 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::SendFailure => "send failure",
             DropReason::EncapMismatch => "ESP encapsulation mismatch",
+            DropReason::BadExtHeaders => "bad IPv6 extension headers",
         }
     }
 }

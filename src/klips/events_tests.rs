@@ -50,6 +50,7 @@ fn side(addr: Ipv4Addr, seed: u64) -> Side {
         name: "ipsec0".into(),
         phys: "eth0".into(),
         addr,
+        addr6: None,
         phys_mtu: 1500,
         mtu: 1400,
     }]);
@@ -191,8 +192,8 @@ fn flooded_event_path_still_rekeys() {
                 assert!(a.k.send_event(SaEvent::HardExpired(other)));
             }
             a.k.send_acquire(Acquire {
-                src: Ipv4Addr::new(10, 0, 1, 10),
-                dst: Ipv4Addr::from(0x0a09_0000 + i),
+                src: Ipv4Addr::new(10, 0, 1, 10).into(),
+                dst: Ipv4Addr::from(0x0a09_0000 + i).into(),
                 proto: 6,
                 sport: 1000,
                 dport: 80,

@@ -13,7 +13,7 @@
 //! mode moves the (20-byte) outer header next to the payload. IPComp, which must inflate into
 //! new memory, is the exception (its packet comes back owned).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
@@ -21,24 +21,29 @@ use crate::sadb::lifetime::Expiry;
 use crate::sadb::sa::{Sa, Xform};
 use crate::sadb::SaRef;
 use crate::said::{Proto, Said};
-use crate::wire::ipv4::{self, proto, Ipv4Packet};
+use crate::wire::ipv4::{self, proto};
+use crate::wire::ipv6::{self, nh};
 use crate::xform::ah::{self, AhError};
 use crate::xform::esp::{EspCrypto, EspError};
 use crate::xform::ipcomp;
 
-use super::packet::{Verdict, Work};
+use super::packet::{Parsed, Verdict, Work};
 use super::{DropReason, Emit, Klips, SaEvent, Tables};
 
-/// Longest IPv4 header.
-const MAX_HDR: usize = 60;
+/// Longest outer header kept for transport mode: an IPv4 header with options, or an IPv6
+/// header with extension headers in front of the IPsec header (a longer chain is dropped as
+/// [`DropReason::BadExtHeaders`]).
+const MAX_HDR: usize = 128;
 
 /// The outer header facts carried down through nested SAs.
 struct Outer {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    /// The outer IPv4 header (rebuilt around the payload in transport mode).
+    src: IpAddr,
+    dst: IpAddr,
+    /// The outer header (rebuilt around the payload in transport mode).
     hdr: [u8; MAX_HDR],
     hl: usize,
+    /// Offset of the byte naming the payload's protocol in `hdr` (9 for IPv4).
+    nh_at: usize,
     /// The outermost ESP arrived in UDP (port 4500) rather than as IP protocol 50.
     udp: bool,
 }
@@ -66,8 +71,8 @@ impl Klips {
     /// [`Klips::inbound_udp_buf`].
     pub fn inbound_udp(
         &self,
-        src: SocketAddrV4,
-        dst: Ipv4Addr,
+        src: impl Into<SocketAddr>,
+        dst: impl Into<IpAddr>,
         data: &[u8],
         now: u64,
         out: &mut Vec<Emit>,
@@ -79,24 +84,37 @@ impl Klips {
         legacy(verdict, &v, &mut w, out);
     }
 
-    /// Processes one IPv4 packet from the ESP or AH raw socket, decrypting in place in `pkt`.
+    /// Processes one IPv4 or IPv6 packet from the ESP or AH raw socket, decrypting in place
+    /// in `pkt`.
     pub fn inbound_buf(&self, t: &Tables, pkt: &mut [u8], now: u64, w: &mut Work) -> Verdict {
-        let (outer, total, ptype) = match Ipv4Packet::new_checked(pkt) {
-            Ok(p) => {
+        let (outer, total, ptype) = match Parsed::parse(pkt) {
+            Ok(h) if h.header_len <= MAX_HDR && !h.fragment => {
                 let mut hdr = [0u8; MAX_HDR];
-                let hl = p.header_len();
-                hdr[..hl].copy_from_slice(p.header());
+                let hl = h.header_len;
+                hdr[..hl].copy_from_slice(&pkt[..hl]);
                 (
                     Outer {
-                        src: p.src(),
-                        dst: p.dst(),
+                        src: h.src,
+                        dst: h.dst,
                         hdr,
                         hl,
+                        nh_at: h.nh_at,
                         udp: false,
                     },
-                    p.total_len(),
-                    p.protocol(),
+                    h.total_len,
+                    h.proto,
                 )
+            }
+            Ok(h) if h.header_len > MAX_HDR => {
+                let dev = t.dev_for_addr(h.dst);
+                return self.dropped(dev, DropReason::BadExtHeaders, true);
+            }
+            Ok(h) => {
+                let dev = t.dev_for_addr(h.dst);
+                return self.dropped(dev, DropReason::NotIpsec, true);
+            }
+            Err(DropReason::BadExtHeaders) => {
+                return self.dropped(0, DropReason::BadExtHeaders, true)
             }
             Err(_) => return self.dropped(0, DropReason::NotIpsec, true),
         };
@@ -115,21 +133,26 @@ impl Klips {
     pub fn inbound_udp_buf(
         &self,
         t: &Tables,
-        src: SocketAddrV4,
-        dst: Ipv4Addr,
+        src: impl Into<SocketAddr>,
+        dst: impl Into<IpAddr>,
         data: &mut [u8],
         now: u64,
         w: &mut Work,
     ) -> Verdict {
+        let (src, dst) = (src.into(), dst.into());
         let dev = t.dev_for_addr(dst);
         if data == [0xff] {
             return Verdict::Done;
         }
         if data.len() >= 4 && data[..4] == [0, 0, 0, 0] {
-            return Verdict::Ike {
-                src,
-                dst,
-                at: 4..data.len(),
+            return match (src, dst) {
+                (SocketAddr::V4(src), IpAddr::V4(dst)) => Verdict::Ike {
+                    src,
+                    dst,
+                    at: 4..data.len(),
+                },
+                // IKE runs over IPv4 only so far.
+                _ => self.dropped(dev, DropReason::NotIpsec, true),
             };
         }
         if data.len() < 8 {
@@ -137,22 +160,41 @@ impl Klips {
         }
         // A plain header for transport-mode reassembly and the arrival check.
         let mut hdr = [0u8; MAX_HDR];
-        ipv4::Ipv4Repr {
-            src: *src.ip(),
-            dst,
-            protocol: proto::ESP,
-            tos: 0,
-            ttl: 64,
-            ident: 0,
-            dont_frag: false,
-            payload_len: data.len(),
-        }
-        .emit(&mut hdr);
+        let (hl, nh_at) = match (src.ip(), dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                ipv4::Ipv4Repr {
+                    src: s,
+                    dst: d,
+                    protocol: proto::ESP,
+                    tos: 0,
+                    ttl: 64,
+                    ident: 0,
+                    dont_frag: false,
+                    payload_len: data.len(),
+                }
+                .emit(&mut hdr);
+                (ipv4::HEADER_LEN, 9)
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                ipv6::Ipv6Repr {
+                    src: s,
+                    dst: d,
+                    next_header: proto::ESP,
+                    traffic_class: 0,
+                    hop_limit: 64,
+                    payload_len: data.len(),
+                }
+                .emit(&mut hdr);
+                (ipv6::HEADER_LEN, 6)
+            }
+            _ => return self.dropped(dev, DropReason::NotIpsec, true),
+        };
         let outer = Outer {
-            src: *src.ip(),
+            src: src.ip(),
             dst,
             hdr,
-            hl: ipv4::HEADER_LEN,
+            hl,
+            nh_at,
             udp: true,
         };
         let len = data.len();
@@ -172,7 +214,7 @@ impl Klips {
     }
 
     /// Checks that `sa` is usable for a packet from `src` and accounts it.
-    fn admit(&self, sa: &Sa, src: Ipv4Addr, len: usize, now: u64) -> Result<(), DropReason> {
+    fn admit(&self, sa: &Sa, src: IpAddr, len: usize, now: u64) -> Result<(), DropReason> {
         if !sa.src.is_unspecified() && sa.src != src {
             return Err(DropReason::SaSourceMismatch);
         }
@@ -267,7 +309,7 @@ impl Klips {
         self.next_header(t, outer, &here, nh, pkt, payload, now, w)
     }
 
-    /// AH over the whole IPv4 packet `pkt[ip]`.
+    /// AH over the whole IPv4 or IPv6 packet `pkt[ip]`.
     fn ah_in(
         &self,
         t: &Tables,
@@ -379,7 +421,7 @@ impl Klips {
                     owned => Ok(owned),
                 }
             }
-            proto::IPIP => {
+            proto::IPIP | nh::IPV6 => {
                 let checker = match inner_skip_comp {
                     Some(i) if group[i].said.proto == Proto::Tun => {
                         let tun = &group[i];
@@ -389,11 +431,16 @@ impl Klips {
                     Some(_) => return Err(DropReason::GroupMismatch),
                     None => here.sa(),
                 };
-                let p = Ipv4Packet::new_checked(&pkt[payload.clone()])
-                    .map_err(|_| DropReason::Truncated)?;
-                self.arrival_check(t, checker, &p)?;
-                let len = p.total_len();
-                Ok(Inner::At(payload.start..payload.start + len))
+                let p = Parsed::parse(&pkt[payload.clone()]).map_err(|e| match e {
+                    DropReason::NotIpsec => DropReason::Truncated,
+                    e => e,
+                })?;
+                // The next header names the inner family: 4 for IPv4, 41 for IPv6.
+                if p.dst.is_ipv6() != (nh == nh::IPV6) {
+                    return Err(DropReason::NotIpsec);
+                }
+                self.arrival_check(t, checker, p.src, p.dst)?;
+                Ok(Inner::At(payload.start..payload.start + p.total_len))
             }
             _ => {
                 if inner_skip_comp.is_some_and(|i| group[i].said.proto == Proto::Tun) {
@@ -403,35 +450,43 @@ impl Klips {
                 // Transport mode: the outer header goes back in front of the payload, in the
                 // buffer when there is room before it.
                 let hl = outer.hl;
+                let fix = |p: &mut [u8]| {
+                    if outer.dst.is_ipv6() {
+                        ipv6::fix_header(p, outer.nh_at, nh);
+                    } else {
+                        ipv4::fix_header(p, nh);
+                    }
+                };
                 let r = if payload.start >= hl {
                     let at = payload.start - hl..payload.end;
                     pkt[at.start..payload.start].copy_from_slice(&outer.hdr[..hl]);
-                    ipv4::fix_header(&mut pkt[at.clone()], nh);
+                    fix(&mut pkt[at.clone()]);
                     Inner::At(at)
                 } else {
                     let mut v = Vec::with_capacity(hl + payload.len());
                     v.extend_from_slice(&outer.hdr[..hl]);
                     v.extend_from_slice(&pkt[payload]);
-                    ipv4::fix_header(&mut v, nh);
+                    fix(&mut v);
                     Inner::Owned(v)
                 };
-                let bytes = match &r {
-                    Inner::At(at) => &pkt[at.clone()],
-                    Inner::Owned(v) => &v[..],
-                };
-                let p = Ipv4Packet::new_checked(bytes).map_err(|_| DropReason::Truncated)?;
-                self.arrival_check(t, here.sa(), &p)?;
+                self.arrival_check(t, here.sa(), outer.src, outer.dst)?;
                 Ok(r)
             }
         }
     }
 
-    fn arrival_check(&self, t: &Tables, sa: &Sa, inner: &Ipv4Packet<'_>) -> Result<(), DropReason> {
+    fn arrival_check(
+        &self,
+        t: &Tables,
+        sa: &Sa,
+        isrc: IpAddr,
+        idst: IpAddr,
+    ) -> Result<(), DropReason> {
         if t.params.disable_arrival_check {
             return Ok(());
         }
         match sa.policy {
-            Some((src, dst)) if !src.contains(inner.src()) || !dst.contains(inner.dst()) => {
+            Some((src, dst)) if !src.contains(isrc) || !dst.contains(idst) => {
                 Err(DropReason::ArrivalCheck)
             }
             _ => Ok(()),
@@ -498,6 +553,7 @@ mod tests {
     use crate::crypto::EncAlg;
     use crate::klips::DevInfo;
     use crate::sadb::{Dir, KeyBytes, SaSpec, UdpEncap, XformSpec};
+    use std::net::{Ipv4Addr, SocketAddrV4};
 
     const US: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -515,6 +571,7 @@ mod tests {
             name: "ipsec0".into(),
             phys: "eth0".into(),
             addr: US,
+            addr6: None,
             phys_mtu: 1500,
             mtu: 1400,
         }]);
@@ -530,7 +587,7 @@ mod tests {
         ] {
             let spec = SaSpec {
                 said: Said::new(Proto::Esp, spi, US),
-                src: PEER,
+                src: PEER.into(),
                 dir: Some(Dir::In),
                 xform: XformSpec::Esp {
                     enc: EncAlg::AesGcm16_128,

@@ -8,11 +8,13 @@ pub mod drops;
 #[cfg(test)]
 mod events_tests;
 pub mod inbound;
+#[cfg(test)]
+mod ipv6_tests;
 pub mod outbound;
 pub mod packet;
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -23,9 +25,10 @@ use crate::eroute::{ErouteTable, ErouteView, DEFAULT_MAX_TRAP_HOLDS};
 use crate::fasthash::FastMap;
 use crate::sadb::{Sadb, SadbView};
 
+pub use crate::addr::Family;
 pub use drops::{DropReason, DropStats, Notice, NoticeStats};
 pub use outbound::Decision;
-pub use packet::{gso_run, Family, GsoRun, PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
+pub use packet::{gso_run, GsoRun, PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
 
 /// Acquires waiting for the keying daemon at most. Identical acquires are merged while they
 /// wait; past this bound a new acquire is left to the keying daemon's shunt scan, which treats
@@ -93,9 +96,9 @@ pub enum Emit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Acquire {
     /// Packet source.
-    pub src: Ipv4Addr,
-    /// Packet destination.
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    /// Packet destination (the family of `src`).
+    pub dst: IpAddr,
     /// IP protocol of the packet.
     pub proto: u8,
     /// Source port (TCP/UDP, else 0).
@@ -130,8 +133,11 @@ pub struct DevInfo {
     pub name: String,
     /// The physical interface it is attached to.
     pub phys: String,
-    /// The physical interface's IPv4 address (our address on that side).
+    /// The physical interface's IPv4 address (our address on that side; `0.0.0.0` if it has
+    /// none).
     pub addr: Ipv4Addr,
+    /// The physical interface's IPv6 address, if it has one.
+    pub addr6: Option<Ipv6Addr>,
     /// The physical interface's MTU.
     pub phys_mtu: usize,
     /// ipsecN's MTU.
@@ -174,15 +180,35 @@ pub struct Tables {
     pub params: Params,
 }
 
+impl DevInfo {
+    /// Whether `ip` is this device's physical address (of either family).
+    pub fn has(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => a == self.addr && !a.is_unspecified(),
+            IpAddr::V6(a) => self.addr6 == Some(a),
+        }
+    }
+
+    /// Our address of `family` on the physical interface, if it has one.
+    pub fn local(&self, family: Family) -> Option<IpAddr> {
+        match family {
+            Family::V4 => (!self.addr.is_unspecified()).then_some(IpAddr::V4(self.addr)),
+            Family::V6 => self.addr6.map(IpAddr::V6),
+        }
+    }
+}
+
 impl Tables {
     /// Index of the device whose address is `addr` (0 if none matches).
-    pub fn dev_for_addr(&self, addr: Ipv4Addr) -> usize {
-        self.devs.iter().position(|d| d.addr == addr).unwrap_or(0)
+    pub fn dev_for_addr(&self, addr: impl Into<IpAddr>) -> usize {
+        let addr = addr.into();
+        self.devs.iter().position(|d| d.has(addr)).unwrap_or(0)
     }
 
     /// Whether `addr` is one of our physical addresses.
-    pub fn is_local(&self, addr: Ipv4Addr) -> bool {
-        self.devs.iter().any(|d| d.addr == addr)
+    pub fn is_local(&self, addr: impl Into<IpAddr>) -> bool {
+        let addr = addr.into();
+        self.devs.iter().any(|d| d.has(addr))
     }
 }
 
@@ -509,16 +535,18 @@ impl Klips {
     }
 
     /// Index of the device whose address is `addr` (0 if none matches).
-    pub fn dev_for_addr(&self, addr: Ipv4Addr) -> usize {
+    pub fn dev_for_addr(&self, addr: impl Into<IpAddr>) -> usize {
+        let addr = addr.into();
         read(&self.devs)
             .iter()
-            .position(|d| d.addr == addr)
+            .position(|d| d.has(addr))
             .unwrap_or(0)
     }
 
     /// Whether `addr` is one of our physical addresses.
-    pub fn is_local(&self, addr: Ipv4Addr) -> bool {
-        read(&self.devs).iter().any(|d| d.addr == addr)
+    pub fn is_local(&self, addr: impl Into<IpAddr>) -> bool {
+        let addr = addr.into();
+        read(&self.devs).iter().any(|d| d.has(addr))
     }
 
     /// Counts and reports a packet discarded on its way out through ipsecN.
@@ -566,8 +594,8 @@ mod tests {
 
     fn acquire(i: u16) -> Acquire {
         Acquire {
-            src: Ipv4Addr::new(10, 0, 1, 10),
-            dst: Ipv4Addr::new(10, 0, 2, (i % 250) as u8),
+            src: Ipv4Addr::new(10, 0, 1, 10).into(),
+            dst: Ipv4Addr::new(10, 0, 2, (i % 250) as u8).into(),
             proto: 17,
             sport: 1000 + i,
             dport: 53,
@@ -646,6 +674,7 @@ mod tests {
             name: "ipsec0".into(),
             phys: "eth0".into(),
             addr: Ipv4Addr::new(192, 0, 2, 1),
+            addr6: None,
             phys_mtu: 1500,
             mtu: 1400,
         }]);
@@ -653,7 +682,7 @@ mod tests {
         life.packets.soft = 1;
         let spec = SaSpec {
             said: Said::new(Proto::Esp, 0x200, Ipv4Addr::new(192, 0, 2, 2)),
-            src: Ipv4Addr::new(192, 0, 2, 1),
+            src: Ipv4Addr::new(192, 0, 2, 1).into(),
             dir: Some(Dir::Out),
             xform: XformSpec::Esp {
                 enc: crate::crypto::EncAlg::AesGcm16_128,
@@ -719,7 +748,7 @@ mod tests {
         life.addtime.hard = 10;
         let spec = SaSpec {
             said: Said::new(Proto::Esp, 0x300, Ipv4Addr::new(192, 0, 2, 2)),
-            src: Ipv4Addr::new(192, 0, 2, 1),
+            src: Ipv4Addr::new(192, 0, 2, 1).into(),
             dir: Some(Dir::Out),
             xform: XformSpec::Esp {
                 enc: crate::crypto::EncAlg::AesGcm16_128,

@@ -11,13 +11,16 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::addr::Subnet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::addr::{Family, Subnet};
 use crate::eroute::Eroute;
 use crate::sadb::lifetime::Expiry;
 use crate::sadb::sa::{Sa, Xform};
 use crate::said::{Proto, Said, Shunt};
-use crate::wire::icmp;
 use crate::wire::ipv4::{self, proto, Ipv4Packet};
+use crate::wire::ipv6::{self, nh, Ipv6Packet};
+use crate::wire::{icmp, icmpv6};
 use crate::xform::ipcomp::{self, CompressOutcome};
 
 use super::packet::{PacketBuf, Parsed, Transmit, UdpFlow, Verdict, Work};
@@ -52,7 +55,8 @@ impl Decision<'_> {
 const IKE_PORTS: [u16; 2] = [500, 4500];
 
 struct Dev {
-    addr: std::net::Ipv4Addr,
+    addr: Ipv4Addr,
+    addr6: Option<Ipv6Addr>,
     phys_mtu: usize,
     mtu: usize,
 }
@@ -61,13 +65,15 @@ struct Dev {
 /// re-parsed).
 #[derive(Clone, Copy)]
 struct Cur {
-    src: std::net::Ipv4Addr,
-    dst: std::net::Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     tos: u8,
     dont_frag: bool,
     fragment: bool,
-    /// IP header length.
+    /// IP header length (IPv6: with the extension headers in front of the payload).
     hl: usize,
+    /// Offset of the byte naming the payload's protocol.
+    nh_at: usize,
     /// The payload's protocol.
     proto: u8,
     /// ESP-in-UDP ports once ESP went into UDP.
@@ -145,7 +151,6 @@ impl Klips {
         };
         // Link padding beyond the IP length is not part of the packet.
         buf.narrow(0..h.total_len);
-        let (src, dst) = h.v4();
         let as_is = Transmit {
             dev,
             src: h.src,
@@ -154,7 +159,7 @@ impl Klips {
             udp: None,
             payload_offset: h.header_len,
         };
-        let Some(eroute) = t.eroutes.lookup(src, dst) else {
+        let Some(eroute) = t.eroutes.lookup(h.src, h.dst) else {
             if ike_bypass(t, &h, None) {
                 return Decision::Done(Verdict::Send(as_is));
             }
@@ -168,14 +173,18 @@ impl Klips {
             Some(Shunt::Pass) => Verdict::Send(as_is),
             Some(Shunt::Drop) => self.dropped(dev, DropReason::ShuntDrop, false),
             Some(Shunt::Reject) => {
-                if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
-                    let from = t
-                        .devs
-                        .get(dev)
-                        .map_or(std::net::Ipv4Addr::UNSPECIFIED, |d| d.addr);
-                    if let Some(icmp) = icmp::unreachable(&p, from, icmp::PKT_FILTERED, 0) {
-                        w.extra.push(Emit::Local { pkt: icmp });
-                    }
+                let d = t.devs.get(dev);
+                let icmp = match h.family {
+                    Family::V4 => Ipv4Packet::new_checked(buf.bytes()).ok().and_then(|p| {
+                        let from = d.map_or(Ipv4Addr::UNSPECIFIED, |d| d.addr);
+                        icmp::unreachable(&p, from, icmp::PKT_FILTERED, 0)
+                    }),
+                    Family::V6 => Ipv6Packet::new_checked(buf.bytes())
+                        .ok()
+                        .and_then(|p| icmpv6::unreachable(&p, d.and_then(|d| d.addr6)?)),
+                };
+                if let Some(pkt) = icmp {
+                    w.extra.push(Emit::Local { pkt });
                 }
                 self.dropped(dev, DropReason::ShuntReject, false)
             }
@@ -213,11 +222,13 @@ impl Klips {
         let dv = match t.devs.get(dev) {
             Some(d) => Dev {
                 addr: d.addr,
+                addr6: d.addr6,
                 phys_mtu: d.phys_mtu,
                 mtu: d.mtu,
             },
             None => Dev {
-                addr: std::net::Ipv4Addr::UNSPECIFIED,
+                addr: Ipv4Addr::UNSPECIFIED,
+                addr6: None,
                 phys_mtu: 1500,
                 mtu: 1500,
             },
@@ -243,13 +254,9 @@ impl Klips {
     }
 
     fn trap(&self, s: Shunt, e: &Eroute, h: &Parsed, pkt: &[u8], dev: usize, w: &mut Work) {
-        let (psrc, pdst) = h.v4();
+        let (psrc, pdst) = (h.src, h.dst);
         let (sport, dport) = h.ports;
-        let hold = Said::new(
-            Proto::Int,
-            Shunt::Hold.spi(),
-            std::net::Ipv4Addr::UNSPECIFIED,
-        );
+        let hold = Said::new(Proto::Int, Shunt::Hold.spi(), Ipv4Addr::UNSPECIFIED);
         let (src, dst) = if s == Shunt::TrapSubnet {
             (e.src, e.dst)
         } else {
@@ -297,21 +304,39 @@ impl Klips {
         rng: &mut dyn RngCore,
         w: &mut Work,
     ) -> Verdict {
-        if h.dont_frag && buf.len() > d.mtu && t.params.fragicmp {
-            if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
-                if let Some(icmp) = icmp::unreachable(&p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16) {
-                    w.extra.push(Emit::Local { pkt: icmp });
+        if h.dont_frag && buf.len() > d.mtu {
+            match h.family {
+                Family::V4 if t.params.fragicmp => {
+                    if let Ok(p) = Ipv4Packet::new_checked(buf.bytes()) {
+                        if let Some(icmp) =
+                            icmp::unreachable(&p, d.addr, icmp::FRAG_NEEDED, d.mtu as u16)
+                        {
+                            w.extra.push(Emit::Local { pkt: icmp });
+                        }
+                    }
+                }
+                Family::V4 => {}
+                // Routers never fragment IPv6 (RFC 8200 5): the sender learns the tunnel's MTU
+                // from Packet Too Big and the packet goes no further.
+                Family::V6 => {
+                    let mtu = d.mtu.max(ipv6::MIN_MTU) as u32;
+                    if let (Ok(p), Some(from)) = (Ipv6Packet::new_checked(buf.bytes()), d.addr6) {
+                        if let Some(icmp) = icmpv6::packet_too_big(&p, from, mtu) {
+                            w.extra.push(Emit::Local { pkt: icmp });
+                        }
+                    }
+                    return self.dropped(dev, DropReason::Oversize, false);
                 }
             }
         }
-        let (src, dst) = h.v4();
         let mut cur = Cur {
-            src,
-            dst,
+            src: h.src,
+            dst: h.dst,
             tos: h.tos,
             dont_frag: h.dont_frag,
             fragment: h.fragment,
             hl: h.header_len,
+            nh_at: h.nh_at,
             proto: h.proto,
             udp: None,
         };
@@ -323,12 +348,17 @@ impl Klips {
         if buf.len() <= d.phys_mtu {
             return Verdict::Send(Transmit {
                 dev,
-                src: cur.src.into(),
-                dst: cur.dst.into(),
+                src: cur.src,
+                dst: cur.dst,
                 tos: cur.tos,
                 udp: cur.udp,
                 payload_offset: cur.hl + if cur.udp.is_some() { 8 } else { 0 },
             });
+        }
+        if cur.dst.is_ipv6() {
+            // An outer IPv6 packet is not fragmented here: ipsecN's MTU leaves room for the
+            // overhead, so only a misconfigured MTU gets here.
+            return self.dropped(dev, DropReason::Oversize, false);
         }
         match ipv4::fragment(buf.bytes(), d.phys_mtu) {
             Some(frags) => {
@@ -370,31 +400,62 @@ impl Klips {
             Xform::Ipip => {
                 drop(st);
                 let inner_len = buf.len();
-                if !buf.push_front(ipv4::HEADER_LEN) {
-                    return Err(DropReason::Oversize);
-                }
                 let tos = if t.params.hidetos { 0 } else { cur.tos };
-                let repr = ipv4::Ipv4Repr {
-                    src: sa.src,
-                    dst: sa.said.dst,
-                    protocol: proto::IPIP,
-                    tos,
-                    ttl: 64,
-                    ident: self.next_ident(),
-                    dont_frag: cur.dont_frag,
-                    payload_len: inner_len,
+                // The inner packet's family names the payload: IPv4 (4) or IPv6 (41).
+                let inner = if cur.src.is_ipv6() {
+                    nh::IPV6
+                } else {
+                    proto::IPIP
                 };
-                if !repr.emit(buf.bytes_mut()) {
-                    return Err(DropReason::Oversize);
-                }
+                let (hl, nh_at) = match (sa.src, sa.said.dst) {
+                    (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                        if !buf.push_front(ipv4::HEADER_LEN) {
+                            return Err(DropReason::Oversize);
+                        }
+                        let repr = ipv4::Ipv4Repr {
+                            src,
+                            dst,
+                            protocol: inner,
+                            tos,
+                            ttl: 64,
+                            ident: self.next_ident(),
+                            dont_frag: cur.dont_frag,
+                            payload_len: inner_len,
+                        };
+                        if !repr.emit(buf.bytes_mut()) {
+                            return Err(DropReason::Oversize);
+                        }
+                        (ipv4::HEADER_LEN, 9)
+                    }
+                    (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                        if !buf.push_front(ipv6::HEADER_LEN) {
+                            return Err(DropReason::Oversize);
+                        }
+                        let repr = ipv6::Ipv6Repr {
+                            src,
+                            dst,
+                            next_header: inner,
+                            traffic_class: tos,
+                            hop_limit: 64,
+                            payload_len: inner_len,
+                        };
+                        if !repr.emit(buf.bytes_mut()) {
+                            return Err(DropReason::Oversize);
+                        }
+                        (ipv6::HEADER_LEN, 6)
+                    }
+                    // Sa::new refuses such an SA; nothing of it is sent.
+                    _ => return Err(DropReason::ErouteWithoutSa),
+                };
                 *cur = Cur {
                     src: sa.src,
                     dst: sa.said.dst,
                     tos,
                     dont_frag: cur.dont_frag,
                     fragment: false,
-                    hl: ipv4::HEADER_LEN,
-                    proto: proto::IPIP,
+                    hl,
+                    nh_at,
+                    proto: inner,
                     udp: None,
                 };
             }
@@ -422,8 +483,7 @@ impl Klips {
                     let n = w.scratch.len();
                     buf.bytes_mut()[hl..hl + n].copy_from_slice(&w.scratch);
                     buf.narrow(0..hl + n);
-                    ipv4::fix_header(buf.bytes_mut(), proto::COMP);
-                    cur.proto = proto::COMP;
+                    fix_outer(buf.bytes_mut(), cur, proto::COMP);
                 }
             }
             Xform::Esp { crypto, .. } => {
@@ -462,18 +522,21 @@ impl Klips {
                     pkt[hl..hl + 2].copy_from_slice(&f.sport.to_be_bytes());
                     pkt[hl + 2..hl + 4].copy_from_slice(&f.dport.to_be_bytes());
                     pkt[hl + 4..hl + 6].copy_from_slice(&ulen.to_be_bytes());
-                    // RFC 3948 2.1: the checksum is sent as zero.
+                    // RFC 3948 2.1: the checksum is sent as zero over IPv4; over IPv6 a zero
+                    // UDP checksum is not allowed (RFC 8200 8.1), so it is computed.
                     pkt[hl + 6..hl + 8].copy_from_slice(&[0, 0]);
-                    ipv4::fix_header(pkt, proto::UDP);
-                    cur.proto = proto::UDP;
+                    if let (IpAddr::V6(s), IpAddr::V6(d)) = (cur.src, cur.dst) {
+                        let c = ipv6::upper_checksum(s, d, proto::UDP, &pkt[hl..]);
+                        pkt[hl + 6..hl + 8].copy_from_slice(&c.to_be_bytes());
+                    }
+                    fix_outer(pkt, cur, proto::UDP);
                 } else {
-                    ipv4::fix_header(pkt, proto::ESP);
-                    cur.proto = proto::ESP;
+                    fix_outer(pkt, cur, proto::ESP);
                 }
                 cur.udp = udp;
             }
             Xform::Ah { integ, .. } => {
-                if cur.hl > ipv4::HEADER_LEN {
+                if cur.dst.is_ipv4() && cur.hl > ipv4::HEADER_LEN {
                     return Err(DropReason::IpOptions);
                 }
                 st.seq_out = st.seq_out.checked_add(1).ok_or(DropReason::SaExpired)?;
@@ -516,10 +579,21 @@ impl Klips {
     }
 }
 
+/// Sets the outermost header's payload protocol to `next` and its length to the packet's (after
+/// a transform in transport position), for either family.
+fn fix_outer(pkt: &mut [u8], cur: &mut Cur, next: u8) {
+    if cur.dst.is_ipv6() {
+        ipv6::fix_header(pkt, cur.nh_at, next);
+    } else {
+        ipv4::fix_header(pkt, next);
+    }
+    cur.proto = next;
+}
+
 /// Locally sourced IKE (UDP 500/4500 from one of our addresses) skips eroutes that would send
 /// it into its own SA.
 fn ike_bypass(t: &Tables, h: &Parsed, e: Option<&Arc<Eroute>>) -> bool {
-    let (src, dst) = h.v4();
+    let (src, dst) = (h.src, h.dst);
     if h.proto != proto::UDP || !t.is_local(src) {
         return false;
     }
@@ -544,6 +618,7 @@ mod tests {
             name: "ipsec0".into(),
             phys: "eth0".into(),
             addr: "192.0.2.1".parse().unwrap(),
+            addr6: None,
             phys_mtu: 1500,
             mtu: 1355,
         }]);
@@ -626,7 +701,7 @@ mod tests {
         let t = k.eroutes();
         assert_eq!(t.trap_holds(), 4);
         assert_eq!(t.len(), 5, "the %trap and 4 holds");
-        let src = Subnet::host("10.0.1.10".parse().unwrap());
+        let src = Subnet::host("10.0.1.10".parse::<std::net::Ipv4Addr>().unwrap());
         for i in 0..10 {
             let h = t.get(&src, &Subnet::host(dst(i)));
             assert_eq!(h.is_some(), i >= 6, "hold for {}", dst(i));
@@ -674,8 +749,12 @@ mod tests {
     fn gcm_spec() -> crate::sadb::SaSpec {
         use crate::sadb::{Dir, KeyBytes, SaSpec, XformSpec};
         SaSpec {
-            said: Said::new(Proto::Esp, 0x200, "192.0.2.2".parse().unwrap()),
-            src: "192.0.2.1".parse().unwrap(),
+            said: Said::new(
+                Proto::Esp,
+                0x200,
+                "192.0.2.2".parse::<std::net::Ipv4Addr>().unwrap(),
+            ),
+            src: "192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap().into(),
             dir: Some(Dir::Out),
             xform: XformSpec::Esp {
                 enc: crate::crypto::EncAlg::AesGcm16_128,

@@ -6,7 +6,9 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::ops::Range;
 
+use crate::addr::Family;
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
 
 use super::DropReason;
 
@@ -163,15 +165,6 @@ impl PacketBuf {
     }
 }
 
-/// The address family of an IP packet. The datapath parses a packet's header once and
-/// dispatches on this; IPv6 slots in as a second variant with `wire::ipv6` beside
-/// `wire::ipv4`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// IPv4.
-    V4,
-}
-
 /// What the datapath needs from an IP header, parsed once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parsed {
@@ -181,15 +174,20 @@ pub struct Parsed {
     pub src: IpAddr,
     /// Destination address.
     pub dst: IpAddr,
-    /// Upper-layer protocol (IPv4 protocol field).
+    /// Upper-layer protocol (IPv4 protocol field; for IPv6 the last next header of the
+    /// extension header chain).
     pub proto: u8,
-    /// Header length in bytes (options included).
+    /// Header length in bytes (IPv4 options, IPv6 extension headers included): where the
+    /// upper layer starts.
     pub header_len: usize,
+    /// Offset of the byte naming `proto` (9 in IPv4; in IPv6 the fixed header's or the last
+    /// extension header's next-header byte).
+    pub nh_at: usize,
     /// Length of the packet as the header says (trailing link padding excluded).
     pub total_len: usize,
     /// Type of service / traffic class.
     pub tos: u8,
-    /// Don't fragment.
+    /// Don't fragment (always for IPv6, which routers never fragment).
     pub dont_frag: bool,
     /// A fragment (not the whole datagram).
     pub fragment: bool,
@@ -209,6 +207,7 @@ impl Parsed {
                     dst: IpAddr::V4(p.dst()),
                     proto: p.protocol(),
                     header_len: p.header_len(),
+                    nh_at: 9,
                     total_len: p.total_len(),
                     tos: p.tos(),
                     dont_frag: p.dont_frag(),
@@ -216,15 +215,28 @@ impl Parsed {
                     ports: p.ports(),
                 })
             }
+            Some(6) => {
+                let p = Ipv6Packet::new_checked(pkt).map_err(|_| DropReason::Truncated)?;
+                let u = p.upper().map_err(|_| DropReason::BadExtHeaders)?;
+                Ok(Parsed {
+                    family: Family::V6,
+                    src: IpAddr::V6(p.src()),
+                    dst: IpAddr::V6(p.dst()),
+                    proto: u.proto,
+                    header_len: u.offset,
+                    nh_at: u.nh_at,
+                    total_len: p.total_len(),
+                    tos: p.traffic_class(),
+                    dont_frag: true,
+                    fragment: u.fragment.is_some(),
+                    ports: if u.is_later_fragment() {
+                        (0, 0)
+                    } else {
+                        crate::wire::ipv6::ports_at(pkt, u)
+                    },
+                })
+            }
             _ => Err(DropReason::NotIpsec),
-        }
-    }
-
-    /// The IPv4 source and destination (IPv4 is the only family so far).
-    pub fn v4(&self) -> (Ipv4Addr, Ipv4Addr) {
-        match (self.src, self.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => (s, d),
-            _ => (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED),
         }
     }
 }
@@ -486,8 +498,27 @@ mod tests {
         assert_eq!(h.family, Family::V4);
         assert_eq!(h.ports, (53, 54));
         assert_eq!((h.header_len, h.total_len, h.proto), (20, 28, 17));
-        p[0] = 0x60;
+        p[0] = 0x70;
         assert_eq!(Parsed::parse(&p), Err(DropReason::NotIpsec));
+        let mut p6 = [0u8; 48];
+        crate::wire::ipv6::Ipv6Repr {
+            src: "2001:db8:1::10".parse().unwrap(),
+            dst: "2001:db8:2::10".parse().unwrap(),
+            next_header: 17,
+            traffic_class: 0,
+            hop_limit: 64,
+            payload_len: 8,
+        }
+        .emit(&mut p6);
+        p6[40..44].copy_from_slice(&[0, 53, 0, 54]);
+        let h = Parsed::parse(&p6).unwrap();
+        assert_eq!(h.family, Family::V6);
+        assert_eq!(
+            (h.header_len, h.total_len, h.proto, h.nh_at),
+            (40, 48, 17, 6)
+        );
+        assert_eq!(h.ports, (53, 54));
+        assert_eq!(Parsed::parse(&p6[..30]), Err(DropReason::Truncated));
         assert_eq!(Parsed::parse(&[]), Err(DropReason::NotIpsec));
     }
 }

@@ -302,6 +302,13 @@ fn conf_err(c: &ConnSection, msg: impl Into<String>) -> ConfError {
     ConfError::new(c.file.clone(), c.line, msg)
 }
 
+/// The refusal of an IPv6 value in an IKE-keyed conn (manual conns take IPv6).
+fn ike_v6(key: &str, v: &str) -> String {
+    format!(
+        "{key}={v}: IKE over IPv6 is not supported yet (manually keyed conns, auto=manual, are)"
+    )
+}
+
 struct RawEnd {
     host: Option<Ipv4Addr>,
     dr_nexthop: Option<Ipv4Addr>,
@@ -340,6 +347,7 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
                 _ => PeerKind::OpportunisticGroup,
             },
         }),
+        s if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(p.err_at(side, ike_v6(side, s))),
         s => s
             .parse::<Ipv4Addr>()
             .map(|a| RawEnd {
@@ -377,7 +385,13 @@ fn build_end(
         }
         Some(s) => (
             s.parse::<Subnet>()
-                .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,
+                .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))
+                .and_then(|n| match n.family() {
+                    crate::addr::Family::V4 => Ok(n),
+                    crate::addr::Family::V6 => {
+                        Err(p.err_at(&key("subnet"), ike_v6(&key("subnet"), s)))
+                    }
+                })?,
             true,
         ),
         None => (
@@ -389,6 +403,9 @@ fn build_end(
         None | Some("%direct") => raw.dr_nexthop,
         Some("%defaultroute") if ours => cfg.defaultroute.map(|d| d.1),
         Some("%defaultroute") => None,
+        Some(s) if s.parse::<std::net::Ipv6Addr>().is_ok() => {
+            return Err(p.err_at(&key("nexthop"), ike_v6(&key("nexthop"), s)))
+        }
         Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
             p.err_at(
                 &key("nexthop"),
@@ -890,12 +907,12 @@ impl Connection {
         let peer = self.that.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
         crate::updown::UpdownInfo {
             connection: self.key(),
-            next_hop: self.this.nexthop.unwrap_or(peer),
+            next_hop: self.this.nexthop.unwrap_or(peer).into(),
             interface: self.interface.virt.clone(),
-            me,
+            me: me.into(),
             my_id: self.this.id.to_string(),
             my_client: self.this.client,
-            peer,
+            peer: peer.into(),
             peer_id: self.that.id.to_string(),
             peer_client: self.that.client,
             command: self.this.updown.clone(),

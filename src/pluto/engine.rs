@@ -252,13 +252,11 @@ impl Pluto {
     /// meanwhile that covers the pair takes it over.
     pub fn handle_acquire(&mut self, now_ms: u64, a: Acquire) {
         self.now = now_ms;
-        self.acquire(
-            a.src,
-            a.dst,
-            &format!("proto={}", a.proto),
-            a.sport,
-            a.dport,
-        );
+        // IKE runs over IPv4 only so far: an IPv6 acquire has no conn to negotiate it.
+        let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (a.src, a.dst) else {
+            return;
+        };
+        self.acquire(src, dst, &format!("proto={}", a.proto), a.sport, a.dport);
     }
 
     /// A datapath lifetime event for one of our SAs.

@@ -278,7 +278,7 @@ mod tests {
         life.packets.hard = hard_packets;
         SaSpec {
             said: Said::new(proto, 0x200, Ipv4Addr::new(192, 0, 2, 2)),
-            src: Ipv4Addr::new(192, 0, 2, 1),
+            src: Ipv4Addr::new(192, 0, 2, 1).into(),
             dir: Some(Dir::Out),
             xform,
             replay_window: 64,

@@ -2,7 +2,7 @@
 //! anti-replay window, lifetimes and live counters, and its `ipsec spi` line (spec 5.4).
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -38,8 +38,9 @@ pub struct UdpEncap {
 pub struct SaSpec {
     /// Identity.
     pub said: Said,
-    /// Source address (outer source for tunnel mode; checked on inbound).
-    pub src: Ipv4Addr,
+    /// Source address (outer source for tunnel mode; checked on inbound); the same family as
+    /// `said.dst`.
+    pub src: IpAddr,
     /// Direction; when None it is derived: inbound if `said.dst` is one of our addresses.
     pub dir: Option<Dir>,
     /// The transform.
@@ -186,8 +187,8 @@ pub struct Sa {
     pub said: Said,
     /// Direction.
     pub dir: Dir,
-    /// Source address.
-    pub src: Ipv4Addr,
+    /// Source address (the family of `said.dst`).
+    pub src: IpAddr,
     /// Keyed transform.
     pub xform: Xform,
     /// Limits.
@@ -244,6 +245,12 @@ impl Sa {
                 "SA {}: transform does not match protocol {}",
                 spec.said,
                 spec.said.proto.prefix()
+            )));
+        }
+        if !spec.src.is_unspecified() && spec.src.is_ipv6() != spec.said.dst.is_ipv6() {
+            return Err(SaError(format!(
+                "SA {}: source {} is not of the destination's address family",
+                spec.said, spec.src
             )));
         }
         if spec.said.spi < 0x100 && spec.said.proto != Proto::Comp {

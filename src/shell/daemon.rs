@@ -429,9 +429,10 @@ impl Daemon {
     }
 
     fn host_facts(&self) -> HostFacts {
-        let local = iface::addresses()
-            .map(|v| v.into_iter().map(|a| a.addr).collect())
+        let mut local: Vec<std::net::IpAddr> = iface::addresses()
+            .map(|v| v.into_iter().map(|a| a.addr.into()).collect())
             .unwrap_or_default();
+        local.extend(iface::addresses6().into_iter().map(std::net::IpAddr::from));
         let defaultroute = iface::default_route()
             .and_then(|(dev, nh)| iface::address_of(&dev).ok().map(|a| (a.addr, nh)));
         HostFacts {
@@ -441,7 +442,10 @@ impl Daemon {
                 .klips
                 .devs()
                 .into_iter()
-                .map(|d| (d.name, d.addr))
+                .flat_map(|d| {
+                    let v6 = d.addr6.map(|a| (d.name.clone(), a.into()));
+                    std::iter::once((d.name, d.addr.into())).chain(v6)
+                })
                 .collect(),
         }
     }
@@ -451,11 +455,8 @@ impl Daemon {
         for e in emits {
             match e {
                 Emit::Net { dev, pkt } => {
-                    if let (Some(s), Ok(p)) = (
-                        self.senders.get(dev),
-                        crate::wire::ipv4::Ipv4Packet::new_checked(&pkt),
-                    ) {
-                        let _ = s.send(p.dst(), &pkt);
+                    if let (Some(s), Some(dst)) = (self.senders.get(dev), datapath::dst_of(&pkt)) {
+                        let _ = s.send(dst, &pkt);
                     }
                 }
                 Emit::Tun { dev, pkt } => {
@@ -1254,6 +1255,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             name: p.virt.clone(),
             phys: p.phys.clone(),
             addr: a.addr,
+            addr6: iface::address6_of(&p.phys),
             phys_mtu,
             mtu,
         };
@@ -1532,7 +1534,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                             .collect()
                     })
                     .unwrap_or_default();
-                let now: (Vec<(std::net::Ipv4Addr, u32)>, Vec<u64>) =
+                let now: (Vec<(std::net::IpAddr, u32)>, Vec<u64>) =
                     (live.iter().map(|k| (k.dst, k.spi)).collect(), ike);
                 if wireshark_seen.as_ref() != Some(&now) {
                     match daemon.write_wireshark(dir) {

@@ -23,7 +23,7 @@ use crate::sadb::SaRef;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
-use super::net::{MsgArrays, RawReceiver, RawSender, UdpSock, MAX_PKT};
+use super::net::{MsgArrays, RawReceiver, RawReceiver6, RawSender, UdpReceiver6, UdpSock, MAX_PKT};
 use super::tun::TunQueue;
 
 /// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
@@ -218,7 +218,20 @@ impl Sink {
                     }) => Some((*d, bufs[n].bytes())),
                     _ => None,
                 });
-                s.send_many(&mut self.msgs, pkts)
+                let mut failed = s.send_many(&mut self.msgs, pkts);
+                // IPv6 outer packets: one send each (no sendmmsg arrays for them yet).
+                for &n in &self.raw {
+                    if let Verdict::Send(Transmit {
+                        dst: std::net::IpAddr::V6(d),
+                        ..
+                    }) = &verdicts[n]
+                    {
+                        if s.send6(*d, bufs[n].bytes()).is_err() {
+                            failed += 1;
+                        }
+                    }
+                }
+                failed
             }
             None => self.raw.len(),
         };
@@ -295,8 +308,8 @@ impl Sink {
         for e in w.extra.drain(..) {
             match e {
                 Emit::Net { dev, pkt } => {
-                    let sent = match (self.o.senders.get(dev), Ipv4Packet::new_checked(&pkt)) {
-                        (Some(s), Ok(p)) => s.send(p.dst(), &pkt).is_ok(),
+                    let sent = match (self.o.senders.get(dev), dst_of(&pkt)) {
+                        (Some(s), Some(dst)) => s.send(dst, &pkt).is_ok(),
                         _ => false,
                     };
                     if !sent {
@@ -374,6 +387,29 @@ pub fn start(
             raw_reader(sock, o, clock, stop)
         })?);
     }
+    // IPv6 ESP and AH, where the kernel has IPv6.
+    for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
+        let Ok(sock) = RawReceiver6::new(proto) else {
+            continue;
+        };
+        set_timeout(sock.fd())?;
+        let o = outputs.clone();
+        let stop = stop.clone();
+        threads.push(spawn(format!("raw6-r{proto}"), move || {
+            raw6_reader(sock, o, clock, stop)
+        })?);
+    }
+    // ESP-in-UDP from IPv6 peers, beside the IPv4 socket.
+    if udp.is_some() {
+        if let Ok(sock) = UdpReceiver6::bind(crate::pluto::natt::NAT_T_PORT) {
+            set_timeout(sock.fd())?;
+            let o = outputs.clone();
+            let stop = stop.clone();
+            threads.push(spawn("udp6-r4500".into(), move || {
+                udp6_reader(sock, o, clock, stop)
+            })?);
+        }
+    }
     if let Some(u) = udp {
         set_timeout(u.fd())?;
         u.enable_gro();
@@ -408,9 +444,20 @@ fn set_timeout(fd: i32) -> io::Result<()> {
     }
 }
 
-/// Sends a packet the gateway originates (an ICMP error) through the host's routing.
+/// The destination of an IPv4 or IPv6 packet.
+pub(crate) fn dst_of(pkt: &[u8]) -> Option<std::net::IpAddr> {
+    match pkt.first()? >> 4 {
+        4 => Ipv4Packet::new_checked(pkt).ok().map(|p| p.dst().into()),
+        6 => crate::wire::ipv6::Ipv6Packet::new_checked(pkt)
+            .ok()
+            .map(|p| p.dst().into()),
+        _ => None,
+    }
+}
+
+/// Sends a packet the gateway originates (an ICMP or ICMPv6 error) through the host's routing.
 pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
-    let sent = Ipv4Packet::new_checked(pkt).is_ok_and(|p| local.send(p.dst(), pkt).is_ok());
+    let sent = dst_of(pkt).is_some_and(|d| local.send(d, pkt).is_ok());
     if !sent {
         k.drops.count(DropReason::SendFailure, false);
     }
@@ -572,6 +619,49 @@ fn raw_reader(sock: RawReceiver, o: Outputs, clock: Clock, stop: Arc<AtomicBool>
             let v = k.inbound_buf(&t, pkt, now, &mut work);
             inbound_result(&sink, v, b, 0, &bufs[b][..len], &mut delivered);
         }
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
+    }
+}
+
+/// The IPv6 ESP or AH raw socket's reader: one packet per call, its header rebuilt in front,
+/// decrypted in the receive buffer and delivered into ipsecN.
+fn raw6_reader(sock: RawReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; MAX_PKT]];
+    let mut delivered = Vec::with_capacity(1);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(len) = sock.recv(&mut bufs[0]) else {
+            continue;
+        };
+        let t = k.tables();
+        delivered.clear();
+        let v = k.inbound_buf(&t, &mut bufs[0][..len], clock.now(), &mut work);
+        inbound_result(&sink, v, 0, 0, &bufs[0][..len], &mut delivered);
+        drop(t);
+        sink.deliver(&bufs, &delivered);
+        sink.extras(&mut work);
+    }
+}
+
+/// The IPv6 UDP 4500 reader: one datagram per call, decrypted in the receive buffer.
+fn udp6_reader(sock: UdpReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut work = Work::default();
+    let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; MAX_PKT]];
+    let mut delivered = Vec::with_capacity(1);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, src, dst)) = sock.recv(&mut bufs[0]) else {
+            continue;
+        };
+        let t = k.tables();
+        delivered.clear();
+        let v = k.inbound_udp_buf(&t, src, dst, &mut bufs[0][..len], clock.now(), &mut work);
+        inbound_result(&sink, v, 0, 0, &bufs[0][..len], &mut delivered);
         drop(t);
         sink.deliver(&bufs, &delivered);
         sink.extras(&mut work);

@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -221,7 +220,7 @@ impl Guard {
         kind: Kind,
         name: &str,
         nets: &[Subnet],
-        via: Option<(Ipv4Addr, u32)>,
+        via: Option<(std::net::IpAddr, u32)>,
     ) -> Vec<Note> {
         let mut notes = Vec::new();
         if let Some((gw, oif)) = via {

@@ -62,6 +62,37 @@ pub fn address_of(dev: &str) -> io::Result<IfAddr> {
         .ok_or_else(|| io::Error::other(format!("interface {dev} has no IPv4 address")))
 }
 
+/// The first global IPv6 address of `dev` (`ip -o -6 addr show dev DEV scope global`).
+pub fn address6_of(dev: &str) -> Option<std::net::Ipv6Addr> {
+    let out = Command::new("ip")
+        .args(["-o", "-6", "addr", "show", "dev", dev, "scope", "global"])
+        .output()
+        .ok()?;
+    parse_ip6_addr(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .next()
+}
+
+/// Every global IPv6 address on the host.
+pub fn addresses6() -> Vec<std::net::Ipv6Addr> {
+    Command::new("ip")
+        .args(["-o", "-6", "addr", "show", "scope", "global"])
+        .output()
+        .map(|o| parse_ip6_addr(&String::from_utf8_lossy(&o.stdout)))
+        .unwrap_or_default()
+}
+
+/// The addresses of `ip -o -6 addr show` output (tentative or not).
+pub fn parse_ip6_addr(text: &str) -> Vec<std::net::Ipv6Addr> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let i = f.iter().position(|w| *w == "inet6")?;
+            f.get(i + 1)?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
 /// The MTU of `dev`.
 pub fn mtu_of(dev: &str) -> io::Result<usize> {
     let s = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
@@ -93,6 +124,19 @@ pub fn parse_proc_route(text: &str) -> Option<(String, Ipv4Addr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_ip6_addr_output() {
+        let t = "5: veth0@if4    inet6 2001:db8::1/64 scope global \\       valid_lft forever\n\
+                 5: veth0@if4    inet6 2001:db8::9/64 scope global nodad \\ x\n";
+        assert_eq!(
+            parse_ip6_addr(t),
+            vec![
+                "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap(),
+                "2001:db8::9".parse().unwrap()
+            ]
+        );
+    }
 
     #[test]
     fn parses_ip_addr_output() {

@@ -454,7 +454,7 @@ fn apply<H: KeyingHost>(
             };
             if let Some(old) = old {
                 let mut emits = Vec::new();
-                let dev = klips.dev_for_addr(src.addr());
+                let dev = klips.dev_for_addr(src.ip());
                 klips.release_held(&old, dev, clock.now(), rng, &mut emits);
                 host.emit(emits);
             }

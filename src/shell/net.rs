@@ -1,10 +1,11 @@
-//! The datapath's sockets: a raw IPv4 sender (we build every outer header ourselves), raw
-//! receivers for ESP (50) and AH (51), and the UDP port 4500 socket for ESP-in-UDP (RFC 3948).
-//! Batches move with `sendmmsg`/`recvmmsg` to cut system calls.
+//! The datapath's sockets: a raw sender per physical interface for IPv4 and IPv6 (we build
+//! every outer header ourselves), raw receivers for ESP (50) and AH (51) of both families, and
+//! the UDP port 4500 socket for ESP-in-UDP (RFC 3948, IPv4 so far). IPv4 batches move with
+//! `sendmmsg`/`recvmmsg` to cut system calls; IPv6 goes one packet per call so far.
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -18,29 +19,49 @@ pub const MAX_PKT: usize = 65536;
 #[derive(Debug)]
 pub struct RawSender {
     sock: Socket,
+    /// The IPv6 twin (None when the kernel has no IPv6).
+    sock6: Option<Socket>,
+}
+
+/// A raw IPPROTO_RAW socket of `domain` (which implies writing the IP header ourselves, for
+/// IPv6 too), bound to `device` if given, marked so it skips the fail-closed table.
+fn raw_sender(domain: Domain, device: Option<&str>) -> io::Result<Socket> {
+    let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))?;
+    if let Some(d) = device {
+        sock.bind_device(Some(d.as_bytes()))?;
+    }
+    // rswan's own packets skip the fail-closed table (shell::netlink::RSWAN_TABLE).
+    sock.set_mark(super::netlink::RSWAN_MARK)?;
+    sock.set_send_buffer_size(4 << 20)?;
+    Ok(sock)
 }
 
 impl RawSender {
-    /// A raw IPPROTO_RAW socket (implies IP_HDRINCL), bound to `device` if given.
+    /// Raw IPPROTO_RAW sockets for IPv4 and (if the kernel has it) IPv6, bound to `device` if
+    /// given.
     pub fn new(device: Option<&str>) -> io::Result<RawSender> {
-        let sock = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(libc::IPPROTO_RAW)),
-        )?;
-        if let Some(d) = device {
-            sock.bind_device(Some(d.as_bytes()))?;
-        }
-        // rswan's own packets skip the fail-closed table (shell::netlink::RSWAN_TABLE).
-        sock.set_mark(super::netlink::RSWAN_MARK)?;
-        sock.set_send_buffer_size(4 << 20)?;
-        Ok(RawSender { sock })
+        Ok(RawSender {
+            sock: raw_sender(Domain::IPV4, device)?,
+            sock6: raw_sender(Domain::IPV6, device).ok(),
+        })
     }
 
-    /// Sends one packet to `dst`.
-    pub fn send(&self, dst: Ipv4Addr, pkt: &[u8]) -> io::Result<usize> {
-        self.sock
-            .send_to(pkt, &SockAddr::from(SocketAddrV4::new(dst, 0)))
+    /// Sends one packet to `dst` (of either family).
+    pub fn send(&self, dst: impl Into<IpAddr>, pkt: &[u8]) -> io::Result<usize> {
+        match dst.into() {
+            IpAddr::V4(d) => self
+                .sock
+                .send_to(pkt, &SockAddr::from(SocketAddrV4::new(d, 0))),
+            IpAddr::V6(d) => self.send6(d, pkt),
+        }
+    }
+
+    /// Sends one IPv6 packet (header included) to `dst`.
+    pub fn send6(&self, dst: Ipv6Addr, pkt: &[u8]) -> io::Result<usize> {
+        match &self.sock6 {
+            Some(s) => s.send_to(pkt, &SockAddr::from(SocketAddrV6::new(dst, 0, 0, 0))),
+            None => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+        }
     }
 
     /// Sends a batch with one `sendmmsg` call per 64 packets. Returns how many failed.
@@ -190,6 +211,162 @@ impl RawReceiver {
     /// The raw descriptor.
     pub fn fd(&self) -> i32 {
         self.sock.as_raw_fd()
+    }
+}
+
+/// Receives IPv6 packets of one protocol (ESP or AH) addressed to this host. The kernel hands
+/// a raw IPv6 socket the payload only: the receiver puts a plain IPv6 header (source from the
+/// sender's address, destination from `IPV6_PKTINFO`, payload length, next header `proto`) in
+/// front of it, so the core sees the packet as on the wire, without the extension headers the
+/// kernel already processed.
+#[derive(Debug)]
+pub struct RawReceiver6 {
+    sock: Socket,
+    proto: u8,
+}
+
+impl RawReceiver6 {
+    /// A raw IPv6 socket for `proto` reporting each packet's destination address.
+    pub fn new(proto: u8) -> io::Result<RawReceiver6> {
+        let sock = Socket::new(
+            Domain::IPV6,
+            Type::RAW,
+            Some(Protocol::from(i32::from(proto))),
+        )?;
+        sock.set_recv_buffer_size(8 << 20)?;
+        recv_pktinfo6(&sock)?;
+        Ok(RawReceiver6 { sock, proto })
+    }
+
+    /// Receives one packet into `buf` with its rebuilt IPv6 header; returns its length.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        const H: usize = crate::wire::ipv6::HEADER_LEN;
+        if buf.len() <= H {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let (n, from, dst) = recv6(&self.sock, &mut buf[H..])?;
+        let repr = crate::wire::ipv6::Ipv6Repr {
+            src: *from.ip(),
+            dst,
+            next_header: self.proto,
+            traffic_class: 0,
+            hop_limit: 64,
+            payload_len: n,
+        };
+        if !repr.emit(buf) {
+            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
+        }
+        Ok(H + n)
+    }
+
+    /// The raw descriptor.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// The UDP port 4500 socket for IPv6 (ESP-in-UDP from IPv6 peers; IKE over IPv6 is not
+/// handled yet). Sending goes through the raw IPv6 sender, which builds the UDP header.
+#[derive(Debug)]
+pub struct UdpReceiver6 {
+    sock: Socket,
+}
+
+impl UdpReceiver6 {
+    /// Binds `[::]:port`, IPv6 only, reporting each datagram's destination address.
+    pub fn bind(port: u16) -> io::Result<UdpReceiver6> {
+        let sock = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+        sock.set_only_v6(true)?;
+        sock.set_reuse_address(true)?;
+        sock.set_recv_buffer_size(8 << 20)?;
+        recv_pktinfo6(&sock)?;
+        sock.bind(&SockAddr::from(SocketAddrV6::new(
+            Ipv6Addr::UNSPECIFIED,
+            port,
+            0,
+            0,
+        )))?;
+        Ok(UdpReceiver6 { sock })
+    }
+
+    /// Receives one datagram into `buf`: (length, sender, our address).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6Addr)> {
+        recv6(&self.sock, buf)
+    }
+
+    /// The raw descriptor.
+    pub fn fd(&self) -> i32 {
+        self.sock.as_raw_fd()
+    }
+}
+
+/// Asks the kernel for each datagram's destination address (IPV6_PKTINFO).
+fn recv_pktinfo6(sock: &Socket) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: IPV6_RECVPKTINFO takes an int; the pointer and size describe `on`.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RECVPKTINFO,
+            &on as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// One `recvmsg` on an IPv6 socket into `buf`: (length, sender, the address it was sent to).
+fn recv6(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6Addr)> {
+    {
+        // SAFETY: sockaddr_in6 is a plain C struct for which all-zero is a valid value.
+        let mut from: libc::sockaddr_in6 = unsafe { MaybeUninit::zeroed().assume_init() };
+        let mut cmsg = CmsgBuf([0; CMSG_SPACE]);
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: msghdr is a plain C struct for which all-zero is a valid value.
+        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.0.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = CMSG_SPACE as _;
+        // SAFETY: `msg` points at `from`, `iov` (inside `buf`) and `cmsg`, all alive and of the
+        // sizes given for the duration of the call.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let mut dst = None;
+        // SAFETY: the kernel filled `msg`'s control area; the CMSG macros walk it within
+        // msg_controllen, and an IPV6_PKTINFO message carries an in6_pktinfo.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_PKTINFO {
+                    let info =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
+                    dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        let dst = dst.ok_or_else(|| io::Error::other("no IPV6_PKTINFO"))?;
+        let src = SocketAddrV6::new(
+            Ipv6Addr::from(from.sin6_addr.s6_addr),
+            u16::from_be(from.sin6_port),
+            0,
+            0,
+        );
+        Ok((n, src, dst))
     }
 }
 

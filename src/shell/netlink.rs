@@ -16,7 +16,9 @@
 //! FreeS/WAN's `_updown` made, for `route -n` and `ipsec look`.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::addr::Family;
 
 use crate::addr::Subnet;
 
@@ -68,10 +70,12 @@ const RTA_TABLE: u16 = 15;
 /// Where a route sends packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// `via GATEWAY dev IFINDEX onlink` (a route into ipsecN).
+    /// `via GATEWAY dev IFINDEX onlink` (a route into ipsecN); for an IPv6 prefix it is
+    /// `dev IFINDEX` without the gateway: ipsecN is a point-to-point device with no neighbours
+    /// to resolve, and the kernel refuses an on-link IPv6 gateway there.
     Via {
         /// Next hop.
-        gateway: Ipv4Addr,
+        gateway: IpAddr,
         /// Output interface.
         oif: u32,
     },
@@ -106,7 +110,7 @@ pub fn route_msg(new: bool, spec: &RouteSpec, seq: u32) -> Vec<u8> {
         _ => RTN_UNICAST,
     };
     // rtmsg
-    m.push(libc::AF_INET as u8);
+    m.push(af(spec.dst.family()));
     m.push(spec.dst.len());
     m.push(0); // src_len
     m.push(0); // tos
@@ -118,16 +122,17 @@ pub fn route_msg(new: bool, spec: &RouteSpec, seq: u32) -> Vec<u8> {
         RT_SCOPE_NOWHERE
     });
     m.push(ty);
+    let same = |g: &IpAddr| Family::of(*g) == spec.dst.family() && g.is_ipv4();
     let flags = match spec.target {
-        Target::Via { .. } if new => RTNH_F_ONLINK,
+        Target::Via { gateway, .. } if new && same(&gateway) => RTNH_F_ONLINK,
         _ => 0,
     };
     m.extend_from_slice(&flags.to_ne_bytes());
-    attr(&mut m, RTA_DST, &spec.dst.addr().octets());
+    attr(&mut m, RTA_DST, &ip_octets(spec.dst.ip()));
     match spec.target {
         Target::Via { gateway, oif } => {
-            if new {
-                attr(&mut m, RTA_GATEWAY, &gateway.octets());
+            if new && same(&gateway) {
+                attr(&mut m, RTA_GATEWAY, &ip_octets(gateway));
             }
             attr(&mut m, RTA_OIF, &oif.to_ne_bytes());
         }
@@ -149,6 +154,22 @@ pub fn route_msg(new: bool, spec: &RouteSpec, seq: u32) -> Vec<u8> {
     m
 }
 
+/// The address family number of `f`.
+fn af(f: Family) -> u8 {
+    match f {
+        Family::V4 => libc::AF_INET as u8,
+        Family::V6 => libc::AF_INET6 as u8,
+    }
+}
+
+/// An address's bytes (4 or 16).
+fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 fn finish(m: &mut [u8], ty: u16, flags: u16, seq: u32) {
     let len = m.len() as u32;
     m[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -167,7 +188,7 @@ fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
     }
 }
 
-/// An IPv4 route as the kernel lists it (`ip route show table all`).
+/// An IPv4 or IPv6 route as the kernel lists it (`ip route show table all`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelRoute {
     /// Destination prefix.
@@ -205,16 +226,16 @@ impl KernelRoute {
     }
 }
 
-/// The RTM_GETROUTE dump request for IPv4 routes.
-pub fn dump_msg(seq: u32) -> Vec<u8> {
+/// The RTM_GETROUTE dump request for the routes of `family`.
+pub fn dump_msg(family: Family, seq: u32) -> Vec<u8> {
     let mut m = vec![0u8; 16];
-    m.push(libc::AF_INET as u8);
+    m.push(af(family));
     m.extend_from_slice(&[0u8; 11]);
     finish(&mut m, RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq);
     m
 }
 
-/// Parses the messages of one dump reply buffer: IPv4 routes are appended to `out`.
+/// Parses the messages of one dump reply buffer: IPv4 and IPv6 routes are appended to `out`.
 /// Returns `Ok(true)` when the dump is complete (NLMSG_DONE), `Err` on an NLMSG_ERROR. Truncated
 /// or malformed messages end the buffer quietly.
 pub fn parse_dump(buf: &[u8], out: &mut Vec<KernelRoute>) -> io::Result<bool> {
@@ -248,11 +269,13 @@ pub fn parse_dump(buf: &[u8], out: &mut Vec<KernelRoute>) -> io::Result<bool> {
 
 /// Parses one rtmsg with its attributes; `None` for other families.
 fn parse_route(m: &[u8]) -> Option<KernelRoute> {
-    if m.len() < 12 || m[0] != libc::AF_INET as u8 {
-        return None;
-    }
+    let family = match m.first().map(|&f| i32::from(f)) {
+        Some(libc::AF_INET) if m.len() >= 12 => Family::V4,
+        Some(libc::AF_INET6) if m.len() >= 12 => Family::V6,
+        _ => return None,
+    };
     let (dst_len, mut table, protocol, rtype) = (m[1], u32::from(m[4]), m[5], m[7]);
-    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut dst = family.unspecified();
     let mut oif = None;
     let mut metric = 0;
     let mut a = &m[12..];
@@ -268,7 +291,12 @@ fn parse_route(m: &[u8]) -> Option<KernelRoute> {
                 .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
         };
         match aty {
-            RTA_DST if d.len() >= 4 => dst = Ipv4Addr::new(d[0], d[1], d[2], d[3]),
+            RTA_DST if family == Family::V4 && d.len() >= 4 => {
+                dst = Ipv4Addr::new(d[0], d[1], d[2], d[3]).into()
+            }
+            RTA_DST if d.len() >= 16 => {
+                dst = Ipv6Addr::from(<[u8; 16]>::try_from(&d[..16]).unwrap_or([0; 16])).into()
+            }
             RTA_OIF => oif = u32_of(d),
             RTA_PRIORITY => metric = u32_of(d).unwrap_or(0),
             RTA_TABLE => table = u32_of(d).unwrap_or(table),
@@ -276,7 +304,7 @@ fn parse_route(m: &[u8]) -> Option<KernelRoute> {
         }
         a = &a[((alen + 3) & !3usize).min(a.len())..];
     }
-    if dst_len > 32 {
+    if dst_len > family.bits() {
         return None;
     }
     Some(KernelRoute {
@@ -380,10 +408,19 @@ pub fn route_delete(spec: &RouteSpec) -> io::Result<()> {
     }
 }
 
-/// The IPv4 routes of every table (`ip route show table all`).
+/// The IPv4 and IPv6 routes of every table (`ip route show table all`, `ip -6 route show
+/// table all`); IPv6 routes are left out when the kernel has no IPv6.
 pub fn routes() -> io::Result<Vec<KernelRoute>> {
+    let mut out = routes_of(Family::V4)?;
+    if let Ok(v6) = routes_of(Family::V6) {
+        out.extend(v6);
+    }
+    Ok(out)
+}
+
+fn routes_of(family: Family) -> io::Result<Vec<KernelRoute>> {
     let s = Socket::open()?;
-    s.send(&dump_msg(1))?;
+    s.send(&dump_msg(family, 1))?;
     let mut buf = vec![0u8; 1 << 16];
     let mut out = Vec::new();
     loop {
@@ -399,7 +436,7 @@ pub fn routes() -> io::Result<Vec<KernelRoute>> {
 }
 
 /// `ip route replace NET via GW dev IF onlink proto 115 [table T]`.
-pub fn route_replace_in(table: u8, net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+pub fn route_replace_in(table: u8, net: Subnet, gw: IpAddr, ifindex: u32) -> io::Result<()> {
     route_add(&RouteSpec {
         dst: net,
         target: Target::Via {
@@ -412,7 +449,7 @@ pub fn route_replace_in(table: u8, net: Subnet, gw: Ipv4Addr, ifindex: u32) -> i
 }
 
 /// `ip route replace NET via GW dev IF onlink proto 115` (main table).
-pub fn route_replace(net: Subnet, gw: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+pub fn route_replace(net: Subnet, gw: IpAddr, ifindex: u32) -> io::Result<()> {
     route_replace_in(MAIN_TABLE, net, gw, ifindex)
 }
 
@@ -460,20 +497,11 @@ fn blackhole(net: Subnet) -> RouteSpec {
 }
 
 /// Builds the RTM_NEWRULE / RTM_DELRULE request for `not fwmark 0x115/0xffffffff lookup 115
-/// priority 32765` (sans-IO; unit-tested).
-pub fn rule_msg(new: bool, seq: u32) -> Vec<u8> {
+/// priority 32765` of `family` (sans-IO; unit-tested).
+pub fn rule_msg(family: Family, new: bool, seq: u32) -> Vec<u8> {
     let mut m = vec![0u8; 16];
     // fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
-    m.extend_from_slice(&[
-        libc::AF_INET as u8,
-        0,
-        0,
-        0,
-        RSWAN_TABLE,
-        0,
-        0,
-        FR_ACT_TO_TBL,
-    ]);
+    m.extend_from_slice(&[af(family), 0, 0, 0, RSWAN_TABLE, 0, 0, FR_ACT_TO_TBL]);
     m.extend_from_slice(&FIB_RULE_INVERT.to_ne_bytes());
     attr(&mut m, FRA_PRIORITY, &RULE_PRIORITY.to_ne_bytes());
     attr(&mut m, FRA_FWMARK, &RSWAN_MARK.to_ne_bytes());
@@ -492,20 +520,30 @@ pub fn rule_msg(new: bool, seq: u32) -> Vec<u8> {
 }
 
 /// Installs the rule that sends everything but rswan's own packets through [`RSWAN_TABLE`]
-/// first; an existing one is fine.
+/// first, for IPv4 and IPv6; an existing one is fine, and a kernel without IPv6 needs no
+/// IPv6 rule.
 pub fn rule_ensure() -> io::Result<()> {
-    match request(&rule_msg(true, 1)) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r,
+    for f in [Family::V4, Family::V6] {
+        match request(&rule_msg(f, true, 1)) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) if f == Family::V6 && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
+            r => r?,
+        }
     }
+    Ok(())
 }
 
-/// Removes that rule (missing is fine).
+/// Removes those rules (missing is fine).
 pub fn rule_remove() -> io::Result<()> {
-    match request(&rule_msg(false, 1)) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        r => r,
+    for f in [Family::V4, Family::V6] {
+        match request(&rule_msg(f, false, 1)) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOENT)
+                    || (f == Family::V6 && e.raw_os_error() == Some(libc::EAFNOSUPPORT)) => {}
+            r => r?,
+        }
     }
+    Ok(())
 }
 
 /// The index of interface `name`.
@@ -578,7 +616,7 @@ mod tests {
             &RouteSpec {
                 dst: "10.0.2.0/24".parse().unwrap(),
                 target: Target::Via {
-                    gateway: Ipv4Addr::new(192, 0, 2, 2),
+                    gateway: Ipv4Addr::new(192, 0, 2, 2).into(),
                     oif: 7,
                 },
                 metric: None,
@@ -621,6 +659,45 @@ mod tests {
         );
     }
 
+    /// IPv6 routes: AF_INET6, 16-byte prefix, by device only whatever the peer's family; a
+    /// dump of them parses back.
+    #[test]
+    fn ipv6_route_messages() {
+        let spec = |gw: IpAddr| RouteSpec {
+            dst: "2001:db8:2::/48".parse().unwrap(),
+            target: Target::Via {
+                gateway: gw,
+                oif: 7,
+            },
+            metric: None,
+            table: RSWAN_TABLE,
+        };
+        let m = route_msg(true, &spec("2001:db8::2".parse().unwrap()), 1);
+        assert_eq!(m[16], libc::AF_INET6 as u8);
+        assert_eq!(m[17], 48);
+        // IPv6 prefixes route by device only (no on-link gateway on a TUN device).
+        assert_eq!(m.len(), 16 + 12 + 20 + 8);
+        assert_eq!(&m[32..38], &[0x20, 0x01, 0x0d, 0xb8, 0, 2]);
+        assert_eq!(u32::from_ne_bytes(m[24..28].try_into().unwrap()), 0);
+        let dev_only = route_msg(true, &spec(Ipv4Addr::new(192, 0, 2, 2).into()), 1);
+        assert_eq!(dev_only.len(), 16 + 12 + 20 + 8);
+        assert_eq!(u32::from_ne_bytes(dev_only[24..28].try_into().unwrap()), 0);
+        let mut buf = m.clone();
+        buf.extend_from_slice(&route_msg(
+            true,
+            &blackhole("2001:db8:2::/48".parse().unwrap()),
+            1,
+        ));
+        let mut out = Vec::new();
+        parse_dump(&buf, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].dst.to_string(), "2001:db8:2::/48");
+        assert_eq!(out[0].oif, Some(7));
+        assert!(out[1].is_blackhole());
+        assert_eq!(rule_msg(Family::V6, true, 1)[16], libc::AF_INET6 as u8);
+        assert_eq!(dump_msg(Family::V6, 1)[16], libc::AF_INET6 as u8);
+    }
+
     #[test]
     fn dump_parsing() {
         // Two route messages as the kernel sends them, then NLMSG_DONE.
@@ -630,7 +707,7 @@ mod tests {
             &RouteSpec {
                 dst: "10.0.3.0/24".parse().unwrap(),
                 target: Target::Via {
-                    gateway: Ipv4Addr::new(192, 0, 2, 2),
+                    gateway: Ipv4Addr::new(192, 0, 2, 2).into(),
                     oif: 9,
                 },
                 metric: None,
@@ -660,7 +737,7 @@ mod tests {
 
     #[test]
     fn rule_message_layout() {
-        let m = rule_msg(true, 3);
+        let m = rule_msg(Family::V4, true, 3);
         assert_eq!(u16::from_ne_bytes([m[4], m[5]]), RTM_NEWRULE);
         assert_eq!(m[20], RSWAN_TABLE);
         assert_eq!(m[23], FR_ACT_TO_TBL);
@@ -669,7 +746,7 @@ mod tests {
             FIB_RULE_INVERT
         );
         assert_eq!(m.len(), 16 + 12 + 4 * 8);
-        let d = rule_msg(false, 1);
+        let d = rule_msg(Family::V4, false, 1);
         assert_eq!(u16::from_ne_bytes([d[4], d[5]]), RTM_DELRULE);
     }
 

@@ -321,7 +321,18 @@ pub fn configure(name: &str, mtu: u32, addr: Option<(std::net::Ipv4Addr, u8)>) -
         }
     }
     let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "0");
-    // IPv4 only: keep the kernel from sending IPv6 router solicitations into the tunnel.
-    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
+    // IPv6 is carried, but the kernel's own IPv6 chatter (link-local address, DAD, router
+    // solicitations, router advertisements) must not go into the tunnel: no address is
+    // generated and nothing is solicited or accepted.
+    let conf6 = format!("/proc/sys/net/ipv6/conf/{name}");
+    for (k, v) in [
+        ("addr_gen_mode", "1"),
+        ("accept_ra", "0"),
+        ("router_solicitations", "0"),
+        ("dad_transmits", "0"),
+        ("disable_ipv6", "0"),
+    ] {
+        let _ = std::fs::write(format!("{conf6}/{k}"), v);
+    }
     ip(&["link", "set", "dev", name, "up"])
 }

@@ -1,4 +1,5 @@
-//! AH (RFC 4302) for IPv4 with the truncated HMACs, over whole IPv4 packets.
+//! AH (RFC 4302) with the truncated HMACs, over whole IPv4 or IPv6 packets (dispatched on the
+//! IP version).
 //!
 //! [`ah_output`] inserts the AH header after the IPv4 header; [`ah_header`] reads SPI and
 //! sequence number for the SA lookup; [`ah_input`] verifies the ICV. The ICV covers the IPv4
@@ -7,6 +8,14 @@
 //!
 //! IPv4 options are not supported: packets carrying them are refused with
 //! [`AhError::IpOptions`], as KLIPS does ("IP options").
+//!
+//! Over IPv6 (RFC 4302 §3.3.3.1.2) AH goes behind the extension headers in front of the upper
+//! layer, its length is a multiple of 64 bits, and the ICV covers the IPv6 header with traffic
+//! class, flow label and hop limit zeroed, the extension headers in front of AH with the data
+//! of every option whose "may change en route" bit is set zeroed (hop-by-hop and destination
+//! options), the AH header with a zero ICV field, and the payload. A routing header with
+//! segments left would make the destination address predictable-but-mutable; such packets are
+//! refused ([`AhError::IpOptions`]), as are chains longer than [`MAX_V6_HEADERS`] bytes.
 
 use std::fmt;
 
@@ -69,6 +78,166 @@ fn ah_len(icv_len: usize) -> usize {
     AH_FIXED_LEN + icv_len.div_ceil(4) * 4
 }
 
+/// Length of the AH header over IPv6: padded to 64 bits.
+fn ah_len6(icv_len: usize) -> usize {
+    (AH_FIXED_LEN + icv_len).div_ceil(8) * 8
+}
+
+/// Most bytes of IPv6 header plus extension headers in front of AH.
+pub const MAX_V6_HEADERS: usize = 256;
+
+fn is_v6(ip: &[u8]) -> bool {
+    ip.first().is_some_and(|b| b >> 4 == 6)
+}
+
+/// An IPv6 packet's length and where AH goes (or is): (total length, offset of the upper
+/// layer — AH on input —, offset of the next-header byte naming it).
+fn v6_layout(ip: &[u8]) -> Result<(usize, usize, usize), AhError> {
+    use crate::wire::ipv6::{Ipv6Error, Ipv6Packet};
+    let p = Ipv6Packet::new_checked(ip).map_err(|e| match e {
+        Ipv6Error::Truncated => AhError::Truncated,
+        _ => AhError::BadLength,
+    })?;
+    let u = p.upper().map_err(|_| AhError::BadLength)?;
+    if u.offset > MAX_V6_HEADERS {
+        return Err(AhError::IpOptions);
+    }
+    Ok((p.total_len(), u.offset, u.nh_at))
+}
+
+/// The IPv6 header and extension headers `hdr` as the ICV sees them, written into `out`:
+/// traffic class, flow label and hop limit zeroed; options marked mutable zeroed.
+fn zero_mutable6(hdr: &[u8], out: &mut [u8]) -> Result<(), AhError> {
+    use crate::wire::ipv6::nh;
+    let out = &mut out[..hdr.len()];
+    out.copy_from_slice(hdr);
+    out[0] = 0x60;
+    out[1] = 0;
+    out[2] = 0;
+    out[3] = 0;
+    out[7] = 0; // hop limit
+    let mut next = out[6];
+    let mut off = crate::wire::ipv6::HEADER_LEN;
+    while off < out.len() {
+        let len = if next == nh::FRAGMENT {
+            8
+        } else {
+            (usize::from(out.get(off + 1).copied().ok_or(AhError::Truncated)?) + 1) * 8
+        };
+        let h = out.get_mut(off..off + len).ok_or(AhError::Truncated)?;
+        match next {
+            nh::HOP_BY_HOP | nh::DEST_OPTS => {
+                let mut i = 2;
+                while i < h.len() {
+                    let ty = h[i];
+                    if ty == 0 {
+                        i += 1; // Pad1
+                        continue;
+                    }
+                    let dlen = usize::from(*h.get(i + 1).ok_or(AhError::BadLength)?);
+                    let data = h.get_mut(i + 2..i + 2 + dlen).ok_or(AhError::BadLength)?;
+                    if ty & 0x20 != 0 {
+                        data.fill(0);
+                    }
+                    i += 2 + dlen;
+                }
+            }
+            nh::ROUTING if h[3] != 0 => return Err(AhError::IpOptions),
+            _ => {}
+        }
+        next = h[0];
+        off += len;
+    }
+    Ok(())
+}
+
+/// [`ah_output`] for an IPv6 packet.
+fn ah6_output(
+    integ: &dyn Integrity,
+    spi: u32,
+    seq: u32,
+    ip: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), AhError> {
+    let (total, at, nh_at) = v6_layout(ip)?;
+    let icv_len = integ.icv_len();
+    if icv_len == 0 || icv_len > MAX_ICV_LEN {
+        return Err(AhError::BadLength);
+    }
+    let ah_len = ah_len6(icv_len);
+    let payload_len = u16::try_from(total + ah_len - crate::wire::ipv6::HEADER_LEN)
+        .map_err(|_| AhError::BadLength)?;
+    let mut hdr = [0u8; MAX_V6_HEADERS];
+    let hdr = &mut hdr[..at];
+    hdr.copy_from_slice(&ip[..at]);
+    let next_header = hdr[nh_at];
+    hdr[nh_at] = IPPROTO_AH;
+    hdr[4..6].copy_from_slice(&payload_len.to_be_bytes());
+    let mut fixed = [0u8; AH_FIXED_LEN];
+    fixed[0] = next_header;
+    fixed[1] = (ah_len / 4 - 2) as u8;
+    fixed[4..8].copy_from_slice(&spi.to_be_bytes());
+    fixed[8..12].copy_from_slice(&seq.to_be_bytes());
+    let mut zeroed = [0u8; MAX_V6_HEADERS];
+    zero_mutable6(hdr, &mut zeroed)?;
+    let icv_field = ah_len - AH_FIXED_LEN;
+    let payload = &ip[at..total];
+    let mut icv = [0u8; MAX_ICV_LEN + 8];
+    integ.compute(
+        &[&zeroed[..at], &fixed, &ZERO_ICV[..icv_field], payload],
+        &mut icv[..icv_len],
+    );
+    out.reserve(total + ah_len);
+    out.extend_from_slice(hdr);
+    out.extend_from_slice(&fixed);
+    out.extend_from_slice(&icv[..icv_field]);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// [`ah_input`] for an IPv6 packet.
+fn ah6_input(integ: &dyn Integrity, ip: &[u8]) -> Result<AhInput, AhError> {
+    let (total, at, nh_at) = v6_layout(ip)?;
+    if ip[nh_at] != IPPROTO_AH {
+        return Err(AhError::BadLength);
+    }
+    let fixed = ip.get(at..at + AH_FIXED_LEN).ok_or(AhError::Truncated)?;
+    let icv_len = integ.icv_len();
+    if icv_len == 0 || icv_len > MAX_ICV_LEN {
+        return Err(AhError::BadLength);
+    }
+    let ah_len = ah_len6(icv_len);
+    if (usize::from(fixed[1]) + 2) * 4 != ah_len {
+        return Err(AhError::BadLength);
+    }
+    let header_len = at + ah_len;
+    if header_len > total {
+        return Err(AhError::Truncated);
+    }
+    let mut zeroed = [0u8; MAX_V6_HEADERS];
+    zero_mutable6(&ip[..at], &mut zeroed)?;
+    let icv = &ip[at + AH_FIXED_LEN..at + AH_FIXED_LEN + icv_len];
+    let ok = integ.verify(
+        &[
+            &zeroed[..at],
+            fixed,
+            &ZERO_ICV[..ah_len - AH_FIXED_LEN],
+            &ip[header_len..total],
+        ],
+        icv,
+    );
+    if !ok {
+        return Err(AhError::AuthFailed);
+    }
+    Ok(AhInput {
+        spi: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+        seq: u32::from_be_bytes([fixed[8], fixed[9], fixed[10], fixed[11]]),
+        next_header: fixed[0],
+        header_len,
+        total_len: total,
+    })
+}
+
 /// Validates the IPv4 header of `ip` and returns its total length.
 fn ipv4_total_len(ip: &[u8]) -> Result<usize, AhError> {
     if ip.len() < IPV4_HEADER_LEN {
@@ -124,7 +293,8 @@ fn ipv4_checksum(hdr: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-static ZERO_ICV: [u8; MAX_ICV_LEN] = [0u8; MAX_ICV_LEN];
+/// Zeros for the ICV field with its padding (up to 64 bits over IPv6).
+static ZERO_ICV: [u8; MAX_ICV_LEN + 8] = [0u8; MAX_ICV_LEN + 8];
 
 /// Appends to `out` the IPv4 packet `ip` with an AH header inserted after its IPv4 header
 /// (transport-mode AH; for tunnel mode pass the IPIP-encapsulated packet).
@@ -141,6 +311,9 @@ pub fn ah_output(
     ip: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), AhError> {
+    if is_v6(ip) {
+        return ah6_output(integ, spi, seq, ip, out);
+    }
     let total = ipv4_total_len(ip)?;
     let icv_len = integ.icv_len();
     if icv_len == 0 || icv_len > MAX_ICV_LEN {
@@ -185,6 +358,20 @@ pub fn ah_output(
 /// Reads (SPI, sequence number) from an IPv4 AH packet for the SA lookup and replay check,
 /// without verifying anything else.
 pub fn ah_header(ip: &[u8]) -> Result<(u32, u32), AhError> {
+    if is_v6(ip) {
+        let (total, at, nh_at) = v6_layout(ip)?;
+        if ip[nh_at] != IPPROTO_AH {
+            return Err(AhError::BadLength);
+        }
+        let ah = ip
+            .get(at..total)
+            .and_then(|a| a.get(..AH_FIXED_LEN))
+            .ok_or(AhError::Truncated)?;
+        return Ok((
+            u32::from_be_bytes([ah[4], ah[5], ah[6], ah[7]]),
+            u32::from_be_bytes([ah[8], ah[9], ah[10], ah[11]]),
+        ));
+    }
     let total = ipv4_total_len(ip)?;
     if ip[9] != IPPROTO_AH {
         return Err(AhError::BadLength);
@@ -205,6 +392,9 @@ pub fn ah_header(ip: &[u8]) -> Result<(u32, u32), AhError> {
 /// to 32 bits), else [`AhError::BadLength`]. Mutable IPv4 fields (TOS, flags, fragment
 /// offset, TTL, checksum) may have changed in transit.
 pub fn ah_input(integ: &dyn Integrity, ip: &[u8]) -> Result<AhInput, AhError> {
+    if is_v6(ip) {
+        return ah6_input(integ, ip);
+    }
     let (spi, seq) = ah_header(ip)?;
     let total = ipv4_total_len(ip)?;
     let icv_len = integ.icv_len();
@@ -420,11 +610,18 @@ mod tests {
         let p = packet(40);
         assert_eq!(ah_header(&p), Err(AhError::BadLength)); // protocol 17
         assert_eq!(ah_input(i.as_ref(), &p), Err(AhError::BadLength));
+        let mut v5 = p.clone();
+        v5[0] = 0x55;
+        assert_eq!(
+            ah_output(i.as_ref(), 1, 1, &v5, &mut Vec::new()),
+            Err(AhError::BadLength)
+        );
+        // An IPv4 header read as IPv6: its length does not hold.
         let mut v6 = p.clone();
         v6[0] = 0x65;
         assert_eq!(
             ah_output(i.as_ref(), 1, 1, &v6, &mut Vec::new()),
-            Err(AhError::BadLength)
+            Err(AhError::Truncated)
         );
         let mut short_ihl = p.clone();
         short_ihl[0] = 0x44;

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -175,6 +175,48 @@ impl Topo {
             ns_must(g, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         }
         t
+    }
+
+    /// Adds IPv6 beside IPv4 on every link: host A 2001:db8:1::10 — gateway A 2001:db8:1::1 |
+    /// 2001:db8::1 ==== 2001:db8::2 | 2001:db8:2::1 gateway B — host B 2001:db8:2::10, with the
+    /// same default routes and forwarding as IPv4 (addresses without duplicate detection, so
+    /// they are usable at once).
+    pub fn add_ipv6(&self) {
+        let p = &self.p;
+        let addr = |ns: &str, dev: &str, a: &str| {
+            ns_must(
+                ns,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
+                ],
+            );
+            must(
+                "ip",
+                &["-n", ns, "-6", "addr", "add", a, "dev", dev, "nodad"],
+            );
+        };
+        addr(&self.ha, &format!("{p}a0"), "2001:db8:1::10/64");
+        addr(&self.ga, &format!("{p}a1"), "2001:db8:1::1/64");
+        addr(&self.ga, &self.ga_out, "2001:db8::1/64");
+        addr(&self.gb, &self.gb_out, "2001:db8::2/64");
+        addr(&self.gb, &format!("{p}b1"), "2001:db8:2::1/64");
+        addr(&self.hb, &format!("{p}b0"), "2001:db8:2::10/64");
+        for (ns, via) in [
+            (&self.ha, "2001:db8:1::1"),
+            (&self.hb, "2001:db8:2::1"),
+            (&self.ga, "2001:db8::2"),
+            (&self.gb, "2001:db8::1"),
+        ] {
+            must(
+                "ip",
+                &["-n", ns, "-6", "route", "add", "default", "via", via],
+            );
+        }
+        for g in [&self.ga, &self.gb] {
+            ns_must(g, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        }
     }
 
     /// Writes `conf` and starts rswan in namespace `ns`. Returns the run directory.
@@ -444,15 +486,21 @@ pub fn hash(data: &[u8]) -> u64 {
 pub fn tcp_transfer(
     from: &str,
     to: &str,
-    to_addr: Ipv4Addr,
+    to_addr: impl Into<std::net::IpAddr>,
     port: u16,
     data: Vec<u8>,
 ) -> (u64, u64, usize) {
+    let to_addr: std::net::IpAddr = to_addr.into();
     let (tx, rx) = std::sync::mpsc::channel();
     let to_ns = to.to_string();
     let server = std::thread::spawn(move || {
         enter_netns(&to_ns);
-        let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        let any: std::net::IpAddr = if to_addr.is_ipv6() {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
+        let l = TcpListener::bind(std::net::SocketAddr::new(any, port)).unwrap();
         tx.send(()).unwrap();
         let (mut s, _) = l.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -465,7 +513,7 @@ pub fn tcp_transfer(
     let from_ns = from.to_string();
     in_netns(&from_ns, move || {
         let mut s = TcpStream::connect_timeout(
-            &std::net::SocketAddr::V4(SocketAddrV4::new(to_addr, port)),
+            &std::net::SocketAddr::new(to_addr, port),
             Duration::from_secs(10),
         )
         .expect("connect through tunnel");

@@ -58,8 +58,8 @@ fn acquire(n: &mut Node, dst: Ipv4Addr) -> Vec<(ErouteOp, Subnet, Subnet, Said)>
     n.p.handle_acquire(
         1000,
         Acquire {
-            src: WEST,
-            dst,
+            src: WEST.into(),
+            dst: dst.into(),
             proto: 1,
             sport: 0,
             dport: 0,

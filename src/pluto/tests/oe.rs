@@ -112,8 +112,8 @@ fn acquire(n: &mut Node, now: u64, dst: Ipv4Addr) {
     n.p.handle_acquire(
         now,
         Acquire {
-            src,
-            dst,
+            src: src.into(),
+            dst: dst.into(),
             proto: 1,
             sport: 0,
             dport: 0,

@@ -659,8 +659,8 @@ fn auto_route_and_acquire() {
     net.a.p.handle_acquire(
         net.now,
         crate::klips::Acquire {
-            src: Ipv4Addr::new(10, 0, 1, 5),
-            dst: Ipv4Addr::new(10, 0, 2, 9),
+            src: Ipv4Addr::new(10, 0, 1, 5).into(),
+            dst: Ipv4Addr::new(10, 0, 2, 9).into(),
             proto: 1,
             sport: 0,
             dport: 0,
@@ -698,8 +698,8 @@ fn acquire_narrow_hold_is_released_then_removed() {
     );
     net.run();
     let acq = |dst: [u8; 4]| crate::klips::Acquire {
-        src: Ipv4Addr::new(10, 0, 1, 5),
-        dst: Ipv4Addr::from(dst),
+        src: Ipv4Addr::new(10, 0, 1, 5).into(),
+        dst: Ipv4Addr::from(dst).into(),
         proto: 1,
         sport: 0,
         dport: 0,

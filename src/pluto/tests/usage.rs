@@ -247,8 +247,8 @@ fn status_pending_phase2_and_bare_shunts() {
     net.a.p.handle_acquire(
         net.now,
         crate::klips::Acquire {
-            src: Ipv4Addr::new(10, 0, 1, 5),
-            dst: Ipv4Addr::new(10, 0, 2, 9),
+            src: Ipv4Addr::new(10, 0, 1, 5).into(),
+            dst: Ipv4Addr::new(10, 0, 2, 9).into(),
             proto: 6,
             sport: 4000,
             dport: 80,
@@ -287,8 +287,8 @@ fn status_pending_phase2_and_bare_shunts() {
 
 fn acq(src: [u8; 4], dst: [u8; 4]) -> crate::klips::Acquire {
     crate::klips::Acquire {
-        src: Ipv4Addr::from(src),
-        dst: Ipv4Addr::from(dst),
+        src: Ipv4Addr::from(src).into(),
+        dst: Ipv4Addr::from(dst).into(),
         proto: 1,
         sport: 0,
         dport: 0,
