@@ -22,7 +22,7 @@ use crate::sadb::KeyBytes;
 use crate::said::Proto;
 
 use super::proposal::{self as v2p, IkeChoice};
-use super::state::{Ikev2Child, Ikev2Ike, V2State};
+use super::state::{Deferred, Ikev2Child, Ikev2Ike, V2State};
 use super::wire::{
     self, AddrSelector, AddressRange, AuthMethod, AuthPayload, DeletePayload, ExchangeType, Flags,
     Header, IkeSpi, KePayload, NotifyPayload, NotifyType, Payload, PayloadType, Protected,
@@ -432,6 +432,9 @@ impl Pluto {
             .ok_or("gone")?;
         if let Some(x) = self.v2_mut(serial) {
             x.next_request = msgid.wrapping_add(1);
+            if retransmit {
+                x.awaiting = Some((msgid, serial));
+            }
         }
         if retransmit {
             self.send_all_for(serial, local, remote, msgs);
@@ -608,7 +611,8 @@ impl Pluto {
             return;
         };
         let (kind, next) = (x.kind, x.next_request);
-        if hdr.message_id.wrapping_add(1) != next {
+        let answers_awaited = x.awaiting.is_some_and(|(id, _)| id == hdr.message_id);
+        if !answers_awaited && hdr.message_id.wrapping_add(1) != next {
             self.slog(
                 serial,
                 format!(
@@ -632,6 +636,12 @@ impl Pluto {
             }
         };
         self.unauth = None;
+        if answers_awaited {
+            if let Some(x) = self.v2_mut(serial) {
+                x.awaiting = None;
+            }
+        }
+        let conn = self.sas.conn_of(serial).map(str::to_string);
         self.v2_follow_peer(serial, local, remote);
         let r = match (hdr.exchange_type, kind) {
             (ExchangeType::IkeAuth, V2State::ParentI2) => self.v2_auth_response(serial, &payloads),
@@ -646,6 +656,68 @@ impl Pluto {
         };
         if let Err(e) = r {
             self.slog(serial, e);
+        }
+        self.v2_run_deferred(serial);
+        if let Some(newest) = conn
+            .and_then(|k| self.conns.get(&k))
+            .and_then(|c| c.newest_isakmp)
+            .filter(|&n| n != serial)
+        {
+            self.v2_run_deferred(newest);
+        }
+    }
+
+    /// Whether IKE SA `ike` has a request of ours outstanding whose negotiation still goes on
+    /// (RFC 7296 2.3: a window of one).
+    fn v2_busy(&self, ike: SerialNo) -> bool {
+        let Some((_, owner)) = self.v2(ike).and_then(|x| x.awaiting) else {
+            return false;
+        };
+        match (self.sas.ike(owner), self.sas.child(owner)) {
+            (Some(s), _) => !s.established,
+            (None, Some(c)) => !c.established,
+            (None, None) => false,
+        }
+    }
+
+    /// Starts the exchanges held back on IKE SA `ike` once nothing is outstanding on it.
+    fn v2_run_deferred(&mut self, ike: SerialNo) {
+        if self.v2_busy(ike) || !self.sas.ike(ike).is_some_and(|s| s.established) {
+            return;
+        }
+        let Some(x) = self.v2_mut(ike) else {
+            return;
+        };
+        let mut items = std::mem::take(&mut x.deferred).into_iter();
+        while let Some(d) = items.next() {
+            match d {
+                Deferred::Child {
+                    key,
+                    whack,
+                    replacing,
+                    try_no,
+                } => {
+                    // The child SA it was to replace may be gone meanwhile (the peer rekeyed
+                    // or deleted it): then there is nothing left to do.
+                    if replacing.is_some_and(|r| self.sas.child(r).is_none()) {
+                        continue;
+                    }
+                    self.v2_child_initiate(ike, &key, whack, replacing, try_no);
+                }
+                Deferred::IkeRekey { try_no } => {
+                    self.v2_ike_rekey(ike, try_no);
+                }
+            }
+            if self.v2_busy(ike) {
+                // Started one: the rest wait for its response.
+                let rest: Vec<Deferred> = items.collect();
+                if let Some(x) = self.v2_mut(ike) {
+                    let mut all = rest;
+                    all.append(&mut x.deferred);
+                    x.deferred = all;
+                }
+                return;
+            }
         }
     }
 
@@ -2185,6 +2257,21 @@ impl Pluto {
         replacing: Option<SerialNo>,
         try_no: u32,
     ) {
+        if self.v2_busy(ike) {
+            self.slog(
+                ike,
+                "CREATE_CHILD_SA waits for the outstanding exchange to finish".into(),
+            );
+            if let Some(x) = self.v2_mut(ike) {
+                x.deferred.push(Deferred::Child {
+                    key: key.to_string(),
+                    whack,
+                    replacing,
+                    try_no,
+                });
+            }
+            return;
+        }
         let Some(c) = self.conns.get(key) else {
             return;
         };
@@ -2291,6 +2378,7 @@ impl Pluto {
             .ok_or("gone")?;
         if let Some(x) = self.v2_mut(ike) {
             x.next_request = msgid.wrapping_add(1);
+            x.awaiting = Some((msgid, child));
         }
         self.send_all_for(child, local, remote, msgs);
         self.schedule(child, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
@@ -2496,6 +2584,17 @@ impl Pluto {
         for c in children {
             self.sas.set_parent(c, new);
         }
+        // Exchanges held back on the old IKE SA go over the new one.
+        let held = self
+            .v2_mut(old)
+            .map(|x| std::mem::take(&mut x.deferred))
+            .unwrap_or_default();
+        if let Some(x) = self.v2_mut(new) {
+            x.deferred.extend(
+                held.into_iter()
+                    .filter(|d| !matches!(d, Deferred::IkeRekey { .. })),
+            );
+        }
         let key = self.sas.conn_of(new).unwrap_or_default().to_string();
         let peer = self
             .sas
@@ -2519,6 +2618,16 @@ impl Pluto {
         let (Some(alg), true) = (x.alg, s.established) else {
             return false;
         };
+        if self.v2_busy(old) {
+            self.slog(
+                old,
+                "IKE SA rekey waits for the outstanding exchange to finish".into(),
+            );
+            if let Some(x) = self.v2_mut(old) {
+                x.deferred.push(Deferred::IkeRekey { try_no });
+            }
+            return true;
+        }
         let Some(c) = self.conns.get(s.conn()) else {
             return false;
         };

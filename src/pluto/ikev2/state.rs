@@ -141,6 +141,34 @@ pub struct Ikev2Ike {
     pub peer_fragments: bool,
     /// A fragmented message being received: message ID, response or request, the pieces.
     pub reassembly: Option<(u32, bool, crate::pluto::ikev2::wire::Reassembly)>,
+    /// Our retransmitted request still waiting for its response: message ID and the record
+    /// (IKE or child SA) it negotiates. RFC 7296 2.3: the peer's window is 1 unless it says
+    /// otherwise, so no second such request goes out meanwhile.
+    pub awaiting: Option<(u32, crate::pluto::ids::SerialNo)>,
+    /// Exchanges we wanted to start while a request was outstanding, started once it is
+    /// answered (or its negotiation is gone).
+    pub deferred: Vec<Deferred>,
+}
+
+/// An exchange held back until the IKE SA's outstanding request is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// A new or replacing child SA for a conn.
+    Child {
+        /// The conn.
+        key: String,
+        /// The whack client waiting for it.
+        whack: Option<crate::pluto::ids::WhackClient>,
+        /// The child SA it replaces.
+        replacing: Option<crate::pluto::ids::SerialNo>,
+        /// Keying try.
+        try_no: u32,
+    },
+    /// Rekeying the IKE SA itself.
+    IkeRekey {
+        /// Keying try.
+        try_no: u32,
+    },
 }
 
 impl Ikev2Ike {
@@ -167,6 +195,8 @@ impl Ikev2Ike {
             peer_hashes: Vec::new(),
             peer_fragments: false,
             reassembly: None,
+            awaiting: None,
+            deferred: Vec::new(),
         }
     }
 }
