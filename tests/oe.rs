@@ -7,7 +7,8 @@
 //! wire); a destination without records goes out in clear under private-or-clear and is
 //! dropped under private; `--rereadgroups` after adding a `block` entry rejects it without
 //! touching the OE tunnel; with the DNS server stopped, a new destination gets the failure
-//! shunt once the lookup times out (no hang).
+//! shunt once the lookup times out (no hang). `ipsec verify` asks the same DNS server for a
+//! gateway's own key: [OK] when published, [FAILED] with another key or none.
 //!
 //! road warrior 198.51.100.7 —(198.51.100.1)— router (dnsmasq; 192.0.2.1) — gateway B 192.0.2.2
 
@@ -89,6 +90,70 @@ impl Drop for Dnsmasq {
     }
 }
 
+/// The character-strings of the TXT record `ipsec showhostkey --txt ADDR` prints for the
+/// key in `file` (split at the key, as it prints them).
+fn txt_strings(file: &Path, addr: &str) -> Vec<String> {
+    let txt = must(
+        ipsec_bin(),
+        &[
+            "showhostkey",
+            "--txt",
+            addr,
+            "--file",
+            file.to_str().unwrap(),
+        ],
+    );
+    let rr = txt
+        .lines()
+        .find(|l| l.contains("IN\tTXT"))
+        .expect("TXT line");
+    rr.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// dnsmasq in `ns`, listening on `listen`, serving `records` (its `--txt-record=`/`--dns-rr=`
+/// options) and NXDOMAIN for the rest of the reverse map; queries logged to `log`.
+fn start_dnsmasq(ns: &str, listen: &[&str], records: &[String], log: &Path) -> Dnsmasq {
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+        ])
+        .args([
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--user=root",
+        ])
+        .args(listen.iter().map(|a| format!("--listen-address={a}")))
+        .arg("--local=/in-addr.arpa/")
+        .arg("--pid-file=")
+        .arg("--log-queries")
+        .arg(format!("--log-facility={}", log.display()))
+        // dnsmasq takes a TXT record's strings comma-separated, unquoted on its command line.
+        .args(records)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (scripts/install-deps installs dnsmasq-base)");
+    let dns = Dnsmasq(child);
+    let want = format!("{}:53", listen[0]);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            String::from_utf8_lossy(&ns_run(ns, &["ss", "-uln"]).stdout).contains(&want)
+        }),
+        "dnsmasq did not start"
+    );
+    dns
+}
+
 fn eroute_said(t: &Topo, ns: &str, src: &str, dst: &str) -> Option<String> {
     let out = t.ipsec_ok(ns, &["eroute"]);
     out.lines().find_map(|l| {
@@ -111,68 +176,22 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
     // The DNS server on the router: the road warrior's TXT record (split at the key as
     // showhostkey --txt prints it), gateway B's IPSECKEY record, and NXDOMAIN for the rest of
     // the reverse map.
-    let txt = must(
-        ipsec_bin(),
-        &[
-            "showhostkey",
-            "--txt",
-            "198.51.100.7",
-            "--file",
-            krw.to_str().unwrap(),
-        ],
-    );
-    let rr = txt
-        .lines()
-        .find(|l| l.contains("IN\tTXT"))
-        .expect("TXT line");
-    let strings: Vec<&str> = rr.split('"').skip(1).step_by(2).collect();
+    let strings = txt_strings(&krw, "198.51.100.7");
     assert!(strings[1..].concat().contains(&pub_rw));
     let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
     ipseckey.extend_from_slice(&b64decode(&pub_b));
     let log = t.dir.path("dnsmasq.log");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &router,
-            "dnsmasq",
-            "-k",
-            "--conf-file=/dev/null",
-        ])
-        .args([
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--user=root",
-        ])
-        .args([
-            "--listen-address=192.0.2.1",
-            "--listen-address=198.51.100.1",
-        ])
-        .arg("--local=/in-addr.arpa/")
-        .arg("--pid-file=")
-        .arg("--log-queries")
-        .arg(format!("--log-facility={}", log.display()))
-        .arg(format!(
-            "--txt-record=7.100.51.198.in-addr.arpa,{}",
-            // dnsmasq takes the strings comma-separated, unquoted on its command line.
-            strings.join(",")
-        ))
-        .arg(format!(
-            "--dns-rr=2.2.0.192.in-addr.arpa,45,{}",
-            hex(&ipseckey)
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dnsmasq (scripts/install-deps installs dnsmasq-base)");
-    let dns = Dnsmasq(child);
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            String::from_utf8_lossy(&ns_run(&router, &["ss", "-uln"]).stdout)
-                .contains("192.0.2.1:53")
-        }),
-        "dnsmasq did not start"
+    let dns = start_dnsmasq(
+        &router,
+        &["192.0.2.1", "198.51.100.1"],
+        &[
+            format!(
+                "--txt-record=7.100.51.198.in-addr.arpa,{}",
+                strings.join(",")
+            ),
+            format!("--dns-rr=2.2.0.192.in-addr.arpa,45,{}", hex(&ipseckey)),
+        ],
+        &log,
     );
 
     policies(
@@ -350,5 +369,74 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
     assert_eq!(
         eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.96/32").as_deref(),
         Some("%pass")
+    );
+}
+
+/// `ipsec verify` checks the OE DNS records of a gateway whose `private-or-clear` group has
+/// an entry: it asks the name server of `dnsserver=` for the reverse map of the gateway's
+/// address (as an OE peer would) and compares the key with the one in ipsec.secrets — [OK]
+/// with it published, [FAILED] with another key or no record.
+#[test]
+fn verify_checks_our_key_in_dns() {
+    let mut t = Topo::new();
+    let (router, gb) = (t.ga.clone(), t.gb.clone());
+    let (kb, kother) = (t.dir.path("b.key"), t.dir.path("other.key"));
+    newkey(&kb);
+    newkey(&kother);
+    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
+    policies(
+        &t,
+        "gB.policies",
+        &[("private-or-clear", "203.0.113.0/24\n")],
+    );
+    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
+    let log = t.dir.path("dnsmasq.log");
+    let oe_line = |t: &Topo| {
+        let out = String::from_utf8_lossy(&t.ipsec(&gb, &["verify"]).stdout).into_owned();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("Opportunistic Encryption DNS checks"))
+            .unwrap_or_else(|| panic!("no OE line:\n{out}"))
+            .to_string();
+        (line, out)
+    };
+    let record = |key: &Path| {
+        vec![format!(
+            "--txt-record=2.2.0.192.in-addr.arpa,{}",
+            txt_strings(key, "192.0.2.2").join(",")
+        )]
+    };
+
+    // Our key published in the reverse map.
+    let dns = start_dnsmasq(&router, &["192.0.2.1"], &record(&kb), &log);
+    let (line, out) = oe_line(&t);
+    assert!(line.ends_with("[OK]"), "{out}");
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("query[TXT] 2.2.0.192.in-addr.arpa from 192.0.2.2"),
+        "verify did not ask the configured name server"
+    );
+    drop(dns);
+
+    // Another key published.
+    let dns = start_dnsmasq(&router, &["192.0.2.1"], &record(&kother), &log);
+    let (line, out) = oe_line(&t);
+    assert!(line.ends_with("[FAILED]"), "{out}");
+    assert!(
+        out.contains("2.2.0.192.in-addr.arpa: published key does not match ours"),
+        "{out}"
+    );
+    drop(dns);
+
+    // No record.
+    let _dns = start_dnsmasq(&router, &["192.0.2.1"], &[], &log);
+    let (line, out) = oe_line(&t);
+    assert!(line.ends_with("[FAILED]"), "{out}");
+    assert!(
+        out.contains(
+            "no X-IPsec-Server record for 2.2.0.192.in-addr.arpa: publish `ipsec showhostkey --txt 192.0.2.2`"
+        ),
+        "{out}"
     );
 }
