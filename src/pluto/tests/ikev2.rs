@@ -879,3 +879,50 @@ fn ikev2_keys_for_wireshark_only_on_request() {
         other => panic!("no IKEv2 keys: {other:?}"),
     }
 }
+
+/// The IKE SA and its child SA fall due for rekeying at the same moment: RFC 7296 2.3 allows
+/// one request of ours outstanding (the peer's window is 1), so the second rekey waits for the
+/// first one's response and both complete — none of the responses is dropped as unexpected.
+#[test]
+fn ikev2_simultaneous_ike_and_child_rekey_take_turns() {
+    let extra = "\tikelifetime=20m\n\tkeylife=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n";
+    let mut net = v2_pair(extra, "\tikelifetime=60m\n\tkeylife=60m\n");
+    net.up_a("net");
+    assert_up(&net);
+    let child = net.a.p.conns["net"].newest_ipsec.unwrap();
+    net.advance_to(18 * 60_000);
+    assert!(
+        net.a
+            .log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        !net.a.log_has("is outstanding; dropped"),
+        "a response was dropped: {}",
+        net.a.dump()
+    );
+    assert!(
+        net.a.log_has("IKE SA established (rekeyed #1)"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.a.log_has("waits for the outstanding exchange"),
+        "the rekeys did not meet: {}",
+        net.a.dump()
+    );
+    let new_ike = net.a.p.conns["net"].newest_isakmp.unwrap();
+    assert_ne!(new_ike, SerialNo::new(1));
+    let new_child = net.a.p.conns["net"].newest_ipsec.unwrap();
+    assert_ne!(
+        new_child,
+        child,
+        "the child SA was not rekeyed: {}",
+        net.a.dump()
+    );
+    assert_eq!(net.a.p.sas.child(new_child).unwrap().parent(), new_ike);
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    assert_up(&net);
+}
