@@ -263,14 +263,10 @@ fn trap_holds_are_bounded() {
     );
     assert_eq!(drops(&t, &t.ga).get("%hold evicted"), u64::from(N - LIMIT));
     assert_eq!(holds(&t), LIMIT);
-    // The oldest pairs lost their holds, the newest kept them; the %trap itself stays.
-    assert!(eroute_line(&t, "10.0.1.10/32", &format!("{}/32", dst(0))).is_none());
-    assert_eq!(
-        eroute_line(&t, "10.0.1.10/32", &format!("{}/32", dst(N - 1)))
-            .unwrap()
-            .1,
-        "%hold"
-    );
+    // N - LIMIT pairs lost their holds (counted above); which ones depends on the order in
+    // which the TUN queue readers (one per core, flows spread over the queues) saw the
+    // packets — oldest-first eviction itself is proven by the eroute and klips unit tests.
+    // The %trap itself stays.
     assert_eq!(
         eroute_line(&t, "10.0.1.0/24", "10.0.16.0/20").unwrap().1,
         "%trap"
