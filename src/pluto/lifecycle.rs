@@ -14,6 +14,31 @@ use crate::pluto::timers::TimerKind;
 use crate::said::Said;
 
 impl Pluto {
+    /// The conn IKE SA `serial` goes on with once its peer authenticated as `peer_id` from
+    /// `peer`: `key` itself, or — when `key` is a template (`right=%any`) — a new instance of
+    /// it for that peer, with the IKE SA moved onto it. `None` if the conn is gone.
+    pub(crate) fn instance_for_peer(
+        &mut self,
+        serial: SerialNo,
+        key: String,
+        peer: std::net::Ipv4Addr,
+        peer_id: &Id,
+    ) -> Option<String> {
+        let t = self.conns.get_mut(&key)?;
+        if !t.is_template() {
+            return Some(key);
+        }
+        let mut inst = t.instantiate(peer);
+        inst.that.id = peer_id.clone();
+        let k = inst.key();
+        self.conns.insert(k.clone(), inst);
+        self.sas.set_conn(serial, &k);
+        if let Some(s) = self.sas.ike_mut(serial) {
+            s.template = false;
+        }
+        Some(k)
+    }
+
     /// Starts (or restarts) keying for a conn: a child SA over an established IKE SA (the
     /// conn's own, else one another conn may share), else an IKE SA first with the child SA
     /// pending. An IKE SA of the conn already under way takes the child SA along.

@@ -1031,22 +1031,8 @@ impl Pluto {
             }
         }
         // Authenticated: adopt the IV, the (possibly floated) endpoint, instantiate.
-        let template = self.conns.get(&key).is_some_and(|c| c.is_template());
-        let key = if template {
-            let Some(t) = self.conns.get_mut(&key) else {
-                return Err("connection gone".into());
-            };
-            let mut inst = t.instantiate(*remote.ip());
-            inst.that.id = peer_id.clone();
-            let k = inst.key();
-            self.conns.insert(k.clone(), inst);
-            self.sas.set_conn(serial, &k);
-            if let Some(s) = self.sas.ike_mut(serial) {
-                s.template = false;
-            }
-            k
-        } else {
-            key
+        let Some(key) = self.instance_for_peer(serial, key, *remote.ip(), &peer_id) else {
+            return Err("connection gone".into());
         };
         if let Some(s) = self.sas.ike_mut(serial) {
             s.peer_id = Some(peer_id.clone());

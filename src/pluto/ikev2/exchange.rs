@@ -1671,20 +1671,9 @@ impl Pluto {
         // Authenticated: what follows is not rate-limited.
         self.unauth = None;
         let remote = self.sas.ike(serial).ok_or("gone")?.remote;
-        let key = if self.conns.get(&key).is_some_and(|c| c.is_template()) {
-            let t = self.conns.get_mut(&key).ok_or("connection gone")?;
-            let mut inst = t.instantiate(*remote.ip());
-            inst.that.id = pid.clone();
-            let k = inst.key();
-            self.conns.insert(k.clone(), inst);
-            self.sas.set_conn(serial, &k);
-            if let Some(s) = self.sas.ike_mut(serial) {
-                s.template = false;
-            }
-            k
-        } else {
-            key
-        };
+        let key = self
+            .instance_for_peer(serial, key, *remote.ip(), &pid)
+            .ok_or("connection gone")?;
         if let Some(s) = self.sas.ike_mut(serial) {
             s.peer_id = Some(pid.clone());
             s.auth = Some(kind);
