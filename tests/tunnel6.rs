@@ -246,6 +246,49 @@ fn manual_esp_in_udp_over_ipv6() {
     passes(&t, "2001:db8:2::10", ".4500: ");
 }
 
+/// With ipsec0's MTU raised to the link's (`overridemtu=1500`), full-size TCP segments no
+/// longer fit the link once inside ESP over IPv6: the gateway, as the outer packets' source,
+/// sends them as IPv6 fragments (no router on the way would), the peer's kernel reassembles
+/// them, and the transfer completes with its hash. Without source fragmentation every full
+/// segment was dropped as oversize and the transfer stalled.
+#[test]
+fn outer_ipv6_fragments_carry_full_size_segments() {
+    let text = conf(
+        "2001:db8::1",
+        "2001:db8::2",
+        "10.0.1.0/24",
+        "10.0.2.0/24",
+        KEYS,
+    )
+    .replace(
+        "interfaces=%defaultroute\n",
+        "interfaces=%defaultroute\n\toverridemtu=1500\n",
+    );
+    let t = topo(&text);
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("link.pcap"));
+    let marker = b"rswan-ipv6-fragment-marker";
+    let (sent, recv, n) = tcp_transfer(
+        &t.ha,
+        &t.hb,
+        "10.0.2.10".parse::<std::net::IpAddr>().unwrap(),
+        5003,
+        payload(4 << 20, marker),
+    );
+    assert_eq!((n, sent), (4 << 20, recv), "{}", t.log(&t.ga));
+    let (lines, raw) = cap.stop();
+    assert!(!contains(&raw, marker), "cleartext on the gateway link");
+    assert!(
+        lines.iter().any(|l| l.contains("frag (")),
+        "no IPv6 fragments on the link: {:?}",
+        &lines[..lines.len().min(5)]
+    );
+    let odd: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.contains("ESP") && !l.contains("frag (") && !l.contains("ICMP6"))
+        .collect();
+    assert!(odd.is_empty(), "not ESP on the link: {odd:?}");
+}
+
 /// Bad IPv6 input from gateway B's namespace — ESP with an unknown SPI, ESP cut short — is
 /// counted under its reason in `ipsec look`, raises RX dropped on ipsec0 by as many, and
 /// leaves the daemon and the tunnel working.

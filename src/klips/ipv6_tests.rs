@@ -374,6 +374,39 @@ fn oversized_ipv6_gets_packet_too_big() {
     }
 }
 
+/// With ipsecN's MTU at the physical MTU (`overridemtu=`), a packet that fits ipsecN but not
+/// the link after ESP is sent as IPv6 fragments of one identification, each within the link
+/// MTU; reassembled as the receiving kernel does, the peer decrypts the original packet.
+#[test]
+fn outer_ipv6_is_fragmented_by_its_source() {
+    let (west, east) = pair(&conf(W6, E6, "10.0.1.0/24", "10.0.2.0/24", ""), true);
+    let mut devs = west.devs();
+    devs[0].mtu = 1500;
+    west.set_devs(devs);
+    let inner = udp("10.0.1.10", "10.0.2.10", &[7u8; 1400]);
+    let frags = net_packets(&send(&west, &inner));
+    assert_eq!(frags.len(), 2, "one ESP packet in two fragments");
+    let mut ids = Vec::new();
+    let mut data = Vec::new();
+    for f in &frags {
+        assert!(f.len() <= 1500);
+        let u = Ipv6Packet::new_checked(f).unwrap().upper().unwrap();
+        assert_eq!(u.proto, proto::ESP);
+        assert_eq!(u.fragment.unwrap().0, data.len());
+        ids.push(f[u.offset - 4..u.offset].to_vec());
+        data.extend_from_slice(&f[u.offset..]);
+    }
+    assert_eq!(ids[0], ids[1]);
+    let whole = with_v6(
+        W6.parse().unwrap(),
+        E6.parse().unwrap(),
+        proto::ESP,
+        &[],
+        data,
+    );
+    assert_eq!(delivered(&receive(&east, &whole)), Some(inner));
+}
+
 /// Bad input over IPv6 is dropped and counted under its reason, never delivered: truncated
 /// headers, a bogus extension header chain, an unknown SPI, a bad ICV, a decapsulated
 /// source outside the SA's policy.

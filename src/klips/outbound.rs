@@ -355,12 +355,15 @@ impl Klips {
                 payload_offset: cur.hl + if cur.udp.is_some() { 8 } else { 0 },
             });
         }
-        if cur.dst.is_ipv6() {
-            // An outer IPv6 packet is not fragmented here: ipsecN's MTU leaves room for the
-            // overhead, so only a misconfigured MTU gets here.
-            return self.dropped(dev, DropReason::Oversize, false);
-        }
-        match ipv4::fragment(buf.bytes(), d.phys_mtu) {
+        let frags = if cur.dst.is_ipv6() {
+            // ipsecN's MTU normally leaves room for the overhead; with a larger one
+            // (`overridemtu=`) the outer packet is fragmented by us, its source, with an
+            // unpredictable identification (RFC 8200 4.5, RFC 7739), since no router will.
+            ipv6::fragment(buf.bytes(), d.phys_mtu, rng.next_u32())
+        } else {
+            ipv4::fragment(buf.bytes(), d.phys_mtu)
+        };
+        match frags {
             Some(frags) => {
                 w.extra
                     .extend(frags.into_iter().map(|pkt| Emit::Net { dev, pkt }));

@@ -276,6 +276,77 @@ pub fn fix_header(pkt: &mut [u8], nh_at: usize, next: u8) -> bool {
     true
 }
 
+/// Where the unfragmentable part of `pkt` ends (RFC 8200 4.5: the IPv6 header plus a
+/// Hop-by-Hop header, a Routing header and Destination Options in front of a Routing header),
+/// with the offset of the next-header byte that names the first fragmentable header. None if
+/// the chain is malformed or already holds a Fragment header.
+fn unfragmentable(pkt: &[u8]) -> Option<(usize, usize)> {
+    let mut next = *pkt.get(6)?;
+    let (mut off, mut nh_at) = (HEADER_LEN, 6);
+    for _ in 0..MAX_EXT_HEADERS {
+        let h = pkt.get(off..off + 2)?;
+        let stays = match next {
+            nh::HOP_BY_HOP | nh::ROUTING => true,
+            // Destination options travel with the Routing header they precede.
+            nh::DEST_OPTS => {
+                let len = (usize::from(h[1]) + 1) * 8;
+                h[0] == nh::ROUTING && pkt.len() >= off + len
+            }
+            nh::FRAGMENT => return None,
+            _ => false,
+        };
+        if !stays {
+            return Some((off, nh_at));
+        }
+        let len = (usize::from(h[1]) + 1) * 8;
+        if off + len > pkt.len() {
+            return None;
+        }
+        nh_at = off;
+        next = h[0];
+        off += len;
+    }
+    None
+}
+
+/// Source fragmentation (RFC 8200 4.5) of the IPv6 packet `pkt` into packets of at most `mtu`
+/// bytes, each carrying a Fragment header with identification `ident`. A packet that fits is
+/// returned whole. None if `pkt` is not IPv6, is already a fragment, or `mtu` leaves no room
+/// for 8 bytes of payload per fragment. Only this gateway's own outer packets come here:
+/// routers never fragment IPv6, but the source of a packet may.
+pub fn fragment(pkt: &[u8], mtu: usize, ident: u32) -> Option<Vec<Vec<u8>>> {
+    let p = Ipv6Packet::new_checked(pkt).ok()?;
+    let pkt = &pkt[..p.total_len()];
+    if pkt.len() <= mtu {
+        return Some(vec![pkt.to_vec()]);
+    }
+    let (unfrag, nh_at) = unfragmentable(pkt)?;
+    let chunk = (mtu.checked_sub(unfrag + 8)? / 8) * 8;
+    if chunk == 0 {
+        return None;
+    }
+    let first_next = pkt[nh_at];
+    let data = &pkt[unfrag..];
+    let mut out = Vec::with_capacity(data.len().div_ceil(chunk));
+    let mut off = 0;
+    while off < data.len() {
+        let end = (off + chunk).min(data.len());
+        let more = u16::from(end < data.len());
+        let mut f = Vec::with_capacity(unfrag + 8 + end - off);
+        f.extend_from_slice(&pkt[..unfrag]);
+        f[nh_at] = nh::FRAGMENT;
+        f.extend_from_slice(&[first_next, 0]);
+        f.extend_from_slice(&((off as u16) | more).to_be_bytes());
+        f.extend_from_slice(&ident.to_be_bytes());
+        f.extend_from_slice(&data[off..end]);
+        let pl = (f.len() - HEADER_LEN) as u16;
+        f[4..6].copy_from_slice(&pl.to_be_bytes());
+        out.push(f);
+        off = end;
+    }
+    Some(out)
+}
+
 /// The one's-complement sum of the IPv6 pseudo-header (RFC 8200 section 8.1) for an
 /// upper-layer packet of `len` bytes and protocol `next`.
 pub fn pseudo_sum(src: Ipv6Addr, dst: Ipv6Addr, len: usize, next: u8) -> u32 {
@@ -422,5 +493,91 @@ mod tests {
         p.extend_from_slice(&[0; 4]);
         assert!(fix_header(&mut p, 6, 50));
         assert_eq!(&p[4..7], &[0, 16, 50]);
+    }
+
+    /// Reassembles fragments made by [`fragment`] (the receiver's view, RFC 8200 4.5).
+    /// `nh_at` is where the unfragmentable part names the Fragment header.
+    fn reassemble(frags: &[Vec<u8>], nh_at: usize) -> Vec<u8> {
+        let first = Ipv6Packet::new_checked(&frags[0]).unwrap().upper().unwrap();
+        let unfrag = first.offset - 8;
+        assert_eq!(frags[0][nh_at], nh::FRAGMENT);
+        let mut whole = frags[0][..unfrag].to_vec();
+        let mut data = Vec::new();
+        for f in frags {
+            let u = Ipv6Packet::new_checked(f).unwrap().upper().unwrap();
+            let (off, _) = u.fragment.unwrap();
+            assert_eq!(off, data.len());
+            data.extend_from_slice(&f[unfrag + 8..]);
+        }
+        // The fragment header's next-header byte names the first fragmentable header.
+        whole[nh_at] = frags[0][unfrag];
+        let pl = (unfrag - HEADER_LEN + data.len()) as u16;
+        whole[4..6].copy_from_slice(&pl.to_be_bytes());
+        whole.extend_from_slice(&data);
+        whole
+    }
+
+    fn esp6(payload: usize, ext: &[u8]) -> Vec<u8> {
+        let mut pkt = vec![0u8; HEADER_LEN];
+        Ipv6Repr {
+            src: "2001:db8::1".parse().unwrap(),
+            dst: "2001:db8::2".parse().unwrap(),
+            next_header: if ext.is_empty() { 50 } else { nh::HOP_BY_HOP },
+            traffic_class: 0,
+            hop_limit: 64,
+            payload_len: ext.len() + payload,
+        }
+        .emit(&mut pkt);
+        pkt.extend_from_slice(ext);
+        pkt.extend((0..payload).map(|i| i as u8));
+        pkt
+    }
+
+    #[test]
+    fn fragments_fit_and_reassemble() {
+        for ext in [&[][..], &[50, 0, 1, 4, 0, 0, 0, 0][..]] {
+            let pkt = esp6(3000, ext);
+            let frags = fragment(&pkt, 1280, 0xdead_beef).unwrap();
+            assert_eq!(frags.len(), 3);
+            for (i, f) in frags.iter().enumerate() {
+                assert!(f.len() <= 1280);
+                let u = Ipv6Packet::new_checked(f).unwrap().upper().unwrap();
+                assert_eq!(
+                    u.proto, 50,
+                    "fragment {i} names ESP behind its Fragment header"
+                );
+                let (off, more) = u.fragment.unwrap();
+                assert_eq!(off % 8, 0);
+                assert_eq!(more, i + 1 < frags.len());
+                assert_eq!(&f[u.offset - 4..u.offset], &0xdead_beefu32.to_be_bytes());
+                // The hop-by-hop header stays in every fragment, in front of it.
+                if !ext.is_empty() {
+                    assert_eq!(f[6], nh::HOP_BY_HOP);
+                    assert_eq!(f[HEADER_LEN], nh::FRAGMENT);
+                    assert_eq!(&f[HEADER_LEN + 1..HEADER_LEN + ext.len()], &ext[1..]);
+                }
+            }
+            let nh_at = if ext.is_empty() { 6 } else { HEADER_LEN };
+            assert_eq!(reassemble(&frags, nh_at), pkt);
+        }
+        let small = esp6(100, &[]);
+        assert_eq!(fragment(&small, 1280, 1).unwrap(), vec![small.clone()]);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_fragment() {
+        let pkt = esp6(3000, &[]);
+        assert_eq!(
+            fragment(&pkt, 48, 1),
+            None,
+            "no room for 8 bytes of payload"
+        );
+        let frags = fragment(&pkt, 1280, 1).unwrap();
+        let mut again = frags[0].clone();
+        again.extend_from_slice(&[0; 2000]);
+        let pl = (again.len() - HEADER_LEN) as u16;
+        again[4..6].copy_from_slice(&pl.to_be_bytes());
+        assert_eq!(fragment(&again, 1280, 2), None, "already a fragment");
+        assert_eq!(fragment(&pkt[..30], 1280, 1), None, "not a packet");
     }
 }
