@@ -353,3 +353,124 @@ fn manual_shunt_conns() {
     assert_eq!(got, 0);
     assert_eq!(drops(&t, &ga).get("no eroute"), 1);
 }
+
+/// The IPv6 twin of [`gateway_a`]: the topology with IPv6 added, rswan on gateway A only, and
+/// 2001:db8:2::/64 routed into ipsec0.
+fn gateway_a6() -> Topo {
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let ga = t.ga.clone();
+    t.start_gateway(&ga, SETUP_ONLY);
+    ns_must(
+        &ga,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "replace",
+            "2001:db8:2::/64",
+            "dev",
+            "ipsec0",
+        ],
+    );
+    t
+}
+
+fn eroute6(t: &Topo, op: &str, src: &str, dst: &str, said: &str) {
+    t.ipsec_ok(
+        &t.ga,
+        &[
+            "eroute", op, "--eraf", "inet6", "--src", src, "--dst", dst, "--said", said,
+        ],
+    );
+}
+
+/// Shunts for IPv6 on one gateway, in turn: no eroute drops; `%pass` sends the ICMPv6 echo
+/// requests in clear (and they are answered); `%drop` discards and counts; `%hold` keeps only
+/// the newest datagram and releases it when replaced by `%pass`; `%trap` installs a /128
+/// `%hold` for the flow and keeps itself, and the held datagram is released when the hold is
+/// replaced. The middle link carries cleartext only while `%pass` says so.
+#[test]
+fn ipv6_shunts() {
+    const NETS: (&str, &str) = ("2001:db8:1::/64", "2001:db8:2::/64");
+    const HOST_B6: &str = "2001:db8:2::10";
+    let t = gateway_a6();
+    let link = |name: &str| Capture::start(&t.ga, &t.ga_out, &t.dir.path(name));
+    let requests = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains(HOST_B6) && l.contains("echo request"))
+            .count()
+    };
+
+    let cap = link("none6.pcap");
+    let (got, out) = ping_out(&t.ha, HOST_B6, 3);
+    let (lines, _) = cap.stop();
+    assert_eq!(got, 0, "ping without an eroute passed:\n{out}");
+    assert_eq!(requests(&lines), 0, "{lines:?}");
+    // At least the echo requests (the kernel may route its own IPv6 chatter there too).
+    let d = drops(&t, &t.ga);
+    assert!(d.get("no eroute") >= 3, "{d:?}");
+
+    eroute6(&t, "--add", NETS.0, NETS.1, "%pass");
+    let cap = link("pass6.pcap");
+    let (got, out) = ping_out(&t.ha, HOST_B6, 3);
+    let (lines, _) = cap.stop();
+    assert_eq!(got, 3, "ping through %pass:\n{out}\n{}", t.log(&t.ga));
+    assert_eq!(requests(&lines), 3, "{lines:?}");
+    assert_eq!(
+        eroute_line(&t, NETS.0, NETS.1).unwrap(),
+        (3, "%pass".into())
+    );
+
+    eroute6(&t, "--replace", NETS.0, NETS.1, "%drop");
+    let cap = link("drop6.pcap");
+    let (got, _) = ping_out(&t.ha, HOST_B6, 3);
+    let (lines, _) = cap.stop();
+    assert_eq!((got, requests(&lines)), (0, 0), "{lines:?}");
+    assert_eq!(drops(&t, &t.ga).get("%drop shunt"), 3);
+
+    eroute6(&t, "--replace", NETS.0, NETS.1, "%hold");
+    let before = eroute_line(&t, NETS.0, NETS.1).unwrap().0;
+    let sink = UdpSink::bind6(&t.hb, 9999);
+    let dst: std::net::SocketAddr = format!("[{HOST_B6}]:9999").parse().unwrap();
+    send_udp_from(
+        &t.ha,
+        dst,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()],
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            eroute_line(&t, NETS.0, NETS.1).unwrap().0 == before + 3
+        }),
+        "the %hold eroute did not see 3 packets:\n{}",
+        t.ipsec_ok(&t.ga, &["eroute"])
+    );
+    assert!(sink.collect(Duration::from_millis(200)).is_empty());
+    assert_eq!(drops(&t, &t.ga).get("%hold replaced"), 2);
+    eroute6(&t, "--replace", NETS.0, NETS.1, "%pass");
+    assert_eq!(
+        sink.wait_n(1, Duration::from_secs(3)),
+        vec![b"three".to_vec()],
+        "released packets"
+    );
+    assert!(sink.collect(Duration::from_millis(300)).is_empty());
+
+    eroute6(&t, "--replace", NETS.0, NETS.1, "%trap");
+    send_udp_from(&t.ha, dst, vec![b"trapped".to_vec()]);
+    let hold = ("2001:db8:1::10/128", "2001:db8:2::10/128");
+    assert!(
+        wait_for(Duration::from_secs(5), || eroute_line(&t, hold.0, hold.1)
+            .is_some_and(|(_, s)| s == "%hold")),
+        "no /128 hold eroute:\n{}",
+        t.ipsec_ok(&t.ga, &["eroute"])
+    );
+    assert_eq!(eroute_line(&t, NETS.0, NETS.1).unwrap().1, "%trap");
+    assert!(sink.collect(Duration::from_millis(200)).is_empty());
+    eroute6(&t, "--replace", hold.0, hold.1, "%pass");
+    assert_eq!(
+        sink.wait_n(1, Duration::from_secs(3)),
+        vec![b"trapped".to_vec()],
+        "held packet not delivered"
+    );
+}

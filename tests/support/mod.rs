@@ -321,36 +321,45 @@ pub fn ping_out(ns: &str, dst: &str, count: u32) -> (u32, String) {
 
 /// A UDP listener bound inside a namespace, collecting datagrams on a background thread.
 pub struct UdpSink {
-    rx: std::sync::mpsc::Receiver<(SocketAddrV4, Vec<u8>)>,
+    rx: std::sync::mpsc::Receiver<(std::net::SocketAddr, Vec<u8>)>,
 }
 
 impl UdpSink {
     /// Binds `0.0.0.0:port` in `ns`.
     pub fn bind(ns: &str, port: u16) -> UdpSink {
+        Self::bind_at(ns, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port).into())
+    }
+
+    /// Binds `[::]:port` in `ns` (IPv6 only).
+    pub fn bind6(ns: &str, port: u16) -> UdpSink {
+        Self::bind_at(
+            ns,
+            std::net::SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0).into(),
+        )
+    }
+
+    fn bind_at(ns: &str, at: std::net::SocketAddr) -> UdpSink {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (tx, rx) = std::sync::mpsc::channel();
         let ns = ns.to_string();
         std::thread::spawn(move || {
             enter_netns(&ns);
-            let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+            let s = UdpSocket::bind(at).unwrap();
             s.set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
             ready_tx.send(()).unwrap();
             let mut buf = vec![0u8; 65536];
             loop {
                 match s.recv_from(&mut buf) {
-                    Ok((n, std::net::SocketAddr::V4(a))) => {
+                    Ok((n, a)) => {
                         if tx.send((a, buf[..n].to_vec())).is_err() {
                             return;
                         }
                     }
-                    Ok(_) => {}
                     Err(_) => {
                         // Timeout: stop once the test has dropped the sink.
-                        if tx
-                            .send((SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), Vec::new()))
-                            .is_err()
-                        {
+                        let none = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into();
+                        if tx.send((none, Vec::new())).is_err() {
                             return;
                         }
                     }
@@ -395,9 +404,15 @@ impl UdpSink {
 
 /// Sends UDP datagrams from `ns` (from one socket, so one source port) to `dst`, returning the
 /// source port used.
-pub fn send_udp_from(ns: &str, dst: SocketAddrV4, datagrams: Vec<Vec<u8>>) -> u16 {
+pub fn send_udp_from(
+    ns: &str,
+    dst: impl Into<std::net::SocketAddr>,
+    datagrams: Vec<Vec<u8>>,
+) -> u16 {
+    let dst: std::net::SocketAddr = dst.into();
     in_netns(ns, move || {
-        let s = UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+        let any = if dst.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let s = UdpSocket::bind(any).expect("udp socket");
         for d in datagrams {
             s.send_to(&d, dst).expect("send udp");
         }
