@@ -246,6 +246,68 @@ fn manual_esp_in_udp_over_ipv6() {
     passes(&t, "2001:db8:2::10", ".4500: ");
 }
 
+/// `left=`/`right=` host names with only IPv6 addresses (AAAA, here from the namespaces'
+/// `/etc/hosts`, which `ip netns exec` takes from `/etc/netns/NS/hosts`) resolve to them, and
+/// the tunnel carries traffic; a conn that says `hostaddrfamily=ipv4` beside an IPv6 address
+/// is refused at its line.
+#[test]
+fn ipv6_only_host_names() {
+    struct EtcNetns(Vec<std::path::PathBuf>);
+    impl Drop for EtcNetns {
+        fn drop(&mut self) {
+            for d in &self.0 {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let mut etc = EtcNetns(Vec::new());
+    for ns in [&t.ga, &t.gb] {
+        let d = std::path::PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&d).unwrap();
+        etc.0.push(d.clone());
+        std::fs::write(
+            d.join("hosts"),
+            "2001:db8::1 gw-a6.rswan.test\n2001:db8::2 gw-b6.rswan.test\n",
+        )
+        .unwrap();
+        // No DNS server in the namespaces: unknown names fail at once.
+        std::fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    }
+    let text = conf(
+        "gw-a6.rswan.test",
+        "gw-b6.rswan.test",
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        KEYS,
+    );
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    t.start_gateway(&ga, &text);
+    t.start_gateway(&gb, &text);
+    passes(&t, "2001:db8:2::10", "ESP");
+    let look = t.ipsec_ok(&t.ga, &["look"]);
+    assert!(look.contains("=> tun0x200@2001:db8::2"), "{look}");
+
+    let bad = "version 2\nconn odd\n\tleft=2001:db8::1\n\tright=2001:db8::2\n\thostaddrfamily=ipv4\n\tauto=ignore\n";
+    let path = t.dir.path("odd.conf");
+    std::fs::write(&path, bad).unwrap();
+    let o = t.ipsec(
+        &t.ga,
+        &["--config", path.to_str().unwrap(), "auto", "--add", "odd"],
+    );
+    let err = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3: left=2001:db8::1 is not an IPv4 address (hostaddrfamily=ipv4)",
+            path.display()
+        )),
+        "{err}"
+    );
+    drop(etc);
+}
+
 /// With ipsec0's MTU raised to the link's (`overridemtu=1500`), full-size TCP segments no
 /// longer fit the link once inside ESP over IPv6: the gateway, as the outer packets' source,
 /// sends them as IPv6 fragments (no router on the way would), the peer's kernel reassembles

@@ -17,8 +17,10 @@
 
 use super::duration::parse_duration;
 use super::include::{self, MAX_INCLUDE_DEPTH};
+use crate::addr::Family;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// An `ipsec.conf` problem, located at `file:line` (line 0 = the file as a whole).
@@ -226,25 +228,117 @@ pub struct ConnSection {
     pub params: Section,
 }
 
+/// The host parameters whose host names [`ConnSection::resolve_names`] resolves and whose
+/// family `hostaddrfamily=` constrains.
+const HOST_KEYS: [&str; 4] = ["left", "right", "leftnexthop", "rightnexthop"];
+
+/// The client parameters whose family `clientaddrfamily=` constrains.
+const CLIENT_KEYS: [&str; 2] = ["leftsubnet", "rightsubnet"];
+
+/// The family an Openswan `*addrfamily=` value names.
+fn family_value(v: &str) -> Option<Family> {
+    match v {
+        "ipv4" => Some(Family::V4),
+        "ipv6" => Some(Family::V6),
+        _ => None,
+    }
+}
+
+/// The family of an address or subnet written literally (`192.0.2.1`, `2001:db8::/32`); None
+/// for `%keywords`, host names and anything else.
+fn literal_family(v: &str) -> Option<Family> {
+    let addr = v.split_once('/').map_or(v, |(a, _)| a);
+    addr.parse::<IpAddr>().ok().map(Family::of)
+}
+
 impl ConnSection {
-    /// Replaces host names in `left=`, `right=`, `leftnexthop=` and `rightnexthop=` by their
-    /// first IPv4 address, as Pluto does when it loads a conn (`right=vpn.example.com`).
-    /// `resolve` does the lookup (the daemon passes [`system_resolve`]: `/etc/hosts`, DNS). A
-    /// name that does not resolve is left as written: loading the conn then fails with an
+    /// The family of the conn's hosts (`left`, `right`, next hops): `hostaddrfamily=`, else
+    /// `connaddrfamily=` (Openswan keywords); None when the conn does not say.
+    pub fn host_family(&self) -> Option<Family> {
+        self.params
+            .get("hostaddrfamily")
+            .or_else(|| self.params.get("connaddrfamily"))
+            .and_then(family_value)
+    }
+
+    /// The family of the conn's clients (`leftsubnet`, `rightsubnet`): `clientaddrfamily=`,
+    /// else `connaddrfamily=`; None when the conn does not say.
+    pub fn client_family(&self) -> Option<Family> {
+        self.params
+            .get("clientaddrfamily")
+            .or_else(|| self.params.get("connaddrfamily"))
+            .and_then(family_value)
+    }
+
+    /// Checks literal addresses against `hostaddrfamily=`/`clientaddrfamily=`/
+    /// `connaddrfamily=`: an IPv4 `right=` in a conn that says `hostaddrfamily=ipv6` is an
+    /// error at the line of that address.
+    fn check_families(&self) -> Result<(), ConfError> {
+        let checks = [
+            (self.host_family(), &HOST_KEYS[..], "hostaddrfamily"),
+            (self.client_family(), &CLIENT_KEYS[..], "clientaddrfamily"),
+        ];
+        for (want, keys, keyword) in checks {
+            let Some(want) = want else { continue };
+            let said = if self.params.contains(keyword) {
+                keyword
+            } else {
+                "connaddrfamily"
+            };
+            for key in keys {
+                let Some(v) = self.params.value(key) else {
+                    continue;
+                };
+                if literal_family(&v.value).is_some_and(|f| f != want) {
+                    return Err(ConfError::new(
+                        v.file.clone(),
+                        v.line,
+                        format!(
+                            "{key}={} is not an {} address ({said}={})",
+                            v.value,
+                            family_name(want),
+                            self.params.get(said).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces host names in `left=`, `right=`, `leftnexthop=` and `rightnexthop=` by an
+    /// address, as Pluto does when it loads a conn (`right=vpn.example.com`). The family asked
+    /// for is the conn's `hostaddrfamily=`/`connaddrfamily=`, else that of the other host
+    /// address if it is written literally (a name beside `left=2001:db8::1` wants AAAA), else
+    /// none (`resolve` then prefers IPv4 and takes IPv6 when the name has only that).
+    /// `resolve` does the lookup (the daemon passes [`system_resolve_in`]: `/etc/hosts`, DNS).
+    /// A name that does not resolve is left as written: loading the conn then fails with an
     /// error naming its file and line.
-    pub fn resolve_names(&mut self, resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>) {
-        for key in ["left", "right", "leftnexthop", "rightnexthop"] {
+    pub fn resolve_names(&mut self, resolve: &dyn Fn(&str, Option<Family>) -> Option<IpAddr>) {
+        let literal = |key: &str| self.params.get(key).and_then(literal_family);
+        let want = self
+            .host_family()
+            .or_else(|| literal("left").or_else(|| literal("right")));
+        for key in HOST_KEYS {
             let Some(v) = self.params.value(key) else {
                 continue;
             };
             if !is_host_name(&v.value) {
                 continue;
             }
-            if let Some(a) = resolve(&v.value) {
+            if let Some(a) = resolve(&v.value, want) {
                 let resolved = Value::new(a.to_string(), v.file.clone(), v.line);
                 self.params.set(key, resolved);
             }
         }
+    }
+}
+
+/// "IPv4" or "IPv6".
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "IPv4",
+        Family::V6 => "IPv6",
     }
 }
 
@@ -277,6 +371,28 @@ pub fn system_resolve(name: &str) -> Option<std::net::Ipv4Addr> {
         SocketAddr::V4(v4) => Some(*v4.ip()),
         SocketAddr::V6(_) => None,
     })
+}
+
+/// The system resolver's address for `name` (`/etc/hosts`, DNS: A and AAAA records): the
+/// first of family `want`, or with no family asked the first IPv4 address, else the first
+/// IPv6 one (a name with only AAAA records).
+pub fn system_resolve_in(name: &str, want: Option<Family>) -> Option<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<IpAddr> = (name, 0u16)
+        .to_socket_addrs()
+        .ok()?
+        .map(|a| a.ip())
+        .collect();
+    pick_address(&addrs, want)
+}
+
+/// The address [`system_resolve_in`] picks from a resolver's answer.
+fn pick_address(addrs: &[IpAddr], want: Option<Family>) -> Option<IpAddr> {
+    let first = |f: Family| addrs.iter().copied().find(|a| Family::of(*a) == f);
+    match want {
+        Some(f) => first(f),
+        None => first(Family::V4).or_else(|| first(Family::V6)),
+    }
 }
 
 /// Pseudo file name used for the built-in implicit conns.
@@ -332,6 +448,10 @@ pub const SETUP_KEYWORDS: &[&str] = &[
 pub const CONN_KEYWORDS: &[&str] = &[
     // general / automatic keying
     "type",
+    // Openswan: the address family of the hosts, the clients, or both
+    "connaddrfamily",
+    "hostaddrfamily",
+    "clientaddrfamily",
     "auto",
     "authby",
     "auth",
@@ -469,6 +589,9 @@ fn check_for(ty: SecType, name: &str) -> Check {
             "failureshunt" => Check::OneOf(&["none", "passthrough", "drop", "reject"]),
             "dpdaction" => Check::OneOf(&["hold", "clear", "restart"]),
             "keyexchange" => Check::OneOf(&["ike", "ikev1", "ikev2"]),
+            "connaddrfamily" | "hostaddrfamily" | "clientaddrfamily" => {
+                Check::OneOf(&["ipv4", "ipv6"])
+            }
             "ikev2" => Check::OneOf(&["never", "no", "permit", "propose", "yes", "insist"]),
             "keylife" | "ikelifetime" | "rekeymargin" | "dpddelay" | "dpdtimeout" => {
                 Check::Duration
@@ -999,12 +1122,14 @@ impl Parser {
         let mut conns = Vec::new();
         for (i, s) in self.sections.iter().enumerate() {
             if s.ty == SecType::Conn {
-                conns.push(ConnSection {
+                let conn = ConnSection {
                     name: s.name.clone(),
                     file: s.file.clone(),
                     line: s.line,
                     params: self.expand(i)?,
-                });
+                };
+                conn.check_families()?;
+                conns.push(conn);
             }
         }
         Ok(IpsecConf { setup, conns })
@@ -1165,7 +1290,7 @@ impl IpsecConf {
     pub fn resolve_names(
         &mut self,
         which: impl Fn(&ConnSection) -> bool,
-        resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+        resolve: &dyn Fn(&str, Option<Family>) -> Option<IpAddr>,
     ) {
         for c in self.conns.iter_mut().filter(|c| which(c)) {
             c.resolve_names(resolve);
@@ -1661,7 +1786,7 @@ mod tests {
              conn b\n\tleft=192.0.2.1\n\tright=unknown.example.net\n",
         )
         .unwrap();
-        c.resolve_names(|_| true, &|n| match n {
+        c.resolve_names(|_| true, &|n, _| match n {
             "gw-a.example.net" => Some("192.0.2.7".parse().unwrap()),
             "router" => Some("192.0.2.254".parse().unwrap()),
             _ => None,
@@ -1677,6 +1802,72 @@ mod tests {
         assert!(is_host_name("vpn.example.com") && is_host_name("gw1"));
         assert!(!is_host_name("%defaultroute") && !is_host_name("10.0.0.1"));
         assert!(!is_host_name("a b") && !is_host_name("-x") && !is_host_name(""));
+    }
+
+    /// Names resolve in the family the conn asks for (`hostaddrfamily=`/`connaddrfamily=`),
+    /// else that of the other literal host address, else IPv4 first and IPv6 for AAAA-only
+    /// names (`pick_address`).
+    #[test]
+    fn host_names_resolve_in_the_conns_family() {
+        let mut c = parse(
+            "version 2\nconn asked\n\tleft=gw.example.net\n\tright=%any\n\thostaddrfamily=ipv6\n\
+             conn beside\n\tleft=2001:db8::1\n\tright=gw.example.net\n\
+             conn plain\n\tleft=gw.example.net\n\tright=%any\n\
+             conn v6only\n\tleft=v6only.example.net\n\tright=%any\n",
+        )
+        .unwrap();
+        let answer = |n: &str| -> Vec<IpAddr> {
+            match n {
+                "gw.example.net" => {
+                    vec!["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()]
+                }
+                "v6only.example.net" => vec!["2001:db8::8".parse().unwrap()],
+                _ => vec![],
+            }
+        };
+        c.resolve_names(|_| true, &|n, want| pick_address(&answer(n), want));
+        let get =
+            |conn: &str, key: &str| c.conn(conn).unwrap().params.get(key).unwrap().to_string();
+        assert_eq!(get("asked", "left"), "2001:db8::7");
+        assert_eq!(get("beside", "right"), "2001:db8::7");
+        assert_eq!(get("plain", "left"), "192.0.2.7");
+        assert_eq!(get("v6only", "left"), "2001:db8::8");
+        assert_eq!(
+            pick_address(&answer("v6only.example.net"), Some(Family::V4)),
+            None
+        );
+    }
+
+    /// `connaddrfamily=`, `hostaddrfamily=` and `clientaddrfamily=` (Openswan) take ipv4 or
+    /// ipv6 and a literal address of the other family is an error at its line.
+    #[test]
+    fn addrfamily_keywords_check_literal_addresses() {
+        let conn = |body: &str| parse(&format!("version 2\nconn a\n{body}"));
+        assert!(conn("\tleft=2001:db8::1\n\tright=2001:db8::2\n\tconnaddrfamily=ipv6\n").is_ok());
+        assert!(conn(
+            "\tleft=2001:db8::1\n\tright=2001:db8::2\n\tleftsubnet=10.0.1.0/24\n\
+             \thostaddrfamily=ipv6\n\tclientaddrfamily=ipv4\n"
+        )
+        .is_ok());
+        let e = conn("\tleft=2001:db8::1\n\tright=192.0.2.2\n\thostaddrfamily=ipv6\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/ipsec.conf:4: right=192.0.2.2 is not an IPv6 address (hostaddrfamily=ipv6)"
+        );
+        let e = conn("\tleftsubnet=2001:db8:1::/64\n\tconnaddrfamily=ipv4\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/ipsec.conf:3: leftsubnet=2001:db8:1::/64 is not an IPv4 address (connaddrfamily=ipv4)"
+        );
+        let e = conn("\tconnaddrfamily=inet6\n").unwrap_err().to_string();
+        assert!(
+            e.contains("illegal connaddrfamily value \"inet6\" (expected ipv4 or ipv6)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -2024,6 +2215,7 @@ mod tests {
         for kw in CONN_KEYWORDS {
             let v = match *kw {
                 "type" => "tunnel",
+                "connaddrfamily" | "hostaddrfamily" | "clientaddrfamily" => "ipv4",
                 "auto" => "add",
                 "authby" => "rsasig",
                 "auth" => "esp",

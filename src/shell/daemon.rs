@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cmd::{self, Ctx};
-use crate::config::conf::{system_resolve, ConfError, IpsecConf};
+use crate::config::conf::{system_resolve_in, ConfError, IpsecConf};
 use crate::klips::{DevInfo, Emit, Klips, Params};
 use crate::manual::{self, HostFacts, ManualPlan};
 use crate::pluto::{DebugFlags, Interface, Pluto, PlutoConfig, WhackCmd};
@@ -610,7 +610,7 @@ impl Daemon {
         };
         let conf = match IpsecConf::load(&config) {
             Ok(mut c) => {
-                c.resolve_names(|c| &c.name == *name, &system_resolve);
+                c.resolve_names(|c| &c.name == *name, &system_resolve_in);
                 for e in firewall_updowns(&mut c) {
                     reply.err(&format!("ipsec manual: {e}\n"));
                 }
@@ -783,7 +783,7 @@ impl Daemon {
                     Ok(c) => match c.conn(&name) {
                         Some(s) => {
                             let mut s = s.clone();
-                            s.resolve_names(&system_resolve);
+                            s.resolve_names(&system_resolve_in);
                             if let Err(e) = crate::updown::apply_firewall(&mut s) {
                                 reply.err(&format!("036 ipsec auto: {e}\n"));
                                 return None;
@@ -935,7 +935,7 @@ impl Daemon {
                 Kind::Manual if self.manual_is_up(name) => Ok(()),
                 Kind::Manual => {
                     let mut c = conf.clone();
-                    c.resolve_names(|c| &c.name == name, &system_resolve);
+                    c.resolve_names(|c| &c.name == name, &system_resolve_in);
                     if entry.up {
                         self.manual_up(&c, name, &mut String::new())
                     } else {
@@ -1153,7 +1153,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             !matches!(c.params.get_or("auto", "ignore"), "ignore")
                 || manualstart.split_whitespace().any(|n| n == c.name)
         },
-        &system_resolve,
+        &system_resolve_in,
     );
     let klipsdebug = configure_logging(&conf).map_err(fail)?;
     let firewall_errors = firewall_updowns(&mut conf);
@@ -1589,7 +1589,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     for n in names {
         daemon.manual_down(&n, &mut String::new(), false);
         if let Ok(mut c) = IpsecConf::load(&paths.config) {
-            c.resolve_names(|c| c.name == n, &system_resolve);
+            c.resolve_names(|c| c.name == n, &system_resolve_in);
             let _ = firewall_updowns(&mut c);
             let _ = daemon.unroute(&n, &c);
         }
