@@ -1865,3 +1865,94 @@ fn ikev2_rsa_net_to_net() {
     check_traffic(&t);
     assert!(status(&t, &gb).contains("STATE_V2_ESTABLISHED_CHILD_SA"));
 }
+
+/// `newest ISAKMP SA: #N` of conn `net` in a status report.
+fn newest_isakmp(st: &str) -> u64 {
+    st.lines()
+        .find_map(|l| l.split("newest ISAKMP SA: #").nth(1))
+        .and_then(|r| r.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no newest ISAKMP SA in\n{st}"))
+}
+
+/// Forced rekeys with whack (`ipsec whack --name net --rekey-ipsec`, then `--rekey-ike`, as
+/// Libreswan spells them) during a paced 10 MB TCP transfer over IKEv2: the transfer arrives
+/// whole (hash), only IKE and ESP are on the wire, and `--status` on both sides names new
+/// child and IKE SAs carrying the traffic. The lifetimes are long: only the commands rekey.
+#[test]
+fn ikev2_forced_rekey_during_transfer() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+    ));
+    let (ga, gb) = (&t.ga, &t.gb);
+    up_ok(&t, ga, "net");
+    let (ike1, child1) = {
+        let st = status(&t, ga);
+        (newest_isakmp(&st), newest_ipsec(&st))
+    };
+    let (ike1_b, child1_b) = {
+        let st = status(&t, gb);
+        (newest_isakmp(&st), newest_ipsec(&st))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(gb, &["eroute"])
+            .contains("=> tun0x")),
+        "{}",
+        t.log(gb)
+    );
+    let cap = Capture::start(ga, &t.ga_out, &t.dir.path("forced.pcap"));
+    // About 12 s of transfer; the rekeys come 3 s and 7 s in.
+    let (sent, got, n, whack) = std::thread::scope(|s| {
+        let xfer = s.spawn(|| paced_transfer(&t, 5750, payload(SIZE, MARKER), SIZE / 12));
+        std::thread::sleep(Duration::from_secs(3));
+        let child = t.ipsec(ga, &["whack", "--name", "net", "--rekey-ipsec"]);
+        std::thread::sleep(Duration::from_secs(4));
+        let ike = t.ipsec(ga, &["whack", "--name", "net", "--rekey-ike"]);
+        let (sent, got, n, _) = xfer.join().unwrap();
+        (sent, got, n, [child, ike])
+    });
+    let (lines, raw) = cap.stop();
+    for o in &whack {
+        assert!(
+            o.status.success(),
+            "whack: {}{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            diag(&t)
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&whack[0].stdout).contains("forced rekey of IPsec SA"),
+        "{:?}",
+        whack[0]
+    );
+    assert_eq!(n, SIZE, "short transfer\n{}", diag(&t));
+    assert_eq!(sent, got, "transfer corrupted");
+    check_wire(&t, &lines, &raw, 200);
+    let la = t.log(ga);
+    assert!(
+        la.contains(&format!("initiating CREATE_CHILD_SA to replace #{child1}")),
+        "{la}"
+    );
+    assert!(
+        la.contains(&format!(
+            "initiating CREATE_CHILD_SA to rekey IKE SA #{ike1}"
+        )),
+        "{la}"
+    );
+    for (ns, ike_old, child_old) in [(ga, ike1, child1), (gb, ike1_b, child1_b)] {
+        let st = status(&t, ns);
+        let (ike, child) = (newest_isakmp(&st), newest_ipsec(&st));
+        assert!(
+            ike != ike_old && child != child_old,
+            "{ns}: newest IKE SA #{ike} (was #{ike_old}), child SA #{child} (was #{child_old})\n{st}"
+        );
+        assert!(
+            st.contains(&format!("#{ike}: \"net\" STATE_V2_ESTABLISHED_IKE_SA"))
+                && st.contains(&format!("#{child}: \"net\" STATE_V2_ESTABLISHED_CHILD_SA")),
+            "{ns}:\n{st}"
+        );
+    }
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
+}
