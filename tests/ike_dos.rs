@@ -49,21 +49,10 @@ fn net_conf() -> String {
     )
 }
 
-fn write_secrets(t: &Topo, ns: &str, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let f = t.dir.path(&format!("{ns}.secrets"));
-    std::fs::write(&f, text).unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// Both gateways with `conf_a` / `conf_b` and their secrets, B started first.
 fn gateways(conf_a: &str, conf_b: &str, secrets_a: &str, secrets_b: &str) -> Topo {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, secrets_a);
-    write_secrets(&t, &gb, secrets_b);
-    t.start_gateway(&gb, conf_b);
-    t.start_gateway(&ga, conf_a);
+    let t = gateway_pair(conf_a, conf_b, secrets_a, secrets_b);
+    let gb = t.gb.clone();
     // Host B may hand gateway B packets with any source; replies to the flood's sources go
     // back to host B (not a router: it drops them).
     let b_lan = format!("{}b1", t.p);
@@ -250,6 +239,19 @@ fn random_source_flood_does_not_keep_a_road_warrior_out() {
     assert!(sent.load(Ordering::Relaxed) > 1024);
 }
 
+/// `added` log lines since `t0` are at most what `rate` lets through in that time (its burst
+/// plus its refill, the elapsed time rounded up) plus the summary line and one to spare.
+fn assert_within_rate(added: &[&str], rate: rswan::ratelimit::Rate, t0: Instant) {
+    let handled_s = t0.elapsed().as_secs() + 1;
+    let bound = rate.burst as u64 + handled_s * 1000 / rate.interval_ms + 2;
+    assert!(
+        (added.len() as u64) <= bound,
+        "{} lines added (bound {bound}):\n{}",
+        added.len(),
+        added.join("\n")
+    );
+}
+
 /// Junk that breaks every rule of the wire format, from one source and from many.
 fn junk(rng: &mut StdRng, mi1: &[u8]) -> Vec<u8> {
     let mut h = vec![0u8; 28];
@@ -320,17 +322,9 @@ fn junk_to_port_500_adds_a_bounded_number_of_log_lines() {
         "no summary line\n{}",
         t.log(&t.gb)
     );
-    let handled_s = t0.elapsed().as_secs() + 1;
     let log = t.log(&t.gb);
     let added: Vec<&str> = log.lines().skip(before).collect();
-    let total = UNAUTH_LOG_LIMITS.total;
-    let bound = total.burst as u64 + handled_s * 1000 / total.interval_ms + 2;
-    assert!(
-        (added.len() as u64) <= bound,
-        "{} lines added (bound {bound}):\n{}",
-        added.len(),
-        added.join("\n")
-    );
+    assert_within_rate(&added, UNAUTH_LOG_LIMITS.total, t0);
     assert!(added.iter().any(|l| l.contains("packet from 192.0.2.1:")));
     // The counter behind `--status` agrees: most of them were suppressed (each junk
     // datagram makes at least one line; a few may have been lost on the way).
@@ -449,15 +443,6 @@ fn send_as_a(t: &Topo, messages: Vec<Vec<u8>>) {
         .map(|m| udp_packet(SocketAddrV4::new(GA, 500), SocketAddrV4::new(GB, 500), m))
         .collect();
     send_ip(&t.ga, libc::IPPROTO_RAW as u8, GB, packets);
-}
-
-/// `newest IPsec SA: #N` of conn `net` in a status report.
-fn newest_ipsec(st: &str) -> u64 {
-    st.lines()
-        .find_map(|l| l.split("newest IPsec SA: #").nth(1))
-        .and_then(|r| r.split(';').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no newest IPsec SA in\n{st}"))
 }
 
 /// `log lines suppressed N` from a `--status` report.
@@ -613,17 +598,9 @@ fn ikev2_bad_input_on_an_established_sa_is_dropped_and_logged() {
         "the flood was not suppressed\n{}",
         t.ipsec_ok(&t.gb, &["auto", "--status"])
     );
-    let handled_s = t0.elapsed().as_secs() + 1;
     let log = t.log(&t.gb);
     let added: Vec<&str> = log.lines().skip(flood_before).collect();
-    let per = UNAUTH_LOG_LIMITS.per_source;
-    let bound = per.burst as u64 + handled_s * 1000 / per.interval_ms + 2;
-    assert!(
-        (added.len() as u64) <= bound,
-        "{} lines added (bound {bound}):\n{}",
-        added.len(),
-        added.join("\n")
-    );
+    assert_within_rate(&added, UNAUTH_LOG_LIMITS.per_source, t0);
     // The SA is untouched: traffic flows, and A's next request (message ID 2) is taken.
     assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", t.log(&t.gb));
     let st = t.ipsec_ok(&t.gb, &["auto", "--status"]);

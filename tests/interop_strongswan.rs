@@ -866,9 +866,30 @@ fn rekey_initiated_by_rswan() {
         "\tkeylife=16s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
         |_| {},
     );
+    let second = rswan_rekeys_child_during_pings(&p, 20, 12, || {});
+    let sas = p.charon.list_sas();
+    let newest = p.rswan_owner_spis().unwrap_or(second);
+    assert!(
+        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{sas}",
+        newest.0
+    );
+}
+
+/// Establishes `p` with rswan initiating, then pings host A -> host B for `secs` seconds while
+/// rswan rekeys the CHILD_SA (its lifetimes in the pair's conn): rswan's eroute moves to a new
+/// SA within 12 s, charon lists the new inbound SA and, within `old_gone_s`, no longer the
+/// first (rswan deleted it at expiry); then `more` runs, still during the pings. At most two
+/// pings are lost, and one more ping passes afterwards. Returns the new SA's SPIs.
+fn rswan_rekeys_child_during_pings(
+    p: &Pair,
+    secs: u32,
+    old_gone_s: u64,
+    more: impl FnOnce(),
+) -> (u32, u32) {
     let first = p.establish(true);
     let mut second = None;
-    let (got, sent) = ping_during(&p, 20, || {
+    let (got, sent) = ping_during(p, secs, || {
         let ok = poll(Duration::from_secs(12), || {
             second = p
                 .rswan_owner_spis()
@@ -877,8 +898,10 @@ fn rekey_initiated_by_rswan() {
         });
         assert!(ok, "rswan did not rekey\n{}", p.logs());
         let second = second.unwrap();
-        // charon has both, then only the new one once rswan deleted the old at expiry.
-        let old_gone = poll(Duration::from_secs(12), || {
+        // charon has both, then only the new one once rswan deleted the old at expiry (for
+        // IKEv2 charon keeps a deleted CHILD_SA's inbound half a few seconds more:
+        // delete_rekeyed_delay).
+        let old_gone = poll(Duration::from_secs(old_gone_s), || {
             let sas = p.charon.list_sas();
             !sas.contains(&format!("in  {:08x}", first.0))
                 && sas.contains(&format!("in  {:08x}", second.0))
@@ -889,22 +912,16 @@ fn rekey_initiated_by_rswan() {
             p.charon.list_sas(),
             p.logs()
         );
+        more();
     });
-    let second = second.unwrap();
     assert!(
         got + 2 >= sent,
-        "pings lost across the rekey: {got} of {sent} answered\n{}",
+        "pings lost across the rekeys: {got} of {sent} answered\n{}",
         p.logs()
     );
     assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-    let sas = p.charon.list_sas();
-    let newest = p.rswan_owner_spis().unwrap_or(second);
-    assert!(
-        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{sas}",
-        newest.0
-    );
-    eprintln!("pings across rswan's rekey: {got}/{sent}");
+    eprintln!("pings across rswan's rekeys: {got}/{sent}");
+    second.unwrap()
 }
 
 /// Without PFS (rswan pfs=no, charon esp_proposals without a DH group): Quick Mode without KE
@@ -1512,44 +1529,14 @@ fn ikev2_rekey_by_rswan() {
         "\tkeylife=16s\n\tikelifetime=20s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
         |_| {},
     );
-    let first = p.establish(true);
-    let mut second = None;
-    let (got, sent) = ping_during(&p, 28, || {
-        let ok = poll(Duration::from_secs(12), || {
-            second = p
-                .rswan_owner_spis()
-                .filter(|s| s.0 != first.0 && s.1 != first.1);
-            second.is_some()
-        });
-        assert!(ok, "rswan did not rekey\n{}", p.logs());
-        let second = second.unwrap();
-        // rswan deletes the old CHILD_SA at its expiry (16 s); charon keeps a deleted
-        // CHILD_SA's inbound half a few seconds more (delete_rekeyed_delay).
-        let old_gone = poll(Duration::from_secs(20), || {
-            let sas = p.charon.list_sas();
-            !sas.contains(&format!("in  {:08x}", first.0))
-                && sas.contains(&format!("in  {:08x}", second.0))
-        });
-        assert!(
-            old_gone,
-            "charon kept the old CHILD_SA or lacks the new one\n{}\n{}",
-            p.charon.list_sas(),
-            p.logs()
-        );
+    rswan_rekeys_child_during_pings(&p, 28, 20, || {
         let ike = poll(Duration::from_secs(10), || {
             p.t.log(p.ga()).contains("rekeyed #1")
         });
         assert!(ike, "rswan did not rekey the IKE SA\n{}", p.logs());
     });
-    assert!(
-        got + 2 >= sent,
-        "pings lost across the rekeys: {got} of {sent} answered\n{}",
-        p.logs()
-    );
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
     let sas = p.charon.list_sas();
     assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
-    eprintln!("pings across rswan's IKEv2 rekeys: {got}/{sent}");
 }
 
 /// IKEv2 liveness: rswan (dpddelay=2s dpdtimeout=6s dpdaction=clear) keeps a live charon
