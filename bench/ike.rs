@@ -1,5 +1,8 @@
-//! IKEv1 keying rate of the sans-IO Pluto core: Main Mode + Quick Mode completions between two
-//! in-memory engines with 1,000 configured peers, PSK.
+//! IKEv1 and IKEv2 keying rate of the sans-IO Pluto core: Main Mode + Quick Mode (IKEv2:
+//! IKE_SA_INIT + IKE_AUTH with one child SA) completions between two in-memory engines with
+//! 1,000 configured peers, PSK; and the IKEv2 floor — the crypto one side of one IKEv2
+//! exchange cannot avoid (`-- floor` runs only the baselines and the floors; the script reads
+//! its `FLOOR` lines).
 //!
 //! Run: `cargo bench --bench ike` (optionally `-- FILTER`, matched against the case names, e.g.
 //! `-- 3des`). Knobs: `RSWAN_IKE_PEERS` (default 1000), `RSWAN_IKE_ROUNDS` (default 3; the
@@ -32,6 +35,10 @@
 //! AES128-SHA256-MODP2048 and ESP AES128-SHA2_256 with PFS in MODP2048) and `3des-modp1024`
 //! (`ike=3des-sha1-modp1024`, `esp=3des-sha1`, PFS in MODP1024). PFS is on (`pfs=yes` is the
 //! default), so each completion costs each side 2 DH key pairs and 2 shared secrets.
+//! IKEv2 (`keyexchange=ikev2`): `v2-modp2048` (AES128-SHA256-MODP2048, ESP AES128-SHA256) and
+//! `v2-x25519` (AES256GCM16-PRFSHA256-Curve25519, ESP AES256-GCM16: the first suite of rswan's
+//! IKEv2 default offer); the first child SA has no PFS, so each completion costs each side one
+//! DH key pair and shared secret, and the PRF work of the key schedule and AUTH.
 //!
 //! In-run baselines (same process; before and after all cases, and a DH pair right before and
 //! after each case, since the machine is noisy): one DH key pair + one
@@ -51,8 +58,12 @@ use rand::SeedableRng;
 
 use rswan::config::conf::IpsecConf;
 use rswan::config::secrets::Secrets;
+use rswan::crypto::{AuthAlg, EncAlg};
 use rswan::pluto::crypto::dh::{DhGroup, DhKeyPair};
+use rswan::pluto::crypto::ikev2::auth::{psk_auth, signed_octets};
+use rswan::pluto::crypto::ikev2::keys::{ChildAlgs, IkeSaAlgs, IkeSaKeys};
 use rswan::pluto::crypto::prf::Prf;
+use rswan::pluto::crypto::{PrivateKey, SignatureScheme};
 use rswan::pluto::{Interface, Output, Pluto, PlutoConfig, WhackClient, WhackCmd};
 use timing::{env_usize, keep, selected};
 
@@ -110,6 +121,11 @@ impl Shape {
 enum Algs {
     Default,
     TripleDes,
+    /// IKEv2, AES128-SHA256-MODP2048 / ESP AES128-SHA256 (the first child SA has no PFS).
+    V2Modp2048,
+    /// IKEv2, AES256GCM16-PRFSHA256-Curve25519 / ESP AES256-GCM16: the first suite of rswan's
+    /// IKEv2 default offer.
+    V2X25519,
 }
 
 impl Algs {
@@ -117,18 +133,65 @@ impl Algs {
         match self {
             Algs::Default => "default",
             Algs::TripleDes => "3des-modp1024",
+            Algs::V2Modp2048 => "v2-modp2048",
+            Algs::V2X25519 => "v2-x25519",
         }
     }
     fn lines(self) -> &'static str {
         match self {
             Algs::Default => "",
             Algs::TripleDes => "\tike=3des-sha1-modp1024\n\tesp=3des-sha1\n",
+            Algs::V2Modp2048 => {
+                "\tkeyexchange=ikev2\n\tike=aes128-sha256-modp2048\n\tesp=aes128-sha256\n"
+            }
+            Algs::V2X25519 => {
+                "\tkeyexchange=ikev2\n\tike=aes256gcm16-prfsha256-curve25519\n\tesp=aes256gcm16\n"
+            }
         }
     }
     fn group(self) -> DhGroup {
         match self {
-            Algs::Default => DhGroup::Modp2048,
+            Algs::Default | Algs::V2Modp2048 => DhGroup::Modp2048,
             Algs::TripleDes => DhGroup::Modp1024,
+            Algs::V2X25519 => DhGroup::Curve25519,
+        }
+    }
+    fn v2(self) -> bool {
+        matches!(self, Algs::V2Modp2048 | Algs::V2X25519)
+    }
+    /// The log line of a completion: (responder, initiator).
+    fn markers(self) -> (&'static str, &'static str) {
+        if self.v2() {
+            (
+                "STATE_V2_ESTABLISHED_CHILD_SA: IPsec SA established",
+                "STATE_V2_ESTABLISHED_CHILD_SA: IPsec SA established",
+            )
+        } else {
+            (
+                "STATE_QUICK_R2: IPsec SA established",
+                "STATE_QUICK_I2: sent QI2, IPsec SA established",
+            )
+        }
+    }
+    /// The IKE SA and child SA algorithms of an IKEv2 suite.
+    fn v2_algs(self) -> (IkeSaAlgs, ChildAlgs) {
+        match self {
+            Algs::V2X25519 => (
+                IkeSaAlgs {
+                    prf: Prf::HmacSha256,
+                    enc: EncAlg::AesGcm16_256,
+                    integ: None,
+                },
+                ChildAlgs::esp(EncAlg::AesGcm16_256, None),
+            ),
+            _ => (
+                IkeSaAlgs {
+                    prf: Prf::HmacSha256,
+                    enc: EncAlg::AesCbc128,
+                    integ: Some(AuthAlg::HmacSha2_256_128),
+                },
+                ChildAlgs::esp(EncAlg::AesCbc128, Some(AuthAlg::HmacSha2_256_128)),
+            ),
         }
     }
 }
@@ -290,20 +353,9 @@ fn round(shape: Shape, algs: Algs, n: usize, window: usize, seed: u64) -> Round 
         Shape::Addrs => (0..n).map(peer_addr).collect(),
         Shape::Ids => vec![SPOKE],
     };
-    let mut hub = Side::new(
-        vec![HUB],
-        seed,
-        &hub_conf,
-        &hub_sec,
-        "STATE_QUICK_R2: IPsec SA established",
-    );
-    let mut spoke = Side::new(
-        spoke_addrs,
-        seed + 1,
-        &spoke_conf,
-        &spoke_sec,
-        "STATE_QUICK_I2: sent QI2, IPsec SA established",
-    );
+    let (hub_marker, spoke_marker) = algs.markers();
+    let mut hub = Side::new(vec![HUB], seed, &hub_conf, &hub_sec, hub_marker);
+    let mut spoke = Side::new(spoke_addrs, seed + 1, &spoke_conf, &spoke_sec, spoke_marker);
     let mut now: u64 = 1_000;
     let mut next = 0usize;
     let mut to_hub: VecDeque<(SocketAddrV4, SocketAddrV4, Vec<u8>)> = VecDeque::new();
@@ -405,6 +457,88 @@ fn dh_pair_now(g: DhGroup) -> f64 {
     .0
 }
 
+/// The crypto one side of one IKEv2 IKE_SA_INIT + IKE_AUTH exchange with its first child SA
+/// cannot avoid, for suite `algs`: one DH key pair and shared secret, SKEYSEED and the IKE
+/// SA's prf+ key material, the two AUTH values (its own and the one it checks: prf(SK_p, ID')
+/// and the PSK's prf(prf(PSK, "Key Pad for IKEv2"), signed octets) over a 400-byte first
+/// message), and the child SA's prf+ key material; with `rsa`, an RSA-2048 PKCS#1 SHA-256
+/// signature and one verification instead of the two PSK AUTH values. Returns the median
+/// CPU µs of one such set and its spread (%).
+fn v2_floor(algs: Algs, rsa: Option<&PrivateKey>, reps: usize) -> (f64, f64) {
+    let g = algs.group();
+    let (ike, child) = algs.v2_algs();
+    let mut rng = StdRng::seed_from_u64(13);
+    let peer_pub = DhKeyPair::generate(g, &mut rng).public_value().to_vec();
+    let (ni, nr, spi_i, spi_r) = ([0x11u8; 32], [0x22u8; 32], [1u8; 8], [2u8; 8]);
+    let (message, id) = ([0x33u8; 400], [0x44u8; 12]);
+    let signature = rsa.map(|k| {
+        let octets = signed_octets(ike.prf, &message, &nr, &[0x55; 32], &id);
+        k.sign_ikev2(&mut rng, SignatureScheme::Pkcs1Sha256, &octets)
+            .expect("sign")
+    });
+    let iters = match (g, rsa) {
+        (_, Some(_)) => 5,
+        (DhGroup::Curve25519, None) => 200,
+        _ => 10,
+    };
+    cpu_measure(iters, reps, || {
+        let kp = DhKeyPair::generate(g, &mut rng);
+        let gir = kp.compute_shared(&peer_pub).expect("valid");
+        let keys =
+            IkeSaKeys::from_exchange(ike, &ni, &nr, gir.as_bytes(), &spi_i, &spi_r).expect("keys");
+        for own in [true, false] {
+            let octets = signed_octets(ike.prf, &message, &nr, keys.sk_p(own), &id);
+            match (rsa, &signature) {
+                (Some(k), Some(sig)) if own => {
+                    keep(k.sign_ikev2(&mut rng, SignatureScheme::Pkcs1Sha256, &octets))
+                        .expect("sign");
+                    keep(sig);
+                }
+                (Some(k), Some(sig)) => {
+                    // The peer's signature (over other octets: it fails, at full cost).
+                    let _ = keep(k.public_key().verify_ikev2(
+                        SignatureScheme::Pkcs1Sha256,
+                        &octets,
+                        sig,
+                    ));
+                }
+                _ => {
+                    keep(psk_auth(ike.prf, PSK.as_bytes(), &octets));
+                }
+            }
+        }
+        keep(keys.child_keys(child, None, &ni, &nr).expect("child keys"));
+    })
+}
+
+/// The IKEv2 floors (per side, one completion) of both suites, with PSK and with RSA-2048,
+/// and one machine-readable `FLOOR <suite> <auth> <µs>` line each for scripts/bench-ike.
+fn print_v2_floors(reps: usize) {
+    let mut rng = StdRng::seed_from_u64(17);
+    let key = PrivateKey::generate(&mut rng, 2048).expect("RSA key");
+    println!(
+        "| IKEv2 floor, one side of one IKE_SA_INIT + IKE_AUTH (+ first child SA) | µs | spread |"
+    );
+    println!("|---|---:|---:|");
+    let mut lines = Vec::new();
+    for algs in [Algs::V2Modp2048, Algs::V2X25519] {
+        for (auth, rsa) in [("psk", None), ("rsa2048", Some(&key))] {
+            let (m, sp) = v2_floor(algs, rsa, reps);
+            println!(
+                "| {} {}: DH pair + SKEYSEED/prf+ + 2 AUTH + child prf+ | {m:.1} | {sp:.1}% |",
+                algs.name(),
+                auth
+            );
+            lines.push(format!("FLOOR {} {auth} {m:.1}", algs.name()));
+        }
+    }
+    println!();
+    for l in lines {
+        println!("{l}");
+    }
+    println!();
+}
+
 /// Baselines: (name, µs, spread %). DH pair = one key pair + one shared secret.
 fn baselines() -> Vec<(String, f64, f64)> {
     let reps = timing::reps();
@@ -455,10 +589,18 @@ fn main() {
 
     let base = baselines();
     print_baselines("baseline (before the cases)", &base);
+    if selected("floor") {
+        print_v2_floors(timing::reps());
+    }
 
     // --- Cases.
     let mut cases: Vec<(Shape, Algs, usize, usize)> = Vec::new();
-    for algs in [Algs::Default, Algs::TripleDes] {
+    for algs in [
+        Algs::Default,
+        Algs::TripleDes,
+        Algs::V2Modp2048,
+        Algs::V2X25519,
+    ] {
         cases.push((Shape::Addrs, algs, peers, peers));
         cases.push((Shape::Ids, algs, peers, 16));
         cases.push((Shape::Addrs, algs, 10.min(peers), 10.min(peers)));
@@ -471,7 +613,16 @@ fn main() {
             continue;
         }
         let reps = if n < 100 { rounds * 10 } else { rounds };
-        let dh_before = dh_pair_now(algs.group());
+        // The side's floor: for IKEv1 two DH pairs (Main Mode + PFS), for IKEv2 the whole
+        // crypto of the exchange ([`v2_floor`], PSK); measured right before and after.
+        let floor_now = || {
+            if algs.v2() {
+                v2_floor(algs, None, 5).0
+            } else {
+                dh_pair_now(algs.group())
+            }
+        };
+        let dh_before = floor_now();
         let mut rs: Vec<Round> = (0..reps)
             .map(|r| round(shape, algs, n, window, 100 + r as u64 * 2))
             .collect();
@@ -483,9 +634,13 @@ fn main() {
         let both = us(r.hub_cpu + r.spoke_cpu) / done;
         let init = us(r.spoke_cpu) / done;
         let resp = us(r.hub_cpu) / done;
-        let dh_after = dh_pair_now(algs.group());
-        // The side's unavoidable DH work, from the baselines measured right before and after.
-        let floor = dh_before + dh_after;
+        let dh_after = floor_now();
+        // The side's unavoidable work, from the baselines measured right before and after.
+        let floor = if algs.v2() {
+            (dh_before + dh_after) / 2.0
+        } else {
+            dh_before + dh_after
+        };
         let med = us(r.hub_cpu + r.spoke_cpu);
         let spread = ((med - lo).max(hi - med)) / med * 100.0;
         println!(
@@ -523,6 +678,7 @@ fn main() {
     print_baselines("baseline (again, after the cases)", &baselines());
     println!("completions/s = completed MM+QM pairs / CPU time of both engines (on two cores with one daemon each, the ceiling is up to twice that). thread CPU / wall < 100 % = the machine took the core away part of the time (not counted).");
     println!(
-        "× DH floor = a side's CPU per completion / (2 × DH pair of the group, the mean of the pairs measured right before and after the case): the two key pairs and two shared secrets (Main Mode + PFS) each side must compute."
+        "× DH floor = a side's CPU per completion / (2 × DH pair of the group, the mean of the pairs measured right before and after the case): the two key pairs and two shared secrets (Main Mode + PFS) each side must compute. For the v2-* cases the floor is the IKEv2 floor above (PSK: one DH pair, SKEYSEED and prf+, two AUTH values, the child's prf+), and the 'DH pair µs' column shows that floor before / after."
     );
+    println!("The FLOOR lines give the IKEv2 floor per side in µs for scripts/bench-ike.");
 }

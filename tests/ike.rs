@@ -32,13 +32,7 @@ fn psk_line(psk: &str) -> String {
 
 /// Both gateways with the same `conf` and the PSK secrets; nothing initiated yet.
 fn psk_pair(conf: &str) -> Topo {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, conf);
-    t.start_gateway(&ga, conf);
-    t
+    gateway_pair(conf, conf, &psk_line(PSK), &psk_line(PSK))
 }
 
 /// Runs `ipsec auto --up CONN` on `ns`; returns (exit code, stdout+stderr).
@@ -206,22 +200,29 @@ fn hostkey(file: &std::path::Path, side: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn rsa_net_to_net() {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    let ka = t.dir.path("a.key");
-    let kb = t.dir.path("b.key");
+/// Both gateways with the same net-to-net conn, `authby=rsasig` and `extra` lines, each with its
+/// own new RSA host key (its secrets file holds its private key exactly as newhostkey wrote it;
+/// the conn names both public keys); nothing initiated yet.
+fn rsa_pair(extra: &str) -> Topo {
+    let keys = TempDir::new(&format!("{}-keys", unique_prefix()));
+    let (ka, kb) = (keys.path("a.key"), keys.path("b.key"));
     let left = hostkey(&ka, "left");
     let right = hostkey(&kb, "right");
     let conf = net_conf(&format!(
-        "\tauthby=rsasig\n\t{left}\n\t{right}\n\tauto=add\n"
+        "\tauthby=rsasig\n{extra}\t{left}\n\t{right}\n\tauto=add\n"
     ));
-    // Each gateway's secrets file holds its own private key, exactly as newhostkey wrote it.
-    write_secrets(&t, &ga, &std::fs::read_to_string(&ka).unwrap());
-    write_secrets(&t, &gb, &std::fs::read_to_string(&kb).unwrap());
-    t.start_gateway(&gb, &conf);
-    t.start_gateway(&ga, &conf);
+    gateway_pair(
+        &conf,
+        &conf,
+        &std::fs::read_to_string(&ka).unwrap(),
+        &std::fs::read_to_string(&kb).unwrap(),
+    )
+}
+
+#[test]
+fn rsa_net_to_net() {
+    let t = rsa_pair("");
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     up_ok(&t, &ga, "net");
     check_traffic(&t);
     for ns in [&ga, &gb] {
@@ -289,12 +290,13 @@ fn pfs_no() {
 #[test]
 fn pfs_mismatch_is_refused() {
     // The responder insists on PFS; an initiator with pfs=no gets no IPsec SA.
-    let mut t = Topo::new();
+    let t = gateway_pair(
+        &net_conf("\tauthby=secret\n\tpfs=no\n\tauto=add\n"),
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
+    );
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
-    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tpfs=no\n\tauto=add\n"));
     let o = t.ipsec(&ga, &["auto", "--asynchronous", "--up", "net"]);
     assert!(o.status.success());
     assert!(
@@ -376,16 +378,14 @@ fn auth_ah() {
 fn explicit_algorithms() {
     let conf =
         net_conf("\tauthby=secret\n\tike=aes128-sha1-modp2048\n\tesp=aes128gcm16\n\tauto=add\n");
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
     // First B accepts only another IKE proposal: ike= is honoured by both sides.
-    t.start_gateway(
-        &gb,
+    let t = gateway_pair(
+        &conf,
         &net_conf("\tauthby=secret\n\tike=aes256-sha2_256-modp1536\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
     );
-    t.start_gateway(&ga, &conf);
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     let o = t.ipsec(&ga, &["auto", "--asynchronous", "--up", "net"]);
     assert!(o.status.success());
     assert!(
@@ -558,19 +558,9 @@ fn whack_output_exit_codes_and_status() {
 
 #[test]
 fn road_warrior() {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     // B accepts anyone knowing the RW PSK; its peer is only a host (no rightsubnet).
-    write_secrets(&t, &gb, &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
-    write_secrets(&t, &ga, &psk_line(PSK));
-    t.start_gateway(
-        &gb,
-        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n",
-    );
-    t.start_gateway(
-        &ga,
-        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n",
-    );
+    let t = gateway_pair("version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n", "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n", &psk_line(PSK), &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     let st = status(&t, &gb);
     assert!(
         st.contains("\"rw\": 10.0.2.0/24===192.0.2.2...%any; unrouted"),
@@ -617,12 +607,13 @@ fn road_warrior() {
 
 #[test]
 fn auto_route_keys_on_demand() {
-    let mut t = Topo::new();
+    let t = gateway_pair(
+        &net_conf("\tauthby=secret\n\tauto=route\n"),
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
+    );
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
-    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=route\n"));
     let er = t.ipsec_ok(&ga, &["eroute"]);
     assert!(
         er.contains("10.0.1.0/24        -> 10.0.2.0/24        => %trap"),
@@ -685,12 +676,13 @@ fn auto_route_keys_on_demand() {
 
 #[test]
 fn down_deletes_on_both_sides() {
-    let mut t = Topo::new();
+    let t = gateway_pair(
+        &net_conf("\tauthby=secret\n\tauto=route\n"),
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
+    );
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
-    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=route\n"));
     up_ok(&t, &ga, "net");
     check_traffic(&t);
     let old_a = spis(&t, &ga);
@@ -755,12 +747,13 @@ fn down_deletes_on_both_sides() {
 
 #[test]
 fn auto_start_brings_the_tunnel_up_auto_add_does_not() {
-    let mut t = Topo::new();
+    let mut t = gateway_pair(
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
+    );
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
-    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=add\n"));
     std::thread::sleep(Duration::from_millis(1500));
     for ns in [&ga, &gb] {
         let st = status(&t, ns);
@@ -1120,15 +1113,6 @@ fn paced_transfer(t: &Topo, port: u16, data: Vec<u8>, rate: usize) -> (u64, u64,
     (sent, hash(&got), got.len(), gap)
 }
 
-/// `newest IPsec SA: #N` of conn `net` in a status report.
-fn newest_ipsec(st: &str) -> u64 {
-    st.lines()
-        .find_map(|l| l.split("newest IPsec SA: #").nth(1))
-        .and_then(|r| r.split(';').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no newest IPsec SA in\n{st}"))
-}
-
 #[test]
 fn rekey_without_loss() {
     let t = psk_pair(&net_conf(
@@ -1353,13 +1337,14 @@ fn dpd_probes_only_an_idle_peer() {
 /// negotiated algorithms and `used Ns ago` once up.
 #[test]
 fn status_algorithms_pending_phase2_and_bare_shunts() {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
     // B does not know the conn yet: A's Main Mode stays in MAIN_I1.
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=ignore\n"));
-    t.start_gateway(&ga, &net_conf("\tauthby=secret\n\tauto=route\n"));
+    let t = gateway_pair(
+        &net_conf("\tauthby=secret\n\tauto=route\n"),
+        &net_conf("\tauthby=secret\n\tauto=ignore\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
+    );
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     in_netns(&t.ha, || {
         let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
         s.send_to(b"trapped", "10.0.2.10:7777").unwrap();
@@ -1444,18 +1429,16 @@ fn status_algorithms_pending_phase2_and_bare_shunts() {
 /// routed conn does.
 #[test]
 fn stale_holds_are_swept() {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
-    t.start_gateway(
-        &ga,
+    let t = gateway_pair(
         &net_conf("\tauthby=secret\n\tauto=route\n").replace(
             "\tinterfaces=%defaultroute\n",
             "\tinterfaces=%defaultroute\n\tshuntscaninterval=2s\n",
         ),
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
     );
+    let ga = t.ga.clone();
     // A %trap nobody's conn covers (made by hand), and a route into ipsec0 for it.
     t.ipsec_ok(
         &ga,
@@ -1551,18 +1534,13 @@ fn stale_holds_are_swept() {
 /// so in QR1; A uses the 30 s (and so rekeys well before B's SA expires).
 #[test]
 fn responder_lifetime_shortens_the_initiators_sa() {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(
-        &gb,
-        &net_conf("\tauthby=secret\n\tkeylife=30s\n\tauto=add\n"),
-    );
-    t.start_gateway(
-        &ga,
+    let t = gateway_pair(
         &net_conf("\tauthby=secret\n\tkeylife=1h\n\tauto=add\n"),
+        &net_conf("\tauthby=secret\n\tkeylife=30s\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
     );
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     up_ok(&t, &ga, "net");
     assert!(
         t.log(&gb).contains(
@@ -1764,15 +1742,13 @@ fn ikev2_rekey_without_loss() {
 /// delivered through the tunnel once the child SA is up.
 #[test]
 fn ikev2_auto_route_keys_on_demand() {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, &psk_line(PSK));
-    write_secrets(&t, &gb, &psk_line(PSK));
-    t.start_gateway(&gb, &net_conf("\tauthby=secret\n\tauto=add\n"));
-    t.start_gateway(
-        &ga,
+    let t = gateway_pair(
         &net_conf("\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=route\n"),
+        &net_conf("\tauthby=secret\n\tauto=add\n"),
+        &psk_line(PSK),
+        &psk_line(PSK),
     );
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
     let er = t.ipsec_ok(&ga, &["eroute"]);
     assert!(er.contains("=> %trap"), "{er}");
     assert!(
@@ -1799,18 +1775,8 @@ fn ikev2_auto_route_keys_on_demand() {
 /// the instance on B.
 #[test]
 fn ikev2_road_warrior() {
-    let mut t = Topo::new();
+    let t = gateway_pair("version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n", "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n", &psk_line(PSK), &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &gb, &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
-    write_secrets(&t, &ga, &psk_line(PSK));
-    t.start_gateway(
-        &gb,
-        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n",
-    );
-    t.start_gateway(
-        &ga,
-        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
-    );
     up_ok(&t, &ga, "rw");
     let st = status(&t, &gb);
     assert!(
@@ -1848,20 +1814,91 @@ fn ikev2_road_warrior() {
 /// halves as `leftrsasigkey`/`rightrsasigkey`): ping and 10 MB TCP through the tunnel.
 #[test]
 fn ikev2_rsa_net_to_net() {
-    let mut t = Topo::new();
+    let t = rsa_pair("\tkeyexchange=ikev2\n");
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    let ka = t.dir.path("a.key");
-    let kb = t.dir.path("b.key");
-    let left = hostkey(&ka, "left");
-    let right = hostkey(&kb, "right");
-    let conf = net_conf(&format!(
-        "\tauthby=rsasig\n\tkeyexchange=ikev2\n\t{left}\n\t{right}\n\tauto=add\n"
-    ));
-    write_secrets(&t, &ga, &std::fs::read_to_string(&ka).unwrap());
-    write_secrets(&t, &gb, &std::fs::read_to_string(&kb).unwrap());
-    t.start_gateway(&gb, &conf);
-    t.start_gateway(&ga, &conf);
     up_ok(&t, &ga, "net");
     check_traffic(&t);
     assert!(status(&t, &gb).contains("STATE_V2_ESTABLISHED_CHILD_SA"));
+}
+
+/// Forced rekeys with whack (`ipsec whack --name net --rekey-ipsec`, then `--rekey-ike`, as
+/// Libreswan spells them) during a paced 10 MB TCP transfer over IKEv2: the transfer arrives
+/// whole (hash), only IKE and ESP are on the wire, and `--status` on both sides names new
+/// child and IKE SAs carrying the traffic. The lifetimes are long: only the commands rekey.
+#[test]
+fn ikev2_forced_rekey_during_transfer() {
+    let t = psk_pair(&net_conf(
+        "\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n",
+    ));
+    let (ga, gb) = (&t.ga, &t.gb);
+    up_ok(&t, ga, "net");
+    let (ike1, child1) = {
+        let st = status(&t, ga);
+        (newest_isakmp(&st), newest_ipsec(&st))
+    };
+    let (ike1_b, child1_b) = {
+        let st = status(&t, gb);
+        (newest_isakmp(&st), newest_ipsec(&st))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(gb, &["eroute"])
+            .contains("=> tun0x")),
+        "{}",
+        t.log(gb)
+    );
+    let cap = Capture::start(ga, &t.ga_out, &t.dir.path("forced.pcap"));
+    // About 12 s of transfer; the rekeys come 3 s and 7 s in.
+    let (sent, got, n, whack) = std::thread::scope(|s| {
+        let xfer = s.spawn(|| paced_transfer(&t, 5750, payload(SIZE, MARKER), SIZE / 12));
+        std::thread::sleep(Duration::from_secs(3));
+        let child = t.ipsec(ga, &["whack", "--name", "net", "--rekey-ipsec"]);
+        std::thread::sleep(Duration::from_secs(4));
+        let ike = t.ipsec(ga, &["whack", "--name", "net", "--rekey-ike"]);
+        let (sent, got, n, _) = xfer.join().unwrap();
+        (sent, got, n, [child, ike])
+    });
+    let (lines, raw) = cap.stop();
+    for o in &whack {
+        assert!(
+            o.status.success(),
+            "whack: {}{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            diag(&t)
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&whack[0].stdout).contains("forced rekey of IPsec SA"),
+        "{:?}",
+        whack[0]
+    );
+    assert_eq!(n, SIZE, "short transfer\n{}", diag(&t));
+    assert_eq!(sent, got, "transfer corrupted");
+    check_wire(&t, &lines, &raw, 200);
+    let la = t.log(ga);
+    assert!(
+        la.contains(&format!("initiating CREATE_CHILD_SA to replace #{child1}")),
+        "{la}"
+    );
+    assert!(
+        la.contains(&format!(
+            "initiating CREATE_CHILD_SA to rekey IKE SA #{ike1}"
+        )),
+        "{la}"
+    );
+    for (ns, ike_old, child_old) in [(ga, ike1, child1), (gb, ike1_b, child1_b)] {
+        let st = status(&t, ns);
+        let (ike, child) = (newest_isakmp(&st), newest_ipsec(&st));
+        assert!(
+            ike != ike_old && child != child_old,
+            "{ns}: newest IKE SA #{ike} (was #{ike_old}), child SA #{child} (was #{child_old})\n{st}"
+        );
+        assert!(
+            st.contains(&format!("#{ike}: \"net\" STATE_V2_ESTABLISHED_IKE_SA"))
+                && st.contains(&format!("#{child}: \"net\" STATE_V2_ESTABLISHED_CHILD_SA")),
+            "{ns}:\n{st}"
+        );
+    }
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
 }

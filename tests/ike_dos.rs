@@ -4,7 +4,11 @@
 //!   that peer out: it still establishes on its first transmission;
 //! * a random-source MI1 flood at a `right=%any` conn does not keep a road warrior out;
 //! * 5,000 junk datagrams to UDP 500 add a bounded number of lines to the log, and a
-//!   "similar messages suppressed" summary.
+//!   "similar messages suppressed" summary;
+//! * IKEv2 (issue 8): on an established IKE SA, malformed inner payloads, an unknown critical
+//!   payload, wrong SPIs, a replayed message ID, a bad ICV and bad RFC 7383 fragments — sent
+//!   as the peer, encrypted with the SA's real keys where that matters — are each dropped and
+//!   logged at a bounded rate, and the SA keeps working.
 //!
 //! Spoofed packets are written whole (IPPROTO_RAW) in host B's namespace, whose default route
 //! is gateway B: B takes them in on its LAN interface once the test turns B's reverse-path
@@ -45,21 +49,10 @@ fn net_conf() -> String {
     )
 }
 
-fn write_secrets(t: &Topo, ns: &str, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let f = t.dir.path(&format!("{ns}.secrets"));
-    std::fs::write(&f, text).unwrap();
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 /// Both gateways with `conf_a` / `conf_b` and their secrets, B started first.
 fn gateways(conf_a: &str, conf_b: &str, secrets_a: &str, secrets_b: &str) -> Topo {
-    let mut t = Topo::new();
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    write_secrets(&t, &ga, secrets_a);
-    write_secrets(&t, &gb, secrets_b);
-    t.start_gateway(&gb, conf_b);
-    t.start_gateway(&ga, conf_a);
+    let t = gateway_pair(conf_a, conf_b, secrets_a, secrets_b);
+    let gb = t.gb.clone();
     // Host B may hand gateway B packets with any source; replies to the flood's sources go
     // back to host B (not a router: it drops them).
     let b_lan = format!("{}b1", t.p);
@@ -246,6 +239,19 @@ fn random_source_flood_does_not_keep_a_road_warrior_out() {
     assert!(sent.load(Ordering::Relaxed) > 1024);
 }
 
+/// `added` log lines since `t0` are at most what `rate` lets through in that time (its burst
+/// plus its refill, the elapsed time rounded up) plus the summary line and one to spare.
+fn assert_within_rate(added: &[&str], rate: rswan::ratelimit::Rate, t0: Instant) {
+    let handled_s = t0.elapsed().as_secs() + 1;
+    let bound = rate.burst as u64 + handled_s * 1000 / rate.interval_ms + 2;
+    assert!(
+        (added.len() as u64) <= bound,
+        "{} lines added (bound {bound}):\n{}",
+        added.len(),
+        added.join("\n")
+    );
+}
+
 /// Junk that breaks every rule of the wire format, from one source and from many.
 fn junk(rng: &mut StdRng, mi1: &[u8]) -> Vec<u8> {
     let mut h = vec![0u8; 28];
@@ -316,17 +322,9 @@ fn junk_to_port_500_adds_a_bounded_number_of_log_lines() {
         "no summary line\n{}",
         t.log(&t.gb)
     );
-    let handled_s = t0.elapsed().as_secs() + 1;
     let log = t.log(&t.gb);
     let added: Vec<&str> = log.lines().skip(before).collect();
-    let total = UNAUTH_LOG_LIMITS.total;
-    let bound = total.burst as u64 + handled_s * 1000 / total.interval_ms + 2;
-    assert!(
-        (added.len() as u64) <= bound,
-        "{} lines added (bound {bound}):\n{}",
-        added.len(),
-        added.join("\n")
-    );
+    assert_within_rate(&added, UNAUTH_LOG_LIMITS.total, t0);
     assert!(added.iter().any(|l| l.contains("packet from 192.0.2.1:")));
     // The counter behind `--status` agrees: most of them were suppressed (each junk
     // datagram makes at least one line; a few may have been lost on the way).
@@ -345,5 +343,282 @@ fn junk_to_port_500_adds_a_bounded_number_of_log_lines() {
             .any(|l| l.trim_start().starts_with("log lines suppressed")),
         "{look}"
     );
+    assert!(daemon_alive(&t, &t.gb));
+}
+
+// ---------------------------------------------------------------------------------------------
+// IKEv2: bad input on an established IKE SA.
+
+/// The keys of an established IKEv2 SA as `ipsec keys --wireshark` writes them.
+struct V2Keys {
+    spi_i: [u8; 8],
+    spi_r: [u8; 8],
+    /// SK_ei: AES-256-GCM key and 4-byte salt (the default suite's cipher).
+    sk_ei: Vec<u8>,
+}
+
+/// Reads the one IKEv2 SA of the gateway in `ns` from its Wireshark key table.
+fn v2_keys(t: &Topo, ns: &str) -> V2Keys {
+    let dir = t.dir.path(&format!("{ns}-keys"));
+    t.ipsec_ok(ns, &["keys", "--wireshark", dir.to_str().unwrap()]);
+    let table = std::fs::read_to_string(dir.join("ikev2_decryption_table")).unwrap();
+    let line = table
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("no IKEv2 SA in\n{table}"));
+    let f: Vec<&str> = line.split(',').collect();
+    assert!(f[4].contains("AES-GCM") && f[4].contains("256"), "{line}");
+    let unhex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let sk_ei = unhex(f[2]);
+    assert_eq!(sk_ei.len(), 36, "{line}");
+    V2Keys {
+        spi_i: unhex(f[0]).try_into().unwrap(),
+        spi_r: unhex(f[1]).try_into().unwrap(),
+        sk_ei,
+    }
+}
+
+/// IKEv2 payload types and exchange (RFC 7296 3.2/3.1, RFC 7383 2.5).
+const PT_NOTIFY: u8 = 41;
+const PT_SK: u8 = 46;
+const PT_SKF: u8 = 53;
+const INFORMATIONAL: u8 = 37;
+
+/// An INFORMATIONAL request from the original initiator (I flag) with message ID `msgid`:
+/// `inner` (first payload type `first`) encrypted under `k` with AES-256-GCM (RFC 5282:
+/// nonce = salt | IV, associated data = IKE header to the IV), in an SK payload or, with
+/// `frag` = (number, total), an SKF payload (RFC 7383).
+fn v2_request(
+    k: &V2Keys,
+    msgid: u32,
+    first: u8,
+    inner: &[u8],
+    frag: Option<(u16, u16)>,
+) -> Vec<u8> {
+    use aes_gcm::aead::AeadInPlace;
+    use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+    let mut m = Vec::new();
+    m.extend_from_slice(&k.spi_i);
+    m.extend_from_slice(&k.spi_r);
+    m.push(if frag.is_some() { PT_SKF } else { PT_SK });
+    m.push(0x20);
+    m.push(INFORMATIONAL);
+    m.push(0x08);
+    m.extend_from_slice(&msgid.to_be_bytes());
+    m.extend_from_slice(&[0; 4]); // length, below
+    let sk = m.len();
+    m.extend_from_slice(&[first, 0, 0, 0]); // SK/SKF generic header, length below
+    if let Some((n, total)) = frag {
+        m.extend_from_slice(&n.to_be_bytes());
+        m.extend_from_slice(&total.to_be_bytes());
+    }
+    let iv: [u8; 8] = rand::random();
+    let mut body = inner.to_vec();
+    body.push(0); // Pad Length (AES-GCM pads to 1 octet: none)
+    let total_len = m.len() + 8 + body.len() + 16;
+    m[24..28].copy_from_slice(&(total_len as u32).to_be_bytes());
+    m[sk + 2..sk + 4].copy_from_slice(&((total_len - sk) as u16).to_be_bytes());
+    let mut nonce = k.sk_ei[32..36].to_vec();
+    nonce.extend_from_slice(&iv);
+    let cipher = Aes256Gcm::new_from_slice(&k.sk_ei[..32]).unwrap();
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &m, &mut body)
+        .unwrap();
+    m.extend_from_slice(&iv);
+    m.extend_from_slice(&body);
+    m.extend_from_slice(&tag);
+    m
+}
+
+/// Sends IKE `messages` to gateway B's UDP 500 as gateway A's (192.0.2.1:500), written whole
+/// from gateway A's namespace (A's own daemon holds that port).
+fn send_as_a(t: &Topo, messages: Vec<Vec<u8>>) {
+    let packets = messages
+        .iter()
+        .map(|m| udp_packet(SocketAddrV4::new(GA, 500), SocketAddrV4::new(GB, 500), m))
+        .collect();
+    send_ip(&t.ga, libc::IPPROTO_RAW as u8, GB, packets);
+}
+
+/// `log lines suppressed N` from a `--status` report.
+fn suppressed(st: &str) -> u64 {
+    st.lines()
+        .find_map(|l| l.split("log lines suppressed ").nth(1))
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{st}"))
+}
+
+/// Against gateway B with an IKEv2 SA established by gateway A, messages sent as A with the
+/// SA's real keys (from `ipsec keys --wireshark`) but bad content, and messages that fail
+/// before decryption: each one is dropped and logged — an inner payload with a bad length,
+/// an unknown critical inner payload, a bad header length, unknown IKE SPIs, a replayed
+/// (old) message ID, a bad ICV, and RFC 7383 fragments announcing too many fragments, a
+/// fragment number above the total, a stale total, and fragments adding up to more than the
+/// reassembly limit. Then 2,000 more of them add a bounded number of log lines (per-source
+/// rate limit of `UNAUTH_LOG_LIMITS`), and the SA still works: ping through it, and a
+/// CREATE_CHILD_SA from A (message ID 2, so B's message ID window was not moved by any of
+/// them) rekeys the child SA.
+#[test]
+fn ikev2_bad_input_on_an_established_sa_is_dropped_and_logged() {
+    let conf = net_conf().replace("\tauto=add\n", "\tkeyexchange=ikev2\n\tauto=add\n");
+    let secrets = format!("{GA} {GB} : PSK \"{PSK}\"\n");
+    let t = gateways(&conf, &conf, &secrets, &secrets);
+    let (code, text) = up(&t, &t.ga, "net");
+    assert_eq!(code, Some(0), "{text}\n{}", t.log(&t.gb));
+    assert!(
+        wait_for(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
+        "{}",
+        t.log(&t.gb)
+    );
+    let k = v2_keys(&t, &t.gb);
+    // B expects A's next request with message ID 2 (IKE_SA_INIT 0, IKE_AUTH 1).
+    let ok = |first: u8, inner: &[u8]| v2_request(&k, 2, first, inner, None);
+    let bad_length = ok(PT_NOTIFY, &[0, 0, 0, 200, 0, 0, 0, 0]);
+    let critical = ok(250, &[0, 0x80, 0, 8, 1, 2, 3, 4]);
+    let mut header_length = ok(0, &[]);
+    header_length[27] = header_length[27].wrapping_add(40);
+    let mut unknown_spi = ok(0, &[]);
+    unknown_spi[8..16].copy_from_slice(&rand::random::<[u8; 8]>());
+    let replayed = v2_request(&k, 0, 0, &[], None);
+    let mut bad_icv = ok(0, &[]);
+    *bad_icv.last_mut().unwrap() ^= 1;
+    let frag =
+        |n: u16, total: u16, len: usize| v2_request(&k, 2, 0, &vec![0u8; len], Some((n, total)));
+    let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+        (
+            "bad inner payload length",
+            vec![bad_length],
+            "bad length 200 of",
+        ),
+        (
+            "unknown critical payload",
+            vec![critical],
+            "unsupported critical payload",
+        ),
+        (
+            "bad header length",
+            vec![header_length],
+            "packet from 192.0.2.1:500: message truncated",
+        ),
+        (
+            "unknown IKE SPIs",
+            vec![unknown_spi],
+            "message for unknown IKE SA; dropped",
+        ),
+        (
+            "replayed message ID",
+            vec![replayed],
+            "request with message ID 0 (expected 2); dropped",
+        ),
+        (
+            "bad ICV",
+            vec![bad_icv],
+            "encrypted payload failed its integrity check",
+        ),
+        (
+            "too many fragments",
+            vec![frag(1, 1000, 16)],
+            "1000 fragments announced, at most 64 accepted",
+        ),
+        (
+            "fragment number above the total",
+            vec![frag(5, 3, 16)],
+            "malformed SKF payload: fragment number 0, or above total fragments",
+        ),
+        (
+            "stale total",
+            vec![frag(1, 8, 16), frag(2, 5, 16)],
+            "fragment of a 5-fragment message while reassembling 8",
+        ),
+        (
+            "oversized reassembly",
+            (1..=56).map(|n| frag(n, 60, 1200)).collect(),
+            "fragmented message larger than",
+        ),
+    ];
+    for (what, messages, line) in cases {
+        let before = t.log(&t.gb).lines().count();
+        send_as_a(&t, messages);
+        let logged = wait_for(Duration::from_secs(5), || {
+            t.log(&t.gb)
+                .lines()
+                .skip(before)
+                .any(|l| l.contains(line) && l.contains("dropped"))
+        });
+        assert!(
+            logged,
+            "{what}: no \"{line}\" drop line\n{}",
+            t.log(&t.gb)
+                .lines()
+                .skip(before)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        // One second between cases: the per-source rate limit's refill, so each case's line
+        // is not suppressed by the previous ones.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    // The same, 2,000 times: a bounded number of lines.
+    let flood_before = t.log(&t.gb).lines().count();
+    let sup_before = suppressed(&t.ipsec_ok(&t.gb, &["auto", "--status"]));
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(8);
+    for _ in 0..20 {
+        let batch: Vec<Vec<u8>> = (0..100)
+            .map(|_| match rng.gen_range(0..6) {
+                0 => ok(PT_NOTIFY, &[0, 0, 0, 200, 0, 0, 0, 0]),
+                1 => ok(250, &[0, 0x80, 0, 8, 1, 2, 3, 4]),
+                2 => v2_request(&k, 0, 0, &[], None),
+                3 => {
+                    let mut m = ok(0, &[]);
+                    *m.last_mut().unwrap() ^= 0x55;
+                    m
+                }
+                4 => frag(rng.gen_range(2..10), 1, 16),
+                _ => {
+                    let mut m = ok(0, &[]);
+                    rng.fill(&mut m[8..16]);
+                    m
+                }
+            })
+            .collect();
+        send_as_a(&t, batch);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || suppressed(
+            &t.ipsec_ok(&t.gb, &["auto", "--status"])
+        ) >= sup_before + 1500),
+        "the flood was not suppressed\n{}",
+        t.ipsec_ok(&t.gb, &["auto", "--status"])
+    );
+    let log = t.log(&t.gb);
+    let added: Vec<&str> = log.lines().skip(flood_before).collect();
+    assert_within_rate(&added, UNAUTH_LOG_LIMITS.per_source, t0);
+    // The SA is untouched: traffic flows, and A's next request (message ID 2) is taken.
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", t.log(&t.gb));
+    let st = t.ipsec_ok(&t.gb, &["auto", "--status"]);
+    assert!(
+        st.contains("#1: \"net\" STATE_V2_ESTABLISHED_IKE_SA"),
+        "{st}"
+    );
+    let child_b = newest_ipsec(&st);
+    let o = t.ipsec(&t.ga, &["whack", "--name", "net", "--rekey-ipsec"]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        wait_for(Duration::from_secs(10), || newest_ipsec(
+            &t.ipsec_ok(&t.gb, &["auto", "--status"])
+        ) != child_b),
+        "A's CREATE_CHILD_SA was not taken\nA:\n{}\nB:\n{}",
+        t.log(&t.ga),
+        t.log(&t.gb)
+    );
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", t.log(&t.gb));
     assert!(daemon_alive(&t, &t.gb));
 }

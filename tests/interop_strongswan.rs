@@ -19,7 +19,8 @@
 //!   one) and rswan rekeys (charon takes the new SA, rswan deletes the old one at expiry);
 //!   pings keep flowing. ISAKMP SA replacement by rswan (charon adopts the CHILD_SA) and IKEv1
 //!   reauthentication by charon keep the tunnel up. RSA signatures (keys from ipsec newhostkey,
-//!   handed to charon as PEM by ipsec showhostkey) instead of the PSK. Without PFS (rswan pfs=no, charon ESP proposal without DH group),
+//!   handed to charon as PEM by ipsec showhostkey) instead of the PSK (IKEv2: for each of the
+//!   three IKEv2 suites, with ping and TCP hash). Without PFS (rswan pfs=no, charon ESP proposal without DH group),
 //!   either side initiating. Proposal selection among several suites either way (charon
 //!   offering ECP/MODP3072/SHA-512 first), and ESP AES-256-CBC/HMAC-SHA2-256 (128-bit ICV).
 //!   A peer crashing and restarting without DPD: INITIAL_CONTACT from a restarted rswan makes
@@ -137,20 +138,39 @@ struct Pair {
 
 impl Pair {
     fn new(s: &Suite, rswan_extra: &str, ss: impl FnOnce(&mut CharonConf)) -> Pair {
+        Pair::with_auth(s, rswan_extra, None, ss)
+    }
+
+    /// [`Pair::new`] authenticating with the PSK, or with `rsa`'s keys (`authby=rsasig`,
+    /// `rightrsasigkey=` for charon's key, rswan's key in its ipsec.secrets).
+    fn with_auth(
+        s: &Suite,
+        rswan_extra: &str,
+        rsa: Option<&RsaKeys>,
+        ss: impl FnOnce(&mut CharonConf),
+    ) -> Pair {
         strongswan::require();
         let mut t = Topo::new();
-        let secrets = t.dir.path(&format!("{}.secrets", t.ga));
-        std::fs::write(&secrets, format!("192.0.2.1 192.0.2.2 : PSK \"{PSK}\"\n")).unwrap();
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        let ga = t.ga.clone();
+        let secrets = match rsa {
+            Some(k) => std::fs::read_to_string(&k.a_secrets).unwrap(),
+            None => format!("192.0.2.1 192.0.2.2 : PSK \"{PSK}\"\n"),
+        };
+        write_secrets(&t, &ga, &secrets);
         let mut cc = CharonConf::gateway_b(s.ss_ike, s.ss_esp, PSK);
+        cc.rsa = rsa.map(|k| k.charon.clone());
         ss(&mut cc);
         let gb = t.gb.clone();
         let charon = Charon::start(&t, &gb, &cc);
-        let ga = t.ga.clone();
-        t.start_gateway(&ga, &rswan_conf(s, rswan_extra));
+        let conf = match rsa {
+            Some(k) => rswan_conf(
+                s,
+                &format!("\trightrsasigkey={}\n{rswan_extra}", k.b_pubkey),
+            )
+            .replace("authby=secret", "authby=rsasig"),
+            None => rswan_conf(s, rswan_extra),
+        };
+        t.start_gateway(&ga, &conf);
         Pair { charon, t }
     }
 
@@ -846,9 +866,30 @@ fn rekey_initiated_by_rswan() {
         "\tkeylife=16s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
         |_| {},
     );
+    let second = rswan_rekeys_child_during_pings(&p, 20, 12, || {});
+    let sas = p.charon.list_sas();
+    let newest = p.rswan_owner_spis().unwrap_or(second);
+    assert!(
+        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
+        "no traffic on the new SA {:08x}\n{sas}",
+        newest.0
+    );
+}
+
+/// Establishes `p` with rswan initiating, then pings host A -> host B for `secs` seconds while
+/// rswan rekeys the CHILD_SA (its lifetimes in the pair's conn): rswan's eroute moves to a new
+/// SA within 12 s, charon lists the new inbound SA and, within `old_gone_s`, no longer the
+/// first (rswan deleted it at expiry); then `more` runs, still during the pings. At most two
+/// pings are lost, and one more ping passes afterwards. Returns the new SA's SPIs.
+fn rswan_rekeys_child_during_pings(
+    p: &Pair,
+    secs: u32,
+    old_gone_s: u64,
+    more: impl FnOnce(),
+) -> (u32, u32) {
     let first = p.establish(true);
     let mut second = None;
-    let (got, sent) = ping_during(&p, 20, || {
+    let (got, sent) = ping_during(p, secs, || {
         let ok = poll(Duration::from_secs(12), || {
             second = p
                 .rswan_owner_spis()
@@ -857,8 +898,10 @@ fn rekey_initiated_by_rswan() {
         });
         assert!(ok, "rswan did not rekey\n{}", p.logs());
         let second = second.unwrap();
-        // charon has both, then only the new one once rswan deleted the old at expiry.
-        let old_gone = poll(Duration::from_secs(12), || {
+        // charon has both, then only the new one once rswan deleted the old at expiry (for
+        // IKEv2 charon keeps a deleted CHILD_SA's inbound half a few seconds more:
+        // delete_rekeyed_delay).
+        let old_gone = poll(Duration::from_secs(old_gone_s), || {
             let sas = p.charon.list_sas();
             !sas.contains(&format!("in  {:08x}", first.0))
                 && sas.contains(&format!("in  {:08x}", second.0))
@@ -869,22 +912,16 @@ fn rekey_initiated_by_rswan() {
             p.charon.list_sas(),
             p.logs()
         );
+        more();
     });
-    let second = second.unwrap();
     assert!(
         got + 2 >= sent,
-        "pings lost across the rekey: {got} of {sent} answered\n{}",
+        "pings lost across the rekeys: {got} of {sent} answered\n{}",
         p.logs()
     );
     assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-    let sas = p.charon.list_sas();
-    let newest = p.rswan_owner_spis().unwrap_or(second);
-    assert!(
-        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{sas}",
-        newest.0
-    );
-    eprintln!("pings across rswan's rekey: {got}/{sent}");
+    eprintln!("pings across rswan's rekeys: {got}/{sent}");
+    second.unwrap()
 }
 
 /// Without PFS (rswan pfs=no, charon esp_proposals without a DH group): Quick Mode without KE
@@ -1049,20 +1086,46 @@ fn ipsec_tool(args: &[&str]) -> String {
 /// initiates once.
 #[test]
 fn rsa_signatures_both_initiators() {
-    rsa_case(1);
+    rsa_case(1, &AES128, &[true, false], false);
 }
 
-/// IKEv2 with RSA raw public keys both ways: rswan signs with RFC 7427 (sha256WithRSAEncryption,
-/// charon announced SHA2-256), charon's signature is checked against `rightrsasigkey`.
+/// IKEv2 with RSA raw public keys both ways, AES128-SHA256-MODP2048: rswan signs with RFC 7427
+/// (sha256WithRSAEncryption, charon announced SHA2-256), charon's signature is checked against
+/// `rightrsasigkey`; each side initiates once, ping and a 10 MB TCP transfer (hash) each time.
 #[test]
 fn ikev2_rsa_signatures_both_initiators() {
-    rsa_case(2);
+    rsa_case(2, &V2_AES128, &[true, false], true);
 }
 
-/// RSA signatures (keys from ipsec newhostkey, charon's as PEM from ipsec showhostkey) with
-/// IKE `version`, either side initiating.
-fn rsa_case(version: u8) {
-    strongswan::require();
+/// IKEv2 RSA raw public keys with AES256GCM16-PRFSHA384-ECP384 (ESP AES-GCM-256), charon
+/// initiating (rswan responds): ping and 10 MB TCP with hash check.
+#[test]
+fn ikev2_rsa_gcm_ecp384_strongswan_initiates() {
+    rsa_case(2, &V2_GCM_ECP384, &[false], true);
+}
+
+/// IKEv2 RSA raw public keys with AES128-SHA256-Curve25519 and ChaCha20-Poly1305 ESP, rswan
+/// initiating: ping and 10 MB TCP with hash check.
+#[test]
+fn ikev2_rsa_curve25519_chacha20poly1305_rswan_initiates() {
+    rsa_case(2, &V2_CHACHA, &[true], true);
+}
+
+/// RSA host keys for both ends: rswan's (gateway A) as an ipsec.secrets block, charon's public
+/// key as rswan's `rightrsasigkey`, and the PEM files charon takes ([`CharonConf::rsa`]).
+struct RsaKeys {
+    /// Holds the key files.
+    _dir: TempDir,
+    /// rswan's ipsec.secrets with its RSA block.
+    a_secrets: std::path::PathBuf,
+    /// charon's public key, `0s…`.
+    b_pubkey: String,
+    /// (charon's private key, its public key, rswan's public key) as PEM.
+    charon: (String, String, String),
+}
+
+/// Makes both RSA host keys with `ipsec newhostkey` (charon's exported by `ipsec showhostkey`).
+fn rsa_keys() -> RsaKeys {
     let dir = TempDir::new(&format!("{}-rsa", unique_prefix()));
     let keyfile = |name: &str| {
         let f = dir.path(name);
@@ -1084,48 +1147,56 @@ fn rsa_case(version: u8) {
         .lines()
         .find_map(|l| l.trim().strip_prefix("rightrsasigkey=").map(str::to_owned))
         .expect("rightrsasigkey");
-    let charon_keys = (
+    let charon = (
         show(&kb, "--pem-private"),
         show(&kb, "--pem"),
         show(&ka, "--pem"),
     );
-    let p = {
-        let mut t = Topo::new();
-        let secrets = t.dir.path(&format!("{}.secrets", t.ga));
-        std::fs::copy(&ka, &secrets).unwrap();
-        let s = if version == 2 { &V2_AES128 } else { &AES128 };
-        let mut cc = CharonConf::gateway_b(s.ss_ike, s.ss_esp, PSK);
-        cc.rsa = Some(charon_keys);
-        cc.version = version;
-        let gb = t.gb.clone();
-        let charon = Charon::start(&t, &gb, &cc);
-        let ga = t.ga.clone();
-        let v2 = if version == 2 {
-            "\tkeyexchange=ikev2\n"
-        } else {
-            ""
-        };
-        let conf = rswan_conf(s, &format!("\trightrsasigkey={b_pubkey}\n{v2}"))
-            .replace("authby=secret", "authby=rsasig");
-        t.start_gateway(&ga, &conf);
-        Pair { charon, t }
+    RsaKeys {
+        _dir: dir,
+        a_secrets: ka,
+        b_pubkey,
+        charon,
+    }
+}
+
+/// RSA signatures (keys from ipsec newhostkey, charon's as PEM from ipsec showhostkey) with
+/// IKE `version` and suite `s`, establishing once per entry of `initiators` (true: rswan
+/// initiates) and taking it down again; each time charon verified rswan's signature, and a
+/// ping goes through — with `full_traffic`, the whole [`traffic`] check (ping, TCP with hash,
+/// only IKE and ESP-in-UDP with the negotiated SPIs on the wire) and the algorithms both ends
+/// report.
+fn rsa_case(version: u8, s: &Suite, initiators: &[bool], full_traffic: bool) {
+    strongswan::require();
+    let keys = rsa_keys();
+    let v2 = if version == 2 {
+        "\tkeyexchange=ikev2\n"
+    } else {
+        ""
     };
-    for rswan_initiates in [true, false] {
+    let p = Pair::with_auth(s, v2, Some(&keys), |c| c.version = version);
+    for &rswan_initiates in initiators {
+        let before = p.charon.log_text().len();
         let spis = p.establish(rswan_initiates);
         let clog = p.charon.log_text();
         let scheme = if version == 2 {
-            "RSA_EMSA_PKCS1_SHA2_256"
+            "RSA_EMSA_PKCS1_SHA2_"
         } else {
             "RSA_EMSA_PKCS1_NULL"
         };
         assert!(
-            clog.contains(&format!(
-                "authentication of '192.0.2.1' with {scheme} successful"
-            )),
+            clog.get(before..).unwrap_or(&clog).lines().any(|l| l
+                .contains(&format!("authentication of '192.0.2.1' with {scheme}"))
+                && l.contains("successful")),
             "charon did not verify rswan's RSA signature\n{}",
             p.logs()
         );
-        assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+        if full_traffic {
+            check_algorithms_v(&p, s, spis, version);
+            traffic(&p, s, spis);
+        } else {
+            assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+        }
         assert!(
             charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0),
             "{}",
@@ -1458,44 +1529,14 @@ fn ikev2_rekey_by_rswan() {
         "\tkeylife=16s\n\tikelifetime=20s\n\trekeymargin=8s\n\trekeyfuzz=0%\n",
         |_| {},
     );
-    let first = p.establish(true);
-    let mut second = None;
-    let (got, sent) = ping_during(&p, 28, || {
-        let ok = poll(Duration::from_secs(12), || {
-            second = p
-                .rswan_owner_spis()
-                .filter(|s| s.0 != first.0 && s.1 != first.1);
-            second.is_some()
-        });
-        assert!(ok, "rswan did not rekey\n{}", p.logs());
-        let second = second.unwrap();
-        // rswan deletes the old CHILD_SA at its expiry (16 s); charon keeps a deleted
-        // CHILD_SA's inbound half a few seconds more (delete_rekeyed_delay).
-        let old_gone = poll(Duration::from_secs(20), || {
-            let sas = p.charon.list_sas();
-            !sas.contains(&format!("in  {:08x}", first.0))
-                && sas.contains(&format!("in  {:08x}", second.0))
-        });
-        assert!(
-            old_gone,
-            "charon kept the old CHILD_SA or lacks the new one\n{}\n{}",
-            p.charon.list_sas(),
-            p.logs()
-        );
+    rswan_rekeys_child_during_pings(&p, 28, 20, || {
         let ike = poll(Duration::from_secs(10), || {
             p.t.log(p.ga()).contains("rekeyed #1")
         });
         assert!(ike, "rswan did not rekey the IKE SA\n{}", p.logs());
     });
-    assert!(
-        got + 2 >= sent,
-        "pings lost across the rekeys: {got} of {sent} answered\n{}",
-        p.logs()
-    );
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
     let sas = p.charon.list_sas();
     assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
-    eprintln!("pings across rswan's IKEv2 rekeys: {got}/{sent}");
 }
 
 /// IKEv2 liveness: rswan (dpddelay=2s dpdtimeout=6s dpdaction=clear) keeps a live charon

@@ -251,6 +251,15 @@ pub enum WhackCmd {
     RereadGroups(crate::pluto::groups::PolicyGroups),
     /// `whack --deletestate N`.
     DeleteState(SerialNo),
+    /// `whack --name N --rekey-ike` / `--rekey-ipsec` (as Libreswan's): replace the conn's
+    /// newest IKE SA (`ike`) or newest IPsec/child SA now, as its rekey timer would
+    /// (make-before-break); the client is released once the exchange has started.
+    Rekey {
+        /// Connection name.
+        name: String,
+        /// The IKE SA (true) or the IPsec/child SA (false).
+        ike: bool,
+    },
     /// `whack --debug-…` (the flags as a `plutodebug=` list).
     Debug(String),
     /// `whack --shutdown`: delete everything locally without notifying peers.

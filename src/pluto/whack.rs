@@ -155,6 +155,7 @@ impl Pluto {
                     self.whack_done_code(client, rc::UNKNOWN_NAME, format!("no state #{n}"));
                 }
             }
+            WhackCmd::Rekey { name, ike } => self.force_rekey(client, &name, ike),
             WhackCmd::Debug(flags) => {
                 self.cfg.debug = super::output::DebugFlags::parse(&flags);
                 self.whack_done(client, 0);
@@ -246,6 +247,58 @@ impl Pluto {
             }
             self.settle_narrow_holds(&key, None);
             self.instance_gc(&key);
+        }
+    }
+
+    /// `--rekey-ike` / `--rekey-ipsec`: starts replacing the newest IKE SA (`ike`) or child
+    /// SA of each conn named `name` now, the way its rekey timer would; the old SA lives on
+    /// until it expires or the peer deletes it (make-before-break).
+    fn force_rekey(&mut self, client: WhackClient, name: &str, ike: bool) {
+        let what = if ike { "IKE" } else { "IPsec" };
+        let targets: Vec<(String, Option<SerialNo>)> = self
+            .conns
+            .values()
+            .filter(|c| c.name == name && !c.is_template())
+            .map(|c| {
+                let newest = if ike { c.newest_isakmp } else { c.newest_ipsec };
+                (c.key(), newest)
+            })
+            .collect();
+        if targets.is_empty() {
+            self.whack_done_code(
+                client,
+                rc::UNKNOWN_NAME,
+                format!("no connection named \"{name}\""),
+            );
+            return;
+        }
+        let mut started = 0;
+        for (key, newest) in targets {
+            let Some(old) = newest.filter(|&s| self.sas.contains(s)) else {
+                continue;
+            };
+            let line = format!("\"{key}\" #{old}: forced rekey of {what} SA");
+            self.log(line.clone());
+            self.out.push_back(Output::Whack {
+                client,
+                code: rc::LOG,
+                text: line,
+            });
+            if ike {
+                self.initiate_ike(&key, None, 1, None, Some(old));
+            } else {
+                self.initiate(&key, None, Some(old));
+            }
+            started += 1;
+        }
+        if started == 0 {
+            self.whack_done_code(
+                client,
+                rc::UNKNOWN_NAME,
+                format!("\"{name}\": no established {what} SA to rekey"),
+            );
+        } else {
+            self.whack_done(client, 0);
         }
     }
 

@@ -897,6 +897,12 @@ impl Daemon {
         } else if o.has("delete") {
             let Some(n) = need_name(reply) else { return 2 };
             WhackCmd::Delete(n)
+        } else if o.has("rekey-ike") || o.has("rekey-ipsec") {
+            let Some(n) = need_name(reply) else { return 2 };
+            WhackCmd::Rekey {
+                name: n,
+                ike: o.has("rekey-ike"),
+            }
         } else if let Some(n) = o.get("deletestate") {
             match n.trim_start_matches('#').parse() {
                 Ok(n) => WhackCmd::DeleteState(n),
@@ -917,7 +923,7 @@ impl Daemon {
         } else if !debug.is_empty() {
             WhackCmd::Debug(debug.join(" "))
         } else {
-            reply.err("ipsec whack: connections are defined in ipsec.conf and added with \"ipsec auto --add\"; supported: --status, --shutdown, --name N --initiate|--terminate|--route|--unroute|--delete, --deletestate N, --rereadsecrets, --listen, --debug-*\n");
+            reply.err("ipsec whack: connections are defined in ipsec.conf and added with \"ipsec auto --add\"; supported: --status, --shutdown, --name N --initiate|--terminate|--route|--unroute|--delete|--rekey-ike|--rekey-ipsec, --deletestate N, --rereadsecrets, --listen, --debug-*\n");
             return 2;
         };
         self.run_whack(cmd, true, reply)

@@ -629,10 +629,42 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// A new [`Topo`] with both gateways running: each one's `ipsec.secrets` written, gateway B
+/// started first with `conf_b` (so it answers A's first message), then gateway A with
+/// `conf_a`; nothing initiated yet.
+pub fn gateway_pair(conf_a: &str, conf_b: &str, secrets_a: &str, secrets_b: &str) -> Topo {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(&t, &ga, secrets_a);
+    write_secrets(&t, &gb, secrets_b);
+    t.start_gateway(&gb, conf_b);
+    t.start_gateway(&ga, conf_a);
+    t
+}
+
 /// Writes `text` as the `ipsec.secrets` (mode 0600) of the gateway `ns` is going to run.
 pub fn write_secrets(t: &Topo, ns: &str, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     let f = t.dir.path(&format!("{ns}.secrets"));
     std::fs::write(&f, text).unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// `newest IPsec SA: #N` of the first conn listing one in an `ipsec auto --status` report.
+pub fn newest_ipsec(st: &str) -> u64 {
+    newest(st, "newest IPsec SA: #")
+}
+
+/// `newest ISAKMP SA: #N` (IKEv1 ISAKMP SA or IKEv2 IKE SA) of the first conn listing one in
+/// an `ipsec auto --status` report.
+pub fn newest_isakmp(st: &str) -> u64 {
+    newest(st, "newest ISAKMP SA: #")
+}
+
+fn newest(st: &str, label: &str) -> u64 {
+    st.lines()
+        .find_map(|l| l.split(label).nth(1))
+        .and_then(|r| r.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label}N in\n{st}"))
 }

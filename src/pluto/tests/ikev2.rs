@@ -926,3 +926,66 @@ fn ikev2_simultaneous_ike_and_child_rekey_take_turns() {
     assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
     assert_up(&net);
 }
+
+/// `whack --rekey-ipsec` / `--rekey-ike` (Libreswan's forced rekey): long before any rekey
+/// timer, CREATE_CHILD_SA replaces the newest child SA, then the IKE SA (the child SAs move
+/// to the new IKE SA); the client gets its exit status at once; an unknown name is refused.
+#[test]
+fn ikev2_forced_rekey_of_child_and_ike_sa() {
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let (ike, child) = (
+        net.a.p.conns["net"].newest_isakmp.unwrap(),
+        net.a.p.conns["net"].newest_ipsec.unwrap(),
+    );
+    net.whack_a(
+        5,
+        WhackCmd::Rekey {
+            name: "net".into(),
+            ike: false,
+        },
+    );
+    assert!(
+        net.a.log_has("forced rekey of IPsec SA"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.a
+            .log_has(&format!("initiating CREATE_CHILD_SA to replace #{child}")),
+        "{}",
+        net.a.dump()
+    );
+    let child2 = net.a.p.conns["net"].newest_ipsec.unwrap();
+    assert_ne!(child2, child);
+    assert_up(&net);
+    net.whack_a(
+        6,
+        WhackCmd::Rekey {
+            name: "net".into(),
+            ike: true,
+        },
+    );
+    assert!(
+        net.a.log_has(&format!(
+            "initiating CREATE_CHILD_SA to rekey IKE SA #{ike}"
+        )),
+        "{}",
+        net.a.dump()
+    );
+    let ike2 = net.a.p.conns["net"].newest_isakmp.unwrap();
+    assert_ne!(ike2, ike);
+    assert_eq!(net.a.p.sas.child(child2).unwrap().parent(), ike2);
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    assert_up(&net);
+    net.whack_a(
+        7,
+        WhackCmd::Rekey {
+            name: "nope".into(),
+            ike: true,
+        },
+    );
+    assert!(net.a.whack_has(21, "no connection named \"nope\""));
+}

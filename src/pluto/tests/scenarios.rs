@@ -1238,3 +1238,47 @@ fn dpd_verdict_covers_conns_sharing_the_isakmp_sa() {
     assert_eq!(net.a.established_ipsec(), 0, "{}", net.a.dump());
     assert!(net.a.sadb.is_empty(), "{:?}", net.a.sadb.keys());
 }
+
+/// `whack --rekey-ipsec` / `--rekey-ike` over IKEv1: a new Quick Mode replaces the IPsec SA
+/// at once (make-before-break: the old one stays until it expires), and a new Main Mode the
+/// ISAKMP SA; both ends agree on the new SAs.
+#[test]
+fn ikev1_forced_rekey() {
+    let mut net = psk_pair("");
+    net.up_a("net");
+    assert_up(&net);
+    let (isakmp, ipsec) = (
+        net.a.p.conns["net"].newest_isakmp.unwrap(),
+        net.a.p.conns["net"].newest_ipsec.unwrap(),
+    );
+    net.whack_a(
+        5,
+        WhackCmd::Rekey {
+            name: "net".into(),
+            ike: false,
+        },
+    );
+    let ipsec2 = net.a.p.conns["net"].newest_ipsec.unwrap();
+    assert_ne!(ipsec2, ipsec, "{}", net.a.dump());
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    assert!(sas_match(&net.a, &net.b) >= 2);
+    net.whack_a(
+        6,
+        WhackCmd::Rekey {
+            name: "net".into(),
+            ike: true,
+        },
+    );
+    let isakmp2 = net.a.p.conns["net"].newest_isakmp.unwrap();
+    assert_ne!(isakmp2, isakmp, "{}", net.a.dump());
+    assert!(net.a.p.sas.ike(isakmp2).is_some_and(|s| s.established));
+    assert!(net.a.log_has("forced rekey of IKE SA"), "{}", net.a.dump());
+    assert!(
+        net.b.p.sas.ikes().filter(|s| s.established).count() >= 2,
+        "{}",
+        net.b.dump()
+    );
+    // The replaced IPsec SA lives on until its expiry (make-before-break).
+    assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+    assert!(sas_match(&net.b, &net.a) >= 2);
+}
