@@ -2684,6 +2684,13 @@ impl Pluto {
                 ),
             );
             self.delete_sa(new, false);
+            // The peer's own rekey of `old`, answered meanwhile, stands alone.
+            if let Some(theirs) = self.v2_colliding_ike_rekey(old) {
+                if let Some(x) = self.v2_mut(theirs) {
+                    x.collision_of = None;
+                }
+                self.v2_rekeyed(old, theirs);
+            }
             return Ok(());
         }
         let fail = |p: &mut Pluto, why: &str| -> Result<(), String> {
@@ -2735,10 +2742,62 @@ impl Pluto {
             x.sk_out = Some(sk_out);
             x.sk_in = Some(sk_in);
             x.rekeying = None;
+            x.rekey_nonces = Some((ni.clone(), nr.to_vec()));
+        }
+        if let Some(theirs) = self.v2_colliding_ike_rekey(old) {
+            return self.v2_ike_rekey_collision(old, new, theirs, (&ni, nr));
         }
         self.v2_rekeyed(old, new);
         // The old IKE SA goes (make-before-break: its child SAs live on under the new one).
         self.delete_sa(old, true);
+        Ok(())
+    }
+
+    /// Both ends rekeyed IKE SA `old` at once (RFC 7296 2.8.2): `ours` is the new IKE SA of
+    /// our exchange (nonces `ours_nonces`), `theirs` the one of the peer's. The exchange with
+    /// the lowest of the four nonces made the redundant IKE SA; its initiator deletes it. The
+    /// survivor takes the child SAs, and its initiator deletes `old`.
+    fn v2_ike_rekey_collision(
+        &mut self,
+        old: SerialNo,
+        ours: SerialNo,
+        theirs: SerialNo,
+        ours_nonces: (&[u8], &[u8]),
+    ) -> Result<(), String> {
+        let their_nonces = self
+            .v2(theirs)
+            .and_then(|x| x.rekey_nonces.clone())
+            .ok_or("colliding rekey without nonces")?;
+        let lowest_ours = ours_nonces.0.min(ours_nonces.1)
+            < their_nonces.0.as_slice().min(their_nonces.1.as_slice());
+        if let Some(x) = self.v2_mut(theirs) {
+            x.collision_of = None;
+        }
+        if lowest_ours {
+            self.slog(
+                ours,
+                format!("IKE SA rekey collision over #{old}: our exchange has the lowest nonce; deleting #{ours}, #{theirs} takes over"),
+            );
+            // Established only to carry its own Delete (the peer knows it as an IKE SA).
+            if let Some(s) = self.sas.ike_mut(ours) {
+                s.established = true;
+            }
+            if let Some(x) = self.v2_mut(ours) {
+                x.kind = V2State::EstablishedIke;
+            }
+            self.delete_sa(ours, true);
+            self.v2_rekeyed(old, theirs);
+            // The peer deletes `old` (its exchange made the survivor).
+        } else {
+            self.slog(
+                ours,
+                format!("IKE SA rekey collision over #{old}: the peer's exchange has the lowest nonce; #{ours} takes over, the peer deletes #{theirs}"),
+            );
+            self.v2_rekeyed(old, ours);
+            self.delete_sa(old, true);
+            // Should the peer's Delete for the redundant IKE SA never come.
+            self.schedule(theirs, HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
+        }
         Ok(())
     }
 
@@ -2833,6 +2892,13 @@ impl Pluto {
         nx.keys = Some(keys);
         nx.sk_out = Some(sk_out);
         nx.sk_in = Some(sk_in);
+        nx.rekey_nonces = Some((ni.to_vec(), nr.clone()));
+        // RFC 7296 2.8.2: our own rekey of this IKE SA is outstanding. Answer normally; which
+        // new IKE SA survives is decided when ours is answered.
+        let ours = self.v2_outstanding_ike_rekey(ike);
+        if ours.is_some() {
+            nx.collision_of = Some(ike);
+        }
         let answer = [
             Payload::Sa(v2p::ike_sa_answer(&alg, number, Some(spi_r))),
             Payload::Nonce(nr),
@@ -2845,9 +2911,58 @@ impl Pluto {
         let new = self
             .v2_rekey_record(ike, spi_i.0, spi_r, false, nx)
             .ok_or("gone")?;
+        if let Some(ours) = ours {
+            self.slog(
+                new,
+                format!(
+                    "IKE SA rekey collision: the peer rekeys #{ike} too (ours is #{ours}); the exchange with the lowest nonce loses"
+                ),
+            );
+            return Ok(());
+        }
         self.slog(new, format!("IKE SA #{ike} rekeyed by the peer"));
         self.v2_rekeyed(ike, new);
         Ok(())
+    }
+
+    /// Our rekeying record for IKE SA `old` whose CREATE_CHILD_SA request is outstanding.
+    fn v2_outstanding_ike_rekey(&self, old: SerialNo) -> Option<SerialNo> {
+        self.sas
+            .ikes()
+            .find(|s| {
+                s.exchange.v2().is_some_and(|x| {
+                    x.kind == V2State::RekeyIkeI1 && x.rekeying.is_some_and(|(o, _)| o == old)
+                })
+            })
+            .map(IkeSa::serial)
+    }
+
+    /// The IKE SA the peer's rekey of `old` made while ours was outstanding, not yet decided.
+    fn v2_colliding_ike_rekey(&self, old: SerialNo) -> Option<SerialNo> {
+        self.sas
+            .ikes()
+            .find(|s| {
+                s.exchange
+                    .v2()
+                    .is_some_and(|x| x.collision_of == Some(old))
+            })
+            .map(IkeSa::serial)
+    }
+
+    /// IKE SA `old` is going while rekeys of it are under way: our outstanding rekey of it can
+    /// no longer complete, and an IKE SA the peer's colliding rekey made takes its child SAs
+    /// (the peer deletes `old` only once its rekey won).
+    fn v2_settle_rekeys_of(&mut self, old: SerialNo) {
+        if let Some(ours) = self.v2_outstanding_ike_rekey(old) {
+            self.slog(ours, format!("IKE SA #{old} is gone: abandoning its rekey"));
+            self.delete_sa(ours, false);
+        }
+        if let Some(theirs) = self.v2_colliding_ike_rekey(old) {
+            if let Some(x) = self.v2_mut(theirs) {
+                x.collision_of = None;
+            }
+            self.v2_rekeyed(old, theirs);
+        }
     }
 
     // -----------------------------------------------------------------------------------
@@ -2948,6 +3063,7 @@ impl Pluto {
         if delete_ike {
             let key = self.sas.conn_of(ike).unwrap_or_default().to_string();
             self.slog(ike, "received Delete for IKE SA".into());
+            self.v2_settle_rekeys_of(ike);
             // Deleting an IKE SA deletes its child SAs (RFC 7296 1.4.1).
             let children: Vec<SerialNo> = self.sas.children_of(ike).map(|c| c.serial()).collect();
             for ch in children {

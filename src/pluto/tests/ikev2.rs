@@ -926,3 +926,53 @@ fn ikev2_simultaneous_ike_and_child_rekey_take_turns() {
     assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
     assert_up(&net);
 }
+
+/// Both ends rekey the IKE SA at the same moment (RFC 7296 2.8.2): each answers the other's
+/// CREATE_CHILD_SA normally, the exchange with the lowest of the four nonces made the redundant
+/// IKE SA and its initiator deletes it. Both ends keep the same single new IKE SA, with the
+/// child SA moved under it and its keys untouched.
+#[test]
+fn ikev2_ike_sa_rekey_collision_leaves_one_new_ike_sa() {
+    // A (initiator) rekeys at 20m - 3m; B (responder, half the margin) at 20m - 6m/2.
+    let mut net = v2_pair(
+        "\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+        "\tikelifetime=20m\n\trekeymargin=6m\n\trekeyfuzz=0%\n",
+    );
+    net.up_a("net");
+    assert_up(&net);
+    let child_a = net.a.p.conns["net"].newest_ipsec.unwrap();
+    let child_b = net.b.p.conns["net"].newest_ipsec.unwrap();
+    let sadb_a: Vec<_> = net.a.sadb.keys().copied().collect();
+    net.advance_to(17 * 60_000 + 1_000);
+    for n in [&net.a, &net.b] {
+        assert!(
+            n.log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+            "{}",
+            n.dump()
+        );
+        assert!(n.log_has("IKE SA rekey collision over #1"), "{}", n.dump());
+    }
+    // Exactly one IKE SA on each side, the same one, and not the old one.
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    let (ia, ib) = (
+        net.a.p.sas.ikes().next().unwrap(),
+        net.b.p.sas.ikes().next().unwrap(),
+    );
+    assert!(ia.established && ib.established);
+    assert_eq!((ia.spi_i(), ia.spi_r), (ib.spi_i(), ib.spi_r));
+    assert_ne!(ia.serial(), SerialNo::new(1));
+    // The child SAs moved under it, their keys unchanged.
+    assert_eq!(net.a.p.sas.child(child_a).unwrap().parent(), ia.serial());
+    assert_eq!(net.b.p.sas.child(child_b).unwrap().parent(), ib.serial());
+    let mut now_a: Vec<_> = net.a.sadb.keys().copied().collect();
+    let mut before = sadb_a.clone();
+    now_a.sort_by_key(|s| s.to_string());
+    before.sort_by_key(|s| s.to_string());
+    assert_eq!(now_a, before);
+    assert_up(&net);
+    // The survivor carries further exchanges: Delete on --down.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+}
