@@ -2015,11 +2015,13 @@ impl Pluto {
             .child(serial)
             .filter(|c| c.initiator)
             .and_then(|c| c.replacing)
-            .filter(|&old| old != serial && self.sas.child(old).is_some_and(|o| o.established));
+            .filter(|&old| old != serial);
         if let Some(old) = replaced {
-            // RFC 7296 2.8.1: the peer rekeyed the same child SA at the same time. Of the two
-            // new SAs, the one whose exchange has the lowest of the four nonces goes; its
-            // initiator deletes it (the peer decides the same way).
+            // RFC 7296 2.8.1: the peer rekeyed the same child SA too, and we answered its
+            // request (before ours was answered, or — ours retransmitted — after the peer
+            // already deleted the old SA). Of the two new SAs, the one whose exchange has the
+            // lowest of the four nonces goes; its initiator deletes it (the peer decides the
+            // same way, with the same nonces).
             let ours = self
                 .sas
                 .child(serial)
@@ -2161,6 +2163,18 @@ impl Pluto {
             p.negotiation_failed(&key);
         };
         if let Some(t) = error_notify(payloads) {
+            // RFC 7296 2.25: the peer no longer has the child SA we rekey (it rekeyed it
+            // itself and deleted it meanwhile): nothing failed, the peer's rekey replaced it.
+            let replacing = self.sas.child(child).and_then(|c| c.replacing);
+            if let (NotifyType::ChildSaNotFound, Some(old)) = (t, replacing) {
+                self.slog(
+                    child,
+                    format!("rekey of #{old} answered with {t}: the peer replaced it already; dropping ours"),
+                );
+                self.release_whack(child, 0);
+                self.delete_sa(child, false);
+                return;
+            }
             return fail(self, format!("received {t} notification"));
         }
         let Some(c) = self.sas.child(child) else {
@@ -2489,13 +2503,29 @@ impl Pluto {
             _ => None,
         };
         // Which child SA it replaces: REKEY_SA names the SPI the peer receives on.
-        let replacing = wire::find_notify(payloads, NotifyType::RekeySa)
-            .and_then(|n| match n.spi {
-                wire::Spi::Child(s) => Some(s),
-                _ => None,
-            })
+        let rekey_spi = wire::find_notify(payloads, NotifyType::RekeySa).and_then(|n| match n.spi {
+            wire::Spi::Child(s) => Some(s),
+            _ => None,
+        });
+        let replacing = rekey_spi
             .and_then(|spi| self.sas.by_peer_spi(Proto::Esp, spi).next())
             .map(|c| c.serial());
+        if let (Some(spi), None) = (rekey_spi, replacing) {
+            // RFC 7296 2.25: a rekey of a child SA we no longer have — we rekeyed it ourselves
+            // and deleted it (RFC 7296 2.8.1, a collision whose request came late). Answering
+            // normally would make a second child SA for the same traffic.
+            self.slog(
+                ike,
+                format!("CREATE_CHILD_SA rekeys ESP SA 0x{spi:08x}, which we no longer have; sending CHILD_SA_NOT_FOUND"),
+            );
+            let n = Payload::Notify(NotifyPayload::child(
+                NotifyType::ChildSaNotFound,
+                ProtocolId::Esp,
+                spi,
+                Vec::new(),
+            ));
+            return self.v2_respond(ike, ExchangeType::CreateChildSa, msgid, &[n]);
+        }
         let key = self.v2_child_conn(ike, &key, payloads);
         let mut answer = Vec::new();
         let child = self.v2_child_responder(

@@ -976,3 +976,141 @@ fn ikev2_ike_sa_rekey_collision_leaves_one_new_ike_sa() {
     assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
     assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
 }
+
+/// Whether `data` is a CREATE_CHILD_SA request (`response`: a response) sent by the IKE SA's
+/// responder (`from_initiator`: by its initiator).
+fn is_ccsa(data: &[u8], from_initiator: bool, response: bool) -> bool {
+    let flags = data.get(19).copied().unwrap_or(0);
+    data.get(18) == Some(&36)
+        && (flags & 0x08 != 0) == from_initiator
+        && (flags & 0x20 != 0) == response
+}
+
+/// The ESP SPIs a node has installed, sorted.
+fn esp_spis(n: &Node) -> Vec<u32> {
+    let mut v: Vec<u32> = n
+        .sadb
+        .keys()
+        .filter(|s| s.proto == crate::said::Proto::Esp)
+        .map(|s| s.spi)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Both ends' datapaths report the child SA's soft expiry at the same moment.
+fn soft_expire_both(net: &mut Net) {
+    let out = |n: &Node| {
+        n.sadb
+            .values()
+            .find(|s| {
+                s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out)
+            })
+            .map(|s| s.said)
+            .unwrap()
+    };
+    let (sa, sb) = (out(&net.a), out(&net.b));
+    let now = net.now;
+    net.a
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sa));
+    net.b
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sb));
+}
+
+/// Child SA rekey collisions whose requests do not cross cleanly (RFC 7296 2.8.1, 2.25): B's
+/// request is lost once, so A's rekey completes and A deletes the old child SA before B's
+/// retransmitted request for it arrives (A answers CHILD_SA_NOT_FOUND and B drops its rekey);
+/// or A's response is lost once, so A learns of the collision only after B already deleted
+/// the old child SA. Either way both ends keep exactly one, the same, child SA.
+#[test]
+fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
+    // B's CREATE_CHILD_SA request is lost once.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let old = net.a.p.conns["net"].newest_ipsec.unwrap();
+    let mut lost = false;
+    net.drop = Box::new(move |d, data| {
+        if d == Dir::BtoA && is_ccsa(data, false, false) && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    soft_expire_both(&mut net);
+    net.advance_to(net.now + 60_000);
+    assert!(
+        net.a.log_has("which we no longer have; sending CHILD_SA_NOT_FOUND"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.b.log_has("the peer replaced it already; dropping ours"),
+        "{}",
+        net.b.dump()
+    );
+    assert!(net.a.p.sas.child(old).is_none());
+    assert_up(&net);
+    assert_eq!(net.a.p.sas.children().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.children().count(), 1, "{}", net.b.dump());
+    assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+    assert_eq!(esp_spis(&net.a).len(), 2);
+
+    // A's CREATE_CHILD_SA response is lost once, for several seeds (so that both ends'
+    // exchanges are the one with the lowest nonce in some runs).
+    let mut outcomes = std::collections::HashSet::new();
+    for seed in 0..8u64 {
+        let extra = "\tauthby=secret\n\tkeyexchange=ikev2\n";
+        let mut net = Net::new(
+            Node::new(WEST, 10 + 2 * seed, &conf("net", extra), PSK),
+            Node::new(EAST, 11 + 2 * seed, &conf("net", extra), PSK),
+        );
+        net.up_a("net");
+        assert_up(&net);
+        let mut lost = false;
+        net.drop = Box::new(move |d, data| {
+            if d == Dir::BtoA && is_ccsa(data, false, true) && !lost {
+                lost = true;
+                return true;
+            }
+            false
+        });
+        soft_expire_both(&mut net);
+        net.advance_to(net.now + 60_000);
+        assert!(
+            net.a.whack_has(10, "STATE_V2_NEW_CHILD_I1: retransmission")
+                || net.a.log_has("STATE_V2_NEW_CHILD_I1: retransmission"),
+            "{}",
+            net.a.dump()
+        );
+        assert!(net.b.log_has("rekey collision with #"), "{}", net.b.dump());
+        let b_lost = net.b.log_has("has the lowest nonce; deleting it");
+        if !b_lost {
+            // A's exchange has the lowest nonce: A finds out only once its retransmitted
+            // request is answered, after B deleted the old child SA.
+            assert!(
+                net.a.log_has("has the lowest nonce; deleting it"),
+                "{}",
+                net.a.dump()
+            );
+        }
+        outcomes.insert(b_lost);
+        assert_eq!(
+            net.a.p.sas.children().count(),
+            1,
+            "seed {seed}: {}",
+            net.a.dump()
+        );
+        assert_eq!(
+            net.b.p.sas.children().count(),
+            1,
+            "seed {seed}: {}",
+            net.b.dump()
+        );
+        assert_up(&net);
+        assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+    }
+    assert_eq!(outcomes.len(), 2, "one side's exchange always lost");
+}
