@@ -1278,6 +1278,11 @@ impl Pluto {
             return self.v2_restart_init(serial, "INVALID_KE_PAYLOAD", move |x| x.dh = Some(dh));
         }
         if let Some(t) = error_notify(payloads) {
+            if t == NotifyType::InvalidMajorVersion
+                && self.fall_back_to_v1(serial, "IKE_SA_INIT answered with INVALID_MAJOR_VERSION")
+            {
+                return Ok(());
+            }
             self.v2_fail(
                 serial,
                 &key,

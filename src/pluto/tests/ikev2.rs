@@ -1114,3 +1114,122 @@ fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
     }
     assert_eq!(outcomes.len(), 2, "one side's exchange always lost");
 }
+
+/// `ikev2=propose`: IKEv2 first; a peer that never answers IKE_SA_INIT, or answers in a way
+/// that shows it does not speak IKEv2 (an IKEv1 message, INVALID_MAJOR_VERSION), gets IKEv1
+/// Main Mode for that keying attempt. `ikev2=insist` never falls back.
+#[test]
+fn ikev2_propose_falls_back_to_ikev1_and_insist_does_not() {
+    let pair = |a_extra: &str| {
+        Net::new(
+            Node::new(
+                WEST,
+                1,
+                &conf("net", &format!("\tauthby=secret\n{a_extra}")),
+                PSK,
+            ),
+            Node::new(
+                EAST,
+                2,
+                &conf("net", "\tauthby=secret\n\tikev2=never\n"),
+                PSK,
+            ),
+        )
+    };
+    // B ignores IKE_SA_INIT (IKEv1 only for this conn): after the retransmissions, Main Mode.
+    let mut net = pair("\tikev2=propose\n");
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    net.advance_to(75_000);
+    assert_up(&net);
+    assert!(
+        net.a.log_has("no answer to IKE_SA_INIT: the peer does not speak IKEv2; falling back to IKEv1 Main Mode for this attempt"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
+    assert_eq!(net.a.done, vec![(1, 0)], "{:?}", net.a.whack);
+    assert_eq!(net.a.p.sas.ikes().count(), 1);
+
+    // An answer that is not IKEv2 at all, or INVALID_MAJOR_VERSION: at once.
+    let ikev1_answer = |spi_i: &[u8]| {
+        let mut m = spi_i.to_vec();
+        m.extend([0u8; 8]);
+        // Notification, version 1.0, Informational, no flags, message ID 0, length 40.
+        m.extend([11, 0x10, 5, 0, 0, 0, 0, 0, 0, 0, 0, 40]);
+        // Notification payload: DOI 1, protocol ISAKMP, no SPI, INVALID-MAJOR-VERSION (5).
+        m.extend([0, 0, 0, 12, 0, 0, 0, 1, 1, 0, 0, 5]);
+        m
+    };
+    let ikev2_answer = |spi_i: &[u8]| {
+        use crate::pluto::ikev2::wire;
+        wire::Message {
+            header: wire::Header {
+                spi_i: wire::IkeSpi(spi_i.try_into().unwrap()),
+                spi_r: wire::IkeSpi::ZERO,
+                next_payload: wire::PayloadType::None,
+                exchange_type: wire::ExchangeType::IkeSaInit,
+                flags: wire::Flags::RESPONSE,
+                message_id: 0,
+            },
+            payloads: vec![wire::Payload::Notify(wire::NotifyPayload::new(
+                wire::NotifyType::InvalidMajorVersion,
+                Vec::new(),
+            ))],
+        }
+        .to_bytes()
+        .unwrap()
+    };
+    type Answer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let answers: [(Answer, &str); 2] = [
+        (Box::new(ikev1_answer), "IKE_SA_INIT answered with an IKEv1 message"),
+        (
+            Box::new(ikev2_answer),
+            "IKE_SA_INIT answered with INVALID_MAJOR_VERSION",
+        ),
+    ];
+    for (answer, why) in answers {
+        let mut net = pair("\tikev2=propose\n");
+        // IKEv2 from A never reaches B; the answer is forged as B's.
+        net.drop = Box::new(|d, data| d == Dir::AtoB && data.get(17) == Some(&0x20));
+        net.up_a("net");
+        let init = net.a.sent[0].3.clone();
+        assert_eq!(init[17], 0x20);
+        let reply = answer(&init[..8]);
+        net.a.p.handle_datagram(
+            net.now,
+            SocketAddrV4::new(WEST, 500),
+            SocketAddrV4::new(EAST, 500),
+            &reply,
+        );
+        net.run();
+        assert!(
+            net.a.log_has(&format!("{why}: the peer does not speak IKEv2")),
+            "{}",
+            net.a.dump()
+        );
+        assert_up(&net);
+        assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
+    }
+
+    // ikev2=insist: no fallback, whatever happens.
+    let mut net = pair("\tikev2=insist\n\tkeyingtries=1\n");
+    net.up_a("net");
+    let init = net.a.sent[0].3.clone();
+    net.a.p.handle_datagram(
+        net.now,
+        SocketAddrV4::new(WEST, 500),
+        SocketAddrV4::new(EAST, 500),
+        &ikev1_answer(&init[..8]),
+    );
+    net.advance_to(75_000);
+    assert!(!net.a.log_has("falling back"), "{}", net.a.dump());
+    assert!(!net.a.log_has("STATE_MAIN_I1"), "{}", net.a.dump());
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(
+        net.a
+            .log_has("max number of retransmissions (2) reached STATE_V2_PARENT_I1"),
+        "{}",
+        net.a.dump()
+    );
+}
