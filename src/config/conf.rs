@@ -340,6 +340,7 @@ pub const CONN_KEYWORDS: &[&str] = &[
     "pfs",
     "keylife",
     "rekey",
+    "reauth",
     "rekeymargin",
     "rekeyfuzz",
     "compress",
@@ -451,6 +452,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "rightfirewall"
             | "pfs"
             | "rekey"
+            | "reauth"
             | "compress"
             | "disablearrivalcheck"
             | "aggrmode"
@@ -1604,6 +1606,8 @@ mod tests {
             "keyexchange=ikev2",
             "ikev2=insist",
             "ikev2=permit",
+            "reauth=yes",
+            "reauth=no",
             "auto=",
             "esp=3des-md5-96",
             "ike=aes128-sha1-modp1024",
@@ -1636,6 +1640,10 @@ mod tests {
         assert!(e("espreplay_window=65").contains("from 0 to 64"));
         assert!(e("keyexchange=ikev3").contains("illegal keyexchange value"));
         assert!(e("ikev2=maybe").contains("illegal ikev2 value"));
+        assert_eq!(
+            e("reauth=maybe"),
+            "/etc/ipsec.conf:4: illegal reauth value \"maybe\" (expected yes or no)"
+        );
         let e = |kv: &str| setup(kv).unwrap_err().to_string();
         assert!(e("uniqueids=maybe")
             .starts_with("/etc/ipsec.conf:3: illegal uniqueids value \"maybe\""));
@@ -2033,6 +2041,7 @@ mod tests {
                 "dpdaction" => "hold",
                 "pfs"
                 | "rekey"
+                | "reauth"
                 | "compress"
                 | "disablearrivalcheck"
                 | "aggrmode"

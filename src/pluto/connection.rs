@@ -264,6 +264,10 @@ pub struct Connection {
     pub rekeyfuzz: u64,
     /// `rekey=yes`.
     pub rekey: bool,
+    /// `reauth=yes` (strongSwan's and Libreswan's meaning; IKEv2 only): an IKE SA due for
+    /// replacement is replaced by a new IKE_SA_INIT and IKE_AUTH (make-before-break) rather
+    /// than rekeyed with CREATE_CHILD_SA (`reauth=no`, the default).
+    pub reauth: bool,
     /// Keying attempts (0 = forever).
     pub keyingtries: u32,
     /// Failure shunt.
@@ -674,6 +678,7 @@ impl Connection {
             rekeymargin,
             rekeyfuzz,
             rekey: b("rekey", true)?,
+            reauth: b("reauth", false)?,
             keyingtries,
             failureshunt,
             dpd,

@@ -803,9 +803,19 @@ impl Pluto {
         pending: Option<PendingChild>,
         replacing: Option<SerialNo>,
     ) {
-        // An established IKEv2 SA is rekeyed in place (CREATE_CHILD_SA), its child SAs kept.
+        // An established IKEv2 SA is rekeyed in place (CREATE_CHILD_SA), its child SAs kept;
+        // with `reauth=yes` it is replaced by a new IKE_SA_INIT and IKE_AUTH instead
+        // (make-before-break: its child SAs are recreated over the new IKE SA, then it goes).
+        let mut reauth_of = None;
         if let (Some(old), None) = (replacing, pending) {
-            if self.v2_ike_rekey(old, try_no) {
+            let reauth = self.conns.get(key).is_some_and(|c| c.reauth)
+                && self
+                    .sas
+                    .ike(old)
+                    .is_some_and(|s| s.established && s.exchange.v2().is_some());
+            if reauth {
+                reauth_of = Some(old);
+            } else if self.v2_ike_rekey(old, try_no) {
                 return;
             }
         }
@@ -832,6 +842,7 @@ impl Pluto {
         let serial = self.sas.new_serial();
         let mut x = Ikev2Ike::new(V2State::ParentI1);
         x.offered = offered;
+        x.reauth_of = reauth_of;
         x.ni = self.random_bytes(NONCE_LEN);
         x.dh = Some(DhKeyPair::generate(group, &mut self.rng()));
         let mut sa = IkeSa::new(
@@ -854,9 +865,13 @@ impl Pluto {
         sa.auth = c_auth;
         sa.liveness.peer_supports = true;
         self.sas.insert_ike(sa);
-        match replacing.or(pending.and_then(|p| p.replacing)) {
-            Some(r) => self.slog(serial, format!("initiating IKEv2 IKE SA to replace #{r}")),
-            None => self.slog(serial, "initiating IKEv2 IKE SA".into()),
+        match (reauth_of, replacing.or(pending.and_then(|p| p.replacing))) {
+            (Some(r), _) => self.slog(
+                serial,
+                format!("initiating IKEv2 IKE SA to reauthenticate #{r} (reauth=yes)"),
+            ),
+            (None, Some(r)) => self.slog(serial, format!("initiating IKEv2 IKE SA to replace #{r}")),
+            (None, None) => self.slog(serial, "initiating IKEv2 IKE SA".into()),
         }
         self.v2_send_init(serial);
     }
@@ -1522,10 +1537,21 @@ impl Pluto {
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
         let mut payloads = vec![Payload::IdI(idi)];
-        payloads.push(Payload::Notify(NotifyPayload::new(
-            NotifyType::InitialContact,
-            Vec::new(),
-        )));
+        // INITIAL_CONTACT (RFC 7296 2.4) only when we have no other IKE SA with the peer: a
+        // reauthentication must not make it drop the IKE SA being replaced.
+        let remote = self.sas.ike(serial).map(|s| *s.remote.ip());
+        let first_contact = !self.sas.ikes().any(|o| {
+            o.serial() != serial
+                && o.established
+                && o.exchange.v2().is_some()
+                && Some(*o.remote.ip()) == remote
+        });
+        if first_contact {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::InitialContact,
+                Vec::new(),
+            )));
+        }
         if let Some(r) = idr {
             payloads.push(Payload::IdR(r));
         }
@@ -1993,6 +2019,10 @@ impl Pluto {
 
     /// Child SA `serial` is negotiated: install both directions, route, time, report.
     fn v2_child_up(&mut self, serial: SerialNo) {
+        let parent = self
+            .sas
+            .child(serial)
+            .map_or(serial, |c| c.parent());
         if !self.install_child(serial, true, true) {
             self.delete_sa(serial, false);
             return;
@@ -2065,6 +2095,7 @@ impl Pluto {
                 self.slog(old, format!("replaced by #{serial}: deleting"));
                 self.delete_sa(old, true);
             }
+            self.v2_reauth_finish(parent);
         }
     }
 
@@ -2143,7 +2174,50 @@ impl Pluto {
             };
             self.v2_child_answer(serial, ch, payloads, &ni, &nr, None);
         }
+        self.v2_reauth_children(serial);
         Ok(())
+    }
+
+    /// Reauthentication (`reauth=yes`): IKE SA `new` is up in place of the IKE SA it
+    /// reauthenticates. The child SAs still under the old one are recreated over `new`
+    /// (CREATE_CHILD_SA, one at a time); the old IKE SA goes once none is left.
+    fn v2_reauth_children(&mut self, new: SerialNo) {
+        let Some(old) = self.v2(new).and_then(|x| x.reauth_of) else {
+            return;
+        };
+        let children: Vec<(SerialNo, String)> = self
+            .sas
+            .children_of(old)
+            .filter(|c| c.established)
+            .map(|c| (c.serial(), c.conn().to_string()))
+            .collect();
+        for (child, key) in children {
+            self.slog(
+                child,
+                format!("recreating over #{new} (reauthentication of #{old})"),
+            );
+            self.v2_child_initiate(new, &key, None, Some(child), 1);
+        }
+        self.v2_reauth_finish(new);
+    }
+
+    /// Deletes the IKE SA that `new` reauthenticates once no child SA is left under it.
+    fn v2_reauth_finish(&mut self, new: SerialNo) {
+        let Some(old) = self.v2(new).and_then(|x| x.reauth_of) else {
+            return;
+        };
+        if !self.sas.ike(new).is_some_and(|s| s.established)
+            || self.sas.children_of(old).next().is_some()
+        {
+            return;
+        }
+        if let Some(x) = self.v2_mut(new) {
+            x.reauth_of = None;
+        }
+        if self.sas.ike(old).is_some() {
+            self.slog(old, format!("reauthenticated as #{new}: deleting"));
+            self.delete_sa(old, true);
+        }
     }
 
     /// The initiator's half of a child SA's answer (IKE_AUTH or CREATE_CHILD_SA response).
@@ -2295,7 +2369,12 @@ impl Pluto {
         let nonce = self.random_bytes(NONCE_LEN);
         let dh = pfs.map(|g| DhKeyPair::generate(g, &mut self.rng()));
         let mut payloads = Vec::new();
-        if let Some(old) = replacing.and_then(|r| self.sas.child(r)) {
+        // REKEY_SA names a child SA of this IKE SA (a child SA recreated over a
+        // reauthenticating IKE SA is a new one to the peer).
+        if let Some(old) = replacing
+            .and_then(|r| self.sas.child(r))
+            .filter(|o| o.parent() == ike)
+        {
             if let Some(old_spi) = old.our.esp {
                 payloads.push(Payload::Notify(NotifyPayload::child(
                     NotifyType::RekeySa,

@@ -1233,3 +1233,107 @@ fn ikev2_propose_falls_back_to_ikev1_and_insist_does_not() {
         net.a.dump()
     );
 }
+
+/// `reauth=yes`: an IKE SA due for replacement is reauthenticated make-before-break — a new
+/// IKE_SA_INIT and IKE_AUTH (without INITIAL_CONTACT, so the peer keeps the old IKE SA
+/// meanwhile), every child SA under the old IKE SA recreated over the new one, then the old
+/// IKE SA deleted. `reauth=no` (the default) rekeys with CREATE_CHILD_SA
+/// (`ikev2_ike_sa_rekey_keeps_the_child_sas`).
+#[test]
+fn ikev2_reauth_yes_reauthenticates_make_before_break() {
+    let net2 = format!(
+        "conn net2\n\tleft={WEST}\n\tleftsubnet=10.0.3.0/24\n\tright={EAST}\n\trightsubnet=10.0.4.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"
+    );
+    let a_extra = "\tauthby=secret\n\tkeyexchange=ikev2\n\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n\treauth=yes\n";
+    let b_extra = "\tauthby=secret\n\tkeyexchange=ikev2\n\tikelifetime=60m\n";
+    let mut net = Net::new(
+        Node::new(WEST, 1, &(conf("net", a_extra) + &net2), PSK),
+        Node::new(EAST, 2, &(conf("net", b_extra) + &net2), PSK),
+    );
+    net.up_a("net");
+    net.whack_a(
+        2,
+        WhackCmd::Up {
+            name: "net2".into(),
+            asynchronous: false,
+        },
+    );
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+    let first: Vec<SerialNo> = net.a.p.sas.children().map(|c| c.serial()).collect();
+    let first_b: Vec<SerialNo> = net.b.p.sas.children().map(|c| c.serial()).collect();
+    let inits = |n: &Node| {
+        n.logs
+            .iter()
+            .filter(|l| l.contains("responding to IKE_SA_INIT"))
+            .count()
+    };
+    assert_eq!(inits(&net.b), 1);
+    net.advance_to(18 * 60_000);
+    assert!(
+        net.a
+            .log_has("initiating IKEv2 IKE SA to reauthenticate #1 (reauth=yes)"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(!net.a.log_has("to rekey IKE SA"), "{}", net.a.dump());
+    assert_eq!(inits(&net.b), 2, "{}", net.b.dump());
+    assert!(!net.b.log_has("sent INITIAL_CONTACT"), "{}", net.b.dump());
+    assert!(
+        net.a.log_has("reauthenticated as #"),
+        "{}",
+        net.a.dump()
+    );
+    // One IKE SA each side, the new one; both child SAs recreated under it, the old ones gone.
+    for (n, old_children) in [(&net.a, &first), (&net.b, &first_b)] {
+        assert_eq!(n.p.sas.ikes().count(), 1, "{}", n.dump());
+        let ike = n.p.sas.ikes().next().unwrap();
+        assert!(ike.established);
+        assert_ne!(ike.serial(), SerialNo::new(1));
+        assert_eq!(n.established_ipsec(), 2, "{}", n.dump());
+        assert_eq!(n.p.sas.children().count(), 2, "{}", n.dump());
+        for c in n.p.sas.children() {
+            assert!(!old_children.contains(&c.serial()), "{}", n.dump());
+            if n.addr == WEST {
+                assert_eq!(c.parent(), ike.serial());
+            }
+        }
+    }
+    assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+    assert_eq!(esp_spis(&net.a).len(), 4);
+    assert!(sas_match(&net.a, &net.b) >= 2);
+    assert!(sas_match(&net.b, &net.a) >= 2);
+    // Both conns stay routed into their (new) tunnels.
+    assert_eq!(net.a.p.conns["net"].newest_ipsec, net.a.p.conns["net"].eroute_owner);
+    assert!(net.a.p.conns["net2"].newest_ipsec.is_some());
+
+    // reauth= is checked at its file:line, and ignored (with one warning) for IKEv1.
+    let mut p = Pluto::new(
+        PlutoConfig::default(),
+        Box::new(StdRng::seed_from_u64(1)),
+    );
+    let bad = IpsecConf::parse_str(&conf("net", "\treauth=sometimes\n"), "/etc/ipsec.conf");
+    let e = bad.map(|c| p.load_conns(&c)).map_or_else(|e| e.to_string(), |v| format!("{v:?}"));
+    assert!(
+        e.contains("/etc/ipsec.conf:") && e.contains("illegal reauth value \"sometimes\""),
+        "{e}"
+    );
+    let mut net = Net::new(
+        Node::new(
+            WEST,
+            1,
+            &conf("net", "\tauthby=secret\n\tkeyexchange=ikev1\n\treauth=yes\n"),
+            PSK,
+        ),
+        Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK),
+    );
+    net.run();
+    let warned = net
+        .a
+        .logs
+        .iter()
+        .filter(|l| l.contains("reauth= applies to IKEv2 only; ignored for this IKEv1 connection"))
+        .count();
+    assert_eq!(warned, 1, "{}", net.a.dump());
+    assert!(net.a.log_has("/etc/ipsec.conf:"), "{}", net.a.dump());
+}
