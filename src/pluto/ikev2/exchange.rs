@@ -1841,14 +1841,30 @@ impl Pluto {
                 }
             }
         }
-        if !covers(tsi, &peer_client) || !covers(tsr, &our_client) {
+        // RFC 7296 2.9: what both the request and our policy allow — our subnets when the
+        // request covers them, else the request's narrower subnet inside ours.
+        let within = |ts: &TsPayload, ours: &Subnet| {
+            if covers(ts, ours) {
+                Some(*ours)
+            } else {
+                narrowed(ts, ours)
+            }
+        };
+        let (Some(p), Some(o)) = (within(tsi, &peer_client), within(tsr, &our_client)) else {
             return refuse(
                 self,
                 answer,
                 NotifyType::TsUnacceptable,
                 format!("traffic selectors do not cover {peer_client}==={our_client}"),
             );
+        };
+        if (p, o) != (peer_client, our_client) {
+            self.slog(
+                ike,
+                format!("narrowed the traffic selectors to the peer's {o}==={p} (policy {our_client}==={peer_client})"),
+            );
         }
+        let (our_client, peer_client) = (o, p);
         let pfs = ccsa.as_ref().and_then(|x| x.pfs);
         let Some((alg, number, peer_spi)) = v2p::choose_esp(sa, &esp, pfs) else {
             return refuse(

@@ -1337,3 +1337,97 @@ fn ikev2_reauth_yes_reauthenticates_make_before_break() {
     assert_eq!(warned, 1, "{}", net.a.dump());
     assert!(net.a.log_has("/etc/ipsec.conf:"), "{}", net.a.dump());
 }
+
+/// Traffic-selector narrowing (RFC 7296 2.9) reaches the datapath: the eroute and the SAs'
+/// policy selectors are the narrowed pair, not the conn's full subnets — whether the
+/// responder narrowed our proposal (A's conn says 10.0.0.0/16, B accepts 10.0.1.0/24) or we
+/// as responder narrowed the initiator's (B proposes 10.0.1.0/24 to A's 10.0.0.0/16).
+#[test]
+fn ikev2_narrowed_selectors_are_installed_on_both_roles() {
+    let wide = "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.0.0/16\n\tright=198.51.100.7\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n";
+    let narrow = "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=198.51.100.7\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n";
+    let west_narrow: Subnet = "10.0.1.0/24".parse().unwrap();
+    let west_wide: Subnet = "10.0.0.0/16".parse().unwrap();
+    let east: Subnet = "10.0.2.0/24".parse().unwrap();
+    // A's SA eroutes and SA policies are on 10.0.1.0/24===10.0.2.0/24 only.
+    let check_a = |a: &Node| {
+        let tunnels: Vec<_> = a
+            .eroutes
+            .iter()
+            .filter(|(_, _, _, said)| said.proto == crate::said::Proto::Tun)
+            .collect();
+        assert!(!tunnels.is_empty(), "{:?}", a.eroutes);
+        for (op, src, dst, _) in &tunnels {
+            assert_eq!((*src, *dst), (west_narrow, east), "{op:?}: {:?}", a.eroutes);
+        }
+        for s in a.sadb.values() {
+            if let Some((from, to)) = s.policy {
+                assert!(
+                    (from, to) == (east, west_narrow) || (from, to) == (west_narrow, east),
+                    "{s:?}"
+                );
+            }
+        }
+        assert!(a.sadb.values().any(|s| s.policy.is_some()));
+        let c = a.p.sas.children().next().unwrap();
+        assert_eq!((c.our_client, c.peer_client), (west_narrow, east));
+        assert_eq!(a.p.conns["net"].this.client, west_wide);
+    };
+    let b_pair = |b: &Node| {
+        b.eroutes
+            .iter()
+            .filter(|(_, _, _, said)| said.proto == crate::said::Proto::Tun)
+            .all(|(_, src, dst, _)| (*src, *dst) == (east, west_narrow))
+    };
+
+    // The responder narrows A's proposal.
+    let mut net = Net::new(Node::new(WEST, 1, wide, PSK), Node::new(EAST, 2, narrow, PSK));
+    net.up_a("net");
+    assert_up(&net);
+    assert!(
+        net.a
+            .log_has("responder narrowed the traffic selectors to 10.0.1.0/24===10.0.2.0/24"),
+        "{}",
+        net.a.dump()
+    );
+    check_a(&net.a);
+    assert!(b_pair(&net.b), "{:?}", net.b.eroutes);
+    // A child rekey replaces the eroute on the same narrowed pair.
+    soft_expire_both(&mut net);
+    net.run();
+    assert_up(&net);
+    check_a(&net.a);
+    assert_eq!(
+        net.a.eroutes.last().map(|e| (e.0, e.1)),
+        Some((ErouteOp::Replace, west_narrow)),
+        "{:?}",
+        net.a.eroutes
+    );
+    // Down: the narrowed eroute goes.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.a.sadb.is_empty());
+    assert_eq!(
+        net.a.eroutes.last().map(|e| (e.0, e.1, e.2)),
+        Some((ErouteOp::Delete, west_narrow, east)),
+        "{:?}",
+        net.a.eroutes
+    );
+
+    // A as responder narrows B's proposal of 10.0.1.0/24 inside its 10.0.0.0/16.
+    let mut net = Net::new(Node::new(WEST, 1, wide, PSK), Node::new(EAST, 2, narrow, PSK));
+    net.whack_b(
+        1,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: false,
+        },
+    );
+    assert_up(&net);
+    assert!(
+        net.a.log_has("narrowed the traffic selectors to the peer's 10.0.1.0/24===10.0.2.0/24 (policy 10.0.0.0/16===10.0.2.0/24)"),
+        "{}",
+        net.a.dump()
+    );
+    check_a(&net.a);
+    assert!(b_pair(&net.b), "{:?}", net.b.eroutes);
+}
