@@ -407,7 +407,13 @@ impl Pluto {
             return;
         };
         if pair != own {
-            self.route_to_narrowed_child(serial, &key, head, pair, (routing, narrowed, policy_routed));
+            self.route_to_narrowed_child(
+                serial,
+                &key,
+                head,
+                pair,
+                (routing, narrowed, policy_routed),
+            );
             return;
         }
         if let Some(n) = narrowed {

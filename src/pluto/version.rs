@@ -333,9 +333,11 @@ impl Pluto {
         }
         let key = s.conn().to_string();
         let (try_no, pending) = (s.try_no, s.pending_child);
-        if !self.conns.get(&key).is_some_and(|c| {
-            c.ike_policy.initiate == IkeVersion::V2 && c.ike_policy.accept_v1
-        }) {
+        if !self
+            .conns
+            .get(&key)
+            .is_some_and(|c| c.ike_policy.initiate == IkeVersion::V2 && c.ike_policy.accept_v1)
+        {
             return false;
         }
         self.slog(

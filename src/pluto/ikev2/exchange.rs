@@ -870,7 +870,9 @@ impl Pluto {
                 serial,
                 format!("initiating IKEv2 IKE SA to reauthenticate #{r} (reauth=yes)"),
             ),
-            (None, Some(r)) => self.slog(serial, format!("initiating IKEv2 IKE SA to replace #{r}")),
+            (None, Some(r)) => {
+                self.slog(serial, format!("initiating IKEv2 IKE SA to replace #{r}"))
+            }
             (None, None) => self.slog(serial, "initiating IKEv2 IKE SA".into()),
         }
         self.v2_send_init(serial);
@@ -2035,10 +2037,7 @@ impl Pluto {
 
     /// Child SA `serial` is negotiated: install both directions, route, time, report.
     fn v2_child_up(&mut self, serial: SerialNo) {
-        let parent = self
-            .sas
-            .child(serial)
-            .map_or(serial, |c| c.parent());
+        let parent = self.sas.child(serial).map_or(serial, |c| c.parent());
         if !self.install_child(serial, true, true) {
             self.delete_sa(serial, false);
             return;
@@ -2556,8 +2555,8 @@ impl Pluto {
         Ok(())
     }
 
-    /// CREATE_CHILD_SA request arrived (responder): a new or replacing child SA. Rekeying the
-    /// IKE SA itself this way is refused (the initiator then re-authenticates).
+    /// CREATE_CHILD_SA request arrived (responder): a new or replacing child SA, or a rekey
+    /// of the IKE SA itself (`v2_ike_rekey_request`).
     fn v2_child_request(
         &mut self,
         ike: SerialNo,
@@ -2603,10 +2602,11 @@ impl Pluto {
             _ => None,
         };
         // Which child SA it replaces: REKEY_SA names the SPI the peer receives on.
-        let rekey_spi = wire::find_notify(payloads, NotifyType::RekeySa).and_then(|n| match n.spi {
-            wire::Spi::Child(s) => Some(s),
-            _ => None,
-        });
+        let rekey_spi =
+            wire::find_notify(payloads, NotifyType::RekeySa).and_then(|n| match n.spi {
+                wire::Spi::Child(s) => Some(s),
+                _ => None,
+            });
         let replacing = rekey_spi
             .and_then(|spi| self.sas.by_peer_spi(Proto::Esp, spi).next())
             .map(|c| c.serial());
@@ -3071,11 +3071,7 @@ impl Pluto {
     fn v2_colliding_ike_rekey(&self, old: SerialNo) -> Option<SerialNo> {
         self.sas
             .ikes()
-            .find(|s| {
-                s.exchange
-                    .v2()
-                    .is_some_and(|x| x.collision_of == Some(old))
-            })
+            .find(|s| s.exchange.v2().is_some_and(|x| x.collision_of == Some(old)))
             .map(IkeSa::serial)
     }
 

@@ -1042,7 +1042,8 @@ fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
     soft_expire_both(&mut net);
     net.advance_to(net.now + 60_000);
     assert!(
-        net.a.log_has("which we no longer have; sending CHILD_SA_NOT_FOUND"),
+        net.a
+            .log_has("which we no longer have; sending CHILD_SA_NOT_FOUND"),
         "{}",
         net.a.dump()
     );
@@ -1182,7 +1183,10 @@ fn ikev2_propose_falls_back_to_ikev1_and_insist_does_not() {
     };
     type Answer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
     let answers: [(Answer, &str); 2] = [
-        (Box::new(ikev1_answer), "IKE_SA_INIT answered with an IKEv1 message"),
+        (
+            Box::new(ikev1_answer),
+            "IKE_SA_INIT answered with an IKEv1 message",
+        ),
         (
             Box::new(ikev2_answer),
             "IKE_SA_INIT answered with INVALID_MAJOR_VERSION",
@@ -1204,7 +1208,8 @@ fn ikev2_propose_falls_back_to_ikev1_and_insist_does_not() {
         );
         net.run();
         assert!(
-            net.a.log_has(&format!("{why}: the peer does not speak IKEv2")),
+            net.a
+                .log_has(&format!("{why}: the peer does not speak IKEv2")),
             "{}",
             net.a.dump()
         );
@@ -1279,11 +1284,7 @@ fn ikev2_reauth_yes_reauthenticates_make_before_break() {
     assert!(!net.a.log_has("to rekey IKE SA"), "{}", net.a.dump());
     assert_eq!(inits(&net.b), 2, "{}", net.b.dump());
     assert!(!net.b.log_has("sent INITIAL_CONTACT"), "{}", net.b.dump());
-    assert!(
-        net.a.log_has("reauthenticated as #"),
-        "{}",
-        net.a.dump()
-    );
+    assert!(net.a.log_has("reauthenticated as #"), "{}", net.a.dump());
     // One IKE SA each side, the new one; both child SAs recreated under it, the old ones gone.
     for (n, old_children) in [(&net.a, &first), (&net.b, &first_b)] {
         assert_eq!(n.p.sas.ikes().count(), 1, "{}", n.dump());
@@ -1304,16 +1305,18 @@ fn ikev2_reauth_yes_reauthenticates_make_before_break() {
     assert!(sas_match(&net.a, &net.b) >= 2);
     assert!(sas_match(&net.b, &net.a) >= 2);
     // Both conns stay routed into their (new) tunnels.
-    assert_eq!(net.a.p.conns["net"].newest_ipsec, net.a.p.conns["net"].eroute_owner);
+    assert_eq!(
+        net.a.p.conns["net"].newest_ipsec,
+        net.a.p.conns["net"].eroute_owner
+    );
     assert!(net.a.p.conns["net2"].newest_ipsec.is_some());
 
     // reauth= is checked at its file:line, and ignored (with one warning) for IKEv1.
-    let mut p = Pluto::new(
-        PlutoConfig::default(),
-        Box::new(StdRng::seed_from_u64(1)),
-    );
+    let mut p = Pluto::new(PlutoConfig::default(), Box::new(StdRng::seed_from_u64(1)));
     let bad = IpsecConf::parse_str(&conf("net", "\treauth=sometimes\n"), "/etc/ipsec.conf");
-    let e = bad.map(|c| p.load_conns(&c)).map_or_else(|e| e.to_string(), |v| format!("{v:?}"));
+    let e = bad
+        .map(|c| p.load_conns(&c))
+        .map_or_else(|e| e.to_string(), |v| format!("{v:?}"));
     assert!(
         e.contains("/etc/ipsec.conf:") && e.contains("illegal reauth value \"sometimes\""),
         "{e}"
@@ -1322,7 +1325,10 @@ fn ikev2_reauth_yes_reauthenticates_make_before_break() {
         Node::new(
             WEST,
             1,
-            &conf("net", "\tauthby=secret\n\tkeyexchange=ikev1\n\treauth=yes\n"),
+            &conf(
+                "net",
+                "\tauthby=secret\n\tkeyexchange=ikev1\n\treauth=yes\n",
+            ),
             PSK,
         ),
         Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK),
@@ -1381,7 +1387,10 @@ fn ikev2_narrowed_selectors_are_installed_on_both_roles() {
     };
 
     // The responder narrows A's proposal.
-    let mut net = Net::new(Node::new(WEST, 1, wide, PSK), Node::new(EAST, 2, narrow, PSK));
+    let mut net = Net::new(
+        Node::new(WEST, 1, wide, PSK),
+        Node::new(EAST, 2, narrow, PSK),
+    );
     net.up_a("net");
     assert_up(&net);
     assert!(
@@ -1414,7 +1423,10 @@ fn ikev2_narrowed_selectors_are_installed_on_both_roles() {
     );
 
     // A as responder narrows B's proposal of 10.0.1.0/24 inside its 10.0.0.0/16.
-    let mut net = Net::new(Node::new(WEST, 1, wide, PSK), Node::new(EAST, 2, narrow, PSK));
+    let mut net = Net::new(
+        Node::new(WEST, 1, wide, PSK),
+        Node::new(EAST, 2, narrow, PSK),
+    );
     net.whack_b(
         1,
         WhackCmd::Up {
