@@ -3042,6 +3042,9 @@ impl Pluto {
             .v2_rekey_record(ike, spi_i.0, spi_r, false, nx)
             .ok_or("gone")?;
         if let Some(ours) = ours {
+            // Should ours never be answered (it gives up after its retransmissions), the
+            // undecided IKE SA goes too; deciding replaces this timer.
+            self.schedule(new, 2 * HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
             self.slog(
                 new,
                 format!(
