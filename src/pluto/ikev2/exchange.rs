@@ -1575,28 +1575,13 @@ impl Pluto {
         if let Some(s) = self.sas.ike_mut(serial) {
             s.whack = s.whack.or(pending.and_then(|p| p.whack));
         }
-        let child = self.sas.new_serial();
         let mut cx = Ikev2Child::new(V2State::IkeAuthChildI0);
         cx.offered = esp;
         cx.tun = tun;
-        let mut ch = ChildSa::new(
-            child,
-            NewChildSa {
-                conn: key.to_string(),
-                parent: serial,
-                initiator: true,
-                our: Spis {
-                    esp: Some(spi),
-                    ..Spis::default()
-                },
-                our_client,
-                peer_client,
-                created: self.now,
-                exchange: ChildExchange::V2(Box::new(cx)),
-            },
-        );
-        ch.replacing = pending.and_then(|p| p.replacing);
-        self.sas.insert_child(ch);
+        let child = self.v2_new_child(serial, key, true, spi, (our_client, peer_client), cx);
+        if let Some(c) = self.sas.child_mut(child) {
+            c.replacing = pending.and_then(|p| p.replacing);
+        }
         self.v2_request(serial, ExchangeType::IkeAuth, &payloads, true)?;
         self.v2_advance(serial, V2State::ParentI2, "");
         Ok(())
@@ -1878,27 +1863,10 @@ impl Pluto {
         };
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
-        let serial = self.sas.new_serial();
         let mut cx = Ikev2Child::new(V2State::EstablishedChild);
         cx.alg = Some(alg);
         cx.tun = tun;
-        let ch = ChildSa::new(
-            serial,
-            NewChildSa {
-                conn: key.to_string(),
-                parent: ike,
-                initiator: false,
-                our: Spis {
-                    esp: Some(spi),
-                    ..Spis::default()
-                },
-                our_client,
-                peer_client,
-                created: self.now,
-                exchange: ChildExchange::V2(Box::new(cx)),
-            },
-        );
-        self.sas.insert_child(ch);
+        let serial = self.v2_new_child(ike, key, false, spi, (our_client, peer_client), cx);
         // Keys: the IKE_SA_INIT nonces, or CREATE_CHILD_SA's (initiator's first).
         let x = self.v2(ike)?;
         let (ni, nr, gir) = match &ccsa {
@@ -2033,6 +2001,38 @@ impl Pluto {
             encap_port: s.nat.encapsulate().then_some(s.remote.port()),
             life,
         })
+    }
+
+    /// A new child SA record of conn `key` under IKE SA `ike` — IKE_AUTH's or
+    /// CREATE_CHILD_SA's, as initiator or responder — receiving ESP on our SPI `spi`, for
+    /// `clients` (ours, the peer's), in exchange state `cx`.
+    fn v2_new_child(
+        &mut self,
+        ike: SerialNo,
+        key: &str,
+        initiator: bool,
+        spi: u32,
+        clients: (Subnet, Subnet),
+        cx: Ikev2Child,
+    ) -> SerialNo {
+        let serial = self.sas.new_serial();
+        self.sas.insert_child(ChildSa::new(
+            serial,
+            NewChildSa {
+                conn: key.to_string(),
+                parent: ike,
+                initiator,
+                our: Spis {
+                    esp: Some(spi),
+                    ..Spis::default()
+                },
+                our_client: clients.0,
+                peer_client: clients.1,
+                created: self.now,
+                exchange: ChildExchange::V2(Box::new(cx)),
+            },
+        ));
+        serial
     }
 
     /// Child SA `serial` is negotiated: install both directions, route, time, report.
@@ -2415,32 +2415,17 @@ impl Pluto {
         }
         payloads.push(Payload::TsI(TsPayload::new([selector(&our_client)])));
         payloads.push(Payload::TsR(TsPayload::new([selector(&peer_client)])));
-        let serial = self.sas.new_serial();
         let mut cx = Ikev2Child::new(V2State::NewChildI1);
         cx.offered = esp;
         cx.tun = tun;
         cx.nonce = nonce;
         cx.dh = dh;
-        let mut ch = ChildSa::new(
-            serial,
-            NewChildSa {
-                conn: key.to_string(),
-                parent: ike,
-                initiator: true,
-                our: Spis {
-                    esp: Some(spi),
-                    ..Spis::default()
-                },
-                our_client,
-                peer_client,
-                created: self.now,
-                exchange: ChildExchange::V2(Box::new(cx)),
-            },
-        );
-        ch.replacing = replacing;
-        ch.whack = whack;
-        ch.try_no = try_no;
-        self.sas.insert_child(ch);
+        let serial = self.v2_new_child(ike, key, true, spi, (our_client, peer_client), cx);
+        if let Some(c) = self.sas.child_mut(serial) {
+            c.replacing = replacing;
+            c.whack = whack;
+            c.try_no = try_no;
+        }
         match replacing {
             Some(r) => self.slog(
                 serial,
