@@ -1443,3 +1443,74 @@ fn ikev2_narrowed_selectors_are_installed_on_both_roles() {
     check_a(&net.a);
     assert!(b_pair(&net.b), "{:?}", net.b.eroutes);
 }
+
+/// IKE SA rekey collision whose messages do not arrive in step: B's answer to A's rekey is
+/// lost once, so A learns of B's decision first (B's Delete for the old IKE SA, or for the
+/// redundant new one) and its own rekey is retransmitted or abandoned. For several seeds, so
+/// that either exchange has the lowest nonce: both ends still keep one, the same, IKE SA with
+/// the child SA under it.
+#[test]
+fn ikev2_ike_sa_rekey_collision_with_a_lost_answer() {
+    let mut outcomes = std::collections::HashSet::new();
+    for seed in 0..8u64 {
+        let both = "\tauthby=secret\n\tkeyexchange=ikev2\n\tikelifetime=20m\n\trekeyfuzz=0%\n";
+        let mut net = Net::new(
+            Node::new(
+                WEST,
+                20 + 2 * seed,
+                &conf("net", &format!("{both}\trekeymargin=3m\n")),
+                PSK,
+            ),
+            Node::new(
+                EAST,
+                21 + 2 * seed,
+                &conf("net", &format!("{both}\trekeymargin=6m\n")),
+                PSK,
+            ),
+        );
+        net.up_a("net");
+        assert_up(&net);
+        let child = net.a.p.conns["net"].newest_ipsec.unwrap();
+        let mut lost = false;
+        net.drop = Box::new(move |d, data| {
+            if d == Dir::BtoA && is_ccsa(data, false, true) && !lost {
+                lost = true;
+                return true;
+            }
+            false
+        });
+        net.advance_to(17 * 60_000 + 3 * 60_000);
+        assert!(
+            net.b.log_has("IKE SA rekey collision over #1"),
+            "{}",
+            net.b.dump()
+        );
+        let b_lost = net.b.log_has("our exchange has the lowest nonce");
+        if !b_lost {
+            // B's exchange won and B deleted the old IKE SA before A's rekey was answered.
+            assert!(
+                net.a.log_has("IKE SA #1 is gone: abandoning its rekey"),
+                "{}",
+                net.a.dump()
+            );
+        }
+        outcomes.insert(b_lost);
+        for n in [&net.a, &net.b] {
+            assert_eq!(n.p.sas.ikes().count(), 1, "seed {seed}: {}", n.dump());
+        }
+        let (ia, ib) = (
+            net.a.p.sas.ikes().next().unwrap(),
+            net.b.p.sas.ikes().next().unwrap(),
+        );
+        assert!(ia.established && ib.established);
+        assert_eq!(
+            (ia.spi_i(), ia.spi_r),
+            (ib.spi_i(), ib.spi_r),
+            "seed {seed}"
+        );
+        assert_ne!(ia.serial(), SerialNo::new(1));
+        assert_eq!(net.a.p.sas.child(child).unwrap().parent(), ia.serial());
+        assert_up(&net);
+    }
+    assert_eq!(outcomes.len(), 2, "one side's exchange always lost");
+}
