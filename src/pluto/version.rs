@@ -333,11 +333,17 @@ impl Pluto {
         }
         let key = s.conn().to_string();
         let (try_no, pending) = (s.try_no, s.pending_child);
-        if !self
-            .conns
-            .get(&key)
-            .is_some_and(|c| c.ike_policy.initiate == IkeVersion::V2 && c.ike_policy.accept_v1)
-        {
+        let Some(c) = self.conns.get(&key) else {
+            return false;
+        };
+        if c.ike_policy.initiate != IkeVersion::V2 || !c.ike_policy.accept_v1 {
+            return false;
+        }
+        if c.ike_v1().is_empty() {
+            self.slog(
+                serial,
+                format!("{why}, but ike= lists no suite IKEv1 can negotiate: no fallback to IKEv1"),
+            );
             return false;
         }
         self.slog(

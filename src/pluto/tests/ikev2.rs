@@ -1217,6 +1217,18 @@ fn ikev2_propose_falls_back_to_ikev1_and_insist_does_not() {
         assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
     }
 
+    // Nothing IKEv1 can negotiate in ike=: no fallback either.
+    let mut net = pair("\tikev2=propose\n\tike=aes256gcm16-prfsha384-ecp384\n\tkeyingtries=1\n");
+    net.up_a("net");
+    net.advance_to(75_000);
+    assert!(
+        net.a
+            .log_has("but ike= lists no suite IKEv1 can negotiate: no fallback to IKEv1"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(!net.a.log_has("STATE_MAIN_I1"), "{}", net.a.dump());
+
     // ikev2=insist: no fallback, whatever happens.
     let mut net = pair("\tikev2=insist\n\tkeyingtries=1\n");
     net.up_a("net");
