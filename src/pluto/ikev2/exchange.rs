@@ -2257,16 +2257,46 @@ impl Pluto {
             p.negotiation_failed(&key);
         };
         if let Some(t) = error_notify(payloads) {
-            // RFC 7296 2.25: the peer no longer has the child SA we rekey (it rekeyed it
-            // itself and deleted it meanwhile): nothing failed, the peer's rekey replaced it.
-            let replacing = self.sas.child(child).and_then(|c| c.replacing);
+            // RFC 7296 2.25: the peer no longer has the child SA we rekey, so ours goes too.
+            // If the peer rekeyed it itself meanwhile (a collision), nothing failed: its child
+            // SA replaced it. Else (it deleted it) a fresh child SA takes its place.
+            let (replacing, key) = self
+                .sas
+                .child(child)
+                .map(|c| (c.replacing, c.conn().to_string()))
+                .unwrap_or_default();
             if let (NotifyType::ChildSaNotFound, Some(old)) = (t, replacing) {
+                let replaced = self
+                    .sas
+                    .children_of_conn(&key)
+                    .any(|c| c.established && c.serial() != old && c.serial() != child);
                 self.slog(
                     child,
-                    format!("rekey of #{old} answered with {t}: the peer replaced it already; dropping ours"),
+                    format!(
+                        "rekey of #{old} answered with {t}: {}",
+                        if replaced {
+                            "the peer replaced it already; dropping ours"
+                        } else {
+                            "the peer deleted it; negotiating a new child SA"
+                        }
+                    ),
                 );
-                self.release_whack(child, 0);
+                let (whack, try_no) = self
+                    .sas
+                    .child_mut(child)
+                    .map(|c| (c.whack.take(), c.try_no))
+                    .unwrap_or_default();
                 self.delete_sa(child, false);
+                if self.sas.child(old).is_some() {
+                    self.delete_sa(old, false);
+                }
+                if replaced {
+                    if let Some(w) = whack {
+                        self.whack_done(w, 0);
+                    }
+                } else {
+                    self.v2_child_initiate(ike, &key, whack, None, try_no);
+                }
                 return;
             }
             return fail(self, format!("received {t} notification"));

@@ -1048,7 +1048,9 @@ fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
         net.a.dump()
     );
     assert!(
-        net.b.log_has("the peer replaced it already; dropping ours"),
+        net.b.log_has(
+            "answered with CHILD_SA_NOT_FOUND: the peer replaced it already; dropping ours"
+        ),
         "{}",
         net.b.dump()
     );
@@ -1058,6 +1060,55 @@ fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
     assert_eq!(net.b.p.sas.children().count(), 1, "{}", net.b.dump());
     assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
     assert_eq!(esp_spis(&net.a).len(), 2);
+
+    // B deleted the child SA (its Delete is lost) when A rekeys it: CHILD_SA_NOT_FOUND, and A
+    // negotiates a fresh child SA instead, dropping its stale one.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let old = net.a.p.conns["net"].newest_ipsec.unwrap();
+    let mut lost = false;
+    net.drop = Box::new(move |d, data| {
+        if d == Dir::BtoA && data.get(18) == Some(&37) && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    let out_b = net
+        .b
+        .sadb
+        .values()
+        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
+        .map(|s| s.said)
+        .unwrap();
+    let out_a = net
+        .a
+        .sadb
+        .values()
+        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
+        .map(|s| s.said)
+        .unwrap();
+    let now = net.now;
+    net.b
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::HardExpired(out_b));
+    net.run();
+    assert_eq!(net.b.established_ipsec(), 0);
+    net.a
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(out_a));
+    net.run();
+    assert!(
+        net.a.log_has(
+            "answered with CHILD_SA_NOT_FOUND: the peer deleted it; negotiating a new child SA"
+        ),
+        "{}",
+        net.a.dump()
+    );
+    assert!(net.a.p.sas.child(old).is_none());
+    assert_up(&net);
+    assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
 
     // A's CREATE_CHILD_SA response is lost once, for several seeds (so that both ends'
     // exchanges are the one with the lowest nonce in some runs).
