@@ -460,6 +460,7 @@ pub const CONN_KEYWORDS: &[&str] = &[
     "pfs",
     "keylife",
     "rekey",
+    "reauth",
     "rekeymargin",
     "rekeyfuzz",
     "compress",
@@ -571,6 +572,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "rightfirewall"
             | "pfs"
             | "rekey"
+            | "reauth"
             | "compress"
             | "disablearrivalcheck"
             | "aggrmode"
@@ -1729,6 +1731,8 @@ mod tests {
             "keyexchange=ikev2",
             "ikev2=insist",
             "ikev2=permit",
+            "reauth=yes",
+            "reauth=no",
             "auto=",
             "esp=3des-md5-96",
             "ike=aes128-sha1-modp1024",
@@ -1761,6 +1765,10 @@ mod tests {
         assert!(e("espreplay_window=65").contains("from 0 to 64"));
         assert!(e("keyexchange=ikev3").contains("illegal keyexchange value"));
         assert!(e("ikev2=maybe").contains("illegal ikev2 value"));
+        assert_eq!(
+            e("reauth=maybe"),
+            "/etc/ipsec.conf:4: illegal reauth value \"maybe\" (expected yes or no)"
+        );
         let e = |kv: &str| setup(kv).unwrap_err().to_string();
         assert!(e("uniqueids=maybe")
             .starts_with("/etc/ipsec.conf:3: illegal uniqueids value \"maybe\""));
@@ -2225,6 +2233,7 @@ mod tests {
                 "dpdaction" => "hold",
                 "pfs"
                 | "rekey"
+                | "reauth"
                 | "compress"
                 | "disablearrivalcheck"
                 | "aggrmode"

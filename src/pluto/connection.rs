@@ -190,6 +190,18 @@ impl IkePolicy {
     }
 }
 
+/// A conn's SA eroute on narrowed traffic selectors (RFC 7296 2.9): the pair it sits on, and
+/// the routing of the conn's own client pair beneath it (never `Erouted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Narrowed {
+    /// Our side of the narrowed pair.
+    pub our: Subnet,
+    /// The peer's side of the narrowed pair.
+    pub peer: Subnet,
+    /// What the conn's own client pair is routed to meanwhile.
+    pub under: Routing,
+}
+
 /// Routing state of a connection (spec 5.8 wording).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routing {
@@ -264,6 +276,10 @@ pub struct Connection {
     pub rekeyfuzz: u64,
     /// `rekey=yes`.
     pub rekey: bool,
+    /// `reauth=yes` (strongSwan's and Libreswan's meaning; IKEv2 only): an IKE SA due for
+    /// replacement is replaced by a new IKE_SA_INIT and IKE_AUTH (make-before-break) rather
+    /// than rekeyed with CREATE_CHILD_SA (`reauth=no`, the default).
+    pub reauth: bool,
     /// Keying attempts (0 = forever).
     pub keyingtries: u32,
     /// Failure shunt.
@@ -282,6 +298,9 @@ pub struct Connection {
     pub policy_routed: bool,
     /// State owning the eroute.
     pub eroute_owner: Option<SerialNo>,
+    /// The owner's SA eroute sits on traffic selectors the peer narrowed (RFC 7296 2.9)
+    /// rather than on this conn's client pair.
+    pub narrowed: Option<Narrowed>,
     /// Newest ISAKMP SA.
     pub newest_isakmp: Option<SerialNo>,
     /// Newest IPsec SA.
@@ -674,6 +693,7 @@ impl Connection {
             rekeymargin,
             rekeyfuzz,
             rekey: b("rekey", true)?,
+            reauth: b("reauth", false)?,
             keyingtries,
             failureshunt,
             dpd,
@@ -685,6 +705,7 @@ impl Connection {
             routing: Routing::Unrouted,
             policy_routed: false,
             eroute_owner: None,
+            narrowed: None,
             newest_isakmp: None,
             newest_ipsec: None,
             up: false,
@@ -764,6 +785,7 @@ impl Connection {
         c.routing = Routing::Unrouted;
         c.policy_routed = false;
         c.eroute_owner = None;
+        c.narrowed = None;
         c.newest_isakmp = None;
         c.newest_ipsec = None;
         c.next_instance = 0;

@@ -175,6 +175,15 @@ impl Pluto {
                     for w in super::connection::key_warnings(c) {
                         self.log(format!("WARNING: {w}"));
                     }
+                    if c.params.contains("reauth")
+                        && conn.ike_policy.initiate == super::version::IkeVersion::V1
+                    {
+                        let w = c.params.err_at(
+                            "reauth",
+                            "reauth= applies to IKEv2 only; ignored for this IKEv1 connection",
+                        );
+                        self.log(format!("WARNING: {w}"));
+                    }
                     let key = conn.key();
                     let route = matches!(conn.auto, Auto::Route | Auto::Start)
                         && !conn.peer_kind.is_group();

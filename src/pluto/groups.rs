@@ -296,6 +296,7 @@ fn group_instance(t: &Connection, name: &str, net: Subnet) -> Connection {
     c.routing = Routing::Unrouted;
     c.policy_routed = false;
     c.eroute_owner = None;
+    c.narrowed = None;
     c.newest_isakmp = None;
     c.newest_ipsec = None;
     c.next_instance = 0;

@@ -395,9 +395,36 @@ impl Pluto {
         let Some(head) = c.outbound.first().copied() else {
             return;
         };
-        let Some(routing) = self.conns.get(&key).map(|c| c.routing) else {
+        let pair = (c.our_client, c.peer_client);
+        let Some((mut routing, own, narrowed, policy_routed)) = self.conns.get(&key).map(|c| {
+            (
+                c.routing,
+                (c.this.client, c.that.client),
+                c.narrowed,
+                c.policy_routed,
+            )
+        }) else {
             return;
         };
+        if pair != own {
+            self.route_to_narrowed_child(
+                serial,
+                &key,
+                head,
+                pair,
+                (routing, narrowed, policy_routed),
+            );
+            return;
+        }
+        if let Some(n) = narrowed {
+            // Back on the conn's own pair: the narrowed eroute goes.
+            self.eroute_pair((n.our, n.peer), ErouteOp::Delete, Self::trap_said());
+            routing = n.under;
+            if let Some(c) = self.conns.get_mut(&key) {
+                c.narrowed = None;
+                c.routing = routing;
+            }
+        }
         match routing {
             Routing::Unrouted => {
                 if let Some(other) = self.route_conflict(&key) {
@@ -438,12 +465,105 @@ impl Pluto {
         self.settle_narrow_holds(&key, Some(head));
     }
 
+    /// Child SA `serial` of conn `key` has traffic selectors the peer narrowed (RFC 7296 2.9):
+    /// its eroute goes on that pair (`pair`: ours, the peer's), not on the conn's client pair,
+    /// which keeps its %trap or shunt beneath (`was`: the conn's routing, narrowed eroute
+    /// and policy routing before).
+    fn route_to_narrowed_child(
+        &mut self,
+        serial: SerialNo,
+        key: &str,
+        head: Said,
+        pair: (Subnet, Subnet),
+        was: (Routing, Option<crate::pluto::connection::Narrowed>, bool),
+    ) {
+        let (routing, narrowed, policy_routed) = was;
+        let under = match narrowed {
+            Some(n) => {
+                if (n.our, n.peer) == pair {
+                    self.eroute_pair(pair, ErouteOp::Replace, head);
+                } else {
+                    self.eroute_pair(pair, ErouteOp::Add, head);
+                    self.eroute_pair((n.our, n.peer), ErouteOp::Delete, Self::trap_said());
+                }
+                n.under
+            }
+            None => {
+                if routing == Routing::Unrouted {
+                    self.updown(key, Verb::Prepare);
+                    self.updown(key, Verb::Route);
+                }
+                self.eroute_pair(pair, ErouteOp::Add, head);
+                match routing {
+                    // An older SA on the conn's own pair: that pair goes back to %trap (or
+                    // away); the narrowed SA carries the traffic now.
+                    Routing::Erouted if policy_routed => {
+                        self.eroute(key, ErouteOp::Replace, Self::trap_said());
+                        Routing::Prospective
+                    }
+                    Routing::Erouted => {
+                        self.eroute(key, ErouteOp::Delete, Self::trap_said());
+                        Routing::Unrouted
+                    }
+                    other => {
+                        self.updown(key, Verb::Up);
+                        other
+                    }
+                }
+            }
+        };
+        if let Some(c) = self.conns.get_mut(key) {
+            c.narrowed = Some(crate::pluto::connection::Narrowed {
+                our: pair.0,
+                peer: pair.1,
+                under,
+            });
+            c.routing = Routing::Erouted;
+            c.eroute_owner = Some(serial);
+            c.newest_ipsec = Some(serial);
+        }
+        self.settle_narrow_holds(key, Some(head));
+    }
+
+    /// An eroute on an explicit pair (our side, the peer's side).
+    fn eroute_pair(&mut self, pair: (Subnet, Subnet), op: ErouteOp, said: Said) {
+        self.out.push_back(Output::Eroute {
+            op,
+            src: pair.0,
+            dst: pair.1,
+            said,
+        });
+    }
+
     /// The conn's SA-owned eroute went away: back to %trap if policy-routed, else unrouted.
     pub(crate) fn unroute_after_sa(&mut self, key: &str) {
         let Some(c) = self.conns.get(key) else {
             return;
         };
         if c.routing != Routing::Erouted {
+            return;
+        }
+        if let Some(n) = c.narrowed {
+            // The narrowed eroute goes; the conn's own pair keeps what lies beneath.
+            let policy_routed = c.policy_routed;
+            self.eroute_pair((n.our, n.peer), ErouteOp::Delete, Self::trap_said());
+            self.updown(key, Verb::Down);
+            let routing = match n.under {
+                Routing::Unrouted if policy_routed => {
+                    self.eroute(key, ErouteOp::Add, Self::trap_said());
+                    Routing::Prospective
+                }
+                Routing::Unrouted => {
+                    self.updown(key, Verb::Unroute);
+                    Routing::Unrouted
+                }
+                other => other,
+            };
+            if let Some(c) = self.conns.get_mut(key) {
+                c.narrowed = None;
+                c.routing = routing;
+                c.eroute_owner = None;
+            }
             return;
         }
         if c.policy_routed {

@@ -290,6 +290,12 @@ impl Pluto {
                 ),
                 (None, None) => return,
             };
+        if n >= MAX_RETRANSMISSIONS
+            && first
+            && self.fall_back_to_v1(serial, "no answer to IKE_SA_INIT")
+        {
+            return;
+        }
         let is_child = self.sas.child(serial).is_some();
         let policy = RetryPolicy {
             keyingtries: self.conns.get(&key).map_or(1, |c| c.keyingtries),

@@ -296,8 +296,64 @@ impl Pluto {
     ) {
         match data.get(17).map(|v| v >> 4) {
             Some(2) => Ikev2::handle_datagram(self, local, remote, data),
-            _ => Ikev1::handle_datagram(self, local, remote, data),
+            _ => {
+                // An IKEv1 message answering our IKE_SA_INIT (an IKEv1-only peer's
+                // INVALID_MAJOR_VERSION notification, RFC 7296 1.5): it does not speak IKEv2.
+                let asked = data.get(..8).and_then(|c| {
+                    self.sas
+                        .by_spi_i(c.try_into().ok()?)
+                        .find(|s| {
+                            s.initiator
+                                && s.exchange.v2().is_some_and(|x| x.kind == V2State::ParentI1)
+                                && s.remote.ip() == remote.ip()
+                        })
+                        .map(|s| s.serial())
+                });
+                if let Some(serial) = asked {
+                    if self.fall_back_to_v1(serial, "IKE_SA_INIT answered with an IKEv1 message") {
+                        return;
+                    }
+                }
+                Ikev1::handle_datagram(self, local, remote, data)
+            }
         }
+    }
+
+    /// `ikev2=propose` (or a conn accepting both versions whose initiator version is IKEv2):
+    /// IKE SA `serial`'s IKE_SA_INIT got no answer, or one showing the peer does not speak
+    /// IKEv2 (`why`). This keying attempt goes on with IKEv1 Main Mode (the next one starts
+    /// with IKEv2 again). `false` (nothing done) unless `serial` is such an IKE_SA_INIT of a
+    /// conn that allows IKEv1; `ikev2=insist` never falls back.
+    pub(crate) fn fall_back_to_v1(&mut self, serial: SerialNo, why: &str) -> bool {
+        let Some(s) = self.sas.ike(serial) else {
+            return false;
+        };
+        if !s.initiator || !s.exchange.v2().is_some_and(|x| x.kind == V2State::ParentI1) {
+            return false;
+        }
+        let key = s.conn().to_string();
+        let (try_no, pending) = (s.try_no, s.pending_child);
+        let Some(c) = self.conns.get(&key) else {
+            return false;
+        };
+        if c.ike_policy.initiate != IkeVersion::V2 || !c.ike_policy.accept_v1 {
+            return false;
+        }
+        if c.ike_v1().is_empty() {
+            self.slog(
+                serial,
+                format!("{why}, but ike= lists no suite IKEv1 can negotiate: no fallback to IKEv1"),
+            );
+            return false;
+        }
+        self.slog(
+            serial,
+            format!("{why}: the peer does not speak IKEv2; falling back to IKEv1 Main Mode for this attempt"),
+        );
+        let whack = self.sas.ike_mut(serial).and_then(|s| s.whack.take());
+        self.delete_sa(serial, false);
+        Ikev1::initiate_ike(self, &key, whack, try_no, pending, None);
+        true
     }
 
     /// Starts an IKE SA for `key` with its conn's version ([`ExchangeHandlers::initiate_ike`]).

@@ -803,9 +803,19 @@ impl Pluto {
         pending: Option<PendingChild>,
         replacing: Option<SerialNo>,
     ) {
-        // An established IKEv2 SA is rekeyed in place (CREATE_CHILD_SA), its child SAs kept.
+        // An established IKEv2 SA is rekeyed in place (CREATE_CHILD_SA), its child SAs kept;
+        // with `reauth=yes` it is replaced by a new IKE_SA_INIT and IKE_AUTH instead
+        // (make-before-break: its child SAs are recreated over the new IKE SA, then it goes).
+        let mut reauth_of = None;
         if let (Some(old), None) = (replacing, pending) {
-            if self.v2_ike_rekey(old, try_no) {
+            let reauth = self.conns.get(key).is_some_and(|c| c.reauth)
+                && self
+                    .sas
+                    .ike(old)
+                    .is_some_and(|s| s.established && s.exchange.v2().is_some());
+            if reauth {
+                reauth_of = Some(old);
+            } else if self.v2_ike_rekey(old, try_no) {
                 return;
             }
         }
@@ -832,6 +842,7 @@ impl Pluto {
         let serial = self.sas.new_serial();
         let mut x = Ikev2Ike::new(V2State::ParentI1);
         x.offered = offered;
+        x.reauth_of = reauth_of;
         x.ni = self.random_bytes(NONCE_LEN);
         x.dh = Some(DhKeyPair::generate(group, &mut self.rng()));
         let mut sa = IkeSa::new(
@@ -854,9 +865,15 @@ impl Pluto {
         sa.auth = c_auth;
         sa.liveness.peer_supports = true;
         self.sas.insert_ike(sa);
-        match replacing.or(pending.and_then(|p| p.replacing)) {
-            Some(r) => self.slog(serial, format!("initiating IKEv2 IKE SA to replace #{r}")),
-            None => self.slog(serial, "initiating IKEv2 IKE SA".into()),
+        match (reauth_of, replacing.or(pending.and_then(|p| p.replacing))) {
+            (Some(r), _) => self.slog(
+                serial,
+                format!("initiating IKEv2 IKE SA to reauthenticate #{r} (reauth=yes)"),
+            ),
+            (None, Some(r)) => {
+                self.slog(serial, format!("initiating IKEv2 IKE SA to replace #{r}"))
+            }
+            (None, None) => self.slog(serial, "initiating IKEv2 IKE SA".into()),
         }
         self.v2_send_init(serial);
     }
@@ -1278,6 +1295,11 @@ impl Pluto {
             return self.v2_restart_init(serial, "INVALID_KE_PAYLOAD", move |x| x.dh = Some(dh));
         }
         if let Some(t) = error_notify(payloads) {
+            if t == NotifyType::InvalidMajorVersion
+                && self.fall_back_to_v1(serial, "IKE_SA_INIT answered with INVALID_MAJOR_VERSION")
+            {
+                return Ok(());
+            }
             self.v2_fail(
                 serial,
                 &key,
@@ -1517,10 +1539,21 @@ impl Pluto {
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
         let mut payloads = vec![Payload::IdI(idi)];
-        payloads.push(Payload::Notify(NotifyPayload::new(
-            NotifyType::InitialContact,
-            Vec::new(),
-        )));
+        // INITIAL_CONTACT (RFC 7296 2.4) only when we have no other IKE SA with the peer: a
+        // reauthentication must not make it drop the IKE SA being replaced.
+        let remote = self.sas.ike(serial).map(|s| *s.remote.ip());
+        let first_contact = !self.sas.ikes().any(|o| {
+            o.serial() != serial
+                && o.established
+                && o.exchange.v2().is_some()
+                && Some(*o.remote.ip()) == remote
+        });
+        if first_contact {
+            payloads.push(Payload::Notify(NotifyPayload::new(
+                NotifyType::InitialContact,
+                Vec::new(),
+            )));
+        }
         if let Some(r) = idr {
             payloads.push(Payload::IdR(r));
         }
@@ -1542,28 +1575,13 @@ impl Pluto {
         if let Some(s) = self.sas.ike_mut(serial) {
             s.whack = s.whack.or(pending.and_then(|p| p.whack));
         }
-        let child = self.sas.new_serial();
         let mut cx = Ikev2Child::new(V2State::IkeAuthChildI0);
         cx.offered = esp;
         cx.tun = tun;
-        let mut ch = ChildSa::new(
-            child,
-            NewChildSa {
-                conn: key.to_string(),
-                parent: serial,
-                initiator: true,
-                our: Spis {
-                    esp: Some(spi),
-                    ..Spis::default()
-                },
-                our_client,
-                peer_client,
-                created: self.now,
-                exchange: ChildExchange::V2(Box::new(cx)),
-            },
-        );
-        ch.replacing = pending.and_then(|p| p.replacing);
-        self.sas.insert_child(ch);
+        let child = self.v2_new_child(serial, key, true, spi, (our_client, peer_client), cx);
+        if let Some(c) = self.sas.child_mut(child) {
+            c.replacing = pending.and_then(|p| p.replacing);
+        }
         self.v2_request(serial, ExchangeType::IkeAuth, &payloads, true)?;
         self.v2_advance(serial, V2State::ParentI2, "");
         Ok(())
@@ -1810,14 +1828,30 @@ impl Pluto {
                 }
             }
         }
-        if !covers(tsi, &peer_client) || !covers(tsr, &our_client) {
+        // RFC 7296 2.9: what both the request and our policy allow — our subnets when the
+        // request covers them, else the request's narrower subnet inside ours.
+        let within = |ts: &TsPayload, ours: &Subnet| {
+            if covers(ts, ours) {
+                Some(*ours)
+            } else {
+                narrowed(ts, ours)
+            }
+        };
+        let (Some(p), Some(o)) = (within(tsi, &peer_client), within(tsr, &our_client)) else {
             return refuse(
                 self,
                 answer,
                 NotifyType::TsUnacceptable,
                 format!("traffic selectors do not cover {peer_client}==={our_client}"),
             );
+        };
+        if (p, o) != (peer_client, our_client) {
+            self.slog(
+                ike,
+                format!("narrowed the traffic selectors to the peer's {o}==={p} (policy {our_client}==={peer_client})"),
+            );
         }
+        let (our_client, peer_client) = (o, p);
         let pfs = ccsa.as_ref().and_then(|x| x.pfs);
         let Some((alg, number, peer_spi)) = v2p::choose_esp(sa, &esp, pfs) else {
             return refuse(
@@ -1829,27 +1863,10 @@ impl Pluto {
         };
         let spi = self.spis.spi();
         let tun = tunnel.then(|| (self.spis.tun_spi(), self.spis.tun_spi()));
-        let serial = self.sas.new_serial();
         let mut cx = Ikev2Child::new(V2State::EstablishedChild);
         cx.alg = Some(alg);
         cx.tun = tun;
-        let ch = ChildSa::new(
-            serial,
-            NewChildSa {
-                conn: key.to_string(),
-                parent: ike,
-                initiator: false,
-                our: Spis {
-                    esp: Some(spi),
-                    ..Spis::default()
-                },
-                our_client,
-                peer_client,
-                created: self.now,
-                exchange: ChildExchange::V2(Box::new(cx)),
-            },
-        );
-        self.sas.insert_child(ch);
+        let serial = self.v2_new_child(ike, key, false, spi, (our_client, peer_client), cx);
         // Keys: the IKE_SA_INIT nonces, or CREATE_CHILD_SA's (initiator's first).
         let x = self.v2(ike)?;
         let (ni, nr, gir) = match &ccsa {
@@ -1986,8 +2003,41 @@ impl Pluto {
         })
     }
 
+    /// A new child SA record of conn `key` under IKE SA `ike` — IKE_AUTH's or
+    /// CREATE_CHILD_SA's, as initiator or responder — receiving ESP on our SPI `spi`, for
+    /// `clients` (ours, the peer's), in exchange state `cx`.
+    fn v2_new_child(
+        &mut self,
+        ike: SerialNo,
+        key: &str,
+        initiator: bool,
+        spi: u32,
+        clients: (Subnet, Subnet),
+        cx: Ikev2Child,
+    ) -> SerialNo {
+        let serial = self.sas.new_serial();
+        self.sas.insert_child(ChildSa::new(
+            serial,
+            NewChildSa {
+                conn: key.to_string(),
+                parent: ike,
+                initiator,
+                our: Spis {
+                    esp: Some(spi),
+                    ..Spis::default()
+                },
+                our_client: clients.0,
+                peer_client: clients.1,
+                created: self.now,
+                exchange: ChildExchange::V2(Box::new(cx)),
+            },
+        ));
+        serial
+    }
+
     /// Child SA `serial` is negotiated: install both directions, route, time, report.
     fn v2_child_up(&mut self, serial: SerialNo) {
+        let parent = self.sas.child(serial).map_or(serial, |c| c.parent());
         if !self.install_child(serial, true, true) {
             self.delete_sa(serial, false);
             return;
@@ -2015,11 +2065,13 @@ impl Pluto {
             .child(serial)
             .filter(|c| c.initiator)
             .and_then(|c| c.replacing)
-            .filter(|&old| old != serial && self.sas.child(old).is_some_and(|o| o.established));
+            .filter(|&old| old != serial);
         if let Some(old) = replaced {
-            // RFC 7296 2.8.1: the peer rekeyed the same child SA at the same time. Of the two
-            // new SAs, the one whose exchange has the lowest of the four nonces goes; its
-            // initiator deletes it (the peer decides the same way).
+            // RFC 7296 2.8.1: the peer rekeyed the same child SA too, and we answered its
+            // request (before ours was answered, or — ours retransmitted — after the peer
+            // already deleted the old SA). Of the two new SAs, the one whose exchange has the
+            // lowest of the four nonces goes; its initiator deletes it (the peer decides the
+            // same way, with the same nonces).
             let ours = self
                 .sas
                 .child(serial)
@@ -2058,6 +2110,7 @@ impl Pluto {
                 self.slog(old, format!("replaced by #{serial}: deleting"));
                 self.delete_sa(old, true);
             }
+            self.v2_reauth_finish(parent);
         }
     }
 
@@ -2136,7 +2189,50 @@ impl Pluto {
             };
             self.v2_child_answer(serial, ch, payloads, &ni, &nr, None);
         }
+        self.v2_reauth_children(serial);
         Ok(())
+    }
+
+    /// Reauthentication (`reauth=yes`): IKE SA `new` is up in place of the IKE SA it
+    /// reauthenticates. The child SAs still under the old one are recreated over `new`
+    /// (CREATE_CHILD_SA, one at a time); the old IKE SA goes once none is left.
+    fn v2_reauth_children(&mut self, new: SerialNo) {
+        let Some(old) = self.v2(new).and_then(|x| x.reauth_of) else {
+            return;
+        };
+        let children: Vec<(SerialNo, String)> = self
+            .sas
+            .children_of(old)
+            .filter(|c| c.established)
+            .map(|c| (c.serial(), c.conn().to_string()))
+            .collect();
+        for (child, key) in children {
+            self.slog(
+                child,
+                format!("recreating over #{new} (reauthentication of #{old})"),
+            );
+            self.v2_child_initiate(new, &key, None, Some(child), 1);
+        }
+        self.v2_reauth_finish(new);
+    }
+
+    /// Deletes the IKE SA that `new` reauthenticates once no child SA is left under it.
+    fn v2_reauth_finish(&mut self, new: SerialNo) {
+        let Some(old) = self.v2(new).and_then(|x| x.reauth_of) else {
+            return;
+        };
+        if !self.sas.ike(new).is_some_and(|s| s.established)
+            || self.sas.children_of(old).next().is_some()
+        {
+            return;
+        }
+        if let Some(x) = self.v2_mut(new) {
+            x.reauth_of = None;
+        }
+        if self.sas.ike(old).is_some() {
+            self.slog(old, format!("reauthenticated as #{new}: deleting"));
+            self.delete_sa(old, true);
+        }
     }
 
     /// The initiator's half of a child SA's answer (IKE_AUTH or CREATE_CHILD_SA response).
@@ -2161,6 +2257,48 @@ impl Pluto {
             p.negotiation_failed(&key);
         };
         if let Some(t) = error_notify(payloads) {
+            // RFC 7296 2.25: the peer no longer has the child SA we rekey, so ours goes too.
+            // If the peer rekeyed it itself meanwhile (a collision), nothing failed: its child
+            // SA replaced it. Else (it deleted it) a fresh child SA takes its place.
+            let (replacing, key) = self
+                .sas
+                .child(child)
+                .map(|c| (c.replacing, c.conn().to_string()))
+                .unwrap_or_default();
+            if let (NotifyType::ChildSaNotFound, Some(old)) = (t, replacing) {
+                let replaced = self
+                    .sas
+                    .children_of_conn(&key)
+                    .any(|c| c.established && c.serial() != old && c.serial() != child);
+                self.slog(
+                    child,
+                    format!(
+                        "rekey of #{old} answered with {t}: {}",
+                        if replaced {
+                            "the peer replaced it already; dropping ours"
+                        } else {
+                            "the peer deleted it; negotiating a new child SA"
+                        }
+                    ),
+                );
+                let (whack, try_no) = self
+                    .sas
+                    .child_mut(child)
+                    .map(|c| (c.whack.take(), c.try_no))
+                    .unwrap_or_default();
+                self.delete_sa(child, false);
+                if self.sas.child(old).is_some() {
+                    self.delete_sa(old, false);
+                }
+                if replaced {
+                    if let Some(w) = whack {
+                        self.whack_done(w, 0);
+                    }
+                } else {
+                    self.v2_child_initiate(ike, &key, whack, None, try_no);
+                }
+                return;
+            }
             return fail(self, format!("received {t} notification"));
         }
         let Some(c) = self.sas.child(child) else {
@@ -2276,7 +2414,12 @@ impl Pluto {
         let nonce = self.random_bytes(NONCE_LEN);
         let dh = pfs.map(|g| DhKeyPair::generate(g, &mut self.rng()));
         let mut payloads = Vec::new();
-        if let Some(old) = replacing.and_then(|r| self.sas.child(r)) {
+        // REKEY_SA names a child SA of this IKE SA (a child SA recreated over a
+        // reauthenticating IKE SA is a new one to the peer).
+        if let Some(old) = replacing
+            .and_then(|r| self.sas.child(r))
+            .filter(|o| o.parent() == ike)
+        {
             if let Some(old_spi) = old.our.esp {
                 payloads.push(Payload::Notify(NotifyPayload::child(
                     NotifyType::RekeySa,
@@ -2302,32 +2445,17 @@ impl Pluto {
         }
         payloads.push(Payload::TsI(TsPayload::new([selector(&our_client)])));
         payloads.push(Payload::TsR(TsPayload::new([selector(&peer_client)])));
-        let serial = self.sas.new_serial();
         let mut cx = Ikev2Child::new(V2State::NewChildI1);
         cx.offered = esp;
         cx.tun = tun;
         cx.nonce = nonce;
         cx.dh = dh;
-        let mut ch = ChildSa::new(
-            serial,
-            NewChildSa {
-                conn: key.to_string(),
-                parent: ike,
-                initiator: true,
-                our: Spis {
-                    esp: Some(spi),
-                    ..Spis::default()
-                },
-                our_client,
-                peer_client,
-                created: self.now,
-                exchange: ChildExchange::V2(Box::new(cx)),
-            },
-        );
-        ch.replacing = replacing;
-        ch.whack = whack;
-        ch.try_no = try_no;
-        self.sas.insert_child(ch);
+        let serial = self.v2_new_child(ike, key, true, spi, (our_client, peer_client), cx);
+        if let Some(c) = self.sas.child_mut(serial) {
+            c.replacing = replacing;
+            c.whack = whack;
+            c.try_no = try_no;
+        }
         match replacing {
             Some(r) => self.slog(
                 serial,
@@ -2442,8 +2570,8 @@ impl Pluto {
         Ok(())
     }
 
-    /// CREATE_CHILD_SA request arrived (responder): a new or replacing child SA. Rekeying the
-    /// IKE SA itself this way is refused (the initiator then re-authenticates).
+    /// CREATE_CHILD_SA request arrived (responder): a new or replacing child SA, or a rekey
+    /// of the IKE SA itself (`v2_ike_rekey_request`).
     fn v2_child_request(
         &mut self,
         ike: SerialNo,
@@ -2489,13 +2617,30 @@ impl Pluto {
             _ => None,
         };
         // Which child SA it replaces: REKEY_SA names the SPI the peer receives on.
-        let replacing = wire::find_notify(payloads, NotifyType::RekeySa)
-            .and_then(|n| match n.spi {
+        let rekey_spi =
+            wire::find_notify(payloads, NotifyType::RekeySa).and_then(|n| match n.spi {
                 wire::Spi::Child(s) => Some(s),
                 _ => None,
-            })
+            });
+        let replacing = rekey_spi
             .and_then(|spi| self.sas.by_peer_spi(Proto::Esp, spi).next())
             .map(|c| c.serial());
+        if let (Some(spi), None) = (rekey_spi, replacing) {
+            // RFC 7296 2.25: a rekey of a child SA we no longer have — we rekeyed it ourselves
+            // and deleted it (RFC 7296 2.8.1, a collision whose request came late). Answering
+            // normally would make a second child SA for the same traffic.
+            self.slog(
+                ike,
+                format!("CREATE_CHILD_SA rekeys ESP SA 0x{spi:08x}, which we no longer have; sending CHILD_SA_NOT_FOUND"),
+            );
+            let n = Payload::Notify(NotifyPayload::child(
+                NotifyType::ChildSaNotFound,
+                ProtocolId::Esp,
+                spi,
+                Vec::new(),
+            ));
+            return self.v2_respond(ike, ExchangeType::CreateChildSa, msgid, &[n]);
+        }
         let key = self.v2_child_conn(ike, &key, payloads);
         let mut answer = Vec::new();
         let child = self.v2_child_responder(
@@ -2684,6 +2829,13 @@ impl Pluto {
                 ),
             );
             self.delete_sa(new, false);
+            // The peer's own rekey of `old`, answered meanwhile, stands alone.
+            if let Some(theirs) = self.v2_colliding_ike_rekey(old) {
+                if let Some(x) = self.v2_mut(theirs) {
+                    x.collision_of = None;
+                }
+                self.v2_rekeyed(old, theirs);
+            }
             return Ok(());
         }
         let fail = |p: &mut Pluto, why: &str| -> Result<(), String> {
@@ -2735,10 +2887,62 @@ impl Pluto {
             x.sk_out = Some(sk_out);
             x.sk_in = Some(sk_in);
             x.rekeying = None;
+            x.rekey_nonces = Some((ni.clone(), nr.to_vec()));
+        }
+        if let Some(theirs) = self.v2_colliding_ike_rekey(old) {
+            return self.v2_ike_rekey_collision(old, new, theirs, (&ni, nr));
         }
         self.v2_rekeyed(old, new);
         // The old IKE SA goes (make-before-break: its child SAs live on under the new one).
         self.delete_sa(old, true);
+        Ok(())
+    }
+
+    /// Both ends rekeyed IKE SA `old` at once (RFC 7296 2.8.2): `ours` is the new IKE SA of
+    /// our exchange (nonces `ours_nonces`), `theirs` the one of the peer's. The exchange with
+    /// the lowest of the four nonces made the redundant IKE SA; its initiator deletes it. The
+    /// survivor takes the child SAs, and its initiator deletes `old`.
+    fn v2_ike_rekey_collision(
+        &mut self,
+        old: SerialNo,
+        ours: SerialNo,
+        theirs: SerialNo,
+        ours_nonces: (&[u8], &[u8]),
+    ) -> Result<(), String> {
+        let their_nonces = self
+            .v2(theirs)
+            .and_then(|x| x.rekey_nonces.clone())
+            .ok_or("colliding rekey without nonces")?;
+        let lowest_ours = ours_nonces.0.min(ours_nonces.1)
+            < their_nonces.0.as_slice().min(their_nonces.1.as_slice());
+        if let Some(x) = self.v2_mut(theirs) {
+            x.collision_of = None;
+        }
+        if lowest_ours {
+            self.slog(
+                ours,
+                format!("IKE SA rekey collision over #{old}: our exchange has the lowest nonce; deleting #{ours}, #{theirs} takes over"),
+            );
+            // Established only to carry its own Delete (the peer knows it as an IKE SA).
+            if let Some(s) = self.sas.ike_mut(ours) {
+                s.established = true;
+            }
+            if let Some(x) = self.v2_mut(ours) {
+                x.kind = V2State::EstablishedIke;
+            }
+            self.delete_sa(ours, true);
+            self.v2_rekeyed(old, theirs);
+            // The peer deletes `old` (its exchange made the survivor).
+        } else {
+            self.slog(
+                ours,
+                format!("IKE SA rekey collision over #{old}: the peer's exchange has the lowest nonce; #{ours} takes over, the peer deletes #{theirs}"),
+            );
+            self.v2_rekeyed(old, ours);
+            self.delete_sa(old, true);
+            // Should the peer's Delete for the redundant IKE SA never come.
+            self.schedule(theirs, HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
+        }
         Ok(())
     }
 
@@ -2833,6 +3037,13 @@ impl Pluto {
         nx.keys = Some(keys);
         nx.sk_out = Some(sk_out);
         nx.sk_in = Some(sk_in);
+        nx.rekey_nonces = Some((ni.to_vec(), nr.clone()));
+        // RFC 7296 2.8.2: our own rekey of this IKE SA is outstanding. Answer normally; which
+        // new IKE SA survives is decided when ours is answered.
+        let ours = self.v2_outstanding_ike_rekey(ike);
+        if ours.is_some() {
+            nx.collision_of = Some(ike);
+        }
         let answer = [
             Payload::Sa(v2p::ike_sa_answer(&alg, number, Some(spi_r))),
             Payload::Nonce(nr),
@@ -2845,9 +3056,57 @@ impl Pluto {
         let new = self
             .v2_rekey_record(ike, spi_i.0, spi_r, false, nx)
             .ok_or("gone")?;
+        if let Some(ours) = ours {
+            // Should ours never be answered (it gives up after its retransmissions), the
+            // undecided IKE SA goes too; deciding replaces this timer.
+            self.schedule(new, 2 * HALF_OPEN_TIMEOUT_MS, TimerKind::SoDiscard);
+            self.slog(
+                new,
+                format!(
+                    "IKE SA rekey collision: the peer rekeys #{ike} too (ours is #{ours}); the exchange with the lowest nonce loses"
+                ),
+            );
+            return Ok(());
+        }
         self.slog(new, format!("IKE SA #{ike} rekeyed by the peer"));
         self.v2_rekeyed(ike, new);
         Ok(())
+    }
+
+    /// Our rekeying record for IKE SA `old` whose CREATE_CHILD_SA request is outstanding.
+    fn v2_outstanding_ike_rekey(&self, old: SerialNo) -> Option<SerialNo> {
+        self.sas
+            .ikes()
+            .find(|s| {
+                s.exchange.v2().is_some_and(|x| {
+                    x.kind == V2State::RekeyIkeI1 && x.rekeying.is_some_and(|(o, _)| o == old)
+                })
+            })
+            .map(IkeSa::serial)
+    }
+
+    /// The IKE SA the peer's rekey of `old` made while ours was outstanding, not yet decided.
+    fn v2_colliding_ike_rekey(&self, old: SerialNo) -> Option<SerialNo> {
+        self.sas
+            .ikes()
+            .find(|s| s.exchange.v2().is_some_and(|x| x.collision_of == Some(old)))
+            .map(IkeSa::serial)
+    }
+
+    /// IKE SA `old` is going while rekeys of it are under way: our outstanding rekey of it can
+    /// no longer complete, and an IKE SA the peer's colliding rekey made takes its child SAs
+    /// (the peer deletes `old` only once its rekey won).
+    fn v2_settle_rekeys_of(&mut self, old: SerialNo) {
+        if let Some(ours) = self.v2_outstanding_ike_rekey(old) {
+            self.slog(ours, format!("IKE SA #{old} is gone: abandoning its rekey"));
+            self.delete_sa(ours, false);
+        }
+        if let Some(theirs) = self.v2_colliding_ike_rekey(old) {
+            if let Some(x) = self.v2_mut(theirs) {
+                x.collision_of = None;
+            }
+            self.v2_rekeyed(old, theirs);
+        }
     }
 
     // -----------------------------------------------------------------------------------
@@ -2948,6 +3207,7 @@ impl Pluto {
         if delete_ike {
             let key = self.sas.conn_of(ike).unwrap_or_default().to_string();
             self.slog(ike, "received Delete for IKE SA".into());
+            self.v2_settle_rekeys_of(ike);
             // Deleting an IKE SA deletes its child SAs (RFC 7296 1.4.1).
             let children: Vec<SerialNo> = self.sas.children_of(ike).map(|c| c.serial()).collect();
             for ch in children {

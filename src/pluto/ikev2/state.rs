@@ -148,6 +148,15 @@ pub struct Ikev2Ike {
     /// Exchanges we wanted to start while a request was outstanding, started once it is
     /// answered (or its negotiation is gone).
     pub deferred: Vec<Deferred>,
+    /// Ni and Nr of the CREATE_CHILD_SA exchange that made this IKE SA by rekeying another
+    /// (RFC 7296 2.8.2: of two simultaneous rekeys, the one with the lowest nonce goes).
+    pub rekey_nonces: Option<(Vec<u8>, Vec<u8>)>,
+    /// Made by the peer's rekey of this IKE SA while our own rekey of it was outstanding: which
+    /// of the two survives is decided when ours is answered (RFC 7296 2.8.2).
+    pub collision_of: Option<crate::pluto::ids::SerialNo>,
+    /// Made by reauthentication (a new IKE_SA_INIT and IKE_AUTH, `reauth=yes`) to replace
+    /// this IKE SA, which goes once its child SAs are recreated.
+    pub reauth_of: Option<crate::pluto::ids::SerialNo>,
 }
 
 /// An exchange held back until the IKE SA's outstanding request is answered.
@@ -197,6 +206,9 @@ impl Ikev2Ike {
             reassembly: None,
             awaiting: None,
             deferred: Vec::new(),
+            rekey_nonces: None,
+            collision_of: None,
+            reauth_of: None,
         }
     }
 }

@@ -989,3 +989,654 @@ fn ikev2_forced_rekey_of_child_and_ike_sa() {
     );
     assert!(net.a.whack_has(21, "no connection named \"nope\""));
 }
+
+/// Both ends rekey the IKE SA at the same moment (RFC 7296 2.8.2): each answers the other's
+/// CREATE_CHILD_SA normally, the exchange with the lowest of the four nonces made the redundant
+/// IKE SA and its initiator deletes it. Both ends keep the same single new IKE SA, with the
+/// child SA moved under it and its keys untouched.
+#[test]
+fn ikev2_ike_sa_rekey_collision_leaves_one_new_ike_sa() {
+    // A (initiator) rekeys at 20m - 3m; B (responder, half the margin) at 20m - 6m/2.
+    let mut net = v2_pair(
+        "\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n",
+        "\tikelifetime=20m\n\trekeymargin=6m\n\trekeyfuzz=0%\n",
+    );
+    net.up_a("net");
+    assert_up(&net);
+    let child_a = net.a.p.conns["net"].newest_ipsec.unwrap();
+    let child_b = net.b.p.conns["net"].newest_ipsec.unwrap();
+    let sadb_a: Vec<_> = net.a.sadb.keys().copied().collect();
+    net.advance_to(17 * 60_000 + 1_000);
+    for n in [&net.a, &net.b] {
+        assert!(
+            n.log_has("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
+            "{}",
+            n.dump()
+        );
+        assert!(n.log_has("IKE SA rekey collision over #1"), "{}", n.dump());
+    }
+    // Exactly one IKE SA on each side, the same one, and not the old one.
+    assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
+    let (ia, ib) = (
+        net.a.p.sas.ikes().next().unwrap(),
+        net.b.p.sas.ikes().next().unwrap(),
+    );
+    assert!(ia.established && ib.established);
+    assert_eq!((ia.spi_i(), ia.spi_r), (ib.spi_i(), ib.spi_r));
+    assert_ne!(ia.serial(), SerialNo::new(1));
+    // The child SAs moved under it, their keys unchanged.
+    assert_eq!(net.a.p.sas.child(child_a).unwrap().parent(), ia.serial());
+    assert_eq!(net.b.p.sas.child(child_b).unwrap().parent(), ib.serial());
+    let mut now_a: Vec<_> = net.a.sadb.keys().copied().collect();
+    let mut before = sadb_a.clone();
+    now_a.sort_by_key(|s| s.to_string());
+    before.sort_by_key(|s| s.to_string());
+    assert_eq!(now_a, before);
+    assert_up(&net);
+    // The survivor carries further exchanges: Delete on --down.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+    assert_eq!(net.b.p.sas.len(), 0, "{}", net.b.dump());
+}
+
+/// Whether `data` is a CREATE_CHILD_SA request (`response`: a response) sent by the IKE SA's
+/// responder (`from_initiator`: by its initiator).
+fn is_ccsa(data: &[u8], from_initiator: bool, response: bool) -> bool {
+    let flags = data.get(19).copied().unwrap_or(0);
+    data.get(18) == Some(&36)
+        && (flags & 0x08 != 0) == from_initiator
+        && (flags & 0x20 != 0) == response
+}
+
+/// The ESP SPIs a node has installed, sorted.
+fn esp_spis(n: &Node) -> Vec<u32> {
+    let mut v: Vec<u32> = n
+        .sadb
+        .keys()
+        .filter(|s| s.proto == crate::said::Proto::Esp)
+        .map(|s| s.spi)
+        .collect();
+    v.sort();
+    v
+}
+
+/// Both ends' datapaths report the child SA's soft expiry at the same moment.
+fn soft_expire_both(net: &mut Net) {
+    let out = |n: &Node| {
+        n.sadb
+            .values()
+            .find(|s| {
+                s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out)
+            })
+            .map(|s| s.said)
+            .unwrap()
+    };
+    let (sa, sb) = (out(&net.a), out(&net.b));
+    let now = net.now;
+    net.a
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sa));
+    net.b
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sb));
+}
+
+/// Child SA rekey collisions whose requests do not cross cleanly (RFC 7296 2.8.1, 2.25): B's
+/// request is lost once, so A's rekey completes and A deletes the old child SA before B's
+/// retransmitted request for it arrives (A answers CHILD_SA_NOT_FOUND and B drops its rekey);
+/// or A's response is lost once, so A learns of the collision only after B already deleted
+/// the old child SA. Either way both ends keep exactly one, the same, child SA.
+#[test]
+fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
+    // B's CREATE_CHILD_SA request is lost once.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let old = net.a.p.conns["net"].newest_ipsec.unwrap();
+    let mut lost = false;
+    net.drop = Box::new(move |d, data| {
+        if d == Dir::BtoA && is_ccsa(data, false, false) && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    soft_expire_both(&mut net);
+    net.advance_to(net.now + 60_000);
+    assert!(
+        net.a
+            .log_has("which we no longer have; sending CHILD_SA_NOT_FOUND"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(
+        net.b.log_has(
+            "answered with CHILD_SA_NOT_FOUND: the peer replaced it already; dropping ours"
+        ),
+        "{}",
+        net.b.dump()
+    );
+    assert!(net.a.p.sas.child(old).is_none());
+    assert_up(&net);
+    assert_eq!(net.a.p.sas.children().count(), 1, "{}", net.a.dump());
+    assert_eq!(net.b.p.sas.children().count(), 1, "{}", net.b.dump());
+    assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+    assert_eq!(esp_spis(&net.a).len(), 2);
+
+    // B deleted the child SA (its Delete is lost) when A rekeys it: CHILD_SA_NOT_FOUND, and A
+    // negotiates a fresh child SA instead, dropping its stale one.
+    let mut net = v2_pair("", "");
+    net.up_a("net");
+    assert_up(&net);
+    let old = net.a.p.conns["net"].newest_ipsec.unwrap();
+    let mut lost = false;
+    net.drop = Box::new(move |d, data| {
+        if d == Dir::BtoA && data.get(18) == Some(&37) && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    });
+    let out_b = net
+        .b
+        .sadb
+        .values()
+        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
+        .map(|s| s.said)
+        .unwrap();
+    let out_a = net
+        .a
+        .sadb
+        .values()
+        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
+        .map(|s| s.said)
+        .unwrap();
+    let now = net.now;
+    net.b
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::HardExpired(out_b));
+    net.run();
+    assert_eq!(net.b.established_ipsec(), 0);
+    net.a
+        .p
+        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(out_a));
+    net.run();
+    assert!(
+        net.a.log_has(
+            "answered with CHILD_SA_NOT_FOUND: the peer deleted it; negotiating a new child SA"
+        ),
+        "{}",
+        net.a.dump()
+    );
+    assert!(net.a.p.sas.child(old).is_none());
+    assert_up(&net);
+    assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+
+    // A's CREATE_CHILD_SA response is lost once, for several seeds (so that both ends'
+    // exchanges are the one with the lowest nonce in some runs).
+    let mut outcomes = std::collections::HashSet::new();
+    for seed in 0..8u64 {
+        let extra = "\tauthby=secret\n\tkeyexchange=ikev2\n";
+        let mut net = Net::new(
+            Node::new(WEST, 10 + 2 * seed, &conf("net", extra), PSK),
+            Node::new(EAST, 11 + 2 * seed, &conf("net", extra), PSK),
+        );
+        net.up_a("net");
+        assert_up(&net);
+        let mut lost = false;
+        net.drop = Box::new(move |d, data| {
+            if d == Dir::BtoA && is_ccsa(data, false, true) && !lost {
+                lost = true;
+                return true;
+            }
+            false
+        });
+        soft_expire_both(&mut net);
+        net.advance_to(net.now + 60_000);
+        assert!(
+            net.a.whack_has(10, "STATE_V2_NEW_CHILD_I1: retransmission")
+                || net.a.log_has("STATE_V2_NEW_CHILD_I1: retransmission"),
+            "{}",
+            net.a.dump()
+        );
+        assert!(net.b.log_has("rekey collision with #"), "{}", net.b.dump());
+        let b_lost = net.b.log_has("has the lowest nonce; deleting it");
+        if !b_lost {
+            // A's exchange has the lowest nonce: A finds out only once its retransmitted
+            // request is answered, after B deleted the old child SA.
+            assert!(
+                net.a.log_has("has the lowest nonce; deleting it"),
+                "{}",
+                net.a.dump()
+            );
+        }
+        outcomes.insert(b_lost);
+        assert_eq!(
+            net.a.p.sas.children().count(),
+            1,
+            "seed {seed}: {}",
+            net.a.dump()
+        );
+        assert_eq!(
+            net.b.p.sas.children().count(),
+            1,
+            "seed {seed}: {}",
+            net.b.dump()
+        );
+        assert_up(&net);
+        assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+    }
+    assert_eq!(outcomes.len(), 2, "one side's exchange always lost");
+}
+
+/// `ikev2=propose`: IKEv2 first; a peer that never answers IKE_SA_INIT, or answers in a way
+/// that shows it does not speak IKEv2 (an IKEv1 message, INVALID_MAJOR_VERSION), gets IKEv1
+/// Main Mode for that keying attempt. `ikev2=insist` never falls back.
+#[test]
+fn ikev2_propose_falls_back_to_ikev1_and_insist_does_not() {
+    let pair = |a_extra: &str| {
+        Net::new(
+            Node::new(
+                WEST,
+                1,
+                &conf("net", &format!("\tauthby=secret\n{a_extra}")),
+                PSK,
+            ),
+            Node::new(
+                EAST,
+                2,
+                &conf("net", "\tauthby=secret\n\tikev2=never\n"),
+                PSK,
+            ),
+        )
+    };
+    // B ignores IKE_SA_INIT (IKEv1 only for this conn): after the retransmissions, Main Mode.
+    let mut net = pair("\tikev2=propose\n");
+    net.up_a("net");
+    assert_eq!(net.a.established_ipsec(), 0);
+    net.advance_to(75_000);
+    assert_up(&net);
+    assert!(
+        net.a.log_has("no answer to IKE_SA_INIT: the peer does not speak IKEv2; falling back to IKEv1 Main Mode for this attempt"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
+    assert_eq!(net.a.done, vec![(1, 0)], "{:?}", net.a.whack);
+    assert_eq!(net.a.p.sas.ikes().count(), 1);
+
+    // An answer that is not IKEv2 at all, or INVALID_MAJOR_VERSION: at once.
+    let ikev1_answer = |spi_i: &[u8]| {
+        let mut m = spi_i.to_vec();
+        m.extend([0u8; 8]);
+        // Notification, version 1.0, Informational, no flags, message ID 0, length 40.
+        m.extend([11, 0x10, 5, 0, 0, 0, 0, 0, 0, 0, 0, 40]);
+        // Notification payload: DOI 1, protocol ISAKMP, no SPI, INVALID-MAJOR-VERSION (5).
+        m.extend([0, 0, 0, 12, 0, 0, 0, 1, 1, 0, 0, 5]);
+        m
+    };
+    let ikev2_answer = |spi_i: &[u8]| {
+        use crate::pluto::ikev2::wire;
+        wire::Message {
+            header: wire::Header {
+                spi_i: wire::IkeSpi(spi_i.try_into().unwrap()),
+                spi_r: wire::IkeSpi::ZERO,
+                next_payload: wire::PayloadType::None,
+                exchange_type: wire::ExchangeType::IkeSaInit,
+                flags: wire::Flags::RESPONSE,
+                message_id: 0,
+            },
+            payloads: vec![wire::Payload::Notify(wire::NotifyPayload::new(
+                wire::NotifyType::InvalidMajorVersion,
+                Vec::new(),
+            ))],
+        }
+        .to_bytes()
+        .unwrap()
+    };
+    type Answer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+    let answers: [(Answer, &str); 2] = [
+        (
+            Box::new(ikev1_answer),
+            "IKE_SA_INIT answered with an IKEv1 message",
+        ),
+        (
+            Box::new(ikev2_answer),
+            "IKE_SA_INIT answered with INVALID_MAJOR_VERSION",
+        ),
+    ];
+    for (answer, why) in answers {
+        let mut net = pair("\tikev2=propose\n");
+        // IKEv2 from A never reaches B; the answer is forged as B's.
+        net.drop = Box::new(|d, data| d == Dir::AtoB && data.get(17) == Some(&0x20));
+        net.up_a("net");
+        let init = net.a.sent[0].3.clone();
+        assert_eq!(init[17], 0x20);
+        let reply = answer(&init[..8]);
+        net.a.p.handle_datagram(
+            net.now,
+            SocketAddrV4::new(WEST, 500),
+            SocketAddrV4::new(EAST, 500),
+            &reply,
+        );
+        net.run();
+        assert!(
+            net.a
+                .log_has(&format!("{why}: the peer does not speak IKEv2")),
+            "{}",
+            net.a.dump()
+        );
+        assert_up(&net);
+        assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
+    }
+
+    // Nothing IKEv1 can negotiate in ike=: no fallback either.
+    let mut net = pair("\tikev2=propose\n\tike=aes256gcm16-prfsha384-ecp384\n\tkeyingtries=1\n");
+    net.up_a("net");
+    net.advance_to(75_000);
+    assert!(
+        net.a
+            .log_has("but ike= lists no suite IKEv1 can negotiate: no fallback to IKEv1"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(!net.a.log_has("STATE_MAIN_I1"), "{}", net.a.dump());
+
+    // ikev2=insist: no fallback, whatever happens.
+    let mut net = pair("\tikev2=insist\n\tkeyingtries=1\n");
+    net.up_a("net");
+    let init = net.a.sent[0].3.clone();
+    net.a.p.handle_datagram(
+        net.now,
+        SocketAddrV4::new(WEST, 500),
+        SocketAddrV4::new(EAST, 500),
+        &ikev1_answer(&init[..8]),
+    );
+    net.advance_to(75_000);
+    assert!(!net.a.log_has("falling back"), "{}", net.a.dump());
+    assert!(!net.a.log_has("STATE_MAIN_I1"), "{}", net.a.dump());
+    assert_eq!(net.a.established_ipsec(), 0);
+    assert!(
+        net.a
+            .log_has("max number of retransmissions (2) reached STATE_V2_PARENT_I1"),
+        "{}",
+        net.a.dump()
+    );
+}
+
+/// `reauth=yes`: an IKE SA due for replacement is reauthenticated make-before-break — a new
+/// IKE_SA_INIT and IKE_AUTH (without INITIAL_CONTACT, so the peer keeps the old IKE SA
+/// meanwhile), every child SA under the old IKE SA recreated over the new one, then the old
+/// IKE SA deleted. `reauth=no` (the default) rekeys with CREATE_CHILD_SA
+/// (`ikev2_ike_sa_rekey_keeps_the_child_sas`).
+#[test]
+fn ikev2_reauth_yes_reauthenticates_make_before_break() {
+    let net2 = format!(
+        "conn net2\n\tleft={WEST}\n\tleftsubnet=10.0.3.0/24\n\tright={EAST}\n\trightsubnet=10.0.4.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"
+    );
+    let a_extra = "\tauthby=secret\n\tkeyexchange=ikev2\n\tikelifetime=20m\n\trekeymargin=3m\n\trekeyfuzz=0%\n\treauth=yes\n";
+    let b_extra = "\tauthby=secret\n\tkeyexchange=ikev2\n\tikelifetime=60m\n";
+    let mut net = Net::new(
+        Node::new(WEST, 1, &(conf("net", a_extra) + &net2), PSK),
+        Node::new(EAST, 2, &(conf("net", b_extra) + &net2), PSK),
+    );
+    net.up_a("net");
+    net.whack_a(
+        2,
+        WhackCmd::Up {
+            name: "net2".into(),
+            asynchronous: false,
+        },
+    );
+    assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
+    assert_eq!(net.b.established_ipsec(), 2, "{}", net.b.dump());
+    let first: Vec<SerialNo> = net.a.p.sas.children().map(|c| c.serial()).collect();
+    let first_b: Vec<SerialNo> = net.b.p.sas.children().map(|c| c.serial()).collect();
+    let inits = |n: &Node| {
+        n.logs
+            .iter()
+            .filter(|l| l.contains("responding to IKE_SA_INIT"))
+            .count()
+    };
+    assert_eq!(inits(&net.b), 1);
+    net.advance_to(18 * 60_000);
+    assert!(
+        net.a
+            .log_has("initiating IKEv2 IKE SA to reauthenticate #1 (reauth=yes)"),
+        "{}",
+        net.a.dump()
+    );
+    assert!(!net.a.log_has("to rekey IKE SA"), "{}", net.a.dump());
+    assert_eq!(inits(&net.b), 2, "{}", net.b.dump());
+    assert!(!net.b.log_has("sent INITIAL_CONTACT"), "{}", net.b.dump());
+    assert!(net.a.log_has("reauthenticated as #"), "{}", net.a.dump());
+    // One IKE SA each side, the new one; both child SAs recreated under it, the old ones gone.
+    for (n, old_children) in [(&net.a, &first), (&net.b, &first_b)] {
+        assert_eq!(n.p.sas.ikes().count(), 1, "{}", n.dump());
+        let ike = n.p.sas.ikes().next().unwrap();
+        assert!(ike.established);
+        assert_ne!(ike.serial(), SerialNo::new(1));
+        assert_eq!(n.established_ipsec(), 2, "{}", n.dump());
+        assert_eq!(n.p.sas.children().count(), 2, "{}", n.dump());
+        for c in n.p.sas.children() {
+            assert!(!old_children.contains(&c.serial()), "{}", n.dump());
+            if n.addr == WEST {
+                assert_eq!(c.parent(), ike.serial());
+            }
+        }
+    }
+    assert_eq!(esp_spis(&net.a), esp_spis(&net.b));
+    assert_eq!(esp_spis(&net.a).len(), 4);
+    assert!(sas_match(&net.a, &net.b) >= 2);
+    assert!(sas_match(&net.b, &net.a) >= 2);
+    // Both conns stay routed into their (new) tunnels.
+    assert_eq!(
+        net.a.p.conns["net"].newest_ipsec,
+        net.a.p.conns["net"].eroute_owner
+    );
+    assert!(net.a.p.conns["net2"].newest_ipsec.is_some());
+
+    // reauth= is checked at its file:line, and ignored (with one warning) for IKEv1.
+    let mut p = Pluto::new(PlutoConfig::default(), Box::new(StdRng::seed_from_u64(1)));
+    let bad = IpsecConf::parse_str(&conf("net", "\treauth=sometimes\n"), "/etc/ipsec.conf");
+    let e = bad
+        .map(|c| p.load_conns(&c))
+        .map_or_else(|e| e.to_string(), |v| format!("{v:?}"));
+    assert!(
+        e.contains("/etc/ipsec.conf:") && e.contains("illegal reauth value \"sometimes\""),
+        "{e}"
+    );
+    let mut net = Net::new(
+        Node::new(
+            WEST,
+            1,
+            &conf(
+                "net",
+                "\tauthby=secret\n\tkeyexchange=ikev1\n\treauth=yes\n",
+            ),
+            PSK,
+        ),
+        Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK),
+    );
+    net.run();
+    let warned = net
+        .a
+        .logs
+        .iter()
+        .filter(|l| l.contains("reauth= applies to IKEv2 only; ignored for this IKEv1 connection"))
+        .count();
+    assert_eq!(warned, 1, "{}", net.a.dump());
+    assert!(net.a.log_has("/etc/ipsec.conf:"), "{}", net.a.dump());
+}
+
+/// Traffic-selector narrowing (RFC 7296 2.9) reaches the datapath: the eroute and the SAs'
+/// policy selectors are the narrowed pair, not the conn's full subnets — whether the
+/// responder narrowed our proposal (A's conn says 10.0.0.0/16, B accepts 10.0.1.0/24) or we
+/// as responder narrowed the initiator's (B proposes 10.0.1.0/24 to A's 10.0.0.0/16).
+#[test]
+fn ikev2_narrowed_selectors_are_installed_on_both_roles() {
+    let wide = "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.0.0/16\n\tright=198.51.100.7\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n";
+    let narrow = "version 2\nconn net\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=198.51.100.7\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n";
+    let west_narrow: Subnet = "10.0.1.0/24".parse().unwrap();
+    let west_wide: Subnet = "10.0.0.0/16".parse().unwrap();
+    let east: Subnet = "10.0.2.0/24".parse().unwrap();
+    // A's SA eroutes and SA policies are on 10.0.1.0/24===10.0.2.0/24 only.
+    let check_a = |a: &Node| {
+        let tunnels: Vec<_> = a
+            .eroutes
+            .iter()
+            .filter(|(_, _, _, said)| said.proto == crate::said::Proto::Tun)
+            .collect();
+        assert!(!tunnels.is_empty(), "{:?}", a.eroutes);
+        for (op, src, dst, _) in &tunnels {
+            assert_eq!((*src, *dst), (west_narrow, east), "{op:?}: {:?}", a.eroutes);
+        }
+        for s in a.sadb.values() {
+            if let Some((from, to)) = s.policy {
+                assert!(
+                    (from, to) == (east, west_narrow) || (from, to) == (west_narrow, east),
+                    "{s:?}"
+                );
+            }
+        }
+        assert!(a.sadb.values().any(|s| s.policy.is_some()));
+        let c = a.p.sas.children().next().unwrap();
+        assert_eq!((c.our_client, c.peer_client), (west_narrow, east));
+        assert_eq!(a.p.conns["net"].this.client, west_wide);
+    };
+    let b_pair = |b: &Node| {
+        b.eroutes
+            .iter()
+            .filter(|(_, _, _, said)| said.proto == crate::said::Proto::Tun)
+            .all(|(_, src, dst, _)| (*src, *dst) == (east, west_narrow))
+    };
+
+    // The responder narrows A's proposal.
+    let mut net = Net::new(
+        Node::new(WEST, 1, wide, PSK),
+        Node::new(EAST, 2, narrow, PSK),
+    );
+    net.up_a("net");
+    assert_up(&net);
+    assert!(
+        net.a
+            .log_has("responder narrowed the traffic selectors to 10.0.1.0/24===10.0.2.0/24"),
+        "{}",
+        net.a.dump()
+    );
+    check_a(&net.a);
+    assert!(b_pair(&net.b), "{:?}", net.b.eroutes);
+    // A child rekey replaces the eroute on the same narrowed pair.
+    soft_expire_both(&mut net);
+    net.run();
+    assert_up(&net);
+    check_a(&net.a);
+    assert_eq!(
+        net.a.eroutes.last().map(|e| (e.0, e.1)),
+        Some((ErouteOp::Replace, west_narrow)),
+        "{:?}",
+        net.a.eroutes
+    );
+    // Down: the narrowed eroute goes.
+    net.whack_a(2, WhackCmd::Down("net".into()));
+    assert!(net.a.sadb.is_empty());
+    assert_eq!(
+        net.a.eroutes.last().map(|e| (e.0, e.1, e.2)),
+        Some((ErouteOp::Delete, west_narrow, east)),
+        "{:?}",
+        net.a.eroutes
+    );
+
+    // A as responder narrows B's proposal of 10.0.1.0/24 inside its 10.0.0.0/16.
+    let mut net = Net::new(
+        Node::new(WEST, 1, wide, PSK),
+        Node::new(EAST, 2, narrow, PSK),
+    );
+    net.whack_b(
+        1,
+        WhackCmd::Up {
+            name: "net".into(),
+            asynchronous: false,
+        },
+    );
+    assert_up(&net);
+    assert!(
+        net.a.log_has("narrowed the traffic selectors to the peer's 10.0.1.0/24===10.0.2.0/24 (policy 10.0.0.0/16===10.0.2.0/24)"),
+        "{}",
+        net.a.dump()
+    );
+    check_a(&net.a);
+    assert!(b_pair(&net.b), "{:?}", net.b.eroutes);
+}
+
+/// IKE SA rekey collision whose messages do not arrive in step: B's answer to A's rekey is
+/// lost once, so A learns of B's decision first (B's Delete for the old IKE SA, or for the
+/// redundant new one) and its own rekey is retransmitted or abandoned. For several seeds, so
+/// that either exchange has the lowest nonce: both ends still keep one, the same, IKE SA with
+/// the child SA under it.
+#[test]
+fn ikev2_ike_sa_rekey_collision_with_a_lost_answer() {
+    let mut outcomes = std::collections::HashSet::new();
+    for seed in 0..8u64 {
+        let both = "\tauthby=secret\n\tkeyexchange=ikev2\n\tikelifetime=20m\n\trekeyfuzz=0%\n";
+        let mut net = Net::new(
+            Node::new(
+                WEST,
+                20 + 2 * seed,
+                &conf("net", &format!("{both}\trekeymargin=3m\n")),
+                PSK,
+            ),
+            Node::new(
+                EAST,
+                21 + 2 * seed,
+                &conf("net", &format!("{both}\trekeymargin=6m\n")),
+                PSK,
+            ),
+        );
+        net.up_a("net");
+        assert_up(&net);
+        let child = net.a.p.conns["net"].newest_ipsec.unwrap();
+        let mut lost = false;
+        net.drop = Box::new(move |d, data| {
+            if d == Dir::BtoA && is_ccsa(data, false, true) && !lost {
+                lost = true;
+                return true;
+            }
+            false
+        });
+        net.advance_to(17 * 60_000 + 3 * 60_000);
+        assert!(
+            net.b.log_has("IKE SA rekey collision over #1"),
+            "{}",
+            net.b.dump()
+        );
+        let b_lost = net.b.log_has("our exchange has the lowest nonce");
+        if !b_lost {
+            // B's exchange won and B deleted the old IKE SA before A's rekey was answered.
+            assert!(
+                net.a.log_has("IKE SA #1 is gone: abandoning its rekey"),
+                "{}",
+                net.a.dump()
+            );
+        }
+        outcomes.insert(b_lost);
+        for n in [&net.a, &net.b] {
+            assert_eq!(n.p.sas.ikes().count(), 1, "seed {seed}: {}", n.dump());
+        }
+        let (ia, ib) = (
+            net.a.p.sas.ikes().next().unwrap(),
+            net.b.p.sas.ikes().next().unwrap(),
+        );
+        assert!(ia.established && ib.established);
+        assert_eq!(
+            (ia.spi_i(), ia.spi_r),
+            (ib.spi_i(), ib.spi_r),
+            "seed {seed}"
+        );
+        assert_ne!(ia.serial(), SerialNo::new(1));
+        assert_eq!(net.a.p.sas.child(child).unwrap().parent(), ia.serial());
+        assert_up(&net);
+    }
+    assert_eq!(outcomes.len(), 2, "one side's exchange always lost");
+}
