@@ -11,7 +11,7 @@
 //! replaces the packet's `%hold`, releasing the packet. Without a record — or when DNS fails,
 //! or the negotiation does — the `%hold` becomes the conn's failure shunt (`%pass` for
 //! private-or-clear, `%drop` for private; `failureshunt=none` keeps the `%hold`), a bare shunt
-//! until it has been idle for SHUNT_PATIENCE.
+//! until it has been idle for `shuntlifetime=` (default SHUNT_PATIENCE, 900 s).
 //!
 //! Responder: a first Main Mode message from an address an opportunistic conn covers (and no
 //! configured conn does) makes an instance for that peer, and Pluto looks up the peer's key:
@@ -646,7 +646,7 @@ impl Pluto {
 
     /// Opportunism failed for `src` → `dst` under conn `key`: the packet's `%hold` becomes
     /// the conn's failure shunt (the held packet is released through it: sent in clear by
-    /// `%pass`, discarded by `%drop`), a bare shunt until idle for SHUNT_PATIENCE.
+    /// `%pass`, discarded by `%drop`), a bare shunt until idle for `shuntlifetime=`.
     pub(crate) fn oe_fail(&mut self, key: &str, src: Ipv4Addr, dst: Ipv4Addr, why: &str) {
         let shunt = self
             .conns
@@ -680,6 +680,7 @@ impl Pluto {
             {
                 b.conn = Some(key.to_string());
             }
+            self.schedule_shunt_expiry();
         }
     }
 

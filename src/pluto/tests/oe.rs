@@ -288,6 +288,50 @@ fn dns_failures_are_logged_with_the_name_and_end_in_the_failure_shunt() {
     );
 }
 
+/// `shuntlifetime=` (`config setup`): an OE failure shunt (no record under private-or-clear:
+/// `%pass`) that carries no traffic is removed once it has been idle for the configured time,
+/// not before and not at the next regular shunt scan after it.
+#[test]
+fn failure_shunt_expires_after_shuntlifetime() {
+    let mut p = pair(None);
+    p.a.p.cfg.shunt_lifetime = Some(300);
+    let dst = Ipv4Addr::new(10, 9, 0, 11);
+    acquire(&mut p.a, 1000, dst);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    let (ours, his) = (Subnet::host(WEST), Subnet::host(dst));
+    assert!(
+        p.a.eroutes
+            .contains(&(ErouteOp::Replace, ours, his, shunt(Shunt::Pass))),
+        "{}",
+        p.a.dump()
+    );
+    let delete = (ErouteOp::Delete, ours, his, shunt(Shunt::Pass));
+    // The datapath's shunt eroutes at each scan: the failure shunt, no packets through it.
+    let table = [crate::pluto::ShuntEroute {
+        src: ours,
+        dst: his,
+        shunt: Shunt::Pass,
+        packets: 0,
+    }];
+    let mut expired_at = None;
+    for t in (2_000..=1_000_000).step_by(1000) {
+        if !p.a.p.shunt_scan_due(t) {
+            continue;
+        }
+        let left: &[crate::pluto::ShuntEroute] = if expired_at.is_some() { &[] } else { &table };
+        p.a.p.handle_shunt_scan(t, left);
+        pump(&mut p.a, &mut p.b, t, &p.zone);
+        if expired_at.is_none() && p.a.eroutes.contains(&delete) {
+            expired_at = Some(t);
+        }
+    }
+    assert_eq!(expired_at, Some(301_000), "{}", p.a.dump());
+    assert!(p
+        .a
+        .log_has("expire bare shunt 192.0.2.1/32:0 -0-> 10.9.0.11/32:0 => %pass (oe-failed:"));
+    assert!(p.a.p.bare_shunts.is_empty());
+}
+
 fn key_record(zone: &mut Zone, name: &str, blob: &[u8]) {
     let mut rdata = vec![0x42, 0x00, 4, 1];
     rdata.extend_from_slice(blob);
