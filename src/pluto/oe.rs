@@ -17,10 +17,10 @@
 //! configured conn does) makes an instance for that peer, and Pluto looks up the peer's key:
 //! the reverse-map TXT of its address naming it as gateway, else its KEY, else its IPSECKEY
 //! record. The initiator is authenticated (MI3) with that key; an MI3 that arrives before the
-//! answer fails and the initiator's retransmission is checked again.
+//! answer waits for it.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
@@ -86,6 +86,17 @@ pub(crate) struct OeState {
     available: bool,
     next_id: u64,
     waiting: HashMap<LookupId, Waiting>,
+    /// Main Mode responder: the MI3 that arrived while the peer's key was still being looked
+    /// up, by conn; checked again when the lookup ends.
+    deferred_mi3: HashMap<String, Datagram>,
+}
+
+/// A datagram kept to be handled again later: (our address, the peer's, the message).
+#[derive(Debug, Clone)]
+struct Datagram {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    data: Vec<u8>,
 }
 
 impl Pluto {
@@ -94,6 +105,39 @@ impl Pluto {
     /// the failure shunts at once.
     pub fn set_dns_available(&mut self, available: bool) {
         self.oe.available = available;
+    }
+
+    /// Whether the key of conn `key`'s peer is being looked up in DNS (an opportunistic
+    /// responder's instance, or `%dnsondemand`).
+    pub(crate) fn peer_key_lookup_pending(&self, key: &str) -> bool {
+        self.oe.waiting.values().any(|w| match w {
+            Waiting::Responder { inst, .. } => inst == key,
+            Waiting::PeerKey { conn, .. } => conn == key,
+            _ => false,
+        })
+    }
+
+    /// Main Mode responder: the MI3 (`data`) of conn `key` arrived while the peer's key is
+    /// still being looked up ([`Pluto::peer_key_lookup_pending`]); it is handled again when the
+    /// lookup ends, instead of waiting for the initiator's retransmission.
+    pub(crate) fn defer_until_peer_key(
+        &mut self,
+        key: &str,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        data: &[u8],
+    ) {
+        if self.oe.deferred_mi3.len() >= MAX_OE_PENDING && !self.oe.deferred_mi3.contains_key(key) {
+            return;
+        }
+        self.oe.deferred_mi3.insert(
+            key.to_string(),
+            Datagram {
+                local,
+                remote,
+                data: data.to_vec(),
+            },
+        );
     }
 
     /// Whether DNS lookups for OE can be made.
@@ -192,6 +236,11 @@ impl Pluto {
         let Some(w) = self.oe.waiting.remove(&id) else {
             return;
         };
+        let key_of = match &w {
+            Waiting::Responder { inst, .. } => Some(inst.clone()),
+            Waiting::PeerKey { conn, .. } => Some(conn.clone()),
+            _ => None,
+        };
         match w {
             Waiting::Initiator {
                 base,
@@ -208,6 +257,12 @@ impl Pluto {
                 initiate,
             } => self.peer_key_answer(&conn, stage, initiate, name, qtype, result),
             Waiting::OwnKey { addr, stage } => self.own_key_answer(addr, stage, name, result),
+        }
+        // The peer's key is known now (or will not be): check the MI3 that waited for it.
+        if let Some(k) = key_of.filter(|k| !self.peer_key_lookup_pending(k)) {
+            if let Some(d) = self.oe.deferred_mi3.remove(&k) {
+                self.handle_datagram(now_ms, d.local, d.remote, &d.data);
+            }
         }
     }
 

@@ -212,19 +212,22 @@ fn wrong_key_in_dns_fails_into_the_failure_shunt() {
         "{}",
         p.b.dump()
     );
-    // A retransmits, then gives up (keyingtries=3): the %hold becomes %pass.
-    while let Some(t) = p.a.p.poll_timeout() {
-        if t > 2_000_000 {
-            break;
-        }
-        let now = t;
-        p.a.p.handle_timeout(now);
-        if p.b.p.poll_timeout().is_some_and(|x| x <= now) {
-            p.b.p.handle_timeout(now);
-        }
-        pump(&mut p.a, &mut p.b, now, &p.zone);
-    }
+    // B says so (INVALID_SIGNATURE, protected with the phase-1 keys) and A gives up at once,
+    // without waiting for its retransmissions to run out: no time has passed, and the %hold
+    // is already %pass.
+    assert!(
+        p.b.log_has("failed (wrong key?); tried *")
+            && p.b.log_has("sending notification INVALID_SIGNATURE"),
+        "{}",
+        p.b.dump()
+    );
+    assert!(
+        p.a.log_has("received notification INVALID_SIGNATURE: the peer cannot authenticate us"),
+        "{}",
+        p.a.dump()
+    );
     assert_eq!(p.a.established_ipsec(), 0);
+    assert!(p.a.p.sas.is_empty(), "{}", p.a.dump());
     assert!(
         p.a.eroutes.contains(&(
             ErouteOp::Replace,
@@ -246,6 +249,46 @@ fn wrong_key_in_dns_fails_into_the_failure_shunt() {
         !p.a.p.conns.keys().any(|k| k.ends_with("[1]")),
         "instance removed"
     );
+}
+
+/// The mirror case: the responder's published key is wrong. The initiator's check of MR3
+/// fails; MR3 is the responder's last message, so the initiator gives up at once (failure
+/// shunt) and tells the responder, which deletes the ISAKMP SA it thought established.
+#[test]
+fn wrong_responder_key_in_dns_fails_at_once() {
+    let (other, _) = rsa_keys(98);
+    let mut p = pair(None);
+    txt(
+        &mut p.zone,
+        EAST,
+        EAST,
+        other.public_key().to_text().trim_start_matches("0s"),
+    );
+    acquire(&mut p.a, 1000, EAST);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    assert!(
+        p.a.log_has("failed (wrong key?); tried *")
+            && p.a.log_has("sending notification INVALID_SIGNATURE"),
+        "{}",
+        p.a.dump()
+    );
+    assert!(
+        p.a.eroutes.contains(&(
+            ErouteOp::Replace,
+            Subnet::host(WEST),
+            Subnet::host(EAST),
+            shunt(Shunt::Pass)
+        )),
+        "{}",
+        p.a.dump()
+    );
+    assert!(p.a.p.sas.is_empty(), "{}", p.a.dump());
+    assert!(
+        p.b.log_has("received notification INVALID_SIGNATURE: the peer cannot authenticate us (wrong key published?); deleting ISAKMP SA"),
+        "{}",
+        p.b.dump()
+    );
+    assert!(p.b.p.sas.is_empty(), "{}", p.b.dump());
 }
 
 #[test]
