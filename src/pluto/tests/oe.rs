@@ -375,6 +375,90 @@ fn failure_shunt_expires_after_shuntlifetime() {
     assert!(p.a.p.bare_shunts.is_empty());
 }
 
+/// FreeS/WAN's client delegation, responder side: A negotiates for a client behind it
+/// (a configured conn for 10.0.1.5/32; B has only `private-or-clear`). B, responding
+/// opportunistically, accepts that client only when the client's reverse TXT record names A
+/// as its gateway with the key that authenticated A; another gateway, another key or no
+/// record is refused.
+#[test]
+fn responder_accepts_a_client_only_when_dns_delegates_it() {
+    let client = Ipv4Addr::new(10, 0, 1, 5);
+    let (wk, wsec) = rsa_keys(21);
+    let (ek, _) = rsa_keys(22);
+    let (other, _) = rsa_keys(97);
+    let text = |k: &crate::pluto::crypto::PrivateKey| {
+        k.public_key()
+            .to_text()
+            .trim_start_matches("0s")
+            .to_string()
+    };
+    let conf = format!(
+        "version 2\nconn client\n\tleft={WEST}\n\tleftsubnet=10.0.1.5/32\n\tright={EAST}\n\tauthby=rsasig\n\tleftrsasigkey={}\n\trightrsasigkey={}\n\tauto=add\n",
+        wk.public_key().to_text(),
+        ek.public_key().to_text()
+    );
+    let cases = [
+        ("delegated", Some((WEST, text(&wk)))),
+        (
+            "another gateway",
+            Some((Ipv4Addr::new(192, 0, 2, 99), text(&wk))),
+        ),
+        ("another key", Some((WEST, text(&other)))),
+        ("no record", None),
+    ];
+    for (case, record) in cases {
+        let mut p = pair(None);
+        p.a = Node::new(WEST, 1, &conf, &wsec);
+        let accepted = case == "delegated";
+        if let Some((gw, key)) = record {
+            txt(&mut p.zone, client, gw, &key);
+        }
+        p.a.p.whack(
+            1000,
+            crate::pluto::WhackClient(5),
+            crate::pluto::WhackCmd::Up {
+                name: "client".into(),
+                asynchronous: true,
+            },
+        );
+        pump(&mut p.a, &mut p.b, 1000, &p.zone);
+        assert!(
+            p.b.log_has("peer client 10.0.1.5/32 is not 192.0.2.1: asking DNS whether it delegates to 192.0.2.1 (TXT 5.1.0.10.in-addr.arpa)"),
+            "{case}\n{}",
+            p.b.dump()
+        );
+        let want = usize::from(accepted);
+        assert_eq!(p.a.established_ipsec(), want, "{case}\n{}", p.b.dump());
+        assert_eq!(p.b.established_ipsec(), want, "{case}\n{}", p.b.dump());
+        if accepted {
+            assert!(
+                p.b.log_has("5.1.0.10.in-addr.arpa delegates 10.0.1.5/32 to 192.0.2.1 with the key that authenticated it"),
+                "{}",
+                p.b.dump()
+            );
+            let st = p.b.status(2000).join("\n");
+            assert!(
+                st.contains("192.0.2.2...192.0.2.1===10.0.1.5/32")
+                    || st.contains("...192.0.2.1===10.0.1.5/32"),
+                "{st}"
+            );
+        } else {
+            assert!(
+                p.b.log_has("peer client 10.0.1.5/32 refused: 5.1.0.10.in-addr.arpa has no X-IPsec-Server record naming 192.0.2.1 with the key that authenticated it"),
+                "{case}\n{}",
+                p.b.dump()
+            );
+            assert!(
+                p.b.log_has(
+                    "cannot respond to IPsec SA request because no connection is known for"
+                ),
+                "{case}\n{}",
+                p.b.dump()
+            );
+        }
+    }
+}
+
 fn key_record(zone: &mut Zone, name: &str, blob: &[u8]) {
     let mut rdata = vec![0x42, 0x00, 4, 1];
     rdata.extend_from_slice(blob);
