@@ -64,6 +64,12 @@ enum Waiting {
         client: Subnet,
         qi1: Datagram,
     },
+    /// A host name of group `group`'s file (loaded as `generation`).
+    GroupHost {
+        group: String,
+        host: crate::pluto::groups::HostEntry,
+        generation: u64,
+    },
     /// `rightrsasigkey=%dnsondemand|%dnsonload`: the key of conn `conn`'s peer ID, then
     /// (`initiate`) negotiate.
     PeerKey {
@@ -147,6 +153,26 @@ impl Pluto {
                 local,
                 remote,
                 data: data.to_vec(),
+            },
+        );
+    }
+
+    /// Asks DNS for the address of host name `host` of policy group `group`'s file
+    /// ([`Pluto::load_policy_groups`]).
+    pub(crate) fn lookup_group_host(
+        &mut self,
+        group: String,
+        host: crate::pluto::groups::HostEntry,
+        generation: u64,
+    ) {
+        let name = host.name.trim_end_matches('.').to_string();
+        self.dns_lookup(
+            name,
+            RrType::A,
+            Waiting::GroupHost {
+                group,
+                host,
+                generation,
             },
         );
     }
@@ -268,6 +294,11 @@ impl Pluto {
                 initiate,
             } => self.peer_key_answer(&conn, stage, initiate, name, qtype, result),
             Waiting::OwnKey { addr, stage } => self.own_key_answer(addr, stage, name, result),
+            Waiting::GroupHost {
+                group,
+                host,
+                generation,
+            } => self.group_host_answer(group, host, generation, &result),
             Waiting::Delegation { p1, client, qi1 } => {
                 self.delegation_answer(p1, client, qi1, name, qtype, result)
             }
