@@ -17,7 +17,9 @@
 //! configured conn does) makes an instance for that peer, and Pluto looks up the peer's key:
 //! the reverse-map TXT of its address naming it as gateway, else its KEY, else its IPSECKEY
 //! record. The initiator is authenticated (MI3) with that key; an MI3 that arrives before the
-//! answer waits for it.
+//! answer waits for it. A Quick Mode for a peer client other than the peer itself waits for
+//! the client's reverse TXT record and is taken only if it names the peer as gateway with the
+//! key that authenticated it (FreeS/WAN's client delegation).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
