@@ -352,7 +352,11 @@ impl Pluto {
                     p1,
                     format!("received notification {t}: the peer cannot authenticate us (wrong key published?); deleting ISAKMP SA"),
                 );
+                let key = self.sas.conn_of(p1).map(str::to_string);
                 self.delete_sa(p1, false);
+                if let Some(k) = key {
+                    self.instance_gc(&k);
+                }
             }
             t => self.slog(
                 p1,

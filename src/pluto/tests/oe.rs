@@ -289,6 +289,10 @@ fn wrong_responder_key_in_dns_fails_at_once() {
         p.b.dump()
     );
     assert!(p.b.p.sas.is_empty(), "{}", p.b.dump());
+    assert!(
+        !p.b.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "responder instance removed"
+    );
 }
 
 #[test]
