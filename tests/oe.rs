@@ -7,7 +7,8 @@
 //! wire); a destination without records goes out in clear under private-or-clear and is
 //! dropped under private; `--rereadgroups` after adding a `block` entry rejects it without
 //! touching the OE tunnel; with the DNS server stopped, a new destination gets the failure
-//! shunt once the lookup times out (no hang). `ipsec verify` asks the same DNS server for a
+//! shunt once the lookup times out (no hang); a wrong published key fails authentication at
+//! once and ends in the failure shunt. `ipsec verify` asks the same DNS server for a
 //! gateway's own key: [OK] when published, [FAILED] with another key or none.
 //!
 //! road warrior 198.51.100.7 —(198.51.100.1)— router (dnsmasq; 192.0.2.1) — gateway B 192.0.2.2
@@ -369,6 +370,113 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
     assert_eq!(
         eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.96/32").as_deref(),
         Some("%pass")
+    );
+}
+
+/// A peer whose published key is wrong: the road warrior's TXT record carries another key
+/// than the one in its ipsec.secrets. Its OE negotiation with B fails authentication — B
+/// cannot check the road warrior's signature and says so (INVALID_SIGNATURE), and the road
+/// warrior gives up at once instead of retransmitting for minutes — and falls back to the
+/// failure shunt: `%pass` in `ipsec eroute`, the ping answered, in clear on the wire. (B's
+/// own OE attempt for the reply fails the same way at MR3 and passes in clear too.)
+#[test]
+fn wrong_published_key_falls_back_to_the_failure_shunt() {
+    let mut t = Topo::new();
+    let rw = t.add_road_warrior();
+    let (router, gb) = (t.ga.clone(), t.gb.clone());
+    let (krw, kb, kother) = (
+        t.dir.path("rw.key"),
+        t.dir.path("b.key"),
+        t.dir.path("other.key"),
+    );
+    newkey(&krw);
+    let pub_b = newkey(&kb);
+    newkey(&kother);
+    write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
+    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
+    // The road warrior's reverse map publishes the other key; B's IPSECKEY is right.
+    let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
+    ipseckey.extend_from_slice(&b64decode(&pub_b));
+    let log = t.dir.path("dnsmasq.log");
+    let _dns = start_dnsmasq(
+        &router,
+        &["192.0.2.1", "198.51.100.1"],
+        &[
+            format!(
+                "--txt-record=7.100.51.198.in-addr.arpa,{}",
+                txt_strings(&kother, "198.51.100.7").join(",")
+            ),
+            format!("--dns-rr=2.2.0.192.in-addr.arpa,45,{}", hex(&ipseckey)),
+        ],
+        &log,
+    );
+    policies(&t, "rw.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
+    policies(&t, "gB.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
+    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
+    t.start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
+    let diag = |t: &Topo| {
+        format!(
+            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
+            t.log(&rw),
+            t.ipsec_ok(&rw, &["auto", "--status"]),
+            t.log(&gb),
+            t.ipsec_ok(&gb, &["auto", "--status"]),
+            fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let cap = Capture::start(&router, &format!("{}r1", t.p), &t.dir.path("wrongkey.pcap"));
+    // Within seconds, not the minutes retransmissions would take.
+    assert!(
+        wait_until(Duration::from_secs(20), || ping(&rw, "192.0.2.2", 1, 1)),
+        "no ping to B through the failure shunt\n{}",
+        diag(&t)
+    );
+    let log_rw = t.log(&rw);
+    let log_b = t.log(&gb);
+    assert!(
+        log_b.contains("Signature check (on 198.51.100.7) failed (wrong key?)")
+            && log_b.contains("sending notification INVALID_SIGNATURE"),
+        "{}",
+        diag(&t)
+    );
+    assert!(
+        log_rw.contains("received notification INVALID_SIGNATURE: the peer cannot authenticate us"),
+        "{}",
+        diag(&t)
+    );
+    assert!(
+        log_rw.contains(
+            "cannot encrypt 198.51.100.7 -> 192.0.2.2 opportunistically (negotiation failed); failure shunt %pass"
+        ),
+        "{}",
+        diag(&t)
+    );
+    assert_eq!(
+        eroute_said(&t, &rw, "198.51.100.7/32", "192.0.2.2/32").as_deref(),
+        Some("%pass"),
+        "{}",
+        diag(&t)
+    );
+    // Traffic follows the failure shunt: answered, in clear, no ESP.
+    let (got, out) = ping_replies(&rw, "192.0.2.2", 3, 2);
+    assert_eq!(got, 3, "{out}");
+    let (lines, _) = cap.stop();
+    let between: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("198.51.100.7") && l.contains("192.0.2.2"))
+        .collect();
+    assert!(
+        between
+            .iter()
+            .any(|l| l.contains("198.51.100.7 > 192.0.2.2: ICMP echo request")),
+        "{between:#?}"
+    );
+    assert!(!between.iter().any(|l| l.contains("ESP(")), "{between:#?}");
+    assert!(
+        t.ipsec_ok(&rw, &["auto", "--status"])
+            .contains("198.51.100.7/32:0 -0-> 192.0.2.2/32:0 => %pass"),
+        "{}",
+        diag(&t)
     );
 }
 

@@ -571,7 +571,21 @@ fn oe_check(paths: &Paths, conf: Option<&IpsecConf>, secrets: Option<&Secrets>) 
     let Some(conf) = conf else {
         return check(label, Verdict::NotApplicable, "");
     };
-    let (groups, _) = read_policy_groups(&policy_groups_dir(conf, &paths.config));
+    let (mut groups, _) = read_policy_groups(&policy_groups_dir(conf, &paths.config));
+    // A command may wait for DNS (the daemon resolves these through its resolver thread).
+    for (g, hosts) in std::mem::take(&mut groups.hosts) {
+        for h in hosts {
+            if let Some(a) = system_resolve(&h.name) {
+                groups.groups.entry(g.clone()).or_default().push(
+                    crate::pluto::groups::GroupEntry {
+                        net: crate::addr::Subnet::host(a),
+                        file: h.file,
+                        line: h.line,
+                    },
+                );
+            }
+        }
+    }
     let policies = oe_policies(conf, &groups);
     if policies.is_empty() {
         return check(label, Verdict::NotApplicable, "");

@@ -435,6 +435,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "offload",
     "datapath",
     "shuntscaninterval",
+    "shuntlifetime",
     "policygroupsdir",
     "dnsserver",
     "metrics",
@@ -558,7 +559,9 @@ fn check_for(ty: SecType, name: &str) -> Check {
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
             "datapath" => Check::OneOf(&["threads", "inline"]),
             "keyexchange" => Check::OneOf(&["ikev1", "ikev2"]),
-            "crlcheckinterval" | "keep_alive" | "shuntscaninterval" => Check::Duration,
+            "crlcheckinterval" | "keep_alive" | "shuntscaninterval" | "shuntlifetime" => {
+                Check::Duration
+            }
             "overridemtu" => Check::Int {
                 min: 68,
                 max: 65535,
@@ -1778,6 +1781,17 @@ mod tests {
         assert!(e("datapath=fast").contains("illegal datapath value \"fast\""));
         assert!(setup("datapath=threads").is_ok());
         assert!(e("overridemtu=big").contains("illegal overridemtu value"));
+        // Openswan's shuntlifetime= (bare failure shunts' lifetime).
+        assert_eq!(
+            setup("shuntlifetime=5m")
+                .unwrap()
+                .setup
+                .get_duration("shuntlifetime", 900)
+                .unwrap(),
+            300
+        );
+        assert!(e("shuntlifetime=soon")
+            .starts_with("/etc/ipsec.conf:3: illegal shuntlifetime value: invalid duration"));
         assert!(setup("virtual_private=%v4:10.0.0.0/8,%v4:!10.2.0.0/16,%v6:fd00::/8").is_ok());
         assert_eq!(
             e("virtual_private=%v4:10.0.0.0/8,10.2.0.0/16"),

@@ -87,7 +87,7 @@ pub struct Pluto {
     /// conn's routing, i.e. the narrow `%hold`s (packet src/32 → dst/32) the datapath put in
     /// for trapped packets. One waiting for a conn's negotiation is re-pointed at the tunnel
     /// (releasing the held packet) and removed once the SA is up, removed when keying gives up;
-    /// any is removed by the shunt scan after SHUNT_PATIENCE.
+    /// any is removed by the shunt scan after `shuntlifetime=` (SHUNT_PATIENCE).
     pub(crate) bare_shunts: Vec<BareShunt>,
     /// Our installed SAs (inbound and outbound, every member of each group) → (child SA,
     /// inbound), for the datapath's usage reports and lifetime events.

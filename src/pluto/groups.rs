@@ -6,9 +6,9 @@
 //! starts opportunistic encryption (crate::pluto::oe). The most specific CIDR wins (the
 //! eroute table looks up the most specific pair; an acquire picks the most specific conn).
 //!
-//! Group files are parsed here (sans-IO; host names resolved through a callback the shell
-//! supplies) and handed to Pluto with [`Pluto::load_policy_groups`], at start and on
-//! `ipsec auto --rereadgroups`: instances whose entry is gone are deleted (with their SAs),
+//! Group files are parsed here (sans-IO) and handed to Pluto with
+//! [`Pluto::load_policy_groups`], at start and on `ipsec auto --rereadgroups`; their host
+//! names are resolved through the DNS resolver, each instance made when its answer arrives: instances whose entry is gone are deleted (with their SAs),
 //! new entries become routed instances, unchanged ones — and their established SAs — stay.
 
 use std::collections::BTreeMap;
@@ -45,11 +45,25 @@ pub struct GroupEntry {
     pub line: usize,
 }
 
+/// A host name in a group file, resolved by Pluto through the DNS resolver
+/// ([`Pluto::load_policy_groups`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    /// The host name as written.
+    pub name: String,
+    /// The group file.
+    pub file: PathBuf,
+    /// Its line (1-based).
+    pub line: usize,
+}
+
 /// The group files of a policies directory, by group (= file) name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyGroups {
     /// Group name → its entries, in file order (duplicates removed).
     pub groups: BTreeMap<String, Vec<GroupEntry>>,
+    /// Group name → its host names still to be resolved, in file order.
+    pub hosts: BTreeMap<String, Vec<HostEntry>>,
     /// The directory they were read from (for messages).
     pub dir: Option<PathBuf>,
 }
@@ -61,15 +75,51 @@ impl PolicyGroups {
     }
 }
 
-/// Parses one group file: one CIDR, address or host name per line, `#` comments, blank lines
-/// ignored. Returns the entries and an error (file:line) for each line that is not one of
-/// those or whose name does not resolve (`resolve`, the system resolver in the daemon).
+/// Parses one group file and resolves its host names at once with `resolve` (for tools such
+/// as `ipsec verify`; the daemon uses [`parse_group_entries`] and never blocks on DNS).
+/// Returns the entries and an error (file:line) for each line that is not a network, address
+/// or host name, or whose name does not resolve.
 pub fn parse_group_file(
     text: &str,
     path: &Path,
     resolve: &dyn Fn(&str) -> Option<Ipv4Addr>,
 ) -> (Vec<GroupEntry>, Vec<ConfError>) {
+    let (mut entries, hosts, mut errs) = parse_group_entries(text, path);
+    for h in hosts {
+        match resolve(&h.name) {
+            Some(a) => {
+                let net = Subnet::host(a);
+                if !entries.iter().any(|e| e.net == net) {
+                    entries.push(GroupEntry {
+                        net,
+                        file: h.file,
+                        line: h.line,
+                    });
+                }
+            }
+            None => errs.push(ConfError::new(
+                path,
+                h.line,
+                format!(
+                    "\"{}\": host name does not resolve to an IPv4 address",
+                    h.name
+                ),
+            )),
+        }
+    }
+    entries.sort_by_key(|e| e.line);
+    (entries, errs)
+}
+
+/// Parses one group file: one CIDR, address or host name per line, `#` comments, blank lines
+/// ignored. Returns the networks, the host names (unresolved), and an error (file:line) for
+/// each line that is neither.
+pub fn parse_group_entries(
+    text: &str,
+    path: &Path,
+) -> (Vec<GroupEntry>, Vec<HostEntry>, Vec<ConfError>) {
     let mut entries: Vec<GroupEntry> = Vec::new();
+    let mut hosts: Vec<HostEntry> = Vec::new();
     let mut errs = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
@@ -99,15 +149,21 @@ pub fn parse_group_file(
                 }
             }
         } else if is_host_name(w) {
-            match resolve(w) {
-                Some(a) => Subnet::host(a),
-                None => {
-                    errs.push(err(format!(
-                        "\"{w}\": host name does not resolve to an IPv4 address"
-                    )));
-                    continue;
-                }
+            if hosts.iter().any(|h| h.name == w) {
+                continue;
             }
+            if entries.len() + hosts.len() >= MAX_GROUP_ENTRIES {
+                errs.push(err(format!(
+                    "more than {MAX_GROUP_ENTRIES} entries: the rest of the file is ignored"
+                )));
+                break;
+            }
+            hosts.push(HostEntry {
+                name: w.to_string(),
+                file: path.to_path_buf(),
+                line,
+            });
+            continue;
         } else {
             errs.push(err(format!("\"{w}\" is neither a network nor a host name")));
             continue;
@@ -115,7 +171,7 @@ pub fn parse_group_file(
         if entries.iter().any(|e| e.net == net) {
             continue;
         }
-        if entries.len() >= MAX_GROUP_ENTRIES {
+        if entries.len() + hosts.len() >= MAX_GROUP_ENTRIES {
             errs.push(err(format!(
                 "more than {MAX_GROUP_ENTRIES} entries: the rest of the file is ignored"
             )));
@@ -127,7 +183,7 @@ pub fn parse_group_file(
             line,
         });
     }
-    (entries, errs)
+    (entries, hosts, errs)
 }
 
 /// A DNS host name: letters, digits, `-` and `.`, labels of 1..63 bytes, at most 253 bytes.
@@ -162,6 +218,10 @@ pub(crate) struct GroupState {
     /// The implicit `packetdefault` conn was loaded with `auto=route`: rswan routes it only
     /// while some opportunistic group instance is routed (see docs/compatibility.md).
     pub(crate) packetdefault_auto_route: bool,
+    /// The group files' host names resolved so far: (group, name) → its /32.
+    pub(crate) resolved: BTreeMap<(String, String), Subnet>,
+    /// Counts loads of the group files: an answer for an older load is ignored.
+    pub(crate) generation: u64,
 }
 
 impl Pluto {
@@ -169,8 +229,100 @@ impl Pluto {
     /// group instances in line with them: an instance whose entry went away is deleted (its
     /// SAs too); a new entry becomes an instance, routed if its group conn is `auto=route`;
     /// an unchanged entry's instance, its routing and its SAs are left alone.
+    ///
+    /// Host names are resolved through the DNS resolver ([`Output::DnsLookup`] of their `A`
+    /// record; the daemon never waits for DNS): a name's instance is made when its answer
+    /// arrives, and a name that does not resolve is logged with its file:line and skipped.
+    /// A name resolved before keeps its instance (and SAs) meanwhile; a new answer moves it.
+    ///
+    /// [`Output::DnsLookup`]: crate::pluto::Output::DnsLookup
     pub fn load_policy_groups(&mut self, groups: PolicyGroups) {
+        self.groups.generation += 1;
+        let wanted: Vec<(String, String)> = groups
+            .hosts
+            .iter()
+            .flat_map(|(g, hs)| hs.iter().map(move |h| (g.clone(), h.name.clone())))
+            .collect();
+        let dns = self.oe_resolver_available();
+        self.groups
+            .resolved
+            .retain(|k, _| dns && wanted.contains(k));
         self.groups.files = groups;
+        self.instantiate_groups();
+        let generation = self.groups.generation;
+        let hosts: Vec<(String, HostEntry)> = self
+            .groups
+            .files
+            .hosts
+            .iter()
+            .flat_map(|(g, hs)| hs.iter().map(move |h| (g.clone(), h.clone())))
+            .collect();
+        for (group, h) in hosts {
+            if dns {
+                self.lookup_group_host(group, h, generation);
+            } else {
+                self.log(format!(
+                    "WARNING: {}:{}: \"{}\": no DNS resolver to resolve the host name; skipped",
+                    h.file.display(),
+                    h.line,
+                    h.name
+                ));
+            }
+        }
+    }
+
+    /// The answer for host name `h` of group `group` (group files load `generation`).
+    pub(crate) fn group_host_answer(
+        &mut self,
+        group: String,
+        h: HostEntry,
+        generation: u64,
+        result: &crate::dns::Lookup,
+    ) {
+        if generation != self.groups.generation {
+            return;
+        }
+        let addr = match result {
+            crate::dns::Lookup::Answer(recs) => recs
+                .iter()
+                .find_map(|r| <[u8; 4]>::try_from(r.rdata.as_slice()).ok())
+                .map(Ipv4Addr::from),
+            _ => None,
+        };
+        let key = (group, h.name.clone());
+        match addr {
+            Some(a) => {
+                let net = Subnet::host(a);
+                if self.groups.resolved.get(&key) == Some(&net) {
+                    return;
+                }
+                if self.cfg.debug.control {
+                    self.log(format!(
+                        "| policy group: {}:{}: {} is {a}",
+                        h.file.display(),
+                        h.line,
+                        h.name
+                    ));
+                }
+                self.groups.resolved.insert(key, net);
+            }
+            None => {
+                let why = match result {
+                    crate::dns::Lookup::Answer(_) => "no A record".to_string(),
+                    other => other.to_string(),
+                };
+                self.log(format!(
+                    "WARNING: {}:{}: \"{}\": host name does not resolve to an IPv4 address (DNS A {}: {why}); skipped",
+                    h.file.display(),
+                    h.line,
+                    h.name,
+                    h.name
+                ));
+                if self.groups.resolved.remove(&key).is_none() {
+                    return;
+                }
+            }
+        }
         self.instantiate_groups();
     }
 
@@ -184,6 +336,23 @@ impl Pluto {
             }
             for e in self.groups.files.entries(&c.name) {
                 v.push((c.name.clone(), instance_name(&c.name, &e.net), e.clone()));
+            }
+            let hosts = self
+                .groups
+                .files
+                .hosts
+                .get(&c.name)
+                .map_or(&[][..], Vec::as_slice);
+            for h in hosts {
+                let key = (c.name.clone(), h.name.clone());
+                if let Some(net) = self.groups.resolved.get(&key) {
+                    let e = GroupEntry {
+                        net: *net,
+                        file: h.file.clone(),
+                        line: h.line,
+                    };
+                    v.push((c.name.clone(), instance_name(&c.name, net), e));
+                }
             }
         }
         v

@@ -11,16 +11,18 @@
 //! replaces the packet's `%hold`, releasing the packet. Without a record — or when DNS fails,
 //! or the negotiation does — the `%hold` becomes the conn's failure shunt (`%pass` for
 //! private-or-clear, `%drop` for private; `failureshunt=none` keeps the `%hold`), a bare shunt
-//! until it has been idle for SHUNT_PATIENCE.
+//! until it has been idle for `shuntlifetime=` (default SHUNT_PATIENCE, 900 s).
 //!
 //! Responder: a first Main Mode message from an address an opportunistic conn covers (and no
 //! configured conn does) makes an instance for that peer, and Pluto looks up the peer's key:
 //! the reverse-map TXT of its address naming it as gateway, else its KEY, else its IPSECKEY
 //! record. The initiator is authenticated (MI3) with that key; an MI3 that arrives before the
-//! answer fails and the initiator's retransmission is checked again.
+//! answer waits for it. A Quick Mode for a peer client other than the peer itself waits for
+//! the client's reverse TXT record and is taken only if it names the peer as gateway with the
+//! key that authenticated it (FreeS/WAN's client delegation).
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
@@ -30,6 +32,7 @@ use crate::dns::{Lookup, LookupId, RrType};
 use crate::pluto::connection::{Auto, ConnType, PeerKind, Routing};
 use crate::pluto::crypto::PublicKey;
 use crate::pluto::engine::Pluto;
+use crate::pluto::ids::SerialNo;
 use crate::pluto::output::{ErouteOp, Output};
 use crate::said::Shunt;
 
@@ -56,6 +59,19 @@ enum Waiting {
     /// Start-up check: is our own key published for `addr` (reverse TXT, else KEY, else
     /// IPSECKEY)?
     OwnKey { addr: Ipv4Addr, stage: RespStage },
+    /// Quick Mode responder: does the reverse TXT record of `client` delegate it to the peer
+    /// of ISAKMP SA `p1`? `qi1` is handled again with the verdict.
+    Delegation {
+        p1: SerialNo,
+        client: Subnet,
+        qi1: Datagram,
+    },
+    /// A host name of group `group`'s file (loaded as `generation`).
+    GroupHost {
+        group: String,
+        host: crate::pluto::groups::HostEntry,
+        generation: u64,
+    },
     /// `rightrsasigkey=%dnsondemand|%dnsonload`: the key of conn `conn`'s peer ID, then
     /// (`initiate`) negotiate.
     PeerKey {
@@ -86,6 +102,20 @@ pub(crate) struct OeState {
     available: bool,
     next_id: u64,
     waiting: HashMap<LookupId, Waiting>,
+    /// Main Mode responder: the MI3 that arrived while the peer's key was still being looked
+    /// up, by conn; checked again when the lookup ends.
+    deferred_mi3: HashMap<String, Datagram>,
+    /// Quick Mode responder: whether the client (reverse TXT record) is delegated to the peer
+    /// of the ISAKMP SA, by (ISAKMP SA, client).
+    delegations: HashMap<(SerialNo, Subnet), bool>,
+}
+
+/// A datagram kept to be handled again later: (our address, the peer's, the message).
+#[derive(Debug, Clone)]
+struct Datagram {
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    data: Vec<u8>,
 }
 
 impl Pluto {
@@ -94,6 +124,59 @@ impl Pluto {
     /// the failure shunts at once.
     pub fn set_dns_available(&mut self, available: bool) {
         self.oe.available = available;
+    }
+
+    /// Whether the key of conn `key`'s peer is being looked up in DNS (an opportunistic
+    /// responder's instance, or `%dnsondemand`).
+    pub(crate) fn peer_key_lookup_pending(&self, key: &str) -> bool {
+        self.oe.waiting.values().any(|w| match w {
+            Waiting::Responder { inst, .. } => inst == key,
+            Waiting::PeerKey { conn, .. } => conn == key,
+            _ => false,
+        })
+    }
+
+    /// Main Mode responder: the MI3 (`data`) of conn `key` arrived while the peer's key is
+    /// still being looked up ([`Pluto::peer_key_lookup_pending`]); it is handled again when the
+    /// lookup ends, instead of waiting for the initiator's retransmission.
+    pub(crate) fn defer_until_peer_key(
+        &mut self,
+        key: &str,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        data: &[u8],
+    ) {
+        if self.oe.deferred_mi3.len() >= MAX_OE_PENDING && !self.oe.deferred_mi3.contains_key(key) {
+            return;
+        }
+        self.oe.deferred_mi3.insert(
+            key.to_string(),
+            Datagram {
+                local,
+                remote,
+                data: data.to_vec(),
+            },
+        );
+    }
+
+    /// Asks DNS for the address of host name `host` of policy group `group`'s file
+    /// ([`Pluto::load_policy_groups`]).
+    pub(crate) fn lookup_group_host(
+        &mut self,
+        group: String,
+        host: crate::pluto::groups::HostEntry,
+        generation: u64,
+    ) {
+        let name = host.name.trim_end_matches('.').to_string();
+        self.dns_lookup(
+            name,
+            RrType::A,
+            Waiting::GroupHost {
+                group,
+                host,
+                generation,
+            },
+        );
     }
 
     /// Whether DNS lookups for OE can be made.
@@ -192,6 +275,11 @@ impl Pluto {
         let Some(w) = self.oe.waiting.remove(&id) else {
             return;
         };
+        let key_of = match &w {
+            Waiting::Responder { inst, .. } => Some(inst.clone()),
+            Waiting::PeerKey { conn, .. } => Some(conn.clone()),
+            _ => None,
+        };
         match w {
             Waiting::Initiator {
                 base,
@@ -208,6 +296,20 @@ impl Pluto {
                 initiate,
             } => self.peer_key_answer(&conn, stage, initiate, name, qtype, result),
             Waiting::OwnKey { addr, stage } => self.own_key_answer(addr, stage, name, result),
+            Waiting::GroupHost {
+                group,
+                host,
+                generation,
+            } => self.group_host_answer(group, host, generation, &result),
+            Waiting::Delegation { p1, client, qi1 } => {
+                self.delegation_answer(p1, client, qi1, name, qtype, result)
+            }
+        }
+        // The peer's key is known now (or will not be): check the MI3 that waited for it.
+        if let Some(k) = key_of.filter(|k| !self.peer_key_lookup_pending(k)) {
+            if let Some(d) = self.oe.deferred_mi3.remove(&k) {
+                self.handle_datagram(now_ms, d.local, d.remote, &d.data);
+            }
         }
     }
 
@@ -646,7 +748,7 @@ impl Pluto {
 
     /// Opportunism failed for `src` → `dst` under conn `key`: the packet's `%hold` becomes
     /// the conn's failure shunt (the held packet is released through it: sent in clear by
-    /// `%pass`, discarded by `%drop`), a bare shunt until idle for SHUNT_PATIENCE.
+    /// `%pass`, discarded by `%drop`), a bare shunt until idle for `shuntlifetime=`.
     pub(crate) fn oe_fail(&mut self, key: &str, src: Ipv4Addr, dst: Ipv4Addr, why: &str) {
         let shunt = self
             .conns
@@ -680,6 +782,7 @@ impl Pluto {
             {
                 b.conn = Some(key.to_string());
             }
+            self.schedule_shunt_expiry();
         }
     }
 
@@ -839,6 +942,210 @@ impl Pluto {
                 "{who}: bad RSA key in DNS for {peer} ({name}): {e}"
             )),
         }
+    }
+
+    /// Quick Mode responder (FreeS/WAN's client delegation, RFC 4322): a QI1 on ISAKMP SA
+    /// `p1` of an opportunistic instance names a peer client other than the peer's own
+    /// address. The client's reverse TXT `X-IPsec-Server` record must name the peer as its
+    /// gateway, with the key that authenticated it; this asks DNS (the QI1 in `local`,
+    /// `remote`, `data` is handled again with the answer) and returns the reason to drop the
+    /// QI1 meanwhile. `None`: no delegation to check, or its verdict is known.
+    pub(crate) fn oe_delegation_pending(
+        &mut self,
+        p1: SerialNo,
+        client: &Subnet,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        data: &[u8],
+    ) -> Option<String> {
+        let s = self.sas.ike(p1)?;
+        let gw = *s.remote.ip();
+        let c = self.conns.get(s.conn())?;
+        if c.instance == 0
+            || c.peer_kind != PeerKind::Opportunistic
+            || *client == Subnet::host(gw)
+            || self.oe.delegations.contains_key(&(p1, *client))
+        {
+            return None;
+        }
+        let who = c.quoted();
+        if client.len() != 32 || !self.oe.available {
+            // Only a host can be delegated (its reverse name); refused by find_qm_conn.
+            return None;
+        }
+        let waiting = self.oe.waiting.values().any(
+            |w| matches!(w, Waiting::Delegation { p1: q, client: cl, .. } if *q == p1 && cl == client),
+        );
+        if waiting {
+            return Some(format!(
+                "peer client {client}: still waiting for its TXT record; dropped"
+            ));
+        }
+        if self.oe.waiting.len() >= MAX_OE_PENDING {
+            return None;
+        }
+        let name = reverse_name(client.addr());
+        self.log(format!(
+            "{who}: peer client {client} is not {gw}: asking DNS whether it delegates to {gw} (TXT {name})"
+        ));
+        self.dns_lookup(
+            name,
+            RrType::Txt,
+            Waiting::Delegation {
+                p1,
+                client: *client,
+                qi1: Datagram {
+                    local,
+                    remote,
+                    data: data.to_vec(),
+                },
+            },
+        );
+        Some(format!("peer client {client}: waiting for its TXT record"))
+    }
+
+    fn delegation_answer(
+        &mut self,
+        p1: SerialNo,
+        client: Subnet,
+        qi1: Datagram,
+        name: &str,
+        qtype: RrType,
+        result: Lookup,
+    ) {
+        let Some(s) = self.sas.ike(p1) else {
+            return;
+        };
+        let gw = *s.remote.ip();
+        let Some(c) = self.conns.get(s.conn()) else {
+            return;
+        };
+        let (who, authed) = (c.quoted(), c.that.rsakey.clone());
+        let delegated = match &result {
+            Lookup::Answer(recs) => recs.iter().any(|r| {
+                let Ok(Some(srv)) =
+                    records::parse_txt(&r.rdata).and_then(|t| records::parse_ipsec_server(&t))
+                else {
+                    return false;
+                };
+                let key = srv
+                    .key
+                    .as_deref()
+                    .and_then(|b| PublicKey::from_rfc3110(b).ok());
+                srv.gateway == Gateway::Ipv4(gw) && key.is_some() && key == authed
+            }),
+            other => {
+                self.dns_trouble(&who, name, qtype, other);
+                false
+            }
+        };
+        if delegated {
+            self.log(format!(
+                "{who}: {name} delegates {client} to {gw} with the key that authenticated it"
+            ));
+        } else {
+            self.log(format!(
+                "{who}: peer client {client} refused: {name} has no X-IPsec-Server record naming {gw} with the key that authenticated it"
+            ));
+        }
+        if self.oe.delegations.len() >= MAX_OE_PENDING {
+            let live: Vec<SerialNo> = self.sas.ikes().map(|s| s.serial()).collect();
+            self.oe.delegations.retain(|(p, _), _| live.contains(p));
+            if self.oe.delegations.len() >= MAX_OE_PENDING {
+                self.oe.delegations.clear();
+            }
+        }
+        self.oe.delegations.insert((p1, client), delegated);
+        let now = self.now;
+        self.handle_datagram(now, qi1.local, qi1.remote, &qi1.data);
+    }
+
+    /// Quick Mode responder: the conn for `client`, which DNS delegates to the peer of ISAKMP
+    /// SA `p1` ([`Pluto::oe_delegation_pending`]), or `None` when it is not delegated or our
+    /// policy for it does not take opportunistic encryption (`clear`, `block`), or another
+    /// peer's tunnel has it. The ISAKMP SA's instance takes it while it carries no SA yet;
+    /// otherwise a new instance of the same policy does.
+    pub(crate) fn delegated_conn(
+        &mut self,
+        p1: SerialNo,
+        our_client: &Subnet,
+        client: &Subnet,
+    ) -> Option<String> {
+        if self.oe.delegations.get(&(p1, *client)) != Some(&true) {
+            return None;
+        }
+        let s = self.sas.ike(p1)?;
+        let key = s.conn().to_string();
+        let (me, gw) = (*s.local.ip(), *s.remote.ip());
+        let c = self.conns.get(&key)?;
+        if c.this.client != *our_client {
+            return None;
+        }
+        let (base, who) = (c.name.clone(), c.quoted());
+        let unused = c.routing == Routing::Unrouted && !c.that.has_client;
+        let (id, rsakey) = (c.that.id.clone(), c.that.rsakey.clone());
+        let policy = self
+            .conns
+            .values()
+            .filter(|o| {
+                o.that.host.is_none()
+                    && o.routing != Routing::Unrouted
+                    && o.this.host == Some(me)
+                    && o.that.client.contains(client.addr())
+            })
+            .max_by_key(|o| (o.that.client.len(), o.this.client.len()))?;
+        let passive =
+            matches!(policy.ctype, ConnType::Shunt(Shunt::Pass)) && !policy.auth.is_empty();
+        if !(policy.is_opportunistic() && (policy.negotiates() || passive)) {
+            let q = policy.quoted();
+            self.log(format!(
+                "{who}: peer client {client} refused: our policy for it, {q}, does not take opportunistic encryption"
+            ));
+            return None;
+        }
+        if let Some(o) = self.conns.values().find(|o| {
+            o.that.host.is_some_and(|h| h != gw)
+                && o.routing != Routing::Unrouted
+                && o.that.client.overlaps(client)
+        }) {
+            let q = o.quoted();
+            self.log(format!(
+                "{who}: peer client {client} refused: {q}, another peer's, has it"
+            ));
+            return None;
+        }
+        if let Some(k) = self
+            .conns
+            .values()
+            .find(|o| {
+                o.name == base
+                    && o.instance != 0
+                    && o.that.host == Some(gw)
+                    && o.that.client == *client
+            })
+            .map(|o| o.key())
+        {
+            return Some(k);
+        }
+        if unused && self.sas.children_of_conn(&key).next().is_none() {
+            let c = self.conns.get_mut(&key)?;
+            c.that.client = *client;
+            c.that.has_client = true;
+            return Some(key);
+        }
+        let t = self.conns.get_mut(&base)?;
+        let mut inst = t.instantiate(gw);
+        inst.this.client = Subnet::host(me);
+        inst.this.has_client = false;
+        inst.that.client = *client;
+        inst.that.has_client = true;
+        inst.that.id = id;
+        inst.that.rsakey = rsakey;
+        inst.auto = Auto::Add;
+        inst.ctype = ConnType::Tunnel;
+        let k = inst.key();
+        self.conns.insert(k.clone(), inst);
+        Some(k)
     }
 
     /// Says loudly (at start and after `--rereadgroups`) when routed policies ask for

@@ -150,9 +150,12 @@ pub struct PlutoConfig {
     pub max_quick_modes_per_peer: usize,
     /// Seconds between shunt scans (FreeS/WAN's SHUNT_SCAN_INTERVAL, 120 s; `config setup`
     /// `shuntscaninterval=`): the shell then reports the datapath's shunt eroutes
-    /// ([`Pluto::handle_shunt_scan`](super::Pluto::handle_shunt_scan)); bare shunts idle for
-    /// 7.5 intervals (SHUNT_PATIENCE, 900 s) are removed.
+    /// ([`Pluto::handle_shunt_scan`](super::Pluto::handle_shunt_scan)).
     pub shunt_scan_interval: u64,
+    /// Seconds a bare shunt (an OE failure shunt, a `%hold` waiting for a negotiation) may
+    /// stay idle before it is removed (`config setup` `shuntlifetime=`, Openswan's keyword
+    /// for FreeS/WAN's SHUNT_PATIENCE); `None`: 7.5 shunt scan intervals (900 s by default).
+    pub shunt_lifetime: Option<u64>,
     /// `virtual_private=`: the private clients a Road Warrior behind a NAT may claim
     /// (default: none; see [`crate::pluto::peer_policy`]).
     pub virtual_private: VirtualPrivate,
@@ -188,6 +191,7 @@ impl Default for PlutoConfig {
             max_ipsec_sas_per_peer: MAX_IPSEC_SAS_PER_PEER,
             max_quick_modes_per_peer: MAX_QUICK_MODES_PER_PEER,
             shunt_scan_interval: 120,
+            shunt_lifetime: None,
             virtual_private: VirtualPrivate::default(),
         }
     }

@@ -172,6 +172,10 @@ impl Pluto {
         if self.conns.get(&key).is_some_and(fits) {
             return Ok(key);
         }
+        // An opportunistic peer's client that DNS delegates to it (crate::pluto::oe).
+        if let Some(k) = self.delegated_conn(p1, our_client, peer_client) {
+            return Ok(k);
+        }
         let mut conflict = None;
         // A peer behind a NAT names its private address as its client: its host-only
         // Road-Warrior instance takes it, within virtual_private=, before it carries any SA.

@@ -152,6 +152,39 @@ impl Pluto {
                 count: 0,
                 last_activity: now,
             });
+            self.schedule_shunt_expiry();
+        }
+    }
+
+    /// How long a bare shunt may be idle (ms): `shuntlifetime=`, else SHUNT_PATIENCE (7.5
+    /// shunt scan intervals).
+    fn shunt_lifetime_ms(&self) -> u64 {
+        match self.cfg.shunt_lifetime {
+            Some(s) => s.saturating_mul(1000),
+            None => {
+                self.cfg
+                    .shunt_scan_interval
+                    .max(1)
+                    .saturating_mul(1000)
+                    .saturating_mul(SHUNT_PATIENCE_HALF_INTERVALS)
+                    / 2
+            }
+        }
+    }
+
+    /// Brings the next shunt scan forward to the moment the first bare shunt (other than an
+    /// uncovered `%hold`, which goes at a regular scan) would reach its lifetime if idle, so
+    /// it expires then rather than at the next regular scan.
+    pub(crate) fn schedule_shunt_expiry(&mut self) {
+        let life = self.shunt_lifetime_ms();
+        let due = self
+            .bare_shunts
+            .iter()
+            .filter(|b| !(b.conn.is_none() && b.shunt == Shunt::Hold))
+            .map(|b| b.last_activity.saturating_add(life))
+            .min();
+        if let Some(d) = due {
+            self.next_shunt_scan = self.next_shunt_scan.min(d);
         }
     }
 
@@ -169,8 +202,9 @@ impl Pluto {
     /// * A bare shunt no longer in the table as Pluto left it (replaced or deleted by hand) is
     ///   forgotten.
     /// * An uncovered `%hold` is deleted once it is a scan interval old; any other bare shunt
-    ///   when idle for SHUNT_PATIENCE (7.5 intervals; a `%hold` is idle from its last acquire,
-    ///   a `%pass`/`%drop`/`%reject` from the last scan its packet count moved).
+    ///   when idle for `shuntlifetime=` (default SHUNT_PATIENCE, 7.5 intervals; a `%hold` is
+    ///   idle from its last acquire, a `%pass`/`%drop`/`%reject` from the last scan its packet
+    ///   count moved). A scan is brought forward to the moment a bare shunt would expire.
     pub fn handle_shunt_scan(&mut self, now_ms: u64, eroutes: &[ShuntEroute]) {
         self.now = now_ms;
         let interval = self.cfg.shunt_scan_interval.max(1).saturating_mul(1000);
@@ -208,7 +242,7 @@ impl Pluto {
         }
         let mut seen = seen.into_iter();
         self.bare_shunts.retain(|_| seen.next().unwrap_or(false));
-        let patience = interval.saturating_mul(SHUNT_PATIENCE_HALF_INTERVALS) / 2;
+        let patience = self.shunt_lifetime_ms();
         let (old, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.bare_shunts)
             .into_iter()
             .partition(|b| {
@@ -216,10 +250,11 @@ impl Pluto {
                 if b.conn.is_none() && b.shunt == Shunt::Hold {
                     age >= interval
                 } else {
-                    age > patience
+                    age >= patience
                 }
             });
         self.bare_shunts = keep;
+        self.schedule_shunt_expiry();
         for b in old {
             self.log(format!(
                 "expire bare shunt {}:0 -0-> {}:0 => {} ({})",

@@ -268,35 +268,29 @@ impl Pluto {
     /// message): resend, or give up this keying attempt and start the next one as
     /// [`RetryPolicy`] allows.
     pub(crate) fn event_retransmit(&mut self, serial: SerialNo) {
-        let (info, n, key, try_no, initiator, first, why) =
-            match (self.sas.ike(serial), self.sas.child(serial)) {
-                (Some(s), _) => (
-                    s.exchange.info(),
-                    s.rtx.count,
-                    s.conn().to_string(),
-                    s.try_no,
-                    s.initiator,
-                    s.exchange.awaiting_first_response(),
-                    s.exchange.give_up_reason(),
-                ),
-                (None, Some(c)) => (
-                    c.exchange.info(),
-                    c.rtx.count,
-                    c.conn().to_string(),
-                    c.try_no,
-                    c.initiator,
-                    false,
-                    c.exchange.give_up_reason(),
-                ),
-                (None, None) => return,
-            };
+        let (info, n, key, first, why) = match (self.sas.ike(serial), self.sas.child(serial)) {
+            (Some(s), _) => (
+                s.exchange.info(),
+                s.rtx.count,
+                s.conn().to_string(),
+                s.exchange.awaiting_first_response(),
+                s.exchange.give_up_reason(),
+            ),
+            (None, Some(c)) => (
+                c.exchange.info(),
+                c.rtx.count,
+                c.conn().to_string(),
+                false,
+                c.exchange.give_up_reason(),
+            ),
+            (None, None) => return,
+        };
         if n >= MAX_RETRANSMISSIONS
             && first
             && self.fall_back_to_v1(serial, "no answer to IKE_SA_INIT")
         {
             return;
         }
-        let is_child = self.sas.child(serial).is_some();
         let policy = RetryPolicy {
             keyingtries: self.conns.get(&key).map_or(1, |c| c.keyingtries),
         };
@@ -325,6 +319,54 @@ impl Pluto {
                 info.name
             ),
         );
+        self.give_up_attempt(serial);
+    }
+
+    /// The peer refused keying attempt `serial` (it cannot authenticate us, or we cannot
+    /// authenticate its last message). The last attempt ends now; otherwise nothing more is
+    /// sent and the next attempt starts when the pending retransmission timer fires, so a
+    /// peer that refuses us never gets a burst of attempts (`keyingtries=%forever`).
+    pub(crate) fn attempt_refused(&mut self, serial: SerialNo) {
+        let (key, try_no, initiator) = match (self.sas.ike(serial), self.sas.child(serial)) {
+            (Some(s), _) => (s.conn().to_string(), s.try_no, s.initiator),
+            (None, Some(c)) => (c.conn().to_string(), c.try_no, c.initiator),
+            (None, None) => return,
+        };
+        let policy = RetryPolicy {
+            keyingtries: self.conns.get(&key).map_or(1, |c| c.keyingtries),
+        };
+        let more = policy.try_again(try_no)
+            && initiator
+            && self.conns.get(&key).is_some_and(|c| c.instance == 0);
+        if !more {
+            self.give_up_attempt(serial);
+            return;
+        }
+        if let Some(r) = self.sas.rtx_mut(serial) {
+            r.count = MAX_RETRANSMISSIONS;
+            r.last_sent = None;
+            r.extra_sent.clear();
+        }
+        self.slog(
+            serial,
+            "no more retransmissions; the next keying attempt starts when the retransmission timer fires".into(),
+        );
+    }
+
+    /// Keying attempt `serial` (an IKE or child SA we are negotiating) is over without
+    /// success — its retransmissions ran out, or the peer said it cannot authenticate us —:
+    /// the state goes and, as [`RetryPolicy`] allows, the next attempt starts; otherwise the
+    /// conn's negotiation has failed (an OE instance's `%hold` becomes its failure shunt).
+    pub(crate) fn give_up_attempt(&mut self, serial: SerialNo) {
+        let (key, try_no, initiator) = match (self.sas.ike(serial), self.sas.child(serial)) {
+            (Some(s), _) => (s.conn().to_string(), s.try_no, s.initiator),
+            (None, Some(c)) => (c.conn().to_string(), c.try_no, c.initiator),
+            (None, None) => return,
+        };
+        let is_child = self.sas.child(serial).is_some();
+        let policy = RetryPolicy {
+            keyingtries: self.conns.get(&key).map_or(1, |c| c.keyingtries),
+        };
         let pending = self.sas.ike(serial).and_then(|s| s.pending_child);
         let replacing = self.sas.child(serial).and_then(|c| c.replacing);
         let whack_attached = self

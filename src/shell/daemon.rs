@@ -1711,6 +1711,10 @@ fn pluto_config(
         },
         debug: DebugFlags::parse(s.get("plutodebug").unwrap_or("none")),
         shunt_scan_interval: s.get_duration("shuntscaninterval", 120)?.max(1),
+        shunt_lifetime: match s.get("shuntlifetime") {
+            Some(_) => Some(s.get_duration("shuntlifetime", 900)?.max(1)),
+            None => None,
+        },
         virtual_private: crate::config::VirtualPrivate::parse(s.get_or("virtual_private", ""))
             .map_err(|e| s.err_at("virtual_private", format!("virtual_private: {e}")))?,
         ..PlutoConfig::default()

@@ -2,12 +2,13 @@
 //! the configuration file (`/etc/ipsec.d/policies` for `/etc/ipsec.conf`; for a gateway
 //! started with `--config DIR/gw.conf`, `DIR/ipsec.d/policies`), or the directory named by
 //! `policygroupsdir=` in `config setup` (Pluto's `--policygroupsdir`, an rswan keyword).
-//! Host names are resolved here, with the system resolver, before Pluto sees the entries.
+//! Host names are left to Pluto, which resolves them through the DNS resolver thread (the
+//! daemon never blocks on DNS).
 
 use std::path::{Path, PathBuf};
 
-use crate::config::conf::{system_resolve, ConfError, IpsecConf};
-use crate::pluto::groups::{parse_group_file, PolicyGroups};
+use crate::config::conf::{ConfError, IpsecConf};
+use crate::pluto::groups::{parse_group_entries, PolicyGroups};
 
 /// Longest group file read (bytes); a longer one is refused with an error.
 const MAX_FILE: u64 = 4 << 20;
@@ -71,8 +72,11 @@ pub fn read_policy_groups(dir: &Path) -> (PolicyGroups, Vec<ConfError>) {
                 continue;
             }
         };
-        let (entries, mut es) = parse_group_file(&text, &path, &system_resolve);
+        let (entries, hosts, mut es) = parse_group_entries(&text, &path);
         errs.append(&mut es);
+        if !hosts.is_empty() {
+            groups.hosts.insert(name.clone(), hosts);
+        }
         groups.groups.insert(name, entries);
     }
     (groups, errs)
@@ -105,11 +109,18 @@ mod tests {
         let d = std::env::temp_dir().join(format!("rswan-policies-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("private"), "10.0.0.0/8\n# c\n192.0.2.300\n").unwrap();
+        std::fs::write(
+            d.join("private"),
+            "10.0.0.0/8\n# c\n192.0.2.300\ngw.example.net\n",
+        )
+        .unwrap();
         std::fs::write(d.join("clear"), "").unwrap();
         std::fs::write(d.join(".hidden"), "10.0.0.0/8\n").unwrap();
         let (g, errs) = read_policy_groups(&d);
         assert_eq!(g.entries("private").len(), 1);
+        // Host names are left to Pluto's resolver, not looked up here.
+        assert_eq!(g.hosts["private"][0].name, "gw.example.net");
+        assert_eq!(g.hosts["private"][0].line, 4);
         assert!(g.entries("clear").is_empty());
         assert!(!g.groups.contains_key(".hidden"));
         assert_eq!(errs.len(), 1);

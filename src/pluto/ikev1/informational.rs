@@ -10,12 +10,21 @@ use crate::pluto::engine::Pluto;
 use crate::pluto::ikev1::crypto as kc;
 use crate::pluto::ikev1::msg::{ct_eq, parse_chain};
 use crate::pluto::ikev1::quick_mode::P1Ctx;
+use crate::pluto::ikev1::state::StateKind;
 use crate::pluto::isakmp::{
     emit_payloads, parse_payloads, DeletePayload, Doi, ExchangeType, Flags, Header,
     NotificationPayload, NotifyType, Payload, PayloadType as PT, ProtocolId,
 };
 use crate::pluto::peer_policy::{spi_list, MAX_DELETE_SPIS};
 use crate::said::Proto;
+
+/// A notification saying the sender could not authenticate us (RFC 2408 3.14.1).
+pub(crate) fn is_auth_failure(t: NotifyType) -> bool {
+    matches!(
+        t,
+        NotifyType::AuthenticationFailed | NotifyType::InvalidSignature
+    )
+}
 
 impl Pluto {
     fn info_header(ctx: &P1Ctx, msgid: u32) -> Header {
@@ -31,9 +40,19 @@ impl Pluto {
 
     /// Sends a protected Informational with `payloads` over ISAKMP SA `p1`.
     pub(crate) fn send_info(&mut self, p1: SerialNo, payloads: Vec<Payload>) {
-        let Some(ctx) = self.p1_ctx(p1) else {
+        self.send_info_after(p1, payloads, None);
+    }
+
+    /// [`Pluto::send_info`], with the IV derived from `last_block` (the last CBC block of
+    /// phase 1 so far, RFC 2409 appendix B) instead of the ISAKMP SA's: a responder answering
+    /// an MI3 it could not authenticate has not adopted that message's IV.
+    fn send_info_after(&mut self, p1: SerialNo, payloads: Vec<Payload>, last_block: Option<&[u8]>) {
+        let Some(mut ctx) = self.p1_ctx(p1) else {
             return;
         };
+        if let Some(b) = last_block {
+            ctx.iv = b.to_vec();
+        }
         let msgid = self.fresh_msgid(p1);
         let Ok(after) = emit_payloads(&payloads) else {
             return;
@@ -67,6 +86,29 @@ impl Pluto {
                 notify_type: n,
                 data,
             })],
+        );
+    }
+
+    /// Main Mode responder: the MI3 of ISAKMP SA `p1` (whose last cipher block is
+    /// `last_block`) failed authentication for good (`n`: INVALID_SIGNATURE or
+    /// AUTHENTICATION_FAILED). Tells the initiator in an Informational protected with the
+    /// phase-1 keys, so it gives up this attempt at once instead of retransmitting MI3 until
+    /// its patience runs out (FreeS/WAN stayed silent).
+    pub(crate) fn send_auth_failure(&mut self, p1: SerialNo, n: NotifyType, last_block: &[u8]) {
+        let spi = match self.sas.ike(p1) {
+            Some(s) => [s.spi_i(), s.spi_r].concat(),
+            None => return,
+        };
+        self.send_info_after(
+            p1,
+            vec![Payload::Notification(NotificationPayload {
+                doi: Doi::Ipsec,
+                protocol: ProtocolId::Isakmp,
+                spi,
+                notify_type: n,
+                data: Vec::new(),
+            })],
+            Some(last_block),
         );
     }
 
@@ -165,7 +207,13 @@ impl Pluto {
             self.slog(p1, "Informational before keys exist; dropped".into());
             return;
         };
-        if !self.sas.ike(p1).is_some_and(|s| s.established) {
+        let established = self.sas.ike(p1).is_some_and(|s| s.established);
+        // An initiator that sent MI3 may hear that the responder could not authenticate it
+        // (protected with the phase-1 keys, IV from MI3's last block — our IV now).
+        let awaiting_mr3 = self.sas.ike(p1).is_some_and(|s| {
+            s.initiator && s.exchange.v1().is_some_and(|x| x.kind == StateKind::MainI3)
+        });
+        if !established && !awaiting_mr3 {
             self.slog(
                 p1,
                 "Informational before ISAKMP SA established; dropped".into(),
@@ -226,8 +274,28 @@ impl Pluto {
             return;
         }
         self.note_msgid(p1, msgid);
-        self.heard_from(p1);
         let payloads: Vec<Payload> = chain.items.iter().skip(1).map(|i| i.p.clone()).collect();
+        if !established {
+            let failure = payloads.iter().find_map(|p| match p {
+                Payload::Notification(n) if is_auth_failure(n.notify_type) => Some(n.notify_type),
+                _ => None,
+            });
+            match failure {
+                Some(t) => {
+                    self.slog(
+                        p1,
+                        format!("received notification {t}: the peer cannot authenticate us (wrong key published?); giving up this keying attempt"),
+                    );
+                    self.attempt_refused(p1);
+                }
+                None => self.slog(
+                    p1,
+                    "Informational before ISAKMP SA established; dropped".into(),
+                ),
+            }
+            return;
+        }
+        self.heard_from(p1);
         for p in payloads {
             match p {
                 Payload::Notification(n) => self.info_notify(p1, n),
@@ -275,6 +343,19 @@ impl Pluto {
                         p1,
                         format!("DPD: R_U_THERE_ACK for unexpected sequence {seq}"),
                     );
+                }
+            }
+            t if is_auth_failure(t) && cookies_ok => {
+                // Protected by this ISAKMP SA's keys: the peer we did Main Mode with could
+                // not authenticate us (our MR3), so it will never use this SA.
+                self.slog(
+                    p1,
+                    format!("received notification {t}: the peer cannot authenticate us (wrong key published?); deleting ISAKMP SA"),
+                );
+                let key = self.sas.conn_of(p1).map(str::to_string);
+                self.delete_sa(p1, false);
+                if let Some(k) = key {
+                    self.instance_gc(&k);
                 }
             }
             t => self.slog(

@@ -35,6 +35,26 @@ fn v1(p: &Pluto, serial: SerialNo) -> Result<(&IkeSa, &Isakmp), String> {
     Ok((s, x))
 }
 
+/// Why a peer's Main Mode authentication (MI3/MR3) failed, and the notification that tells
+/// the peer so when the failure is final (a wrong signature or hash, no key to check it with).
+#[derive(Debug)]
+struct AuthFailure {
+    notify: Option<NotifyType>,
+    why: String,
+}
+
+impl From<String> for AuthFailure {
+    fn from(why: String) -> AuthFailure {
+        AuthFailure { notify: None, why }
+    }
+}
+
+impl From<&str> for AuthFailure {
+    fn from(why: &str) -> AuthFailure {
+        AuthFailure::from(why.to_string())
+    }
+}
+
 impl Pluto {
     /// Finds an ISAKMP SA by cookies (an MI1 state matches any responder cookie).
     pub(crate) fn find_p1(&self, icky: &[u8; 8], rcky: &[u8; 8]) -> Option<SerialNo> {
@@ -859,7 +879,7 @@ impl Pluto {
         serial: SerialNo,
         key: &str,
         chain: &Chain<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<(), AuthFailure> {
         let (s, p1) = v1(self, serial)?;
         let ch = p1.choice.as_ref().ok_or("no transform")?;
         let keys = p1.keys.as_ref().ok_or("no keys")?;
@@ -867,6 +887,10 @@ impl Pluto {
             .get(PT::Id)
             .map(|i| i.raw.body())
             .ok_or("missing ID")?;
+        let fail = |notify: NotifyType, why: String| AuthFailure {
+            notify: Some(notify),
+            why,
+        };
         let (icky, rcky) = (s.spi_i(), s.spi_r);
         // The peer's hash: HASH_R when we initiated, HASH_I when it did.
         let hash = if s.initiator { kc::hash_r } else { kc::hash_i };
@@ -886,7 +910,10 @@ impl Pluto {
                     return Err("missing HASH payload".into());
                 };
                 if !ct_eq(got, &h) {
-                    return Err("received Hash Payload does not match computed value".into());
+                    return Err(fail(
+                        NotifyType::AuthenticationFailed,
+                        "received Hash Payload does not match computed value".into(),
+                    ));
                 }
             }
             AuthKind::Rsa => {
@@ -894,11 +921,15 @@ impl Pluto {
                     return Err("missing SIG payload".into());
                 };
                 let c = self.conns.get(key).ok_or("connection gone")?;
-                let pk: &PublicKey = c
-                    .that
-                    .rsakey
-                    .as_ref()
-                    .ok_or_else(|| format!("no RSA public key known for '{}'", c.that.id))?;
+                let Some(pk) = c.that.rsakey.as_ref() else {
+                    let why = format!("no RSA public key known for '{}'", c.that.id);
+                    // Still coming from DNS: the MI3 is checked again when it arrives.
+                    if self.peer_key_lookup_pending(key) {
+                        return Err(why.into());
+                    }
+                    return Err(fail(NotifyType::AuthenticationFailed, why));
+                };
+                let pk: &PublicKey = pk;
                 if pk.verify(&h, sig).is_err() {
                     let peer = match chain.get(PT::Id).map(|i| &i.p) {
                         Some(Payload::Id(id)) => id
@@ -907,9 +938,12 @@ impl Pluto {
                             .unwrap_or_default(),
                         _ => String::new(),
                     };
-                    return Err(format!(
-                        "Signature check (on {peer}) failed (wrong key?); tried *{}",
-                        pk.key_id()
+                    return Err(fail(
+                        NotifyType::InvalidSignature,
+                        format!(
+                            "Signature check (on {peer}) failed (wrong key?); tried *{}",
+                            pk.key_id()
+                        ),
                     ));
                 }
             }
@@ -1018,7 +1052,23 @@ impl Pluto {
         ])?;
         let (peer_id, text) = Self::peer_id_of(&chain)?;
         let key = self.refine_conn(serial, &peer_id, &text)?;
-        self.verify_peer_auth(serial, &key, &chain)?;
+        if let Err(f) = self.verify_peer_auth(serial, &key, &chain) {
+            let Some(n) = f.notify else {
+                if self.peer_key_lookup_pending(&key) {
+                    self.defer_until_peer_key(&key, local, remote, data);
+                    return Err(format!("{}; checked again when DNS answers", f.why));
+                }
+                return Err(f.why);
+            };
+            // Tell the initiator, so it gives up now rather than retransmitting MI3, and drop
+            // the state (an opportunistic instance made for it goes too, so our own traffic
+            // to that peer is not left waiting for it).
+            self.slog(serial, format!("{}; sending notification {n}", f.why));
+            self.send_auth_failure(serial, n, &dm.next_iv);
+            self.delete_sa(serial, false);
+            self.instance_gc(&key);
+            return Ok(());
+        }
         // Authenticated: what follows is not rate-limited.
         self.unauth = None;
         // As FreeS/WAN: notifications in MI3 (INITIAL_CONTACT) are logged, not acted on.
@@ -1089,7 +1139,17 @@ impl Pluto {
                 "we require peer to have ID '{want}', but peer declares '{text}'"
             ));
         }
-        self.verify_peer_auth(serial, &key, &chain)?;
+        if let Err(f) = self.verify_peer_auth(serial, &key, &chain) {
+            let Some(n) = f.notify else {
+                return Err(f.why);
+            };
+            // MR3 is the responder's last word: retransmitting MI3 would only bring it again.
+            // Tell the responder (its ISAKMP SA is of no use) and give up this attempt now.
+            self.slog(serial, format!("{}; sending notification {n}", f.why));
+            self.send_auth_failure(serial, n, &dm.next_iv);
+            self.attempt_refused(serial);
+            return Ok(());
+        }
         self.unauth = None;
         if let Some(s) = self.sas.ike_mut(serial) {
             s.peer_id = Some(peer_id.clone());

@@ -413,8 +413,8 @@ impl Pluto {
     fn quick_r0(
         &mut self,
         p1: SerialNo,
-        _local: SocketAddrV4,
-        _remote: SocketAddrV4,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
         hdr: &Header,
         data: &[u8],
     ) -> Result<(), String> {
@@ -438,7 +438,6 @@ impl Pluto {
             (PT::Notification, 0, 8),
             (PT::NatOa, 0, 2),
         ])?;
-        self.note_msgid(p1, msgid);
         self.heard_from(p1);
         let ids: Vec<&crate::pluto::ikev1::msg::Item<'_>> = chain.all(PT::Id).collect();
         let (peer_client, our_client) = match ids.as_slice() {
@@ -458,6 +457,12 @@ impl Pluto {
             }
             _ => return Err("Quick Mode needs both IDci and IDcr or neither".into()),
         };
+        // An opportunistic peer's client delegated to it in DNS: handled again with the
+        // answer (the Message ID stays unused until then).
+        if let Some(wait) = self.oe_delegation_pending(p1, &peer_client, local, remote, data) {
+            return Err(wait);
+        }
+        self.note_msgid(p1, msgid);
         let key = self.find_qm_conn(p1, &our_client, &peer_client)?;
         let Some(Payload::Sa(sa)) = chain.get(PT::Sa).map(|i| &i.p) else {
             return Err("missing SA".into());

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::addr::Subnet;
 use crate::klips::Acquire;
-use crate::pluto::groups::{parse_group_file, PolicyGroups};
+use crate::pluto::groups::{parse_group_entries, parse_group_file, PolicyGroups};
 use crate::pluto::{ErouteOp, Output, WhackClient, WhackCmd};
 use crate::said::{Said, Shunt};
 
@@ -305,4 +305,92 @@ fn same_network_in_two_groups_keeps_the_first() {
         "{}",
         n.dump()
     );
+}
+
+/// Host names in group files are resolved through the DNS resolver (the daemon never waits
+/// for DNS): the networks' instances come at once, a name's when its answer arrives; a name
+/// that does not resolve is logged with its file:line and skipped; `--rereadgroups` keeps a
+/// resolved name's instance (and its eroute) while the new answer is awaited.
+#[test]
+fn group_file_host_names_resolve_asynchronously() {
+    use crate::dns::{Lookup, Record, RrType};
+    let mut n = node("version 2\n");
+    n.p.set_dns_available(true);
+    let _ = eroutes(&mut n);
+    let text = "gw.example.net\n10.9.0.0/16\nnowhere.example.net\n";
+    let path = Path::new("/etc/ipsec.d/policies/private");
+    type Lookups = Vec<(crate::dns::LookupId, String, RrType)>;
+    let load = |n: &mut Node| -> (Vec<(ErouteOp, Subnet, Subnet, Said)>, Lookups) {
+        let (e, h, errs) = parse_group_entries(text, path);
+        assert!(errs.is_empty(), "{errs:?}");
+        let mut g = PolicyGroups::default();
+        g.groups.insert("private".into(), e);
+        g.hosts.insert("private".into(), h);
+        n.p.load_policy_groups(g);
+        let (mut er, mut dns) = (Vec::new(), Vec::new());
+        while let Some(o) = n.p.poll_output() {
+            match o {
+                Output::Eroute { op, src, dst, said } => er.push((op, src, dst, said)),
+                Output::DnsLookup { id, name, qtype } => dns.push((id, name, qtype)),
+                Output::Log(l) => n.logs.push(l),
+                _ => {}
+            }
+        }
+        (er, dns)
+    };
+    let trap = shunt(Shunt::Trap);
+    let (er, dns) = load(&mut n);
+    assert!(
+        er.contains(&(ErouteOp::Add, me(), net("10.9.0.0/16"), trap)),
+        "{er:?}"
+    );
+    assert!(!n.p.conns.contains_key("private#198.51.100.9/32"));
+    let asked: Vec<(&str, RrType)> = dns.iter().map(|(_, m, q)| (m.as_str(), *q)).collect();
+    assert_eq!(
+        asked,
+        [
+            ("gw.example.net", RrType::A),
+            ("nowhere.example.net", RrType::A)
+        ]
+    );
+    let answer = |name: &str| {
+        if name == "gw.example.net" {
+            Lookup::Answer(vec![Record {
+                name: name.to_string(),
+                rtype: RrType::A,
+                ttl: 60,
+                rdata: vec![198, 51, 100, 9],
+                target: None,
+            }])
+        } else {
+            Lookup::NoRecord
+        }
+    };
+    for (id, name, q) in dns {
+        n.p.handle_dns(2000, id, &name, q, answer(&name));
+    }
+    let er = eroutes(&mut n);
+    assert_eq!(
+        er,
+        [(ErouteOp::Add, me(), net("198.51.100.9/32"), trap)],
+        "{}",
+        n.dump()
+    );
+    assert!(n.p.conns.contains_key("private#198.51.100.9/32"));
+    assert!(
+        n.log_has("WARNING: /etc/ipsec.d/policies/private:3: \"nowhere.example.net\": host name does not resolve to an IPv4 address (DNS A nowhere.example.net: no record); skipped"),
+        "{}",
+        n.dump()
+    );
+    // --rereadgroups: nothing moves while the names are asked again; the same answer changes
+    // nothing either.
+    let (er, dns) = load(&mut n);
+    assert!(er.is_empty(), "{er:?}");
+    assert!(n.p.conns.contains_key("private#198.51.100.9/32"));
+    assert_eq!(dns.len(), 2);
+    for (id, name, q) in dns {
+        n.p.handle_dns(3000, id, &name, q, answer(&name));
+    }
+    assert!(eroutes(&mut n).is_empty());
+    assert!(n.p.conns.contains_key("private#198.51.100.9/32"));
 }

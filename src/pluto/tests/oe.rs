@@ -212,19 +212,22 @@ fn wrong_key_in_dns_fails_into_the_failure_shunt() {
         "{}",
         p.b.dump()
     );
-    // A retransmits, then gives up (keyingtries=3): the %hold becomes %pass.
-    while let Some(t) = p.a.p.poll_timeout() {
-        if t > 2_000_000 {
-            break;
-        }
-        let now = t;
-        p.a.p.handle_timeout(now);
-        if p.b.p.poll_timeout().is_some_and(|x| x <= now) {
-            p.b.p.handle_timeout(now);
-        }
-        pump(&mut p.a, &mut p.b, now, &p.zone);
-    }
+    // B says so (INVALID_SIGNATURE, protected with the phase-1 keys) and A gives up at once,
+    // without waiting for its retransmissions to run out: no time has passed, and the %hold
+    // is already %pass.
+    assert!(
+        p.b.log_has("failed (wrong key?); tried *")
+            && p.b.log_has("sending notification INVALID_SIGNATURE"),
+        "{}",
+        p.b.dump()
+    );
+    assert!(
+        p.a.log_has("received notification INVALID_SIGNATURE: the peer cannot authenticate us"),
+        "{}",
+        p.a.dump()
+    );
     assert_eq!(p.a.established_ipsec(), 0);
+    assert!(p.a.p.sas.is_empty(), "{}", p.a.dump());
     assert!(
         p.a.eroutes.contains(&(
             ErouteOp::Replace,
@@ -245,6 +248,50 @@ fn wrong_key_in_dns_fails_into_the_failure_shunt() {
     assert!(
         !p.a.p.conns.keys().any(|k| k.ends_with("[1]")),
         "instance removed"
+    );
+}
+
+/// The mirror case: the responder's published key is wrong. The initiator's check of MR3
+/// fails; MR3 is the responder's last message, so the initiator gives up at once (failure
+/// shunt) and tells the responder, which deletes the ISAKMP SA it thought established.
+#[test]
+fn wrong_responder_key_in_dns_fails_at_once() {
+    let (other, _) = rsa_keys(98);
+    let mut p = pair(None);
+    txt(
+        &mut p.zone,
+        EAST,
+        EAST,
+        other.public_key().to_text().trim_start_matches("0s"),
+    );
+    acquire(&mut p.a, 1000, EAST);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    assert!(
+        p.a.log_has("failed (wrong key?); tried *")
+            && p.a.log_has("sending notification INVALID_SIGNATURE"),
+        "{}",
+        p.a.dump()
+    );
+    assert!(
+        p.a.eroutes.contains(&(
+            ErouteOp::Replace,
+            Subnet::host(WEST),
+            Subnet::host(EAST),
+            shunt(Shunt::Pass)
+        )),
+        "{}",
+        p.a.dump()
+    );
+    assert!(p.a.p.sas.is_empty(), "{}", p.a.dump());
+    assert!(
+        p.b.log_has("received notification INVALID_SIGNATURE: the peer cannot authenticate us (wrong key published?); deleting ISAKMP SA"),
+        "{}",
+        p.b.dump()
+    );
+    assert!(p.b.p.sas.is_empty(), "{}", p.b.dump());
+    assert!(
+        !p.b.p.conns.keys().any(|k| k.ends_with("[1]")),
+        "responder instance removed"
     );
 }
 
@@ -286,6 +333,134 @@ fn dns_failures_are_logged_with_the_name_and_end_in_the_failure_shunt() {
         st.contains("192.0.2.1/32:0 -0-> 10.9.0.9/32:0 => %pass"),
         "{st}"
     );
+}
+
+/// `shuntlifetime=` (`config setup`): an OE failure shunt (no record under private-or-clear:
+/// `%pass`) that carries no traffic is removed once it has been idle for the configured time,
+/// not before and not at the next regular shunt scan after it.
+#[test]
+fn failure_shunt_expires_after_shuntlifetime() {
+    let mut p = pair(None);
+    p.a.p.cfg.shunt_lifetime = Some(300);
+    let dst = Ipv4Addr::new(10, 9, 0, 11);
+    acquire(&mut p.a, 1000, dst);
+    pump(&mut p.a, &mut p.b, 1000, &p.zone);
+    let (ours, his) = (Subnet::host(WEST), Subnet::host(dst));
+    assert!(
+        p.a.eroutes
+            .contains(&(ErouteOp::Replace, ours, his, shunt(Shunt::Pass))),
+        "{}",
+        p.a.dump()
+    );
+    let delete = (ErouteOp::Delete, ours, his, shunt(Shunt::Pass));
+    // The datapath's shunt eroutes at each scan: the failure shunt, no packets through it.
+    let table = [crate::pluto::ShuntEroute {
+        src: ours,
+        dst: his,
+        shunt: Shunt::Pass,
+        packets: 0,
+    }];
+    let mut expired_at = None;
+    for t in (2_000..=1_000_000).step_by(1000) {
+        if !p.a.p.shunt_scan_due(t) {
+            continue;
+        }
+        let left: &[crate::pluto::ShuntEroute] = if expired_at.is_some() { &[] } else { &table };
+        p.a.p.handle_shunt_scan(t, left);
+        pump(&mut p.a, &mut p.b, t, &p.zone);
+        if expired_at.is_none() && p.a.eroutes.contains(&delete) {
+            expired_at = Some(t);
+        }
+    }
+    assert_eq!(expired_at, Some(301_000), "{}", p.a.dump());
+    assert!(p
+        .a
+        .log_has("expire bare shunt 192.0.2.1/32:0 -0-> 10.9.0.11/32:0 => %pass (oe-failed:"));
+    assert!(p.a.p.bare_shunts.is_empty());
+}
+
+/// FreeS/WAN's client delegation, responder side: A negotiates for a client behind it
+/// (a configured conn for 10.0.1.5/32; B has only `private-or-clear`). B, responding
+/// opportunistically, accepts that client only when the client's reverse TXT record names A
+/// as its gateway with the key that authenticated A; another gateway, another key or no
+/// record is refused.
+#[test]
+fn responder_accepts_a_client_only_when_dns_delegates_it() {
+    let client = Ipv4Addr::new(10, 0, 1, 5);
+    let (wk, wsec) = rsa_keys(21);
+    let (ek, _) = rsa_keys(22);
+    let (other, _) = rsa_keys(97);
+    let text = |k: &crate::pluto::crypto::PrivateKey| {
+        k.public_key()
+            .to_text()
+            .trim_start_matches("0s")
+            .to_string()
+    };
+    let conf = format!(
+        "version 2\nconn client\n\tleft={WEST}\n\tleftsubnet=10.0.1.5/32\n\tright={EAST}\n\tauthby=rsasig\n\tleftrsasigkey={}\n\trightrsasigkey={}\n\tauto=add\n",
+        wk.public_key().to_text(),
+        ek.public_key().to_text()
+    );
+    let cases = [
+        ("delegated", Some((WEST, text(&wk)))),
+        (
+            "another gateway",
+            Some((Ipv4Addr::new(192, 0, 2, 99), text(&wk))),
+        ),
+        ("another key", Some((WEST, text(&other)))),
+        ("no record", None),
+    ];
+    for (case, record) in cases {
+        let mut p = pair(None);
+        p.a = Node::new(WEST, 1, &conf, &wsec);
+        let accepted = case == "delegated";
+        if let Some((gw, key)) = record {
+            txt(&mut p.zone, client, gw, &key);
+        }
+        p.a.p.whack(
+            1000,
+            crate::pluto::WhackClient(5),
+            crate::pluto::WhackCmd::Up {
+                name: "client".into(),
+                asynchronous: true,
+            },
+        );
+        pump(&mut p.a, &mut p.b, 1000, &p.zone);
+        assert!(
+            p.b.log_has("peer client 10.0.1.5/32 is not 192.0.2.1: asking DNS whether it delegates to 192.0.2.1 (TXT 5.1.0.10.in-addr.arpa)"),
+            "{case}\n{}",
+            p.b.dump()
+        );
+        let want = usize::from(accepted);
+        assert_eq!(p.a.established_ipsec(), want, "{case}\n{}", p.b.dump());
+        assert_eq!(p.b.established_ipsec(), want, "{case}\n{}", p.b.dump());
+        if accepted {
+            assert!(
+                p.b.log_has("5.1.0.10.in-addr.arpa delegates 10.0.1.5/32 to 192.0.2.1 with the key that authenticated it"),
+                "{}",
+                p.b.dump()
+            );
+            let st = p.b.status(2000).join("\n");
+            assert!(
+                st.contains("192.0.2.2...192.0.2.1===10.0.1.5/32")
+                    || st.contains("...192.0.2.1===10.0.1.5/32"),
+                "{st}"
+            );
+        } else {
+            assert!(
+                p.b.log_has("peer client 10.0.1.5/32 refused: 5.1.0.10.in-addr.arpa has no X-IPsec-Server record naming 192.0.2.1 with the key that authenticated it"),
+                "{case}\n{}",
+                p.b.dump()
+            );
+            assert!(
+                p.b.log_has(
+                    "cannot respond to IPsec SA request because no connection is known for"
+                ),
+                "{case}\n{}",
+                p.b.dump()
+            );
+        }
+    }
 }
 
 fn key_record(zone: &mut Zone, name: &str, blob: &[u8]) {

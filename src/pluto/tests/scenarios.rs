@@ -221,6 +221,24 @@ fn rsa_wrong_key_is_refused() {
         "{}",
         net.b.dump()
     );
+    // B says so; A (keyingtries=%forever) sends nothing more in this attempt and starts the
+    // next one when its retransmission timer fires, not at once (no burst of attempts).
+    assert!(
+        net.a.log_has("received notification INVALID_SIGNATURE")
+            && net.a.log_has("no more retransmissions; the next keying attempt starts when the retransmission timer fires"),
+        "{}",
+        net.a.dump()
+    );
+    let sent = net.a.sent.len();
+    net.advance_to(net.now + 9_000);
+    assert_eq!(net.a.sent.len(), sent, "{}", net.a.dump());
+    net.advance_to(net.now + 2_000);
+    assert!(
+        net.a
+            .log_has("starting keying attempt 2 of an unlimited number"),
+        "{}",
+        net.a.dump()
+    );
 }
 
 /// RSA keys shorter than 2048 bits load with a warning at their file:line (conn and secrets);
