@@ -210,6 +210,25 @@ fn esp_suites(c: &crate::pluto::Connection) -> Vec<EspAlg> {
     }
 }
 
+/// Why a protected IKEv2 message could not be opened.
+#[derive(Debug)]
+enum OpenError {
+    /// Before or during decryption: no keys, a bad layout, a bad ICV, a bad fragment. Nothing
+    /// in it is authenticated, so it is only logged.
+    Outer(String),
+    /// The decrypted (so authenticated) inner payload chain does not parse.
+    Inner(wire::ParseError),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Outer(e) => f.write_str(e),
+            OpenError::Inner(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 impl Pluto {
     fn v2(&self, serial: SerialNo) -> Option<&Ikev2Ike> {
         self.sas.ike(serial)?.exchange.v2()
@@ -351,21 +370,30 @@ impl Pluto {
     /// Checks and decrypts a protected message on IKE SA `serial`: its inner payloads, or
     /// `None` for a fragment of a message not yet complete (RFC 7383: each fragment's ICV is
     /// checked before it is kept).
-    fn v2_open(&mut self, serial: SerialNo, data: &[u8]) -> Result<Option<Vec<Payload>>, String> {
+    fn v2_open(
+        &mut self,
+        serial: SerialNo,
+        data: &[u8],
+    ) -> Result<Option<Vec<Payload>>, OpenError> {
         let sk = self
             .v2(serial)
             .and_then(|x| x.sk_in.as_ref())
-            .ok_or("no keys")?;
-        let p = Protected::locate(data, sk.iv_len(), sk.icv_len()).map_err(|e| e.to_string())?;
-        let body = data.get(p.aad.len()..).ok_or("truncated")?;
-        let plain = sk.open(p.aad, body).map_err(|e| e.to_string())?;
+            .ok_or(OpenError::Outer("no keys".into()))?;
+        let p = Protected::locate(data, sk.iv_len(), sk.icv_len())
+            .map_err(|e| OpenError::Outer(e.to_string()))?;
+        let body = data
+            .get(p.aad.len()..)
+            .ok_or(OpenError::Outer("truncated".into()))?;
+        let plain = sk
+            .open(p.aad, body)
+            .map_err(|e| OpenError::Outer(e.to_string()))?;
         let Some(info) = p.fragment else {
             return wire::parse_inner(p.first_inner, &plain)
                 .map(Some)
-                .map_err(|e| e.to_string());
+                .map_err(OpenError::Inner);
         };
         let (msgid, response) = (p.header.message_id, p.header.flags.response());
-        let x = self.v2_mut(serial).ok_or("gone")?;
+        let x = self.v2_mut(serial).ok_or(OpenError::Outer("gone".into()))?;
         if x.reassembly
             .as_ref()
             .is_none_or(|r| (r.0, r.1) != (msgid, response))
@@ -380,13 +408,13 @@ impl Pluto {
                 x.reassembly = None;
                 wire::parse_inner(m.first_inner, &m.chain)
                     .map(Some)
-                    .map_err(|e| e.to_string())
+                    .map_err(OpenError::Inner)
             }
             Ok(_) => Ok(None),
-            Err(e) => Err(format!(
+            Err(e) => Err(OpenError::Outer(format!(
                 "fragment {}/{} dropped: {e}",
                 info.number, info.total
-            )),
+            ))),
         }
     }
 
@@ -761,6 +789,30 @@ impl Pluto {
         let payloads = match self.v2_open(serial, data) {
             Ok(Some(p)) => p,
             Ok(None) => return,
+            Err(OpenError::Inner(e @ wire::ParseError::UnsupportedCriticalPayload { .. })) => {
+                // RFC 7296 2.5: an authenticated request with a critical payload we do not
+                // know is rejected with UNSUPPORTED_CRITICAL_PAYLOAD naming its type; the
+                // message ID is used up like any answered request.
+                self.slog(
+                    serial,
+                    format!(
+                        "{}: {e}; answered with {}",
+                        hdr.exchange_type,
+                        e.notify_type()
+                    ),
+                );
+                let n = NotifyPayload::new(e.notify_type(), e.notify_data());
+                let r = self.v2_respond(
+                    serial,
+                    hdr.exchange_type,
+                    hdr.message_id,
+                    &[Payload::Notify(n)],
+                );
+                if let Err(e) = r {
+                    self.slog(serial, e);
+                }
+                return;
+            }
             Err(e) => {
                 self.slog(
                     serial,
