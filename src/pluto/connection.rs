@@ -2,7 +2,7 @@
 //! engine), with Road-Warrior templates and their instances, and routing state.
 
 use crate::pluto::ids::SerialNo;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::addr::Subnet;
 use crate::config::conf::{ConfError, ConnSection, Section};
@@ -23,13 +23,13 @@ pub const IPSEC_LIFETIME_CAP: u64 = 24 * 3600;
 #[derive(Debug, Clone)]
 pub struct End {
     /// Public address; `None` for `%any` (Road Warrior template).
-    pub host: Option<Ipv4Addr>,
+    pub host: Option<IpAddr>,
     /// Client network; the host /32 when no subnet is given.
     pub client: Subnet,
     /// `leftsubnet=` was given.
     pub has_client: bool,
     /// Next hop (`None` = directly connected to the peer).
-    pub nexthop: Option<Ipv4Addr>,
+    pub nexthop: Option<IpAddr>,
     /// IKE identity (default: the host address, `%any` for a Road Warrior).
     pub id: Id,
     /// The ID was given explicitly.
@@ -310,8 +310,8 @@ fn ike_v6(key: &str, v: &str) -> String {
 }
 
 struct RawEnd {
-    host: Option<Ipv4Addr>,
-    dr_nexthop: Option<Ipv4Addr>,
+    host: Option<IpAddr>,
+    dr_nexthop: Option<IpAddr>,
     kind: PeerKind,
 }
 
@@ -349,7 +349,7 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
         }),
         s if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(p.err_at(side, ike_v6(side, s))),
         s => s
-            .parse::<Ipv4Addr>()
+            .parse::<IpAddr>()
             .map(|a| RawEnd {
                 host: Some(a),
                 dr_nexthop: None,
@@ -395,7 +395,7 @@ fn build_end(
             true,
         ),
         None => (
-            Subnet::host(raw.host.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            Subnet::host(raw.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
             false,
         ),
     };
@@ -406,7 +406,7 @@ fn build_end(
         Some(s) if s.parse::<std::net::Ipv6Addr>().is_ok() => {
             return Err(p.err_at(&key("nexthop"), ike_v6(&key("nexthop"), s)))
         }
-        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
             p.err_at(
                 &key("nexthop"),
                 format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
@@ -414,11 +414,11 @@ fn build_end(
         })?),
     };
     let (id, id_explicit) = match p.get(&key("id")) {
-        None => (raw.host.map_or(Id::Any, Id::Ipv4), false),
+        None => (raw.host.map_or(Id::Any, Id::from_ip), false),
         Some("%myid") => (
             cfg.myid
                 .clone()
-                .unwrap_or_else(|| raw.host.map_or(Id::Any, Id::Ipv4)),
+                .unwrap_or_else(|| raw.host.map_or(Id::Any, Id::from_ip)),
             true,
         ),
         Some(s) => (
@@ -494,7 +494,7 @@ impl Connection {
         let p = &c.params;
         let left = raw_end(p, "left", cfg).map_err(bad)?;
         let right = raw_end(p, "right", cfg).map_err(bad)?;
-        let ours = |h: Option<Ipv4Addr>| {
+        let ours = |h: Option<IpAddr>| {
             h.and_then(|a| cfg.interfaces.iter().find(|i| i.addr == a).cloned())
         };
         let (this_side, that_side, this_raw, that_raw, iface) = if let Some(i) = ours(left.host) {
@@ -753,7 +753,7 @@ impl Connection {
     }
 
     /// Makes an instance of this template for a peer at `peer`.
-    pub fn instantiate(&mut self, peer: Ipv4Addr) -> Connection {
+    pub fn instantiate(&mut self, peer: IpAddr) -> Connection {
         self.next_instance += 1;
         let mut c = self.clone();
         c.instance = self.next_instance;
@@ -849,7 +849,7 @@ impl Connection {
 
     /// `client===host[id]---nexthop...` ends of `--status` (spec 5.8).
     pub fn describe(&self) -> String {
-        let end = |e: &End, nh: Option<Ipv4Addr>, left: bool| -> String {
+        let end = |e: &End, nh: Option<IpAddr>, left: bool| -> String {
             let mut s = String::new();
             let kind = match (self.peer_kind, &self.group) {
                 (PeerKind::Fixed, Some(_)) => PeerKind::Group.text(),
@@ -903,8 +903,8 @@ impl Connection {
 
     /// Updown facts for this connection.
     pub fn updown_info(&self) -> crate::updown::UpdownInfo {
-        let me = self.this.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let peer = self.that.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let me = self.this.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let peer = self.that.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         crate::updown::UpdownInfo {
             connection: self.key(),
             next_hop: self.this.nexthop.unwrap_or(peer).into(),

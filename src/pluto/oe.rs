@@ -20,7 +20,7 @@
 //! answer fails and the initiator's retransmission is checked again.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
@@ -143,7 +143,7 @@ impl Pluto {
         self.log(format!(
             "{name}: initiate on demand from {src}:{sport} to {dst}:{dport} {what} (opportunistic)"
         ));
-        if self.conns.get(key).and_then(|c| c.this.host) != Some(src) {
+        if self.conns.get(key).and_then(|c| c.this.host) != Some(IpAddr::V4(src)) {
             // FreeS/WAN required a reverse TXT record delegating another source to us; rswan
             // does opportunism for its own addresses only (docs/compatibility.md).
             self.oe_fail(
@@ -237,7 +237,10 @@ impl Pluto {
             .conns
             .values()
             .filter(|c| c.is_opportunistic() && c.routing != Routing::Unrouted)
-            .filter_map(|c| c.this.host)
+            .filter_map(|c| match c.this.host {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            })
             .collect();
         addrs.sort();
         addrs.dedup();
@@ -299,7 +302,7 @@ impl Pluto {
             Id::Ipv4(a) => Some(reverse_name(*a)),
             Id::Fqdn(n) | Id::Name(n) => Some(n.trim_end_matches('.').to_string()),
             Id::UserFqdn(u) => u.split_once('@').map(|(_, d)| d.to_string()),
-            Id::Any => None,
+            Id::Ipv6(_) | Id::Any => None,
         }
     }
 
@@ -365,7 +368,10 @@ impl Pluto {
             return;
         };
         let who = c.quoted();
-        let peer = c.that.host;
+        let peer = match c.that.host {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
         let blob = match &result {
             Lookup::Answer(recs) => match stage {
                 RespStage::Key => recs.iter().find_map(|r| records::parse_key(&r.rdata).ok()),
@@ -595,9 +601,9 @@ impl Pluto {
         let Some(t) = self.conns.get_mut(base) else {
             return;
         };
-        let mut inst = t.instantiate(gw);
+        let mut inst = t.instantiate(IpAddr::V4(gw));
         inst.this.client = Subnet::host(src);
-        inst.this.has_client = inst.this.host != Some(src);
+        inst.this.has_client = inst.this.host != Some(IpAddr::V4(src));
         inst.that.client = Subnet::host(dst);
         inst.that.has_client = gw != dst;
         inst.that.id = Id::Ipv4(gw);
@@ -698,7 +704,7 @@ impl Pluto {
                 let passive = matches!(c.ctype, ConnType::Shunt(Shunt::Pass)) && !c.auth.is_empty();
                 c.is_opportunistic()
                     && (c.negotiates() || passive)
-                    && c.this.host == Some(me)
+                    && c.this.host == Some(IpAddr::V4(me))
                     && c.that.client.contains(peer)
                     && c.routing != Routing::Unrouted
             })
@@ -707,7 +713,7 @@ impl Pluto {
         if let Some(k) = self
             .conns
             .values()
-            .find(|c| c.name == base && c.instance != 0 && c.that.host == Some(peer))
+            .find(|c| c.name == base && c.instance != 0 && c.that.host == Some(IpAddr::V4(peer)))
         {
             return Some(k.key());
         }
@@ -726,7 +732,7 @@ impl Pluto {
             return None;
         }
         let t = self.conns.get_mut(&base)?;
-        let mut inst = t.instantiate(peer);
+        let mut inst = t.instantiate(IpAddr::V4(peer));
         inst.this.client = Subnet::host(me);
         inst.this.has_client = false;
         inst.that.client = Subnet::host(peer);

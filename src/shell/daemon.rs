@@ -1669,10 +1669,19 @@ fn infos_for_pluto(klips: &Klips) -> Vec<Interface> {
     klips
         .devs()
         .into_iter()
-        .map(|d| Interface {
-            virt: d.name,
-            phys: d.phys,
-            addr: d.addr,
+        .flat_map(|d| {
+            // IKE listens on each address of the physical interface, IPv4 and IPv6.
+            let v4 = (!d.addr.is_unspecified()).then(|| Interface {
+                virt: d.name.clone(),
+                phys: d.phys.clone(),
+                addr: d.addr.into(),
+            });
+            let v6 = d.addr6.map(|a| Interface {
+                virt: d.name.clone(),
+                phys: d.phys.clone(),
+                addr: a.into(),
+            });
+            v4.into_iter().chain(v6)
         })
         .collect()
 }
@@ -1691,8 +1700,11 @@ fn pluto_config(
         ),
         None => None,
     };
-    let defaultroute =
-        defaultroute.and_then(|(dev, nh)| iface::address_of(dev).ok().map(|a| (a.addr, *nh)));
+    let defaultroute = defaultroute.and_then(|(dev, nh)| {
+        iface::address_of(dev)
+            .ok()
+            .map(|a| (a.addr.into(), (*nh).into()))
+    });
     Ok(PlutoConfig {
         interfaces: interfaces.to_vec(),
         defaultroute,

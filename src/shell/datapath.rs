@@ -5,7 +5,7 @@
 //! cost on small machines).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -295,8 +295,8 @@ impl Sink {
     fn ike(&self, src: SocketAddrV4, dst: Ipv4Addr, data: &[u8]) {
         if let Some(t) = &self.o.ike_tx {
             let _ = t.try_send(super::keying::IkeIn {
-                local: SocketAddrV4::new(dst, 4500),
-                remote: src,
+                local: SocketAddr::new(dst.into(), 4500),
+                remote: src.into(),
                 data: data.to_vec(),
             });
         }

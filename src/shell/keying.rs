@@ -5,7 +5,7 @@
 //! and eroutes into the datapath tables, updown scripts, log lines and whack progress lines.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,9 +28,9 @@ use super::net::{UdpSock, MAX_PKT};
 #[derive(Debug, Clone)]
 pub struct IkeIn {
     /// Our address and port it arrived on.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The sender.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// The IKE message.
     pub data: Vec<u8>,
 }
@@ -220,8 +220,8 @@ fn udp500_reader(sock: Arc<UdpSock>, tx: Sender<IkeIn>, stop: Arc<std::sync::ato
         };
         for i in 0..n {
             let _ = tx.try_send(IkeIn {
-                local: SocketAddrV4::new(metas[i].dst, 500),
-                remote: metas[i].src,
+                local: SocketAddr::new(metas[i].dst.into(), 500),
+                remote: metas[i].src.into(),
                 data: bufs[i][..lens[i]].to_vec(),
             });
         }
@@ -416,7 +416,11 @@ fn apply<H: KeyingHost>(
             } else {
                 sock500
             };
-            if let Err(e) = sock.send_from(&data, *local.ip(), remote) {
+            let r = match (local, remote) {
+                (SocketAddr::V4(l), SocketAddr::V4(r)) => sock.send_from(&data, *l.ip(), r),
+                _ => Err(std::io::Error::other("no IKE socket of that family")),
+            };
+            if let Err(e) = r {
                 host.log(&format!("sending IKE to {remote} failed: {e}"));
             }
         }
