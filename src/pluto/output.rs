@@ -118,6 +118,9 @@ pub struct PlutoConfig {
     pub interfaces: Vec<Interface>,
     /// The default route: (our address on it, next hop); resolves `%defaultroute`.
     pub defaultroute: Option<(IpAddr, IpAddr)>,
+    /// The IPv6 default route: (our IPv6 address on its interface, next hop); resolves
+    /// `%defaultroute` in a conn whose other addresses are IPv6.
+    pub defaultroute6: Option<(IpAddr, IpAddr)>,
     /// `%myid` (`myid=`), if set.
     pub myid: Option<Id>,
     /// `uniqueids=yes`: a new ISAKMP SA with a peer ID releases older conns of that ID.
@@ -173,6 +176,7 @@ impl Default for PlutoConfig {
         PlutoConfig {
             interfaces: Vec::new(),
             defaultroute: None,
+            defaultroute6: None,
             myid: None,
             uniqueids: true,
             nat_traversal: true,

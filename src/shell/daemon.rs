@@ -22,8 +22,8 @@ use crate::updown::{default_route_nets, UpdownInfo, Verb};
 
 use super::datapath::{self, Clock, DevRuntime};
 use super::failclosed::{self, Guard, Kind, Record};
-use super::keying::{IkeIn, Keying, KeyingHost, WhackLine};
-use super::net::{RawSender, UdpSock};
+use super::keying::{Ike6Socks, IkeIn, Keying, KeyingHost, WhackLine};
+use super::net::{RawSender, UdpReceiver6, UdpSock};
 use super::paths::Paths;
 use super::{control, iface, syslog, tun};
 use crate::config::secrets::Secrets;
@@ -1195,8 +1195,13 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         .get_u32("overridemtu", 0)
         .map_err(|e| fail(e.to_string()))?;
     let dr = iface::default_route();
-    let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
-        .map_err(|e| fail(e.to_string()))?;
+    let dr6 = iface::default_route6();
+    // interfaces=%defaultroute: the IPv4 default route's interface, else the IPv6 one's.
+    let dr_dev = dr
+        .as_ref()
+        .map(|d| d.0.as_str())
+        .or(dr6.as_ref().map(|d| d.0.as_str()));
+    let pairs = parse_interfaces(&conf, dr_dev).map_err(|e| fail(e.to_string()))?;
     // One TUN queue, hence one reader thread, per core (or `workers=`): each reader numbers,
     // encrypts and sends an SA's packets under the SA group's transmit lock, so they leave in
     // sequence order whichever queue the kernel put a flow on.
@@ -1224,7 +1229,17 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                     .to_string(),
             )
         };
-        let a = iface::address_of(&p.phys).map_err(bad_iface)?;
+        // An IPv6-only interface has no IPv4 address: 0.0.0.0 then (IKE and ESP over IPv6).
+        let addr6 = iface::address6_of(&p.phys);
+        let a = match (iface::address_of(&p.phys), addr6) {
+            (Ok(a), _) => a,
+            (Err(_), Some(_)) => iface::IfAddr {
+                dev: p.phys.clone(),
+                addr: std::net::Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+            },
+            (Err(e), None) => return Err(bad_iface(e)),
+        };
         let phys_mtu = iface::mtu_of(&p.phys).map_err(bad_iface)?;
         let mtu = if overridemtu != 0 {
             overridemtu as usize
@@ -1244,7 +1259,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             ));
         }
         let qs = opened.queues;
-        tun::configure(&p.virt, mtu as u32, Some((a.addr, a.prefix)))
+        let v4 = (!a.addr.is_unspecified()).then_some((a.addr, a.prefix));
+        tun::configure(&p.virt, mtu as u32, v4)
             .map_err(|e| fail(format!("cannot configure {}: {e}", p.virt)))?;
         let sender = Arc::new(
             RawSender::new(Some(&p.phys))
@@ -1255,7 +1271,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             name: p.virt.clone(),
             phys: p.phys.clone(),
             addr: a.addr,
-            addr6: iface::address6_of(&p.phys),
+            addr6,
             phys_mtu,
             mtu,
         };
@@ -1268,7 +1284,14 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         });
         log(&format!(
             "ipsec_setup: {} -> {} mtu={} ({})",
-            p.virt, p.phys, mtu, a.addr
+            p.virt,
+            p.phys,
+            mtu,
+            match (a.addr.is_unspecified(), addr6) {
+                (true, Some(a6)) => a6.to_string(),
+                (false, Some(a6)) => format!("{} {a6}", a.addr),
+                _ => a.addr.to_string(),
+            }
         ));
     }
     klips.set_devs(infos);
@@ -1303,6 +1326,17 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         Arc::new(UdpSock::bind(4500).map_err(|e| fail(format!("cannot bind UDP 4500: {e}")))?);
     let udp500 =
         Arc::new(UdpSock::bind(500).map_err(|e| fail(format!("cannot bind UDP 500: {e}")))?);
+    // IKE and ESP-in-UDP of IPv6 peers, where the kernel has IPv6.
+    let ike6 = match (UdpReceiver6::bind(500), UdpReceiver6::bind(4500)) {
+        (Ok(a), Ok(b)) => Some(Ike6Socks {
+            sock500: Arc::new(a),
+            sock4500: Arc::new(b),
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            log(&format!("ipsec_setup: no IKE over IPv6: {e}"));
+            None
+        }
+    };
     let clock = Clock::new();
     let (ike_tx, ike_rx) = crossbeam_channel::bounded::<IkeIn>(1024);
     let dp = datapath::start(
@@ -1310,6 +1344,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         devs,
         clock,
         Some(udp.clone()),
+        ike6.as_ref().map(|s| s.sock4500.clone()),
         Some(ike_tx.clone()),
     )
     .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
@@ -1355,7 +1390,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     });
 
     // Pluto: the IKE keying daemon.
-    let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref())
+    let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref(), dr6.as_ref())
         .map_err(|e| fail(e.to_string()))?;
     for e in &firewall_errors {
         log(&format!("ipsec_setup: conn skipped: {e}"));
@@ -1392,6 +1427,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         udp,
         ike_tx,
         ike_rx,
+        ike6,
         keying_stop.clone(),
     )
     .map_err(|e| fail(format!("cannot start pluto: {e}")))?;
@@ -1691,6 +1727,7 @@ fn pluto_config(
     conf: &IpsecConf,
     interfaces: &[Interface],
     defaultroute: Option<&(String, Ipv4Addr)>,
+    defaultroute6: Option<&(String, std::net::Ipv6Addr)>,
 ) -> Result<PlutoConfig, ConfError> {
     let s = &conf.setup;
     let myid = match s.get("myid") {
@@ -1705,9 +1742,12 @@ fn pluto_config(
             .ok()
             .map(|a| (a.addr.into(), (*nh).into()))
     });
+    let defaultroute6 = defaultroute6
+        .and_then(|(dev, nh)| iface::address6_of(dev).map(|a| (a.into(), (*nh).into())));
     Ok(PlutoConfig {
         interfaces: interfaces.to_vec(),
         defaultroute,
+        defaultroute6,
         myid,
         uniqueids: s.get_bool("uniqueids", true)?,
         nat_traversal: s.get_bool("nat_traversal", true)?,
