@@ -1812,6 +1812,7 @@ impl Pluto {
         if c.instance != 0 && !c.that.has_client {
             let claim = tsi.addr_selectors().find_map(|a| match a.addresses {
                 AddressRange::V4 { start, end } if start == end => Some(Subnet::host(start)),
+                AddressRange::V6 { start, end } if start == end => Some(Subnet::host(start)),
                 _ => None,
             });
             let s = self.sas.ike(ike)?;

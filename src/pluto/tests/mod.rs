@@ -2,6 +2,7 @@
 
 mod groups;
 mod ikev2;
+mod ipv6;
 mod limits;
 mod oe;
 mod peers;
@@ -189,6 +190,8 @@ pub(crate) struct Net {
     pub drop: DropFn,
     /// Node A sits behind a NAT (A's source is rewritten to NAT_PUBLIC, ports +1000).
     pub nat_a: bool,
+    /// The NAT's public address (IPv4 [`NAT_PUBLIC`] unless a test puts an IPv6 one).
+    pub nat_public: IpAddr,
     pub delivered: usize,
     /// Injects datagrams into B between A's messages.
     pub adversary: Option<AdversaryFn>,
@@ -202,6 +205,7 @@ impl Net {
             now: 0,
             drop: Box::new(|_, _| false),
             nat_a: false,
+            nat_public: NAT_PUBLIC.into(),
             delivered: 0,
             adversary: None,
         }
@@ -268,7 +272,7 @@ impl Net {
                     continue;
                 }
                 let src = if self.nat_a {
-                    SocketAddr::from((NAT_PUBLIC, local.port() + 1000))
+                    SocketAddr::new(self.nat_public, local.port() + 1000)
                 } else {
                     local
                 };
@@ -280,7 +284,7 @@ impl Net {
                     continue;
                 }
                 let dst = if self.nat_a {
-                    if remote.ip() != NAT_PUBLIC {
+                    if remote.ip() != self.nat_public {
                         continue;
                     }
                     SocketAddr::new(self.a.addr, remote.port() - 1000)
