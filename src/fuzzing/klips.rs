@@ -80,7 +80,7 @@ fn klips() -> Klips {
     k.set_devs(vec![DevInfo {
         name: "ipsec0".into(),
         phys: "eth0".into(),
-        addr: ME.into(),
+        addr: ME,
         addr6: None,
         phys_mtu: 1500,
         mtu: 1400,

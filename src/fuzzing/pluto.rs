@@ -1042,6 +1042,14 @@ pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
+/// The IPv4 address of a datagram's destination (the fuzzed nodes are IPv4).
+fn to_v4(a: SocketAddr) -> Ipv4Addr {
+    match a.ip() {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1328,13 +1336,5 @@ mod tests {
             w.a.logs
         );
         assert!(logged(&w.a, "to replace #"), "{:?}", w.a.logs);
-    }
-}
-
-/// The IPv4 address of a datagram's destination (the fuzzed nodes are IPv4).
-fn to_v4(a: SocketAddr) -> Ipv4Addr {
-    match a.ip() {
-        std::net::IpAddr::V4(a) => a,
-        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
     }
 }

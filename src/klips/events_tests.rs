@@ -49,7 +49,7 @@ fn side(addr: Ipv4Addr, seed: u64) -> Side {
     k.set_devs(vec![DevInfo {
         name: "ipsec0".into(),
         phys: "eth0".into(),
-        addr: addr.into(),
+        addr,
         addr6: None,
         phys_mtu: 1500,
         mtu: 1400,
@@ -57,7 +57,7 @@ fn side(addr: Ipv4Addr, seed: u64) -> Side {
     Side {
         p,
         k,
-        addr: addr.into(),
+        addr,
         installed: 0,
     }
 }

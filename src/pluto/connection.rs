@@ -967,12 +967,12 @@ impl Connection {
         let peer = self.that.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         crate::updown::UpdownInfo {
             connection: self.key(),
-            next_hop: self.this.nexthop.unwrap_or(peer).into(),
+            next_hop: self.this.nexthop.unwrap_or(peer),
             interface: self.interface.virt.clone(),
-            me: me.into(),
+            me,
             my_id: self.this.id.to_string(),
             my_client: self.this.client,
-            peer: peer.into(),
+            peer,
             peer_id: self.that.id.to_string(),
             peer_client: self.that.client,
             command: self.this.updown.clone(),

@@ -164,7 +164,7 @@ impl NegotiatedChild {
         let mut push = |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>| {
             sas.push(SaSpec {
                 said,
-                src: src.into(),
+                src,
                 dir: Some(dir),
                 xform,
                 replay_window: window,

@@ -78,7 +78,7 @@ fn range(start: IpAddr, s: u128, e: u128, bits: u32) -> Option<Subnet> {
         // The whole 128-bit space.
         None => 0,
         Some(span) => {
-            if !span.is_power_of_two() || s % span != 0 {
+            if !span.is_power_of_two() || !s.is_multiple_of(span) {
                 return None;
             }
             bits - span.trailing_zeros()

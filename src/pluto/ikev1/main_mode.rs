@@ -485,12 +485,12 @@ impl Pluto {
         let draft = x.natt == UdpEncapMode::Draft;
         let force = self.conns.get(s.conn()).is_some_and(|c| c.forceencaps);
         let (ic, rc_, remote, local) = (s.spi_i(), s.spi_r, s.remote, s.local);
-        let theirs = kc::nat_d_hash(prf, &ic, &rc_, (remote.ip()).into(), remote.port());
+        let theirs = kc::nat_d_hash(prf, &ic, &rc_, remote.ip(), remote.port());
         let ours = if force {
             // Pretend to be behind a NAT so both ends encapsulate (as strongSwan does).
             self.random_bytes(prf.output_len())
         } else {
-            kc::nat_d_hash(prf, &ic, &rc_, (local.ip()).into(), local.port())
+            kc::nat_d_hash(prf, &ic, &rc_, local.ip(), local.port())
         };
         vec![
             Payload::NatD(NatDPayload {
@@ -532,8 +532,8 @@ impl Pluto {
             return;
         };
         let (icky, rcky) = (s.spi_i(), s.spi_r);
-        let me = kc::nat_d_hash(prf, &icky, &rcky, (s.local.ip()).into(), s.local.port());
-        let him = kc::nat_d_hash(prf, &icky, &rcky, (s.remote.ip()).into(), s.remote.port());
+        let me = kc::nat_d_hash(prf, &icky, &rcky, s.local.ip(), s.local.port());
+        let him = kc::nat_d_hash(prf, &icky, &rcky, s.remote.ip(), s.remote.port());
         s.nat.we_behind = force || !hashes.first().is_some_and(|h| ct_eq(h, &me));
         s.nat.peer_behind = !hashes.iter().skip(1).any(|h| ct_eq(h, &him));
         let (we, he) = (s.nat.we_behind, s.nat.peer_behind);

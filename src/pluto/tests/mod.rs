@@ -67,7 +67,7 @@ impl Node {
             interfaces: vec![Interface {
                 virt: "ipsec0".into(),
                 phys: "eth0".into(),
-                addr: addr.into(),
+                addr,
             }],
             ..PlutoConfig::default()
         };
@@ -79,7 +79,7 @@ impl Node {
         p.load_secrets(Secrets::parse_str(secrets, "/etc/ipsec.secrets").expect("secrets parse"));
         Node {
             p,
-            addr: addr.into(),
+            addr,
             logs: Vec::new(),
             whack: Vec::new(),
             done: Vec::new(),

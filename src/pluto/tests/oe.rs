@@ -112,7 +112,7 @@ fn acquire(n: &mut Node, now: u64, dst: Ipv4Addr) {
     n.p.handle_acquire(
         now,
         Acquire {
-            src: src.into(),
+            src,
             dst: dst.into(),
             proto: 1,
             sport: 0,
