@@ -649,6 +649,12 @@ mod tests {
             assert_eq!(c.this.host, Some(me.parse().unwrap()));
             assert_eq!(c.this.nexthop, Some(nh.parse().unwrap()));
         }
+        // A Road Warrior template says its family with hostaddrfamily= (Openswan).
+        let text = "version 2\nconn net\n\tleft=%defaultroute\n\tright=%any\n\thostaddrfamily=ipv6\n\tauthby=secret\n\tauto=add\n";
+        let conf = IpsecConf::parse_str(text, "/etc/ipsec.conf").unwrap();
+        let c = Connection::from_section(conf.conn("net").unwrap(), &both).unwrap();
+        assert_eq!(c.this.host, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(c.that.client, "::/128".parse().unwrap());
         let c = load("\tleft=2001:db8::1\n\tright=%any\n", "2001:db8::1").unwrap();
         assert_eq!(c.that.client, "::/128".parse().unwrap());
         assert_eq!(c.this.id.to_string(), "2001:db8::1");

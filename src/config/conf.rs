@@ -337,6 +337,9 @@ pub const CONN_KEYWORDS: &[&str] = &[
     "auth",
     "keyexchange",
     "ikev2",
+    // Openswan: the family of the hosts (and of `%defaultroute`) / of the whole conn
+    "hostaddrfamily",
+    "connaddrfamily",
     "pfs",
     "keylife",
     "rekey",
@@ -470,6 +473,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             "dpdaction" => Check::OneOf(&["hold", "clear", "restart"]),
             "keyexchange" => Check::OneOf(&["ike", "ikev1", "ikev2"]),
             "ikev2" => Check::OneOf(&["never", "no", "permit", "propose", "yes", "insist"]),
+            "hostaddrfamily" | "connaddrfamily" => Check::OneOf(&["ipv4", "ipv6"]),
             "keylife" | "ikelifetime" | "rekeymargin" | "dpddelay" | "dpdtimeout" => {
                 Check::Duration
             }
@@ -2029,6 +2033,7 @@ mod tests {
                 "auth" => "esp",
                 "keyexchange" => "ike",
                 "ikev2" => "permit",
+                "hostaddrfamily" | "connaddrfamily" => "ipv6",
                 "failureshunt" => "none",
                 "dpdaction" => "hold",
                 "pfs"

@@ -57,6 +57,26 @@ fn ikev1_over_ipv6_with_ipv6_clients() {
         "{}",
         net.a.dump()
     );
+    // updown sees the IPv6 hosts and clients (PLUTO_* values; the default script routes the
+    // peer client into ipsec0 by device).
+    let env = net.a.p.conns["net"]
+        .updown_info()
+        .env(crate::updown::Verb::Up);
+    for (k, v) in [
+        ("PLUTO_VERB", "up-client"),
+        ("PLUTO_ME", "2001:db8::1"),
+        ("PLUTO_PEER", "2001:db8:ffff::7"),
+        ("PLUTO_PEER_ID", "2001:db8:ffff::7"),
+        ("PLUTO_MY_CLIENT", "2001:db8:1::/64"),
+        ("PLUTO_PEER_CLIENT_NET", "2001:db8:2::"),
+        ("PLUTO_PEER_CLIENT_MASK", "ffff:ffff:ffff:ffff::"),
+        ("PLUTO_INTERFACE", "ipsec0"),
+    ] {
+        assert!(
+            env.contains(&(k.to_string(), v.to_string())),
+            "{k}: {env:?}"
+        );
+    }
     // The peer's ID is its IPv6 address (ID_IPV6_ADDR), as --status shows.
     let st = net.b.status(net.now).join("\n");
     assert!(st.contains("2001:db8::1"), "{st}");
