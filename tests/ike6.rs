@@ -203,3 +203,70 @@ fn auto_route_keys_on_demand_for_an_ipv6_destination() {
     assert!(er.contains("=> tun0x") && !er.contains("%hold"), "{er}");
     passes(&t, "2001:db8:2::10");
 }
+
+/// A Road Warrior over IPv6: gateway B's `right=%any` template (its secret indexed by its IPv6
+/// address and `%any`) instantiates for gateway A at 2001:db8::1, `auto --status` shows the
+/// instance with IPv6 hosts, and A's own traffic to host B goes through the tunnel.
+#[test]
+fn ipv6_road_warrior() {
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    write_secrets(
+        &t,
+        &gb,
+        "2001:db8::2 %any : PSK \"the shared secret of ike6.rs\"\n",
+    );
+    write_secrets(&t, &ga, SECRETS);
+    t.start_gateway(
+        &gb,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=2001:db8::2\n\tleftsubnet=2001:db8:2::/64\n\tright=%any\n\tauthby=secret\n\tauto=add\n",
+    );
+    t.start_gateway(
+        &ga,
+        "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=2001:db8::1\n\tright=2001:db8::2\n\trightsubnet=2001:db8:2::/64\n\tauthby=secret\n\tauto=add\n",
+    );
+    let st = t.ipsec_ok(&gb, &["auto", "--status"]);
+    assert!(
+        st.contains("\"rw\": 2001:db8:2::/64===2001:db8::2...%any; unrouted"),
+        "{st}"
+    );
+    up_ok(&t, "rw");
+    let st = t.ipsec_ok(&gb, &["auto", "--status"]);
+    assert!(
+        st.contains("\"rw\"[1]: 2001:db8:2::/64===2001:db8::2...2001:db8::1; erouted"),
+        "{st}\n{}",
+        diag(&t)
+    );
+    assert!(st.contains("\"rw\"[1] 2001:db8::1 STATE_MAIN_R3"), "{st}");
+    assert!(
+        wait_until(Duration::from_secs(5), || t
+            .ipsec_ok(&gb, &["eroute"])
+            .contains("-> 2001:db8::1/128")),
+        "{}",
+        t.ipsec_ok(&gb, &["eroute"])
+    );
+    // Gateway A itself is the road warrior: its packets leave from its public address.
+    let ok = wait_until(Duration::from_secs(5), || {
+        ns_run(
+            &ga,
+            &[
+                "ping",
+                "-6",
+                "-n",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                "-I",
+                "2001:db8::1",
+                "2001:db8:2::10",
+            ],
+        )
+        .status
+        .success()
+    });
+    assert!(ok, "no ping from the road warrior\n{}", diag(&t));
+    let look = t.ipsec_ok(&gb, &["spi"]);
+    assert!(look.contains("@2001:db8::1"), "{look}");
+}

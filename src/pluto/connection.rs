@@ -920,7 +920,7 @@ impl Connection {
                 _ => e.host_text(),
             };
             let id = match (&e.id, e.host) {
-                (Id::Ipv4(a), Some(h)) if *a == h => String::new(),
+                (id, Some(h)) if id.ip() == Some(h) => String::new(),
                 (Id::Any, None) => String::new(),
                 (id, _) => format!("[{id}]"),
             };
