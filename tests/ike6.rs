@@ -270,3 +270,63 @@ fn ipv6_road_warrior() {
     let look = t.ipsec_ok(&gb, &["spi"]);
     assert!(look.contains("@2001:db8::1"), "{look}");
 }
+
+/// `/etc/netns/NS` directories a test wrote (removed on drop, also when it panics).
+struct NetnsEtc(Vec<std::path::PathBuf>);
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `left=`/`right=` host names with only AAAA records (here the namespace's `/etc/hosts`)
+/// resolve to their IPv6 addresses when the conn loads, and IKEv2 runs over them.
+#[test]
+fn aaaa_only_host_names_in_left_and_right() {
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let mut etc = NetnsEtc(Vec::new());
+    for ns in [&ga, &gb] {
+        let d = std::path::PathBuf::from(format!("/etc/netns/{ns}"));
+        std::fs::create_dir_all(&d).unwrap();
+        etc.0.push(d.clone());
+        std::fs::write(
+            d.join("hosts"),
+            "127.0.0.1 localhost\n2001:db8::1 gw-a6.rswan.test\n2001:db8::2 gw-b6.rswan.test\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+    }
+    let c = conf(
+        "2001:db8:1::/64",
+        "2001:db8:2::/64",
+        "\tkeyexchange=ikev2\n\tauto=add\n",
+    )
+    .replace("left=2001:db8::1", "left=gw-a6.rswan.test")
+    .replace("right=2001:db8::2", "right=gw-b6.rswan.test");
+    write_secrets(&t, &ga, SECRETS);
+    write_secrets(&t, &gb, SECRETS);
+    t.start_gateway(&gb, &c);
+    t.start_gateway(&ga, &c);
+    up_ok(&t, "net");
+    let st = t.ipsec_ok(&ga, &["auto", "--status"]);
+    assert!(
+        st.contains("\"net\": 2001:db8:1::/64===2001:db8::1...2001:db8::2===2001:db8:2::/64"),
+        "{st}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || ping(
+            &t.ha,
+            "2001:db8:2::10",
+            1,
+            1
+        )),
+        "{}",
+        diag(&t)
+    );
+    drop(etc);
+}

@@ -15,7 +15,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use crate::config::conf::{system_resolve, IpsecConf};
+use crate::config::conf::{system_resolve_v4, IpsecConf};
 use crate::config::secrets::{SecretKey, Secrets};
 use crate::dns::message::reverse_name;
 use crate::dns::records::{self, Gateway};
@@ -594,7 +594,7 @@ fn oe_check(paths: &Paths, conf: Option<&IpsecConf>, secrets: Option<&Secrets>) 
             &policies,
             default_addr,
             conf.setup.get("myid"),
-            &system_resolve,
+            &system_resolve_v4,
         );
         (n, p.into_iter().map(|p| (Verdict::Warning, p)).collect())
     };

@@ -228,11 +228,12 @@ pub struct ConnSection {
 
 impl ConnSection {
     /// Replaces host names in `left=`, `right=`, `leftnexthop=` and `rightnexthop=` by their
-    /// first IPv4 address, as Pluto does when it loads a conn (`right=vpn.example.com`).
+    /// first IPv4 address (the first IPv6 one for a name with only AAAA records), as Pluto
+    /// does when it loads a conn (`right=vpn.example.com`).
     /// `resolve` does the lookup (the daemon passes [`system_resolve`]: `/etc/hosts`, DNS). A
     /// name that does not resolve is left as written: loading the conn then fails with an
     /// error naming its file and line.
-    pub fn resolve_names(&mut self, resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>) {
+    pub fn resolve_names(&mut self, resolve: &dyn Fn(&str) -> Option<std::net::IpAddr>) {
         for key in ["left", "right", "leftnexthop", "rightnexthop"] {
             let Some(v) = self.params.value(key) else {
                 continue;
@@ -270,8 +271,25 @@ pub fn is_host_name(v: &str) -> bool {
         && !v.starts_with(['-', '.'])
 }
 
-/// The system resolver's first IPv4 address for `name` (`/etc/hosts`, DNS).
-pub fn system_resolve(name: &str) -> Option<std::net::Ipv4Addr> {
+/// The system resolver's first IPv4 address for `name` (`/etc/hosts`, DNS), else its first
+/// IPv6 address (a name with only AAAA records).
+pub fn system_resolve(name: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::IpAddr> = (name, 0u16)
+        .to_socket_addrs()
+        .ok()?
+        .map(|a| a.ip())
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+}
+
+/// The system resolver's first IPv4 address for `name` (policy group entries and opportunistic
+/// encryption, which are IPv4 only).
+pub fn system_resolve_v4(name: &str) -> Option<std::net::Ipv4Addr> {
     use std::net::{SocketAddr, ToSocketAddrs};
     (name, 0u16).to_socket_addrs().ok()?.find_map(|a| match a {
         SocketAddr::V4(v4) => Some(*v4.ip()),
@@ -1169,7 +1187,7 @@ impl IpsecConf {
     pub fn resolve_names(
         &mut self,
         which: impl Fn(&ConnSection) -> bool,
-        resolve: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+        resolve: &dyn Fn(&str) -> Option<std::net::IpAddr>,
     ) {
         for c in self.conns.iter_mut().filter(|c| which(c)) {
             c.resolve_names(resolve);
@@ -1662,11 +1680,13 @@ mod tests {
     fn host_names_in_left_and_right_are_resolved() {
         let mut c = parse(
             "version 2\nconn a\n\tleft=gw-a.example.net\n\tright=%any\n\tleftnexthop=router\n\
-             conn b\n\tleft=192.0.2.1\n\tright=unknown.example.net\n",
+             conn b\n\tleft=192.0.2.1\n\tright=unknown.example.net\n\
+             conn c\n\tleft=2001:db8::1\n\tright=gw6.example.net\n",
         )
         .unwrap();
         c.resolve_names(|_| true, &|n| match n {
             "gw-a.example.net" => Some("192.0.2.7".parse().unwrap()),
+            "gw6.example.net" => Some("2001:db8::7".parse().unwrap()),
             "router" => Some("192.0.2.254".parse().unwrap()),
             _ => None,
         });
@@ -1678,6 +1698,10 @@ mod tests {
         let b = &c.conn("b").unwrap().params;
         assert_eq!(b.get("left"), Some("192.0.2.1"));
         assert_eq!(b.get("right"), Some("unknown.example.net"));
+        assert_eq!(
+            c.conn("c").unwrap().params.get("right"),
+            Some("2001:db8::7")
+        );
         assert!(is_host_name("vpn.example.com") && is_host_name("gw1"));
         assert!(!is_host_name("%defaultroute") && !is_host_name("10.0.0.1"));
         assert!(!is_host_name("a b") && !is_host_name("-x") && !is_host_name(""));

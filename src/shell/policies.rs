@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::conf::{system_resolve, ConfError, IpsecConf};
+use crate::config::conf::{system_resolve_v4, ConfError, IpsecConf};
 use crate::pluto::groups::{parse_group_file, PolicyGroups};
 
 /// Longest group file read (bytes); a longer one is refused with an error.
@@ -71,7 +71,7 @@ pub fn read_policy_groups(dir: &Path) -> (PolicyGroups, Vec<ConfError>) {
                 continue;
             }
         };
-        let (entries, mut es) = parse_group_file(&text, &path, &system_resolve);
+        let (entries, mut es) = parse_group_file(&text, &path, &system_resolve_v4);
         errs.append(&mut es);
         groups.groups.insert(name, entries);
     }
