@@ -2,7 +2,8 @@
 //! tests/common): IKEv1 and IKEv2 with IPv6 outer addresses and IPv6 (6-in-6) or IPv4 (4-in-6)
 //! clients, ping and a 10 MB TCP transfer whose hash matches while the gateway link shows only
 //! IKE and ESP; `auto=route` keying on demand for an IPv6 destination; `auto --status` showing
-//! the IPv6 conn and its states.
+//! the IPv6 conn and its states; an IPv6 Road Warrior; AAAA-only host names; an IPv6-only
+//! public link (`interfaces=` naming it, `%defaultroute` from the IPv6 default route).
 
 mod common;
 
@@ -329,4 +330,42 @@ fn aaaa_only_host_names_in_left_and_right() {
         diag(&t)
     );
     drop(etc);
+}
+
+/// Gateways whose public link has only IPv6: `interfaces=` names the IPv6-only interface (on
+/// A) or comes from the IPv6 default route (`%defaultroute` on B, which has no IPv4 default
+/// route), and A's `left=%defaultroute` resolves from the IPv6 default route because the
+/// conn's other addresses are IPv6.
+#[test]
+fn ipv6_only_interfaces_and_defaultroute() {
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    for (ns, dev) in [(&ga, t.ga_out.clone()), (&gb, t.gb_out.clone())] {
+        must("ip", &["-n", ns, "-4", "addr", "flush", "dev", &dev]);
+    }
+    write_secrets(&t, &ga, SECRETS);
+    write_secrets(&t, &gb, SECRETS);
+    t.start_gateway(
+        &gb,
+        &conf("2001:db8:1::/64", "2001:db8:2::/64", "\tauto=add\n"),
+    );
+    let a = conf("2001:db8:1::/64", "2001:db8:2::/64", "\tauto=add\n")
+        .replace(
+            "interfaces=%defaultroute",
+            &format!("interfaces=ipsec0={}", t.ga_out),
+        )
+        .replace("left=2001:db8::1", "left=%defaultroute");
+    t.start_gateway(&ga, &a);
+    up_ok(&t, "net");
+    let st = t.ipsec_ok(&ga, &["auto", "--status"]);
+    assert!(
+        st.contains("interface ipsec0/") && st.contains(" 2001:db8::1\n"),
+        "{st}"
+    );
+    assert!(
+        st.contains("\"net\": 2001:db8:1::/64===2001:db8::1"),
+        "{st}"
+    );
+    passes(&t, "2001:db8:2::10");
 }
