@@ -50,7 +50,7 @@
 mod timing;
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -272,7 +272,7 @@ impl Side {
                 .map(|addr| Interface {
                     virt: "ipsec0".into(),
                     phys: "eth0".into(),
-                    addr,
+                    addr: addr.into(),
                 })
                 .collect(),
             ..PlutoConfig::default()
@@ -300,7 +300,7 @@ impl Side {
     }
 
     /// Takes every output (the polling timed), keeps the datagrams, counts completions.
-    fn drain(&mut self, sends: &mut Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>) {
+    fn drain(&mut self, sends: &mut Vec<(SocketAddr, SocketAddr, Vec<u8>)>) {
         let t = cpu_now();
         while let Some(o) = self.p.poll_output() {
             self.outs.push(o);
@@ -358,8 +358,8 @@ fn round(shape: Shape, algs: Algs, n: usize, window: usize, seed: u64) -> Round 
     let mut spoke = Side::new(spoke_addrs, seed + 1, &spoke_conf, &spoke_sec, spoke_marker);
     let mut now: u64 = 1_000;
     let mut next = 0usize;
-    let mut to_hub: VecDeque<(SocketAddrV4, SocketAddrV4, Vec<u8>)> = VecDeque::new();
-    let mut to_spoke: VecDeque<(SocketAddrV4, SocketAddrV4, Vec<u8>)> = VecDeque::new();
+    let mut to_hub: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)> = VecDeque::new();
+    let mut to_spoke: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)> = VecDeque::new();
     let mut sends = Vec::new();
     let start = Instant::now();
     let cpu_start = cpu_now();

@@ -57,6 +57,15 @@ pub fn ip_bits(ip: IpAddr) -> u128 {
     }
 }
 
+/// The address bytes of either family (4 or 16), as hashed by NAT-D (RFC 3947, RFC 7296
+/// 2.23) and cookies.
+pub fn ip_octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 fn from_bits(family: Family, b: u128) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::from(b as u32)),
@@ -200,6 +209,13 @@ impl Subnet {
     pub fn netmask_ip(&self) -> IpAddr {
         let f = self.family();
         from_bits(f, mask_bits(f.bits(), self.len))
+    }
+
+    /// The last (highest) address of the network.
+    pub fn last(&self) -> IpAddr {
+        let f = self.family();
+        let host = !mask_bits(f.bits(), self.len) & mask_bits(f.bits(), f.bits());
+        from_bits(f, ip_bits(self.addr) | host)
     }
 
     /// Whether `ip` lies inside this network (never for an address of the other family).

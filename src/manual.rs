@@ -595,44 +595,92 @@ mod tests {
         assert!(e.contains("host-part bits"), "{e}");
     }
 
-    /// An IKE-keyed conn with IPv6 addresses or subnets is refused at its line: IKE runs over
-    /// IPv4 only so far.
+    /// IKE-keyed conns take IPv6 hosts and subnets of either family (6-in-6, 4-in-6, 6-in-4);
+    /// what IKE cannot do — hosts of two families, clients of two families, a next hop of the
+    /// other family — is refused at its line.
     #[test]
-    fn ike_conns_with_ipv6_are_refused_clearly() {
+    fn ike_conns_with_ipv6_load_and_family_mismatches_are_refused() {
         use crate::pluto::connection::Connection;
-        for (body, key) in [
+        let cfg = |addr: &str| crate::pluto::PlutoConfig {
+            interfaces: vec![crate::pluto::Interface {
+                virt: "ipsec0".into(),
+                phys: "eth0".into(),
+                addr: addr.parse().unwrap(),
+            }],
+            ..Default::default()
+        };
+        let load = |body: &str, me: &str| {
+            let text = format!("version 2\nconn net\n{body}\tauthby=secret\n\tauto=add\n");
+            let conf = IpsecConf::parse_str(&text, "/etc/ipsec.conf").unwrap();
+            Connection::from_section(conf.conn("net").unwrap(), &cfg(me))
+        };
+        for body in [
+            "\tleft=2001:db8::1\n\tright=2001:db8::2\n",
+            "\tleft=2001:db8::1\n\tright=2001:db8::2\n\tleftsubnet=2001:db8:1::/64\n\trightsubnet=2001:db8:2::/64\n",
+            "\tleft=2001:db8::1\n\tright=2001:db8::2\n\tleftsubnet=10.0.1.0/24\n\trightsubnet=10.0.2.0/24\n",
+            "\tleft=192.0.2.1\n\tright=192.0.2.2\n\tleftsubnet=2001:db8:1::/64\n\trightsubnet=2001:db8:2::/64\n",
+            "\tleft=2001:db8::1\n\tright=%any\n\tleftnexthop=2001:db8::fe\n",
+        ] {
+            let me = if body.contains("left=192") { "192.0.2.1" } else { "2001:db8::1" };
+            let c = load(body, me).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            assert_eq!(c.this.host, Some(me.parse().unwrap()));
+            assert_eq!(c.this.client.family(), c.that.client.family());
+        }
+        // %defaultroute resolves in the family of the other end's address.
+        let mut both = cfg("192.0.2.1");
+        both.interfaces.push(crate::pluto::Interface {
+            addr: "2001:db8::1".parse().unwrap(),
+            ..both.interfaces[0].clone()
+        });
+        both.defaultroute = Some(("192.0.2.1".parse().unwrap(), "192.0.2.254".parse().unwrap()));
+        both.defaultroute6 = Some((
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::fe".parse().unwrap(),
+        ));
+        for (right, me, nh) in [
+            ("2001:db8::2", "2001:db8::1", "2001:db8::fe"),
+            ("192.0.2.2", "192.0.2.1", "192.0.2.254"),
+        ] {
+            let text = format!(
+                "version 2\nconn net\n\tleft=%defaultroute\n\tright={right}\n\tauthby=secret\n\tauto=add\n"
+            );
+            let conf = IpsecConf::parse_str(&text, "/etc/ipsec.conf").unwrap();
+            let c = Connection::from_section(conf.conn("net").unwrap(), &both).unwrap();
+            assert_eq!(c.this.host, Some(me.parse().unwrap()));
+            assert_eq!(c.this.nexthop, Some(nh.parse().unwrap()));
+        }
+        // A Road Warrior template says its family with hostaddrfamily= (Openswan).
+        let text = "version 2\nconn net\n\tleft=%defaultroute\n\tright=%any\n\thostaddrfamily=ipv6\n\tauthby=secret\n\tauto=add\n";
+        let conf = IpsecConf::parse_str(text, "/etc/ipsec.conf").unwrap();
+        let c = Connection::from_section(conf.conn("net").unwrap(), &both).unwrap();
+        assert_eq!(c.this.host, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(c.that.client, "::/128".parse().unwrap());
+        let c = load("\tleft=2001:db8::1\n\tright=%any\n", "2001:db8::1").unwrap();
+        assert_eq!(c.that.client, "::/128".parse().unwrap());
+        assert_eq!(c.this.id.to_string(), "2001:db8::1");
+        for (body, me, key, why) in [
             (
                 "\tleft=2001:db8::1\n\tright=192.0.2.2\n",
-                "left=2001:db8::1",
+                "2001:db8::1",
+                "right=192.0.2.2",
+                "not of the address family",
             ),
             (
                 "\tleft=192.0.2.1\n\tright=192.0.2.2\n\tleftsubnet=2001:db8:1::/64\n",
-                "leftsubnet=2001:db8:1::/64",
+                "192.0.2.1",
+                "rightsubnet",
+                "different address families",
             ),
             (
                 "\tleft=192.0.2.1\n\tright=192.0.2.2\n\tleftnexthop=2001:db8::fe\n",
+                "192.0.2.1",
                 "leftnexthop=2001:db8::fe",
+                "not of the address family",
             ),
         ] {
-            let text = format!("version 2\nconn net\n{body}\tauthby=secret\n\tauto=add\n");
-            let conf = IpsecConf::parse_str(&text, "/etc/ipsec.conf").unwrap();
-            let cfg = crate::pluto::PlutoConfig {
-                interfaces: vec![crate::pluto::Interface {
-                    virt: "ipsec0".into(),
-                    phys: "eth0".into(),
-                    addr: "192.0.2.1".parse().unwrap(),
-                }],
-                ..Default::default()
-            };
-            let e = Connection::from_section(conf.conn("net").unwrap(), &cfg)
-                .expect_err("refused")
-                .1
-                .to_string();
+            let e = load(body, me).expect_err("refused").1.to_string();
             assert!(e.starts_with("/etc/ipsec.conf:"), "{e}");
-            assert!(
-                e.contains(key) && e.contains("IKE over IPv6 is not supported yet"),
-                "{e}"
-            );
+            assert!(e.contains(key) && e.contains(why), "{e}");
         }
     }
 }

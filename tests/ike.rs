@@ -1624,7 +1624,7 @@ fn host_names_in_left_and_right() {
     assert!(
         text.contains(".conf:")
             && text.contains(
-                "right=\"nowhere.rswan.test\" is neither an IPv4 address nor a host name that resolves to one"
+                "right=\"nowhere.rswan.test\" is neither an IP address nor a host name that resolves to one"
             ),
         "{text}"
     );

@@ -79,7 +79,7 @@ fn mi1_of(conf: &str, secrets: &str, conn: &str) -> Vec<u8> {
         interfaces: vec![Interface {
             virt: "ipsec0".into(),
             phys: "eth0".into(),
-            addr: GA,
+            addr: GA.into(),
         }],
         ..PlutoConfig::default()
     };

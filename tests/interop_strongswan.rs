@@ -1589,3 +1589,126 @@ fn ikev2_liveness_notices_dead_strongswan() {
         p.logs()
     );
 }
+
+/// IKEv2 over IPv6 with IPv6 clients (6-in-6): rswan on gateway A (2001:db8::1,
+/// 2001:db8:1::/64) initiates to charon on gateway B (2001:db8::2, 2001:db8:2::/64); both
+/// ends install the CHILD_SA (charon's kernel-libipsec encapsulates ESP in UDP, so IKE moves to
+/// port 4500 over IPv6), and a ping and a TCP transfer host A → host B go through with the
+/// hash checked while the middle link carries only IPv6 UDP 500/4500 (and neighbour discovery).
+#[test]
+fn ikev2_over_ipv6_with_ipv6_clients() {
+    strongswan::require();
+    let mut t = Topo::new();
+    t.add_ipv6();
+    let secrets = t.dir.path(&format!("{}.secrets", t.ga));
+    std::fs::write(
+        &secrets,
+        format!("2001:db8::1 2001:db8::2 : PSK \"{PSK}\"\n"),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut cc = CharonConf::gateway_b(V2_AES128.ss_ike, V2_AES128.ss_esp, PSK);
+    cc.version = 2;
+    cc.local = "2001:db8::2".into();
+    cc.remote = "2001:db8::1".into();
+    cc.local_ts = "2001:db8:2::/64".into();
+    cc.remote_ts = "2001:db8:1::/64".into();
+    let gb = t.gb.clone();
+    let charon = Charon::start(&t, &gb, &cc);
+    let ga = t.ga.clone();
+    t.start_gateway(
+        &ga,
+        &format!(
+            "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\n\
+             conn net\n\tleft=2001:db8::1\n\tleftsubnet=2001:db8:1::/64\n\tright=2001:db8::2\n\t\
+             rightsubnet=2001:db8:2::/64\n\tauthby=secret\n\tkeyexchange=ikev2\n\tike={}\n\t\
+             esp={}\n\tpfs=yes\n\tauto=add\n",
+            V2_AES128.ike, V2_AES128.esp
+        ),
+    );
+    let logs = || {
+        format!(
+            "--- rswan log (gateway A):\n{}\n--- charon log (gateway B), tail:\n{}",
+            t.log(&t.ga),
+            charon.log_tail(150)
+        )
+    };
+    let o = t.ipsec(&ga, &["auto", "--up", "net"]);
+    assert!(
+        o.status.success(),
+        "ipsec auto --up net failed: {}{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+        logs()
+    );
+    assert!(
+        poll(Duration::from_secs(10), || {
+            let sas = charon.list_sas();
+            sas.contains("ESTABLISHED, IKEv2") && sas.contains("INSTALLED")
+        }),
+        "charon has no CHILD_SA\n{}\n{}",
+        charon.list_sas(),
+        logs()
+    );
+    let sas = charon.list_sas();
+    assert!(
+        sas.contains("local  2001:db8:2::/64") && sas.contains("remote 2001:db8:1::/64"),
+        "{sas}"
+    );
+    let st = t.ipsec_ok(&ga, &["auto", "--status"]);
+    assert!(st.contains("STATE_V2_ESTABLISHED_CHILD_SA"), "{st}");
+    let spi = t.ipsec_ok(&ga, &["spi"]);
+    assert!(
+        spi.lines()
+            .any(|l| l.contains("@2001:db8::2") && l.contains("natencap=udp 4500->4500")),
+        "{spi}"
+    );
+    let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("mid6.pcap"));
+    assert!(
+        poll(Duration::from_secs(5), || ping(
+            &t.ha,
+            "2001:db8:2::10",
+            1,
+            1
+        )),
+        "ping host A -> host B over IPv6 failed\n{}",
+        logs()
+    );
+    let size = 10 * MB + 66;
+    let (sent, got, n) = tcp_transfer(
+        &t.ha,
+        &t.hb,
+        "2001:db8:2::10".parse::<std::net::IpAddr>().unwrap(),
+        5001,
+        payload(size, MARKER),
+    );
+    let (lines, raw) = cap.stop();
+    assert_eq!(n, size, "short transfer\n{}", logs());
+    assert_eq!(sent, got, "transfer corrupted");
+    assert!(
+        !contains(&raw, MARKER),
+        "inner cleartext on the middle link"
+    );
+    let mut esp = 0;
+    for l in &lines {
+        if l.contains("UDP-encap: ESP(") {
+            esp += 1;
+        }
+        let nd = [
+            "ICMP6, neighbor",
+            "ICMP6, router",
+            "ICMP6, multicast listener",
+        ]
+        .iter()
+        .any(|k| l.contains(k));
+        let udp = l.contains(" IP6 ") && (l.contains(".4500 > ") || l.contains(".500 > "));
+        assert!(
+            udp || nd || l.contains(" ARP"),
+            "not IKE/ESP-in-UDP over IPv6: {l}"
+        );
+    }
+    assert!(esp >= 10, "only {esp} ESP-in-UDP packets captured");
+}

@@ -2,7 +2,7 @@
 //! [`PlutoView`] (`Pluto::admin_view`) on its own thread and the shell combines it with the
 //! datapath's tables for `ipsec status --json`, the metrics and the Wireshark key tables.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use zeroize::Zeroizing;
 
@@ -73,9 +73,9 @@ pub struct IkeSaView {
     /// We initiated it.
     pub initiator: bool,
     /// Our address and port.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The peer's address and port.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Initiator's cookie / SPI (on the wire, not secret).
     pub icookie: [u8; 8],
     /// Responder's cookie / SPI.

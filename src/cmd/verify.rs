@@ -15,7 +15,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use crate::config::conf::{system_resolve, IpsecConf};
+use crate::config::conf::{system_resolve_v4, IpsecConf};
 use crate::config::secrets::{SecretKey, Secrets};
 use crate::dns::message::reverse_name;
 use crate::dns::records::{self, Gateway};
@@ -575,7 +575,7 @@ fn oe_check(paths: &Paths, conf: Option<&IpsecConf>, secrets: Option<&Secrets>) 
     // A command may wait for DNS (the daemon resolves these through its resolver thread).
     for (g, hosts) in std::mem::take(&mut groups.hosts) {
         for h in hosts {
-            if let Some(a) = system_resolve(&h.name) {
+            if let Some(a) = system_resolve_v4(&h.name) {
                 groups.groups.entry(g.clone()).or_default().push(
                     crate::pluto::groups::GroupEntry {
                         net: crate::addr::Subnet::host(a),
@@ -608,7 +608,7 @@ fn oe_check(paths: &Paths, conf: Option<&IpsecConf>, secrets: Option<&Secrets>) 
             &policies,
             default_addr,
             conf.setup.get("myid"),
-            &system_resolve,
+            &system_resolve_v4,
         );
         (n, p.into_iter().map(|p| (Verdict::Warning, p)).collect())
     };

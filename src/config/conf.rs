@@ -364,8 +364,15 @@ pub fn is_host_name(v: &str) -> bool {
         && !v.starts_with(['-', '.'])
 }
 
-/// The system resolver's first IPv4 address for `name` (`/etc/hosts`, DNS).
-pub fn system_resolve(name: &str) -> Option<std::net::Ipv4Addr> {
+/// The system resolver's first IPv4 address for `name` (`/etc/hosts`, DNS), else its first
+/// IPv6 address (a name with only AAAA records).
+pub fn system_resolve(name: &str) -> Option<std::net::IpAddr> {
+    system_resolve_in(name, None)
+}
+
+/// The system resolver's first IPv4 address for `name` (policy group entries and opportunistic
+/// encryption, which are IPv4 only).
+pub fn system_resolve_v4(name: &str) -> Option<std::net::Ipv4Addr> {
     use std::net::{SocketAddr, ToSocketAddrs};
     (name, 0u16).to_socket_addrs().ok()?.find_map(|a| match a {
         SocketAddr::V4(v4) => Some(*v4.ip()),
@@ -1805,11 +1812,13 @@ mod tests {
     fn host_names_in_left_and_right_are_resolved() {
         let mut c = parse(
             "version 2\nconn a\n\tleft=gw-a.example.net\n\tright=%any\n\tleftnexthop=router\n\
-             conn b\n\tleft=192.0.2.1\n\tright=unknown.example.net\n",
+             conn b\n\tleft=192.0.2.1\n\tright=unknown.example.net\n\
+             conn c\n\tleft=2001:db8::1\n\tright=gw6.example.net\n",
         )
         .unwrap();
         c.resolve_names(|_| true, &|n, _| match n {
             "gw-a.example.net" => Some("192.0.2.7".parse().unwrap()),
+            "gw6.example.net" => Some("2001:db8::7".parse().unwrap()),
             "router" => Some("192.0.2.254".parse().unwrap()),
             _ => None,
         });
@@ -1821,6 +1830,10 @@ mod tests {
         let b = &c.conn("b").unwrap().params;
         assert_eq!(b.get("left"), Some("192.0.2.1"));
         assert_eq!(b.get("right"), Some("unknown.example.net"));
+        assert_eq!(
+            c.conn("c").unwrap().params.get("right"),
+            Some("2001:db8::7")
+        );
         assert!(is_host_name("vpn.example.com") && is_host_name("gw1"));
         assert!(!is_host_name("%defaultroute") && !is_host_name("10.0.0.1"));
         assert!(!is_host_name("a b") && !is_host_name("-x") && !is_host_name(""));

@@ -10,7 +10,7 @@
 //! * `INDEX ... : KIND SECRET`: the `:` is a token of its own (a colon followed by white space
 //!   also ends the word before it, so `10.0.0.1: PSK` works); the legacy form is
 //!   `INDEX ... "string"` with no colon (a PSK);
-//! * indices: IPv4 address, host name (kept unresolved, see [`Secrets::resolve_names`]),
+//! * indices: IPv4 or IPv6 address, host name (kept unresolved, see [`Secrets::resolve_names`]),
 //!   `@fqdn`, `user@fqdn`, `%any`, `%any6`, `0.0.0.0` (= `%any`); no index = default entry;
 //! * `PSK` (case-insensitive; may be omitted): `"text"` / `'text'` or `0x`/`0s`/`0t` data;
 //! * `RSA { Modulus: … PublicExponent: … PrivateExponent: … Prime1: … Prime2: … Exponent1: …
@@ -26,7 +26,7 @@ use super::secret::{ct_eq_bytes, Secret};
 use super::ttodata::{encode_base64, ttodata_key};
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -76,6 +76,8 @@ impl std::error::Error for SecretsError {}
 pub enum Id {
     /// An IPv4 address (`192.0.2.1`); never `0.0.0.0`, which is [`Id::Any`].
     Ipv4(Ipv4Addr),
+    /// An IPv6 address (`2001:db8::1`); never `::`, which is [`Id::Any`].
+    Ipv6(Ipv6Addr),
     /// `@west.example.com`, stored without the `@`, used literally (no DNS).
     Fqdn(String),
     /// `user@example.com`, stored as written.
@@ -118,10 +120,9 @@ fn strip_dot(s: &str) -> &str {
 }
 
 impl Id {
-    /// Parse the configuration-file form: `192.0.2.1`, `@host.example.com`,
-    /// `user@example.com`, `%any`, `%any6`, `0.0.0.0`, or a host name. Other `%` words
-    /// (`%myid`, `%defaultroute`, …) must be resolved by the caller first and are rejected here,
-    /// as are IPv6 addresses (rswan is IPv4-only).
+    /// Parse the configuration-file form: `192.0.2.1`, `2001:db8::1`, `@host.example.com`,
+    /// `user@example.com`, `%any`, `%any6`, `0.0.0.0`, `::`, or a host name. Other `%` words
+    /// (`%myid`, `%defaultroute`, …) must be resolved by the caller first and are rejected here.
     pub fn parse(s: &str) -> Result<Id, IdError> {
         if s.is_empty() {
             return Err(IdError::new("empty ID"));
@@ -156,8 +157,15 @@ impl Id {
                 Id::Ipv4(a)
             });
         }
+        if let Ok(a) = Ipv6Addr::from_str(s) {
+            return Ok(if a.is_unspecified() {
+                Id::Any
+            } else {
+                Id::Ipv6(a)
+            });
+        }
         if s.contains(':') {
-            return Err(IdError::new("IPv6 IDs are not supported"));
+            return Err(IdError::new("malformed IPv6 address"));
         }
         if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             return Err(IdError::new("malformed IPv4 address"));
@@ -176,6 +184,25 @@ impl Id {
     }
 }
 
+impl Id {
+    /// The ID of an address of either family (`ID_IPV4_ADDR` / `ID_IPV6_ADDR`).
+    pub fn from_ip(ip: IpAddr) -> Id {
+        match ip {
+            IpAddr::V4(a) => Id::Ipv4(a),
+            IpAddr::V6(a) => Id::Ipv6(a),
+        }
+    }
+
+    /// The address of an address ID.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Id::Ipv4(a) => Some(IpAddr::V4(*a)),
+            Id::Ipv6(a) => Some(IpAddr::V6(*a)),
+            _ => None,
+        }
+    }
+}
+
 impl FromStr for Id {
     type Err = IdError;
 
@@ -188,6 +215,7 @@ impl PartialEq for Id {
     fn eq(&self, other: &Id) -> bool {
         match (self, other) {
             (Id::Ipv4(a), Id::Ipv4(b)) => a == b,
+            (Id::Ipv6(a), Id::Ipv6(b)) => a == b,
             (Id::Any, Id::Any) => true,
             (Id::Fqdn(a), Id::Fqdn(b)) | (Id::Name(a), Id::Name(b)) => {
                 strip_dot(a).eq_ignore_ascii_case(strip_dot(b))
@@ -203,6 +231,7 @@ impl Hash for Id {
         std::mem::discriminant(self).hash(state);
         match self {
             Id::Ipv4(a) => a.hash(state),
+            Id::Ipv6(a) => a.hash(state),
             Id::Any => {}
             Id::Fqdn(s) | Id::UserFqdn(s) | Id::Name(s) => {
                 for b in strip_dot(s).bytes() {
@@ -217,6 +246,7 @@ impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Id::Ipv4(a) => write!(f, "{a}"),
+            Id::Ipv6(a) => write!(f, "{a}"),
             Id::Fqdn(s) => write!(f, "@{s}"),
             Id::UserFqdn(s) | Id::Name(s) => f.write_str(s),
             Id::Any => f.write_str("%any"),
@@ -475,12 +505,12 @@ impl Secrets {
 
     /// Replace host-name indices by addresses, as Pluto does at load time; names `resolve`
     /// returns `None` for stay [`Id::Name`] (and so match nothing but the same name).
-    pub fn resolve_names(&mut self, mut resolve: impl FnMut(&str) -> Option<Ipv4Addr>) {
+    pub fn resolve_names(&mut self, mut resolve: impl FnMut(&str) -> Option<IpAddr>) {
         for e in &mut self.entries {
             for id in &mut e.ids {
                 if let Id::Name(n) = id {
                     if let Some(a) = resolve(n) {
-                        *id = Id::Ipv4(a);
+                        *id = Id::from_ip(a);
                     }
                 }
             }
@@ -1120,6 +1150,8 @@ mod tests {
             ("user@example.com", "user@example.com"),
             ("%any", "%any"),
             ("0.0.0.0", "%any"),
+            ("::", "%any"),
+            ("2001:DB8::1", "2001:db8::1"),
             ("gw", "gw"),
         ] {
             assert_eq!(id(text).to_string(), shown);
@@ -1131,8 +1163,7 @@ mod tests {
             "@host name",
             "%myid",
             "%defaultroute",
-            "::1",
-            "fe80::1",
+            "fe80::1::2",
             "1.2.3",
             "256.1.1.1",
             "a b",
@@ -1432,8 +1463,8 @@ mod tests {
             "/etc/ipsec.secrets:1: index 2 is invalid: unsupported %-keyword as ID (only %any and %any6 are allowed here)"
         );
         assert_eq!(
-            perr("fe80::1 : PSK \"x\"\n"),
-            "/etc/ipsec.secrets:1: index 1 is invalid: IPv6 IDs are not supported"
+            perr("fe80::1::2 : PSK \"x\"\n"),
+            "/etc/ipsec.secrets:1: index 1 is invalid: malformed IPv6 address"
         );
         assert_eq!(
             perr("include\n"),
@@ -1678,7 +1709,7 @@ mod tests {
     fn resolve_names() {
         let mut s = parse("gw.example.com : PSK \"x\"\nunknown.example : PSK \"y\"\n").unwrap();
         assert_eq!(psk(&s, &["192.0.2.9"], &[]), None);
-        s.resolve_names(|n| (n == "gw.example.com").then_some(Ipv4Addr::new(192, 0, 2, 9)));
+        s.resolve_names(|n| (n == "gw.example.com").then_some(Ipv4Addr::new(192, 0, 2, 9).into()));
         assert_eq!(psk(&s, &["192.0.2.9"], &[]), Some(&b"x"[..]));
         assert_eq!(s.entries()[1].ids, vec![Id::Name("unknown.example".into())]);
     }

@@ -5,14 +5,13 @@
 //! virtual_private=%v4:10.0.0.0/8,%v4:192.168.0.0/16,%v4:172.16.0.0/12,%v4:!10.2.0.0/16
 //! ```
 //!
-//! A comma-separated list; each entry is `%v4:NET/LEN` (allowed) or `%v4:!NET/LEN` (excluded).
+//! A comma-separated list; each entry is `%v4:NET/LEN` or `%v6:NET/LEN` (allowed) or
+//! `%v4:!NET/LEN` / `%v6:!NET/LEN` (excluded).
 //! A client is allowed when it lies entirely inside an allowed network and overlaps no
 //! excluded one. Empty or unset: nothing is allowed (a NATed Road Warrior then gets only its
 //! own public address as client).
 //!
-//! `%v6:` entries are checked for syntax and kept **inert**: rswan negotiates IPv4 clients
-//! only, so an IPv6 network can never admit a claim. This keeps configurations written for
-//! Openswan/Libreswan (whose defaults list `%v6:fd00::/8` and the like) loadable.
+//! `%v6:` entries admit IPv6 clients of peers behind a NAT66 (IKE over IPv6).
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -24,7 +23,6 @@ use crate::addr::Subnet;
 pub struct VirtualPrivate {
     allowed: Vec<Subnet>,
     excluded: Vec<Subnet>,
-    inert_v6: usize,
 }
 
 /// Why a `virtual_private=` value was refused (the caller adds `file:line`).
@@ -80,9 +78,17 @@ impl VirtualPrivate {
                     vp.allowed.push(s);
                 }
             } else if let Some(rest) = entry.strip_prefix("%v6:") {
-                let net = rest.strip_prefix('!').unwrap_or(rest);
+                let (exclude, net) = match rest.strip_prefix('!') {
+                    Some(net) => (true, net),
+                    None => (false, rest),
+                };
                 check_v6(net).map_err(bad)?;
-                vp.inert_v6 += 1;
+                let s: Subnet = net.parse().map_err(|e| bad(format!("{e}")))?;
+                if exclude {
+                    vp.excluded.push(s);
+                } else {
+                    vp.allowed.push(s);
+                }
             } else {
                 return Err(bad(
                     "must start with %v4: (or %v6:), e.g. %v4:10.0.0.0/8 or %v4:!10.2.0.0/16"
@@ -100,19 +106,14 @@ impl VirtualPrivate {
             && !self.excluded.iter().any(|x| x.overlaps(client))
     }
 
-    /// The allowed networks (`%v4:`).
+    /// The allowed networks (`%v4:`, `%v6:`).
     pub fn allowed(&self) -> &[Subnet] {
         &self.allowed
     }
 
-    /// The excluded networks (`%v4:!`).
+    /// The excluded networks (`%v4:!`, `%v6:!`).
     pub fn excluded(&self) -> &[Subnet] {
         &self.excluded
-    }
-
-    /// How many `%v6:` entries were read and are kept inert.
-    pub fn inert_v6(&self) -> usize {
-        self.inert_v6
     }
 
     /// Nothing is allowed.
@@ -181,10 +182,13 @@ mod tests {
     }
 
     #[test]
-    fn v6_entries_are_checked_and_inert() {
-        let vp = VirtualPrivate::parse("%v4:10.0.0.0/8,%v6:fd00::/8,%v6:!fe80::/10").unwrap();
-        assert_eq!(vp.inert_v6(), 2);
-        assert_eq!(vp.allowed(), &[s("10.0.0.0/8")]);
+    fn v6_entries_admit_ipv6_clients() {
+        let vp = VirtualPrivate::parse("%v4:10.0.0.0/8,%v6:fd00::/8,%v6:!fd00:bad::/32").unwrap();
+        assert_eq!(vp.allowed(), &[s("10.0.0.0/8"), s("fd00::/8")]);
+        assert_eq!(vp.excluded(), &[s("fd00:bad::/32")]);
+        assert!(vp.allows(&s("fd00:1::2/128")));
+        assert!(!vp.allows(&s("fd00:bad::2/128")));
+        assert!(!vp.allows(&s("2001:db8::2/128")));
         let e = VirtualPrivate::parse("%v6:fd00::").unwrap_err().to_string();
         assert_eq!(e, "entry 1 \"%v6:fd00::\": expected NETWORK/LENGTH");
         let e = VirtualPrivate::parse("%v6:fz00::/8")

@@ -25,14 +25,17 @@ pub fn config_files(data: &[u8]) {
             interfaces: vec![Interface {
                 virt: "ipsec0".into(),
                 phys: "eth0".into(),
-                addr: ME,
+                addr: ME.into(),
             }],
-            defaultroute: Some((ME, Ipv4Addr::new(192, 0, 2, 254))),
+            defaultroute: Some((ME.into(), Ipv4Addr::new(192, 0, 2, 254).into())),
             ..PlutoConfig::default()
         };
         let facts = HostFacts {
             local: vec![ME.into()],
-            defaultroute: cfg.defaultroute,
+            defaultroute: cfg.defaultroute.and_then(|(a, n)| match (a, n) {
+                (std::net::IpAddr::V4(a), std::net::IpAddr::V4(n)) => Some((a, n)),
+                _ => None,
+            }),
             ipsec: vec![("ipsec0".into(), ME.into())],
         };
         for c in &conf.conns {

@@ -19,7 +19,7 @@
 //! timers make progress.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use arbitrary::{Arbitrary, Unstructured};
 use rand::rngs::StdRng;
@@ -69,7 +69,7 @@ fn node(me: Ipv4Addr, peer: Ipv4Addr, seed: u64) -> Pluto {
         interfaces: vec![Interface {
             virt: "ipsec0".into(),
             phys: "eth0".into(),
-            addr: me,
+            addr: me.into(),
         }],
         ..PlutoConfig::default()
     };
@@ -133,8 +133,8 @@ struct Input {
 }
 
 struct Flight {
-    from: SocketAddrV4,
-    to: SocketAddrV4,
+    from: SocketAddr,
+    to: SocketAddr,
     data: Vec<u8>,
 }
 
@@ -203,7 +203,7 @@ impl World {
 
     fn deliver(&mut self, f: &Flight) {
         let now = self.now;
-        let p = if *f.to.ip() == WEST {
+        let p = if f.to.ip() == WEST {
             &mut self.a
         } else {
             &mut self.b
@@ -383,8 +383,8 @@ impl World {
                 let port = if *port4500 { NAT_T_PORT } else { IKE_PORT };
                 let (me, peer) = if *to_a { (WEST, EAST) } else { (EAST, WEST) };
                 let f = Flight {
-                    from: SocketAddrV4::new(peer, port),
-                    to: SocketAddrV4::new(me, port),
+                    from: SocketAddr::from((peer, port)),
+                    to: SocketAddr::from((me, port)),
                     data: data.clone(),
                 };
                 self.deliver(&f);

@@ -27,7 +27,7 @@
 //! timers make progress (no event stays due after `handle_timeout`).
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -160,7 +160,7 @@ impl Node {
             interfaces: vec![Interface {
                 virt: "ipsec0".into(),
                 phys: "eth0".into(),
-                addr,
+                addr: addr.into(),
             }],
             ..PlutoConfig::default()
         };
@@ -181,8 +181,8 @@ impl Node {
 /// A datagram in flight (IKE bytes, without the non-ESP marker).
 #[derive(Clone)]
 struct Flight {
-    from: SocketAddrV4,
-    to: SocketAddrV4,
+    from: SocketAddr,
+    to: SocketAddr,
     data: Vec<u8>,
 }
 
@@ -618,7 +618,7 @@ impl World {
     /// Hands a datagram to the node at its destination (others are lost).
     fn deliver(&mut self, f: &Flight) {
         let now = self.now;
-        let node = match *f.to.ip() {
+        let node = match to_v4(f.to) {
             WEST => &mut self.a,
             EAST => &mut self.b,
             ROADIE => &mut self.c,
@@ -722,7 +722,7 @@ impl World {
     /// The next datagram in flight with its plaintext changed (see [`Op::Reseal`]).
     fn reseal(&self, f: &Flight, edits: &[Edit], fix: bool) -> Vec<u8> {
         let mut raw = f.data.clone();
-        let Some(node) = self.node_at(*f.to.ip()) else {
+        let Some(node) = self.node_at(to_v4(f.to)) else {
             return raw;
         };
         let resealed = (|| {
@@ -735,7 +735,7 @@ impl World {
             let cipher = ph1.cipher.as_ref()?;
             let (mut plain, _) = kc::decrypt_body(cipher, &v.iv, body).ok()?;
             apply(edits, &mut plain);
-            let signer = signer(*f.to.ip());
+            let signer = signer(to_v4(f.to));
             seal(&node.p, &hdr, plain, fix, signer)
         })();
         match resealed {
@@ -849,8 +849,8 @@ impl World {
                     (n, _) => stranger(*n),
                 };
                 self.deliver(&Flight {
-                    from: SocketAddrV4::new(src, port),
-                    to: SocketAddrV4::new(me, port),
+                    from: SocketAddr::from((src, port)),
+                    to: SocketAddr::from((me, port)),
                     data: data.clone(),
                 });
             }
@@ -991,8 +991,8 @@ pub fn pluto_first(data: &[u8]) {
             n => stranger(n),
         };
         w.deliver(&Flight {
-            from: SocketAddrV4::new(src, port),
-            to: SocketAddrV4::new(me, port),
+            from: SocketAddr::from((src, port)),
+            to: SocketAddr::from((me, port)),
             data: dgram.to_vec(),
         });
         w.now += 1000;
@@ -1027,7 +1027,7 @@ pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
                 let Some(f) = w.flights.pop_front() else {
                     break;
                 };
-                if *f.to.ip() == EAST {
+                if to_v4(f.to) == EAST {
                     let from_roadie = if node == 2 { 2 } else { 0 };
                     bytes.push(u8::from(f.to.port() == NAT_T_PORT) | from_roadie);
                     bytes.extend_from_slice(&(f.data.len() as u16).to_le_bytes());
@@ -1040,6 +1040,14 @@ pub(crate) fn first_seeds() -> Vec<(String, Vec<u8>)> {
         }
     }
     seeds
+}
+
+/// The IPv4 address of a datagram's destination (the fuzzed nodes are IPv4).
+fn to_v4(a: SocketAddr) -> Ipv4Addr {
+    match a.ip() {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
 }
 
 #[cfg(test)]
@@ -1100,8 +1108,8 @@ mod tests {
                 let port = if flags & 1 != 0 { NAT_T_PORT } else { IKE_PORT };
                 let from = if flags & 2 != 0 { ROADIE } else { WEST };
                 w.deliver(&Flight {
-                    from: SocketAddrV4::new(from, port),
-                    to: SocketAddrV4::new(EAST, port),
+                    from: SocketAddr::from((from, port)),
+                    to: SocketAddr::from((EAST, port)),
                     data: tail[..len].to_vec(),
                 });
                 rest = &tail[len..];

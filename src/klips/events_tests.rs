@@ -4,7 +4,7 @@
 //! tunnel SA's soft expiry is reported by its own packets, and when the keying side finally
 //! drains the events — as `shell::keying` does — the SA is rekeyed.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -34,7 +34,7 @@ fn side(addr: Ipv4Addr, seed: u64) -> Side {
         interfaces: vec![Interface {
             virt: "ipsec0".into(),
             phys: "eth0".into(),
-            addr,
+            addr: addr.into(),
         }],
         ..PlutoConfig::default()
     };
@@ -63,7 +63,7 @@ fn side(addr: Ipv4Addr, seed: u64) -> Side {
 }
 
 /// Carries out one side's outputs into its datapath, returning the datagrams it sends.
-fn apply(s: &mut Side) -> Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)> {
+fn apply(s: &mut Side) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
     let mut sends = Vec::new();
     while let Some(o) = s.p.poll_output() {
         match o {

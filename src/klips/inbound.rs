@@ -146,12 +146,13 @@ impl Klips {
         }
         if data.len() >= 4 && data[..4] == [0, 0, 0, 0] {
             return match (src, dst) {
-                (SocketAddr::V4(src), IpAddr::V4(dst)) => Verdict::Ike {
-                    src,
-                    dst,
-                    at: 4..data.len(),
-                },
-                // IKE runs over IPv4 only so far.
+                (SocketAddr::V4(_), IpAddr::V4(_)) | (SocketAddr::V6(_), IpAddr::V6(_)) => {
+                    Verdict::Ike {
+                        src,
+                        dst,
+                        at: 4..data.len(),
+                    }
+                }
                 _ => self.dropped(dev, DropReason::NotIpsec, true),
             };
         }

@@ -84,9 +84,9 @@ pub enum Emit {
     /// An IKE datagram arrived on UDP 4500 (non-ESP marker stripped): for the keying daemon.
     Ike {
         /// Sender.
-        src: std::net::SocketAddrV4,
+        src: std::net::SocketAddr,
         /// Our address.
-        dst: Ipv4Addr,
+        dst: std::net::IpAddr,
         /// The IKE message.
         data: Vec<u8>,
     },

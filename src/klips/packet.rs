@@ -3,7 +3,7 @@
 //! on the address family), and what the core decides for a packet ([`Verdict`], with a
 //! [`Transmit`] that says where and how it leaves, so no later stage parses it again).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::IpAddr;
 use std::ops::Range;
 
 use crate::addr::Family;
@@ -306,9 +306,9 @@ pub enum Verdict {
     /// An IKE message on UDP 4500 (non-ESP marker stripped) at `pkt[at]`.
     Ike {
         /// Sender.
-        src: SocketAddrV4,
+        src: std::net::SocketAddr,
         /// Our address.
-        dst: Ipv4Addr,
+        dst: std::net::IpAddr,
         /// Where the message lies.
         at: Range<usize>,
     },
@@ -400,6 +400,7 @@ pub struct Work {
 mod tests {
     use super::*;
     use crate::wire::ipv4;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn rooms_grow_and_shrink_without_copies() {

@@ -2,9 +2,9 @@
 //! engine), with Road-Warrior templates and their instances, and routing state.
 
 use crate::pluto::ids::SerialNo;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use crate::addr::Subnet;
+use crate::addr::{Family, Subnet};
 use crate::config::conf::{ConfError, ConnSection, Section};
 use crate::config::secrets::Id;
 use crate::pluto::crypto::{DhGroup, PublicKey};
@@ -23,13 +23,13 @@ pub const IPSEC_LIFETIME_CAP: u64 = 24 * 3600;
 #[derive(Debug, Clone)]
 pub struct End {
     /// Public address; `None` for `%any` (Road Warrior template).
-    pub host: Option<Ipv4Addr>,
+    pub host: Option<IpAddr>,
     /// Client network; the host /32 when no subnet is given.
     pub client: Subnet,
     /// `leftsubnet=` was given.
     pub has_client: bool,
     /// Next hop (`None` = directly connected to the peer).
-    pub nexthop: Option<Ipv4Addr>,
+    pub nexthop: Option<IpAddr>,
     /// IKE identity (default: the host address, `%any` for a Road Warrior).
     pub id: Id,
     /// The ID was given explicitly.
@@ -321,16 +321,33 @@ fn conf_err(c: &ConnSection, msg: impl Into<String>) -> ConfError {
     ConfError::new(c.file.clone(), c.line, msg)
 }
 
-/// The refusal of an IPv6 value in an IKE-keyed conn (manual conns take IPv6).
-fn ike_v6(key: &str, v: &str) -> String {
-    format!(
-        "{key}={v}: IKE over IPv6 is not supported yet (manually keyed conns, auto=manual, are)"
-    )
+/// The address family a conn's `%defaultroute` resolves in: `hostaddrfamily=` /
+/// `connaddrfamily=` (Openswan) when given, else the family of the other end's literal address
+/// or next hop, else IPv4 when there is an IPv4 default route and IPv6 otherwise.
+fn dr_family(p: &Section, side: &str, cfg: &PlutoConfig) -> Family {
+    for k in ["hostaddrfamily", "connaddrfamily"] {
+        match p.get(k) {
+            Some("ipv6") => return Family::V6,
+            Some("ipv4") => return Family::V4,
+            _ => {}
+        }
+    }
+    let other = if side == "left" { "right" } else { "left" };
+    for k in [other.to_string(), format!("{other}nexthop")] {
+        if let Some(ip) = p.get(&k).and_then(|v| v.parse::<IpAddr>().ok()) {
+            return Family::of(ip);
+        }
+    }
+    if cfg.defaultroute.is_none() && cfg.defaultroute6.is_some() {
+        Family::V6
+    } else {
+        Family::V4
+    }
 }
 
 struct RawEnd {
-    host: Option<Ipv4Addr>,
-    dr_nexthop: Option<Ipv4Addr>,
+    host: Option<IpAddr>,
+    dr_nexthop: Option<IpAddr>,
     kind: PeerKind,
 }
 
@@ -339,16 +356,26 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
         .get(side)
         .ok_or_else(|| p.err_at(side, format!("{side}= is required")))?;
     match v {
-        "%any" | "0.0.0.0" => Ok(RawEnd {
+        "%any" | "%any6" | "0.0.0.0" | "::" => Ok(RawEnd {
             host: None,
             dr_nexthop: None,
             kind: PeerKind::Fixed,
         }),
         "%defaultroute" => {
-            let (a, nh) = cfg.defaultroute.ok_or_else(|| {
+            let family = dr_family(p, side, cfg);
+            let dr = match family {
+                Family::V4 => cfg.defaultroute,
+                Family::V6 => cfg.defaultroute6,
+            };
+            let (a, nh) = dr.ok_or_else(|| {
                 p.err_at(
                     side,
-                    format!("{side}=%defaultroute but there is no default route"),
+                    match family {
+                        Family::V4 => format!("{side}=%defaultroute but there is no default route"),
+                        Family::V6 => {
+                            format!("{side}=%defaultroute but there is no IPv6 default route")
+                        }
+                    },
                 )
             })?;
             Ok(RawEnd {
@@ -366,9 +393,8 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
                 _ => PeerKind::OpportunisticGroup,
             },
         }),
-        s if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(p.err_at(side, ike_v6(side, s))),
         s => s
-            .parse::<Ipv4Addr>()
+            .parse::<IpAddr>()
             .map(|a| RawEnd {
                 host: Some(a),
                 dr_nexthop: None,
@@ -377,7 +403,7 @@ fn raw_end(p: &Section, side: &str, cfg: &PlutoConfig) -> Result<RawEnd, ConfErr
             .map_err(|_| {
                 p.err_at(
                     side,
-                    format!("{side}=\"{s}\" is neither an IPv4 address nor a host name that resolves to one"),
+                    format!("{side}=\"{s}\" is neither an IP address nor a host name that resolves to one"),
                 )
             }),
     }
@@ -387,6 +413,7 @@ fn build_end(
     p: &Section,
     side: &str,
     raw: RawEnd,
+    family: Family,
     ours: bool,
     cfg: &PlutoConfig,
 ) -> Result<End, ConfError> {
@@ -404,40 +431,48 @@ fn build_end(
         }
         Some(s) => (
             s.parse::<Subnet>()
-                .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))
-                .and_then(|n| match n.family() {
-                    crate::addr::Family::V4 => Ok(n),
-                    crate::addr::Family::V6 => {
-                        Err(p.err_at(&key("subnet"), ike_v6(&key("subnet"), s)))
-                    }
-                })?,
+                .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,
             true,
         ),
+        // A Road Warrior's client is its address, known when it arrives (of `family`).
         None => (
-            Subnet::host(raw.host.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            Subnet::host(raw.host.unwrap_or(family.unspecified())),
             false,
         ),
     };
     let nexthop = match p.get(&key("nexthop")) {
         None | Some("%direct") => raw.dr_nexthop,
-        Some("%defaultroute") if ours => cfg.defaultroute.map(|d| d.1),
-        Some("%defaultroute") => None,
-        Some(s) if s.parse::<std::net::Ipv6Addr>().is_ok() => {
-            return Err(p.err_at(&key("nexthop"), ike_v6(&key("nexthop"), s)))
+        Some("%defaultroute") if ours => match family {
+            Family::V4 => cfg.defaultroute,
+            Family::V6 => cfg.defaultroute6,
         }
-        Some(s) => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-            p.err_at(
-                &key("nexthop"),
-                format!("{}=\"{s}\" is not an IPv4 address", key("nexthop")),
-            )
-        })?),
+        .map(|d| d.1),
+        Some("%defaultroute") => None,
+        Some(s) => {
+            let nh = s.parse::<IpAddr>().map_err(|_| {
+                p.err_at(
+                    &key("nexthop"),
+                    format!("{}=\"{s}\" is not an IP address", key("nexthop")),
+                )
+            })?;
+            if Family::of(nh) != family {
+                return Err(p.err_at(
+                    &key("nexthop"),
+                    format!(
+                        "{}={s} is not of the address family of {side}= ({family})",
+                        key("nexthop")
+                    ),
+                ));
+            }
+            Some(nh)
+        }
     };
     let (id, id_explicit) = match p.get(&key("id")) {
-        None => (raw.host.map_or(Id::Any, Id::Ipv4), false),
+        None => (raw.host.map_or(Id::Any, Id::from_ip), false),
         Some("%myid") => (
             cfg.myid
                 .clone()
-                .unwrap_or_else(|| raw.host.map_or(Id::Any, Id::Ipv4)),
+                .unwrap_or_else(|| raw.host.map_or(Id::Any, Id::from_ip)),
             true,
         ),
         Some(s) => (
@@ -513,7 +548,7 @@ impl Connection {
         let p = &c.params;
         let left = raw_end(p, "left", cfg).map_err(bad)?;
         let right = raw_end(p, "right", cfg).map_err(bad)?;
-        let ours = |h: Option<Ipv4Addr>| {
+        let ours = |h: Option<IpAddr>| {
             h.and_then(|a| cfg.interfaces.iter().find(|i| i.addr == a).cloned())
         };
         let (this_side, that_side, this_raw, that_raw, iface) = if let Some(i) = ours(left.host) {
@@ -535,6 +570,17 @@ impl Connection {
         if this_raw.host == that_raw.host {
             return Err((22, conf_err(c, "left and right are the same host")));
         }
+        // IKE runs between two addresses of one family (the clients may be of the other:
+        // 4-in-6, 6-in-4).
+        let family = this_raw.host.map_or(Family::V4, Family::of);
+        if let Some(h) = that_raw.host.filter(|h| Family::of(*h) != family) {
+            return Err(bad(p.err_at(
+                that_side,
+                format!(
+                    "{that_side}={h} is not of the address family of {this_side}= ({family}): IKE runs between two addresses of one family"
+                ),
+            )));
+        }
         if this_raw.kind != PeerKind::Fixed {
             return Err(bad(p.err_at(
                 this_side,
@@ -545,8 +591,22 @@ impl Connection {
             )));
         }
         let peer_kind = that_raw.kind;
-        let this = build_end(p, this_side, this_raw, true, cfg).map_err(bad)?;
-        let mut that = build_end(p, that_side, that_raw, false, cfg).map_err(bad)?;
+        let this = build_end(p, this_side, this_raw, family, true, cfg).map_err(bad)?;
+        let mut that = build_end(p, that_side, that_raw, family, false, cfg).map_err(bad)?;
+        if this.client.family() != that.client.family() {
+            let k = if this.has_client {
+                that_side
+            } else {
+                this_side
+            };
+            return Err(bad(p.err_at(
+                &format!("{k}subnet"),
+                format!(
+                    "{}subnet ({}) and {}subnet ({}) are of different address families",
+                    this_side, this.client, that_side, that.client
+                ),
+            )));
+        }
         if peer_kind == PeerKind::Opportunistic && !that.has_client {
             // Any destination: the peer (and its client) come from DNS per packet.
             that.client = Subnet::ANY;
@@ -774,7 +834,7 @@ impl Connection {
     }
 
     /// Makes an instance of this template for a peer at `peer`.
-    pub fn instantiate(&mut self, peer: Ipv4Addr) -> Connection {
+    pub fn instantiate(&mut self, peer: IpAddr) -> Connection {
         self.next_instance += 1;
         let mut c = self.clone();
         c.instance = self.next_instance;
@@ -871,7 +931,7 @@ impl Connection {
 
     /// `client===host[id]---nexthop...` ends of `--status` (spec 5.8).
     pub fn describe(&self) -> String {
-        let end = |e: &End, nh: Option<Ipv4Addr>, left: bool| -> String {
+        let end = |e: &End, nh: Option<IpAddr>, left: bool| -> String {
             let mut s = String::new();
             let kind = match (self.peer_kind, &self.group) {
                 (PeerKind::Fixed, Some(_)) => PeerKind::Group.text(),
@@ -882,7 +942,7 @@ impl Connection {
                 _ => e.host_text(),
             };
             let id = match (&e.id, e.host) {
-                (Id::Ipv4(a), Some(h)) if *a == h => String::new(),
+                (id, Some(h)) if id.ip() == Some(h) => String::new(),
                 (Id::Any, None) => String::new(),
                 (id, _) => format!("[{id}]"),
             };
@@ -925,16 +985,16 @@ impl Connection {
 
     /// Updown facts for this connection.
     pub fn updown_info(&self) -> crate::updown::UpdownInfo {
-        let me = self.this.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let peer = self.that.host.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let me = self.this.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let peer = self.that.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         crate::updown::UpdownInfo {
             connection: self.key(),
-            next_hop: self.this.nexthop.unwrap_or(peer).into(),
+            next_hop: self.this.nexthop.unwrap_or(peer),
             interface: self.interface.virt.clone(),
-            me: me.into(),
+            me,
             my_id: self.this.id.to_string(),
             my_client: self.this.client,
-            peer: peer.into(),
+            peer,
             peer_id: self.that.id.to_string(),
             peer_client: self.that.client,
             command: self.this.updown.clone(),

@@ -13,8 +13,8 @@ impl Pluto {
     pub(crate) fn our_ids(&self, c: &Connection) -> Vec<Id> {
         let mut v = vec![c.this.id.clone()];
         if let Some(h) = c.this.host {
-            if !v.contains(&Id::Ipv4(h)) {
-                v.push(Id::Ipv4(h));
+            if !v.contains(&Id::from_ip(h)) {
+                v.push(Id::from_ip(h));
             }
         }
         v
@@ -32,7 +32,7 @@ impl Pluto {
         }
         if c.is_template() || c.instance != 0 {
             if let Some(h) = c.that.host {
-                theirs.push(Id::Ipv4(h));
+                theirs.push(Id::from_ip(h));
             }
             theirs.push(Id::Any);
         }

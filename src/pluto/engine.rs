@@ -13,7 +13,7 @@
 //! `poll_output`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use rand::{CryptoRng, RngCore};
 
@@ -75,10 +75,10 @@ pub struct Pluto {
     /// How often each resource bound was hit ([`Pluto::limit_counters`]).
     pub(crate) limits_hit: LimitCounters,
     /// The rate limit on log lines about unauthenticated input, by source address.
-    pub(crate) log_limiter: RateLimiter<Ipv4Addr>,
+    pub(crate) log_limiter: RateLimiter<IpAddr>,
     /// While handling input nobody has authenticated yet: its source. Log lines then go
     /// through `log_limiter` (see [`crate::pluto::limits`]).
-    pub(crate) unauth: Option<Ipv4Addr>,
+    pub(crate) unauth: Option<IpAddr>,
     /// Key of our responder cookies ([`Pluto::responder_cookie`]).
     pub(crate) cookie_secret: [u8; 32],
     /// Main Modes waiting for one of ours to the same address to get past MI3.
@@ -237,12 +237,13 @@ impl Pluto {
     pub fn handle_datagram(
         &mut self,
         now_ms: u64,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: impl Into<SocketAddr>,
+        remote: impl Into<SocketAddr>,
         data: &[u8],
     ) {
+        let (local, remote) = (local.into(), remote.into());
         self.now = now_ms;
-        self.unauth = Some(*remote.ip());
+        self.unauth = Some(remote.ip());
         self.dispatch_datagram(local, remote, data);
         self.unauth = None;
     }
@@ -261,11 +262,13 @@ impl Pluto {
     /// meanwhile that covers the pair takes it over.
     pub fn handle_acquire(&mut self, now_ms: u64, a: Acquire) {
         self.now = now_ms;
-        // IKE runs over IPv4 only so far: an IPv6 acquire has no conn to negotiate it.
-        let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (a.src, a.dst) else {
-            return;
-        };
-        self.acquire(src, dst, &format!("proto={}", a.proto), a.sport, a.dport);
+        self.acquire(
+            a.src,
+            a.dst,
+            &format!("proto={}", a.proto),
+            a.sport,
+            a.dport,
+        );
     }
 
     /// A datapath lifetime event for one of our SAs.
@@ -435,9 +438,9 @@ impl Pluto {
     /// The `cannot respond… no connection is known` text form of a host/client pair.
     pub(crate) fn fmt_pair(
         our_client: &Subnet,
-        me: Ipv4Addr,
+        me: IpAddr,
         our_id: &Id,
-        peer: Ipv4Addr,
+        peer: IpAddr,
         peer_id: &Id,
         peer_client: &Subnet,
     ) -> String {
@@ -472,8 +475,8 @@ impl Pluto {
     pub(crate) fn send_for(
         &mut self,
         serial: SerialNo,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         msg: Vec<u8>,
     ) {
         let wire = if local.port() == NAT_T_PORT {
@@ -493,7 +496,7 @@ impl Pluto {
     }
 
     /// Sends a message unrelated to retransmission.
-    pub(crate) fn send_raw(&mut self, local: SocketAddrV4, remote: SocketAddrV4, msg: Vec<u8>) {
+    pub(crate) fn send_raw(&mut self, local: SocketAddr, remote: SocketAddr, msg: Vec<u8>) {
         let wire = if local.port() == NAT_T_PORT {
             add_non_esp_marker(&msg)
         } else {
@@ -511,8 +514,8 @@ impl Pluto {
     pub(crate) fn send_all_for(
         &mut self,
         serial: SerialNo,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         mut msgs: Vec<Vec<u8>>,
     ) {
         let Some(last) = msgs.pop() else {

@@ -11,7 +11,7 @@
 //! outbound group (`route_to_child`). Once both halves are installed the keys are
 //! dropped (wiped) from the record.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::addr::Subnet;
 use crate::crypto::{AuthAlg, EncAlg};
@@ -82,9 +82,9 @@ pub struct NegotiatedAh {
 #[derive(Clone)]
 pub struct NegotiatedChild {
     /// Our address (outer source of outbound packets).
-    pub local: Ipv4Addr,
+    pub local: IpAddr,
     /// The peer's address.
-    pub remote: Ipv4Addr,
+    pub remote: IpAddr,
     /// Our client (traffic selector).
     pub our_client: Subnet,
     /// The peer's client (traffic selector).
@@ -164,7 +164,7 @@ impl NegotiatedChild {
         let mut push = |said: Said, xform: XformSpec, window: u32, encap: Option<UdpEncap>| {
             sas.push(SaSpec {
                 said,
-                src: src.into(),
+                src,
                 dir: Some(dir),
                 xform,
                 replay_window: window,

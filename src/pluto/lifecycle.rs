@@ -21,7 +21,7 @@ impl Pluto {
         &mut self,
         serial: SerialNo,
         key: String,
-        peer: std::net::Ipv4Addr,
+        peer: std::net::IpAddr,
         peer_id: &Id,
     ) -> Option<String> {
         let t = self.conns.get_mut(&key)?;
@@ -121,8 +121,8 @@ impl Pluto {
                     return false;
                 };
                 s.exchange.version() == c.ike_policy.initiate
-                    && *s.local.ip() == me
-                    && *s.remote.ip() == peer
+                    && s.local.ip() == me
+                    && s.remote.ip() == peer
                     && owner.this.id == c.this.id
                     && owner.that.id == c.that.id
                     && s.peer_id.as_ref().is_none_or(|id| *id == c.that.id)
@@ -198,7 +198,7 @@ impl Pluto {
                 s.initiator,
                 s.nat.floated,
                 s.liveness.peer_supports,
-                *s.remote.ip(),
+                s.remote.ip(),
             )
         }) else {
             return;
@@ -234,7 +234,7 @@ impl Pluto {
                 .filter(|s| {
                     s.serial() != serial
                         && s.peer_id.as_ref() == Some(peer_id)
-                        && *s.remote.ip() != remote_ip
+                        && s.remote.ip() != remote_ip
                         && s.peer_id != Some(Id::Any)
                 })
                 .map(|s| s.serial())
@@ -358,7 +358,7 @@ impl Pluto {
                     }
                 }
                 if s.initiator && !s.established {
-                    self.start_waiting_main_mode(*s.remote.ip());
+                    self.start_waiting_main_mode(s.remote.ip());
                 }
                 // Child SA negotiations in progress on it die with it.
                 let children: Vec<SerialNo> = self

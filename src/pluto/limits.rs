@@ -50,7 +50,7 @@
 
 use crate::pluto::ids::{SerialNo, WhackClient};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::secrets::Id;
 use crate::pluto::crypto::Prf;
@@ -127,7 +127,7 @@ enum HalfOpenBound {
 }
 
 /// The rate limiter Pluto starts with.
-pub(crate) fn unauth_log_limiter() -> RateLimiter<Ipv4Addr> {
+pub(crate) fn unauth_log_limiter() -> RateLimiter<IpAddr> {
     RateLimiter::new(UNAUTH_LOG_LIMITS)
 }
 
@@ -143,16 +143,16 @@ impl Pluto {
     pub(crate) fn responder_cookie(
         &self,
         icky: &[u8; 8],
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
     ) -> [u8; 8] {
         let mac = Prf::HmacSha256.prf(
             &self.cookie_secret,
             &[
                 icky,
-                &remote.ip().octets(),
+                &crate::addr::ip_octets(remote.ip()),
                 &remote.port().to_be_bytes(),
-                &local.ip().octets(),
+                &crate::addr::ip_octets(local.ip()),
                 &local.port().to_be_bytes(),
             ],
         );
@@ -166,11 +166,11 @@ impl Pluto {
 
     /// Makes room for a new half-open responder state for an MI1 from `remote` (`configured`:
     /// its conn names that address, i.e. it is no template's). `false`: refuse the MI1.
-    pub(crate) fn admit_half_open(&mut self, remote: SocketAddrV4, configured: bool) -> bool {
-        let peer = *remote.ip();
+    pub(crate) fn admit_half_open(&mut self, remote: SocketAddr, configured: bool) -> bool {
+        let peer = remote.ip();
         let (mut total, from_peer) = self.half_open_census(peer);
         if from_peer >= self.cfg.max_half_open_per_peer {
-            match self.oldest_unproven(|s: &IkeSa| *s.remote.ip() == peer) {
+            match self.oldest_unproven(|s: &IkeSa| s.remote.ip() == peer) {
                 Some(v) => {
                     self.evict_half_open(v, remote, HalfOpenBound::PerAddress);
                     total = total.saturating_sub(1);
@@ -202,12 +202,12 @@ impl Pluto {
     }
 
     /// (half-open responder states, those of them from `peer`).
-    fn half_open_census(&self, peer: Ipv4Addr) -> (usize, usize) {
+    fn half_open_census(&self, peer: IpAddr) -> (usize, usize) {
         let mut total = 0;
         let mut from_peer = 0;
         for s in self.sas.ikes().filter(|s| s.exchange.half_open_responder()) {
             total += 1;
-            if *s.remote.ip() == peer {
+            if s.remote.ip() == peer {
                 from_peer += 1;
             }
         }
@@ -227,10 +227,10 @@ impl Pluto {
     /// The oldest unproven state of the configured peer address with the most half-open
     /// states.
     fn heaviest_configured_unproven(&self) -> Option<SerialNo> {
-        let mut by_addr: HashMap<Ipv4Addr, (usize, SerialNo)> = HashMap::new();
+        let mut by_addr: HashMap<IpAddr, (usize, SerialNo)> = HashMap::new();
         for s in self.sas.ikes() {
             if s.exchange.unproven_responder() && !s.template && !s.initiator {
-                let e = by_addr.entry(*s.remote.ip()).or_insert((0, s.serial()));
+                let e = by_addr.entry(s.remote.ip()).or_insert((0, s.serial()));
                 e.0 += 1;
                 e.1 = e.1.min(s.serial());
             }
@@ -241,7 +241,7 @@ impl Pluto {
             .map(|(_, oldest)| oldest)
     }
 
-    fn bound_text(&self, bound: HalfOpenBound, peer: Ipv4Addr) -> String {
+    fn bound_text(&self, bound: HalfOpenBound, peer: IpAddr) -> String {
         match bound {
             HalfOpenBound::PerAddress => format!(
                 "from {peer} (max_half_open_per_peer={})",
@@ -254,7 +254,7 @@ impl Pluto {
         }
     }
 
-    fn evict_half_open(&mut self, victim: SerialNo, newcomer: SocketAddrV4, bound: HalfOpenBound) {
+    fn evict_half_open(&mut self, victim: SerialNo, newcomer: SocketAddr, bound: HalfOpenBound) {
         self.limits_hit.half_open_evicted += 1;
         let (from, age) = match self.sas.ike(victim) {
             Some(s) => (
@@ -263,9 +263,9 @@ impl Pluto {
             ),
             None => return,
         };
-        let why = self.bound_text(bound, *newcomer.ip());
+        let why = self.bound_text(bound, newcomer.ip());
         self.log_limited(
-            *newcomer.ip(),
+            newcomer.ip(),
             format!(
                 "packet from {newcomer}: too many half-open Main Mode states {why}; evicting #{victim} (MI1 from {from} {age}s ago, no MI2 since)"
             ),
@@ -273,14 +273,14 @@ impl Pluto {
         self.delete_sa(victim, false);
     }
 
-    fn refuse_half_open(&mut self, remote: SocketAddrV4, bound: HalfOpenBound) -> bool {
+    fn refuse_half_open(&mut self, remote: SocketAddr, bound: HalfOpenBound) -> bool {
         match bound {
             HalfOpenBound::States => self.limits_hit.states_refused += 1,
             _ => self.limits_hit.half_open_refused += 1,
         }
-        let why = self.bound_text(bound, *remote.ip());
+        let why = self.bound_text(bound, remote.ip());
         self.log_limited(
-            *remote.ip(),
+            remote.ip(),
             format!(
                 "packet from {remote}: too many half-open Main Mode states {why}, none of them evictable; MI1 dropped"
             ),
@@ -294,8 +294,8 @@ impl Pluto {
         &mut self,
         icky: &[u8; 8],
         rcky: &[u8; 8],
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
     ) -> bool {
         if *rcky != self.responder_cookie(icky, local, remote) {
             return false;
@@ -315,7 +315,7 @@ impl Pluto {
         }
         match self.conns.get(c.conn()) {
             Some(c) if c.that.id != Id::Any => c.that.id == *id,
-            Some(c) => c.that.host.is_some_and(|h| Id::Ipv4(h) == *id),
+            Some(c) => c.that.host.is_some_and(|h| Id::from_ip(h) == *id),
             None => false,
         }
     }
@@ -326,8 +326,8 @@ impl Pluto {
     pub(crate) fn admit_quick_responder(&mut self, p1: SerialNo) -> bool {
         let Some((remote, id)) = self.sas.ike(p1).map(|p| {
             (
-                *p.remote.ip(),
-                p.peer_id.clone().unwrap_or(Id::Ipv4(*p.remote.ip())),
+                p.remote.ip(),
+                p.peer_id.clone().unwrap_or(Id::from_ip(p.remote.ip())),
             )
         }) else {
             return false;
@@ -379,7 +379,7 @@ impl Pluto {
         let Some((remote, id)) = self
             .sas
             .ike(serial)
-            .and_then(|p| Some((*p.remote.ip(), p.peer_id.clone()?)))
+            .and_then(|p| Some((p.remote.ip(), p.peer_id.clone()?)))
         else {
             return;
         };
@@ -409,7 +409,7 @@ impl Pluto {
     }
 
     /// Logs `line` through the rate limit of source `src` (or counts it as suppressed).
-    pub(crate) fn log_limited(&mut self, src: Ipv4Addr, line: String) {
+    pub(crate) fn log_limited(&mut self, src: IpAddr, line: String) {
         if self.log_limiter.allow(self.now, &src) {
             self.emit_log(line);
         } else {
@@ -479,7 +479,7 @@ pub(crate) struct WaitingMainMode {
     /// The conn.
     pub(crate) key: String,
     /// Its peer's address.
-    pub(crate) peer: Ipv4Addr,
+    pub(crate) peer: IpAddr,
     /// Whack client to report to.
     pub(crate) whack: Option<WhackClient>,
     /// Keying attempt.
@@ -493,10 +493,10 @@ pub(crate) struct WaitingMainMode {
 impl Pluto {
     /// Our Main Modes to `peer` that have not got past MI3 (the peer holds a half-open state
     /// for each).
-    fn main_modes_in_flight(&self, peer: Ipv4Addr) -> usize {
+    fn main_modes_in_flight(&self, peer: IpAddr) -> usize {
         self.sas
             .ikes()
-            .filter(|s| s.initiator && !s.established && *s.remote.ip() == peer)
+            .filter(|s| s.initiator && !s.established && s.remote.ip() == peer)
             .count()
     }
 
@@ -506,7 +506,7 @@ impl Pluto {
     pub(crate) fn wait_for_main_mode_room(
         &mut self,
         key: &str,
-        peer: Ipv4Addr,
+        peer: IpAddr,
         whack: Option<WhackClient>,
         try_no: u32,
         pending: Option<PendingChild>,
@@ -550,7 +550,7 @@ impl Pluto {
     /// One of our Main Modes to `peer` got past MI3 or ended: start waiting ones while there
     /// is room. One whose conn can now run its Quick Mode over an established ISAKMP SA (its
     /// own, or another conn's with the same hosts and IDs) does so instead.
-    pub(crate) fn start_waiting_main_mode(&mut self, peer: Ipv4Addr) {
+    pub(crate) fn start_waiting_main_mode(&mut self, peer: IpAddr) {
         while self.main_modes_in_flight(peer) < self.cfg.max_half_open_per_peer.max(1) {
             let Some(i) = self.mm_waiting.iter().position(|w| w.peer == peer) else {
                 return;

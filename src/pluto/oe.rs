@@ -22,7 +22,7 @@
 //! key that authenticated it (FreeS/WAN's client delegation).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
@@ -113,8 +113,8 @@ pub(crate) struct OeState {
 /// A datagram kept to be handled again later: (our address, the peer's, the message).
 #[derive(Debug, Clone)]
 struct Datagram {
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     data: Vec<u8>,
 }
 
@@ -142,8 +142,8 @@ impl Pluto {
     pub(crate) fn defer_until_peer_key(
         &mut self,
         key: &str,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         data: &[u8],
     ) {
         if self.oe.deferred_mi3.len() >= MAX_OE_PENDING && !self.oe.deferred_mi3.contains_key(key) {
@@ -226,7 +226,7 @@ impl Pluto {
         self.log(format!(
             "{name}: initiate on demand from {src}:{sport} to {dst}:{dport} {what} (opportunistic)"
         ));
-        if self.conns.get(key).and_then(|c| c.this.host) != Some(src) {
+        if self.conns.get(key).and_then(|c| c.this.host) != Some(IpAddr::V4(src)) {
             // FreeS/WAN required a reverse TXT record delegating another source to us; rswan
             // does opportunism for its own addresses only (docs/compatibility.md).
             self.oe_fail(
@@ -339,7 +339,10 @@ impl Pluto {
             .conns
             .values()
             .filter(|c| c.is_opportunistic() && c.routing != Routing::Unrouted)
-            .filter_map(|c| c.this.host)
+            .filter_map(|c| match c.this.host {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            })
             .collect();
         addrs.sort();
         addrs.dedup();
@@ -401,7 +404,7 @@ impl Pluto {
             Id::Ipv4(a) => Some(reverse_name(*a)),
             Id::Fqdn(n) | Id::Name(n) => Some(n.trim_end_matches('.').to_string()),
             Id::UserFqdn(u) => u.split_once('@').map(|(_, d)| d.to_string()),
-            Id::Any => None,
+            Id::Ipv6(_) | Id::Any => None,
         }
     }
 
@@ -467,7 +470,10 @@ impl Pluto {
             return;
         };
         let who = c.quoted();
-        let peer = c.that.host;
+        let peer = match c.that.host {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
         let blob = match &result {
             Lookup::Answer(recs) => match stage {
                 RespStage::Key => recs.iter().find_map(|r| records::parse_key(&r.rdata).ok()),
@@ -697,9 +703,9 @@ impl Pluto {
         let Some(t) = self.conns.get_mut(base) else {
             return;
         };
-        let mut inst = t.instantiate(gw);
+        let mut inst = t.instantiate(IpAddr::V4(gw));
         inst.this.client = Subnet::host(src);
-        inst.this.has_client = inst.this.host != Some(src);
+        inst.this.has_client = inst.this.host != Some(IpAddr::V4(src));
         inst.that.client = Subnet::host(dst);
         inst.that.has_client = gw != dst;
         inst.that.id = Id::Ipv4(gw);
@@ -801,7 +807,7 @@ impl Pluto {
                 let passive = matches!(c.ctype, ConnType::Shunt(Shunt::Pass)) && !c.auth.is_empty();
                 c.is_opportunistic()
                     && (c.negotiates() || passive)
-                    && c.this.host == Some(me)
+                    && c.this.host == Some(IpAddr::V4(me))
                     && c.that.client.contains(peer)
                     && c.routing != Routing::Unrouted
             })
@@ -810,7 +816,7 @@ impl Pluto {
         if let Some(k) = self
             .conns
             .values()
-            .find(|c| c.name == base && c.instance != 0 && c.that.host == Some(peer))
+            .find(|c| c.name == base && c.instance != 0 && c.that.host == Some(IpAddr::V4(peer)))
         {
             return Some(k.key());
         }
@@ -829,7 +835,7 @@ impl Pluto {
             return None;
         }
         let t = self.conns.get_mut(&base)?;
-        let mut inst = t.instantiate(peer);
+        let mut inst = t.instantiate(IpAddr::V4(peer));
         inst.this.client = Subnet::host(me);
         inst.this.has_client = false;
         inst.that.client = Subnet::host(peer);
@@ -954,12 +960,12 @@ impl Pluto {
         &mut self,
         p1: SerialNo,
         client: &Subnet,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         data: &[u8],
     ) -> Option<String> {
         let s = self.sas.ike(p1)?;
-        let gw = *s.remote.ip();
+        let gw = s.remote.ip();
         let c = self.conns.get(s.conn())?;
         if c.instance == 0
             || c.peer_kind != PeerKind::Opportunistic
@@ -1016,7 +1022,7 @@ impl Pluto {
         let Some(s) = self.sas.ike(p1) else {
             return;
         };
-        let gw = *s.remote.ip();
+        let gw = s.remote.ip();
         let Some(c) = self.conns.get(s.conn()) else {
             return;
         };
@@ -1032,7 +1038,9 @@ impl Pluto {
                     .key
                     .as_deref()
                     .and_then(|b| PublicKey::from_rfc3110(b).ok());
-                srv.gateway == Gateway::Ipv4(gw) && key.is_some() && key == authed
+                matches!(srv.gateway, Gateway::Ipv4(a) if IpAddr::V4(a) == gw)
+                    && key.is_some()
+                    && key == authed
             }),
             other => {
                 self.dns_trouble(&who, name, qtype, other);
@@ -1076,7 +1084,7 @@ impl Pluto {
         }
         let s = self.sas.ike(p1)?;
         let key = s.conn().to_string();
-        let (me, gw) = (*s.local.ip(), *s.remote.ip());
+        let (me, gw) = (s.local.ip(), s.remote.ip());
         let c = self.conns.get(&key)?;
         if c.this.client != *our_client {
             return None;

@@ -2,7 +2,7 @@
 //! [`Output`]. Shared by every protocol engine.
 
 use crate::pluto::ids::{SerialNo, WhackClient};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::addr::Subnet;
 use crate::config::conf::ConnSection;
@@ -24,7 +24,7 @@ pub struct Interface {
     /// `eth0`, …
     pub phys: String,
     /// The physical interface's IPv4 address: IKE listens on it (ports 500 and 4500).
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
 }
 
 /// Debug switches (`plutodebug=` / `whack --debug-*`). Only `private` changes behaviour beyond
@@ -117,7 +117,10 @@ pub struct PlutoConfig {
     /// Our interfaces (ipsecN/phys/address). Connections are oriented by these addresses.
     pub interfaces: Vec<Interface>,
     /// The default route: (our address on it, next hop); resolves `%defaultroute`.
-    pub defaultroute: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub defaultroute: Option<(IpAddr, IpAddr)>,
+    /// The IPv6 default route: (our IPv6 address on its interface, next hop); resolves
+    /// `%defaultroute` in a conn whose other addresses are IPv6.
+    pub defaultroute6: Option<(IpAddr, IpAddr)>,
     /// `%myid` (`myid=`), if set.
     pub myid: Option<Id>,
     /// `uniqueids=yes`: a new ISAKMP SA with a peer ID releases older conns of that ID.
@@ -176,6 +179,7 @@ impl Default for PlutoConfig {
         PlutoConfig {
             interfaces: Vec::new(),
             defaultroute: None,
+            defaultroute6: None,
             myid: None,
             uniqueids: true,
             nat_traversal: true,
@@ -277,9 +281,9 @@ pub enum Output {
     /// data already carries the non-ESP marker (or is the 1-byte NAT keepalive `0xFF`).
     Send {
         /// Our address and port (500 or 4500).
-        local: SocketAddrV4,
+        local: SocketAddr,
         /// Peer's address and port.
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         /// The UDP payload.
         data: Vec<u8>,
     },

@@ -44,7 +44,7 @@
 //! has since replaced). Never merely because it came from the same IP address.
 
 use crate::pluto::ids::SerialNo;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
@@ -64,7 +64,7 @@ pub(crate) const MAX_LOGGED_SPIS: usize = 4;
 /// its client; `nat`: the peer said it is behind a NAT.
 pub(crate) fn claim_allowed(
     c: &Connection,
-    peer: Ipv4Addr,
+    peer: IpAddr,
     nat: bool,
     claim: &Subnet,
     vp: &crate::config::VirtualPrivate,
@@ -134,7 +134,7 @@ impl Pluto {
     pub(crate) fn claim_conflict(
         &self,
         except: &str,
-        peer: Ipv4Addr,
+        peer: IpAddr,
         peer_id: &Id,
         claim: &Subnet,
     ) -> Option<String> {
@@ -165,8 +165,8 @@ impl Pluto {
     ) -> Result<String, String> {
         let p = self.sas.ike(p1).ok_or("gone")?;
         let key = p.conn().to_string();
-        let (me, peer) = (*p.local.ip(), *p.remote.ip());
-        let peer_id = p.peer_id.clone().unwrap_or(Id::Ipv4(peer));
+        let (me, peer) = (p.local.ip(), p.remote.ip());
+        let peer_id = p.peer_id.clone().unwrap_or(Id::from_ip(peer));
         let nat = p.nat.peer_behind;
         let fits = |c: &Connection| c.this.client == *our_client && c.that.client == *peer_client;
         if self.conns.get(&key).is_some_and(fits) {
@@ -264,7 +264,7 @@ impl Pluto {
             .conns
             .get(&key)
             .map(|c| c.this.id.clone())
-            .unwrap_or(Id::Ipv4(me));
+            .unwrap_or(Id::from_ip(me));
         Err(format!(
             "cannot respond to IPsec SA request because no connection is known for {}",
             Pluto::fmt_pair(our_client, me, &our_id, peer, &peer_id, peer_client)

@@ -4,7 +4,7 @@
 //! (prepare/route/up/down/unroute), and bare shunts — the narrow `%hold`s of trapped packets
 //! (acquires, the periodic shunt scan).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::addr::Subnet;
 use crate::pluto::connection::{ConnType, Routing};
@@ -46,8 +46,8 @@ impl Pluto {
     /// [`Pluto::handle_acquire`].
     pub(crate) fn acquire(
         &mut self,
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
+        src_ip: IpAddr,
+        dst_ip: IpAddr,
         what: &str,
         sport: u16,
         dport: u16,
@@ -76,7 +76,10 @@ impl Pluto {
                 {
                     // Opportunistic: a negotiation per destination, found through DNS.
                     self.add_bare_shunt(src, dst, Shunt::Hold, "acquire", Some(&key));
-                    self.oe_acquire(&key, src_ip, dst_ip, what, sport, dport);
+                    // Opportunistic encryption finds gateways through IPv4 reverse DNS only.
+                    if let (IpAddr::V4(s4), IpAddr::V4(d4)) = (src_ip, dst_ip) {
+                        self.oe_acquire(&key, s4, d4, what, sport, dport);
+                    }
                     return;
                 }
                 if routing == Routing::Erouted {
@@ -237,7 +240,7 @@ impl Pluto {
                 c.routing == Routing::Hold && (c.this.client, c.that.client) == (e.src, e.dst)
             });
             if !owned && orphans.len() < MAX_BARE_SHUNTS {
-                orphans.push((e.src.addr(), e.dst.addr()));
+                orphans.push((e.src.ip(), e.dst.ip()));
             }
         }
         let mut seen = seen.into_iter();
@@ -276,11 +279,15 @@ impl Pluto {
     }
 
     pub(crate) fn trap_said() -> Said {
-        Said::new(Proto::Int, Shunt::Trap.spi(), Ipv4Addr::UNSPECIFIED)
+        Said::new(
+            Proto::Int,
+            Shunt::Trap.spi(),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        )
     }
 
     pub(crate) fn shunt_said(s: Shunt) -> Said {
-        Said::new(Proto::Int, s.spi(), Ipv4Addr::UNSPECIFIED)
+        Said::new(Proto::Int, s.spi(), IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 
     pub(crate) fn updown(&mut self, key: &str, verb: Verb) {
@@ -359,17 +366,17 @@ impl Pluto {
             c.policy_routed = true;
         }
         // Packets held for want of a routed conn that this one covers: its negotiation now.
-        let held: Vec<(Ipv4Addr, Ipv4Addr)> = match self.conns.get(key) {
+        let held: Vec<(IpAddr, IpAddr)> = match self.conns.get(key) {
             Some(c) if c.negotiates() => self
                 .bare_shunts
                 .iter()
                 .filter(|b| {
                     b.conn.is_none()
                         && b.shunt == Shunt::Hold
-                        && c.this.client.contains(b.ours.addr())
-                        && c.that.client.contains(b.his.addr())
+                        && c.this.client.contains(b.ours.ip())
+                        && c.that.client.contains(b.his.ip())
                 })
-                .map(|b| (b.ours.addr(), b.his.addr()))
+                .map(|b| (b.ours.ip(), b.his.ip()))
                 .collect(),
             _ => Vec::new(),
         };
@@ -633,7 +640,7 @@ impl Pluto {
             .partition(|b| match &b.conn {
                 Some(k) => k == key,
                 None => covers.is_some_and(|(o, p)| {
-                    b.shunt == Shunt::Hold && o.contains(b.ours.addr()) && p.contains(b.his.addr())
+                    b.shunt == Shunt::Hold && o.contains(b.ours.ip()) && p.contains(b.his.ip())
                 }),
             });
         self.bare_shunts = rest;

@@ -17,7 +17,7 @@
 //! from the records ([`SaTable::check_invariants`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use zeroize::Zeroizing;
 
@@ -67,7 +67,7 @@ pub struct Retransmission {
     /// Retransmissions of the current message so far.
     pub count: u32,
     /// The last message we sent (local, remote, the datagram as sent).
-    pub last_sent: Option<(SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    pub last_sent: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Datagrams of the same message sent before `last_sent`, to the same endpoints (IKEv2
     /// fragments, RFC 7383); resent with it.
     pub extra_sent: Vec<Vec<u8>>,
@@ -115,9 +115,9 @@ pub struct IkeSa {
     /// We initiated.
     pub initiator: bool,
     /// Our endpoint.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The peer's endpoint.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Authenticated and keyed (IKEv1: STATE_MAIN_I4 / STATE_MAIN_R3).
     pub established: bool,
     /// The peer's authenticated ID.
@@ -162,9 +162,9 @@ pub struct NewIkeSa {
     /// We initiate.
     pub initiator: bool,
     /// Our endpoint.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The peer's endpoint.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Created at (ms).
     pub created: u64,
     /// The version-specific exchange state.
@@ -716,8 +716,8 @@ mod tests {
     use crate::pluto::timers::TimerKind;
     use crate::pluto::version::testing::{child_x, ike_x};
 
-    fn ep(n: u8) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, n), 500)
+    fn ep(n: u8) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::new(192, 0, 2, n), 500))
     }
 
     fn ike(t: &mut SaTable, conn: &str, spi: u8) -> SerialNo {

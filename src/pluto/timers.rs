@@ -248,7 +248,7 @@ impl Pluto {
         if let Some(ike) = self.sas.ike(serial) {
             if ike.exchange.half_open_responder() {
                 // Caused by an unauthenticated first message: rate-limited as it was.
-                self.unauth = Some(*ike.remote.ip());
+                self.unauth = Some(ike.remote.ip());
                 self.slog(
                     serial,
                     "deleting half-open state (no MI2/MI3 from peer)".into(),

@@ -33,7 +33,7 @@
 //! variant in [`IkeVersion`], [`IkeExchange`] and [`ChildExchange`], the `Ikev2` type
 //! implementing [`ExchangeHandlers`], and those two decisions.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
@@ -244,7 +244,7 @@ impl ChildExchange {
 pub trait ExchangeHandlers {
     /// An IKE datagram for this version (on port 4500 without its non-ESP marker). Log lines
     /// go through the unauthenticated-input rate limit until the message is authenticated.
-    fn handle_datagram(p: &mut Pluto, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]);
+    fn handle_datagram(p: &mut Pluto, local: SocketAddr, remote: SocketAddr, data: &[u8]);
 
     /// Starts an IKE SA for conn `key` (attempt `try_no`), replacing IKE SA `replacing` if
     /// given; `pending` is the child SA to negotiate once it is established.
@@ -288,12 +288,7 @@ impl Pluto {
     /// Hands a datagram to the handlers of its version. Byte 17 of the header holds the
     /// major and minor version (RFC 2408 3.1, RFC 7296 3.1): major 2 goes to IKEv2, anything
     /// else to IKEv1, whose parser refuses versions other than 1 with its own log line.
-    pub(crate) fn dispatch_datagram(
-        &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        data: &[u8],
-    ) {
+    pub(crate) fn dispatch_datagram(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         match data.get(17).map(|v| v >> 4) {
             Some(2) => Ikev2::handle_datagram(self, local, remote, data),
             _ => {

@@ -22,8 +22,8 @@ use crate::updown::{default_route_nets, UpdownInfo, Verb};
 
 use super::datapath::{self, Clock, DevRuntime};
 use super::failclosed::{self, Guard, Kind, Record};
-use super::keying::{IkeIn, Keying, KeyingHost, WhackLine};
-use super::net::{RawSender, UdpSock};
+use super::keying::{Ike6Socks, IkeIn, Keying, KeyingHost, WhackLine};
+use super::net::{RawSender, UdpReceiver6, UdpSock};
 use super::paths::Paths;
 use super::{control, iface, syslog, tun};
 use crate::config::secrets::Secrets;
@@ -1201,8 +1201,13 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         .get_u32("overridemtu", 0)
         .map_err(|e| fail(e.to_string()))?;
     let dr = iface::default_route();
-    let pairs = parse_interfaces(&conf, dr.as_ref().map(|d| d.0.as_str()))
-        .map_err(|e| fail(e.to_string()))?;
+    let dr6 = iface::default_route6();
+    // interfaces=%defaultroute: the IPv4 default route's interface, else the IPv6 one's.
+    let dr_dev = dr
+        .as_ref()
+        .map(|d| d.0.as_str())
+        .or(dr6.as_ref().map(|d| d.0.as_str()));
+    let pairs = parse_interfaces(&conf, dr_dev).map_err(|e| fail(e.to_string()))?;
     // One TUN queue, hence one reader thread, per core (or `workers=`): each reader numbers,
     // encrypts and sends an SA's packets under the SA group's transmit lock, so they leave in
     // sequence order whichever queue the kernel put a flow on.
@@ -1230,7 +1235,17 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                     .to_string(),
             )
         };
-        let a = iface::address_of(&p.phys).map_err(bad_iface)?;
+        // An IPv6-only interface has no IPv4 address: 0.0.0.0 then (IKE and ESP over IPv6).
+        let addr6 = iface::address6_of(&p.phys);
+        let a = match (iface::address_of(&p.phys), addr6) {
+            (Ok(a), _) => a,
+            (Err(_), Some(_)) => iface::IfAddr {
+                dev: p.phys.clone(),
+                addr: std::net::Ipv4Addr::UNSPECIFIED,
+                prefix: 0,
+            },
+            (Err(e), None) => return Err(bad_iface(e)),
+        };
         let phys_mtu = iface::mtu_of(&p.phys).map_err(bad_iface)?;
         let mtu = if overridemtu != 0 {
             overridemtu as usize
@@ -1250,7 +1265,8 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             ));
         }
         let qs = opened.queues;
-        tun::configure(&p.virt, mtu as u32, Some((a.addr, a.prefix)))
+        let v4 = (!a.addr.is_unspecified()).then_some((a.addr, a.prefix));
+        tun::configure(&p.virt, mtu as u32, v4)
             .map_err(|e| fail(format!("cannot configure {}: {e}", p.virt)))?;
         let sender = Arc::new(
             RawSender::new(Some(&p.phys))
@@ -1261,7 +1277,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
             name: p.virt.clone(),
             phys: p.phys.clone(),
             addr: a.addr,
-            addr6: iface::address6_of(&p.phys),
+            addr6,
             phys_mtu,
             mtu,
         };
@@ -1274,7 +1290,14 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         });
         log(&format!(
             "ipsec_setup: {} -> {} mtu={} ({})",
-            p.virt, p.phys, mtu, a.addr
+            p.virt,
+            p.phys,
+            mtu,
+            match (a.addr.is_unspecified(), addr6) {
+                (true, Some(a6)) => a6.to_string(),
+                (false, Some(a6)) => format!("{} {a6}", a.addr),
+                _ => a.addr.to_string(),
+            }
         ));
     }
     klips.set_devs(infos);
@@ -1309,6 +1332,17 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         Arc::new(UdpSock::bind(4500).map_err(|e| fail(format!("cannot bind UDP 4500: {e}")))?);
     let udp500 =
         Arc::new(UdpSock::bind(500).map_err(|e| fail(format!("cannot bind UDP 500: {e}")))?);
+    // IKE and ESP-in-UDP of IPv6 peers, where the kernel has IPv6.
+    let ike6 = match (UdpReceiver6::bind(500), UdpReceiver6::bind(4500)) {
+        (Ok(a), Ok(b)) => Some(Ike6Socks {
+            sock500: Arc::new(a),
+            sock4500: Arc::new(b),
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            log(&format!("ipsec_setup: no IKE over IPv6: {e}"));
+            None
+        }
+    };
     let clock = Clock::new();
     let (ike_tx, ike_rx) = crossbeam_channel::bounded::<IkeIn>(1024);
     let dp = datapath::start(
@@ -1316,6 +1350,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         devs,
         clock,
         Some(udp.clone()),
+        ike6.as_ref().map(|s| s.sock4500.clone()),
         Some(ike_tx.clone()),
     )
     .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
@@ -1361,7 +1396,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     });
 
     // Pluto: the IKE keying daemon.
-    let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref())
+    let pluto_cfg = pluto_config(&conf, &infos_for_pluto(&klips), dr.as_ref(), dr6.as_ref())
         .map_err(|e| fail(e.to_string()))?;
     for e in &firewall_errors {
         log(&format!("ipsec_setup: conn skipped: {e}"));
@@ -1398,6 +1433,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         udp,
         ike_tx,
         ike_rx,
+        ike6,
         keying_stop.clone(),
     )
     .map_err(|e| fail(format!("cannot start pluto: {e}")))?;
@@ -1675,10 +1711,19 @@ fn infos_for_pluto(klips: &Klips) -> Vec<Interface> {
     klips
         .devs()
         .into_iter()
-        .map(|d| Interface {
-            virt: d.name,
-            phys: d.phys,
-            addr: d.addr,
+        .flat_map(|d| {
+            // IKE listens on each address of the physical interface, IPv4 and IPv6.
+            let v4 = (!d.addr.is_unspecified()).then(|| Interface {
+                virt: d.name.clone(),
+                phys: d.phys.clone(),
+                addr: d.addr.into(),
+            });
+            let v6 = d.addr6.map(|a| Interface {
+                virt: d.name.clone(),
+                phys: d.phys.clone(),
+                addr: a.into(),
+            });
+            v4.into_iter().chain(v6)
         })
         .collect()
 }
@@ -1688,6 +1733,7 @@ fn pluto_config(
     conf: &IpsecConf,
     interfaces: &[Interface],
     defaultroute: Option<&(String, Ipv4Addr)>,
+    defaultroute6: Option<&(String, std::net::Ipv6Addr)>,
 ) -> Result<PlutoConfig, ConfError> {
     let s = &conf.setup;
     let myid = match s.get("myid") {
@@ -1697,11 +1743,17 @@ fn pluto_config(
         ),
         None => None,
     };
-    let defaultroute =
-        defaultroute.and_then(|(dev, nh)| iface::address_of(dev).ok().map(|a| (a.addr, *nh)));
+    let defaultroute = defaultroute.and_then(|(dev, nh)| {
+        iface::address_of(dev)
+            .ok()
+            .map(|a| (a.addr.into(), (*nh).into()))
+    });
+    let defaultroute6 = defaultroute6
+        .and_then(|(dev, nh)| iface::address6_of(dev).map(|a| (a.into(), (*nh).into())));
     Ok(PlutoConfig {
         interfaces: interfaces.to_vec(),
         defaultroute,
+        defaultroute6,
         myid,
         uniqueids: s.get_bool("uniqueids", true)?,
         nat_traversal: s.get_bool("nat_traversal", true)?,

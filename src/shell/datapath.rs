@@ -5,7 +5,7 @@
 //! cost on small machines).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -292,10 +292,10 @@ impl Sink {
         }
     }
 
-    fn ike(&self, src: SocketAddrV4, dst: Ipv4Addr, data: &[u8]) {
+    fn ike(&self, src: SocketAddr, dst: IpAddr, data: &[u8]) {
         if let Some(t) = &self.o.ike_tx {
             let _ = t.try_send(super::keying::IkeIn {
-                local: SocketAddrV4::new(dst, 4500),
+                local: SocketAddr::new(dst, 4500),
                 remote: src,
                 data: data.to_vec(),
             });
@@ -339,6 +339,7 @@ pub fn start(
     devs: Vec<DevRuntime>,
     clock: Clock,
     udp: Option<Arc<UdpSock>>,
+    udp6: Option<Arc<UdpReceiver6>>,
     ike_tx: Option<Sender<IkeDatagram>>,
 ) -> io::Result<Datapath> {
     let stop = Arc::new(AtomicBool::new(false));
@@ -399,9 +400,9 @@ pub fn start(
             raw6_reader(sock, o, clock, stop)
         })?);
     }
-    // ESP-in-UDP from IPv6 peers, beside the IPv4 socket.
+    // ESP-in-UDP (and NAT-T IKE) from IPv6 peers, beside the IPv4 socket.
     if udp.is_some() {
-        if let Ok(sock) = UdpReceiver6::bind(crate::pluto::natt::NAT_T_PORT) {
+        if let Some(sock) = udp6 {
             set_timeout(sock.fd())?;
             let o = outputs.clone();
             let stop = stop.clone();
@@ -648,7 +649,7 @@ fn raw6_reader(sock: RawReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBoo
 }
 
 /// The IPv6 UDP 4500 reader: one datagram per call, decrypted in the receive buffer.
-fn udp6_reader(sock: UdpReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+fn udp6_reader(sock: Arc<UdpReceiver6>, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
     let k = o.k.clone();
     let mut sink = Sink::new(o);
     let mut work = Work::default();

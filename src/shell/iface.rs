@@ -121,9 +121,43 @@ pub fn parse_proc_route(text: &str) -> Option<(String, Ipv4Addr)> {
     None
 }
 
+/// The IPv6 default route's device and next hop (from /proc/net/ipv6_route).
+pub fn default_route6() -> Option<(String, std::net::Ipv6Addr)> {
+    let text = std::fs::read_to_string("/proc/net/ipv6_route").ok()?;
+    parse_proc_ipv6_route(&text)
+}
+
+/// Parses /proc/net/ipv6_route for the default route (`::/0` with a gateway, lowest metric).
+pub fn parse_proc_ipv6_route(text: &str) -> Option<(String, std::net::Ipv6Addr)> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[0].bytes().any(|b| b != b'0') || f[1] != "00" {
+                return None;
+            }
+            let gw = std::net::Ipv6Addr::from(u128::from_str_radix(f[4], 16).ok()?);
+            let metric = u32::from_str_radix(f[5], 16).ok()?;
+            (!gw.is_unspecified() && f[9] != "lo").then(|| (metric, f[9].to_string(), gw))
+        })
+        .min_by_key(|r| r.0)
+        .map(|(_, dev, gw)| (dev, gw))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_ipv6_default_route() {
+        let t = "fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n\
+                 00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n\
+                 00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth0\n";
+        assert_eq!(
+            parse_proc_ipv6_route(t),
+            Some(("eth0".into(), "fd00::1".parse().unwrap()))
+        );
+        assert_eq!(parse_proc_ipv6_route(""), None);
+    }
 
     #[test]
     fn parses_ip6_addr_output() {

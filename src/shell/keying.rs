@@ -5,7 +5,7 @@
 //! and eroutes into the datapath tables, updown scripts, log lines and whack progress lines.
 
 use std::collections::HashMap;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,15 +22,32 @@ use crate::sadb::{Dir, Sa};
 use crate::said::{Proto, Said};
 
 use super::datapath::Clock;
-use super::net::{UdpSock, MAX_PKT};
+use super::net::{UdpReceiver6, UdpSock, MAX_PKT};
+
+/// The IKE sockets of the IPv6 interface addresses: UDP 500 and UDP 4500 (the latter shared
+/// with the datapath's ESP-in-UDP reader, which hands IKE over).
+#[derive(Clone)]
+pub struct Ike6Socks {
+    /// `[::]:500`.
+    pub sock500: Arc<UdpReceiver6>,
+    /// `[::]:4500`.
+    pub sock4500: Arc<UdpReceiver6>,
+}
+
+/// Every socket IKE sends from.
+struct Socks {
+    sock500: Arc<UdpSock>,
+    sock4500: Arc<UdpSock>,
+    v6: Option<Ike6Socks>,
+}
 
 /// An IKE datagram for the keying daemon (on 4500 the non-ESP marker is already stripped).
 #[derive(Debug, Clone)]
 pub struct IkeIn {
     /// Our address and port it arrived on.
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// The sender.
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// The IKE message.
     pub data: Vec<u8>,
 }
@@ -104,12 +121,25 @@ impl Keying {
         sock4500: Arc<UdpSock>,
         ike_tx: Sender<IkeIn>,
         ike_rx: Receiver<IkeIn>,
+        v6: Option<Ike6Socks>,
         stop_flag: Arc<std::sync::atomic::AtomicBool>,
     ) -> std::io::Result<Keying> {
         let (tx, rx) = bounded::<Msg>(64);
         // The reader checks `stop_flag` between reads: without a timeout it would block in
         // recvmmsg forever and `stop` (the daemon's shutdown) would hang on joining it.
         set_rcv_timeout(sock500.fd(), Duration::from_millis(200))?;
+        let mut ike_threads = Vec::new();
+        if let Some(v6) = &v6 {
+            set_rcv_timeout(v6.sock500.fd(), Duration::from_millis(200))?;
+            let sock = v6.sock500.clone();
+            let stop = stop_flag.clone();
+            let tx = ike_tx.clone();
+            ike_threads.push(
+                std::thread::Builder::new()
+                    .name("udp6-r500".into())
+                    .spawn(move || udp6_500_reader(sock, tx, stop))?,
+            );
+        }
         let reader = {
             let sock = sock500.clone();
             let stop = stop_flag.clone();
@@ -117,16 +147,18 @@ impl Keying {
                 .name("udp-r500".into())
                 .spawn(move || udp500_reader(sock, ike_tx, stop))?
         };
+        ike_threads.push(reader);
+        let socks = Socks {
+            sock500,
+            sock4500,
+            v6,
+        };
         let (ready_tx, ready_rx) = bounded::<()>(1);
         let limits = Arc::new(std::sync::Mutex::new(pluto.limit_counters()));
         let shared = limits.clone();
         let thread = std::thread::Builder::new()
             .name("pluto".into())
-            .spawn(move || {
-                run(
-                    pluto, host, clock, sock500, sock4500, ike_rx, rx, ready_tx, shared,
-                )
-            })?;
+            .spawn(move || run(pluto, host, clock, socks, ike_rx, rx, ready_tx, shared))?;
         // The start-up outputs (auto=route %trap eroutes and their route updown) are in place
         // before the daemon reports itself started, as `ipsec setup start` did them in order.
         let _ = ready_rx.recv_timeout(Duration::from_secs(60));
@@ -135,7 +167,7 @@ impl Keying {
             limits,
             next_client: AtomicU64::new(1),
             thread: Some(thread),
-            ike_threads: vec![reader],
+            ike_threads,
         })
     }
 
@@ -220,11 +252,30 @@ fn udp500_reader(sock: Arc<UdpSock>, tx: Sender<IkeIn>, stop: Arc<std::sync::ato
         };
         for i in 0..n {
             let _ = tx.try_send(IkeIn {
-                local: SocketAddrV4::new(metas[i].dst, 500),
-                remote: metas[i].src,
+                local: SocketAddr::new(metas[i].dst.into(), 500),
+                remote: metas[i].src.into(),
                 data: bufs[i][..lens[i]].to_vec(),
             });
         }
+    }
+}
+
+/// The IPv6 UDP 500 reader: one datagram per call, to the keying thread.
+fn udp6_500_reader(
+    sock: Arc<UdpReceiver6>,
+    tx: Sender<IkeIn>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut buf = vec![0u8; MAX_PKT];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((n, src, dst)) = sock.recv(&mut buf) else {
+            continue;
+        };
+        let _ = tx.try_send(IkeIn {
+            local: SocketAddr::new(dst.into(), 500),
+            remote: src.into(),
+            data: buf[..n].to_vec(),
+        });
     }
 }
 
@@ -233,8 +284,7 @@ fn run<H: KeyingHost>(
     mut pluto: Pluto,
     host: Arc<H>,
     clock: Clock,
-    sock500: Arc<UdpSock>,
-    sock4500: Arc<UdpSock>,
+    socks: Socks,
     ike_rx: Receiver<IkeIn>,
     rx: Receiver<Msg>,
     ready: Sender<()>,
@@ -257,16 +307,7 @@ fn run<H: KeyingHost>(
     // Outputs of what happened before the thread started (load_conns: %trap eroutes and
     // route updown of auto=route conns) are carried out now, not after the first event.
     while let Some(o) = pluto.poll_output() {
-        apply(
-            &*host,
-            &klips,
-            &clock,
-            &sock500,
-            &sock4500,
-            &mut clients,
-            &mut rng,
-            o,
-        );
+        apply(&*host, &klips, &clock, &socks, &mut clients, &mut rng, o);
     }
     let _ = ready.send(());
     drop(ready);
@@ -350,16 +391,7 @@ fn run<H: KeyingHost>(
             pluto.handle_timeout(now);
         }
         while let Some(o) = pluto.poll_output() {
-            apply(
-                &*host,
-                &klips,
-                &clock,
-                &sock500,
-                &sock4500,
-                &mut clients,
-                &mut rng,
-                o,
-            );
+            apply(&*host, &klips, &clock, &socks, &mut clients, &mut rng, o);
         }
         *limits.lock().unwrap_or_else(|p| p.into_inner()) = pluto.limit_counters();
         if stopping {
@@ -399,8 +431,7 @@ fn apply<H: KeyingHost>(
     host: &H,
     klips: &Klips,
     clock: &Clock,
-    sock500: &UdpSock,
-    sock4500: &UdpSock,
+    socks: &Socks,
     clients: &mut HashMap<WhackClient, Sender<WhackLine>>,
     rng: &mut StdRng,
     o: Output,
@@ -411,12 +442,26 @@ fn apply<H: KeyingHost>(
             remote,
             data,
         } => {
-            let sock = if local.port() == 4500 {
-                sock4500
-            } else {
-                sock500
+            let natt = local.port() == 4500;
+            let r = match (local, remote) {
+                (SocketAddr::V4(l), SocketAddr::V4(r)) => {
+                    let sock = if natt {
+                        &socks.sock4500
+                    } else {
+                        &socks.sock500
+                    };
+                    sock.send_from(&data, *l.ip(), r)
+                }
+                (SocketAddr::V6(l), SocketAddr::V6(r)) => match &socks.v6 {
+                    Some(v6) => {
+                        let sock = if natt { &v6.sock4500 } else { &v6.sock500 };
+                        sock.send_from(&data, *l.ip(), r)
+                    }
+                    None => Err(std::io::Error::other("no IPv6 IKE socket")),
+                },
+                _ => Err(std::io::Error::other("address families differ")),
             };
-            if let Err(e) = sock.send_from(&data, *local.ip(), remote) {
+            if let Err(e) = r {
                 host.log(&format!("sending IKE to {remote} failed: {e}"));
             }
         }

@@ -265,8 +265,10 @@ impl RawReceiver6 {
     }
 }
 
-/// The UDP port 4500 socket for IPv6 (ESP-in-UDP from IPv6 peers; IKE over IPv6 is not
-/// handled yet). Sending goes through the raw IPv6 sender, which builds the UDP header.
+/// A UDP socket of IPv6 peers (IPV6_V6ONLY, so the families stay on separate sockets): port
+/// 4500 receives ESP-in-UDP and NAT-T IKE, port 500 IKE. ESP-in-UDP leaves through the raw
+/// IPv6 sender, which builds the UDP header; IKE leaves through this socket
+/// ([`UdpReceiver6::send_from`]).
 #[derive(Debug)]
 pub struct UdpReceiver6 {
     sock: Socket,
@@ -278,6 +280,8 @@ impl UdpReceiver6 {
         let sock = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
         sock.set_only_v6(true)?;
         sock.set_reuse_address(true)?;
+        // IKE skips the fail-closed table (shell::netlink::RSWAN_TABLE).
+        sock.set_mark(super::netlink::RSWAN_MARK)?;
         sock.set_recv_buffer_size(8 << 20)?;
         recv_pktinfo6(&sock)?;
         sock.bind(&SockAddr::from(SocketAddrV6::new(
@@ -292,6 +296,51 @@ impl UdpReceiver6 {
     /// Receives one datagram into `buf`: (length, sender, our address).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6Addr)> {
         recv6(&self.sock, buf)
+    }
+
+    /// Sends a datagram from this socket with source address `from` (IPV6_PKTINFO), so IKE
+    /// replies leave from the address the peer talks to.
+    pub fn send_from(&self, data: &[u8], from: Ipv6Addr, to: SocketAddrV6) -> io::Result<usize> {
+        if from.is_unspecified() {
+            return self.sock.send_to(data, &SockAddr::from(to));
+        }
+        let dst = SockAddr::from(to);
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        let mut cbuf = CmsgBuf([0; CMSG_SPACE]);
+        let pk = std::mem::size_of::<libc::in6_pktinfo>() as u32;
+        // SAFETY: all-zero is a valid msghdr; it points at `dst`, `iov` (into `data`, only
+        // read) and `cbuf`, all alive for the call; the 8-aligned control buffer holds one
+        // in6_pktinfo message (20 bytes plus header, within CMSG_SPACE), written through the
+        // CMSG_* helpers within the msg_controllen computed for it.
+        let r = unsafe {
+            let mut msg: libc::msghdr = MaybeUninit::zeroed().assume_init();
+            msg.msg_name = dst.as_ptr() as *mut libc::c_void;
+            msg.msg_namelen = dst.len();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cbuf.0.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = libc::CMSG_SPACE(pk) as usize;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::IPPROTO_IPV6;
+            (*c).cmsg_type = libc::IPV6_PKTINFO;
+            (*c).cmsg_len = libc::CMSG_LEN(pk) as usize;
+            let info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: from.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::in6_pktinfo, info);
+            libc::sendmsg(self.sock.as_raw_fd(), &msg, 0)
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
     }
 
     /// The raw descriptor.

@@ -147,7 +147,7 @@ fn run(
     let start = Instant::now();
     let now = || start.elapsed().as_millis() as u64;
     let mut r = Resolver::new(servers, rand::random::<u16>());
-    let mut limiter: RateLimiter<Ipv4Addr> = crate::pluto::limits::unauth_log_limiter();
+    let mut limiter: RateLimiter<std::net::IpAddr> = crate::pluto::limits::unauth_log_limiter();
     loop {
         let wait = r
             .poll_timeout()
@@ -157,7 +157,7 @@ fn run(
             Ok(Msg::Query(q)) => r.lookup(now(), q.id, &q.name, q.qtype),
             Ok(Msg::Datagram(from, data)) => {
                 if let Err(e) = r.handle_datagram(now(), from, &data) {
-                    let ip = *from.ip();
+                    let ip = std::net::IpAddr::from(*from.ip());
                     if limiter.allow(now(), &ip) {
                         log(&format!("dns: answer from {from} ignored: {e}"));
                     }

@@ -4,7 +4,7 @@
 //! the Delete came on, or with the same authenticated identity; never by address alone).
 
 use crate::pluto::ids::SerialNo;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::pluto::engine::Pluto;
 use crate::pluto::ikev1::crypto as kc;
@@ -172,8 +172,8 @@ impl Pluto {
     /// Dispatches an Informational message.
     pub(crate) fn v1_info(
         &mut self,
-        _local: SocketAddrV4,
-        remote: SocketAddrV4,
+        _local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) {

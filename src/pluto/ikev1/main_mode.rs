@@ -1,7 +1,7 @@
 //! Main Mode (RFC 2409 5, identity protection) with PSK and RSA signatures, NAT-T discovery
 //! (RFC 3947) and the DPD Vendor ID (RFC 3706), initiator and responder.
 
-use std::net::SocketAddrV4;
+use std::net::{IpAddr, SocketAddr};
 
 use zeroize::Zeroizing;
 
@@ -70,8 +70,8 @@ impl Pluto {
     /// Dispatches a Main Mode message.
     pub(crate) fn v1_main(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) {
@@ -235,8 +235,8 @@ impl Pluto {
         let Some(c) = self.conns.get(key) else {
             return;
         };
-        let local = SocketAddrV4::new(me, IKE_PORT);
-        let remote = SocketAddrV4::new(peer, IKE_PORT);
+        let local = SocketAddr::new(me, IKE_PORT);
+        let remote = SocketAddr::new(peer, IKE_PORT);
         let offered = c.ike_v1();
         let auths = c.auth.clone();
         let life = c.ikelifetime;
@@ -297,7 +297,7 @@ impl Pluto {
     }
 
     /// MI1 arrived: pick a connection and a transform, answer MR1.
-    fn main_r0(&mut self, local: SocketAddrV4, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+    fn main_r0(&mut self, local: SocketAddr, remote: SocketAddr, hdr: &Header, data: &[u8]) {
         if hdr.flags.encrypted() {
             self.log(format!("packet from {remote}: encrypted MI1; dropped"));
             return;
@@ -316,8 +316,8 @@ impl Pluto {
             self.log(format!("packet from {remote}: {e}"));
             return;
         }
-        let me = *local.ip();
-        let peer = *remote.ip();
+        let me = local.ip();
+        let peer = remote.ip();
         let mut explicit: Vec<String> = self
             .conns
             .values()
@@ -334,7 +334,10 @@ impl Pluto {
             .collect();
         if explicit.is_empty() && templates.is_empty() {
             // Opportunistic encryption: an instance for this peer, its key from DNS.
-            explicit.extend(self.oe_responder_instance(me, peer));
+            // (Opportunistic encryption finds peers through IPv4 reverse DNS only.)
+            if let (IpAddr::V4(me), IpAddr::V4(peer)) = (me, peer) {
+                explicit.extend(self.oe_responder_instance(me, peer));
+            }
         }
         if explicit.is_empty() && templates.is_empty() {
             self.log(format!(
@@ -461,8 +464,8 @@ impl Pluto {
     /// An unencrypted Informational with one notification (for failures before keys exist).
     fn send_unprotected_notify(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         icky: [u8; 8],
         n: NotifyType,
     ) {
@@ -502,12 +505,12 @@ impl Pluto {
         let draft = x.natt == UdpEncapMode::Draft;
         let force = self.conns.get(s.conn()).is_some_and(|c| c.forceencaps);
         let (ic, rc_, remote, local) = (s.spi_i(), s.spi_r, s.remote, s.local);
-        let theirs = kc::nat_d_hash(prf, &ic, &rc_, (*remote.ip()).into(), remote.port());
+        let theirs = kc::nat_d_hash(prf, &ic, &rc_, remote.ip(), remote.port());
         let ours = if force {
             // Pretend to be behind a NAT so both ends encapsulate (as strongSwan does).
             self.random_bytes(prf.output_len())
         } else {
-            kc::nat_d_hash(prf, &ic, &rc_, (*local.ip()).into(), local.port())
+            kc::nat_d_hash(prf, &ic, &rc_, local.ip(), local.port())
         };
         vec![
             Payload::NatD(NatDPayload {
@@ -549,8 +552,8 @@ impl Pluto {
             return;
         };
         let (icky, rcky) = (s.spi_i(), s.spi_r);
-        let me = kc::nat_d_hash(prf, &icky, &rcky, (*s.local.ip()).into(), s.local.port());
-        let him = kc::nat_d_hash(prf, &icky, &rcky, (*s.remote.ip()).into(), s.remote.port());
+        let me = kc::nat_d_hash(prf, &icky, &rcky, s.local.ip(), s.local.port());
+        let him = kc::nat_d_hash(prf, &icky, &rcky, s.remote.ip(), s.remote.port());
         s.nat.we_behind = force || !hashes.first().is_some_and(|h| ct_eq(h, &me));
         s.nat.peer_behind = !hashes.iter().skip(1).any(|h| ct_eq(h, &him));
         let (we, he) = (s.nat.we_behind, s.nat.peer_behind);
@@ -828,7 +831,7 @@ impl Pluto {
         // INITIAL_CONTACT (RFC 2407 4.6.3.3) tells the peer it may delete every other SA it
         // has with us: only when we have none. strongSwan does so at once, silently, so sent
         // on an ISAKMP SA replacement it killed the CHILD_SAs our IPsec SAs still pointed at.
-        if !self.has_other_sas_with(serial, *s.remote.ip()) {
+        if !self.has_other_sas_with(serial, s.remote.ip()) {
             payloads.push(Payload::Notification(NotificationPayload {
                 doi: Doi::Ipsec,
                 protocol: ProtocolId::Isakmp,
@@ -844,16 +847,16 @@ impl Pluto {
     }
 
     /// Another established ISAKMP or IPsec SA than `serial` exists with the peer at `peer`.
-    fn has_other_sas_with(&self, serial: SerialNo, peer: std::net::Ipv4Addr) -> bool {
+    fn has_other_sas_with(&self, serial: SerialNo, peer: std::net::IpAddr) -> bool {
         let ike = self
             .sas
             .ikes()
-            .any(|s| s.serial() != serial && s.established && *s.remote.ip() == peer);
+            .any(|s| s.serial() != serial && s.established && s.remote.ip() == peer);
         ike || self.sas.children().any(|c| {
             if c.serial() == serial || !c.established {
                 return false;
             }
-            let parent_peer = self.sas.ike(c.parent()).map(|x| *x.remote.ip());
+            let parent_peer = self.sas.ike(c.parent()).map(|x| x.remote.ip());
             parent_peer == Some(peer)
                 || self.conns.get(c.conn()).and_then(|c| c.that.host) == Some(peer)
         })
@@ -981,7 +984,7 @@ impl Pluto {
         let key = s.conn().to_string();
         let psk = s.psk.clone();
         let auth = s.auth.ok_or("no transform")?;
-        let (me, peer) = (*s.local.ip(), *s.remote.ip());
+        let (me, peer) = (s.local.ip(), s.remote.ip());
         let fits = |c: &crate::pluto::connection::Connection| {
             c.that.id == Id::Any || c.that.id == *peer_id
         };
@@ -1032,8 +1035,8 @@ impl Pluto {
     fn main_r2(
         &mut self,
         serial: SerialNo,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         _hdr: &Header,
         data: &[u8],
     ) -> Result<(), String> {
@@ -1081,7 +1084,7 @@ impl Pluto {
             }
         }
         // Authenticated: adopt the IV, the (possibly floated) endpoint, instantiate.
-        let Some(key) = self.instance_for_peer(serial, key, *remote.ip(), &peer_id) else {
+        let Some(key) = self.instance_for_peer(serial, key, remote.ip(), &peer_id) else {
             return Err("connection gone".into());
         };
         if let Some(s) = self.sas.ike_mut(serial) {
@@ -1110,7 +1113,7 @@ impl Pluto {
     fn main_i3(
         &mut self,
         serial: SerialNo,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         _hdr: &Header,
         data: &[u8],
     ) -> Result<(), String> {
@@ -1162,7 +1165,7 @@ impl Pluto {
         }
         self.advance(serial, StateKind::MainI4);
         self.ike_established(serial, &key, &peer_id);
-        self.start_waiting_main_mode(*remote.ip());
+        self.start_waiting_main_mode(remote.ip());
         let pending = self
             .sas
             .ike_mut(serial)

@@ -20,7 +20,7 @@ pub mod proposal;
 pub(crate) mod quick_mode;
 pub mod state;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
@@ -34,7 +34,7 @@ use self::state::StateKind;
 pub struct Ikev1;
 
 impl ExchangeHandlers for Ikev1 {
-    fn handle_datagram(p: &mut Pluto, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]) {
+    fn handle_datagram(p: &mut Pluto, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         let hdr = match Header::parse_datagram(data) {
             Ok((h, _)) => h,
             Err(ParseError::UnsupportedVersion { major, minor }) => {

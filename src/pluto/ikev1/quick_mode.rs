@@ -2,7 +2,7 @@
 //! encapsulation modes. What was negotiated goes to the engine as a [`NegotiatedChild`] with
 //! its keys (KEYMAT); the engine installs it make-before-break.
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use zeroize::Zeroizing;
 
@@ -38,8 +38,8 @@ pub(crate) struct P1Ctx {
     pub(crate) iv: Vec<u8>,
     pub(crate) icky: [u8; 8],
     pub(crate) rcky: [u8; 8],
-    pub(crate) local: SocketAddrV4,
-    pub(crate) remote: SocketAddrV4,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
     pub(crate) group: DhGroup,
     pub(crate) natt: UdpEncapMode,
     pub(crate) encap: bool,
@@ -168,8 +168,8 @@ impl Pluto {
             None => None,
         };
         Some(NegotiatedChild {
-            local: *parent.local.ip(),
-            remote: *parent.remote.ip(),
+            local: parent.local.ip(),
+            remote: parent.remote.ip(),
             our_client: c.our_client,
             peer_client: c.peer_client,
             mode,
@@ -298,8 +298,8 @@ impl Pluto {
     /// Dispatches a Quick Mode message.
     pub(crate) fn v1_quick(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) {
@@ -413,8 +413,8 @@ impl Pluto {
     fn quick_r0(
         &mut self,
         p1: SerialNo,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) -> Result<(), String> {
@@ -441,10 +441,7 @@ impl Pluto {
         self.heard_from(p1);
         let ids: Vec<&crate::pluto::ikev1::msg::Item<'_>> = chain.all(PT::Id).collect();
         let (peer_client, our_client) = match ids.as_slice() {
-            [] => (
-                Subnet::host(*ctx.remote.ip()),
-                Subnet::host(*ctx.local.ip()),
-            ),
+            [] => (Subnet::host(ctx.remote.ip()), Subnet::host(ctx.local.ip())),
             [i, r] => {
                 let sub = |it: &crate::pluto::ikev1::msg::Item<'_>| match &it.p {
                     Payload::Id(p) => p.identification().and_then(|i| identification_subnet(&i)),

@@ -2,7 +2,8 @@
 //! records: IKE_SA_INIT, IKE_AUTH with PSK and the first child SA, CREATE_CHILD_SA for
 //! further and replacing child SAs, INFORMATIONAL (Delete, liveness).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use crate::addr::{ip_bits, Family};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::addr::Subnet;
 use crate::config::secrets::Id;
@@ -43,11 +44,11 @@ struct CcsaKeying<'a> {
 const MAX_INIT_RETRIES: u32 = 4;
 
 /// NAT_DETECTION_*_IP data (RFC 7296 2.23): SHA-1(SPIi | SPIr | IP | port).
-fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], a: SocketAddrV4) -> Vec<u8> {
+fn nat_hash(spi_i: &[u8; 8], spi_r: &[u8; 8], a: SocketAddr) -> Vec<u8> {
     crate::pluto::crypto::Prf::HmacSha1.hash(&[
         spi_i,
         spi_r,
-        &a.ip().octets(),
+        &crate::addr::ip_octets(a.ip()),
         &a.port().to_be_bytes(),
     ])
 }
@@ -79,12 +80,17 @@ fn peer_hashes(payloads: &[Payload]) -> Vec<u16> {
 }
 
 /// An IKEv2 ID payload for one of our IDs (`%any` and unresolved names: our address).
-fn identification(id: &Id, host: Option<Ipv4Addr>) -> wire::Identification {
+fn identification(id: &Id, host: Option<IpAddr>) -> wire::Identification {
     match id {
         Id::Ipv4(a) => wire::Identification::Ipv4(*a),
+        Id::Ipv6(a) => wire::Identification::Ipv6(*a),
         Id::Fqdn(f) => wire::Identification::Fqdn(f.as_bytes().to_vec()),
         Id::UserFqdn(u) => wire::Identification::Rfc822(u.as_bytes().to_vec()),
-        Id::Any | Id::Name(_) => wire::Identification::Ipv4(host.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+        Id::Any | Id::Name(_) => match host {
+            Some(IpAddr::V6(a)) => wire::Identification::Ipv6(a),
+            Some(IpAddr::V4(a)) => wire::Identification::Ipv4(a),
+            None => wire::Identification::Ipv4(Ipv4Addr::UNSPECIFIED),
+        },
     }
 }
 
@@ -99,33 +105,49 @@ fn peer_id(i: &wire::Identification) -> Result<Id, String> {
     };
     match i {
         wire::Identification::Ipv4(a) => Ok(Id::Ipv4(*a)),
+        wire::Identification::Ipv6(a) => Ok(Id::Ipv6(*a)),
         wire::Identification::Fqdn(d) => Ok(Id::Fqdn(text(d)?)),
         wire::Identification::Rfc822(d) => Ok(Id::UserFqdn(text(d)?)),
         other => Err(format!("unsupported peer ID type {}", other.id_type())),
     }
 }
 
-/// The traffic selector of a client subnet (all protocols and ports).
+/// The traffic selector of a client subnet (all protocols and ports): TS_IPV4_ADDR_RANGE or
+/// TS_IPV6_ADDR_RANGE by the subnet's family.
 fn selector(s: &Subnet) -> AddrSelector {
-    let start = s.addr();
-    let end = Ipv4Addr::from(u32::from(start) | !s.mask());
-    AddrSelector::any(AddressRange::V4 { start, end })
+    AddrSelector::any(match (s.ip(), s.last()) {
+        (IpAddr::V4(start), IpAddr::V4(end)) => AddressRange::V4 { start, end },
+        (IpAddr::V6(start), IpAddr::V6(end)) => AddressRange::V6 { start, end },
+        // The first and last address of a subnet are of one family.
+        (IpAddr::V4(start), _) => AddressRange::V4 { start, end: start },
+        (IpAddr::V6(start), _) => AddressRange::V6 { start, end: start },
+    })
+}
+
+/// A selector's range as (family, first, last) on 128-bit integers.
+fn range_bits(a: &AddressRange) -> (Family, u128, u128) {
+    match *a {
+        AddressRange::V4 { start, end } => (
+            Family::V4,
+            u128::from(u32::from(start)),
+            u128::from(u32::from(end)),
+        ),
+        AddressRange::V6 { start, end } => (Family::V6, u128::from(start), u128::from(end)),
+    }
 }
 
 /// Whether some selector of `ts` covers subnet `s` (RFC 7296 2.9: the responder may narrow
 /// the initiator's selectors to its own policy).
 fn covers(ts: &TsPayload, s: &Subnet) -> bool {
-    let first = u32::from(s.addr());
-    let last = first | !s.mask();
-    ts.addr_selectors().any(|a| match a.addresses {
-        AddressRange::V4 { start, end } => {
-            a.ip_protocol == 0
-                && a.start_port == 0
-                && a.end_port == 65535
-                && u32::from(start) <= first
-                && u32::from(end) >= last
-        }
-        AddressRange::V6 { .. } => false,
+    let (first, last) = (ip_bits(s.ip()), ip_bits(s.last()));
+    ts.addr_selectors().any(|a| {
+        let (f, start, end) = range_bits(&a.addresses);
+        f == s.family()
+            && a.ip_protocol == 0
+            && a.start_port == 0
+            && a.end_port == 65535
+            && start <= first
+            && end >= last
     })
 }
 
@@ -135,20 +157,23 @@ fn narrowed(ts: &TsPayload, ours: &Subnet) -> Option<Subnet> {
     let [a] = ts.addr_selectors().collect::<Vec<_>>()[..] else {
         return None;
     };
-    let AddressRange::V4 { start, end } = a.addresses else {
-        return None;
-    };
     if a.ip_protocol != 0 || a.start_port != 0 || a.end_port != 65535 {
         return None;
     }
-    let size = u32::from(end).checked_sub(u32::from(start))?.checked_add(1);
+    let (f, start, end) = range_bits(&a.addresses);
+    let bits = u32::from(f.bits());
+    let size = end.checked_sub(start)?.checked_add(1);
     let len = match size {
         None => 0,
-        Some(n) if n.is_power_of_two() => 32 - n.trailing_zeros() as u8,
+        Some(n) if n.is_power_of_two() => bits - n.trailing_zeros(),
         Some(_) => return None,
     };
-    let s = Subnet::new(start, len);
-    (s.addr() == start && ours.covers(&s)).then_some(s)
+    let first = match a.addresses {
+        AddressRange::V4 { start, .. } => IpAddr::V4(start),
+        AddressRange::V6 { start, .. } => IpAddr::V6(start),
+    };
+    let s = Subnet::try_new(first, u8::try_from(len).ok()?).ok()?;
+    (s.ip() == first && ours.covers(&s)).then_some(s)
 }
 
 fn payload_ts(payloads: &[Payload]) -> (Option<&TsPayload>, Option<&TsPayload>) {
@@ -478,8 +503,8 @@ impl Pluto {
     /// An unprotected IKE_SA_INIT response carrying one notification (no state is kept).
     fn v2_init_notify(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         n: NotifyPayload,
     ) {
@@ -567,7 +592,7 @@ impl Pluto {
 
     /// After an authenticated message on IKE SA `serial` arrived at `local` from `remote`:
     /// with NAT-T, follow the peer to its new address or port (RFC 7296 2.23).
-    fn v2_follow_peer(&mut self, serial: SerialNo, local: SocketAddrV4, remote: SocketAddrV4) {
+    fn v2_follow_peer(&mut self, serial: SerialNo, local: SocketAddr, remote: SocketAddr) {
         if let Some(s) = self.sas.ike_mut(serial) {
             if s.nat.negotiated && (s.local != local || s.remote != remote) {
                 s.local = local;
@@ -581,7 +606,7 @@ impl Pluto {
     // Dispatch.
 
     /// An IKEv2 datagram.
-    pub(crate) fn v2_datagram(&mut self, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]) {
+    pub(crate) fn v2_datagram(&mut self, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         let (hdr, _) = match Header::parse_datagram(data) {
             Ok(h) => h,
             Err(e) => {
@@ -630,8 +655,8 @@ impl Pluto {
     fn v2_response(
         &mut self,
         serial: SerialNo,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) {
@@ -753,8 +778,8 @@ impl Pluto {
     fn v2_request_in(
         &mut self,
         serial: SerialNo,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) {
@@ -904,8 +929,8 @@ impl Pluto {
                 spi_i,
                 spi_r: [0; 8],
                 initiator: true,
-                local: SocketAddrV4::new(me, IKE_PORT),
-                remote: SocketAddrV4::new(peer, IKE_PORT),
+                local: SocketAddr::new(me, IKE_PORT),
+                remote: SocketAddr::new(peer, IKE_PORT),
                 created: self.now,
                 exchange: IkeExchange::V2(Box::new(x)),
             },
@@ -987,8 +1012,8 @@ impl Pluto {
     /// IKE_SA_INIT request arrived: choose a conn and a suite, answer.
     fn v2_init_request(
         &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
+        local: SocketAddr,
+        remote: SocketAddr,
         hdr: &Header,
         data: &[u8],
     ) {
@@ -1044,8 +1069,8 @@ impl Pluto {
                 return;
             }
         }
-        let me = *local.ip();
-        let peer = *remote.ip();
+        let me = local.ip();
+        let peer = remote.ip();
         let accepts = |c: &crate::pluto::Connection| {
             c.negotiates() && c.ike_policy.accepts(IkeVersion::V2) && c.this.host == Some(me)
         };
@@ -1250,12 +1275,12 @@ impl Pluto {
 
     /// Our COOKIE for an IKE_SA_INIT request: HMAC-SHA-256(secret, Ni | IPi | port | SPIi),
     /// 16 octets.
-    fn v2_cookie(&self, ni: &[u8], remote: SocketAddrV4, spi_i: &[u8; 8]) -> Vec<u8> {
+    fn v2_cookie(&self, ni: &[u8], remote: SocketAddr, spi_i: &[u8; 8]) -> Vec<u8> {
         let mut c = crate::pluto::crypto::Prf::HmacSha256.prf(
             &self.cookie_secret,
             &[
                 ni,
-                &remote.ip().octets(),
+                &crate::addr::ip_octets(remote.ip()),
                 &remote.port().to_be_bytes(),
                 spi_i,
             ],
@@ -1279,7 +1304,7 @@ impl Pluto {
     }
 
     /// IKE_SA_INIT response arrived.
-    fn v2_init_response(&mut self, remote: SocketAddrV4, hdr: &Header, data: &[u8]) {
+    fn v2_init_response(&mut self, remote: SocketAddr, hdr: &Header, data: &[u8]) {
         let Some(serial) = self
             .sas
             .by_spi_i(&hdr.spi_i.0)
@@ -1593,12 +1618,12 @@ impl Pluto {
         let mut payloads = vec![Payload::IdI(idi)];
         // INITIAL_CONTACT (RFC 7296 2.4) only when we have no other IKE SA with the peer: a
         // reauthentication must not make it drop the IKE SA being replaced.
-        let remote = self.sas.ike(serial).map(|s| *s.remote.ip());
+        let remote = self.sas.ike(serial).map(|s| s.remote.ip());
         let first_contact = !self.sas.ikes().any(|o| {
             o.serial() != serial
                 && o.established
                 && o.exchange.v2().is_some()
-                && Some(*o.remote.ip()) == remote
+                && Some(o.remote.ip()) == remote
         });
         if first_contact {
             payloads.push(Payload::Notify(NotifyPayload::new(
@@ -1644,7 +1669,7 @@ impl Pluto {
     fn v2_refine(&mut self, serial: SerialNo, peer: &Id, kind: AuthKind) -> Option<String> {
         let s = self.sas.ike(serial)?;
         let key = s.conn().to_string();
-        let (me, addr) = (*s.local.ip(), *s.remote.ip());
+        let (me, addr) = (s.local.ip(), s.remote.ip());
         let fits = |c: &crate::pluto::Connection| {
             (c.that.id == Id::Any || c.that.id == *peer)
                 && c.auth.contains(&kind)
@@ -1742,7 +1767,7 @@ impl Pluto {
         self.unauth = None;
         let remote = self.sas.ike(serial).ok_or("gone")?.remote;
         let key = self
-            .instance_for_peer(serial, key, *remote.ip(), &pid)
+            .instance_for_peer(serial, key, remote.ip(), &pid)
             .ok_or("connection gone")?;
         if let Some(s) = self.sas.ike_mut(serial) {
             s.peer_id = Some(pid.clone());
@@ -1857,10 +1882,11 @@ impl Pluto {
         if c.instance != 0 && !c.that.has_client {
             let claim = tsi.addr_selectors().find_map(|a| match a.addresses {
                 AddressRange::V4 { start, end } if start == end => Some(Subnet::host(start)),
+                AddressRange::V6 { start, end } if start == end => Some(Subnet::host(start)),
                 _ => None,
             });
             let s = self.sas.ike(ike)?;
-            let (peer, nat) = (*s.remote.ip(), s.nat.peer_behind);
+            let (peer, nat) = (s.remote.ip(), s.nat.peer_behind);
             let pid = s.peer_id.clone().unwrap_or(Id::Any);
             let c = self.conns.get(key)?;
             if let Some(claim) = claim.filter(|cl| {
@@ -1993,8 +2019,8 @@ impl Pluto {
                 c.negotiates()
                     && c.ike_policy.accepts(IkeVersion::V2)
                     && c.instance == 0
-                    && c.this.host == Some(*s.local.ip())
-                    && c.that.host == Some(*s.remote.ip())
+                    && c.this.host == Some(s.local.ip())
+                    && c.that.host == Some(s.remote.ip())
                     && c.this.id == own.this.id
                     && c.that.id == own.that.id
                     && s.auth.is_some_and(|a| c.auth.contains(&a))
@@ -2035,8 +2061,8 @@ impl Pluto {
             None => ChildMode::Transport,
         };
         Some(NegotiatedChild {
-            local: *s.local.ip(),
-            remote: *s.remote.ip(),
+            local: s.local.ip(),
+            remote: s.remote.ip(),
             our_client: c.our_client,
             peer_client: c.peer_client,
             mode,

@@ -18,7 +18,7 @@ pub mod proposal;
 pub mod state;
 pub mod wire;
 
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 use crate::pluto::engine::Pluto;
 use crate::pluto::ids::{SerialNo, WhackClient};
@@ -29,7 +29,7 @@ use crate::pluto::version::ExchangeHandlers;
 pub struct Ikev2;
 
 impl ExchangeHandlers for Ikev2 {
-    fn handle_datagram(p: &mut Pluto, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]) {
+    fn handle_datagram(p: &mut Pluto, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         p.v2_datagram(local, remote, data)
     }
 

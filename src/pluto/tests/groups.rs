@@ -16,7 +16,9 @@ use super::{Node, WEST};
 const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
 
 fn node(conf: &str) -> Node {
-    Node::with_cfg(WEST, 7, conf, "", |c| c.defaultroute = Some((WEST, GW)))
+    Node::with_cfg(WEST, 7, conf, "", |c| {
+        c.defaultroute = Some((WEST.into(), GW.into()))
+    })
 }
 
 fn groups(files: &[(&str, &str)]) -> PolicyGroups {

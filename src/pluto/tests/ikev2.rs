@@ -411,7 +411,7 @@ fn keyexchange_and_ikev2_together_are_refused() {
             interfaces: vec![Interface {
                 virt: "ipsec0".into(),
                 phys: "eth0".into(),
-                addr: WEST,
+                addr: WEST.into(),
             }],
             ..PlutoConfig::default()
         },

@@ -39,7 +39,7 @@ fn half_open(n: &Node, ip: Option<Ipv4Addr>) -> usize {
     n.p.sas
         .ikes()
         .filter(|s| s.exchange.half_open_responder())
-        .filter(|s| ip.is_none_or(|ip| *s.remote.ip() == ip))
+        .filter(|s| ip.is_none_or(|ip| s.remote.ip() == ip))
         .count()
 }
 
@@ -59,8 +59,8 @@ fn rw_pair(b_extra: &str) -> Net {
     Net::new(a, b)
 }
 
-const B_IKE: SocketAddrV4 = SocketAddrV4::new(EAST, 500);
-const A_IKE: SocketAddrV4 = SocketAddrV4::new(WEST, 500);
+const B_IKE: SocketAddr = SocketAddr::V4(SocketAddrV4::new(EAST, 500));
+const A_IKE: SocketAddr = SocketAddr::V4(SocketAddrV4::new(WEST, 500));
 
 // ---------------------------------------------------------------------------------------------
 // Half-open states: spoofed MI1s.
@@ -187,7 +187,7 @@ fn road_warrior_gets_in_under_a_random_source_flood() {
             .map(|_| {
                 let src =
                     SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 | rng.gen::<u32>() >> 8), 500);
-                (B_IKE, src, with_icookie(&mi1, rng.gen()))
+                (B_IKE, src.into(), with_icookie(&mi1, rng.gen()))
             })
             .collect()
     };

@@ -2,6 +2,7 @@
 
 mod groups;
 mod ikev2;
+mod ipv6;
 mod limits;
 mod oe;
 mod peers;
@@ -10,7 +11,7 @@ mod strongswan;
 mod usage;
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -34,7 +35,7 @@ pub(crate) const NAT_PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
 /// One engine and what it produced.
 pub(crate) struct Node {
     pub p: Pluto,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub logs: Vec<String>,
     pub whack: Vec<(u64, u16, String)>,
     pub done: Vec<(u64, i32)>,
@@ -42,25 +43,26 @@ pub(crate) struct Node {
     pub eroutes: Vec<(ErouteOp, Subnet, Subnet, Said)>,
     pub deleted: Vec<Said>,
     pub updown: Vec<Verb>,
-    pub sent: Vec<(u64, SocketAddrV4, SocketAddrV4, Vec<u8>)>,
+    pub sent: Vec<(u64, SocketAddr, SocketAddr, Vec<u8>)>,
     pub keepalives: usize,
     /// Live SADB model.
     pub sadb: HashMap<Said, SaSpec>,
 }
 
 impl Node {
-    pub fn new(addr: Ipv4Addr, seed: u64, conf: &str, secrets: &str) -> Node {
+    pub fn new(addr: impl Into<IpAddr>, seed: u64, conf: &str, secrets: &str) -> Node {
         Node::with_cfg(addr, seed, conf, secrets, |_| {})
     }
 
     /// A node whose `PlutoConfig` (`config setup`) `setup` adjusts.
     pub fn with_cfg(
-        addr: Ipv4Addr,
+        addr: impl Into<IpAddr>,
         seed: u64,
         conf: &str,
         secrets: &str,
         setup: impl FnOnce(&mut PlutoConfig),
     ) -> Node {
+        let addr: IpAddr = addr.into();
         let mut cfg = PlutoConfig {
             interfaces: vec![Interface {
                 virt: "ipsec0".into(),
@@ -174,7 +176,7 @@ pub(crate) enum Dir {
 pub(crate) type DropFn = Box<dyn FnMut(Dir, &[u8]) -> bool>;
 
 /// Datagrams an adversary slips in to B: (B's address, the (spoofed) source, the data).
-pub(crate) type Injected = Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)>;
+pub(crate) type Injected = Vec<(SocketAddr, SocketAddr, Vec<u8>)>;
 
 /// An adversary: sees B and the time, and injects datagrams into B right before each round
 /// that delivers A's datagrams to B (so between the messages of A's exchanges).
@@ -188,6 +190,8 @@ pub(crate) struct Net {
     pub drop: DropFn,
     /// Node A sits behind a NAT (A's source is rewritten to NAT_PUBLIC, ports +1000).
     pub nat_a: bool,
+    /// The NAT's public address (IPv4 [`NAT_PUBLIC`] unless a test puts an IPv6 one).
+    pub nat_public: IpAddr,
     pub delivered: usize,
     /// Injects datagrams into B between A's messages.
     pub adversary: Option<AdversaryFn>,
@@ -201,12 +205,13 @@ impl Net {
             now: 0,
             drop: Box::new(|_, _| false),
             nat_a: false,
+            nat_public: NAT_PUBLIC.into(),
             delivered: 0,
             adversary: None,
         }
     }
 
-    fn drain(node: &mut Node, now: u64) -> Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)> {
+    fn drain(node: &mut Node, now: u64) -> Vec<(SocketAddr, SocketAddr, Vec<u8>)> {
         let mut sends = Vec::new();
         while let Some(o) = node.p.poll_output() {
             match o {
@@ -263,11 +268,11 @@ impl Net {
                 }
             }
             for (local, remote, data) in from_a {
-                if (self.drop)(Dir::AtoB, &data) || *remote.ip() != self.b.addr {
+                if (self.drop)(Dir::AtoB, &data) || remote.ip() != self.b.addr {
                     continue;
                 }
                 let src = if self.nat_a {
-                    SocketAddrV4::new(NAT_PUBLIC, local.port() + 1000)
+                    SocketAddr::new(self.nat_public, local.port() + 1000)
                 } else {
                     local
                 };
@@ -279,12 +284,12 @@ impl Net {
                     continue;
                 }
                 let dst = if self.nat_a {
-                    if *remote.ip() != NAT_PUBLIC {
+                    if remote.ip() != self.nat_public {
                         continue;
                     }
-                    SocketAddrV4::new(self.a.addr, remote.port() - 1000)
+                    SocketAddr::new(self.a.addr, remote.port() - 1000)
                 } else {
-                    if *remote.ip() != self.a.addr {
+                    if remote.ip() != self.a.addr {
                         continue;
                     }
                     remote
@@ -296,7 +301,7 @@ impl Net {
         panic!("network never went quiet");
     }
 
-    fn deliver(node: &mut Node, now: u64, local: SocketAddrV4, remote: SocketAddrV4, data: &[u8]) {
+    fn deliver(node: &mut Node, now: u64, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         let ike = if local.port() == NAT_T_PORT {
             match strip_non_esp_marker(data) {
                 Some(d) => d,

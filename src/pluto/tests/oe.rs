@@ -5,7 +5,7 @@
 //! and end in the failure shunt.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use crate::addr::Subnet;
@@ -24,7 +24,7 @@ type Zone = HashMap<(String, RrType), Lookup>;
 fn node(addr: Ipv4Addr, seed: u64, secrets: &str) -> Node {
     let gw = Ipv4Addr::new(addr.octets()[0], addr.octets()[1], addr.octets()[2], 254);
     let mut n = Node::with_cfg(addr, seed, "version 2\n", secrets, |c| {
-        c.defaultroute = Some((addr, gw))
+        c.defaultroute = Some((addr.into(), gw.into()))
     });
     n.p.set_dns_available(true);
     let (e, _) = parse_group_file("0.0.0.0/0\n", Path::new("private-or-clear"), &|_| None);
@@ -58,7 +58,7 @@ fn txt(zone: &mut Zone, addr: Ipv4Addr, gw: Ipv4Addr, key_b64: &str) {
 }
 
 /// A datagram in flight: (sent by A, local, remote, data).
-type Flight = (bool, SocketAddrV4, SocketAddrV4, Vec<u8>);
+type Flight = (bool, SocketAddr, SocketAddr, Vec<u8>);
 
 /// Delivers datagrams between the two and answers DNS from `zone` until quiet; records
 /// eroutes and logs.
@@ -96,7 +96,7 @@ fn pump(a: &mut Node, b: &mut Node, now: u64, zone: &Zone) {
         moved |= !flights.is_empty();
         for (from_a, local, remote, data) in flights {
             let to = if from_a { &mut *b } else { &mut *a };
-            if *remote.ip() == to.addr {
+            if remote.ip() == to.addr {
                 to.p.handle_datagram(now, remote, local, &data);
             }
         }
@@ -112,7 +112,7 @@ fn acquire(n: &mut Node, now: u64, dst: Ipv4Addr) {
     n.p.handle_acquire(
         now,
         Acquire {
-            src: src.into(),
+            src,
             dst: dst.into(),
             proto: 1,
             sport: 0,

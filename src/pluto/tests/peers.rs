@@ -256,7 +256,7 @@ fn vhost_subnets_are_refused_with_a_clear_error() {
         interfaces: vec![Interface {
             virt: "ipsec0".into(),
             phys: "eth0".into(),
-            addr: EAST,
+            addr: EAST.into(),
         }],
         ..PlutoConfig::default()
     };

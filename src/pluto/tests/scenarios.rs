@@ -265,7 +265,7 @@ fn short_rsa_keys_warned_or_refused() {
         interfaces: vec![crate::pluto::Interface {
             virt: "ipsec0".into(),
             phys: "eth0".into(),
-            addr: WEST,
+            addr: WEST.into(),
         }],
         ..crate::pluto::PlutoConfig::default()
     };

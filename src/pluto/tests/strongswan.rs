@@ -44,7 +44,7 @@ fn main_mode_life_duration_zero_is_no_limit() {
     while let Some(o) = a.p.poll_output() {
         match o {
             Output::Send { remote, .. } => {
-                assert_eq!(remote, SocketAddrV4::new(GW_B, 500));
+                assert_eq!(remote, SocketAddrV4::new(GW_B, 500).into());
                 replies += 1;
             }
             Output::Log(l) => a.logs.push(l),
