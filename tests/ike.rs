@@ -1568,17 +1568,6 @@ fn responder_lifetime_shortens_the_initiators_sa() {
     check_traffic(&t);
 }
 
-/// Removes `/etc/netns/NS` directories a test wrote, also when it fails.
-struct NetnsEtc(Vec<std::path::PathBuf>);
-
-impl Drop for NetnsEtc {
-    fn drop(&mut self) {
-        for d in &self.0 {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
 /// `left=`/`right=` may be host names, resolved when the conn is loaded (here from the
 /// namespace's `/etc/hosts`, which `ip netns exec` takes from `/etc/netns/NS/hosts`); a name
 /// that does not resolve is refused with the conn's file and line.
@@ -1586,19 +1575,13 @@ impl Drop for NetnsEtc {
 fn host_names_in_left_and_right() {
     let mut t = Topo::new();
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    let mut etc = NetnsEtc(Vec::new());
-    for ns in [&ga, &gb] {
-        let d = std::path::PathBuf::from(format!("/etc/netns/{ns}"));
-        std::fs::create_dir_all(&d).unwrap();
-        etc.0.push(d.clone());
-        std::fs::write(
-            d.join("hosts"),
-            "127.0.0.1 localhost\n192.0.2.1 gw-a.rswan.test\n192.0.2.2 gw-b.rswan.test\n",
-        )
-        .unwrap();
-        // No DNS server in the namespaces: an unknown name fails at once, not after timeouts.
-        std::fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-    }
+    let _etc = NetnsEtc::hosts(
+        &[&ga, &gb],
+        "127.0.0.1 localhost
+192.0.2.1 gw-a.rswan.test
+192.0.2.2 gw-b.rswan.test
+",
+    );
     let conf = net_conf("\tauthby=secret\n\tauto=add\n")
         .replace("left=192.0.2.1", "left=gw-a.rswan.test")
         .replace("right=192.0.2.2", "right=gw-b.rswan.test")
@@ -1628,7 +1611,6 @@ fn host_names_in_left_and_right() {
             ),
         "{text}"
     );
-    drop(etc);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -272,17 +272,6 @@ fn ipv6_road_warrior() {
     assert!(look.contains("@2001:db8::1"), "{look}");
 }
 
-/// `/etc/netns/NS` directories a test wrote (removed on drop, also when it panics).
-struct NetnsEtc(Vec<std::path::PathBuf>);
-
-impl Drop for NetnsEtc {
-    fn drop(&mut self) {
-        for d in &self.0 {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-}
-
 /// `left=`/`right=` host names with only AAAA records (here the namespace's `/etc/hosts`)
 /// resolve to their IPv6 addresses when the conn loads, and IKEv2 runs over them.
 #[test]
@@ -290,18 +279,13 @@ fn aaaa_only_host_names_in_left_and_right() {
     let mut t = Topo::new();
     t.add_ipv6();
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    let mut etc = NetnsEtc(Vec::new());
-    for ns in [&ga, &gb] {
-        let d = std::path::PathBuf::from(format!("/etc/netns/{ns}"));
-        std::fs::create_dir_all(&d).unwrap();
-        etc.0.push(d.clone());
-        std::fs::write(
-            d.join("hosts"),
-            "127.0.0.1 localhost\n2001:db8::1 gw-a6.rswan.test\n2001:db8::2 gw-b6.rswan.test\n",
-        )
-        .unwrap();
-        std::fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-    }
+    let _etc = NetnsEtc::hosts(
+        &[&ga, &gb],
+        "127.0.0.1 localhost
+2001:db8::1 gw-a6.rswan.test
+2001:db8::2 gw-b6.rswan.test
+",
+    );
     let c = conf(
         "2001:db8:1::/64",
         "2001:db8:2::/64",
@@ -329,7 +313,6 @@ fn aaaa_only_host_names_in_left_and_right() {
         "{}",
         diag(&t)
     );
-    drop(etc);
 }
 
 /// Gateways whose public link has only IPv6: `interfaces=` names the IPv6-only interface (on

@@ -52,7 +52,9 @@ fn groups_block_clear_private_and_rereadgroups() {
     ns_must(&gb, &["ip", "addr", "add", "10.0.2.99/32", "dev", "lo"]);
     ns_must(&gb, &["ip", "addr", "add", "10.0.2.98/32", "dev", "lo"]);
     write_group(&t, "clear", "# hosts we talk to in clear\n10.0.2.1\n");
-    write_group(&t, "block", "10.0.2.10/32\n");
+    // A host name the namespace's /etc/hosts knows is taken from it (no DNS needed).
+    let _etc = NetnsEtc::hosts(&[&ga], "10.0.2.97 blocked.rswan.test\n");
+    write_group(&t, "block", "10.0.2.10/32\nblocked.rswan.test\n");
     write_group(&t, "private", "10.0.2.98/32\n");
     write_group(&t, "private-or-clear", "0.0.0.0/0\n");
     let secrets = format!("192.0.2.1 192.0.2.2 : PSK \"{PSK}\"\n");
@@ -72,6 +74,7 @@ fn groups_block_clear_private_and_rereadgroups() {
     let st = t.ipsec_ok(&ga, &["auto", "--status"]);
     for l in [
         "\"block#10.0.2.10/32\": 192.0.2.1---192.0.2.2...%group===10.0.2.10/32; prospective erouted",
+        "\"block#10.0.2.97/32\": 192.0.2.1---192.0.2.2...%group===10.0.2.97/32; prospective erouted",
         "\"clear#10.0.2.1/32\": 192.0.2.1---192.0.2.2...%group===10.0.2.1/32; prospective erouted",
         "\"private#10.0.2.98/32\": 192.0.2.1---192.0.2.2...%opportunistic===10.0.2.98/32; prospective erouted",
         "\"private-or-clear#0.0.0.0/0\": 192.0.2.1---192.0.2.2...%opportunistic===0.0.0.0/0; prospective erouted",
@@ -80,6 +83,7 @@ fn groups_block_clear_private_and_rereadgroups() {
         assert!(st.contains(l), "missing {l}:\n{st}");
     }
     assert_eq!(eroute_to(&t, "10.0.2.10/32").as_deref(), Some("%reject"));
+    assert_eq!(eroute_to(&t, "10.0.2.97/32").as_deref(), Some("%reject"));
     assert_eq!(eroute_to(&t, "10.0.2.1/32").as_deref(), Some("%pass"));
     assert_eq!(eroute_to(&t, "10.0.2.98/32").as_deref(), Some("%trap"));
     assert_eq!(eroute_to(&t, "0.0.0.0/0").as_deref(), Some("%trap"));

@@ -252,29 +252,12 @@ fn manual_esp_in_udp_over_ipv6() {
 /// is refused at its line.
 #[test]
 fn ipv6_only_host_names() {
-    struct EtcNetns(Vec<std::path::PathBuf>);
-    impl Drop for EtcNetns {
-        fn drop(&mut self) {
-            for d in &self.0 {
-                let _ = std::fs::remove_dir_all(d);
-            }
-        }
-    }
     let mut t = Topo::new();
     t.add_ipv6();
-    let mut etc = EtcNetns(Vec::new());
-    for ns in [&t.ga, &t.gb] {
-        let d = std::path::PathBuf::from(format!("/etc/netns/{ns}"));
-        std::fs::create_dir_all(&d).unwrap();
-        etc.0.push(d.clone());
-        std::fs::write(
-            d.join("hosts"),
-            "2001:db8::1 gw-a6.rswan.test\n2001:db8::2 gw-b6.rswan.test\n",
-        )
-        .unwrap();
-        // No DNS server in the namespaces: unknown names fail at once.
-        std::fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-    }
+    let _etc = NetnsEtc::hosts(
+        &[&t.ga, &t.gb],
+        "2001:db8::1 gw-a6.rswan.test\n2001:db8::2 gw-b6.rswan.test\n",
+    );
     let text = conf(
         "gw-a6.rswan.test",
         "gw-b6.rswan.test",
@@ -305,7 +288,6 @@ fn ipv6_only_host_names() {
         )),
         "{err}"
     );
-    drop(etc);
 }
 
 /// With ipsec0's MTU raised to the link's (`overridemtu=1500`), full-size TCP segments no

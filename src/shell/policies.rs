@@ -2,13 +2,16 @@
 //! the configuration file (`/etc/ipsec.d/policies` for `/etc/ipsec.conf`; for a gateway
 //! started with `--config DIR/gw.conf`, `DIR/ipsec.d/policies`), or the directory named by
 //! `policygroupsdir=` in `config setup` (Pluto's `--policygroupsdir`, an rswan keyword).
-//! Host names are left to Pluto, which resolves them through the DNS resolver thread (the
-//! daemon never blocks on DNS).
+//! Host names listed in `/etc/hosts` are taken from it (as the system resolver FreeS/WAN used
+//! would); the others are left to Pluto, which resolves them through the DNS resolver thread
+//! (the daemon never blocks on DNS).
 
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::config::conf::{ConfError, IpsecConf};
-use crate::pluto::groups::{parse_group_entries, PolicyGroups};
+use crate::pluto::groups::{parse_group_entries, GroupEntry, PolicyGroups};
 
 /// Longest group file read (bytes); a longer one is refused with an error.
 const MAX_FILE: u64 = 4 << 20;
@@ -44,6 +47,7 @@ pub fn read_policy_groups(dir: &Path) -> (PolicyGroups, Vec<ConfError>) {
     };
     let mut files: Vec<_> = rd.flatten().collect();
     files.sort_by_key(|e| e.file_name());
+    let mut etc_hosts: Option<HashMap<String, Ipv4Addr>> = None;
     for e in files {
         let name = e.file_name().to_string_lossy().into_owned();
         let valid = name.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -72,14 +76,47 @@ pub fn read_policy_groups(dir: &Path) -> (PolicyGroups, Vec<ConfError>) {
                 continue;
             }
         };
-        let (entries, hosts, mut es) = parse_group_entries(&text, &path);
+        let (mut entries, mut hosts, mut es) = parse_group_entries(&text, &path);
         errs.append(&mut es);
+        if !hosts.is_empty() {
+            let known = etc_hosts.get_or_insert_with(|| {
+                hosts_v4(&std::fs::read_to_string("/etc/hosts").unwrap_or_default())
+            });
+            hosts.retain(|h| match known.get(&h.name.to_ascii_lowercase()) {
+                Some(&a) => {
+                    entries.push(GroupEntry {
+                        net: crate::addr::Subnet::host(a),
+                        file: h.file.clone(),
+                        line: h.line,
+                    });
+                    false
+                }
+                None => true,
+            });
+        }
         if !hosts.is_empty() {
             groups.hosts.insert(name.clone(), hosts);
         }
         groups.groups.insert(name, entries);
     }
     (groups, errs)
+}
+
+/// The IPv4 addresses of the names in an `/etc/hosts` text (`ADDRESS NAME [ALIAS…]`, `#`
+/// comments; the first line naming a name wins, as in the C library), by lower-case name.
+fn hosts_v4(text: &str) -> HashMap<String, Ipv4Addr> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(Ok(addr)) = words.next().map(str::parse::<Ipv4Addr>) else {
+            continue;
+        };
+        for name in words {
+            out.entry(name.to_ascii_lowercase()).or_insert(addr);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -128,5 +165,21 @@ mod tests {
         let (g, errs) = read_policy_groups(&d.join("missing"));
         assert!(g.groups.is_empty() && errs.is_empty());
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn etc_hosts_names() {
+        let h = hosts_v4(
+            "127.0.0.1 localhost\n# 10.9.9.9 commented\n192.0.2.7 GW.example.net gw # alias\n\
+             2001:db8::1 gw6\n192.0.2.8 gw\nnonsense\n",
+        );
+        assert_eq!(h.get("gw.example.net"), Some(&Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(
+            h.get("gw"),
+            Some(&Ipv4Addr::new(192, 0, 2, 7)),
+            "first line wins"
+        );
+        assert_eq!(h.get("localhost"), Some(&Ipv4Addr::LOCALHOST));
+        assert!(!h.contains_key("commented") && !h.contains_key("gw6"));
     }
 }

@@ -668,3 +668,32 @@ fn newest(st: &str, label: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no {label}N in\n{st}"))
 }
+
+/// `/etc/netns/NS/{hosts,resolv.conf}` for test namespaces (`ip netns exec` bind-mounts them
+/// over `/etc`): the given hosts lines, and a name server on loopback that nobody runs, so an
+/// unknown name fails at once instead of after timeouts. Removed on drop, also when a test
+/// panics.
+pub struct NetnsEtc(Vec<PathBuf>);
+
+impl NetnsEtc {
+    /// Writes `hosts` as `/etc/hosts` of each namespace in `namespaces`.
+    pub fn hosts(namespaces: &[&str], hosts: &str) -> NetnsEtc {
+        let mut etc = NetnsEtc(Vec::new());
+        for ns in namespaces {
+            let d = PathBuf::from(format!("/etc/netns/{ns}"));
+            fs::create_dir_all(&d).unwrap();
+            etc.0.push(d.clone());
+            fs::write(d.join("hosts"), hosts).unwrap();
+            fs::write(d.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        }
+        etc
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
