@@ -1,6 +1,6 @@
 //! IKE over IPv6 between two rswan gateways (the four-namespace topology with IPv6 added,
 //! tests/common): IKEv1 and IKEv2 with IPv6 outer addresses and IPv6 (6-in-6) or IPv4 (4-in-6)
-//! clients, ping and a 10 MB TCP transfer whose hash matches while the gateway link shows only
+//! clients, and with IPv4 outer addresses and IPv6 clients (6-in-4), ping and a 10 MB TCP transfer whose hash matches while the gateway link shows only
 //! IKE and ESP; `auto=route` keying on demand for an IPv6 destination; `auto --status` showing
 //! the IPv6 conn and its states; an IPv6 Road Warrior; AAAA-only host names; an IPv6-only
 //! public link (`interfaces=` naming it, `%defaultroute` from the IPv6 default route).
@@ -12,7 +12,8 @@ use std::time::Duration;
 
 const MARKER: &[u8] = b"RSWAN-IKE6-CLEARTEXT-MARKER-5e1a";
 const SIZE: usize = 10 * 1024 * 1024 + 33;
-const SECRETS: &str = "2001:db8::1 2001:db8::2 : PSK \"the shared secret of ike6.rs\"\n";
+const SECRETS: &str = "2001:db8::1 2001:db8::2 : PSK \"the shared secret of ike6.rs\"\n\
+                       192.0.2.1 192.0.2.2 : PSK \"the IPv4 secret of ike6.rs\"\n";
 
 /// `ipsec.conf` with conn `net` between 2001:db8::1 and 2001:db8::2 protecting `ls`/`rs`, plus
 /// `body` lines.
@@ -63,6 +64,12 @@ fn up_ok(t: &Topo, conn: &str) {
 /// hash, while the capture on A's gateway link holds only IKE (UDP 500/4500) and ESP over IPv6
 /// (and neighbour discovery), never the inner marker.
 fn passes(t: &Topo, dst: &str) {
+    passes_over(t, dst, " IP6 ")
+}
+
+/// [`passes`] with IKE and ESP over the outer family whose tcpdump tag is `outer` (" IP6 " or
+/// " IP ").
+fn passes_over(t: &Topo, dst: &str, outer: &str) {
     // IKEv1's QI2 is not acknowledged: the responder's tunnel eroute may follow a moment later.
     assert!(
         wait_until(Duration::from_secs(5), || t
@@ -103,9 +110,9 @@ fn passes(t: &Topo, dst: &str) {
         .any(|k| l.contains(k));
         if l.contains("ESP(") {
             esp += 1;
-            assert!(l.contains(" IP6 "), "ESP not over IPv6: {l}");
+            assert!(l.contains(outer), "ESP not over{outer}: {l}");
         } else if ike {
-            assert!(l.contains(" IP6 "), "IKE not over IPv6: {l}");
+            assert!(l.contains(outer), "IKE not over{outer}: {l}");
         } else {
             assert!(nd || l.contains(" ARP"), "not IKE/ESP on the link: {l}");
         }
@@ -169,6 +176,25 @@ fn ikev2_over_ipv6_4in6_ping_and_tcp() {
     let t = pair(&c, &c);
     up_ok(&t, "net");
     passes(&t, "10.0.2.10");
+}
+
+/// 6-in-4 keyed by IKE: IPv4 gateways, IPv6 subnets, for IKEv1 (Quick Mode IDs
+/// ID_IPV6_ADDR_SUBNET) and IKEv2 (TS_IPV6_ADDR_RANGE) in turn.
+#[test]
+fn ike_over_ipv4_6in4_ping_and_tcp() {
+    for body in ["\tauto=add\n", "\tkeyexchange=ikev2\n\tauto=add\n"] {
+        let c = conf("2001:db8:1::/64", "2001:db8:2::/64", body)
+            .replace("left=2001:db8::1", "left=192.0.2.1")
+            .replace("right=2001:db8::2", "right=192.0.2.2");
+        let t = pair(&c, &c);
+        up_ok(&t, "net");
+        passes_over(&t, "2001:db8:2::10", " IP ");
+        let er = t.ipsec_ok(&t.ga, &["eroute"]);
+        assert!(
+            er.contains("2001:db8:1::/64") && er.contains("@192.0.2.2"),
+            "{er}"
+        );
+    }
 }
 
 /// `auto=route`: the `%trap` covers the IPv6 subnets; the first packet to an IPv6 destination
