@@ -1590,14 +1590,36 @@ fn ikev2_liveness_notices_dead_strongswan() {
     );
 }
 
-/// IKEv2 over IPv6 with IPv6 clients (6-in-6): rswan on gateway A (2001:db8::1,
+/// IKEv2 over IPv6 with IPv6 clients (6-in-6): see [`over_ipv6_with_ipv6_clients`].
+#[test]
+fn ikev2_over_ipv6_with_ipv6_clients() {
+    over_ipv6_with_ipv6_clients(2);
+}
+
+/// IKEv1 over IPv6 with IPv6 clients (6-in-6; Quick Mode IDs ID_IPV6_ADDR_SUBNET): see
+/// [`over_ipv6_with_ipv6_clients`].
+#[test]
+fn ikev1_over_ipv6_with_ipv6_clients() {
+    over_ipv6_with_ipv6_clients(1);
+}
+
+/// IKE version `version` over IPv6 with IPv6 clients (6-in-6): rswan on gateway A (2001:db8::1,
 /// 2001:db8:1::/64) initiates to charon on gateway B (2001:db8::2, 2001:db8:2::/64); both
 /// ends install the CHILD_SA (charon's kernel-libipsec encapsulates ESP in UDP, so IKE moves to
 /// port 4500 over IPv6), and a ping and a TCP transfer host A → host B go through with the
 /// hash checked while the middle link carries only IPv6 UDP 500/4500 (and neighbour discovery).
-#[test]
-fn ikev2_over_ipv6_with_ipv6_clients() {
+fn over_ipv6_with_ipv6_clients(version: u8) {
     strongswan::require();
+    let (suite, keyexchange, established, state) = if version == 2 {
+        (
+            &V2_AES128,
+            "ikev2",
+            "ESTABLISHED, IKEv2",
+            "STATE_V2_ESTABLISHED_CHILD_SA",
+        )
+    } else {
+        (&AES128, "ikev1", "ESTABLISHED, IKEv1", "STATE_QUICK_I2")
+    };
     let mut t = Topo::new();
     t.add_ipv6();
     let secrets = t.dir.path(&format!("{}.secrets", t.ga));
@@ -1610,8 +1632,8 @@ fn ikev2_over_ipv6_with_ipv6_clients() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let mut cc = CharonConf::gateway_b(V2_AES128.ss_ike, V2_AES128.ss_esp, PSK);
-    cc.version = 2;
+    let mut cc = CharonConf::gateway_b(suite.ss_ike, suite.ss_esp, PSK);
+    cc.version = version;
     cc.local = "2001:db8::2".into();
     cc.remote = "2001:db8::1".into();
     cc.local_ts = "2001:db8:2::/64".into();
@@ -1624,9 +1646,9 @@ fn ikev2_over_ipv6_with_ipv6_clients() {
         &format!(
             "version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\n\
              conn net\n\tleft=2001:db8::1\n\tleftsubnet=2001:db8:1::/64\n\tright=2001:db8::2\n\t\
-             rightsubnet=2001:db8:2::/64\n\tauthby=secret\n\tkeyexchange=ikev2\n\tike={}\n\t\
+             rightsubnet=2001:db8:2::/64\n\tauthby=secret\n\tkeyexchange={keyexchange}\n\tike={}\n\t\
              esp={}\n\tpfs=yes\n\tauto=add\n",
-            V2_AES128.ike, V2_AES128.esp
+            suite.ike, suite.esp
         ),
     );
     let logs = || {
@@ -1647,7 +1669,7 @@ fn ikev2_over_ipv6_with_ipv6_clients() {
     assert!(
         poll(Duration::from_secs(10), || {
             let sas = charon.list_sas();
-            sas.contains("ESTABLISHED, IKEv2") && sas.contains("INSTALLED")
+            sas.contains(established) && sas.contains("INSTALLED")
         }),
         "charon has no CHILD_SA\n{}\n{}",
         charon.list_sas(),
@@ -1659,7 +1681,7 @@ fn ikev2_over_ipv6_with_ipv6_clients() {
         "{sas}"
     );
     let st = t.ipsec_ok(&ga, &["auto", "--status"]);
-    assert!(st.contains("STATE_V2_ESTABLISHED_CHILD_SA"), "{st}");
+    assert!(st.contains(state), "{st}");
     let spi = t.ipsec_ok(&ga, &["spi"]);
     assert!(
         spi.lines()
