@@ -234,6 +234,24 @@ impl Conns {
         self.resolve(&[Some(&ix.templates)])
     }
 
+    /// Calls `f` on the conns whose peer host is `peer`, then on the templates, each in key
+    /// order, until `f` returns `true` (lazily: conns after that one are not looked up).
+    pub fn until_peer_host_then_templates(
+        &self,
+        peer: Ipv4Addr,
+        mut f: impl FnMut(&str, &Connection) -> bool,
+    ) {
+        let ix = self.fresh();
+        let at_peer = ix.by_peer_host.get(&peer).into_iter().flatten();
+        for k in at_peer.chain(ix.templates.iter()) {
+            if let Some(c) = self.map.get(k) {
+                if f(k, c) {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Conns whose peer host is `peer` or that are templates, in key order (the conns a
     /// responder may pick for a peer at `peer`).
     pub fn with_peer_host_or_template(&self, peer: Ipv4Addr) -> Vec<(&str, &Connection)> {
@@ -335,6 +353,16 @@ mod tests {
             );
         }
         assert_eq!(keys(c.templates()), scan(c, |x| x.is_template()));
+        for h in hosts {
+            let mut walked = Vec::new();
+            c.until_peer_host_then_templates(h, |k, _| {
+                walked.push(k.to_string());
+                false
+            });
+            let mut want = scan(c, |x| x.that.host == Some(h));
+            want.extend(scan(c, |x| x.is_template()));
+            assert_eq!(walked, want);
+        }
         for id in ["@peer-1", "@peer-2", "@peer-3", "@nobody", "%any"] {
             let id: Id = id.parse().unwrap();
             assert_eq!(

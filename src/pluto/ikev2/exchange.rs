@@ -1002,29 +1002,26 @@ impl Pluto {
         let mut first = None;
         let mut chosen = None;
         let mut wrong_group = None;
-        {
-            let at_peer = self.conns.with_peer_host(peer);
-            let templates = self.conns.templates();
-            let candidates = at_peer
-                .iter()
-                .chain(templates.iter())
-                .filter(|(_, c)| accepts(c));
-            let ke_group = ke.group.value();
-            for (key, c) in candidates {
-                first.get_or_insert(*key);
-                match v2p::choose_ike(sa, &ike_suites(c), ke_group) {
-                    IkeChoice::Chosen(a, n) => {
-                        chosen = Some((key.to_string(), a, n));
-                        break;
-                    }
-                    IkeChoice::WrongGroup(g) => {
-                        wrong_group.get_or_insert(g);
-                    }
-                    IkeChoice::None => {}
-                }
+        let ke_group = ke.group.value();
+        self.conns.until_peer_host_then_templates(peer, |key, c| {
+            if !accepts(c) {
+                return false;
             }
-        }
-        let first = first.map(str::to_string);
+            if first.is_none() {
+                first = Some(key.to_string());
+            }
+            match v2p::choose_ike(sa, &ike_suites(c), ke_group) {
+                IkeChoice::Chosen(a, n) => {
+                    chosen = Some((key.to_string(), a, n));
+                    true
+                }
+                IkeChoice::WrongGroup(g) => {
+                    wrong_group.get_or_insert(g);
+                    false
+                }
+                IkeChoice::None => false,
+            }
+        });
         let Some(first) = first else {
             self.log(format!(
                 "packet from {remote}: IKEv2 IKE_SA_INIT received on {me}:{} but no connection has been authorized",
