@@ -9,7 +9,7 @@
 //! key order it replaces: the FreeS/WAN "first conn in order" and most-specific rules of the
 //! callers are unchanged, only the conns that cannot match are skipped.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::{Ref, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::ops::Deref;
@@ -186,23 +186,31 @@ impl Conns {
         self.map.values_mut()
     }
 
-    /// The index, with the conns changed since the last lookup re-indexed.
-    fn fresh(&self) -> RefMut<'_, Index> {
-        let mut ix = self.index.borrow_mut();
-        if ix.all_dirty {
-            *ix = Index::default();
-            for (k, c) in &self.map {
-                ix.add(k, Indexed::of(c));
+    /// The index, with the conns changed since the last lookup re-indexed. The index is only
+    /// borrowed mutably while there is something to re-index, which cannot happen while a
+    /// lookup is under way (marking needs `&mut self`), so lookups may nest.
+    fn fresh(&self) -> Ref<'_, Index> {
+        let stale = {
+            let ix = self.index.borrow();
+            ix.all_dirty || !ix.dirty.is_empty()
+        };
+        if stale {
+            let mut ix = self.index.borrow_mut();
+            if ix.all_dirty {
+                *ix = Index::default();
+                for (k, c) in &self.map {
+                    ix.add(k, Indexed::of(c));
+                }
+            } else {
+                let dirty = std::mem::take(&mut ix.dirty);
+                for k in &dirty {
+                    ix.update(k, self.map.get(k));
+                }
+                ix.dirty = dirty;
+                ix.dirty.clear();
             }
-        } else {
-            let dirty = std::mem::take(&mut ix.dirty);
-            for k in &dirty {
-                ix.update(k, self.map.get(k));
-            }
-            ix.dirty = dirty;
-            ix.dirty.clear();
         }
-        ix
+        self.index.borrow()
     }
 
     /// The conns at `keys` (index sets, merged in key order when more than one).
@@ -399,6 +407,14 @@ mod tests {
             .instantiate("192.0.2.11".parse().unwrap());
         c.insert(inst.key(), inst);
         agree(&c);
+        // A lookup inside a lookup's callback, with a change pending, does not clash.
+        c.get_mut("a1").unwrap().policy_routed = true;
+        let mut nested = 0;
+        c.until_peer_host_then_templates("192.0.2.10".parse().unwrap(), |_, x| {
+            nested += c.with_peer_id_or_any(&x.that.id).len();
+            false
+        });
+        assert!(nested > 0);
         c.get_mut("a3").unwrap().that.host = Some("192.0.2.12".parse().unwrap());
         c.get_mut("b1").unwrap().that.id = "@peer-3".parse().unwrap();
         c.get_mut("z").unwrap().that.client = "10.0.1.0/24".parse().unwrap();
