@@ -12,7 +12,7 @@
 //! Sans-IO: inputs are method calls with the time in milliseconds; outputs queue up for
 //! `poll_output`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use rand::{CryptoRng, RngCore};
@@ -28,6 +28,7 @@ use crate::ratelimit::RateLimiter;
 use crate::said::Said;
 
 use super::connection::{Auto, Connection};
+use super::conns::Conns;
 use super::limits::{unauth_log_limiter, LimitCounters, WaitingMainMode};
 use super::output::{rc, Output, PlutoConfig};
 use super::routing::BareShunt;
@@ -65,7 +66,7 @@ pub struct Pluto {
     /// Keyed ciphers and MACs for IKE message protection: the datapath's provider, so IKE
     /// and ESP share one implementation of each algorithm.
     pub(crate) provider: &'static dyn CryptoProvider,
-    pub(crate) conns: BTreeMap<String, Connection>,
+    pub(crate) conns: Conns,
     pub(crate) secrets: Secrets,
     /// Every IKE and child SA, their indexes and timers.
     pub(crate) sas: SaTable,
@@ -121,7 +122,7 @@ impl Pluto {
             cfg,
             rng,
             provider: crate::crypto::default_provider(),
-            conns: BTreeMap::new(),
+            conns: Conns::new(),
             secrets: Secrets::default(),
             sas: SaTable::new(),
             spis: SpiAllocator::new(0x1000 + (seed_spi % 0x7000_0000), seed_cpi),

@@ -117,16 +117,16 @@ impl Pluto {
             .ikes()
             .filter(|s| s.established)
             .filter(|s| {
-                let Some(owner) = self.conns.get(s.conn()) else {
-                    return false;
-                };
+                // The SA's own fields first: the owner conn is looked up only for SAs with
+                // this peer (not for every established SA).
                 s.exchange.version() == c.ike_policy.initiate
                     && s.local.ip() == me
                     && s.remote.ip() == peer
-                    && owner.this.id == c.this.id
-                    && owner.that.id == c.that.id
                     && s.peer_id.as_ref().is_none_or(|id| *id == c.that.id)
                     && s.auth.is_some_and(|a| c.auth.contains(&a))
+                    && self.conns.get(s.conn()).is_some_and(|owner| {
+                        owner.this.id == c.this.id && owner.that.id == c.that.id
+                    })
             })
             .map(|s| s.serial())
             .max()

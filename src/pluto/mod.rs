@@ -65,6 +65,7 @@
 #![deny(missing_docs)]
 
 pub mod connection;
+pub mod conns;
 mod credentials;
 pub mod crypto;
 pub mod engine;

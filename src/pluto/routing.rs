@@ -307,15 +307,12 @@ impl Pluto {
     /// Another routed conn with the same client pair (eroutes would clash).
     fn route_conflict(&self, key: &str) -> Option<String> {
         let c = self.conns.get(key)?;
+        // Only conns with the same client pair can clash: the index gives those in key order.
         self.conns
-            .values()
-            .find(|o| {
-                o.key() != key
-                    && o.routing != Routing::Unrouted
-                    && o.this.client == c.this.client
-                    && o.that.client == c.that.client
-            })
-            .map(|o| o.key())
+            .with_clients(c.this.client, c.that.client)
+            .into_iter()
+            .find(|(k, o)| *k != key && o.routing != Routing::Unrouted)
+            .map(|(_, o)| o.key())
     }
 
     /// `--route`: %trap (or the type= shunt) eroute plus prepare/route updown.

@@ -198,16 +198,22 @@ impl Guard {
     }
 
     fn save(&self, i: &Inner) {
-        let mut r = i.record.clone();
-        if let Some(p) = &i.pending {
-            for (k, e) in &p.routed {
-                let m = r.routed.entry(k.clone()).or_default();
-                m.nets.extend(e.nets.iter().copied());
-                m.up |= e.up;
+        // Only a merge with the previous daemon's conns needs a copy of the record (saves
+        // cloning every routed conn each time one is routed).
+        let text = match &i.pending {
+            None => i.record.emit(),
+            Some(p) => {
+                let mut r = i.record.clone();
+                for (k, e) in &p.routed {
+                    let m = r.routed.entry(k.clone()).or_default();
+                    m.nets.extend(e.nets.iter().copied());
+                    m.up |= e.up;
+                }
+                r.emit()
             }
-        }
+        };
         let tmp = self.file.with_extension("tmp");
-        if std::fs::write(&tmp, r.emit()).is_ok() {
+        if std::fs::write(&tmp, text).is_ok() {
             let _ = std::fs::rename(&tmp, &self.file);
         }
     }

@@ -1074,45 +1074,40 @@ impl Pluto {
         let accepts = |c: &crate::pluto::Connection| {
             c.negotiates() && c.ike_policy.accepts(IkeVersion::V2) && c.this.host == Some(me)
         };
-        let mut candidates: Vec<String> = self
-            .conns
-            .values()
-            .filter(|c| accepts(c) && c.that.host == Some(peer))
-            .map(|c| c.key())
-            .collect();
-        candidates.extend(
-            self.conns
-                .values()
-                .filter(|c| accepts(c) && c.is_template())
-                .map(|c| c.key()),
-        );
-        if candidates.is_empty() {
+        // The conns for this peer address first, then the templates, each in key order (only
+        // the first candidate's name is kept for the logs).
+        let mut first = None;
+        let mut chosen = None;
+        let mut wrong_group = None;
+        let ke_group = ke.group.value();
+        self.conns.until_peer_host_then_templates(peer, |key, c| {
+            if !accepts(c) {
+                return false;
+            }
+            if first.is_none() {
+                first = Some(key.to_string());
+            }
+            match v2p::choose_ike(sa, &ike_suites(c), ke_group) {
+                IkeChoice::Chosen(a, n) => {
+                    chosen = Some((key.to_string(), a, n));
+                    true
+                }
+                IkeChoice::WrongGroup(g) => {
+                    wrong_group.get_or_insert(g);
+                    false
+                }
+                IkeChoice::None => false,
+            }
+        });
+        let Some(first) = first else {
             self.log(format!(
                 "packet from {remote}: IKEv2 IKE_SA_INIT received on {me}:{} but no connection has been authorized",
                 local.port()
             ));
             return;
-        }
-        let ke_group = ke.group.value();
-        let mut chosen = None;
-        let mut wrong_group = None;
-        for key in &candidates {
-            let Some(c) = self.conns.get(key) else {
-                continue;
-            };
-            match v2p::choose_ike(sa, &ike_suites(c), ke_group) {
-                IkeChoice::Chosen(a, n) => {
-                    chosen = Some((key.clone(), a, n));
-                    break;
-                }
-                IkeChoice::WrongGroup(g) => {
-                    wrong_group.get_or_insert(g);
-                }
-                IkeChoice::None => {}
-            }
-        }
+        };
         let Some((key, alg, number)) = chosen else {
-            let q = self.conn_quoted(&candidates[0]);
+            let q = self.conn_quoted(&first);
             if let Some(g) = wrong_group {
                 self.log(format!(
                     "{q}: IKE_SA_INIT from {remote}: KE payload of group {} but {} wanted; sending INVALID_KE_PAYLOAD",
@@ -1678,9 +1673,13 @@ impl Pluto {
         if self.conns.get(&key).is_some_and(fits) {
             return Some(key);
         }
+        // Only conns whose peer ID is the peer's or %any can fit: the index gives those in key
+        // order, the first that fits wins as in a scan of all conns.
         let cand = self
             .conns
-            .values()
+            .with_peer_id_or_any(peer)
+            .into_iter()
+            .map(|(_, c)| c)
             .filter(|c| {
                 c.negotiates()
                     && c.ike_policy.accepts(IkeVersion::V2)
@@ -2014,7 +2013,9 @@ impl Pluto {
             return key.to_string();
         };
         self.conns
-            .values()
+            .with_peer_host(s.remote.ip())
+            .into_iter()
+            .map(|(_, c)| c)
             .find(|c| {
                 c.negotiates()
                     && c.ike_policy.accepts(IkeVersion::V2)
