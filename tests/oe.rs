@@ -9,7 +9,8 @@
 //! touching the OE tunnel; with the DNS server stopped, a new destination gets the failure
 //! shunt once the lookup times out (no hang); a wrong published key fails authentication at
 //! once and ends in the failure shunt. `ipsec verify` asks the same DNS server for a
-//! gateway's own key: [OK] when published, [FAILED] with another key or none.
+//! gateway's own key: [OK] when published, [FAILED] with another key or none. Host B behind
+//! gateway B, delegated to it by its reverse TXT record, reaches the road warrior by OE.
 //!
 //! road warrior 198.51.100.7 —(198.51.100.1)— router (dnsmasq; 192.0.2.1) — gateway B 192.0.2.2
 
