@@ -9,7 +9,8 @@
 //! touching the OE tunnel; with the DNS server stopped, a new destination gets the failure
 //! shunt once the lookup times out (no hang); a wrong published key fails authentication at
 //! once and ends in the failure shunt. `ipsec verify` asks the same DNS server for a
-//! gateway's own key: [OK] when published, [FAILED] with another key or none.
+//! gateway's own key: [OK] when published, [FAILED] with another key or none. Host B behind
+//! gateway B, delegated to it by its reverse TXT record, reaches the road warrior by OE.
 //!
 //! road warrior 198.51.100.7 —(198.51.100.1)— router (dnsmasq; 192.0.2.1) — gateway B 192.0.2.2
 
@@ -547,4 +548,116 @@ fn verify_checks_our_key_in_dns() {
         ),
         "{out}"
     );
+}
+
+/// FreeS/WAN's "Gateway for visible clients": host B (10.0.2.10) behind gateway B reaches the
+/// road warrior by opportunistic encryption. Host B's reverse-map TXT record names gateway B
+/// (`ipsec showhostkey --txt 192.0.2.2` of B's key); gateway B, whose only policy is
+/// `private-or-clear 0.0.0.0/0`, traps host B's packet through `packetdefault`, finds the
+/// delegation in DNS and negotiates as itself with host B/32 as its Quick Mode client; the
+/// road warrior accepts that client because the same record names B with the key that
+/// authenticated it. Ping and a ≥10 MB TCP hash; only IKE and ESP between the gateways on the
+/// wire, host B's address never in clear.
+#[test]
+fn host_behind_gateway_encrypts_when_dns_delegates_it() {
+    let mut t = Topo::new();
+    let rw = t.add_road_warrior();
+    let (router, gb, hb) = (t.ga.clone(), t.gb.clone(), t.hb.clone());
+    let (krw, kb) = (t.dir.path("rw.key"), t.dir.path("b.key"));
+    newkey(&krw);
+    let pub_b = newkey(&kb);
+    write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
+    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
+    let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
+    ipseckey.extend_from_slice(&b64decode(&pub_b));
+    let log = t.dir.path("dnsmasq.log");
+    let _dns = start_dnsmasq(
+        &router,
+        &["192.0.2.1", "198.51.100.1"],
+        &[
+            format!(
+                "--txt-record=7.100.51.198.in-addr.arpa,{}",
+                txt_strings(&krw, "198.51.100.7").join(",")
+            ),
+            format!("--dns-rr=2.2.0.192.in-addr.arpa,45,{}", hex(&ipseckey)),
+            // Host B delegated to gateway B.
+            format!(
+                "--txt-record=10.2.0.10.in-addr.arpa,{}",
+                txt_strings(&kb, "192.0.2.2").join(",")
+            ),
+        ],
+        &log,
+    );
+    policies(&t, "rw.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
+    policies(&t, "gB.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
+    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
+    t.start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
+    let diag = |t: &Topo| {
+        format!(
+            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
+            t.log(&rw),
+            t.ipsec_ok(&rw, &["auto", "--status"]),
+            t.log(&gb),
+            t.ipsec_ok(&gb, &["auto", "--status"]),
+            fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let cap = Capture::start(&router, &format!("{}r1", t.p), &t.dir.path("client.pcap"));
+    assert!(
+        wait_until(Duration::from_secs(30), || ping(&hb, "198.51.100.7", 1, 1)),
+        "no ping from host B\n{}",
+        diag(&t)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || eroute_said(
+            &t,
+            &gb,
+            "10.0.2.10/32",
+            "198.51.100.7/32"
+        )
+        .is_some_and(|s| s.starts_with("tun0x"))
+            && eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.10/32")
+                .is_some_and(|s| s.starts_with("tun0x"))),
+        "no OE tunnel eroutes for host B\n{}",
+        diag(&t)
+    );
+    let (log_b, log_rw) = (t.log(&gb), t.log(&rw));
+    assert!(
+        log_b.contains(
+            "10.0.2.10 is not our address: asking DNS whether it delegates to 192.0.2.2 (TXT 10.2.0.10.in-addr.arpa)"
+        ) && log_b.contains(
+            "10.2.0.10.in-addr.arpa delegates 10.0.2.10 to 192.0.2.2: negotiating on its behalf"
+        ),
+        "{}",
+        diag(&t)
+    );
+    assert!(
+        log_rw.contains(
+            "10.2.0.10.in-addr.arpa delegates 10.0.2.10/32 to 192.0.2.2 with the key that authenticated it"
+        ),
+        "{}",
+        diag(&t)
+    );
+    let (got, out) = ping_replies(&hb, "198.51.100.7", 3, 2);
+    assert_eq!(got, 3, "{out}");
+    let port = 5300 + (std::process::id() % 500) as u16 + 1;
+    let (sent, recv, n) = tcp_transfer(
+        &hb,
+        &rw,
+        std::net::Ipv4Addr::new(198, 51, 100, 7),
+        port,
+        payload(SIZE, MARKER),
+    );
+    let (lines, raw) = cap.stop();
+    assert_eq!((n, sent), (SIZE, recv), "transfer through the OE tunnel");
+    let esp = lines
+        .iter()
+        .filter(|l| l.contains("192.0.2.2") && l.contains("198.51.100.7") && l.contains("ESP("))
+        .count();
+    let clear: Vec<&String> = lines.iter().filter(|l| l.contains("10.0.2.10")).collect();
+    assert!(
+        clear.is_empty() && esp > 200,
+        "cleartext or too little ESP: {clear:?} ({esp} ESP)"
+    );
+    assert!(!contains(&raw, MARKER), "cleartext marker on the wire");
 }

@@ -13,6 +13,13 @@
 //! private-or-clear, `%drop` for private; `failureshunt=none` keeps the `%hold`), a bare shunt
 //! until it has been idle for `shuntlifetime=` (default SHUNT_PATIENCE, 900 s).
 //!
+//! A trapped source that is not our address but lies in the conn's own client subnet (e.g.
+//! `packetdefault`'s `leftsubnet=0.0.0.0/0`, or a `leftsubnet=` conn with
+//! `right=%opportunistic`: FreeS/WAN's "Gateway for visible clients") is negotiated for only
+//! when the source's reverse TXT record `X-IPsec-Server` names our address as its gateway with
+//! our key; Main Mode is then ours and the source/32 is our Quick Mode client. Without that
+//! record the `%hold` becomes the failure shunt at once.
+//!
 //! Responder: a first Main Mode message from an address an opportunistic conn covers (and no
 //! configured conn does) makes an instance for that peer, and Pluto looks up the peer's key:
 //! the reverse-map TXT of its address naming it as gateway, else its KEY, else its IPSECKEY
@@ -83,6 +90,9 @@ enum Waiting {
 
 #[derive(Debug, Clone, Copy)]
 enum InitStage {
+    /// Our client `src` (not our address): does its reverse TXT record name us (this
+    /// address) as its gateway, with our key?
+    Client(Ipv4Addr),
     Txt,
     Ipseckey,
     GatewayKey(Ipv4Addr),
@@ -226,17 +236,13 @@ impl Pluto {
         self.log(format!(
             "{name}: initiate on demand from {src}:{sport} to {dst}:{dport} {what} (opportunistic)"
         ));
-        if self.conns.get(key).and_then(|c| c.this.host) != Some(IpAddr::V4(src)) {
-            // FreeS/WAN required a reverse TXT record delegating another source to us; rswan
-            // does opportunism for its own addresses only (docs/compatibility.md).
-            self.oe_fail(
-                key,
-                src,
-                dst,
-                &format!("{src} is not our address: opportunistic encryption on behalf of other hosts is not supported"),
-            );
-            return;
-        }
+        let me = match self.conns.get(key).and_then(|c| c.this.host) {
+            Some(IpAddr::V4(a)) => a,
+            _ => {
+                self.oe_fail(key, src, dst, "no IPv4 address of ours for this policy");
+                return;
+            }
+        };
         if !self.oe.available {
             self.oe_fail(
                 key,
@@ -250,14 +256,27 @@ impl Pluto {
             self.oe_fail(key, src, dst, "too many opportunistic lookups in progress");
             return;
         }
+        // A host behind us (FreeS/WAN's "Gateway for visible clients", in its configuration
+        // document): we may negotiate on its behalf only when its reverse TXT record delegates
+        // it to us, else peers would refuse it anyway.
+        let (qname, stage) = if src == me {
+            (reverse_name(dst), InitStage::Txt)
+        } else {
+            (reverse_name(src), InitStage::Client(me))
+        };
+        if src != me {
+            self.log(format!(
+                "{name}: {src} is not our address: asking DNS whether it delegates to {me} (TXT {qname})"
+            ));
+        }
         self.dns_lookup(
-            reverse_name(dst),
+            qname,
             RrType::Txt,
             Waiting::Initiator {
                 base: key.to_string(),
                 src,
                 dst,
-                stage: InitStage::Txt,
+                stage,
             },
         );
     }
@@ -575,6 +594,12 @@ impl Pluto {
                             stage: InitStage::Ipseckey,
                         },
                     ),
+                    (InitStage::Client(me), Lookup::NoRecord) => self.oe_fail(
+                        base,
+                        src,
+                        dst,
+                        &format!("{src} is not delegated to {me}: no TXT record {name}"),
+                    ),
                     (InitStage::Ipseckey, Lookup::NoRecord) => self.oe_fail(
                         base,
                         src,
@@ -587,6 +612,49 @@ impl Pluto {
             }
         };
         match stage {
+            InitStage::Client(me) => {
+                let ours = self.own_public_keys();
+                let mut delegated = false;
+                for r in &recs {
+                    match records::parse_txt(&r.rdata).and_then(|t| records::parse_ipsec_server(&t))
+                    {
+                        Ok(Some(s)) if s.gateway == Gateway::Ipv4(me) => {
+                            let key = s
+                                .key
+                                .as_deref()
+                                .and_then(|b| PublicKey::from_rfc3110(b).ok())
+                                .map(|k| k.to_rfc3110());
+                            delegated |= key.is_some_and(|k| ours.contains(&k));
+                        }
+                        Ok(_) => {}
+                        Err(e) => self.log(format!(
+                            "{who}: DNS TXT {name}: bad X-IPsec-Server record ignored: {e}"
+                        )),
+                    }
+                }
+                if !delegated {
+                    self.oe_fail(
+                        base,
+                        src,
+                        dst,
+                        &format!("{src} is not delegated to {me}: {name} has no X-IPsec-Server record naming {me} with our key"),
+                    );
+                    return;
+                }
+                self.log(format!(
+                    "{who}: {name} delegates {src} to {me}: negotiating on its behalf"
+                ));
+                self.dns_lookup(
+                    reverse_name(dst),
+                    RrType::Txt,
+                    Waiting::Initiator {
+                        base: base.to_string(),
+                        src,
+                        dst,
+                        stage: InitStage::Txt,
+                    },
+                );
+            }
             InitStage::Txt => {
                 let mut best: Option<records::IpsecServer> = None;
                 for r in &recs {

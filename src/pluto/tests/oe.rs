@@ -595,3 +595,102 @@ fn responder_instance_goes_with_its_half_open_state() {
         p.b.p.conns.keys().collect::<Vec<_>>()
     );
 }
+
+/// FreeS/WAN's client delegation, initiator side ("Gateway for visible clients"): a packet
+/// from host 10.0.1.5 behind A, trapped by `packetdefault` (leftsubnet=0.0.0.0/0), is
+/// negotiated by A as itself in Main Mode with the host as its Quick Mode client — only when
+/// the host's reverse TXT record names A as its gateway with A's key; otherwise it gets the
+/// failure shunt at once and nothing is sent.
+#[test]
+fn initiator_negotiates_for_a_client_only_when_dns_delegates_it() {
+    let client = Ipv4Addr::new(10, 0, 1, 5);
+    let (wk, _) = rsa_keys(21);
+    let (other, _) = rsa_keys(97);
+    let text = |k: &crate::pluto::crypto::PrivateKey| {
+        k.public_key()
+            .to_text()
+            .trim_start_matches("0s")
+            .to_string()
+    };
+    let cases = [
+        ("delegated", Some((WEST, text(&wk)))),
+        (
+            "another gateway",
+            Some((Ipv4Addr::new(192, 0, 2, 99), text(&wk))),
+        ),
+        ("another key", Some((WEST, text(&other)))),
+        ("no record", None),
+    ];
+    for (case, record) in cases {
+        let mut p = pair(None);
+        let accepted = case == "delegated";
+        if let Some((gw, key)) = record {
+            txt(&mut p.zone, client, gw, &key);
+        }
+        p.a.p.handle_acquire(
+            1000,
+            Acquire {
+                src: client.into(),
+                dst: EAST.into(),
+                proto: 1,
+                sport: 0,
+                dport: 0,
+            },
+        );
+        pump(&mut p.a, &mut p.b, 1000, &p.zone);
+        assert!(
+            p.a.log_has("10.0.1.5 is not our address: asking DNS whether it delegates to 192.0.2.1 (TXT 5.1.0.10.in-addr.arpa)"),
+            "{case}\n{}",
+            p.a.dump()
+        );
+        let want = usize::from(accepted);
+        assert_eq!(p.a.established_ipsec(), want, "{case}\n{}", p.a.dump());
+        assert_eq!(p.b.established_ipsec(), want, "{case}\n{}", p.b.dump());
+        let pair = (Subnet::host(client), Subnet::host(EAST));
+        if accepted {
+            // Quick Mode with client IDs 10.0.1.5/32 <-> 198.51.100.7/32 on both sides.
+            assert!(
+                p.a.log_has("5.1.0.10.in-addr.arpa delegates 10.0.1.5 to 192.0.2.1: negotiating on its behalf"),
+                "{}",
+                p.a.dump()
+            );
+            assert!(
+                p.b.log_has("5.1.0.10.in-addr.arpa delegates 10.0.1.5/32 to 192.0.2.1 with the key that authenticated it"),
+                "{}",
+                p.b.dump()
+            );
+            let st = p.a.status(2000).join("\n");
+            assert!(
+                st.contains("10.0.1.5/32===192.0.2.1---192.0.2.254...198.51.100.7; erouted"),
+                "{st}"
+            );
+            let st = p.b.status(2000).join("\n");
+            assert!(st.contains("...192.0.2.1===10.0.1.5/32; erouted"), "{st}");
+            assert!(
+                p.a.eroutes
+                    .iter()
+                    .any(|(op, s, d, said)| *op == ErouteOp::Replace
+                        && (*s, *d) == pair
+                        && said.proto == Proto::Tun),
+                "{:?}",
+                p.a.eroutes
+            );
+        } else {
+            assert!(p.a.sent.is_empty(), "{case}: {:?}", p.a.sent);
+            assert!(
+                p.a.log_has("cannot encrypt 10.0.1.5 -> 198.51.100.7 opportunistically (10.0.1.5 is not delegated to 192.0.2.1"),
+                "{case}\n{}",
+                p.a.dump()
+            );
+            assert!(
+                p.a.eroutes
+                    .iter()
+                    .any(|(op, s, d, said)| *op == ErouteOp::Replace
+                        && (*s, *d) == pair
+                        && *said == shunt(Shunt::Pass)),
+                "{case}: {:?}",
+                p.a.eroutes
+            );
+        }
+    }
+}
