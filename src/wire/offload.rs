@@ -132,57 +132,13 @@ pub fn split(h: &VnetHdr, pkt: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), Offl
 }
 
 fn split_tcp4(h: &VnetHdr, pkt: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), OffloadError> {
-    if pkt.len() < 40 || pkt[0] >> 4 != 4 || pkt[9] != proto::TCP {
-        return Err(OffloadError::Malformed);
-    }
-    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]]));
-    if ihl < 20 || pkt.len() < ihl + 20 {
-        return Err(OffloadError::Malformed);
-    }
-    let thl = usize::from(pkt[ihl + 12] >> 4) * 4;
-    let hl = ihl + thl;
-    // The kernel may leave the IP total length at 0 for >64 KiB; trust the buffer then.
-    let end = if total >= hl && total <= pkt.len() {
-        total
-    } else {
-        pkt.len()
-    };
-    let mss = usize::from(h.gso_size);
-    if thl < 20 || hl > end || mss == 0 {
-        return Err(OffloadError::Malformed);
-    }
-    let payload = &pkt[hl..end];
-    // A segment must fit the IPv4 total length field.
-    if hl + mss.min(payload.len()) > usize::from(u16::MAX) {
-        return Err(OffloadError::Malformed);
-    }
-    let id0 = u16::from_be_bytes([pkt[4], pkt[5]]);
-    let seq0 = u32::from_be_bytes([pkt[ihl + 4], pkt[ihl + 5], pkt[ihl + 6], pkt[ihl + 7]]);
-    let flags = pkt[ihl + 13];
-    let n = payload.len().div_ceil(mss).max(1);
-    for i in 0..n {
-        let a = i * mss;
-        let b = (a + mss).min(payload.len());
-        let mut s = Vec::with_capacity(hl + b - a);
-        s.extend_from_slice(&pkt[..hl]);
-        s.extend_from_slice(&payload[a..b]);
-        let len = s.len() as u16;
-        s[2..4].copy_from_slice(&len.to_be_bytes());
-        s[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-        s[10..12].copy_from_slice(&[0, 0]);
-        let c = ipv4::checksum(&s[..ihl]);
-        s[10..12].copy_from_slice(&c.to_be_bytes());
-        s[ihl + 4..ihl + 8].copy_from_slice(&seq0.wrapping_add(a as u32).to_be_bytes());
-        let mut f = flags;
-        if i + 1 < n {
-            f &= !(0x01 | 0x08); // FIN, PSH only on the last segment
-        }
-        if i > 0 {
-            f &= !0x80; // CWR only on the first
-        }
-        s[ihl + 13] = f;
-        tcp_checksum(&mut s, ihl);
+    let g = Tcp4Super::parse(h, pkt)?;
+    for i in 0..g.count {
+        let (a, e) = g.range(i);
+        let mut s = Vec::with_capacity(g.hl + e - a);
+        s.extend_from_slice(&pkt[..g.hl]);
+        s.extend_from_slice(&g.payload(pkt)[a..e]);
+        g.fix(&mut s, i);
         out.push(s);
     }
     Ok(())
@@ -280,7 +236,7 @@ impl Tcp4Super {
             return Err(OffloadError::Malformed);
         }
         let plen = end - hl;
-        // A segment must fit the IPv4 total length field (as `split`).
+        // A segment must fit the IPv4 total length field.
         if hl + mss.min(plen) > usize::from(u16::MAX) {
             return Err(OffloadError::Malformed);
         }
