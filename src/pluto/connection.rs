@@ -842,15 +842,22 @@ impl Connection {
         if !c.that.has_client {
             c.that.client = Subnet::host(peer);
         }
-        c.routing = Routing::Unrouted;
-        c.policy_routed = false;
-        c.eroute_owner = None;
-        c.narrowed = None;
-        c.newest_isakmp = None;
-        c.newest_ipsec = None;
-        c.next_instance = 0;
+        c.clear_runtime();
         c.auto = Auto::Add;
         c
+    }
+
+    /// Clears the run-time state a conn copied from a template (an instance, a policy group
+    /// entry) must not inherit: routing, eroute owner, narrowed pair, newest SAs, instance
+    /// counter.
+    pub(crate) fn clear_runtime(&mut self) {
+        self.routing = Routing::Unrouted;
+        self.policy_routed = false;
+        self.eroute_owner = None;
+        self.narrowed = None;
+        self.newest_isakmp = None;
+        self.newest_ipsec = None;
+        self.next_instance = 0;
     }
 
     /// The policy string of `--status` (spec 5.8).

@@ -462,13 +462,7 @@ fn group_instance(t: &Connection, name: &str, net: Subnet) -> Connection {
     };
     c.that.client = net;
     c.that.has_client = true;
-    c.routing = Routing::Unrouted;
-    c.policy_routed = false;
-    c.eroute_owner = None;
-    c.narrowed = None;
-    c.newest_isakmp = None;
-    c.newest_ipsec = None;
-    c.next_instance = 0;
+    c.clear_runtime();
     c
 }
 
