@@ -38,6 +38,23 @@ pub const MAX_ICV_LEN: usize = 32;
 pub const GCM_SALT_LEN: usize = 4;
 /// Length of the AES-GCM ICV used by ESP here (the 16-octet variant of RFC 4106).
 pub const GCM_TAG_LEN: usize = 16;
+/// Length of the explicit IV of the ESP AEADs (AES-GCM, RFC 4106; ChaCha20-Poly1305, RFC 7634).
+pub const AEAD_IV_LEN: usize = 8;
+
+/// The 12-byte nonce of an ESP AEAD: the SA's 4-byte salt followed by the packet's 8-byte
+/// explicit IV (RFC 4106 section 4, RFC 7634 section 2). Every AEAD provider builds it here.
+pub(crate) fn aead_nonce(salt: &[u8; GCM_SALT_LEN], iv: &[u8]) -> Result<[u8; 12], CryptoError> {
+    if iv.len() != AEAD_IV_LEN {
+        return Err(CryptoError::BadIvLength {
+            expected: AEAD_IV_LEN,
+            got: iv.len(),
+        });
+    }
+    let mut n = [0u8; 12];
+    n[..GCM_SALT_LEN].copy_from_slice(salt);
+    n[GCM_SALT_LEN..].copy_from_slice(iv);
+    Ok(n)
+}
 /// Length of the ChaCha20-Poly1305 salt carried at the end of the keying material (RFC 7634
 /// section 2: 32-byte key, then 4 bytes of salt).
 pub const CHACHA_SALT_LEN: usize = 4;

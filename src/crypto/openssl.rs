@@ -16,8 +16,8 @@ use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::{CipherCtx, CipherCtxRef};
 
 use super::{
-    Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity, RustCryptoProvider,
-    GCM_SALT_LEN, GCM_TAG_LEN, MAX_IV_LEN,
+    aead_nonce, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity,
+    RustCryptoProvider, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN, MAX_IV_LEN,
 };
 
 /// 3DES-CBC from OpenSSL's libcrypto; every other algorithm from RustCrypto.
@@ -141,9 +141,6 @@ pub(crate) struct OsslAead {
     salt: [u8; GCM_SALT_LEN],
 }
 
-/// Explicit IV of the ESP AEADs (RFC 4106, RFC 7634).
-const AEAD_IV_LEN: usize = 8;
-
 impl OsslAead {
     /// Keys `alg` from keying material = key || 4-byte salt (lengths checked by the caller).
     pub(crate) fn new(alg: EncAlg, keymat: &[u8]) -> Result<OsslAead, CryptoError> {
@@ -176,16 +173,7 @@ impl OsslAead {
     }
 
     fn nonce(&self, iv: &[u8]) -> Result<[u8; 12], CryptoError> {
-        if iv.len() != AEAD_IV_LEN {
-            return Err(CryptoError::BadIvLength {
-                expected: AEAD_IV_LEN,
-                got: iv.len(),
-            });
-        }
-        let mut n = [0u8; 12];
-        n[..GCM_SALT_LEN].copy_from_slice(&self.salt);
-        n[GCM_SALT_LEN..].copy_from_slice(iv);
-        Ok(n)
+        aead_nonce(&self.salt, iv)
     }
 }
 

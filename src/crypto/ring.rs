@@ -12,12 +12,9 @@ use ring::aead::CHACHA20_POLY1305;
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM};
 
 use super::{
-    Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity, RustCryptoProvider,
-    GCM_SALT_LEN, GCM_TAG_LEN,
+    aead_nonce, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity,
+    RustCryptoProvider, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN,
 };
-
-/// Explicit IV of the ESP AEADs.
-const IV_LEN: usize = 8;
 
 /// The `ring`-backed AEAD provider (the rest from RustCrypto).
 #[derive(Debug, Default, Clone, Copy)]
@@ -72,22 +69,13 @@ impl RingAead {
     }
 
     fn nonce(&self, iv: &[u8]) -> Result<Nonce, CryptoError> {
-        if iv.len() != IV_LEN {
-            return Err(CryptoError::BadIvLength {
-                expected: IV_LEN,
-                got: iv.len(),
-            });
-        }
-        let mut n = [0u8; 12];
-        n[..GCM_SALT_LEN].copy_from_slice(&self.salt);
-        n[GCM_SALT_LEN..].copy_from_slice(iv);
-        Ok(Nonce::assume_unique_for_key(n))
+        aead_nonce(&self.salt, iv).map(Nonce::assume_unique_for_key)
     }
 }
 
 impl Aead for RingAead {
     fn iv_len(&self) -> usize {
-        IV_LEN
+        AEAD_IV_LEN
     }
 
     fn tag_len(&self) -> usize {

@@ -16,8 +16,8 @@ use aes_gcm::aead::AeadInPlace;
 use hmac::{Hmac, Mac};
 
 use super::{
-    check_key_len, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity,
-    GCM_SALT_LEN, GCM_TAG_LEN,
+    aead_nonce, check_key_len, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg,
+    Integrity, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN,
 };
 
 /// The RustCrypto-backed provider; a zero-sized value, also reachable through
@@ -214,9 +214,6 @@ struct GcmAead<A> {
     salt: [u8; GCM_SALT_LEN],
 }
 
-/// Explicit IV length for ESP-GCM.
-const GCM_IV_LEN: usize = 8;
-
 impl<A: KeyInit> GcmAead<A> {
     fn new(keymat: &[u8]) -> Result<Self, CryptoError> {
         if keymat.len() < GCM_SALT_LEN {
@@ -232,16 +229,7 @@ impl<A: KeyInit> GcmAead<A> {
 
 impl<A> GcmAead<A> {
     fn nonce(&self, iv: &[u8]) -> Result<[u8; 12], CryptoError> {
-        if iv.len() != GCM_IV_LEN {
-            return Err(CryptoError::BadIvLength {
-                expected: GCM_IV_LEN,
-                got: iv.len(),
-            });
-        }
-        let mut n = [0u8; 12];
-        n[..GCM_SALT_LEN].copy_from_slice(&self.salt);
-        n[GCM_SALT_LEN..].copy_from_slice(iv);
-        Ok(n)
+        aead_nonce(&self.salt, iv)
     }
 }
 
@@ -252,7 +240,7 @@ where
         + Sync,
 {
     fn iv_len(&self) -> usize {
-        GCM_IV_LEN
+        AEAD_IV_LEN
     }
 
     fn tag_len(&self) -> usize {
