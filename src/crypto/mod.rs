@@ -588,6 +588,30 @@ pub fn default_provider() -> &'static dyn CryptoProvider {
     &DEFAULT_PROVIDER
 }
 
+/// Refuses the algorithms that exist only to be named.
+pub(crate) fn refuse_insecure(alg: EncAlg) -> Result<(), CryptoError> {
+    match alg {
+        EncAlg::Des => Err(CryptoError::Refused(
+            "single DES is not supported: it is insecure",
+        )),
+        EncAlg::NullEnc => Err(CryptoError::Refused("NULL encryption is not supported")),
+        _ => Ok(()),
+    }
+}
+
+/// The checks every provider's [`CryptoProvider::aead`] makes before keying: `alg` is an AEAD
+/// (not DES or NULL) and `key` is its key plus the 4-byte salt, so all providers refuse the
+/// same input with the same error.
+pub(crate) fn check_aead_key(alg: EncAlg, key: &[u8]) -> Result<(), CryptoError> {
+    refuse_insecure(alg)?;
+    if !alg.is_aead() {
+        return Err(CryptoError::Unsupported(
+            "not an AEAD: build CBC ciphers with CryptoProvider::block_cipher",
+        ));
+    }
+    check_key_len(alg.klips_name(), key, alg.key_len(), true)
+}
+
 /// Checks `key.len()` against `expected` and returns the precise error message if it differs.
 pub(crate) fn check_key_len(
     alg: &'static str,

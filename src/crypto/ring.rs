@@ -12,8 +12,8 @@ use ring::aead::CHACHA20_POLY1305;
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM};
 
 use super::{
-    aead_nonce, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg, Integrity,
-    RustCryptoProvider, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN,
+    aead_nonce, check_aead_key, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg,
+    Integrity, RustCryptoProvider, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN,
 };
 
 /// The `ring`-backed AEAD provider (the rest from RustCrypto).
@@ -30,8 +30,7 @@ impl CryptoProvider for RingProvider {
     }
 
     fn aead(&self, alg: EncAlg, key: &[u8]) -> Result<Box<dyn Aead>, CryptoError> {
-        // Same checks and refusals as RustCrypto's (it builds, and drops, its own object).
-        drop(RustCryptoProvider.aead(alg, key)?);
+        check_aead_key(alg, key)?;
         Ok(Box::new(RingAead::new(alg, key)?))
     }
 

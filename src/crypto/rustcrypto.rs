@@ -16,8 +16,8 @@ use aes_gcm::aead::AeadInPlace;
 use hmac::{Hmac, Mac};
 
 use super::{
-    aead_nonce, check_key_len, Aead, AuthAlg, BlockCipher, CryptoError, CryptoProvider, EncAlg,
-    Integrity, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN,
+    aead_nonce, check_aead_key, check_key_len, refuse_insecure, Aead, AuthAlg, BlockCipher,
+    CryptoError, CryptoProvider, EncAlg, Integrity, AEAD_IV_LEN, GCM_SALT_LEN, GCM_TAG_LEN,
 };
 
 /// The RustCrypto-backed provider; a zero-sized value, also reachable through
@@ -52,13 +52,7 @@ impl CryptoProvider for RustCryptoProvider {
     }
 
     fn aead(&self, alg: EncAlg, key: &[u8]) -> Result<Box<dyn Aead>, CryptoError> {
-        refuse_insecure(alg)?;
-        if !alg.is_aead() {
-            return Err(CryptoError::Unsupported(
-                "not an AEAD: build CBC ciphers with CryptoProvider::block_cipher",
-            ));
-        }
-        check_key_len(alg.klips_name(), key, alg.key_len(), true)?;
+        check_aead_key(alg, key)?;
         match alg {
             EncAlg::AesGcm16_128 => Ok(Box::new(GcmAead::<aes_gcm::Aes128Gcm>::new(key)?)),
             EncAlg::AesGcm16_256 => Ok(Box::new(GcmAead::<aes_gcm::Aes256Gcm>::new(key)?)),
@@ -72,17 +66,6 @@ impl CryptoProvider for RustCryptoProvider {
     fn integrity(&self, alg: AuthAlg, key: &[u8]) -> Result<Box<dyn Integrity>, CryptoError> {
         check_key_len(alg.klips_name(), key, alg.key_len(), false)?;
         hmac_integrity(alg, key, alg.icv_len())
-    }
-}
-
-/// Refuses the algorithms that exist only to be named.
-fn refuse_insecure(alg: EncAlg) -> Result<(), CryptoError> {
-    match alg {
-        EncAlg::Des => Err(CryptoError::Refused(
-            "single DES is not supported: it is insecure",
-        )),
-        EncAlg::NullEnc => Err(CryptoError::Refused("NULL encryption is not supported")),
-        _ => Ok(()),
     }
 }
 
