@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::addr::Subnet;
+use crate::addr::{Family, Subnet};
 use crate::config::conf::{ConfError, ConnSection, Section};
 use crate::config::ttodata::ttodata;
 use crate::crypto::{parse_esp_transform, AuthAlg, EncAlg};
@@ -82,35 +82,16 @@ fn end(p: &Section, side: &'static str, host: &HostFacts) -> Result<End, ConfErr
             .map_err(|e| p.err_at(&key("subnet"), format!("{}: {e}", key("subnet"))))?,
         None => Subnet::host(addr),
     };
-    let nexthop = match p.get(&key("nexthop")) {
-        None | Some("%direct") => dr_nexthop,
-        Some("%defaultroute") => {
-            Some(host.defaultroute.map(|d| IpAddr::V4(d.1)).ok_or_else(|| {
+    let nexthop = p.get_nexthop(side, Family::of(addr), dr_nexthop, || {
+        host.defaultroute
+            .map(|d| Some(IpAddr::V4(d.1)))
+            .ok_or_else(|| {
                 p.err_at(
                     &key("nexthop"),
                     "%defaultroute but there is no default route",
                 )
-            })?)
-        }
-        Some(s) => {
-            let nh = s.parse::<IpAddr>().map_err(|_| {
-                p.err_at(
-                    &key("nexthop"),
-                    format!("{}=\"{s}\" is not an IP address", key("nexthop")),
-                )
-            })?;
-            if nh.is_ipv6() != addr.is_ipv6() {
-                return Err(p.err_at(
-                    &key("nexthop"),
-                    format!(
-                        "{}={nh} is not of the address family of {name}={addr}",
-                        key("nexthop")
-                    ),
-                ));
-            }
-            Some(nh)
-        }
-    };
+            })
+    })?;
     Ok(End {
         side,
         addr,

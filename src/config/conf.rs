@@ -170,6 +170,36 @@ impl Section {
         }
     }
 
+    /// `leftnexthop=`/`rightnexthop=` of the end `side` (`left` or `right`), whose host address
+    /// is of `family` (FreeS/WAN ipsec.conf(5)): unset or `%direct` gives `direct` (the next hop
+    /// found when `side=%defaultroute`, else none), `%defaultroute` the value `defaultroute`
+    /// returns, and a literal must be an address of `family`; errors cite the line.
+    pub fn get_nexthop(
+        &self,
+        side: &str,
+        family: Family,
+        direct: Option<IpAddr>,
+        defaultroute: impl FnOnce() -> Result<Option<IpAddr>, ConfError>,
+    ) -> Result<Option<IpAddr>, ConfError> {
+        let name = format!("{side}nexthop");
+        match self.get(&name) {
+            None | Some("%direct") => Ok(direct),
+            Some("%defaultroute") => defaultroute(),
+            Some(s) => {
+                let nh = s.parse::<IpAddr>().map_err(|_| {
+                    self.err_at(&name, format!("{name}=\"{s}\" is not an IP address"))
+                })?;
+                if Family::of(nh) != family {
+                    return Err(self.err_at(
+                        &name,
+                        format!("{name}={s} is not of the address family of {side}= ({family})"),
+                    ));
+                }
+                Ok(Some(nh))
+            }
+        }
+    }
+
     /// An error located at the line that set `name` (or at the section header if unset), for
     /// semantic checks done after loading, e.g. `leftfirewall` together with `leftupdown`.
     pub fn err_at(&self, name: &str, message: impl Into<String>) -> ConfError {
@@ -1444,6 +1474,56 @@ mod tests {
             Ok(c) => panic!("expected an error, got {c:?}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    /// `leftnexthop=`: unset and `%direct` give the next hop `%defaultroute` found, `%defaultroute`
+    /// asks for the default route, a literal must be an address of the end's family; errors cite
+    /// the line.
+    #[test]
+    fn nexthop_forms() {
+        let dr = || Ok(Some("192.0.2.254".parse().unwrap()));
+        let direct: Option<IpAddr> = Some("192.0.2.1".parse().unwrap());
+        let with = |v: &str| {
+            let mut s = Section::new("/etc/ipsec.conf", 3);
+            s.set("leftnexthop", Value::new(v, "/etc/ipsec.conf", 7));
+            s
+        };
+        let unset = Section::new("/etc/ipsec.conf", 3);
+        assert_eq!(
+            unset.get_nexthop("left", Family::V4, direct, dr).unwrap(),
+            direct
+        );
+        let s = with("%direct");
+        assert_eq!(
+            s.get_nexthop("left", Family::V4, direct, dr).unwrap(),
+            direct
+        );
+        let s = with("%defaultroute");
+        assert_eq!(
+            s.get_nexthop("left", Family::V4, None, dr).unwrap(),
+            Some("192.0.2.254".parse().unwrap())
+        );
+        let s = with("10.9.9.9");
+        assert_eq!(
+            s.get_nexthop("left", Family::V4, direct, dr).unwrap(),
+            Some("10.9.9.9".parse().unwrap())
+        );
+        let e = with("fe80::1")
+            .get_nexthop("left", Family::V4, None, dr)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/ipsec.conf:7: leftnexthop=fe80::1 is not of the address family of left= (IPv4)"
+        );
+        let e = with("gw.example")
+            .get_nexthop("left", Family::V6, None, dr)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/ipsec.conf:7: leftnexthop=\"gw.example\" is not an IP address"
+        );
     }
 
     #[test]

@@ -440,33 +440,14 @@ fn build_end(
             false,
         ),
     };
-    let nexthop = match p.get(&key("nexthop")) {
-        None | Some("%direct") => raw.dr_nexthop,
-        Some("%defaultroute") if ours => match family {
+    let nexthop = p.get_nexthop(side, family, raw.dr_nexthop, || {
+        Ok(match family {
             Family::V4 => cfg.defaultroute,
             Family::V6 => cfg.defaultroute6,
         }
-        .map(|d| d.1),
-        Some("%defaultroute") => None,
-        Some(s) => {
-            let nh = s.parse::<IpAddr>().map_err(|_| {
-                p.err_at(
-                    &key("nexthop"),
-                    format!("{}=\"{s}\" is not an IP address", key("nexthop")),
-                )
-            })?;
-            if Family::of(nh) != family {
-                return Err(p.err_at(
-                    &key("nexthop"),
-                    format!(
-                        "{}={s} is not of the address family of {side}= ({family})",
-                        key("nexthop")
-                    ),
-                ));
-            }
-            Some(nh)
-        }
-    };
+        .filter(|_| ours)
+        .map(|d| d.1))
+    })?;
     let (id, id_explicit) = match p.get(&key("id")) {
         None => (raw.host.map_or(Id::Any, Id::from_ip), false),
         Some("%myid") => (
