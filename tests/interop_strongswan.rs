@@ -178,6 +178,37 @@ impl Pair {
         &self.t.ga
     }
 
+    /// Host A pings host B `n` times through the tunnel; every reply must come back.
+    fn pings(&self, n: u32) {
+        assert!(ping(&self.t.ha, "10.0.2.10", n, n), "{}", self.logs());
+    }
+
+    /// charon counted inbound bytes on its SA with SPI `spi` (rswan's outbound SPI): the
+    /// traffic really went through that SA.
+    fn charon_carried(&self, spi: u32) {
+        let sas = self.charon.list_sas();
+        assert!(
+            charon_in_bytes(&sas, spi).is_some_and(|b| b > 0),
+            "charon counted nothing on SA {spi:08x}:\n{sas}\n{}",
+            self.logs()
+        );
+    }
+
+    /// `ipsec auto --down net` on rswan, then charon must hold no SA at all within 10 s
+    /// (rswan's Deletes reached it).
+    fn down_clears_charon(&self) {
+        self.t.ipsec_ok(self.ga(), &["auto", "--down", "net"]);
+        let gone = poll(Duration::from_secs(10), || {
+            self.charon.list_sas().trim().is_empty()
+        });
+        assert!(
+            gone,
+            "charon kept SAs after ipsec auto --down:\n{}\n{}",
+            self.charon.list_sas(),
+            self.logs()
+        );
+    }
+
     /// Both logs, for failure messages.
     fn logs(&self) -> String {
         format!(
@@ -574,7 +605,7 @@ fn aes256_sha256_modp2048_gcm_strongswan_initiates() {
 fn delete_from_rswan() {
     let p = Pair::new(&AES128, "", |_| {});
     p.establish(true);
-    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
+    p.pings(2);
     p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
     let gone = poll(Duration::from_secs(10), || {
         !p.charon.list_sas().contains("INSTALLED")
@@ -608,7 +639,7 @@ fn delete_from_rswan() {
 fn delete_child_from_strongswan() {
     let p = Pair::new(&AES128, "", |_| {});
     p.establish(true);
-    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
+    p.pings(2);
     p.charon
         .swanctl_ok(&["--terminate", "--child", "net", "--timeout", "10"]);
     let gone = poll(Duration::from_secs(10), || p.rswan_has_no_ipsec_sa());
@@ -642,7 +673,7 @@ fn delete_child_from_strongswan() {
 fn delete_ike_from_strongswan() {
     let p = Pair::new(&AES128, "", |_| {});
     p.establish(false);
-    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
+    p.pings(2);
     p.charon
         .swanctl_ok(&["--terminate", "--ike", "rswan", "--timeout", "10"]);
     let gone = poll(Duration::from_secs(10), || {
@@ -845,14 +876,9 @@ fn rekey_initiated_by_strongswan() {
         p.logs()
     );
     // Traffic after the rekey uses the new SAs (charon counts bytes on its new inbound SA).
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-    let sas = p.charon.list_sas();
+    p.pings(3);
     let newest = p.rswan_owner_spis().unwrap_or(second);
-    assert!(
-        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{sas}",
-        newest.0
-    );
+    p.charon_carried(newest.0);
     eprintln!("pings across charon's rekey: {got}/{sent}");
 }
 
@@ -867,13 +893,8 @@ fn rekey_initiated_by_rswan() {
         |_| {},
     );
     let second = rswan_rekeys_child_during_pings(&p, 20, 12, || {});
-    let sas = p.charon.list_sas();
     let newest = p.rswan_owner_spis().unwrap_or(second);
-    assert!(
-        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{sas}",
-        newest.0
-    );
+    p.charon_carried(newest.0);
 }
 
 /// Establishes `p` with rswan initiating, then pings host A -> host B for `secs` seconds while
@@ -919,7 +940,7 @@ fn rswan_rekeys_child_during_pings(
         "pings lost across the rekeys: {got} of {sent} answered\n{}",
         p.logs()
     );
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    p.pings(3);
     eprintln!("pings across rswan's rekeys: {got}/{sent}");
     second.unwrap()
 }
@@ -945,22 +966,9 @@ fn no_pfs_both_initiators() {
                 .any(|l| l.starts_with("000 \"net\":") && l.contains("+PFS")),
             "rswan's policy has PFS:\n{st}"
         );
-        assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-        assert!(
-            charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0),
-            "{}",
-            p.charon.list_sas()
-        );
-        p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
-        assert!(
-            poll(Duration::from_secs(10), || p
-                .charon
-                .list_sas()
-                .trim()
-                .is_empty()),
-            "{}",
-            p.charon.list_sas()
-        );
+        p.pings(3);
+        p.charon_carried(spis.0);
+        p.down_clears_charon();
     }
 }
 
@@ -1010,13 +1018,8 @@ fn isakmp_rekey_by_rswan() {
         "old ISAKMP SA did not expire\n{}",
         p.logs()
     );
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-    let sas = p.charon.list_sas();
-    assert!(
-        charon_in_bytes(&sas, second.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{sas}",
-        second.0
-    );
+    p.pings(3);
+    p.charon_carried(second.0);
 }
 
 /// charon re-authenticates (IKEv1 reauth_time 8 s, over_time 4 s: a new Main Mode from charon
@@ -1055,7 +1058,7 @@ fn reauth_by_strongswan() {
     );
     // The first IPsec SA is still the one in use on both ends.
     assert_eq!(p.rswan_owner_spis(), Some(first), "{}", p.logs());
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    p.pings(3);
     assert!(
         p.charon
             .list_sas()
@@ -1195,23 +1198,10 @@ fn rsa_case(version: u8, s: &Suite, initiators: &[bool], full_traffic: bool) {
             check_algorithms_v(&p, s, spis, version);
             traffic(&p, s, spis);
         } else {
-            assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+            p.pings(3);
         }
-        assert!(
-            charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0),
-            "{}",
-            p.charon.list_sas()
-        );
-        p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
-        assert!(
-            poll(Duration::from_secs(10), || p
-                .charon
-                .list_sas()
-                .trim()
-                .is_empty()),
-            "{}",
-            p.charon.list_sas()
-        );
+        p.charon_carried(spis.0);
+        p.down_clears_charon();
     }
 }
 
@@ -1238,7 +1228,7 @@ fn proposal_selection_both_ways() {
         p.logs()
     );
     assert!(sas.contains("ESP:AES_GCM_16-128/MODP_2048"), "{sas}");
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    p.pings(3);
     assert!(charon_in_bytes(&sas, spis.0).is_some());
     drop(p);
 
@@ -1257,8 +1247,8 @@ fn proposal_selection_both_ways() {
     assert!(sas.contains(TDES.ss_esp_name), "{sas}");
     let spi = p.t.ipsec_ok(p.ga(), &["spi"]);
     assert!(spi.contains("ESP_3DES_HMAC_SHA1"), "{spi}");
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-    assert!(charon_in_bytes(&p.charon.list_sas(), spis.0).is_some_and(|b| b > 0));
+    p.pings(3);
+    p.charon_carried(spis.0);
 }
 
 /// ESP with HMAC-SHA2-256 (RFC 4868 128-bit ICV on both ends; strongSwan's sha256_96
@@ -1321,7 +1311,7 @@ fn peer_restart_without_dpd() {
         "{}",
         p.logs()
     );
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    p.pings(3);
 
     // Now charon crashes and initiates again after its restart.
     let conf = CharonConf::gateway_b(AES128.ss_ike, AES128.ss_esp, PSK);
@@ -1336,12 +1326,8 @@ fn peer_restart_without_dpd() {
         p.logs()
     );
     assert_eq!(p.rswan_owner_spis(), Some(third), "{}", p.logs());
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
-    assert!(
-        charon_in_bytes(&p.charon.list_sas(), third.0).is_some_and(|b| b > 0),
-        "{}",
-        p.charon.list_sas()
-    );
+    p.pings(3);
+    p.charon_carried(third.0);
 }
 
 /// RESPONDER-LIFETIME (RFC 2407 4.6.3.1) towards charon: charon initiates with its default
@@ -1386,14 +1372,9 @@ fn responder_lifetime_to_strongswan() {
         p.logs()
     );
     // Traffic after the replacement uses the new SAs (charon counts bytes on its inbound SA).
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    p.pings(3);
     let newest = p.rswan_owner_spis().or(second).unwrap();
-    assert!(
-        charon_in_bytes(&p.charon.list_sas(), newest.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{}",
-        newest.0,
-        p.charon.list_sas()
-    );
+    p.charon_carried(newest.0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1423,17 +1404,8 @@ fn rswan_has_no_v2_sa(p: &Pair) -> bool {
 fn ikev2_delete_both_ways() {
     let p = v2_pair(&V2_AES128, "", |_| {});
     p.establish(true);
-    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
-    p.t.ipsec_ok(p.ga(), &["auto", "--down", "net"]);
-    let gone = poll(Duration::from_secs(10), || {
-        p.charon.list_sas().trim().is_empty()
-    });
-    assert!(
-        gone,
-        "charon kept SAs after ipsec auto --down:\n{}\n{}",
-        p.charon.list_sas(),
-        p.logs()
-    );
+    p.pings(2);
+    p.down_clears_charon();
     let log = p.charon.log_text();
     assert!(
         log.contains("received DELETE for ESP CHILD_SA")
@@ -1445,7 +1417,7 @@ fn ikev2_delete_both_ways() {
 
     // charon terminates the CHILD_SA, then the IKE_SA.
     p.establish(false);
-    assert!(ping(&p.t.ha, "10.0.2.10", 2, 2), "{}", p.logs());
+    p.pings(2);
     p.charon
         .swanctl_ok(&["--terminate", "--child", "net", "--timeout", "10"]);
     let child_gone = poll(Duration::from_secs(10), || {
@@ -1507,15 +1479,11 @@ fn ikev2_rekey_by_strongswan() {
         p.logs()
     );
     // Both ends still have one IKE SA, and it works: traffic on the newest CHILD_SA.
-    assert!(ping(&p.t.ha, "10.0.2.10", 3, 3), "{}", p.logs());
+    p.pings(3);
     let sas = p.charon.list_sas();
     assert_eq!(sas.matches("ESTABLISHED, IKEv2").count(), 1, "{sas}");
     let newest = p.rswan_owner_spis().unwrap();
-    assert!(
-        charon_in_bytes(&sas, newest.0).is_some_and(|b| b > 0),
-        "no traffic on the new SA {:08x}\n{sas}",
-        newest.0
-    );
+    p.charon_carried(newest.0);
     eprintln!("pings across charon's IKEv2 rekeys: {got}/{sent}");
 }
 
