@@ -556,10 +556,26 @@ fn whack_output_exit_codes_and_status() {
 // ---------------------------------------------------------------------------------------------
 // 3. Road warrior.
 
+/// An IKEv1 road warrior: B's `right=%any` template gets an instance for gateway A, which
+/// reaches host B's subnet (ping, 10 MB TCP, only IKE/ESP on the wire); A's `--down` removes
+/// the instance on B.
 #[test]
 fn road_warrior() {
+    road_warrior_case(1);
+}
+
+/// The road warrior of [`road_warrior`] with IKE `version` 1 or 2 (A says `keyexchange=`; B's
+/// template accepts either).
+fn road_warrior_case(version: u8) {
     // B accepts anyone knowing the RW PSK; its peer is only a host (no rightsubnet).
-    let t = gateway_pair("version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n", "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n", &psk_line(PSK), &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
+    let a = format!("version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev{version}\n\tauto=add\n");
+    let b = "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n";
+    let t = gateway_pair(
+        &a,
+        b,
+        &psk_line(PSK),
+        &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"),
+    );
     let (ga, gb) = (t.ga.clone(), t.gb.clone());
     let st = status(&t, &gb);
     assert!(
@@ -572,11 +588,17 @@ fn road_warrior() {
         st.contains("\"rw\"[1]: 10.0.2.0/24===192.0.2.2...192.0.2.1; erouted"),
         "{st}"
     );
-    assert!(
-        st.contains("#2: \"rw\"[1] 192.0.2.1 STATE_QUICK_R2"),
-        "{st}"
-    );
-    assert!(st.contains("#1: \"rw\"[1] 192.0.2.1 STATE_MAIN_R3"), "{st}");
+    let states: &[&str] = if version == 1 {
+        &[
+            "#2: \"rw\"[1] 192.0.2.1 STATE_QUICK_R2",
+            "#1: \"rw\"[1] 192.0.2.1 STATE_MAIN_R3",
+        ]
+    } else {
+        &["\"rw\"[1] 192.0.2.1 STATE_V2_ESTABLISHED_CHILD_SA"]
+    };
+    for state in states {
+        assert!(st.contains(state), "{st}");
+    }
     // Gateway A itself is the road warrior.
     assert!(
         wait_until(Duration::from_secs(5), || t
@@ -1113,11 +1135,21 @@ fn paced_transfer(t: &Topo, port: u16, data: Vec<u8>, rate: usize) -> (u64, u64,
     (sent, hash(&got), got.len(), gap)
 }
 
+/// IKEv1 rekeys during a paced 10 MB TCP transfer lose nothing: Quick Mode replaces the IPsec
+/// SA at 10 s and 20 s, Main Mode the ISAKMP SA at 20 s; the first SAs are gone from both sides
+/// after their 20 s.
 #[test]
 fn rekey_without_loss() {
-    let t = psk_pair(&net_conf(
-        "\tauthby=secret\n\tkeylife=20s\n\trekeymargin=10s\n\trekeyfuzz=0%\n\tikelifetime=30s\n\tauto=add\n",
-    ));
+    rekey_without_loss_case(1);
+}
+
+/// Both versions' rekeys during a paced 10 MB TCP transfer ([`rekey_without_loss`],
+/// [`ikev2_rekey_without_loss`]): no data lost, no stall over 3 s, only IKE/ESP on the wire,
+/// each version's rekey log lines, the first SAs expired on both sides.
+fn rekey_without_loss_case(version: u8) {
+    let t = psk_pair(&net_conf(&format!(
+        "\tauthby=secret\n\tkeyexchange=ikev{version}\n\tkeylife=20s\n\trekeymargin=10s\n\trekeyfuzz=0%\n\tikelifetime=30s\n\tauto=add\n",
+    )));
     let (ga, gb) = (&t.ga, &t.gb);
     let out = up_ok(&t, ga, "net");
     let (first_out, first_in) = esp_spis(&out);
@@ -1132,7 +1164,8 @@ fn rekey_without_loss() {
     let cap = Capture::start(ga, &t.ga_out, &t.dir.path("rekey.pcap"));
     let t0 = Instant::now();
     // 10 MB over ~27 s: across the IPsec rekeys at 10 s and 20 s and the ISAKMP one at 20 s.
-    let (sent, got, n, gap) = paced_transfer(&t, 5600, payload(SIZE, MARKER), SIZE / 27);
+    let port = 5600 + 100 * u16::from(version - 1);
+    let (sent, got, n, gap) = paced_transfer(&t, port, payload(SIZE, MARKER), SIZE / 27);
     let took = t0.elapsed();
     let (lines, raw) = cap.stop();
     eprintln!("paced transfer: {n} bytes in {took:?}, longest stall {gap:?}");
@@ -1150,21 +1183,37 @@ fn rekey_without_loss() {
     let newest = newest_ipsec(&st);
     assert!(newest > first, "no newer IPsec SA than #{first}:\n{st}");
     let la = t.log(ga);
-    assert!(
-        la.contains(&format!(
-            "initiating Quick Mode PSK+ENCRYPT+TUNNEL+PFS+UP to replace #{first}"
-        )),
-        "{la}"
-    );
-    assert!(
-        la.contains(&format!("#{first}: IPsec SA expiring soon: replacing")),
-        "{la}"
-    );
-    assert!(
-        la.contains("#1: ISAKMP SA expiring soon: replacing"),
-        "{la}"
-    );
-    assert!(la.contains("initiating Main Mode to replace #1"), "{la}");
+    let lb = t.log(gb);
+    let expected: Vec<(&str, String)> = if version == 1 {
+        vec![
+            (
+                la.as_str(),
+                format!("initiating Quick Mode PSK+ENCRYPT+TUNNEL+PFS+UP to replace #{first}"),
+            ),
+            (
+                la.as_str(),
+                format!("#{first}: IPsec SA expiring soon: replacing"),
+            ),
+            (la.as_str(), "#1: ISAKMP SA expiring soon: replacing".into()),
+            (la.as_str(), "initiating Main Mode to replace #1".into()),
+        ]
+    } else {
+        vec![
+            (
+                la.as_str(),
+                format!("initiating CREATE_CHILD_SA to replace #{first}"),
+            ),
+            (
+                la.as_str(),
+                "initiating CREATE_CHILD_SA to rekey IKE SA #1".into(),
+            ),
+            (la.as_str(), "IKE SA established (rekeyed #1)".into()),
+            (lb.as_str(), "IKE SA #1 rekeyed by the peer".into()),
+        ]
+    };
+    for (log, line) in expected {
+        assert!(log.contains(&line), "missing {line:?} in\n{log}");
+    }
     // The first SAs are gone (expired) on both sides, newer ones carry the traffic.
     for ns in [ga, gb] {
         let s = spis(&t, ns);
@@ -1666,58 +1715,7 @@ fn ikev2_psk_net_to_net_and_down() {
 /// 20 s.
 #[test]
 fn ikev2_rekey_without_loss() {
-    let t = psk_pair(&net_conf(
-        "\tauthby=secret\n\tkeyexchange=ikev2\n\tkeylife=20s\n\trekeymargin=10s\n\trekeyfuzz=0%\n\tikelifetime=30s\n\tauto=add\n",
-    ));
-    let (ga, gb) = (&t.ga, &t.gb);
-    let out = up_ok(&t, ga, "net");
-    let (first_out, first_in) = esp_spis(&out);
-    let first = newest_ipsec(&status(&t, ga));
-    assert!(
-        wait_until(Duration::from_secs(5), || t
-            .ipsec_ok(gb, &["eroute"])
-            .contains("=> tun0x")),
-        "{}",
-        t.log(gb)
-    );
-    let cap = Capture::start(ga, &t.ga_out, &t.dir.path("rekey.pcap"));
-    let t0 = Instant::now();
-    let (sent, got, n, gap) = paced_transfer(&t, 5700, payload(SIZE, MARKER), SIZE / 27);
-    let took = t0.elapsed();
-    let (lines, raw) = cap.stop();
-    eprintln!("paced transfer: {n} bytes in {took:?}, longest stall {gap:?}");
-    assert_eq!(n, SIZE, "short transfer\n{}\n{}", t.log(ga), t.log(gb));
-    assert_eq!(sent, got, "transfer corrupted");
-    check_wire(&t, &lines, &raw, 200);
-    let la = t.log(ga);
-    assert!(
-        la.contains(&format!("initiating CREATE_CHILD_SA to replace #{first}")),
-        "{la}"
-    );
-    assert!(
-        la.contains("initiating CREATE_CHILD_SA to rekey IKE SA #1"),
-        "{la}"
-    );
-    assert!(la.contains("IKE SA established (rekeyed #1)"), "{la}");
-    assert!(
-        t.log(gb).contains("IKE SA #1 rekeyed by the peer"),
-        "{}",
-        t.log(gb)
-    );
-    for ns in [ga, gb] {
-        let s = spis(&t, ns);
-        for spi in [first_out, first_in] {
-            assert!(
-                !s.iter().any(|x| x.starts_with(&format!("esp0x{spi:x}@"))),
-                "{ns}: the first SA {spi:x} outlived its 20 s: {s:?}"
-            );
-        }
-        assert!(
-            s.iter().any(|x| x.starts_with("esp0x")),
-            "{ns}: no SAs left"
-        );
-    }
-    assert!(ping(&t.ha, "10.0.2.10", 3, 3));
+    rekey_without_loss_case(2);
 }
 
 /// `auto=route` with IKEv2: the %trap eroute's first packet starts IKE_SA_INIT, is held and
@@ -1757,39 +1755,7 @@ fn ikev2_auto_route_keys_on_demand() {
 /// the instance on B.
 #[test]
 fn ikev2_road_warrior() {
-    let t = gateway_pair("version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.1\n\tright=192.0.2.2\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n", "version 2\nconfig setup\n\tinterfaces=%defaultroute\nconn rw\n\tleft=192.0.2.2\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n", &psk_line(PSK), &format!("192.0.2.2 %any : PSK \"{PSK}\"\n"));
-    let (ga, gb) = (t.ga.clone(), t.gb.clone());
-    up_ok(&t, &ga, "rw");
-    let st = status(&t, &gb);
-    assert!(
-        st.contains("\"rw\"[1]: 10.0.2.0/24===192.0.2.2...192.0.2.1; erouted"),
-        "{st}"
-    );
-    assert!(
-        st.contains("\"rw\"[1] 192.0.2.1 STATE_V2_ESTABLISHED_CHILD_SA"),
-        "{st}"
-    );
-    assert!(
-        wait_until(Duration::from_secs(5), || t
-            .ipsec_ok(&gb, &["eroute"])
-            .contains("10.0.2.0/24        -> 192.0.2.1/32")),
-        "{}",
-        t.ipsec_ok(&gb, &["eroute"])
-    );
-    assert!(ping(&ga, "10.0.2.10", 3, 3), "{}", t.log(&gb));
-    let cap = Capture::start(&ga, &t.ga_out, &t.dir.path("rw.pcap"));
-    let (sent, got, n) = tcp_transfer(&ga, &t.hb, HB, 5450, payload(SIZE, MARKER));
-    let (lines, raw) = cap.stop();
-    assert_eq!(n, SIZE);
-    assert_eq!(sent, got);
-    check_wire(&t, &lines, &raw, 200);
-    t.ipsec_ok(&ga, &["auto", "--down", "rw"]);
-    assert!(
-        wait_until(Duration::from_secs(5), || !status(&t, &gb)
-            .contains("\"rw\"[1]")),
-        "{}",
-        status(&t, &gb)
-    );
+    road_warrior_case(2);
 }
 
 /// IKEv2 with RSA signatures between rswan gateways (keys from `ipsec newhostkey`, public
