@@ -17,7 +17,7 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -156,6 +156,104 @@ fn start_dnsmasq(ns: &str, listen: &[&str], records: &[String], log: &Path) -> D
     dns
 }
 
+/// The scene of the OE tests: the road warrior and gateway B, each with a fresh RSA key in its
+/// ipsec.secrets; [`Scene::start`] starts dnsmasq on the router (B's IPSECKEY record plus the
+/// test's own records) and both gateways.
+struct Scene {
+    /// dnsmasq, stopped before the namespaces go (and by [`Scene::stop_dns`]).
+    dns: std::sync::Mutex<Option<Dnsmasq>>,
+    t: Topo,
+    rw: String,
+    router: String,
+    gb: String,
+    /// The road warrior's and B's key files, and the road warrior's and B's public keys.
+    krw: PathBuf,
+    kb: PathBuf,
+    pub_rw: String,
+    pub_b: String,
+    /// dnsmasq's query log.
+    log: PathBuf,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let mut t = Topo::new();
+        let rw = t.add_road_warrior();
+        let (router, gb) = (t.ga.clone(), t.gb.clone());
+        let (krw, kb) = (t.dir.path("rw.key"), t.dir.path("b.key"));
+        let (pub_rw, pub_b) = (newkey(&krw), newkey(&kb));
+        write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
+        write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
+        let log = t.dir.path("dnsmasq.log");
+        Scene {
+            dns: std::sync::Mutex::new(None),
+            t,
+            rw,
+            router,
+            gb,
+            krw,
+            kb,
+            pub_rw,
+            pub_b,
+            log,
+        }
+    }
+
+    /// dnsmasq on the router serving `records` and B's IPSECKEY record (gateway 192.0.2.2, RSA
+    /// key); policy files `rw_groups` for the road warrior and `private-or-clear 0.0.0.0/0`
+    /// for B; both gateways with the router as their name server.
+    fn start(&mut self, mut records: Vec<String>, rw_groups: &[(&str, &str)]) {
+        let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
+        ipseckey.extend_from_slice(&b64decode(&self.pub_b));
+        records.push(format!(
+            "--dns-rr=2.2.0.192.in-addr.arpa,45,{}",
+            hex(&ipseckey)
+        ));
+        let dns = start_dnsmasq(
+            &self.router,
+            &["192.0.2.1", "198.51.100.1"],
+            &records,
+            &self.log,
+        );
+        *self.dns.lock().unwrap() = Some(dns);
+        policies(&self.t, "rw.policies", rw_groups);
+        policies(
+            &self.t,
+            "gB.policies",
+            &[("private-or-clear", "0.0.0.0/0\n")],
+        );
+        let (gb, rw) = (self.gb.clone(), self.rw.clone());
+        self.t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
+        self.t
+            .start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
+    }
+
+    /// The road warrior's reverse-map TXT record with the key in `key` (its own, or another).
+    fn rw_txt(&self, key: &Path) -> String {
+        format!(
+            "--txt-record=7.100.51.198.in-addr.arpa,{}",
+            txt_strings(key, "198.51.100.7").join(",")
+        )
+    }
+
+    fn stop_dns(&self) {
+        self.dns.lock().unwrap().take();
+    }
+
+    /// Both gateways' logs and status and dnsmasq's log, for failure messages.
+    fn diag(&self) -> String {
+        let t = &self.t;
+        format!(
+            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
+            t.log(&self.rw),
+            t.ipsec_ok(&self.rw, &["auto", "--status"]),
+            t.log(&self.gb),
+            t.ipsec_ok(&self.gb, &["auto", "--status"]),
+            fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+}
+
 fn eroute_said(t: &Topo, ns: &str, src: &str, dst: &str) -> Option<String> {
     let out = t.ipsec_ok(ns, &["eroute"]);
     out.lines().find_map(|l| {
@@ -166,57 +264,20 @@ fn eroute_said(t: &Topo, ns: &str, src: &str, dst: &str) -> Option<String> {
 
 #[test]
 fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
-    let mut t = Topo::new();
-    let rw = t.add_road_warrior();
-    let (router, gb) = (t.ga.clone(), t.gb.clone());
-    // Keys, and each gateway's secrets holding its own.
-    let (krw, kb) = (t.dir.path("rw.key"), t.dir.path("b.key"));
-    let (pub_rw, pub_b) = (newkey(&krw), newkey(&kb));
-    write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
-    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
-
+    let mut sc = Scene::new();
     // The DNS server on the router: the road warrior's TXT record (split at the key as
     // showhostkey --txt prints it), gateway B's IPSECKEY record, and NXDOMAIN for the rest of
     // the reverse map.
-    let strings = txt_strings(&krw, "198.51.100.7");
-    assert!(strings[1..].concat().contains(&pub_rw));
-    let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
-    ipseckey.extend_from_slice(&b64decode(&pub_b));
-    let log = t.dir.path("dnsmasq.log");
-    let dns = start_dnsmasq(
-        &router,
-        &["192.0.2.1", "198.51.100.1"],
-        &[
-            format!(
-                "--txt-record=7.100.51.198.in-addr.arpa,{}",
-                strings.join(",")
-            ),
-            format!("--dns-rr=2.2.0.192.in-addr.arpa,45,{}", hex(&ipseckey)),
-        ],
-        &log,
-    );
-
-    policies(
-        &t,
-        "rw.policies",
+    let strings = txt_strings(&sc.krw, "198.51.100.7");
+    assert!(strings[1..].concat().contains(&sc.pub_rw));
+    sc.start(
+        vec![sc.rw_txt(&sc.krw)],
         &[
             ("private-or-clear", "0.0.0.0/0\n"),
             ("private", "10.0.2.10/32\n"),
         ],
     );
-    policies(&t, "gB.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
-    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
-    t.start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
-    let diag = |t: &Topo| {
-        format!(
-            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
-            t.log(&rw),
-            t.ipsec_ok(&rw, &["auto", "--status"]),
-            t.log(&gb),
-            t.ipsec_ok(&gb, &["auto", "--status"]),
-            fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
+    let (t, rw, router, gb) = (&sc.t, sc.rw.clone(), sc.router.clone(), sc.gb.clone());
     // Each checked at start that DNS publishes its own key (B's only as IPSECKEY).
     assert!(
         wait_until(Duration::from_secs(5), || t.log(&rw).contains(
@@ -225,45 +286,45 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
             "our key for 192.0.2.2 is published in DNS (2.2.0.192.in-addr.arpa)"
         )),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         !t.log(&rw).contains("opportunistic encryption cannot work"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
 
     // The first packet is trapped; OE finds B's gateway and key and negotiates.
     assert!(
         wait_until(Duration::from_secs(30), || ping(&rw, "192.0.2.2", 1, 1)),
         "no ping to B\n{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         wait_until(Duration::from_secs(10), || eroute_said(
-            &t,
+            t,
             &rw,
             "198.51.100.7/32",
             "192.0.2.2/32"
         )
         .is_some_and(|s| s.starts_with("tun0x"))
-            && eroute_said(&t, &gb, "192.0.2.2/32", "198.51.100.7/32")
+            && eroute_said(t, &gb, "192.0.2.2/32", "198.51.100.7/32")
                 .is_some_and(|s| s.starts_with("tun0x"))),
         "no OE tunnel eroutes\n{}",
-        diag(&t)
+        sc.diag()
     );
     let st = t.ipsec_ok(&rw, &["auto", "--status"]);
     assert!(
         st.contains("\"private-or-clear#0.0.0.0/0\"[1] 192.0.2.2 STATE_QUICK_I2"),
         "{st}\n{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         t.log(&gb).contains("key *")
             && t.log(&gb)
                 .contains("found in DNS (7.100.51.198.in-addr.arpa)"),
         "responder did not take the initiator's key from DNS\n{}",
-        diag(&t)
+        sc.diag()
     );
 
     // Ping and a TCP transfer, with only IKE and ESP between the two on the wire.
@@ -299,17 +360,17 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
     assert!(
         wait_until(Duration::from_secs(15), || ping(&rw, "10.0.2.1", 1, 1)),
         "private-or-clear without a record did not pass in clear\n{}",
-        diag(&t)
+        sc.diag()
     );
     assert_eq!(
-        eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.1/32").as_deref(),
+        eroute_said(t, &rw, "198.51.100.7/32", "10.0.2.1/32").as_deref(),
         Some("%pass")
     );
     assert!(
         t.log(&rw)
             .contains("no TXT X-IPsec-Server or IPSECKEY record for 1.2.0.10.in-addr.arpa"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     // ... and `private` drops it.
     let (got, out) = ping_replies(&rw, "10.0.2.10", 3, 1);
@@ -319,7 +380,7 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
     );
     assert!(
         wait_until(Duration::from_secs(10), || eroute_said(
-            &t,
+            t,
             &rw,
             "198.51.100.7/32",
             "10.0.2.10/32"
@@ -327,7 +388,7 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
         .as_deref()
             == Some("%drop")),
         "{}",
-        diag(&t)
+        sc.diag()
     );
 
     // Edit the road warrior's groups: block 10.0.2.97. --rereadgroups rejects it; the OE
@@ -340,36 +401,32 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
             .find(|l| l.contains("STATE_QUICK_I2"))
             .map(|l| l.split(':').next().unwrap_or_default().to_string())
     };
-    let before = sa_line(&t);
+    let before = sa_line(t);
     assert!(before.is_some());
-    policies(&t, "rw.policies", &[("block", "10.0.2.97/32\n")]);
+    policies(t, "rw.policies", &[("block", "10.0.2.97/32\n")]);
     t.ipsec_ok(&rw, &["auto", "--rereadgroups"]);
     let (got, out) = ping_replies(&rw, "10.0.2.97", 2, 1);
     assert!(got == 0 && out.contains("Packet filtered"), "{out}");
-    assert_eq!(
-        sa_line(&t),
-        before,
-        "--rereadgroups disturbed the OE tunnel"
-    );
+    assert_eq!(sa_line(t), before, "--rereadgroups disturbed the OE tunnel");
     let (got, out) = ping_replies(&rw, "192.0.2.2", 2, 2);
     assert_eq!(got, 2, "{out}");
 
     // The DNS server goes away: a new destination's lookup times out into the failure shunt
     // (%pass under private-or-clear), no hang.
-    drop(dns);
+    sc.stop_dns();
     assert!(
         wait_until(Duration::from_secs(30), || ping(&rw, "10.0.2.96", 1, 1)),
         "no fallback after the DNS server stopped\n{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         t.log(&rw)
             .contains("DNS TXT 96.2.0.10.in-addr.arpa: timeout"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     assert_eq!(
-        eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.96/32").as_deref(),
+        eroute_said(t, &rw, "198.51.100.7/32", "10.0.2.96/32").as_deref(),
         Some("%pass")
     );
 }
@@ -382,55 +439,21 @@ fn private_or_clear_encrypts_on_demand_with_keys_from_dns() {
 /// own OE attempt for the reply fails the same way at MR3 and passes in clear too.)
 #[test]
 fn wrong_published_key_falls_back_to_the_failure_shunt() {
-    let mut t = Topo::new();
-    let rw = t.add_road_warrior();
-    let (router, gb) = (t.ga.clone(), t.gb.clone());
-    let (krw, kb, kother) = (
-        t.dir.path("rw.key"),
-        t.dir.path("b.key"),
-        t.dir.path("other.key"),
-    );
-    newkey(&krw);
-    let pub_b = newkey(&kb);
+    let mut sc = Scene::new();
+    // The road warrior's reverse map publishes another key; B's IPSECKEY is right.
+    let kother = sc.t.dir.path("other.key");
     newkey(&kother);
-    write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
-    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
-    // The road warrior's reverse map publishes the other key; B's IPSECKEY is right.
-    let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
-    ipseckey.extend_from_slice(&b64decode(&pub_b));
-    let log = t.dir.path("dnsmasq.log");
-    let _dns = start_dnsmasq(
-        &router,
-        &["192.0.2.1", "198.51.100.1"],
-        &[
-            format!(
-                "--txt-record=7.100.51.198.in-addr.arpa,{}",
-                txt_strings(&kother, "198.51.100.7").join(",")
-            ),
-            format!("--dns-rr=2.2.0.192.in-addr.arpa,45,{}", hex(&ipseckey)),
-        ],
-        &log,
+    sc.start(
+        vec![sc.rw_txt(&kother)],
+        &[("private-or-clear", "0.0.0.0/0\n")],
     );
-    policies(&t, "rw.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
-    policies(&t, "gB.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
-    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
-    t.start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
-    let diag = |t: &Topo| {
-        format!(
-            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
-            t.log(&rw),
-            t.ipsec_ok(&rw, &["auto", "--status"]),
-            t.log(&gb),
-            t.ipsec_ok(&gb, &["auto", "--status"]),
-            fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
+    let (t, rw, router, gb) = (&sc.t, sc.rw.clone(), sc.router.clone(), sc.gb.clone());
     let cap = Capture::start(&router, &format!("{}r1", t.p), &t.dir.path("wrongkey.pcap"));
     // Within seconds, not the minutes retransmissions would take.
     assert!(
         wait_until(Duration::from_secs(20), || ping(&rw, "192.0.2.2", 1, 1)),
         "no ping to B through the failure shunt\n{}",
-        diag(&t)
+        sc.diag()
     );
     let log_rw = t.log(&rw);
     let log_b = t.log(&gb);
@@ -438,25 +461,25 @@ fn wrong_published_key_falls_back_to_the_failure_shunt() {
         log_b.contains("Signature check (on 198.51.100.7) failed (wrong key?)")
             && log_b.contains("sending notification INVALID_SIGNATURE"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         log_rw.contains("received notification INVALID_SIGNATURE: the peer cannot authenticate us"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         log_rw.contains(
             "cannot encrypt 198.51.100.7 -> 192.0.2.2 opportunistically (negotiation failed); failure shunt %pass"
         ),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     assert_eq!(
-        eroute_said(&t, &rw, "198.51.100.7/32", "192.0.2.2/32").as_deref(),
+        eroute_said(t, &rw, "198.51.100.7/32", "192.0.2.2/32").as_deref(),
         Some("%pass"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     // Traffic follows the failure shunt: answered, in clear, no ESP.
     let (got, out) = ping_replies(&rw, "192.0.2.2", 3, 2);
@@ -477,7 +500,7 @@ fn wrong_published_key_falls_back_to_the_failure_shunt() {
         t.ipsec_ok(&rw, &["auto", "--status"])
             .contains("198.51.100.7/32:0 -0-> 192.0.2.2/32:0 => %pass"),
         "{}",
-        diag(&t)
+        sc.diag()
     );
 }
 
@@ -560,66 +583,38 @@ fn verify_checks_our_key_in_dns() {
 /// wire, host B's address never in clear.
 #[test]
 fn host_behind_gateway_encrypts_when_dns_delegates_it() {
-    let mut t = Topo::new();
-    let rw = t.add_road_warrior();
-    let (router, gb, hb) = (t.ga.clone(), t.gb.clone(), t.hb.clone());
-    let (krw, kb) = (t.dir.path("rw.key"), t.dir.path("b.key"));
-    newkey(&krw);
-    let pub_b = newkey(&kb);
-    write_secrets(&t, &rw, &fs::read_to_string(&krw).unwrap());
-    write_secrets(&t, &gb, &fs::read_to_string(&kb).unwrap());
-    let mut ipseckey = vec![10u8, 1, 2, 192, 0, 2, 2];
-    ipseckey.extend_from_slice(&b64decode(&pub_b));
-    let log = t.dir.path("dnsmasq.log");
-    let _dns = start_dnsmasq(
-        &router,
-        &["192.0.2.1", "198.51.100.1"],
-        &[
-            format!(
-                "--txt-record=7.100.51.198.in-addr.arpa,{}",
-                txt_strings(&krw, "198.51.100.7").join(",")
-            ),
-            format!("--dns-rr=2.2.0.192.in-addr.arpa,45,{}", hex(&ipseckey)),
+    let mut sc = Scene::new();
+    sc.start(
+        vec![
+            sc.rw_txt(&sc.krw),
             // Host B delegated to gateway B.
             format!(
                 "--txt-record=10.2.0.10.in-addr.arpa,{}",
-                txt_strings(&kb, "192.0.2.2").join(",")
+                txt_strings(&sc.kb, "192.0.2.2").join(",")
             ),
         ],
-        &log,
+        &[("private-or-clear", "0.0.0.0/0\n")],
     );
-    policies(&t, "rw.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
-    policies(&t, "gB.policies", &[("private-or-clear", "0.0.0.0/0\n")]);
-    t.start_gateway(&gb, &conf("gB.policies", "192.0.2.1"));
-    t.start_gateway(&rw, &conf("rw.policies", "198.51.100.1"));
-    let diag = |t: &Topo| {
-        format!(
-            "===== road warrior:\n{}\n{}\n===== B:\n{}\n{}\n===== dnsmasq:\n{}",
-            t.log(&rw),
-            t.ipsec_ok(&rw, &["auto", "--status"]),
-            t.log(&gb),
-            t.ipsec_ok(&gb, &["auto", "--status"]),
-            fs::read_to_string(&log).unwrap_or_default()
-        )
-    };
+    let (t, rw, router, gb) = (&sc.t, sc.rw.clone(), sc.router.clone(), sc.gb.clone());
+    let hb = t.hb.clone();
     let cap = Capture::start(&router, &format!("{}r1", t.p), &t.dir.path("client.pcap"));
     assert!(
         wait_until(Duration::from_secs(30), || ping(&hb, "198.51.100.7", 1, 1)),
         "no ping from host B\n{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         wait_until(Duration::from_secs(10), || eroute_said(
-            &t,
+            t,
             &gb,
             "10.0.2.10/32",
             "198.51.100.7/32"
         )
         .is_some_and(|s| s.starts_with("tun0x"))
-            && eroute_said(&t, &rw, "198.51.100.7/32", "10.0.2.10/32")
+            && eroute_said(t, &rw, "198.51.100.7/32", "10.0.2.10/32")
                 .is_some_and(|s| s.starts_with("tun0x"))),
         "no OE tunnel eroutes for host B\n{}",
-        diag(&t)
+        sc.diag()
     );
     let (log_b, log_rw) = (t.log(&gb), t.log(&rw));
     assert!(
@@ -629,14 +624,14 @@ fn host_behind_gateway_encrypts_when_dns_delegates_it() {
             "10.2.0.10.in-addr.arpa delegates 10.0.2.10 to 192.0.2.2: negotiating on its behalf"
         ),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     assert!(
         log_rw.contains(
             "10.2.0.10.in-addr.arpa delegates 10.0.2.10/32 to 192.0.2.2 with the key that authenticated it"
         ),
         "{}",
-        diag(&t)
+        sc.diag()
     );
     let (got, out) = ping_replies(&hb, "198.51.100.7", 3, 2);
     assert_eq!(got, 3, "{out}");
