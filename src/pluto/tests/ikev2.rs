@@ -439,11 +439,7 @@ fn ikev2_nat_traversal_forceencaps_and_road_warrior_behind_nat() {
     net.up_a("net");
     assert_up(&net);
     for n in [&net.a, &net.b] {
-        let esp = n
-            .sadb
-            .values()
-            .find(|s| s.said.proto == crate::said::Proto::Esp)
-            .unwrap();
+        let esp = n.esp();
         assert_eq!(esp.encap.map(|e| e.sport), Some(4500));
     }
     // IKE_AUTH and later go to port 4500.
@@ -452,21 +448,7 @@ fn ikev2_nat_traversal_forceencaps_and_road_warrior_behind_nat() {
     assert!(net.a.keepalives >= 1);
 
     // A behind a NAT, B a Road-Warrior responder.
-    let a = Node::new(
-        Ipv4Addr::new(10, 9, 0, 2),
-        1,
-        &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tkeyexchange=ikev2\n\tauto=add\n"),
-        ": PSK \"rw secret\"\n",
-    );
-    let b = Node::with_cfg(
-        EAST,
-        2,
-        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
-        ": PSK \"rw secret\"\n",
-        |c| c.virtual_private = crate::config::VirtualPrivate::parse("%v4:10.0.0.0/8").unwrap(),
-    );
-    let mut net = Net::new(a, b);
-    net.nat_a = true;
+    let mut net = nat_road_warrior("\tkeyexchange=ikev2\n");
     net.up_a("rw");
     assert_up(&net);
     assert!(
@@ -475,12 +457,7 @@ fn ikev2_nat_traversal_forceencaps_and_road_warrior_behind_nat() {
         net.a.dump()
     );
     assert!(net.b.log_has("NAT-Traversal: the peer is behind a NAT"));
-    let esp = net
-        .b
-        .sadb
-        .values()
-        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
-        .unwrap();
+    let esp = net.b.esp_out();
     assert_eq!(esp.encap.map(|e| e.dport), Some(5500));
     assert!(net.b.log_has("\"rw\"[1] 203.0.113.9 #"), "{}", net.b.dump());
     assert_eq!(
@@ -822,23 +799,7 @@ fn ikev2_child_rekey_collision_leaves_one_new_child_sa() {
     assert_up(&net);
     let old = net.a.p.conns["net"].newest_ipsec.unwrap();
     // Both ends' datapaths report the soft lifetime at the same moment: both rekey.
-    let out = |n: &Node| {
-        n.sadb
-            .values()
-            .find(|s| {
-                s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out)
-            })
-            .map(|s| s.said)
-            .unwrap()
-    };
-    let (sa, sb) = (out(&net.a), out(&net.b));
-    let now = net.now;
-    net.a
-        .p
-        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sa));
-    net.b
-        .p
-        .handle_sa_event(now, crate::klips::SaEvent::SoftExpired(sb));
+    soft_expire_both(&mut net);
     net.run();
     for n in [&net.a, &net.b] {
         assert!(n.log_has("rekey collision with #"), "{}", n.dump());
@@ -1063,16 +1024,7 @@ fn esp_spis(n: &Node) -> Vec<u32> {
 
 /// Both ends' datapaths report the child SA's soft expiry at the same moment.
 fn soft_expire_both(net: &mut Net) {
-    let out = |n: &Node| {
-        n.sadb
-            .values()
-            .find(|s| {
-                s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out)
-            })
-            .map(|s| s.said)
-            .unwrap()
-    };
-    let (sa, sb) = (out(&net.a), out(&net.b));
+    let (sa, sb) = (net.a.esp_out().said, net.b.esp_out().said);
     let now = net.now;
     net.a
         .p
@@ -1138,20 +1090,8 @@ fn ikev2_child_rekey_collision_when_requests_do_not_cross() {
         }
         false
     });
-    let out_b = net
-        .b
-        .sadb
-        .values()
-        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
-        .map(|s| s.said)
-        .unwrap();
-    let out_a = net
-        .a
-        .sadb
-        .values()
-        .find(|s| s.said.proto == crate::said::Proto::Esp && s.dir == Some(crate::sadb::Dir::Out))
-        .map(|s| s.said)
-        .unwrap();
+    let out_b = net.b.esp_out().said;
+    let out_a = net.a.esp_out().said;
     let now = net.now;
     net.b
         .p

@@ -93,6 +93,23 @@ impl Node {
         }
     }
 
+    /// The first ESP SA in the live SADB model (either direction).
+    pub fn esp(&self) -> &SaSpec {
+        self.esp_where(|_| true)
+    }
+
+    /// The first outbound ESP SA in the live SADB model.
+    pub fn esp_out(&self) -> &SaSpec {
+        self.esp_where(|s| s.dir == Some(crate::sadb::Dir::Out))
+    }
+
+    fn esp_where(&self, f: impl Fn(&SaSpec) -> bool) -> &SaSpec {
+        self.sadb
+            .values()
+            .find(|s| s.said.proto == crate::said::Proto::Esp && f(s))
+            .unwrap_or_else(|| panic!("no such ESP SA\n{}", self.dump()))
+    }
+
     pub fn log_has(&self, s: &str) -> bool {
         self.logs.iter().any(|l| l.contains(s))
     }
@@ -195,6 +212,28 @@ pub(crate) struct Net {
     pub delivered: usize,
     /// Injects datagrams into B between A's messages.
     pub adversary: Option<AdversaryFn>,
+}
+
+/// A road warrior A (10.9.0.2, conn `rw`, `a_extra` added to it) behind a NAT whose public
+/// address is [`NAT_PUBLIC`], and B at [`EAST`] with a `right=%any` template allowing A's
+/// private client through `virtual_private=%v4:10.0.0.0/8`; one PSK.
+pub(crate) fn nat_road_warrior(a_extra: &str) -> Net {
+    let a = Node::new(
+        Ipv4Addr::new(10, 9, 0, 2),
+        1,
+        &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n{a_extra}\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+    );
+    let b = Node::with_cfg(
+        EAST,
+        2,
+        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
+        ": PSK \"rw secret\"\n",
+        |c| c.virtual_private = crate::config::VirtualPrivate::parse("%v4:10.0.0.0/8").unwrap(),
+    );
+    let mut net = Net::new(a, b);
+    net.nat_a = true;
+    net
 }
 
 impl Net {

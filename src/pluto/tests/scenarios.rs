@@ -534,34 +534,14 @@ fn nat_t_forceencaps_and_real_nat() {
     let mut net = psk_pair("\tforceencaps=yes\n");
     net.up_a("net");
     assert_up(&net);
-    let esp = net
-        .a
-        .sadb
-        .values()
-        .find(|s| s.said.proto == Proto::Esp)
-        .unwrap();
+    let esp = net.a.esp();
     assert_eq!(esp.encap.map(|e| e.sport), Some(4500));
     assert!(net.a.sent.iter().skip(2).all(|s| s.1.port() == 4500));
     net.advance_to(25_000);
     assert!(net.a.keepalives >= 1);
 
     // A behind a NAT, B a Road-Warrior responder.
-    let a = Node::new(
-        Ipv4Addr::new(10, 9, 0, 2),
-        1,
-        &format!("version 2\nconn rw\n\tleft=10.9.0.2\n\tright={EAST}\n\trightsubnet=10.0.2.0/24\n\tauthby=secret\n\tauto=add\n"),
-        ": PSK \"rw secret\"\n",
-    );
-    // A's client is its private address: B allows it through virtual_private=.
-    let b = Node::with_cfg(
-        EAST,
-        2,
-        &format!("version 2\nconn rw\n\tleft={EAST}\n\tleftsubnet=10.0.2.0/24\n\tright=%any\n\tauthby=secret\n\tauto=add\n"),
-        ": PSK \"rw secret\"\n",
-        |c| c.virtual_private = crate::config::VirtualPrivate::parse("%v4:10.0.0.0/8").unwrap(),
-    );
-    let mut net = Net::new(a, b);
-    net.nat_a = true;
+    let mut net = nat_road_warrior("");
     net.up_a("rw");
     assert_up(&net);
     assert!(
@@ -570,12 +550,7 @@ fn nat_t_forceencaps_and_real_nat() {
         net.a.dump()
     );
     assert!(net.b.log_has("NAT-Traversal: peer is behind a NAT"));
-    let esp = net
-        .b
-        .sadb
-        .values()
-        .find(|s| s.said.proto == Proto::Esp && s.dir == Some(SaDir::Out))
-        .unwrap();
+    let esp = net.b.esp_out();
     assert_eq!(esp.encap.map(|e| e.dport), Some(5500));
     assert!(net.b.log_has("\"rw\"[1] 203.0.113.9 #"), "{}", net.b.dump());
 }
