@@ -7,25 +7,10 @@ use super::*;
 
 /// West and east with the same PSK conn speaking IKEv2, `extra_a`/`extra_b` per side.
 fn v2_pair(extra_a: &str, extra_b: &str) -> Net {
-    let a = Node::new(
-        WEST,
-        1,
-        &conf(
-            "net",
-            &format!("\tauthby=secret\n\tkeyexchange=ikev2\n{extra_a}"),
-        ),
-        PSK,
-    );
-    let b = Node::new(
-        EAST,
-        2,
-        &conf(
-            "net",
-            &format!("\tauthby=secret\n\tkeyexchange=ikev2\n{extra_b}"),
-        ),
-        PSK,
-    );
-    Net::new(a, b)
+    psk_pair_each(
+        &format!("\tkeyexchange=ikev2\n{extra_a}"),
+        &format!("\tkeyexchange=ikev2\n{extra_b}"),
+    )
 }
 
 #[test]
@@ -311,20 +296,11 @@ fn ikev2_liveness_declares_a_dead_peer() {
 #[test]
 fn keyexchange_decides_the_version_both_ways() {
     // Nothing said: IKEv1 out (FreeS/WAN files keep working), either version in.
-    let a = Node::new(WEST, 1, &conf("net", "\tauthby=secret\n"), PSK);
-    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK);
-    let mut net = Net::new(a, b);
+    let mut net = psk_pair_each("", "");
     net.up_a("net");
     assert_up(&net);
     assert!(net.a.log_has("STATE_MAIN_I4"), "{}", net.a.dump());
-    let a = Node::new(
-        WEST,
-        1,
-        &conf("net", "\tauthby=secret\n\tkeyexchange=ikev2\n"),
-        PSK,
-    );
-    let b = Node::new(EAST, 2, &conf("net", "\tauthby=secret\n"), PSK);
-    let mut net = Net::new(a, b);
+    let mut net = psk_pair_each("\tkeyexchange=ikev2\n", "");
     net.up_a("net");
     assert_up(&net);
     // The config setup knob makes IKEv2 the default.
@@ -379,19 +355,7 @@ fn keyexchange_decides_the_version_both_ways() {
         );
     }
     // ikev2=permit: IKEv1 out, both in.
-    let a = Node::new(
-        WEST,
-        1,
-        &conf("net", "\tauthby=secret\n\tikev2=permit\n"),
-        PSK,
-    );
-    let b = Node::new(
-        EAST,
-        2,
-        &conf("net", "\tauthby=secret\n\tikev2=insist\n"),
-        PSK,
-    );
-    let mut net = Net::new(a, b);
+    let mut net = psk_pair_each("\tikev2=permit\n", "\tikev2=insist\n");
     net.up_a("net");
     assert_eq!(net.a.established_ipsec(), 0);
     net.whack_b(

@@ -421,8 +421,22 @@ pub(crate) const PSK: &str = "192.0.2.1 198.51.100.7: PSK \"a very secret phrase
 
 /// West and east with the same PSK conn.
 pub(crate) fn psk_pair(extra_both: &str) -> Net {
-    let extra = format!("\tauthby=secret\n{extra_both}");
-    let a = Node::new(WEST, 1, &conf("net", &extra), PSK);
-    let b = Node::new(EAST, 2, &conf("net", &extra), PSK);
+    psk_pair_each(extra_both, extra_both)
+}
+
+/// West (A) and east (B) with the PSK conn `net`, `extra_a`/`extra_b` added on each side.
+pub(crate) fn psk_pair_each(extra_a: &str, extra_b: &str) -> Net {
+    let a = Node::new(
+        WEST,
+        1,
+        &conf("net", &format!("\tauthby=secret\n{extra_a}")),
+        PSK,
+    );
+    let b = Node::new(
+        EAST,
+        2,
+        &conf("net", &format!("\tauthby=secret\n{extra_b}")),
+        PSK,
+    );
     Net::new(a, b)
 }

@@ -385,19 +385,7 @@ fn proposal_mismatch_is_logged() {
         .a
         .log_has("ignoring unprotected informational payload, type NO_PROPOSAL_CHOSEN"));
     // Phase 2 mismatch.
-    let a = Node::new(
-        WEST,
-        1,
-        &conf("net", "\tauthby=secret\n\tesp=3des-md5\n\tkeyingtries=1\n"),
-        PSK,
-    );
-    let b = Node::new(
-        EAST,
-        2,
-        &conf("net", "\tauthby=secret\n\tesp=aes128-sha1\n"),
-        PSK,
-    );
-    let mut net = Net::new(a, b);
+    let mut net = psk_pair_each("\tesp=3des-md5\n\tkeyingtries=1\n", "\tesp=aes128-sha1\n");
     net.up_a("net");
     assert_eq!(net.a.established_isakmp(), 1);
     assert!(

@@ -539,19 +539,7 @@ fn shunt_scan_handles_orphaned_holds_and_expires_bare_shunts() {
 
 #[test]
 fn responder_lifetime_is_sent_and_honoured() {
-    let a = Node::new(
-        WEST,
-        1,
-        &conf("net", "\tauthby=secret\n\tkeylife=3600s\n\trekeyfuzz=0%\n"),
-        PSK,
-    );
-    let b = Node::new(
-        EAST,
-        2,
-        &conf("net", "\tauthby=secret\n\tkeylife=600s\n"),
-        PSK,
-    );
-    let mut net = Net::new(a, b);
+    let mut net = psk_pair_each("\tkeylife=3600s\n\trekeyfuzz=0%\n", "\tkeylife=600s\n");
     net.up_a("net");
     assert_up(&net);
     assert!(
