@@ -162,6 +162,74 @@ fn parallel_flows(setup: &str) {
     }
 }
 
+/// Bulk TCP both ways at once, so each gateway's socket reader writes data into ipsecN while
+/// the kernel answers with ACKs routed straight back into it: the socket reader drains them
+/// from the TUN queue and sends them itself (`ipsec look` counts those frames), racing that
+/// queue's reader for its lock. Both transfers arrive intact, nothing is reordered into a
+/// replay drop, and ping replies still flow.
+#[test]
+fn socket_readers_send_the_replies_both_ways() {
+    replies_both_ways(BODY);
+}
+
+/// The same with ESP in UDP (the UDP 4500 reader drains).
+#[test]
+fn socket_readers_send_the_replies_both_ways_in_udp() {
+    replies_both_ways(&format!("{BODY}\tforceencaps=yes\n"));
+}
+
+fn replies_both_ways(body: &str) {
+    let mut t = Topo::new();
+    let (ga, gb) = (t.ga.clone(), t.gb.clone());
+    let conf = manual_conf(body);
+    t.start_gateway(&ga, &conf);
+    t.start_gateway(&gb, &conf);
+    assert!(ping(&t.ha, "10.0.2.10", 2, 2), "{}", t.log(&ga));
+    const LEN: usize = 4 * 1024 * 1024;
+    let ways = [
+        (
+            t.ha.clone(),
+            t.hb.clone(),
+            Ipv4Addr::new(10, 0, 2, 10),
+            6100,
+        ),
+        (
+            t.hb.clone(),
+            t.ha.clone(),
+            Ipv4Addr::new(10, 0, 1, 10),
+            6101,
+        ),
+    ];
+    let handles: Vec<_> = ways
+        .into_iter()
+        .map(|(from, to, addr, port)| {
+            std::thread::spawn(move || {
+                let data = payload(LEN + usize::from(port), b"both");
+                tcp_transfer(&from, &to, addr, port, data)
+            })
+        })
+        .collect();
+    for (h, port) in handles.into_iter().zip([6100usize, 6101]) {
+        let (sent, got, n) = h.join().unwrap();
+        assert_eq!(n, LEN + port, "short transfer on port {port}");
+        assert_eq!(sent, got, "transfer on port {port} corrupted");
+    }
+    assert!(ping(&t.hb, "10.0.1.10", 5, 5), "{}", t.log(&gb));
+    for ns in [&ga, &gb] {
+        let look = t.ipsec_ok(ns, &["look"]);
+        assert_eq!(drops(&t, ns).get("replay"), 0, "{look}");
+        let drained: u64 = look
+            .lines()
+            .find_map(|l| l.strip_prefix("tun frames sent by socket readers: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(
+            drained > 0,
+            "no reply left from a socket reader at {ns}:\n{look}"
+        );
+    }
+}
+
 /// `interfaces="ipsec0=PHYS ipsec1=PHYS"` creates both devices, up, with the MTU from
 /// `overridemtu` or the physical MTU minus the worst-case overhead; `ipsec tncfg` lists them.
 #[test]

@@ -58,6 +58,10 @@ pub fn run_with(
             ctx.line(format!("  {:<32} {c}", n.text()));
         }
     }
+    let drained = ctx.klips.drained.load(std::sync::atomic::Ordering::Relaxed);
+    if drained != 0 {
+        ctx.line(format!("tun frames sent by socket readers: {drained}"));
+    }
     if let Some(p) = pluto {
         let hit = pluto_limits(p);
         if !hit.is_empty() {

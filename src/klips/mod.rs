@@ -16,7 +16,7 @@ pub mod packet;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -244,6 +244,9 @@ pub struct Klips {
     notice_log: Mutex<[NoticeLog; Notice::ALL.len()]>,
     max_trap_holds: AtomicUsize,
     ident: AtomicU16,
+    /// Frames a socket reader took off a TUN queue right after writing into the device (the
+    /// replies the kernel produced during the write; `shell::datapath`), shown by `ipsec look`.
+    pub drained: AtomicU64,
 }
 
 /// What was last logged about one kind of [`Notice`].
@@ -340,6 +343,7 @@ impl Klips {
             notice_log: Mutex::new([NoticeLog::default(); Notice::ALL.len()]),
             max_trap_holds: AtomicUsize::new(DEFAULT_MAX_TRAP_HOLDS),
             ident: AtomicU16::new(rand::random()),
+            drained: AtomicU64::new(0),
         }
     }
 
