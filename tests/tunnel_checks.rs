@@ -162,11 +162,11 @@ fn parallel_flows(setup: &str) {
     }
 }
 
-/// Bulk TCP both ways at once, so each gateway's socket reader writes data into ipsecN while
-/// the kernel answers with ACKs routed straight back into it: the socket reader drains them
-/// from the TUN queue and sends them itself (`ipsec look` counts those frames), racing that
-/// queue's reader for its lock. Both transfers arrive intact, nothing is reordered into a
-/// replay drop, and ping replies still flow.
+/// A socket reader that writes a lone packet into ipsecN — an echo request, a TCP SYN — finds
+/// the host's answer already queued on the TUN queue (the kernel handles the write at once)
+/// and sends it itself, racing that queue's reader for its lock; `ipsec look` counts those
+/// frames. Bulk TCP both ways at once runs beside it: both transfers arrive intact, nothing is
+/// reordered into a replay drop, and 50 pings each way all get their replies.
 #[test]
 fn socket_readers_send_the_replies_both_ways() {
     replies_both_ways(BODY);
@@ -214,7 +214,14 @@ fn replies_both_ways(body: &str) {
         assert_eq!(n, LEN + port, "short transfer on port {port}");
         assert_eq!(sent, got, "transfer on port {port} corrupted");
     }
-    assert!(ping(&t.hb, "10.0.1.10", 5, 5), "{}", t.log(&gb));
+    for (from, to) in [(&t.ha, "10.0.2.10"), (&t.hb, "10.0.1.10")] {
+        let o = ns_run(
+            from,
+            &["ping", "-n", "-q", "-c", "50", "-i", "0.01", "-W", "2", to],
+        );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(" 50 received"), "{out}\n{}", t.log(&ga));
+    }
     for ns in [&ga, &gb] {
         let look = t.ipsec_ok(ns, &["look"]);
         assert_eq!(drops(&t, ns).get("replay"), 0, "{look}");

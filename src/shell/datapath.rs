@@ -29,6 +29,10 @@ use super::tun::TunQueue;
 /// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
 pub const BATCH: usize = 64;
 
+/// Frames a socket reader takes off a TUN queue after writing a lone packet into its device
+/// (see `Lane::drain`): the reply, and a few more; the queue's reader does the rest.
+const DRAIN_FRAMES: usize = 8;
+
 /// Packet buffers of a TUN reader: a batch's segments after TSO splitting.
 const OUT_BUFS: usize = 256;
 
@@ -289,12 +293,17 @@ impl Sink {
     }
 
     /// Sends what the kernel queued on ipsecN while this reader wrote `delivered` into it (the
-    /// replies of the hosts behind this gateway), if that queue's reader is not at it already.
+    /// reply of a host behind this gateway), if that queue's reader is not at it already.
+    /// Only after a lone packet — the latency-bound case: a packet after idle, whose answer
+    /// someone waits for. Under load the TUN queues' readers, one per core, keep the outbound
+    /// work (a socket reader draining every batch would become the one thread encrypting
+    /// the outbound flows whose ACKs it delivers).
     fn drain(&self, delivered: &[(usize, usize, usize, usize)], clock: Clock) {
-        for lane in &self.o.drain {
-            if delivered.iter().any(|d| d.0 == lane.dev) {
-                lane.drain(clock);
-            }
+        let [(dev, ..)] = delivered else {
+            return;
+        };
+        if let Some(lane) = self.o.drain.get(*dev) {
+            lane.drain(clock);
         }
     }
 
@@ -553,7 +562,7 @@ impl Lane {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        let frames = self.batch(&mut st, clock);
+        let frames = self.batch(&mut st, clock, DRAIN_FRAMES);
         if frames != 0 {
             st.sink
                 .o
@@ -566,7 +575,7 @@ impl Lane {
     /// Reads frames until the queue is empty (or a batch is full), cuts TSO super-packets into
     /// segment buffers (the one copy), runs them through the core in place and sends them.
     /// Returns the number of frames read.
-    fn batch(&self, st: &mut LaneState, clock: Clock) -> usize {
+    fn batch(&self, st: &mut LaneState, clock: Clock, max_frames: usize) -> usize {
         let LaneState {
             sink,
             rng,
@@ -581,7 +590,7 @@ impl Lane {
         let k = sink.o.k.clone();
         let mut n = 0;
         let mut frames = 0;
-        while frames < BATCH && n + OUT_RESERVE <= OUT_BUFS {
+        while frames < max_frames && n + OUT_RESERVE <= OUT_BUFS {
             let len = match q.recv(rx) {
                 Ok(len) if len > 0 => len,
                 _ => break,
@@ -672,7 +681,7 @@ fn tun_reader(lane: Arc<Lane>, clock: Clock, stop: Arc<AtomicBool>) {
             continue;
         }
         let mut st = lane.st.lock().unwrap_or_else(|p| p.into_inner());
-        lane.batch(&mut st, clock);
+        lane.batch(&mut st, clock, BATCH);
     }
 }
 
