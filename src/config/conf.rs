@@ -440,6 +440,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "virtual_private",
     "workers",
     "offload",
+    "espsend",
     "datapath",
     "shuntscaninterval",
     "shuntlifetime",
@@ -565,6 +566,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "offload" => Check::Bool,
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
             "datapath" => Check::OneOf(&["threads", "inline"]),
+            "espsend" => Check::OneOf(&["raw", "packet"]),
             "keyexchange" => Check::OneOf(&["ikev1", "ikev2"]),
             "crlcheckinterval" | "keep_alive" | "shuntscaninterval" | "shuntlifetime" => {
                 Check::Duration

@@ -247,6 +247,8 @@ pub struct Klips {
     /// Frames a socket reader took off a TUN queue right after writing into the device (the
     /// replies the kernel produced during the write; `shell::datapath`), shown by `ipsec look`.
     pub drained: AtomicU64,
+    /// Packets sent through the `AF_PACKET` socket of `espsend=packet` (`shell::datapath`).
+    pub sent_by_packet: AtomicU64,
 }
 
 /// What was last logged about one kind of [`Notice`].
@@ -344,6 +346,7 @@ impl Klips {
             max_trap_holds: AtomicUsize::new(DEFAULT_MAX_TRAP_HOLDS),
             ident: AtomicU16::new(rand::random()),
             drained: AtomicU64::new(0),
+            sent_by_packet: AtomicU64::new(0),
         }
     }
 
