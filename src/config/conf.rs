@@ -1684,6 +1684,7 @@ mod tests {
                 | "offload" => "yes",
                 "rp_filter" => "1",
                 "datapath" => "inline",
+                "espsend" => "packet",
                 "keyexchange" => "ikev2",
                 "overridemtu" => "1500",
                 "virtual_private" => "%v4:10.0.0.0/8",
