@@ -58,10 +58,6 @@ pub fn run_with(
             ctx.line(format!("  {:<32} {c}", n.text()));
         }
     }
-    let drained = ctx.klips.drained.load(std::sync::atomic::Ordering::Relaxed);
-    if drained != 0 {
-        ctx.line(format!("tun frames sent by socket readers: {drained}"));
-    }
     let by_packet = ctx
         .klips
         .sent_by_packet

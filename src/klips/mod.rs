@@ -244,9 +244,6 @@ pub struct Klips {
     notice_log: Mutex<[NoticeLog; Notice::ALL.len()]>,
     max_trap_holds: AtomicUsize,
     ident: AtomicU16,
-    /// Frames a socket reader took off a TUN queue right after writing into the device (the
-    /// replies the kernel produced during the write; `shell::datapath`), shown by `ipsec look`.
-    pub drained: AtomicU64,
     /// Packets sent through the `AF_PACKET` socket of `espsend=packet` (`shell::datapath`).
     pub sent_by_packet: AtomicU64,
 }
@@ -345,7 +342,6 @@ impl Klips {
             notice_log: Mutex::new([NoticeLog::default(); Notice::ALL.len()]),
             max_trap_holds: AtomicUsize::new(DEFAULT_MAX_TRAP_HOLDS),
             ident: AtomicU16::new(rand::random()),
-            drained: AtomicU64::new(0),
             sent_by_packet: AtomicU64::new(0),
         }
     }

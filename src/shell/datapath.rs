@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,10 +32,6 @@ use super::tun::TunQueue;
 
 /// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
 pub const BATCH: usize = 64;
-
-/// Frames a socket reader takes off a TUN queue after writing a lone packet into its device
-/// (see `Lane::drain`): the reply, and a few more; the queue's reader does the rest.
-const DRAIN_FRAMES: usize = 8;
 
 /// Packet buffers of a TUN reader: a batch's segments after TSO splitting.
 const OUT_BUFS: usize = 256;
@@ -120,9 +116,6 @@ struct Outputs {
     /// Per device, with `espsend=packet`: the `AF_PACKET` sender and the physical interface's
     /// name (for its neighbour table).
     pkt: Vec<Option<(Arc<PacketSender>, String)>>,
-    /// Per device, the lane of the TUN queue `tun` writes through, drained after deliveries
-    /// (socket readers only: a lane's own sink has none, so lanes never own each other).
-    drain: Vec<Arc<Lane>>,
 }
 
 /// One reader thread's writing side, with its reused arrays.
@@ -394,21 +387,6 @@ impl Sink {
         }
     }
 
-    /// Sends what the kernel queued on ipsecN while this reader wrote `delivered` into it (the
-    /// reply of a host behind this gateway), if that queue's reader is not at it already.
-    /// Only after a lone packet — the latency-bound case: a packet after idle, whose answer
-    /// someone waits for. Under load the TUN queues' readers, one per core, keep the outbound
-    /// work (a socket reader draining every batch would become the one thread encrypting
-    /// the outbound flows whose ACKs it delivers).
-    fn drain(&self, delivered: &[(usize, usize, usize, usize)], clock: Clock) {
-        let [(dev, ..)] = delivered else {
-            return;
-        };
-        if let Some(lane) = self.o.drain.get(*dev) {
-            lane.drain(clock);
-        }
-    }
-
     /// An inbound drop raises RX dropped on the device.
     fn rx_drop(&self, dev: usize) {
         if let Some(q) = self.o.tun.get(dev) {
@@ -496,7 +474,6 @@ pub fn start(
             .map(|d| d.queues[0].try_clone().map(Arc::new))
             .collect::<io::Result<_>>()?,
         ike_tx,
-        drain: Vec::new(),
     };
     // Segment buffers hold one packet of the largest ipsecN MTU.
     let seg_cap = devs
@@ -507,26 +484,15 @@ pub fn start(
         .max(1500)
         + 64;
 
-    // The lane of each device's first queue: the one inbound readers write through, so the
-    // one the kernel steers replies to (see `Lane::drain`).
-    let mut drains = Vec::with_capacity(devs.len());
     for (i, d) in devs.into_iter().enumerate() {
         for (qi, q) in d.queues.into_iter().enumerate() {
-            let lane = Arc::new(Lane::new(outputs.clone(), i, q, seg_cap));
-            if qi == 0 {
-                drains.push(lane.clone());
-            }
+            let o = outputs.clone();
             let stop = stop.clone();
             threads.push(spawn(format!("tun-r{i}.{qi}"), move || {
-                tun_reader(lane, clock, stop)
+                tun_reader(o, i, q, seg_cap, clock, stop)
             })?);
         }
     }
-    // Socket readers' sinks drain those lanes after writing into their devices.
-    let outputs = Outputs {
-        drain: drains,
-        ..outputs
-    };
     for proto in [ipv4::proto::ESP, ipv4::proto::AH] {
         let sock = RawReceiver::new(proto)?;
         set_timeout(sock.fd())?;
@@ -612,100 +578,47 @@ pub(crate) fn send_local(k: &Klips, local: &RawSender, pkt: &[u8]) {
     }
 }
 
-/// One TUN queue's outbound side: the queue and everything its batches need, behind one lock.
-/// The queue's reader thread waits in `poll` without the lock, then reads, processes and sends
-/// a batch under it; a socket reader that has just written packets into the device takes it
-/// with `try_lock` to drain the replies the kernel produced during that write (see
-/// [`Lane::drain`]). Every read and every send of the queue happens under the lock, so a flow's
-/// packets leave in the order they were read.
-struct Lane {
+/// One TUN queue's reader: reads frames until the queue is empty (or a batch is full), cuts
+/// TSO super-packets into segment buffers (the one copy), runs them through the core in place
+/// and sends them. A lone packet goes out at once: nothing waits for a batch to fill.
+fn tun_reader(
+    o: Outputs,
     dev: usize,
     q: TunQueue,
-    st: Mutex<LaneState>,
-}
-
-/// A lane's reused buffers and per-batch state.
-struct LaneState {
-    sink: Sink,
-    rng: StdRng,
-    work: Work,
-    rx: Vec<u8>,
-    pool: Vec<PacketBuf>,
-    verdicts: Vec<Verdict>,
-    tunnel: Vec<Option<(SaRef, Parsed)>>,
-    mine: Vec<bool>,
-}
-
-impl Lane {
-    /// The lane of queue `q` of device `dev` (the queue switched to non-blocking reads).
-    fn new(o: Outputs, dev: usize, q: TunQueue, seg_cap: usize) -> Lane {
-        let fd = q.fd();
-        // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
-        unsafe {
-            let fl = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-        Lane {
-            dev,
-            q,
-            st: Mutex::new(LaneState {
-                sink: Sink::new(o),
-                rng: StdRng::from_entropy(),
-                work: Work::default(),
-                rx: vec![0u8; VNET_HDR_LEN + MAX_PKT],
-                pool: (0..OUT_BUFS).map(|_| PacketBuf::new(seg_cap)).collect(),
-                verdicts: Vec::with_capacity(OUT_BUFS),
-                tunnel: Vec::with_capacity(OUT_BUFS),
-                mine: vec![false; OUT_BUFS],
-            }),
-        }
+    seg_cap: usize,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) {
+    let k = o.k.clone();
+    let mut sink = Sink::new(o);
+    let mut rng = StdRng::from_entropy();
+    let mut work = Work::default();
+    let fd = q.fd();
+    // SAFETY: fcntl on a descriptor we own, setting O_NONBLOCK.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
-
-    /// Runs what is queued now (without blocking) if no other thread is at it: called by a
-    /// socket reader right after it wrote into this queue's device. The kernel handles a
-    /// packet written into a TUN device at once, in the writer's context (`tun_get_user` hands
-    /// it to the network stack before the write returns); a reply the stack produces on the
-    /// way — an ICMP echo reply or a TCP ACK of a host behind this gateway, routed back into
-    /// ipsecN — is then already queued, on the queue the flow was written through (the TUN
-    /// device steers a flow's packets to the queue that last wrote it). Sending it from here
-    /// saves the round trip one thread wake-up. The queue's reader is still woken by the
-    /// kernel; it finds the queue empty, or takes the lock first and does the work itself.
-    fn drain(&self, clock: Clock) {
-        let mut st = match self.st.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
+    let mut rx = vec![0u8; VNET_HDR_LEN + MAX_PKT];
+    let mut pool: Vec<PacketBuf> = (0..OUT_BUFS).map(|_| PacketBuf::new(seg_cap)).collect();
+    let mut verdicts: Vec<Verdict> = Vec::with_capacity(OUT_BUFS);
+    let mut tunnel: Vec<Option<(SaRef, Parsed)>> = Vec::with_capacity(OUT_BUFS);
+    let mut mine = vec![false; OUT_BUFS];
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
         };
-        let frames = self.batch(&mut st, clock, DRAIN_FRAMES);
-        if frames != 0 {
-            st.sink
-                .o
-                .k
-                .drained
-                .fetch_add(frames as u64, Ordering::Relaxed);
+        // SAFETY: poll on one valid pollfd for at most 200 ms.
+        let r = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if r <= 0 {
+            continue;
         }
-    }
-
-    /// Reads frames until the queue is empty (or a batch is full), cuts TSO super-packets into
-    /// segment buffers (the one copy), runs them through the core in place and sends them.
-    /// Returns the number of frames read.
-    fn batch(&self, st: &mut LaneState, clock: Clock, max_frames: usize) -> usize {
-        let LaneState {
-            sink,
-            rng,
-            work,
-            rx,
-            pool,
-            verdicts,
-            tunnel,
-            mine,
-        } = st;
-        let (q, dev) = (&self.q, self.dev);
-        let k = sink.o.k.clone();
         let mut n = 0;
         let mut frames = 0;
-        while frames < max_frames && n + OUT_RESERVE <= OUT_BUFS {
-            let len = match q.recv(rx) {
+        while frames < BATCH && n + OUT_RESERVE <= OUT_BUFS {
+            let len = match q.recv(&mut rx) {
                 Ok(len) if len > 0 => len,
                 _ => break,
             };
@@ -729,7 +642,7 @@ impl Lane {
             }
         }
         if n == 0 {
-            return frames;
+            continue;
         }
         let t = k.tables();
         let now = clock.now();
@@ -738,7 +651,7 @@ impl Lane {
         verdicts.clear();
         tunnel.clear();
         for b in &mut pool[..n] {
-            match k.outbound_classify(&t, dev, b, work) {
+            match k.outbound_classify(&t, dev, b, &mut work) {
                 Decision::Done(v) => {
                     verdicts.push(v);
                     tunnel.push(None);
@@ -749,7 +662,7 @@ impl Lane {
                 }
             }
         }
-        sink.transmit(&pool[..n], verdicts, false, |i| tunnel[i].is_none());
+        sink.transmit(&pool[..n], &verdicts, false, |i| tunnel[i].is_none());
         // Group by group: under its transmit lock, number, encrypt and send its packets, so
         // readers of other queues of this device never interleave its sequence numbers.
         for i in 0..n {
@@ -766,36 +679,16 @@ impl Lane {
                     continue;
                 }
                 let (sa, h) = (sa.clone(), *h);
-                verdicts[j] = k.outbound_finish(&t, &sa, &h, dev, &mut pool[j], now, rng, work);
+                verdicts[j] =
+                    k.outbound_finish(&t, &sa, &h, dev, &mut pool[j], now, &mut rng, &mut work);
                 mine[j] = true;
                 tunnel[j] = None;
             }
-            sink.transmit(&pool[..n], verdicts, true, |x| mine[x]);
+            sink.transmit(&pool[..n], &verdicts, true, |x| mine[x]);
             mine[i..n].iter_mut().for_each(|m| *m = false);
         }
         drop(t);
-        sink.extras(work);
-        frames
-    }
-}
-
-/// One TUN queue's reader: waits for frames without the lane's lock, then runs a batch under
-/// it. A lone packet goes out at once: nothing waits for a batch to fill.
-fn tun_reader(lane: Arc<Lane>, clock: Clock, stop: Arc<AtomicBool>) {
-    let fd = lane.q.fd();
-    while !stop.load(Ordering::Relaxed) {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid pollfd for at most 200 ms.
-        let r = unsafe { libc::poll(&mut pfd, 1, 200) };
-        if r <= 0 {
-            continue;
-        }
-        let mut st = lane.st.lock().unwrap_or_else(|p| p.into_inner());
-        lane.batch(&mut st, clock, BATCH);
+        sink.extras(&mut work);
     }
 }
 
@@ -844,7 +737,6 @@ fn raw_reader(sock: RawReceiver, o: Outputs, clock: Clock, stop: Arc<AtomicBool>
         drop(t);
         sink.deliver(&bufs, &delivered);
         sink.extras(&mut work);
-        sink.drain(&delivered, clock);
     }
 }
 
@@ -867,7 +759,6 @@ fn raw6_reader(sock: RawReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBoo
         drop(t);
         sink.deliver(&bufs, &delivered);
         sink.extras(&mut work);
-        sink.drain(&delivered, clock);
     }
 }
 
@@ -889,7 +780,6 @@ fn udp6_reader(sock: Arc<UdpReceiver6>, o: Outputs, clock: Clock, stop: Arc<Atom
         drop(t);
         sink.deliver(&bufs, &delivered);
         sink.extras(&mut work);
-        sink.drain(&delivered, clock);
     }
 }
 
@@ -930,6 +820,5 @@ fn udp_reader(sock: Arc<UdpSock>, o: Outputs, clock: Clock, stop: Arc<AtomicBool
         drop(t);
         sink.deliver(&bufs, &delivered);
         sink.extras(&mut work);
-        sink.drain(&delivered, clock);
     }
 }

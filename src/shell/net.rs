@@ -133,22 +133,14 @@ impl RawSender {
     }
 }
 
-/// Reusable `sendmmsg`/`recvmmsg` arrays, so batch I/O allocates nothing. They hold raw
-/// pointers between calls, but every call rewrites the ones it passes to the kernel: the
-/// arrays may move to another thread (a TUN queue's lane is used by whichever thread holds its
-/// lock), never be shared by two at once (`&mut` per call).
+/// Reusable `sendmmsg`/`recvmmsg` arrays for one thread, so batch I/O allocates nothing. They
+/// hold raw pointers between calls (not `Send`): each thread makes its own.
 pub struct MsgArrays {
     addrs: Vec<libc::sockaddr_in>,
     iovs: Vec<libc::iovec>,
     cmsgs: Vec<CmsgBuf>,
     msgs: Vec<libc::mmsghdr>,
 }
-
-// SAFETY: the raw pointers inside `iovs` and `msgs` are only dereferenced (by the kernel)
-// during a `sendmmsg`/`recvmmsg` call that set every one it passes just before, from the
-// arrays' own heap storage and the caller's borrowed buffers; a stale pointer left behind is
-// never read. Calls take `&mut self`, so no two threads use the arrays at once.
-unsafe impl Send for MsgArrays {}
 
 impl std::fmt::Debug for MsgArrays {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
