@@ -58,6 +58,13 @@ pub fn run_with(
             ctx.line(format!("  {:<32} {c}", n.text()));
         }
     }
+    let by_packet = ctx
+        .klips
+        .sent_by_packet
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if by_packet != 0 {
+        ctx.line(format!("packets sent by packet socket: {by_packet}"));
+    }
     if let Some(p) = pluto {
         let hit = pluto_limits(p);
         if !hit.is_empty() {

@@ -470,6 +470,7 @@ pub const SETUP_KEYWORDS: &[&str] = &[
     "virtual_private",
     "workers",
     "offload",
+    "espsend",
     "datapath",
     "shuntscaninterval",
     "shuntlifetime",
@@ -595,6 +596,7 @@ fn check_for(ty: SecType, name: &str) -> Check {
             | "offload" => Check::Bool,
             "rp_filter" => Check::OneOf(&["%unchanged", "0", "1", "2"]),
             "datapath" => Check::OneOf(&["threads", "inline"]),
+            "espsend" => Check::OneOf(&["raw", "packet"]),
             "keyexchange" => Check::OneOf(&["ikev1", "ikev2"]),
             "crlcheckinterval" | "keep_alive" | "shuntscaninterval" | "shuntlifetime" => {
                 Check::Duration
@@ -1762,6 +1764,7 @@ mod tests {
                 | "offload" => "yes",
                 "rp_filter" => "1",
                 "datapath" => "inline",
+                "espsend" => "packet",
                 "keyexchange" => "ikev2",
                 "overridemtu" => "1500",
                 "virtual_private" => "%v4:10.0.0.0/8",

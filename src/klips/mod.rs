@@ -16,7 +16,7 @@ pub mod packet;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -244,6 +244,8 @@ pub struct Klips {
     notice_log: Mutex<[NoticeLog; Notice::ALL.len()]>,
     max_trap_holds: AtomicUsize,
     ident: AtomicU16,
+    /// Packets sent through the `AF_PACKET` socket of `espsend=packet` (`shell::datapath`).
+    pub sent_by_packet: AtomicU64,
 }
 
 /// What was last logged about one kind of [`Notice`].
@@ -340,6 +342,7 @@ impl Klips {
             notice_log: Mutex::new([NoticeLog::default(); Notice::ALL.len()]),
             max_trap_holds: AtomicUsize::new(DEFAULT_MAX_TRAP_HOLDS),
             ident: AtomicU16::new(rand::random()),
+            sent_by_packet: AtomicU64::new(0),
         }
     }
 

@@ -1192,6 +1192,9 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
     let offload = setup
         .get_bool("offload", true)
         .map_err(|e| fail(e.to_string()))?;
+    // espsend=packet: ESP/AH we build leave through AF_PACKET (an experiment: no routing,
+    // netfilter or qdisc on the way out; docs/performance.md 0.7).
+    let esp_packet = setup.get("espsend") == Some("packet");
     if let Some(d) = setup.get("datapath") {
         log(&format!(
             "ipsec_setup: datapath={d} is obsolete and ignored: every reader thread runs its packets to completion"
@@ -1352,6 +1355,7 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         Some(udp.clone()),
         ike6.as_ref().map(|s| s.sock4500.clone()),
         Some(ike_tx.clone()),
+        esp_packet,
     )
     .map_err(|e| fail(format!("cannot start datapath: {e}")))?;
 

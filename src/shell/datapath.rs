@@ -4,12 +4,13 @@
 //! own thread: no hand-offs between threads (docs/performance.md measured those as the largest
 //! cost on small machines).
 
+use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -23,7 +24,10 @@ use crate::sadb::SaRef;
 use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
-use super::net::{MsgArrays, RawReceiver, RawReceiver6, RawSender, UdpReceiver6, UdpSock, MAX_PKT};
+use super::net::{
+    LlArrays, MsgArrays, PacketSender, RawReceiver, RawReceiver6, RawSender, UdpReceiver6, UdpSock,
+    MAX_PKT,
+};
 use super::tun::TunQueue;
 
 /// Frames or datagrams read per batch (one `recvmmsg`, or TUN reads until the queue is empty).
@@ -109,6 +113,9 @@ struct Outputs {
     local: Arc<RawSender>,
     tun: Vec<Arc<TunQueue>>,
     ike_tx: Option<Sender<IkeDatagram>>,
+    /// Per device, with `espsend=packet`: the `AF_PACKET` sender and the physical interface's
+    /// name (for its neighbour table).
+    pkt: Vec<Option<(Arc<PacketSender>, String)>>,
 }
 
 /// One reader thread's writing side, with its reused arrays.
@@ -118,8 +125,19 @@ struct Sink {
     /// Indices of packets waiting for one `sendmmsg`, all for device `raw_dev`.
     raw: Vec<usize>,
     raw_dev: usize,
+    /// Whether the packets in `raw` are ESP/AH the core built (they may leave by `AF_PACKET`).
+    raw_ours: bool,
     gro: GroPlan,
+    /// `espsend=packet`: arrays, the (index, next-hop MAC) of the packets leaving that way,
+    /// and the next-hop MACs looked up (each again after a second).
+    ll: LlArrays,
+    via_ll: Vec<(usize, [u8; 6])>,
+    macs: HashMap<Ipv4Addr, (Option<[u8; 6]>, Instant)>,
 }
+
+/// How long a next-hop MAC looked up for `espsend=packet` is used before it is looked up again
+/// (an unresolved one: a fiftieth of it).
+const MAC_TTL: Duration = Duration::from_secs(1);
 
 impl Sink {
     fn new(o: Outputs) -> Sink {
@@ -128,15 +146,93 @@ impl Sink {
             msgs: MsgArrays::new(BATCH),
             raw: Vec::with_capacity(OUT_BUFS),
             raw_dev: 0,
+            raw_ours: false,
             gro: GroPlan::new(),
+            ll: LlArrays::new(BATCH),
+            via_ll: Vec::with_capacity(OUT_BUFS),
+            macs: HashMap::new(),
+        }
+    }
+
+    /// The next hop's MAC for `dst` on device `dev`'s interface, if `espsend=packet` is on and
+    /// the peer is a resolved neighbour there.
+    fn next_hop(&mut self, dev: usize, dst: Ipv4Addr, now: Instant) -> Option<[u8; 6]> {
+        let Some(Some((_, phys))) = self.o.pkt.get(dev) else {
+            return None;
+        };
+        if let Some(&(mac, at)) = self.macs.get(&dst) {
+            // An unresolved peer is looked up again soon: the raw socket's sends make the
+            // kernel resolve it meanwhile.
+            let ttl = if mac.is_some() { MAC_TTL } else { MAC_TTL / 50 };
+            if now.duration_since(at) < ttl {
+                return mac;
+            }
+        }
+        let mac = super::net::neighbour_mac(phys, dst);
+        if self.macs.len() >= 1024 {
+            self.macs.clear();
+        }
+        self.macs.insert(dst, (mac, now));
+        mac
+    }
+
+    /// Sends the packets of `raw` whose next hop resolves through the device's `AF_PACKET`
+    /// socket and leaves the rest in `raw` for the raw socket.
+    fn flush_ll(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict]) {
+        let dev = self.raw_dev;
+        let Some(Some((ps, _))) = self.o.pkt.get(dev).cloned() else {
+            return;
+        };
+        let now = Instant::now();
+        self.via_ll.clear();
+        let mut k = 0;
+        for i in 0..self.raw.len() {
+            let n = self.raw[i];
+            let mac = match &verdicts[n] {
+                Verdict::Send(Transmit {
+                    dst: IpAddr::V4(d),
+                    udp: None,
+                    ..
+                }) => self.next_hop(dev, *d, now),
+                _ => None,
+            };
+            match mac {
+                Some(m) => self.via_ll.push((n, m)),
+                None => {
+                    self.raw[k] = n;
+                    k += 1;
+                }
+            }
+        }
+        self.raw.truncate(k);
+        if self.via_ll.is_empty() {
+            return;
+        }
+        let pkts = self.via_ll.iter().map(|&(n, m)| (m, bufs[n].bytes()));
+        let failed = ps.send_many(&mut self.ll, pkts);
+        let sent = self.via_ll.len() - failed;
+        self.o
+            .k
+            .sent_by_packet
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        for _ in 0..failed {
+            self.o.k.drops.count(DropReason::SendFailure, false);
         }
     }
 
     /// Sends an outbound batch as the core decided: runs of equal-size ESP-in-UDP datagrams of
     /// one flow (what a TCP super-packet becomes) as one UDP GSO send gathered from the
     /// buffers, everything else with `sendmmsg` on the device's raw socket, in order.
-    /// Only the packets `sel` picks are sent.
-    fn transmit(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict], sel: impl Fn(usize) -> bool) {
+    /// Only the packets `sel` picks are sent; `ours` tells that they are ESP/AH the core built
+    /// (only those may leave through `espsend=packet`'s socket, never a `%pass`ed packet).
+    fn transmit(
+        &mut self,
+        bufs: &[PacketBuf],
+        verdicts: &[Verdict],
+        ours: bool,
+        sel: impl Fn(usize) -> bool,
+    ) {
+        self.raw_ours = ours;
         let mut i = 0;
         while i < verdicts.len() {
             let Verdict::Send(tx) = &verdicts[i] else {
@@ -208,6 +304,12 @@ impl Sink {
     fn flush_raw(&mut self, bufs: &[PacketBuf], verdicts: &[Verdict]) {
         if self.raw.is_empty() {
             return;
+        }
+        if self.raw_ours && self.o.pkt.iter().any(Option::is_some) {
+            self.flush_ll(bufs, verdicts);
+            if self.raw.is_empty() {
+                return;
+            }
         }
         let failed = match self.o.senders.get(self.raw_dev) {
             Some(s) => {
@@ -341,10 +443,22 @@ pub fn start(
     udp: Option<Arc<UdpSock>>,
     udp6: Option<Arc<UdpReceiver6>>,
     ike_tx: Option<Sender<IkeDatagram>>,
+    esp_packet: bool,
 ) -> io::Result<Datapath> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
+    // `espsend=packet`: an AF_PACKET socket per physical interface for the ESP we build.
+    let mut pkt = Vec::with_capacity(devs.len());
+    for d in &devs {
+        pkt.push(if esp_packet {
+            let ifx = super::netlink::ifindex(&d.info.phys)?;
+            Some((Arc::new(PacketSender::new(ifx)?), d.info.phys.clone()))
+        } else {
+            None
+        });
+    }
     let outputs = Outputs {
+        pkt,
         k: klips.clone(),
         senders: devs.iter().map(|d| d.sender.clone()).collect(),
         // Interface index 0 (unknown): no pinning of the GSO sends then.
@@ -548,7 +662,7 @@ fn tun_reader(
                 }
             }
         }
-        sink.transmit(&pool[..n], &verdicts, |i| tunnel[i].is_none());
+        sink.transmit(&pool[..n], &verdicts, false, |i| tunnel[i].is_none());
         // Group by group: under its transmit lock, number, encrypt and send its packets, so
         // readers of other queues of this device never interleave its sequence numbers.
         for i in 0..n {
@@ -570,7 +684,7 @@ fn tun_reader(
                 mine[j] = true;
                 tunnel[j] = None;
             }
-            sink.transmit(&pool[..n], &verdicts, |x| mine[x]);
+            sink.transmit(&pool[..n], &verdicts, true, |x| mine[x]);
             mine[i..n].iter_mut().for_each(|m| *m = false);
         }
         drop(t);

@@ -762,3 +762,215 @@ fn sockaddr_in(to: SocketAddrV4) -> libc::sockaddr_in {
         sin_zero: [0; 8],
     }
 }
+
+/// Sends IPv4 packets the datapath built (ESP, AH) straight to a physical interface through an
+/// `AF_PACKET` socket (`SOCK_DGRAM`: the kernel adds the Ethernet header for the MAC given per
+/// packet), with `PACKET_QDISC_BYPASS`: no route or fail-closed rule lookup, no netfilter, no
+/// qdisc (`config setup` `espsend=packet`, an experiment; docs/performance.md 0.7).
+#[derive(Debug)]
+pub struct PacketSender {
+    sock: Socket,
+    ifindex: u32,
+}
+
+/// `ETH_P_IP` in network byte order, as `AF_PACKET` wants the protocol.
+fn eth_p_ip() -> u16 {
+    (libc::ETH_P_IP as u16).to_be()
+}
+
+impl PacketSender {
+    /// An `AF_PACKET` socket bound to interface `ifindex`.
+    pub fn new(ifindex: u32) -> io::Result<PacketSender> {
+        // Protocol 0: the socket receives nothing (every send names ETH_P_IP itself).
+        let sock = Socket::new(Domain::PACKET, Type::DGRAM, None)?;
+        let one: libc::c_int = 1;
+        // SAFETY: PACKET_QDISC_BYPASS takes an int flag; the pointer and length describe `one`.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_QDISC_BYPASS,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let ll = sockaddr_ll(ifindex, 0, None);
+        // SAFETY: bind reads a sockaddr_ll of the given size from `ll`.
+        let r = unsafe {
+            libc::bind(
+                sock.as_raw_fd(),
+                &ll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(PacketSender { sock, ifindex })
+    }
+
+    /// Sends (next-hop MAC, IPv4 packet) pairs with one `sendmmsg` per [`LlArrays`] capacity.
+    /// Returns how many failed.
+    pub fn send_many<'a>(
+        &self,
+        m: &mut LlArrays,
+        pkts: impl IntoIterator<Item = ([u8; 6], &'a [u8])>,
+    ) -> usize {
+        let mut failed = 0;
+        let mut n = 0;
+        for (mac, p) in pkts {
+            m.addrs[n] = sockaddr_ll(self.ifindex, eth_p_ip(), Some(mac));
+            m.iovs[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            n += 1;
+            if n == m.msgs.len() {
+                failed += self.flush(m, n);
+                n = 0;
+            }
+        }
+        if n > 0 {
+            failed += self.flush(m, n);
+        }
+        failed
+    }
+
+    fn flush(&self, m: &mut LlArrays, n: usize) -> usize {
+        for i in 0..n {
+            let h = &mut m.msgs[i].msg_hdr;
+            h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = &mut m.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+        }
+        let mut failed = 0;
+        let mut off = 0;
+        while off < n {
+            // SAFETY: messages off..n point at addresses and iovecs in `m`, which point at
+            // packets the caller keeps alive for this call; the count matches the slice.
+            let r = unsafe {
+                libc::sendmmsg(
+                    self.sock.as_raw_fd(),
+                    m.msgs[off..n].as_mut_ptr(),
+                    (n - off) as u32,
+                    0,
+                )
+            };
+            if r <= 0 {
+                failed += 1;
+                off += 1;
+            } else {
+                off += r as usize;
+            }
+        }
+        failed
+    }
+}
+
+fn sockaddr_ll(ifindex: u32, proto: u16, mac: Option<[u8; 6]>) -> libc::sockaddr_ll {
+    // SAFETY: sockaddr_ll is a plain C struct for which all-zero is a valid value.
+    let mut a: libc::sockaddr_ll = unsafe { MaybeUninit::zeroed().assume_init() };
+    a.sll_family = libc::AF_PACKET as u16;
+    a.sll_protocol = proto;
+    a.sll_ifindex = ifindex as i32;
+    if let Some(mac) = mac {
+        a.sll_halen = 6;
+        a.sll_addr[..6].copy_from_slice(&mac);
+    }
+    a
+}
+
+/// Reusable `sendmmsg` arrays for a [`PacketSender`] (as [`MsgArrays`] for raw sockets).
+pub struct LlArrays {
+    addrs: Vec<libc::sockaddr_ll>,
+    iovs: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl std::fmt::Debug for LlArrays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LlArrays({})", self.msgs.len())
+    }
+}
+
+// SAFETY: as for MsgArrays: every call rewrites the pointers it passes to the kernel; calls
+// take `&mut self`.
+unsafe impl Send for LlArrays {}
+
+impl LlArrays {
+    /// Arrays for up to `n` messages per call (at least 1).
+    pub fn new(n: usize) -> LlArrays {
+        let n = n.max(1);
+        LlArrays {
+            addrs: vec![sockaddr_ll(0, 0, None); n],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                };
+                n
+            ],
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+            msgs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
+        }
+    }
+}
+
+/// The MAC address of `ip` on interface `dev` from the kernel's IPv4 neighbour table, if it is
+/// there and complete (`/proc/net/arp`: the same table `ip neigh` shows). Only directly
+/// connected peers resolve: a peer behind a router is sent through the raw socket.
+pub fn neighbour_mac(dev: &str, ip: Ipv4Addr) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string("/proc/net/arp").ok()?;
+    parse_arp(&text, dev, ip)
+}
+
+/// [`neighbour_mac`] over the text of `/proc/net/arp`.
+fn parse_arp(text: &str, dev: &str, ip: Ipv4Addr) -> Option<[u8; 6]> {
+    const ATF_COM: u32 = 0x2;
+    text.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let [addr, _hw, flags, mac, _mask, d] = f[..] else {
+            return None;
+        };
+        let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
+        if d != dev || addr.parse::<Ipv4Addr>().ok()? != ip || flags & ATF_COM == 0 {
+            return None;
+        }
+        let mut out = [0u8; 6];
+        let mut parts = mac.split(':');
+        for b in &mut out {
+            *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+        }
+        Some(out)
+    })
+}
+
+#[cfg(test)]
+mod arp_tests {
+    use super::*;
+
+    #[test]
+    fn complete_entries_of_the_device_resolve() {
+        let t = "IP address       HW type     Flags       HW address            Mask     Device\n\
+                 192.0.2.2        0x1         0x2         02:fc:00:00:00:05     *        eth0\n\
+                 192.0.2.3        0x1         0x0         00:00:00:00:00:00     *        eth0\n\
+                 192.0.2.4        0x1         0x2         0a:0b:0c:0d:0e:0f     *        eth1\n";
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            parse_arp(t, "eth0", ip("192.0.2.2")),
+            Some([2, 0xfc, 0, 0, 0, 5])
+        );
+        assert_eq!(parse_arp(t, "eth0", ip("192.0.2.3")), None, "incomplete");
+        assert_eq!(parse_arp(t, "eth0", ip("192.0.2.4")), None, "other device");
+        assert_eq!(
+            parse_arp(t, "eth1", ip("192.0.2.4")),
+            Some([10, 11, 12, 13, 14, 15])
+        );
+    }
+}
