@@ -886,7 +886,8 @@ fn sockaddr_ll(ifindex: u32, proto: u16, mac: Option<[u8; 6]>) -> libc::sockaddr
     a
 }
 
-/// Reusable `sendmmsg` arrays for a [`PacketSender`] (as [`MsgArrays`] for raw sockets).
+/// Reusable `sendmmsg` arrays for a [`PacketSender`] (as [`MsgArrays`] for raw sockets): one
+/// per thread (they hold raw pointers between calls, so not `Send`).
 pub struct LlArrays {
     addrs: Vec<libc::sockaddr_ll>,
     iovs: Vec<libc::iovec>,
@@ -898,10 +899,6 @@ impl std::fmt::Debug for LlArrays {
         write!(f, "LlArrays({})", self.msgs.len())
     }
 }
-
-// SAFETY: as for MsgArrays: every call rewrites the pointers it passes to the kernel; calls
-// take `&mut self`.
-unsafe impl Send for LlArrays {}
 
 impl LlArrays {
     /// Arrays for up to `n` messages per call (at least 1).
