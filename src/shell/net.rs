@@ -173,6 +173,53 @@ impl MsgArrays {
     }
 }
 
+/// Reusable `recvmmsg` arrays for an IPv6 socket (as [`MsgArrays`] for IPv4): one per thread.
+pub struct MsgArrays6 {
+    addrs: Vec<libc::sockaddr_in6>,
+    iovs: Vec<libc::iovec>,
+    cmsgs: Vec<CmsgBuf>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl std::fmt::Debug for MsgArrays6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MsgArrays6({})", self.msgs.len())
+    }
+}
+
+impl MsgArrays6 {
+    /// Arrays for up to `n` messages per call (at least 1).
+    pub fn new(n: usize) -> MsgArrays6 {
+        let n = n.max(1);
+        MsgArrays6 {
+            // SAFETY: sockaddr_in6 is a plain C struct for which all-zero is a valid value.
+            addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                };
+                n
+            ],
+            cmsgs: vec![CmsgBuf([0; CMSG_SPACE]); n],
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+            msgs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
+        }
+    }
+}
+
+/// A packet or datagram received on an IPv6 socket (the IPv6 [`UdpMeta`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Meta6 {
+    /// Sender address and port (port 0 on a raw socket).
+    pub src: SocketAddrV6,
+    /// Our address it arrived on (IPV6_PKTINFO; unspecified if the kernel gave none).
+    pub dst: Ipv6Addr,
+    /// With UDP GRO on: the buffer holds several datagrams of this size (the last may be
+    /// shorter); 0 when it holds one.
+    pub seg: usize,
+}
+
 /// Receives whole IPv4 packets of one protocol (ESP or AH) addressed to this host.
 #[derive(Debug)]
 pub struct RawReceiver {
@@ -238,25 +285,35 @@ impl RawReceiver6 {
         Ok(RawReceiver6 { sock, proto })
     }
 
-    /// Receives one packet into `buf` with its rebuilt IPv6 header; returns its length.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Blocks until at least one packet arrives, then takes up to `bufs.len()` with one
+    /// `recvmmsg`, each with its IPv6 header rebuilt in front (see [`RawReceiver6`]).
+    /// Fills `lens` with each packet's length (0 for one whose header cannot be rebuilt: the
+    /// core drops it) and returns the count.
+    pub fn recv_with(
+        &self,
+        m: &mut MsgArrays6,
+        bufs: &mut [Vec<u8>],
+        lens: &mut Vec<usize>,
+        metas: &mut Vec<Meta6>,
+    ) -> io::Result<usize> {
         const H: usize = crate::wire::ipv6::HEADER_LEN;
-        if buf.len() <= H {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        let got = recv_batch6(self.sock.as_raw_fd(), m, bufs, H, lens, metas)?;
+        for i in 0..got {
+            let repr = crate::wire::ipv6::Ipv6Repr {
+                src: *metas[i].src.ip(),
+                dst: metas[i].dst,
+                next_header: self.proto,
+                traffic_class: 0,
+                hop_limit: 64,
+                payload_len: lens[i],
+            };
+            lens[i] = if repr.emit(&mut bufs[i]) {
+                H + lens[i]
+            } else {
+                0
+            };
         }
-        let (n, from, dst) = recv6(&self.sock, &mut buf[H..])?;
-        let repr = crate::wire::ipv6::Ipv6Repr {
-            src: *from.ip(),
-            dst,
-            next_header: self.proto,
-            traffic_class: 0,
-            hop_limit: 64,
-            payload_len: n,
-        };
-        if !repr.emit(buf) {
-            return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
-        }
-        Ok(H + n)
+        Ok(got)
     }
 
     /// The raw descriptor.
@@ -296,6 +353,24 @@ impl UdpReceiver6 {
     /// Receives one datagram into `buf`: (length, sender, our address).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6Addr)> {
         recv6(&self.sock, buf)
+    }
+
+    /// Blocks until at least one datagram arrives, then takes up to `bufs.len()` with one
+    /// `recvmmsg` (with UDP GRO on, a buffer may hold many: [`Meta6::seg`]). Fills `lens` and
+    /// `metas` and returns the count.
+    pub fn recv_with(
+        &self,
+        m: &mut MsgArrays6,
+        bufs: &mut [Vec<u8>],
+        lens: &mut Vec<usize>,
+        metas: &mut Vec<Meta6>,
+    ) -> io::Result<usize> {
+        recv_batch6(self.sock.as_raw_fd(), m, bufs, 0, lens, metas)
+    }
+
+    /// UDP GRO on this socket (see [`UdpSock::enable_gro`]). Returns false if refused.
+    pub fn enable_gro(&self) -> bool {
+        enable_udp_gro(self.sock.as_raw_fd())
     }
 
     /// Sends a datagram from this socket with source address `from` (IPV6_PKTINFO), so IKE
@@ -491,18 +566,7 @@ impl UdpSock {
     /// Asks the kernel to coalesce consecutive datagrams of a flow (UDP GRO): one receive then
     /// returns many ESP-in-UDP packets, split by [`UdpMeta::seg`]. Returns false if refused.
     pub fn enable_gro(&self) -> bool {
-        let one: libc::c_int = 1;
-        // SAFETY: UDP_GRO takes an int flag; the pointer and length describe `one`.
-        let r = unsafe {
-            libc::setsockopt(
-                self.sock.as_raw_fd(),
-                SOL_UDP,
-                UDP_GRO,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        r == 0
+        enable_udp_gro(self.sock.as_raw_fd())
     }
 
     /// Sends `data` as datagrams of `seg` bytes each (the last may be shorter) with one system
@@ -719,6 +783,113 @@ fn recv_batch(
         }
     }
     Ok(got)
+}
+
+/// UDP GRO (`UDP_GRO`) on socket `fd`, either family. Returns false if refused.
+fn enable_udp_gro(fd: i32) -> bool {
+    let one: libc::c_int = 1;
+    // SAFETY: UDP_GRO takes an int flag; the pointer and length describe `one`.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            SOL_UDP,
+            UDP_GRO,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    r == 0
+}
+
+/// One `recvmmsg` on IPv6 socket `fd` (as [`recv_batch`]), each message's payload placed `room`
+/// bytes into its buffer (room for a header to be rebuilt in front); `lens` holds the payload
+/// lengths.
+fn recv_batch6(
+    fd: i32,
+    m: &mut MsgArrays6,
+    bufs: &mut [Vec<u8>],
+    room: usize,
+    lens: &mut Vec<usize>,
+    metas: &mut Vec<Meta6>,
+) -> io::Result<usize> {
+    let n = bufs.len().min(m.msgs.len());
+    lens.clear();
+    metas.clear();
+    if n == 0 {
+        return Ok(0);
+    }
+    for (i, b) in bufs[..n].iter_mut().enumerate() {
+        if b.len() < room + MAX_PKT {
+            b.resize(room + MAX_PKT, 0);
+        }
+        let payload = &mut b[room..];
+        m.iovs[i] = libc::iovec {
+            iov_base: payload.as_mut_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
+        };
+        let h = &mut m.msgs[i].msg_hdr;
+        h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
+        h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+        h.msg_iov = &mut m.iovs[i];
+        h.msg_iovlen = 1;
+        h.msg_control = m.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
+        h.msg_controllen = CMSG_SPACE;
+        h.msg_flags = 0;
+    }
+    // SAFETY: each of the first n mmsghdrs points into `m.addrs`, `m.iovs` (which point into
+    // `bufs` past `room`) and `m.cmsgs`, all alive and unaliased until the call returns;
+    // MSG_WAITFORONE blocks for the first only.
+    let got = unsafe {
+        libc::recvmmsg(
+            fd,
+            m.msgs.as_mut_ptr(),
+            n as u32,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = got as usize;
+    for (i, msg) in m.msgs.iter().enumerate().take(got) {
+        lens.push(msg.msg_len as usize);
+        let a = &m.addrs[i];
+        let (dst, seg) = parse_cmsgs6(&msg.msg_hdr);
+        metas.push(Meta6 {
+            src: SocketAddrV6::new(
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+                0,
+                0,
+            ),
+            dst: dst.unwrap_or(Ipv6Addr::UNSPECIFIED),
+            seg,
+        });
+    }
+    Ok(got)
+}
+
+/// The destination address (IPV6_PKTINFO) and the UDP GRO segment size of a received message.
+fn parse_cmsgs6(hdr: &libc::msghdr) -> (Option<Ipv6Addr>, usize) {
+    let mut dst = None;
+    let mut seg = 0;
+    // SAFETY: `hdr` was filled by recvmmsg; the CMSG_* macros walk its control buffer within
+    // msg_controllen, and we only read an in6_pktinfo or an int when the header says so.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
+                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+            } else if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+                seg = usize::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(hdr, c);
+        }
+    }
+    (dst, seg)
 }
 
 /// Most parts (datagrams) in one [`UdpSock::send_gso_parts`].
