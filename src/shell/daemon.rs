@@ -233,6 +233,11 @@ impl Daemon {
         } else {
             info
         };
+        let nets = default_route_nets(info.peer_client);
+        if verb == Verb::Route {
+            // Recorded before the route goes in: a daemon killed in between leaves it covered.
+            self.guard.routing(kind, &info.connection, &nets);
+        }
         let mut r = super::netlink::run_updown(info, verb);
         if firewall && r.is_ok() {
             let fw = match verb {
@@ -257,12 +262,7 @@ impl Daemon {
                         .ok()
                         .map(|i| (info.next_hop, i)),
                 };
-                self.guard.routed(
-                    kind,
-                    &info.connection,
-                    &default_route_nets(info.peer_client),
-                    via,
-                )
+                self.guard.routed(kind, &info.connection, &nets, via)
             }
             Verb::Unroute => self.guard.unrouted(kind, &info.connection),
             _ => Vec::new(),
