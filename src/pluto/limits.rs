@@ -384,12 +384,8 @@ impl Pluto {
             return;
         };
         let max = self.cfg.max_isakmp_sas_per_peer.max(1);
-        let same: Vec<SerialNo> = self
-            .sas
-            .ikes()
-            .filter(|s| s.established && s.peer_id.as_ref() == Some(&id))
-            .map(|s| s.serial())
-            .collect();
+        let mut same = self.sas.ikes_with_peer_id(&id);
+        same.retain(|s| self.sas.ike(*s).is_some_and(|p| p.established));
         let excess = same.len().saturating_sub(max);
         for old in same.into_iter().filter(|s| *s != serial).take(excess) {
             self.limits_hit.isakmp_sas_deleted += 1;
