@@ -58,10 +58,11 @@ fn log_as(source: syslog::Source, line: &str) {
     let stamp = timestamp();
     static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !*JOURNAL.get_or_init(syslog::stderr_is_journal) {
-        let mut e = std::io::stderr().lock();
-        for l in line.lines() {
-            let _ = writeln!(e, "{stamp} {l}");
-        }
+        // One write(2) for the whole line (stderr is unbuffered: `writeln!` would make one
+        // per piece of the format).
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(syslog::stamped_lines(&stamp, line).as_bytes());
     }
     syslog::write(source, &stamp, line);
 }
