@@ -359,8 +359,12 @@ pub struct SaTable {
     by_peer: HashMap<Id, HashMap<IpAddr, BTreeSet<SerialNo>>>,
     /// Where each IKE SA is filed in `by_peer`.
     peer_key: HashMap<SerialNo, (Id, IpAddr)>,
-    /// IKE SAs handed out by [`SaTable::ike_mut`] since the last re-filing: their peer ID or
-    /// address may have changed, so they are re-filed before the next lookup by peer.
+    /// IKE SAs in a half-open responder state ([`IkeExchange::half_open_responder`]), as of
+    /// their last re-filing.
+    half_open: BTreeSet<SerialNo>,
+    /// IKE SAs handed out by [`SaTable::ike_mut`] since the last re-filing: their peer ID,
+    /// address or exchange state may have changed, so they are re-filed before the next lookup
+    /// by peer or of the half-open ones.
     peer_dirty: Vec<SerialNo>,
     /// The timers of every SA (cleared with the SA).
     pub timers: TimerTable,
@@ -413,6 +417,7 @@ impl SaTable {
             by_peer_spi: HashMap::new(),
             by_peer: HashMap::new(),
             peer_key: HashMap::new(),
+            half_open: BTreeSet::new(),
             peer_dirty: Vec::new(),
             timers: TimerTable::default(),
         }
@@ -431,6 +436,9 @@ impl SaTable {
         index_add(&mut self.by_conn, sa.conn.clone(), s);
         index_add(&mut self.by_spi_i, sa.spi_i, s);
         let key = sa.peer_id.clone().map(|id| (id, sa.remote.ip()));
+        if sa.exchange.half_open_responder() {
+            self.half_open.insert(s);
+        }
         self.ikes.insert(s, sa);
         self.file_peer(s, key);
     }
@@ -453,6 +461,7 @@ impl SaTable {
             index_remove(&mut self.by_conn, &sa.conn, s);
             index_remove(&mut self.by_spi_i, &sa.spi_i, s);
             self.file_peer(s, None);
+            self.half_open.remove(&s);
             return Some(Removed::Ike(sa));
         }
         let sa = self.children.remove(&s)?;
@@ -545,6 +554,15 @@ impl SaTable {
     fn refile_peers(&mut self) {
         let dirty = std::mem::take(&mut self.peer_dirty);
         for &s in &dirty {
+            if self
+                .ikes
+                .get(&s)
+                .is_some_and(|sa| sa.exchange.half_open_responder())
+            {
+                self.half_open.insert(s);
+            } else {
+                self.half_open.remove(&s);
+            }
             let key = self
                 .ikes
                 .get(&s)
@@ -561,6 +579,14 @@ impl SaTable {
         }
         self.peer_dirty = dirty;
         self.peer_dirty.clear();
+    }
+
+    /// The IKE SAs in a half-open responder state ([`IkeExchange::half_open_responder`];
+    /// IKEv1 MainR1/MainR2, IKEv2 ParentR1), oldest first: the index, not a visit of every
+    /// IKE SA.
+    pub fn half_open_ikes(&mut self) -> impl DoubleEndedIterator<Item = &IkeSa> {
+        self.refile_peers();
+        self.half_open.iter().filter_map(|s| self.ikes.get(s))
     }
 
     /// The IKE SAs whose authenticated peer ID equals `id` (`Id`'s equality), oldest first.
@@ -787,6 +813,9 @@ impl SaTable {
             if self.peer_dirty.contains(s) {
                 continue;
             }
+            if sa.exchange.half_open_responder() != self.half_open.contains(s) {
+                return Err(format!("IKE SA #{s} misfiled as half-open or not"));
+            }
             let want = sa.peer_id.clone().map(|id| (id, sa.remote.ip()));
             if self.peer_key.get(s) != want.as_ref() {
                 return Err(format!(
@@ -812,6 +841,9 @@ impl SaTable {
             })
         {
             return Err("peer index does not match the filed IKE SAs".into());
+        }
+        if self.half_open.iter().any(|s| !self.ikes.contains_key(s)) {
+            return Err("a gone IKE SA is filed as half-open".into());
         }
         if let Some(s) = self.timers.serials().find(|s| !self.contains(*s)) {
             return Err(format!("timer armed for gone SA #{s}"));
@@ -935,10 +967,32 @@ mod tests {
                     assert_eq!(t.ikes_with_peer_id_elsewhere(id, ip), want, "{id} {ip}");
                 }
             }
+            let want: Vec<SerialNo> = t
+                .ikes()
+                .filter(|s| s.exchange.half_open_responder())
+                .map(IkeSa::serial)
+                .collect();
+            let got: Vec<SerialNo> = t.half_open_ikes().map(IkeSa::serial).collect();
+            assert_eq!(got, want);
             assert_consistent(t);
         }
+        use crate::pluto::ikev1::state::StateKind;
+        let set_kind = |t: &mut SaTable, s: SerialNo, k: StateKind| {
+            if let Some(x) = t.ike_mut(s).and_then(|sa| sa.exchange.v1_mut()) {
+                x.kind = k;
+            }
+        };
+        for (k, s) in all.iter().enumerate() {
+            if k % 3 == 0 {
+                set_kind(&mut t, *s, StateKind::MainR1);
+            }
+        }
         agree(&mut t, &ids);
-        // Peers move, IDs change or go, SAs go; a change made while others are pending.
+        // Peers move, IDs change or go, SAs go, states advance; a change made while others are
+        // pending.
+        for s in all.iter().step_by(2) {
+            set_kind(&mut t, *s, StateKind::MainR3);
+        }
         for (k, s) in all.iter().enumerate() {
             match k % 4 {
                 0 => t.ike_mut(*s).unwrap().remote = ep(5),

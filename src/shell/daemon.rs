@@ -239,7 +239,12 @@ impl Daemon {
             // Recorded before the route goes in: a daemon killed in between leaves it covered.
             self.guard.routing(kind, &info.connection, &nets);
         }
-        let mut r = super::netlink::run_updown(info, verb);
+        // ipsecN's index, looked up once for the route and its fail-closed copies.
+        let ifx = match (verb, &info.command) {
+            (Verb::Route, None) => super::netlink::ifindex(&info.interface).ok(),
+            _ => None,
+        };
+        let mut r = super::netlink::run_updown(info, verb, ifx);
         if firewall && r.is_ok() {
             let fw = match verb {
                 Verb::Up => crate::updown::firewall_up(info),
@@ -259,9 +264,7 @@ impl Daemon {
                 let via = match &info.command {
                     Some(_) => None,
                     None if !info.fail_closed => None,
-                    None => super::netlink::ifindex(&info.interface)
-                        .ok()
-                        .map(|i| (info.next_hop, i)),
+                    None => ifx.map(|i| (info.next_hop, i)),
                 };
                 self.guard.routed(kind, &info.connection, &nets, via)
             }

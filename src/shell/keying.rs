@@ -467,13 +467,16 @@ fn apply<H: KeyingHost>(
         }
         Output::InstallSas { conn, sas, groups } => {
             let now = clock.now();
+            // One write access for all of them: the datapath's view is published once, with
+            // the SAs and their groups together (not once per SA).
+            let mut db = klips.sadb_mut();
             for spec in &sas {
                 let dir = spec.dir.unwrap_or(if klips.is_local(spec.said.dst) {
                     Dir::In
                 } else {
                     Dir::Out
                 });
-                let r = Sa::new(spec, dir, now).and_then(|sa| klips.sadb_mut().add(sa).map(|_| ()));
+                let r = Sa::new(spec, dir, now).and_then(|sa| db.add(sa).map(|_| ()));
                 match r {
                     Ok(()) => host.sa_installed(spec),
                     Err(e) => {
@@ -482,7 +485,7 @@ fn apply<H: KeyingHost>(
                 }
             }
             for g in groups.iter().filter(|g| g.len() > 1) {
-                if let Err(e) = klips.sadb_mut().group(g) {
+                if let Err(e) = db.group(g) {
                     host.log(&format!("\"{conn}\": cannot group SAs: {e}"));
                 }
             }

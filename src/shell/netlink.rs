@@ -604,9 +604,13 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
 /// Runs the updown step `verb` for `info`: rswan's default script in-process over rtnetlink
 /// (same routes as `ipsec _updown`), or the configured `leftupdown` command through `sh`.
 /// Returns the text to log (Ok) or the failure to log (Err), in Pluto's "VERB output:" style.
+///
+/// `ifx` is ipsecN's index when the caller has already looked it up (`None`: looked up here
+/// when needed).
 pub fn run_updown(
     info: &crate::updown::UpdownInfo,
     verb: crate::updown::Verb,
+    ifx: Option<u32>,
 ) -> Result<String, String> {
     use crate::updown::{default_route_nets, Verb};
     if info.command.is_some() {
@@ -623,7 +627,10 @@ pub fn run_updown(
             Ok(String::new())
         }
         Verb::Route => {
-            let ifx = ifindex(&info.interface).map_err(|e| format!("{vt} output: {e}"))?;
+            let ifx = match ifx {
+                Some(i) => i,
+                None => ifindex(&info.interface).map_err(|e| format!("{vt} output: {e}"))?,
+            };
             for n in nets {
                 if let Err(e) = route_replace(n, info.next_hop, ifx) {
                     return Err(format!(
@@ -635,7 +642,7 @@ pub fn run_updown(
             Ok(String::new())
         }
         Verb::Unroute => {
-            let ifx = ifindex(&info.interface).ok();
+            let ifx = ifx.or_else(|| ifindex(&info.interface).ok());
             for n in nets {
                 match route_del(n, ifx) {
                     Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {

@@ -1050,8 +1050,8 @@ impl Pluto {
         // (RFC 7296 2.6): the cookie is a MAC of its nonce, address and SPI under our secret.
         let half_open = self
             .sas
-            .ikes()
-            .filter(|s| s.exchange.v2().is_some() && s.exchange.half_open_responder())
+            .half_open_ikes()
+            .filter(|s| s.exchange.v2().is_some())
             .count();
         if half_open >= self.cfg.cookie_threshold {
             let want = self.v2_cookie(ni, remote, &hdr.spi_i.0);
