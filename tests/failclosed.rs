@@ -327,7 +327,8 @@ fn killed_during_a_burst_of_routing_the_record_covers_every_route() {
         })
         .collect();
     assert!(
-        wait_until(Duration::from_secs(60), || routed_nets(&ga).len() >= CONNS / 3),
+        wait_until(Duration::from_secs(60), || routed_nets(&ga).len()
+            >= CONNS / 3),
         "routing did not get going:\n{}",
         t.log(&ga)
     );
@@ -365,5 +366,8 @@ fn killed_during_a_burst_of_routing_the_record_covers_every_route() {
     let out = restart_daemon(&t, &ga);
     let after = routed_nets(&ga);
     let lost: Vec<&String> = installed.difference(&after).collect();
-    assert!(lost.is_empty(), "routes lost over the restart: {lost:?}\n{out}");
+    assert!(
+        lost.is_empty(),
+        "routes lost over the restart: {lost:?}\n{out}"
+    );
 }

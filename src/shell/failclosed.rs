@@ -541,12 +541,18 @@ mod tests {
         m.up = true;
         assert_eq!(Record::load(&file), want);
         g.manual_up("man", false);
-        want.routed.get_mut(&(Kind::Manual, "man".into())).unwrap().up = false;
+        want.routed
+            .get_mut(&(Kind::Manual, "man".into()))
+            .unwrap()
+            .up = false;
         assert_eq!(Record::load(&file), want);
         // Compaction kept the journal near the record's size: the whole record is one line
         // per conn, the journal at most a few times that.
         let whole = want.emit().len() as u64;
-        assert!(max_len <= 4 * whole, "journal {max_len} bytes, record {whole}");
+        assert!(
+            max_len <= 4 * whole,
+            "journal {max_len} bytes, record {whole}"
+        );
     }
 
     /// While the previous daemon's conns are merged in, the record keeps them (written whole);

@@ -482,9 +482,9 @@ fn apply<H: KeyingHost>(
                         Dir::Out
                     });
                     let r = Sa::new(spec, dir, now).and_then(|sa| db.add(sa).map(|_| ()));
-                    results.push(r.map_err(|e| {
-                        format!("\"{conn}\": cannot install SA {}: {e}", spec.said)
-                    }));
+                    results.push(
+                        r.map_err(|e| format!("\"{conn}\": cannot install SA {}: {e}", spec.said)),
+                    );
                 }
                 for g in groups.iter().filter(|g| g.len() > 1) {
                     results.push(
