@@ -269,3 +269,105 @@ fn restart_under_tcp_transfer_leaks_nothing() {
         "restart did not keep state:\n{log}"
     );
 }
+
+/// The subnets of rswan's routes in `ns` (into ipsecN in main and table 115, and the
+/// blackholes).
+fn routed_nets(ns: &str) -> std::collections::BTreeSet<String> {
+    // Table 115 does not exist before the first route: not an error here.
+    let show = |args: &[&str]| String::from_utf8_lossy(&ns_run(ns, args).stdout).into_owned();
+    let text = show(&["ip", "route", "show", "table", "115"])
+        + &show(&["ip", "route", "show", "proto", "115"]);
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match w.next()? {
+                "blackhole" | "unicast" => w.next(),
+                first => Some(first),
+            }
+            .map(str::to_string)
+        })
+        .collect()
+}
+
+/// `kill -9` in the middle of a burst of routing (conns routed four at a time, several
+/// hundred of them): the record the daemon leaves names every subnet it had routed — each
+/// conn is recorded before its routes go in, one appended journal line per conn — and the
+/// next start keeps them all routed.
+#[test]
+fn killed_during_a_burst_of_routing_the_record_covers_every_route() {
+    const CONNS: usize = 400;
+    let mut t = Topo::new();
+    let ga = t.ga.clone();
+    let mut conf =
+        String::from("version 2\n\nconfig setup\n\tinterfaces=%defaultroute\n\nconn %default\n\tleft=192.0.2.1\n\tleftsubnet=10.0.1.0/24\n\tright=192.0.2.2\n\tauthby=secret\n\tauto=add\n");
+    for i in 0..CONNS {
+        conf += &format!(
+            "\nconn burst-{i}\n\trightsubnet=10.{}.{}.0/24\n",
+            100 + i / 200,
+            i % 200
+        );
+    }
+    t.start_gateway(&ga, &conf);
+    let record = t.dir.path(&format!("{ga}.run")).join("failclosed");
+
+    // Four clients route the conns in parallel; the daemon dies while they are at it.
+    let t = std::sync::Arc::new(t);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (t, ga, stop) = (t.clone(), ga.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in (w..CONNS).step_by(4) {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let _ = t.ipsec(&ga, &["auto", "--route", &format!("burst-{i}")]);
+                }
+            })
+        })
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(60), || routed_nets(&ga).len()
+            >= CONNS / 3),
+        "routing did not get going:\n{}",
+        t.log(&ga)
+    );
+    kill9(&t, &ga);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let installed = routed_nets(&ga);
+    assert!(
+        installed.len() >= CONNS / 3,
+        "only {} of {CONNS} subnets routed",
+        installed.len()
+    );
+    let text = std::fs::read_to_string(&record).expect("no fail-closed record left");
+    let recorded: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            ["route", "auto", _, net] => Some(net.to_string()),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "killed with {} of {CONNS} subnets routed; the record names {}",
+        installed.len(),
+        recorded.len()
+    );
+    let missing: Vec<&String> = installed.difference(&recorded).collect();
+    assert!(
+        missing.is_empty(),
+        "routes the record does not cover: {missing:?}\nrecord:\n{text}"
+    );
+
+    // The next start re-routes what was recorded and sweeps nothing of it.
+    let out = restart_daemon(&t, &ga);
+    let after = routed_nets(&ga);
+    let lost: Vec<&String> = installed.difference(&after).collect();
+    assert!(
+        lost.is_empty(),
+        "routes lost over the restart: {lost:?}\n{out}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The engine's conns, keyed by `name` / `name[N]`, with an index by what responders and
-//! routing look a conn up by: peer address, peer ID, client (subnet) pair, and the
-//! templates (`right=%any`). Every insert, removal and mutable access of a conn goes through
+//! routing look a conn up by: peer address, peer ID, the pair of IDs (ours, the peer's),
+//! client (subnet) pair, and the templates (`right=%any`). Every insert, removal and mutable access of a conn goes through
 //! [`Conns`], which keeps the index in step; reads see the `BTreeMap` (via `Deref`), so a
 //! scan still visits the conns in key order.
 //!
@@ -24,6 +24,7 @@ struct Indexed {
     peer_host: Option<IpAddr>,
     template: bool,
     peer_id: Id,
+    our_id: Id,
     clients: (Subnet, Subnet),
 }
 
@@ -33,6 +34,7 @@ impl Indexed {
             peer_host: c.that.host,
             template: c.is_template(),
             peer_id: c.that.id.clone(),
+            our_id: c.this.id.clone(),
             clients: (c.this.client, c.that.client),
         }
     }
@@ -42,6 +44,7 @@ impl Indexed {
         self.peer_host == c.that.host
             && self.template == c.is_template()
             && self.peer_id == c.that.id
+            && self.our_id == c.this.id
             && self.clients == (c.this.client, c.that.client)
     }
 }
@@ -52,6 +55,7 @@ struct Index {
     entries: HashMap<String, Indexed>,
     by_peer_host: HashMap<IpAddr, BTreeSet<String>>,
     by_peer_id: HashMap<Id, BTreeSet<String>>,
+    by_ids: HashMap<(Id, Id), BTreeSet<String>>,
     by_clients: HashMap<(Subnet, Subnet), BTreeSet<String>>,
     templates: BTreeSet<String>,
     /// Conns handed out by `get_mut` since the last lookup.
@@ -84,6 +88,10 @@ impl Index {
             .entry(e.peer_id.clone())
             .or_default()
             .insert(key.to_string());
+        self.by_ids
+            .entry((e.our_id.clone(), e.peer_id.clone()))
+            .or_default()
+            .insert(key.to_string());
         self.by_clients
             .entry(e.clients)
             .or_default()
@@ -102,6 +110,7 @@ impl Index {
             self.templates.remove(key);
         }
         unlink(&mut self.by_peer_id, &e.peer_id, key);
+        unlink(&mut self.by_ids, &(e.our_id, e.peer_id), key);
         unlink(&mut self.by_clients, &e.clients, key);
     }
 
@@ -276,6 +285,14 @@ impl Conns {
         self.resolve(&[ix.by_peer_id.get(id), any])
     }
 
+    /// Conns whose own ID equals `ours` and whose peer ID equals `his` (`Id`'s equality), in key
+    /// order.
+    pub fn with_ids(&self, ours: &Id, his: &Id) -> Vec<(&str, &Connection)> {
+        let ix = self.fresh();
+        // The index is keyed by owned IDs; a lookup builds the pair once.
+        self.resolve(&[ix.by_ids.get(&(ours.clone(), his.clone()))])
+    }
+
     /// Conns with this client pair (`this.client`, `that.client`), in key order.
     pub fn with_clients(&self, ours: Subnet, his: Subnet) -> Vec<(&str, &Connection)> {
         let ix = self.fresh();
@@ -380,6 +397,19 @@ mod tests {
                 "{id}"
             );
         }
+        let mut pairs: Vec<(Id, Id)> = c
+            .values()
+            .map(|x| (x.this.id.clone(), x.that.id.clone()))
+            .collect();
+        pairs.push(("@hub".parse().unwrap(), "@peer-1".parse().unwrap()));
+        pairs.push(("192.0.2.1".parse().unwrap(), "@PEER-2.".parse().unwrap()));
+        for (ours, his) in &pairs {
+            assert_eq!(
+                keys(c.with_ids(ours, his)),
+                scan(c, |x| x.this.id == *ours && x.that.id == *his),
+                "{ours} {his}"
+            );
+        }
         let ours: Subnet = "172.16.0.0/24".parse().unwrap();
         for his in ["10.0.1.0/24", "10.0.2.0/24", "10.0.9.0/24"] {
             let his: Subnet = his.parse().unwrap();
@@ -418,6 +448,7 @@ mod tests {
         assert!(nested > 0);
         c.get_mut("a3").unwrap().that.host = Some("192.0.2.12".parse().unwrap());
         c.get_mut("b1").unwrap().that.id = "@peer-3".parse().unwrap();
+        c.get_mut("b2").unwrap().this.id = "@hub".parse().unwrap();
         c.get_mut("z").unwrap().that.client = "10.0.1.0/24".parse().unwrap();
         agree(&c);
         // Replacing a conn under the same key, and a change to every conn.

@@ -113,20 +113,19 @@ impl Pluto {
         if c.that.id == Id::Any {
             return None;
         }
-        self.sas
-            .ikes()
-            .filter(|s| s.established)
+        // Only the IKE SAs of conns with the same pair of IDs can qualify (the conn index),
+        // not every established IKE SA.
+        self.conns
+            .with_ids(&c.this.id, &c.that.id)
+            .into_iter()
+            .flat_map(|(owner, _)| self.sas.ikes_of_conn(owner))
             .filter(|s| {
-                // The SA's own fields first: the owner conn is looked up only for SAs with
-                // this peer (not for every established SA).
-                s.exchange.version() == c.ike_policy.initiate
+                s.established
+                    && s.exchange.version() == c.ike_policy.initiate
                     && s.local.ip() == me
                     && s.remote.ip() == peer
                     && s.peer_id.as_ref().is_none_or(|id| *id == c.that.id)
                     && s.auth.is_some_and(|a| c.auth.contains(&a))
-                    && self.conns.get(s.conn()).is_some_and(|owner| {
-                        owner.this.id == c.this.id && owner.that.id == c.that.id
-                    })
             })
             .map(|s| s.serial())
             .max()
@@ -227,18 +226,17 @@ impl Pluto {
             );
         }
         if self.cfg.uniqueids {
-            // Release conns with the same peer ID at another address.
-            let stale: Vec<SerialNo> = self
-                .sas
-                .ikes()
-                .filter(|s| {
-                    s.serial() != serial
-                        && s.peer_id.as_ref() == Some(peer_id)
-                        && s.remote.ip() != remote_ip
-                        && s.peer_id != Some(Id::Any)
-                })
-                .map(|s| s.serial())
-                .collect();
+            // Release conns with the same peer ID at another address (the peer index: not a
+            // visit of every IKE SA per establishment).
+            let stale: Vec<SerialNo> = if *peer_id == Id::Any {
+                Vec::new()
+            } else {
+                self.sas
+                    .ikes_with_peer_id_elsewhere(peer_id, remote_ip)
+                    .into_iter()
+                    .filter(|s| *s != serial)
+                    .collect()
+            };
             for s in stale {
                 let k = self.sas.conn_of(s).unwrap_or_default().to_string();
                 let children: Vec<SerialNo> =

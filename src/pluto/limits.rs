@@ -202,10 +202,10 @@ impl Pluto {
     }
 
     /// (half-open responder states, those of them from `peer`).
-    fn half_open_census(&self, peer: IpAddr) -> (usize, usize) {
+    fn half_open_census(&mut self, peer: IpAddr) -> (usize, usize) {
         let mut total = 0;
         let mut from_peer = 0;
-        for s in self.sas.ikes().filter(|s| s.exchange.half_open_responder()) {
+        for s in self.sas.half_open_ikes() {
             total += 1;
             if s.remote.ip() == peer {
                 from_peer += 1;
@@ -215,10 +215,10 @@ impl Pluto {
     }
 
     /// The oldest unproven (no MI2 yet) half-open responder state matching `pred`.
-    fn oldest_unproven(&self, pred: impl Fn(&IkeSa) -> bool) -> Option<SerialNo> {
-        // Serials grow with creation: the table's order is age.
+    fn oldest_unproven(&mut self, pred: impl Fn(&IkeSa) -> bool) -> Option<SerialNo> {
+        // Serials grow with creation: the index's order is age. Unproven states are half-open.
         self.sas
-            .ikes()
+            .half_open_ikes()
             .filter(|s| s.exchange.unproven_responder())
             .find(|s| !s.initiator && pred(s))
             .map(|s| s.serial())
@@ -226,9 +226,9 @@ impl Pluto {
 
     /// The oldest unproven state of the configured peer address with the most half-open
     /// states.
-    fn heaviest_configured_unproven(&self) -> Option<SerialNo> {
+    fn heaviest_configured_unproven(&mut self) -> Option<SerialNo> {
         let mut by_addr: HashMap<IpAddr, (usize, SerialNo)> = HashMap::new();
-        for s in self.sas.ikes() {
+        for s in self.sas.half_open_ikes() {
             if s.exchange.unproven_responder() && !s.template && !s.initiator {
                 let e = by_addr.entry(s.remote.ip()).or_insert((0, s.serial()));
                 e.0 += 1;
@@ -384,12 +384,8 @@ impl Pluto {
             return;
         };
         let max = self.cfg.max_isakmp_sas_per_peer.max(1);
-        let same: Vec<SerialNo> = self
-            .sas
-            .ikes()
-            .filter(|s| s.established && s.peer_id.as_ref() == Some(&id))
-            .map(|s| s.serial())
-            .collect();
+        let mut same = self.sas.ikes_with_peer_id(&id);
+        same.retain(|s| self.sas.ike(*s).is_some_and(|p| p.established));
         let excess = same.len().saturating_sub(max);
         for old in same.into_iter().filter(|s| *s != serial).take(excess) {
             self.limits_hit.isakmp_sas_deleted += 1;

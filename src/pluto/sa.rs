@@ -17,7 +17,7 @@
 //! from the records ([`SaTable::check_invariants`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use zeroize::Zeroizing;
 
@@ -354,9 +354,25 @@ pub struct SaTable {
     by_parent: HashMap<SerialNo, BTreeSet<SerialNo>>,
     by_spi_i: HashMap<[u8; 8], BTreeSet<SerialNo>>,
     by_peer_spi: HashMap<(Proto, u32), BTreeSet<SerialNo>>,
+    /// IKE SAs with an authenticated peer ID, by that ID (`Id`'s own equality and hash) and the
+    /// peer's address, as of their last re-filing.
+    by_peer: HashMap<Id, HashMap<IpAddr, BTreeSet<SerialNo>>>,
+    /// Where each IKE SA is filed in `by_peer`.
+    peer_key: HashMap<SerialNo, (Id, IpAddr)>,
+    /// IKE SAs in a half-open responder state ([`IkeExchange::half_open_responder`]), as of
+    /// their last re-filing.
+    half_open: BTreeSet<SerialNo>,
+    /// IKE SAs handed out by [`SaTable::ike_mut`] since the last re-filing: their peer ID,
+    /// address or exchange state may have changed, so they are re-filed before the next lookup
+    /// by peer or of the half-open ones.
+    peer_dirty: Vec<SerialNo>,
     /// The timers of every SA (cleared with the SA).
     pub timers: TimerTable,
 }
+
+/// Re-file the IKE SAs handed out mutably once this many have piled up without a lookup by
+/// peer (keeps the list short when no lookup comes for a long time).
+const PEER_DIRTY_MAX: usize = 256;
 
 impl Default for SaTable {
     fn default() -> SaTable {
@@ -399,6 +415,10 @@ impl SaTable {
             by_parent: HashMap::new(),
             by_spi_i: HashMap::new(),
             by_peer_spi: HashMap::new(),
+            by_peer: HashMap::new(),
+            peer_key: HashMap::new(),
+            half_open: BTreeSet::new(),
+            peer_dirty: Vec::new(),
             timers: TimerTable::default(),
         }
     }
@@ -415,7 +435,12 @@ impl SaTable {
         let s = sa.serial;
         index_add(&mut self.by_conn, sa.conn.clone(), s);
         index_add(&mut self.by_spi_i, sa.spi_i, s);
+        let key = sa.peer_id.clone().map(|id| (id, sa.remote.ip()));
+        if sa.exchange.half_open_responder() {
+            self.half_open.insert(s);
+        }
         self.ikes.insert(s, sa);
+        self.file_peer(s, key);
     }
 
     /// Adds a child SA.
@@ -435,6 +460,8 @@ impl SaTable {
         if let Some(sa) = self.ikes.remove(&s) {
             index_remove(&mut self.by_conn, &sa.conn, s);
             index_remove(&mut self.by_spi_i, &sa.spi_i, s);
+            self.file_peer(s, None);
+            self.half_open.remove(&s);
             return Some(Removed::Ike(sa));
         }
         let sa = self.children.remove(&s)?;
@@ -490,9 +517,105 @@ impl SaTable {
         self.ikes.get(&s)
     }
 
-    /// An IKE SA, mutably.
+    /// An IKE SA, mutably (re-filed by peer before the next lookup by peer).
     pub fn ike_mut(&mut self, s: SerialNo) -> Option<&mut IkeSa> {
+        if !self.ikes.contains_key(&s) {
+            return None;
+        }
+        if self.peer_dirty.len() >= PEER_DIRTY_MAX {
+            self.refile_peers();
+        }
+        if self.peer_dirty.last() != Some(&s) {
+            self.peer_dirty.push(s);
+        }
         self.ikes.get_mut(&s)
+    }
+
+    /// Files IKE SA `s` under `key` (peer ID and address) in the peer index, or nowhere.
+    fn file_peer(&mut self, s: SerialNo, key: Option<(Id, IpAddr)>) {
+        if self.peer_key.get(&s) == key.as_ref() {
+            return;
+        }
+        if let Some((id, ip)) = self.peer_key.remove(&s) {
+            if let Some(by_ip) = self.by_peer.get_mut(&id) {
+                index_remove(by_ip, &ip, s);
+                if by_ip.is_empty() {
+                    self.by_peer.remove(&id);
+                }
+            }
+        }
+        if let Some((id, ip)) = key {
+            index_add(self.by_peer.entry(id.clone()).or_default(), ip, s);
+            self.peer_key.insert(s, (id, ip));
+        }
+    }
+
+    /// Re-files the IKE SAs handed out mutably since the last time.
+    fn refile_peers(&mut self) {
+        let dirty = std::mem::take(&mut self.peer_dirty);
+        for &s in &dirty {
+            if self
+                .ikes
+                .get(&s)
+                .is_some_and(|sa| sa.exchange.half_open_responder())
+            {
+                self.half_open.insert(s);
+            } else {
+                self.half_open.remove(&s);
+            }
+            let key = self
+                .ikes
+                .get(&s)
+                .and_then(|sa| Some((sa.peer_id.clone()?, sa.remote.ip())));
+            // A cheap check first: most handed-out SAs changed neither field.
+            let same = match (&key, self.peer_key.get(&s)) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                self.file_peer(s, key);
+            }
+        }
+        self.peer_dirty = dirty;
+        self.peer_dirty.clear();
+    }
+
+    /// The IKE SAs in a half-open responder state ([`IkeExchange::half_open_responder`];
+    /// IKEv1 MainR1/MainR2, IKEv2 ParentR1), oldest first: the index, not a visit of every
+    /// IKE SA.
+    pub fn half_open_ikes(&mut self) -> impl DoubleEndedIterator<Item = &IkeSa> {
+        self.refile_peers();
+        self.half_open.iter().filter_map(|s| self.ikes.get(s))
+    }
+
+    /// The IKE SAs whose authenticated peer ID equals `id` (`Id`'s equality), oldest first.
+    pub fn ikes_with_peer_id(&mut self, id: &Id) -> Vec<SerialNo> {
+        self.refile_peers();
+        let mut v: Vec<SerialNo> = self
+            .by_peer
+            .get(id)
+            .into_iter()
+            .flat_map(|by_ip| by_ip.values().flatten().copied())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The IKE SAs whose authenticated peer ID equals `id` and whose peer is at another
+    /// address than `ip`, oldest first.
+    pub fn ikes_with_peer_id_elsewhere(&mut self, id: &Id, ip: IpAddr) -> Vec<SerialNo> {
+        self.refile_peers();
+        let mut v: Vec<SerialNo> = self
+            .by_peer
+            .get(id)
+            .into_iter()
+            .flat_map(|by_ip| by_ip.iter())
+            .filter(|(a, _)| **a != ip)
+            .flat_map(|(_, set)| set.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// A child SA.
@@ -684,6 +807,44 @@ impl SaTable {
                 self.by_peer_spi
             ));
         }
+        // The peer index: every IKE SA not waiting to be re-filed is filed under its current
+        // peer ID and address, and the index holds exactly what `peer_key` says.
+        for (s, sa) in &self.ikes {
+            if self.peer_dirty.contains(s) {
+                continue;
+            }
+            if sa.exchange.half_open_responder() != self.half_open.contains(s) {
+                return Err(format!("IKE SA #{s} misfiled as half-open or not"));
+            }
+            let want = sa.peer_id.clone().map(|id| (id, sa.remote.ip()));
+            if self.peer_key.get(s) != want.as_ref() {
+                return Err(format!(
+                    "IKE SA #{s} filed by peer as {:?}, is {want:?}",
+                    self.peer_key.get(s)
+                ));
+            }
+        }
+        let filed: usize = self
+            .by_peer
+            .values()
+            .flat_map(|by_ip| by_ip.values())
+            .map(BTreeSet::len)
+            .sum();
+        if filed != self.peer_key.len()
+            || self.peer_key.iter().any(|(s, (id, ip))| {
+                !self.ikes.contains_key(s)
+                    || !self
+                        .by_peer
+                        .get(id)
+                        .and_then(|by_ip| by_ip.get(ip))
+                        .is_some_and(|set| set.contains(s))
+            })
+        {
+            return Err("peer index does not match the filed IKE SAs".into());
+        }
+        if self.half_open.iter().any(|s| !self.ikes.contains_key(s)) {
+            return Err("a gone IKE SA is filed as half-open".into());
+        }
         if let Some(s) = self.timers.serials().find(|s| !self.contains(*s)) {
             return Err(format!("timer armed for gone SA #{s}"));
         }
@@ -767,6 +928,97 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert!(t.ike(b).is_none() && t.child(b).is_some());
         assert_consistent(&t);
+    }
+
+    /// The peer index (peer ID and address) agrees with a full scan of the IKE SAs after
+    /// inserts, changes through `ike_mut` (ID set, peer moved), and removals.
+    #[test]
+    fn peer_lookups_agree_with_a_full_scan() {
+        let mut t = SaTable::new();
+        let ids: Vec<Id> = ["@peer-1", "@PEER-1.", "@peer-2", "%any", "192.0.2.9"]
+            .iter()
+            .map(|i| i.parse().unwrap())
+            .collect();
+        let mut all = Vec::new();
+        for i in 0..40u8 {
+            let s = ike(&mut t, &format!("c{}", i % 7), i);
+            if i % 5 != 4 {
+                let sa = t.ike_mut(s).unwrap();
+                sa.peer_id = Some(ids[usize::from(i) % ids.len()].clone());
+                sa.remote = ep(2 + i % 3);
+            }
+            all.push(s);
+        }
+        fn agree(t: &mut SaTable, ids: &[Id]) {
+            for id in ids.iter().chain([&"@nobody".parse::<Id>().unwrap()]) {
+                let want: Vec<SerialNo> = t
+                    .ikes()
+                    .filter(|s| s.peer_id.as_ref() == Some(id))
+                    .map(IkeSa::serial)
+                    .collect();
+                assert_eq!(t.ikes_with_peer_id(id), want, "{id}");
+                for n in 1..6 {
+                    let ip = ep(n).ip();
+                    let want: Vec<SerialNo> = t
+                        .ikes()
+                        .filter(|s| s.peer_id.as_ref() == Some(id) && s.remote.ip() != ip)
+                        .map(IkeSa::serial)
+                        .collect();
+                    assert_eq!(t.ikes_with_peer_id_elsewhere(id, ip), want, "{id} {ip}");
+                }
+            }
+            let want: Vec<SerialNo> = t
+                .ikes()
+                .filter(|s| s.exchange.half_open_responder())
+                .map(IkeSa::serial)
+                .collect();
+            let got: Vec<SerialNo> = t.half_open_ikes().map(IkeSa::serial).collect();
+            assert_eq!(got, want);
+            assert_consistent(t);
+        }
+        use crate::pluto::ikev1::state::StateKind;
+        let set_kind = |t: &mut SaTable, s: SerialNo, k: StateKind| {
+            if let Some(x) = t.ike_mut(s).and_then(|sa| sa.exchange.v1_mut()) {
+                x.kind = k;
+            }
+        };
+        for (k, s) in all.iter().enumerate() {
+            if k % 3 == 0 {
+                set_kind(&mut t, *s, StateKind::MainR1);
+            }
+        }
+        agree(&mut t, &ids);
+        // Peers move, IDs change or go, SAs go, states advance; a change made while others are
+        // pending.
+        for s in all.iter().step_by(2) {
+            set_kind(&mut t, *s, StateKind::MainR3);
+        }
+        for (k, s) in all.iter().enumerate() {
+            match k % 4 {
+                0 => t.ike_mut(*s).unwrap().remote = ep(5),
+                1 => t.ike_mut(*s).unwrap().peer_id = Some(ids[(k + 1) % ids.len()].clone()),
+                2 => t.ike_mut(*s).unwrap().peer_id = None,
+                _ => {
+                    t.remove(*s);
+                }
+            }
+            if k % 9 == 0 {
+                agree(&mut t, &ids);
+            }
+        }
+        agree(&mut t, &ids);
+        // More SAs handed out than are kept pending: re-filed on the way.
+        let keep = all[0];
+        for _ in 0..(3 * PEER_DIRTY_MAX) {
+            for s in &all[..8] {
+                if let Some(sa) = t.ike_mut(*s) {
+                    sa.remote = ep(if sa.remote == ep(2) { 3 } else { 2 });
+                }
+            }
+        }
+        assert!(t.peer_dirty.len() <= PEER_DIRTY_MAX);
+        assert!(t.ike(keep).is_some());
+        agree(&mut t, &ids);
     }
 
     #[test]

@@ -58,10 +58,11 @@ fn log_as(source: syslog::Source, line: &str) {
     let stamp = timestamp();
     static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !*JOURNAL.get_or_init(syslog::stderr_is_journal) {
-        let mut e = std::io::stderr().lock();
-        for l in line.lines() {
-            let _ = writeln!(e, "{stamp} {l}");
-        }
+        // One write(2) for the whole line (stderr is unbuffered: `writeln!` would make one
+        // per piece of the format).
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(syslog::stamped_lines(&stamp, line).as_bytes());
     }
     syslog::write(source, &stamp, line);
 }
@@ -233,7 +234,17 @@ impl Daemon {
         } else {
             info
         };
-        let mut r = super::netlink::run_updown(info, verb);
+        let nets = default_route_nets(info.peer_client);
+        if verb == Verb::Route {
+            // Recorded before the route goes in: a daemon killed in between leaves it covered.
+            self.guard.routing(kind, &info.connection, &nets);
+        }
+        // ipsecN's index, looked up once for the route and its fail-closed copies.
+        let ifx = match (verb, &info.command) {
+            (Verb::Route, None) => super::netlink::ifindex(&info.interface).ok(),
+            _ => None,
+        };
+        let mut r = super::netlink::run_updown(info, verb, ifx);
         if firewall && r.is_ok() {
             let fw = match verb {
                 Verb::Up => crate::updown::firewall_up(info),
@@ -253,16 +264,9 @@ impl Daemon {
                 let via = match &info.command {
                     Some(_) => None,
                     None if !info.fail_closed => None,
-                    None => super::netlink::ifindex(&info.interface)
-                        .ok()
-                        .map(|i| (info.next_hop, i)),
+                    None => ifx.map(|i| (info.next_hop, i)),
                 };
-                self.guard.routed(
-                    kind,
-                    &info.connection,
-                    &default_route_nets(info.peer_client),
-                    via,
-                )
+                self.guard.routed(kind, &info.connection, &nets, via)
             }
             Verb::Unroute => self.guard.unrouted(kind, &info.connection),
             _ => Vec::new(),

@@ -17,12 +17,19 @@
 //!   tells the next daemon what to adopt: it routes those conns again (`%trap`, so the next
 //!   packet renegotiates), brings manual conns that were up back up, and then removes the
 //!   routes and blackholes (found by their `proto 115`) that nothing it runs protects any more.
+//!   A conn is recorded before its routes go in. The file is a journal: written whole at start
+//!   (and when compacted), then each change is one appended line (`route …`, `unroute …`,
+//!   `up`/`down manual …`), one `write(2)` of a few bytes instead of the whole record for every
+//!   conn routed; a process killed at any point leaves whole lines that replay to a record
+//!   covering every route it installed.
 //!
 //! Only `--unroute`, `--delete` (and an SA's end for a conn that was only up, not routed) and
 //! `ipsec setup stop` remove a blackhole; `ipsec setup restart` removes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -68,9 +75,14 @@ pub struct Record {
 }
 
 impl Record {
-    /// Parses the file's text; lines it does not understand are skipped (the record only ever
-    /// widens protection, a damaged line must not stop a start).
+    /// Parses the file's text, journal lines in order; lines it does not understand are
+    /// skipped (the record only ever widens protection, a damaged line must not stop a start).
     pub fn parse(text: &str) -> Record {
+        let kind_of = |k: &str| match k {
+            "auto" => Some(Kind::Auto),
+            "manual" => Some(Kind::Manual),
+            _ => None,
+        };
         let mut r = Record::default();
         for line in text.lines() {
             let w: Vec<&str> = line.split_whitespace().collect();
@@ -79,11 +91,7 @@ impl Record {
                     r.devices.insert((*name).to_string());
                 }
                 ["route", kind, name, net] => {
-                    let kind = match *kind {
-                        "auto" => Kind::Auto,
-                        "manual" => Kind::Manual,
-                        _ => continue,
-                    };
+                    let Some(kind) = kind_of(kind) else { continue };
                     if let Ok(n) = net.parse() {
                         r.routed
                             .entry((kind, (*name).to_string()))
@@ -92,16 +100,34 @@ impl Record {
                             .insert(n);
                     }
                 }
+                ["unroute", kind, name] => {
+                    let Some(kind) = kind_of(kind) else { continue };
+                    r.routed.remove(&(kind, (*name).to_string()));
+                }
                 ["up", "manual", name] => {
                     r.routed
                         .entry((Kind::Manual, (*name).to_string()))
                         .or_default()
                         .up = true;
                 }
+                ["down", "manual", name] => {
+                    if let Some(e) = r.routed.get_mut(&(Kind::Manual, (*name).to_string())) {
+                        e.up = false;
+                    }
+                }
                 _ => {}
             }
         }
         r
+    }
+
+    /// The journal line(s) that add `nets` to conn (`kind`, `name`).
+    fn route_lines(kind: Kind, name: &str, nets: &[Subnet]) -> String {
+        let mut s = String::new();
+        for n in nets {
+            s.push_str(&format!("route {} {name} {n}\n", kind.word()));
+        }
+        s
     }
 
     /// The file's text.
@@ -164,7 +190,16 @@ struct Inner {
     pending: Option<Record>,
     /// Restarting: nothing is removed any more, the record stays as it is for the next daemon.
     keep: bool,
+    /// The record file, open for appending journal lines since it was last written whole.
+    journal: Option<File>,
+    /// Journal lines appended since then.
+    appended: usize,
 }
+
+/// The journal is rewritten whole (compacted) once it has this many appended lines, or more
+/// than twice as many as the record has conns: O(1) amortized per change, and a file that
+/// stays within a small multiple of the record.
+const COMPACT_MIN_LINES: usize = 1024;
 
 impl Guard {
     /// A guard writing its record to `file`, for the daemon's `devices`; `previous` is what the
@@ -173,14 +208,15 @@ impl Guard {
         let g = Guard {
             file,
             inner: Mutex::new(Inner {
-                pending: Some(previous),
+                // Nothing to merge (a first start): changes are appended from the start.
+                pending: (!previous.routed.is_empty()).then_some(previous),
                 ..Inner::default()
             }),
         };
         {
             let mut i = g.lock();
             i.record.devices = devices.iter().cloned().collect();
-            g.save(&i);
+            g.save(&mut i);
         }
         g
     }
@@ -190,16 +226,19 @@ impl Guard {
     pub fn adopted(&self) {
         let mut i = self.lock();
         i.pending = None;
-        self.save(&i);
+        self.save(&mut i);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, i: &Inner) {
-        // Only a merge with the previous daemon's conns needs a copy of the record (saves
-        // cloning every routed conn each time one is routed).
+    /// Writes the whole record (replacing the file: a temporary file renamed over it) and opens
+    /// it for appending the next changes.
+    fn save(&self, i: &mut Inner) {
+        i.journal = None;
+        i.appended = 0;
+        // Only a merge with the previous daemon's conns needs a copy of the record.
         let text = match &i.pending {
             None => i.record.emit(),
             Some(p) => {
@@ -213,14 +252,56 @@ impl Guard {
             }
         };
         let tmp = self.file.with_extension("tmp");
-        if std::fs::write(&tmp, text).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.file);
+        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &self.file).is_ok() {
+            i.journal = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.file)
+                .ok();
         }
     }
 
-    /// Conn `name` routed `nets` into ipsecN: with `via` (next hop, ipsecN's index; `None` for
-    /// a conn whose own updown script routes) each gets its table-115 route and blackhole
-    /// fallback; the record names the conn.
+    /// Records a change: `lines` appended to the journal in one write, or the whole record
+    /// written when it cannot be appended (no journal open, or the previous daemon's conns
+    /// still merged in: their lines are not in `record`) or is due for compaction. `i.record`
+    /// already holds the change.
+    fn append(&self, i: &mut Inner, lines: &str) {
+        if i.pending.is_some() {
+            return self.save(i);
+        }
+        let Some(f) = i.journal.as_mut() else {
+            return self.save(i);
+        };
+        if f.write_all(lines.as_bytes()).is_err() {
+            return self.save(i);
+        }
+        i.appended += lines.lines().count();
+        if i.appended > COMPACT_MIN_LINES.max(2 * i.record.routed.len()) {
+            self.save(i);
+        }
+    }
+
+    /// Conn `name` is about to route `nets` into ipsecN: the record names it first, so that a
+    /// daemon killed while (or after) the routes go in leaves them covered.
+    pub fn routing(&self, kind: Kind, name: &str, nets: &[Subnet]) {
+        let mut i = self.lock();
+        let merging = i.pending.is_some();
+        let e = i.record.routed.entry((kind, name.to_string())).or_default();
+        let new: Vec<Subnet> = nets
+            .iter()
+            .copied()
+            .filter(|n| !e.nets.contains(n))
+            .collect();
+        if new.is_empty() && !merging {
+            return;
+        }
+        e.nets.extend(new.iter().copied());
+        self.append(&mut i, &Record::route_lines(kind, name, &new));
+    }
+
+    /// Conn `name` routed `nets` into ipsecN: it is recorded ([`Guard::routing`], if not done
+    /// before the routes went in), and with `via` (next hop, ipsecN's index; `None` for a conn
+    /// whose own updown script routes) each net gets its table-115 route and blackhole
+    /// fallback.
     pub fn routed(
         &self,
         kind: Kind,
@@ -228,6 +309,7 @@ impl Guard {
         nets: &[Subnet],
         via: Option<(std::net::IpAddr, u32)>,
     ) -> Vec<Note> {
+        self.routing(kind, name, nets);
         let mut notes = Vec::new();
         if let Some((gw, oif)) = via {
             for n in nets {
@@ -240,10 +322,6 @@ impl Guard {
                 }
             }
         }
-        let mut i = self.lock();
-        let e = i.record.routed.entry((kind, name.to_string())).or_default();
-        e.nets.extend(nets.iter().copied());
-        self.save(&i);
         notes
     }
 
@@ -255,7 +333,8 @@ impl Guard {
         }
         if let Some(e) = i.record.routed.get_mut(&(Kind::Manual, name.to_string())) {
             e.up = up;
-            self.save(&i);
+            let line = format!("{} manual {name}\n", if up { "up" } else { "down" });
+            self.append(&mut i, &line);
         }
     }
 
@@ -269,7 +348,7 @@ impl Guard {
         let Some(gone) = i.record.routed.remove(&(kind, name.to_string())) else {
             return Vec::new();
         };
-        self.save(&i);
+        self.append(&mut i, &format!("unroute {} {name}\n", kind.word()));
         let still = i.record.nets();
         drop(i);
         let mut notes = Vec::new();
@@ -380,6 +459,124 @@ mod tests {
         assert!(text.contains("up manual man\n"));
         assert_eq!(Record::parse(&text), r);
         assert_eq!(r.nets().len(), 3);
+    }
+
+    #[test]
+    fn journal_lines_replay_in_order() {
+        let r = Record::parse(
+            "device ipsec0\nroute auto a 10.0.9.0/24\nroute auto b 10.0.8.0/24\nroute manual m 10.0.7.0/24\nup manual m\nunroute auto a\nroute auto b 10.0.6.0/24\ndown manual m\nunroute auto nobody\nroute auto a 10.0.5.0/24\n",
+        );
+        let nets = |k: Kind, n: &str| -> Vec<String> {
+            r.routed[&(k, n.to_string())]
+                .nets
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        };
+        assert_eq!(nets(Kind::Auto, "a"), ["10.0.5.0/24"]);
+        assert_eq!(nets(Kind::Auto, "b"), ["10.0.6.0/24", "10.0.8.0/24"]);
+        assert!(!r.routed[&(Kind::Manual, "m".to_string())].up);
+        assert_eq!(r.routed.len(), 3);
+    }
+
+    /// A scratch run directory under the system's temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let d = std::env::temp_dir().join(format!(
+                "rswan-failclosed-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            Scratch(d)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn net(i: usize) -> Subnet {
+        format!("10.{}.{}.0/24", i / 256, i % 256).parse().unwrap()
+    }
+
+    /// Every change is in the file as soon as the call returns (a `kill -9` right after it
+    /// loses nothing), appended rather than rewritten, and the file is compacted so that it
+    /// stays within a small multiple of the record.
+    #[test]
+    fn guard_appends_each_change_and_compacts() {
+        let dir = Scratch::new("journal");
+        let file = dir.0.join("failclosed");
+        let g = Guard::new(file.clone(), &["ipsec0".to_string()], Record::default());
+        let mut want = Record::default();
+        want.devices.insert("ipsec0".into());
+        assert_eq!(Record::load(&file), want);
+        let n = 3 * COMPACT_MIN_LINES;
+        let mut max_len = 0;
+        for i in 0..n {
+            let name = format!("peer-{i}");
+            g.routing(Kind::Auto, &name, &[net(i)]);
+            want.routed
+                .entry((Kind::Auto, name.clone()))
+                .or_default()
+                .nets
+                .insert(net(i));
+            // The same nets again change nothing.
+            g.routing(Kind::Auto, &name, &[net(i)]);
+            if i % 97 == 0 {
+                assert_eq!(Record::load(&file), want, "after {i} conns");
+            }
+            max_len = max_len.max(std::fs::metadata(&file).unwrap().len());
+        }
+        assert_eq!(Record::load(&file), want);
+        g.routing(Kind::Manual, "man", &[net(n)]);
+        g.manual_up("man", true);
+        let m = want.routed.entry((Kind::Manual, "man".into())).or_default();
+        m.nets.insert(net(n));
+        m.up = true;
+        assert_eq!(Record::load(&file), want);
+        g.manual_up("man", false);
+        want.routed
+            .get_mut(&(Kind::Manual, "man".into()))
+            .unwrap()
+            .up = false;
+        assert_eq!(Record::load(&file), want);
+        // Compaction kept the journal near the record's size: the whole record is one line
+        // per conn, the journal at most a few times that.
+        let whole = want.emit().len() as u64;
+        assert!(
+            max_len <= 4 * whole,
+            "journal {max_len} bytes, record {whole}"
+        );
+    }
+
+    /// While the previous daemon's conns are merged in, the record keeps them (written whole);
+    /// once adopted, only this daemon's conns remain.
+    #[test]
+    fn guard_keeps_the_previous_daemons_conns_until_adopted() {
+        let dir = Scratch::new("adopt");
+        let file = dir.0.join("failclosed");
+        let mut prev = Record::default();
+        prev.routed
+            .entry((Kind::Auto, "old".into()))
+            .or_default()
+            .nets
+            .insert(net(1));
+        let g = Guard::new(file.clone(), &[], prev);
+        g.routing(Kind::Auto, "new", &[net(2)]);
+        let r = Record::load(&file);
+        assert!(r.routed.contains_key(&(Kind::Auto, "old".to_string())));
+        assert!(r.routed.contains_key(&(Kind::Auto, "new".to_string())));
+        g.adopted();
+        g.routing(Kind::Auto, "newer", &[net(3)]);
+        let r = Record::load(&file);
+        assert!(!r.routed.contains_key(&(Kind::Auto, "old".to_string())));
+        assert_eq!(r.nets().len(), 2, "{r:?}");
     }
 
     #[test]

@@ -467,23 +467,40 @@ fn apply<H: KeyingHost>(
         }
         Output::InstallSas { conn, sas, groups } => {
             let now = clock.now();
-            for spec in &sas {
-                let dir = spec.dir.unwrap_or(if klips.is_local(spec.said.dst) {
-                    Dir::In
-                } else {
-                    Dir::Out
-                });
-                let r = Sa::new(spec, dir, now).and_then(|sa| klips.sadb_mut().add(sa).map(|_| ()));
-                match r {
-                    Ok(()) => host.sa_installed(spec),
-                    Err(e) => {
-                        host.log(&format!("\"{conn}\": cannot install SA {}: {e}", spec.said))
-                    }
+            // One write access for all of them: the datapath's view is published once, with
+            // the SAs and their groups together (not once per SA). Nothing else is locked or
+            // called back while it is held (the host's SA key table is locked before the SADB
+            // by the daemon's timer: the other order would deadlock), so the results are
+            // reported after.
+            let mut results = Vec::with_capacity(sas.len() + groups.len());
+            {
+                let mut db = klips.sadb_mut();
+                for spec in &sas {
+                    let dir = spec.dir.unwrap_or(if klips.is_local(spec.said.dst) {
+                        Dir::In
+                    } else {
+                        Dir::Out
+                    });
+                    let r = Sa::new(spec, dir, now).and_then(|sa| db.add(sa).map(|_| ()));
+                    results.push(
+                        r.map_err(|e| format!("\"{conn}\": cannot install SA {}: {e}", spec.said)),
+                    );
+                }
+                for g in groups.iter().filter(|g| g.len() > 1) {
+                    results.push(
+                        db.group(g)
+                            .map_err(|e| format!("\"{conn}\": cannot group SAs: {e}")),
+                    );
                 }
             }
-            for g in groups.iter().filter(|g| g.len() > 1) {
-                if let Err(e) = klips.sadb_mut().group(g) {
-                    host.log(&format!("\"{conn}\": cannot group SAs: {e}"));
+            for (i, r) in results.into_iter().enumerate() {
+                match r {
+                    Ok(()) => {
+                        if let Some(spec) = sas.get(i) {
+                            host.sa_installed(spec);
+                        }
+                    }
+                    Err(e) => host.log(&e),
                 }
             }
         }

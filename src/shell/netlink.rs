@@ -383,15 +383,62 @@ impl Socket {
     }
 }
 
-/// Sends one request on a fresh NETLINK_ROUTE socket and waits for its acknowledgement.
+thread_local! {
+    /// This thread's NETLINK_ROUTE socket for requests, and the last sequence number sent on
+    /// it: opened on first use and kept (the keying thread routes a conn per SA it brings up;
+    /// a socket per request cost two more system calls each), dropped after a failed exchange.
+    static REQUESTS: std::cell::RefCell<Option<(Socket, u32)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sends one request on this thread's NETLINK_ROUTE socket and waits for its
+/// acknowledgement (matched by sequence number: an answer to an earlier request that was
+/// given up on is skipped).
 fn request(msg: &[u8]) -> io::Result<()> {
-    let s = Socket::open()?;
-    s.send(msg)?;
+    REQUESTS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let (sock, seq) = match slot.take() {
+            Some(s) => s,
+            None => (Socket::open()?, 0),
+        };
+        let seq = seq.wrapping_add(1);
+        let r = exchange(&sock, msg, seq);
+        // Only a socket that answered in step is kept (an errno from the kernel is an answer).
+        if !matches!(&r, Err(Exchange::Io(_))) {
+            *slot = Some((sock, seq));
+        }
+        match r {
+            Ok(()) => Ok(()),
+            Err(Exchange::Errno(e)) => Err(io::Error::from_raw_os_error(e)),
+            Err(Exchange::Io(e)) => Err(e),
+        }
+    })
+}
+
+/// How a request failed: the kernel's errno, or the socket itself.
+enum Exchange {
+    Errno(i32),
+    Io(io::Error),
+}
+
+fn exchange(sock: &Socket, msg: &[u8], seq: u32) -> Result<(), Exchange> {
+    let mut m = msg.to_vec();
+    if m.len() < 16 {
+        return Err(Exchange::Io(io::Error::other("short netlink request")));
+    }
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    sock.send(&m).map_err(Exchange::Io)?;
     let mut buf = [0u8; 4096];
-    match ack_errno(s.recv(&mut buf)?) {
-        Some(0) => Ok(()),
-        Some(e) => Err(io::Error::from_raw_os_error(e)),
-        None => Err(io::Error::other("unexpected netlink answer")),
+    loop {
+        let resp = sock.recv(&mut buf).map_err(Exchange::Io)?;
+        if resp.len() >= 12 && u32::from_ne_bytes([resp[8], resp[9], resp[10], resp[11]]) != seq {
+            continue;
+        }
+        return match ack_errno(resp) {
+            Some(0) => Ok(()),
+            Some(e) => Err(Exchange::Errno(e)),
+            None => Err(Exchange::Io(io::Error::other("unexpected netlink answer"))),
+        };
     }
 }
 
@@ -557,9 +604,13 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
 /// Runs the updown step `verb` for `info`: rswan's default script in-process over rtnetlink
 /// (same routes as `ipsec _updown`), or the configured `leftupdown` command through `sh`.
 /// Returns the text to log (Ok) or the failure to log (Err), in Pluto's "VERB output:" style.
+///
+/// `ifx` is ipsecN's index when the caller has already looked it up (`None`: looked up here
+/// when needed).
 pub fn run_updown(
     info: &crate::updown::UpdownInfo,
     verb: crate::updown::Verb,
+    ifx: Option<u32>,
 ) -> Result<String, String> {
     use crate::updown::{default_route_nets, Verb};
     if info.command.is_some() {
@@ -576,7 +627,10 @@ pub fn run_updown(
             Ok(String::new())
         }
         Verb::Route => {
-            let ifx = ifindex(&info.interface).map_err(|e| format!("{vt} output: {e}"))?;
+            let ifx = match ifx {
+                Some(i) => i,
+                None => ifindex(&info.interface).map_err(|e| format!("{vt} output: {e}"))?,
+            };
             for n in nets {
                 if let Err(e) = route_replace(n, info.next_hop, ifx) {
                     return Err(format!(
@@ -588,7 +642,7 @@ pub fn run_updown(
             Ok(String::new())
         }
         Verb::Unroute => {
-            let ifx = ifindex(&info.interface).ok();
+            let ifx = ifx.or_else(|| ifindex(&info.interface).ok());
             for n in nets {
                 match route_del(n, ifx) {
                     Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {

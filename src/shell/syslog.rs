@@ -209,9 +209,7 @@ pub fn write(source: Source, stamp: &str, line: &str) {
     with_logger(|l| {
         if source == Source::Pluto {
             if let Some(f) = l.pluto_file.as_mut() {
-                for t in line.lines() {
-                    let _ = writeln!(f, "{stamp} {t}");
-                }
+                let _ = f.write_all(stamped_lines(stamp, line).as_bytes());
                 return;
             }
         }
@@ -229,6 +227,18 @@ pub fn write(source: Source, stamp: &str, line: &str) {
         }
         l.sock = Some(sock);
     })
+}
+
+/// `line`'s lines, each as `STAMP text\n`, in one buffer (written with one call).
+pub fn stamped_lines(stamp: &str, line: &str) -> String {
+    let mut s = String::with_capacity(line.len() + stamp.len() + 2);
+    for t in line.lines() {
+        s.push_str(stamp);
+        s.push(' ');
+        s.push_str(t);
+        s.push('\n');
+    }
+    s
 }
 
 /// The RFC 3164 datagram for one line: `<PRI>Mmm dd hh:mm:ss TAG: text`.

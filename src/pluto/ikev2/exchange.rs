@@ -1050,8 +1050,8 @@ impl Pluto {
         // (RFC 7296 2.6): the cookie is a MAC of its nonce, address and SPI under our secret.
         let half_open = self
             .sas
-            .ikes()
-            .filter(|s| s.exchange.v2().is_some() && s.exchange.half_open_responder())
+            .half_open_ikes()
+            .filter(|s| s.exchange.v2().is_some())
             .count();
         if half_open >= self.cfg.cookie_threshold {
             let want = self.v2_cookie(ni, remote, &hdr.spi_i.0);
@@ -1801,16 +1801,10 @@ impl Pluto {
         // INITIAL_CONTACT (RFC 7296 2.4): the peer has no other IKE SA with us; ours with its
         // identity are stale (it restarted).
         if wire::find_notify(payloads, NotifyType::InitialContact).is_some() {
-            let stale: Vec<SerialNo> = self
-                .sas
-                .ikes()
-                .filter(|s| {
-                    s.serial() != serial
-                        && s.exchange.v2().is_some()
-                        && s.peer_id.as_ref() == Some(&pid)
-                })
-                .map(IkeSa::serial)
-                .collect();
+            let mut stale = self.sas.ikes_with_peer_id(&pid);
+            stale.retain(|s| {
+                *s != serial && self.sas.ike(*s).is_some_and(|o| o.exchange.v2().is_some())
+            });
             for s in stale {
                 self.slog(
                     s,
