@@ -147,13 +147,14 @@ impl Holds {
     }
 }
 
-/// The indexed eroutes (all but the trap holds) in index order.
-#[derive(Debug, Default)]
+/// The indexed eroutes (all but the trap holds) in index order. The indexes are shared
+/// between views: an eroute replaced by one for the same networks only changes `entries`.
+#[derive(Debug, Default, Clone)]
 struct Indexed {
     /// The IPv4 eroutes' index.
-    v4: index::LpmIndex<u32>,
+    v4: Arc<index::LpmIndex<u32>>,
     /// The IPv6 eroutes' index.
-    v6: index::LpmIndex<u128>,
+    v6: Arc<index::LpmIndex<u128>>,
     entries: Vec<Arc<Eroute>>,
 }
 
@@ -223,6 +224,10 @@ pub struct ErouteTable {
     dirty: bool,
     /// Bumped whenever the index is rebuilt.
     generation: u64,
+    /// Where each indexed eroute sits in the view's entries (valid while not `dirty`): an
+    /// eroute replaced by one for the same networks takes its predecessor's place without a
+    /// rebuild.
+    pos: HashMap<(Class, Key), u32>,
 }
 
 /// An eroute's class: the family of its source, then (source length, destination length).
@@ -360,6 +365,16 @@ impl ErouteTable {
             Some(o) if in_overlay(o) => {
                 self.view.holds.remove(&k);
             }
+            // Same networks, both indexed, index current: the new eroute takes the old one's
+            // place in the entries (e.g. %trap replaced by the SA group once keyed), and the
+            // index itself stands — no O(eroutes) rebuild.
+            Some(_) if !in_overlay(&e) && !self.dirty => match self.pos.get(&(class, k)) {
+                Some(&p) => {
+                    Arc::make_mut(&mut self.view.indexed).entries[p as usize] = e.clone();
+                    reindex = false;
+                }
+                None => reindex = true,
+            },
             Some(_) => reindex = true,
             None => {}
         }
@@ -382,13 +397,14 @@ impl ErouteTable {
 
     /// Rebuilds the index from every eroute outside the overlay.
     fn reindex(&mut self) {
-        let entries: Vec<Arc<Eroute>> = self
-            .maps
-            .values()
-            .flat_map(HashMap::values)
-            .filter(|e| !in_overlay(e))
-            .cloned()
-            .collect();
+        self.pos.clear();
+        let mut entries: Vec<Arc<Eroute>> = Vec::new();
+        for (c, m) in &self.maps {
+            for (k, e) in m.iter().filter(|(_, e)| !in_overlay(e)) {
+                self.pos.insert((*c, *k), entries.len() as u32);
+                entries.push(e.clone());
+            }
+        }
         let pairs = || entries.iter().enumerate().map(|(i, e)| (i as u32, e));
         let v4 = index::LpmIndex::build(pairs().filter_map(|(value, e)| {
             match (e.src.ip(), e.dst.ip()) {
@@ -414,7 +430,11 @@ impl ErouteTable {
                 _ => None,
             }
         }));
-        self.view.indexed = Arc::new(Indexed { v4, v6, entries });
+        self.view.indexed = Arc::new(Indexed {
+            v4: Arc::new(v4),
+            v6: Arc::new(v6),
+            entries,
+        });
         self.dirty = false;
         self.generation += 1;
     }
@@ -460,6 +480,7 @@ impl ErouteTable {
         self.classes.clear();
         self.trap_holds = TrapHolds::default();
         self.view = ErouteView::default();
+        self.pos.clear();
         self.dirty = false;
         self.generation += 1;
     }
@@ -556,6 +577,61 @@ mod tests {
             assert_eq!(said("192.168.0.1", "8.8.8.8"), Shunt::Drop);
             t.refresh();
         }
+    }
+
+    /// An eroute replaced by one for the same networks (a `%trap` keyed into an SA group)
+    /// takes its predecessor's place in the view without an index rebuild; a view taken before
+    /// keeps the old one; a new pair of networks still rebuilds.
+    #[test]
+    fn same_networks_replacement_keeps_the_index() {
+        let mut t = ErouteTable::new();
+        for i in 0..50 {
+            let (s, d) = (format!("10.{i}.0.0/16"), format!("10.{}.0.0/16", 100 + i));
+            t.add(Eroute::new(net(&s), net(&d), shunt(Shunt::Trap)))
+                .unwrap();
+        }
+        t.add(Eroute::new(
+            net("0.0.0.0/0"),
+            net("0.0.0.0/0"),
+            shunt(Shunt::Drop),
+        ))
+        .unwrap();
+        let before = t.view();
+        let g = t.generation();
+        let esp = Said::new(Proto::Esp, 0x1234, ip("192.0.2.2"));
+        t.replace(Eroute::new(net("10.7.0.0/16"), net("10.107.0.0/16"), esp));
+        let after = t.view();
+        assert_eq!(t.generation(), g, "the index was rebuilt");
+        let (s, d) = (ip("10.7.1.1"), ip("10.107.2.2"));
+        assert_eq!(after.lookup(s, d).unwrap().said, esp);
+        assert_eq!(t.lookup(s, d).unwrap().said, esp);
+        assert_eq!(before.lookup(s, d).unwrap().said.shunt(), Some(Shunt::Trap));
+        let said = |v: &ErouteView, s: &str, d: &str| v.lookup(ip(s), ip(d)).unwrap().said;
+        assert_eq!(
+            said(&after, "10.8.1.1", "10.108.1.1").shunt(),
+            Some(Shunt::Trap)
+        );
+        assert_eq!(
+            said(&after, "1.1.1.1", "2.2.2.2").shunt(),
+            Some(Shunt::Drop)
+        );
+        // A new pair of networks is a new index.
+        t.add(Eroute::new(net("10.7.0.0/16"), net("10.200.0.0/16"), esp))
+            .unwrap();
+        let v = t.view();
+        assert!(t.generation() > g);
+        assert_eq!(said(&v, "10.7.1.1", "10.200.0.1"), esp);
+        assert_eq!(said(&v, "10.7.1.1", "10.107.2.2"), esp);
+        // And replacing after that rebuild uses the new positions.
+        let esp2 = Said::new(Proto::Esp, 0x5678, ip("192.0.2.2"));
+        t.replace(Eroute::new(net("10.9.0.0/16"), net("10.109.0.0/16"), esp2));
+        let v = t.view();
+        assert_eq!(said(&v, "10.9.0.1", "10.109.0.1"), esp2);
+        assert_eq!(said(&v, "10.7.1.1", "10.200.0.1"), esp);
+        assert_eq!(
+            said(&v, "10.8.0.1", "10.108.0.1").shunt(),
+            Some(Shunt::Trap)
+        );
     }
 
     #[test]
