@@ -17,6 +17,13 @@
 //! are kept out of the index (whose rebuild costs O(eroutes)) in a small host-pair overlay that
 //! lookups consult first: a src/32 → dst/32 pair is the most specific match there is.
 //!
+//! Changes that leave the index's set of networks alone cost no rebuild either: an eroute
+//! replaced by one for the same networks (a `%trap` keyed into its SA group) takes its
+//! predecessor's slot, and up to [`RECENT_MAX`] eroutes added since the last rebuild wait in a
+//! small overlay probed per class (most specific first) and weighed against the index's answer
+//! by specificity. The index is rebuilt when that overlay is full or an indexed eroute goes —
+//! once per batch of changes at most.
+//!
 //! Both address families live in the table: an IPv4 eroute matches IPv4 packets and an IPv6
 //! eroute IPv6 ones, each family with its own index (32-bit and 128-bit keys), so neither
 //! family's lookups pay for the other's entries. An eroute mixing the families matches nothing
@@ -169,12 +176,72 @@ impl Indexed {
     }
 }
 
-/// A consistent read-only view of the table for packet lookups: two `Arc`s, cheap to clone
+/// Most eroutes added since the index was built that wait in [`Recent`] before a rebuild.
+pub const RECENT_MAX: usize = 64;
+
+/// Eroutes added since the index was built (at most [`RECENT_MAX`]), by class, so an addition
+/// does not rebuild the whole index at once.
+#[derive(Debug, Clone, Default)]
+struct Recent {
+    /// Classes present, most specific first (as [`ErouteTable`]'s).
+    classes: Vec<Class>,
+    map: crate::fasthash::FastMap<(Class, Key), Arc<Eroute>>,
+}
+
+impl Recent {
+    /// The most specific of these eroutes covering `src` → `dst`.
+    #[inline]
+    fn lookup(&self, src: IpAddr, dst: IpAddr) -> Option<&Arc<Eroute>> {
+        if self.map.is_empty() {
+            return None;
+        }
+        let f = Family::of(src);
+        if Family::of(dst) != f {
+            return None;
+        }
+        self.classes.iter().filter(|c| c.0 == f).find_map(|&c| {
+            let k = (Subnet::new(src, c.1).ip(), Subnet::new(dst, c.2).ip());
+            self.map.get(&(c, k))
+        })
+    }
+
+    fn insert(&mut self, c: Class, k: Key, e: Arc<Eroute>) {
+        if !self.classes.contains(&c) {
+            let pos = self
+                .classes
+                .iter()
+                .position(|x| *x < c)
+                .unwrap_or(self.classes.len());
+            self.classes.insert(pos, c);
+        }
+        self.map.insert((c, k), e);
+    }
+
+    fn remove(&mut self, c: Class, k: Key) {
+        self.map.remove(&(c, k));
+        if !self.map.keys().any(|(x, _)| *x == c) {
+            self.classes.retain(|x| *x != c);
+        }
+    }
+}
+
+/// The more specific of two eroutes that both cover a packet: the longer source prefix, then
+/// the longer destination prefix (KLIPS' radix order).
+fn more_specific<'a>(a: &'a Arc<Eroute>, b: &'a Arc<Eroute>) -> &'a Arc<Eroute> {
+    if (b.src.len(), b.dst.len()) > (a.src.len(), a.dst.len()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// A consistent read-only view of the table for packet lookups: a few `Arc`s, cheap to clone
 /// and to keep for a batch while the table changes behind it.
 #[derive(Debug, Clone, Default)]
 pub struct ErouteView {
     indexed: Arc<Indexed>,
     holds: Holds,
+    recent: Arc<Recent>,
 }
 
 impl ErouteView {
@@ -185,8 +252,14 @@ impl ErouteView {
         if let Some(e) = self.holds.get(&(s, d)) {
             return Some(e);
         }
-        let i = self.indexed.lookup(s, d)?;
-        self.indexed.entries.get(i as usize)
+        let hit = self
+            .indexed
+            .lookup(s, d)
+            .and_then(|i| self.indexed.entries.get(i as usize));
+        match (hit, self.recent.lookup(s, d)) {
+            (Some(h), Some(r)) => Some(more_specific(h, r)),
+            (h, r) => h.or(r),
+        }
     }
 
     /// The indexed eroutes (trap holds excepted), in the order [`ErouteView::lookup_index`]
@@ -196,7 +269,8 @@ impl ErouteView {
     }
 
     /// Like [`ErouteView::lookup`], also telling where the eroute sits: `Ok(i)` for the
-    /// `i`-th of [`ErouteView::indexed`], `Err(hold)` for a trap hold of the overlay.
+    /// `i`-th of [`ErouteView::indexed`], `Err(e)` for one outside the index (a trap hold of
+    /// the host-pair overlay, or one added since the index was built).
     #[inline]
     pub fn lookup_index(
         &self,
@@ -207,7 +281,19 @@ impl ErouteView {
         if let Some(e) = self.holds.get(&(s, d)) {
             return Some(Err(e));
         }
-        self.indexed.lookup(s, d).map(|i| Ok(i as usize))
+        let hit = self.indexed.lookup(s, d);
+        match (hit, self.recent.lookup(s, d)) {
+            (Some(i), Some(r)) => {
+                let h = &self.indexed.entries[i as usize];
+                Some(if Arc::ptr_eq(more_specific(h, r), h) {
+                    Ok(i as usize)
+                } else {
+                    Err(r)
+                })
+            }
+            (Some(i), None) => Some(Ok(i as usize)),
+            (None, r) => r.map(Err),
+        }
     }
 }
 
@@ -361,9 +447,20 @@ impl ErouteTable {
             self.trap_holds.live -= 1;
         }
         let mut reindex = !in_overlay(&e);
+        let recent = self.view.recent.map.contains_key(&(class, k));
         match &old {
             Some(o) if in_overlay(o) => {
                 self.view.holds.remove(&k);
+            }
+            // It waited in the recent overlay: it stays there (or moves to the host-pair one).
+            Some(_) if recent => {
+                let r = Arc::make_mut(&mut self.view.recent);
+                if in_overlay(&e) {
+                    r.remove(class, k);
+                } else {
+                    r.insert(class, k, e.clone());
+                }
+                reindex = false;
             }
             // Same networks, both indexed, index current: the new eroute takes the old one's
             // place in the entries (e.g. %trap replaced by the SA group once keyed), and the
@@ -376,6 +473,11 @@ impl ErouteTable {
                 None => reindex = true,
             },
             Some(_) => reindex = true,
+            // A new pair of networks waits in the recent overlay while there is room.
+            None if reindex && !self.dirty && self.view.recent.map.len() < RECENT_MAX => {
+                Arc::make_mut(&mut self.view.recent).insert(class, k, e.clone());
+                reindex = false;
+            }
             None => {}
         }
         if in_overlay(&e) {
@@ -385,6 +487,21 @@ impl ErouteTable {
             self.dirty = true;
         }
         (e, old)
+    }
+
+    /// Whether eroutes added since the index was built still wait outside it.
+    pub fn has_recent(&self) -> bool {
+        !self.view.recent.map.is_empty()
+    }
+
+    /// Folds the eroutes added since the index was built into it (the next [`view`] rebuilds),
+    /// so the datapath stops probing them separately: the shell calls this now and then.
+    ///
+    /// [`view`]: ErouteTable::view
+    pub fn settle(&mut self) {
+        if self.has_recent() {
+            self.dirty = true;
+        }
     }
 
     /// Rebuilds the index if eroutes changed since it was built: once per batch of changes
@@ -435,6 +552,7 @@ impl ErouteTable {
             v6: Arc::new(v6),
             entries,
         });
+        self.view.recent = Arc::default();
         self.dirty = false;
         self.generation += 1;
     }
@@ -467,6 +585,9 @@ impl ErouteTable {
         match &old {
             Some(o) if in_overlay(o) => {
                 self.view.holds.remove(&k);
+            }
+            Some(_) if self.view.recent.map.contains_key(&(class, k)) => {
+                Arc::make_mut(&mut self.view.recent).remove(class, k);
             }
             Some(_) => self.dirty = true,
             None => {}
@@ -615,13 +736,19 @@ mod tests {
             said(&after, "1.1.1.1", "2.2.2.2").shunt(),
             Some(Shunt::Drop)
         );
-        // A new pair of networks is a new index.
+        // A new pair of networks waits beside the index until it settles into a new one.
         t.add(Eroute::new(net("10.7.0.0/16"), net("10.200.0.0/16"), esp))
             .unwrap();
         let v = t.view();
-        assert!(t.generation() > g);
+        assert_eq!(t.generation(), g);
+        assert!(t.has_recent());
         assert_eq!(said(&v, "10.7.1.1", "10.200.0.1"), esp);
         assert_eq!(said(&v, "10.7.1.1", "10.107.2.2"), esp);
+        t.settle();
+        let v = t.view();
+        assert!(t.generation() > g);
+        assert!(!t.has_recent());
+        assert_eq!(said(&v, "10.7.1.1", "10.200.0.1"), esp);
         // And replacing after that rebuild uses the new positions.
         let esp2 = Said::new(Proto::Esp, 0x5678, ip("192.0.2.2"));
         t.replace(Eroute::new(net("10.9.0.0/16"), net("10.109.0.0/16"), esp2));
@@ -632,6 +759,97 @@ mod tests {
             said(&v, "10.8.0.1", "10.108.0.1").shunt(),
             Some(Shunt::Trap)
         );
+    }
+
+    /// Random adds, replacements and deletions over networks of several classes (both
+    /// families): after each step the view (index, slots replaced in place, recent overlay) and
+    /// the table answer every probe like a brute-force most-specific search over all eroutes;
+    /// the recent overlay never exceeds its bound.
+    #[test]
+    fn lookups_agree_with_brute_force_through_changes() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut t = ErouteTable::new();
+        let lens = [0u8, 8, 16, 24, 32];
+        let v4 = |rng: &mut rand::rngs::StdRng| {
+            IpAddr::from(Ipv4Addr::new(
+                10,
+                rng.gen_range(0..3),
+                rng.gen_range(0..3),
+                rng.gen_range(0..3),
+            ))
+        };
+        let v6 = |rng: &mut rand::rngs::StdRng| {
+            IpAddr::from(Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                rng.gen_range(0..3),
+                0,
+                0,
+                0,
+                0,
+                rng.gen_range(0..3),
+            ))
+        };
+        let pick = |rng: &mut rand::rngs::StdRng, six: bool| {
+            let a = if six { v6(rng) } else { v4(rng) };
+            let l = lens[rng.gen_range(0..lens.len())] * if six { 4 } else { 1 };
+            Subnet::new(a, l)
+        };
+        let brute = |t: &ErouteTable, s: IpAddr, d: IpAddr| {
+            t.iter()
+                .filter(|e| e.src.contains(s) && e.dst.contains(d))
+                .max_by_key(|e| (e.src.len(), e.dst.len()))
+                .map(|e| e.said)
+        };
+        let mut live: Vec<(Subnet, Subnet)> = Vec::new();
+        for step in 0..3000u32 {
+            let six = rng.gen_bool(0.3);
+            match rng.gen_range(0..10) {
+                0..=4 => {
+                    let (s, d) = (pick(&mut rng, six), pick(&mut rng, six));
+                    let said = Said::new(Proto::Esp, 0x100 + step, ip("192.0.2.2"));
+                    t.replace(Eroute::new(s, d, said));
+                    live.push((s, d));
+                }
+                5..=7 if !live.is_empty() => {
+                    let (s, d) = live[rng.gen_range(0..live.len())];
+                    let said = Said::new(Proto::Esp, 0x10000 + step, ip("192.0.2.2"));
+                    t.replace(Eroute::new(s, d, said));
+                }
+                8 if !live.is_empty() => {
+                    let (s, d) = live.swap_remove(rng.gen_range(0..live.len()));
+                    t.delete(&s, &d);
+                }
+                _ => t.settle(),
+            }
+            let v = t.view();
+            assert!(v.recent.map.len() <= RECENT_MAX);
+            for _ in 0..20 {
+                let six = rng.gen_bool(0.3);
+                let (s, d) = if six {
+                    (v6(&mut rng), v6(&mut rng))
+                } else {
+                    (v4(&mut rng), v4(&mut rng))
+                };
+                let want = brute(&t, s, d);
+                assert_eq!(
+                    v.lookup(s, d).map(|e| e.said),
+                    want,
+                    "step {step}: {s} -> {d}"
+                );
+                assert_eq!(
+                    t.lookup(s, d).map(|e| e.said),
+                    want,
+                    "step {step}: {s} -> {d}"
+                );
+                let by_index = v.lookup_index(s, d).map(|r| match r {
+                    Ok(i) => v.indexed()[i].said,
+                    Err(e) => e.said,
+                });
+                assert_eq!(by_index, want, "step {step}: {s} -> {d}");
+            }
+        }
     }
 
     #[test]

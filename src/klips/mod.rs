@@ -565,6 +565,11 @@ impl Klips {
     /// Removes SAs past their hard lifetime at `now` and reports their hard expiry. The shell
     /// calls this periodically.
     pub fn expire(&self, now: u64) -> usize {
+        // Eroutes added since the eroute index was built join it (until then every lookup also
+        // probes them by class).
+        if self.eroutes().has_recent() {
+            self.eroutes_mut().settle();
+        }
         let dead = self.sadb_mut().expire(now);
         let mut retry = {
             let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
