@@ -427,8 +427,24 @@ impl Charon {
     }
 
     /// `swanctl --list-sas` (empty string if charon is gone).
+    ///
+    /// A failed `swanctl` (charon busy under load) is retried, so an empty answer means no SAs,
+    /// never "could not ask"; if it keeps failing, its error is the answer.
     pub fn list_sas(&self) -> String {
-        String::from_utf8_lossy(&self.swanctl(&["--list-sas"]).stdout).into_owned()
+        let mut last = String::new();
+        for _ in 0..5 {
+            let o = self.swanctl(&["--list-sas"]);
+            let gone = !std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
+            if o.status.success() || gone {
+                return String::from_utf8_lossy(&o.stdout).into_owned();
+            }
+            last = format!(
+                "(swanctl --list-sas failed: {})",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        last
     }
 
     /// `swanctl --initiate --child CHILD`; must succeed.
