@@ -25,7 +25,7 @@ use crate::wire::ipv4::{self, Ipv4Packet};
 use crate::wire::offload::{self, GroPlan, GroWrite, VnetHdr, VNET_HDR_LEN};
 
 use super::net::{
-    LlArrays, MsgArrays, MsgArrays6, PacketSender, RawReceiver, RawReceiver6, RawSender,
+    LlArrays, MsgArrays, MsgArrays6, PacketSender, RawReceiver, RawReceiver6, RawSender, UdpMeta,
     UdpReceiver6, UdpSock, MAX_PKT,
 };
 use super::tun::TunQueue;
@@ -716,119 +716,77 @@ fn inbound_result(
 /// The ESP or AH raw socket's reader: `recvmmsg`, decryption in the receive buffers, delivery
 /// into ipsecN gathered from there.
 fn raw_reader(sock: RawReceiver, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
-    let k = o.k.clone();
-    let mut sink = Sink::new(o);
-    let mut work = Work::default();
     let mut msgs = MsgArrays::new(BATCH);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
-    let mut lens = Vec::with_capacity(BATCH);
-    let mut delivered = Vec::with_capacity(BATCH);
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens) else {
-            continue;
-        };
-        let t = k.tables();
-        let now = clock.now();
-        delivered.clear();
-        for (b, &len) in lens.iter().enumerate().take(got) {
-            let pkt = &mut bufs[b][..len];
-            let v = k.inbound_buf(&t, pkt, now, &mut work);
-            inbound_result(&sink, v, b, 0, &bufs[b][..len], &mut delivered);
-        }
-        drop(t);
-        sink.deliver(&bufs, &delivered);
-        sink.extras(&mut work);
-    }
+    socket_reader(o, clock, stop, MAX_PKT, |bufs, lens, metas| {
+        metas.clear();
+        sock.recv_with(&mut msgs, bufs, lens)
+    });
 }
 
-/// The IPv6 ESP or AH raw socket's reader: `recvmmsg`, each packet's IPv6 header rebuilt in
-/// front of it, decryption in the receive buffers, delivery gathered from them.
+/// The IPv6 ESP or AH raw socket's reader: as [`raw_reader`], each packet's IPv6 header rebuilt
+/// in front of it.
 fn raw6_reader(sock: RawReceiver6, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
     const H: usize = crate::wire::ipv6::HEADER_LEN;
-    let k = o.k.clone();
-    let mut sink = Sink::new(o);
-    let mut work = Work::default();
     let mut msgs = MsgArrays6::new(BATCH);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; H + MAX_PKT]).collect();
-    let mut lens = Vec::with_capacity(BATCH);
-    let mut metas = Vec::with_capacity(BATCH);
-    let mut delivered = Vec::with_capacity(BATCH);
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens, &mut metas) else {
-            continue;
-        };
-        let t = k.tables();
-        let now = clock.now();
-        delivered.clear();
-        for (b, &len) in lens.iter().enumerate().take(got) {
-            let v = k.inbound_buf(&t, &mut bufs[b][..len], now, &mut work);
-            inbound_result(&sink, v, b, 0, &bufs[b][..len], &mut delivered);
-        }
-        drop(t);
-        sink.deliver(&bufs, &delivered);
-        sink.extras(&mut work);
-    }
-}
-
-/// The IPv6 UDP 4500 reader: `recvmmsg` with UDP GRO, as [`udp_reader`] for IPv4.
-fn udp6_reader(sock: Arc<UdpReceiver6>, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
-    let k = o.k.clone();
-    let mut sink = Sink::new(o);
-    let mut work = Work::default();
-    let mut msgs = MsgArrays6::new(BATCH);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
-    let mut lens = Vec::with_capacity(BATCH);
-    let mut metas = Vec::with_capacity(BATCH);
-    let mut delivered = Vec::with_capacity(BATCH * 8);
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens, &mut metas) else {
-            continue;
-        };
-        let t = k.tables();
-        let now = clock.now();
-        delivered.clear();
-        for b in 0..got {
-            let (len, m) = (lens[b], metas[b]);
-            // With UDP GRO one buffer holds several datagrams of `seg` bytes each.
-            let seg = match m.seg {
-                0 => len.max(1),
-                s => s,
-            };
-            let mut off = 0;
-            while off < len {
-                let end = (off + seg).min(len);
-                let d = &mut bufs[b][off..end];
-                let v = k.inbound_udp_buf(&t, m.src, m.dst, d, now, &mut work);
-                inbound_result(&sink, v, b, off, &bufs[b][off..end], &mut delivered);
-                off = end;
-            }
-        }
-        drop(t);
-        sink.deliver(&bufs, &delivered);
-        sink.extras(&mut work);
-    }
+    // Their addresses are in the rebuilt headers: none go to the loop, which then takes each
+    // buffer as one raw packet.
+    let mut addrs = Vec::with_capacity(BATCH);
+    socket_reader(o, clock, stop, H + MAX_PKT, |bufs, lens, metas| {
+        metas.clear();
+        sock.recv_with(&mut msgs, bufs, lens, &mut addrs)
+    });
 }
 
 /// The UDP 4500 reader: `recvmmsg` with UDP GRO (one buffer may hold many datagrams of one
 /// flow), decryption in place, delivery gathered from the buffers; IKE goes to Pluto.
 fn udp_reader(sock: Arc<UdpSock>, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let mut msgs = MsgArrays::new(BATCH);
+    socket_reader(o, clock, stop, MAX_PKT, |bufs, lens, metas| {
+        sock.recv_with(&mut msgs, bufs, lens, metas)
+    });
+}
+
+/// The IPv6 UDP 4500 reader, as [`udp_reader`].
+fn udp6_reader(sock: Arc<UdpReceiver6>, o: Outputs, clock: Clock, stop: Arc<AtomicBool>) {
+    let mut msgs = MsgArrays6::new(BATCH);
+    socket_reader(o, clock, stop, MAX_PKT, |bufs, lens, metas| {
+        sock.recv_with(&mut msgs, bufs, lens, metas)
+    });
+}
+
+/// The loop of every socket reader: `recv` fills buffers of `buf_len` bytes (lengths in
+/// `lens`); with UDP metadata in `metas` each buffer is ESP-in-UDP (with UDP GRO, several
+/// datagrams of [`UdpMeta::seg`] bytes each), without it one raw ESP/AH packet. Each goes
+/// through the core in place, under one table view per batch, and is delivered into ipsecN
+/// gathered from the buffers.
+fn socket_reader(
+    o: Outputs,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+    buf_len: usize,
+    mut recv: impl FnMut(&mut [Vec<u8>], &mut Vec<usize>, &mut Vec<UdpMeta>) -> io::Result<usize>,
+) {
     let k = o.k.clone();
     let mut sink = Sink::new(o);
     let mut work = Work::default();
-    let mut msgs = MsgArrays::new(BATCH);
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_PKT]).collect();
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; buf_len]).collect();
     let mut lens = Vec::with_capacity(BATCH);
     let mut metas = Vec::with_capacity(BATCH);
     let mut delivered = Vec::with_capacity(BATCH * 8);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(got) = sock.recv_with(&mut msgs, &mut bufs, &mut lens, &mut metas) else {
+        let Ok(got) = recv(&mut bufs, &mut lens, &mut metas) else {
             continue;
         };
         let t = k.tables();
         let now = clock.now();
         delivered.clear();
         for b in 0..got {
-            let (len, m) = (lens[b], metas[b]);
+            let len = lens[b];
+            let Some(m) = metas.get(b).copied() else {
+                let v = k.inbound_buf(&t, &mut bufs[b][..len], now, &mut work);
+                inbound_result(&sink, v, b, 0, &bufs[b][..len], &mut delivered);
+                continue;
+            };
             // With UDP GRO one buffer holds several datagrams of `seg` bytes each.
             let seg = match m.seg {
                 0 => len.max(1),

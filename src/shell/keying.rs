@@ -252,8 +252,8 @@ fn udp500_reader(sock: Arc<UdpSock>, tx: Sender<IkeIn>, stop: Arc<std::sync::ato
         };
         for i in 0..n {
             let _ = tx.try_send(IkeIn {
-                local: SocketAddr::new(metas[i].dst.into(), 500),
-                remote: metas[i].src.into(),
+                local: SocketAddr::new(metas[i].dst, 500),
+                remote: metas[i].src,
                 data: bufs[i][..lens[i]].to_vec(),
             });
         }

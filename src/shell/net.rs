@@ -5,7 +5,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -87,73 +87,64 @@ impl RawSender {
             };
             n += 1;
             if n == m.cap() {
-                failed += self.flush(m, n);
+                failed += m.send(self.sock.as_raw_fd(), n);
                 n = 0;
             }
         }
         if n > 0 {
-            failed += self.flush(m, n);
-        }
-        failed
-    }
-
-    /// `sendmmsg` of the first `n` prepared messages of `m`.
-    fn flush(&self, m: &mut MsgArrays, n: usize) -> usize {
-        for i in 0..n {
-            let h = &mut m.msgs[i].msg_hdr;
-            h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-            h.msg_iov = &mut m.iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-        }
-        let mut failed = 0;
-        let mut off = 0;
-        while off < n {
-            // SAFETY: messages off..n point at addresses and iovecs in `m`, which point at
-            // packets the caller keeps alive for this call; the count matches the slice.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    m.msgs[off..n].as_mut_ptr(),
-                    (n - off) as u32,
-                    0,
-                )
-            };
-            if r <= 0 {
-                // Skip the packet the kernel refused (e.g. EMSGSIZE) and go on.
-                failed += 1;
-                off += 1;
-            } else {
-                off += r as usize;
-            }
+            failed += m.send(self.sock.as_raw_fd(), n);
         }
         failed
     }
 }
 
+/// The socket address types the batch arrays hold: plain C `sockaddr_*` structs for which
+/// all-zero bytes are a valid value (implemented here only).
+pub trait SockaddrSlot: Copy + private::Sealed {}
+
+mod private {
+    /// Seals [`super::SockaddrSlot`].
+    pub trait Sealed {}
+    impl Sealed for libc::sockaddr_in {}
+    impl Sealed for libc::sockaddr_in6 {}
+    impl Sealed for libc::sockaddr_ll {}
+}
+
+impl SockaddrSlot for libc::sockaddr_in {}
+impl SockaddrSlot for libc::sockaddr_in6 {}
+impl SockaddrSlot for libc::sockaddr_ll {}
+
 /// Reusable `sendmmsg`/`recvmmsg` arrays for one thread, so batch I/O allocates nothing. They
-/// hold raw pointers between calls (not `Send`): each thread makes its own.
-pub struct MsgArrays {
-    addrs: Vec<libc::sockaddr_in>,
+/// hold raw pointers between calls (not `Send`): each thread makes its own. `A` is the
+/// socket's address type: `sockaddr_in` (IPv4, the default), `sockaddr_in6` ([`MsgArrays6`]),
+/// `sockaddr_ll` ([`LlArrays`]).
+pub struct MsgArrays<A: SockaddrSlot = libc::sockaddr_in> {
+    addrs: Vec<A>,
     iovs: Vec<libc::iovec>,
     cmsgs: Vec<CmsgBuf>,
     msgs: Vec<libc::mmsghdr>,
 }
 
-impl std::fmt::Debug for MsgArrays {
+/// The batch arrays of an IPv6 socket.
+pub type MsgArrays6 = MsgArrays<libc::sockaddr_in6>;
+
+/// The batch arrays of a [`PacketSender`].
+pub type LlArrays = MsgArrays<libc::sockaddr_ll>;
+
+impl<A: SockaddrSlot> std::fmt::Debug for MsgArrays<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MsgArrays({})", self.cap())
     }
 }
 
-impl MsgArrays {
+impl<A: SockaddrSlot> MsgArrays<A> {
     /// Arrays for up to `n` messages per call (at least 1).
-    pub fn new(n: usize) -> MsgArrays {
+    pub fn new(n: usize) -> MsgArrays<A> {
         let n = n.max(1);
         MsgArrays {
-            addrs: vec![sockaddr_in(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)); n],
+            // SAFETY: every SockaddrSlot type is a plain C sockaddr struct for which all-zero
+            // is a valid value.
+            addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
             iovs: vec![
                 libc::iovec {
                     iov_base: std::ptr::null_mut(),
@@ -171,53 +162,90 @@ impl MsgArrays {
     pub fn cap(&self) -> usize {
         self.msgs.len()
     }
-}
 
-/// Reusable `recvmmsg` arrays for an IPv6 socket (as [`MsgArrays`] for IPv4): one per thread.
-pub struct MsgArrays6 {
-    addrs: Vec<libc::sockaddr_in6>,
-    iovs: Vec<libc::iovec>,
-    cmsgs: Vec<CmsgBuf>,
-    msgs: Vec<libc::mmsghdr>,
-}
-
-impl std::fmt::Debug for MsgArrays6 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MsgArrays6({})", self.msgs.len())
-    }
-}
-
-impl MsgArrays6 {
-    /// Arrays for up to `n` messages per call (at least 1).
-    pub fn new(n: usize) -> MsgArrays6 {
-        let n = n.max(1);
-        MsgArrays6 {
-            // SAFETY: sockaddr_in6 is a plain C struct for which all-zero is a valid value.
-            addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                n
-            ],
-            cmsgs: vec![CmsgBuf([0; CMSG_SPACE]); n],
-            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
-            msgs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
+    /// `sendmmsg` on `fd` of the first `n` messages, whose addresses and iovecs the caller
+    /// set; a message the kernel refuses (e.g. EMSGSIZE) is skipped and counted. Returns how
+    /// many failed.
+    fn send(&mut self, fd: i32, n: usize) -> usize {
+        for i in 0..n {
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<A>() as u32;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
         }
+        let mut failed = 0;
+        let mut off = 0;
+        while off < n {
+            // SAFETY: messages off..n point at addresses and iovecs in `self`, which point at
+            // packets the caller keeps alive for this call; the count matches the slice.
+            let r =
+                unsafe { libc::sendmmsg(fd, self.msgs[off..n].as_mut_ptr(), (n - off) as u32, 0) };
+            if r <= 0 {
+                failed += 1;
+                off += 1;
+            } else {
+                off += r as usize;
+            }
+        }
+        failed
     }
-}
 
-/// A packet or datagram received on an IPv6 socket (the IPv6 [`UdpMeta`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Meta6 {
-    /// Sender address and port (port 0 on a raw socket).
-    pub src: SocketAddrV6,
-    /// Our address it arrived on (IPV6_PKTINFO; unspecified if the kernel gave none).
-    pub dst: Ipv6Addr,
-    /// With UDP GRO on: the buffer holds several datagrams of this size (the last may be
-    /// shorter); 0 when it holds one.
-    pub seg: usize,
+    /// One `recvmmsg` on `fd` into up to `bufs.len()` buffers (blocking for the first only),
+    /// each message's payload placed `room` bytes into its buffer (room for a header to be
+    /// rebuilt in front). Fills `lens` with the payload lengths and returns the count; the
+    /// senders' addresses and control messages stay in the arrays for the caller.
+    fn recv(
+        &mut self,
+        fd: i32,
+        bufs: &mut [Vec<u8>],
+        room: usize,
+        lens: &mut Vec<usize>,
+    ) -> io::Result<usize> {
+        let n = bufs.len().min(self.cap());
+        lens.clear();
+        if n == 0 {
+            return Ok(0);
+        }
+        for (i, b) in bufs[..n].iter_mut().enumerate() {
+            if b.len() < room + MAX_PKT {
+                b.resize(room + MAX_PKT, 0);
+            }
+            let payload = &mut b[room..];
+            self.iovs[i] = libc::iovec {
+                iov_base: payload.as_mut_ptr() as *mut libc::c_void,
+                iov_len: payload.len(),
+            };
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<A>() as u32;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = self.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
+            h.msg_controllen = CMSG_SPACE;
+            h.msg_flags = 0;
+        }
+        // SAFETY: each of the first n mmsghdrs points into `self.addrs`, `self.iovs` (which
+        // point into `bufs` past `room`) and `self.cmsgs`, all alive and unaliased until the
+        // call returns; MSG_WAITFORONE blocks for the first only.
+        let got = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                n as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if got < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = got as usize;
+        lens.extend(self.msgs[..got].iter().map(|m| m.msg_len as usize));
+        Ok(got)
+    }
 }
 
 /// Receives whole IPv4 packets of one protocol (ESP or AH) addressed to this host.
@@ -294,14 +322,19 @@ impl RawReceiver6 {
         m: &mut MsgArrays6,
         bufs: &mut [Vec<u8>],
         lens: &mut Vec<usize>,
-        metas: &mut Vec<Meta6>,
+        metas: &mut Vec<UdpMeta>,
     ) -> io::Result<usize> {
         const H: usize = crate::wire::ipv6::HEADER_LEN;
         let got = recv_batch6(self.sock.as_raw_fd(), m, bufs, H, lens, metas)?;
         for i in 0..got {
+            // recv_batch6 gives IPv6 addresses only.
+            let (IpAddr::V6(src), IpAddr::V6(dst)) = (metas[i].src.ip(), metas[i].dst) else {
+                lens[i] = 0;
+                continue;
+            };
             let repr = crate::wire::ipv6::Ipv6Repr {
-                src: *metas[i].src.ip(),
-                dst: metas[i].dst,
+                src,
+                dst,
                 next_header: self.proto,
                 traffic_class: 0,
                 hop_limit: 64,
@@ -356,14 +389,14 @@ impl UdpReceiver6 {
     }
 
     /// Blocks until at least one datagram arrives, then takes up to `bufs.len()` with one
-    /// `recvmmsg` (with UDP GRO on, a buffer may hold many: [`Meta6::seg`]). Fills `lens` and
+    /// `recvmmsg` (with UDP GRO on, a buffer may hold many: [`UdpMeta::seg`]). Fills `lens` and
     /// `metas` and returns the count.
     pub fn recv_with(
         &self,
         m: &mut MsgArrays6,
         bufs: &mut [Vec<u8>],
         lens: &mut Vec<usize>,
-        metas: &mut Vec<Meta6>,
+        metas: &mut Vec<UdpMeta>,
     ) -> io::Result<usize> {
         recv_batch6(self.sock.as_raw_fd(), m, bufs, 0, lens, metas)
     }
@@ -469,21 +502,9 @@ fn recv6(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6
             return Err(io::Error::last_os_error());
         }
         let n = n as usize;
-        let mut dst = None;
-        // SAFETY: the kernel filled `msg`'s control area; the CMSG macros walk it within
-        // msg_controllen, and an IPV6_PKTINFO message carries an in6_pktinfo.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_PKTINFO {
-                    let info =
-                        std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
-                    dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        let dst = dst.ok_or_else(|| io::Error::other("no IPV6_PKTINFO"))?;
+        let Some(IpAddr::V6(dst)) = parse_cmsgs(&msg).0 else {
+            return Err(io::Error::other("no IPV6_PKTINFO"));
+        };
         let src = SocketAddrV6::new(
             Ipv6Addr::from(from.sin6_addr.s6_addr),
             u16::from_be(from.sin6_port),
@@ -494,13 +515,15 @@ fn recv6(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SocketAddrV6, Ipv6
     }
 }
 
-/// A datagram received on UDP 4500 with the address it was sent to.
+/// A datagram (or raw packet) received in a batch, with the address it was sent to; either
+/// family.
 #[derive(Debug, Clone, Copy)]
 pub struct UdpMeta {
-    /// Sender address and port.
-    pub src: SocketAddrV4,
-    /// Our address it arrived on (from IP_PKTINFO).
-    pub dst: Ipv4Addr,
+    /// Sender address and port (port 0 on a raw socket).
+    pub src: SocketAddr,
+    /// Our address it arrived on (IP_PKTINFO / IPV6_PKTINFO; unspecified if the kernel gave
+    /// none).
+    pub dst: IpAddr,
     /// With UDP GRO on: the buffer holds several datagrams of this size (the last may be
     /// shorter); 0 when it holds one.
     pub seg: usize,
@@ -718,66 +741,27 @@ const CMSG_SPACE: usize = 128;
 #[repr(C, align(8))]
 struct CmsgBuf([u8; CMSG_SPACE]);
 
+/// One `recvmmsg` on IPv4 socket `fd` ([`MsgArrays::recv`]); with `metas`, each datagram's
+/// sender, our address and GRO segment size too.
 fn recv_batch(
     fd: i32,
     m: &mut MsgArrays,
     bufs: &mut [Vec<u8>],
     lens: &mut Vec<usize>,
-    mut metas: Option<&mut Vec<UdpMeta>>,
+    metas: Option<&mut Vec<UdpMeta>>,
 ) -> io::Result<usize> {
-    let n = bufs.len().min(m.cap());
-    lens.clear();
-    if let Some(x) = metas.as_deref_mut() {
-        x.clear();
-    }
-    if n == 0 {
-        return Ok(0);
-    }
-    for (i, b) in bufs[..n].iter_mut().enumerate() {
-        if b.len() < MAX_PKT {
-            b.resize(MAX_PKT, 0);
-        }
-        m.iovs[i] = libc::iovec {
-            iov_base: b.as_mut_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
-        };
-        let h = &mut m.msgs[i].msg_hdr;
-        h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
-        h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        h.msg_iov = &mut m.iovs[i];
-        h.msg_iovlen = 1;
-        h.msg_control = m.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
-        h.msg_controllen = CMSG_SPACE;
-        h.msg_flags = 0;
-    }
-    // SAFETY: each of the first n mmsghdrs points into `m.addrs`, `m.iovs` (which point into
-    // `bufs`) and `m.cmsgs`, all alive and unaliased until the call returns; MSG_WAITFORONE
-    // blocks for the first only.
-    let got = unsafe {
-        libc::recvmmsg(
-            fd,
-            m.msgs.as_mut_ptr(),
-            n as u32,
-            libc::MSG_WAITFORONE,
-            std::ptr::null_mut(),
-        )
-    };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let got = got as usize;
-    for (i, msg) in m.msgs.iter().enumerate().take(got) {
-        lens.push(msg.msg_len as usize);
-        if let Some(metas) = metas.as_deref_mut() {
-            let a = &m.addrs[i];
-            let src = SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            );
+    let got = m.recv(fd, bufs, 0, lens)?;
+    if let Some(metas) = metas {
+        metas.clear();
+        for (a, msg) in m.addrs.iter().zip(&m.msgs).take(got) {
             let (dst, seg) = parse_cmsgs(&msg.msg_hdr);
             metas.push(UdpMeta {
-                src,
-                dst: dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                src: SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                    u16::from_be(a.sin_port),
+                )
+                .into(),
+                dst: dst.unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
                 seg,
             });
         }
@@ -801,95 +785,33 @@ fn enable_udp_gro(fd: i32) -> bool {
     r == 0
 }
 
-/// One `recvmmsg` on IPv6 socket `fd` (as [`recv_batch`]), each message's payload placed `room`
-/// bytes into its buffer (room for a header to be rebuilt in front); `lens` holds the payload
-/// lengths.
+/// One `recvmmsg` on IPv6 socket `fd` ([`MsgArrays::recv`], payloads `room` bytes into the
+/// buffers) with each packet's sender, our address and GRO segment size.
 fn recv_batch6(
     fd: i32,
     m: &mut MsgArrays6,
     bufs: &mut [Vec<u8>],
     room: usize,
     lens: &mut Vec<usize>,
-    metas: &mut Vec<Meta6>,
+    metas: &mut Vec<UdpMeta>,
 ) -> io::Result<usize> {
-    let n = bufs.len().min(m.msgs.len());
-    lens.clear();
     metas.clear();
-    if n == 0 {
-        return Ok(0);
-    }
-    for (i, b) in bufs[..n].iter_mut().enumerate() {
-        if b.len() < room + MAX_PKT {
-            b.resize(room + MAX_PKT, 0);
-        }
-        let payload = &mut b[room..];
-        m.iovs[i] = libc::iovec {
-            iov_base: payload.as_mut_ptr() as *mut libc::c_void,
-            iov_len: payload.len(),
-        };
-        let h = &mut m.msgs[i].msg_hdr;
-        h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
-        h.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
-        h.msg_iov = &mut m.iovs[i];
-        h.msg_iovlen = 1;
-        h.msg_control = m.cmsgs[i].0.as_mut_ptr() as *mut libc::c_void;
-        h.msg_controllen = CMSG_SPACE;
-        h.msg_flags = 0;
-    }
-    // SAFETY: each of the first n mmsghdrs points into `m.addrs`, `m.iovs` (which point into
-    // `bufs` past `room`) and `m.cmsgs`, all alive and unaliased until the call returns;
-    // MSG_WAITFORONE blocks for the first only.
-    let got = unsafe {
-        libc::recvmmsg(
-            fd,
-            m.msgs.as_mut_ptr(),
-            n as u32,
-            libc::MSG_WAITFORONE,
-            std::ptr::null_mut(),
-        )
-    };
-    if got < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let got = got as usize;
-    for (i, msg) in m.msgs.iter().enumerate().take(got) {
-        lens.push(msg.msg_len as usize);
-        let a = &m.addrs[i];
-        let (dst, seg) = parse_cmsgs6(&msg.msg_hdr);
-        metas.push(Meta6 {
+    let got = m.recv(fd, bufs, room, lens)?;
+    for (a, msg) in m.addrs.iter().zip(&m.msgs).take(got) {
+        let (dst, seg) = parse_cmsgs(&msg.msg_hdr);
+        metas.push(UdpMeta {
             src: SocketAddrV6::new(
                 Ipv6Addr::from(a.sin6_addr.s6_addr),
                 u16::from_be(a.sin6_port),
                 0,
                 0,
-            ),
-            dst: dst.unwrap_or(Ipv6Addr::UNSPECIFIED),
+            )
+            .into(),
+            dst: dst.unwrap_or(Ipv6Addr::UNSPECIFIED.into()),
             seg,
         });
     }
     Ok(got)
-}
-
-/// The destination address (IPV6_PKTINFO) and the UDP GRO segment size of a received message.
-fn parse_cmsgs6(hdr: &libc::msghdr) -> (Option<Ipv6Addr>, usize) {
-    let mut dst = None;
-    let mut seg = 0;
-    // SAFETY: `hdr` was filled by recvmmsg; the CMSG_* macros walk its control buffer within
-    // msg_controllen, and we only read an in6_pktinfo or an int when the header says so.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(hdr);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_PKTINFO {
-                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
-                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-            } else if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
-                seg = usize::try_from(v).unwrap_or(0);
-            }
-            c = libc::CMSG_NXTHDR(hdr, c);
-        }
-    }
-    (dst, seg)
 }
 
 /// Most parts (datagrams) in one [`UdpSock::send_gso_parts`].
@@ -900,19 +822,25 @@ const SOL_UDP: libc::c_int = 17;
 const UDP_SEGMENT: libc::c_int = 103;
 const UDP_GRO: libc::c_int = 104;
 
-/// The destination address (IP_PKTINFO) and the UDP GRO segment size of a received message.
-fn parse_cmsgs(hdr: &libc::msghdr) -> (Option<Ipv4Addr>, usize) {
+/// The destination address (IP_PKTINFO or IPV6_PKTINFO) and the UDP GRO segment size of a
+/// received message.
+fn parse_cmsgs(hdr: &libc::msghdr) -> (Option<IpAddr>, usize) {
     let mut dst = None;
     let mut seg = 0;
     // SAFETY: `hdr` was filled by recvmmsg; the CMSG_* macros walk its control buffer within
-    // msg_controllen, and we only read an in_pktinfo or an int when the header says so.
+    // msg_controllen, and we only read an in_pktinfo, an in6_pktinfo or an int when the header
+    // says so.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(hdr);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+            let (level, ty) = ((*c).cmsg_level, (*c).cmsg_type);
+            if level == libc::IPPROTO_IP && ty == libc::IP_PKTINFO {
                 let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in_pktinfo);
-                dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)));
-            } else if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                dst = Some(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr)).into());
+            } else if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::in6_pktinfo);
+                dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr).into());
+            } else if level == SOL_UDP && ty == UDP_GRO {
                 let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
                 seg = usize::try_from(v).unwrap_or(0);
             }
@@ -999,46 +927,13 @@ impl PacketSender {
                 iov_len: p.len(),
             };
             n += 1;
-            if n == m.msgs.len() {
-                failed += self.flush(m, n);
+            if n == m.cap() {
+                failed += m.send(self.sock.as_raw_fd(), n);
                 n = 0;
             }
         }
         if n > 0 {
-            failed += self.flush(m, n);
-        }
-        failed
-    }
-
-    fn flush(&self, m: &mut LlArrays, n: usize) -> usize {
-        for i in 0..n {
-            let h = &mut m.msgs[i].msg_hdr;
-            h.msg_name = &mut m.addrs[i] as *mut _ as *mut libc::c_void;
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            h.msg_iov = &mut m.iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-        }
-        let mut failed = 0;
-        let mut off = 0;
-        while off < n {
-            // SAFETY: messages off..n point at addresses and iovecs in `m`, which point at
-            // packets the caller keeps alive for this call; the count matches the slice.
-            let r = unsafe {
-                libc::sendmmsg(
-                    self.sock.as_raw_fd(),
-                    m.msgs[off..n].as_mut_ptr(),
-                    (n - off) as u32,
-                    0,
-                )
-            };
-            if r <= 0 {
-                failed += 1;
-                off += 1;
-            } else {
-                off += r as usize;
-            }
+            failed += m.send(self.sock.as_raw_fd(), n);
         }
         failed
     }
@@ -1055,39 +950,6 @@ fn sockaddr_ll(ifindex: u32, proto: u16, mac: Option<[u8; 6]>) -> libc::sockaddr
         a.sll_addr[..6].copy_from_slice(&mac);
     }
     a
-}
-
-/// Reusable `sendmmsg` arrays for a [`PacketSender`] (as [`MsgArrays`] for raw sockets): one
-/// per thread (they hold raw pointers between calls, so not `Send`).
-pub struct LlArrays {
-    addrs: Vec<libc::sockaddr_ll>,
-    iovs: Vec<libc::iovec>,
-    msgs: Vec<libc::mmsghdr>,
-}
-
-impl std::fmt::Debug for LlArrays {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LlArrays({})", self.msgs.len())
-    }
-}
-
-impl LlArrays {
-    /// Arrays for up to `n` messages per call (at least 1).
-    pub fn new(n: usize) -> LlArrays {
-        let n = n.max(1);
-        LlArrays {
-            addrs: vec![sockaddr_ll(0, 0, None); n],
-            iovs: vec![
-                libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                };
-                n
-            ],
-            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
-            msgs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; n],
-        }
-    }
 }
 
 /// The MAC address of `ip` on interface `dev` from the kernel's IPv4 neighbour table, if it is
