@@ -137,12 +137,7 @@ fn pair(west_key_in_dns: Option<String>) -> Pair {
     let mut zone = Zone::new();
     let wpub = west_key_in_dns.unwrap_or_else(|| wk.public_key().to_text());
     txt(&mut zone, WEST, WEST, wpub.trim_start_matches("0s"));
-    txt(
-        &mut zone,
-        EAST,
-        EAST,
-        ek.public_key().to_text().trim_start_matches("0s"),
-    );
+    txt(&mut zone, EAST, EAST, &key_b64(&ek));
     Pair {
         a: node(WEST, 1, &wsec),
         b: node(EAST, 2, &esec),
@@ -258,12 +253,7 @@ fn wrong_key_in_dns_fails_into_the_failure_shunt() {
 fn wrong_responder_key_in_dns_fails_at_once() {
     let (other, _) = rsa_keys(98);
     let mut p = pair(None);
-    txt(
-        &mut p.zone,
-        EAST,
-        EAST,
-        other.public_key().to_text().trim_start_matches("0s"),
-    );
+    txt(&mut p.zone, EAST, EAST, &key_b64(&other));
     acquire(&mut p.a, 1000, EAST);
     pump(&mut p.a, &mut p.b, 1000, &p.zone);
     assert!(
@@ -379,6 +369,31 @@ fn failure_shunt_expires_after_shuntlifetime() {
     assert!(p.a.p.bare_shunts.is_empty());
 }
 
+/// A public key as the base64 of a TXT record (without `0s`).
+fn key_b64(k: &crate::pluto::crypto::PrivateKey) -> String {
+    k.public_key()
+        .to_text()
+        .trim_start_matches("0s")
+        .to_string()
+}
+
+/// The client delegation cases both sides are tested with: the client's reverse TXT record
+/// (gateway, key) naming A with A's key `wk`, another gateway, another key `other`, or none.
+fn delegation_cases(
+    wk: &crate::pluto::crypto::PrivateKey,
+    other: &crate::pluto::crypto::PrivateKey,
+) -> [(&'static str, Option<(Ipv4Addr, String)>); 4] {
+    [
+        ("delegated", Some((WEST, key_b64(wk)))),
+        (
+            "another gateway",
+            Some((Ipv4Addr::new(192, 0, 2, 99), key_b64(wk))),
+        ),
+        ("another key", Some((WEST, key_b64(other)))),
+        ("no record", None),
+    ]
+}
+
 /// FreeS/WAN's client delegation, responder side: A negotiates for a client behind it
 /// (a configured conn for 10.0.1.5/32; B has only `private-or-clear`). B, responding
 /// opportunistically, accepts that client only when the client's reverse TXT record names A
@@ -390,26 +405,12 @@ fn responder_accepts_a_client_only_when_dns_delegates_it() {
     let (wk, wsec) = rsa_keys(21);
     let (ek, _) = rsa_keys(22);
     let (other, _) = rsa_keys(97);
-    let text = |k: &crate::pluto::crypto::PrivateKey| {
-        k.public_key()
-            .to_text()
-            .trim_start_matches("0s")
-            .to_string()
-    };
     let conf = format!(
         "version 2\nconn client\n\tleft={WEST}\n\tleftsubnet=10.0.1.5/32\n\tright={EAST}\n\tauthby=rsasig\n\tleftrsasigkey={}\n\trightrsasigkey={}\n\tauto=add\n",
         wk.public_key().to_text(),
         ek.public_key().to_text()
     );
-    let cases = [
-        ("delegated", Some((WEST, text(&wk)))),
-        (
-            "another gateway",
-            Some((Ipv4Addr::new(192, 0, 2, 99), text(&wk))),
-        ),
-        ("another key", Some((WEST, text(&other)))),
-        ("no record", None),
-    ];
+    let cases = delegation_cases(&wk, &other);
     for (case, record) in cases {
         let mut p = pair(None);
         p.a = Node::new(WEST, 1, &conf, &wsec);
@@ -606,21 +607,7 @@ fn initiator_negotiates_for_a_client_only_when_dns_delegates_it() {
     let client = Ipv4Addr::new(10, 0, 1, 5);
     let (wk, _) = rsa_keys(21);
     let (other, _) = rsa_keys(97);
-    let text = |k: &crate::pluto::crypto::PrivateKey| {
-        k.public_key()
-            .to_text()
-            .trim_start_matches("0s")
-            .to_string()
-    };
-    let cases = [
-        ("delegated", Some((WEST, text(&wk)))),
-        (
-            "another gateway",
-            Some((Ipv4Addr::new(192, 0, 2, 99), text(&wk))),
-        ),
-        ("another key", Some((WEST, text(&other)))),
-        ("no record", None),
-    ];
+    let cases = delegation_cases(&wk, &other);
     for (case, record) in cases {
         let mut p = pair(None);
         let accepted = case == "delegated";
