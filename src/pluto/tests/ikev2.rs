@@ -864,13 +864,7 @@ fn ikev2_forced_rekey_of_child_and_ike_sa() {
         net.a.p.conns["net"].newest_isakmp.unwrap(),
         net.a.p.conns["net"].newest_ipsec.unwrap(),
     );
-    net.whack_a(
-        5,
-        WhackCmd::Rekey {
-            name: "net".into(),
-            ike: false,
-        },
-    );
+    net.rekey_a(5, "net", false);
     assert!(
         net.a.log_has("forced rekey of IPsec SA"),
         "{}",
@@ -885,13 +879,7 @@ fn ikev2_forced_rekey_of_child_and_ike_sa() {
     let child2 = net.a.p.conns["net"].newest_ipsec.unwrap();
     assert_ne!(child2, child);
     assert_up(&net);
-    net.whack_a(
-        6,
-        WhackCmd::Rekey {
-            name: "net".into(),
-            ike: true,
-        },
-    );
+    net.rekey_a(6, "net", true);
     assert!(
         net.a.log_has(&format!(
             "initiating CREATE_CHILD_SA to rekey IKE SA #{ike}"
@@ -905,13 +893,7 @@ fn ikev2_forced_rekey_of_child_and_ike_sa() {
     assert_eq!(net.a.p.sas.ikes().count(), 1, "{}", net.a.dump());
     assert_eq!(net.b.p.sas.ikes().count(), 1, "{}", net.b.dump());
     assert_up(&net);
-    net.whack_a(
-        7,
-        WhackCmd::Rekey {
-            name: "nope".into(),
-            ike: true,
-        },
-    );
+    net.rekey_a(7, "nope", true);
     assert!(net.a.whack_has(21, "no connection named \"nope\""));
 }
 

@@ -399,6 +399,17 @@ impl Net {
         self.run();
     }
 
+    /// `whack --name NAME --rekey-ike` (`ike`) or `--rekey-ipsec` on A, as client `client`.
+    pub fn rekey_a(&mut self, client: u64, name: &str, ike: bool) {
+        self.whack_a(
+            client,
+            WhackCmd::Rekey {
+                name: name.into(),
+                ike,
+            },
+        );
+    }
+
     pub fn up_a(&mut self, name: &str) {
         self.whack_a(
             1,

@@ -1232,24 +1232,12 @@ fn ikev1_forced_rekey() {
         net.a.p.conns["net"].newest_isakmp.unwrap(),
         net.a.p.conns["net"].newest_ipsec.unwrap(),
     );
-    net.whack_a(
-        5,
-        WhackCmd::Rekey {
-            name: "net".into(),
-            ike: false,
-        },
-    );
+    net.rekey_a(5, "net", false);
     let ipsec2 = net.a.p.conns["net"].newest_ipsec.unwrap();
     assert_ne!(ipsec2, ipsec, "{}", net.a.dump());
     assert_eq!(net.a.established_ipsec(), 2, "{}", net.a.dump());
     assert!(sas_match(&net.a, &net.b) >= 2);
-    net.whack_a(
-        6,
-        WhackCmd::Rekey {
-            name: "net".into(),
-            ike: true,
-        },
-    );
+    net.rekey_a(6, "net", true);
     let isakmp2 = net.a.p.conns["net"].newest_isakmp.unwrap();
     assert_ne!(isakmp2, isakmp, "{}", net.a.dump());
     assert!(net.a.p.sas.ike(isakmp2).is_some_and(|s| s.established));
