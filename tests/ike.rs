@@ -138,22 +138,8 @@ fn check_wire(t: &Topo, lines: &[String], raw: &[u8], min: usize) {
         problem = Some("inner cleartext marker found on the wire".into());
     }
     if let Some(p) = problem {
-        panic!("{p}\n{}", diag(t));
+        panic!("{p}\n{}", t.diag());
     }
-}
-
-/// Both gateways' logs, `ipsec look` and status, for failure messages.
-fn diag(t: &Topo) -> String {
-    let mut s = String::new();
-    for ns in [&t.ga, &t.gb] {
-        s.push_str(&format!(
-            "===== {ns} log:\n{}\n----- look:\n{}\n----- status:\n{}\n",
-            t.log(ns),
-            String::from_utf8_lossy(&t.ipsec(ns, &["look"]).stdout),
-            String::from_utf8_lossy(&t.ipsec(ns, &["auto", "--status"]).stdout),
-        ));
-    }
-    s
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1297,7 +1283,7 @@ fn rekey_no_replaces_only_used_sas() {
         wait_until(Duration::from_secs(30), || spis(&t, ga).is_empty()
             && spis(&t, gb).is_empty()),
         "idle SAs outlived their 20 s\n{}",
-        diag(&t)
+        t.diag()
     );
     let la = t.log(ga);
     assert!(
@@ -1313,10 +1299,10 @@ fn rekey_no_replaces_only_used_sas() {
     assert!(
         wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
         "{}",
-        diag(&t)
+        t.diag()
     );
     let got = ping_for(&t, 14);
-    assert!(got >= 60, "only {got} of 70 pings answered\n{}", diag(&t));
+    assert!(got >= 60, "only {got} of 70 pings answered\n{}", t.diag());
     let la = t.log(ga);
     assert!(
         la.contains(&format!("#{second}: replacing stale IPsec SA: in use")),
@@ -1350,7 +1336,7 @@ fn dpd_probes_only_an_idle_peer() {
     assert!(
         wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
         "{}",
-        diag(&t)
+        t.diag()
     );
     let ike = |lines: &[String], from: &str| {
         lines
@@ -1361,13 +1347,13 @@ fn dpd_probes_only_an_idle_peer() {
     let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("dpd-busy.pcap"));
     let got = ping_for(&t, 10);
     let (busy, _) = cap.stop();
-    assert!(got >= 45, "only {got} of 50 pings answered\n{}", diag(&t));
+    assert!(got >= 45, "only {got} of 50 pings answered\n{}", t.diag());
     assert_eq!(
         ike(&busy, "192.0.2.1") + ike(&busy, "192.0.2.2"),
         0,
         "DPD probed a peer whose traffic was arriving:\n{}\n{}",
         busy.join("\n"),
-        diag(&t)
+        t.diag()
     );
     let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("dpd-idle.pcap"));
     std::thread::sleep(Duration::from_secs(10));
@@ -1377,7 +1363,7 @@ fn dpd_probes_only_an_idle_peer() {
         "no R_U_THERE / R_U_THERE_ACK while idle:\n{}",
         idle.join("\n")
     );
-    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", t.diag());
     assert!(!t.log(&t.ga).contains("declaring peer dead"));
 }
 
@@ -1442,7 +1428,7 @@ fn status_algorithms_pending_phase2_and_bare_shunts() {
         wait_until(Duration::from_secs(25), || status(&t, &ga)
             .contains("STATE_QUICK_I2")),
         "{}",
-        diag(&t)
+        t.diag()
     );
     let st = status(&t, &ga);
     assert!(!st.contains("pending Phase 2"), "{st}");
@@ -1460,7 +1446,7 @@ fn status_algorithms_pending_phase2_and_bare_shunts() {
     assert!(
         wait_until(Duration::from_secs(5), || ping(&t.ha, "10.0.2.10", 1, 1)),
         "{}",
-        diag(&t)
+        t.diag()
     );
     assert!(
         wait_until(Duration::from_secs(3), || status(&t, &ga).lines().any(
@@ -1559,7 +1545,7 @@ fn stale_holds_are_swept() {
         }),
         "{}\n{}",
         t.ipsec_ok(&ga, &["eroute"]),
-        diag(&t)
+        t.diag()
     );
     let la = t.log(&ga);
     assert!(
@@ -1576,7 +1562,7 @@ fn stale_holds_are_swept() {
         ),
         "{la}"
     );
-    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", t.diag());
 }
 
 /// RESPONDER-LIFETIME (RFC 2407 4.6.3.1): B (keylife 30 s) shortens A's proposed 1 h and says
@@ -1813,7 +1799,7 @@ fn ikev2_forced_rekey_during_transfer() {
             "whack: {}{}\n{}",
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr),
-            diag(&t)
+            t.diag()
         );
     }
     assert!(
@@ -1821,7 +1807,7 @@ fn ikev2_forced_rekey_during_transfer() {
         "{:?}",
         whack[0]
     );
-    assert_eq!(n, SIZE, "short transfer\n{}", diag(&t));
+    assert_eq!(n, SIZE, "short transfer\n{}", t.diag());
     assert_eq!(sent, got, "transfer corrupted");
     check_wire(&t, &lines, &raw, 200);
     let la = t.log(ga);
@@ -1848,5 +1834,5 @@ fn ikev2_forced_rekey_during_transfer() {
             "{ns}:\n{st}"
         );
     }
-    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", diag(&t));
+    assert!(ping(&t.ha, "10.0.2.10", 3, 3), "{}", t.diag());
 }

@@ -35,20 +35,6 @@ fn pair(conf_a: &str, conf_b: &str) -> Topo {
     t
 }
 
-/// Both gateways' logs, `ipsec look` and status, for failure messages.
-fn diag(t: &Topo) -> String {
-    let mut s = String::new();
-    for ns in [&t.ga, &t.gb] {
-        s.push_str(&format!(
-            "===== {ns} log:\n{}\n----- look:\n{}\n----- status:\n{}\n",
-            t.log(ns),
-            String::from_utf8_lossy(&t.ipsec(ns, &["look"]).stdout),
-            String::from_utf8_lossy(&t.ipsec(ns, &["auto", "--status"]).stdout),
-        ));
-    }
-    s
-}
-
 fn up_ok(t: &Topo, conn: &str) {
     let o = t.ipsec(&t.ga, &["auto", "--up", conn]);
     assert!(
@@ -56,7 +42,7 @@ fn up_ok(t: &Topo, conn: &str) {
         "ipsec auto --up {conn}: {}{}\n{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
-        diag(t)
+        t.diag()
     );
 }
 
@@ -76,16 +62,16 @@ fn passes_over(t: &Topo, dst: &str, outer: &str) {
             .ipsec_ok(&t.gb, &["eroute"])
             .contains("=> tun0x")),
         "responder has no tunnel eroute\n{}",
-        diag(t)
+        t.diag()
     );
     assert!(
         wait_until(Duration::from_secs(5), || ping(&t.ha, dst, 1, 1)),
         "no ping to {dst} through the tunnel\n{}",
-        diag(t)
+        t.diag()
     );
     let cap = Capture::start(&t.ga, &t.ga_out, &t.dir.path("link6.pcap"));
     let (got, text) = ping_replies(&t.ha, dst, 3, 3);
-    assert_eq!(got, 3, "ping {dst}:\n{text}\n{}", diag(t));
+    assert_eq!(got, 3, "ping {dst}:\n{text}\n{}", t.diag());
     let port = 5300 + (std::process::id() % 500) as u16;
     let (sent, recv, n) = tcp_transfer(
         &t.ha,
@@ -95,19 +81,13 @@ fn passes_over(t: &Topo, dst: &str, outer: &str) {
         payload(SIZE, MARKER),
     );
     let (lines, raw) = cap.stop();
-    assert_eq!(n, SIZE, "TCP transfer cut short\n{}", diag(t));
+    assert_eq!(n, SIZE, "TCP transfer cut short\n{}", t.diag());
     assert_eq!(sent, recv, "TCP payload hash");
     assert!(!contains(&raw, MARKER), "inner cleartext on the wire");
     let mut esp = 0;
     for l in &lines {
         let ike = l.contains(".500 > ") || l.contains(".4500 > ") || l.contains("isakmp");
-        let nd = [
-            "ICMP6, neighbor",
-            "ICMP6, router",
-            "ICMP6, multicast listener",
-        ]
-        .iter()
-        .any(|k| l.contains(k));
+        let nd = is_ipv6_link_chatter(l);
         if l.contains("ESP(") {
             esp += 1;
             assert!(l.contains(outer), "ESP not over{outer}: {l}");
@@ -219,7 +199,7 @@ fn auto_route_keys_on_demand_for_an_ipv6_destination() {
             1
         )),
         "no tunnel on demand\n{}",
-        diag(&t)
+        t.diag()
     );
     assert!(
         t.log(&t.ga).contains("acquire: 2001:db8:1::10"),
@@ -263,7 +243,7 @@ fn ipv6_road_warrior() {
     assert!(
         st.contains("\"rw\"[1]: 2001:db8:2::/64===2001:db8::2...2001:db8::1; erouted"),
         "{st}\n{}",
-        diag(&t)
+        t.diag()
     );
     assert!(st.contains("\"rw\"[1] 2001:db8::1 STATE_MAIN_R3"), "{st}");
     assert!(
@@ -293,7 +273,7 @@ fn ipv6_road_warrior() {
         .status
         .success()
     });
-    assert!(ok, "no ping from the road warrior\n{}", diag(&t));
+    assert!(ok, "no ping from the road warrior\n{}", t.diag());
     let look = t.ipsec_ok(&gb, &["spi"]);
     assert!(look.contains("@2001:db8::1"), "{look}");
 }
@@ -337,7 +317,7 @@ fn aaaa_only_host_names_in_left_and_right() {
             1
         )),
         "{}",
-        diag(&t)
+        t.diag()
     );
 }
 

@@ -1686,13 +1686,7 @@ fn over_ipv6_with_ipv6_clients(version: u8) {
         if l.contains("UDP-encap: ESP(") {
             esp += 1;
         }
-        let nd = [
-            "ICMP6, neighbor",
-            "ICMP6, router",
-            "ICMP6, multicast listener",
-        ]
-        .iter()
-        .any(|k| l.contains(k));
+        let nd = is_ipv6_link_chatter(l);
         let udp = l.contains(" IP6 ") && (l.contains(".4500 > ") || l.contains(".500 > "));
         assert!(
             udp || nd || l.contains(" ARP"),

@@ -284,6 +284,20 @@ impl Topo {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Both gateways' logs, `ipsec look` and `ipsec auto --status`, for failure messages.
+    pub fn diag(&self) -> String {
+        let mut s = String::new();
+        for ns in [&self.ga, &self.gb] {
+            s.push_str(&format!(
+                "===== {ns} log:\n{}\n----- look:\n{}\n----- status:\n{}\n",
+                self.log(ns),
+                String::from_utf8_lossy(&self.ipsec(ns, &["look"]).stdout),
+                String::from_utf8_lossy(&self.ipsec(ns, &["auto", "--status"]).stdout),
+            ));
+        }
+        s
+    }
+
     /// The daemon log of the gateway in `ns`.
     pub fn log(&self, ns: &str) -> String {
         self.gateways
@@ -696,4 +710,16 @@ impl Drop for NetnsEtc {
             let _ = fs::remove_dir_all(d);
         }
     }
+}
+
+/// Whether a tcpdump line is IPv6 link chatter (neighbour and router discovery, multicast
+/// listener reports) that a capture of a link may carry besides the traffic under test.
+pub fn is_ipv6_link_chatter(line: &str) -> bool {
+    [
+        "ICMP6, neighbor",
+        "ICMP6, router",
+        "ICMP6, multicast listener",
+    ]
+    .iter()
+    .any(|k| line.contains(k))
 }
