@@ -225,14 +225,10 @@ impl Recent {
     }
 }
 
-/// The more specific of two eroutes that both cover a packet: the longer source prefix, then
-/// the longer destination prefix (KLIPS' radix order).
-fn more_specific<'a>(a: &'a Arc<Eroute>, b: &'a Arc<Eroute>) -> &'a Arc<Eroute> {
-    if (b.src.len(), b.dst.len()) > (a.src.len(), a.dst.len()) {
-        b
-    } else {
-        a
-    }
+/// Whether `b` is more specific than `a`, both covering a packet: the longer source prefix,
+/// then the longer destination prefix (KLIPS' radix order).
+fn more_specific(a: &Eroute, b: &Eroute) -> bool {
+    (b.src.len(), b.dst.len()) > (a.src.len(), a.dst.len())
 }
 
 /// A consistent read-only view of the table for packet lookups: a few `Arc`s, cheap to clone
@@ -248,18 +244,10 @@ impl ErouteView {
     /// The most specific eroute covering a packet from `src` to `dst` (of one family).
     #[inline]
     pub fn lookup(&self, src: impl Into<IpAddr>, dst: impl Into<IpAddr>) -> Option<&Arc<Eroute>> {
-        let (s, d) = (src.into(), dst.into());
-        if let Some(e) = self.holds.get(&(s, d)) {
-            return Some(e);
-        }
-        let hit = self
-            .indexed
-            .lookup(s, d)
-            .and_then(|i| self.indexed.entries.get(i as usize));
-        match (hit, self.recent.lookup(s, d)) {
-            (Some(h), Some(r)) => Some(more_specific(h, r)),
-            (h, r) => h.or(r),
-        }
+        self.lookup_index(src, dst).map(|r| match r {
+            Ok(i) => &self.indexed.entries[i],
+            Err(e) => e,
+        })
     }
 
     /// The indexed eroutes (trap holds excepted), in the order [`ErouteView::lookup_index`]
@@ -281,18 +269,12 @@ impl ErouteView {
         if let Some(e) = self.holds.get(&(s, d)) {
             return Some(Err(e));
         }
-        let hit = self.indexed.lookup(s, d);
+        let hit = self.indexed.lookup(s, d).map(|i| i as usize);
         match (hit, self.recent.lookup(s, d)) {
-            (Some(i), Some(r)) => {
-                let h = &self.indexed.entries[i as usize];
-                Some(if Arc::ptr_eq(more_specific(h, r), h) {
-                    Ok(i as usize)
-                } else {
-                    Err(r)
-                })
-            }
-            (Some(i), None) => Some(Ok(i as usize)),
-            (None, r) => r.map(Err),
+            // The more specific of the two (recent entries never repeat indexed networks).
+            (Some(i), Some(r)) if !more_specific(&self.indexed.entries[i], r) => Some(Ok(i)),
+            (_, Some(r)) => Some(Err(r)),
+            (i, None) => i.map(Ok),
         }
     }
 }
