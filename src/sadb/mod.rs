@@ -5,8 +5,11 @@
 //! The datapath reads the SADB through a [`SadbView`]: for every SAID the SA with its group
 //! (a lone SA is a group of one, made once when it is added), in sharded copy-on-write maps
 //! that the SADB keeps up to date with each change. A view is a handful of `Arc`s: the
-//! datapath takes one per batch and looks SAs up without any lock, while a change copies only
-//! the shards it touches.
+//! datapath takes one per batch and looks SAs up without any lock. A change goes into a small
+//! overlay of recent changes first (copying at most [`RECENT_MAX`] entries, not a shard of the
+//! whole SADB); the overlay is folded into the shards when it is full and by [`Sadb::settle`]
+//! (KLIPS' once-a-second expiry pass), so a burst of keying copies each shard once per
+//! [`RECENT_MAX`] changes instead of once per change.
 
 pub mod lifetime;
 pub mod replay;
@@ -41,10 +44,15 @@ impl SaRef {
 
 const SHARDS: usize = 16;
 
+/// Most changes the recent overlay holds before they are folded into the shards.
+pub const RECENT_MAX: usize = 64;
+
 /// The datapath's read-only view of the SADB (see the module documentation).
 #[derive(Debug, Clone, Default)]
 pub struct SadbView {
     shards: [Arc<FastMap<Said, SaRef>>; SHARDS],
+    /// Changes not yet folded into `shards`: the SA now (None: deleted). Looked at first.
+    recent: Arc<FastMap<Said, Option<SaRef>>>,
 }
 
 impl SadbView {
@@ -57,17 +65,37 @@ impl SadbView {
     /// The SA with this SAID, with its group.
     #[inline]
     pub fn get(&self, said: &Said) -> Option<&SaRef> {
+        if !self.recent.is_empty() {
+            if let Some(r) = self.recent.get(said) {
+                return r.as_ref();
+            }
+        }
         self.shards[Self::shard(said)].get(said)
     }
 
+    /// Records a change in the recent overlay, folding the overlay first when it is full.
     fn set(&mut self, said: Said, r: Option<SaRef>) {
-        let m = Arc::make_mut(&mut self.shards[Self::shard(&said)]);
-        match r {
-            Some(r) => {
-                m.insert(said, r);
-            }
-            None => {
-                m.remove(&said);
+        if self.recent.len() >= RECENT_MAX && !self.recent.contains_key(&said) {
+            self.settle();
+        }
+        Arc::make_mut(&mut self.recent).insert(said, r);
+    }
+
+    /// Folds the recent overlay into the shards (each shard it touches is copied once).
+    fn settle(&mut self) {
+        if self.recent.is_empty() {
+            return;
+        }
+        let recent = std::mem::take(&mut self.recent);
+        for (said, r) in recent.iter() {
+            let m = Arc::make_mut(&mut self.shards[Self::shard(said)]);
+            match r {
+                Some(r) => {
+                    m.insert(*said, r.clone());
+                }
+                None => {
+                    m.remove(said);
+                }
             }
         }
     }
@@ -115,6 +143,17 @@ impl Sadb {
     /// The datapath's view as of now (cheap: a few `Arc` clones).
     pub fn view(&self) -> SadbView {
         self.view.clone()
+    }
+
+    /// Whether changes wait in the view's recent overlay (see [`Sadb::settle`]).
+    pub fn has_recent(&self) -> bool {
+        !self.view.recent.is_empty()
+    }
+
+    /// Folds the changes waiting in the view's recent overlay into its shards; lookups answer
+    /// the same before and after. KLIPS' once-a-second pass calls it.
+    pub fn settle(&mut self) {
+        self.view.settle();
     }
 
     /// The SA with this SAID.
@@ -285,6 +324,82 @@ mod tests {
             life,
             encap: None,
             policy: None,
+        }
+    }
+
+    /// What the view must answer for `said`: the SAIDs of its group, innermost first, and its
+    /// place in it; None when the SADB has no such SA.
+    fn expected(db: &Sadb, said: &Said) -> Option<(Vec<Said>, usize)> {
+        db.get(said)?;
+        let saids: Vec<Said> = match db.member_of.get(said) {
+            Some(head) => db.groups[head].iter().map(|s| s.said).collect(),
+            None => vec![*said],
+        };
+        let pos = saids.iter().position(|s| s == said)?;
+        Some((saids, pos))
+    }
+
+    fn answered(v: &SadbView, said: &Said) -> Option<(Vec<Said>, usize)> {
+        v.get(said)
+            .map(|r| (r.group.iter().map(|s| s.said).collect(), r.pos))
+    }
+
+    #[test]
+    fn view_agrees_with_the_sadb_through_changes_and_settles() {
+        let mut db = Sadb::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let said_of =
+            |i: u64| Said::new(Proto::Tun, 0x1000 + i as u32, Ipv4Addr::new(192, 0, 2, 2));
+        let mut snapshots: Vec<(SadbView, Vec<(Said, Option<(Vec<Said>, usize)>)>)> = Vec::new();
+        for step in 0..4000u64 {
+            let said = said_of(next(300));
+            match next(10) {
+                0..=4 => {
+                    let mut sp = spec(Proto::Tun, XformSpec::Ipip, 0);
+                    sp.said = said;
+                    let _ = db.add(Sa::new(&sp, Dir::Out, 0).unwrap());
+                }
+                5..=6 => {
+                    let _ = db.delete(&said);
+                }
+                7 => {
+                    let other = said_of(next(300));
+                    let _ = db.group(&[said, other]);
+                }
+                8 => {
+                    let _ = db.group(&[said]);
+                }
+                _ => {
+                    if next(4) == 0 {
+                        db.settle();
+                        assert!(!db.has_recent());
+                    }
+                }
+            }
+            let v = db.view();
+            assert!(v.recent.len() <= RECENT_MAX);
+            for i in 0..300 {
+                let s = said_of(i);
+                assert_eq!(answered(&v, &s), expected(&db, &s), "step {step}, {s}");
+            }
+            if step % 500 == 0 {
+                let answers = (0..300)
+                    .map(|i| (said_of(i), answered(&v, &said_of(i))))
+                    .collect();
+                snapshots.push((v, answers));
+            }
+        }
+        // A view taken earlier still answers as it did: changes copy, never write through.
+        for (v, answers) in &snapshots {
+            for (s, a) in answers {
+                assert_eq!(&answered(v, s), a);
+            }
         }
     }
 
