@@ -593,12 +593,45 @@ pub fn rule_remove() -> io::Result<()> {
     Ok(())
 }
 
-/// The index of interface `name`.
+/// The index of interface `name`: one `SIOCGIFINDEX` ioctl on this thread's rtnetlink
+/// socket (the kernel answers it on any socket), always current, so a device deleted and made
+/// again is never routed to by a stale index. Falls back to sysfs if the ioctl is refused.
 pub fn ifindex(name: &str) -> io::Result<u32> {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))?
-        .trim()
-        .parse()
-        .map_err(|_| io::Error::other(format!("interface {name}: unreadable ifindex")))
+    let bad = || io::Error::other(format!("interface {name}: no such device"));
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
+        return Err(bad());
+    }
+    // SAFETY: all-zero is a valid `struct ifreq` (empty name, zero union).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    let r = REQUESTS.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some((Socket::open()?, 0));
+        }
+        let Some((sock, _)) = slot.as_ref() else {
+            return Err(io::Error::other("no rtnetlink socket"));
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: SIOCGIFINDEX reads the NUL-terminated name from `req` and writes the index
+        // into its union; `req` is a whole `struct ifreq` that lives for the call.
+        let r = unsafe { libc::ioctl(sock.0.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a successful SIOCGIFINDEX filled the union's `ifru_ifindex`.
+        Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+    });
+    match r {
+        Ok(i) => Ok(i),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Err(bad()),
+        Err(_) => std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))?
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("interface {name}: unreadable ifindex"))),
+    }
 }
 
 /// Runs the updown step `verb` for `info`: rswan's default script in-process over rtnetlink
@@ -662,6 +695,20 @@ pub fn run_updown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ifindex_by_ioctl_matches_sysfs() {
+        let sysfs: u32 = std::fs::read_to_string("/sys/class/net/lo/ifindex")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(ifindex("lo").unwrap(), sysfs);
+        assert!(ifindex("rswan-nonesuch").is_err());
+        assert!(ifindex("").is_err());
+        assert!(ifindex("a-name-longer-than-ifnamsiz").is_err());
+        assert!(ifindex("lo\0x").is_err());
+    }
 
     #[test]
     fn new_route_message_layout() {
