@@ -229,6 +229,52 @@ pub fn peer_uid(stream: &UnixStream) -> io::Result<u32> {
     Ok(cred.uid)
 }
 
+/// How long a control thread with no client waits for the next one before it exits.
+const IDLE_EXIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The threads that serve control clients, reused: a client goes to a thread that is waiting
+/// for one, or a new thread is started for it when none is, so no client ever waits behind
+/// another's long command (`ipsec auto --up` waits for IKE). A thread idle for [`IDLE_EXIT`]
+/// exits. Saves starting and tearing down a thread per command when commands come in a
+/// stream (scripts bringing up many conns).
+pub struct ClientThreads {
+    /// Rendezvous channel: a send succeeds only when an idle thread is receiving.
+    tx: crossbeam_channel::Sender<UnixStream>,
+    rx: crossbeam_channel::Receiver<UnixStream>,
+    serve: std::sync::Arc<dyn Fn(UnixStream) + Send + Sync>,
+}
+
+impl ClientThreads {
+    /// Threads that call `serve` for each client.
+    pub fn new(serve: impl Fn(UnixStream) + Send + Sync + 'static) -> ClientThreads {
+        let (tx, rx) = crossbeam_channel::bounded(0);
+        ClientThreads {
+            tx,
+            rx,
+            serve: std::sync::Arc::new(serve),
+        }
+    }
+
+    /// Hands `client` to an idle thread, or to a new one.
+    pub fn dispatch(&self, client: UnixStream) -> io::Result<()> {
+        let client = match self.tx.try_send(client) {
+            Ok(()) => return Ok(()),
+            Err(e) => e.into_inner(),
+        };
+        let rx = self.rx.clone();
+        let serve = self.serve.clone();
+        std::thread::Builder::new()
+            .name("ctl-client".into())
+            .spawn(move || {
+                serve(client);
+                while let Ok(next) = rx.recv_timeout(IDLE_EXIT) {
+                    serve(next);
+                }
+            })
+            .map(drop)
+    }
+}
+
 /// Answers a client that may not use the control socket: its request is read (so the client's
 /// write never meets a closed socket) but not acted on, then an error line and exit status 1.
 pub fn refuse(stream: UnixStream, why: &str) {
@@ -239,4 +285,56 @@ pub fn refuse(stream: UnixStream, why: &str) {
     let mut r = reply;
     r.err(&format!("ipsec: {why}\n"));
     r.exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    #[test]
+    fn client_threads_serve_concurrently_and_are_reused() {
+        // Each client sends one byte: 1 = hold the thread until released, 0 = answer at once.
+        let (release_tx, release_rx) = crossbeam_channel::unbounded::<()>();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<std::thread::ThreadId>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let threads = ClientThreads::new(move |mut s: UnixStream| {
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            if b[0] == 1 {
+                let rx = release_rx.lock().unwrap().clone();
+                rx.recv().unwrap();
+            }
+            done_tx.send(std::thread::current().id()).unwrap();
+        });
+        let client = |hold: u8| {
+            let (mut ours, theirs) = UnixStream::pair().unwrap();
+            ours.write_all(&[hold]).unwrap();
+            threads.dispatch(theirs).unwrap();
+            ours
+        };
+        let _long = client(1);
+        // The held client does not keep the next one waiting.
+        let _quick = client(0);
+        let quick_thread = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // Once a thread is idle again, the next client reuses it (given a moment to get back
+        // to waiting; a client that comes sooner gets a new thread, which is allowed).
+        let mut seen = vec![quick_thread];
+        let mut reused = false;
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(20));
+            let _c = client(0);
+            let t = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            if seen.contains(&t) {
+                reused = true;
+                break;
+            }
+            seen.push(t);
+        }
+        assert!(reused, "an idle thread serves the next client");
+        release_tx.send(()).unwrap();
+        let long_thread = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(!seen.contains(&long_thread));
+    }
 }

@@ -1466,6 +1466,11 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
         std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
+                let clients = control::ClientThreads::new(move |s| {
+                    if let Ok((args, reply)) = control::read_request(s) {
+                        d.handle(args, reply);
+                    }
+                });
                 for s in listener.incoming().flatten() {
                     // Root only, whatever the socket file's mode (SO_PEERCRED).
                     match control::peer_uid(&s) {
@@ -1489,15 +1494,9 @@ fn run_inner(paths: Paths) -> Result<(), (i32, String)> {
                             continue;
                         }
                     }
-                    let d = d.clone();
-                    let _ =
-                        std::thread::Builder::new()
-                            .name("ctl-client".into())
-                            .spawn(move || {
-                                if let Ok((args, reply)) = control::read_request(s) {
-                                    d.handle(args, reply);
-                                }
-                            });
+                    if let Err(e) = clients.dispatch(s) {
+                        log(&format!("control: cannot start a thread for a client: {e}"));
+                    }
                 }
             })
             .map_err(|e| fail(e.to_string()))?;
