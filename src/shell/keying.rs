@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -300,6 +300,7 @@ fn run<H: KeyingHost>(
     let mut stopping = false;
     let mut usage: Vec<(Said, Option<u64>)> = Vec::new();
     let mut next_usage = 0u64;
+    let mut turn = 0usize;
     let dns_rx = host
         .dns()
         .map(|d| d.answers.clone())
@@ -317,29 +318,23 @@ fn run<H: KeyingHost>(
             .poll_timeout()
             .map_or(1000, |t| t.saturating_sub(now))
             .min(1000);
-        select! {
-            recv(ike_rx) -> m => if let Ok(m) = m {
-                pluto.handle_datagram(clock.now_ms(), m.local, m.remote, &m.data);
-            },
-            recv(rx) -> m => match m {
-                Ok(Msg::Whack { client, cmd, reply }) => {
-                    if let Some(r) = reply {
-                        clients.insert(client, r);
-                    }
-                    pluto.whack(clock.now_ms(), client, cmd);
+        match next_input(&mut turn, &ike_rx, &rx, &dns_rx, &doorbell, wait) {
+            Input::Ike(m) => pluto.handle_datagram(clock.now_ms(), m.local, m.remote, &m.data),
+            Input::Ctl(Some(Msg::Whack { client, cmd, reply })) => {
+                if let Some(r) = reply {
+                    clients.insert(client, r);
                 }
-                Ok(Msg::View { keys, reply }) => {
-                    let _ = reply.send(pluto.admin_view(keys));
-                }
-                Ok(Msg::Stop) | Err(_) => {
-                    pluto.whack(clock.now_ms(), WhackClient(0), WhackCmd::Shutdown);
-                    stopping = true;
-                }
-            },
-            recv(dns_rx) -> a => if let Ok(a) = a {
-                pluto.handle_dns(clock.now_ms(), a.id, &a.name, a.qtype, a.result);
-            },
-            recv(doorbell) -> _ => {
+                pluto.whack(clock.now_ms(), client, cmd);
+            }
+            Input::Ctl(Some(Msg::View { keys, reply })) => {
+                let _ = reply.send(pluto.admin_view(keys));
+            }
+            Input::Ctl(Some(Msg::Stop) | None) => {
+                pluto.whack(clock.now_ms(), WhackClient(0), WhackCmd::Shutdown);
+                stopping = true;
+            }
+            Input::Dns(a) => pluto.handle_dns(clock.now_ms(), a.id, &a.name, a.qtype, a.result),
+            Input::Events => {
                 klips.take_events(&mut events);
                 for e in events.drain(..) {
                     match e {
@@ -363,8 +358,8 @@ fn run<H: KeyingHost>(
                         }
                     }
                 }
-            },
-            default(Duration::from_millis(wait)) => {}
+            }
+            Input::Idle => {}
         }
         let now = clock.now_ms();
         if now >= next_usage {
@@ -397,6 +392,68 @@ fn run<H: KeyingHost>(
         if stopping {
             return;
         }
+    }
+}
+
+/// One input for the keying thread.
+enum Input {
+    Ike(IkeIn),
+    /// A control message; None: the daemon's side of the channel is gone (stop).
+    Ctl(Option<Msg>),
+    Dns(super::resolver::Answer),
+    /// The datapath rang its event doorbell.
+    Events,
+    /// Nothing arrived within the wait (timers are due or the usage round is).
+    Idle,
+}
+
+/// The next input: whatever is already queued first, without blocking, taking the sources in
+/// turn so none starves the others (under load this skips `select`'s registration with every
+/// channel and the wake-up bookkeeping that goes with it); otherwise waits up to `wait_ms`
+/// for the first to arrive.
+fn next_input(
+    turn: &mut usize,
+    ike_rx: &Receiver<IkeIn>,
+    rx: &Receiver<Msg>,
+    dns_rx: &Receiver<super::resolver::Answer>,
+    doorbell: &Receiver<()>,
+    wait_ms: u64,
+) -> Input {
+    use crossbeam_channel::TryRecvError;
+    for i in 0..4 {
+        let k = (*turn + i) % 4;
+        let got = match k {
+            0 => ike_rx.try_recv().ok().map(Input::Ike),
+            1 => match rx.try_recv() {
+                Ok(m) => Some(Input::Ctl(Some(m))),
+                Err(TryRecvError::Disconnected) => Some(Input::Ctl(None)),
+                Err(TryRecvError::Empty) => None,
+            },
+            2 => dns_rx.try_recv().ok().map(Input::Dns),
+            _ => doorbell.try_recv().ok().map(|()| Input::Events),
+        };
+        if let Some(input) = got {
+            *turn = k + 1;
+            return input;
+        }
+    }
+    let mut sel = crossbeam_channel::Select::new();
+    let i_ike = sel.recv(ike_rx);
+    let i_ctl = sel.recv(rx);
+    let i_dns = sel.recv(dns_rx);
+    let i_bell = sel.recv(doorbell);
+    let Ok(op) = sel.select_timeout(Duration::from_millis(wait_ms)) else {
+        return Input::Idle;
+    };
+    match op.index() {
+        i if i == i_ike => op.recv(ike_rx).map_or(Input::Idle, Input::Ike),
+        i if i == i_ctl => Input::Ctl(op.recv(rx).ok()),
+        i if i == i_dns => op.recv(dns_rx).map_or(Input::Idle, Input::Dns),
+        i if i == i_bell => {
+            let _ = op.recv(doorbell);
+            Input::Events
+        }
+        _ => Input::Idle,
     }
 }
 
