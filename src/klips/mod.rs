@@ -570,12 +570,7 @@ impl Klips {
         if self.eroutes().has_recent() {
             self.eroutes_mut().settle();
         }
-        let dead = {
-            let mut db = self.sadb_mut();
-            // SA changes since the last pass join the view's shards (see `sadb::RECENT_MAX`).
-            db.settle();
-            db.expire(now)
-        };
+        let dead = self.sadb_mut().expire(now);
         let mut retry = {
             let mut p = self.pending.lock().unwrap_or_else(|x| x.into_inner());
             std::mem::take(&mut p.hard_retry)

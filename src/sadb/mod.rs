@@ -4,12 +4,9 @@
 //!
 //! The datapath reads the SADB through a [`SadbView`]: for every SAID the SA with its group
 //! (a lone SA is a group of one, made once when it is added), in sharded copy-on-write maps
-//! that the SADB keeps up to date with each change. A view is a handful of `Arc`s: the
-//! datapath takes one per batch and looks SAs up without any lock. A change goes into a small
-//! overlay of recent changes first (copying at most [`RECENT_MAX`] entries, not a shard of the
-//! whole SADB); the overlay is folded into the shards when it is full and by [`Sadb::settle`]
-//! (KLIPS' once-a-second expiry pass), so a burst of keying copies each shard once per
-//! [`RECENT_MAX`] changes instead of once per change.
+//! that the SADB keeps up to date with each change. A view is one `Arc`: the datapath takes one
+//! per batch and looks SAs up without any lock, while a change copies the array of shard
+//! pointers and only the shard it touches (1/256 of the SAs), not the SADB.
 
 pub mod lifetime;
 pub mod replay;
@@ -42,17 +39,24 @@ impl SaRef {
     }
 }
 
-const SHARDS: usize = 16;
+/// Number of shards: a change copies the shard array (an `Arc` per shard) and one shard
+/// (1/`SHARDS` of the SAs), so 256 keeps both small from a handful of SAs to 100,000.
+const SHARDS: usize = 256;
 
-/// Most changes the recent overlay holds before they are folded into the shards.
-pub const RECENT_MAX: usize = 64;
+type Shards = [Arc<FastMap<Said, SaRef>>; SHARDS];
 
 /// The datapath's read-only view of the SADB (see the module documentation).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SadbView {
-    shards: [Arc<FastMap<Said, SaRef>>; SHARDS],
-    /// Changes not yet folded into `shards`: the SA now (None: deleted). Looked at first.
-    recent: Arc<FastMap<Said, Option<SaRef>>>,
+    shards: Arc<Shards>,
+}
+
+impl Default for SadbView {
+    fn default() -> SadbView {
+        SadbView {
+            shards: Arc::new(std::array::from_fn(|_| Arc::default())),
+        }
+    }
 }
 
 impl SadbView {
@@ -65,37 +69,20 @@ impl SadbView {
     /// The SA with this SAID, with its group.
     #[inline]
     pub fn get(&self, said: &Said) -> Option<&SaRef> {
-        if !self.recent.is_empty() {
-            if let Some(r) = self.recent.get(said) {
-                return r.as_ref();
-            }
-        }
         self.shards[Self::shard(said)].get(said)
     }
 
-    /// Records a change in the recent overlay, folding the overlay first when it is full.
+    /// Changes one SAID: copies the shard array if a published view shares it (`Arc`s only),
+    /// and the one shard the SAID is in.
     fn set(&mut self, said: Said, r: Option<SaRef>) {
-        if self.recent.len() >= RECENT_MAX && !self.recent.contains_key(&said) {
-            self.settle();
-        }
-        Arc::make_mut(&mut self.recent).insert(said, r);
-    }
-
-    /// Folds the recent overlay into the shards (each shard it touches is copied once).
-    fn settle(&mut self) {
-        if self.recent.is_empty() {
-            return;
-        }
-        let recent = std::mem::take(&mut self.recent);
-        for (said, r) in recent.iter() {
-            let m = Arc::make_mut(&mut self.shards[Self::shard(said)]);
-            match r {
-                Some(r) => {
-                    m.insert(*said, r.clone());
-                }
-                None => {
-                    m.remove(said);
-                }
+        let shards = Arc::make_mut(&mut self.shards);
+        let m = Arc::make_mut(&mut shards[Self::shard(&said)]);
+        match r {
+            Some(r) => {
+                m.insert(said, r);
+            }
+            None => {
+                m.remove(&said);
             }
         }
     }
@@ -143,17 +130,6 @@ impl Sadb {
     /// The datapath's view as of now (cheap: a few `Arc` clones).
     pub fn view(&self) -> SadbView {
         self.view.clone()
-    }
-
-    /// Whether changes wait in the view's recent overlay (see [`Sadb::settle`]).
-    pub fn has_recent(&self) -> bool {
-        !self.view.recent.is_empty()
-    }
-
-    /// Folds the changes waiting in the view's recent overlay into its shards; lookups answer
-    /// the same before and after. KLIPS' once-a-second pass calls it.
-    pub fn settle(&mut self) {
-        self.view.settle();
     }
 
     /// The SA with this SAID.
@@ -345,7 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn view_agrees_with_the_sadb_through_changes_and_settles() {
+    fn view_agrees_with_the_sadb_through_changes() {
         let mut db = Sadb::new();
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut next = move |n: u64| {
@@ -375,15 +351,9 @@ mod tests {
                 8 => {
                     let _ = db.group(&[said]);
                 }
-                _ => {
-                    if next(4) == 0 {
-                        db.settle();
-                        assert!(!db.has_recent());
-                    }
-                }
+                _ => {}
             }
             let v = db.view();
-            assert!(v.recent.len() <= RECENT_MAX);
             for i in 0..300 {
                 let s = said_of(i);
                 assert_eq!(answered(&v, &s), expected(&db, &s), "step {step}, {s}");
