@@ -193,6 +193,8 @@ pub fn configure(settings: Settings) -> std::io::Result<()> {
     with_logger(|l| {
         l.settings = settings;
         l.pluto_file = file;
+        // The socket may have changed: connect afresh on the next line.
+        l.sock = None;
     });
     Ok(())
 }
@@ -213,20 +215,36 @@ pub fn write(source: Source, stamp: &str, line: &str) {
                 return;
             }
         }
-        let sock = match l.sock.take() {
-            Some(s) => s,
-            None => match UnixDatagram::unbound() {
-                Ok(s) => s,
-                Err(_) => return,
-            },
-        };
+        let time = syslog_time();
         for t in line.lines() {
-            let msg = message(source, &l.settings, pid, &syslog_time(), t);
-            // A missing or full syslog socket loses the line there, never the daemon.
-            let _ = sock.send_to(msg.as_bytes(), &l.settings.socket);
+            let msg = message(source, &l.settings, pid, &time, t);
+            // A missing or full syslog socket loses the line there, never the daemon. A socket
+            // that fails is dropped and the line tried once more on a fresh one (the syslog
+            // daemon restarted: its old socket refuses).
+            for _ in 0..2 {
+                let Some(sock) = l.connected() else {
+                    break;
+                };
+                if sock.send(msg.as_bytes()).is_ok() {
+                    break;
+                }
+                l.sock = None;
+            }
         }
-        l.sock = Some(sock);
     })
+}
+
+impl Logger {
+    /// The socket connected to the syslog socket (connected once, so a line is one `send`
+    /// without a path lookup); None if it cannot be reached now.
+    fn connected(&mut self) -> Option<&UnixDatagram> {
+        if self.sock.is_none() {
+            let s = UnixDatagram::unbound().ok()?;
+            s.connect(&self.settings.socket).ok()?;
+            self.sock = Some(s);
+        }
+        self.sock.as_ref()
+    }
 }
 
 /// `line`'s lines, each as `STAMP text\n`, in one buffer (written with one call).
@@ -325,6 +343,40 @@ pub fn stderr_is_journal() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_reach_a_restarted_syslog_socket() {
+        let dir = std::env::temp_dir().join(format!("rswan-syslog-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("log");
+        let _ = std::fs::remove_file(&path);
+        let recv = |sock: &UnixDatagram| {
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut b = [0u8; 2048];
+            let n = sock.recv(&mut b).unwrap();
+            String::from_utf8_lossy(&b[..n]).into_owned()
+        };
+        let first = UnixDatagram::bind(&path).unwrap();
+        let settings = Settings {
+            socket: path.clone(),
+            ..Settings::default()
+        };
+        configure(settings).unwrap();
+        write(Source::Klips, "stamp", "one");
+        assert!(recv(&first).ends_with("one"));
+        // The syslog daemon restarts: a new socket at the same path.
+        drop(first);
+        std::fs::remove_file(&path).unwrap();
+        let second = UnixDatagram::bind(&path).unwrap();
+        write(Source::Klips, "stamp", "two");
+        assert!(
+            recv(&second).ends_with("two"),
+            "the line after a restart is sent again"
+        );
+        configure(Settings::default()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn selectors() {
