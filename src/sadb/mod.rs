@@ -4,9 +4,10 @@
 //!
 //! The datapath reads the SADB through a [`SadbView`]: for every SAID the SA with its group
 //! (a lone SA is a group of one, made once when it is added), in sharded copy-on-write maps
-//! that the SADB keeps up to date with each change. A view is one `Arc`: the datapath takes one
-//! per batch and looks SAs up without any lock, while a change copies the array of shard
-//! pointers and only the shard it touches (1/256 of the SAs), not the SADB.
+//! that the SADB keeps up to date with each change. A view is one `Arc` (a two-level tree of
+//! 16 × 16 shards): the datapath takes one per batch and looks SAs up without any lock, while a
+//! change copies the two small arrays on its path and the shard it touches (1/256 of the SAs),
+//! not the SADB.
 
 pub mod lifetime;
 pub mod replay;
@@ -39,44 +40,52 @@ impl SaRef {
     }
 }
 
-/// Number of shards: a change copies the shard array (an `Arc` per shard) and one shard
-/// (1/`SHARDS` of the SAs), so 256 keeps both small from a handful of SAs to 100,000.
-const SHARDS: usize = 256;
+/// Fan-out of each of the view's two levels: 16 × 16 = 256 shards. A change copies one
+/// top array and one middle array (16 `Arc`s each) and one shard (1/256 of the SAs), so it
+/// stays small from a handful of SAs to 100,000.
+const FANOUT: usize = 16;
 
-type Shards = [Arc<FastMap<Said, SaRef>>; SHARDS];
+type Shard = Arc<FastMap<Said, SaRef>>;
+type Level = [Shard; FANOUT];
 
 /// The datapath's read-only view of the SADB (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct SadbView {
-    shards: Arc<Shards>,
+    top: Arc<[Arc<Level>; FANOUT]>,
 }
 
 impl Default for SadbView {
     fn default() -> SadbView {
         SadbView {
-            shards: Arc::new(std::array::from_fn(|_| Arc::default())),
+            top: Arc::new(std::array::from_fn(|_| {
+                Arc::new(std::array::from_fn(|_| Arc::default()))
+            })),
         }
     }
 }
 
 impl SadbView {
-    fn shard(said: &Said) -> usize {
+    /// The (top, middle) slot of a SAID's shard.
+    fn slot(said: &Said) -> (usize, usize) {
         // The SPI's low bits are random for negotiated SAs and sequential for manual ones:
         // either way they spread.
-        (said.spi as usize ^ (said.spi >> 8) as usize) % SHARDS
+        let h = said.spi as usize ^ (said.spi >> 8) as usize;
+        (h % FANOUT, (h / FANOUT) % FANOUT)
     }
 
     /// The SA with this SAID, with its group.
     #[inline]
     pub fn get(&self, said: &Said) -> Option<&SaRef> {
-        self.shards[Self::shard(said)].get(said)
+        let (i, j) = Self::slot(said);
+        self.top[i][j].get(said)
     }
 
-    /// Changes one SAID: copies the shard array if a published view shares it (`Arc`s only),
-    /// and the one shard the SAID is in.
+    /// Changes one SAID: copies (if a published view shares them) the top array, the middle
+    /// array and the one shard on the SAID's path; nothing else.
     fn set(&mut self, said: Said, r: Option<SaRef>) {
-        let shards = Arc::make_mut(&mut self.shards);
-        let m = Arc::make_mut(&mut shards[Self::shard(&said)]);
+        let (i, j) = Self::slot(&said);
+        let mid = Arc::make_mut(&mut Arc::make_mut(&mut self.top)[i]);
+        let m = Arc::make_mut(&mut mid[j]);
         match r {
             Some(r) => {
                 m.insert(said, r);

@@ -159,6 +159,8 @@ impl Default for Settings {
 struct Logger {
     settings: Settings,
     sock: Option<UnixDatagram>,
+    /// When to try connecting again after the syslog socket could not be reached.
+    retry_at: Option<std::time::Instant>,
     pluto_file: Option<std::fs::File>,
 }
 
@@ -169,6 +171,7 @@ fn with_logger<T>(f: impl FnOnce(&mut Logger) -> T) -> T {
     let l = g.get_or_insert_with(|| Logger {
         settings: Settings::default(),
         sock: None,
+        retry_at: None,
         pluto_file: None,
     });
     f(l)
@@ -195,6 +198,7 @@ pub fn configure(settings: Settings) -> std::io::Result<()> {
         l.pluto_file = file;
         // The socket may have changed: connect afresh on the next line.
         l.sock = None;
+        l.retry_at = None;
     });
     Ok(())
 }
@@ -239,8 +243,18 @@ impl Logger {
     /// without a path lookup); None if it cannot be reached now.
     fn connected(&mut self) -> Option<&UnixDatagram> {
         if self.sock.is_none() {
+            // No syslog daemon listening: its lines are lost (as with glibc's syslog), and a
+            // connection is tried again at most once a second, not for every line.
+            let now = std::time::Instant::now();
+            if self.retry_at.is_some_and(|t| now < t) {
+                return None;
+            }
             let s = UnixDatagram::unbound().ok()?;
-            s.connect(&self.settings.socket).ok()?;
+            if s.connect(&self.settings.socket).is_err() {
+                self.retry_at = Some(now + std::time::Duration::from_secs(1));
+                return None;
+            }
+            self.retry_at = None;
             self.sock = Some(s);
         }
         self.sock.as_ref()
