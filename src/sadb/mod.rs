@@ -314,7 +314,10 @@ mod tests {
 
     /// What the view must answer for `said`: the SAIDs of its group, innermost first, and its
     /// place in it; None when the SADB has no such SA.
-    fn expected(db: &Sadb, said: &Said) -> Option<(Vec<Said>, usize)> {
+    /// A SAID's group (innermost first) and its place in it, as the view answers.
+    type Answer = Option<(Vec<Said>, usize)>;
+
+    fn expected(db: &Sadb, said: &Said) -> Answer {
         db.get(said)?;
         let saids: Vec<Said> = match db.member_of.get(said) {
             Some(head) => db.groups[head].iter().map(|s| s.said).collect(),
@@ -324,7 +327,7 @@ mod tests {
         Some((saids, pos))
     }
 
-    fn answered(v: &SadbView, said: &Said) -> Option<(Vec<Said>, usize)> {
+    fn answered(v: &SadbView, said: &Said) -> Answer {
         v.get(said)
             .map(|r| (r.group.iter().map(|s| s.said).collect(), r.pos))
     }
@@ -341,7 +344,7 @@ mod tests {
         };
         let said_of =
             |i: u64| Said::new(Proto::Tun, 0x1000 + i as u32, Ipv4Addr::new(192, 0, 2, 2));
-        let mut snapshots: Vec<(SadbView, Vec<(Said, Option<(Vec<Said>, usize)>)>)> = Vec::new();
+        let mut snapshots: Vec<(SadbView, Vec<(Said, Answer)>)> = Vec::new();
         for step in 0..4000u64 {
             let said = said_of(next(300));
             match next(10) {

@@ -658,7 +658,7 @@ impl Daemon {
     /// Sends `cmd` to Pluto and streams its whack lines to the client (code 002 only with
     /// `verbose`). Returns the exit status.
     fn run_whack(&self, cmd: WhackCmd, verbose: bool, reply: &mut control::Reply) -> i32 {
-        let rx = {
+        let mut rx = {
             let k = self.keying.lock().unwrap_or_else(|p| p.into_inner());
             match k.as_ref() {
                 Some(k) => k.whack(cmd),
@@ -668,17 +668,32 @@ impl Daemon {
                 }
             }
         };
-        loop {
-            match rx.recv_timeout(Duration::from_secs(3600)) {
-                Ok(WhackLine::Line(code, text)) => {
-                    if code != crate::pluto::rc::LOG || verbose {
-                        reply.out(&format!("{code:03} {text}\n"));
+        // The lines of one batch go to the client in one frame.
+        let mut out = String::new();
+        let mut status = None;
+        while status.is_none() {
+            let mut next = rx.recv_timeout(Duration::from_secs(3600)).ok();
+            if next.is_none() {
+                status = Some(1);
+            }
+            while let Some(line) = next {
+                match line {
+                    WhackLine::Line(code, text) => {
+                        if code != crate::pluto::rc::LOG || verbose {
+                            use std::fmt::Write as _;
+                            let _ = writeln!(out, "{code:03} {text}");
+                        }
                     }
+                    WhackLine::Done(s) => status = Some(s),
                 }
-                Ok(WhackLine::Done(status)) => return status,
-                Err(_) => return 1,
+                next = rx.buffered();
+            }
+            if !out.is_empty() {
+                reply.out(&out);
+                out.clear();
             }
         }
+        status.unwrap_or(1)
     }
 
     fn load_secrets(&self, file: &std::path::Path, reply: &mut control::Reply) -> Option<Secrets> {
@@ -990,7 +1005,7 @@ impl Daemon {
 
     /// `ipsec auto --route NAME` from inside the daemon; waits for Pluto's answer.
     fn route_quietly(&self, name: &str) -> Result<(), String> {
-        let rx = {
+        let mut rx = {
             let k = self.keying.lock().unwrap_or_else(|p| p.into_inner());
             match k.as_ref() {
                 Some(k) => k.whack(WhackCmd::Route(name.to_string())),

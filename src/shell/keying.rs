@@ -61,11 +61,76 @@ pub enum WhackLine {
     Done(i32),
 }
 
+/// The lines of one whack command as they arrive: the lines one event produced come together
+/// (one wake-up of the client's thread, not one per line).
+pub struct WhackReceiver {
+    rx: Receiver<Vec<WhackLine>>,
+    buf: std::collections::VecDeque<WhackLine>,
+}
+
+impl WhackReceiver {
+    /// The next line, waiting up to `d` for the next batch.
+    pub fn recv_timeout(
+        &mut self,
+        d: Duration,
+    ) -> Result<WhackLine, crossbeam_channel::RecvTimeoutError> {
+        while self.buf.is_empty() {
+            self.buf.extend(self.rx.recv_timeout(d)?);
+        }
+        self.buf
+            .pop_front()
+            .ok_or(crossbeam_channel::RecvTimeoutError::Timeout)
+    }
+
+    /// The next line of the batch already received, without waiting.
+    pub fn buffered(&mut self) -> Option<WhackLine> {
+        self.buf.pop_front()
+    }
+}
+
+/// Whack clients' lines, gathered while the keying thread carries out one event's outputs and
+/// sent together after them.
+#[derive(Default)]
+struct WhackClients {
+    open: HashMap<WhackClient, (Sender<Vec<WhackLine>>, Vec<WhackLine>)>,
+    /// Clients with lines waiting, in the order they got their first.
+    dirty: Vec<WhackClient>,
+}
+
+impl WhackClients {
+    fn add(&mut self, client: WhackClient, reply: Sender<Vec<WhackLine>>) {
+        self.open.insert(client, (reply, Vec::new()));
+    }
+
+    fn push(&mut self, client: WhackClient, line: WhackLine) {
+        if let Some((_, lines)) = self.open.get_mut(&client) {
+            if lines.is_empty() {
+                self.dirty.push(client);
+            }
+            lines.push(line);
+        }
+    }
+
+    /// Sends every waiting batch; a client whose command is done is forgotten.
+    fn flush(&mut self) {
+        for client in self.dirty.drain(..) {
+            let Some((tx, lines)) = self.open.get_mut(&client) else {
+                continue;
+            };
+            let done = matches!(lines.last(), Some(WhackLine::Done(_)));
+            let _ = tx.send(std::mem::take(lines));
+            if done {
+                self.open.remove(&client);
+            }
+        }
+    }
+}
+
 enum Msg {
     Whack {
         client: WhackClient,
         cmd: WhackCmd,
-        reply: Option<Sender<WhackLine>>,
+        reply: Option<Sender<Vec<WhackLine>>>,
     },
     /// The administrator's tools ask for Pluto's view (with IKE keys for Wireshark's tables).
     View {
@@ -176,8 +241,8 @@ impl Keying {
         *self.limits.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends a whack command; returns the channel on which its lines arrive.
-    pub fn whack(&self, cmd: WhackCmd) -> Receiver<WhackLine> {
+    /// Sends a whack command; returns the receiver on which its lines arrive.
+    pub fn whack(&self, cmd: WhackCmd) -> WhackReceiver {
         // Unbounded: `--status` of a gateway with thousands of conns must not lose lines, and
         // the client drains the channel as fast as the control socket allows.
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -187,7 +252,10 @@ impl Keying {
             cmd,
             reply: Some(tx),
         });
-        rx
+        WhackReceiver {
+            rx,
+            buf: std::collections::VecDeque::new(),
+        }
     }
 
     /// Pluto's view for `ipsec status --json`, the metrics and Wireshark's tables (IKE keys
@@ -295,7 +363,7 @@ fn run<H: KeyingHost>(
     // its doorbell rings; what piled up while Pluto was busy was merged, never dropped.
     let doorbell = klips.event_doorbell().clone();
     let mut events: Vec<KlipsEvent> = Vec::new();
-    let mut clients: HashMap<WhackClient, Sender<WhackLine>> = HashMap::new();
+    let mut clients = WhackClients::default();
     let mut rng = StdRng::from_entropy();
     let mut stopping = false;
     let mut usage: Vec<(Said, Option<u64>)> = Vec::new();
@@ -322,7 +390,7 @@ fn run<H: KeyingHost>(
             Input::Ike(m) => pluto.handle_datagram(clock.now_ms(), m.local, m.remote, &m.data),
             Input::Ctl(Some(Msg::Whack { client, cmd, reply })) => {
                 if let Some(r) = reply {
-                    clients.insert(client, r);
+                    clients.add(client, r);
                 }
                 pluto.whack(clock.now_ms(), client, cmd);
             }
@@ -388,6 +456,7 @@ fn run<H: KeyingHost>(
         while let Some(o) = pluto.poll_output() {
             apply(&*host, &klips, &clock, &socks, &mut clients, &mut rng, o);
         }
+        clients.flush();
         *limits.lock().unwrap_or_else(|p| p.into_inner()) = pluto.limit_counters();
         if stopping {
             return;
@@ -489,7 +558,7 @@ fn apply<H: KeyingHost>(
     klips: &Klips,
     clock: &Clock,
     socks: &Socks,
-    clients: &mut HashMap<WhackClient, Sender<WhackLine>>,
+    clients: &mut WhackClients,
     rng: &mut StdRng,
     o: Output,
 ) {
@@ -599,16 +668,8 @@ fn apply<H: KeyingHost>(
             }
         },
         Output::Log(line) => host.log(&line),
-        Output::Whack { client, code, text } => {
-            if let Some(c) = clients.get(&client) {
-                let _ = c.send(WhackLine::Line(code, text));
-            }
-        }
-        Output::WhackDone { client, status } => {
-            if let Some(c) = clients.remove(&client) {
-                let _ = c.send(WhackLine::Done(status));
-            }
-        }
+        Output::Whack { client, code, text } => clients.push(client, WhackLine::Line(code, text)),
+        Output::WhackDone { client, status } => clients.push(client, WhackLine::Done(status)),
         Output::DnsLookup { id, name, qtype } => {
             // Without a resolver Pluto asks nothing; a full queue ends the lookup as a timeout
             // (its answer reaches Pluto through the same channel as any other).
@@ -621,5 +682,59 @@ fn apply<H: KeyingHost>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whack_lines_of_one_event_arrive_as_one_batch_in_order() {
+        let mut clients = WhackClients::default();
+        let (tx1, rx1) = crossbeam_channel::unbounded();
+        let (tx2, rx2) = crossbeam_channel::unbounded();
+        clients.add(WhackClient(1), tx1);
+        clients.add(WhackClient(2), tx2);
+        clients.push(WhackClient(1), WhackLine::Line(2, "a".into()));
+        clients.push(WhackClient(2), WhackLine::Line(2, "x".into()));
+        clients.push(WhackClient(1), WhackLine::Line(4, "b".into()));
+        clients.push(WhackClient(9), WhackLine::Line(4, "nobody".into()));
+        assert!(
+            rx1.is_empty(),
+            "nothing is sent before the event's outputs are done"
+        );
+        clients.flush();
+        assert_eq!(
+            rx1.try_recv().unwrap(),
+            vec![
+                WhackLine::Line(2, "a".into()),
+                WhackLine::Line(4, "b".into())
+            ]
+        );
+        assert_eq!(
+            rx2.try_recv().unwrap(),
+            vec![WhackLine::Line(2, "x".into())]
+        );
+        clients.push(WhackClient(1), WhackLine::Done(0));
+        clients.flush();
+        assert_eq!(rx1.try_recv().unwrap(), vec![WhackLine::Done(0)]);
+        // A finished client is forgotten; the other stays.
+        clients.push(WhackClient(1), WhackLine::Line(2, "late".into()));
+        clients.flush();
+        assert!(rx1.try_recv().is_err());
+        assert_eq!(clients.open.len(), 1);
+        // The receiving side hands the batch out line by line.
+        let mut r = WhackReceiver {
+            rx: rx2,
+            buf: Default::default(),
+        };
+        clients.push(WhackClient(2), WhackLine::Line(2, "y".into()));
+        clients.push(WhackClient(2), WhackLine::Done(3));
+        clients.flush();
+        let d = Duration::from_secs(1);
+        assert_eq!(r.recv_timeout(d).unwrap(), WhackLine::Line(2, "y".into()));
+        assert_eq!(r.buffered(), Some(WhackLine::Done(3)));
+        assert_eq!(r.buffered(), None);
     }
 }
