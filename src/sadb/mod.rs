@@ -136,7 +136,7 @@ impl Sadb {
         Ok(sa)
     }
 
-    /// The datapath's view as of now (cheap: a few `Arc` clones).
+    /// The datapath's view as of now (cheap: one `Arc` clone).
     pub fn view(&self) -> SadbView {
         self.view.clone()
     }
@@ -312,11 +312,10 @@ mod tests {
         }
     }
 
-    /// What the view must answer for `said`: the SAIDs of its group, innermost first, and its
-    /// place in it; None when the SADB has no such SA.
-    /// A SAID's group (innermost first) and its place in it, as the view answers.
+    /// A SAID's group (innermost first) and its place in it; None when there is no such SA.
     type Answer = Option<(Vec<Said>, usize)>;
 
+    /// What the view must answer for `said`, from the SADB's own tables.
     fn expected(db: &Sadb, said: &Said) -> Answer {
         db.get(said)?;
         let saids: Vec<Said> = match db.member_of.get(said) {

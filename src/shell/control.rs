@@ -32,35 +32,51 @@ fn call_to(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> io::Result<i32> {
-    let mut s = UnixStream::connect(sock)?;
+    exchange(UnixStream::connect(sock)?, args, stdout, stderr)
+}
+
+/// The client's side of one exchange on a connected stream: sends the request, copies the
+/// output frames (read whole, whatever their length, in pieces of at most [`MAX_FRAME`]) and
+/// returns the exit status.
+fn exchange(
+    mut s: UnixStream,
+    args: &[String],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> io::Result<i32> {
     let body = args.join("\0");
     s.write_all(&(body.len() as u32).to_be_bytes())?;
     s.write_all(body.as_bytes())?;
+    let mut buf = vec![0u8; MAX_FRAME];
     loop {
         let mut hdr = [0u8; 5];
         s.read_exact(&mut hdr)?;
-        let len = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]) as usize;
-        let mut buf = vec![0u8; len.min(MAX_REQUEST)];
-        s.read_exact(&mut buf)?;
-        match hdr[0] {
-            0 => {
-                let code = buf
-                    .get(..4)
-                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                    .unwrap_or(1);
-                return Ok(code);
+        let mut left = u32::from_be_bytes([hdr[1], hdr[2], hdr[3], hdr[4]]) as usize;
+        if hdr[0] == 0 {
+            let mut code = [0u8; 4];
+            let n = left.min(4);
+            s.read_exact(&mut code[..n])?;
+            left -= n;
+            while left > 0 {
+                let k = left.min(buf.len());
+                s.read_exact(&mut buf[..k])?;
+                left -= k;
             }
-            1 => {
-                stdout.write_all(&buf)?;
-                stdout.flush()?;
-            }
-            _ => {
-                stderr.write_all(&buf)?;
-                stderr.flush()?;
-            }
+            return Ok(if n == 4 { i32::from_be_bytes(code) } else { 1 });
         }
+        let to: &mut dyn Write = if hdr[0] == 1 { stdout } else { stderr };
+        while left > 0 {
+            let k = left.min(buf.len());
+            s.read_exact(&mut buf[..k])?;
+            to.write_all(&buf[..k])?;
+            left -= k;
+        }
+        to.flush()?;
     }
 }
+
+/// Largest output frame the daemon sends (longer output goes in several).
+pub const MAX_FRAME: usize = 64 * 1024;
 
 /// The daemon's side of one client connection: output goes back as frames.
 #[derive(Debug)]
@@ -71,15 +87,21 @@ pub struct Reply {
 
 impl Reply {
     fn frame(&mut self, kind: u8, data: &[u8]) {
-        if self.broken {
-            return;
-        }
-        let mut f = Vec::with_capacity(5 + data.len());
-        f.push(kind);
-        f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        f.extend_from_slice(data);
-        if self.stream.write_all(&f).is_err() {
-            self.broken = true;
+        // Output longer than a frame goes in several (a client reads each whole).
+        for piece in data
+            .chunks(MAX_FRAME)
+            .chain(data.is_empty().then_some(data))
+        {
+            if self.broken {
+                return;
+            }
+            let mut f = Vec::with_capacity(5 + piece.len());
+            f.push(kind);
+            f.extend_from_slice(&(piece.len() as u32).to_be_bytes());
+            f.extend_from_slice(piece);
+            if self.stream.write_all(&f).is_err() {
+                self.broken = true;
+            }
         }
     }
 
@@ -292,6 +314,31 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    #[test]
+    fn long_output_arrives_whole_and_the_exit_status_after_it() {
+        let (client, daemon) = UnixStream::pair().unwrap();
+        let big: String = (0..200_000).map(|i| format!("line {i}\n")).collect();
+        assert!(big.len() > 3 * MAX_REQUEST / 2, "longer than any one frame");
+        let sent = big.clone();
+        let t = std::thread::spawn(move || {
+            let (args, mut reply) = read_request(daemon).unwrap();
+            assert_eq!(args, ["auto", "--status"]);
+            reply.out(&sent);
+            reply.err("warning\n");
+            reply.exit(3);
+        });
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let args = ["auto".to_string(), "--status".to_string()];
+        let code = exchange(client, &args, &mut out, &mut err).unwrap();
+        t.join().unwrap();
+        assert_eq!(code, 3);
+        assert!(
+            out == big.as_bytes(),
+            "stdout differs from what the daemon sent"
+        );
+        assert_eq!(err, b"warning\n");
+    }
 
     #[test]
     fn client_threads_serve_concurrently_and_are_reused() {

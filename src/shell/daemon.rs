@@ -686,6 +686,10 @@ impl Daemon {
                     }
                     WhackLine::Done(s) => status = Some(s),
                 }
+                if out.len() >= control::MAX_FRAME {
+                    reply.out(&out);
+                    out.clear();
+                }
                 next = rx.buffered();
             }
             if !out.is_empty() {

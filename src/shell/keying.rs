@@ -74,12 +74,12 @@ impl WhackReceiver {
         &mut self,
         d: Duration,
     ) -> Result<WhackLine, crossbeam_channel::RecvTimeoutError> {
-        while self.buf.is_empty() {
+        loop {
+            if let Some(line) = self.buf.pop_front() {
+                return Ok(line);
+            }
             self.buf.extend(self.rx.recv_timeout(d)?);
         }
-        self.buf
-            .pop_front()
-            .ok_or(crossbeam_channel::RecvTimeoutError::Timeout)
     }
 
     /// The next line of the batch already received, without waiting.
@@ -92,6 +92,7 @@ impl WhackReceiver {
 /// sent together after them.
 #[derive(Default)]
 struct WhackClients {
+    /// Each open client's channel and the lines waiting for it.
     open: HashMap<WhackClient, (Sender<Vec<WhackLine>>, Vec<WhackLine>)>,
     /// Clients with lines waiting, in the order they got their first.
     dirty: Vec<WhackClient>,
@@ -102,8 +103,12 @@ impl WhackClients {
         self.open.insert(client, (reply, Vec::new()));
     }
 
+    /// Queues a line for `client`; nothing comes after its `Done`.
     fn push(&mut self, client: WhackClient, line: WhackLine) {
         if let Some((_, lines)) = self.open.get_mut(&client) {
+            if matches!(lines.last(), Some(WhackLine::Done(_))) {
+                return;
+            }
             if lines.is_empty() {
                 self.dirty.push(client);
             }
@@ -111,15 +116,16 @@ impl WhackClients {
         }
     }
 
-    /// Sends every waiting batch; a client whose command is done is forgotten.
+    /// Sends every waiting batch; a client whose command is done, or who stopped listening,
+    /// is forgotten.
     fn flush(&mut self) {
         for client in self.dirty.drain(..) {
             let Some((tx, lines)) = self.open.get_mut(&client) else {
                 continue;
             };
             let done = matches!(lines.last(), Some(WhackLine::Done(_)));
-            let _ = tx.send(std::mem::take(lines));
-            if done {
+            let gone = tx.send(std::mem::take(lines)).is_err();
+            if done || gone {
                 self.open.remove(&client);
             }
         }
@@ -724,6 +730,19 @@ mod tests {
         clients.flush();
         assert!(rx1.try_recv().is_err());
         assert_eq!(clients.open.len(), 1);
+        // Nothing follows a Done queued in the same event; a client who stopped listening is
+        // forgotten at the next batch.
+        let (tx3, rx3) = crossbeam_channel::unbounded();
+        let (tx4, rx4) = crossbeam_channel::unbounded::<Vec<WhackLine>>();
+        clients.add(WhackClient(3), tx3);
+        clients.add(WhackClient(4), tx4);
+        clients.push(WhackClient(3), WhackLine::Done(0));
+        clients.push(WhackClient(3), WhackLine::Line(2, "after".into()));
+        drop(rx4);
+        clients.push(WhackClient(4), WhackLine::Line(2, "to nobody".into()));
+        clients.flush();
+        assert_eq!(rx3.try_recv().unwrap(), vec![WhackLine::Done(0)]);
+        assert_eq!(clients.open.len(), 1, "clients 3 and 4 are forgotten");
         // The receiving side hands the batch out line by line.
         let mut r = WhackReceiver {
             rx: rx2,

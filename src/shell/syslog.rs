@@ -222,9 +222,9 @@ pub fn write(source: Source, stamp: &str, line: &str) {
         let time = syslog_time();
         for t in line.lines() {
             let msg = message(source, &l.settings, pid, &time, t);
-            // A missing or full syslog socket loses the line there, never the daemon. A socket
-            // that fails is dropped and the line tried once more on a fresh one (the syslog
-            // daemon restarted: its old socket refuses).
+            // A missing syslog socket loses the line there, never the daemon. A socket that
+            // fails is dropped and the line tried once more on a fresh one (the syslog daemon
+            // restarted: its old socket refuses).
             for _ in 0..2 {
                 let Some(sock) = l.connected() else {
                     break;
@@ -249,11 +249,12 @@ impl Logger {
             if self.retry_at.is_some_and(|t| now < t) {
                 return None;
             }
-            let s = UnixDatagram::unbound().ok()?;
-            if s.connect(&self.settings.socket).is_err() {
+            let s =
+                UnixDatagram::unbound().and_then(|s| s.connect(&self.settings.socket).map(|()| s));
+            let Ok(s) = s else {
                 self.retry_at = Some(now + std::time::Duration::from_secs(1));
                 return None;
-            }
+            };
             self.retry_at = None;
             self.sock = Some(s);
         }
@@ -364,12 +365,17 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("log");
         let _ = std::fs::remove_file(&path);
-        let recv = |sock: &UnixDatagram| {
+        // Whether `sock` receives a message ending in `text` (other tests' lines may come too).
+        let receives = |sock: &UnixDatagram, text: &str| {
             sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
                 .unwrap();
             let mut b = [0u8; 2048];
-            let n = sock.recv(&mut b).unwrap();
-            String::from_utf8_lossy(&b[..n]).into_owned()
+            while let Ok(n) = sock.recv(&mut b) {
+                if String::from_utf8_lossy(&b[..n]).ends_with(text) {
+                    return true;
+                }
+            }
+            false
         };
         let first = UnixDatagram::bind(&path).unwrap();
         let settings = Settings {
@@ -378,14 +384,14 @@ mod tests {
         };
         configure(settings).unwrap();
         write(Source::Klips, "stamp", "one");
-        assert!(recv(&first).ends_with("one"));
+        assert!(receives(&first, "one"));
         // The syslog daemon restarts: a new socket at the same path.
         drop(first);
         std::fs::remove_file(&path).unwrap();
         let second = UnixDatagram::bind(&path).unwrap();
         write(Source::Klips, "stamp", "two");
         assert!(
-            recv(&second).ends_with("two"),
+            receives(&second, "two"),
             "the line after a restart is sent again"
         );
         configure(Settings::default()).unwrap();
