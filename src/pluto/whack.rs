@@ -236,13 +236,28 @@ impl Pluto {
                 c.up = false;
             }
             // Child SAs first (their Deletes ride on the IKE SA), then IKE SAs, oldest first.
-            let serials: Vec<SerialNo> = self
+            let ikes: Vec<SerialNo> = self.sas.ikes_of_conn(&key).map(|s| s.serial()).collect();
+            let children: Vec<(SerialNo, bool)> = self
                 .sas
                 .children_of_conn(&key)
-                .map(|c| c.serial())
-                .chain(self.sas.ikes_of_conn(&key).map(|s| s.serial()))
+                .map(|c| {
+                    // IKEv2: a child whose established IKE SA goes too needs no Delete of its
+                    // own — deleting an IKE SA closes its child SAs (RFC 7296 1.4.1) — and a
+                    // second INFORMATIONAL request sent before the first is answered would
+                    // exceed the peer's window of one (RFC 7296 2.3): strongSwan drops it,
+                    // keeping the IKE SA.
+                    let covered = ikes.contains(&c.parent())
+                        && self
+                            .sas
+                            .ike(c.parent())
+                            .is_some_and(|p| p.established && p.exchange.v2().is_some());
+                    (c.serial(), !covered)
+                })
                 .collect();
-            for s in serials {
+            for (s, notify) in children {
+                self.delete_sa(s, notify);
+            }
+            for s in ikes {
                 self.delete_sa(s, true);
             }
             self.settle_narrow_holds(&key, None);
