@@ -35,6 +35,9 @@ pub enum TimerKind {
     Liveness,
     /// Resend the last message.
     Retransmit,
+    /// Resend an established IKE SA's outstanding INFORMATIONAL request (IKEv2: every request
+    /// is retransmitted until answered, RFC 7296 2.1).
+    RequestRetransmit,
     /// Discard a half-open or failed state.
     SoDiscard,
     /// Time to rekey.
@@ -52,6 +55,8 @@ pub enum TimerSlot {
     Keepalive,
     /// [`TimerKind::Liveness`].
     Liveness,
+    /// [`TimerKind::RequestRetransmit`] (beside an established IKE SA's rekey event).
+    Request,
     /// The lifecycle event: retransmit, discard, replace, replace-if-used or expire.
     Event,
 }
@@ -62,7 +67,7 @@ impl TimerKind {
         match self {
             TimerKind::NatKeepalive => "EVENT_NAT_T_KEEPALIVE",
             TimerKind::Liveness => "EVENT_DPD",
-            TimerKind::Retransmit => "EVENT_RETRANSMIT",
+            TimerKind::Retransmit | TimerKind::RequestRetransmit => "EVENT_RETRANSMIT",
             TimerKind::SoDiscard => "EVENT_SO_DISCARD",
             TimerKind::SaReplace => "EVENT_SA_REPLACE",
             TimerKind::SaReplaceIfUsed => "EVENT_SA_REPLACE_IF_USED",
@@ -75,6 +80,7 @@ impl TimerKind {
         match self {
             TimerKind::NatKeepalive => TimerSlot::Keepalive,
             TimerKind::Liveness => TimerSlot::Liveness,
+            TimerKind::RequestRetransmit => TimerSlot::Request,
             _ => TimerSlot::Event,
         }
     }
@@ -105,7 +111,12 @@ impl TimerTable {
 
     /// Disarms every timer of SA `s`.
     pub fn clear_all(&mut self, s: SerialNo) {
-        for slot in [TimerSlot::Keepalive, TimerSlot::Liveness, TimerSlot::Event] {
+        for slot in [
+            TimerSlot::Keepalive,
+            TimerSlot::Liveness,
+            TimerSlot::Request,
+            TimerSlot::Event,
+        ] {
             self.clear(s, slot);
         }
     }
@@ -224,6 +235,7 @@ impl Pluto {
                 TimerKind::NatKeepalive => self.send_keepalive(serial),
                 TimerKind::Liveness => self.liveness_event(serial),
                 TimerKind::Retransmit => self.event_retransmit(serial),
+                TimerKind::RequestRetransmit => self.retransmit_request(serial),
                 TimerKind::SoDiscard => self.event_discard(serial),
                 TimerKind::SaReplace => self.sa_replace(serial, false),
                 TimerKind::SaReplaceIfUsed => self.sa_replace(serial, true),

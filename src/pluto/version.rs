@@ -274,6 +274,10 @@ pub trait ExchangeHandlers {
 
     /// Sends a liveness probe over IKE SA `ike` (IKEv1: DPD R_U_THERE).
     fn send_liveness_probe(p: &mut Pluto, ike: SerialNo);
+
+    /// The request outstanding on established IKE SA `ike` got no answer in time: resend it,
+    /// or give up on the peer (IKEv1 arms no such timer).
+    fn retransmit_request(p: &mut Pluto, ike: SerialNo);
 }
 
 impl Pluto {
@@ -395,6 +399,18 @@ impl Pluto {
         match v {
             IkeVersion::V1 => Ikev1::send_delete(self, serial),
             IkeVersion::V2 => Ikev2::send_delete(self, serial),
+        }
+    }
+
+    /// EVENT_RETRANSMIT of an established IKE SA's own request
+    /// ([`ExchangeHandlers::retransmit_request`]).
+    pub(crate) fn retransmit_request(&mut self, ike: SerialNo) {
+        let Some(v) = self.sas.ike(ike).map(|s| s.exchange.version()) else {
+            return;
+        };
+        match v {
+            IkeVersion::V1 => Ikev1::retransmit_request(self, ike),
+            IkeVersion::V2 => Ikev2::retransmit_request(self, ike),
         }
     }
 

@@ -113,6 +113,8 @@ impl ExchangeHandlers for Ikev1 {
     fn send_liveness_probe(p: &mut Pluto, ike: SerialNo) {
         p.send_r_u_there(ike)
     }
+
+    fn retransmit_request(_: &mut Pluto, _: SerialNo) {}
 }
 
 impl Pluto {

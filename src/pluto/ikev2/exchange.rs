@@ -17,7 +17,9 @@ use crate::pluto::natt::{IKE_PORT, NAT_T_PORT};
 use crate::pluto::output::{rc, whack_status};
 use crate::pluto::proposal::{AuthKind, EspAlg, IkeAlg};
 use crate::pluto::sa::{ChildSa, IkeSa, NewChildSa, NewIkeSa, PendingChild, Spis};
-use crate::pluto::timers::{TimerKind, HALF_OPEN_TIMEOUT_MS, RETRANSMIT_BASE_MS};
+use crate::pluto::timers::{
+    TimerKind, TimerSlot, HALF_OPEN_TIMEOUT_MS, MAX_RETRANSMISSIONS, RETRANSMIT_BASE_MS,
+};
 use crate::pluto::version::{ChildExchange, IkeExchange, IkeVersion};
 use crate::sadb::KeyBytes;
 use crate::said::Proto;
@@ -490,8 +492,18 @@ impl Pluto {
             }
         }
         if retransmit {
+            // An INFORMATIONAL of an established IKE SA has its own timer slot: the SA's
+            // event slot holds its rekey.
+            let kind = if exch == ExchangeType::Informational {
+                if let Some(r) = self.sas.rtx_mut(serial) {
+                    r.count = 0;
+                }
+                TimerKind::RequestRetransmit
+            } else {
+                TimerKind::Retransmit
+            };
             self.send_all_for(serial, local, remote, msgs);
-            self.schedule(serial, RETRANSMIT_BASE_MS, TimerKind::Retransmit);
+            self.schedule(serial, RETRANSMIT_BASE_MS, kind);
         } else {
             for m in msgs {
                 self.send_raw(local, remote, m);
@@ -702,6 +714,9 @@ impl Pluto {
                 self.v2_child_response(serial, hdr.message_id, &payloads)
             }
             (ExchangeType::Informational, _) => {
+                if answers_awaited {
+                    self.sas.timers.clear(serial, TimerSlot::Request);
+                }
                 self.heard_from(serial);
                 Ok(())
             }
@@ -726,6 +741,10 @@ impl Pluto {
         let Some((_, owner)) = self.v2(ike).and_then(|x| x.awaiting) else {
             return false;
         };
+        if owner == ike {
+            // Its own request (IKE_AUTH, or an INFORMATIONAL) is unanswered.
+            return true;
+        }
         match (self.sas.ike(owner), self.sas.child(owner)) {
             (Some(s), _) => !s.established,
             (None, Some(c)) => !c.established,
@@ -759,6 +778,9 @@ impl Pluto {
                 }
                 Deferred::IkeRekey { try_no } => {
                     self.v2_ike_rekey(ike, try_no);
+                }
+                Deferred::Informational(payloads) => {
+                    self.v2_send_informational(ike, payloads);
                 }
             }
             if self.v2_busy(ike) {
@@ -3187,12 +3209,76 @@ impl Pluto {
 
     /// Sends an INFORMATIONAL request with `payloads` (none: a liveness check) over
     /// established IKE SA `ike`.
+    ///
+    /// Like every IKEv2 request it is retransmitted until answered (RFC 7296 2.1: a request
+    /// the peer never saw would leave its message IDs behind ours for good), and it waits
+    /// while another request of ours is outstanding on the IKE SA (a window of one, 2.3); a
+    /// liveness check then is not needed (the outstanding request's answer is a sign of life).
+    /// The IKE SA's own Delete goes at once and is not retransmitted: the SA is removed.
     pub(crate) fn v2_send_informational(&mut self, ike: SerialNo, payloads: Vec<Payload>) {
         if !self.sas.ike(ike).is_some_and(|s| s.established) {
             return;
         }
-        if let Err(e) = self.v2_request(ike, ExchangeType::Informational, &payloads, false) {
+        let deletes_ike = payloads
+            .iter()
+            .any(|p| matches!(p, Payload::Delete(DeletePayload::Ike)));
+        if !deletes_ike && self.v2_busy(ike) {
+            if !payloads.is_empty() {
+                if let Some(x) = self.v2_mut(ike) {
+                    x.deferred.push(Deferred::Informational(payloads));
+                }
+            }
+            return;
+        }
+        let r = self.v2_request(ike, ExchangeType::Informational, &payloads, !deletes_ike);
+        if let Err(e) = r {
             self.slog(ike, format!("cannot send INFORMATIONAL: {e}"));
+        }
+    }
+
+    /// EVENT_RETRANSMIT of the INFORMATIONAL request outstanding on established IKE SA `ike`:
+    /// resent after 10, 20 and 40 s as any request; unanswered after that, the peer is dead
+    /// (RFC 7296 2.4), and the conn's `dpdaction=` applies.
+    pub(crate) fn v2_retransmit_informational(&mut self, ike: SerialNo) {
+        let Some(x) = self.v2(ike) else {
+            return;
+        };
+        if x.awaiting.map(|(_, owner)| owner) != Some(ike) {
+            return;
+        }
+        let n = self.sas.rtx(ike).map_or(0, |r| r.count);
+        let policy = crate::pluto::timers::RetryPolicy { keyingtries: 1 };
+        let name = self
+            .state_info(ike)
+            .map(|(i, _)| i.name)
+            .unwrap_or_default();
+        match policy.next_delay(n, false) {
+            Some(d) => {
+                if let Some(r) = self.sas.rtx_mut(ike) {
+                    r.count += 1;
+                }
+                self.slog_code(
+                    ike,
+                    rc::RETRANSMISSION,
+                    format!(
+                        "{name}: retransmission; will wait {}s for response",
+                        d / 1000
+                    ),
+                );
+                self.resend_last(ike);
+                self.schedule(ike, d, TimerKind::RequestRetransmit);
+            }
+            None => {
+                self.slog_code(
+                    ike,
+                    rc::NORETRANSMISSION,
+                    format!("max number of retransmissions ({MAX_RETRANSMISSIONS}) reached {name}"),
+                );
+                if let Some(x) = self.v2_mut(ike) {
+                    x.awaiting = None;
+                }
+                self.liveness_dead(ike);
+            }
         }
     }
 

@@ -62,4 +62,8 @@ impl ExchangeHandlers for Ikev2 {
     fn send_liveness_probe(p: &mut Pluto, ike: SerialNo) {
         p.v2_send_informational(ike, Vec::new())
     }
+
+    fn retransmit_request(p: &mut Pluto, ike: SerialNo) {
+        p.v2_retransmit_informational(ike)
+    }
 }

@@ -178,6 +178,8 @@ pub enum Deferred {
         /// Keying try.
         try_no: u32,
     },
+    /// An INFORMATIONAL request (Deletes) waiting for the one outstanding to be answered.
+    Informational(Vec<crate::pluto::ikev2::wire::payload::Payload>),
 }
 
 impl Ikev2Ike {

@@ -277,6 +277,40 @@ fn ikev2_child_rekey_with_create_child_sa() {
     assert!(net.a.sent.iter().any(|(_, _, _, d)| d.get(18) == Some(&36)));
 }
 
+/// A liveness check the network loses is sent again (RFC 7296 2.1: every request is
+/// retransmitted until answered): the peer's message IDs stay in step, so a later exchange
+/// (a forced child rekey) is still answered.
+#[test]
+fn ikev2_lost_liveness_check_keeps_message_ids_in_step() {
+    let mut net = v2_pair("\tdpddelay=30s\n\tdpdtimeout=120s\n", "");
+    net.up_a("net");
+    assert_up(&net);
+    // Lose A's first INFORMATIONAL request (exchange type 37, initiator flag, no response).
+    let mut lost = 0;
+    net.drop = Box::new(move |d, m| {
+        let probe = d == Dir::AtoB && m.get(18) == Some(&37) && m.get(19) == Some(&0x08);
+        if probe && lost == 0 {
+            lost += 1;
+            return true;
+        }
+        false
+    });
+    net.advance_to(40_000);
+    let before = net.a.established_ipsec();
+    let first = net.a.p.conns["net"].newest_ipsec;
+    net.rekey_a(7, "net", false);
+    net.advance_to(60_000);
+    assert_ne!(
+        net.a.p.conns["net"].newest_ipsec,
+        first,
+        "the rekey after a lost liveness check was not answered\n{}\n{}",
+        net.a.dump(),
+        net.b.dump()
+    );
+    assert!(net.a.established_ipsec() >= before);
+    assert!(!net.a.log_has("declaring peer dead"), "{}", net.a.dump());
+}
+
 #[test]
 fn ikev2_liveness_declares_a_dead_peer() {
     let mut net = v2_pair("\tdpdaction=clear\n\tdpddelay=30s\n\tdpdtimeout=120s\n", "");
