@@ -77,13 +77,17 @@ fn kill9(t: &Topo, ns: &str) {
     let pid = daemon_pid(t, ns);
     // SAFETY: kill(2) on the test's own gateway daemon.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // Gone, or a zombie whose other threads have exited too (a zombie leader can show while
+    // a datapath thread still holds the TUN queues open and takes a packet).
     assert!(
         wait_until(Duration::from_secs(5), || !std::path::Path::new(&format!(
             "/proc/{pid}"
         ))
         .exists()
-            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z "))),
+            || (std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+                && std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .is_ok_and(|d| d.count() <= 1))),
         "daemon {pid} survived SIGKILL"
     );
 }
