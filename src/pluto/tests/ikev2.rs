@@ -311,6 +311,54 @@ fn ikev2_lost_liveness_check_keeps_message_ids_in_step() {
     assert!(!net.a.log_has("declaring peer dead"), "{}", net.a.dump());
 }
 
+/// A child SA's Delete waits while a request of ours is unanswered on the IKE SA (RFC 7296
+/// 2.3: a window of one) and goes once that request is answered.
+#[test]
+fn ikev2_delete_waits_for_the_outstanding_request() {
+    let mut net = v2_pair("\tdpddelay=30s\n\tdpdtimeout=120s\n", "");
+    net.up_a("net");
+    assert_up(&net);
+    let requests = |n: &Node| {
+        n.sent
+            .iter()
+            .filter(|(_, _, _, d)| d.get(18) == Some(&37) && d.get(19) == Some(&0x08))
+            .count()
+    };
+    // The first liveness check is lost: it stays outstanding until its retransmission.
+    let mut lost = 0;
+    net.drop = Box::new(move |d, m| {
+        let probe = d == Dir::AtoB && m.get(18) == Some(&37) && m.get(19) == Some(&0x08);
+        if probe && lost == 0 {
+            lost += 1;
+            return true;
+        }
+        false
+    });
+    net.advance_to(35_000);
+    assert_eq!(requests(&net.a), 1, "{}", net.a.dump());
+    let child = net.a.p.conns["net"].newest_ipsec.unwrap();
+    net.whack_a(5, WhackCmd::DeleteState(child));
+    assert_eq!(
+        requests(&net.a),
+        1,
+        "a Delete went out beside the unanswered request\n{}",
+        net.a.dump()
+    );
+    net.advance_to(45_000);
+    assert_eq!(
+        requests(&net.a),
+        3,
+        "retransmission, then the Delete\n{}",
+        net.a.dump()
+    );
+    assert!(
+        net.b.log_has("received Delete for this child SA"),
+        "{}",
+        net.b.dump()
+    );
+    assert!(net.b.sadb.is_empty(), "{}", net.b.dump());
+}
+
 #[test]
 fn ikev2_liveness_declares_a_dead_peer() {
     let mut net = v2_pair("\tdpdaction=clear\n\tdpddelay=30s\n\tdpdtimeout=120s\n", "");
