@@ -77,24 +77,10 @@ impl RawSender {
         m: &mut MsgArrays,
         pkts: impl IntoIterator<Item = (Ipv4Addr, &'a [u8])>,
     ) -> usize {
-        let mut failed = 0;
-        let mut n = 0;
-        for (dst, p) in pkts {
-            m.addrs[n] = sockaddr_in(SocketAddrV4::new(dst, 0));
-            m.iovs[n] = libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            };
-            n += 1;
-            if n == m.cap() {
-                failed += m.send(self.sock.as_raw_fd(), n);
-                n = 0;
-            }
-        }
-        if n > 0 {
-            failed += m.send(self.sock.as_raw_fd(), n);
-        }
-        failed
+        let pkts = pkts
+            .into_iter()
+            .map(|(dst, p)| (sockaddr_in(SocketAddrV4::new(dst, 0)), p));
+        m.send_each(self.sock.as_raw_fd(), pkts)
     }
 }
 
@@ -189,6 +175,29 @@ impl<A: SockaddrSlot> MsgArrays<A> {
             } else {
                 off += r as usize;
             }
+        }
+        failed
+    }
+
+    /// Sends every (address, packet) pair on `fd`, [`MsgArrays::cap`] per `sendmmsg`; the
+    /// packets only need to live for the call. Returns how many the kernel refused.
+    fn send_each<'a>(&mut self, fd: i32, pkts: impl IntoIterator<Item = (A, &'a [u8])>) -> usize {
+        let mut failed = 0;
+        let mut n = 0;
+        for (addr, p) in pkts {
+            self.addrs[n] = addr;
+            self.iovs[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            n += 1;
+            if n == self.cap() {
+                failed += self.send(fd, n);
+                n = 0;
+            }
+        }
+        if n > 0 {
+            failed += self.send(fd, n);
         }
         failed
     }
@@ -918,24 +927,11 @@ impl PacketSender {
         m: &mut LlArrays,
         pkts: impl IntoIterator<Item = ([u8; 6], &'a [u8])>,
     ) -> usize {
-        let mut failed = 0;
-        let mut n = 0;
-        for (mac, p) in pkts {
-            m.addrs[n] = sockaddr_ll(self.ifindex, eth_p_ip(), Some(mac));
-            m.iovs[n] = libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            };
-            n += 1;
-            if n == m.cap() {
-                failed += m.send(self.sock.as_raw_fd(), n);
-                n = 0;
-            }
-        }
-        if n > 0 {
-            failed += m.send(self.sock.as_raw_fd(), n);
-        }
-        failed
+        let (ifindex, proto) = (self.ifindex, eth_p_ip());
+        let pkts = pkts
+            .into_iter()
+            .map(|(mac, p)| (sockaddr_ll(ifindex, proto, Some(mac)), p));
+        m.send_each(self.sock.as_raw_fd(), pkts)
     }
 }
 
