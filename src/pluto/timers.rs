@@ -307,20 +307,7 @@ impl Pluto {
             keyingtries: self.conns.get(&key).map_or(1, |c| c.keyingtries),
         };
         if let Some(d) = policy.next_delay(n, first) {
-            if let Some(rtx) = self.sas.rtx_mut(serial) {
-                rtx.count += 1;
-            }
-            self.slog_code(
-                serial,
-                rc::RETRANSMISSION,
-                format!(
-                    "{}: retransmission; will wait {}s for response",
-                    info.name,
-                    d / 1000
-                ),
-            );
-            self.resend_last(serial);
-            self.schedule(serial, d, TimerKind::Retransmit);
+            self.retransmit_now(serial, info.name, d, TimerKind::Retransmit);
             return;
         }
         self.slog_code(
@@ -332,6 +319,30 @@ impl Pluto {
             ),
         );
         self.give_up_attempt(serial);
+    }
+
+    /// Resends SA `serial`'s last message (in state `state`), counts the retransmission, logs
+    /// it as Pluto did and arms timer `kind` to look again in `wait_ms`.
+    pub(crate) fn retransmit_now(
+        &mut self,
+        serial: SerialNo,
+        state: &str,
+        wait_ms: u64,
+        kind: TimerKind,
+    ) {
+        if let Some(rtx) = self.sas.rtx_mut(serial) {
+            rtx.count += 1;
+        }
+        self.slog_code(
+            serial,
+            rc::RETRANSMISSION,
+            format!(
+                "{state}: retransmission; will wait {}s for response",
+                wait_ms / 1000
+            ),
+        );
+        self.resend_last(serial);
+        self.schedule(serial, wait_ms, kind);
     }
 
     /// The peer refused keying attempt `serial` (it cannot authenticate us, or we cannot

@@ -3253,21 +3253,7 @@ impl Pluto {
             .map(|(i, _)| i.name)
             .unwrap_or_default();
         match policy.next_delay(n, false) {
-            Some(d) => {
-                if let Some(r) = self.sas.rtx_mut(ike) {
-                    r.count += 1;
-                }
-                self.slog_code(
-                    ike,
-                    rc::RETRANSMISSION,
-                    format!(
-                        "{name}: retransmission; will wait {}s for response",
-                        d / 1000
-                    ),
-                );
-                self.resend_last(ike);
-                self.schedule(ike, d, TimerKind::RequestRetransmit);
-            }
+            Some(d) => self.retransmit_now(ike, name, d, TimerKind::RequestRetransmit),
             None => {
                 self.slog_code(
                     ike,
