@@ -277,6 +277,22 @@ fn ikev2_child_rekey_with_create_child_sa() {
     assert!(net.a.sent.iter().any(|(_, _, _, d)| d.get(18) == Some(&36)));
 }
 
+/// Whether IKEv2 message `m` is an INFORMATIONAL request (exchange type 37, the original
+/// initiator's flag, not a response): a liveness check or a Delete.
+fn is_informational_request(m: &[u8]) -> bool {
+    m.get(18) == Some(&37) && m.get(19) == Some(&0x08)
+}
+
+/// From now on the network loses A's first INFORMATIONAL request to B, and only that one.
+fn lose_first_informational_request_of_a(net: &mut Net) {
+    let mut lost = false;
+    net.drop = Box::new(move |d, m| {
+        let first = d == Dir::AtoB && is_informational_request(m) && !lost;
+        lost |= first;
+        first
+    });
+}
+
 /// A liveness check the network loses is sent again (RFC 7296 2.1: every request is
 /// retransmitted until answered): the peer's message IDs stay in step, so a later exchange
 /// (a forced child rekey) is still answered.
@@ -285,16 +301,7 @@ fn ikev2_lost_liveness_check_keeps_message_ids_in_step() {
     let mut net = v2_pair("\tdpddelay=30s\n\tdpdtimeout=120s\n", "");
     net.up_a("net");
     assert_up(&net);
-    // Lose A's first INFORMATIONAL request (exchange type 37, initiator flag, no response).
-    let mut lost = 0;
-    net.drop = Box::new(move |d, m| {
-        let probe = d == Dir::AtoB && m.get(18) == Some(&37) && m.get(19) == Some(&0x08);
-        if probe && lost == 0 {
-            lost += 1;
-            return true;
-        }
-        false
-    });
+    lose_first_informational_request_of_a(&mut net);
     net.advance_to(40_000);
     let before = net.a.established_ipsec();
     let first = net.a.p.conns["net"].newest_ipsec;
@@ -321,19 +328,11 @@ fn ikev2_delete_waits_for_the_outstanding_request() {
     let requests = |n: &Node| {
         n.sent
             .iter()
-            .filter(|(_, _, _, d)| d.get(18) == Some(&37) && d.get(19) == Some(&0x08))
+            .filter(|(_, _, _, d)| is_informational_request(d))
             .count()
     };
     // The first liveness check is lost: it stays outstanding until its retransmission.
-    let mut lost = 0;
-    net.drop = Box::new(move |d, m| {
-        let probe = d == Dir::AtoB && m.get(18) == Some(&37) && m.get(19) == Some(&0x08);
-        if probe && lost == 0 {
-            lost += 1;
-            return true;
-        }
-        false
-    });
+    lose_first_informational_request_of_a(&mut net);
     net.advance_to(35_000);
     assert_eq!(requests(&net.a), 1, "{}", net.a.dump());
     let child = net.a.p.conns["net"].newest_ipsec.unwrap();
@@ -371,7 +370,7 @@ fn ikev2_liveness_declares_a_dead_peer() {
         .a
         .sent
         .iter()
-        .any(|(_, _, _, d)| d.get(18) == Some(&37) && d.get(19) == Some(&0x08)));
+        .any(|(_, _, _, d)| is_informational_request(d)));
     net.drop = Box::new(|d, _| d == Dir::BtoA);
     net.advance_to(65_000 + 130_000);
     assert!(
